@@ -1,0 +1,168 @@
+# cllama — one plain Makefile.
+#
+#   make            build build/release/cllama
+#   make deps       install missing Debian packages (apt-get; sudo when not root)
+#   make serve      deps + build + run the server on 127.0.0.1:11434
+#   make test       deps + build + every test (unit, integration, golden, fuzz replay)
+#   make check      the test suite under ASan+UBSan (build/check/)
+#   make tsan       the test suite under ThreadSanitizer (build/tsan/)
+#   make fuzz       libFuzzer targets (clang), run each for FUZZ_SECONDS
+#   make bench      build the programs in bench/
+#   make clean
+#
+# Flags are assembled from named parts so any one can be overridden:
+#   make WARN= OPT=-O0 CC=clang
+MODE    ?= release
+CC      ?= cc
+BUILD   := build/$(MODE)
+
+STD     := -std=c11 -D_GNU_SOURCE
+WARN    ?= -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wno-unused-parameter -Wvla
+WERROR  ?=
+ifeq ($(MODE),release)
+OPT     ?= -O2 -g
+SAN     :=
+else ifeq ($(MODE),check)
+OPT     ?= -O1 -g -fno-omit-frame-pointer
+SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else ifeq ($(MODE),tsan)
+OPT     ?= -O1 -g
+SAN     := -fsanitize=thread
+else ifeq ($(MODE),fuzz)
+CC      := clang
+OPT     ?= -O1 -g
+SAN     := -fsanitize=fuzzer-no-link,address,undefined
+else ifeq ($(MODE),debug)
+OPT     ?= -O0 -g
+SAN     :=
+endif
+
+# Debian packages the build and tests need (checked by `make deps`).
+APT_PKGS := build-essential pkg-config libuv1-dev libjansson-dev \
+            libcurl4-openssl-dev libblis-dev node-llhttp libssl-dev \
+            libpcre2-dev libcriterion-dev curl python3
+
+LLHTTP_SRC := /usr/share/llhttp
+LLHTTP_INC := /usr/share/include/llhttp
+
+DEPS_CFLAGS := -I$(LLHTTP_INC)
+DEPS_LIBS   := -luv -ljansson -lcurl -lblis -lssl -lcrypto -lpcre2-8 -lm -lpthread
+INC         := -Iinclude -Isrc
+
+CFLAGS_ALL  = $(STD) $(WARN) $(WERROR) $(OPT) $(SAN) $(INC) $(DEPS_CFLAGS) \
+              -MMD -MP $(CFLAGS)
+LDFLAGS_ALL = $(SAN) $(LDFLAGS)
+
+ARCH := $(shell uname -m)
+# Per-ISA kernel files: only these objects get ISA flags (dispatch picks at run time).
+ISA_avx2   := -mavx2 -mfma -mf16c
+ISA_avx512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq \
+              -mavx512vnni -mavx512bf16
+ISA_neon   :=
+
+LIB_SRC  := $(shell find src -name '*.c' ! -path 'src/main.c' ! -path 'src/cli/*' | sort)
+CLI_SRC  := src/main.c $(sort $(wildcard src/cli/*.c))
+LLHTTP_C := $(wildcard $(LLHTTP_SRC)/*.c)
+TEST_SRC := $(sort $(wildcard test/test_*.c))
+FUZZ_SRC := $(sort $(wildcard test/fuzz/fuzz_*.c))
+BENCH_SRC:= $(sort $(wildcard bench/*.c))
+
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/%.o)
+LLHTTP_OBJ := $(patsubst $(LLHTTP_SRC)/%.c,$(BUILD)/llhttp/%.o,$(LLHTTP_C))
+LIB        := $(BUILD)/libcllama.a
+BIN        := $(BUILD)/cllama
+TEST_BIN   := $(TEST_SRC:test/%.c=$(BUILD)/test/%)
+REPLAY_BIN := $(FUZZ_SRC:test/fuzz/%.c=$(BUILD)/replay/%)
+BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.SECONDARY:
+.PHONY: all deps serve test check tsan fuzz bench clean format
+.DEFAULT_GOAL := all
+
+all: $(BIN)
+
+# ---------------------------------------------------------------- deps
+deps:
+	@missing=""; for p in $(APT_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	fi
+
+# ---------------------------------------------------------------- build
+$(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -g $(SAN) -I$(LLHTTP_INC) -w -c $< -o $@
+
+$(BUILD)/src/kernels/avx2.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_avx2))
+$(BUILD)/src/kernels/avx512.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_avx512))
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(CFLAGS_ISA) -c $< -o $@
+
+$(LIB): $(LIB_OBJ) $(LLHTTP_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(CLI_OBJ) $(LIB) $(DEPS_LIBS)
+
+$(BUILD)/test/%: $(BUILD)/test/%.o $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(DEPS_LIBS) -lcriterion
+
+$(BUILD)/replay/%: $(BUILD)/test/fuzz/%.o $(BUILD)/test/fuzz/replay.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/test/fuzz/replay.o $(LIB) $(DEPS_LIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(DEPS_LIBS)
+
+# ---------------------------------------------------------------- run
+serve: deps $(BIN)
+	./$(BIN) serve
+
+# Every test binary runs; test/run.sh prints one summary line at the end.
+test: deps $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN)
+	@CLLAMA_BIN=$(abspath $(BIN)) CLLAMA_BUILD=$(abspath $(BUILD)) \
+	  sh test/run.sh $(TEST_BIN) -- $(REPLAY_BIN)
+
+check:
+	@$(MAKE) --no-print-directory MODE=check test
+
+tsan:
+	@$(MAKE) --no-print-directory MODE=tsan test
+
+bench: deps $(BIN) $(BENCH_BIN)
+
+FUZZ_SECONDS ?= 60
+FUZZ_BIN := $(FUZZ_SRC:test/fuzz/%.c=$(BUILD)/fuzz/%)
+$(BUILD)/fuzz/%: $(BUILD)/test/fuzz/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -fsanitize=fuzzer -o $@ $< $(LIB) $(DEPS_LIBS)
+
+ifeq ($(MODE),fuzz)
+fuzz: deps $(FUZZ_BIN)
+	@for b in $(FUZZ_BIN); do n=$$(basename $$b); \
+	  mkdir -p $(BUILD)/corpus-$$n test/fuzz/corpus/$$n; \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+	  $$b -max_total_time=$(FUZZ_SECONDS) $(BUILD)/corpus-$$n test/fuzz/corpus/$$n || exit 1; \
+	done
+else
+fuzz:
+	@$(MAKE) --no-print-directory MODE=fuzz fuzz
+endif
+
+format:
+	clang-format -i $$(find src include test bench -name '*.[ch]')
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,120 @@
+/* kernels.h — quantized weight formats and the compute kernels over them.
+ *
+ * Owns: the GGUF/ggml tensor type table (block sizes, byte sizes), the
+ * scalar reference kernels (src/kernels/ref.c: the specification and test
+ * oracle), per-ISA SIMD versions (avx2.c, avx512.c, neon.c) chosen once at
+ * start-up from CPUID (dispatch.c; CLLAMA_KERNELS=ref|avx2|avx512|neon
+ * forces one), and the matrix-product entry point that the engine's threads
+ * call on their slice of rows (matmul.c, the only file that includes BLIS).
+ *
+ * Kernels never allocate, log or fail: callers pass correctly sized buffers
+ * (sizes from cll_row_bytes) and scratch. Everything here may be called from
+ * any thread at the same time; the dispatch table is immutable once chosen. */
+#ifndef CLLAMA_KERNELS_H
+#define CLLAMA_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ggml type ids, as stored in GGUF tensor infos. */
+enum cll_type {
+  CLL_TYPE_F32 = 0,
+  CLL_TYPE_F16 = 1,
+  CLL_TYPE_Q4_0 = 2,
+  CLL_TYPE_Q4_1 = 3,
+  CLL_TYPE_Q5_0 = 6,
+  CLL_TYPE_Q5_1 = 7,
+  CLL_TYPE_Q8_0 = 8,
+  CLL_TYPE_Q8_1 = 9,
+  CLL_TYPE_Q2_K = 10,
+  CLL_TYPE_Q3_K = 11,
+  CLL_TYPE_Q4_K = 12,
+  CLL_TYPE_Q5_K = 13,
+  CLL_TYPE_Q6_K = 14,
+  CLL_TYPE_Q8_K = 15,
+  CLL_TYPE_BF16 = 30,
+  CLL_TYPE_COUNT = 40, /* table size; ids above are the ones we know */
+};
+
+struct cll_type_info {
+  const char *name;       /* "Q4_0", "F16", ... as GGUF tools print them */
+  uint32_t block_elems;   /* elements per block (1 for F32/F16/BF16) */
+  uint32_t block_bytes;   /* bytes per block */
+  enum cll_type act_type; /* what activations are quantized to for vec_dot
+                             (Q8_0, Q8_K, or F32 / F16 for float weights) */
+};
+
+/* Info for a type id, or NULL when cllama cannot compute with it
+ * (borrowed, static). */
+const struct cll_type_info *cll_type_info(uint32_t type);
+/* Bytes of one row of n elements, or 0 when n is not a multiple of the
+ * block size or the type is unknown. */
+size_t cll_row_bytes(uint32_t type, int64_t n);
+
+/* Per-ISA kernel table. A NULL entry means "not provided by this ISA":
+ * dispatch.c fills it from the reference table, so a table returned by
+ * cll_kernels() has every supported type filled. */
+typedef struct cll_kernels {
+  const char *isa; /* "ref", "avx2", "avx512", "neon" */
+  /* dst[0..n) = the n weights of one row. */
+  void (*dequant_row[CLL_TYPE_COUNT])(const void *src, float *dst, int64_t n);
+  /* Quantizes n floats into row format (used for activations and by the
+   * quantizer). For the types that have no quantizer, NULL. */
+  void (*quantize_row[CLL_TYPE_COUNT])(const float *src, void *dst, int64_t n);
+  /* *out = dot(weight row w of type T, activation row a already in
+   * info(T)->act_type format), n elements. */
+  void (*vec_dot[CLL_TYPE_COUNT])(int64_t n, const void *w, const void *a, float *out);
+} cll_kernels;
+
+/* The table for this CPU (chosen once; thread-safe). Borrowed, static. */
+const cll_kernels *cll_kernels_get(void);
+/* A specific table by ISA name, or NULL when this CPU/build lacks it
+ * (tests compare every available table against "ref"). */
+const cll_kernels *cll_kernels_by_name(const char *isa);
+
+/* fp16/bf16 <-> fp32 scalar conversions (exact, round-to-nearest-even). */
+float cll_fp16_to_fp32(uint16_t h);
+uint16_t cll_fp32_to_fp16(float f);
+float cll_bf16_to_fp32(uint16_t h);
+uint16_t cll_fp32_to_bf16(float f);
+
+/* ---- matrix products (matmul.c)
+ *
+ * Y[t][r] = sum_k W[r][k] * X[t][k]   for r in [r0, r1), t in [0, n_tok)
+ *
+ * W: rows of wtype, n_in elements each, w_stride bytes apart (a GGUF matrix
+ * with ne = [n_in, n_out]). X: n_tok rows of n_in floats, x_stride floats
+ * apart. xq: the same X already quantized to info(wtype)->act_type with
+ * cll_matmul_prepare (shared by every thread's slice, so it is done once).
+ * Y: y_stride floats between token rows; columns r0..r1 are written.
+ * scratch: at least cll_matmul_scratch_bytes(...) bytes, private to the
+ * calling thread. The engine's threads each call this on their own slice of
+ * rows; the function itself is single-threaded. */
+typedef struct cll_matmul_args {
+  uint32_t wtype;
+  const void *w;
+  size_t w_stride;
+  int64_t n_in;
+  int64_t r0, r1;
+  const float *x;
+  int64_t x_stride;
+  const void *xq;
+  size_t xq_stride;
+  int64_t n_tok;
+  float *y;
+  int64_t y_stride;
+  void *scratch;
+  size_t scratch_bytes;
+} cll_matmul_args;
+
+/* Bytes of per-thread scratch cll_matmul needs for up to max_tok tokens and
+ * rows of n_in elements. */
+size_t cll_matmul_scratch_bytes(int64_t n_in, int64_t max_tok);
+/* Bytes of the xq buffer for n_tok rows (0 when wtype needs none). */
+size_t cll_matmul_xq_bytes(uint32_t wtype, int64_t n_in, int64_t n_tok, size_t *xq_stride);
+/* Quantizes token rows [t0, t1) of X into xq (threads may split tokens). */
+void cll_matmul_prepare(const cll_kernels *k, uint32_t wtype, const float *x, int64_t x_stride,
+                        int64_t n_in, int64_t t0, int64_t t1, void *xq, size_t xq_stride);
+void cll_matmul(const cll_kernels *k, const cll_matmul_args *a);
+
+#endif

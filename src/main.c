@@ -1,0 +1,40 @@
+/* main.c — `cllama <command>`: finds the command and runs it. The commands
+ * themselves live in src/cli/, one file each. */
+#include "cllama/cli.h"
+#include "cllama/version.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct cll_cli_command commands[] = {
+    {"serve", cll_cli_serve, "Start the server"},
+    {"version", cll_cli_version, "Print the version"},
+};
+
+static void usage(FILE *out) {
+  fprintf(out, "cllama %s: an Ollama-compatible LLM server\n\n", CLLAMA_VERSION);
+  fprintf(out, "Usage:\n  cllama <command> [arguments]\n\nCommands:\n");
+  for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+    fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+  fprintf(out, "\nRun `cllama <command> --help` for a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+      strcmp(argv[1], "help") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-v") == 0)
+    return cll_cli_version(argc - 1, argv + 1);
+  for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+    if (strcmp(argv[1], commands[i].name) == 0)
+      return commands[i].run(argc - 1, argv + 1);
+  fprintf(stderr, "cllama: unknown command \"%s\"\n\n", argv[1]);
+  usage(stderr);
+  return 2;
+}
