@@ -166,13 +166,12 @@ static inline void cll__q3_K_scales(const uint8_t *packed, int8_t out[16]) {
 }
 
 /* Per-ISA tables; dispatch.c fills their NULL entries from the reference.
- * The x86 ones live in avx2.c/avx512.c (declared weak until those files are
- * in every build: a weak reference links without them, but note that it
- * does not pull an archive member in by itself). */
+ * The x86 ones live in avx2.c/avx512.c, which every x86-64 build compiles
+ * (strong references: a weak one would not pull them out of the archive). */
 extern const cll_kernels cll__kernels_ref;
 #if defined(__x86_64__)
-extern const cll_kernels cll__kernels_avx2 __attribute__((weak));
-extern const cll_kernels cll__kernels_avx512 __attribute__((weak));
+extern const cll_kernels cll__kernels_avx2;
+extern const cll_kernels cll__kernels_avx512;
 #endif
 #if defined(__aarch64__)
 extern const cll_kernels cll__kernels_neon;
