@@ -8,6 +8,7 @@
 
 static const struct cll_cli_command commands[] = {
     {"serve", cll_cli_serve, "Start the server"},
+    {"infer", cll_cli_infer, "Run the engine on token ids (development tool)"},
     {"version", cll_cli_version, "Print the version"},
 };
 
