@@ -8,6 +8,7 @@
 
 static const struct cll_cli_command commands[] = {
     {"serve", cll_cli_serve, "Start the server"},
+    {"quantize", cll_cli_quantize, "Quantize a GGUF model's weights"},
     {"version", cll_cli_version, "Print the version"},
 };
 
