@@ -9,6 +9,7 @@
 static const struct cll_cli_command commands[] = {
     {"serve", cll_cli_serve, "Start the server"},
     {"infer", cll_cli_infer, "Run the engine on token ids (development tool)"},
+    {"quantize", cll_cli_quantize, "Quantize a GGUF model's weights"},
     {"version", cll_cli_version, "Print the version"},
 };
 

@@ -18,5 +18,6 @@ struct cll_cli_command {
 int cll_cli_serve(int argc, char **argv);
 int cll_cli_version(int argc, char **argv);
 int cll_cli_infer(int argc, char **argv);
+int cll_cli_quantize(int argc, char **argv);
 
 #endif
