@@ -72,6 +72,12 @@ static uint64_t now_ms(cll_registry *reg) {
   return uv_now(reg->loop);
 }
 
+/* The store wants "sha256:<hex>"; we keep bare hex. */
+static const char *dg(const char *hex, char buf[80]) {
+  snprintf(buf, 80, "sha256:%s", hex);
+  return buf;
+}
+
 static char *xstrdup(const char *s) {
   return s ? strdup(s) : NULL;
 }
@@ -1173,7 +1179,8 @@ static void hash_work(uv_work_t *w) {
                         b->digest, got);
     return;
   }
-  b->rc = cll_store_blob_commit(b->reg->store, b->digest, b->size, &b->err);
+  char d[80];
+  b->rc = cll_store_blob_commit(b->reg->store, dg(b->digest, d), b->size, &b->err);
   if (b->rc == 0)
     for (int n = 0; n < b->n_parts; n++) {
       part_path(b, n, pp, sizeof(pp));
@@ -1314,9 +1321,10 @@ static struct blob *blob_get(cll_registry *reg, const char *digest, int64_t size
   snprintf(url, sizeof(url), "%s/v2/%s/blobs/sha256:%s", base_url, repo, digest);
   b->blob_url = strdup(url);
   b->token = xstrdup(token);
+  char d[80];
   if (b->blob_url == NULL ||
-      cll_store_blob_path(reg->store, digest, b->path, sizeof(b->path)) != 0 ||
-      cll_store_blob_partial_path(reg->store, digest, b->partial, sizeof(b->partial)) != 0) {
+      cll_store_blob_path(reg->store, dg(digest, d), b->path, sizeof(b->path)) != 0 ||
+      cll_store_blob_partial_path(reg->store, d, b->partial, sizeof(b->partial)) != 0) {
     free(b->blob_url);
     free(b->token);
     free(b);
@@ -1511,8 +1519,8 @@ static void write_manifest_work(uv_work_t *w) {
       for (size_t k = 0; k < list[m]->n_layers && !used; k++)
         used = strcmp(list[m]->layers[k].digest, d) == 0;
     }
-    char path[4200];
-    if (!used && cll_store_blob_path(reg->store, d, path, sizeof(path)) == 0 &&
+    char path[4200], pd[80];
+    if (!used && cll_store_blob_path(reg->store, dg(d, pd), path, sizeof(path)) == 0 &&
         unlink(path) == 0)
       j->removed++;
   }
@@ -1540,7 +1548,8 @@ static void job_next_layer(struct job *j) {
   cll_registry *reg = j->reg;
   for (; j->cur < j->n_layers; j->cur++) {
     struct jlayer *l = &j->layers[j->cur];
-    if (cll_store_blob_exists(reg->store, l->digest, l->size)) {
+    char d[80];
+    if (cll_store_blob_exists(reg->store, dg(l->digest, d), l->size)) {
       /* Cache hit: one progress line, no download, no verification. */
       job_layer_progress(j, l->size);
       continue;
