@@ -8,6 +8,7 @@
 
 static const struct cll_cli_command commands[] = {
     {"serve", cll_cli_serve, "Start the server"},
+    {"pull", cll_cli_pull, "Pull a model from a registry"},
     {"version", cll_cli_version, "Print the version"},
 };
 

@@ -448,10 +448,12 @@ static void blob_check(struct blob *b);
 static void blob_begin(struct blob *b);
 static void job_on_blob(struct job *j, int rc, const cll_err *err);
 
+/* Progress counts bytes received (a buffer is on disk a moment later);
+ * the part state files count only what is written. */
 static int64_t blob_completed(const struct blob *b) {
   int64_t c = 0;
   for (int i = 0; i < b->n_parts; i++)
-    c += b->parts[i].written;
+    c += b->parts[i].received;
   return c;
 }
 
