@@ -25,6 +25,7 @@ typedef struct cll_api {
   cll_server *server;
   cll_store *store;
   const cll_config *cfg;
+  struct cll_registry *registry; /* pulls; created by cll_api_pull_register */
 } cll_api;
 
 /* The cll_api a request's server was registered with (borrowed). */
@@ -36,6 +37,12 @@ int cll_api_register_all(cll_api *api);
 
 /* One per endpoint family. */
 int cll_api_models_register(cll_api *api); /* /, /api/version, tags, copy, delete */
+int cll_api_pull_register(cll_api *api);   /* /api/pull (creates api->registry) */
+
+/* Releases what the families hold (e.g. the registry's transfers) once the
+ * server has closed, so the loop can end (src/api/routes.c). */
+void cll_api_close_all(cll_api *api);
+void cll_api_pull_close(cll_api *api);
 
 /* The version reported by GET /api/version: a plausible recent Ollama
  * version, because clients compare it. */

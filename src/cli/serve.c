@@ -17,6 +17,7 @@ struct serve {
   uv_loop_t loop;
   uv_signal_t sigint, sigterm;
   cll_server *server;
+  cll_api *api;
   int stopping;
 };
 
@@ -28,6 +29,7 @@ static void usage(FILE *out) {
 static void on_server_closed(void *ud) {
   struct serve *s = ud;
   s->server = NULL;
+  cll_api_close_all(s->api);
   uv_close((uv_handle_t *)&s->sigint, NULL);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
 }
@@ -97,10 +99,12 @@ int cll_cli_serve(int argc, char **argv) {
     return 1;
   }
   cll_api api = {.loop = &s.loop, .server = s.server, .store = store, .cfg = &cfg};
+  s.api = &api;
   rc = cll_api_register_all(&api);
   if (rc != 0) {
     fprintf(stderr, "cllama serve: registering routes: %s\n", cll_strerror(rc));
     cll_server_close(s.server, NULL, NULL);
+    cll_api_close_all(&api);
     uv_run(&s.loop, UV_RUN_DEFAULT);
     uv_loop_close(&s.loop);
     cll_store_close(store);
