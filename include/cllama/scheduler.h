@@ -75,8 +75,9 @@ typedef void (*cll_seq_embd_cb)(void *ud, cll_seq *s, const float *v, int32_t n)
 typedef void (*cll_seq_done_cb)(void *ud, cll_seq *s, int reason,
                                 const struct cll_seq_stats *st, const cll_err *err);
 /* Sampler (work-queue thread, inside the step): picks the next token from
- * n_vocab logits. NULL means greedy (argmax, lowest id on ties). */
-typedef int32_t (*cll_seq_sample_fn)(void *sample_ud, const float *logits, int64_t n_vocab);
+ * n_vocab logits, which belong to the step and may be modified in place
+ * (penalties). NULL means greedy (argmax, lowest id on ties). */
+typedef int32_t (*cll_seq_sample_fn)(void *sample_ud, float *logits, int64_t n_vocab);
 
 struct cll_seq_desc {
   const int32_t *prompt;  /* (n_prompt) token ids; copied by submit */

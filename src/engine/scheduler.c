@@ -604,8 +604,10 @@ static void on_step_work(uv_work_t *w) {
     const float *lg = s->be->logits(c, q->step_k0);
     if (!lg)
       continue;
-    q->step_token =
-        q->d.sample ? q->d.sample(q->d.sample_ud, lg, s->p.n_vocab) : argmax(lg, s->p.n_vocab);
+    /* The logits buffer is the step's until the next forward; the sampler
+     * may apply its penalties in place. */
+    q->step_token = q->d.sample ? q->d.sample(q->d.sample_ud, (float *)lg, s->p.n_vocab)
+                                : argmax(lg, s->p.n_vocab);
   }
 }
 
