@@ -361,7 +361,7 @@ static int build_head(cll_request *r, struct cll__buf *h, int status, const char
   if (r->extra.len && rc == 0)
     rc = cll__buf_append(h, r->extra.data, r->extra.len);
   if (rc == 0) {
-    if (body_len >= 0)
+    if (body_len >= 0 && status != 204 && status >= 200)
       rc = cll__buf_printf(h, "Content-Length: %lld\r\n", body_len);
     else if (r->chunked_out)
       rc = cll__buf_printf(h, "Transfer-Encoding: chunked\r\n");

@@ -1,0 +1,11 @@
+/* routes.c — the one place that registers every endpoint family. Adding a
+ * family is one line here plus its cll_api_<family>_register() in api.h. */
+#include "cllama/api.h"
+
+int cll_api_register_all(cll_api *api) {
+  cll_server_set_data(api->server, api);
+  int rc = 0;
+  if (rc == 0)
+    rc = cll_api_models_register(api);
+  return rc;
+}
