@@ -8,6 +8,8 @@
 
 static const struct cll_cli_command commands[] = {
     {"serve", cll_cli_serve, "Start the server"},
+    {"tokenize", cll_cli_tokenize, "Print the token ids of stdin (any GGUF file)"},
+    {"detokenize", cll_cli_detokenize, "Print the text of token ids on stdin"},
     {"version", cll_cli_version, "Print the version"},
 };
 

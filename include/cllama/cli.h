@@ -17,5 +17,7 @@ struct cll_cli_command {
 
 int cll_cli_serve(int argc, char **argv);
 int cll_cli_version(int argc, char **argv);
+int cll_cli_tokenize(int argc, char **argv);
+int cll_cli_detokenize(int argc, char **argv);
 
 #endif
