@@ -106,12 +106,11 @@ int cll_cli_serve(int argc, char **argv) {
     cll_store_close(store);
     return 1;
   }
-  cll_api api = {.loop = &s.loop, .server = s.server, .store = store, .cfg = &cfg};
-  s.api = &api;
   struct cll_runners_params rp = cll_api_runners_params(&cfg);
   cll_runners_new(&s.loop, &rp, &s.runners);
   cll_api api = {.loop = &s.loop, .server = s.server, .store = store, .cfg = &cfg,
                  .runners = s.runners};
+  s.api = &api;
   rc = cll_api_register_all(&api);
   if (rc != 0) {
     fprintf(stderr, "cllama serve: registering routes: %s\n", cll_strerror(rc));
