@@ -8,6 +8,7 @@
 
 static const struct cll_cli_command commands[] = {
     {"serve", cll_cli_serve, "Start the server"},
+    {"list", cll_cli_list, "List models (asks the running server)"},
     {"version", cll_cli_version, "Print the version"},
 };
 

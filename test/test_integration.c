@@ -509,3 +509,17 @@ Test(cli, invalid_configuration_is_rejected) {
   cr_expect_eq(run_cli(badhost, "", out, sizeof(out)), 1);
   cr_expect_not_null(strstr(out, "OLLAMA_HOST"), "%s", out);
 }
+
+Test(api, cli_list_is_a_client_of_the_server) {
+  char cmd[1024], out[4096];
+  snprintf(cmd, sizeof(cmd), "OLLAMA_HOST=127.0.0.1:%d %s list 2>&1", T.port, bin());
+  FILE *p = popen(cmd, "r");
+  size_t n = fread(out, 1, sizeof(out) - 1, p);
+  out[n] = '\0';
+  int st = pclose(p);
+  cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
+  cr_expect_not_null(strstr(out, "NAME"), "%s", out);
+  cr_expect_not_null(strstr(out, "tiny:1b"), "%s", out);
+  cr_expect_not_null(strstr(out, "team/Other:v2"), "%s", out);
+  cr_expect_null(strstr(out, "ghost"), "%s", out);
+}
