@@ -116,6 +116,7 @@ struct cll_server {
   llhttp_settings_t settings;
   char date[64];
   time_t date_sec;
+  char readbuf[64 * 1024]; /* shared by every connection's reads */
 };
 
 static void conn_close(struct conn *c);
@@ -890,12 +891,14 @@ static void process_input(struct conn *c) {
     reject(c, status);
     break;
   }
-  /* Compact the input buffer. */
+  /* Compact the input buffer; give a large empty one back. */
   if (c->in_pos > 0) {
     memmove(c->in.data, c->in.data + c->in_pos, c->in.len - c->in_pos);
     c->in.len -= c->in_pos;
     c->in_pos = 0;
   }
+  if (c->in.len == 0 && c->in.cap > 4096)
+    cll__buf_free(&c->in);
   c->dispatching = 0;
   if (c->flags & CONN_CLOSING)
     return;
@@ -925,20 +928,12 @@ static void on_idle(uv_idle_t *h) {
   uv_idle_stop(&srv->idle);
 }
 
+/* Every read lands in one server-wide buffer (libuv calls alloc and read
+ * back to back on the loop thread) and is then appended to the
+ * connection's input, so an idle connection holds no read buffer. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   struct conn *c = h->data;
-  size_t want = 64 * 1024;
-  if (c->in.cap - c->in.len < want + 1) {
-    size_t cap = c->in.len + want + 1;
-    char *d = realloc(c->in.data, cap);
-    if (d == NULL) {
-      *buf = uv_buf_init(NULL, 0);
-      return;
-    }
-    c->in.data = d;
-    c->in.cap = cap;
-  }
-  *buf = uv_buf_init(c->in.data + c->in.len, (unsigned)(c->in.cap - c->in.len - 1));
+  *buf = uv_buf_init(c->srv->readbuf, sizeof(c->srv->readbuf));
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -966,8 +961,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       process_input(c);
     return;
   }
-  c->in.len += (size_t)nread;
-  c->in.data[c->in.len] = '\0';
+  if (cll__buf_append(&c->in, buf->base, (size_t)nread) != 0) {
+    conn_close(c);
+    return;
+  }
   if (c->req && c->req->state != REQ_PARSING) {
     /* Pipelined input while a request is being answered: keep it, within
      * a cap, and stop reading past it. */
