@@ -27,7 +27,7 @@ Test(config, defaults) {
   cr_expect_eq(c.port, 11434);
   cr_expect_str_eq(c.models, "/home/tester/.ollama/models");
   cr_expect_eq(c.keep_alive_ns, 300LL * 1000000000LL);
-  cr_expect_eq(c.num_parallel, 1);
+  cr_expect_eq(c.num_parallel, 0); /* auto: chosen from memory by the runners */
   cr_expect_eq(c.max_queue, 512);
   cr_expect_eq(c.max_loaded_models, 0);
   cr_expect_eq(c.debug, 0);
@@ -61,7 +61,7 @@ Test(config, invalid_values_are_rejected_with_the_variable_name) {
   } bad[] = {
       {"OLLAMA_HOST", "127.0.0.1:99999"},  {"OLLAMA_HOST", "ftp://x"},
       {"OLLAMA_HOST", "h:port"},           {"OLLAMA_KEEP_ALIVE", "soon"},
-      {"OLLAMA_KEEP_ALIVE", "5x"},         {"OLLAMA_NUM_PARALLEL", "0"},
+      {"OLLAMA_KEEP_ALIVE", "5x"},         {"OLLAMA_NUM_PARALLEL", "-1"},
       {"OLLAMA_NUM_PARALLEL", "two"},      {"OLLAMA_MAX_QUEUE", "-1"},
       {"OLLAMA_MAX_LOADED_MODELS", "1.5"}, {"OLLAMA_DEBUG", "loud"},
       {"CLLAMA_STREAM_DEFAULT", "maybe"},  {"OLLAMA_ORIGINS", "http://*.a.*"},
