@@ -455,7 +455,10 @@ int cll_forward(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
     }
   c->n_out = n_out;
   c->b = b;
-  cll__team_run(c->team, forward_worker, c);
+  /* Small models (or tiny batches of them) run on one thread: below about
+   * 8M multiply-adds per step the barriers cost more than the split gains. */
+  int n_active = (double)I->n_params * b->n_tokens < 8e6 ? 1 : c->p.n_threads;
+  cll__team_run(c->team, n_active, forward_worker, c);
   c->b = NULL;
   return 0;
 }

@@ -43,6 +43,7 @@ struct cll__team {
   atomic_bool stop;
   cll__team_fn fn;      /* written before run_gen is bumped (release) */
   void *arg;
+  int active;           /* threads 0..active-1 run fn this time; the rest skip */
 
   _Alignas(64) atomic_int bar_count;
   _Alignas(64) atomic_uint bar_gen;
@@ -94,7 +95,8 @@ static void *worker_main(void *p) {
     if (atomic_load(&t->stop))
       return NULL;
     seen = g;
-    t->fn(t->arg, w->ith, t->n);
+    if (w->ith < t->active)
+      t->fn(t->arg, w->ith, t->active);
     atomic_fetch_add_explicit(&t->n_done, 1, memory_order_release);
   }
 }
@@ -149,29 +151,33 @@ int cll__team_size(const cll__team *t) {
   return t->n;
 }
 
-void cll__team_run(cll__team *t, cll__team_fn fn, void *arg) {
-  if (t->n == 1) {
+void cll__team_run(cll__team *t, int n_active, cll__team_fn fn, void *arg) {
+  if (n_active < 1 || n_active > t->n)
+    n_active = t->n;
+  if (n_active == 1) {
+    t->active = 1;
     fn(arg, 0, 1);
     return;
   }
   t->fn = fn;
   t->arg = arg;
+  t->active = n_active;
   atomic_store_explicit(&t->n_done, 0, memory_order_relaxed);
   pthread_mutex_lock(&t->mu);
   atomic_fetch_add_explicit(&t->run_gen, 1, memory_order_release);
   pthread_cond_broadcast(&t->cv);
   pthread_mutex_unlock(&t->mu);
-  fn(arg, 0, t->n);
+  fn(arg, 0, n_active);
   int spins = 0;
   while (atomic_load_explicit(&t->n_done, memory_order_acquire) != t->n - 1)
     spin_wait(&spins);
 }
 
 void cll__team_barrier(cll__team *t) {
-  if (t->n == 1)
+  if (t->active == 1)
     return;
   unsigned g = atomic_load_explicit(&t->bar_gen, memory_order_acquire);
-  if (atomic_fetch_add_explicit(&t->bar_count, 1, memory_order_acq_rel) == t->n - 1) {
+  if (atomic_fetch_add_explicit(&t->bar_count, 1, memory_order_acq_rel) == t->active - 1) {
     atomic_store_explicit(&t->bar_count, 0, memory_order_relaxed);
     atomic_fetch_add_explicit(&t->bar_gen, 1, memory_order_release);
     return;
