@@ -310,7 +310,9 @@ static void forward_worker(void *arg, int ith, int nth) {
   const struct cll_model_info *I = &m->info;
   const struct cll_batch *b = c->b;
   cll__team *team = c->team;
-  const int64_t T = b->n_tokens, E = I->n_embd, D = I->head_dim, F = I->n_ff;
+  const int64_t E = I->n_embd, D = I->head_dim, F = I->n_ff;
+  int64_t T = b->n_tokens;
+  bool compacted = false; /* rows 0..n_out-1 hold the wanted tokens */
   const int64_t QD = I->n_head * D, KD = c->kv_dim, half = m->n_rot / 2;
   struct prepared pr;
   int64_t t0, t1;
@@ -354,6 +356,21 @@ static void forward_worker(void *arg, int ith, int nth) {
     for (int64_t i = ith; i < (int64_t)c->n_units * I->n_head; i += nth)
       attend(c, il, &c->units[i / I->n_head], i % I->n_head, &c->ts[ith]);
     cll__team_barrier(team);
+    if (il == I->n_layer - 1 && c->n_out < T) {
+      /* The rest of the last layer only matters for the wanted rows: move
+       * them to the front (out_rows ascends, so in place is safe) and go on
+       * with n_out rows. */
+      if (ith == 0)
+        for (int32_t k = 0; k < c->n_out; k++) {
+          int32_t r = c->out_rows[k];
+          memmove(c->att + k * QD, c->att + (int64_t)r * QD, (size_t)QD * sizeof(float));
+          memmove(c->x + k * E, c->x + (int64_t)r * E, (size_t)E * sizeof(float));
+        }
+      T = c->n_out;
+      share(T, ith, nth, &t0, &t1);
+      compacted = true;
+      cll__team_barrier(team);
+    }
     const struct cll__weight *wo[1] = {&L->wo};
     prepare(c, &pr, wo, 1, c->att, QD, T, ith, nth);
     cll__team_barrier(team);
@@ -401,7 +418,8 @@ static void forward_worker(void *arg, int ith, int nth) {
   int64_t o0, o1;
   share(c->n_out, ith, nth, &o0, &o1);
   for (int64_t k = o0; k < o1; k++)
-    rmsnorm(c->xn + k * E, c->x + (int64_t)c->out_rows[k] * E, m->out_norm.data, E, I->rms_eps);
+    rmsnorm(c->xn + k * E, c->x + (compacted ? k : (int64_t)c->out_rows[k]) * E, m->out_norm.data,
+            E, I->rms_eps);
   const struct cll__weight *ow[1] = {&m->output};
   prepare(c, &pr, ow, 1, c->xn, E, c->n_out, ith, nth);
   cll__team_barrier(team);

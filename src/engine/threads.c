@@ -19,6 +19,8 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -65,15 +67,50 @@ static inline void spin_wait(int *spins) {
     sched_yield();
 }
 
+static int read_int_file(const char *path) {
+  FILE *f = fopen(path, "r");
+  int v = -1;
+  if (f != NULL) {
+    if (fscanf(f, "%d", &v) != 1)
+      v = -1;
+    fclose(f);
+  }
+  return v;
+}
+
+/* Physical cores among the CPUs this process may use: SMT siblings share
+ * the core's execution units and memory path, so one compute thread per
+ * core is the default. Falls back to the logical count. */
 int cll__cpu_count(void) {
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    int n = CPU_COUNT(&set);
-    if (n > 0)
-      return n;
+  int logical = 0;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0)
+    logical = CPU_COUNT(&set);
+  if (logical <= 0) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
   }
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? (int)n : 1;
+  int64_t seen[CPU_SETSIZE];
+  int n_cores = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+    if (!CPU_ISSET(cpu, &set))
+      continue;
+    char path[128];
+    snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/topology/core_id", cpu);
+    int core = read_int_file(path);
+    snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/topology/physical_package_id",
+             cpu);
+    int pkg = read_int_file(path);
+    if (core < 0 || pkg < 0)
+      return logical;
+    int64_t key = (int64_t)pkg << 32 | (uint32_t)core;
+    bool dup = false;
+    for (int i = 0; i < n_cores && !dup; i++)
+      dup = seen[i] == key;
+    if (!dup)
+      seen[n_cores++] = key;
+  }
+  return n_cores > 0 ? n_cores : logical;
 }
 
 static void *worker_main(void *p) {

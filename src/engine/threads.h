@@ -14,7 +14,7 @@
 typedef struct cll__team cll__team;
 typedef void (*cll__team_fn)(void *arg, int ith, int nth);
 
-/* n_threads <= 0: one per online CPU. *out is new. */
+/* n_threads <= 0: one per physical core. *out is new. */
 int cll__team_new(int n_threads, cll__team **out);
 void cll__team_free(cll__team *t);
 int cll__team_size(const cll__team *t);
@@ -22,7 +22,7 @@ int cll__team_size(const cll__team *t);
  * see nth = n_active; the other workers stay idle for this run. */
 void cll__team_run(cll__team *t, int n_active, cll__team_fn fn, void *arg);
 void cll__team_barrier(cll__team *t);
-/* The number of CPUs the process may run on (>= 1). */
+/* Physical cores the process may run on (>= 1). */
 int cll__cpu_count(void);
 
 #endif
