@@ -223,11 +223,30 @@ static inline void k4_scales(const uint8_t *s, uint8_t sc[8], uint8_t m[8]) {
     sb_scale_min_k4(j, s, &sc[j], &m[j]);
 }
 
-/* sum_j m[j] * (bsums[2j] + bsums[2j+1]) as 8 int32 lanes. */
-static inline __m256i k4_mins_dot(const uint8_t m[8], const int16_t *bsums) {
-  const __m128i mb = _mm_loadl_epi64((const __m128i *)m);
-  const __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mb, mb));
-  return _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), m16);
+/* The 12 packed scale bytes of a Q4_K/Q5_K block as int16 vectors:
+ * *sc = the 8 scales in both 128-bit lanes, *mins = m0 m0 m1 m1 ... m7 m7
+ * (each min twice, to pair with the two 16-element bsums of its
+ * sub-block). The packing (see cll__scale_min_k4): scales 0..3 and mins
+ * 0..3 are the low 6 bits of bytes 0..3 and 4..7; scales/mins 4..7 take
+ * their low 4 bits from the nibbles of bytes 8..11 and their top 2 bits
+ * from the top of bytes 0..3 / 4..7. */
+static inline void k4_scales_vec(const uint8_t *s, __m256i *sc, __m256i *mins) {
+  uint32_t u[3], o[4];
+  memcpy(u, s, 12);
+  const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+  o[0] = u[0] & m6;                                   /* scales 0..3 */
+  o[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);     /* scales 4..7 */
+  o[2] = u[1] & m6;                                   /* mins 0..3 */
+  o[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4); /* mins 4..7 */
+  const __m128i v = _mm_loadu_si128((const __m128i *)o);
+  *sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(v));
+  *mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(v, v));
+}
+
+/* Scale number j (0..7) of k4_scales_vec's *sc in every int16 lane. */
+static inline __m256i k4_scale_bcast(__m256i sc, int j) {
+  const __m256i idx = _mm256_set1_epi16((short)((2 * j) | ((2 * j + 1) << 8)));
+  return _mm256_shuffle_epi8(sc, idx);
 }
 
 static void dot_q4_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
@@ -237,22 +256,23 @@ static void dot_q4_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; i++) {
-    uint8_t sc[8], m[8];
-    k4_scales(x[i].scales, sc, m);
+    __m256i sc, mins;
+    k4_scales_vec(x[i].scales, &sc, &mins);
     const float d = y[i].d * h2f(x[i].d), dmin = y[i].d * h2f(x[i].dmin);
-    accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(k4_mins_dot(m, y[i].bsums)),
-                           accm);
+    const __m256i md = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), mins);
+    accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(md), accm);
     __m256i sumi = _mm256_setzero_si256();
     const uint8_t *q = x[i].qs;
     const int8_t *yq = y[i].qs;
+#pragma GCC unroll 4
     for (int c = 0; c < 4; c++, q += 32, yq += 64) {
       const __m256i b = _mm256_loadu_si256((const __m256i *)q);
       const __m256i lo = _mm256_and_si256(b, m4);
       const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
       const __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)yq));
       const __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(yq + 32)));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * c])));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * c + 1])));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, k4_scale_bcast(sc, 2 * c)));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, k4_scale_bcast(sc, 2 * c + 1)));
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
   }
@@ -266,15 +286,16 @@ static void dot_q5_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
   __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; i++) {
-    uint8_t sc[8], m[8];
-    k4_scales(x[i].scales, sc, m);
+    __m256i sc, mins;
+    k4_scales_vec(x[i].scales, &sc, &mins);
     const float d = y[i].d * h2f(x[i].d), dmin = y[i].d * h2f(x[i].dmin);
-    accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(k4_mins_dot(m, y[i].bsums)),
-                           accm);
+    const __m256i md = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), mins);
+    accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(md), accm);
     const __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
     __m256i sumi = _mm256_setzero_si256();
     const uint8_t *q = x[i].qs;
     const int8_t *yq = y[i].qs;
+#pragma GCC unroll 4
     for (int c = 0; c < 4; c++, q += 32, yq += 64) {
       const __m256i bl = _mm256_set1_epi8((char)(1 << (2 * c)));
       const __m256i bh = _mm256_set1_epi8((char)(2 << (2 * c)));
@@ -286,8 +307,8 @@ static void dot_q5_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
                           _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bh), bh), b4));
       const __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)yq));
       const __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(yq + 32)));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * c])));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * c + 1])));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, k4_scale_bcast(sc, 2 * c)));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, k4_scale_bcast(sc, 2 * c + 1)));
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
   }
@@ -321,9 +342,11 @@ static void dot_q6_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
     const __m256i corr = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums),
                                            _mm256_cvtepi8_epi16(s8));
     __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5));
+#pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
       __m256i q[4];
       q6_unpack_half(x[i].ql + 64 * h, x[i].qh + 32 * h, q);
+#pragma GCC unroll 4
       for (int k = 0; k < 4; k++) {
         const int g = 8 * h + 2 * k; /* scales of elements 0..15 and 16..31 */
         const __m128i idx = _mm_set_epi64x((int64_t)(0x0101010101010101ULL * (uint64_t)(g + 1)),
