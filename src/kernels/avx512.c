@@ -42,6 +42,103 @@ static void dequant_f16_512(const void *src, float *dst, int64_t n) {
     dst[i] = h2f(x[i]);
 }
 
+/* ---------------------------------------------------------------- Q4_0 / Q8_0 dots, 512-bit
+ *
+ * Two blocks per vector and the per-block scales of eight blocks at once:
+ * at decode the scalar scale work, not the quants, is what limits the
+ * 256-bit kernels. The unsigned operand of vpdpbusd is the weight biased
+ * to unsigned (Q4_0: q in 0..15; Q8_0: q + 128); the bias times sum(y) is
+ * subtracted per block. Blocks past the last multiple of 8 go through the
+ * 256-bit kernel. */
+
+/* dx[k] * dy[k] for 8 consecutive blocks, in the low half of a vector.
+ * The fp16 scales are assembled with scalar loads: on Zen 5 this is
+ * faster than a dword gather. */
+#define SCALES8(x, y)                                                                              \
+  _mm512_castps256_ps512(_mm256_mul_ps(                                                            \
+      _mm256_cvtph_ps(_mm_setr_epi16((short)(x)[0].d, (short)(x)[1].d, (short)(x)[2].d,             \
+                                     (short)(x)[3].d, (short)(x)[4].d, (short)(x)[5].d,             \
+                                     (short)(x)[6].d, (short)(x)[7].d)),                            \
+      _mm256_cvtph_ps(_mm_setr_epi16((short)(y)[0].d, (short)(y)[1].d, (short)(y)[2].d,             \
+                                     (short)(y)[3].d, (short)(y)[4].d, (short)(y)[5].d,             \
+                                     (short)(y)[6].d, (short)(y)[7].d))))
+
+static void dot_q4_0_q8_0_512(int64_t n, const void *w, const void *a, float *out) {
+  const sb_q4_0 *x = w;
+  const sb_q8_0 *y = a;
+  const int64_t nb = n / SB_QK;
+  const __m512i perm = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m512i eight = _mm512_set1_epi8(8);
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= nb; i += 8) {
+    const __m512 dd = SCALES8(x + i, y + i);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+      const sb_q4_0 *x0 = x + i + 2 * k;
+      const sb_q8_0 *y0 = y + i + 2 * k;
+      const __m256i q = _mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)x0[0].qs)),
+          _mm_loadu_si128((const __m128i *)x0[1].qs), 1);
+      const __m512i lo = _mm512_castsi256_si512(_mm256_and_si256(q, m4));
+      const __m512i hi = _mm512_castsi256_si512(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
+      const __m512i qq = _mm512_permutex2var_epi64(lo, perm, hi);
+      const __m512i yy = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y0[0].qs)),
+          _mm256_loadu_si256((const __m256i *)y0[1].qs), 1);
+      const __m512i s = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), qq, yy),
+                                         _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, yy));
+      const __m512i sel = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(2 * k)),
+                                             _mm256_set1_epi32(2 * k + 1), 1);
+      const __m512 dv = _mm512_permutexvar_ps(sel, dd);
+      if (k & 1)
+        acc1 = _mm512_fmadd_ps(dv, _mm512_cvtepi32_ps(s), acc1);
+      else
+        acc0 = _mm512_fmadd_ps(dv, _mm512_cvtepi32_ps(s), acc0);
+    }
+  }
+  float tail = 0.0f;
+  if (i < nb) dot_q4_0_q8_0((nb - i) * SB_QK, x + i, y + i, &tail);
+  *out = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + tail;
+}
+
+static void dot_q8_0_q8_0_512(int64_t n, const void *w, const void *a, float *out) {
+  const sb_q8_0 *x = w;
+  const sb_q8_0 *y = a;
+  const int64_t nb = n / SB_QK;
+  const __m512i bias = _mm512_set1_epi8((char)0x80);
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= nb; i += 8) {
+    const __m512 dd = SCALES8(x + i, y + i);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+      const sb_q8_0 *x0 = x + i + 2 * k;
+      const sb_q8_0 *y0 = y + i + 2 * k;
+      const __m512i xx = _mm512_xor_si512(
+          _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x0[0].qs)),
+                             _mm256_loadu_si256((const __m256i *)x0[1].qs), 1),
+          bias);
+      const __m512i yy = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y0[0].qs)),
+          _mm256_loadu_si256((const __m256i *)y0[1].qs), 1);
+      const __m512i s = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), xx, yy),
+                                         _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, yy));
+      const __m512i sel = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(2 * k)),
+                                             _mm256_set1_epi32(2 * k + 1), 1);
+      const __m512 dv = _mm512_permutexvar_ps(sel, dd);
+      if (k & 1)
+        acc1 = _mm512_fmadd_ps(dv, _mm512_cvtepi32_ps(s), acc1);
+      else
+        acc0 = _mm512_fmadd_ps(dv, _mm512_cvtepi32_ps(s), acc0);
+    }
+  }
+  float tail = 0.0f;
+  if (i < nb) dot_q8_0_q8_0((nb - i) * SB_QK, x + i, y + i, &tail);
+  *out = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + tail;
+}
+
 /* ---------------------------------------------------------------- int8 GEMM (prefill)
  *
  * Y[t][r] for many tokens with Q4_0 or Q8_0 weights and Q8_0 activations,
@@ -111,12 +208,8 @@ static void gemm_pack(const cll_matmul_args *a, int64_t r, int64_t nr, int64_t n
   const int is_q4 = a->wtype == CLL_TYPE_Q4_0;
   const size_t bb = is_q4 ? sizeof(sb_q4_0) : sizeof(sb_q8_0);
   const char *row[GEMM_ROWS];
-  int32_t offs[GEMM_ROWS];
-  for (int j = 0; j < GEMM_ROWS; j++) {
+  for (int j = 0; j < GEMM_ROWS; j++)
     row[j] = (const char *)a->w + (size_t)(r + (j < nr ? j : nr - 1)) * a->w_stride;
-    offs[j] = (int32_t)(row[j] - row[0]);
-  }
-  const __m512i vofs = _mm512_loadu_si512(offs);
   /* Q4_0: 16 bytes broadcast to both 128-bit lanes of a half, the low
    * nibbles kept in the first lane and the high ones in the second. */
   const __m512i shift = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
@@ -148,9 +241,11 @@ static void gemm_pack(const cll_matmul_args *a, int64_t r, int64_t nr, int64_t n
     uint8_t *dst = q + i * (GEMM_ROWS * SB_QK);
     #pragma GCC unroll 8
     for (int g = 0; g < 8; g++) _mm512_storeu_si512(dst + 64 * g, z[g]);
-    /* The 16 fp16 scales: a dword gather at each row's block start. */
-    const __m512i dw = _mm512_i32gather_epi32(vofs, row[0] + (size_t)i * bb, 1);
-    _mm512_storeu_ps(d + i * GEMM_ROWS, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dw)));
+    /* The 16 fp16 scales (scalar loads: faster than a gather here). */
+    uint16_t h[GEMM_ROWS];
+#pragma GCC unroll 16
+    for (int j = 0; j < GEMM_ROWS; j++) memcpy(&h[j], row[j] + (size_t)i * bb, 2);
+    _mm512_storeu_ps(d + i * GEMM_ROWS, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h)));
   }
 }
 
@@ -235,7 +330,8 @@ const cll_kernels cll__kernels_avx512 = {
     .isa = "avx512",
     .dequant_row = {CLL__X86_DEQUANT, [CLL_TYPE_F16] = dequant_f16_512},
     .quantize_row = {CLL__X86_QUANTIZE},
-    .vec_dot = {CLL__X86_VEC_DOT, [CLL_TYPE_F16] = dot_f16_f32_512},
+    .vec_dot = {CLL__X86_VEC_DOT_K, [CLL_TYPE_F16] = dot_f16_f32_512,
+                [CLL_TYPE_Q4_0] = dot_q4_0_q8_0_512, [CLL_TYPE_Q8_0] = dot_q8_0_q8_0_512},
 };
 
 #else
