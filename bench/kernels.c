@@ -292,8 +292,9 @@ matmul:;
     printf("\n");
     free(w);
   }
-  printf("(0.0: not measured. Automatic choice: int8 GEMM from %d tokens where available, BLIS "
-         "from %d)\n", 8, cll__matmul_gemm_min_tok());
+  printf("(0.0: not measured or not available for the type. matmul.c picks int8 from 2 tokens "
+         "for Q4_0/Q8_0, BLIS from %d tokens for float types and 6x that for other quants)\n",
+         cll__matmul_gemm_min_tok());
   free(x), free(y), free(xq), free(scratch);
   return 0;
 }
