@@ -25,6 +25,7 @@ struct cll__cell {
 #define CLL__XQ_SLOTS 3 /* distinct activation formats prepared from one input */
 
 #define CLL__QCHUNK 64 /* query rows of one sequence and head attended together */
+#define CLL__SMALL_T 4 /* batches this small prepare activations per thread */
 
 /* Scratch private to one compute thread. */
 struct cll__tscratch {
@@ -35,6 +36,8 @@ struct cll__tscratch {
   float *og;          /* (QCHUNK, head_dim) attention output rows */
   uint8_t *kg;        /* (n_ctx, head_dim) keys gathered when cells are not contiguous */
   uint8_t *vg;        /* (head_dim, n_ctx) values (transposed), likewise */
+  float *xn;          /* (SMALL_T, n_embd) private normalized input (few tokens) */
+  void *xq[CLL__XQ_SLOTS]; /* private quantized activations for SMALL_T rows */
 };
 
 /* A run of one sequence's batch tokens attended together (<= QCHUNK). */
