@@ -25,8 +25,15 @@
 static int imin(int a, int b) { return a < b ? a : b; }
 static int imax(int a, int b) { return a > b ? a : b; }
 static int iclamp(int v, int lo, int hi) { return imin(imax(v, lo), hi); }
-/* Round to nearest, ties to even (the default FP rounding mode). */
-static int nearest(float x) { return (int)lrintf(x); }
+/* Round to nearest, ties to even, for |x| < 2^22: adding 1.5 * 2^23 leaves
+ * the rounded integer in the low mantissa bits (no libm call, which matters
+ * in the K-quant fitting loops). */
+static int nearest(float x) {
+  float f = x + 12582912.0f;
+  int32_t i;
+  memcpy(&i, &f, sizeof i);
+  return (i & 0x007FFFFF) - 0x00400000;
+}
 
 /* ------------------------------------------------------------ floats */
 
@@ -498,8 +505,9 @@ static void fit_affine(const float *x, int n, int nmax, float *scale, float *min
     }
     if (s <= 0) continue;
     double err = 0;
+    float is = (float)(1.0 / s);
     for (int i = 0; i < n; i++) {
-      int q = iclamp(nearest((x[i] - (float)bb) / (float)s), 0, nmax);
+      int q = iclamp(nearest((x[i] - (float)bb) * is), 0, nmax);
       double e = s * q + bb - x[i];
       err += e * e;
     }
@@ -534,10 +542,10 @@ static float fit_symmetric(const float *x, int n, int nmax) {
       sqx += (double)q * x[i];
     }
     if (sqq <= 0) continue;
-    float s = (float)(sqx / sqq);
+    float s = (float)(sqx / sqq), is = 1.0f / s;
     double err = 0;
     for (int i = 0; i < n; i++) {
-      int q = iclamp(nearest(x[i] / s), -nmax, nmax - 1);
+      int q = iclamp(nearest(x[i] * is), -nmax, nmax - 1);
       double e = (double)s * q - x[i];
       err += e * e;
     }
