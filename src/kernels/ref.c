@@ -78,18 +78,20 @@ static void quantize_bf16(const float *src, void *dst, int64_t n) {
   for (int64_t i = 0; i < n; i++) d[i] = cll_fp32_to_bf16(src[i]);
 }
 
-/* Float dot products accumulate in 8 float lanes, as a vector unit does,
- * then add the lanes pairwise; the tail goes into lane 0. */
+/* Float dot products accumulate in double (the oracle should be the most
+ * accurate path), in 8 lanes so the additions do not wait on each other;
+ * the tail goes into lane 0. */
 #define FLOAT_DOT(name, wtype, conv)                                                        \
   static void name(int64_t n, const void *w, const void *a, float *out) {                 \
     const wtype *x = w;                                                                    \
     const float *y = a;                                                                    \
-    float acc[8] = {0};                                                                    \
+    double acc[8] = {0};                                                                   \
     int64_t i = 0;                                                                         \
     for (; i + 8 <= n; i += 8)                                                             \
-      for (int j = 0; j < 8; j++) acc[j] += conv(x[i + j]) * y[i + j];                     \
-    for (; i < n; i++) acc[0] += conv(x[i]) * y[i];                                        \
-    *out = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])); \
+      for (int j = 0; j < 8; j++) acc[j] += (double)conv(x[i + j]) * y[i + j];             \
+    for (; i < n; i++) acc[0] += (double)conv(x[i]) * y[i];                                \
+    *out = (float)(((acc[0] + acc[1]) + (acc[2] + acc[3])) +                                \
+                   ((acc[4] + acc[5]) + (acc[6] + acc[7])));                               \
   }
 
 #define CONV_F32(v) (v)
