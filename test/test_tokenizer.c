@@ -107,8 +107,8 @@ static void read_inp(const char *name, struct strs *out) {
 }
 
 static const char *const vocab_names[] = {
-    "vocab-llama3.gguf",         "vocab-qwen2style.gguf",         "ggml-vocab-llama-spm.gguf",
-    "ggml-vocab-gpt-2.gguf",     "ggml-vocab-deepseek-coder.gguf", "ggml-vocab-starcoder.gguf",
+    "vocab-llama3.gguf",      "vocab-qwen2style.gguf",          "ggml-vocab-llama-spm.gguf",
+    "ggml-vocab-gpt-2.gguf",  "ggml-vocab-deepseek-coder.gguf", "ggml-vocab-starcoder.gguf",
     "ggml-vocab-falcon.gguf",
 };
 
@@ -270,8 +270,8 @@ static void check_ref_json(const char *model, const char *json_path) {
   cr_expect_eq(ids.n, json_array_size(want), "%s: %zu ids, want %zu", json_path, ids.n,
                json_array_size(want));
   for (size_t i = 0; i < ids.n && i < json_array_size(want); i++)
-    cr_expect_eq(ids.ids[i], json_integer_value(json_array_get(want, i)), "%s: id %zu",
-                 json_path, i);
+    cr_expect_eq(ids.ids[i], json_integer_value(json_array_get(want, i)), "%s: id %zu", json_path,
+                 i);
   cr_expect_eq(cll_tok_add_bos(v.t), json_is_true(json_object_get(j, "add_bos")));
   cr_expect_eq(cll_tok_bos(v.t), json_integer_value(json_object_get(j, "bos_id")));
   cr_expect_eq(cll_tok_eos(v.t), json_integer_value(json_object_get(j, "eos_id")));
@@ -284,8 +284,7 @@ static void check_ref_json(const char *model, const char *json_path) {
     char hex[512] = {0};
     for (size_t k = 0; k < len && 2 * k + 2 < sizeof(hex); k++)
       sprintf(hex + 2 * k, "%02x", (unsigned char)piece[k]);
-    cr_expect_str_eq(hex, json_string_value(json_array_get(ph, i)), "%s: piece %zu", json_path,
-                     i);
+    cr_expect_str_eq(hex, json_string_value(json_array_get(ph, i)), "%s: piece %zu", json_path, i);
   }
 
   /* greedy_text_hex: concatenated token_to_piece(special=false), exact bytes;
@@ -532,8 +531,7 @@ Test(tokenizer, spm_basics) {
   cr_expect(ids.n >= 2 && ids.ids[0] == 1);
   char out[64];
   size_t n;
-  cr_assert_eq(cll_detokenize(v.t, ids.ids, ids.n, CLL_DETOK_UNPARSE_SPECIAL, out, sizeof(out),
-                              &n),
+  cr_assert_eq(cll_detokenize(v.t, ids.ids, ids.n, CLL_DETOK_UNPARSE_SPECIAL, out, sizeof(out), &n),
                0);
   out[n] = 0;
   cr_expect_str_eq(out, "<s> Hello");

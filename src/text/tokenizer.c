@@ -74,7 +74,7 @@ struct cll_tokenizer {
   /* Interned strings: ids [0, n_vocab) are tokens, [n_vocab, n_strs) are
    * merge-only strings. */
   int32_t n_strs, cap_strs;
-  char *pool;        /* (pool_len) bytes of every string, back to back */
+  char *pool; /* (pool_len) bytes of every string, back to back */
   size_t pool_len, pool_cap;
   uint64_t *str_off; /* (cap_strs) offset in pool */
   uint32_t *str_len; /* (cap_strs) bytes */
@@ -143,7 +143,9 @@ static uint64_t hash_u64(uint64_t k) {
   return k;
 }
 
-static const char *str_ptr(const cll_tokenizer *t, int32_t id) { return t->pool + t->str_off[id]; }
+static const char *str_ptr(const cll_tokenizer *t, int32_t id) {
+  return t->pool + t->str_off[id];
+}
 
 static int32_t lookup(const cll_tokenizer *t, const char *s, size_t n) {
   uint32_t i = (uint32_t)hash_bytes(s, n) & t->slot_mask;
@@ -456,10 +458,11 @@ static const struct pre_def pre_names[] = {
 /* Pre-tokenizers whose detokenization skips llama.cpp's space clean-up. */
 static bool pre_keeps_spaces(const char *name) {
   static const char *const keep[] = {
-      "deepseek-llm", "deepseek-coder", "deepseek-v3", "command-r", "qwen2",  "deepseek-r1-qwen",
-      "poro-chat",    "viking",         "tekken",      "smollm",    "chameleon", "gpt-4o",
-      "llama4",       "superbpe",       "trillion",    "granite-docling", "bailingmoe",
-      "bailingmoe2",  "seed-coder",     "hunyuan",     "hunyuan-dense",   "grok-2"};
+      "deepseek-llm",     "deepseek-coder", "deepseek-v3", "command-r",  "qwen2",
+      "deepseek-r1-qwen", "poro-chat",      "viking",      "tekken",     "smollm",
+      "chameleon",        "gpt-4o",         "llama4",      "superbpe",   "trillion",
+      "granite-docling",  "bailingmoe",     "bailingmoe2", "seed-coder", "hunyuan",
+      "hunyuan-dense",    "grok-2"};
   for (size_t i = 0; i < CLL_ARRAY_LEN(keep); i++)
     if (strcmp(name, keep[i]) == 0)
       return true;
@@ -520,10 +523,11 @@ static int pre_patterns(enum pre_type type, const char **pats) {
     pats[n++] = "\\p{N}";
     break;
   case PRE_TEKKEN:
-    pats[n++] = "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}"
-                "\\p{M}]+|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}"
-                "\\p{Lo}\\p{M}]*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|"
-                "\\s+";
+    pats[n++] =
+        "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}"
+        "\\p{M}]+|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}"
+        "\\p{Lo}\\p{M}]*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|"
+        "\\s+";
     break;
   case PRE_CHAMELEON:
     pats[n++] = "<sentinel:[0-9]+>";
@@ -803,8 +807,7 @@ static int build_pieces(cll_tokenizer *t) {
     char *out = t->piece_pool + o;
     size_t k = 0;
     int type = t->types[id];
-    if (type == CLL_TOKEN_CONTROL || type == CLL_TOKEN_UNKNOWN ||
-        type == CLL_TOKEN_USER_DEFINED) {
+    if (type == CLL_TOKEN_CONTROL || type == CLL_TOKEN_UNKNOWN || type == CLL_TOKEN_USER_DEFINED) {
       memcpy(out, s, n);
       k = n;
     } else if (type == CLL_TOKEN_NORMAL && t->kind == CLL_TOK_SPM) {
@@ -857,10 +860,10 @@ static int build_pieces(cll_tokenizer *t) {
   return 0;
 }
 
-static const char *const eog_texts[] = {
-    "<|eot_id|>",    "<|im_end|>", "<|end|>", "<|return|>",      "<|call|>",
-    "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>",
-    "<|end_of_text|>", "<end_of_utterance>"};
+static const char *const eog_texts[] = {"<|eot_id|>",    "<|im_end|>",      "<|end|>",
+                                        "<|return|>",    "<|call|>",        "<end_of_turn>",
+                                        "<|endoftext|>", "<|eom_id|>",      "<EOT>",
+                                        "_<EOT>",        "<|end_of_text|>", "<end_of_utterance>"};
 
 static int cmp_special(const void *a, const void *b, void *ctx) {
   const cll_tokenizer *t = ctx;
@@ -1364,8 +1367,8 @@ static const char *sanitize(struct enc *e, const char *text, size_t *len) {
   memcpy(e->clean, text, i);
   size_t o = i;
   while (i < n) {
-    int l = (unsigned char)text[i] < 0x80 ? 1
-                                          : utf8_valid_at((const unsigned char *)text + i, n - i);
+    int l =
+        (unsigned char)text[i] < 0x80 ? 1 : utf8_valid_at((const unsigned char *)text + i, n - i);
     if (l <= 0) {
       memcpy(e->clean + o, "\xEF\xBF\xBD", 3);
       o += 3;
@@ -1390,8 +1393,7 @@ static bool push_cut(struct enc *e, size_t **cuts, size_t *cap, size_t *n, size_
   return true;
 }
 
-static int re_match(pcre2_code *re, const char *s, size_t len, size_t start,
-                    pcre2_match_data *md) {
+static int re_match(pcre2_code *re, const char *s, size_t len, size_t start, pcre2_match_data *md) {
   int rc = pcre2_match(re, (PCRE2_SPTR)s, len, start, PCRE2_NO_UTF_CHECK, md, NULL);
   if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
     rc = pcre2_match(re, (PCRE2_SPTR)s, len, start, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, md, NULL);
@@ -1515,8 +1517,8 @@ static int partition(const cll_tokenizer *t, const char *text, struct frags *fr)
   return rc;
 }
 
-int cll_tokenize_segments(const cll_tokenizer *t, const struct cll_tok_segment *segs,
-                          size_t n_segs, bool add_special, cll_tok_buf *out) {
+int cll_tokenize_segments(const cll_tokenizer *t, const struct cll_tok_segment *segs, size_t n_segs,
+                          bool add_special, cll_tok_buf *out) {
   size_t n0 = out->n;
   size_t total = 0;
   for (size_t i = 0; i < n_segs; i++)
@@ -1603,8 +1605,8 @@ int cll_tokenize_append(const cll_tokenizer *t, const char *text, size_t len, un
   return cll_tokenize_segments(t, &seg, 1, (flags & CLL_TOK_ADD_SPECIAL) != 0, out);
 }
 
-int cll_tokenize(const cll_tokenizer *t, const char *text, size_t len, unsigned flags,
-                 int32_t *ids, size_t cap, size_t *n_out) {
+int cll_tokenize(const cll_tokenizer *t, const char *text, size_t len, unsigned flags, int32_t *ids,
+                 size_t cap, size_t *n_out) {
   cll_tok_buf b = {0};
   int rc = cll_tokenize_append(t, text, len, flags, &b);
   if (rc) {
@@ -1641,7 +1643,9 @@ const char *cll_tok_piece(const cll_tokenizer *t, int32_t id, bool special, size
   return t->piece_pool + t->piece_off[id];
 }
 
-size_t cll_tok_max_piece_len(const cll_tokenizer *t) { return t->max_piece; }
+size_t cll_tok_max_piece_len(const cll_tokenizer *t) {
+  return t->max_piece;
+}
 
 /* llama.cpp's clean_up_tokenization_spaces, in place; returns the new length. */
 static size_t clean_spaces(char *s, size_t n) {
@@ -1685,8 +1689,8 @@ static size_t clean_spaces(char *s, size_t n) {
   return o;
 }
 
-int cll_detokenize(const cll_tokenizer *t, const int32_t *ids, size_t n, unsigned flags,
-                   char *out, size_t cap, size_t *n_out) {
+int cll_detokenize(const cll_tokenizer *t, const int32_t *ids, size_t n, unsigned flags, char *out,
+                   size_t cap, size_t *n_out) {
   bool remove_space = t->add_space_prefix;
   if ((flags & CLL_DETOK_REMOVE_SPECIAL) && t->add_bos && n > 0 && ids[0] == t->bos) {
     remove_space = false;
@@ -1705,7 +1709,7 @@ int cll_detokenize(const cll_tokenizer *t, const int32_t *ids, size_t n, unsigne
       len--;
     }
     remove_space = false;
-    if (total + len <= cap)
+    if (len > 0 && total + len <= cap)
       memcpy(out + total, p, len);
     total += len;
   }
@@ -1750,7 +1754,9 @@ void cll_detok_free(cll_detok *d) {
   free(d);
 }
 
-void cll_detok_reset(cll_detok *d) { d->n_held = 0; }
+void cll_detok_reset(cll_detok *d) {
+  d->n_held = 0;
+}
 
 /* Appends held + p[0..n) to d->out, whole characters only; keeps a valid
  * but incomplete tail in held. */
@@ -1827,16 +1833,36 @@ const char *cll_detok_flush(cll_detok *d, size_t *len) {
 
 /* ================================================================ facts */
 
-enum cll_tok_kind cll_tok_kind(const cll_tokenizer *t) { return t->kind; }
-const char *cll_tok_pre(const cll_tokenizer *t) { return t->pre; }
-int32_t cll_tok_n_vocab(const cll_tokenizer *t) { return t->n_vocab; }
-int32_t cll_tok_bos(const cll_tokenizer *t) { return t->bos; }
-int32_t cll_tok_eos(const cll_tokenizer *t) { return t->eos; }
-int32_t cll_tok_eot(const cll_tokenizer *t) { return t->eot; }
-int32_t cll_tok_unk(const cll_tokenizer *t) { return t->unk; }
-int32_t cll_tok_pad(const cll_tokenizer *t) { return t->pad; }
-bool cll_tok_add_bos(const cll_tokenizer *t) { return t->add_bos; }
-bool cll_tok_add_eos(const cll_tokenizer *t) { return t->add_eos; }
+enum cll_tok_kind cll_tok_kind(const cll_tokenizer *t) {
+  return t->kind;
+}
+const char *cll_tok_pre(const cll_tokenizer *t) {
+  return t->pre;
+}
+int32_t cll_tok_n_vocab(const cll_tokenizer *t) {
+  return t->n_vocab;
+}
+int32_t cll_tok_bos(const cll_tokenizer *t) {
+  return t->bos;
+}
+int32_t cll_tok_eos(const cll_tokenizer *t) {
+  return t->eos;
+}
+int32_t cll_tok_eot(const cll_tokenizer *t) {
+  return t->eot;
+}
+int32_t cll_tok_unk(const cll_tokenizer *t) {
+  return t->unk;
+}
+int32_t cll_tok_pad(const cll_tokenizer *t) {
+  return t->pad;
+}
+bool cll_tok_add_bos(const cll_tokenizer *t) {
+  return t->add_bos;
+}
+bool cll_tok_add_eos(const cll_tokenizer *t) {
+  return t->add_eos;
+}
 
 bool cll_tok_is_eog(const cll_tokenizer *t, int32_t id) {
   return id >= 0 && id < t->n_vocab && (t->flags[id] & TF_EOG) != 0;
