@@ -129,8 +129,13 @@ static uint64_t hash_bytes(const char *p, size_t n) {
   }
   uint64_t v = 0;
   memcpy(&v, p, n);
-  h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 29;
+  h ^= v;
+  /* murmur3's finaliser: every input bit reaches the low bits used as index */
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
   return h;
 }
 
