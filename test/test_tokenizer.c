@@ -591,3 +591,52 @@ Test(tokenizer, rejects_bad_metadata) {
   cll_gguf_close(g);
   unlink(path);
 }
+
+/* Builds a tiny SPM vocabulary file named name (for behaviours no shared
+ * vocabulary shows). Tokens: <unk> <s> </s> <|end|> ▁ a ▁a. */
+static void write_tiny_spm(const char *path, const char *name) {
+  cll_err err = {0};
+  cll_gguf_writer *w;
+  cr_assert_eq(cll_gguf_writer_new(path, &w, &err), 0);
+  cll_gguf_writer_set_str(w, "general.name", name);
+  cll_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+  const char *toks[] = {"<unk>",
+                        "<s>",
+                        "</s>",
+                        "<|end|>",
+                        "\xE2\x96\x81",
+                        "a",
+                        "\xE2\x96\x81"
+                        "a"};
+  int32_t types[] = {2, 3, 3, 3, 1, 1, 1};
+  float scores[] = {0, 0, 0, 0, -1, -2, -0.5f};
+  cll_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 7);
+  cll_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", CLL_GGUF_I32, types, 7);
+  cll_gguf_writer_set_arr(w, "tokenizer.ggml.scores", CLL_GGUF_F32, scores, 7);
+  cr_assert_eq(cll_gguf_writer_finish(w, &err), 0, "%s", err.msg);
+}
+
+/* phi-3 models strip the white space after special tokens (llama.cpp sets
+ * this by model name); other models keep it. */
+Test(tokenizer, phi3_rstrip) {
+  char path[] = "/tmp/cllama-tok-XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert_geq(fd, 0);
+  close(fd);
+  const char *names[2] = {"Phi-3 Mini", "tiny"};
+  for (int k = 0; k < 2; k++) {
+    write_tiny_spm(path, names[k]);
+    struct vocab v = load(path);
+    cll_tok_buf ids = {0};
+    cr_assert_eq(cll_tokenize_append(v.t, "<|end|>  a", 10, CLL_TOK_PARSE_SPECIAL, &ids), 0);
+    if (k == 0)
+      cr_expect(ids.n == 2 && ids.ids[0] == 3 && ids.ids[1] == 6, "phi-3: %zu ids", ids.n);
+    else
+      cr_expect(ids.n == 4 && ids.ids[0] == 3 && ids.ids[1] == 4 && ids.ids[2] == 4 &&
+                    ids.ids[3] == 6,
+                "plain: %zu ids", ids.n);
+    cll_tok_buf_free(&ids);
+    unload(&v);
+  }
+  unlink(path);
+}

@@ -64,6 +64,8 @@ enum pre_type {
 #define TF_HIDDEN 1u  /* CONTROL/UNKNOWN: printed only with special=true */
 #define TF_EOG 2u     /* ends generation */
 #define TF_SPECIAL 4u /* matched by its text before pre-tokenization */
+#define TF_LSTRIP 8u  /* swallows the white space before it (when matched in text) */
+#define TF_RSTRIP 16u /* swallows the white space after it */
 
 struct cll_tokenizer {
   enum cll_tok_kind kind;
@@ -878,7 +880,13 @@ static int cmp_special(const void *a, const void *b, void *ctx) {
   return x < y ? -1 : x > y;
 }
 
-static int finish_specials(cll_tokenizer *t) {
+static void set_flag(cll_tokenizer *t, const char *text, unsigned flag, bool on) {
+  int32_t id = lookup_token(t, text, strlen(text));
+  if (id != NO_ID)
+    t->flags[id] = (uint8_t)(on ? t->flags[id] | flag : t->flags[id] & ~flag);
+}
+
+static int finish_specials(cll_tokenizer *t, const cll_gguf *g) {
   /* End-of-generation tokens known by text; llama.cpp also treats them as
    * CONTROL whatever the file says. */
   int32_t eot_auto = NO_ID;
@@ -894,6 +902,22 @@ static int finish_specials(cll_tokenizer *t) {
   }
   if (t->eot == NO_ID)
     t->eot = eot_auto;
+  /* gpt-oss (harmony): these always print, and <|end|> ends a message,
+   * not the generation, when <|return|> and <|call|> exist. */
+  static const char *const harmony[] = {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"};
+  for (size_t i = 0; i < CLL_ARRAY_LEN(harmony); i++) {
+    int32_t id = lookup_token(t, harmony[i], strlen(harmony[i]));
+    if (id != NO_ID)
+      t->types[id] = CLL_TOKEN_USER_DEFINED;
+  }
+  int32_t end_id = lookup_token(t, "<|end|>", 7);
+  if (end_id != NO_ID && lookup_token(t, "<|return|>", 10) != NO_ID &&
+      lookup_token(t, "<|call|>", 8) != NO_ID) {
+    t->flags[end_id] &= (uint8_t)~TF_EOG;
+    t->types[end_id] = CLL_TOKEN_USER_DEFINED;
+    if (t->eot == end_id)
+      t->eot = NO_ID;
+  }
   int32_t ids[3] = {t->eos, t->eot, t->eom};
   for (int i = 0; i < 3; i++)
     if (ids[i] != NO_ID)
@@ -916,6 +940,28 @@ static int finish_specials(cll_tokenizer *t) {
     if (t->flags[id] & TF_SPECIAL)
       t->specials[t->n_specials++] = id;
   qsort_r(t->specials, t->n_specials, sizeof(*t->specials), cmp_special, t);
+
+  /* White-space stripping around special tokens, which GGUF files do not
+   * record: llama.cpp sets it by model name, and so do we. */
+  char name[128] = "";
+  cll_gguf_str s;
+  if (cll_gguf_get_str(g, "general.name", &s) == 0) {
+    size_t n_name = s.len < sizeof(name) - 1 ? (size_t)s.len : sizeof(name) - 1;
+    for (size_t i = 0; i < n_name; i++)
+      name[i] = (char)((s.ptr[i] >= 'A' && s.ptr[i] <= 'Z') ? s.ptr[i] + 32 : s.ptr[i]);
+    name[n_name] = 0;
+  }
+  if (strstr(t->pre, "jina-v2-de") || strstr(t->pre, "jina-v2-es") ||
+      strstr(t->pre, "jina-v2-code")) {
+    set_flag(t, "<mask>", TF_LSTRIP, true);
+  } else if (strstr(name, "phi-3") || strstr(name, "phi3")) {
+    for (size_t i = 0; i < t->n_specials; i++)
+      t->flags[t->specials[i]] |= TF_RSTRIP;
+    set_flag(t, "</s>", TF_RSTRIP, true);
+    set_flag(t, "<unk>", TF_RSTRIP, false);
+    set_flag(t, "<s>", TF_RSTRIP, false);
+    set_flag(t, "<|endoftext|>", TF_RSTRIP, false);
+  }
   return 0;
 }
 
@@ -1039,7 +1085,7 @@ int cll_tokenizer_new(const cll_gguf *g, cll_tokenizer **out, cll_err *err) {
   if (t->eos == NO_ID)
     t->add_eos = false;
 
-  if ((rc = finish_specials(t)) != 0 || (rc = build_pieces(t)) != 0) {
+  if ((rc = finish_specials(t, g)) != 0 || (rc = build_pieces(t)) != 0) {
     cll_err_set(err, rc, "out of memory");
     goto err;
   }
@@ -1469,6 +1515,10 @@ static bool frag_push(struct frags *f, struct frag x) {
   return true;
 }
 
+static bool is_space(char c) {
+  return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
 /* Splits the text fragments at every occurrence of each special token, the
  * longest token texts first (llama.cpp's order). CONTROL and UNKNOWN tokens
  * are looked for only in fragments with parse set. */
@@ -1504,12 +1554,18 @@ static int partition(const cll_tokenizer *t, const char *text, struct frags *fr)
         const char *m = memmem(text + pos, end - pos, stext, slen);
         if (m == NULL)
           break;
-        size_t mo = (size_t)(m - text);
-        if (mo > pos && !frag_push(&next, (struct frag){pos, mo - pos, NO_ID, f.parse}))
+        size_t mo = (size_t)(m - text), left_end = mo;
+        if (t->flags[id] & TF_LSTRIP)
+          while (left_end > pos && is_space(text[left_end - 1]))
+            left_end--;
+        if (left_end > pos && !frag_push(&next, (struct frag){pos, left_end - pos, NO_ID, f.parse}))
           rc = CLL_ENOMEM;
         if (!frag_push(&next, (struct frag){mo, slen, id, f.parse}))
           rc = CLL_ENOMEM;
         pos = mo + slen;
+        if (t->flags[id] & TF_RSTRIP)
+          while (pos < end && is_space(text[pos]))
+            pos++;
       }
       if (pos < end && !frag_push(&next, (struct frag){pos, end - pos, NO_ID, f.parse}))
         rc = CLL_ENOMEM;
