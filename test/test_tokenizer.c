@@ -640,3 +640,53 @@ Test(tokenizer, phi3_rstrip) {
   }
   unlink(path);
 }
+
+/* Every pre-tokenizer we know compiles and splits text (the shared vectors
+ * cover only some of them). */
+Test(tokenizer, every_pre_tokenizer_compiles) {
+  static const char *const pres[] = {"default",     "llama-bpe",      "dbrx",      "deepseek-llm",
+                                     "deepseek-v3", "deepseek-coder", "falcon",    "starcoder",
+                                     "gpt-2",       "qwen2",          "poro-chat", "chatglm-bpe",
+                                     "viking",      "tekken",         "chameleon", "gpt-4o",
+                                     "superbpe",    "bailingmoe",     "seed-coder"};
+  char path[] = "/tmp/cllama-tok-XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert_geq(fd, 0);
+  close(fd);
+  /* A vocabulary of the printable ASCII characters (GPT-2 maps ' ' to U+0120). */
+  char chars[95][3];
+  const char *toks[95];
+  for (int i = 0; i < 95; i++) {
+    int c = 32 + i;
+    if (c == ' ') {
+      chars[i][0] = (char)0xC4, chars[i][1] = (char)0xA0, chars[i][2] = 0;
+    } else {
+      chars[i][0] = (char)c, chars[i][1] = 0;
+    }
+    toks[i] = chars[i];
+  }
+  const char *merges[] = {"H e"};
+  const char *text = "Hello World's 12345 x+y=z   \n\n  <sentinel:1> caf\xC3\xA9 \xE4\xBD\xA0";
+  for (size_t k = 0; k < CLL_ARRAY_LEN(pres); k++) {
+    cll_err err = {0};
+    cll_gguf_writer *w;
+    cr_assert_eq(cll_gguf_writer_new(path, &w, &err), 0);
+    cll_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    cll_gguf_writer_set_str(w, "tokenizer.ggml.pre", pres[k]);
+    cll_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 95);
+    cll_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, 1);
+    cr_assert_eq(cll_gguf_writer_finish(w, &err), 0, "%s", err.msg);
+    cll_gguf *g;
+    cll_tokenizer *t;
+    cr_assert_eq(cll_gguf_open(path, &g, &err), 0, "%s", err.msg);
+    cr_assert_eq(cll_tokenizer_new(g, &t, &err), 0, "%s: %s", pres[k], err.msg);
+    cr_expect_str_eq(cll_tok_pre(t), pres[k]);
+    cll_tok_buf ids = {0};
+    cr_expect_eq(cll_tokenize_append(t, text, strlen(text), 0, &ids), 0, "%s", pres[k]);
+    cr_expect_gt(ids.n, 20, "%s: %zu ids", pres[k], ids.n);
+    cll_tok_buf_free(&ids);
+    cll_tokenizer_free(t);
+    cll_gguf_close(g);
+  }
+  unlink(path);
+}
