@@ -690,3 +690,26 @@ Test(tokenizer, every_pre_tokenizer_compiles) {
   }
   unlink(path);
 }
+
+/* llama_detokenize's clean-up of spaces (GPT-2 vocabulary: clean_spaces on). */
+Test(tokenizer, detokenize_clean_spaces) {
+  NEED_SHARED();
+  struct vocab v = load_vocab("ggml-vocab-gpt-2.gguf");
+  const char *text = "Hello , world ! It 's a ' test ' .";
+  cll_tok_buf ids = {0};
+  cr_assert_eq(cll_tokenize_append(v.t, text, strlen(text), 0, &ids), 0);
+  char out[128];
+  size_t n;
+  cr_assert_eq(cll_detokenize(v.t, ids.ids, ids.n, 0, out, sizeof(out), &n), 0);
+  out[n] = 0;
+  cr_expect_str_eq(out, text);
+  cr_assert_eq(cll_detokenize(v.t, ids.ids, ids.n, CLL_DETOK_CLEAN_SPACES, out, sizeof(out), &n),
+               0);
+  out[n] = 0;
+  cr_expect_str_eq(out, "Hello, world! It's a'test '."); /* " ' .": the '.' went first */
+  /* too small a buffer: CLL_ERANGE and the size needed */
+  cr_expect_eq(cll_detokenize(v.t, ids.ids, ids.n, 0, out, 4, &n), CLL_ERANGE);
+  cr_expect_eq(n, strlen(text));
+  cll_tok_buf_free(&ids);
+  unload(&v);
+}

@@ -637,8 +637,10 @@ static int compile_patterns(cll_tokenizer *t, cll_err *err) {
       return cll_err_set(err, CLL_ENOMEM, "out of memory");
     int ecode;
     PCRE2_SIZE eoff;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)p, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP,
-                                   &ecode, &eoff, NULL);
+    /* DOLLAR_ENDONLY: '$' means the end of the piece, as in ECMAScript. */
+    pcre2_code *re =
+        pcre2_compile((PCRE2_SPTR)p, PCRE2_ZERO_TERMINATED,
+                      PCRE2_UTF | PCRE2_UCP | PCRE2_DOLLAR_ENDONLY, &ecode, &eoff, NULL);
     free(p);
     if (re == NULL) {
       char msg[128];
@@ -1731,7 +1733,7 @@ static size_t clean_spaces(char *s, size_t n) {
     if (x == '\'' && i + 1 < n && s[i - 1] == ' ' && s[i + 1] == ' ') {
       o--;
       s[o++] = x;
-      i++; /* the next space goes too */
+      s[++i] = 0; /* the next space goes too (and no longer counts as one) */
       continue;
     }
     s[o++] = x;
