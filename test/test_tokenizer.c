@@ -600,14 +600,8 @@ static void write_tiny_spm(const char *path, const char *name) {
   cr_assert_eq(cll_gguf_writer_new(path, &w, &err), 0);
   cll_gguf_writer_set_str(w, "general.name", name);
   cll_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
-  const char *toks[] = {"<unk>",
-                        "<s>",
-                        "</s>",
-                        "<|end|>",
-                        "\xE2\x96\x81",
-                        "a",
-                        "\xE2\x96\x81"
-                        "a"};
+  const char *toks[] = {"<unk>",        "<s>", "</s>",         "<|end|>",
+                        "\xE2\x96\x81", "a",   "\342\226\201a"}; /* "▁a" */
   int32_t types[] = {2, 3, 3, 3, 1, 1, 1};
   float scores[] = {0, 0, 0, 0, -1, -2, -0.5f};
   cll_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 7);
