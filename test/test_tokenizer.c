@@ -707,3 +707,32 @@ Test(tokenizer, detokenize_clean_spaces) {
   cll_tok_buf_free(&ids);
   unload(&v);
 }
+
+/* A SentencePiece vocabulary with a token that spans a word boundary
+ * ("a▁") must be merged over the whole text, not word by word. */
+Test(tokenizer, spm_token_across_words) {
+  char path[] = "/tmp/cllama-tok-XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert_geq(fd, 0);
+  close(fd);
+  cll_err err = {0};
+  cll_gguf_writer *w;
+  cr_assert_eq(cll_gguf_writer_new(path, &w, &err), 0);
+  cll_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+  const char *toks[] = {"<unk>", "<s>",           "</s>",         "\342\226\201",
+                        "a",     "\342\226\201a", "a\342\226\201"};
+  int32_t types[] = {2, 3, 3, 1, 1, 1, 1};
+  float scores[] = {0, 0, 0, -1, -2, -0.5f, 0};
+  cll_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 7);
+  cll_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", CLL_GGUF_I32, types, 7);
+  cll_gguf_writer_set_arr(w, "tokenizer.ggml.scores", CLL_GGUF_F32, scores, 7);
+  cr_assert_eq(cll_gguf_writer_finish(w, &err), 0, "%s", err.msg);
+  struct vocab v = load(path);
+  cll_tok_buf ids = {0};
+  cr_assert_eq(cll_tokenize_append(v.t, "a a", 3, 0, &ids), 0);
+  /* "▁a▁a": the best pair is "a▁" (score 0) -> ▁ a▁ a */
+  cr_expect(ids.n == 3 && ids.ids[0] == 3 && ids.ids[1] == 6 && ids.ids[2] == 4, "%zu ids", ids.n);
+  cll_tok_buf_free(&ids);
+  unload(&v);
+  unlink(path);
+}

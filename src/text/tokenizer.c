@@ -106,6 +106,8 @@ struct cll_tokenizer {
   int32_t byte_sym[256];   /* string id of bmap[b] (token or merge-only), or -1 */
   int32_t byte_fb[256][2]; /* final fallback ids for the bytes of bmap[b], or -1 */
   int32_t spm_byte[256];   /* SPM: id of <0xNN> (or the byte itself), else unk */
+  int32_t spm_ascii[128];  /* SPM: id of the one-character token c, or -1 */
+  int32_t spm_space;       /* SPM: id of U+2581, or -1 */
 
   int32_t *specials; /* token ids matched by text, longest text first */
   size_t n_specials;
@@ -114,6 +116,7 @@ struct cll_tokenizer {
   int n_re;
 
   bool add_bos, add_eos, add_space_prefix, ignore_merges, clean_spaces;
+  bool spm_split_words; /* SPM: no token has U+2581 after another character */
   int32_t bos, eos, eot, eom, unk, pad;
 };
 
@@ -998,8 +1001,25 @@ static void build_byte_tables(cll_tokenizer *t) {
         id = lookup_token(t, tmp, 1);
       }
       t->spm_byte[b] = id != NO_ID ? id : t->unk;
+      if (b < 128) {
+        tmp[0] = (char)b;
+        t->spm_ascii[b] = lookup_token(t, tmp, 1);
+      }
     }
   }
+}
+
+/* True when no token has U+2581 after a character other than U+2581. */
+static bool spm_words_independent(const cll_tokenizer *t) {
+  for (int32_t id = 0; id < t->n_vocab; id++) {
+    const char *s = str_ptr(t, id);
+    size_t n = t->str_len[id], i = 0;
+    while (i + 3 <= n && memcmp(s + i, "\xE2\x96\x81", 3) == 0)
+      i += 3;
+    if (i < n && memmem(s + i, n - i, "\xE2\x96\x81", 3) != NULL)
+      return false;
+  }
+  return true;
 }
 
 int cll_tokenizer_new(const cll_gguf *g, cll_tokenizer **out, cll_err *err) {
@@ -1105,6 +1125,10 @@ int cll_tokenizer_new(const cll_gguf *g, cll_tokenizer **out, cll_err *err) {
     goto err;
   }
   build_byte_tables(t);
+  if (t->kind == CLL_TOK_SPM) {
+    t->spm_split_words = spm_words_independent(t);
+    t->spm_space = lookup_token(t, "\xE2\x96\x81", 3);
+  }
   if ((rc = compile_patterns(t, err)) != 0)
     goto err;
   *out = t;
@@ -1241,10 +1265,10 @@ static struct bigram heap_pop(struct enc *e) {
  * priority of a pair comes from try_pair, which the two algorithms define. */
 typedef void (*try_pair_fn)(struct enc *e, const char *w, int32_t l, int32_t r);
 
-static void merge_loop(struct enc *e, const char *w, size_t n, try_pair_fn try_pair) {
+static void merge_loop(struct enc *e, const char *w, size_t first, size_t n, try_pair_fn try_pair) {
   struct sym *s = e->syms;
   e->heap_n = 0;
-  for (size_t i = 1; i < n; i++)
+  for (size_t i = first + 1; i < first + n; i++)
     try_pair(e, w, (int32_t)i - 1, (int32_t)i);
   while (e->heap_n > 0 && !e->rc) {
     struct bigram bg = heap_pop(e);
@@ -1317,7 +1341,13 @@ static void spm_encode(struct enc *e, const char *text, size_t len, bool prefix_
     if (l > n - off)
       l = n - off;
     struct sym *s = &e->syms[ns];
-    s->id = lookup_token(t, w + off, l);
+    unsigned char c0 = (unsigned char)w[off];
+    if (l == 1 && c0 < 0x80)
+      s->id = t->spm_ascii[c0];
+    else if (l == 3 && c0 == 0xE2 && memcmp(w + off, "\xE2\x96\x81", 3) == 0)
+      s->id = t->spm_space;
+    else
+      s->id = lookup_token(t, w + off, l);
     s->start = (uint32_t)off;
     s->n = (uint32_t)l;
     s->prev = (int32_t)ns - 1;
@@ -1325,18 +1355,36 @@ static void spm_encode(struct enc *e, const char *text, size_t len, bool prefix_
     s->next = off == n ? -1 : (int32_t)ns + 1;
     ns++;
   }
-  merge_loop(e, w, ns, spm_try_pair);
-  for (int32_t i = 0; i != -1 && !e->rc; i = e->syms[i].next) {
-    const struct sym *s = &e->syms[i];
-    if (s->id != NO_ID) {
-      emit(e, s->id);
-    } else {
-      for (uint32_t k = 0; k < s->n; k++) {
-        int32_t id = t->spm_byte[(unsigned char)w[s->start + k]];
-        if (id != NO_ID)
-          emit(e, id);
+  /* When no token holds U+2581 after another character, no merge crosses
+   * the start of a run of U+2581 symbols: each word then merges alone, with
+   * the same result as merging the whole text at once (the order of merges
+   * inside a word is the same) and a small, cache-friendly heap. */
+  size_t first = 0;
+  for (size_t i = 0; i <= ns && !e->rc; i++) {
+    bool cut = i == ns;
+    if (!cut && t->spm_split_words && i > first && e->syms[i].n == 3 &&
+        memcmp(w + e->syms[i].start, "\xE2\x96\x81", 3) == 0) {
+      const struct sym *p = &e->syms[i - 1];
+      cut = !(p->n == 3 && memcmp(w + p->start, "\xE2\x96\x81", 3) == 0);
+    }
+    if (!cut)
+      continue;
+    e->syms[first].prev = -1;
+    e->syms[i - 1].next = -1;
+    merge_loop(e, w, first, i - first, spm_try_pair);
+    for (int32_t k = (int32_t)first; k != -1 && !e->rc; k = e->syms[k].next) {
+      const struct sym *s = &e->syms[k];
+      if (s->id != NO_ID) {
+        emit(e, s->id);
+      } else {
+        for (uint32_t b = 0; b < s->n; b++) {
+          int32_t id = t->spm_byte[(unsigned char)w[s->start + b]];
+          if (id != NO_ID)
+            emit(e, id);
+        }
       }
     }
+    first = i;
   }
 }
 
@@ -1393,7 +1441,7 @@ static void bpe_word(struct enc *e, const char *w, size_t n) {
     s->prev = (int32_t)i - 1;
     s->next = i + 1 == n ? -1 : (int32_t)i + 1;
   }
-  merge_loop(e, w, n, bpe_try_pair);
+  merge_loop(e, w, 0, n, bpe_try_pair);
   for (int32_t i = 0; i != -1 && !e->rc; i = e->syms[i].next) {
     const struct sym *s = &e->syms[i];
     if (s->id >= 0 && s->id < t->n_vocab) {
