@@ -603,3 +603,48 @@ Test(template, default_for_unknown_chat_template) {
   cr_expect_str_eq(cll_template_for_chat_template("{{ nothing we know }}"), "{{ .Prompt }}");
   cr_expect_null(cll_template_builtin("no-such-format"));
 }
+
+Test(template, generate_assembly) {
+  cll_template *t = parse_ok(GEN_TMPL);
+  struct cll_chat_prompt_opts o;
+  cll_chat_prompt_opts_defaults(&o);
+  o.count = count_bytes;
+  char *s;
+  cll_err e;
+  struct cll_generate_input in = {.prompt = "Hello!"};
+  cr_assert_eq(cll_generate_prompt(t, &in, &o, &s, NULL, &e), 0, "%s", e.msg);
+  cr_expect_str_eq(s, "User: Hello! ");
+  free(s);
+  in.model_system = "You are a helpful assistant.";
+  cr_assert_eq(cll_generate_prompt(t, &in, &o, &s, NULL, &e), 0, "%s", e.msg);
+  cr_expect_str_eq(s, "System: You are a helpful assistant. User: Hello! ");
+  free(s);
+  in.system = "Be brief.";
+  in.has_context = true;
+  in.context_text = "earlier text ";
+  struct cll_tmpl_message mm[] = {{.role = "user", .content = "stored"}};
+  in.model_messages = mm;
+  in.n_model_messages = 1; /* skipped: context is present */
+  cr_assert_eq(cll_generate_prompt(t, &in, &o, &s, NULL, &e), 0, "%s", e.msg);
+  cr_expect_str_eq(s, "earlier text System: Be brief. User: Hello! ");
+  free(s);
+  cll_template_free(t);
+
+  t = parse_ok("<PRE> {{ .Prompt }} <SUF>{{ .Suffix }} <MID>");
+  struct cll_generate_input fim = {.prompt = "def add(", .suffix = "    return c"};
+  cr_assert_eq(cll_generate_prompt(t, &fim, &o, &s, NULL, &e), 0, "%s", e.msg);
+  cr_expect_str_eq(s, "<PRE> def add( <SUF>    return c <MID>");
+  free(s);
+  cr_expect(cll_template_uses(t, "suffix"));
+  cll_template_free(t);
+}
+
+Test(template, builtin_stops) {
+  const char *const *stops;
+  cr_expect_eq(cll_template_builtin_stops("llama3-instruct", &stops), 3);
+  cr_expect_str_eq(stops[2], "<|eot_id|>");
+  cr_expect_eq(cll_template_builtin_stops("nope", &stops), 0);
+  cr_expect_str_eq(cll_template_name_for_chat_template("{% for m in messages %}<|im_start|>"
+                                                       "{{ m.role }}{% endfor %}"),
+                   "chatml");
+}

@@ -139,6 +139,34 @@ int cll_chat_prompt(const cll_template *t, const struct cll_tmpl_values *v,
                     const struct cll_chat_prompt_opts *o, char **out, size_t *out_len,
                     size_t *first_kept, cll_err *err);
 
+/* What /api/generate renders from (not raw mode: a raw prompt is sent as
+ * given). All strings borrowed; NULL reads as "". */
+struct cll_generate_input {
+  const char *prompt;       /* request prompt */
+  const char *suffix;       /* request suffix (fill-in-the-middle) */
+  const char *system;       /* request system; overrides model_system */
+  const char *model_system; /* the model's SYSTEM layer */
+  const struct cll_tmpl_message *model_messages; /* MESSAGE layer, added when !has_context */
+  size_t n_model_messages;
+  bool has_context;         /* the request carried `context` ... */
+  const char *context_text; /* ... detokenized; prepended to the rendered prompt */
+  size_t n_images;          /* images of the request, attached to the user message */
+  bool template_override;   /* t came from the request's `template` */
+  bool think;
+  const char *think_level;
+  bool is_think_set;
+};
+
+/* /api/generate (OLLAMA_API.md §5.3): with a suffix, t runs in suffix mode;
+ * otherwise the messages [system or model system] + [model messages unless
+ * context] + [user: prompt, images] are rendered, through cll_chat_prompt
+ * (truncation, image markers) when t is the model's template, or by
+ * executing t directly when it is the request's override. The detokenized
+ * context is prepended. *out is new. */
+int cll_generate_prompt(const cll_template *t, const struct cll_generate_input *in,
+                        const struct cll_chat_prompt_opts *o, char **out, size_t *out_len,
+                        cll_err *err);
+
 /* ---------------------------------------------------- built-in templates */
 
 /* Ollama's prompt-format names for a GGUF tokenizer.chat_template (Jinja):

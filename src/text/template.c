@@ -3483,3 +3483,63 @@ out:
     *first_kept = cur;
   return rc;
 }
+
+int cll_generate_prompt(const cll_template *t, const struct cll_generate_input *in,
+                        const struct cll_chat_prompt_opts *o, char **out, size_t *out_len,
+                        cll_err *err) {
+  *out = NULL;
+  char *body = NULL;
+  size_t body_len = 0;
+  int rc;
+  struct cll_tmpl_values v = {.think = in->think,
+                              .think_level = in->think_level,
+                              .is_think_set = in->is_think_set};
+  if (nonempty(in->suffix)) {
+    v.prompt = in->prompt;
+    v.suffix = in->suffix;
+    rc = cll_template_execute(t, &v, &body, &body_len, err);
+  } else {
+    size_t n = 1 + (in->has_context ? 0 : in->n_model_messages) + 1;
+    struct cll_tmpl_message *msgs = calloc(n, sizeof *msgs);
+    if (msgs == NULL)
+      return cll_err_set(err, CLL_ENOMEM, "out of memory");
+    size_t k = 0;
+    const char *sys = nonempty(in->system) ? in->system : in->model_system;
+    if (nonempty(sys))
+      msgs[k++] = (struct cll_tmpl_message){.role = "system", .content = sys};
+    if (!in->has_context)
+      for (size_t i = 0; i < in->n_model_messages; i++)
+        msgs[k++] = in->model_messages[i];
+    msgs[k++] = (struct cll_tmpl_message){
+        .role = "user", .content = str_or_empty(in->prompt), .n_images = in->n_images};
+    v.messages = msgs;
+    v.n_messages = k;
+    if (in->template_override) {
+      rc = cll_template_execute(t, &v, &body, &body_len, err);
+    } else {
+      rc = cll_chat_prompt(t, &v, o, &body, &body_len, NULL, err);
+    }
+    free(msgs);
+  }
+  if (rc != 0)
+    return rc;
+  if (!in->has_context || !nonempty(in->context_text)) {
+    *out = body;
+    if (out_len)
+      *out_len = body_len;
+    return 0;
+  }
+  size_t cl = strlen(in->context_text);
+  char *joined = malloc(cl + body_len + 1);
+  if (joined == NULL) {
+    free(body);
+    return cll_err_set(err, CLL_ENOMEM, "out of memory");
+  }
+  memcpy(joined, in->context_text, cl);
+  memcpy(joined + cl, body, body_len + 1);
+  free(body);
+  *out = joined;
+  if (out_len)
+    *out_len = cl + body_len;
+  return 0;
+}
