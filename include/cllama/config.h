@@ -1,0 +1,53 @@
+/* config.h — server configuration from the environment, with Ollama's
+ * variable names and defaults (OLLAMA_API.md §7.1) plus cllama's own
+ * CLLAMA_* variables. Unlike Ollama, an invalid value is an error at
+ * start-up, never a silent fallback.
+ *
+ * Threads: cll_config_from_env() reads the process environment; call it
+ * once from the main thread before the loop starts. The result is then
+ * read-only and any thread may read it. Nothing blocks. */
+#ifndef CLLAMA_CONFIG_H
+#define CLLAMA_CONFIG_H
+
+#include "cllama/common.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CLL_CONFIG_MAX_ORIGINS 64
+
+typedef struct cll_config {
+  char host[256];          /* OLLAMA_HOST bind address, e.g. "127.0.0.1" */
+  int port;                /* OLLAMA_HOST port (11434; 0 = any free port) */
+  char models[4096];       /* OLLAMA_MODELS store root (~/.ollama/models) */
+  char origins_raw[4096];  /* OLLAMA_ORIGINS as given */
+  const char *origins[CLL_CONFIG_MAX_ORIGINS]; /* split, trimmed; point into origins_raw */
+  int n_origins;
+  int64_t keep_alive_ns;   /* OLLAMA_KEEP_ALIVE: 5m; negative = forever; 0 = unload at once */
+  int num_parallel;        /* OLLAMA_NUM_PARALLEL: 0 = auto from memory (1..16) */
+  int max_queue;           /* OLLAMA_MAX_QUEUE: 512 */
+  int max_loaded_models;   /* OLLAMA_MAX_LOADED_MODELS: 0 = auto (3) */
+  int debug;               /* OLLAMA_DEBUG: 0 info, 1 debug, 2 trace */
+  bool stream_default;     /* CLLAMA_STREAM_DEFAULT: false (true = Ollama's default) */
+  char port_file[4096];    /* CLLAMA_PORT_FILE: write the bound port here ("" = no) */
+} cll_config;
+
+/* Fills cfg with the defaults (no environment read). */
+void cll_config_defaults(cll_config *cfg);
+
+/* Defaults, then every variable that is set. Returns 0, or CLL_EINVAL with
+ * err naming the variable, the value and what is expected. */
+int cll_config_from_env(cll_config *cfg, cll_err *err);
+
+/* Parses a Go-style duration ("5m", "1h30m", "300ms", "-1s") or a bare
+ * integer (seconds) into nanoseconds. 0 or CLL_EINVAL. */
+int cll_config_parse_duration(const char *s, int64_t *ns);
+
+/* Prints the variables, their defaults and meanings (for `serve --help`). */
+void cll_config_print_help(FILE *out);
+
+/* Prints the effective configuration on one line ("server config ..."). */
+void cll_config_log(const cll_config *cfg, FILE *out);
+
+#endif

@@ -1,0 +1,297 @@
+/* config.c — the server configuration from OLLAMA_* and CLLAMA_* environment
+ * variables (include/cllama/config.h). Ollama trims surrounding spaces and
+ * quotes from every value, and so do we; unlike Ollama, a value that does
+ * not parse stops the server with a message instead of falling back. */
+#include "cllama/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define DEFAULT_PORT 11434
+
+void cll_config_defaults(cll_config *cfg) {
+  memset(cfg, 0, sizeof(*cfg));
+  snprintf(cfg->host, sizeof(cfg->host), "127.0.0.1");
+  cfg->port = DEFAULT_PORT;
+  const char *home = getenv("HOME");
+  snprintf(cfg->models, sizeof(cfg->models), "%s/.ollama/models", home && *home ? home : ".");
+  cfg->keep_alive_ns = 5LL * 60 * 1000000000LL;
+  cfg->num_parallel = 0; /* auto: from memory, see src/engine/runners.c */
+  cfg->max_queue = 512;
+  cfg->max_loaded_models = 0;
+  cfg->debug = 0;
+  cfg->stream_default = false;
+}
+
+/* Copies the value with surrounding spaces and quotes removed. */
+static const char *clean(const char *v, char *buf, size_t size) {
+  while (*v && (isspace((unsigned char)*v) || *v == '"' || *v == '\''))
+    v++;
+  size_t n = strlen(v);
+  while (n && (isspace((unsigned char)v[n - 1]) || v[n - 1] == '"' || v[n - 1] == '\''))
+    n--;
+  if (n >= size)
+    n = size - 1;
+  memcpy(buf, v, n);
+  buf[n] = '\0';
+  return buf;
+}
+
+/* The environment value, cleaned, or NULL when unset or empty. */
+static const char *env(const char *name, char *buf, size_t size) {
+  const char *v = getenv(name);
+  if (v == NULL)
+    return NULL;
+  clean(v, buf, size);
+  return buf[0] ? buf : NULL;
+}
+
+static int parse_int(const char *s, long min, long max, long *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end != '\0' || v < min || v > max)
+    return CLL_EINVAL;
+  *out = v;
+  return 0;
+}
+
+/* Go's strconv.ParseBool spellings. Returns 1/0, or -1 when not a bool. */
+static int parse_bool(const char *s) {
+  static const char *const t[] = {"1", "t", "T", "TRUE", "true", "True"};
+  static const char *const f[] = {"0", "f", "F", "FALSE", "false", "False"};
+  for (size_t i = 0; i < CLL_ARRAY_LEN(t); i++) {
+    if (strcmp(s, t[i]) == 0)
+      return 1;
+    if (strcmp(s, f[i]) == 0)
+      return 0;
+  }
+  return -1;
+}
+
+int cll_config_parse_duration(const char *s, int64_t *ns) {
+  if (s == NULL || *s == '\0')
+    return CLL_EINVAL;
+  /* A bare integer means seconds (Ollama's OLLAMA_KEEP_ALIVE rule). */
+  long secs;
+  if (parse_int(s, LONG_MIN, LONG_MAX, &secs) == 0) {
+    if (secs > INT64_MAX / 1000000000LL || secs < INT64_MIN / 1000000000LL)
+      return CLL_EINVAL;
+    *ns = (int64_t)secs * 1000000000LL;
+    return 0;
+  }
+  const char *p = s;
+  int neg = 0;
+  if (*p == '-' || *p == '+')
+    neg = *p++ == '-';
+  if (strcmp(p, "0") == 0) {
+    *ns = 0;
+    return 0;
+  }
+  double total = 0;
+  int any = 0;
+  while (*p) {
+    char *end;
+    if (!isdigit((unsigned char)*p) && *p != '.')
+      return CLL_EINVAL;
+    errno = 0;
+    double v = strtod(p, &end);
+    if (end == p || errno)
+      return CLL_EINVAL;
+    p = end;
+    static const struct {
+      const char *unit;
+      double ns;
+    } units[] = {{"ns", 1},         {"us", 1e3},   {"\xc2\xb5s", 1e3}, {"ms", 1e6},
+                 {"s", 1e9},        {"m", 60e9},   {"h", 3600e9}};
+    size_t best = 0, best_len = 0;
+    for (size_t i = 0; i < CLL_ARRAY_LEN(units); i++) {
+      size_t l = strlen(units[i].unit);
+      if (l > best_len && strncmp(p, units[i].unit, l) == 0) {
+        best = i;
+        best_len = l;
+      }
+    }
+    if (best_len == 0)
+      return CLL_EINVAL;
+    total += v * units[best].ns;
+    p += best_len;
+    any = 1;
+  }
+  if (!any || total > 9.2e18)
+    return CLL_EINVAL;
+  *ns = (int64_t)(neg ? -total : total);
+  return 0;
+}
+
+/* OLLAMA_HOST: "[scheme://]host[:port][/path]". */
+static int parse_host(cll_config *cfg, const char *v, cll_err *err) {
+  const char *s = v;
+  int port = DEFAULT_PORT;
+  const char *sep = strstr(s, "://");
+  if (sep) {
+    if (strncasecmp(s, "http://", 7) == 0)
+      port = 80;
+    else if (strncasecmp(s, "https://", 8) == 0)
+      port = 443;
+    else
+      return cll_err_set(err, CLL_EINVAL,
+                         "OLLAMA_HOST=\"%s\": scheme must be http:// or https://", v);
+    s = sep + 3;
+  }
+  char hp[512];
+  snprintf(hp, sizeof(hp), "%s", s);
+  char *slash = strchr(hp, '/');
+  if (slash)
+    *slash = '\0';
+  char *host = hp, *portstr = NULL;
+  if (hp[0] == '[') {
+    char *close = strchr(hp, ']');
+    if (close == NULL)
+      return cll_err_set(err, CLL_EINVAL, "OLLAMA_HOST=\"%s\": missing ']'", v);
+    *close = '\0';
+    host = hp + 1;
+    if (close[1] == ':')
+      portstr = close + 2;
+    else if (close[1] != '\0')
+      return cll_err_set(err, CLL_EINVAL, "OLLAMA_HOST=\"%s\": expected host[:port]", v);
+  } else {
+    char *colon = strrchr(hp, ':');
+    if (colon && strchr(hp, ':') == colon) {
+      *colon = '\0';
+      portstr = colon + 1;
+    }
+  }
+  if (portstr) {
+    long p;
+    if (parse_int(portstr, 0, 65535, &p) != 0)
+      return cll_err_set(err, CLL_EINVAL,
+                         "OLLAMA_HOST=\"%s\": port must be a number from 0 to 65535", v);
+    port = (int)p;
+  }
+  if (host[0] == '\0')
+    host = "0.0.0.0"; /* ":11434" means every interface, as in Go */
+  if (strlen(host) >= sizeof(cfg->host))
+    return cll_err_set(err, CLL_EINVAL, "OLLAMA_HOST=\"%s\": host too long", v);
+  snprintf(cfg->host, sizeof(cfg->host), "%s", host);
+  cfg->port = port;
+  return 0;
+}
+
+static int int_var(const char *name, long min, long max, int *out, cll_err *err) {
+  char buf[256];
+  const char *v = env(name, buf, sizeof(buf));
+  if (v == NULL)
+    return 0;
+  long n;
+  if (parse_int(v, min, max, &n) != 0)
+    return cll_err_set(err, CLL_EINVAL, "%s=\"%s\": expected an integer from %ld to %ld", name,
+                       v, min, max);
+  *out = (int)n;
+  return 0;
+}
+
+int cll_config_from_env(cll_config *cfg, cll_err *err) {
+  cll_config_defaults(cfg);
+  char buf[4096];
+  const char *v;
+  int rc;
+  if ((v = env("OLLAMA_HOST", buf, sizeof(buf))) && (rc = parse_host(cfg, v, err)) != 0)
+    return rc;
+  if ((v = env("OLLAMA_MODELS", buf, sizeof(buf)))) {
+    if (strlen(v) >= sizeof(cfg->models) - 128)
+      return cll_err_set(err, CLL_EINVAL, "OLLAMA_MODELS: path too long");
+    snprintf(cfg->models, sizeof(cfg->models), "%s", v);
+  }
+  if ((v = env("OLLAMA_ORIGINS", buf, sizeof(buf)))) {
+    snprintf(cfg->origins_raw, sizeof(cfg->origins_raw), "%s", v);
+    char *save = NULL;
+    for (char *tok = strtok_r(cfg->origins_raw, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+      while (isspace((unsigned char)*tok))
+        tok++;
+      size_t n = strlen(tok);
+      while (n && isspace((unsigned char)tok[n - 1]))
+        tok[--n] = '\0';
+      if (n == 0)
+        continue;
+      if (cfg->n_origins == CLL_CONFIG_MAX_ORIGINS)
+        return cll_err_set(err, CLL_EINVAL, "OLLAMA_ORIGINS: more than %d origins",
+                           CLL_CONFIG_MAX_ORIGINS);
+      if (strchr(tok, '*') != strrchr(tok, '*'))
+        return cll_err_set(err, CLL_EINVAL,
+                           "OLLAMA_ORIGINS: \"%s\" has more than one '*' wildcard", tok);
+      cfg->origins[cfg->n_origins++] = tok;
+    }
+  }
+  if ((v = env("OLLAMA_KEEP_ALIVE", buf, sizeof(buf))) &&
+      cll_config_parse_duration(v, &cfg->keep_alive_ns) != 0)
+    return cll_err_set(err, CLL_EINVAL,
+                       "OLLAMA_KEEP_ALIVE=\"%s\": expected a duration such as 5m, 1h, 30s "
+                       "or a number of seconds (negative = forever)",
+                       v);
+  if ((rc = int_var("OLLAMA_NUM_PARALLEL", 0, 1024, &cfg->num_parallel, err)) != 0 ||
+      (rc = int_var("OLLAMA_MAX_QUEUE", 1, 1000000, &cfg->max_queue, err)) != 0 ||
+      (rc = int_var("OLLAMA_MAX_LOADED_MODELS", 0, 1024, &cfg->max_loaded_models, err)) != 0)
+    return rc;
+  if ((v = env("OLLAMA_DEBUG", buf, sizeof(buf)))) {
+    long n;
+    int b = parse_bool(v);
+    if (b >= 0)
+      cfg->debug = b;
+    else if (parse_int(v, 0, 2, &n) == 0)
+      cfg->debug = (int)n;
+    else if (strcasecmp(v, "info") == 0)
+      cfg->debug = 0;
+    else if (strcasecmp(v, "debug") == 0)
+      cfg->debug = 1;
+    else if (strcasecmp(v, "trace") == 0)
+      cfg->debug = 2;
+    else
+      return cll_err_set(err, CLL_EINVAL,
+                         "OLLAMA_DEBUG=\"%s\": expected 0, 1 (debug), 2 (trace) or true/false", v);
+  }
+  if ((v = env("CLLAMA_STREAM_DEFAULT", buf, sizeof(buf)))) {
+    int b = parse_bool(v);
+    if (b < 0)
+      return cll_err_set(err, CLL_EINVAL, "CLLAMA_STREAM_DEFAULT=\"%s\": expected true or false",
+                         v);
+    cfg->stream_default = b;
+  }
+  if ((v = env("CLLAMA_PORT_FILE", buf, sizeof(buf))))
+    snprintf(cfg->port_file, sizeof(cfg->port_file), "%s", v);
+  return 0;
+}
+
+void cll_config_print_help(FILE *out) {
+  fprintf(out,
+          "Environment variables:\n"
+          "  OLLAMA_HOST               [scheme://]host[:port] to listen on (default 127.0.0.1:11434;\n"
+          "                            port 0 picks a free port)\n"
+          "  OLLAMA_MODELS             model store directory (default ~/.ollama/models)\n"
+          "  OLLAMA_ORIGINS            extra allowed CORS origins, comma separated ('*' wildcards)\n"
+          "  OLLAMA_KEEP_ALIVE         how long a model stays loaded after use (default 5m;\n"
+          "                            Go duration or seconds; negative = forever, 0 = unload at once)\n"
+          "  OLLAMA_NUM_PARALLEL       parallel requests per loaded model (default 0 = auto:\n"
+          "                            as many as half the free memory holds, 1..16)\n"
+          "  OLLAMA_MAX_QUEUE          pending requests before 503 (default 512)\n"
+          "  OLLAMA_MAX_LOADED_MODELS  models kept loaded at once (default 0 = auto, 3)\n"
+          "  OLLAMA_DEBUG              log level: 0 info, 1 debug, 2 trace (default 0)\n"
+          "  CLLAMA_STREAM_DEFAULT     stream /api/generate and /api/chat when the request has\n"
+          "                            no \"stream\" field (default false; true = Ollama's default)\n"
+          "  CLLAMA_PORT_FILE          write the bound port to this file once listening\n");
+}
+
+void cll_config_log(const cll_config *cfg, FILE *out) {
+  fprintf(out,
+          "server config: OLLAMA_HOST=%s:%d OLLAMA_MODELS=%s OLLAMA_ORIGINS=%s "
+          "OLLAMA_KEEP_ALIVE=%lldms OLLAMA_NUM_PARALLEL=%d OLLAMA_MAX_QUEUE=%d "
+          "OLLAMA_MAX_LOADED_MODELS=%d OLLAMA_DEBUG=%d CLLAMA_STREAM_DEFAULT=%s\n",
+          cfg->host, cfg->port, cfg->models, cfg->n_origins ? "(set)" : "", 
+          (long long)(cfg->keep_alive_ns / 1000000), cfg->num_parallel, cfg->max_queue,
+          cfg->max_loaded_models, cfg->debug, cfg->stream_default ? "true" : "false");
+}

@@ -1,0 +1,21 @@
+/* routes.c — the one place that registers every endpoint family. Adding a
+ * family is one line here plus its cll_api_<family>_register() in api.h. */
+#include "cllama/api.h"
+
+int cll_api_register_all(cll_api *api) {
+  cll_server_set_data(api->server, api);
+  int rc = 0;
+  if (rc == 0)
+    rc = cll_api_models_register(api);
+  if (rc == 0)
+    rc = cll_api_pull_register(api);
+  if (rc == 0)
+    rc = cll_api_generate_register(api);
+  if (rc == 0)
+    rc = cll_api_ps_register(api);
+  return rc;
+}
+
+void cll_api_close_all(cll_api *api) {
+  cll_api_pull_close(api);
+}

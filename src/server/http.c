@@ -1,0 +1,1162 @@
+/* http.c — connections: accept, read, llhttp parsing with limits,
+ * dispatch through the router, and writing full or streamed responses.
+ *
+ * DESIGN. One libuv loop; every function runs on it. Each connection owns
+ * an input buffer, one llhttp parser and at most one request at a time:
+ * when a message is complete the parser is paused, the request goes to its
+ * handler, and the rest of the input (pipelined requests) waits in the
+ * buffer until the handler answers. That keeps responses in order without
+ * a response queue. Reading continues meanwhile (so a disconnect is seen
+ * and reported through the cancel callback) until the buffered input
+ * exceeds a cap.
+ *
+ * Output goes straight to uv_write; each write owns its buffer. The
+ * connection counts queued bytes; the handler sees them through
+ * cll_stream_writable() and the drain callback, and a peer that lets more
+ * than max_queued_bytes pile up is dropped, so one slow reader costs only
+ * its own memory and never delays other clients.
+ *
+ * Lifetimes: a request belongs to its handler until answered, even after
+ * the socket is gone; the connection struct therefore lives until both its
+ * handle is closed and its request is answered (deferred free, as redis
+ * does). The server is freed once its listener and every connection are. */
+#include "internal.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define INPUT_CAP_ACTIVE (128 * 1024) /* buffered pipelined input while a request runs */
+#define SHUTDOWN_GRACE_MS 5000
+
+struct hdr {
+  size_t name_off, value_off; /* into req->head */
+};
+
+enum req_state { REQ_PARSING, REQ_HANDLER, REQ_STREAMING, REQ_DONE };
+
+struct cll_request {
+  struct conn *conn;
+  enum req_state state;
+  struct cll__buf head;  /* url, header names and values, each NUL-terminated */
+  size_t url_len;        /* bytes of url in head (before the first header) */
+  int url_done;
+  struct hdr *hdrs;
+  size_t n_hdrs, cap_hdrs;
+  int in_value;          /* parser is inside a header value */
+  char method[24];
+  char *path, *query;    /* split copy of the url */
+  struct cll__buf body;
+  struct cll__match match;
+  char **param_values;
+  int http_major, http_minor;
+  int keep_alive;
+  int is_head;
+  int chunked_out;       /* streaming with chunked framing */
+  int status;
+  struct cll__buf extra; /* extra response header lines */
+  const char *cors_origin; /* Origin to echo, borrowed from headers */
+  cll_drain_fn on_drain;
+  void *drain_ud;
+  int drain_wanted;      /* writable() went false; call on_drain when below low water */
+  cll_cancel_fn on_cancel;
+  void *cancel_ud;
+  int cancelled_gone, cancelled_shutdown;
+  void *data;
+  uint64_t t_start_ns;
+};
+
+enum conn_flags {
+  CONN_CLOSING = 1,     /* uv_close called */
+  CONN_CLOSED = 2,      /* close callback ran */
+  CONN_EOF = 4,         /* peer sent FIN or errored */
+  CONN_READ_STOPPED = 8,
+  CONN_NO_KEEPALIVE = 16, /* close once the current response is flushed */
+  CONN_PENDING = 32,    /* on the server's to-process list */
+};
+
+struct conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  cll_server *srv;
+  struct conn *prev, *next;       /* server's connection list */
+  struct conn *pend_next;         /* server's to-process list */
+  llhttp_t parser;
+  struct cll__buf in;             /* unparsed input */
+  size_t in_pos;                  /* parsed up to here */
+  cll_request *req;               /* being parsed or being answered */
+  int flags;
+  int handles_open;               /* tcp + timer */
+  size_t queued;                  /* bytes handed to uv_write, not yet written */
+  int error_status;               /* a limit was hit while parsing: 413/431/400 */
+  int dispatching;                /* inside process_input */
+};
+
+struct cll_server {
+  uv_loop_t *loop;
+  cll_server_opts opts;
+  uv_tcp_t listener;
+  uv_idle_t idle;      /* runs process_input for connections whose request ended */
+  uv_timer_t grace;    /* shutdown grace period */
+  int handles_open;
+  int grace_closed;
+  int closing;
+  int port;
+  struct cll__route *routes;
+  struct cll__cors cors;
+  struct conn *conns;
+  size_t n_conns;      /* conn structs alive */
+  struct conn *pending;
+  void *data;
+  void (*on_closed)(void *);
+  void *closed_ud;
+  llhttp_settings_t settings;
+  char date[64];
+  time_t date_sec;
+};
+
+static void conn_close(struct conn *c);
+static void process_input(struct conn *c);
+static void conn_arm_timer(struct conn *c);
+static void server_maybe_free(cll_server *srv);
+static void on_idle(uv_idle_t *h);
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void cll_server_opts_defaults(cll_server_opts *o) {
+  memset(o, 0, sizeof(*o));
+  o->host = "127.0.0.1";
+  o->port = 11434;
+  o->max_head_bytes = 64 * 1024;
+  o->max_headers = 128;
+  o->max_body_bytes = 64u * 1024 * 1024;
+  o->max_queued_bytes = 64u * 1024 * 1024;
+  o->high_water_bytes = 256 * 1024;
+  o->low_water_bytes = 64 * 1024;
+  o->header_timeout_ms = 30000;
+  o->idle_timeout_ms = 300000;
+  o->backlog = 4096;
+  o->host_check = true;
+}
+
+const char *cll_http_reason(int status) {
+  switch (status) {
+  case 100: return "Continue";
+  case 200: return "OK";
+  case 201: return "Created";
+  case 204: return "No Content";
+  case 301: return "Moved Permanently";
+  case 304: return "Not Modified";
+  case 307: return "Temporary Redirect";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 408: return "Request Timeout";
+  case 409: return "Conflict";
+  case 411: return "Length Required";
+  case 413: return "Request Entity Too Large";
+  case 415: return "Unsupported Media Type";
+  case 417: return "Expectation Failed";
+  case 422: return "Unprocessable Entity";
+  case 429: return "Too Many Requests";
+  case 431: return "Request Header Fields Too Large";
+  case 499: return "Client Closed Request";
+  case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
+  case 502: return "Bad Gateway";
+  case 503: return "Service Unavailable";
+  case 505: return "HTTP Version Not Supported";
+  default: return "Unknown";
+  }
+}
+
+/* ------------------------------------------------------------- requests */
+
+static void req_free(cll_request *r) {
+  if (r == NULL)
+    return;
+  cll__buf_free(&r->head);
+  cll__buf_free(&r->body);
+  cll__buf_free(&r->extra);
+  free(r->hdrs);
+  free(r->path);
+  if (r->param_values)
+    for (size_t i = 0; i < r->match.nparams; i++)
+      free(r->param_values[i]);
+  free(r->param_values);
+  free(r);
+}
+
+static const char *req_hdr_name(const cll_request *r, size_t i) {
+  return r->head.data + r->hdrs[i].name_off;
+}
+static const char *req_hdr_value(const cll_request *r, size_t i) {
+  return r->head.data + r->hdrs[i].value_off;
+}
+
+const char *cll_request_method(const cll_request *r) { return r->method; }
+const char *cll_request_path(const cll_request *r) { return r->path; }
+const char *cll_request_query(const cll_request *r) { return r->query; }
+void *cll_request_server_data(const cll_request *r) { return r->conn->srv->data; }
+void cll_request_set_data(cll_request *r, void *data) { r->data = data; }
+void *cll_request_data(const cll_request *r) { return r->data; }
+bool cll_request_gone(const cll_request *r) { return r->cancelled_gone != 0; }
+
+const char *cll_request_param(const cll_request *r, const char *name) {
+  for (size_t i = 0; i < r->match.nparams; i++)
+    if (strcmp(r->match.param_names[i], name) == 0)
+      return r->param_values[i];
+  return NULL;
+}
+
+const char *cll_request_header(const cll_request *r, const char *name) {
+  for (size_t i = 0; i < r->n_hdrs; i++)
+    if (strcasecmp(req_hdr_name(r, i), name) == 0)
+      return req_hdr_value(r, i);
+  return NULL;
+}
+
+const char *cll_request_body(const cll_request *r, size_t *len) {
+  if (len)
+    *len = r->body.len;
+  return r->body.data ? r->body.data : "";
+}
+
+void cll_request_on_drain(cll_request *r, cll_drain_fn fn, void *ud) {
+  r->on_drain = fn;
+  r->drain_ud = ud;
+}
+
+void cll_request_on_cancel(cll_request *r, cll_cancel_fn fn, void *ud) {
+  r->on_cancel = fn;
+  r->cancel_ud = ud;
+}
+
+size_t cll_stream_queued_bytes(const cll_request *r) { return r->conn->queued; }
+
+bool cll_stream_writable(const cll_request *r) {
+  return r->conn->queued < r->conn->srv->opts.high_water_bytes;
+}
+
+static void req_cancel(cll_request *r, int reason) {
+  int *sent = reason == CLL_CANCEL_CLIENT_GONE ? &r->cancelled_gone : &r->cancelled_shutdown;
+  if (*sent)
+    return;
+  *sent = 1;
+  if (r->state != REQ_HANDLER && r->state != REQ_STREAMING)
+    return;
+  if (r->on_cancel)
+    r->on_cancel(r, reason, r->cancel_ud);
+}
+
+/* ---------------------------------------------------------------- output */
+
+struct wreq {
+  uv_write_t w;
+  struct conn *c;
+  size_t len;
+  char data[];
+};
+
+static void conn_unref_maybe_free(struct conn *c);
+
+static void on_write(uv_write_t *w, int status) {
+  struct wreq *wr = (struct wreq *)w;
+  struct conn *c = wr->c;
+  c->queued -= wr->len;
+  free(wr);
+  if (status < 0 && !(c->flags & CONN_CLOSING)) {
+    if (c->req)
+      req_cancel(c->req, CLL_CANCEL_CLIENT_GONE);
+    conn_close(c);
+  }
+  cll_request *r = c->req;
+  if (r && r->drain_wanted && c->queued <= c->srv->opts.low_water_bytes && !r->cancelled_gone) {
+    r->drain_wanted = 0;
+    if (r->on_drain)
+      r->on_drain(r, r->drain_ud);
+  }
+  if (c->flags & CONN_CLOSED) {
+    conn_unref_maybe_free(c);
+    return;
+  }
+  /* Response done and flushed on a connection that must close. */
+  if (c->req == NULL && c->queued == 0 && (c->flags & CONN_NO_KEEPALIVE))
+    conn_close(c);
+  else
+    conn_arm_timer(c);
+}
+
+/* Queues len bytes from up to three pieces as one uv_write. */
+static int conn_write3(struct conn *c, const void *a, size_t na, const void *b, size_t nb,
+                       const void *d, size_t nd) {
+  if (c->flags & (CONN_CLOSING | CONN_CLOSED))
+    return CLL_ECANCELED;
+  size_t len = na + nb + nd;
+  if (len == 0)
+    return 0;
+  if (c->queued + len > c->srv->opts.max_queued_bytes) {
+    /* The peer does not read: drop it rather than buffer without bound. */
+    if (c->req)
+      req_cancel(c->req, CLL_CANCEL_CLIENT_GONE);
+    conn_close(c);
+    return CLL_ECANCELED;
+  }
+  struct wreq *wr = malloc(sizeof(*wr) + len);
+  if (wr == NULL)
+    return CLL_ENOMEM;
+  wr->c = c;
+  wr->len = len;
+  if (na)
+    memcpy(wr->data, a, na);
+  if (nb)
+    memcpy(wr->data + na, b, nb);
+  if (nd)
+    memcpy(wr->data + na + nb, d, nd);
+  uv_buf_t buf = uv_buf_init(wr->data, (unsigned)len);
+  int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+  if (rc < 0) {
+    free(wr);
+    if (c->req)
+      req_cancel(c->req, CLL_CANCEL_CLIENT_GONE);
+    conn_close(c);
+    return CLL_ECANCELED;
+  }
+  c->queued += len;
+  return 0;
+}
+
+static const char *http_date(cll_server *srv) {
+  time_t t = time(NULL);
+  if (t != srv->date_sec) {
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(srv->date, sizeof(srv->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    srv->date_sec = t;
+  }
+  return srv->date;
+}
+
+/* Builds the status line and headers. body_len < 0 means streamed. */
+static int build_head(cll_request *r, struct cll__buf *h, int status, const char *ctype,
+                      long long body_len) {
+  struct conn *c = r->conn;
+  int minor = r->http_major == 1 ? r->http_minor : 1;
+  int rc = cll__buf_printf(h, "HTTP/1.%d %d %s\r\nDate: %s\r\n", minor, status,
+                           cll_http_reason(status), http_date(c->srv));
+  if (ctype && rc == 0)
+    rc = cll__buf_printf(h, "Content-Type: %s\r\n", ctype);
+  if (r->cors_origin && rc == 0)
+    rc = cll__buf_printf(h, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n",
+                         r->cors_origin);
+  if (r->extra.len && rc == 0)
+    rc = cll__buf_append(h, r->extra.data, r->extra.len);
+  if (rc == 0) {
+    if (body_len >= 0 && status != 204 && status >= 200)
+      rc = cll__buf_printf(h, "Content-Length: %lld\r\n", body_len);
+    else if (r->chunked_out)
+      rc = cll__buf_printf(h, "Transfer-Encoding: chunked\r\n");
+  }
+  if (rc == 0) {
+    if (!r->keep_alive)
+      rc = cll__buf_printf(h, "Connection: close\r\n");
+    else if (r->http_minor == 0)
+      rc = cll__buf_printf(h, "Connection: keep-alive\r\n");
+  }
+  if (rc == 0)
+    rc = cll__buf_append(h, "\r\n", 2);
+  return rc;
+}
+
+static void log_request(cll_request *r) {
+  cll_server *srv = r->conn->srv;
+  if (!srv->opts.log_requests)
+    return;
+  double ms = (double)(now_ns() - r->t_start_ns) / 1e6;
+  fprintf(stderr, "http: %s %s %d %.3fms\n", r->method, r->path ? r->path : "?", r->status,
+          ms);
+}
+
+/* The request is answered: free it and go on with the connection. */
+static void req_finish(cll_request *r) {
+  struct conn *c = r->conn;
+  r->state = REQ_DONE;
+  log_request(r);
+  if (!r->keep_alive)
+    c->flags |= CONN_NO_KEEPALIVE;
+  c->req = NULL;
+  req_free(r);
+  if (c->flags & CONN_CLOSED) {
+    conn_unref_maybe_free(c);
+    return;
+  }
+  if (c->flags & CONN_CLOSING)
+    return;
+  if (c->flags & CONN_NO_KEEPALIVE) {
+    if (c->queued == 0)
+      conn_close(c);
+    return;
+  }
+  conn_arm_timer(c);
+  if (c->flags & CONN_READ_STOPPED) {
+    /* Resumed by process_input once the buffer drains. */
+  }
+  if (c->dispatching)
+    return; /* process_input's loop continues with the next request */
+  /* Answered later, from some other callback: parse the next pipelined
+   * request from the idle handle rather than inside the handler's call. */
+  if (!(c->flags & CONN_PENDING)) {
+    c->flags |= CONN_PENDING;
+    c->pend_next = c->srv->pending;
+    c->srv->pending = c;
+    uv_idle_start(&c->srv->idle, on_idle);
+  }
+}
+
+int cll_response_header(cll_request *r, const char *name, const char *value) {
+  if (r->state != REQ_HANDLER)
+    return CLL_EINVAL;
+  /* Header injection guard: no CR/LF in names or values. */
+  if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+    return CLL_EINVAL;
+  return cll__buf_printf(&r->extra, "%s: %s\r\n", name, value);
+}
+
+int cll_respond(cll_request *r, int status, const char *ctype, const void *body, size_t len) {
+  assert(r->state == REQ_HANDLER);
+  if (r->state != REQ_HANDLER)
+    return CLL_EINVAL;
+  struct conn *c = r->conn;
+  r->status = status;
+  int rc = 0;
+  if (!r->cancelled_gone) {
+    if (c->srv->closing)
+      r->keep_alive = 0;
+    struct cll__buf h = {0};
+    rc = build_head(r, &h, status, ctype, (long long)len);
+    if (rc == 0) {
+      int nobody = r->is_head || status == 204 || status == 304;
+      rc = conn_write3(c, h.data, h.len, body, nobody ? 0 : len, NULL, 0);
+    }
+    cll__buf_free(&h);
+  }
+  req_finish(r);
+  return rc == CLL_ECANCELED ? 0 : rc;
+}
+
+int cll_stream_start(cll_request *r, int status, const char *ctype) {
+  assert(r->state == REQ_HANDLER);
+  if (r->state != REQ_HANDLER)
+    return CLL_EINVAL;
+  struct conn *c = r->conn;
+  r->status = status;
+  r->state = REQ_STREAMING;
+  if (r->cancelled_gone)
+    return CLL_ECANCELED;
+  if (r->http_major == 1 && r->http_minor >= 1)
+    r->chunked_out = 1;
+  else
+    r->keep_alive = 0; /* HTTP/1.0: the end of the body is the end of the connection */
+  if (c->srv->closing)
+    r->keep_alive = 0;
+  struct cll__buf h = {0};
+  int rc = build_head(r, &h, status, ctype, -1);
+  if (rc == 0)
+    rc = conn_write3(c, h.data, h.len, NULL, 0, NULL, 0);
+  cll__buf_free(&h);
+  return rc;
+}
+
+int cll_stream_write(cll_request *r, const void *data, size_t len) {
+  assert(r->state == REQ_STREAMING);
+  if (r->state != REQ_STREAMING)
+    return CLL_EINVAL;
+  if (r->cancelled_gone)
+    return CLL_ECANCELED;
+  if (len == 0 || r->is_head)
+    return 0;
+  int rc;
+  if (r->chunked_out) {
+    char size[24];
+    int n = snprintf(size, sizeof(size), "%zx\r\n", len);
+    rc = conn_write3(r->conn, size, (size_t)n, data, len, "\r\n", 2);
+  } else {
+    rc = conn_write3(r->conn, data, len, NULL, 0, NULL, 0);
+  }
+  if (rc == 0 && !cll_stream_writable(r))
+    r->drain_wanted = 1;
+  return rc;
+}
+
+int cll_stream_end(cll_request *r) {
+  assert(r->state == REQ_STREAMING);
+  if (r->state != REQ_STREAMING)
+    return CLL_EINVAL;
+  if (!r->cancelled_gone && r->chunked_out && !r->is_head)
+    conn_write3(r->conn, "0\r\n\r\n", 5, NULL, 0, NULL, 0);
+  req_finish(r);
+  return 0;
+}
+
+/* Answers a request the server rejects itself (limits, CORS, routing). */
+static void respond_plain(cll_request *r, int status, const char *text) {
+  r->state = REQ_HANDLER;
+  cll_respond(r, status, text ? "text/plain" : NULL, text, text ? strlen(text) : 0);
+}
+
+/* ------------------------------------------------------------ connections */
+
+static void on_conn_closed(uv_handle_t *h) {
+  struct conn *c = h->data;
+  if (--c->handles_open > 0)
+    return;
+  c->flags |= CONN_CLOSED;
+  conn_unref_maybe_free(c);
+}
+
+/* Frees c once its handles are closed, its writes completed and its
+ * request answered. */
+static void conn_unref_maybe_free(struct conn *c) {
+  if (!(c->flags & CONN_CLOSED) || c->req != NULL || c->queued != 0)
+    return;
+  cll_server *srv = c->srv;
+  if (c->flags & CONN_PENDING) {
+    for (struct conn **p = &srv->pending; *p; p = &(*p)->pend_next)
+      if (*p == c) {
+        *p = c->pend_next;
+        break;
+      }
+  }
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    srv->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  srv->n_conns--;
+  cll__buf_free(&c->in);
+  free(c);
+  server_maybe_free(srv);
+}
+
+static void conn_close(struct conn *c) {
+  if (c->flags & CONN_CLOSING)
+    return;
+  c->flags |= CONN_CLOSING;
+  /* A request still being parsed has no handler yet: drop it. */
+  if (c->req && c->req->state == REQ_PARSING) {
+    req_free(c->req);
+    c->req = NULL;
+  } else if (c->req) {
+    req_cancel(c->req, CLL_CANCEL_CLIENT_GONE);
+  }
+  uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+  uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+}
+
+static void on_conn_timer(uv_timer_t *t) {
+  struct conn *c = t->data;
+  /* Header/idle timeout, or a peer that stopped reading our output. */
+  conn_close(c);
+}
+
+static void conn_arm_timer(struct conn *c) {
+  if (c->flags & CONN_CLOSING)
+    return;
+  const cll_server_opts *o = &c->srv->opts;
+  if (c->req && c->req->state == REQ_PARSING) {
+    /* Armed once at message begin; data arriving does not extend it, so a
+     * client trickling bytes cannot hold the connection forever. */
+    return;
+  }
+  if (c->req) {
+    if (c->queued > 0)
+      uv_timer_start(&c->timer, on_conn_timer, o->idle_timeout_ms, 0);
+    else
+      uv_timer_stop(&c->timer); /* the handler is working */
+    return;
+  }
+  uv_timer_start(&c->timer, on_conn_timer, o->idle_timeout_ms, 0);
+}
+
+/* ------------------------------------------------------------ llhttp glue */
+
+static cll_request *cur_req(llhttp_t *p) { return ((struct conn *)p->data)->req; }
+
+static int head_append(llhttp_t *p, const char *at, size_t len) {
+  struct conn *c = p->data;
+  cll_request *r = c->req;
+  if (r->head.len + len > c->srv->opts.max_head_bytes) {
+    c->error_status = 431;
+    return HPE_USER;
+  }
+  if (cll__buf_append(&r->head, at, len) != 0) {
+    c->error_status = 500;
+    return HPE_USER;
+  }
+  return 0;
+}
+
+static int on_message_begin(llhttp_t *p) {
+  struct conn *c = p->data;
+  assert(c->req == NULL);
+  cll_request *r = calloc(1, sizeof(*r));
+  if (r == NULL) {
+    c->error_status = 500;
+    return HPE_USER;
+  }
+  r->conn = c;
+  r->state = REQ_PARSING;
+  r->t_start_ns = now_ns();
+  c->req = r;
+  uv_timer_start(&c->timer, on_conn_timer, c->srv->opts.header_timeout_ms, 0);
+  return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len) {
+  int rc = head_append(p, at, len);
+  cur_req(p)->url_len += len;
+  return rc;
+}
+
+static int on_url_complete(llhttp_t *p) {
+  cll_request *r = cur_req(p);
+  r->url_done = 1;
+  return head_append(p, "", 1);
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len) {
+  struct conn *c = p->data;
+  cll_request *r = c->req;
+  if (r->in_value || r->n_hdrs == 0 || r->hdrs[r->n_hdrs - 1].value_off != 0) {
+    /* A new header starts; end the previous value if llhttp did not. */
+    if (r->in_value) {
+      r->in_value = 0;
+      int rc = head_append(p, "", 1);
+      if (rc != 0)
+        return rc;
+    }
+    if (r->n_hdrs >= c->srv->opts.max_headers) {
+      c->error_status = 431;
+      return HPE_USER;
+    }
+    if (r->n_hdrs == r->cap_hdrs) {
+      size_t cap = r->cap_hdrs ? r->cap_hdrs * 2 : 16;
+      struct hdr *h = realloc(r->hdrs, cap * sizeof(*h));
+      if (h == NULL) {
+        c->error_status = 500;
+        return HPE_USER;
+      }
+      r->hdrs = h;
+      r->cap_hdrs = cap;
+    }
+    r->hdrs[r->n_hdrs].name_off = r->head.len;
+    r->hdrs[r->n_hdrs].value_off = 0;
+    r->n_hdrs++;
+    r->in_value = 0;
+  }
+  return head_append(p, at, len);
+}
+
+static int on_header_field_complete(llhttp_t *p) {
+  cll_request *r = cur_req(p);
+  int rc = head_append(p, "", 1);
+  if (rc == 0)
+    r->hdrs[r->n_hdrs - 1].value_off = r->head.len; /* value starts here, even if empty */
+  r->in_value = 1;
+  return rc;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len) {
+  return head_append(p, at, len);
+}
+
+static int on_header_value_complete(llhttp_t *p) {
+  cll_request *r = cur_req(p);
+  int rc = head_append(p, "", 1);
+  r->in_value = 0;
+  /* Mark "value done" so the next field starts a new header. */
+  return rc;
+}
+
+static int on_headers_complete(llhttp_t *p) {
+  struct conn *c = p->data;
+  cll_request *r = c->req;
+  const cll_server_opts *o = &c->srv->opts;
+  if (!r->url_done)
+    head_append(p, "", 1);
+  if (r->in_value) {
+    r->in_value = 0;
+    head_append(p, "", 1);
+  }
+  snprintf(r->method, sizeof(r->method), "%s", llhttp_method_name(p->method));
+  r->http_major = p->http_major;
+  r->http_minor = p->http_minor;
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > o->max_body_bytes) {
+    c->error_status = 413;
+    return HPE_USER;
+  }
+  const char *expect = cll_request_header(r, "Expect");
+  if (expect && r->http_major == 1 && r->http_minor >= 1) {
+    if (strcasecmp(expect, "100-continue") != 0) {
+      c->error_status = 417;
+      return HPE_USER;
+    }
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    conn_write3(c, cont, sizeof(cont) - 1, NULL, 0, NULL, 0);
+  }
+  return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len) {
+  struct conn *c = p->data;
+  cll_request *r = c->req;
+  if (r->body.len + len > c->srv->opts.max_body_bytes) {
+    c->error_status = 413;
+    return HPE_USER;
+  }
+  if (cll__buf_append(&r->body, at, len) != 0) {
+    c->error_status = 500;
+    return HPE_USER;
+  }
+  return 0;
+}
+
+static int on_message_complete(llhttp_t *p) {
+  struct conn *c = p->data;
+  c->req->keep_alive = llhttp_should_keep_alive(p);
+  return HPE_PAUSED;
+}
+
+/* Splits the url into path and query and finds the route. */
+static void dispatch(struct conn *c) {
+  cll_request *r = c->req;
+  cll_server *srv = c->srv;
+  r->state = REQ_HANDLER;
+  if (srv->closing)
+    r->keep_alive = 0;
+  r->is_head = strcmp(r->method, "HEAD") == 0;
+  const char *url = r->head.data ? r->head.data : "";
+  r->path = strdup(url);
+  if (r->path == NULL) {
+    respond_plain(r, 500, "out of memory");
+    return;
+  }
+  char *q = strchr(r->path, '?');
+  if (q) {
+    *q = '\0';
+    r->query = q + 1;
+  } else {
+    r->query = r->path + strlen(r->path);
+  }
+  /* Absolute-form request targets ("http://host/path") keep only the path. */
+  if (strncasecmp(r->path, "http://", 7) == 0 || strncasecmp(r->path, "https://", 8) == 0) {
+    char *slash = strchr(strstr(r->path, "//") + 2, '/');
+    memmove(r->path, slash ? slash : "/", strlen(slash ? slash : "/") + 1);
+    if (!slash)
+      r->query = r->path + 1; /* empty */
+  }
+
+  /* CORS first, then the Host guard (Ollama's middleware order). */
+  const char *origin = cll_request_header(r, "Origin");
+  const char *host = cll_request_header(r, "Host");
+  if (origin && origin[0]) {
+    int same = 0;
+    if (host)
+      same = (strncmp(origin, "http://", 7) == 0 && strcmp(origin + 7, host) == 0) ||
+             (strncmp(origin, "https://", 8) == 0 && strcmp(origin + 8, host) == 0);
+    if (!same) {
+      if (!cll__cors_origin_allowed(&srv->cors, origin)) {
+        respond_plain(r, 403, NULL);
+        return;
+      }
+      r->cors_origin = origin;
+      if (strcmp(r->method, "OPTIONS") == 0) {
+        cll__buf_printf(&r->extra,
+                        "Access-Control-Allow-Methods: %s\r\n"
+                        "Access-Control-Allow-Headers: %s\r\n"
+                        "Access-Control-Max-Age: 43200\r\n",
+                        cll__cors_allow_methods, cll__cors_allow_headers);
+        respond_plain(r, 204, NULL);
+        return;
+      }
+    }
+  }
+  int h = cll__host_allowed(&srv->cors, host);
+  if (h == 0) {
+    respond_plain(r, 403, NULL);
+    return;
+  }
+  if (h == 2 && strcmp(r->method, "OPTIONS") == 0) {
+    respond_plain(r, 204, NULL);
+    return;
+  }
+
+  cll__route_match(srv->routes, r->method, r->path, &r->match);
+  if (r->match.route == NULL) {
+    if (r->match.path_known)
+      respond_plain(r, 405, "405 method not allowed");
+    else
+      respond_plain(r, 404, "404 page not found");
+    return;
+  }
+  if (r->match.nparams) {
+    r->param_values = calloc(r->match.nparams, sizeof(char *));
+    for (size_t i = 0; r->param_values && i < r->match.nparams; i++)
+      r->param_values[i] = strndup(r->path + r->match.param_off[i], r->match.param_len[i]);
+    for (size_t i = 0; r->param_values && i < r->match.nparams; i++)
+      if (r->param_values[i] == NULL) {
+        respond_plain(r, 500, "out of memory");
+        return;
+      }
+    if (r->param_values == NULL) {
+      respond_plain(r, 500, "out of memory");
+      return;
+    }
+  }
+  const struct cll__route *route = r->match.route;
+  route->fn(r, route->ud);
+}
+
+/* Answers a request the parser rejected and closes after the answer. */
+static void reject(struct conn *c, int status) {
+  if (c->req == NULL) {
+    /* The error came before any message started: make an empty request so
+     * the answer can be framed. */
+    if (on_message_begin(&c->parser) != 0) {
+      conn_close(c);
+      return;
+    }
+  }
+  cll_request *r = c->req;
+  r->keep_alive = 0;
+  r->http_major = 1;
+  r->http_minor = 1;
+  r->cors_origin = NULL;
+  if (r->path == NULL)
+    r->path = strdup("?");
+  snprintf(r->method, sizeof(r->method), "%s", "?");
+  c->flags |= CONN_NO_KEEPALIVE;
+  /* Headers given so far are not trusted for framing the answer. */
+  r->n_hdrs = 0;
+  r->extra.len = 0;
+  const char *text = status == 431   ? "431 Request Header Fields Too Large"
+                     : status == 413 ? "413 Request Entity Too Large"
+                     : status == 417 ? "417 Expectation Failed"
+                     : status == 500 ? "500 Internal Server Error"
+                                     : "400 Bad Request";
+  respond_plain(r, status, text);
+}
+
+/* Parses buffered input and dispatches complete requests, one at a time. */
+static void process_input(struct conn *c) {
+  if (c->dispatching)
+    return;
+  c->dispatching = 1;
+  while (!(c->flags & CONN_CLOSING) && !(c->flags & CONN_NO_KEEPALIVE) &&
+         (c->req == NULL || c->req->state == REQ_PARSING) && c->in_pos < c->in.len) {
+    const char *data = c->in.data + c->in_pos;
+    size_t len = c->in.len - c->in_pos;
+    llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
+    if (e == HPE_OK) {
+      c->in_pos = c->in.len;
+      break;
+    }
+    if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
+      const char *pos = llhttp_get_error_pos(&c->parser);
+      c->in_pos += (size_t)(pos - data);
+      if (e == HPE_PAUSED_UPGRADE) {
+        /* No protocol upgrades: answer this request, then close. */
+        c->req->keep_alive = 0;
+      }
+      llhttp_resume(&c->parser);
+      if (e == HPE_PAUSED_UPGRADE)
+        llhttp_init(&c->parser, HTTP_REQUEST, &c->srv->settings), c->parser.data = c;
+      uv_timer_stop(&c->timer);
+      dispatch(c);
+      continue;
+    }
+    int status = c->error_status ? c->error_status : 400;
+    c->in_pos = c->in.len;
+    reject(c, status);
+    break;
+  }
+  /* Compact the input buffer. */
+  if (c->in_pos > 0) {
+    memmove(c->in.data, c->in.data + c->in_pos, c->in.len - c->in_pos);
+    c->in.len -= c->in_pos;
+    c->in_pos = 0;
+  }
+  c->dispatching = 0;
+  if (c->flags & CONN_CLOSING)
+    return;
+  if (c->req == NULL && (c->flags & CONN_EOF)) {
+    if (c->queued == 0)
+      conn_close(c);
+    else
+      c->flags |= CONN_NO_KEEPALIVE;
+    return;
+  }
+  /* Resume reading when a stopped connection has room again. */
+  if ((c->flags & CONN_READ_STOPPED) && c->in.len < INPUT_CAP_ACTIVE && !(c->flags & CONN_EOF)) {
+    c->flags &= ~CONN_READ_STOPPED;
+    extern void cll__conn_start_read(struct conn * c);
+    cll__conn_start_read(c);
+  }
+}
+
+static void on_idle(uv_idle_t *h) {
+  cll_server *srv = h->data;
+  while (srv->pending) {
+    struct conn *c = srv->pending;
+    srv->pending = c->pend_next;
+    c->flags &= ~CONN_PENDING;
+    process_input(c);
+  }
+  uv_idle_stop(&srv->idle);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  struct conn *c = h->data;
+  size_t want = 64 * 1024;
+  if (c->in.cap - c->in.len < want + 1) {
+    size_t cap = c->in.len + want + 1;
+    char *d = realloc(c->in.data, cap);
+    if (d == NULL) {
+      *buf = uv_buf_init(NULL, 0);
+      return;
+    }
+    c->in.data = d;
+    c->in.cap = cap;
+  }
+  *buf = uv_buf_init(c->in.data + c->in.len, (unsigned)(c->in.cap - c->in.len - 1));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  struct conn *c = s->data;
+  if (nread == 0)
+    return;
+  if (nread < 0) {
+    c->flags |= CONN_EOF;
+    uv_read_stop(s);
+    if (c->req && c->req->state != REQ_PARSING) {
+      /* Gone mid-answer (Go's server cancels the request context too). */
+      req_cancel(c->req, CLL_CANCEL_CLIENT_GONE);
+      conn_close(c);
+      return;
+    }
+    if (c->req && c->req->state == REQ_PARSING && nread == UV_EOF) {
+      /* Let llhttp see the end (a body delimited by EOF is not allowed
+       * for requests, so this only reports a truncated message). */
+      conn_close(c);
+      return;
+    }
+    if (c->queued == 0 && c->req == NULL && c->in.len == c->in_pos)
+      conn_close(c);
+    else if (c->req == NULL)
+      process_input(c);
+    return;
+  }
+  c->in.len += (size_t)nread;
+  c->in.data[c->in.len] = '\0';
+  if (c->req && c->req->state != REQ_PARSING) {
+    /* Pipelined input while a request is being answered: keep it, within
+     * a cap, and stop reading past it. */
+    if (c->in.len >= INPUT_CAP_ACTIVE) {
+      uv_read_stop(s);
+      c->flags |= CONN_READ_STOPPED;
+    }
+    return;
+  }
+  process_input(c);
+  if (!(c->flags & CONN_CLOSING) && c->req == NULL && c->in.len == 0)
+    conn_arm_timer(c);
+}
+
+void cll__conn_start_read(struct conn *c);
+void cll__conn_start_read(struct conn *c) {
+  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void on_connection(uv_stream_t *ls, int status) {
+  cll_server *srv = ls->data;
+  if (status < 0 || srv->closing)
+    return;
+  struct conn *c = calloc(1, sizeof(*c));
+  if (c == NULL)
+    return;
+  c->srv = srv;
+  uv_tcp_init(srv->loop, &c->tcp);
+  uv_timer_init(srv->loop, &c->timer);
+  c->tcp.data = c;
+  c->timer.data = c;
+  c->handles_open = 2;
+  c->next = srv->conns;
+  if (srv->conns)
+    srv->conns->prev = c;
+  srv->conns = c;
+  srv->n_conns++;
+  if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
+    conn_close(c);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  llhttp_init(&c->parser, HTTP_REQUEST, &srv->settings);
+  c->parser.data = c;
+  uv_timer_start(&c->timer, on_conn_timer, srv->opts.idle_timeout_ms, 0);
+  cll__conn_start_read(c);
+}
+
+/* ---------------------------------------------------------------- server */
+
+static void server_free(cll_server *srv) {
+  void (*cb)(void *) = srv->on_closed;
+  void *ud = srv->closed_ud;
+  cll__routes_free(srv->routes);
+  cll__cors_free(&srv->cors);
+  free(srv);
+  if (cb)
+    cb(ud);
+}
+
+static void on_server_handle_closed(uv_handle_t *h);
+
+static void server_maybe_free(cll_server *srv) {
+  if (!srv->closing || srv->n_conns != 0)
+    return;
+  if (!srv->grace_closed) {
+    srv->grace_closed = 1;
+    uv_close((uv_handle_t *)&srv->grace, on_server_handle_closed);
+  }
+  if (srv->handles_open == 0)
+    server_free(srv);
+}
+
+static void on_server_handle_closed(uv_handle_t *h) {
+  cll_server *srv = h->data;
+  srv->handles_open--;
+  server_maybe_free(srv);
+}
+
+static void on_grace(uv_timer_t *t) {
+  cll_server *srv = t->data;
+  /* Peers that did not let their last answer through: drop them. */
+  for (struct conn *c = srv->conns; c; c = c->next)
+    conn_close(c);
+}
+
+int cll_server_new(uv_loop_t *loop, const cll_server_opts *opts, cll_server **out,
+                   cll_err *err) {
+  *out = NULL;
+  cll_server *srv = calloc(1, sizeof(*srv));
+  if (srv == NULL)
+    return cll_err_set(err, CLL_ENOMEM, "out of memory");
+  srv->loop = loop;
+  srv->opts = *opts;
+  srv->opts.origins = NULL;
+  srv->opts.n_origins = 0;
+  if (srv->opts.low_water_bytes > srv->opts.high_water_bytes)
+    srv->opts.low_water_bytes = srv->opts.high_water_bytes;
+  int loopback = cll__addr_is_loopback(opts->host);
+  if (cll__cors_init(&srv->cors, opts->origins, opts->n_origins,
+                     opts->host_check && loopback) != 0) {
+    free(srv);
+    return cll_err_set(err, CLL_ENOMEM, "out of memory");
+  }
+  llhttp_settings_init(&srv->settings);
+  srv->settings.on_message_begin = on_message_begin;
+  srv->settings.on_url = on_url;
+  srv->settings.on_url_complete = on_url_complete;
+  srv->settings.on_header_field = on_header_field;
+  srv->settings.on_header_field_complete = on_header_field_complete;
+  srv->settings.on_header_value = on_header_value;
+  srv->settings.on_header_value_complete = on_header_value_complete;
+  srv->settings.on_headers_complete = on_headers_complete;
+  srv->settings.on_body = on_body;
+  srv->settings.on_message_complete = on_message_complete;
+
+  const char *host = opts->host;
+  if (strcasecmp(host, "localhost") == 0)
+    host = "127.0.0.1";
+  struct sockaddr_storage ss;
+  int rc;
+  if (strchr(host, ':'))
+    rc = uv_ip6_addr(host, opts->port, (struct sockaddr_in6 *)&ss);
+  else
+    rc = uv_ip4_addr(host, opts->port, (struct sockaddr_in *)&ss);
+  if (rc != 0) {
+    cll__cors_free(&srv->cors);
+    free(srv);
+    return cll_err_set(err, CLL_EINVAL, "invalid listen address \"%s\"", opts->host);
+  }
+  uv_tcp_init(loop, &srv->listener);
+  uv_idle_init(loop, &srv->idle);
+  uv_timer_init(loop, &srv->grace);
+  srv->listener.data = srv->idle.data = srv->grace.data = srv;
+  srv->handles_open = 3;
+  rc = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&ss, 0);
+  if (rc == 0)
+    rc = uv_listen((uv_stream_t *)&srv->listener, opts->backlog, on_connection);
+  if (rc != 0) {
+    cll_err_set(err, rc == UV_EADDRINUSE ? CLL_EBUSY : CLL_EIO, "listen on %s:%d: %s",
+                opts->host, opts->port, uv_strerror(rc));
+    srv->closing = 1;
+    uv_close((uv_handle_t *)&srv->listener, on_server_handle_closed);
+    uv_close((uv_handle_t *)&srv->idle, on_server_handle_closed);
+    srv->grace_closed = 1;
+    uv_close((uv_handle_t *)&srv->grace, on_server_handle_closed);
+    return err ? err->code : CLL_EIO;
+  }
+  struct sockaddr_storage bound;
+  int blen = sizeof(bound);
+  uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &blen);
+  srv->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                : ((struct sockaddr_in *)&bound)->sin_port);
+  *out = srv;
+  return 0;
+}
+
+int cll_server_port(const cll_server *srv) { return srv->port; }
+void cll_server_set_data(cll_server *srv, void *data) { srv->data = data; }
+void *cll_server_data(const cll_server *srv) { return srv->data; }
+
+int cll_server_route(cll_server *srv, const char *method, const char *pattern,
+                     cll_handler_fn fn, void *ud) {
+  return cll__route_add(&srv->routes, method, pattern, fn, ud);
+}
+
+void cll_server_close(cll_server *srv, void (*on_closed)(void *), void *ud) {
+  if (srv->closing)
+    return;
+  srv->closing = 1;
+  srv->on_closed = on_closed;
+  srv->closed_ud = ud;
+  uv_close((uv_handle_t *)&srv->listener, on_server_handle_closed);
+  uv_close((uv_handle_t *)&srv->idle, on_server_handle_closed);
+  srv->pending = NULL;
+  struct conn *next;
+  for (struct conn *c = srv->conns; c; c = next) {
+    next = c->next;
+    c->flags &= ~CONN_PENDING;
+    if (c->req && c->req->state != REQ_PARSING) {
+      c->flags |= CONN_NO_KEEPALIVE;
+      c->req->keep_alive = 0;
+      req_cancel(c->req, CLL_CANCEL_SHUTDOWN);
+    } else if (c->queued > 0) {
+      c->flags |= CONN_NO_KEEPALIVE;
+    } else {
+      conn_close(c);
+    }
+  }
+  uv_timer_start(&srv->grace, on_grace, SHUTDOWN_GRACE_MS, 0);
+  server_maybe_free(srv);
+}
