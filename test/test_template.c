@@ -648,3 +648,19 @@ Test(template, builtin_stops) {
                                                        "{{ m.role }}{% endfor %}"),
                    "chatml");
 }
+
+Test(template, think_tags) {
+  char o[32], c[32];
+  cll_template *t = parse_ok("{{ range .Messages }}{{ if eq .Role \"assistant\" }}{{ if .Thinking "
+                             "}}<think>\n{{ .Thinking }}\n</think> {{ end }}{{ .Content }}{{ end "
+                             "}}{{ end }}");
+  cll_template_think_tags(t, o, sizeof o, c, sizeof c);
+  cr_expect_str_eq(o, "<think>");
+  cr_expect_str_eq(c, "</think>");
+  cll_template_free(t);
+  t = parse_ok("{{ .Thinking }}{{ range .Tools }}{{ .Thinking }}{{ end }}");
+  cll_template_think_tags(t, o, sizeof o, c, sizeof c);
+  cr_expect_str_eq(o, "");
+  cr_expect_str_eq(c, "");
+  cll_template_free(t);
+}

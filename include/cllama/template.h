@@ -62,6 +62,13 @@ bool cll_template_uses(const cll_template *t, const char *ident);
  * "{" when there is none. Copies at most cap-1 bytes to buf. */
 void cll_template_tool_tag(const cll_template *t, char *buf, size_t cap);
 
+/* Ollama's thinking tags (thinking.InferTags, OLLAMA_API.md §5.6): for a
+ * `.Thinking` field used inside a range over .Messages, the first and last
+ * text of the enclosing list, trimmed (e.g. "<think>" and "</think>"); the
+ * last such use wins. Empty strings when the template shows no thinking. */
+void cll_template_think_tags(const cll_template *t, char *open, size_t open_cap, char *close,
+                             size_t close_cap);
+
 /* ---------------------------------------------------------------- data */
 
 struct cll_tmpl_tool_call {

@@ -1513,6 +1513,78 @@ void cll_template_tool_tag(const cll_template *t, char *buf, size_t cap) {
 }
 
 
+/* ------------------------------------------------------- thinking tags */
+
+struct think_walk {
+  char *open, *close;
+  size_t open_cap, close_cap;
+};
+
+static bool pipe_uses_field(const struct pipe *pp, const char *name) {
+  for (int i = 0; i < pp->ncmds; i++)
+    for (int j = 0; j < pp->cmds[i].nargs; j++) {
+      const struct arg *a = &pp->cmds[i].args[j];
+      if (a->kind == A_FIELD && strcmp(a->fields[0], name) == 0)
+        return true;
+      if (a->kind == A_PIPE && pipe_uses_field(a->pipe, name))
+        return true;
+    }
+  return false;
+}
+
+static void copy_trimmed(char *dst, size_t cap, const char *s, size_t n) {
+  while (n > 0 && isspace((unsigned char)*s))
+    s++, n--;
+  while (n > 0 && isspace((unsigned char)s[n - 1]))
+    n--;
+  snprintf(dst, cap, "%.*s", (int)(n < cap ? n : cap - 1), s);
+}
+
+static void think_pipe(struct think_walk *w, const struct pipe *pp, struct node *const *list,
+                       int n, const struct node *range) {
+  for (int i = 0; i < pp->ncmds; i++)
+    for (int j = 0; j < pp->cmds[i].nargs; j++) {
+      const struct arg *a = &pp->cmds[i].args[j];
+      if (a->kind == A_PIPE)
+        think_pipe(w, a->pipe, list, n, range);
+      if (a->kind != A_FIELD || strcmp(a->fields[0], "Thinking") != 0)
+        continue;
+      if (range == NULL || !pipe_uses_field(range->pipe, "Messages") || n == 0)
+        continue;
+      if (list[0]->kind == N_TEXT)
+        copy_trimmed(w->open, w->open_cap, list[0]->text, list[0]->len);
+      if (list[n - 1]->kind == N_TEXT)
+        copy_trimmed(w->close, w->close_cap, list[n - 1]->text, list[n - 1]->len);
+    }
+}
+
+static void think_list(struct think_walk *w, struct node *const *list, int n,
+                       const struct node *range) {
+  for (int i = 0; i < n; i++) {
+    const struct node *nd = list[i];
+    if (nd->kind == N_ACTION) {
+      think_pipe(w, nd->pipe, list, n, range);
+    } else if (nd->kind == N_IF || nd->kind == N_WITH || nd->kind == N_RANGE) {
+      const struct node *r = nd->kind == N_RANGE ? nd : range;
+      think_pipe(w, nd->pipe, list, n, r);
+      think_list(w, nd->list, nd->nlist, r);
+      think_list(w, nd->else_list, nd->nelse, r);
+    }
+  }
+}
+
+void cll_template_think_tags(const cll_template *t, char *open, size_t open_cap, char *close,
+                             size_t close_cap) {
+  if (open_cap)
+    open[0] = '\0';
+  if (close_cap)
+    close[0] = '\0';
+  if (open_cap == 0 || close_cap == 0)
+    return;
+  struct think_walk w = {open, close, open_cap, close_cap};
+  think_list(&w, t->root, t->nroot, NULL);
+}
+
 /* ================================================================ values
  *
  * A value is a scalar or a (json node, Go type) pair. The Go types are the
