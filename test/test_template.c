@@ -281,9 +281,9 @@ Test(template, execute_with_messages_like_ollama) {
   const char *mistral[] = {
       "[INST] {{ if .System }}{{ .System }}\n\n{{ end }}{{ .Prompt }}[/INST] ",
       "[INST] {{ if .System }}{{ .System }}\n\n{{ end }}{{ .Prompt }}[/INST] {{ .Response }}",
-      "[INST] {{ if .System }}{{ .System }}\n\n{{ end }}\n{{- range .Messages }}\n{{- if eq .Role "
-      "\"user\" }}{{ .Content }}[/INST] {{ else if eq .Role \"assistant\" }}{{ .Content }}[INST] "
-      "{{ end }}\n{{- end }}",
+      ("[INST] {{ if .System }}{{ .System }}\n\n{{ end }}\n{{- range .Messages }}\n{{- if eq .Role "
+       "\"user\" }}{{ .Content }}[/INST] {{ else if eq .Role \"assistant\" }}{{ .Content }}[INST] "
+       "{{ end }}\n{{- end }}"),
   };
   for (int i = 0; i < 3; i++) {
     char *s = render_msgs(mistral[i], m3, 3);
@@ -314,8 +314,8 @@ Test(template, execute_with_messages_like_ollama) {
   const char *asst[] = {
       "[INST] {{ .Prompt }}[/INST] ",
       "[INST] {{ .Prompt }}[/INST] {{ .Response }}",
-      "\n{{- range $i, $m := .Messages }}\n{{- if eq .Role \"user\" }}[INST] {{ .Content }}[/INST] "
-      "{{ else if eq .Role \"assistant\" }}{{ .Content }}{{ end }}\n{{- end }}",
+      ("\n{{- range $i, $m := .Messages }}\n{{- if eq .Role \"user\" }}[INST] {{ .Content }}[/INST] "
+       "{{ else if eq .Role \"assistant\" }}{{ .Content }}{{ end }}\n{{- end }}"),
   };
   for (int i = 0; i < 3; i++) {
     char *s = render_msgs(asst[i], ma, 4);
@@ -326,11 +326,11 @@ Test(template, execute_with_messages_like_ollama) {
     free(s);
   }
   const char *chatml[] = {
-      "{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}{{ if .Prompt "
-      "}}<|im_start|>user\n{{ .Prompt }}<|im_end|>\n{{ end }}<|im_start|>assistant\n{{ .Response "
-      "}}<|im_end|>\n",
-      "\n{{- range $index, $_ := .Messages }}<|im_start|>{{ .Role }}\n{{ .Content "
-      "}}<|im_end|>\n{{ end }}<|im_start|>assistant\n",
+      ("{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}{{ if .Prompt "
+       "}}<|im_start|>user\n{{ .Prompt }}<|im_end|>\n{{ end }}<|im_start|>assistant\n{{ .Response "
+       "}}<|im_end|>\n"),
+      ("\n{{- range $index, $_ := .Messages }}<|im_start|>{{ .Role }}\n{{ .Content "
+       "}}<|im_end|>\n{{ end }}<|im_start|>assistant\n"),
   };
   for (int i = 0; i < 2; i++) {
     char *s = render_msgs(chatml[i], m4, 4);
