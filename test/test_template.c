@@ -664,3 +664,34 @@ Test(template, think_tags) {
   cr_expect_str_eq(c, "");
   cll_template_free(t);
 }
+
+Test(template, messages_from_request_json) {
+  json_t *req = json_loads(
+      "[{\"role\":\"System\",\"content\":\"be nice\"},{\"role\":\"user\",\"content\":\"hi\","
+      "\"images\":[\"aGk=\"]},{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{"
+      "\"function\":{\"index\":0,\"name\":\"get_weather\",\"arguments\":{\"city\":\"Paris\"}}}]},"
+      "{\"role\":\"tool\",\"content\":\"20C\",\"tool_name\":\"get_weather\"}]",
+      0, NULL);
+  cr_assert_not_null(req);
+  struct cll_tmpl_message *m;
+  size_t n;
+  cll_err e;
+  cr_assert_eq(cll_tmpl_messages_from_json(req, &m, &n, &e), 0, "%s", e.msg);
+  cr_expect_eq(n, 4);
+  cr_expect_str_eq(m[0].role, "system");
+  cr_expect_eq(m[1].n_images, 1);
+  cr_expect_eq(m[2].n_tool_calls, 1);
+  cr_expect_str_eq(m[2].tool_calls[0].name, "get_weather");
+  cr_expect_str_eq(m[3].tool_name, "get_weather");
+  char *s = render_msgs("{{ range .Messages }}{{ .Role }}:{{ .Content }}{{ range .ToolCalls }}"
+                        "{{ .Function.Name }}{{ .Function.Arguments }}{{ end }}|{{ end }}",
+                        m, n);
+  cr_expect_str_eq(s, "system:be nice|user:hi|assistant:get_weather{\"city\":\"Paris\"}|tool:20C|");
+  free(s);
+  free(m);
+  json_t *bad = json_loads("[{\"role\":\"user\",\"content\":5}]", 0, NULL);
+  cr_expect_eq(cll_tmpl_messages_from_json(bad, &m, &n, &e), CLL_EINVAL);
+  cr_expect(strstr(e.msg, "content") != NULL);
+  json_decref(bad);
+  json_decref(req);
+}

@@ -100,6 +100,15 @@ struct cll_tmpl_values {
   bool is_think_set;
 };
 
+/* Builds the message array from a request's "messages" (a JSON array of
+ * {role, content, thinking, images, tool_calls, tool_name, tool_call_id}).
+ * Roles are lower-cased (as Ollama's decoder does); every other string and
+ * each tool call's arguments are borrowed from messages, which must outlive
+ * the result. *out is new: one block, release it with free(). CLL_EINVAL
+ * with err filled when an element or field has the wrong JSON type. */
+int cll_tmpl_messages_from_json(const struct json_t *messages, struct cll_tmpl_message **out,
+                                size_t *n, cll_err *err);
+
 /* Renders v the way Ollama's Template.Execute does:
  *  - prompt and suffix both non-empty: suffix mode, data {Prompt, Suffix,
  *    Response "", Think, ThinkLevel, IsThinkSet};

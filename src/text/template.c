@@ -3615,3 +3615,105 @@ int cll_generate_prompt(const cll_template *t, const struct cll_generate_input *
     *out_len = cl + body_len;
   return 0;
 }
+
+/* ======================================================= from a request */
+
+static int opt_string(json_t *o, const char *key, const char **out, size_t i, cll_err *err) {
+  json_t *v = json_object_get(o, key);
+  *out = NULL;
+  if (v == NULL || json_is_null(v))
+    return 0;
+  if (!json_is_string(v))
+    return cll_err_set(err, CLL_EINVAL, "messages[%zu].%s must be a string", i, key);
+  *out = json_string_value(v);
+  return 0;
+}
+
+int cll_tmpl_messages_from_json(const struct json_t *messages, struct cll_tmpl_message **out,
+                                size_t *n, cll_err *err) {
+  *out = NULL;
+  *n = 0;
+  json_t *arr = (json_t *)messages;
+  if (arr == NULL || json_is_null(arr))
+    return 0;
+  if (!json_is_array(arr))
+    return cll_err_set(err, CLL_EINVAL, "messages must be an array");
+  size_t nm = json_array_size(arr), ncalls = 0, role_bytes = 0;
+  for (size_t i = 0; i < nm; i++) {
+    json_t *m = json_array_get(arr, i);
+    if (!json_is_object(m))
+      return cll_err_set(err, CLL_EINVAL, "messages[%zu] must be an object", i);
+    json_t *tc = json_object_get(m, "tool_calls");
+    if (tc != NULL && !json_is_null(tc) && !json_is_array(tc))
+      return cll_err_set(err, CLL_EINVAL, "messages[%zu].tool_calls must be an array", i);
+    ncalls += json_is_array(tc) ? json_array_size(tc) : 0;
+    json_t *r = json_object_get(m, "role");
+    role_bytes += (json_is_string(r) ? json_string_length(r) : 0) + 1;
+  }
+  size_t bytes = nm * sizeof(struct cll_tmpl_message) + ncalls * sizeof(struct cll_tmpl_tool_call) +
+                 role_bytes + 1;
+  char *block = calloc(1, bytes);
+  if (block == NULL)
+    return cll_err_set(err, CLL_ENOMEM, "out of memory");
+  struct cll_tmpl_message *msgs = (struct cll_tmpl_message *)block;
+  struct cll_tmpl_tool_call *calls =
+      (struct cll_tmpl_tool_call *)(block + nm * sizeof(struct cll_tmpl_message));
+  char *roles = (char *)(calls + ncalls);
+  size_t ci = 0;
+  int rc = 0;
+  for (size_t i = 0; i < nm && rc == 0; i++) {
+    json_t *m = json_array_get(arr, i);
+    struct cll_tmpl_message *d = &msgs[i];
+    const char *role;
+    if ((rc = opt_string(m, "role", &role, i, err)) != 0 ||
+        (rc = opt_string(m, "content", &d->content, i, err)) != 0 ||
+        (rc = opt_string(m, "thinking", &d->thinking, i, err)) != 0 ||
+        (rc = opt_string(m, "tool_name", &d->tool_name, i, err)) != 0 ||
+        (rc = opt_string(m, "tool_call_id", &d->tool_call_id, i, err)) != 0)
+      break;
+    d->role = roles;
+    for (const char *q = role ? role : ""; *q; q++)
+      *roles++ = (char)tolower((unsigned char)*q);
+    *roles++ = '\0';
+    json_t *imgs = json_object_get(m, "images");
+    if (imgs != NULL && !json_is_null(imgs) && !json_is_array(imgs)) {
+      rc = cll_err_set(err, CLL_EINVAL, "messages[%zu].images must be an array", i);
+      break;
+    }
+    d->n_images = json_is_array(imgs) ? json_array_size(imgs) : 0;
+    json_t *tc = json_object_get(m, "tool_calls");
+    if (!json_is_array(tc) || json_array_size(tc) == 0)
+      continue;
+    d->tool_calls = &calls[ci];
+    d->n_tool_calls = json_array_size(tc);
+    for (size_t k = 0; k < d->n_tool_calls; k++, ci++) {
+      json_t *c = json_array_get(tc, k);
+      json_t *fn = json_object_get(c, "function");
+      if (!json_is_object(c) || !json_is_object(fn)) {
+        rc = cll_err_set(err, CLL_EINVAL, "messages[%zu].tool_calls[%zu] needs a function", i, k);
+        break;
+      }
+      json_t *id = json_object_get(c, "id"), *name = json_object_get(fn, "name");
+      json_t *index = json_object_get(fn, "index"), *args = json_object_get(fn, "arguments");
+      if (args != NULL && !json_is_null(args) && !json_is_object(args)) {
+        rc = cll_err_set(err, CLL_EINVAL,
+                         "messages[%zu].tool_calls[%zu].function.arguments must be an object", i,
+                         k);
+        break;
+      }
+      calls[ci] = (struct cll_tmpl_tool_call){
+          .id = json_is_string(id) ? json_string_value(id) : NULL,
+          .index = json_is_integer(index) ? (int)json_integer_value(index) : 0,
+          .name = json_is_string(name) ? json_string_value(name) : NULL,
+          .arguments = json_is_object(args) ? args : NULL,
+      };
+    }
+  }
+  if (rc != 0) {
+    free(block);
+    return rc;
+  }
+  *out = msgs;
+  *n = nm;
+  return 0;
+}
