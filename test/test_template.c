@@ -270,6 +270,8 @@ Test(template, parse_errors_name_the_construct) {
   expect_parse_error("{{ .A | \"x\" }}", "non executable command");
   expect_parse_error("{{ (.A }}", "paren");
   expect_parse_error("{{ if }}{{ end }}", "missing value");
+  expect_parse_error("{{ range$.Messages }}{{ end }}", "bad character");
+  expect_parse_error("{{ .1x }}", "bad number");
 }
 
 Test(template, execute_with_messages_like_ollama) {
@@ -493,7 +495,12 @@ Test(template, language_corners_2) {
   expect_render("{{ range .Nothing }}x{{ else }}empty{{ end }}", "empty");
   expect_render("{{ $.System }}{{ with $s := .System }}{{ $s }}{{ end }}", "SS");
   expect_render("{{ if and (eq (index .Messages 0).Role \"system\") true }}ok{{ end }}", "ok");
-  expect_render("{{ (index .Messages 1) }}", "&{user U1  [] []  }");
+  expect_render("{{ (index .Messages 1) }}", "{user U1  [] []  }");
+  /* Cases found by comparing with Go's text/template (go1.19) on fuzz inputs. */
+  expect_render("{{ .5 }} {{ 1e6 }} {{ 123456.0 }} {{ 1234567.0 }}", "0.5 1e+06 123456 1.234567e+06");
+  expect_render("{{ printf \"%q|%q|%s|%d\" \"a\\x01<\" 65 .Missing .Missing }}",
+                "\"a\\x01<\"|'A'|%!s(<nil>)|%!d(<nil>)");
+  expect_render("{{ printf \"%s\" 1 2 .Missing }}", "%!s(int=1)%!(EXTRA int=2, <nil>)");
 }
 
 static void expect_exec_error(const char *tmpl, const char *needle) {

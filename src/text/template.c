@@ -380,9 +380,9 @@ static struct tok lex(struct parser *p) {
   t.p = s;
   size_t n = 1;
   unsigned char c = (unsigned char)s[0];
-  if (c == '.' && (rest < 2 || !is_alnum_((unsigned char)s[1]))) {
-    if (rest >= 2 && isdigit((unsigned char)s[1]))
-      goto number;
+  if (c == '.' && rest >= 2 && isdigit((unsigned char)s[1])) {
+    goto number; /* .5 is a number, as in Go */
+  } else if (c == '.' && (rest < 2 || !is_alnum_((unsigned char)s[1]))) {
     t.kind = T_DOT;
   } else if (c == '.') {
     while (n < rest && is_alnum_((unsigned char)s[n]))
@@ -449,6 +449,16 @@ static struct tok lex(struct parser *p) {
   }
   t.n = n;
   p->pos += n;
+  if (t.kind == T_IDENT || t.kind == T_FIELD || t.kind == T_VAR) {
+    /* As Go's lexer: a word must end at a terminator. */
+    bool trim;
+    char c2 = p->pos < p->len ? p->src[p->pos] : ' ';
+    if (!is_space(c2) && !strchr(".,|:()", c2) && at_right_delim(p, p->pos, &trim) == 0) {
+      perr(p, "bad character '%c' after \"%.*s\"", isprint((unsigned char)c2) ? c2 : '?',
+           (int)(n > 40 ? 40 : n), s);
+      t.kind = T_ERR;
+    }
+  }
   return t;
 }
 
@@ -1908,7 +1918,7 @@ static void put_float_v(struct buf *b, double f) {
   char d[40];
   int e;
   shortest(f, d, &e);
-  if (e < -4 || e >= 21)
+  if (e < -4 || e >= 6) /* strconv 'g' with the shortest precision decides at 6 */
     put_exp(b, d, e, false);
   else
     put_fixed(b, d, e);
@@ -1970,6 +1980,44 @@ static void put_json_string(struct buf *b, const char *s, size_t n) {
       buf_puts(b, "\\ufffd");
     else if (cp == 0x2028 || cp == 0x2029)
       buf_puts(b, cp == 0x2028 ? "\\u2028" : "\\u2029");
+    else
+      buf_add(b, s + i, len);
+    i += len;
+  }
+  buf_putc(b, '"');
+}
+
+/* strconv.Quote: Go escapes, printable characters (including non-ASCII) as
+ * they are, invalid bytes as \xNN. */
+static void put_go_quoted(struct buf *b, const char *s, size_t n) {
+  buf_putc(b, '"');
+  size_t i = 0;
+  while (i < n) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x80) {
+      switch (c) {
+      case '"': buf_puts(b, "\\\""); break;
+      case '\\': buf_puts(b, "\\\\"); break;
+      case '\a': buf_puts(b, "\\a"); break;
+      case '\b': buf_puts(b, "\\b"); break;
+      case '\f': buf_puts(b, "\\f"); break;
+      case '\n': buf_puts(b, "\\n"); break;
+      case '\r': buf_puts(b, "\\r"); break;
+      case '\t': buf_puts(b, "\\t"); break;
+      case '\v': buf_puts(b, "\\v"); break;
+      default:
+        if (c < 0x20 || c == 0x7f)
+          buf_printf(b, "\\x%02x", c);
+        else
+          buf_putc(b, (char)c);
+      }
+      i++;
+      continue;
+    }
+    uint32_t cp;
+    size_t len = utf8_get((const unsigned char *)s + i, n - i, &cp);
+    if (cp == 0xFFFD && len == 1)
+      buf_printf(b, "\\x%02x", c);
     else
       buf_add(b, s + i, len);
     i += len;
@@ -2207,11 +2255,6 @@ static void marshal_val(struct buf *b, const struct val *v) {
 /* fmt's %v. depth > 0 inside a composite (nil prints <nil> there). */
 static void print_val(struct buf *b, const struct val *v, int depth);
 
-static void print_json_node(struct buf *b, unsigned char g, json_t *j, int depth) {
-  struct val v = make_val(g, j);
-  print_val(b, &v, depth);
-}
-
 static void print_val(struct buf *b, const struct val *v, int depth) {
   if (depth > MAX_DEPTH)
     return;
@@ -2274,15 +2317,20 @@ static void print_val(struct buf *b, const struct val *v, int depth) {
         buf_putc(b, ' ');
       buf_puts(b, keys[i]);
       buf_putc(b, ':');
-      print_json_node(b, GT[g].elem ? GT[g].elem : G_ANY, json_object_get(v->j, keys[i]),
-                      depth + 1);
+      json_t *c = json_object_get(v->j, keys[i]);
+      struct val e = make_val(GT[g].elem ? GT[g].elem : G_ANY, c);
+      if (g == G_ROOT)
+        for (size_t k = 0; k < CLL_ARRAY_LEN(F_ROOT); k++)
+          if (strcmp(F_ROOT[k].key, keys[i]) == 0)
+            e = field_val(&F_ROOT[k], c);
+      print_val(b, &e, depth + 1);
     }
     free(keys);
     buf_putc(b, ']');
     return;
   }
   if (GT[g].shape == SH_STRUCT) {
-    if (g == G_MSG)
+    if (g == G_MSG && depth == 1) /* fmt's pointer-to-struct; templates print *p itself */
       buf_putc(b, '&');
     buf_putc(b, '{');
     for (int i = 0; i < GT[g].nf; i++) {
@@ -2679,6 +2727,17 @@ static int fn_slice(struct exec *x, const struct val *item, const struct val *id
 
 /* Go's fmt.Sprintf for the verbs templates use: %v %s %d %q %t %f %e %g %x
  * %X %c %%, flags and width/precision. */
+/* fmt's %!verb(type=value) for a bad verb; nil prints as %!verb(<nil>). */
+static void bad_verb(struct buf *t, char verb, const struct val *v) {
+  if (v->k == K_NIL) {
+    buf_printf(t, "%%!%c(<nil>)", verb);
+    return;
+  }
+  buf_printf(t, "%%!%c(%s=", verb, type_name(v));
+  print_val(t, v, 1);
+  buf_putc(t, ')');
+}
+
 static void fmt_one(struct buf *b, char verb, const char *flags, int width, int prec,
                     const struct val *v) {
   struct buf t = {0};
@@ -2686,10 +2745,8 @@ static void fmt_one(struct buf *b, char verb, const char *flags, int width, int 
   switch (verb) {
   case 'v':
   case 's':
-    if (verb == 's' && v->k != K_STR && v->k != K_J && v->k != K_NIL) {
-      buf_printf(&t, "%%!s(%s=", type_name(v));
-      print_val(&t, v, 1);
-      buf_putc(&t, ')');
+    if (verb == 's' && v->k != K_STR && v->k != K_J) {
+      bad_verb(&t, 's', v);
     } else {
       print_val(&t, v, 1);
       if (v->k == K_NIL) {
@@ -2702,11 +2759,21 @@ static void fmt_one(struct buf *b, char verb, const char *flags, int width, int 
     break;
   case 'q':
     if (v->k == K_STR) {
-      put_json_string(&t, v->s, v->n);
+      put_go_quoted(&t, v->s, v->n);
+    } else if (v->k == K_INT && v->i >= 0 && v->i <= 0x10FFFF) {
+      /* a rune: 'c' */
+      char u[4];
+      size_t ul = utf8_put(u, (uint32_t)v->i);
+      struct buf q = {0};
+      put_go_quoted(&q, u, ul);
+      if (q.p && q.len >= 2) {
+        buf_putc(&t, '\'');
+        buf_add(&t, q.p + 1, q.len - 2);
+        buf_putc(&t, '\'');
+      }
+      free(q.p);
     } else {
-      buf_puts(&t, "%!q(");
-      print_val(&t, v, 1);
-      buf_putc(&t, ')');
+      bad_verb(&t, 'q', v);
     }
     break;
   case 'd':
@@ -2724,19 +2791,17 @@ static void fmt_one(struct buf *b, char verb, const char *flags, int width, int 
       for (size_t i = 0; i < v->n; i++)
         buf_printf(&t, verb == 'x' ? "%02x" : "%02X", (unsigned char)v->s[i]);
     } else {
-      buf_printf(&t, "%%!%c(%s=", verb, type_name(v));
-      print_val(&t, v, 1);
-      buf_putc(&t, ')');
+      bad_verb(&t, verb, v);
     }
+    break;
+  case 'T':
+    buf_puts(&t, type_name(v));
     break;
   case 't':
     if (v->k == K_BOOL)
       buf_puts(&t, v->b ? "true" : "false");
-    else {
-      buf_printf(&t, "%%!t(%s=", type_name(v));
-      print_val(&t, v, 1);
-      buf_putc(&t, ')');
-    }
+    else
+      bad_verb(&t, 't', v);
     break;
   case 'f':
   case 'F':
@@ -2755,17 +2820,15 @@ static void fmt_one(struct buf *b, char verb, const char *flags, int width, int 
         buf_printf(&t, f, v->f);
       }
     } else {
-      buf_printf(&t, "%%!%c(%s=", verb, type_name(v));
-      print_val(&t, v, 1);
-      buf_putc(&t, ')');
+      bad_verb(&t, verb, v);
     }
     break;
   default:
-    buf_printf(&t, "%%!%c(%s=", verb, type_name(v));
-    print_val(&t, v, 1);
-    buf_putc(&t, ')');
+    bad_verb(&t, verb, v);
   }
   size_t len = t.len;
+  if (t.len >= 2 && t.p[0] == '%' && t.p[1] == '!')
+    width = -1; /* Go pads the value inside a bad verb; we leave it unpadded */
   if (width > 0 && (size_t)width > len && !minus)
     for (size_t i = len; i < (size_t)width; i++)
       buf_putc(b, zero && verb != 's' && verb != 'v' && verb != 'q' ? '0' : ' ');
@@ -2828,6 +2891,10 @@ static void go_sprintf(struct buf *b, const char *f, size_t n, const struct val 
     for (int k = ai; k < nargs; k++) {
       if (k > ai)
         buf_puts(b, ", ");
+      if (args[k].k == K_NIL) {
+        buf_puts(b, "<nil>");
+        continue;
+      }
       buf_printf(b, "%s=", type_name(&args[k]));
       print_val(b, &args[k], 1);
     }
