@@ -79,7 +79,7 @@ def fault_take(name):
     with LOCK:
         if name not in FAULTS:
             return False
-        left = FAULTS.get(name + "_left", FAULTS.get("times", 1))
+        left = FAULTS.get(name + "_left", FAULTS.get(name + "_count", FAULTS.get("times", 1)))
         if left <= 0:
             return False
         FAULTS[name + "_left"] = left - 1
@@ -305,6 +305,10 @@ class BlobHandler(Handler):
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 64
+
+    def handle_error(self, request, client_address):
+        pass  # clients that go away mid-response are part of the tests
 
 
 def cmd_serve():

@@ -928,7 +928,7 @@ static void prepare_work(uv_work_t *w) {
     close(fd);
     unlink(b->partial);
     b->rc = cll_err_set(&b->err, cll_err_from_errno(e), "write %s: %s", b->partial,
-                        strerror(e));
+                        uv_strerror(-e)); /* Go's lower-case wording */
     return;
   }
   const cll_registry_opts *o = &b->reg->opts;
