@@ -54,7 +54,7 @@
 #define MANIFEST_MAX_BYTES (4 << 20)
 #define STATE_BYTES 128 /* a part state file: JSON padded with spaces */
 #define TICK_MS 100
-#define TURN_BUDGET_BYTES (256 * 1024)
+#define TURN_BUDGET_BYTES (128 * 1024)
 #define DIRECT_DEADLINE_MS 30000
 
 struct cll_registry {
@@ -800,7 +800,7 @@ static void part_start(struct part *p) {
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 30000L);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
+  curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 32L * 1024);
   p->status_ok = p->bad = false;
   p->bad_status = 0;
   p->attempt_bytes = 0;
