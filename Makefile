@@ -4,6 +4,7 @@
 #   make deps       install missing Debian packages (apt-get; sudo when not root)
 #   make serve      deps + build + run the server on 127.0.0.1:11434
 #   make test       deps + build + every test (unit, integration, golden, fuzz replay)
+#   make test-neon  kernel checks for aarch64 under qemu (part of `make test`)
 #   make check      the test suite under ASan+UBSan (build/check/)
 #   make tsan       the test suite under ThreadSanitizer (build/tsan/)
 #   make fuzz       libFuzzer targets (clang), run each for FUZZ_SECONDS
@@ -78,7 +79,7 @@ REPLAY_BIN := $(FUZZ_SRC:test/fuzz/%.c=$(BUILD)/replay/%)
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .SECONDARY:
-.PHONY: all deps serve test check tsan fuzz bench clean format
+.PHONY: all deps serve test test-neon check tsan fuzz bench clean format
 .DEFAULT_GOAL := all
 
 all: $(BIN)
@@ -129,9 +130,31 @@ serve: deps $(BIN)
 	./$(BIN) serve
 
 # Every test binary runs; test/run.sh prints one summary line at the end.
-test: deps $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN)
+test: deps $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) test-neon
 	@CLLAMA_BIN=$(abspath $(BIN)) CLLAMA_BUILD=$(abspath $(BUILD)) \
 	  sh test/run.sh $(TEST_BIN) -- $(REPLAY_BIN)
+
+# The kernel checks (test/kernels_checks.h) built standalone for aarch64 and
+# run under qemu-user, once without and once with the dotprod extension, so
+# neon.c is tested on this x86 machine. Optional packages:
+# gcc-aarch64-linux-gnu qemu-user; without them this says SKIP.
+NEON_CC  ?= aarch64-linux-gnu-gcc
+QEMU_A64 ?= qemu-aarch64
+NEON_SRC := src/kernels/types.c src/kernels/ref.c src/kernels/dispatch.c \
+            src/kernels/neon.c test/kernels_standalone.c
+test-neon:
+	@if command -v $(NEON_CC) >/dev/null 2>&1 && command -v $(QEMU_A64) >/dev/null 2>&1; then \
+	  mkdir -p $(BUILD)/neon || exit 1; \
+	  for march in armv8-a armv8.2-a+dotprod+fp16; do \
+	    out=$(BUILD)/neon/test_kernels-$$march; \
+	    $(NEON_CC) $(STD) $(WARN) $(WERROR) -O2 -march=$$march -static $(INC) \
+	      -o $$out $(NEON_SRC) -lm -lpthread || exit 1; \
+	    echo "test-neon: -march=$$march under $(QEMU_A64)"; \
+	    $(QEMU_A64) $$out || exit 1; \
+	  done; \
+	else \
+	  echo "SKIP: test-neon: $(NEON_CC) or $(QEMU_A64) not found (apt-get install gcc-aarch64-linux-gnu qemu-user)"; \
+	fi
 
 check:
 	@$(MAKE) --no-print-directory MODE=check test

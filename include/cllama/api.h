@@ -10,6 +10,7 @@
 
 #include "cllama/common.h"
 #include "cllama/config.h"
+#include "cllama/runners.h"
 #include "cllama/server.h"
 #include "cllama/store.h"
 
@@ -26,6 +27,7 @@ typedef struct cll_api {
   cll_store *store;
   const cll_config *cfg;
   struct cll_registry *registry; /* pulls; created by cll_api_pull_register */
+  cll_runners *runners; /* loaded models (generation endpoints) */
 } cll_api;
 
 /* The cll_api a request's server was registered with (borrowed). */
@@ -43,6 +45,16 @@ int cll_api_pull_register(cll_api *api);   /* /api/pull (creates api->registry) 
  * server has closed, so the loop can end (src/api/routes.c). */
 void cll_api_close_all(cll_api *api);
 void cll_api_pull_close(cll_api *api);
+int cll_api_generate_register(cll_api *api); /* /api/generate, /api/chat */
+int cll_api_embed_register(cll_api *api);    /* /api/embed, /api/embeddings */
+int cll_api_ps_register(cll_api *api);       /* /api/ps */
+int cll_api_show_register(cll_api *api);     /* /api/show */
+int cll_api_create_register(cll_api *api);   /* /api/create, /api/blobs/:digest */
+
+/* The runners' parameters from the configuration (OLLAMA_NUM_PARALLEL,
+ * OLLAMA_MAX_LOADED_MODELS, OLLAMA_MAX_QUEUE, OLLAMA_KEEP_ALIVE,
+ * OLLAMA_CONTEXT_LENGTH) with the API layer's load hook (tokenizer). */
+struct cll_runners_params cll_api_runners_params(const cll_config *cfg);
 
 /* The version reported by GET /api/version: a plausible recent Ollama
  * version, because clients compare it. */

@@ -25,7 +25,7 @@ typedef struct cll_config {
   const char *origins[CLL_CONFIG_MAX_ORIGINS]; /* split, trimmed; point into origins_raw */
   int n_origins;
   int64_t keep_alive_ns;   /* OLLAMA_KEEP_ALIVE: 5m; negative = forever; 0 = unload at once */
-  int num_parallel;        /* OLLAMA_NUM_PARALLEL: 1 */
+  int num_parallel;        /* OLLAMA_NUM_PARALLEL: 0 = auto from memory (1..16) */
   int max_queue;           /* OLLAMA_MAX_QUEUE: 512 */
   int max_loaded_models;   /* OLLAMA_MAX_LOADED_MODELS: 0 = auto (3) */
   int debug;               /* OLLAMA_DEBUG: 0 info, 1 debug, 2 trace */

@@ -20,7 +20,7 @@ void cll_config_defaults(cll_config *cfg) {
   const char *home = getenv("HOME");
   snprintf(cfg->models, sizeof(cfg->models), "%s/.ollama/models", home && *home ? home : ".");
   cfg->keep_alive_ns = 5LL * 60 * 1000000000LL;
-  cfg->num_parallel = 1;
+  cfg->num_parallel = 0; /* auto: from memory, see src/engine/runners.c */
   cfg->max_queue = 512;
   cfg->max_loaded_models = 0;
   cfg->debug = 0;
@@ -177,7 +177,7 @@ static int parse_host(cll_config *cfg, const char *v, cll_err *err) {
     host = "0.0.0.0"; /* ":11434" means every interface, as in Go */
   if (strlen(host) >= sizeof(cfg->host))
     return cll_err_set(err, CLL_EINVAL, "OLLAMA_HOST=\"%s\": host too long", v);
-  snprintf(cfg->host, sizeof(cfg->host), "%s", host);
+  memcpy(cfg->host, host, strlen(host) + 1); /* length checked above */
   cfg->port = port;
   return 0;
 }
@@ -234,7 +234,7 @@ int cll_config_from_env(cll_config *cfg, cll_err *err) {
                        "OLLAMA_KEEP_ALIVE=\"%s\": expected a duration such as 5m, 1h, 30s "
                        "or a number of seconds (negative = forever)",
                        v);
-  if ((rc = int_var("OLLAMA_NUM_PARALLEL", 1, 1024, &cfg->num_parallel, err)) != 0 ||
+  if ((rc = int_var("OLLAMA_NUM_PARALLEL", 0, 1024, &cfg->num_parallel, err)) != 0 ||
       (rc = int_var("OLLAMA_MAX_QUEUE", 1, 1000000, &cfg->max_queue, err)) != 0 ||
       (rc = int_var("OLLAMA_MAX_LOADED_MODELS", 0, 1024, &cfg->max_loaded_models, err)) != 0)
     return rc;
@@ -276,7 +276,8 @@ void cll_config_print_help(FILE *out) {
           "  OLLAMA_ORIGINS            extra allowed CORS origins, comma separated ('*' wildcards)\n"
           "  OLLAMA_KEEP_ALIVE         how long a model stays loaded after use (default 5m;\n"
           "                            Go duration or seconds; negative = forever, 0 = unload at once)\n"
-          "  OLLAMA_NUM_PARALLEL       parallel requests per loaded model (default 1)\n"
+          "  OLLAMA_NUM_PARALLEL       parallel requests per loaded model (default 0 = auto:\n"
+          "                            as many as half the free memory holds, 1..16)\n"
           "  OLLAMA_MAX_QUEUE          pending requests before 503 (default 512)\n"
           "  OLLAMA_MAX_LOADED_MODELS  models kept loaded at once (default 0 = auto, 3)\n"
           "  OLLAMA_DEBUG              log level: 0 info, 1 debug, 2 trace (default 0)\n"

@@ -1,0 +1,86 @@
+/* gen_core.h — one generation request (generate or chat) from the model
+ * lookup to the last byte: acquire the runner, build the prompt tokens on a
+ * work item, run the sequence in the scheduler, stream or gather the output,
+ * and answer with Ollama's chunks and final object.
+ *
+ * Threads: loop thread, except the prepare hook (a work item). */
+#ifndef CLLAMA_API_GEN_CORE_H
+#define CLLAMA_API_GEN_CORE_H
+
+#include "cllama/api.h"
+#include "cllama/runners.h"
+#include "cllama/sampler.h"
+#include "cllama/scheduler.h"
+#include "gen.h"
+#include "resolve.h"
+#include "text.h"
+
+enum cll__gen_kind { CLL__GEN_GENERATE = 0, CLL__GEN_CHAT = 1 };
+
+struct cll__sbuf {
+  char *p;
+  size_t n, cap;
+};
+
+typedef struct cll__gen cll__gen;
+
+/* Builds g->prompt (new, malloc) from the request on a work item. */
+typedef int (*cll__gen_prepare_fn)(cll__gen *g, const cll__mtext *t, cll_err *err);
+
+struct cll__gen {
+  cll_api *api;
+  cll_request *req;
+  int kind;
+  bool stream;
+  char *model_req; /* "model" echoed in every chunk */
+  struct cll__model_ref ref;
+  struct cll__gen_opts opts;
+  int64_t keep_alive_ns;
+  bool keep_alive_set;
+  bool truncate, shift;
+  bool want_context; /* generate, not raw: the final object carries "context" */
+  json_t *body;      /* the request, owned */
+  cll__gen_prepare_fn prepare;
+  void *pdata;               /* prepare's own data, freed with pfree */
+  void (*pfree)(void *pdata);
+  int32_t *prompt;           /* (n_prompt) new, built by prepare */
+  int32_t n_prompt;
+  bool prompt_truncated;     /* prepare dropped history to fit */
+
+  cll_acquire *acq;
+  cll_runner *runner;
+  cll_seq *seq;
+  cll_sampler *sampler;
+  cll_stop *stop;
+  cll__detok *detok;
+  int32_t *out_tok; /* generated tokens (for "context") */
+  int32_t n_out, cap_out;
+  struct cll__sbuf text; /* non-stream: the whole answer */
+  struct cll__sbuf line; /* one NDJSON line */
+  uint64_t t0, t_loaded;
+  int phase;
+  bool gone, answered, stream_started, stop_matched;
+  uv_work_t work;
+  int prep_rc;
+  cll_err prep_err;
+};
+
+/* Parses the fields generate and chat share (model, options, keep_alive,
+ * stream, truncate, shift) and resolves the model. On failure it has
+ * answered and freed g, and returns false. */
+cll__gen *cll__gen_new(cll_request *req, json_t *body, int kind);
+bool cll__gen_common(cll__gen *g, const char *model);
+/* Answers with an error now (before anything was streamed) and frees g. */
+void cll__gen_fail(cll__gen *g, int status, const char *msg);
+/* keep_alive 0 and nothing to do: unload, answer done_reason "unload". */
+void cll__gen_unload(cll__gen *g);
+/* Acquires the model; with no prepare hook answers done_reason "load",
+ * else runs prepare and the sequence. */
+void cll__gen_start(cll__gen *g);
+
+/* JSON string escaping into a buffer. */
+void cll__sbuf_json_str(struct cll__sbuf *b, const char *s, size_t n);
+void cll__sbuf_add(struct cll__sbuf *b, const char *s, size_t n);
+void cll__sbuf_free(struct cll__sbuf *b);
+
+#endif

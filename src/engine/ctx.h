@@ -1,0 +1,88 @@
+/* ctx.h — internal: the layout of a cll_ctx, shared by forward.c (compute)
+ * and kv.c (the KV cell pool). Not a public header.
+ *
+ * Three lifetimes, as in llama2.c: the model (read-only, shared), the
+ * context's buffers (sized once in cll_ctx_new for n_batch_max tokens and
+ * n_ctx KV cells, reused by every forward), and the per-call batch state
+ * (filled by cll_forward before the team runs). */
+#ifndef CLLAMA_ENGINE_CTX_H
+#define CLLAMA_ENGINE_CTX_H
+
+#include "engine/threads.h"
+#include "model/model.h"
+
+#include <stdint.h>
+
+/* One KV cell: the keys and values of one position, in every layer. A cell
+ * may belong to several sequences at once (a shared prompt prefix after
+ * cll_kv_seq_copy); it is free when seq_mask is 0. */
+struct cll__cell {
+  int32_t pos;       /* position held (the same for every sequence sharing it) */
+  uint64_t seq_mask; /* bit s: sequence s uses this cell */
+};
+
+#define CLL__MAX_SEQ 64 /* bits in seq_mask */
+#define CLL__XQ_SLOTS 3 /* distinct activation formats prepared from one input */
+
+/* Scratch private to one compute thread. */
+struct cll__tscratch {
+  void *mm;           /* cll_matmul scratch (mm_bytes) */
+  size_t mm_bytes;
+  float *scores;      /* (n_ctx) attention scores of one head */
+  float *vrow;        /* (head_dim) one V row in f32 */
+};
+
+struct cll_ctx {
+  cll_model *m;                 /* one reference held */
+  struct cll_ctx_params p;
+  const cll_kernels *K;
+  cll__team *team;
+  int64_t kv_dim;               /* n_head_kv * head_dim */
+
+  /* ---- KV pool (kv.c) */
+  struct cll__cell *cells;      /* (n_ctx) */
+  int32_t *free_stack;          /* (n_ctx) indices of free cells */
+  int64_t n_free;
+  int32_t *seq_cells;           /* (n_seq_max, n_ctx) cell of each position */
+  int32_t *seq_len;             /* (n_seq_max) positions held */
+  uint32_t kv_type;             /* CLL_TYPE_F16 or CLL_TYPE_F32 */
+  size_t kv_row_bytes;          /* bytes of one cell's row in one layer (kv_dim elements) */
+  uint8_t *k_cache;             /* (n_layer, n_ctx, kv_dim) of kv_type */
+  uint8_t *v_cache;             /* (n_layer, n_ctx, kv_dim) of kv_type */
+  double *inv_freq;             /* (n_rot/2) RoPE angle per position for each pair */
+
+  /* ---- activations, B = n_batch_max rows each */
+  float *x;                     /* (B, n_embd) residual stream */
+  float *xn;                    /* (B, n_embd) normalized input / projection output */
+  float *q;                     /* (B, n_head*head_dim) */
+  float *k;                     /* (B, kv_dim) */
+  float *v;                     /* (B, kv_dim) */
+  float *att;                   /* (B, n_head*head_dim) attention output */
+  float *gate;                  /* (B, n_ff) */
+  float *up;                    /* (B, n_ff) */
+  float *rope_cs;               /* (B, n_rot/2, 2) cos, sin of each token's angles */
+  void *xq[CLL__XQ_SLOTS];      /* quantized activations, xq_bytes each */
+  size_t xq_bytes;
+  struct cll__tscratch *ts;     /* (n_threads) */
+
+  /* ---- outputs */
+  float *logits;                /* (logits_rows, n_vocab) */
+  int32_t logits_rows;          /* capacity in rows */
+  int32_t n_out;                /* wanted rows of the last forward */
+
+  /* ---- the batch being computed (valid during cll_forward) */
+  const struct cll_batch *b;
+  int32_t *cell_of;             /* (B) KV cell of each token */
+  int32_t *out_rows;            /* (B) token index of each wanted row */
+};
+
+/* kv.c */
+int cll__kv_init(cll_ctx *c);
+void cll__kv_free(cll_ctx *c);
+/* Checks the batch against the pool and assigns a cell to every token
+ * (fills c->cell_of). On failure nothing changes. */
+int cll__kv_place(cll_ctx *c, const struct cll_batch *b, cll_err *err);
+/* forward.c: rotates n_heads heads of head_dim floats at x by pos_delta. */
+void cll__rope(const cll_ctx *c, float *x, int64_t n_heads, double pos_delta);
+
+#endif

@@ -1,0 +1,207 @@
+/* kv.c — the KV cache: one pool of cells shared by all sequences of a context.
+ *
+ * Design: a cell holds one position's keys and values for every layer. Each
+ * sequence maps its positions 0..len-1 to cells (seq_cells), so sequences of
+ * very different lengths share one pool without reserving n_ctx cells each,
+ * and attention walks a sequence's cells in position order. A cell records
+ * which sequences use it (a bit mask): cll_kv_seq_copy makes a prefix shared
+ * instead of copying it, and a cell returns to the free stack when its last
+ * sequence lets go. Shifting a sequence re-rotates its keys in place; a cell
+ * that another sequence still shares is copied first (copy on write).
+ *
+ * Threads: called by the thread that owns the cll_ctx, never during a
+ * forward's compute (the team only reads the pool's metadata). */
+#include "engine/ctx.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int cll__kv_init(cll_ctx *c) {
+  int64_t n = c->p.n_ctx;
+  c->cells = calloc((size_t)n, sizeof(*c->cells));
+  c->free_stack = malloc((size_t)n * sizeof(*c->free_stack));
+  c->seq_cells = malloc((size_t)n * (size_t)c->p.n_seq_max * sizeof(*c->seq_cells));
+  c->seq_len = calloc((size_t)c->p.n_seq_max, sizeof(*c->seq_len));
+  size_t layer_bytes = (size_t)n * c->kv_row_bytes;
+  size_t total = layer_bytes * (size_t)c->m->info.n_layer;
+  c->k_cache = malloc(total);
+  c->v_cache = malloc(total);
+  if (!c->cells || !c->free_stack || !c->seq_cells || !c->seq_len || !c->k_cache || !c->v_cache)
+    return CLL_ENOMEM;
+  /* Pop order: lowest cell first, so a fresh context fills the pool from the
+   * start (touching pages only as needed). */
+  for (int64_t i = 0; i < n; i++)
+    c->free_stack[i] = (int32_t)(n - 1 - i);
+  c->n_free = n;
+  return 0;
+}
+
+void cll__kv_free(cll_ctx *c) {
+  free(c->cells);
+  free(c->free_stack);
+  free(c->seq_cells);
+  free(c->seq_len);
+  free(c->k_cache);
+  free(c->v_cache);
+}
+
+static int32_t *cells_of(const cll_ctx *c, int32_t seq) {
+  return c->seq_cells + (size_t)seq * (size_t)c->p.n_ctx;
+}
+
+static void release(cll_ctx *c, int32_t cell, int32_t seq) {
+  struct cll__cell *ce = &c->cells[cell];
+  ce->seq_mask &= ~(1ull << seq);
+  if (ce->seq_mask == 0)
+    c->free_stack[c->n_free++] = cell;
+}
+
+int cll__kv_place(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
+  if (b->n_tokens > c->n_free)
+    return cll_err_set(err, CLL_EFULL, "KV cache full: %d tokens need cells, %lld free",
+                       b->n_tokens, (long long)c->n_free);
+  /* Check first (seq_len is only advanced in the second pass), so a bad
+   * batch changes nothing. The expected position of a sequence's next token
+   * is its length plus the tokens of it already seen in this batch: counted
+   * with cell_of as scratch. */
+  int32_t *seen = c->cell_of; /* borrowed as a per-token counter */
+  for (int32_t i = 0; i < b->n_tokens; i++) {
+    int32_t s = b->seq[i];
+    int32_t before = 0;
+    for (int32_t j = i - 1; j >= 0; j--)
+      if (b->seq[j] == s) {
+        before = seen[j] + 1;
+        break;
+      }
+    seen[i] = before;
+    if (b->pos[i] != c->seq_len[s] + before)
+      return cll_err_set(err, CLL_EINVAL,
+                         "batch token %d of sequence %d is at position %d, expected %d", i, s,
+                         b->pos[i], c->seq_len[s] + before);
+  }
+  for (int32_t i = 0; i < b->n_tokens; i++) {
+    int32_t s = b->seq[i];
+    int32_t cell = c->free_stack[--c->n_free];
+    c->cells[cell].pos = b->pos[i];
+    c->cells[cell].seq_mask = 1ull << s;
+    cells_of(c, s)[b->pos[i]] = cell;
+    c->seq_len[s] = b->pos[i] + 1;
+    c->cell_of[i] = cell;
+  }
+  return 0;
+}
+
+int32_t cll_kv_seq_len(const cll_ctx *c, int32_t seq) {
+  if (seq < 0 || seq >= c->p.n_seq_max)
+    return 0;
+  return c->seq_len[seq];
+}
+
+void cll_kv_seq_trim(cll_ctx *c, int32_t seq, int32_t p0) {
+  if (seq < 0 || seq >= c->p.n_seq_max)
+    return;
+  if (p0 < 0)
+    p0 = 0;
+  int32_t *map = cells_of(c, seq);
+  for (int32_t p = p0; p < c->seq_len[seq]; p++)
+    release(c, map[p], seq);
+  if (p0 < c->seq_len[seq])
+    c->seq_len[seq] = p0;
+}
+
+int cll_kv_seq_copy(cll_ctx *c, int32_t src, int32_t dst, int32_t n) {
+  if (src < 0 || src >= c->p.n_seq_max || dst < 0 || dst >= c->p.n_seq_max || n < 0 ||
+      n > c->seq_len[src])
+    return CLL_EINVAL;
+  if (src == dst) {
+    cll_kv_seq_trim(c, dst, n);
+    return 0;
+  }
+  cll_kv_seq_trim(c, dst, 0);
+  const int32_t *from = cells_of(c, src);
+  int32_t *to = cells_of(c, dst);
+  for (int32_t p = 0; p < n; p++) {
+    c->cells[from[p]].seq_mask |= 1ull << dst;
+    to[p] = from[p];
+  }
+  c->seq_len[dst] = n;
+  return 0;
+}
+
+/* Copies cell `from` (all layers) into `to`. */
+static void copy_cell(cll_ctx *c, int32_t from, int32_t to) {
+  size_t rb = c->kv_row_bytes, layer = (size_t)c->p.n_ctx * rb;
+  for (int64_t il = 0; il < c->m->info.n_layer; il++) {
+    memcpy(c->k_cache + il * layer + (size_t)to * rb, c->k_cache + il * layer + (size_t)from * rb,
+           rb);
+    memcpy(c->v_cache + il * layer + (size_t)to * rb, c->v_cache + il * layer + (size_t)from * rb,
+           rb);
+  }
+}
+
+/* Re-rotates the keys of one cell by delta positions in every layer. */
+static void rerotate(cll_ctx *c, int32_t cell, int32_t delta) {
+  const struct cll_model_info *I = &c->m->info;
+  size_t rb = c->kv_row_bytes, layer = (size_t)c->p.n_ctx * rb;
+  float *buf = c->k; /* the batch K buffer (at least kv_dim floats) is free here */
+  for (int64_t il = 0; il < I->n_layer; il++) {
+    uint8_t *row = c->k_cache + il * layer + (size_t)cell * rb;
+    if (c->kv_type == CLL_TYPE_F32) {
+      memcpy(buf, row, rb);
+    } else {
+      const uint16_t *h = (const uint16_t *)row;
+      for (int64_t i = 0; i < c->kv_dim; i++)
+        buf[i] = cll_fp16_to_fp32(h[i]);
+    }
+    cll__rope(c, buf, I->n_head_kv, delta);
+    if (c->kv_type == CLL_TYPE_F32) {
+      memcpy(row, buf, rb);
+    } else {
+      uint16_t *h = (uint16_t *)row;
+      for (int64_t i = 0; i < c->kv_dim; i++)
+        h[i] = cll_fp32_to_fp16(buf[i]);
+    }
+  }
+}
+
+void cll_kv_seq_shift(cll_ctx *c, int32_t seq, int32_t p0, int32_t n_discard) {
+  if (seq < 0 || seq >= c->p.n_seq_max || n_discard <= 0)
+    return;
+  int32_t len = c->seq_len[seq];
+  if (p0 < 0)
+    p0 = 0;
+  if (p0 >= len)
+    return;
+  if (n_discard > len - p0)
+    n_discard = len - p0;
+  int32_t *map = cells_of(c, seq);
+  for (int32_t p = p0; p < p0 + n_discard; p++)
+    release(c, map[p], seq);
+  for (int32_t p = p0 + n_discard; p < len; p++) {
+    int32_t cell = map[p];
+    if (c->cells[cell].seq_mask != 1ull << seq) {
+      /* Shared with another sequence: give this one a private copy. When
+       * the pool has no free cell left, the rest of the sequence is
+       * dropped (the caller sees it in cll_kv_seq_len). */
+      if (c->n_free == 0) {
+        for (int32_t q = p; q < len; q++)
+          release(c, map[q], seq);
+        len = p;
+        break;
+      }
+      int32_t fresh = c->free_stack[--c->n_free];
+      copy_cell(c, cell, fresh);
+      c->cells[cell].seq_mask &= ~(1ull << seq);
+      c->cells[fresh].seq_mask = 1ull << seq;
+      cell = fresh;
+    }
+    rerotate(c, cell, -n_discard);
+    c->cells[cell].pos = p - n_discard;
+    map[p - n_discard] = cell;
+  }
+  c->seq_len[seq] = len > p0 + n_discard ? len - n_discard : p0;
+}
+
+int64_t cll_kv_free_cells(const cll_ctx *c) {
+  return c->n_free;
+}

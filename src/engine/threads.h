@@ -1,0 +1,24 @@
+/* threads.h — internal: the engine's persistent team of compute threads.
+ *
+ * A team is n threads: the caller of cll__team_run plus n-1 workers created
+ * once. cll__team_run(fn) runs fn(arg, ith, n) on all of them and returns
+ * when every one has finished; inside fn, cll__team_barrier(t) waits until
+ * all n threads reach it (a spin barrier: no mutex or condition variable per
+ * operation). Workers sleep on a condition variable only between runs. A team
+ * is driven by one thread at a time (the one that owns the cll_ctx). */
+#ifndef CLLAMA_ENGINE_THREADS_H
+#define CLLAMA_ENGINE_THREADS_H
+
+typedef struct cll__team cll__team;
+typedef void (*cll__team_fn)(void *arg, int ith, int nth);
+
+/* n_threads <= 0: one per online CPU. *out is new. */
+int cll__team_new(int n_threads, cll__team **out);
+void cll__team_free(cll__team *t);
+int cll__team_size(const cll__team *t);
+void cll__team_run(cll__team *t, cll__team_fn fn, void *arg);
+void cll__team_barrier(cll__team *t);
+/* The number of CPUs the process may run on (>= 1). */
+int cll__cpu_count(void);
+
+#endif

@@ -1,0 +1,101 @@
+/* dispatch.c — picks the kernel table for this CPU, once.
+ *
+ * DESIGN: each ISA file (avx2.c, avx512.c, neon.c) defines a const table
+ * cll__kernels_<isa> whose NULL entries mean "use the reference". On first
+ * use (pthread_once) we build one complete table per ISA that this build
+ * contains and this CPU supports, by copying the ISA table and filling its
+ * holes from cll__kernels_ref. After that the tables are immutable and may
+ * be read from any thread without locks.
+ *
+ * Choice: avx512 > avx2 > ref on x86-64, neon on aarch64. The environment
+ * variable CLLAMA_KERNELS=ref|avx2|avx512|neon forces one (an unavailable
+ * name falls back to the automatic choice, since kernels never fail). */
+#include "kernels/quant.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { ISA_REF, ISA_AVX2, ISA_AVX512, ISA_NEON, ISA_N };
+
+static const char *const isa_names[ISA_N] = {"ref", "avx2", "avx512", "neon"};
+
+static cll_kernels tables[ISA_N];
+static bool have[ISA_N];
+static int chosen = ISA_REF;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static bool cpu_has(int isa) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+              __builtin_cpu_supports("f16c");
+  if (isa == ISA_AVX2) return avx2;
+  /* avx512.c is built with VNNI and BF16 enabled; it must guard any use of
+   * the BF16 instructions itself, so only the common subset is required. */
+  if (isa == ISA_AVX512)
+    return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vnni");
+  return false;
+#elif defined(__aarch64__)
+  return isa == ISA_NEON; /* Advanced SIMD is mandatory on AArch64 */
+#else
+  (void)isa;
+  return false;
+#endif
+}
+
+static const cll_kernels *isa_table(int isa) {
+  switch (isa) {
+  case ISA_REF: return &cll__kernels_ref;
+#if defined(__x86_64__)
+  case ISA_AVX2: return &cll__kernels_avx2;
+  case ISA_AVX512: return &cll__kernels_avx512;
+#endif
+#if defined(__aarch64__)
+  case ISA_NEON: return &cll__kernels_neon;
+#endif
+  default: return NULL;
+  }
+}
+
+static void fill(cll_kernels *dst, const cll_kernels *src, const cll_kernels *ref) {
+  *dst = *src;
+  for (int t = 0; t < CLL_TYPE_COUNT; t++) {
+    if (!dst->dequant_row[t]) dst->dequant_row[t] = ref->dequant_row[t];
+    if (!dst->quantize_row[t]) dst->quantize_row[t] = ref->quantize_row[t];
+    if (!dst->vec_dot[t]) dst->vec_dot[t] = ref->vec_dot[t];
+  }
+}
+
+static void init(void) {
+  for (int i = 0; i < ISA_N; i++) {
+    const cll_kernels *src = isa_table(i);
+    if (src == NULL || (i != ISA_REF && !cpu_has(i))) continue;
+    fill(&tables[i], src, &cll__kernels_ref);
+    tables[i].isa = isa_names[i];
+    have[i] = true;
+  }
+  chosen = ISA_REF;
+  for (int i = ISA_AVX2; i < ISA_N; i++)
+    if (have[i]) chosen = i; /* enum order = preference order */
+  const char *force = getenv("CLLAMA_KERNELS");
+  if (force && *force) {
+    for (int i = 0; i < ISA_N; i++)
+      if (strcmp(force, isa_names[i]) == 0 && have[i]) chosen = i;
+  }
+}
+
+const cll_kernels *cll_kernels_get(void) {
+  pthread_once(&once, init);
+  return &tables[chosen];
+}
+
+const cll_kernels *cll_kernels_by_name(const char *isa) {
+  pthread_once(&once, init);
+  for (int i = 0; isa && i < ISA_N; i++)
+    if (strcmp(isa, isa_names[i]) == 0) return have[i] ? &tables[i] : NULL;
+  return NULL;
+}

@@ -1,0 +1,205 @@
+/* matmul.c — Y = X W^T over a slice of W's rows, the one BLIS bridge.
+ *
+ * DESIGN. Two paths, chosen by the number of tokens:
+ *  - few tokens (decode, small batches): fused dequant-dot. The activations
+ *    were quantized once by cll_matmul_prepare into the weight type's
+ *    activation format (xq, shared by all threads); for each weight row the
+ *    vec_dot kernel runs over every token while the row is still in L1, so
+ *    the weights stream from memory once per call however many sequences
+ *    are batched. This path is memory-bound and needs no scratch.
+ *  - many tokens (prefill): W's rows are dequantized, TILE_ROWS at a time,
+ *    into the caller's scratch as f32 and multiplied by BLIS sgemm
+ *    (single-threaded: the engine's own threads each call us on their
+ *    slice). The crossover GEMM_MIN_TOK was measured with bench/kernels.
+ *
+ * THE BLIS TRAP. Debian's BLIS 0.9 does not recognise recent CPUs (Zen 4/5
+ * among them) and silently falls back to its generic C kernels, about 15%
+ * of peak. BLIS reads the configuration to use from the environment
+ * variable BLIS_ARCH_TYPE, as a number (an arch_t value of BLIS 0.9:
+ * BLIS_ARCH_SKX = 0, BLIS_ARCH_HASWELL = 3, BLIS_ARCH_ZEN3 = 6; a name such
+ * as "zen3" parses as 0), once, at its initialisation. blis_init() below
+ * therefore sets it from CPUID before the first BLIS call, unless the user
+ * set it. skx is the fastest configuration for the prefill shapes here
+ * (bench/blis). The internal symbol for the chosen configuration lets the
+ * benchmarks print what BLIS really runs. */
+#include "cllama/kernels.h"
+#include "kernels/matmul_internal.h"
+#include "kernels/simd.h"
+
+#include <blis.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Rows of W dequantized per sgemm call: 128 x n_in floats (1 MiB at
+ * n_in = 2048) stays in L2/L3 while BLIS packs it, and the activations are
+ * re-packed once per tile, so larger tiles amortise that. */
+#define TILE_ROWS_DEFAULT 128
+/* At or above this many tokens the BLIS path wins (bench/kernels:
+ * see the matmul table; ratios measured on Zen 5 with AVX-512). */
+#define GEMM_MIN_TOK_DEFAULT 24
+
+static pthread_once_t blis_once = PTHREAD_ONCE_INIT;
+static int gemm_min_tok = GEMM_MIN_TOK_DEFAULT;
+static int64_t tile_rows = TILE_ROWS_DEFAULT;
+/* At or above this many tokens Q4_0/Q8_0 weights go through the int8 GEMM
+ * of avx512.c (measured with bench/kernels, like GEMM_MIN_TOK). */
+#define INT8_MIN_TOK_DEFAULT 8
+static int int8_min_tok = INT8_MIN_TOK_DEFAULT;
+/* Benchmarks only (cll__matmul_force_path): 0 = choose by size. */
+static int forced_path;
+static char blis_arch_name[32] = "none";
+
+static const char *cpu_blis_arch(void) {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+    return "0"; /* BLIS_ARCH_SKX */
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return __builtin_cpu_is("amd") ? "6" /* BLIS_ARCH_ZEN3 */ : "3" /* BLIS_ARCH_HASWELL */;
+#endif
+  return NULL; /* let BLIS detect */
+}
+
+static void blis_init(void) {
+  const char *arch = getenv("BLIS_ARCH_TYPE");
+  if (arch == NULL || arch[0] == '\0') {
+    arch = cpu_blis_arch();
+    if (arch != NULL) setenv("BLIS_ARCH_TYPE", arch, 1);
+  }
+  bli_init();
+  snprintf(blis_arch_name, sizeof blis_arch_name, "%s", bli_arch_string(bli_arch_query_id()));
+  const char *min = getenv("CLLAMA_GEMM_MIN_TOK");
+  if (min != NULL && min[0] != '\0') gemm_min_tok = atoi(min);
+  const char *i8 = getenv("CLLAMA_INT8_MIN_TOK");
+  if (i8 != NULL && i8[0] != '\0') int8_min_tok = atoi(i8);
+  const char *tr = getenv("CLLAMA_GEMM_TILE_ROWS");
+  if (tr != NULL && atoi(tr) > 0) tile_rows = atoi(tr);
+}
+
+const char *cll__matmul_blis_arch(void) {
+  pthread_once(&blis_once, blis_init);
+  return blis_arch_name;
+}
+
+int cll__matmul_gemm_min_tok(void) {
+  pthread_once(&blis_once, blis_init);
+  return gemm_min_tok;
+}
+
+void cll__matmul_force_path(int path) {
+  pthread_once(&blis_once, blis_init);
+  forced_path = path;
+}
+
+static size_t blis_scratch_bytes(int64_t n_in) {
+  return (size_t)tile_rows * (size_t)n_in * sizeof(float);
+}
+
+static size_t int8_scratch_bytes(int64_t n_in, int64_t n_tok) {
+#if defined(__x86_64__)
+  return cll__gemm_q8_0_scratch_bytes_avx512(n_in, n_tok);
+#else
+  (void)n_in, (void)n_tok;
+  return 0;
+#endif
+}
+
+size_t cll_matmul_scratch_bytes(int64_t n_in, int64_t max_tok) {
+  pthread_once(&blis_once, blis_init);
+  size_t need = 0;
+  if (max_tok >= gemm_min_tok || forced_path) need = blis_scratch_bytes(n_in);
+  if (max_tok >= int8_min_tok || forced_path) {
+    const size_t i8 = int8_scratch_bytes(n_in, max_tok);
+    if (i8 > need) need = i8;
+  }
+  return need;
+}
+
+size_t cll_matmul_xq_bytes(uint32_t wtype, int64_t n_in, int64_t n_tok, size_t *xq_stride) {
+  const struct cll_type_info *ti = cll_type_info(wtype);
+  size_t row = 0;
+  if (ti != NULL && ti->act_type != CLL_TYPE_F32) row = cll_row_bytes(ti->act_type, n_in);
+  /* Keep rows 64-byte aligned so each token's blocks start on a cache line. */
+  row = (row + 63) & ~(size_t)63;
+  if (xq_stride != NULL) *xq_stride = row;
+  return row * (size_t)(n_tok > 0 ? n_tok : 0);
+}
+
+void cll_matmul_prepare(const cll_kernels *k, uint32_t wtype, const float *x, int64_t x_stride,
+                        int64_t n_in, int64_t t0, int64_t t1, void *xq, size_t xq_stride) {
+  const struct cll_type_info *ti = cll_type_info(wtype);
+  if (ti == NULL || ti->act_type == CLL_TYPE_F32) return;
+  void (*quantize)(const float *, void *, int64_t) = k->quantize_row[ti->act_type];
+  for (int64_t t = t0; t < t1; t++)
+    quantize(x + t * x_stride, (char *)xq + (size_t)t * xq_stride, n_in);
+}
+
+/* Few tokens: each weight row is read once and dotted with every token. */
+static void matmul_dot(const cll_kernels *k, const cll_matmul_args *a) {
+  const struct cll_type_info *ti = cll_type_info(a->wtype);
+  void (*dot)(int64_t, const void *, const void *, float *) = k->vec_dot[a->wtype];
+  const bool float_act = ti->act_type == CLL_TYPE_F32;
+  const char *act = float_act ? (const char *)a->x : (const char *)a->xq;
+  const size_t act_stride = float_act ? (size_t)a->x_stride * sizeof(float) : a->xq_stride;
+  const char *w = (const char *)a->w + (size_t)a->r0 * a->w_stride;
+  for (int64_t r = a->r0; r < a->r1; r++, w += a->w_stride)
+    for (int64_t t = 0; t < a->n_tok; t++)
+      dot(a->n_in, w, act + (size_t)t * act_stride, a->y + t * a->y_stride + r);
+}
+
+/* Many tokens: dequantized tiles of W times X through BLIS. For a tile of
+ * nr rows starting at r, C = Y[:, r..r+nr) (n_tok x nr, row stride
+ * y_stride), A = X (n_tok x n_in), B = tile^T (n_in x nr: element (k, j)
+ * at tile[j * n_in + k]). */
+static void matmul_gemm(const cll_kernels *k, const cll_matmul_args *a) {
+  void (*dequant)(const void *, float *, int64_t) = k->dequant_row[a->wtype];
+  float *tile = a->scratch;
+  rntm_t rntm = BLIS_RNTM_INITIALIZER;
+  bli_rntm_set_num_threads(1, &rntm);
+  float one = 1.0f, zero = 0.0f;
+  for (int64_t r = a->r0; r < a->r1; r += tile_rows) {
+    const int64_t nr = a->r1 - r < tile_rows ? a->r1 - r : tile_rows;
+    const char *w = (const char *)a->w + (size_t)r * a->w_stride;
+    for (int64_t j = 0; j < nr; j++, w += a->w_stride)
+      dequant(w, tile + j * a->n_in, a->n_in);
+    bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, a->n_tok, nr, a->n_in, &one,
+                 (float *)a->x, a->x_stride, 1, tile, 1, a->n_in, &zero, a->y + r, a->y_stride, 1,
+                 NULL, &rntm);
+  }
+}
+
+/* Which path a call takes: 1 fused dot, 2 BLIS, 3 int8 GEMM. */
+static int choose_path(const cll_kernels *k, const cll_matmul_args *a) {
+  const bool have_scratch = a->scratch != NULL;
+  const bool int8_ok =
+#if defined(__x86_64__)
+      (a->wtype == CLL_TYPE_Q4_0 || a->wtype == CLL_TYPE_Q8_0) && strcmp(k->isa, "avx512") == 0 &&
+      have_scratch && a->scratch_bytes >= int8_scratch_bytes(a->n_in, a->n_tok);
+#else
+      false;
+#endif
+  const bool blis_ok = have_scratch && a->scratch_bytes >= blis_scratch_bytes(a->n_in) &&
+                       k->dequant_row[a->wtype] != NULL;
+  if (forced_path == 3 && int8_ok) return 3;
+  if (forced_path == 2 && blis_ok) return 2;
+  if (forced_path != 0) return 1;
+  if (int8_ok && a->n_tok >= int8_min_tok) return 3;
+  if (blis_ok && a->n_tok >= gemm_min_tok) return 2;
+  return 1;
+}
+
+void cll_matmul(const cll_kernels *k, const cll_matmul_args *a) {
+  pthread_once(&blis_once, blis_init);
+  if (a->r1 <= a->r0 || a->n_tok <= 0) return;
+  switch (choose_path(k, a)) {
+#if defined(__x86_64__)
+  case 3: cll__gemm_q8_0_avx512(a); break;
+#endif
+  case 2: matmul_gemm(k, a); break;
+  default: matmul_dot(k, a); break;
+  }
+}

@@ -1,0 +1,440 @@
+/* x86.h — the x86 SIMD kernel bodies shared by avx2.c and avx512.c.
+ *
+ * Included by exactly those two files, each compiled with its own ISA
+ * flags, so every function here is file-local (static) and becomes an AVX2
+ * or an AVX-512 version depending on who includes it. The only difference
+ * inside is the int8 dot-product primitive: VNNI (vpdpbusd) when the file
+ * is built with AVX512-VNNI, vpmaddubsw + vpmaddwd otherwise. Kernels that
+ * profit from 512-bit registers live in avx512.c itself.
+ *
+ * Structure, as in ref.c: a vector loop over whole blocks (every row is a
+ * whole number of blocks, see cll_row_bytes), then the scalar tail where a
+ * format allows rows that are not (F16). Dot products accumulate per block
+ * in float, like ref.c, so results agree with it to float rounding. */
+#ifndef CLLAMA_KERNELS_X86_H
+#define CLLAMA_KERNELS_X86_H
+
+#include "kernels/simd.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- helpers */
+
+static inline float h2f(uint16_t h) {
+  return _cvtsh_ss(h);
+}
+static inline uint16_t f2h(float f) {
+  return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
+}
+
+static inline float hsum_ps(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+static inline float hmax_ps(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+/* 16 bytes of packed nibbles -> 32 bytes: low nibbles first, then high
+ * nibbles (the element order of Q4_0 and of a Q4_K 64-element chunk's
+ * halves). */
+static inline __m256i unpack_nibbles16(const uint8_t *p) {
+  const __m128i b = _mm_loadu_si128((const __m128i *)p);
+  const __m128i m = _mm_set1_epi8(0x0F);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+}
+
+/* int32 lanes: sums of 4 products of unsigned bytes u and signed bytes s.
+ * Without VNNI the pairs go through int16: callers keep |u*s| pairs below
+ * 32768 (u <= 127, or u <= 63 with any s). */
+static inline __m256i dot_u8s8(__m256i u, __m256i s) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+/* int32 lanes: sums of 4 products of signed bytes x and y. */
+static inline __m256i dot_s8s8(__m256i x, __m256i y) {
+  return dot_u8s8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+}
+
+/* 8 int8 values at p widened to floats. */
+static inline __m256 load8_i8_ps(const void *p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+
+/* 32 signed bytes -> 4 x 8 floats scaled by d, stored at dst. */
+static inline void store32_i8_scaled(__m256i q, __m256 d, float *dst) {
+  const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+  _mm256_storeu_ps(dst + 0, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo))));
+  _mm256_storeu_ps(dst + 8, _mm256_mul_ps(
+                                d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)))));
+  _mm256_storeu_ps(dst + 16, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi))));
+  _mm256_storeu_ps(dst + 24, _mm256_mul_ps(
+                                 d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)))));
+}
+
+/* 32 unsigned bytes q -> d*q - m for 32 floats at dst. */
+static inline void store32_u8_affine(__m256i q, __m256 d, __m256 m, float *dst) {
+  const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+  const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+  for (int k = 0; k < 4; k++) {
+    const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[k]));
+    _mm256_storeu_ps(dst + 8 * k, _mm256_fmsub_ps(d, v, m));
+  }
+}
+
+/* Packs 32 int32 (four vectors, element order) into 32 int8 with
+ * saturation. */
+static inline __m256i pack32_epi32(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i ab = _mm256_packs_epi32(a, b); /* lanes interleave by 128 */
+  const __m256i cd = _mm256_packs_epi32(c, d);
+  const __m256i q = _mm256_packs_epi16(ab, cd);
+  return _mm256_permutevar8x32_epi32(q, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* ---------------------------------------------------------------- Q8_0 / Q8_K quantizers */
+
+static void quantize_row_q8_0(const float *x, void *dst, int64_t n) {
+  sb_q8_0 *y = dst;
+  const int64_t nb = n / SB_QK;
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int64_t i = 0; i < nb; i++, x += SB_QK) {
+    __m256 v[4], amax = _mm256_setzero_ps();
+    for (int k = 0; k < 4; k++) {
+      v[k] = _mm256_loadu_ps(x + 8 * k);
+      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[k]));
+    }
+    const float max = hmax_ps(amax);
+    const float d = max / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[i].d = f2h(d);
+    const __m256 vid = _mm256_set1_ps(id);
+    __m256i q[4];
+    for (int k = 0; k < 4; k++)
+      q[k] = _mm256_cvtps_epi32(
+          _mm256_round_ps(_mm256_mul_ps(v[k], vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    _mm256_storeu_si256((__m256i *)y[i].qs, pack32_epi32(q[0], q[1], q[2], q[3]));
+  }
+}
+
+static void quantize_row_q8_K(const float *x, void *dst, int64_t n) {
+  sb_q8_K *y = dst;
+  const int64_t nb = n / SB_QK_K;
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int64_t i = 0; i < nb; i++, x += SB_QK_K) {
+    __m256 amax = _mm256_setzero_ps();
+    for (int k = 0; k < SB_QK_K; k += 8)
+      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + k)));
+    const float a = hmax_ps(amax);
+    if (a == 0.0f) {
+      memset(&y[i], 0, sizeof y[i]);
+      continue;
+    }
+    /* The signed value of largest magnitude (first one, as ref.c). */
+    float max = 0.0f;
+    for (int k = 0; k < SB_QK_K; k++)
+      if (fabsf(x[k]) == a) {
+        max = x[k];
+        break;
+      }
+    const float iscale = -127.0f / max;
+    const __m256 vis = _mm256_set1_ps(iscale);
+    const __m256i top = _mm256_set1_epi32(127);
+    for (int k = 0; k < SB_QK_K; k += 32) {
+      __m256i q[4];
+      for (int j = 0; j < 4; j++)
+        q[j] = _mm256_min_epi32(
+            top, _mm256_cvtps_epi32(_mm256_mul_ps(vis, _mm256_loadu_ps(x + k + 8 * j))));
+      _mm256_storeu_si256((__m256i *)(y[i].qs + k), pack32_epi32(q[0], q[1], q[2], q[3]));
+    }
+    for (int g = 0; g < 16; g++) {
+      int s = 0;
+      for (int k = 0; k < 16; k++)
+        s += y[i].qs[16 * g + k];
+      y[i].bsums[g] = (int16_t)s;
+    }
+    y[i].d = 1.0f / iscale;
+  }
+}
+
+/* ---------------------------------------------------------------- dot products */
+
+static void dot_q4_0_q8_0(int64_t n, const void *w, const void *a, float *out) {
+  const sb_q4_0 *x = w;
+  const sb_q8_0 *y = a;
+  const int64_t nb = n / SB_QK;
+  const __m256i off = _mm256_set1_epi8(8);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 1 < nb; i += 2) {
+    const __m256i q0 = _mm256_sub_epi8(unpack_nibbles16(x[i].qs), off);
+    const __m256i q1 = _mm256_sub_epi8(unpack_nibbles16(x[i + 1].qs), off);
+    const __m256i p0 = dot_s8s8(q0, _mm256_loadu_si256((const __m256i *)y[i].qs));
+    const __m256i p1 = dot_s8s8(q1, _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d)),
+                           _mm256_cvtepi32_ps(p1), acc1);
+  }
+  for (; i < nb; i++) {
+    const __m256i q0 = _mm256_sub_epi8(unpack_nibbles16(x[i].qs), off);
+    const __m256i p0 = dot_s8s8(q0, _mm256_loadu_si256((const __m256i *)y[i].qs));
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
+  }
+  *out = hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+static void dot_q8_0_q8_0(int64_t n, const void *w, const void *a, float *out) {
+  const sb_q8_0 *x = w;
+  const sb_q8_0 *y = a;
+  const int64_t nb = n / SB_QK;
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 1 < nb; i += 2) {
+    const __m256i p0 = dot_s8s8(_mm256_loadu_si256((const __m256i *)x[i].qs),
+                                _mm256_loadu_si256((const __m256i *)y[i].qs));
+    const __m256i p1 = dot_s8s8(_mm256_loadu_si256((const __m256i *)x[i + 1].qs),
+                                _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d)),
+                           _mm256_cvtepi32_ps(p1), acc1);
+  }
+  for (; i < nb; i++) {
+    const __m256i p0 = dot_s8s8(_mm256_loadu_si256((const __m256i *)x[i].qs),
+                                _mm256_loadu_si256((const __m256i *)y[i].qs));
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
+  }
+  *out = hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+/* Scales and mins of a Q4_K/Q5_K block as two arrays of 8 bytes. */
+static inline void k4_scales(const uint8_t *s, uint8_t sc[8], uint8_t m[8]) {
+  for (int j = 0; j < 8; j++)
+    sb_scale_min_k4(j, s, &sc[j], &m[j]);
+}
+
+/* sum_j m[j] * (bsums[2j] + bsums[2j+1]) as 8 int32 lanes. */
+static inline __m256i k4_mins_dot(const uint8_t m[8], const int16_t *bsums) {
+  const __m128i mb = _mm_loadl_epi64((const __m128i *)m);
+  const __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mb, mb));
+  return _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), m16);
+}
+
+static void dot_q4_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
+  const sb_q4_K *x = w;
+  const sb_q8_K *y = a;
+  const int64_t nb = n / SB_QK_K;
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+  for (int64_t i = 0; i < nb; i++) {
+    uint8_t sc[8], m[8];
+    k4_scales(x[i].scales, sc, m);
+    const float d = y[i].d * h2f(x[i].d), dmin = y[i].d * h2f(x[i].dmin);
+    accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(k4_mins_dot(m, y[i].bsums)),
+                           accm);
+    __m256i sumi = _mm256_setzero_si256();
+    const uint8_t *q = x[i].qs;
+    const int8_t *yq = y[i].qs;
+    for (int c = 0; c < 4; c++, q += 32, yq += 64) {
+      const __m256i b = _mm256_loadu_si256((const __m256i *)q);
+      const __m256i lo = _mm256_and_si256(b, m4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+      const __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)yq));
+      const __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(yq + 32)));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * c])));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * c + 1])));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  *out = hsum_ps(_mm256_sub_ps(acc, accm));
+}
+
+static void dot_q5_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
+  const sb_q5_K *x = w;
+  const sb_q8_K *y = a;
+  const int64_t nb = n / SB_QK_K;
+  const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
+  __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+  for (int64_t i = 0; i < nb; i++) {
+    uint8_t sc[8], m[8];
+    k4_scales(x[i].scales, sc, m);
+    const float d = y[i].d * h2f(x[i].d), dmin = y[i].d * h2f(x[i].dmin);
+    accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(k4_mins_dot(m, y[i].bsums)),
+                           accm);
+    const __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
+    __m256i sumi = _mm256_setzero_si256();
+    const uint8_t *q = x[i].qs;
+    const int8_t *yq = y[i].qs;
+    for (int c = 0; c < 4; c++, q += 32, yq += 64) {
+      const __m256i bl = _mm256_set1_epi8((char)(1 << (2 * c)));
+      const __m256i bh = _mm256_set1_epi8((char)(2 << (2 * c)));
+      const __m256i b = _mm256_loadu_si256((const __m256i *)q);
+      const __m256i lo = _mm256_or_si256(
+          _mm256_and_si256(b, m4), _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bl), bl), b4));
+      const __m256i hi =
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4),
+                          _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bh), bh), b4));
+      const __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)yq));
+      const __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(yq + 32)));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * c])));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * c + 1])));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  *out = hsum_ps(_mm256_sub_ps(acc, accm));
+}
+
+/* The four 32-element groups of one 128-element half of a Q6_K block as
+ * unsigned 6-bit values (0..63; the format subtracts 32). */
+static inline void q6_unpack_half(const uint8_t *ql, const uint8_t *qh, __m256i q[4]) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+  const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+  const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+  const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+  q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m2), 4));
+  q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4));
+  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4));
+  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4));
+}
+
+static void dot_q6_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
+  const sb_q6_K *x = w;
+  const sb_q8_K *y = a;
+  const int64_t nb = n / SB_QK_K;
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < nb; i++) {
+    const __m128i s8 = _mm_loadu_si128((const __m128i *)x[i].scales);
+    /* 32 * sum_g scale[g] * bsum[g]: the "-32" of every quant at once. */
+    const __m256i corr = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums),
+                                           _mm256_cvtepi8_epi16(s8));
+    __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5));
+    for (int h = 0; h < 2; h++) {
+      __m256i q[4];
+      q6_unpack_half(x[i].ql + 64 * h, x[i].qh + 32 * h, q);
+      for (int k = 0; k < 4; k++) {
+        const int g = 8 * h + 2 * k; /* scales of elements 0..15 and 16..31 */
+        const __m128i idx = _mm_set_epi64x((int64_t)(0x0101010101010101ULL * (uint64_t)(g + 1)),
+                                           (int64_t)(0x0101010101010101ULL * (uint64_t)g));
+        const __m256i scv = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s8, idx));
+        const __m256i p = _mm256_maddubs_epi16(
+            q[k], _mm256_loadu_si256((const __m256i *)(y[i].qs + 128 * h + 32 * k)));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scv));
+      }
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  *out = hsum_ps(acc);
+}
+
+/* ---------------------------------------------------------------- dequantization */
+
+static void dequant_q4_0(const void *src, float *dst, int64_t n) {
+  const sb_q4_0 *x = src;
+  const int64_t nb = n / SB_QK;
+  const __m256i off = _mm256_set1_epi8(8);
+  for (int64_t i = 0; i < nb; i++, dst += SB_QK)
+    store32_i8_scaled(_mm256_sub_epi8(unpack_nibbles16(x[i].qs), off), _mm256_set1_ps(h2f(x[i].d)),
+                      dst);
+}
+
+static void dequant_q8_0(const void *src, float *dst, int64_t n) {
+  const sb_q8_0 *x = src;
+  const int64_t nb = n / SB_QK;
+  for (int64_t i = 0; i < nb; i++, dst += SB_QK)
+    store32_i8_scaled(_mm256_loadu_si256((const __m256i *)x[i].qs), _mm256_set1_ps(h2f(x[i].d)),
+                      dst);
+}
+
+static void dequant_q4_K(const void *src, float *dst, int64_t n) {
+  const sb_q4_K *x = src;
+  const int64_t nb = n / SB_QK_K;
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  for (int64_t i = 0; i < nb; i++) {
+    uint8_t sc[8], m[8];
+    k4_scales(x[i].scales, sc, m);
+    const float d = h2f(x[i].d), dmin = h2f(x[i].dmin);
+    for (int c = 0; c < 4; c++, dst += 64) {
+      const __m256i b = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
+      store32_u8_affine(_mm256_and_si256(b, m4), _mm256_set1_ps(d * sc[2 * c]),
+                        _mm256_set1_ps(dmin * m[2 * c]), dst);
+      store32_u8_affine(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4),
+                        _mm256_set1_ps(d * sc[2 * c + 1]), _mm256_set1_ps(dmin * m[2 * c + 1]),
+                        dst + 32);
+    }
+  }
+}
+
+static void dequant_q5_K(const void *src, float *dst, int64_t n) {
+  const sb_q5_K *x = src;
+  const int64_t nb = n / SB_QK_K;
+  const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
+  for (int64_t i = 0; i < nb; i++) {
+    uint8_t sc[8], m[8];
+    k4_scales(x[i].scales, sc, m);
+    const float d = h2f(x[i].d), dmin = h2f(x[i].dmin);
+    const __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
+    for (int c = 0; c < 4; c++, dst += 64) {
+      const __m256i bl = _mm256_set1_epi8((char)(1 << (2 * c)));
+      const __m256i bh = _mm256_set1_epi8((char)(2 << (2 * c)));
+      const __m256i b = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
+      const __m256i lo = _mm256_or_si256(
+          _mm256_and_si256(b, m4), _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bl), bl), b4));
+      const __m256i hi =
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4),
+                          _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bh), bh), b4));
+      store32_u8_affine(lo, _mm256_set1_ps(d * sc[2 * c]), _mm256_set1_ps(dmin * m[2 * c]), dst);
+      store32_u8_affine(hi, _mm256_set1_ps(d * sc[2 * c + 1]), _mm256_set1_ps(dmin * m[2 * c + 1]),
+                        dst + 32);
+    }
+  }
+}
+
+static void dequant_q6_K(const void *src, float *dst, int64_t n) {
+  const sb_q6_K *x = src;
+  const int64_t nb = n / SB_QK_K;
+  const __m256i off = _mm256_set1_epi8(32);
+  for (int64_t i = 0; i < nb; i++) {
+    const float d = h2f(x[i].d);
+    for (int h = 0; h < 2; h++) {
+      __m256i q[4];
+      q6_unpack_half(x[i].ql + 64 * h, x[i].qh + 32 * h, q);
+      for (int k = 0; k < 4; k++, dst += 32) {
+        const int g = 8 * h + 2 * k;
+        const __m256i s = _mm256_sub_epi8(q[k], off);
+        const __m128i lo = _mm256_castsi256_si128(s), hi = _mm256_extracti128_si256(s, 1);
+        const __m256 d0 = _mm256_set1_ps(d * x[i].scales[g]);
+        const __m256 d1 = _mm256_set1_ps(d * x[i].scales[g + 1]);
+        _mm256_storeu_ps(dst + 0, _mm256_mul_ps(d0, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo))));
+        _mm256_storeu_ps(dst + 8, _mm256_mul_ps(d0, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+                                                        _mm_srli_si128(lo, 8)))));
+        _mm256_storeu_ps(dst + 16, _mm256_mul_ps(d1, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi))));
+        _mm256_storeu_ps(dst + 24, _mm256_mul_ps(d1, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+                                                         _mm_srli_si128(hi, 8)))));
+      }
+    }
+  }
+}
+
+/* The table entries every x86 file shares; each file adds its F16 ones. */
+#define CLL__X86_DEQUANT                                                                           \
+  [CLL_TYPE_Q4_0] = dequant_q4_0, [CLL_TYPE_Q8_0] = dequant_q8_0,    \
+  [CLL_TYPE_Q4_K] = dequant_q4_K, [CLL_TYPE_Q5_K] = dequant_q5_K, [CLL_TYPE_Q6_K] = dequant_q6_K
+#define CLL__X86_QUANTIZE [CLL_TYPE_Q8_0] = quantize_row_q8_0, [CLL_TYPE_Q8_K] = quantize_row_q8_K
+#define CLL__X86_VEC_DOT                                                                           \
+  [CLL_TYPE_Q4_0] = dot_q4_0_q8_0, [CLL_TYPE_Q8_0] = dot_q8_0_q8_0,  \
+  [CLL_TYPE_Q4_K] = dot_q4_K_q8_K, [CLL_TYPE_Q5_K] = dot_q5_K_q8_K, [CLL_TYPE_Q6_K] = dot_q6_K_q8_K
+
+#endif

@@ -1,0 +1,280 @@
+/* model.c — loading a transformer from a GGUF file (cll_model_load and the
+ * rest of the model half of include/cllama/engine.h).
+ *
+ * Design: the architectures cllama knows are rows of arch_table. Loading
+ * reads the hyper-parameters under "<arch>." keys, then looks up every
+ * tensor the architecture needs by its GGUF name and checks its type
+ * (something the kernels can compute with) and its shape (against the
+ * hyper-parameters) before any compute can touch it. Weights stay in the
+ * read-only mapping: loading copies nothing, so a 1 GB model opens in the
+ * time it takes to parse its header. */
+#include "model/model.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct cll__arch arch_table[] = {
+    /* name      neox   qkv_bias qk_norm tied_output */
+    {"llama", false, false, false, true},
+    {"qwen2", true, true, false, true},
+    {"qwen3", true, false, true, true},
+};
+
+static const struct cll__arch *find_arch(const char *name) {
+  for (size_t i = 0; i < CLL_ARRAY_LEN(arch_table); i++)
+    if (strcmp(arch_table[i].name, name) == 0)
+      return &arch_table[i];
+  return NULL;
+}
+
+struct loader {
+  cll_model *m;
+  cll_err *err;
+  char key[192];
+};
+
+/* "<arch>.<suffix>" */
+static const char *akey(struct loader *L, const char *suffix) {
+  snprintf(L->key, sizeof(L->key), "%s.%s", L->m->info.arch, suffix);
+  return L->key;
+}
+
+static int get_int(struct loader *L, const char *suffix, bool required, int64_t dflt,
+                   int64_t *out) {
+  const char *k = akey(L, suffix);
+  int rc = cll_gguf_get_i64(L->m->gguf, k, out);
+  if (rc == CLL_ENOENT && !required) {
+    *out = dflt;
+    return 0;
+  }
+  if (rc == CLL_ENOENT)
+    return cll_err_set(L->err, CLL_EFORMAT, "model metadata lacks %s", k);
+  if (rc)
+    return cll_err_set(L->err, CLL_EFORMAT, "model metadata %s is not an integer", k);
+  if (*out <= 0 || *out > (1 << 24))
+    return cll_err_set(L->err, CLL_EFORMAT, "model metadata %s = %" PRId64 " is out of range",
+                       k, *out);
+  return 0;
+}
+
+static int get_float(struct loader *L, const char *suffix, float dflt, float *out) {
+  const char *k = akey(L, suffix);
+  int rc = cll_gguf_get_f32(L->m->gguf, k, out);
+  if (rc == CLL_ENOENT) {
+    *out = dflt;
+    return 0;
+  }
+  if (rc || !(*out > 0.0f) || *out > 1e30f)
+    return cll_err_set(L->err, CLL_EFORMAT, "model metadata %s is not a positive float", k);
+  return 0;
+}
+
+/* Finds tensor name and checks it is an n_out x n_in matrix (n_out = 0: a
+ * vector of n_in) of a type the kernels handle (vectors: F32 only). */
+static int get_weight(struct loader *L, const char *name, int64_t n_in, int64_t n_out,
+                      bool required, struct cll__weight *w) {
+  memset(w, 0, sizeof(*w));
+  const cll_gguf_tensor *t = cll_gguf_find_tensor(L->m->gguf, name);
+  if (t == NULL) {
+    if (!required)
+      return 0;
+    return cll_err_set(L->err, CLL_EFORMAT, "model lacks tensor %s", name);
+  }
+  bool vec = n_out == 0;
+  uint32_t want_dims = vec ? 1 : 2;
+  if (t->n_dims != want_dims || t->ne[0] != (uint64_t)n_in ||
+      (!vec && t->ne[1] != (uint64_t)n_out))
+    return cll_err_set(L->err, CLL_EFORMAT,
+                       "tensor %s has shape [%" PRIu64 ", %" PRIu64 "], expected [%" PRId64
+                       ", %" PRId64 "]",
+                       name, t->ne[0], t->n_dims > 1 ? t->ne[1] : 1, n_in, vec ? 1 : n_out);
+  const struct cll_type_info *ti = cll_type_info(t->type);
+  if (vec ? t->type != CLL_TYPE_F32 : ti == NULL || cll_kernels_get()->vec_dot[t->type] == NULL)
+    return cll_err_set(L->err, CLL_EUNSUPPORTED, "tensor %s has type %s (%" PRIu32 "), %s", name,
+                       ti ? ti->name : "unknown", t->type,
+                       vec ? "expected F32" : "which cllama cannot compute with");
+  w->data = t->data;
+  w->type = t->type;
+  w->n_in = n_in;
+  w->n_out = vec ? 1 : n_out;
+  w->row_bytes = cll_row_bytes(t->type, n_in);
+  return 0;
+}
+
+static int load_hparams(struct loader *L) {
+  cll_model *m = L->m;
+  struct cll_model_info *I = &m->info;
+  int64_t v;
+  int rc;
+  if ((rc = get_int(L, "embedding_length", true, 0, &I->n_embd)) ||
+      (rc = get_int(L, "block_count", true, 0, &I->n_layer)) ||
+      (rc = get_int(L, "attention.head_count", true, 0, &I->n_head)) ||
+      (rc = get_int(L, "attention.head_count_kv", false, I->n_head, &I->n_head_kv)) ||
+      (rc = get_int(L, "feed_forward_length", true, 0, &I->n_ff)) ||
+      (rc = get_int(L, "context_length", false, 2048, &I->n_ctx_train)))
+    return rc;
+  if (I->n_head % I->n_head_kv != 0)
+    return cll_err_set(L->err, CLL_EFORMAT, "%" PRId64 " heads cannot share %" PRId64 " KV heads",
+                       I->n_head, I->n_head_kv);
+  if ((rc = get_int(L, "attention.key_length", false, I->n_embd / I->n_head, &I->head_dim)))
+    return rc;
+  if ((rc = get_int(L, "attention.value_length", false, I->head_dim, &v)))
+    return rc;
+  if (v != I->head_dim)
+    return cll_err_set(L->err, CLL_EUNSUPPORTED, "value_length %" PRId64
+                       " differs from key_length %" PRId64, v, I->head_dim);
+  if ((rc = get_int(L, "rope.dimension_count", false, I->head_dim, &m->n_rot)))
+    return rc;
+  if (m->n_rot > I->head_dim || m->n_rot % 2 != 0)
+    return cll_err_set(L->err, CLL_EFORMAT, "rope.dimension_count %" PRId64
+                       " does not fit head_dim %" PRId64, m->n_rot, I->head_dim);
+  if ((rc = get_float(L, "attention.layer_norm_rms_epsilon", 1e-5f, &I->rms_eps)) ||
+      (rc = get_float(L, "rope.freq_base", 10000.0f, &I->rope_freq_base)))
+    return rc;
+  /* Linear RoPE scaling: positions are multiplied by 1/factor. */
+  float factor = 1.0f;
+  cll_gguf_str st;
+  bool have_type = cll_gguf_get_str(m->gguf, akey(L, "rope.scaling.type"), &st) == 0;
+  if (have_type && !(st.len == 6 && memcmp(st.ptr, "linear", 6) == 0) &&
+      !(st.len == 4 && memcmp(st.ptr, "none", 4) == 0))
+    return cll_err_set(L->err, CLL_EUNSUPPORTED, "RoPE scaling \"%.*s\" is not supported",
+                       (int)(st.len > 32 ? 32 : st.len), st.ptr);
+  if (!have_type || st.len == 6) {
+    if ((rc = get_float(L, "rope.scaling.factor", 1.0f, &factor)))
+      return rc;
+    if (factor == 1.0f && (rc = get_float(L, "rope.scale_linear", 1.0f, &factor)))
+      return rc;
+  }
+  I->rope_freq_scale = 1.0f / factor;
+  I->rope_neox = m->arch->rope_neox;
+  int64_t pool;
+  if (cll_gguf_get_i64(m->gguf, akey(L, "pooling_type"), &pool) == 0 && pool >= 0 && pool <= 3)
+    I->pooling = (int)pool;
+  uint32_t ft;
+  if (cll_gguf_get_u32(m->gguf, "general.file_type", &ft) == 0)
+    I->file_type = ft;
+  return 0;
+}
+
+static int load_weights(struct loader *L) {
+  cll_model *m = L->m;
+  const struct cll_model_info *I = &m->info;
+  const cll_gguf_tensor *te = cll_gguf_find_tensor(m->gguf, "token_embd.weight");
+  if (te == NULL)
+    return cll_err_set(L->err, CLL_EFORMAT, "model lacks tensor token_embd.weight");
+  if (te->n_dims != 2 || te->ne[1] > (1u << 24))
+    return cll_err_set(L->err, CLL_EFORMAT, "token_embd.weight has a bad shape");
+  m->info.n_vocab = (int64_t)te->ne[1];
+  int64_t E = I->n_embd, V = I->n_vocab, D = I->head_dim;
+  int64_t QD = I->n_head * D, KD = I->n_head_kv * D, F = I->n_ff;
+  int rc;
+  if ((rc = get_weight(L, "token_embd.weight", E, V, true, &m->tok_embd)) ||
+      (rc = get_weight(L, "output_norm.weight", E, 0, true, &m->out_norm)) ||
+      (rc = get_weight(L, "output.weight", E, V, !m->arch->tied_output, &m->output)))
+    return rc;
+  if (m->output.data == NULL)
+    m->output = m->tok_embd;
+  m->layers = calloc((size_t)I->n_layer, sizeof(*m->layers));
+  if (m->layers == NULL)
+    return cll_err_set(L->err, CLL_ENOMEM, "out of memory");
+  for (int64_t il = 0; il < I->n_layer; il++) {
+    struct cll__layer *l = &m->layers[il];
+    char n[96];
+#define W(field, suffix, n_in, n_out, req)                                                         \
+  do {                                                                                             \
+    snprintf(n, sizeof(n), "blk.%" PRId64 ".%s", il, suffix);                                      \
+    if ((rc = get_weight(L, n, n_in, n_out, req, &l->field)))                                      \
+      return rc;                                                                                   \
+  } while (0)
+    W(attn_norm, "attn_norm.weight", E, 0, true);
+    W(wq, "attn_q.weight", E, QD, true);
+    W(wk, "attn_k.weight", E, KD, true);
+    W(wv, "attn_v.weight", E, KD, true);
+    W(wo, "attn_output.weight", QD, E, true);
+    if (m->arch->qkv_bias) {
+      W(bq, "attn_q.bias", QD, 0, false);
+      W(bk, "attn_k.bias", KD, 0, false);
+      W(bv, "attn_v.bias", KD, 0, false);
+    }
+    if (m->arch->qk_norm) {
+      W(q_norm, "attn_q_norm.weight", D, 0, true);
+      W(k_norm, "attn_k_norm.weight", D, 0, true);
+    }
+    W(ffn_norm, "ffn_norm.weight", E, 0, true);
+    W(w_gate, "ffn_gate.weight", E, F, true);
+    W(w_up, "ffn_up.weight", E, F, true);
+    W(w_down, "ffn_down.weight", F, E, true);
+#undef W
+  }
+  /* Llama 3 stores per-dimension RoPE frequency factors. */
+  if ((rc = get_weight(L, "rope_freqs.weight", m->n_rot / 2, 0, false, &m->rope_freqs)))
+    return rc;
+  for (int64_t i = 0; i < cll_gguf_n_tensors(m->gguf); i++) {
+    const cll_gguf_tensor *t = cll_gguf_tensor_at(m->gguf, i);
+    m->info.n_params += t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+    m->info.weight_bytes += t->n_bytes;
+  }
+  return 0;
+}
+
+int cll_model_load(const char *path, cll_model **out, cll_err *err) {
+  *out = NULL;
+  cll_model *m = calloc(1, sizeof(*m));
+  if (m == NULL)
+    return cll_err_set(err, CLL_ENOMEM, "out of memory");
+  atomic_init(&m->refs, 1);
+  int rc = cll_gguf_open(path, &m->gguf, err);
+  if (rc)
+    goto fail;
+  struct loader L = {m, err, {0}};
+  cll_gguf_str s;
+  if (cll_gguf_get_str(m->gguf, "general.architecture", &s) != 0) {
+    rc = cll_err_set(err, CLL_EFORMAT, "%s: no general.architecture", path);
+    goto fail;
+  }
+  if (s.len >= sizeof(m->info.arch)) {
+    rc = cll_err_set(err, CLL_EUNSUPPORTED, "%s: architecture name too long", path);
+    goto fail;
+  }
+  memcpy(m->info.arch, s.ptr, s.len);
+  m->arch = find_arch(m->info.arch);
+  if (m->arch == NULL) {
+    rc = cll_err_set(err, CLL_EUNSUPPORTED, "%s: architecture \"%s\" is not supported", path,
+                     m->info.arch);
+    goto fail;
+  }
+  if (cll_gguf_get_str(m->gguf, "general.name", &s) == 0) {
+    size_t n = s.len < sizeof(m->info.name) - 1 ? (size_t)s.len : sizeof(m->info.name) - 1;
+    memcpy(m->info.name, s.ptr, n);
+  }
+  if ((rc = load_hparams(&L)) || (rc = load_weights(&L)))
+    goto fail;
+  *out = m;
+  return 0;
+fail:
+  cll_model_release(m);
+  return rc;
+}
+
+cll_model *cll_model_retain(cll_model *m) {
+  atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+  return m;
+}
+
+void cll_model_release(cll_model *m) {
+  if (m == NULL || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  free(m->layers);
+  cll_gguf_close(m->gguf);
+  free(m);
+}
+
+const struct cll_model_info *cll_model_info(const cll_model *m) {
+  return &m->info;
+}
+
+const cll_gguf *cll_model_gguf(const cll_model *m) {
+  return m->gguf;
+}

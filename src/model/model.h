@@ -1,0 +1,66 @@
+/* model.h — internal: the layout of a loaded model, shared by model.c (which
+ * builds it from a GGUF file) and the engine (src/engine/forward.c, which
+ * computes with it). Not a public header: the public face is engine.h.
+ *
+ * A cll_model is immutable after cll_model_load returns; every weight points
+ * into the read-only mapping of the GGUF file. */
+#ifndef CLLAMA_MODEL_MODEL_H
+#define CLLAMA_MODEL_MODEL_H
+
+#include "cllama/engine.h"
+#include "cllama/gguf.h"
+#include "cllama/kernels.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A weight matrix (or vector: n_out = 1) in place in the mapping. */
+struct cll__weight {
+  const void *data;  /* NULL when the tensor is absent (optional ones) */
+  uint32_t type;     /* enum cll_type */
+  int64_t n_in;      /* ne[0]: elements per row */
+  int64_t n_out;     /* ne[1]: rows */
+  size_t row_bytes;  /* bytes between rows */
+};
+
+/* What distinguishes one architecture from another. A new architecture is
+ * one entry in the table in model.c plus, where it has an operation the
+ * others lack, a flag here and the few lines in forward.c that honour it. */
+struct cll__arch {
+  const char *name;   /* general.architecture */
+  bool rope_neox;     /* rotate (x[i], x[i+d/2]) instead of (x[2i], x[2i+1]) */
+  bool qkv_bias;      /* attn_{q,k,v}.bias present (optional per tensor) */
+  bool qk_norm;       /* per-head RMSNorm of q and k before RoPE (qwen3) */
+  bool tied_output;   /* output.weight may be absent: reuse token_embd */
+};
+
+struct cll__layer {
+  struct cll__weight attn_norm;        /* (n_embd) F32 */
+  struct cll__weight wq;               /* (n_head*head_dim rows, n_embd) */
+  struct cll__weight wk;               /* (n_head_kv*head_dim rows, n_embd) */
+  struct cll__weight wv;               /* (n_head_kv*head_dim rows, n_embd) */
+  struct cll__weight bq, bk, bv;       /* biases (same lengths) F32, or absent */
+  struct cll__weight q_norm, k_norm;   /* (head_dim) F32, qk_norm archs only */
+  struct cll__weight wo;               /* (n_embd rows, n_head*head_dim) */
+  struct cll__weight ffn_norm;         /* (n_embd) F32 */
+  struct cll__weight w_gate;           /* (n_ff rows, n_embd) */
+  struct cll__weight w_up;             /* (n_ff rows, n_embd) */
+  struct cll__weight w_down;           /* (n_embd rows, n_ff) */
+};
+
+struct cll_model {
+  atomic_int refs;
+  cll_gguf *gguf;               /* owns the mapping */
+  const struct cll__arch *arch; /* static */
+  struct cll_model_info info;
+  int64_t n_rot;                /* rotary dimensions (<= head_dim, even) */
+  struct cll__weight tok_embd;  /* (n_vocab rows, n_embd) */
+  struct cll__weight out_norm;  /* (n_embd) F32 */
+  struct cll__weight output;    /* (n_vocab rows, n_embd); == tok_embd when tied */
+  struct cll__weight rope_freqs; /* (n_rot/2) F32 frequency divisors, or absent */
+  struct cll__layer *layers;    /* (n_layer) */
+};
+
+#endif

@@ -1,0 +1,405 @@
+/* kernels_checks.h — the kernel test cases, shared by the Criterion test
+ * (test_kernels.c) and the standalone driver that is cross-compiled for
+ * aarch64 and run under qemu (kernels_standalone.c, `make test-neon`).
+ *
+ * Each check_* function returns the number of failed expectations and
+ * prints one line per failure; it needs only libc and the kernel sources. */
+#ifndef CLLAMA_TEST_KERNELS_CHECKS_H
+#define CLLAMA_TEST_KERNELS_CHECKS_H
+
+#include "cllama/kernels.h"
+#include "kernels/quant.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KC_EXPECT(fails, cond, ...)                                                          \
+  do {                                                                                       \
+    if (!(cond)) {                                                                           \
+      (fails)++;                                                                             \
+      fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond);                      \
+      fprintf(stderr, __VA_ARGS__);                                                          \
+      fputc('\n', stderr);                                                                   \
+    }                                                                                        \
+  } while (0)
+
+/* Deterministic xorshift generator, so failures reproduce. */
+typedef struct {
+  uint64_t s;
+} kc_rng;
+
+static inline uint32_t kc_u32(kc_rng *r) {
+  r->s ^= r->s << 13;
+  r->s ^= r->s >> 7;
+  r->s ^= r->s << 17;
+  return (uint32_t)(r->s >> 16);
+}
+
+static inline float kc_unif(kc_rng *r) { return (float)(kc_u32(r) >> 8) / 16777216.0f; }
+
+static inline float kc_gauss(kc_rng *r) {
+  float u = kc_unif(r) + 1e-7f, v = kc_unif(r);
+  return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
+}
+
+static const uint32_t kc_all_types[] = {
+    CLL_TYPE_F32,  CLL_TYPE_F16,  CLL_TYPE_BF16, CLL_TYPE_Q4_0, CLL_TYPE_Q4_1,
+    CLL_TYPE_Q5_0, CLL_TYPE_Q5_1, CLL_TYPE_Q8_0, CLL_TYPE_Q8_1, CLL_TYPE_Q2_K,
+    CLL_TYPE_Q3_K, CLL_TYPE_Q4_K, CLL_TYPE_Q5_K, CLL_TYPE_Q6_K, CLL_TYPE_Q8_K,
+};
+#define KC_N_TYPES (sizeof kc_all_types / sizeof kc_all_types[0])
+
+/* ---------------------------------------------------------------- fp16 */
+
+static inline int check_fp16(void) {
+  int f = 0;
+  struct {
+    float v;
+    uint16_t h;
+  } cases[] = {
+      {0.0f, 0x0000},        {-0.0f, 0x8000},     {1.0f, 0x3C00},       {-2.0f, 0xC000},
+      {65504.0f, 0x7BFF},    {65519.0f, 0x7BFF},  {65520.0f, 0x7C00},   {1e9f, 0x7C00},
+      {0x1p-24f, 0x0001},    {0x1p-25f, 0x0000},  {0x1.8p-25f, 0x0001}, {0x1.8p-24f, 0x0002},
+      {0x1p-14f, 0x0400},    {0.1f, 0x2E66},      {1.0009765625f, 0x3C01},
+      {1.00048828125f, 0x3C00}, /* tie -> even */ {1.00146484375f, 0x3C02}, /* tie -> even */
+      {INFINITY, 0x7C00},    {-INFINITY, 0xFC00},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    uint16_t h = cll_fp32_to_fp16(cases[i].v);
+    KC_EXPECT(f, h == cases[i].h, "fp16(%a) = %04x, want %04x", cases[i].v, h, cases[i].h);
+  }
+  KC_EXPECT(f, (cll_fp32_to_fp16(NAN) & 0x7FFF) > 0x7C00, "NaN stays NaN");
+  /* Every finite half converts to float and back exactly. */
+  for (uint32_t h = 0; h < 0x10000; h++) {
+    if ((h & 0x7C00) == 0x7C00) continue;
+    float v = cll_fp16_to_fp32((uint16_t)h);
+    if (cll_fp32_to_fp16(v) != h) {
+      KC_EXPECT(f, 0, "fp16 round trip of %04x via %a", h, v);
+      break;
+    }
+  }
+  KC_EXPECT(f, cll_fp16_to_fp32(0x0001) == 0x1p-24f, "smallest subnormal");
+  KC_EXPECT(f, cll_fp16_to_fp32(0xFC00) == -INFINITY, "-inf");
+  /* bf16: exact round trips and round-to-nearest-even. */
+  for (uint32_t h = 0; h < 0x10000; h += 7) {
+    if ((h & 0x7F80) == 0x7F80) continue;
+    KC_EXPECT(f, cll_fp32_to_bf16(cll_bf16_to_fp32((uint16_t)h)) == h, "bf16 %04x", h);
+  }
+  KC_EXPECT(f, cll_fp32_to_bf16(1.0f) == 0x3F80, "bf16 1");
+  KC_EXPECT(f, cll_fp32_to_bf16(1.00390625f) == 0x3F80, "bf16 tie to even");
+  KC_EXPECT(f, cll_fp32_to_bf16(1.01171875f) == 0x3F82, "bf16 tie to even (up)");
+  KC_EXPECT(f, (cll_fp32_to_bf16(NAN) & 0x7FFF) > 0x7F80, "bf16 NaN");
+  return f;
+}
+
+/* ---------------------------------------------------------------- types */
+
+static inline int check_type_info(void) {
+  int f = 0;
+  struct {
+    uint32_t t;
+    uint32_t elems, bytes;
+    const char *name;
+  } want[] = {
+      {CLL_TYPE_F32, 1, 4, "F32"},       {CLL_TYPE_F16, 1, 2, "F16"},
+      {CLL_TYPE_BF16, 1, 2, "BF16"},     {CLL_TYPE_Q4_0, 32, 18, "Q4_0"},
+      {CLL_TYPE_Q4_1, 32, 20, "Q4_1"},   {CLL_TYPE_Q5_0, 32, 22, "Q5_0"},
+      {CLL_TYPE_Q5_1, 32, 24, "Q5_1"},   {CLL_TYPE_Q8_0, 32, 34, "Q8_0"},
+      {CLL_TYPE_Q8_1, 32, 36, "Q8_1"},   {CLL_TYPE_Q2_K, 256, 84, "Q2_K"},
+      {CLL_TYPE_Q3_K, 256, 110, "Q3_K"}, {CLL_TYPE_Q4_K, 256, 144, "Q4_K"},
+      {CLL_TYPE_Q5_K, 256, 176, "Q5_K"}, {CLL_TYPE_Q6_K, 256, 210, "Q6_K"},
+      {CLL_TYPE_Q8_K, 256, 292, "Q8_K"},
+  };
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+    const struct cll_type_info *ti = cll_type_info(want[i].t);
+    KC_EXPECT(f, ti != NULL, "type %u known", want[i].t);
+    if (!ti) continue;
+    KC_EXPECT(f, ti->block_elems == want[i].elems && ti->block_bytes == want[i].bytes &&
+                     strcmp(ti->name, want[i].name) == 0,
+              "type %s: %u elems %u bytes", ti->name, ti->block_elems, ti->block_bytes);
+    KC_EXPECT(f, cll_row_bytes(want[i].t, 4 * want[i].elems) == 4 * want[i].bytes, "row bytes");
+    if (want[i].elems > 1)
+      KC_EXPECT(f, cll_row_bytes(want[i].t, want[i].elems + 1) == 0, "partial block");
+  }
+  KC_EXPECT(f, cll_type_info(4) == NULL && cll_type_info(5) == NULL, "removed Q4_2/Q4_3");
+  KC_EXPECT(f, cll_type_info(CLL_TYPE_COUNT) == NULL && cll_type_info(999999) == NULL, "range");
+  KC_EXPECT(f, cll_row_bytes(999, 32) == 0 && cll_row_bytes(CLL_TYPE_F32, -1) == 0, "bad");
+  const cll_kernels *k = cll_kernels_get();
+  KC_EXPECT(f, k != NULL && k->isa != NULL, "a table is chosen");
+  KC_EXPECT(f, cll_kernels_by_name("ref") != NULL, "ref exists");
+  KC_EXPECT(f, cll_kernels_by_name("nope") == NULL && cll_kernels_by_name(NULL) == NULL, "bad");
+  /* Every table has every entry the reference has. */
+  const char *isas[] = {"ref", "avx2", "avx512", "neon"};
+  const cll_kernels *ref = cll_kernels_by_name("ref");
+  for (size_t i = 0; i < 4; i++) {
+    const cll_kernels *t = cll_kernels_by_name(isas[i]);
+    if (!t) continue;
+    KC_EXPECT(f, strcmp(t->isa, isas[i]) == 0, "isa name %s", t->isa);
+    for (int ty = 0; ty < CLL_TYPE_COUNT; ty++) {
+      KC_EXPECT(f, !ref->dequant_row[ty] == !t->dequant_row[ty], "%s dequant %d", isas[i], ty);
+      KC_EXPECT(f, !ref->vec_dot[ty] == !t->vec_dot[ty], "%s vec_dot %d", isas[i], ty);
+      KC_EXPECT(f, !ref->quantize_row[ty] == !t->quantize_row[ty], "%s quant %d", isas[i], ty);
+    }
+  }
+  return f;
+}
+
+/* ---------------------------------------------------------------- data */
+
+/* Fills nb blocks of type t with random bits, then gives every scale field
+ * a sane positive value (random bits there would be NaN/inf or huge). */
+static inline void kc_random_blocks(uint32_t t, void *dst, int64_t n, kc_rng *r) {
+  const struct cll_type_info *ti = cll_type_info(t);
+  size_t bytes = cll_row_bytes(t, n);
+  uint8_t *p = dst;
+  for (size_t i = 0; i < bytes; i++) p[i] = (uint8_t)kc_u32(r);
+  int64_t nb = n / ti->block_elems;
+  for (int64_t b = 0; b < nb; b++) {
+    uint8_t *blk = p + b * ti->block_bytes;
+    uint16_t h1 = cll_fp32_to_fp16(0.001f + 0.01f * kc_unif(r));
+    uint16_t h2 = cll_fp32_to_fp16(0.001f + 0.01f * kc_unif(r));
+    switch (t) {
+    case CLL_TYPE_F32: {
+      float v = kc_gauss(r);
+      memcpy(blk, &v, 4);
+      break;
+    }
+    case CLL_TYPE_F16: h1 = cll_fp32_to_fp16(kc_gauss(r)); memcpy(blk, &h1, 2); break;
+    case CLL_TYPE_BF16: h1 = cll_fp32_to_bf16(kc_gauss(r)); memcpy(blk, &h1, 2); break;
+    case CLL_TYPE_Q4_0:
+    case CLL_TYPE_Q5_0:
+    case CLL_TYPE_Q8_0: memcpy(blk, &h1, 2); break;
+    case CLL_TYPE_Q4_1:
+    case CLL_TYPE_Q5_1:
+    case CLL_TYPE_Q8_1:
+    case CLL_TYPE_Q4_K:
+    case CLL_TYPE_Q5_K:
+      memcpy(blk, &h1, 2);
+      memcpy(blk + 2, &h2, 2);
+      break;
+    case CLL_TYPE_Q2_K:
+      memcpy(blk + 80, &h1, 2);
+      memcpy(blk + 82, &h2, 2);
+      break;
+    case CLL_TYPE_Q3_K: memcpy(blk + 108, &h1, 2); break;
+    case CLL_TYPE_Q6_K: memcpy(blk + 208, &h1, 2); break;
+    case CLL_TYPE_Q8_K: {
+      float d = 0.01f * kc_unif(r);
+      memcpy(blk, &d, 4);
+      cll_block_q8_K *q = (cll_block_q8_K *)(void *)blk;
+      for (int j = 0; j < 16; j++) {
+        int s = 0;
+        for (int l = 0; l < 16; l++) s += q->qs[16 * j + l];
+        q->bsums[j] = (int16_t)s;
+      }
+      break;
+    }
+    default: break;
+    }
+  }
+}
+
+/* Gaussian data with a few outliers, like real weights and activations. */
+static inline void kc_random_floats(float *x, int64_t n, float scale, kc_rng *r) {
+  for (int64_t i = 0; i < n; i++) {
+    x[i] = scale * kc_gauss(r);
+    if (kc_u32(r) % 97 == 0) x[i] *= 6;
+  }
+}
+
+static inline double kc_rel_rms(const float *a, const float *b, int64_t n) {
+  double e = 0, s = 0;
+  for (int64_t i = 0; i < n; i++) {
+    e += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    s += (double)b[i] * b[i];
+  }
+  return s > 0 ? sqrt(e / s) : sqrt(e);
+}
+
+/* ---------------------------------------------------------------- round trip */
+
+/* quantize -> dequantize relative RMS error bound per quantizable type. */
+static inline double kc_roundtrip_bound(uint32_t t) {
+  switch (t) {
+  case CLL_TYPE_F32: return 0;
+  case CLL_TYPE_F16: return 5e-4;
+  case CLL_TYPE_BF16: return 4e-3;
+  case CLL_TYPE_Q8_0:
+  case CLL_TYPE_Q8_1: return 0.01;
+  case CLL_TYPE_Q8_K: return 0.025; /* one scale per 256 values */
+  case CLL_TYPE_Q6_K: return 0.035;
+  case CLL_TYPE_Q5_0: return 0.07;
+  case CLL_TYPE_Q5_1:
+  case CLL_TYPE_Q5_K: return 0.06;
+  case CLL_TYPE_Q4_0: return 0.14;
+  case CLL_TYPE_Q4_1:
+  case CLL_TYPE_Q4_K: return 0.12;
+  default: return 1;
+  }
+}
+
+static inline int check_roundtrip_table(const cll_kernels *k, int verbose) {
+  int f = 0;
+  enum { N = 4096 };
+  static float x[N], y[N];
+  static uint8_t q[N * 4];
+  kc_rng r = {0x9E3779B97F4A7C15ull};
+  kc_random_floats(x, N, 0.02f, &r);
+  for (size_t i = 0; i < KC_N_TYPES; i++) {
+    uint32_t t = kc_all_types[i];
+    if (!k->quantize_row[t]) continue;
+    k->quantize_row[t](x, q, N);
+    k->dequant_row[t](q, y, N);
+    double e = kc_rel_rms(y, x, N);
+    if (verbose) printf("  %-6s %-5s quantize->dequant rel RMS %.5f\n", k->isa,
+                        cll_type_info(t)->name, e);
+    KC_EXPECT(f, e <= kc_roundtrip_bound(t), "%s %s rel RMS %g > %g", k->isa,
+              cll_type_info(t)->name, e, kc_roundtrip_bound(t));
+    /* Zeros stay zeros (no NaN from a zero scale). */
+    static float z[512];
+    memset(z, 0, sizeof z);
+    k->quantize_row[t](z, q, 512);
+    k->dequant_row[t](q, y, 512);
+    int bad = 0;
+    for (int j = 0; j < 512; j++) bad += y[j] != 0;
+    KC_EXPECT(f, bad == 0, "%s %s: zero row gives %d non-zeros", k->isa, cll_type_info(t)->name,
+              bad);
+  }
+  return f;
+}
+
+/* ---------------------------------------------------------------- dots */
+
+static inline double kc_dot_tol(uint32_t t) {
+  switch (t) {
+  case CLL_TYPE_F32:
+  case CLL_TYPE_F16:
+  case CLL_TYPE_BF16: return 2e-6;
+  default: return 2e-5;
+  }
+}
+
+/* For weight type t: vec_dot(w, a) against the double dot of the two
+ * dequantized rows, relative to sum |w_i a_i|. Weights either quantized from
+ * floats (when t has a quantizer) or random bits. */
+static inline int check_vec_dot_vs_dequant(const cll_kernels *k) {
+  int f = 0;
+  enum { N = 8192 };
+  static float x[N], wf[N], af[N];
+  static uint8_t wq[N * 4], aq[N * 4];
+  kc_rng r = {12345};
+  for (size_t i = 0; i < KC_N_TYPES; i++) {
+    uint32_t t = kc_all_types[i];
+    if (!k->vec_dot[t]) continue;
+    uint32_t at = cll_type_info(t)->act_type;
+    for (int mode = 0; mode < 2; mode++) {
+      if (mode == 0 && !k->quantize_row[t]) continue;
+      if (mode == 0) {
+        kc_random_floats(x, N, 0.05f, &r);
+        k->quantize_row[t](x, wq, N);
+      } else {
+        kc_random_blocks(t, wq, N, &r);
+      }
+      kc_random_floats(x, N, 1.0f, &r);
+      k->quantize_row[at](x, aq, N);
+      k->dequant_row[t](wq, wf, N);
+      k->dequant_row[at](aq, af, N);
+      double want = 0, mag = 0;
+      for (int j = 0; j < N; j++) {
+        want += (double)wf[j] * af[j];
+        mag += fabs((double)wf[j] * af[j]);
+      }
+      float got;
+      k->vec_dot[t](N, wq, aq, &got);
+      double tol = kc_dot_tol(t) * mag + 1e-30;
+      KC_EXPECT(f, fabs(got - want) <= tol, "%s %s (%s): dot %.9g want %.9g (tol %.3g)", k->isa,
+                cll_type_info(t)->name, mode ? "random bits" : "quantized", got, want, tol);
+    }
+  }
+  return f;
+}
+
+/* ---------------------------------------------------------------- SIMD vs ref */
+
+static inline int check_table_vs_ref(const cll_kernels *k) {
+  int f = 0;
+  const cll_kernels *ref = cll_kernels_by_name("ref");
+  enum { LONG = 16384 };
+  static float x[LONG], y0[LONG], y1[LONG];
+  static uint8_t w[LONG * 4], a0[LONG * 4], a1[LONG * 4];
+  const int blocks[] = {1, 2, 3, 7, 17, 33, -1};
+  kc_rng r = {777};
+  for (size_t i = 0; i < KC_N_TYPES; i++) {
+    uint32_t t = kc_all_types[i];
+    const struct cll_type_info *ti = cll_type_info(t);
+    for (size_t bi = 0; bi < sizeof blocks / sizeof blocks[0]; bi++) {
+      /* Float types have no blocks: 32 elements per "block" plus an odd
+       * tail so vector loops meet every remainder. */
+      int64_t b = blocks[bi];
+      int64_t n = b < 0 ? LONG : ti->block_elems == 1 ? 32 * b + b % 7 : b * ti->block_elems;
+      /* dequant_row: must agree to the last bit (plain products of the
+       * same fp16/fp32 numbers), up to one rounding for fused forms. */
+      if (k->dequant_row[t]) {
+        kc_random_blocks(t, w, n, &r);
+        ref->dequant_row[t](w, y0, n);
+        k->dequant_row[t](w, y1, n);
+        int bad = 0;
+        for (int64_t j = 0; j < n; j++)
+          bad += fabsf(y0[j] - y1[j]) > 1e-6f * fabsf(y0[j]) + 1e-30f;
+        KC_EXPECT(f, bad == 0, "%s dequant %s n=%lld: %d differ", k->isa, ti->name, (long long)n,
+                  bad);
+      }
+      /* quantize_row: dequantized results within one quantization step of
+       * each other (a SIMD rounding may differ on exact ties). */
+      if (k->quantize_row[t] && ref->quantize_row[t]) {
+        kc_random_floats(x, n, 0.1f, &r);
+        ref->quantize_row[t](x, a0, n);
+        k->quantize_row[t](x, a1, n);
+        ref->dequant_row[t](a0, y0, n);
+        ref->dequant_row[t](a1, y1, n);
+        double e0 = kc_rel_rms(y0, x, n), e1 = kc_rel_rms(y1, x, n);
+        KC_EXPECT(f, e1 <= e0 * 1.05 + 1e-7, "%s quantize %s n=%lld: error %g vs ref %g", k->isa,
+                  ti->name, (long long)n, e1, e0);
+      }
+      /* vec_dot over the same activation bytes. */
+      if (k->vec_dot[t]) {
+        uint32_t at = ti->act_type;
+        kc_random_blocks(t, w, n, &r);
+        kc_random_floats(x, n, 1.0f, &r);
+        ref->quantize_row[at](x, a0, n);
+        float d0, d1;
+        ref->vec_dot[t](n, w, a0, &d0);
+        k->vec_dot[t](n, w, a0, &d1);
+        ref->dequant_row[t](w, y0, n);
+        ref->dequant_row[at](a0, y1, n);
+        double mag = 0;
+        for (int64_t j = 0; j < n; j++) mag += fabs((double)y0[j] * y1[j]);
+        double tol = kc_dot_tol(t) * mag + 1e-30;
+        KC_EXPECT(f, fabs((double)d0 - d1) <= tol, "%s vec_dot %s n=%lld: %.9g vs ref %.9g",
+                  k->isa, ti->name, (long long)n, d1, d0);
+      }
+    }
+  }
+  return f;
+}
+
+/* Runs check_table_vs_ref for every non-reference table this CPU has;
+ * returns failures, sets *n_tables. */
+static inline int check_all_tables_vs_ref(int *n_tables) {
+  int f = 0;
+  const char *isas[] = {"avx2", "avx512", "neon"};
+  *n_tables = 0;
+  for (size_t i = 0; i < 3; i++) {
+    const cll_kernels *k = cll_kernels_by_name(isas[i]);
+    if (!k) continue;
+    (*n_tables)++;
+    int fi = check_table_vs_ref(k) + check_roundtrip_table(k, 0) + check_vec_dot_vs_dequant(k);
+    printf("kernels: %s vs ref: %s\n", isas[i], fi ? "FAILED" : "ok");
+    f += fi;
+  }
+  return f;
+}
+
+#endif
