@@ -6,8 +6,9 @@
  * it served are read from /_stats, so "resumed" means "the registry sent
  * only the bytes that were missing".
  *
- * TODO: once /api/generate lands, pull_succeeds should also ask the pulled
- * model to generate (stories260K answers "Once upon a time" greedily). */
+ * The pulled stories260K model is asked to generate; while parts of the
+ * engine are still "not built yet" that answer is accepted (and printed),
+ * but "model not found" never is. */
 #include "cllama/registry.h"
 
 #include <criterion/criterion.h>
@@ -379,6 +380,26 @@ Test(pull, pull_succeeds_and_appears_in_tags) {
            "'%s/models/manifests/127.0.0.1:%d/library/stories/latest'",
            T.dir, T.dir, T.reg_port);
   cr_expect_eq(system(cmd), 0, "manifest bytes differ");
+
+  /* It answers /api/generate under the pulled name. */
+  char gen[400];
+  snprintf(gen, sizeof(gen),
+           "{\"model\":\"127.0.0.1:%d/library/stories\",\"prompt\":\"Once upon a time\","
+           "\"stream\":false,\"options\":{\"num_predict\":8,\"temperature\":0}}",
+           T.reg_port);
+  struct buf g = {0};
+  long gst = http("POST", T.srv_port, "/api/generate", gen, &g, 20000);
+  json_t *gj = json_loads(g.data, 0, NULL);
+  const char *resp = json_string_value(json_object_get(gj, "response"));
+  const char *gerr = json_string_value(json_object_get(gj, "error"));
+  if (gst == 200)
+    cr_expect(resp && *resp, "%s", g.data);
+  else {
+    cr_expect(gerr && strstr(gerr, "not built yet"), "generate: %ld %s", gst, g.data);
+    fprintf(stderr, "NOTE: /api/generate on the pulled model: %s\n", g.data);
+  }
+  json_decref(gj);
+  free(g.data);
 
   /* Again: every blob is a cache hit, nothing is downloaded. */
   fx_reset();
