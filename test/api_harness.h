@@ -30,12 +30,12 @@ struct harness {
 
 static struct harness H;
 
-static const char *shared_dir(void) {
+static __attribute__((unused)) const char *shared_dir(void) {
   const char *s = getenv("CLLAMA_SHARED");
   return s && *s ? s : "../shared";
 }
 
-static bool have_shared(void) {
+static __attribute__((unused)) bool have_shared(void) {
   char p[1200];
   snprintf(p, sizeof(p), "%s/models/stories260K-f32.gguf", shared_dir());
   return access(p, R_OK) == 0;
@@ -49,9 +49,9 @@ static bool have_shared(void) {
     }                                                                                       \
   } while (0)
 
-static void sha256_file(const char *path, char hex[65]);
+static __attribute__((unused)) void sha256_file(const char *path, char hex[65]);
 
-static void write_file(const char *path, const void *data, size_t n) {
+static __attribute__((unused)) void write_file(const char *path, const void *data, size_t n) {
   FILE *f = fopen(path, "wb");
   cr_assert(f, "cannot write %s", path);
   fwrite(data, 1, n, f);
@@ -59,7 +59,7 @@ static void write_file(const char *path, const void *data, size_t n) {
 }
 
 /* Stores data as a blob; returns its hex digest in hex. */
-static void put_blob(const char *data, size_t n, char hex[65]) {
+static __attribute__((unused)) void put_blob(const char *data, size_t n, char hex[65]) {
   char tmp[600], path[700];
   snprintf(tmp, sizeof(tmp), "%s/tmpblob", H.dir);
   write_file(tmp, data, n);
@@ -68,7 +68,7 @@ static void put_blob(const char *data, size_t n, char hex[65]) {
   rename(tmp, path);
 }
 
-static void sha256_file(const char *path, char hex[65]) {
+static __attribute__((unused)) void sha256_file(const char *path, char hex[65]) {
   char cmd[1200];
   snprintf(cmd, sizeof(cmd), "sha256sum '%s'", path);
   FILE *p = popen(cmd, "r");
@@ -79,7 +79,7 @@ static void sha256_file(const char *path, char hex[65]) {
 
 /* Adds model `name` (library namespace, tag latest) made of a shared GGUF
  * file (symlinked, never copied) and optional template/system/params layers. */
-static void add_model(const char *name, const char *gguf, const char *tmpl, const char *sys,
+static __attribute__((unused)) void add_model(const char *name, const char *gguf, const char *tmpl, const char *sys,
                       const char *params) {
   char src[1200], hex[65], link[800];
   snprintf(src, sizeof(src), "%s/models/%s", shared_dir(), gguf);
@@ -128,7 +128,7 @@ static void add_model(const char *name, const char *gguf, const char *tmpl, cons
   write_file(path, man, (size_t)mn);
 }
 
-static void make_store(void) {
+static __attribute__((unused)) void make_store(void) {
   snprintf(H.dir, sizeof(H.dir), "/tmp/cllama-api-test-XXXXXX");
   cr_assert(mkdtemp(H.dir));
   snprintf(H.models, sizeof(H.models), "%s/models", H.dir);
@@ -138,7 +138,7 @@ static void make_store(void) {
 }
 
 /* Starts `cllama serve`; extra is a NULL-terminated list of "K=V" env. */
-static void start_server(const char *const *extra) {
+static __attribute__((unused)) void start_server(const char *const *extra) {
   const char *bin = getenv("CLLAMA_BIN");
   cr_assert(bin, "CLLAMA_BIN not set");
   char portfile[400];
@@ -172,7 +172,7 @@ static void start_server(const char *const *extra) {
   snprintf(H.base, sizeof(H.base), "http://127.0.0.1:%d", H.port);
 }
 
-static void stop_server(void) {
+static __attribute__((unused)) void stop_server(void) {
   if (H.pid > 0) {
     kill(H.pid, SIGTERM);
     int st;
@@ -202,7 +202,7 @@ struct resp {
   char ctype[128];
 };
 
-static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
+static __attribute__((unused)) size_t on_body(char *p, size_t sz, size_t n, void *ud) {
   struct resp *r = ud;
   size_t k = sz * n;
   r->body = realloc(r->body, r->len + k + 1);
@@ -214,7 +214,7 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
   return k;
 }
 
-static CURL *mk_easy(const char *method, const char *path, const char *body, struct resp *r) {
+static __attribute__((unused)) CURL *mk_easy(const char *method, const char *path, const char *body, struct resp *r) {
   char url[512];
   snprintf(url, sizeof(url), "%s%s", H.base, path);
   CURL *c = curl_easy_init();
@@ -230,7 +230,7 @@ static CURL *mk_easy(const char *method, const char *path, const char *body, str
   return c;
 }
 
-static struct resp http(const char *method, const char *path, const char *body) {
+static __attribute__((unused)) struct resp http(const char *method, const char *path, const char *body) {
   struct resp r = {0};
   CURL *c = mk_easy(method, path, body, &r);
   curl_easy_perform(c);
@@ -245,20 +245,20 @@ static struct resp http(const char *method, const char *path, const char *body) 
   return r;
 }
 
-static json_t *jparse(const char *s) {
+static __attribute__((unused)) json_t *jparse(const char *s) {
   json_error_t e;
   json_t *v = json_loads(s, 0, &e);
   cr_assert(v, "not JSON: %s (%s)", s, e.text);
   return v;
 }
 
-static const char *jstr(json_t *o, const char *k) {
+static __attribute__((unused)) const char *jstr(json_t *o, const char *k) {
   const char *s = json_string_value(json_object_get(o, k));
   return s ? s : "";
 }
 
 /* POSTs body to path; asserts the status and returns the parsed reply. */
-static json_t *post_json(const char *path, const char *body, long want_status) {
+static __attribute__((unused)) json_t *post_json(const char *path, const char *body, long want_status) {
   struct resp r = http("POST", path, body);
   cr_assert_eq(r.status, want_status, "%s %s -> %ld %s", path, body, r.status, r.body);
   json_t *v = jparse(r.body);
@@ -267,7 +267,7 @@ static json_t *post_json(const char *path, const char *body, long want_status) {
 }
 
 /* Concatenates response/message.content over NDJSON lines; returns the last object. */
-static json_t *ndjson_collect(const char *body, char *text, size_t cap, int *n_lines) {
+static __attribute__((unused)) json_t *ndjson_collect(const char *body, char *text, size_t cap, int *n_lines) {
   json_t *last = NULL;
   size_t used = 0;
   *n_lines = 0;
@@ -294,7 +294,7 @@ static json_t *ndjson_collect(const char *body, char *text, size_t cap, int *n_l
   return last;
 }
 
-static const char *ref_greedy_text(void) {
+static __attribute__((unused)) const char *ref_greedy_text(void) {
   static char buf[4096];
   char path[1200];
   snprintf(path, sizeof(path), "%s/ref/stories260K-f32/p1.kvf32.json", shared_dir());
