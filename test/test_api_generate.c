@@ -273,3 +273,96 @@ Test(api_generate, prompt_longer_than_num_ctx_is_truncated_and_says_so) {
   cr_expect(strstr(jstr(v, "error"), "longer than the context length") != NULL);
   json_decref(v);
 }
+
+/* ---------------------------------------------------------------- templates */
+
+static void setup_tmpl(void) {
+  if (!have_shared())
+    return;
+  make_store();
+  add_model("stories", "stories260K-f32.gguf", NULL, NULL, NULL);
+  add_model("legacy", "stories260K-f32.gguf",
+            "{{ if .System }}{{ .System }} {{ end }}{{ .Prompt }}", "Once upon a time",
+            "{\"temperature\":0,\"num_predict\":16}");
+  add_model("msgs", "stories260K-f32.gguf",
+            "{{- range .Messages }}{{ if eq .Role \"assistant\" }}, {{ end }}{{ .Content }}"
+            "{{ end }}",
+            NULL, "{\"temperature\":0,\"num_predict\":16}");
+  start_server(NULL);
+}
+
+TestSuite(api_chat, .init = setup_tmpl, .fini = teardown, .timeout = 120);
+
+static char *raw_answer(const char *prompt) {
+  char body[1024];
+  snprintf(body, sizeof(body),
+           "{\"model\":\"stories\",\"raw\":true,\"prompt\":\"%s\",\"options\":"
+           "{\"temperature\":0,\"num_predict\":16}}",
+           prompt);
+  json_t *v = post_json("/api/generate", body, 200);
+  char *s = strdup(jstr(v, "response"));
+  cr_expect(json_object_get(v, "context") == NULL, "raw answers carry no context");
+  json_decref(v);
+  return s;
+}
+
+Test(api_chat, chat_renders_through_the_model_template) {
+  NEED_SHARED();
+  /* Legacy template with the model's SYSTEM layer and params layer. */
+  char *want = raw_answer("Once upon a time there was");
+  json_t *v = post_json("/api/chat",
+                        "{\"model\":\"legacy\",\"messages\":[{\"role\":\"User\",\"content\":"
+                        "\"there was\"}]}",
+                        200);
+  json_t *msg = json_object_get(v, "message");
+  cr_expect_str_eq(jstr(msg, "role"), "assistant");
+  cr_expect_str_eq(jstr(msg, "content"), want);
+  cr_expect(json_object_get(v, "context") == NULL);
+  cr_expect_gt(json_integer_value(json_object_get(v, "prompt_eval_count")), 5);
+  json_decref(v);
+  free(want);
+  /* A request system message replaces the model's. */
+  want = raw_answer("The cat there was");
+  v = post_json("/api/chat",
+                "{\"model\":\"legacy\",\"messages\":[{\"role\":\"system\",\"content\":\"The "
+                "cat\"},{\"role\":\"user\",\"content\":\"there was\"}]}",
+                200);
+  cr_expect_str_eq(jstr(json_object_get(v, "message"), "content"), want);
+  json_decref(v);
+  free(want);
+  /* options.system (the seed's reference) works as a system prompt too. */
+  want = raw_answer("Lily there was");
+  v = post_json("/api/chat",
+                "{\"model\":\"legacy\",\"options\":{\"system\":\"Lily\"},\"messages\":[{\"role\":"
+                "\"user\",\"content\":\"there was\"}]}",
+                200);
+  cr_expect_str_eq(jstr(json_object_get(v, "message"), "content"), want);
+  json_decref(v);
+  free(want);
+}
+
+Test(api_chat, messages_template_and_streaming_chat) {
+  NEED_SHARED();
+  char *want = raw_answer("Once upon a time, there was");
+  const char *req = "{\"model\":\"msgs\",\"stream\":true,\"messages\":[{\"role\":\"user\","
+                    "\"content\":\"Once upon a time\"},{\"role\":\"assistant\",\"content\":"
+                    "\"there was\"}]}";
+  struct resp r = http("POST", "/api/chat", req);
+  cr_assert_eq(r.status, 200);
+  char text[4096];
+  int n;
+  json_t *last = ndjson_collect(r.body, text, sizeof(text), &n);
+  cr_expect_str_eq(text, want);
+  cr_expect(json_is_true(json_object_get(last, "done")));
+  cr_expect_str_eq(jstr(json_object_get(last, "message"), "content"), "");
+  json_decref(last);
+  free(r.body);
+  free(want);
+  /* Load and unload idioms of chat. */
+  json_t *v = post_json("/api/chat", "{\"model\":\"msgs\",\"messages\":[]}", 200);
+  cr_expect_str_eq(jstr(v, "done_reason"), "load");
+  json_decref(v);
+  v = post_json("/api/chat", "{\"model\":\"msgs\",\"messages\":[],\"keep_alive\":0}", 200);
+  cr_expect_str_eq(jstr(v, "done_reason"), "unload");
+  json_decref(v);
+}
