@@ -366,3 +366,56 @@ Test(api_chat, messages_template_and_streaming_chat) {
   cr_expect_str_eq(jstr(v, "done_reason"), "unload");
   json_decref(v);
 }
+
+/* ---------------------------------------------------------------- queue */
+
+static void setup_queue(void) {
+  if (!have_shared())
+    return;
+  make_store();
+  add_model("stories", "stories260K-f32.gguf", NULL, NULL, NULL);
+  static const char *const env[] = {"OLLAMA_MAX_QUEUE=1", "OLLAMA_NUM_PARALLEL=1", NULL};
+  start_server(env);
+}
+
+TestSuite(api_queue, .init = setup_queue, .fini = teardown, .timeout = 120);
+
+Test(api_queue, full_queue_answers_503) {
+  NEED_SHARED();
+  enum { N = 5 };
+  CURLM *m = curl_multi_init();
+  struct resp rs[N];
+  CURL *cs[N];
+  memset(rs, 0, sizeof(rs));
+  for (int i = 0; i < N; i++) {
+    cs[i] = mk_easy("POST", "/api/generate",
+                    "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"options\":"
+                    "{\"num_predict\":100}}",
+                    &rs[i]);
+    curl_multi_add_handle(m, cs[i]);
+  }
+  int running = 1;
+  while (running) {
+    curl_multi_perform(m, &running);
+    curl_multi_poll(m, NULL, 0, 100, NULL);
+  }
+  int n_ok = 0, n_busy = 0;
+  for (int i = 0; i < N; i++) {
+    long st;
+    curl_easy_getinfo(cs[i], CURLINFO_RESPONSE_CODE, &st);
+    if (st == 200)
+      n_ok++;
+    if (st == 503) {
+      n_busy++;
+      cr_expect_str_eq(rs[i].body, "{\"error\":\"server busy, please try again.  maximum pending "
+                                   "requests exceeded\"}");
+    }
+    free(rs[i].body);
+    curl_multi_remove_handle(m, cs[i]);
+    curl_easy_cleanup(cs[i]);
+  }
+  curl_multi_cleanup(m);
+  cr_expect_gt(n_ok, 0);
+  cr_expect_gt(n_busy, 0);
+  cr_expect_eq(n_ok + n_busy, N);
+}
