@@ -13,5 +13,7 @@ int cll_api_register_all(cll_api *api) {
     rc = cll_api_ps_register(api);
   if (rc == 0)
     rc = cll_api_embed_register(api);
+  if (rc == 0)
+    rc = cll_api_show_register(api);
   return rc;
 }
