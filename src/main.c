@@ -8,8 +8,11 @@
 
 static const struct cll_cli_command commands[] = {
     {"serve", cll_cli_serve, "Start the server"},
+    {"infer", cll_cli_infer, "Run the engine on token ids (development tool)"},
+    {"quantize", cll_cli_quantize, "Quantize a GGUF model's weights"},
     {"tokenize", cll_cli_tokenize, "Print the token ids of stdin (any GGUF file)"},
     {"detokenize", cll_cli_detokenize, "Print the text of token ids on stdin"},
+    {"pull", cll_cli_pull, "Pull a model from a registry"},
     {"version", cll_cli_version, "Print the version"},
 };
 

@@ -26,6 +26,7 @@ typedef struct cll_api {
   cll_server *server;
   cll_store *store;
   const cll_config *cfg;
+  struct cll_registry *registry; /* pulls; created by cll_api_pull_register */
   cll_runners *runners; /* loaded models (generation endpoints) */
 } cll_api;
 
@@ -38,6 +39,12 @@ int cll_api_register_all(cll_api *api);
 
 /* One per endpoint family. */
 int cll_api_models_register(cll_api *api); /* /, /api/version, tags, copy, delete */
+int cll_api_pull_register(cll_api *api);   /* /api/pull (creates api->registry) */
+
+/* Releases what the families hold (e.g. the registry's transfers) once the
+ * server has closed, so the loop can end (src/api/routes.c). */
+void cll_api_close_all(cll_api *api);
+void cll_api_pull_close(cll_api *api);
 int cll_api_generate_register(cll_api *api); /* /api/generate, /api/chat */
 int cll_api_embed_register(cll_api *api);    /* /api/embed, /api/embeddings */
 int cll_api_ps_register(cll_api *api);       /* /api/ps */

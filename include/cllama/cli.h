@@ -16,7 +16,10 @@ struct cll_cli_command {
 };
 
 int cll_cli_serve(int argc, char **argv);
+int cll_cli_pull(int argc, char **argv);
 int cll_cli_version(int argc, char **argv);
+int cll_cli_infer(int argc, char **argv);
+int cll_cli_quantize(int argc, char **argv);
 int cll_cli_tokenize(int argc, char **argv);
 int cll_cli_detokenize(int argc, char **argv);
 

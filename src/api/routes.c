@@ -8,6 +8,8 @@ int cll_api_register_all(cll_api *api) {
   if (rc == 0)
     rc = cll_api_models_register(api);
   if (rc == 0)
+    rc = cll_api_pull_register(api);
+  if (rc == 0)
     rc = cll_api_generate_register(api);
   if (rc == 0)
     rc = cll_api_ps_register(api);
@@ -16,4 +18,8 @@ int cll_api_register_all(cll_api *api) {
   if (rc == 0)
     rc = cll_api_show_register(api);
   return rc;
+}
+
+void cll_api_close_all(cll_api *api) {
+  cll_api_pull_close(api);
 }

@@ -51,7 +51,7 @@ static const cll_kernels *isa_table(int isa) {
   switch (isa) {
   case ISA_REF: return &cll__kernels_ref;
 #if defined(__x86_64__)
-  case ISA_AVX2: return &cll__kernels_avx2; /* NULL when not linked in */
+  case ISA_AVX2: return &cll__kernels_avx2;
   case ISA_AVX512: return &cll__kernels_avx512;
 #endif
 #if defined(__aarch64__)

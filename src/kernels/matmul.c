@@ -24,6 +24,7 @@
  * benchmarks print what BLIS really runs. */
 #include "cllama/kernels.h"
 #include "kernels/matmul_internal.h"
+#include "kernels/simd.h"
 
 #include <blis.h>
 #include <pthread.h>
@@ -35,13 +36,20 @@
 /* Rows of W dequantized per sgemm call: 128 x n_in floats (1 MiB at
  * n_in = 2048) stays in L2/L3 while BLIS packs it, and the activations are
  * re-packed once per tile, so larger tiles amortise that. */
-#define TILE_ROWS 128
+#define TILE_ROWS_DEFAULT 128
 /* At or above this many tokens the BLIS path wins (bench/kernels:
  * see the matmul table; ratios measured on Zen 5 with AVX-512). */
 #define GEMM_MIN_TOK_DEFAULT 24
 
 static pthread_once_t blis_once = PTHREAD_ONCE_INIT;
 static int gemm_min_tok = GEMM_MIN_TOK_DEFAULT;
+static int64_t tile_rows = TILE_ROWS_DEFAULT;
+/* At or above this many tokens Q4_0/Q8_0 weights go through the int8 GEMM
+ * of avx512.c (measured with bench/kernels, like GEMM_MIN_TOK). */
+#define INT8_MIN_TOK_DEFAULT 8
+static int int8_min_tok = INT8_MIN_TOK_DEFAULT;
+/* Benchmarks only (cll__matmul_force_path): 0 = choose by size. */
+static int forced_path;
 static char blis_arch_name[32] = "none";
 
 static const char *cpu_blis_arch(void) {
@@ -66,6 +74,10 @@ static void blis_init(void) {
   snprintf(blis_arch_name, sizeof blis_arch_name, "%s", bli_arch_string(bli_arch_query_id()));
   const char *min = getenv("CLLAMA_GEMM_MIN_TOK");
   if (min != NULL && min[0] != '\0') gemm_min_tok = atoi(min);
+  const char *i8 = getenv("CLLAMA_INT8_MIN_TOK");
+  if (i8 != NULL && i8[0] != '\0') int8_min_tok = atoi(i8);
+  const char *tr = getenv("CLLAMA_GEMM_TILE_ROWS");
+  if (tr != NULL && atoi(tr) > 0) tile_rows = atoi(tr);
 }
 
 const char *cll__matmul_blis_arch(void) {
@@ -78,10 +90,33 @@ int cll__matmul_gemm_min_tok(void) {
   return gemm_min_tok;
 }
 
+void cll__matmul_force_path(int path) {
+  pthread_once(&blis_once, blis_init);
+  forced_path = path;
+}
+
+static size_t blis_scratch_bytes(int64_t n_in) {
+  return (size_t)tile_rows * (size_t)n_in * sizeof(float);
+}
+
+static size_t int8_scratch_bytes(int64_t n_in, int64_t n_tok) {
+#if defined(__x86_64__)
+  return cll__gemm_q8_0_scratch_bytes_avx512(n_in, n_tok);
+#else
+  (void)n_in, (void)n_tok;
+  return 0;
+#endif
+}
+
 size_t cll_matmul_scratch_bytes(int64_t n_in, int64_t max_tok) {
   pthread_once(&blis_once, blis_init);
-  if (max_tok < gemm_min_tok) return 0;
-  return (size_t)TILE_ROWS * (size_t)n_in * sizeof(float);
+  size_t need = 0;
+  if (max_tok >= gemm_min_tok || forced_path) need = blis_scratch_bytes(n_in);
+  if (max_tok >= int8_min_tok || forced_path) {
+    const size_t i8 = int8_scratch_bytes(n_in, max_tok);
+    if (i8 > need) need = i8;
+  }
+  return need;
 }
 
 size_t cll_matmul_xq_bytes(uint32_t wtype, int64_t n_in, int64_t n_tok, size_t *xq_stride) {
@@ -126,8 +161,8 @@ static void matmul_gemm(const cll_kernels *k, const cll_matmul_args *a) {
   rntm_t rntm = BLIS_RNTM_INITIALIZER;
   bli_rntm_set_num_threads(1, &rntm);
   float one = 1.0f, zero = 0.0f;
-  for (int64_t r = a->r0; r < a->r1; r += TILE_ROWS) {
-    const int64_t nr = a->r1 - r < TILE_ROWS ? a->r1 - r : TILE_ROWS;
+  for (int64_t r = a->r0; r < a->r1; r += tile_rows) {
+    const int64_t nr = a->r1 - r < tile_rows ? a->r1 - r : tile_rows;
     const char *w = (const char *)a->w + (size_t)r * a->w_stride;
     for (int64_t j = 0; j < nr; j++, w += a->w_stride)
       dequant(w, tile + j * a->n_in, a->n_in);
@@ -137,13 +172,34 @@ static void matmul_gemm(const cll_kernels *k, const cll_matmul_args *a) {
   }
 }
 
+/* Which path a call takes: 1 fused dot, 2 BLIS, 3 int8 GEMM. */
+static int choose_path(const cll_kernels *k, const cll_matmul_args *a) {
+  const bool have_scratch = a->scratch != NULL;
+  const bool int8_ok =
+#if defined(__x86_64__)
+      (a->wtype == CLL_TYPE_Q4_0 || a->wtype == CLL_TYPE_Q8_0) && strcmp(k->isa, "avx512") == 0 &&
+      have_scratch && a->scratch_bytes >= int8_scratch_bytes(a->n_in, a->n_tok);
+#else
+      false;
+#endif
+  const bool blis_ok = have_scratch && a->scratch_bytes >= blis_scratch_bytes(a->n_in) &&
+                       k->dequant_row[a->wtype] != NULL;
+  if (forced_path == 3 && int8_ok) return 3;
+  if (forced_path == 2 && blis_ok) return 2;
+  if (forced_path != 0) return 1;
+  if (int8_ok && a->n_tok >= int8_min_tok) return 3;
+  if (blis_ok && a->n_tok >= gemm_min_tok) return 2;
+  return 1;
+}
+
 void cll_matmul(const cll_kernels *k, const cll_matmul_args *a) {
   pthread_once(&blis_once, blis_init);
   if (a->r1 <= a->r0 || a->n_tok <= 0) return;
-  const size_t need = (size_t)TILE_ROWS * (size_t)a->n_in * sizeof(float);
-  if (a->n_tok >= gemm_min_tok && a->scratch != NULL && a->scratch_bytes >= need &&
-      k->dequant_row[a->wtype] != NULL)
-    matmul_gemm(k, a);
-  else
-    matmul_dot(k, a);
+  switch (choose_path(k, a)) {
+#if defined(__x86_64__)
+  case 3: cll__gemm_q8_0_avx512(a); break;
+#endif
+  case 2: matmul_gemm(k, a); break;
+  default: matmul_dot(k, a); break;
+  }
 }

@@ -9,5 +9,9 @@ const char *cll__matmul_blis_arch(void);
 /* Smallest token count that goes through the BLIS path (environment
  * CLLAMA_GEMM_MIN_TOK overrides the measured default, for benchmarks). */
 int cll__matmul_gemm_min_tok(void);
+/* Benchmarks and tests only, not thread-safe: forces every later call onto
+ * one path where it applies (1 fused dot, 2 BLIS, 3 int8 GEMM; 0 = choose
+ * by size). cll_matmul_scratch_bytes then sizes for every path. */
+void cll__matmul_force_path(int path);
 
 #endif

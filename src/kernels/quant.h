@@ -8,8 +8,7 @@
  *
  * This header is private to src/kernels and the quantizer (src/model); the
  * engine sees only kernels.h. Also declared here: the per-ISA tables that
- * dispatch.c chooses from (cll__kernels_<isa>; weak, so an ISA file that is
- * absent from a build simply leaves its table out). */
+ * dispatch.c chooses from (cll__kernels_<isa>). */
 #ifndef CLLAMA_KERNELS_QUANT_H
 #define CLLAMA_KERNELS_QUANT_H
 
@@ -165,9 +164,9 @@ static inline void cll__q3_K_scales(const uint8_t *packed, int8_t out[16]) {
   }
 }
 
-/* Per-ISA tables; dispatch.c fills their NULL entries from the reference.
- * The x86 ones live in avx2.c/avx512.c, which every x86-64 build compiles
- * (strong references: a weak one would not pull them out of the archive). */
+/* Per-ISA tables (avx2.c, avx512.c on x86-64; neon.c on AArch64); dispatch.c
+ * fills their NULL entries from the reference. dispatch.c references them
+ * strongly, which is what pulls those objects out of libcllama.a. */
 extern const cll_kernels cll__kernels_ref;
 #if defined(__x86_64__)
 extern const cll_kernels cll__kernels_avx2;

@@ -19,4 +19,13 @@ typedef cll_block_q8_K sb_q8_K;
 
 #define sb_scale_min_k4 cll__scale_min_k4
 
+#if defined(__x86_64__)
+/* avx512.c: int8 GEMM for prefill, Q4_0 or Q8_0 weights (a->wtype) times
+ * Q8_0 activations (a->xq), rows [a->r0, a->r1) for all a->n_tok tokens.
+ * Needs a->scratch of cll__gemm_q8_0_scratch_bytes_avx512(n_in, n_tok)
+ * bytes; only for CPUs with AVX-512 VNNI (the avx512 table). */
+void cll__gemm_q8_0_avx512(const cll_matmul_args *a);
+size_t cll__gemm_q8_0_scratch_bytes_avx512(int64_t n_in, int64_t n_tok);
+#endif
+
 #endif

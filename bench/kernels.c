@@ -1,0 +1,290 @@
+/* bench/kernels.c — kernel throughput, measured against this machine's
+ * memory bandwidth in the same run.
+ *
+ *  1. Streaming-read bandwidth, 1 and 2 threads (the decode roofline).
+ *  2. vec_dot over a weight matrix larger than the caches (rows of 2048,
+ *     one token, as in decode): GB/s of weights read, per format and ISA
+ *     table, 1 and 2 threads, and the share of the measured bandwidth.
+ *  3. cll_matmul on a 5632 x 2048 matrix (TinyLlama's FFN shape) for
+ *     n_tok = 1, 4, 16, 64, 512: GFLOP/s of the fused dot path and of the
+ *     BLIS path, 1 thread, activation quantization included; the crossover
+ *     between the two is what matmul.c's GEMM_MIN_TOK is set from.
+ *
+ *   build/release/bench/kernels            everything (about a minute)
+ *   build/release/bench/kernels --quick    smaller buffers, fewer shapes
+ *
+ * The machine may be shared: compare ratios within one run. */
+#include "cllama/kernels.h"
+#include "kernels/matmul_internal.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t rng_state = 88172645463325252ULL;
+static float frand(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return (float)((rng_state >> 40) & 0xFFFFFF) / 16777216.0f * 2.0f - 1.0f;
+}
+
+/* ---------------------------------------------------------------- threads */
+
+typedef struct job {
+  void (*fn)(struct job *);
+  int id, n;      /* this thread's index, thread count */
+  const void *in; /* shared read-only input */
+  size_t bytes;
+  double sum;     /* keeps the compiler from dropping the work */
+  void *ctx;
+} job;
+
+static void *job_main(void *p) {
+  job *j = p;
+  j->fn(j);
+  return NULL;
+}
+
+/* Runs fn on n threads (n - 1 new, one the caller); returns seconds. */
+static double run_threads(int n, void (*fn)(job *), const void *in, size_t bytes, void *ctx) {
+  job jobs[8];
+  pthread_t th[8];
+  for (int i = 0; i < n; i++) jobs[i] = (job){fn, i, n, in, bytes, 0.0, ctx};
+  const double t0 = now_s();
+  for (int i = 1; i < n; i++) pthread_create(&th[i], NULL, job_main, &jobs[i]);
+  fn(&jobs[0]);
+  for (int i = 1; i < n; i++) pthread_join(th[i], NULL);
+  return now_s() - t0;
+}
+
+/* ---------------------------------------------------------------- bandwidth */
+
+static void read_slice(job *j) {
+  const uint64_t *p = j->in;
+  const size_t words = j->bytes / 8, per = words / (size_t)j->n;
+  const uint64_t *s = p + per * (size_t)j->id;
+  uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  for (size_t i = 0; i + 4 <= per; i += 4) {
+    a0 += s[i];
+    a1 += s[i + 1];
+    a2 += s[i + 2];
+    a3 += s[i + 3];
+  }
+  j->sum = (double)(a0 ^ a1 ^ a2 ^ a3);
+}
+
+static double bandwidth_gbs(const void *buf, size_t bytes, int threads) {
+  double best = 1e30;
+  for (int rep = 0; rep < 3; rep++) {
+    const double dt = run_threads(threads, read_slice, buf, bytes, NULL);
+    if (dt < best) best = dt;
+  }
+  return (double)bytes / best * 1e-9;
+}
+
+/* ---------------------------------------------------------------- vec_dot over rows */
+
+typedef struct dot_ctx {
+  const cll_kernels *k;
+  uint32_t type;
+  int64_t n_in, rows;
+  size_t row_bytes;
+  const void *act;
+} dot_ctx;
+
+static void dot_slice(job *j) {
+  const dot_ctx *c = j->ctx;
+  const int64_t per = c->rows / j->n, r0 = per * j->id, r1 = r0 + per;
+  const char *w = (const char *)j->in + (size_t)r0 * c->row_bytes;
+  float s = 0.0f, out;
+  for (int64_t r = r0; r < r1; r++, w += c->row_bytes) {
+    c->k->vec_dot[c->type](c->n_in, w, c->act, &out);
+    s += out;
+  }
+  j->sum = s;
+}
+
+/* Fills rows of type t: 64 distinct quantized random rows, repeated. */
+static void fill_rows(const cll_kernels *ref, uint32_t t, void *dst, int64_t n_in, int64_t rows) {
+  const size_t rb = cll_row_bytes(t, n_in);
+  float *x = malloc((size_t)n_in * sizeof(float));
+  const int64_t distinct = rows < 64 ? rows : 64;
+  for (int64_t r = 0; r < distinct; r++) {
+    for (int64_t i = 0; i < n_in; i++) x[i] = frand();
+    ref->quantize_row[t](x, (char *)dst + (size_t)r * rb, n_in);
+  }
+  for (int64_t r = distinct; r < rows; r++)
+    memcpy((char *)dst + (size_t)r * rb, (char *)dst + (size_t)(r % distinct) * rb, rb);
+  free(x);
+}
+
+static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0, CLL_TYPE_Q4_K,
+                                 CLL_TYPE_Q5_K, CLL_TYPE_Q6_K, CLL_TYPE_F16};
+#define N_TYPES (sizeof types / sizeof types[0])
+
+/* ---------------------------------------------------------------- matmul */
+
+static double matmul_gflops(const cll_kernels *k, uint32_t t, const void *w, int64_t n_out,
+                            int64_t n_in, int64_t n_tok, const float *x, void *xq, float *y,
+                            void *scratch, size_t scratch_bytes) {
+  size_t xq_stride = 0;
+  cll_matmul_xq_bytes(t, n_in, n_tok, &xq_stride);
+  cll_matmul_args a = {.wtype = t,
+                       .w = w,
+                       .w_stride = cll_row_bytes(t, n_in),
+                       .n_in = n_in,
+                       .r0 = 0,
+                       .r1 = n_out,
+                       .x = x,
+                       .x_stride = n_in,
+                       .xq = xq,
+                       .xq_stride = xq_stride,
+                       .n_tok = n_tok,
+                       .y = y,
+                       .y_stride = n_out,
+                       .scratch = scratch,
+                       .scratch_bytes = scratch_bytes};
+  double best = 1e30, spent = 0.0;
+  for (int rep = 0; rep < 20 && (rep < 1 || spent < 0.15); rep++) {
+    const double t0 = now_s();
+    cll_matmul_prepare(k, t, x, n_in, n_in, 0, n_tok, xq, xq_stride);
+    cll_matmul(k, &a);
+    const double dt = now_s() - t0;
+    spent += dt;
+    if (dt < best) best = dt;
+  }
+  return 2.0 * (double)n_out * (double)n_in * (double)n_tok / best * 1e-9;
+}
+
+int main(int argc, char **argv) {
+  int quick = 0, matmul_only = 0;
+  const char *only_type = NULL;
+  int64_t only_tok = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--quick") == 0) quick = 1;
+    else if (strcmp(argv[i], "--matmul") == 0) matmul_only = 1;
+    else if (strcmp(argv[i], "--type") == 0 && i + 1 < argc) only_type = argv[++i];
+    else if (strcmp(argv[i], "--tok") == 0 && i + 1 < argc) only_tok = atoll(argv[++i]);
+    else {
+      fprintf(stderr, "usage: %s [--quick] [--matmul] [--type Q4_0] [--tok N]\n", argv[0]);
+      return 2;
+    }
+  }
+  const cll_kernels *ref = cll_kernels_by_name("ref");
+  const char *isas[] = {"ref", "avx2", "avx512", "neon"};
+
+  if (matmul_only) goto matmul;
+  /* 1. bandwidth */
+  const size_t bw_bytes = (size_t)(quick ? 128 : 512) << 20;
+  uint64_t *buf = malloc(bw_bytes);
+  if (!buf) return 1;
+  for (size_t i = 0; i < bw_bytes / 8; i++) buf[i] = i * 2654435761u;
+  const double bw1 = bandwidth_gbs(buf, bw_bytes, 1), bw2 = bandwidth_gbs(buf, bw_bytes, 2);
+  free(buf);
+  printf("kernels: default table %s, BLIS config %s\n", cll_kernels_get()->isa,
+         cll__matmul_blis_arch());
+  printf("memory bandwidth (streaming read, %zu MiB): 1 thread %.1f GB/s, 2 threads %.1f GB/s\n\n",
+         bw_bytes >> 20, bw1, bw2);
+
+  /* 2. vec_dot at decode shape: rows of 2048, weights beyond the caches. */
+  const int64_t n_in = 2048;
+  const size_t target = (size_t)(quick ? 96 : 256) << 20;
+  float *xf = malloc((size_t)n_in * sizeof(float));
+  for (int64_t i = 0; i < n_in; i++) xf[i] = frand();
+  static uint8_t act[2048 * 4 + 1024];
+  printf("vec_dot, one token, rows of %lld, GB/s of weights read (%% of the bandwidth above)\n",
+         (long long)n_in);
+  printf("%-6s %-7s %16s %16s\n", "type", "isa", "1 thread", "2 threads");
+  for (size_t ti = 0; ti < N_TYPES; ti++) {
+    const uint32_t t = types[ti];
+    const struct cll_type_info *info = cll_type_info(t);
+    if (only_type && strcmp(only_type, info->name) != 0) continue;
+    const size_t rb = cll_row_bytes(t, n_in);
+    const int64_t rows = (int64_t)(target / rb) & ~(int64_t)1;
+    void *w = malloc((size_t)rows * rb);
+    if (!w) return 1;
+    fill_rows(ref, t, w, n_in, rows);
+    for (size_t ii = 0; ii < sizeof isas / sizeof isas[0]; ii++) {
+      const cll_kernels *k = cll_kernels_by_name(isas[ii]);
+      if (!k) continue;
+      if (info->act_type == CLL_TYPE_F32)
+        memcpy(act, xf, (size_t)n_in * sizeof(float));
+      else
+        k->quantize_row[info->act_type](xf, act, n_in);
+      dot_ctx c = {k, t, n_in, rows, rb, act};
+      double g[2];
+      for (int th = 1; th <= 2; th++) {
+        double best = 1e30;
+        for (int rep = 0; rep < 2; rep++) {
+          const double dt = run_threads(th, dot_slice, w, 0, &c);
+          if (dt < best) best = dt;
+        }
+        g[th - 1] = (double)rows * (double)rb / best * 1e-9;
+      }
+      printf("%-6s %-7s %7.1f (%3.0f%%) %7.1f (%3.0f%%)\n", info->name, isas[ii], g[0],
+             100.0 * g[0] / bw1, g[1], 100.0 * g[1] / bw2);
+    }
+    free(w);
+  }
+  free(xf);
+
+matmul:;
+  /* 3. matmul on 5632 x 2048, 1 thread, dot path vs BLIS path. */
+  const int64_t n_in2 = 2048, n_out = 5632, max_tok = 512;
+  const int64_t toks[] = {1, 4, 16, 64, 512};
+  const size_t n_toks = quick ? 4 : sizeof toks / sizeof toks[0];
+  float *x = malloc((size_t)(max_tok * n_in2) * sizeof(float));
+  float *y = malloc((size_t)(max_tok * n_out) * sizeof(float));
+  size_t xq_stride;
+  void *xq = malloc(cll_matmul_xq_bytes(CLL_TYPE_Q8_0, n_in2, max_tok, &xq_stride) +
+                    cll_matmul_xq_bytes(CLL_TYPE_Q8_K, n_in2, max_tok, &xq_stride) + 4096);
+  cll__matmul_force_path(1); /* size the scratch for every path */
+  const size_t scratch_bytes = cll_matmul_scratch_bytes(n_in2, max_tok);
+  void *scratch = malloc(scratch_bytes);
+  for (int64_t i = 0; i < max_tok * n_in2; i++) x[i] = frand();
+  const cll_kernels *k = cll_kernels_get();
+  printf("\ncll_matmul %lldx%lld, table %s, 1 thread, GFLOP/s: fused dot / BLIS / int8 GEMM\n",
+         (long long)n_out, (long long)n_in2, k->isa);
+  printf("%-6s", "type");
+  for (size_t i = 0; i < n_toks; i++) printf("  n_tok=%-3lld dot/blis/int8", (long long)toks[i]);
+  printf("\n");
+  for (size_t ti = 0; ti < N_TYPES; ti++) {
+    const uint32_t t = types[ti];
+    if (only_type && strcmp(only_type, cll_type_info(t)->name) != 0) continue;
+    const size_t rb = cll_row_bytes(t, n_in2);
+    void *w = malloc((size_t)n_out * rb);
+    fill_rows(ref, t, w, n_in2, n_out);
+    printf("%-6s", cll_type_info(t)->name);
+    for (size_t i = 0; i < n_toks; i++) {
+      if (only_tok && toks[i] != only_tok) continue;
+      double g[3] = {0, 0, 0};
+      for (int path = 1; path <= 3; path++) {
+        /* The dot path at many tokens is slow and known: skip it unless
+         * asked for, to keep the run short. Int8 only for Q4_0/Q8_0. */
+        if (path == 1 && toks[i] > 64 && !only_tok) continue;
+        if (path == 3 && t != CLL_TYPE_Q4_0 && t != CLL_TYPE_Q8_0) continue;
+        cll__matmul_force_path(path);
+        g[path - 1] = matmul_gflops(k, t, w, n_out, n_in2, toks[i], x, xq, y, scratch, scratch_bytes);
+      }
+      printf("  %6.1f/%6.1f/%6.1f", g[0], g[1], g[2]);
+      fflush(stdout);
+    }
+    cll__matmul_force_path(0);
+    printf("\n");
+    free(w);
+  }
+  printf("(0.0: not measured. Automatic choice: int8 GEMM from %d tokens where available, BLIS "
+         "from %d)\n", 8, cll__matmul_gemm_min_tok());
+  free(x), free(y), free(xq), free(scratch);
+  return 0;
+}

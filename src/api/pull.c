@@ -1,0 +1,153 @@
+/* pull.c — POST /api/pull (OLLAMA_API.md §1.11, §4): validates the request,
+ * hands the name to the registry module and turns its progress events into
+ * NDJSON lines (or, with "stream": false, one final object).
+ *
+ * The registry object is created when the route is registered and closed by
+ * cll_api_pull_close() at shutdown. A client that goes away detaches from
+ * its pull; the download stops when no client waits for it. */
+#include "cllama/api.h"
+#include "cllama/registry.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct pull_req {
+  cll_request *req;
+  cll_pull_waiter *w;
+  bool stream, started, finished;
+};
+
+/* Ollama's ProgressResponse, zero fields omitted. */
+static json_t *event_json(const cll_pull_event *ev) {
+  if (ev->error)
+    return json_pack("{s:s}", "error", ev->error);
+  json_t *o = json_pack("{s:s}", "status", ev->status ? ev->status : "");
+  if (ev->digest)
+    json_object_set_new(o, "digest", json_string(ev->digest));
+  if (ev->total)
+    json_object_set_new(o, "total", json_integer(ev->total));
+  if (ev->completed)
+    json_object_set_new(o, "completed", json_integer(ev->completed));
+  return o;
+}
+
+static void write_line(struct pull_req *pr, json_t *o) {
+  char *s = json_dumps(o, JSON_COMPACT);
+  if (s) {
+    size_t n = strlen(s);
+    s[n] = '\n'; /* replaces the NUL: the buffer has n+1 bytes */
+    cll_stream_write(pr->req, s, n + 1);
+    free(s);
+  }
+}
+
+static void on_pull_event(const cll_pull_event *ev, void *arg) {
+  struct pull_req *pr = arg;
+  if (!ev->done) {
+    if (pr->stream) {
+      if (!pr->started) {
+        cll_stream_start(pr->req, 200, "application/x-ndjson");
+        pr->started = true;
+      }
+      json_t *o = event_json(ev);
+      write_line(pr, o);
+      json_decref(o);
+    }
+    return;
+  }
+  /* The last event: the waiter is gone after this call. */
+  pr->finished = true;
+  json_t *o = event_json(ev);
+  if (pr->started) {
+    write_line(pr, o);
+    json_decref(o);
+    cll_stream_end(pr->req);
+  } else {
+    cll_api_json(pr->req, ev->error ? 500 : 200, o);
+  }
+  free(pr);
+}
+
+static void on_pull_cancel(cll_request *req, int reason, void *ud) {
+  struct pull_req *pr = ud;
+  if (pr->finished)
+    return;
+  pr->finished = true;
+  cll_registry_pull_cancel(pr->w);
+  const char *msg = reason == CLL_CANCEL_SHUTDOWN ? "server is shutting down" : "request canceled";
+  if (pr->started) {
+    json_t *o = json_pack("{s:s}", "error", msg);
+    write_line(pr, o);
+    json_decref(o);
+    cll_stream_end(req);
+  } else {
+    cll_api_error(req, reason == CLL_CANCEL_SHUTDOWN ? 503 : 499, msg);
+  }
+  free(pr);
+}
+
+static void on_pull(cll_request *req, void *ud) {
+  cll_api *api = ud;
+  json_t *body = cll_api_body_object(req);
+  if (body == NULL)
+    return;
+  bool failed = false;
+  const char *model = cll_api_opt_string(req, body, "model", &failed);
+  if (failed)
+    goto out;
+  if (model == NULL || !*model)
+    model = cll_api_opt_string(req, body, "name", &failed);
+  if (failed)
+    goto out;
+  cll_name name;
+  if (model == NULL || !*model || cll_name_parse(model, &name) != 0) {
+    cll_api_error(req, 400, "invalid model name");
+    goto out;
+  }
+  json_t *ins = json_object_get(body, "insecure");
+  if (ins && !json_is_boolean(ins) && !json_is_null(ins)) {
+    cll_api_error(req, 400, "json: cannot unmarshal into field \"insecure\" of type bool");
+    goto out;
+  }
+  int stream = cll_api_stream_flag(req, body);
+  if (stream < 0)
+    goto out;
+  struct pull_req *pr = calloc(1, sizeof(*pr));
+  if (pr == NULL) {
+    cll_api_error(req, 500, "out of memory");
+    goto out;
+  }
+  pr->req = req;
+  pr->stream = stream == 1;
+  cll_request_on_cancel(req, on_pull_cancel, pr);
+  cll_err err = {0};
+  /* pr->w is set before the first event; pr may be freed by the time the
+   * call returns (a pull that ends at once), so it is not touched after. */
+  int rc = cll_registry_pull(api->registry, &name, json_is_true(ins), on_pull_event, pr, &pr->w,
+                             &err);
+  if (rc != 0) {
+    cll_request_on_cancel(req, NULL, NULL);
+    free(pr);
+    cll_api_error(req, cll_api_status(rc), err.msg[0] ? err.msg : cll_strerror(rc));
+    goto out;
+  }
+out:
+  json_decref(body);
+}
+
+int cll_api_pull_register(cll_api *api) {
+  if (api->registry == NULL) {
+    cll_registry_opts opts;
+    cll_registry_opts_defaults(&opts);
+    cll_err err = {0};
+    int rc = cll_registry_new(api->loop, api->store, &opts, &api->registry, &err);
+    if (rc != 0)
+      return rc;
+  }
+  return cll_server_route(api->server, "POST", "/api/pull", on_pull, api);
+}
+
+void cll_api_pull_close(cll_api *api) {
+  cll_registry_close(api->registry);
+  api->registry = NULL;
+}

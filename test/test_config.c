@@ -1,0 +1,117 @@
+/* test_config.c — configuration from the environment (include/cllama/config.h). */
+#include "cllama/config.h"
+
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const vars[] = {
+    "OLLAMA_HOST",  "OLLAMA_MODELS",       "OLLAMA_ORIGINS",   "OLLAMA_KEEP_ALIVE",
+    "OLLAMA_NUM_PARALLEL", "OLLAMA_MAX_QUEUE", "OLLAMA_MAX_LOADED_MODELS", "OLLAMA_DEBUG",
+    "CLLAMA_STREAM_DEFAULT", "CLLAMA_PORT_FILE",
+};
+
+static void clear_env(void) {
+  for (size_t i = 0; i < CLL_ARRAY_LEN(vars); i++)
+    unsetenv(vars[i]);
+  setenv("HOME", "/home/tester", 1);
+}
+
+TestSuite(config, .init = clear_env);
+
+Test(config, defaults) {
+  cll_config c;
+  cll_err err = {0};
+  cr_assert_eq(cll_config_from_env(&c, &err), 0, "%s", err.msg);
+  cr_expect_str_eq(c.host, "127.0.0.1");
+  cr_expect_eq(c.port, 11434);
+  cr_expect_str_eq(c.models, "/home/tester/.ollama/models");
+  cr_expect_eq(c.keep_alive_ns, 300LL * 1000000000LL);
+  cr_expect_eq(c.num_parallel, 0); /* auto: chosen from memory by the runners */
+  cr_expect_eq(c.max_queue, 512);
+  cr_expect_eq(c.max_loaded_models, 0);
+  cr_expect_eq(c.debug, 0);
+  cr_expect(!c.stream_default);
+  cr_expect_eq(c.n_origins, 0);
+}
+
+Test(config, host_forms) {
+  struct {
+    const char *v, *host;
+    int port;
+  } cases[] = {
+      {"0.0.0.0", "0.0.0.0", 11434},          {"127.0.0.1:0", "127.0.0.1", 0},
+      {":8080", "0.0.0.0", 8080},             {"http://example.com", "example.com", 80},
+      {"https://example.com", "example.com", 443}, {"[::1]:1234", "::1", 1234},
+      {" \"localhost:9\" ", "localhost", 9}, {"http://10.0.0.1:5/path", "10.0.0.1", 5},
+  };
+  for (size_t i = 0; i < CLL_ARRAY_LEN(cases); i++) {
+    setenv("OLLAMA_HOST", cases[i].v, 1);
+    cll_config c;
+    cll_err err = {0};
+    cr_assert_eq(cll_config_from_env(&c, &err), 0, "%s: %s", cases[i].v, err.msg);
+    cr_expect_str_eq(c.host, cases[i].host, "%s", cases[i].v);
+    cr_expect_eq(c.port, cases[i].port, "%s", cases[i].v);
+  }
+}
+
+Test(config, invalid_values_are_rejected_with_the_variable_name) {
+  struct {
+    const char *var, *value;
+  } bad[] = {
+      {"OLLAMA_HOST", "127.0.0.1:99999"},  {"OLLAMA_HOST", "ftp://x"},
+      {"OLLAMA_HOST", "h:port"},           {"OLLAMA_KEEP_ALIVE", "soon"},
+      {"OLLAMA_KEEP_ALIVE", "5x"},         {"OLLAMA_NUM_PARALLEL", "-1"},
+      {"OLLAMA_NUM_PARALLEL", "two"},      {"OLLAMA_MAX_QUEUE", "-1"},
+      {"OLLAMA_MAX_LOADED_MODELS", "1.5"}, {"OLLAMA_DEBUG", "loud"},
+      {"CLLAMA_STREAM_DEFAULT", "maybe"},  {"OLLAMA_ORIGINS", "http://*.a.*"},
+  };
+  for (size_t i = 0; i < CLL_ARRAY_LEN(bad); i++) {
+    clear_env();
+    setenv(bad[i].var, bad[i].value, 1);
+    cll_config c;
+    cll_err err = {0};
+    cr_expect_eq(cll_config_from_env(&c, &err), CLL_EINVAL, "%s=%s accepted", bad[i].var,
+                 bad[i].value);
+    cr_expect_not_null(strstr(err.msg, bad[i].var), "message \"%s\"", err.msg);
+  }
+}
+
+Test(config, values) {
+  setenv("OLLAMA_KEEP_ALIVE", "1h30m", 1);
+  setenv("OLLAMA_NUM_PARALLEL", "4", 1);
+  setenv("OLLAMA_DEBUG", "true", 1);
+  setenv("CLLAMA_STREAM_DEFAULT", "true", 1);
+  setenv("OLLAMA_ORIGINS", "chrome-extension://*, https://example.com ,", 1);
+  setenv("OLLAMA_MODELS", "/srv/models", 1);
+  cll_config c;
+  cll_err err = {0};
+  cr_assert_eq(cll_config_from_env(&c, &err), 0, "%s", err.msg);
+  cr_expect_eq(c.keep_alive_ns, 5400LL * 1000000000LL);
+  cr_expect_eq(c.num_parallel, 4);
+  cr_expect_eq(c.debug, 1);
+  cr_expect(c.stream_default);
+  cr_expect_str_eq(c.models, "/srv/models");
+  cr_assert_eq(c.n_origins, 2);
+  cr_expect_str_eq(c.origins[0], "chrome-extension://*");
+  cr_expect_str_eq(c.origins[1], "https://example.com");
+}
+
+Test(config, durations) {
+  int64_t ns;
+  cr_expect_eq(cll_config_parse_duration("300", &ns), 0);
+  cr_expect_eq(ns, 300LL * 1000000000LL);
+  cr_expect_eq(cll_config_parse_duration("-1", &ns), 0);
+  cr_expect_lt(ns, 0);
+  cr_expect_eq(cll_config_parse_duration("-1m", &ns), 0);
+  cr_expect_eq(ns, -60LL * 1000000000LL);
+  cr_expect_eq(cll_config_parse_duration("0", &ns), 0);
+  cr_expect_eq(ns, 0);
+  cr_expect_eq(cll_config_parse_duration("250ms", &ns), 0);
+  cr_expect_eq(ns, 250000000LL);
+  cr_expect_eq(cll_config_parse_duration("1.5h", &ns), 0);
+  cr_expect_eq(ns, 5400LL * 1000000000LL);
+  cr_expect_neq(cll_config_parse_duration("", &ns), 0);
+  cr_expect_neq(cll_config_parse_duration("m", &ns), 0);
+  cr_expect_neq(cll_config_parse_duration("10 m", &ns), 0);
+}
