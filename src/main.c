@@ -8,6 +8,7 @@
 
 static const struct cll_cli_command commands[] = {
     {"serve", cll_cli_serve, "Start the server"},
+    {"list", cll_cli_list, "List models (asks the running server)"},
     {"infer", cll_cli_infer, "Run the engine on token ids (development tool)"},
     {"quantize", cll_cli_quantize, "Quantize a GGUF model's weights"},
     {"tokenize", cll_cli_tokenize, "Print the token ids of stdin (any GGUF file)"},

@@ -16,6 +16,7 @@ struct cll_cli_command {
 };
 
 int cll_cli_serve(int argc, char **argv);
+int cll_cli_list(int argc, char **argv);
 int cll_cli_pull(int argc, char **argv);
 int cll_cli_version(int argc, char **argv);
 int cll_cli_infer(int argc, char **argv);
