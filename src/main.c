@@ -14,6 +14,12 @@ static const struct cll_cli_command commands[] = {
     {"tokenize", cll_cli_tokenize, "Print the token ids of stdin (any GGUF file)"},
     {"detokenize", cll_cli_detokenize, "Print the text of token ids on stdin"},
     {"pull", cll_cli_pull, "Pull a model from a registry"},
+    {"run", cll_cli_run, "Run a model (one prompt, or an interactive chat)"},
+    {"show", cll_cli_show, "Show information for a model"},
+    {"ps", cll_cli_ps, "List running models"},
+    {"rm", cll_cli_rm, "Remove a model"},
+    {"cp", cll_cli_cp, "Copy a model"},
+    {"create", cll_cli_create, "Create a model from a Modelfile"},
     {"version", cll_cli_version, "Print the version"},
 };
 
