@@ -326,6 +326,280 @@ void cll__gemm_q8_0_avx512(const cll_matmul_args *a) {
   }
 }
 
+/* ---------------------------------------------------------------- int8 GEMM, Q4_K
+ *
+ * The same scheme for Q4_K weights and Q8_K activations. Per super-block
+ * the panel holds, for each of the 8 sub-blocks, the 32 quants of 16 rows
+ * transposed as above (8 vectors), each row's 6-bit scale as an int32 and
+ * its min twice as an int16 pair; and the 16 rows' d and dmin. For one
+ * token, the sub-block's int8 dot (8 vpdpbusd) is multiplied by the scales
+ * (vpmulld) and summed; the mins meet the activation's 16-element sums in
+ * 8 vpdpwssd (a min times the pair of sums of its sub-block). */
+
+#define K4_SB_BYTES (8 * 8 * 64 + 8 * 64 + 8 * 64 + 2 * 64)
+
+size_t cll__gemm_q4_K_scratch_bytes_avx512(int64_t n_in) {
+  return (size_t)(n_in / SB_QK_K) * K4_SB_BYTES + 64;
+}
+
+static void gemm_pack_q4_K(const cll_matmul_args *a, int64_t r, int64_t nr, int64_t nb,
+                           uint8_t *panel) {
+  const char *row[GEMM_ROWS];
+  for (int j = 0; j < GEMM_ROWS; j++)
+    row[j] = (const char *)a->w + (size_t)(r + (j < nr ? j : nr - 1)) * a->w_stride;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  for (int64_t i = 0; i < nb; i++) {
+    uint8_t *q = panel + (size_t)i * K4_SB_BYTES;
+    int32_t *sc = (int32_t *)(q + 8 * 8 * 64);
+    int32_t *mn = sc + 8 * GEMM_ROWS;
+    float *d = (float *)(mn + 8 * GEMM_ROWS);
+    for (int j = 0; j < GEMM_ROWS; j++) {
+      const sb_q4_K *x = (const sb_q4_K *)row[j] + i;
+      _mm_prefetch((const char *)(x + 2), _MM_HINT_T0);
+      _mm_prefetch((const char *)(x + 2) + 64, _MM_HINT_T0);
+      _mm_prefetch((const char *)(x + 2) + 128, _MM_HINT_T0);
+      uint32_t u[3], o[4];
+      memcpy(u, x->scales, 12);
+      o[0] = u[0] & 0x3f3f3f3f;
+      o[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+      o[2] = u[1] & 0x3f3f3f3f;
+      o[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+      const uint8_t *b = (const uint8_t *)o;
+      for (int k = 0; k < 8; k++) {
+        sc[k * GEMM_ROWS + j] = b[k];
+        mn[k * GEMM_ROWS + j] = (int32_t)((uint32_t)b[8 + k] | ((uint32_t)b[8 + k] << 16));
+      }
+      d[j] = h2f(x->d);
+      d[GEMM_ROWS + j] = h2f(x->dmin);
+    }
+#pragma GCC unroll 1
+    for (int sb = 0; sb < 8; sb++) {
+      const int c = sb / 2, shift = 4 * (sb & 1);
+      __m512i z[8];
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; k++) {
+        const sb_q4_K *x0 = (const sb_q4_K *)row[k] + i, *x1 = (const sb_q4_K *)row[k + 8] + i;
+        const __m512i v = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(x0->qs + 32 * c))),
+            _mm256_loadu_si256((const __m256i *)(x1->qs + 32 * c)), 1);
+        z[k] = _mm512_and_si512(_mm512_srli_epi16(v, (unsigned)shift), m4);
+      }
+      transpose8x8_halves(z);
+#pragma GCC unroll 8
+      for (int g = 0; g < 8; g++) _mm512_storeu_si512(q + (sb * 8 + g) * 64, z[g]);
+    }
+  }
+}
+
+static inline __attribute__((always_inline)) void
+gemm_tile_q4_K(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *panel, int64_t t0,
+               int64_t r, __mmask16 mask) {
+  __m512 acc[GEMM_TOK];
+  const sb_q8_K *yrow[GEMM_TOK];
+#pragma GCC unroll 8
+  for (int t = 0; t < T; t++) {
+    acc[t] = _mm512_setzero_ps();
+    yrow[t] = (const sb_q8_K *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
+  }
+  for (int64_t i = 0; i < nb; i++) {
+    const uint8_t *q = panel + (size_t)i * K4_SB_BYTES;
+    const int32_t *sc = (const int32_t *)(q + 8 * 8 * 64);
+    const int32_t *mn = sc + 8 * GEMM_ROWS;
+    const float *d = (const float *)(mn + 8 * GEMM_ROWS);
+    const __m512 dx = _mm512_loadu_ps(d), dmx = _mm512_loadu_ps(d + GEMM_ROWS);
+    __m512i si[GEMM_TOK], mi[GEMM_TOK];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) si[t] = mi[t] = _mm512_setzero_si512();
+#pragma GCC unroll 1
+    for (int sb = 0; sb < 8; sb++) {
+      __m512i w[8];
+#pragma GCC unroll 8
+      for (int g = 0; g < 8; g++) w[g] = _mm512_loadu_si512(q + (sb * 8 + g) * 64);
+      const __m512i scv = _mm512_loadu_si512(sc + sb * GEMM_ROWS);
+      const __m512i mnv = _mm512_loadu_si512(mn + sb * GEMM_ROWS);
+#pragma GCC unroll 8
+      for (int t = 0; t < T; t++) {
+        const int8_t *yq = yrow[t][i].qs + 32 * sb;
+        __m512i s = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++)
+          s = _mm512_dpbusd_epi32(s, w[g], _mm512_set1_epi32(load_i32(yq + 4 * g)));
+        si[t] = _mm512_add_epi32(si[t], _mm512_mullo_epi32(s, scv));
+        mi[t] = _mm512_dpwssd_epi32(mi[t], mnv,
+                                    _mm512_set1_epi32(load_i32(yrow[t][i].bsums + 2 * sb)));
+      }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) {
+      const __m512 dy = _mm512_set1_ps(yrow[t][i].d);
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(si[t]), acc[t]);
+      acc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dmx, dy), _mm512_cvtepi32_ps(mi[t]), acc[t]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < T; t++)
+    _mm512_mask_storeu_ps(a->y + (t0 + t) * a->y_stride + r, mask, acc[t]);
+}
+
+void cll__gemm_q4_K_avx512(const cll_matmul_args *a) {
+  const int64_t nb = a->n_in / SB_QK_K;
+  uint8_t *panel = a->scratch;
+  for (int64_t tc = 0; tc < a->n_tok; tc += GEMM_TOK_CHUNK) {
+    const int64_t te = a->n_tok - tc < GEMM_TOK_CHUNK ? a->n_tok : tc + GEMM_TOK_CHUNK;
+    for (int64_t r = a->r0; r < a->r1; r += GEMM_ROWS) {
+      const int64_t nr = a->r1 - r < GEMM_ROWS ? a->r1 - r : GEMM_ROWS;
+      const __mmask16 mask = (__mmask16)((1u << nr) - 1u);
+      gemm_pack_q4_K(a, r, nr, nb, panel);
+      int64_t t0 = tc;
+      for (; t0 + 4 <= te; t0 += 4) gemm_tile_q4_K(4, a, nb, panel, t0, r, mask);
+      switch (te - t0) {
+      case 3: gemm_tile_q4_K(3, a, nb, panel, t0, r, mask); break;
+      case 2: gemm_tile_q4_K(2, a, nb, panel, t0, r, mask); break;
+      case 1: gemm_tile_q4_K(1, a, nb, panel, t0, r, mask); break;
+      default: break;
+      }
+    }
+  }
+}
+
+/* ---------------------------------------------------------------- int8 GEMM, Q6_K
+ *
+ * Q6_K weights times Q8_K activations, as Q4_K: per super-block the panel
+ * holds the 6-bit quants (0..63) of 16 rows transposed in 8 groups of 32
+ * elements, the 16 int8 scales of each row as int32 (one per 16
+ * elements, so a group's first 4 and last 4 vpdpbusd get different
+ * scales), the scales again as int16 pairs for the "-32" correction
+ * (32 * sum of scale * 16-element sum, by vpdpwssd), and d. */
+
+#define K6_SB_BYTES (8 * 8 * 64 + 16 * 64 + 8 * 64 + 64)
+
+size_t cll__gemm_q6_K_scratch_bytes_avx512(int64_t n_in) {
+  return (size_t)(n_in / SB_QK_K) * K6_SB_BYTES + 64;
+}
+
+static void gemm_pack_q6_K(const cll_matmul_args *a, int64_t r, int64_t nr, int64_t nb,
+                           uint8_t *panel) {
+  const char *row[GEMM_ROWS];
+  for (int j = 0; j < GEMM_ROWS; j++)
+    row[j] = (const char *)a->w + (size_t)(r + (j < nr ? j : nr - 1)) * a->w_stride;
+  uint8_t tmp[GEMM_ROWS][4][32];
+  for (int64_t i = 0; i < nb; i++) {
+    uint8_t *q = panel + (size_t)i * K6_SB_BYTES;
+    int32_t *sc = (int32_t *)(q + 8 * 8 * 64);
+    int32_t *sp = sc + 16 * GEMM_ROWS;
+    float *d = (float *)(sp + 8 * GEMM_ROWS);
+    for (int j = 0; j < GEMM_ROWS; j++) {
+      const sb_q6_K *x = (const sb_q6_K *)row[j] + i;
+      _mm_prefetch((const char *)(x + 2), _MM_HINT_T0);
+      _mm_prefetch((const char *)(x + 2) + 64, _MM_HINT_T0);
+      _mm_prefetch((const char *)(x + 2) + 128, _MM_HINT_T0);
+      _mm_prefetch((const char *)(x + 2) + 192, _MM_HINT_T0);
+      for (int g = 0; g < 16; g++) sc[g * GEMM_ROWS + j] = x->scales[g];
+      for (int p = 0; p < 8; p++)
+        sp[p * GEMM_ROWS + j] = (int32_t)((uint32_t)(uint16_t)x->scales[2 * p] |
+                                          ((uint32_t)(uint16_t)x->scales[2 * p + 1] << 16));
+      d[j] = h2f(x->d);
+    }
+    for (int h = 0; h < 2; h++) {
+      for (int j = 0; j < GEMM_ROWS; j++) {
+        const sb_q6_K *x = (const sb_q6_K *)row[j] + i;
+        __m256i v[4];
+        q6_unpack_half(x->ql + 64 * h, x->qh + 32 * h, v);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) _mm256_storeu_si256((__m256i *)tmp[j][k], v[k]);
+      }
+#pragma GCC unroll 1
+      for (int k = 0; k < 4; k++) {
+        __m512i z[8];
+#pragma GCC unroll 8
+        for (int m = 0; m < 8; m++)
+          z[m] = _mm512_inserti64x4(
+              _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)tmp[m][k])),
+              _mm256_loadu_si256((const __m256i *)tmp[m + 8][k]), 1);
+        transpose8x8_halves(z);
+        const int G = 4 * h + k;
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) _mm512_storeu_si512(q + (G * 8 + g) * 64, z[g]);
+      }
+    }
+  }
+}
+
+static inline __attribute__((always_inline)) void
+gemm_tile_q6_K(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *panel, int64_t t0,
+               int64_t r, __mmask16 mask) {
+  __m512 acc[GEMM_TOK];
+  const sb_q8_K *yrow[GEMM_TOK];
+#pragma GCC unroll 8
+  for (int t = 0; t < T; t++) {
+    acc[t] = _mm512_setzero_ps();
+    yrow[t] = (const sb_q8_K *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
+  }
+  for (int64_t i = 0; i < nb; i++) {
+    const uint8_t *q = panel + (size_t)i * K6_SB_BYTES;
+    const int32_t *sc = (const int32_t *)(q + 8 * 8 * 64);
+    const int32_t *sp = sc + 16 * GEMM_ROWS;
+    const float *d = (const float *)(sp + 8 * GEMM_ROWS);
+    __m512i si[GEMM_TOK], mi[GEMM_TOK];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) si[t] = mi[t] = _mm512_setzero_si512();
+#pragma GCC unroll 1
+    for (int G = 0; G < 8; G++) {
+      __m512i w[8];
+#pragma GCC unroll 8
+      for (int g = 0; g < 8; g++) w[g] = _mm512_loadu_si512(q + (G * 8 + g) * 64);
+      const __m512i sc0 = _mm512_loadu_si512(sc + (2 * G) * GEMM_ROWS);
+      const __m512i sc1 = _mm512_loadu_si512(sc + (2 * G + 1) * GEMM_ROWS);
+      const __m512i spv = _mm512_loadu_si512(sp + G * GEMM_ROWS);
+#pragma GCC unroll 8
+      for (int t = 0; t < T; t++) {
+        const int8_t *yq = yrow[t][i].qs + 32 * G;
+        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) {
+          s0 = _mm512_dpbusd_epi32(s0, w[g], _mm512_set1_epi32(load_i32(yq + 4 * g)));
+          s1 = _mm512_dpbusd_epi32(s1, w[g + 4], _mm512_set1_epi32(load_i32(yq + 16 + 4 * g)));
+        }
+        si[t] = _mm512_add_epi32(si[t], _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0),
+                                                         _mm512_mullo_epi32(s1, sc1)));
+        mi[t] = _mm512_dpwssd_epi32(mi[t], spv,
+                                    _mm512_set1_epi32(load_i32(yrow[t][i].bsums + 2 * G)));
+      }
+    }
+    const __m512 dx = _mm512_loadu_ps(d);
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) {
+      const __m512i tot = _mm512_sub_epi32(si[t], _mm512_slli_epi32(mi[t], 5));
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(yrow[t][i].d)),
+                               _mm512_cvtepi32_ps(tot), acc[t]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < T; t++)
+    _mm512_mask_storeu_ps(a->y + (t0 + t) * a->y_stride + r, mask, acc[t]);
+}
+
+void cll__gemm_q6_K_avx512(const cll_matmul_args *a) {
+  const int64_t nb = a->n_in / SB_QK_K;
+  uint8_t *panel = a->scratch;
+  for (int64_t tc = 0; tc < a->n_tok; tc += GEMM_TOK_CHUNK) {
+    const int64_t te = a->n_tok - tc < GEMM_TOK_CHUNK ? a->n_tok : tc + GEMM_TOK_CHUNK;
+    for (int64_t r = a->r0; r < a->r1; r += GEMM_ROWS) {
+      const int64_t nr = a->r1 - r < GEMM_ROWS ? a->r1 - r : GEMM_ROWS;
+      const __mmask16 mask = (__mmask16)((1u << nr) - 1u);
+      gemm_pack_q6_K(a, r, nr, nb, panel);
+      int64_t t0 = tc;
+      for (; t0 + 4 <= te; t0 += 4) gemm_tile_q6_K(4, a, nb, panel, t0, r, mask);
+      switch (te - t0) {
+      case 3: gemm_tile_q6_K(3, a, nb, panel, t0, r, mask); break;
+      case 2: gemm_tile_q6_K(2, a, nb, panel, t0, r, mask); break;
+      case 1: gemm_tile_q6_K(1, a, nb, panel, t0, r, mask); break;
+      default: break;
+      }
+    }
+  }
+}
+
 const cll_kernels cll__kernels_avx512 = {
     .isa = "avx512",
     .dequant_row = {CLL__X86_DEQUANT, [CLL_TYPE_F16] = dequant_f16_512},

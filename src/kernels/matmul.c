@@ -8,7 +8,7 @@
  *    activation format (xq, shared by all threads); for each weight row the
  *    vec_dot kernel runs over every token while the row is still in L1, so
  *    the weights stream from memory once per call. Needs no scratch.
- *  - int8 GEMM (Q4_0/Q8_0 on the avx512 table, 2 tokens or more):
+ *  - int8 GEMM (Q4_0/Q8_0/Q4_K/Q6_K, avx512 table, 2 or 4 tokens or more):
  *    avx512.c repacks 16 rows at a time into the scratch and multiplies
  *    them with every token on VNNI (3-4x the BLIS path at prefill sizes).
  *  - BLIS (other types, many tokens: prefill): W's rows are dequantized,
@@ -108,7 +108,10 @@ static size_t blis_scratch_bytes(int64_t n_in) {
 
 static size_t int8_scratch_bytes(int64_t n_in, int64_t n_tok) {
 #if defined(__x86_64__)
-  return cll__gemm_q8_0_scratch_bytes_avx512(n_in, n_tok);
+  const size_t a = cll__gemm_q8_0_scratch_bytes_avx512(n_in, n_tok);
+  const size_t b = cll__gemm_q4_K_scratch_bytes_avx512(n_in);
+  const size_t c = cll__gemm_q6_K_scratch_bytes_avx512(n_in);
+  return a > b ? (a > c ? a : c) : (b > c ? b : c);
 #else
   (void)n_in, (void)n_tok;
   return 0;
@@ -185,7 +188,9 @@ static int choose_path(const cll_kernels *k, const cll_matmul_args *a) {
   const bool have_scratch = a->scratch != NULL;
   const bool int8_ok =
 #if defined(__x86_64__)
-      (a->wtype == CLL_TYPE_Q4_0 || a->wtype == CLL_TYPE_Q8_0) && strcmp(k->isa, "avx512") == 0 &&
+      (a->wtype == CLL_TYPE_Q4_0 || a->wtype == CLL_TYPE_Q8_0 || a->wtype == CLL_TYPE_Q4_K ||
+       a->wtype == CLL_TYPE_Q6_K) &&
+      strcmp(k->isa, "avx512") == 0 &&
       have_scratch && a->scratch_bytes >= int8_scratch_bytes(a->n_in, a->n_tok);
 #else
       false;
@@ -195,12 +200,23 @@ static int choose_path(const cll_kernels *k, const cll_matmul_args *a) {
   if (forced_path == 3 && int8_ok) return 3;
   if (forced_path == 2 && blis_ok) return 2;
   if (forced_path != 0) return 1;
-  if (int8_ok && a->n_tok >= int8_min_tok) return 3;
+  /* The K-quant panels cost more to pack: Q4_K wins from 4 tokens (86 vs
+   * 60 GFLOP/s; 2 tokens: 47 vs 60), Q6_K from 8 (4 tokens: 60 vs 66;
+   * 16: 146 vs 56). */
+  const int64_t i8_min = a->wtype == CLL_TYPE_Q6_K   ? 4 * (int64_t)int8_min_tok
+                         : a->wtype == CLL_TYPE_Q4_K ? 2 * (int64_t)int8_min_tok
+                                                     : int8_min_tok;
+  if (int8_ok && a->n_tok >= i8_min)
+    return 3;
   const struct cll_type_info *ti = cll_type_info(a->wtype);
   const int64_t min_tok = ti != NULL && ti->block_elems > 1
                               ? (int64_t)gemm_min_tok * GEMM_MIN_TOK_QUANT_FACTOR
                               : gemm_min_tok;
-  if (blis_ok && a->n_tok >= min_tok) return 2;
+  /* F32 weights (small reference models) always take the fused dot path,
+   * whose reference kernel accumulates in double: their logits then do not
+   * depend on how many tokens share a batch, which the engine's tests
+   * check to 1e-5 (BLIS's float sums differ by ~6e-5 there). */
+  if (blis_ok && a->n_tok >= min_tok && a->wtype != CLL_TYPE_F32) return 2;
   return 1;
 }
 
@@ -209,7 +225,14 @@ void cll_matmul(const cll_kernels *k, const cll_matmul_args *a) {
   if (a->r1 <= a->r0 || a->n_tok <= 0) return;
   switch (choose_path(k, a)) {
 #if defined(__x86_64__)
-  case 3: cll__gemm_q8_0_avx512(a); break;
+  case 3:
+    if (a->wtype == CLL_TYPE_Q4_K)
+      cll__gemm_q4_K_avx512(a);
+    else if (a->wtype == CLL_TYPE_Q6_K)
+      cll__gemm_q6_K_avx512(a);
+    else
+      cll__gemm_q8_0_avx512(a);
+    break;
 #endif
   case 2: matmul_gemm(k, a); break;
   default: matmul_dot(k, a); break;
