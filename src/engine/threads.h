@@ -22,6 +22,9 @@ int cll__team_size(const cll__team *t);
  * see nth = n_active; the other workers stay idle for this run. */
 void cll__team_run(cll__team *t, int n_active, cll__team_fn fn, void *arg);
 void cll__team_barrier(cll__team *t);
+/* One step of a wait loop: pause first, then give the CPU away (spins
+ * counts the steps; start it at 0). */
+void cll__spin_wait(int *spins);
 /* Physical cores the process may run on (>= 1). */
 int cll__cpu_count(void);
 
