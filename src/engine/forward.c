@@ -4,12 +4,12 @@
  * DESIGN. One cll_forward computes every token of a batch (prompt chunks and
  * single decode tokens of several sequences mixed) through every layer. The
  * whole pass runs inside the context's thread team: every thread walks the
- * same list of operations in data-flow order and does its share of each,
- * meeting the others at a spin barrier where the next operation needs the
- * whole result of the previous one. Shares: matrix products split the
- * output rows evenly (the weights are read once, by one thread each);
- * element-wise work splits the tokens; attention splits (token, head) pairs
- * round-robin because causal rows have different lengths. Activations are
+ * same list of operations in data-flow order, claims chunks of each (see
+ * "work sharing" below) and waits until the operation is complete before
+ * the next one. Chunks: matrix products are cut into a few equal runs of
+ * output rows per thread (each weight row is read once, by one thread);
+ * element-wise work is cut by tokens; attention by (sequence run, head),
+ * since causal rows have different lengths. Activations are
  * quantized to the weight type's activation format once per operation
  * (cll_matmul_prepare), not once per thread. Nothing here allocates: every
  * buffer was sized in cll_ctx_new for n_batch_max tokens and n_ctx cells

@@ -4,7 +4,8 @@
  * once. cll__team_run(fn) runs fn(arg, ith, n) on all of them and returns
  * when every one has finished; inside fn, cll__team_barrier(t) waits until
  * all n threads reach it (a spin barrier: no mutex or condition variable per
- * operation). Workers sleep on a condition variable only between runs. A team
+ * operation; forward.c prefers its own completion counters, which do not
+ * wait for a descheduled thread). Workers sleep on a condition variable only between runs. A team
  * is driven by one thread at a time (the one that owns the cll_ctx). A run
  * may use fewer threads than the team has: for small work the barriers
  * cost more than the split saves. */
