@@ -8,11 +8,18 @@
 
 static const struct cll_cli_command commands[] = {
     {"serve", cll_cli_serve, "Start the server"},
+    {"list", cll_cli_list, "List models (asks the running server)"},
     {"infer", cll_cli_infer, "Run the engine on token ids (development tool)"},
     {"quantize", cll_cli_quantize, "Quantize a GGUF model's weights"},
     {"tokenize", cll_cli_tokenize, "Print the token ids of stdin (any GGUF file)"},
     {"detokenize", cll_cli_detokenize, "Print the text of token ids on stdin"},
     {"pull", cll_cli_pull, "Pull a model from a registry"},
+    {"run", cll_cli_run, "Run a model (one prompt, or an interactive chat)"},
+    {"show", cll_cli_show, "Show information for a model"},
+    {"ps", cll_cli_ps, "List running models"},
+    {"rm", cll_cli_rm, "Remove a model"},
+    {"cp", cll_cli_cp, "Copy a model"},
+    {"create", cll_cli_create, "Create a model from a Modelfile"},
     {"version", cll_cli_version, "Print the version"},
 };
 

@@ -1,11 +1,13 @@
 /* test_quantize.c — the quantizer (include/cllama/quantize.h): recipes
  * against the llama.cpp-made files in ../shared/models, and converted
  * tensors against their source. */
+#include "cllama/engine.h"
 #include "cllama/gguf.h"
 #include "cllama/kernels.h"
 #include "cllama/quantize.h"
 
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,4 +240,103 @@ Test(quantize, bad_input_gives_error) {
   cll_err err = {0};
   cr_assert_neq(cll_quantize_file("/nonexistent/in.gguf", "/tmp/x.gguf", &p, &err), 0);
   cr_assert(err.msg[0] != '\0');
+}
+
+/* ---- end to end: logits of a model we quantized, against llama.cpp's */
+
+/* Final-position logits (n_vocab floats, new) of prompt p's reference
+ * tokens through the model at path, with an f32 KV cache. */
+static float *run_prompt(const char *path, int p, int64_t *n_vocab) {
+  char jpath[1024];
+  snprintf(jpath, sizeof jpath, "%s/ref/tiny-llama-rand-f16/p%d.kvf32.json", shared_dir(), p);
+  json_error_t jerr;
+  json_t *j = json_load_file(jpath, 0, &jerr);
+  cr_assert_not_null(j, "%s: %s", jpath, jerr.text);
+  json_t *toks = json_object_get(j, "prompt_tokens");
+  int32_t tok[256], pos[256], seq[256];
+  int n = (int)json_array_size(toks);
+  cr_assert(n > 0 && n <= 256);
+  for (int i = 0; i < n; i++) {
+    tok[i] = (int32_t)json_integer_value(json_array_get(toks, (size_t)i));
+    pos[i] = i;
+    seq[i] = 0;
+  }
+  json_decref(j);
+  cll_model *m = NULL;
+  cll_err err = {0};
+  cr_assert_eq(cll_model_load(path, &m, &err), 0, "%s: %s", path, err.msg);
+  struct cll_ctx_params cp = cll_ctx_params_defaults();
+  cp.n_ctx = 256;
+  cp.n_seq_max = 1;
+  cp.n_batch_max = 256;
+  cp.kv_type = CLL_KV_F32;
+  cp.n_threads = 2;
+  cll_ctx *c = NULL;
+  cr_assert_eq(cll_ctx_new(m, &cp, &c, &err), 0, "%s", err.msg);
+  struct cll_batch b = {n, tok, pos, seq, NULL};
+  cr_assert_eq(cll_forward(c, &b, &err), 0, "%s", err.msg);
+  *n_vocab = cll_model_info(m)->n_vocab;
+  float *out = malloc((size_t)*n_vocab * sizeof(float));
+  memcpy(out, cll_ctx_logits(c, 0), (size_t)*n_vocab * sizeof(float));
+  cll_ctx_free(c);
+  cll_model_release(m);
+  return out;
+}
+
+static float *load_logits(const char *stem, int p, int64_t n) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/ref/%s/p%d.kvf32.logits.f32", shared_dir(), stem, p);
+  FILE *f = fopen(path, "rb");
+  cr_assert_not_null(f, "%s", path);
+  float *x = malloc((size_t)n * sizeof(float));
+  cr_assert_eq(fread(x, sizeof(float), (size_t)n, f), (size_t)n);
+  fclose(f);
+  return x;
+}
+
+static double rel_rms(const float *a, const float *b, int64_t n) {
+  double e = 0, s = 0;
+  for (int64_t i = 0; i < n; i++) {
+    e += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    s += (double)b[i] * b[i];
+  }
+  return sqrt(e / s);
+}
+
+/* Quantizes tiny-llama-rand-f16 ourselves and checks that the model's
+ * logits stay as close to the f16 reference as llama.cpp's own quantized
+ * file's do (averaged over the three reference prompts; random weights
+ * make logits sensitive, so this measures quantization quality). */
+static void end_to_end(const char *type, const char *llama_stem, double slack) {
+  char in[1024], out[256];
+  snprintf(in, sizeof in, "%s/models/tiny-llama-rand-f16.gguf", shared_dir());
+  snprintf(out, sizeof out, "/tmp/cllama-test-e2e-%d-%s.gguf", (int)getpid(), type);
+  cll_quantize_params qp = cll_quantize_defaults();
+  cr_assert_eq(cll_quantize_parse(type, &qp.ftype, &qp.pure), 0);
+  qp.n_threads = 2;
+  cll_err err = {0};
+  cr_assert_eq(cll_quantize_file(in, out, &qp, &err), 0, "%s", err.msg);
+  double ours = 0, theirs = 0;
+  for (int p = 1; p <= 3; p++) {
+    int64_t nv = 0;
+    float *got = run_prompt(out, p, &nv);
+    float *f16 = load_logits("tiny-llama-rand-f16", p, nv);
+    float *lc = load_logits(llama_stem, p, nv);
+    ours += rel_rms(got, f16, nv) / 3;
+    theirs += rel_rms(lc, f16, nv) / 3;
+    free(got);
+    free(f16);
+    free(lc);
+  }
+  unlink(out);
+  printf("%s: logits vs f16 reference, mean rel RMS: ours %.4f, llama.cpp %.4f\n", type, ours,
+         theirs);
+  cr_expect_leq(ours, theirs * slack, "%s: ours %g vs llama.cpp %g", type, ours, theirs);
+}
+
+Test(quantize, end_to_end_logits_as_good_as_llama_cpp, .timeout = 300) {
+  NEED_SHARED();
+  end_to_end("Q8_0", "tiny-llama-rand-q8_0", 1.10);
+  end_to_end("Q4_0", "tiny-llama-rand-q4_0", 1.10);
+  end_to_end("Q4_K_M", "tiny-llama-rand-q4_k_m", 1.10);
 }

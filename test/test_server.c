@@ -520,3 +520,20 @@ Test(server, shutdown_ends_open_streams_cleanly) {
   close(idle);
   cr_expect_eq(atomic_load(&cancel_shutdown), 1);
 }
+
+Test(server, slow_but_steady_body_is_not_cut_off) {
+  /* The body takes 1.2 s (header_timeout is 600 ms) but keeps arriving. */
+  int fd = tcp_connect(S.port);
+  send_str(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n");
+  for (int i = 0; i < 6; i++) {
+    usleep(200 * 1000);
+    cr_assert_eq(send_all(fd, "abcdef" + i, 1), 0);
+  }
+  struct reader rd = {.fd = fd};
+  struct resp r;
+  cr_assert_eq(read_response(&rd, &r, 0), 0);
+  cr_expect_eq(r.status, 200);
+  cr_expect_str_eq(r.body, "abcdef");
+  resp_free(&r);
+  close(fd);
+}

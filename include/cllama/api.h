@@ -51,6 +51,11 @@ int cll_api_ps_register(cll_api *api);       /* /api/ps */
 int cll_api_show_register(cll_api *api);     /* /api/show */
 int cll_api_create_register(cll_api *api);   /* /api/create, /api/blobs/:digest */
 
+/* Parses a Modelfile into the body of a POST /api/create request (without
+ * "model"). Relative FROM paths are resolved against base_dir. *out is new.
+ * CLL_EPARSE/CLL_EINVAL/CLL_ENOENT with err naming the line. Any thread. */
+int cll_modelfile_parse(const char *text, const char *base_dir, json_t **out, cll_err *err);
+
 /* The runners' parameters from the configuration (OLLAMA_NUM_PARALLEL,
  * OLLAMA_MAX_LOADED_MODELS, OLLAMA_MAX_QUEUE, OLLAMA_KEEP_ALIVE,
  * OLLAMA_CONTEXT_LENGTH) with the API layer's load hook (tokenizer). */

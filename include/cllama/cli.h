@@ -16,8 +16,15 @@ struct cll_cli_command {
 };
 
 int cll_cli_serve(int argc, char **argv);
+int cll_cli_list(int argc, char **argv);
 int cll_cli_pull(int argc, char **argv);
 int cll_cli_version(int argc, char **argv);
+int cll_cli_run(int argc, char **argv);    /* src/cli/client.c */
+int cll_cli_show(int argc, char **argv);
+int cll_cli_ps(int argc, char **argv);
+int cll_cli_rm(int argc, char **argv);
+int cll_cli_cp(int argc, char **argv);
+int cll_cli_create(int argc, char **argv);
 int cll_cli_infer(int argc, char **argv);
 int cll_cli_quantize(int argc, char **argv);
 int cll_cli_tokenize(int argc, char **argv);

@@ -149,8 +149,11 @@ enum cll_cancel_reason {
   CLL_CANCEL_CLIENT_GONE = 1, /* the peer closed or reset, or its queue overflowed */
   CLL_CANCEL_SHUTDOWN = 2,    /* the server is stopping; end the response soon */
 };
-/* Called at most once per reason, before the handler has answered; the
- * handler must still answer (cll_respond or cll_stream_end) afterwards. */
+/* Called at most once per reason, before the handler has answered, from
+ * the loop itself (never inside a cll_* call the handler is making); the
+ * handler must still answer (cll_respond or cll_stream_end) afterwards.
+ * cll_request_gone() turns true as soon as the disconnect is seen, before
+ * this callback runs. */
 typedef void (*cll_cancel_fn)(cll_request *req, int reason, void *ud);
 void cll_request_on_cancel(cll_request *req, cll_cancel_fn fn, void *ud);
 

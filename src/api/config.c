@@ -177,7 +177,7 @@ static int parse_host(cll_config *cfg, const char *v, cll_err *err) {
     host = "0.0.0.0"; /* ":11434" means every interface, as in Go */
   if (strlen(host) >= sizeof(cfg->host))
     return cll_err_set(err, CLL_EINVAL, "OLLAMA_HOST=\"%s\": host too long", v);
-  snprintf(cfg->host, sizeof(cfg->host), "%s", host);
+  memcpy(cfg->host, host, strlen(host) + 1); /* length checked above */
   cfg->port = port;
   return 0;
 }

@@ -38,6 +38,10 @@ void cll__gen_opts_free(struct cll__gen_opts *o);
  * fails with Ollama's message (option "k" must be of type integer ...). */
 int cll__gen_opts_apply(struct cll__gen_opts *o, json_t *layer, cll_err *err);
 
+/* Adds a Modelfile PARAMETER (text value) to params with the option's type;
+ * a repeated stop becomes an array. "unknown parameter 'x'" otherwise. */
+int cll__param_add(json_t *params, const char *key, const char *text, cll_err *err);
+
 /* keep_alive: a number is seconds (negative: forever), a string a Go
  * duration ("5m", "1h30m", "-1s", "0"); null/absent: *set = false.
  * Forever is returned as a negative value. Errors carry Go's message. */

@@ -215,3 +215,51 @@ int cll__keep_alive_parse(json_t *v, int64_t *ns, bool *set, cll_err *err) {
                                       ".keep_alive of type string",
                      json_is_boolean(v) ? "bool" : json_is_array(v) ? "array" : "object");
 }
+
+/* ---------------------------------------------------------------- Modelfile */
+
+int cll__param_add(json_t *params, const char *key, const char *text, cll_err *err) {
+  const struct opt_def *d = NULL;
+  for (size_t i = 0; i < CLL_ARRAY_LEN(opt_defs); i++)
+    if (strcmp(opt_defs[i].key, key) == 0)
+      d = &opt_defs[i];
+  if (!d || d->type == T_STR)
+    return cll_err_set(err, CLL_EINVAL, "unknown parameter '%s'", key);
+  char *end;
+  json_t *v = NULL;
+  switch (d->type) {
+  case T_INT: {
+    long long x = strtoll(text, &end, 10);
+    if (end == text || *end)
+      return cll_err_set(err, CLL_EINVAL, "invalid int value [%s]", text);
+    v = json_integer(x);
+    break;
+  }
+  case T_FLOAT: {
+    double x = strtod(text, &end);
+    if (end == text || *end)
+      return cll_err_set(err, CLL_EINVAL, "invalid float value [%s]", text);
+    v = json_real(x);
+    break;
+  }
+  case T_BOOL:
+    if (!strcmp(text, "true") || !strcmp(text, "1"))
+      v = json_true();
+    else if (!strcmp(text, "false") || !strcmp(text, "0"))
+      v = json_false();
+    else
+      return cll_err_set(err, CLL_EINVAL, "invalid bool value [%s]", text);
+    break;
+  case T_STRS: {
+    json_t *arr = json_object_get(params, key);
+    if (!json_is_array(arr)) {
+      arr = json_array();
+      json_object_set_new(params, key, arr);
+    }
+    json_array_append_new(arr, json_string(text));
+    return 0;
+  }
+  }
+  json_object_set_new(params, key, v);
+  return 0;
+}

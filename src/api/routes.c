@@ -13,6 +13,12 @@ int cll_api_register_all(cll_api *api) {
     rc = cll_api_generate_register(api);
   if (rc == 0)
     rc = cll_api_ps_register(api);
+  if (rc == 0)
+    rc = cll_api_embed_register(api);
+  if (rc == 0)
+    rc = cll_api_show_register(api);
+  if (rc == 0)
+    rc = cll_api_create_register(api);
   return rc;
 }
 

@@ -1,42 +1,104 @@
-/* text.c — the API layer's tokenizer adapter (see text.h). Until the
- * tokenizer module (include/cllama/tokenizer.h) is merged every call fails
- * with CLL_EUNSUPPORTED, so the endpoints answer a clear 500. */
+/* text.c — the API layer's tokenizer adapter (see text.h) over
+ * include/cllama/tokenizer.h. */
 #include "text.h"
 
+#include "cllama/tokenizer.h"
+
 #include <stdlib.h>
+#include <string.h>
 
 struct cll__mtext {
-  int unused;
+  cll_tokenizer *tok;
 };
+
 struct cll__detok {
-  int unused;
+  cll_detok *d;
 };
 
 int cll__mtext_load(void *ud, cll_model *m, void **aux, cll_err *err) {
-  *aux = calloc(1, sizeof(struct cll__mtext));
-  return *aux ? 0 : cll_err_set(err, CLL_ENOMEM, "out of memory");
+  struct cll__mtext *t = calloc(1, sizeof(*t));
+  if (!t)
+    return cll_err_set(err, CLL_ENOMEM, "out of memory");
+  int rc = cll_tokenizer_new(cll_model_gguf(m), &t->tok, err);
+  if (rc != 0) {
+    free(t);
+    return rc;
+  }
+  *aux = t;
+  return 0;
 }
-void cll__mtext_free(void *aux) { free(aux); }
+
+void cll__mtext_free(void *aux) {
+  struct cll__mtext *t = aux;
+  if (!t)
+    return;
+  cll_tokenizer_free(t->tok);
+  free(t);
+}
 
 int cll__tokenize(const cll__mtext *t, const char *text, size_t len, bool add_special,
                   bool parse_special, int32_t **out, int32_t *n_out, cll_err *err) {
-  return cll_err_set(err, CLL_EUNSUPPORTED, "the tokenizer is not built yet");
+  cll_tok_buf b = {0};
+  unsigned flags = (add_special ? CLL_TOK_ADD_SPECIAL : 0) | (parse_special ? CLL_TOK_PARSE_SPECIAL : 0);
+  int rc = cll_tokenize_append(t->tok, text, len, flags, &b);
+  if (rc != 0) {
+    cll_tok_buf_free(&b);
+    return cll_err_set(err, rc, "tokenizing the prompt: %s", cll_strerror(rc));
+  }
+  if (b.n > INT32_MAX / 2) {
+    cll_tok_buf_free(&b);
+    return cll_err_set(err, CLL_ETOOBIG, "the prompt is too long");
+  }
+  *n_out = (int32_t)b.n;
+  *out = b.ids ? b.ids : malloc(sizeof(int32_t));
+  return *out ? 0 : cll_err_set(err, CLL_ENOMEM, "out of memory");
 }
-bool cll__is_eog(const cll__mtext *t, int32_t tok) { return false; }
+
+bool cll__is_eog(const cll__mtext *t, int32_t tok) { return cll_tok_is_eog(t->tok, tok); }
+
 int cll__detokenize(const cll__mtext *t, const int32_t *toks, int32_t n, char **out,
                     size_t *len) {
-  return CLL_EUNSUPPORTED;
+  size_t need = 0;
+  cll_detokenize(t->tok, toks, (size_t)n, 0, NULL, 0, &need);
+  char *buf = malloc(need + 1);
+  if (!buf)
+    return CLL_ENOMEM;
+  int rc = cll_detokenize(t->tok, toks, (size_t)n, 0, buf, need, &need);
+  if (rc != 0) {
+    free(buf);
+    return rc;
+  }
+  buf[need] = 0;
+  *out = buf;
+  if (len)
+    *len = need;
+  return 0;
 }
+
 int cll__detok_new(const cll__mtext *t, cll__detok **out) {
-  *out = calloc(1, sizeof(**out));
-  return *out ? 0 : CLL_ENOMEM;
+  cll__detok *d = calloc(1, sizeof(*d));
+  if (!d)
+    return CLL_ENOMEM;
+  int rc = cll_detok_new(t->tok, 0, &d->d);
+  if (rc != 0) {
+    free(d);
+    return rc;
+  }
+  *out = d;
+  return 0;
 }
-void cll__detok_free(cll__detok *d) { free(d); }
+
+void cll__detok_free(cll__detok *d) {
+  if (!d)
+    return;
+  cll_detok_free(d->d);
+  free(d);
+}
+
 void cll__detok_push(cll__detok *d, int32_t tok, const char **piece, size_t *len) {
-  *piece = "";
-  *len = 0;
+  *piece = cll_detok_push(d->d, tok, len);
 }
+
 void cll__detok_flush(cll__detok *d, const char **piece, size_t *len) {
-  *piece = "";
-  *len = 0;
+  *piece = cll_detok_flush(d->d, len);
 }

@@ -9,6 +9,7 @@
 #include "cllama/version.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
@@ -81,6 +82,14 @@ int cll_cli_serve(int argc, char **argv) {
   }
   cll_config_log(&cfg, stderr);
   signal(SIGPIPE, SIG_IGN);
+  /* Each client is a file descriptor: raise the soft limit to the hard one
+   * (as Go's runtime does for Ollama), so thousands of idle keep-alive
+   * connections do not hit the usual soft limit of 1024. */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
 
   cll_store *store = NULL;
   if (cll_store_open(cfg.models, &store, &err) != 0) {

@@ -97,6 +97,7 @@ void cll__rope(const cll_ctx *c, float *x, int64_t n_heads, double pos_delta) {
 
 struct prepared {
   uint32_t act_type[CLL__XQ_SLOTS];
+  void *buf[CLL__XQ_SLOTS]; /* where each format was written */
   int n;
 };
 
@@ -108,22 +109,24 @@ static int slot_for(const struct prepared *pr, uint32_t wtype) {
   return -1;
 }
 
-/* Quantizes this thread's share of the n_tok rows of x for every distinct
- * activation format of the weights ws. The caller puts a barrier after. */
+/* Quantizes rows [t0, t1) of the n_tok rows of x into bufs, for every
+ * distinct activation format of the weights ws. Shared buffers: each thread
+ * does its share of rows and the caller puts a barrier after; private
+ * buffers (few tokens): each thread does all rows, no barrier needed. */
 static void prepare(cll_ctx *c, struct prepared *pr, const struct cll__weight *const *ws, int n_w,
-                    const float *x, int64_t x_stride, int64_t n_tok, int ith, int nth) {
+                    const float *x, int64_t x_stride, int64_t n_tok, int64_t t0, int64_t t1,
+                    void *const *bufs) {
   pr->n = 0;
-  int64_t t0, t1;
-  share(n_tok, ith, nth, &t0, &t1);
   for (int i = 0; i < n_w; i++) {
     if (slot_for(pr, ws[i]->type) >= 0)
       continue;
     int s = pr->n++;
     pr->act_type[s] = cll_type_info(ws[i]->type)->act_type;
+    pr->buf[s] = bufs[s];
     size_t stride;
     if (cll_matmul_xq_bytes(ws[i]->type, ws[i]->n_in, n_tok, &stride) == 0 || t1 <= t0)
       continue;
-    cll_matmul_prepare(c->K, ws[i]->type, x, x_stride, ws[i]->n_in, t0, t1, c->xq[s], stride);
+    cll_matmul_prepare(c->K, ws[i]->type, x, x_stride, ws[i]->n_in, t0, t1, bufs[s], stride);
   }
 }
 
@@ -147,7 +150,7 @@ static void matmul(cll_ctx *c, const struct prepared *pr, const struct cll__weig
       .r1 = r1,
       .x = x,
       .x_stride = x_stride,
-      .xq = xq_bytes ? c->xq[s] : NULL,
+      .xq = xq_bytes ? pr->buf[s] : NULL,
       .xq_stride = xq_stride,
       .n_tok = n_tok,
       .y = y,
@@ -158,63 +161,137 @@ static void matmul(cll_ctx *c, const struct prepared *pr, const struct cll__weig
   cll_matmul(c->K, &a);
 }
 
-/* ---------------------------------------------------------------- attention */
+/* ---------------------------------------------------------------- attention
+ *
+ * One work item = one query head over a run of up to QCHUNK tokens of one
+ * sequence. Its keys (positions 0..n_pos-1 of the sequence) are a strided
+ * matrix when the sequence's cells are consecutive in the pool, which is
+ * the usual case; otherwise they are gathered first. Then
+ *   S = K q^T (n_pos rows of head_dim: a matrix product, through the same
+ *   cll_matmul as the weights), causal softmax of each row, O = V^T P^T
+ * where V^T (head_dim rows of n_pos) is read straight from the transposed
+ * V cache. Decode (one token) is the same with n_tok = 1. */
 
-/* Output of query head h of token t (att row) over its sequence's cells. */
-static void attend(cll_ctx *c, int il, int64_t t, int64_t h, struct cll__tscratch *ts) {
+/* Output of query head h for the tokens of unit u. */
+static void attend(cll_ctx *c, int il, const struct cll__attn_unit *u, int64_t h,
+                   struct cll__tscratch *ts) {
   const struct cll_model_info *I = &c->m->info;
   const struct cll_batch *b = c->b;
-  int64_t D = I->head_dim;
-  int64_t kvh = h / (I->n_head / I->n_head_kv);
-  const float *q = c->q + t * I->n_head * D + h * D;
-  float *out = c->att + t * I->n_head * D + h * D;
-  int32_t n = b->pos[t] + 1;
-  const int32_t *cells = c->seq_cells + (size_t)b->seq[t] * (size_t)c->p.n_ctx;
-  size_t layer = (size_t)c->p.n_ctx * c->kv_row_bytes;
-  const uint8_t *kbase = c->k_cache + (size_t)il * layer + (size_t)kvh * D * (c->kv_type == CLL_TYPE_F16 ? 2 : 4);
-  const uint8_t *vbase = c->v_cache + (size_t)il * layer + (size_t)kvh * D * (c->kv_type == CLL_TYPE_F16 ? 2 : 4);
-  float scale = 1.0f / sqrtf((float)D);
-  float *sc = ts->scores;
-  float mx = -INFINITY;
-  for (int32_t j = 0; j < n; j++) {
-    float s;
-    c->K->vec_dot[c->kv_type](D, kbase + (size_t)cells[j] * c->kv_row_bytes, q, &s);
-    s *= scale;
-    sc[j] = s;
-    if (s > mx)
-      mx = s;
-  }
-  double sum = 0.0;
-  for (int32_t j = 0; j < n; j++) {
-    sc[j] = expf(sc[j] - mx);
-    sum += sc[j];
-  }
-  float inv = (float)(1.0 / sum);
-  memset(out, 0, (size_t)D * sizeof(float));
-  for (int32_t j = 0; j < n; j++) {
-    const uint8_t *vr = vbase + (size_t)cells[j] * c->kv_row_bytes;
-    const float *v;
-    if (c->kv_type == CLL_TYPE_F32) {
-      v = (const float *)vr;
-    } else {
-      c->K->dequant_row[CLL_TYPE_F16](vr, ts->vrow, D);
-      v = ts->vrow;
+  const int64_t D = I->head_dim, QD = I->n_head * D, n_ctx = c->p.n_ctx;
+  const int64_t kvh = h / (I->n_head / I->n_head_kv);
+  const size_t e = c->kv_elt, layer = (size_t)n_ctx * c->kv_row_bytes;
+  const int32_t *toks = c->seq_toks + u->first;
+  const int32_t n_pos = b->pos[toks[u->n - 1]] + 1;
+  const int32_t *cells = c->seq_cells + (size_t)u->seq * (size_t)n_ctx;
+  const uint8_t *kl = c->k_cache + (size_t)il * layer + (size_t)(kvh * D) * e;
+  const uint8_t *vl = c->v_cache + (size_t)il * layer + (size_t)(kvh * D * n_ctx) * e;
+
+  bool contiguous = true;
+  for (int32_t j = 1; j < n_pos && contiguous; j++)
+    contiguous = cells[j] == cells[0] + j;
+  const uint8_t *kw, *vw;
+  size_t k_stride, v_stride = (size_t)n_ctx * e;
+  if (contiguous) {
+    kw = kl + (size_t)cells[0] * c->kv_row_bytes;
+    k_stride = c->kv_row_bytes;
+    vw = vl + (size_t)cells[0] * e;
+  } else {
+    for (int32_t j = 0; j < n_pos; j++)
+      memcpy(ts->kg + (size_t)j * (size_t)D * e, kl + (size_t)cells[j] * c->kv_row_bytes,
+             (size_t)D * e);
+    for (int64_t d = 0; d < D; d++) {
+      const uint8_t *src = vl + (size_t)(d * n_ctx) * e;
+      uint8_t *dst = ts->vg + (size_t)(d * n_ctx) * e;
+      if (e == 2)
+        for (int32_t j = 0; j < n_pos; j++)
+          ((uint16_t *)dst)[j] = ((const uint16_t *)src)[cells[j]];
+      else
+        for (int32_t j = 0; j < n_pos; j++)
+          ((uint32_t *)dst)[j] = ((const uint32_t *)src)[cells[j]];
     }
-    float w = sc[j] * inv;
-    for (int64_t i = 0; i < D; i++)
-      out[i] += w * v[i];
+    kw = ts->kg;
+    k_stride = (size_t)D * e;
+    vw = ts->vg;
   }
+  for (int32_t i = 0; i < u->n; i++)
+    memcpy(ts->qg + i * D, c->q + (int64_t)toks[i] * QD + h * D, (size_t)D * sizeof(float));
+
+  cll_matmul_args a = {
+      .wtype = c->kv_type,
+      .w = kw,
+      .w_stride = k_stride,
+      .n_in = D,
+      .r0 = 0,
+      .r1 = n_pos,
+      .x = ts->qg,
+      .x_stride = D,
+      .n_tok = u->n,
+      .y = ts->scores,
+      .y_stride = n_ctx,
+      .scratch = ts->mm,
+      .scratch_bytes = ts->mm_bytes,
+  };
+  cll_matmul(c->K, &a);
+
+  const float scale = 1.0f / sqrtf((float)D);
+  for (int32_t i = 0; i < u->n; i++) {
+    float *row = ts->scores + (int64_t)i * n_ctx;
+    int32_t n = b->pos[toks[i]] + 1; /* causal: positions 0..pos */
+    float mx = -INFINITY;
+    for (int32_t j = 0; j < n; j++) {
+      row[j] *= scale;
+      if (row[j] > mx)
+        mx = row[j];
+    }
+    double sum = 0.0;
+    for (int32_t j = 0; j < n; j++) {
+      row[j] = expf(row[j] - mx);
+      sum += row[j];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int32_t j = 0; j < n; j++)
+      row[j] *= inv;
+    for (int32_t j = n; j < n_pos; j++)
+      row[j] = 0.0f;
+  }
+
+  cll_matmul_args o = {
+      .wtype = c->kv_type,
+      .w = vw,
+      .w_stride = v_stride,
+      .n_in = n_pos,
+      .r0 = 0,
+      .r1 = D,
+      .x = ts->scores,
+      .x_stride = n_ctx,
+      .n_tok = u->n,
+      .y = ts->og,
+      .y_stride = D,
+      .scratch = ts->mm,
+      .scratch_bytes = ts->mm_bytes,
+  };
+  cll_matmul(c->K, &o);
+  for (int32_t i = 0; i < u->n; i++)
+    memcpy(c->att + (int64_t)toks[i] * QD + h * D, ts->og + i * D, (size_t)D * sizeof(float));
 }
 
 /* ---------------------------------------------------------------- the pass */
 
-static void store_kv_row(const cll_ctx *c, uint8_t *dst, const float *src) {
+/* Writes one token's K (a row) and V (a column of the transposed cache). */
+static void store_kv(const cll_ctx *c, int il, int32_t cell, const float *k, const float *v) {
+  const size_t layer = (size_t)c->p.n_ctx * c->kv_row_bytes;
+  uint8_t *kd = c->k_cache + (size_t)il * layer + (size_t)cell * c->kv_row_bytes;
+  uint8_t *vl = c->v_cache + (size_t)il * layer;
+  const int64_t n_ctx = c->p.n_ctx;
   if (c->kv_type == CLL_TYPE_F32) {
-    memcpy(dst, src, c->kv_row_bytes);
-  } else {
-    uint16_t *h = (uint16_t *)dst;
+    memcpy(kd, k, c->kv_row_bytes);
     for (int64_t i = 0; i < c->kv_dim; i++)
-      h[i] = cll_fp32_to_fp16(src[i]);
+      ((float *)vl)[i * n_ctx + cell] = v[i];
+  } else {
+    for (int64_t i = 0; i < c->kv_dim; i++) {
+      ((uint16_t *)kd)[i] = cll_fp32_to_fp16(k[i]);
+      ((uint16_t *)vl)[i * n_ctx + cell] = cll_fp32_to_fp16(v[i]);
+    }
   }
 }
 
@@ -236,31 +313,43 @@ static void forward_worker(void *arg, int ith, int nth) {
   const struct cll_model_info *I = &m->info;
   const struct cll_batch *b = c->b;
   cll__team *team = c->team;
-  const int64_t T = b->n_tokens, E = I->n_embd, D = I->head_dim, F = I->n_ff;
+  const int64_t E = I->n_embd, D = I->head_dim, F = I->n_ff;
+  int64_t T = b->n_tokens;
+  bool compacted = false; /* rows 0..n_out-1 hold the wanted tokens */
   const int64_t QD = I->n_head * D, KD = c->kv_dim, half = m->n_rot / 2;
-  const size_t layer_bytes = (size_t)c->p.n_ctx * c->kv_row_bytes;
   struct prepared pr;
   int64_t t0, t1;
   share(T, ith, nth, &t0, &t1);
+  /* Few tokens (decode): every thread normalizes and quantizes all rows
+   * into its own buffers instead of splitting that tiny work and meeting
+   * at a barrier; this removes 4 of the 10 barriers of a layer, which
+   * matters when threads are not all on a CPU at the same moment. */
+  const bool priv = T <= CLL__SMALL_T && nth > 1;
+  float *xin = priv ? c->ts[ith].xn : c->xn;   /* normalized input rows */
+  void *const *xqb = priv ? c->ts[ith].xq : c->xq;
+  int64_t p0 = priv ? 0 : t0, p1 = priv ? T : t1; /* rows this thread prepares */
 
   /* Token embeddings and this batch's RoPE angles. */
   for (int64_t t = t0; t < t1; t++) {
-    const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)b->tokens[t] * m->tok_embd.row_bytes;
+    const uint8_t *row =
+        (const uint8_t *)m->tok_embd.data + (size_t)b->tokens[t] * m->tok_embd.row_bytes;
     c->K->dequant_row[m->tok_embd.type](row, c->x + t * E, E);
     rope_angles(c, b->pos[t], c->rope_cs + t * half * 2);
   }
+  cll__team_barrier(team);
 
   for (int il = 0; il < I->n_layer; il++) {
     const struct cll__layer *L = &m->layers[il];
     /* attention block */
-    for (int64_t t = t0; t < t1; t++)
-      rmsnorm(c->xn + t * E, c->x + t * E, L->attn_norm.data, E, I->rms_eps);
+    for (int64_t t = p0; t < p1; t++)
+      rmsnorm(xin + t * E, c->x + t * E, L->attn_norm.data, E, I->rms_eps);
     const struct cll__weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
-    prepare(c, &pr, qkv, 3, c->xn, E, T, ith, nth);
-    cll__team_barrier(team);
-    matmul(c, &pr, &L->wq, c->xn, E, T, c->q, QD, ith, nth);
-    matmul(c, &pr, &L->wk, c->xn, E, T, c->k, KD, ith, nth);
-    matmul(c, &pr, &L->wv, c->xn, E, T, c->v, KD, ith, nth);
+    prepare(c, &pr, qkv, 3, xin, E, T, p0, p1, xqb);
+    if (!priv)
+      cll__team_barrier(team);
+    matmul(c, &pr, &L->wq, xin, E, T, c->q, QD, ith, nth);
+    matmul(c, &pr, &L->wk, xin, E, T, c->k, KD, ith, nth);
+    matmul(c, &pr, &L->wv, xin, E, T, c->v, KD, ith, nth);
     cll__team_barrier(team);
     for (int64_t t = t0; t < t1; t++) {
       float *q = c->q + t * QD, *k = c->k + t * KD, *v = c->v + t * KD;
@@ -275,17 +364,35 @@ static void forward_worker(void *arg, int ith, int nth) {
       }
       rope_heads(c, q, I->n_head, c->rope_cs + t * half * 2);
       rope_heads(c, k, I->n_head_kv, c->rope_cs + t * half * 2);
-      size_t off = (size_t)il * layer_bytes + (size_t)c->cell_of[t] * c->kv_row_bytes;
-      store_kv_row(c, c->k_cache + off, k);
-      store_kv_row(c, c->v_cache + off, v);
+      store_kv(c, il, c->cell_of[t], k, v);
     }
     cll__team_barrier(team);
-    for (int64_t i = ith; i < T * I->n_head; i += nth)
-      attend(c, il, i / I->n_head, i % I->n_head, &c->ts[ith]);
+    for (int64_t i = ith; i < (int64_t)c->n_units * I->n_head; i += nth)
+      attend(c, il, &c->units[i / I->n_head], i % I->n_head, &c->ts[ith]);
     cll__team_barrier(team);
+    if (il == I->n_layer - 1 && c->n_out < T) {
+      /* The rest of the last layer only matters for the wanted rows: move
+       * them to the front (out_rows ascends, so in place is safe) and go on
+       * with n_out rows. */
+      if (ith == 0)
+        for (int32_t k = 0; k < c->n_out; k++) {
+          int32_t r = c->out_rows[k];
+          memmove(c->att + k * QD, c->att + (int64_t)r * QD, (size_t)QD * sizeof(float));
+          memmove(c->x + k * E, c->x + (int64_t)r * E, (size_t)E * sizeof(float));
+        }
+      T = c->n_out;
+      share(T, ith, nth, &t0, &t1);
+      p0 = priv ? 0 : t0;
+      p1 = priv ? T : t1;
+      compacted = true;
+      cll__team_barrier(team);
+    }
     const struct cll__weight *wo[1] = {&L->wo};
-    prepare(c, &pr, wo, 1, c->att, QD, T, ith, nth);
-    cll__team_barrier(team);
+    prepare(c, &pr, wo, 1, c->att, QD, T, p0, p1, xqb);
+    if (!priv)
+      cll__team_barrier(team);
+    /* c->xn is free as the output here: in private mode nobody reads it,
+     * in shared mode its last reader was the q/k/v product. */
     matmul(c, &pr, &L->wo, c->att, QD, T, c->xn, E, ith, nth);
     {
       int64_t r0, r1;
@@ -297,13 +404,14 @@ static void forward_worker(void *arg, int ith, int nth) {
     cll__team_barrier(team);
 
     /* feed-forward block */
-    for (int64_t t = t0; t < t1; t++)
-      rmsnorm(c->xn + t * E, c->x + t * E, L->ffn_norm.data, E, I->rms_eps);
+    for (int64_t t = p0; t < p1; t++)
+      rmsnorm(xin + t * E, c->x + t * E, L->ffn_norm.data, E, I->rms_eps);
     const struct cll__weight *gu[2] = {&L->w_gate, &L->w_up};
-    prepare(c, &pr, gu, 2, c->xn, E, T, ith, nth);
-    cll__team_barrier(team);
-    matmul(c, &pr, &L->w_gate, c->xn, E, T, c->gate, F, ith, nth);
-    matmul(c, &pr, &L->w_up, c->xn, E, T, c->up, F, ith, nth);
+    prepare(c, &pr, gu, 2, xin, E, T, p0, p1, xqb);
+    if (!priv)
+      cll__team_barrier(team);
+    matmul(c, &pr, &L->w_gate, xin, E, T, c->gate, F, ith, nth);
+    matmul(c, &pr, &L->w_up, xin, E, T, c->up, F, ith, nth);
     {
       int64_t r0, r1;
       share(F, ith, nth, &r0, &r1);
@@ -313,8 +421,11 @@ static void forward_worker(void *arg, int ith, int nth) {
     }
     cll__team_barrier(team);
     const struct cll__weight *dn[1] = {&L->w_down};
-    prepare(c, &pr, dn, 1, c->gate, F, T, ith, nth);
-    cll__team_barrier(team);
+    prepare(c, &pr, dn, 1, c->gate, F, T, p0, p1, xqb);
+    if (!priv)
+      cll__team_barrier(team);
+    /* In shared mode xn's readers (gate/up products) finished before the
+     * barrier above; in private mode nobody reads it. */
     matmul(c, &pr, &L->w_down, c->gate, F, T, c->xn, E, ith, nth);
     {
       int64_t r0, r1;
@@ -326,13 +437,15 @@ static void forward_worker(void *arg, int ith, int nth) {
     cll__team_barrier(team);
   }
 
-  /* Output: only the wanted rows, gathered into xn. */
+  /* Output: only the wanted rows, gathered into xn (kept for
+   * cll_ctx_hidden). */
   int64_t o0, o1;
   share(c->n_out, ith, nth, &o0, &o1);
   for (int64_t k = o0; k < o1; k++)
-    rmsnorm(c->xn + k * E, c->x + (int64_t)c->out_rows[k] * E, m->out_norm.data, E, I->rms_eps);
+    rmsnorm(c->xn + k * E, c->x + (compacted ? k : (int64_t)c->out_rows[k]) * E, m->out_norm.data,
+            E, I->rms_eps);
   const struct cll__weight *ow[1] = {&m->output};
-  prepare(c, &pr, ow, 1, c->xn, E, c->n_out, ith, nth);
+  prepare(c, &pr, ow, 1, c->xn, E, c->n_out, o0, o1, c->xq);
   cll__team_barrier(team);
   matmul(c, &pr, &m->output, c->xn, E, c->n_out, c->logits, I->n_vocab, ith, nth);
 }
@@ -365,9 +478,29 @@ int cll_forward(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
   int rc = cll__kv_place(c, b, err);
   if (rc)
     return rc;
+  /* Group the batch's tokens by sequence (stable) and cut each group into
+   * attention units of at most QCHUNK tokens. */
+  int32_t start[CLL__MAX_SEQ + 1] = {0};
+  for (int32_t i = 0; i < b->n_tokens; i++)
+    start[b->seq[i] + 1]++;
+  for (int32_t s = 0; s < c->p.n_seq_max; s++)
+    start[s + 1] += start[s];
+  int32_t fill[CLL__MAX_SEQ];
+  memcpy(fill, start, sizeof(fill));
+  for (int32_t i = 0; i < b->n_tokens; i++)
+    c->seq_toks[fill[b->seq[i]]++] = i;
+  c->n_units = 0;
+  for (int32_t s = 0; s < c->p.n_seq_max; s++)
+    for (int32_t f = start[s]; f < start[s + 1]; f += CLL__QCHUNK) {
+      int32_t n = start[s + 1] - f < CLL__QCHUNK ? start[s + 1] - f : CLL__QCHUNK;
+      c->units[c->n_units++] = (struct cll__attn_unit){s, f, n};
+    }
   c->n_out = n_out;
   c->b = b;
-  cll__team_run(c->team, forward_worker, c);
+  /* Small models (or tiny batches of them) run on one thread: below about
+   * 8M multiply-adds per step the barriers cost more than the split gains. */
+  int n_active = (double)I->n_params * b->n_tokens < 8e6 ? 1 : c->p.n_threads;
+  cll__team_run(c->team, n_active, forward_worker, c);
   c->b = NULL;
   return 0;
 }
@@ -441,7 +574,8 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
   c->K = cll_kernels_get();
   c->kv_dim = I->n_head_kv * I->head_dim;
   c->kv_type = p->kv_type == CLL_KV_F32 ? CLL_TYPE_F32 : CLL_TYPE_F16;
-  c->kv_row_bytes = (size_t)c->kv_dim * (c->kv_type == CLL_TYPE_F32 ? 4 : 2);
+  c->kv_elt = c->kv_type == CLL_TYPE_F32 ? 4 : 2;
+  c->kv_row_bytes = (size_t)c->kv_dim * c->kv_elt;
   int rc = cll__team_new(p->n_threads, &c->team);
   if (rc) {
     cll_ctx_free(c);
@@ -466,9 +600,11 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
   c->rope_cs = xalloc(B * (size_t)(half ? half : 1) * 2 * f);
   c->cell_of = calloc(B, sizeof(int32_t));
   c->out_rows = calloc(B, sizeof(int32_t));
+  c->seq_toks = calloc(B, sizeof(int32_t));
+  c->units = calloc(B + (size_t)p->n_seq_max, sizeof(*c->units));
   c->xq_bytes = max_xq(m, p->n_batch_max);
   bool ok = c->inv_freq && c->x && c->xn && c->q && c->k && c->v && c->att && c->gate && c->up &&
-            c->rope_cs && c->cell_of && c->out_rows;
+            c->rope_cs && c->cell_of && c->out_rows && c->seq_toks && c->units;
   for (int i = 0; i < CLL__XQ_SLOTS && ok; i++)
     ok = (c->xq[i] = xalloc(c->xq_bytes)) != NULL;
   /* Logits for one row per sequence up front (the usual decode step). */
@@ -479,13 +615,24 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
   int64_t n_in_max = I->n_embd > I->n_ff ? I->n_embd : I->n_ff;
   if (I->n_head * I->head_dim > n_in_max)
     n_in_max = I->n_head * I->head_dim;
+  if (p->n_ctx > n_in_max) /* the P.V product has rows of n_pos <= n_ctx */
+    n_in_max = p->n_ctx;
+  size_t D = (size_t)I->head_dim, Q = CLL__QCHUNK;
+  size_t small_xq = max_xq(m, CLL__SMALL_T);
   for (int i = 0; ok && i < c->p.n_threads; i++) {
     struct cll__tscratch *ts = &c->ts[i];
-    ts->mm_bytes = cll_matmul_scratch_bytes(n_in_max, p->n_batch_max);
+    ts->mm_bytes = cll_matmul_scratch_bytes(n_in_max, p->n_batch_max > (int32_t)Q ? p->n_batch_max
+                                                                                  : (int64_t)Q);
     ts->mm = xalloc(ts->mm_bytes);
-    ts->scores = xalloc((size_t)p->n_ctx * f);
-    ts->vrow = xalloc((size_t)I->head_dim * f);
-    ok = ts->mm && ts->scores && ts->vrow;
+    ts->qg = xalloc(Q * D * f);
+    ts->og = xalloc(Q * D * f);
+    ts->scores = xalloc(Q * (size_t)p->n_ctx * f);
+    ts->kg = xalloc((size_t)p->n_ctx * D * c->kv_elt);
+    ts->vg = xalloc((size_t)p->n_ctx * D * c->kv_elt);
+    ts->xn = xalloc((size_t)CLL__SMALL_T * (size_t)I->n_embd * f);
+    ok = ts->mm && ts->qg && ts->og && ts->scores && ts->kg && ts->vg && ts->xn;
+    for (int k = 0; ok && k < CLL__XQ_SLOTS; k++)
+      ok = (ts->xq[k] = xalloc(small_xq)) != NULL;
   }
   if (!ok) {
     cll_ctx_free(c);
@@ -511,8 +658,14 @@ void cll_ctx_free(cll_ctx *c) {
   if (c->ts != NULL)
     for (int i = 0; i < c->p.n_threads; i++) {
       free(c->ts[i].mm);
+      free(c->ts[i].qg);
+      free(c->ts[i].og);
       free(c->ts[i].scores);
-      free(c->ts[i].vrow);
+      free(c->ts[i].kg);
+      free(c->ts[i].vg);
+      free(c->ts[i].xn);
+      for (int k = 0; k < CLL__XQ_SLOTS; k++)
+        free(c->ts[i].xq[k]);
     }
   free(c->ts);
   free(c->inv_freq);
@@ -527,6 +680,8 @@ void cll_ctx_free(cll_ctx *c) {
   free(c->rope_cs);
   free(c->cell_of);
   free(c->out_rows);
+  free(c->seq_toks);
+  free(c->units);
   for (int i = 0; i < CLL__XQ_SLOTS; i++)
     free(c->xq[i]);
   free(c->logits);

@@ -484,10 +484,12 @@ static void dot_q3_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
 
 /* ------------------------------------------------------------ K-quant fitting */
 
-/* Fits x[0..n) ~ scale * q - min with q in 0..nmax, scale >= 0, min >= 0:
- * tries a few step sizes around (max - min) / nmax and, for each rounding,
- * solves the least-squares scale and offset; keeps the best. */
-static void fit_affine(const float *x, int n, int nmax, float *scale, float *min) {
+/* Fits x[0..n) ~ scale * q - min with q in 0..nmax, scale >= 0, min >= 0,
+ * minimizing sum w[i] * error[i]^2: tries a few step sizes around
+ * (max - min) / nmax and, for each rounding, solves the weighted least
+ * squares scale and offset; keeps the best. */
+static void fit_affine(const float *x, const float *w, int n, int nmax, float *scale,
+                       float *min) {
   float lo = x[0], hi = x[0];
   for (int i = 1; i < n; i++) {
     lo = fminf(lo, x[i]);
@@ -499,37 +501,40 @@ static void fit_affine(const float *x, int n, int nmax, float *scale, float *min
     *min = -lo;
     return;
   }
+  double sw = 0, swx = 0;
+  for (int i = 0; i < n; i++) {
+    sw += w[i];
+    swx += (double)w[i] * x[i];
+  }
   float best_err = INFINITY, best_s = (hi - lo) / nmax, best_b = lo;
   for (int step = -6; step <= 12; step++) {
     float iscale = (nmax + 0.1f * step) / (hi - lo);
-    if (iscale <= 0) continue;
-    double sq = 0, sqq = 0, sx = 0, sqx = 0;
+    double swq = 0, swqq = 0, swqx = 0;
     for (int i = 0; i < n; i++) {
       int q = iclamp(nearest((x[i] - lo) * iscale), 0, nmax);
-      sq += q;
-      sqq += (double)q * q;
-      sx += x[i];
-      sqx += (double)q * x[i];
+      swq += (double)w[i] * q;
+      swqq += (double)w[i] * q * q;
+      swqx += (double)w[i] * q * x[i];
     }
-    double det = n * sqq - sq * sq;
+    double det = sw * swqq - swq * swq;
     if (det <= 0) continue;
-    double s = (n * sqx - sq * sx) / det;
-    double bb = (sx - s * sq) / n;
+    double sc = (sw * swqx - swq * swx) / det;
+    double bb = (swx - sc * swq) / sw;
     if (bb > 0) { /* offset must be <= 0: refit the scale alone */
       bb = 0;
-      s = sqq > 0 ? sqx / sqq : 0;
+      sc = swqq > 0 ? swqx / swqq : 0;
     }
-    if (s <= 0) continue;
+    if (sc <= 0) continue;
     double err = 0;
-    float is = (float)(1.0 / s);
+    float is = (float)(1.0 / sc);
     for (int i = 0; i < n; i++) {
       int q = iclamp(nearest((x[i] - (float)bb) * is), 0, nmax);
-      double e = s * q + bb - x[i];
-      err += e * e;
+      double e = sc * q + bb - x[i];
+      err += w[i] * e * e;
     }
     if (err < best_err) {
       best_err = (float)err;
-      best_s = (float)s;
+      best_s = (float)sc;
       best_b = (float)bb;
     }
   }
@@ -538,8 +543,9 @@ static void fit_affine(const float *x, int n, int nmax, float *scale, float *min
 }
 
 /* Fits x[0..n) ~ scale * q with q in -nmax..nmax-1 (scale may be negative
- * so that the largest magnitude can use -nmax). */
-static float fit_symmetric(const float *x, int n, int nmax) {
+ * so that the largest magnitude can use -nmax), minimizing the weighted
+ * squared error. */
+static float fit_symmetric(const float *x, const float *w, int n, int nmax) {
   float amax = 0, max = 0;
   for (int i = 0; i < n; i++) {
     if (fabsf(x[i]) > amax) {
@@ -551,26 +557,38 @@ static float fit_symmetric(const float *x, int n, int nmax) {
   float best_err = INFINITY, best_s = max / -nmax;
   for (int step = -8; step <= 8; step++) {
     float iscale = -(nmax + 0.1f * step) / max;
-    double sqq = 0, sqx = 0;
+    double swqq = 0, swqx = 0;
     for (int i = 0; i < n; i++) {
       int q = iclamp(nearest(iscale * x[i]), -nmax, nmax - 1);
-      sqq += (double)q * q;
-      sqx += (double)q * x[i];
+      swqq += (double)w[i] * q * q;
+      swqx += (double)w[i] * q * x[i];
     }
-    if (sqq <= 0) continue;
-    float s = (float)(sqx / sqq), is = 1.0f / s;
+    if (swqq <= 0) continue;
+    float sc = (float)(swqx / swqq), is = 1.0f / sc;
     double err = 0;
     for (int i = 0; i < n; i++) {
       int q = iclamp(nearest(x[i] * is), -nmax, nmax - 1);
-      double e = (double)s * q - x[i];
-      err += e * e;
+      double e = (double)sc * q - x[i];
+      err += w[i] * e * e;
     }
     if (err < best_err) {
       best_err = (float)err;
-      best_s = s;
+      best_s = sc;
     }
   }
   return best_s;
+}
+
+/* Per-element weights of the K-quant fits: large values matter more (their
+ * products dominate dot products), so each element counts by
+ * rms(block) + |x|; a zero block gets equal weights. */
+static void k_weights(const float *x, float *w) {
+  double ss = 0;
+  for (int i = 0; i < CLL_QK_K; i++) ss += (double)x[i] * x[i];
+  float rms = (float)sqrt(ss / CLL_QK_K);
+  for (int i = 0; i < CLL_QK_K; i++) w[i] = rms + fabsf(x[i]);
+  if (rms == 0)
+    for (int i = 0; i < CLL_QK_K; i++) w[i] = 1;
 }
 
 /* Quantizes the 8 sub-block scales and mins of a Q4_K/Q5_K block to 6 bits
@@ -611,8 +629,9 @@ static void pack_k4_scales(const float scales[8], const float mins[8], uint16_t 
  * of 32 (Q4_K: nmax 15, Q5_K: nmax 31). */
 static void quantize_k4_levels(const float *x, int nmax, uint16_t *d16, uint16_t *dmin16,
                                uint8_t packed[12], uint8_t L[CLL_QK_K]) {
-  float scales[8], mins[8], eff_d[8], eff_m[8];
-  for (int j = 0; j < 8; j++) fit_affine(x + 32 * j, 32, nmax, &scales[j], &mins[j]);
+  float scales[8], mins[8], eff_d[8], eff_m[8], w[CLL_QK_K];
+  k_weights(x, w);
+  for (int j = 0; j < 8; j++) fit_affine(x + 32 * j, w + 32 * j, 32, nmax, &scales[j], &mins[j]);
   pack_k4_scales(scales, mins, d16, dmin16, packed, eff_d, eff_m);
   for (int j = 0; j < 8; j++) {
     for (int l = 0; l < 32; l++) {
@@ -763,9 +782,10 @@ static void unpack_q6_K(const cll_block_q6_K *x, int8_t q[CLL_QK_K]) {
 static void quantize_q6_K(const float *x, void *dst, int64_t n) {
   cll_block_q6_K *y = dst;
   for (int64_t b = 0; b < n / CLL_QK_K; b++, x += CLL_QK_K) {
-    float scales[16], amax = 0, max = 0;
+    float scales[16], amax = 0, max = 0, w[CLL_QK_K];
+    k_weights(x, w);
     for (int j = 0; j < 16; j++) {
-      scales[j] = fit_symmetric(x + 16 * j, 16, 32);
+      scales[j] = fit_symmetric(x + 16 * j, w + 16 * j, 16, 32);
       if (fabsf(scales[j]) > amax) {
         amax = fabsf(scales[j]);
         max = scales[j];

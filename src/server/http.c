@@ -64,7 +64,8 @@ struct cll_request {
   int drain_wanted;      /* writable() went false; call on_drain when below low water */
   cll_cancel_fn on_cancel;
   void *cancel_ud;
-  int cancelled_gone, cancelled_shutdown;
+  int cancelled_gone, cancelled_shutdown; /* the reason is known (writes dropped when gone) */
+  int cancel_pending;    /* bits 1<<reason whose callback is still to run */
   void *data;
   uint64_t t_start_ns;
 };
@@ -93,6 +94,7 @@ struct conn {
   size_t queued;                  /* bytes handed to uv_write, not yet written */
   int error_status;               /* a limit was hit while parsing: 413/431/400 */
   int dispatching;                /* inside process_input */
+  int busy;                       /* inside a callback that may free it: defer the free */
 };
 
 struct cll_server {
@@ -116,6 +118,7 @@ struct cll_server {
   llhttp_settings_t settings;
   char date[64];
   time_t date_sec;
+  char readbuf[64 * 1024]; /* shared by every connection's reads */
 };
 
 static void conn_close(struct conn *c);
@@ -123,6 +126,7 @@ static void process_input(struct conn *c);
 static void conn_arm_timer(struct conn *c);
 static void server_maybe_free(cll_server *srv);
 static void on_idle(uv_idle_t *h);
+static void conn_start_read(struct conn *c);
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -247,6 +251,12 @@ bool cll_stream_writable(const cll_request *r) {
   return r->conn->queued < r->conn->srv->opts.high_water_bytes;
 }
 
+static void conn_schedule(struct conn *c);
+
+/* Records the reason now (so writes after a disconnect are dropped at
+ * once) and runs the handler's callback later from the idle handle, so a
+ * cancel callback never runs inside a cll_stream_write()/cll_respond()
+ * the handler is in the middle of. */
 static void req_cancel(cll_request *r, int reason) {
   int *sent = reason == CLL_CANCEL_CLIENT_GONE ? &r->cancelled_gone : &r->cancelled_shutdown;
   if (*sent)
@@ -254,8 +264,22 @@ static void req_cancel(cll_request *r, int reason) {
   *sent = 1;
   if (r->state != REQ_HANDLER && r->state != REQ_STREAMING)
     return;
-  if (r->on_cancel)
-    r->on_cancel(r, reason, r->cancel_ud);
+  r->cancel_pending |= 1 << reason;
+  conn_schedule(r->conn);
+}
+
+/* Runs the pending cancel callbacks of c's request. */
+static void deliver_cancels(struct conn *c) {
+  for (int reason = CLL_CANCEL_CLIENT_GONE; reason <= CLL_CANCEL_SHUTDOWN; reason++) {
+    cll_request *r = c->req;
+    if (r == NULL || (r->state != REQ_HANDLER && r->state != REQ_STREAMING))
+      return;
+    if (!(r->cancel_pending & (1 << reason)))
+      continue;
+    r->cancel_pending &= ~(1 << reason);
+    if (r->on_cancel)
+      r->on_cancel(r, reason, r->cancel_ud);
+  }
 }
 
 /* ---------------------------------------------------------------- output */
@@ -274,6 +298,7 @@ static void on_write(uv_write_t *w, int status) {
   struct conn *c = wr->c;
   c->queued -= wr->len;
   free(wr);
+  c->busy++;
   if (status < 0 && !(c->flags & CONN_CLOSING)) {
     if (c->req)
       req_cancel(c->req, CLL_CANCEL_CLIENT_GONE);
@@ -285,6 +310,7 @@ static void on_write(uv_write_t *w, int status) {
     if (r->on_drain)
       r->on_drain(r, r->drain_ud);
   }
+  c->busy--;
   if (c->flags & CONN_CLOSED) {
     conn_unref_maybe_free(c);
     return;
@@ -407,19 +433,22 @@ static void req_finish(cll_request *r) {
     return;
   }
   conn_arm_timer(c);
-  if (c->flags & CONN_READ_STOPPED) {
-    /* Resumed by process_input once the buffer drains. */
-  }
   if (c->dispatching)
     return; /* process_input's loop continues with the next request */
   /* Answered later, from some other callback: parse the next pipelined
    * request from the idle handle rather than inside the handler's call. */
-  if (!(c->flags & CONN_PENDING)) {
-    c->flags |= CONN_PENDING;
-    c->pend_next = c->srv->pending;
-    c->srv->pending = c;
-    uv_idle_start(&c->srv->idle, on_idle);
-  }
+  conn_schedule(c);
+}
+
+/* Puts c on the list the idle handle works through (cancel callbacks,
+ * then the next pipelined request). */
+static void conn_schedule(struct conn *c) {
+  if (c->flags & CONN_PENDING)
+    return;
+  c->flags |= CONN_PENDING;
+  c->pend_next = c->srv->pending;
+  c->srv->pending = c;
+  uv_idle_start(&c->srv->idle, on_idle);
 }
 
 int cll_response_header(cll_request *r, const char *name, const char *value) {
@@ -526,7 +555,7 @@ static void on_conn_closed(uv_handle_t *h) {
 /* Frees c once its handles are closed, its writes completed and its
  * request answered. */
 static void conn_unref_maybe_free(struct conn *c) {
-  if (!(c->flags & CONN_CLOSED) || c->req != NULL || c->queued != 0)
+  if (!(c->flags & CONN_CLOSED) || c->req != NULL || c->queued != 0 || c->busy)
     return;
   cll_server *srv = c->srv;
   if (c->flags & CONN_PENDING) {
@@ -720,6 +749,9 @@ static int on_headers_complete(llhttp_t *p) {
 static int on_body(llhttp_t *p, const char *at, size_t len) {
   struct conn *c = p->data;
   cll_request *r = c->req;
+  /* A body may take longer than header_timeout_ms as long as it keeps
+   * arriving: each piece restarts the timer. */
+  uv_timer_start(&c->timer, on_conn_timer, c->srv->opts.header_timeout_ms, 0);
   if (r->body.len + len > c->srv->opts.max_body_bytes) {
     c->error_status = 413;
     return HPE_USER;
@@ -890,12 +922,14 @@ static void process_input(struct conn *c) {
     reject(c, status);
     break;
   }
-  /* Compact the input buffer. */
+  /* Compact the input buffer; give a large empty one back. */
   if (c->in_pos > 0) {
     memmove(c->in.data, c->in.data + c->in_pos, c->in.len - c->in_pos);
     c->in.len -= c->in_pos;
     c->in_pos = 0;
   }
+  if (c->in.len == 0 && c->in.cap > 4096)
+    cll__buf_free(&c->in);
   c->dispatching = 0;
   if (c->flags & CONN_CLOSING)
     return;
@@ -909,8 +943,7 @@ static void process_input(struct conn *c) {
   /* Resume reading when a stopped connection has room again. */
   if ((c->flags & CONN_READ_STOPPED) && c->in.len < INPUT_CAP_ACTIVE && !(c->flags & CONN_EOF)) {
     c->flags &= ~CONN_READ_STOPPED;
-    extern void cll__conn_start_read(struct conn * c);
-    cll__conn_start_read(c);
+    conn_start_read(c);
   }
 }
 
@@ -920,25 +953,22 @@ static void on_idle(uv_idle_t *h) {
     struct conn *c = srv->pending;
     srv->pending = c->pend_next;
     c->flags &= ~CONN_PENDING;
-    process_input(c);
+    c->busy++;
+    deliver_cancels(c);
+    if (!(c->flags & CONN_CLOSING) && (c->req == NULL || c->req->state == REQ_PARSING))
+      process_input(c);
+    c->busy--;
+    conn_unref_maybe_free(c);
   }
   uv_idle_stop(&srv->idle);
 }
 
+/* Every read lands in one server-wide buffer (libuv calls alloc and read
+ * back to back on the loop thread) and is then appended to the
+ * connection's input, so an idle connection holds no read buffer. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   struct conn *c = h->data;
-  size_t want = 64 * 1024;
-  if (c->in.cap - c->in.len < want + 1) {
-    size_t cap = c->in.len + want + 1;
-    char *d = realloc(c->in.data, cap);
-    if (d == NULL) {
-      *buf = uv_buf_init(NULL, 0);
-      return;
-    }
-    c->in.data = d;
-    c->in.cap = cap;
-  }
-  *buf = uv_buf_init(c->in.data + c->in.len, (unsigned)(c->in.cap - c->in.len - 1));
+  *buf = uv_buf_init(c->srv->readbuf, sizeof(c->srv->readbuf));
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -966,8 +996,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       process_input(c);
     return;
   }
-  c->in.len += (size_t)nread;
-  c->in.data[c->in.len] = '\0';
+  if (cll__buf_append(&c->in, buf->base, (size_t)nread) != 0) {
+    conn_close(c);
+    return;
+  }
   if (c->req && c->req->state != REQ_PARSING) {
     /* Pipelined input while a request is being answered: keep it, within
      * a cap, and stop reading past it. */
@@ -982,8 +1014,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     conn_arm_timer(c);
 }
 
-void cll__conn_start_read(struct conn *c);
-void cll__conn_start_read(struct conn *c) {
+static void conn_start_read(struct conn *c) {
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
@@ -1013,7 +1044,7 @@ static void on_connection(uv_stream_t *ls, int status) {
   llhttp_init(&c->parser, HTTP_REQUEST, &srv->settings);
   c->parser.data = c;
   uv_timer_start(&c->timer, on_conn_timer, srv->opts.idle_timeout_ms, 0);
-  cll__conn_start_read(c);
+  conn_start_read(c);
 }
 
 /* ---------------------------------------------------------------- server */
@@ -1036,6 +1067,7 @@ static void server_maybe_free(cll_server *srv) {
   if (!srv->grace_closed) {
     srv->grace_closed = 1;
     uv_close((uv_handle_t *)&srv->grace, on_server_handle_closed);
+    uv_close((uv_handle_t *)&srv->idle, on_server_handle_closed);
   }
   if (srv->handles_open == 0)
     server_free(srv);
@@ -1141,12 +1173,9 @@ void cll_server_close(cll_server *srv, void (*on_closed)(void *), void *ud) {
   srv->on_closed = on_closed;
   srv->closed_ud = ud;
   uv_close((uv_handle_t *)&srv->listener, on_server_handle_closed);
-  uv_close((uv_handle_t *)&srv->idle, on_server_handle_closed);
-  srv->pending = NULL;
   struct conn *next;
   for (struct conn *c = srv->conns; c; c = next) {
     next = c->next;
-    c->flags &= ~CONN_PENDING;
     if (c->req && c->req->state != REQ_PARSING) {
       c->flags |= CONN_NO_KEEPALIVE;
       c->req->keep_alive = 0;

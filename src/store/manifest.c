@@ -419,7 +419,9 @@ struct refs_ctx {
   const cll_store *st;
   char (*digests)[65];
   size_t n, cap;
-  int corrupt;
+  char **unparsed; /* raw bytes of manifests that do not parse */
+  size_t n_unparsed;
+  int corrupt;     /* out of memory, or an unreadable manifest: keep every blob */
 };
 
 static int refs_add(struct refs_ctx *r, const char *hex) {
@@ -439,7 +441,23 @@ static int refs_cb(const cll_name *n, void *ud) {
   struct refs_ctx *r = ud;
   cll_manifest *m;
   if (cll_store_read_manifest(r->st, n, &m, NULL) != 0) {
-    r->corrupt = 1;
+    /* Ollama skips such manifests; we also keep any blob whose digest
+     * appears in their text, in case they are repaired later. */
+    char path[CLL__PATH_MAX], *raw;
+    size_t len;
+    struct stat sb;
+    char **u = realloc(r->unparsed, (r->n_unparsed + 1) * sizeof(*u));
+    if (u == NULL) {
+      r->corrupt = 1;
+      return 0;
+    }
+    r->unparsed = u;
+    if (cll_store_manifest_path(r->st, n, path, sizeof(path)) != 0 ||
+        read_small(path, MANIFEST_MAX_BYTES, &raw, &len, &sb) != 0) {
+      r->corrupt = 1;
+      return 0;
+    }
+    r->unparsed[r->n_unparsed++] = raw;
     return 0;
   }
   int rc = refs_add(r, m->config.digest);
@@ -454,6 +472,9 @@ static int refs_cb(const cll_name *n, void *ud) {
 static int referenced(const struct refs_ctx *r, const char *hex) {
   for (size_t i = 0; i < r->n; i++)
     if (strcmp(r->digests[i], hex) == 0)
+      return 1;
+  for (size_t i = 0; i < r->n_unparsed; i++)
+    if (strcasestr(r->unparsed[i], hex))
       return 1;
   return 0;
 }
@@ -506,6 +527,9 @@ int cll_store_delete(const cll_store *st, const cll_name *name, cll_err *err) {
     fprintf(stderr, "store: a manifest is unreadable; blobs of %s kept\n", display);
   }
   free(r.digests);
+  for (size_t i = 0; i < r.n_unparsed; i++)
+    free(r.unparsed[i]);
+  free(r.unparsed);
   cll_manifest_free(m);
   return 0;
 }

@@ -1,0 +1,625 @@
+/* create.c — POST /api/create and HEAD|POST /api/blobs/:digest (§1.12).
+ *
+ * Create builds a manifest from: the layers of an existing model (`from` a
+ * model name), or a GGUF (`files` naming an uploaded blob, or — cllama
+ * extension for the local CLI — `from` an absolute path to a GGUF on the
+ * server's disk, copied into the store), then replaces or adds the
+ * template, system, params (merged over the inherited ones), messages and
+ * license layers, optionally quantizing the weights first. All file work
+ * (hashing, copying, quantizing, reading the GGUF header) runs on a work
+ * item; the status lines are gathered there and sent when it ends (the last
+ * one alone with "stream": false). */
+#include "cllama/api.h"
+#include "cllama/gguf.h"
+#include "cllama/quantize.h"
+#include "gen_core.h"
+#include "render.h"
+#include "resolve.h"
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct layer_spec {
+  char media[96];
+  char digest[65];
+  int64_t size;
+  char from[512];
+};
+
+struct create {
+  cll_api *api;
+  cll_request *req;
+  bool stream;
+  cll_name name;
+  char display[512];
+  /* inputs (owned) */
+  char *from_model_path; /* GGUF blob of the `from` model, or NULL */
+  struct cll__model_ref from_ref;
+  bool have_from_ref;
+  char *gguf_path;       /* a GGUF file to copy in (absolute path), or NULL */
+  char gguf_digest[65];  /* an uploaded blob (files), or "" */
+  char *template_text, *system_text, *license_text;
+  bool set_template, set_system, set_license;
+  json_t *params;   /* merged params, or NULL */
+  json_t *messages; /* replaces the inherited ones when set */
+  char quantize[32];
+  /* results */
+  json_t *statuses; /* array of status objects */
+  int rc;
+  int status_code;
+  cll_err err;
+  uv_work_t work;
+};
+
+static void status(struct create *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void status(struct create *c, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  json_array_append_new(c->statuses, json_pack("{s:s}", "status", msg));
+}
+
+static void create_free(struct create *c) {
+  free(c->from_model_path);
+  if (c->have_from_ref)
+    cll__model_ref_free(&c->from_ref);
+  free(c->gguf_path);
+  free(c->template_text);
+  free(c->system_text);
+  free(c->license_text);
+  json_decref(c->params);
+  json_decref(c->messages);
+  json_decref(c->statuses);
+  free(c);
+}
+
+/* SHA-256 of a file, streamed. */
+static int hash_file(const char *path, char hex[65], int64_t *size, cll_err *err) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return cll_err_set(err, CLL_ENOENT, "open %s: no such file", path);
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+  static __thread unsigned char buf[1 << 16];
+  size_t n;
+  int64_t total = 0;
+  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+    EVP_DigestUpdate(md, buf, n);
+    total += (int64_t)n;
+  }
+  int bad = ferror(f);
+  fclose(f);
+  unsigned char d[32];
+  unsigned int dl = 0;
+  EVP_DigestFinal_ex(md, d, &dl);
+  EVP_MD_CTX_free(md);
+  if (bad)
+    return cll_err_set(err, CLL_EIO, "reading %s failed", path);
+  for (int i = 0; i < 32; i++)
+    snprintf(hex + 2 * i, 3, "%02x", d[i]);
+  *size = total;
+  return 0;
+}
+
+static int copy_file(const char *src, const char *dst, cll_err *err) {
+  if (link(src, dst) == 0)
+    return 0; /* same file system: no copy needed */
+  FILE *in = fopen(src, "rb"), *out = in ? fopen(dst, "wb") : NULL;
+  if (!in || !out) {
+    if (in)
+      fclose(in);
+    return cll_err_set(err, CLL_EIO, "cannot copy %s", src);
+  }
+  static __thread char buf[1 << 16];
+  size_t n;
+  int bad = 0;
+  while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+    if (fwrite(buf, 1, n, out) != n)
+      bad = 1;
+  fclose(in);
+  if (fclose(out) != 0 || bad) {
+    unlink(dst);
+    return cll_err_set(err, CLL_EIO, "cannot write %s", dst);
+  }
+  return 0;
+}
+
+/* Puts a file into the store as a blob (hash, copy to -partial, commit). */
+static int store_file_blob(struct create *c, const char *path, char hex[65], int64_t *size) {
+  int rc = hash_file(path, hex, size, &c->err);
+  if (rc != 0)
+    return rc;
+  char dg[80];
+  snprintf(dg, sizeof(dg), "sha256:%s", hex);
+  if (cll_store_blob_exists(c->api->store, dg, *size)) {
+    status(c, "using existing layer sha256:%s", hex);
+    return 0;
+  }
+  char part[4200];
+  cll_store_blob_partial_path(c->api->store, dg, part, sizeof(part));
+  unlink(part);
+  rc = copy_file(path, part, &c->err);
+  if (rc == 0)
+    rc = cll_store_blob_commit(c->api->store, dg, *size, &c->err);
+  if (rc == 0)
+    status(c, "creating new layer sha256:%s", hex);
+  return rc;
+}
+
+static int put_small(struct create *c, const char *data, size_t len, struct layer_spec *l,
+                     const char *media) {
+  char hex[65], dg[80];
+  cll_sha256_hex(data, len, hex);
+  snprintf(dg, sizeof(dg), "sha256:%s", hex);
+  bool exists = cll_store_blob_exists(c->api->store, dg, (int64_t)len);
+  if (!exists) {
+    int rc = cll_store_write_blob(c->api->store, dg, data, len, &c->err);
+    if (rc != 0)
+      return rc;
+  }
+  status(c, "%s layer sha256:%s", exists ? "using existing" : "creating new", hex);
+  snprintf(l->media, sizeof(l->media), "%s", media);
+  memcpy(l->digest, hex, 65);
+  l->size = (int64_t)len;
+  l->from[0] = 0;
+  return 0;
+}
+
+static void human_params(uint64_t n, char *buf, size_t cap) {
+  double x = (double)n;
+  if (x >= 1e9)
+    snprintf(buf, cap, x / 1e9 == (double)(uint64_t)(x / 1e9) ? "%.0fB" : "%.1fB", x / 1e9);
+  else if (x >= 1e6)
+    snprintf(buf, cap, x / 1e6 == (double)(uint64_t)(x / 1e6) ? "%.0fM" : "%.2fM", x / 1e6);
+  else if (x >= 1e3)
+    snprintf(buf, cap, "%.0fK", x / 1e3);
+  else
+    snprintf(buf, cap, "%llu", (unsigned long long)n);
+}
+
+static void on_create_work(uv_work_t *w) {
+  struct create *c = w->data;
+  const cll_store *st = c->api->store;
+  struct layer_spec layers[64];
+  size_t nl = 0;
+  char model_hex[65] = "", model_path[4200] = "";
+  int64_t model_size = 0;
+  char from_origin[512] = "";
+  c->rc = 0;
+
+  /* 1. The weights. */
+  if (c->gguf_path) {
+    status(c, "parsing GGUF");
+    c->rc = store_file_blob(c, c->gguf_path, model_hex, &model_size);
+  } else if (c->gguf_digest[0]) {
+    status(c, "parsing GGUF");
+    memcpy(model_hex, c->gguf_digest, 65);
+  } else if (c->have_from_ref) {
+    const cll_layer *ml = cll_manifest_layer(c->from_ref.man, CLL_MEDIA_MODEL);
+    memcpy(model_hex, ml->digest, 65);
+    model_size = ml->size;
+    snprintf(from_origin, sizeof(from_origin), "%s", c->from_ref.display);
+  }
+  if (c->rc != 0)
+    return;
+  char dg[80];
+  snprintf(dg, sizeof(dg), "sha256:%s", model_hex);
+  cll_store_blob_path(st, dg, model_path, sizeof(model_path));
+  cll_gguf *g = NULL;
+  if (cll_gguf_open(model_path, &g, &c->err) != 0) {
+    c->rc = CLL_EINVAL;
+    c->status_code = 400;
+    cll_err_set(&c->err, CLL_EINVAL, "supplied file was not in GGUF format");
+    return;
+  }
+  struct stat sb;
+  if (stat(model_path, &sb) == 0)
+    model_size = (int64_t)sb.st_size;
+  uint32_t ftype = 0;
+  cll_gguf_get_u32(g, "general.file_type", &ftype);
+
+  /* 2. Quantize. */
+  if (c->quantize[0]) {
+    enum cll_ftype want;
+    bool pure;
+    if (cll_quantize_parse(c->quantize, &want, &pure) != 0) {
+      cll_gguf_close(g);
+      c->rc = CLL_EINVAL;
+      c->status_code = 400;
+      cll_err_set(&c->err, CLL_EINVAL, "unsupported quantization type %s", c->quantize);
+      return;
+    }
+    if (ftype != CLL_FTYPE_ALL_F32 && ftype != CLL_FTYPE_F16 && ftype != CLL_FTYPE_BF16) {
+      cll_gguf_close(g);
+      c->rc = CLL_EINVAL;
+      c->status_code = 400;
+      cll_err_set(&c->err, CLL_EINVAL, "quantization is only supported for F16, BF16 and F32 "
+                                       "models");
+      return;
+    }
+    const char *from_name = cll_quantize_ftype_name((enum cll_ftype)ftype);
+    status(c, "quantizing %s model to %s", from_name ? from_name : "F32",
+           cll_quantize_ftype_name(want));
+    cll_gguf_close(g);
+    g = NULL;
+    char out[4300];
+    snprintf(out, sizeof(out), "%s/blobs/quantize-%d.tmp", cll_store_root(st), (int)getpid());
+    cll_quantize_params qp = cll_quantize_defaults();
+    qp.ftype = want;
+    qp.pure = pure;
+    c->rc = cll_quantize_file(model_path, out, &qp, &c->err);
+    if (c->rc == 0)
+      c->rc = store_file_blob(c, out, model_hex, &model_size);
+    unlink(out);
+    if (c->rc != 0)
+      return;
+    snprintf(dg, sizeof(dg), "sha256:%s", model_hex);
+    cll_store_blob_path(st, dg, model_path, sizeof(model_path));
+    if ((c->rc = cll_gguf_open(model_path, &g, &c->err)) != 0)
+      return;
+    ftype = want;
+  }
+
+  /* 3. The config blob from the GGUF header. */
+  cll_gguf_str arch = {"", 0};
+  cll_gguf_get_str(g, "general.architecture", &arch);
+  uint64_t n_params = 0;
+  for (int64_t t = 0; t < cll_gguf_n_tensors(g); t++) {
+    const cll_gguf_tensor *ti = cll_gguf_tensor_at(g, t);
+    uint64_t e = 1;
+    for (uint32_t d = 0; d < ti->n_dims; d++)
+      e *= ti->ne[d];
+    n_params += e;
+  }
+  char psize[32], archs[64];
+  human_params(n_params, psize, sizeof(psize));
+  snprintf(archs, sizeof(archs), "%.*s", (int)arch.len, arch.ptr);
+  cll_gguf_close(g);
+  const char *ftn = cll_quantize_ftype_name((enum cll_ftype)ftype);
+
+  snprintf(layers[nl].media, sizeof(layers[nl].media), "%s", CLL_MEDIA_MODEL);
+  memcpy(layers[nl].digest, model_hex, 65);
+  layers[nl].size = model_size;
+  snprintf(layers[nl].from, sizeof(layers[nl].from), "%s", from_origin);
+  nl++;
+
+  /* 4. The other layers: given ones replace the inherited ones. */
+  const char *tmpl = c->set_template ? c->template_text
+                     : c->have_from_ref ? c->from_ref.template_text : NULL;
+  const char *sys = c->set_system ? c->system_text : c->have_from_ref ? c->from_ref.system_text
+                                                                      : NULL;
+  const char *lic = c->set_license ? c->license_text : c->have_from_ref ? c->from_ref.license
+                                                                         : NULL;
+  json_t *msgs = c->messages ? c->messages : c->have_from_ref ? c->from_ref.messages : NULL;
+  if (!tmpl && !c->have_from_ref && c->gguf_path == NULL && 0)
+    tmpl = NULL;
+  if (tmpl && *tmpl && put_small(c, tmpl, strlen(tmpl), &layers[nl++], CLL_MEDIA_TEMPLATE))
+    return;
+  if (sys && *sys && put_small(c, sys, strlen(sys), &layers[nl++], CLL_MEDIA_SYSTEM))
+    return;
+  if (c->params && json_object_size(c->params) > 0) {
+    char *p = json_dumps(c->params, JSON_COMPACT);
+    int rc = p ? put_small(c, p, strlen(p), &layers[nl++], CLL_MEDIA_PARAMS) : CLL_ENOMEM;
+    free(p);
+    if (rc)
+      return;
+  }
+  if (json_is_array(msgs) && json_array_size(msgs) > 0) {
+    char *p = json_dumps(msgs, JSON_COMPACT);
+    int rc = p ? put_small(c, p, strlen(p), &layers[nl++], CLL_MEDIA_MESSAGES) : CLL_ENOMEM;
+    free(p);
+    if (rc)
+      return;
+  }
+  if (lic && *lic && put_small(c, lic, strlen(lic), &layers[nl++], CLL_MEDIA_LICENSE))
+    return;
+
+  json_t *cfg = json_pack("{s:s,s:s,s:[s],s:s,s:s,s:s,s:s}", "model_format", "gguf",
+                          "model_family", archs, "model_families", archs, "model_type", psize,
+                          "file_type", ftn ? ftn : "unknown", "architecture", "amd64", "os",
+                          "linux");
+  char *cfg_text = json_dumps(cfg, JSON_COMPACT);
+  json_decref(cfg);
+  struct layer_spec cfg_l;
+  char chex[65];
+  cll_sha256_hex(cfg_text, strlen(cfg_text), chex);
+  snprintf(dg, sizeof(dg), "sha256:%s", chex);
+  if (!cll_store_blob_exists(st, dg, (int64_t)strlen(cfg_text)) &&
+      (c->rc = cll_store_write_blob(st, dg, cfg_text, strlen(cfg_text), &c->err)) != 0) {
+    free(cfg_text);
+    return;
+  }
+  memcpy(cfg_l.digest, chex, 65);
+  cfg_l.size = (int64_t)strlen(cfg_text);
+  free(cfg_text);
+
+  /* 5. The manifest. */
+  json_t *ls = json_array();
+  for (size_t i = 0; i < nl; i++) {
+    char d2[80];
+    snprintf(d2, sizeof(d2), "sha256:%s", layers[i].digest);
+    json_t *l = json_pack("{s:s,s:s,s:I}", "mediaType", layers[i].media, "digest", d2, "size",
+                          (json_int_t)layers[i].size);
+    if (layers[i].from[0])
+      json_object_set_new(l, "from", json_string(layers[i].from));
+    json_array_append_new(ls, l);
+  }
+  json_t *man = json_pack("{s:i,s:s,s:{s:s,s:s,s:I},s:o}", "schemaVersion", 2, "mediaType",
+                          "application/vnd.docker.distribution.manifest.v2+json", "config",
+                          "mediaType", "application/vnd.docker.container.image.v1+json",
+                          "digest", dg, "size", (json_int_t)cfg_l.size, "layers", ls);
+  char *mt = json_dumps(man, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  json_decref(man);
+  status(c, "writing manifest");
+  c->rc = cll_store_write_manifest(st, &c->name, mt, strlen(mt), &c->err);
+  free(mt);
+  if (c->rc == 0)
+    status(c, "success");
+}
+
+static void on_create_done(uv_work_t *w, int st) {
+  struct create *c = w->data;
+  if (c->rc != 0 && !c->status_code)
+    c->status_code = cll_api_status(c->rc) == 404 ? 400 : cll_api_status(c->rc);
+  if (!c->stream) {
+    if (c->rc != 0)
+      cll_api_error(c->req, c->status_code, c->err.msg);
+    else
+      cll_api_json(c->req, 200, json_pack("{s:s}", "status", "success"));
+  } else if (c->rc != 0 && json_array_size(c->statuses) == 0) {
+    cll_api_error(c->req, c->status_code, c->err.msg);
+  } else {
+    cll_stream_start(c->req, 200, "application/x-ndjson");
+    size_t i;
+    json_t *s;
+    json_array_foreach(c->statuses, i, s) {
+      char *t = json_dumps(s, JSON_COMPACT);
+      cll_stream_write(c->req, t, strlen(t));
+      cll_stream_write(c->req, "\n", 1);
+      free(t);
+    }
+    if (c->rc != 0) {
+      json_t *e = json_pack("{s:s}", "error", c->err.msg);
+      char *t = json_dumps(e, JSON_COMPACT);
+      cll_stream_write(c->req, t, strlen(t));
+      cll_stream_write(c->req, "\n", 1);
+      free(t);
+      json_decref(e);
+    }
+    cll_stream_end(c->req);
+  }
+  create_free(c);
+}
+
+static char *license_of(json_t *v) {
+  if (json_is_string(v))
+    return strdup(json_string_value(v));
+  if (!json_is_array(v))
+    return NULL;
+  struct cll__sbuf b = {0};
+  size_t i;
+  json_t *x;
+  json_array_foreach(v, i, x) {
+    if (!json_is_string(x))
+      continue;
+    if (b.n)
+      cll__sbuf_add(&b, "\n", 1);
+    cll__sbuf_add(&b, json_string_value(x), json_string_length(x));
+  }
+  return b.p ? b.p : strdup("");
+}
+
+static void fail(cll_request *req, struct create *c, json_t *body, int status, const char *msg) {
+  cll_api_error(req, status, msg);
+  json_decref(body);
+  create_free(c);
+}
+
+static void on_create(cll_request *req, void *ud) {
+  cll_api *api = ud;
+  json_t *body = cll_api_body_object(req);
+  if (!body)
+    return;
+  struct create *c = calloc(1, sizeof(*c));
+  c->api = api;
+  c->req = req;
+  c->statuses = json_array();
+  int s = cll_api_stream_flag(req, body);
+  if (s < 0) {
+    json_decref(body);
+    create_free(c);
+    return;
+  }
+  c->stream = s == 1;
+  const char *model = json_string_value(json_object_get(body, "model"));
+  if (!model || !*model)
+    model = json_string_value(json_object_get(body, "name"));
+  if (!model || !*model || cll_name_parse(model, &c->name) != 0) {
+    fail(req, c, body, 400, "invalid model name");
+    return;
+  }
+  cll_name_display(&c->name, c->display, sizeof(c->display));
+  const char *from = json_string_value(json_object_get(body, "from"));
+  json_t *files = json_object_get(body, "files");
+  cll_err err = {0};
+  if (json_is_object(files) && json_object_size(files) > 0) {
+    const char *fname;
+    json_t *dv;
+    json_object_foreach(files, fname, dv) {
+      if (fname[0] == '/' || strstr(fname, "..")) {
+        fail(req, c, body, 400, "file path must be relative");
+        return;
+      }
+      char hex[65];
+      if (!json_is_string(dv) || cll_digest_parse(json_string_value(dv), hex) != 0) {
+        fail(req, c, body, 400, "invalid digest format");
+        return;
+      }
+      if (!cll_store_blob_exists(api->store, json_string_value(dv), -1)) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "blob %s not found", json_string_value(dv));
+        fail(req, c, body, 400, msg);
+        return;
+      }
+      memcpy(c->gguf_digest, hex, 65); /* one GGUF (adapters are not supported) */
+    }
+  } else if (from && *from) {
+    if (from[0] == '/') {
+      if (access(from, R_OK) != 0) {
+        fail(req, c, body, 400, "file does not exist");
+        return;
+      }
+      c->gguf_path = strdup(from);
+    } else {
+      int rc = cll__model_resolve(api->store, from, &c->from_ref, &err);
+      c->have_from_ref = true;
+      if (rc != 0) {
+        char msg[600];
+        snprintf(msg, sizeof(msg), "model '%s' not found", from);
+        fail(req, c, body, rc == CLL_EINVAL ? 400 : 404, rc == CLL_EINVAL ? "invalid model name"
+                                                                           : msg);
+        return;
+      }
+    }
+  } else {
+    fail(req, c, body, 400, "neither 'from' or 'files' was specified");
+    return;
+  }
+  json_t *v;
+  if ((v = json_object_get(body, "template")) && json_is_string(v)) {
+    c->set_template = true;
+    c->template_text = strdup(json_string_value(v));
+    if (cll__template_check(c->template_text, &err) != 0) {
+      fail(req, c, body, 400, err.msg);
+      return;
+    }
+  }
+  if ((v = json_object_get(body, "system")) && json_is_string(v)) {
+    c->set_system = true;
+    c->system_text = strdup(json_string_value(v));
+  }
+  if ((v = json_object_get(body, "license")) && (json_is_string(v) || json_is_array(v))) {
+    c->set_license = true;
+    c->license_text = license_of(v);
+  }
+  /* params: the inherited ones, then the request's on top. */
+  c->params = c->have_from_ref && json_is_object(c->from_ref.params)
+                  ? json_deep_copy(c->from_ref.params)
+                  : json_object();
+  json_t *p = json_object_get(body, "parameters");
+  if (json_is_object(p)) {
+    struct cll__gen_opts o;
+    cll__gen_opts_defaults(&o);
+    int rc = cll__gen_opts_apply(&o, p, &err);
+    cll__gen_opts_free(&o);
+    if (rc != 0) {
+      fail(req, c, body, 400, err.msg);
+      return;
+    }
+    json_object_update(c->params, p);
+  }
+  if ((v = json_object_get(body, "messages")) && json_is_array(v))
+    c->messages = json_deep_copy(v);
+  if ((v = json_object_get(body, "quantize")) && json_is_string(v))
+    snprintf(c->quantize, sizeof(c->quantize), "%s", json_string_value(v));
+  json_decref(body);
+  c->work.data = c;
+  if (uv_queue_work(api->loop, &c->work, on_create_work, on_create_done) != 0) {
+    cll_api_error(req, 500, "cannot queue work");
+    create_free(c);
+  }
+}
+
+/* ---------------------------------------------------------------- blobs */
+
+struct blob_up {
+  cll_api *api;
+  cll_request *req;
+  char hex[65];
+  const char *body;
+  size_t len;
+  int status;
+  char msg[600];
+  uv_work_t work;
+};
+
+static void on_blob_work(uv_work_t *w) {
+  struct blob_up *b = w->data;
+  char got[65], dg[80];
+  cll_sha256_hex(b->body, b->len, got);
+  if (strcmp(got, b->hex) != 0) {
+    b->status = 400;
+    snprintf(b->msg, sizeof(b->msg), "digest mismatch, expected \"sha256:%s\", got \"sha256:%s\"",
+             b->hex, got);
+    return;
+  }
+  snprintf(dg, sizeof(dg), "sha256:%s", b->hex);
+  cll_err err = {0};
+  if (cll_store_write_blob(b->api->store, dg, b->body, b->len, &err) != 0) {
+    b->status = 500;
+    snprintf(b->msg, sizeof(b->msg), "%s", err.msg);
+    return;
+  }
+  b->status = 201;
+}
+
+static void on_blob_done(uv_work_t *w, int st) {
+  struct blob_up *b = w->data;
+  if (b->status == 201)
+    cll_respond(b->req, 201, NULL, NULL, 0);
+  else
+    cll_api_error(b->req, b->status, b->msg);
+  free(b);
+}
+
+static void on_blob(cll_request *req, void *ud) {
+  cll_api *api = ud;
+  const char *digest = cll_request_param(req, "digest");
+  char hex[65];
+  bool head = strcmp(cll_request_method(req), "HEAD") == 0;
+  if (!digest || cll_digest_parse(digest, hex) != 0) {
+    cll_api_error(req, 400, "invalid digest format");
+    return;
+  }
+  char dg[80];
+  snprintf(dg, sizeof(dg), "sha256:%s", hex);
+  bool exists = cll_store_blob_exists(api->store, dg, -1);
+  if (head) {
+    if (exists)
+      cll_respond(req, 200, NULL, NULL, 0);
+    else
+      cll_api_errorf(req, 404, "blob \"%s\" not found", digest);
+    return;
+  }
+  if (exists) {
+    cll_respond(req, 200, NULL, NULL, 0);
+    return;
+  }
+  struct blob_up *b = calloc(1, sizeof(*b));
+  b->api = api;
+  b->req = req;
+  memcpy(b->hex, hex, 65);
+  b->body = cll_request_body(req, &b->len);
+  b->work.data = b;
+  if (uv_queue_work(api->loop, &b->work, on_blob_work, on_blob_done) != 0) {
+    free(b);
+    cll_api_error(req, 500, "cannot queue work");
+  }
+}
+
+int cll_api_create_register(cll_api *api) {
+  int rc = cll_server_route(api->server, "POST", "/api/create", on_create, api);
+  if (rc == 0)
+    rc = cll_server_route(api->server, "HEAD", "/api/blobs/:digest", on_blob, api);
+  if (rc == 0)
+    rc = cll_server_route(api->server, "POST", "/api/blobs/:digest", on_blob, api);
+  return rc;
+}
