@@ -370,10 +370,11 @@ static void chunk_range(int64_t total, int32_t i, int32_t n, int64_t align, int6
   *b = i == n - 1 ? total : total * (i + 1) / n / align * align;
 }
 
-/* Chunks for a product with n_out rows: a few per thread, at least 16 rows. */
+/* Chunks for a product with n_out rows: eight per thread (so a thread that
+ * falls behind costs at most a small tail), at least 16 rows each. */
 static int32_t row_chunks(int64_t n_out, int nth) {
   int64_t n = n_out / 16;
-  int64_t want = (int64_t)nth * 4;
+  int64_t want = (int64_t)nth * 8;
   return (int32_t)(n < 1 ? 1 : n < want ? n : want);
 }
 
