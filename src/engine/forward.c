@@ -227,25 +227,25 @@ static void attend(cll_ctx *c, int il, const struct cll__attn_unit *u, int64_t h
   };
   cll_matmul(c->K, &a);
 
+  /* Causal softmax of each row, left unnormalized: the 1/sum is applied
+   * to the head_dim outputs below instead of the n_pos probabilities. */
   const float scale = 1.0f / sqrtf((float)D);
+  float inv_sum[CLL__QCHUNK];
   for (int32_t i = 0; i < u->n; i++) {
     float *row = ts->scores + (int64_t)i * n_ctx;
     int32_t n = b->pos[toks[i]] + 1; /* causal: positions 0..pos */
     float mx = -INFINITY;
-    for (int32_t j = 0; j < n; j++) {
-      row[j] *= scale;
-      if (row[j] > mx)
-        mx = row[j];
-    }
-    double sum = 0.0;
-    for (int32_t j = 0; j < n; j++) {
-      row[j] = expf(row[j] - mx);
-      sum += row[j];
-    }
-    float inv = (float)(1.0 / sum);
     for (int32_t j = 0; j < n; j++)
-      row[j] *= inv;
-    for (int32_t j = n; j < n_pos; j++)
+      mx = row[j] > mx ? row[j] : mx;
+    float s[4] = {0, 0, 0, 0}; /* independent sums: no serial add chain */
+    int32_t j = 0;
+    for (; j + 4 <= n; j += 4)
+      for (int l = 0; l < 4; l++)
+        s[l] += row[j + l] = expf((row[j + l] - mx) * scale);
+    for (; j < n; j++)
+      s[0] += row[j] = expf((row[j] - mx) * scale);
+    inv_sum[i] = 1.0f / ((s[0] + s[1]) + (s[2] + s[3]));
+    for (j = n; j < n_pos; j++)
       row[j] = 0.0f;
   }
 
@@ -265,8 +265,11 @@ static void attend(cll_ctx *c, int il, const struct cll__attn_unit *u, int64_t h
       .scratch_bytes = ts->mm_bytes,
   };
   cll_matmul(c->K, &o);
-  for (int32_t i = 0; i < u->n; i++)
-    memcpy(c->att + (int64_t)toks[i] * QD + h * D, ts->og + i * D, (size_t)D * sizeof(float));
+  for (int32_t i = 0; i < u->n; i++) {
+    float *dst = c->att + (int64_t)toks[i] * QD + h * D;
+    for (int64_t d = 0; d < D; d++)
+      dst[d] = ts->og[i * D + d] * inv_sum[i];
+  }
 }
 
 /* ---------------------------------------------------------------- the pass */
@@ -299,6 +302,23 @@ static void add_bias(float *x, const struct cll__weight *b, int64_t n) {
 
 static float silu(float x) {
   return x / (1.0f + expf(-x));
+}
+
+/* y[i] += x[i], four lanes at a time (GCC/Clang vector extension: SSE2 on
+ * x86-64, NEON on AArch64, without ISA flags). */
+typedef float v4f __attribute__((vector_size(16)));
+
+static void add_to(float *restrict y, const float *restrict x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v4f a, b;
+    memcpy(&a, y + i, sizeof(a));
+    memcpy(&b, x + i, sizeof(b));
+    a += b;
+    memcpy(y + i, &a, sizeof(a));
+  }
+  for (; i < n; i++)
+    y[i] += x[i];
 }
 
 /* ---------------------------------------------------------------- work sharing
@@ -350,10 +370,11 @@ static void chunk_range(int64_t total, int32_t i, int32_t n, int64_t align, int6
   *b = i == n - 1 ? total : total * (i + 1) / n / align * align;
 }
 
-/* Chunks for a product with n_out rows: a few per thread, at least 16 rows. */
+/* Chunks for a product with n_out rows: eight per thread (so a thread that
+ * falls behind costs at most a small tail), at least 16 rows each. */
 static int32_t row_chunks(int64_t n_out, int nth) {
   int64_t n = n_out / 16;
-  int64_t want = (int64_t)nth * 4;
+  int64_t want = (int64_t)nth * 8;
   return (int32_t)(n < 1 ? 1 : n < want ? n : want);
 }
 
@@ -484,8 +505,7 @@ static void forward_worker(void *arg, int ith, int nth) {
       chunk_range(E, i, n, 16, &a0, &a1);
       matmul(c, &pr, &L->wo, c->att, QD, T, c->xn, E, a0, a1, ith);
       for (int64_t t = 0; t < T; t++)
-        for (int64_t r = a0; r < a1; r++)
-          c->x[t * E + r] += c->xn[t * E + r];
+        add_to(c->x + t * E + a0, c->xn + t * E + a0, a1 - a0);
     }
     op_end(w, n);
 
@@ -523,8 +543,7 @@ static void forward_worker(void *arg, int ith, int nth) {
       chunk_range(E, i, n, 16, &a0, &a1);
       matmul(c, &pr, &L->w_down, c->gate, F, T, c->xn, E, a0, a1, ith);
       for (int64_t t = 0; t < T; t++)
-        for (int64_t r = a0; r < a1; r++)
-          c->x[t * E + r] += c->xn[t * E + r];
+        add_to(c->x + t * E + a0, c->xn + t * E + a0, a1 - a0);
     }
     op_end(w, n);
   }
