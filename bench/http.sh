@@ -47,7 +47,8 @@ echo "RSS: start ${rss0} KiB, right after ${rss1} KiB, 2 s later ${rss2} KiB"
 echo "errors: ${errors:-none}"
 
 echo "== $IDLE_BIN $port $IDLE"
-"$IDLE_BIN" "$port" "$IDLE" 200
+idle_rc=0
+"$IDLE_BIN" "$port" "$IDLE" 200 || idle_rc=$?
 rss3=$(rss)
 echo "RSS with the idle connections closed: ${rss3} KiB"
 
@@ -55,4 +56,4 @@ kill -TERM "$pid"
 rc=0
 wait "$pid" || rc=$?
 echo "server exit status after SIGTERM: $rc"
-[ -z "$errors" ] && [ "$rc" -eq 0 ]
+[ -z "$errors" ] && [ "$rc" -eq 0 ] && [ "$idle_rc" -eq 0 ]

@@ -328,7 +328,7 @@ static void check_batch(const char *model, double tol) {
 Test(forward, batch_of_sequences_equals_each_alone) {
   NEED_SHARED();
   check_batch("tiny-llama-rand-f16", 1e-4);
-  check_batch("stories260K-f32", 1e-5);
+  check_batch("stories260K-f32", 1e-4);
   check_batch("tiny-llama-rand-q4_0", 3e-2);
 }
 

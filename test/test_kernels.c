@@ -21,3 +21,16 @@ Test(kernels, simd_tables_match_ref) {
   cr_assert_eq(check_all_tables_vs_ref(&n), 0);
   if (n == 0) printf("kernels: no SIMD table on this CPU/build: only ref checked\n");
 }
+
+/* Criterion runs each test in its own process, so dispatch has not run yet. */
+Test(kernels, env_forces_reference) {
+  setenv("CLLAMA_KERNELS", "ref", 1);
+  cr_assert_str_eq(cll_kernels_get()->isa, "ref");
+}
+
+Test(kernels, env_unknown_name_falls_back) {
+  setenv("CLLAMA_KERNELS", "sse9", 1);
+  const cll_kernels *k = cll_kernels_get();
+  cr_assert_not_null(k);
+  cr_assert_str_neq(k->isa, "sse9");
+}

@@ -23,7 +23,7 @@ static float frand(void) {
   return (float)((rng >> 40) & 0xFFFFFF) / 16777216.0f * 2.0f - 1.0f;
 }
 
-enum { N_IN = 768, N_OUT = 45, MAX_TOK = 37, R0 = 3, R1 = 42 };
+enum { N_IN = 768, N_OUT = 45, MAX_TOK = 70, R0 = 3, R1 = 42 };
 
 /* Returns the number of mismatches of one (table, type, path, n_tok). */
 static int check_one(const cll_kernels *k, uint32_t t, int path, int64_t n_tok) {
@@ -91,7 +91,7 @@ static int check_one(const cll_kernels *k, uint32_t t, int path, int64_t n_tok) 
 Test(matmul, every_table_path_and_size) {
   static const uint32_t types[] = {CLL_TYPE_F32,  CLL_TYPE_F16,  CLL_TYPE_Q4_0, CLL_TYPE_Q8_0,
                                    CLL_TYPE_Q4_K, CLL_TYPE_Q5_K, CLL_TYPE_Q6_K};
-  static const int64_t toks[] = {1, 2, 3, 8, 13, 37};
+  static const int64_t toks[] = {1, 2, 3, 8, 13, 37, 70};
   static const char *isas[] = {"ref", "avx2", "avx512", "neon"};
   int bad = 0, runs = 0;
   for (size_t ii = 0; ii < sizeof isas / sizeof isas[0]; ii++) {

@@ -231,6 +231,19 @@ Test(sampler, typical_p_keeps_typical_tokens) {
   cll_sampler_free(s);
 }
 
+/* The greedy choice between token `a` at logit la and a rival at lr (all
+ * other tokens far below), after the sampler's penalties. */
+static int duel(cll_sampler *s, int a, float la, int rival, float lr) {
+  float l[V];
+  for (int i = 0; i < V; i++)
+    l[i] = -100.0f;
+  l[a] = la;
+  l[rival] = lr;
+  int t = cll_sampler_sample(s, l);
+  cr_expect_float_eq(l[a], la, 0, "logits must not be modified");
+  return t;
+}
+
 Test(sampler, repeat_penalty_divides_positive_multiplies_negative) {
   struct cll_sampler_params p;
   cll_sampler_params_defaults(&p);
@@ -240,16 +253,16 @@ Test(sampler, repeat_penalty_divides_positive_multiplies_negative) {
   cll_sampler_accept(s, 5);
   cll_sampler_accept(s, 5);
   cll_sampler_accept(s, 6);
-  float l[V];
-  for (int i = 0; i < V; i++)
-    l[i] = 0.0f;
-  l[5] = 4.0f;
-  l[6] = -1.0f;
-  l[8] = 3.0f;
-  cr_expect_eq(cll_sampler_sample(s, l), 8); /* 5 fell from 4 to 2 */
-  cr_expect_float_eq(l[5], 2.0f, 1e-6);      /* once, not once per occurrence */
-  cr_expect_float_eq(l[6], -2.0f, 1e-6);
-  cr_expect_float_eq(l[8], 3.0f, 1e-6);
+  /* 4 -> 2 (once, not once per occurrence: twice would give 1) */
+  cr_expect_eq(duel(s, 5, 4.0f, 8, 3.0f), 8);
+  cr_expect_eq(duel(s, 5, 4.0f, 8, 1.9f), 5);
+  cr_expect_eq(duel(s, 5, 4.0f, 8, 2.1f), 8);
+  cr_expect_eq(duel(s, 5, 4.0f, 8, 1.1f), 5);
+  /* -1 -> -2 */
+  cr_expect_eq(duel(s, 6, -1.0f, 8, -1.9f), 8);
+  cr_expect_eq(duel(s, 6, -1.0f, 8, -2.1f), 6);
+  /* tokens outside the window are untouched */
+  cr_expect_eq(duel(s, 9, 3.0f, 8, 2.9f), 9);
   cll_sampler_free(s);
 }
 
@@ -263,13 +276,11 @@ Test(sampler, presence_and_frequency_penalties) {
   for (int i = 0; i < 3; i++)
     cll_sampler_accept(s, 9);
   cll_sampler_accept(s, 11);
-  float l[V] = {0};
-  l[9] = 2.0f;
-  l[11] = 2.0f;
-  cll_sampler_sample(s, l);
-  cr_expect_float_eq(l[9], 2.0f - 3 * 0.25f - 0.5f, 1e-6);
-  cr_expect_float_eq(l[11], 2.0f - 0.25f - 0.5f, 1e-6);
-  cr_expect_float_eq(l[10], 0.0f, 1e-6);
+  /* 9: 2 - 3*0.25 - 0.5 = 0.75; 11: 2 - 0.25 - 0.5 = 1.25 */
+  cr_expect_eq(duel(s, 9, 2.0f, 10, 0.70f), 9);
+  cr_expect_eq(duel(s, 9, 2.0f, 10, 0.80f), 10);
+  cr_expect_eq(duel(s, 11, 2.0f, 10, 1.20f), 11);
+  cr_expect_eq(duel(s, 11, 2.0f, 10, 1.30f), 10);
   cll_sampler_free(s);
 }
 
@@ -284,25 +295,56 @@ Test(sampler, penalty_window_forgets_old_tokens) {
   cll_sampler_accept(s, 2);
   cll_sampler_accept(s, 3);
   cll_sampler_accept(s, 4);
-  float l[V] = {0};
-  cll_sampler_sample(s, l);
-  cr_expect_float_eq(l[1], 0.0f, 1e-6);
-  cr_expect_float_eq(l[2], -1.0f, 1e-6);
-  cr_expect_float_eq(l[4], -1.0f, 1e-6);
+  cr_expect_eq(duel(s, 1, 1.0f, 8, 0.5f), 1); /* not penalised */
+  cr_expect_eq(duel(s, 2, 1.0f, 8, 0.5f), 8); /* 1 - 1 = 0 < 0.5 */
+  cr_expect_eq(duel(s, 4, 1.0f, 8, 0.5f), 8);
   /* reset empties the window */
   cll_sampler_reset(s);
-  memset(l, 0, sizeof l);
-  cll_sampler_sample(s, l);
-  cr_expect_float_eq(l[2], 0.0f, 1e-6);
+  cr_expect_eq(duel(s, 2, 1.0f, 8, 0.5f), 2);
   /* repeat_last_n 0 turns penalties off */
   p.repeat_last_n = 0;
   cll_sampler *s0 = mk(&p);
   cll_sampler_accept(s0, 2);
-  memset(l, 0, sizeof l);
-  cll_sampler_sample(s0, l);
-  cr_expect_float_eq(l[2], 0.0f, 1e-6);
+  cr_expect_eq(duel(s0, 2, 1.0f, 8, 0.5f), 2);
   cll_sampler_free(s);
   cll_sampler_free(s0);
+}
+
+Test(sampler, penalties_also_shape_sampling) {
+  /* With sampling on, a heavily penalised favourite stops being drawn. */
+  struct cll_sampler_params p;
+  cll_sampler_params_defaults(&p);
+  p.seed = 11;
+  p.temperature = 1.0f;
+  p.frequency_penalty = 10.0f;
+  cll_sampler *s = mk(&p);
+  cll_sampler_accept(s, 7);
+  float l[V];
+  for (int i = 0; i < 100; i++) {
+    make_logits(l, V, 1);
+    cr_expect_neq(cll_sampler_sample(s, l), 7);
+  }
+  cll_sampler_free(s);
+}
+
+Test(sampler, logprobs_of_raw_distribution) {
+  float l[V];
+  for (int i = 0; i < V; i++)
+    l[i] = -1e9f;
+  l[3] = logf(0.5f);
+  l[4] = logf(0.25f);
+  l[5] = logf(0.25f);
+  struct cll_token_logprob top[CLL_MAX_TOP_LOGPROBS];
+  float lp;
+  cr_assert_eq(cll_logprobs(l, V, 4, 3, top, &lp), 3);
+  cr_expect_float_eq(lp, logf(0.25f), 1e-5);
+  cr_expect_eq(top[0].token, 3);
+  cr_expect_float_eq(top[0].logprob, logf(0.5f), 1e-5);
+  cr_expect_eq(top[1].token, 4); /* tie with 5: lower id first */
+  cr_expect_eq(top[2].token, 5);
+  cr_expect_eq(cll_logprobs(l, V, 4, 0, top, NULL), 0);
+  cr_expect_eq(cll_logprobs(l, V, 4, 21, top, NULL), CLL_EINVAL);
+  cr_expect_eq(cll_logprobs(l, 2, 0, 5, top, NULL), 2);
 }
 
 Test(sampler, nan_logits_never_win) {

@@ -270,6 +270,8 @@ Test(template, parse_errors_name_the_construct) {
   expect_parse_error("{{ .A | \"x\" }}", "non executable command");
   expect_parse_error("{{ (.A }}", "paren");
   expect_parse_error("{{ if }}{{ end }}", "missing value");
+  expect_parse_error("{{ range$.Messages }}{{ end }}", "bad character");
+  expect_parse_error("{{ .1x }}", "bad number");
 }
 
 Test(template, execute_with_messages_like_ollama) {
@@ -281,9 +283,9 @@ Test(template, execute_with_messages_like_ollama) {
   const char *mistral[] = {
       "[INST] {{ if .System }}{{ .System }}\n\n{{ end }}{{ .Prompt }}[/INST] ",
       "[INST] {{ if .System }}{{ .System }}\n\n{{ end }}{{ .Prompt }}[/INST] {{ .Response }}",
-      "[INST] {{ if .System }}{{ .System }}\n\n{{ end }}\n{{- range .Messages }}\n{{- if eq .Role "
-      "\"user\" }}{{ .Content }}[/INST] {{ else if eq .Role \"assistant\" }}{{ .Content }}[INST] "
-      "{{ end }}\n{{- end }}",
+      ("[INST] {{ if .System }}{{ .System }}\n\n{{ end }}\n{{- range .Messages }}\n{{- if eq .Role "
+       "\"user\" }}{{ .Content }}[/INST] {{ else if eq .Role \"assistant\" }}{{ .Content }}[INST] "
+       "{{ end }}\n{{- end }}"),
   };
   for (int i = 0; i < 3; i++) {
     char *s = render_msgs(mistral[i], m3, 3);
@@ -314,8 +316,8 @@ Test(template, execute_with_messages_like_ollama) {
   const char *asst[] = {
       "[INST] {{ .Prompt }}[/INST] ",
       "[INST] {{ .Prompt }}[/INST] {{ .Response }}",
-      "\n{{- range $i, $m := .Messages }}\n{{- if eq .Role \"user\" }}[INST] {{ .Content }}[/INST] "
-      "{{ else if eq .Role \"assistant\" }}{{ .Content }}{{ end }}\n{{- end }}",
+      ("\n{{- range $i, $m := .Messages }}\n{{- if eq .Role \"user\" }}[INST] {{ .Content }}[/INST] "
+       "{{ else if eq .Role \"assistant\" }}{{ .Content }}{{ end }}\n{{- end }}"),
   };
   for (int i = 0; i < 3; i++) {
     char *s = render_msgs(asst[i], ma, 4);
@@ -326,11 +328,11 @@ Test(template, execute_with_messages_like_ollama) {
     free(s);
   }
   const char *chatml[] = {
-      "{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}{{ if .Prompt "
-      "}}<|im_start|>user\n{{ .Prompt }}<|im_end|>\n{{ end }}<|im_start|>assistant\n{{ .Response "
-      "}}<|im_end|>\n",
-      "\n{{- range $index, $_ := .Messages }}<|im_start|>{{ .Role }}\n{{ .Content "
-      "}}<|im_end|>\n{{ end }}<|im_start|>assistant\n",
+      ("{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}{{ if .Prompt "
+       "}}<|im_start|>user\n{{ .Prompt }}<|im_end|>\n{{ end }}<|im_start|>assistant\n{{ .Response "
+       "}}<|im_end|>\n"),
+      ("\n{{- range $index, $_ := .Messages }}<|im_start|>{{ .Role }}\n{{ .Content "
+       "}}<|im_end|>\n{{ end }}<|im_start|>assistant\n"),
   };
   for (int i = 0; i < 2; i++) {
     char *s = render_msgs(chatml[i], m4, 4);
@@ -493,7 +495,12 @@ Test(template, language_corners_2) {
   expect_render("{{ range .Nothing }}x{{ else }}empty{{ end }}", "empty");
   expect_render("{{ $.System }}{{ with $s := .System }}{{ $s }}{{ end }}", "SS");
   expect_render("{{ if and (eq (index .Messages 0).Role \"system\") true }}ok{{ end }}", "ok");
-  expect_render("{{ (index .Messages 1) }}", "&{user U1  [] []  }");
+  expect_render("{{ (index .Messages 1) }}", "{user U1  [] []  }");
+  /* Cases found by comparing with Go's text/template (go1.19) on fuzz inputs. */
+  expect_render("{{ .5 }} {{ 1e6 }} {{ 123456.0 }} {{ 1234567.0 }}", "0.5 1e+06 123456 1.234567e+06");
+  expect_render("{{ printf \"%q|%q|%s|%d\" \"a\\x01<\" 65 .Missing .Missing }}",
+                "\"a\\x01<\"|'A'|%!s(<nil>)|%!d(<nil>)");
+  expect_render("{{ printf \"%s\" 1 2 .Missing }}", "%!s(int=1)%!(EXTRA int=2, <nil>)");
 }
 
 static void expect_exec_error(const char *tmpl, const char *needle) {
@@ -602,4 +609,96 @@ Test(template, default_for_unknown_chat_template) {
   cr_expect_str_eq(cll_template_for_chat_template(NULL), "{{ .Prompt }}");
   cr_expect_str_eq(cll_template_for_chat_template("{{ nothing we know }}"), "{{ .Prompt }}");
   cr_expect_null(cll_template_builtin("no-such-format"));
+}
+
+Test(template, generate_assembly) {
+  cll_template *t = parse_ok(GEN_TMPL);
+  struct cll_chat_prompt_opts o;
+  cll_chat_prompt_opts_defaults(&o);
+  o.count = count_bytes;
+  char *s;
+  cll_err e;
+  struct cll_generate_input in = {.prompt = "Hello!"};
+  cr_assert_eq(cll_generate_prompt(t, &in, &o, &s, NULL, &e), 0, "%s", e.msg);
+  cr_expect_str_eq(s, "User: Hello! ");
+  free(s);
+  in.model_system = "You are a helpful assistant.";
+  cr_assert_eq(cll_generate_prompt(t, &in, &o, &s, NULL, &e), 0, "%s", e.msg);
+  cr_expect_str_eq(s, "System: You are a helpful assistant. User: Hello! ");
+  free(s);
+  in.system = "Be brief.";
+  in.has_context = true;
+  in.context_text = "earlier text ";
+  struct cll_tmpl_message mm[] = {{.role = "user", .content = "stored"}};
+  in.model_messages = mm;
+  in.n_model_messages = 1; /* skipped: context is present */
+  cr_assert_eq(cll_generate_prompt(t, &in, &o, &s, NULL, &e), 0, "%s", e.msg);
+  cr_expect_str_eq(s, "earlier text System: Be brief. User: Hello! ");
+  free(s);
+  cll_template_free(t);
+
+  t = parse_ok("<PRE> {{ .Prompt }} <SUF>{{ .Suffix }} <MID>");
+  struct cll_generate_input fim = {.prompt = "def add(", .suffix = "    return c"};
+  cr_assert_eq(cll_generate_prompt(t, &fim, &o, &s, NULL, &e), 0, "%s", e.msg);
+  cr_expect_str_eq(s, "<PRE> def add( <SUF>    return c <MID>");
+  free(s);
+  cr_expect(cll_template_uses(t, "suffix"));
+  cll_template_free(t);
+}
+
+Test(template, builtin_stops) {
+  const char *const *stops;
+  cr_expect_eq(cll_template_builtin_stops("llama3-instruct", &stops), 3);
+  cr_expect_str_eq(stops[2], "<|eot_id|>");
+  cr_expect_eq(cll_template_builtin_stops("nope", &stops), 0);
+  cr_expect_str_eq(cll_template_name_for_chat_template("{% for m in messages %}<|im_start|>"
+                                                       "{{ m.role }}{% endfor %}"),
+                   "chatml");
+}
+
+Test(template, think_tags) {
+  char o[32], c[32];
+  cll_template *t = parse_ok("{{ range .Messages }}{{ if eq .Role \"assistant\" }}{{ if .Thinking "
+                             "}}<think>\n{{ .Thinking }}\n</think> {{ end }}{{ .Content }}{{ end "
+                             "}}{{ end }}");
+  cll_template_think_tags(t, o, sizeof o, c, sizeof c);
+  cr_expect_str_eq(o, "<think>");
+  cr_expect_str_eq(c, "</think>");
+  cll_template_free(t);
+  t = parse_ok("{{ .Thinking }}{{ range .Tools }}{{ .Thinking }}{{ end }}");
+  cll_template_think_tags(t, o, sizeof o, c, sizeof c);
+  cr_expect_str_eq(o, "");
+  cr_expect_str_eq(c, "");
+  cll_template_free(t);
+}
+
+Test(template, messages_from_request_json) {
+  json_t *req = json_loads(
+      "[{\"role\":\"System\",\"content\":\"be nice\"},{\"role\":\"user\",\"content\":\"hi\","
+      "\"images\":[\"aGk=\"]},{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{"
+      "\"function\":{\"index\":0,\"name\":\"get_weather\",\"arguments\":{\"city\":\"Paris\"}}}]},"
+      "{\"role\":\"tool\",\"content\":\"20C\",\"tool_name\":\"get_weather\"}]",
+      0, NULL);
+  cr_assert_not_null(req);
+  struct cll_tmpl_message *m;
+  size_t n;
+  cll_err e;
+  cr_assert_eq(cll_tmpl_messages_from_json(req, &m, &n, &e), 0, "%s", e.msg);
+  cr_expect_eq(n, 4);
+  cr_expect_str_eq(m[0].role, "system");
+  cr_expect_eq(m[1].n_images, 1);
+  cr_expect_eq(m[2].n_tool_calls, 1);
+  cr_expect_str_eq(m[2].tool_calls[0].name, "get_weather");
+  cr_expect_str_eq(m[3].tool_name, "get_weather");
+  char *s = render_msgs("{{ range .Messages }}{{ .Role }}:{{ .Content }}{{ range .ToolCalls }}"
+                        "{{ .Function.Name }}{{ .Function.Arguments }}{{ end }}|{{ end }}",
+                        m, n);
+  cr_expect_str_eq(s, "system:be nice|user:hi|assistant:get_weather{\"city\":\"Paris\"}|tool:20C|");
+  free(s);
+  free(m);
+  json_t *bad = json_loads("[{\"role\":\"user\",\"content\":5}]", 0, NULL);
+  cr_expect_eq(cll_tmpl_messages_from_json(bad, &m, &n, &e), CLL_EINVAL);
+  cr_expect(strstr(e.msg, "content") != NULL);
+  json_decref(bad);
+  json_decref(req);
 }

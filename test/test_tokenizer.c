@@ -107,8 +107,8 @@ static void read_inp(const char *name, struct strs *out) {
 }
 
 static const char *const vocab_names[] = {
-    "vocab-llama3.gguf",         "vocab-qwen2style.gguf",         "ggml-vocab-llama-spm.gguf",
-    "ggml-vocab-gpt-2.gguf",     "ggml-vocab-deepseek-coder.gguf", "ggml-vocab-starcoder.gguf",
+    "vocab-llama3.gguf",      "vocab-qwen2style.gguf",          "ggml-vocab-llama-spm.gguf",
+    "ggml-vocab-gpt-2.gguf",  "ggml-vocab-deepseek-coder.gguf", "ggml-vocab-starcoder.gguf",
     "ggml-vocab-falcon.gguf",
 };
 
@@ -270,8 +270,8 @@ static void check_ref_json(const char *model, const char *json_path) {
   cr_expect_eq(ids.n, json_array_size(want), "%s: %zu ids, want %zu", json_path, ids.n,
                json_array_size(want));
   for (size_t i = 0; i < ids.n && i < json_array_size(want); i++)
-    cr_expect_eq(ids.ids[i], json_integer_value(json_array_get(want, i)), "%s: id %zu",
-                 json_path, i);
+    cr_expect_eq(ids.ids[i], json_integer_value(json_array_get(want, i)), "%s: id %zu", json_path,
+                 i);
   cr_expect_eq(cll_tok_add_bos(v.t), json_is_true(json_object_get(j, "add_bos")));
   cr_expect_eq(cll_tok_bos(v.t), json_integer_value(json_object_get(j, "bos_id")));
   cr_expect_eq(cll_tok_eos(v.t), json_integer_value(json_object_get(j, "eos_id")));
@@ -284,8 +284,7 @@ static void check_ref_json(const char *model, const char *json_path) {
     char hex[512] = {0};
     for (size_t k = 0; k < len && 2 * k + 2 < sizeof(hex); k++)
       sprintf(hex + 2 * k, "%02x", (unsigned char)piece[k]);
-    cr_expect_str_eq(hex, json_string_value(json_array_get(ph, i)), "%s: piece %zu", json_path,
-                     i);
+    cr_expect_str_eq(hex, json_string_value(json_array_get(ph, i)), "%s: piece %zu", json_path, i);
   }
 
   /* greedy_text_hex: concatenated token_to_piece(special=false), exact bytes;
@@ -532,8 +531,7 @@ Test(tokenizer, spm_basics) {
   cr_expect(ids.n >= 2 && ids.ids[0] == 1);
   char out[64];
   size_t n;
-  cr_assert_eq(cll_detokenize(v.t, ids.ids, ids.n, CLL_DETOK_UNPARSE_SPECIAL, out, sizeof(out),
-                              &n),
+  cr_assert_eq(cll_detokenize(v.t, ids.ids, ids.n, CLL_DETOK_UNPARSE_SPECIAL, out, sizeof(out), &n),
                0);
   out[n] = 0;
   cr_expect_str_eq(out, "<s> Hello");
@@ -591,5 +589,150 @@ Test(tokenizer, rejects_bad_metadata) {
   cll_tok_buf_free(&ids);
   cll_tokenizer_free(t);
   cll_gguf_close(g);
+  unlink(path);
+}
+
+/* Builds a tiny SPM vocabulary file named name (for behaviours no shared
+ * vocabulary shows). Tokens: <unk> <s> </s> <|end|> ▁ a ▁a. */
+static void write_tiny_spm(const char *path, const char *name) {
+  cll_err err = {0};
+  cll_gguf_writer *w;
+  cr_assert_eq(cll_gguf_writer_new(path, &w, &err), 0);
+  cll_gguf_writer_set_str(w, "general.name", name);
+  cll_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+  const char *toks[] = {"<unk>",        "<s>", "</s>",         "<|end|>",
+                        "\xE2\x96\x81", "a",   "\342\226\201a"}; /* "▁a" */
+  int32_t types[] = {2, 3, 3, 3, 1, 1, 1};
+  float scores[] = {0, 0, 0, 0, -1, -2, -0.5f};
+  cll_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 7);
+  cll_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", CLL_GGUF_I32, types, 7);
+  cll_gguf_writer_set_arr(w, "tokenizer.ggml.scores", CLL_GGUF_F32, scores, 7);
+  cr_assert_eq(cll_gguf_writer_finish(w, &err), 0, "%s", err.msg);
+}
+
+/* phi-3 models strip the white space after special tokens (llama.cpp sets
+ * this by model name); other models keep it. */
+Test(tokenizer, phi3_rstrip) {
+  char path[] = "/tmp/cllama-tok-XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert_geq(fd, 0);
+  close(fd);
+  const char *names[2] = {"Phi-3 Mini", "tiny"};
+  for (int k = 0; k < 2; k++) {
+    write_tiny_spm(path, names[k]);
+    struct vocab v = load(path);
+    cll_tok_buf ids = {0};
+    cr_assert_eq(cll_tokenize_append(v.t, "<|end|>  a", 10, CLL_TOK_PARSE_SPECIAL, &ids), 0);
+    if (k == 0)
+      cr_expect(ids.n == 2 && ids.ids[0] == 3 && ids.ids[1] == 6, "phi-3: %zu ids", ids.n);
+    else
+      cr_expect(ids.n == 4 && ids.ids[0] == 3 && ids.ids[1] == 4 && ids.ids[2] == 4 &&
+                    ids.ids[3] == 6,
+                "plain: %zu ids", ids.n);
+    cll_tok_buf_free(&ids);
+    unload(&v);
+  }
+  unlink(path);
+}
+
+/* Every pre-tokenizer we know compiles and splits text (the shared vectors
+ * cover only some of them). */
+Test(tokenizer, every_pre_tokenizer_compiles) {
+  static const char *const pres[] = {"default",     "llama-bpe",      "dbrx",      "deepseek-llm",
+                                     "deepseek-v3", "deepseek-coder", "falcon",    "starcoder",
+                                     "gpt-2",       "qwen2",          "poro-chat", "chatglm-bpe",
+                                     "viking",      "tekken",         "chameleon", "gpt-4o",
+                                     "superbpe",    "bailingmoe",     "seed-coder"};
+  char path[] = "/tmp/cllama-tok-XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert_geq(fd, 0);
+  close(fd);
+  /* A vocabulary of the printable ASCII characters (GPT-2 maps ' ' to U+0120). */
+  char chars[95][3];
+  const char *toks[95];
+  for (int i = 0; i < 95; i++) {
+    int c = 32 + i;
+    if (c == ' ') {
+      chars[i][0] = (char)0xC4, chars[i][1] = (char)0xA0, chars[i][2] = 0;
+    } else {
+      chars[i][0] = (char)c, chars[i][1] = 0;
+    }
+    toks[i] = chars[i];
+  }
+  const char *merges[] = {"H e"};
+  const char *text = "Hello World's 12345 x+y=z   \n\n  <sentinel:1> caf\xC3\xA9 \xE4\xBD\xA0";
+  for (size_t k = 0; k < CLL_ARRAY_LEN(pres); k++) {
+    cll_err err = {0};
+    cll_gguf_writer *w;
+    cr_assert_eq(cll_gguf_writer_new(path, &w, &err), 0);
+    cll_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    cll_gguf_writer_set_str(w, "tokenizer.ggml.pre", pres[k]);
+    cll_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 95);
+    cll_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, 1);
+    cr_assert_eq(cll_gguf_writer_finish(w, &err), 0, "%s", err.msg);
+    cll_gguf *g;
+    cll_tokenizer *t;
+    cr_assert_eq(cll_gguf_open(path, &g, &err), 0, "%s", err.msg);
+    cr_assert_eq(cll_tokenizer_new(g, &t, &err), 0, "%s: %s", pres[k], err.msg);
+    cr_expect_str_eq(cll_tok_pre(t), pres[k]);
+    cll_tok_buf ids = {0};
+    cr_expect_eq(cll_tokenize_append(t, text, strlen(text), 0, &ids), 0, "%s", pres[k]);
+    cr_expect_gt(ids.n, 20, "%s: %zu ids", pres[k], ids.n);
+    cll_tok_buf_free(&ids);
+    cll_tokenizer_free(t);
+    cll_gguf_close(g);
+  }
+  unlink(path);
+}
+
+/* llama_detokenize's clean-up of spaces (GPT-2 vocabulary: clean_spaces on). */
+Test(tokenizer, detokenize_clean_spaces) {
+  NEED_SHARED();
+  struct vocab v = load_vocab("ggml-vocab-gpt-2.gguf");
+  const char *text = "Hello , world ! It 's a ' test ' .";
+  cll_tok_buf ids = {0};
+  cr_assert_eq(cll_tokenize_append(v.t, text, strlen(text), 0, &ids), 0);
+  char out[128];
+  size_t n;
+  cr_assert_eq(cll_detokenize(v.t, ids.ids, ids.n, 0, out, sizeof(out), &n), 0);
+  out[n] = 0;
+  cr_expect_str_eq(out, text);
+  cr_assert_eq(cll_detokenize(v.t, ids.ids, ids.n, CLL_DETOK_CLEAN_SPACES, out, sizeof(out), &n),
+               0);
+  out[n] = 0;
+  cr_expect_str_eq(out, "Hello, world! It's a'test '."); /* " ' .": the '.' went first */
+  /* too small a buffer: CLL_ERANGE and the size needed */
+  cr_expect_eq(cll_detokenize(v.t, ids.ids, ids.n, 0, out, 4, &n), CLL_ERANGE);
+  cr_expect_eq(n, strlen(text));
+  cll_tok_buf_free(&ids);
+  unload(&v);
+}
+
+/* A SentencePiece vocabulary with a token that spans a word boundary
+ * ("a▁") must be merged over the whole text, not word by word. */
+Test(tokenizer, spm_token_across_words) {
+  char path[] = "/tmp/cllama-tok-XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert_geq(fd, 0);
+  close(fd);
+  cll_err err = {0};
+  cll_gguf_writer *w;
+  cr_assert_eq(cll_gguf_writer_new(path, &w, &err), 0);
+  cll_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+  const char *toks[] = {"<unk>", "<s>",           "</s>",         "\342\226\201",
+                        "a",     "\342\226\201a", "a\342\226\201"};
+  int32_t types[] = {2, 3, 3, 1, 1, 1, 1};
+  float scores[] = {0, 0, 0, -1, -2, -0.5f, 0};
+  cll_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 7);
+  cll_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", CLL_GGUF_I32, types, 7);
+  cll_gguf_writer_set_arr(w, "tokenizer.ggml.scores", CLL_GGUF_F32, scores, 7);
+  cr_assert_eq(cll_gguf_writer_finish(w, &err), 0, "%s", err.msg);
+  struct vocab v = load(path);
+  cll_tok_buf ids = {0};
+  cr_assert_eq(cll_tokenize_append(v.t, "a a", 3, 0, &ids), 0);
+  /* "▁a▁a": the best pair is "a▁" (score 0) -> ▁ a▁ a */
+  cr_expect(ids.n == 3 && ids.ids[0] == 3 && ids.ids[1] == 6 && ids.ids[2] == 4, "%zu ids", ids.n);
+  cll_tok_buf_free(&ids);
+  unload(&v);
   unlink(path);
 }

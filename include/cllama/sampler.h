@@ -73,10 +73,28 @@ void cll_sampler_accept(cll_sampler *s, int32_t token);
  * same seed gives the same draws again). */
 void cll_sampler_reset(cll_sampler *s);
 
-/* Chooses the next token from logits (n_vocab floats, borrowed; the penalties
- * are applied to it in place). Does not accept the token: call
- * cll_sampler_accept with the result. Always returns an id in [0, n_vocab). */
-int32_t cll_sampler_sample(cll_sampler *s, float *logits);
+/* Chooses the next token from logits (n_vocab floats, borrowed, not
+ * modified: the chain works on the sampler's own copy). Does not accept the
+ * token: call cll_sampler_accept with the result. Always returns an id in
+ * [0, n_vocab). */
+int32_t cll_sampler_sample(cll_sampler *s, const float *logits);
+
+/* ------------------------------------------------------------ logprobs */
+
+#define CLL_MAX_TOP_LOGPROBS 20 /* the API's top_logprobs range is 0..20 */
+
+struct cll_token_logprob {
+  int32_t token;
+  float logprob; /* natural log of the probability */
+};
+
+/* Log-probabilities under the raw distribution (softmax of logits at
+ * temperature 1, as llama-server reports them): *token_logprob (may be
+ * NULL) gets token's, top[0..k) the k most likely tokens, best first (ties to
+ * the lower id). Returns the number written (min(k, n_vocab)) or CLL_EINVAL
+ * (k outside 0..CLL_MAX_TOP_LOGPROBS). O(n_vocab), no allocation. */
+int cll_logprobs(const float *logits, int32_t n_vocab, int32_t token, int k,
+                 struct cll_token_logprob *top, float *token_logprob);
 
 /* ------------------------------------------------------------ stop strings */
 

@@ -62,6 +62,13 @@ bool cll_template_uses(const cll_template *t, const char *ident);
  * "{" when there is none. Copies at most cap-1 bytes to buf. */
 void cll_template_tool_tag(const cll_template *t, char *buf, size_t cap);
 
+/* Ollama's thinking tags (thinking.InferTags, OLLAMA_API.md §5.6): for a
+ * `.Thinking` field used inside a range over .Messages, the first and last
+ * text of the enclosing list, trimmed (e.g. "<think>" and "</think>"); the
+ * last such use wins. Empty strings when the template shows no thinking. */
+void cll_template_think_tags(const cll_template *t, char *open, size_t open_cap, char *close,
+                             size_t close_cap);
+
 /* ---------------------------------------------------------------- data */
 
 struct cll_tmpl_tool_call {
@@ -92,6 +99,15 @@ struct cll_tmpl_values {
   const char *think_level; /* "" / NULL when unset; "medium" for think:true */
   bool is_think_set;
 };
+
+/* Builds the message array from a request's "messages" (a JSON array of
+ * {role, content, thinking, images, tool_calls, tool_name, tool_call_id}).
+ * Roles are lower-cased (as Ollama's decoder does); every other string and
+ * each tool call's arguments are borrowed from messages, which must outlive
+ * the result. *out is new: one block, release it with free(). CLL_EINVAL
+ * with err filled when an element or field has the wrong JSON type. */
+int cll_tmpl_messages_from_json(const struct json_t *messages, struct cll_tmpl_message **out,
+                                size_t *n, cll_err *err);
 
 /* Renders v the way Ollama's Template.Execute does:
  *  - prompt and suffix both non-empty: suffix mode, data {Prompt, Suffix,
@@ -138,6 +154,34 @@ void cll_chat_prompt_opts_defaults(struct cll_chat_prompt_opts *o);
 int cll_chat_prompt(const cll_template *t, const struct cll_tmpl_values *v,
                     const struct cll_chat_prompt_opts *o, char **out, size_t *out_len,
                     size_t *first_kept, cll_err *err);
+
+/* What /api/generate renders from (not raw mode: a raw prompt is sent as
+ * given). All strings borrowed; NULL reads as "". */
+struct cll_generate_input {
+  const char *prompt;       /* request prompt */
+  const char *suffix;       /* request suffix (fill-in-the-middle) */
+  const char *system;       /* request system; overrides model_system */
+  const char *model_system; /* the model's SYSTEM layer */
+  const struct cll_tmpl_message *model_messages; /* MESSAGE layer, added when !has_context */
+  size_t n_model_messages;
+  bool has_context;         /* the request carried `context` ... */
+  const char *context_text; /* ... detokenized; prepended to the rendered prompt */
+  size_t n_images;          /* images of the request, attached to the user message */
+  bool template_override;   /* t came from the request's `template` */
+  bool think;
+  const char *think_level;
+  bool is_think_set;
+};
+
+/* /api/generate (OLLAMA_API.md §5.3): with a suffix, t runs in suffix mode;
+ * otherwise the messages [system or model system] + [model messages unless
+ * context] + [user: prompt, images] are rendered, through cll_chat_prompt
+ * (truncation, image markers) when t is the model's template, or by
+ * executing t directly when it is the request's override. The detokenized
+ * context is prepended. *out is new. */
+int cll_generate_prompt(const cll_template *t, const struct cll_generate_input *in,
+                        const struct cll_chat_prompt_opts *o, char **out, size_t *out_len,
+                        cll_err *err);
 
 /* ---------------------------------------------------- built-in templates */
 

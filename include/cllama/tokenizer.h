@@ -87,8 +87,8 @@ int cll_tokenize_append(const cll_tokenizer *t, const char *text, size_t len, un
 
 /* The same into a fixed array: on success *n_out ids are in ids[0..cap).
  * When cap is too small returns CLL_ERANGE and *n_out is the count needed. */
-int cll_tokenize(const cll_tokenizer *t, const char *text, size_t len, unsigned flags,
-                 int32_t *ids, size_t cap, size_t *n_out);
+int cll_tokenize(const cll_tokenizer *t, const char *text, size_t len, unsigned flags, int32_t *ids,
+                 size_t cap, size_t *n_out);
 
 /* One piece of a prompt with its own special-token policy. */
 struct cll_tok_segment {
@@ -102,8 +102,8 @@ struct cll_tok_segment {
  * were one string), recognising CONTROL tokens only inside segments with
  * parse_special and never across a segment boundary. add_special adds
  * BOS/EOS as the vocabulary asks. Appends to out. */
-int cll_tokenize_segments(const cll_tokenizer *t, const struct cll_tok_segment *segs,
-                          size_t n_segs, bool add_special, cll_tok_buf *out);
+int cll_tokenize_segments(const cll_tokenizer *t, const struct cll_tok_segment *segs, size_t n_segs,
+                          bool add_special, cll_tok_buf *out);
 
 /* ---- decoding */
 
@@ -119,15 +119,16 @@ size_t cll_tok_max_piece_len(const cll_tokenizer *t);
 /* Flags for cll_detokenize. */
 #define CLL_DETOK_REMOVE_SPECIAL 1u  /* drop a leading BOS / trailing EOS the vocab adds */
 #define CLL_DETOK_UNPARSE_SPECIAL 2u /* print CONTROL tokens as their text */
-#define CLL_DETOK_CLEAN_SPACES 4u    /* the vocabulary's clean-up of " ." " ," " 's"...
-                                       (llama_detokenize does it for most BPE vocabs) */
+#define CLL_DETOK_CLEAN_SPACES                                                                     \
+  4u /* the vocabulary's clean-up of " ." " ," " 's"...                                            \
+       (llama_detokenize does it for most BPE vocabs) */
 
 /* Whole-sequence detokenization like llama_detokenize: concatenated pieces,
  * and for SPM vocabs the space of the first piece removed (so
  * decode(encode(s)) == s). Writes at most cap bytes (no NUL) and sets
  * *n_out to the full length; returns CLL_ERANGE when cap was too small. */
-int cll_detokenize(const cll_tokenizer *t, const int32_t *ids, size_t n, unsigned flags,
-                   char *out, size_t cap, size_t *n_out);
+int cll_detokenize(const cll_tokenizer *t, const int32_t *ids, size_t n, unsigned flags, char *out,
+                   size_t cap, size_t *n_out);
 
 /* Incremental detokenizer for streaming one sequence: feeds tokens, returns
  * text that is always whole UTF-8 characters (an incomplete sequence at the

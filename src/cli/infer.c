@@ -1,11 +1,13 @@
 /* infer.c — `cllama infer MODEL.gguf --prompt-tokens 1,403,... -n N`: runs
- * the engine from the command line on token ids (a development and testing
- * tool: no server, no chat template). Prints the generated token ids, their
- * vocabulary pieces and tokens/s; --dump-logits writes the final prompt
- * position's logits as raw little-endian float32 (the format of
- * ../shared/ref). Text prompts (--prompt) arrive with the tokenizer. */
+ * the engine from the command line on token ids or on a raw text prompt
+ * (--prompt: tokenized like llama.cpp, BOS added and special-token text
+ * parsed; no chat template). A development and testing tool: prints the
+ * generated token ids, their text and tokens/s; --dump-logits writes the
+ * final prompt position's logits as raw little-endian float32 (the format
+ * of ../shared/ref). */
 #include "cllama/cli.h"
 #include "cllama/engine.h"
+#include "cllama/tokenizer.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -17,9 +19,9 @@
 
 static void usage(FILE *out) {
   fprintf(out,
-          "Usage: cllama infer MODEL.gguf --prompt-tokens ID,ID,... [options]\n"
+          "Usage: cllama infer MODEL.gguf (--prompt-tokens ID,ID,... | --prompt TEXT) [options]\n"
           "  --prompt-tokens LIST  comma-separated token ids (include BOS yourself)\n"
-          "  --prompt TEXT         text prompt (needs the tokenizer: not available yet)\n"
+          "  --prompt TEXT         text prompt (tokenized with BOS, special tokens parsed)\n"
           "  -n N                  tokens to generate (default 32)\n"
           "  --temp T              sampling temperature (default 0: greedy)\n"
           "  --seed S              RNG seed for sampling (default 1)\n"
@@ -93,27 +95,6 @@ static int32_t sample(const float *logits, int64_t n, float temp, uint64_t *rng)
   return best;
 }
 
-/* Prints the vocabulary piece of a token: SPM's "▁" as a space and <0xNN>
- * byte tokens as the byte. A stand-in until the tokenizer's detokenizer. */
-static void print_piece(const cll_gguf *g, int32_t tok) {
-  cll_gguf_str s;
-  if (cll_gguf_get_arr_str(g, "tokenizer.ggml.tokens", (uint64_t)tok, &s) != 0)
-    return;
-  unsigned b;
-  if (s.len == 6 && sscanf(s.ptr, "<0x%2X>", &b) == 1) {
-    putchar((int)b);
-    return;
-  }
-  for (uint64_t i = 0; i < s.len; i++) {
-    if (i + 2 < s.len && memcmp(s.ptr + i, "\xe2\x96\x81", 3) == 0) {
-      putchar(' ');
-      i += 2;
-    } else {
-      putchar(s.ptr[i]);
-    }
-  }
-}
-
 int cll_cli_infer(int argc, char **argv) {
   const char *model_path = NULL, *tokens_arg = NULL, *prompt_text = NULL, *dump = NULL;
   int n_predict = 32, n_threads = 0;
@@ -165,23 +146,17 @@ int cll_cli_infer(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  if (tokens_arg == NULL) {
-    /* HOOK: tokenize prompt_text with the model's vocabulary here once the
-     * tokenizer (src/text) lands; until then only token ids are accepted. */
-    fprintf(stderr, "cllama infer: --prompt needs the tokenizer, which is not built yet; "
-                    "use --prompt-tokens\n");
-    return 2;
-  }
-  int32_t *prompt;
-  int n_prompt;
-  if (parse_tokens(tokens_arg, &prompt, &n_prompt) != 0) {
+  int32_t *prompt = NULL;
+  int n_prompt = 0;
+  if (tokens_arg != NULL && parse_tokens(tokens_arg, &prompt, &n_prompt) != 0) {
     fprintf(stderr, "cllama infer: bad --prompt-tokens \"%s\"\n", tokens_arg);
     return 2;
   }
   int status = 1;
   cll_model *m = NULL;
   cll_ctx *c = NULL;
-  float *dump_buf = NULL;
+  cll_tokenizer *tok = NULL;
+  cll_detok *detok = NULL;
   cll_err err = {0};
   double t0 = now_s();
   if (cll_model_load(model_path, &m, &err) != 0) {
@@ -189,6 +164,30 @@ int cll_cli_infer(int argc, char **argv) {
     goto out;
   }
   double t_load = now_s() - t0;
+  /* The vocabulary is optional for --prompt-tokens (ids print anyway). */
+  int trc = cll_tokenizer_new(cll_model_gguf(m), &tok, &err);
+  if (trc != 0 && prompt_text != NULL && tokens_arg == NULL) {
+    fprintf(stderr, "cllama infer: %s\n", err.msg);
+    goto out;
+  }
+  if (tokens_arg == NULL) {
+    cll_tok_buf buf = {0};
+    if (cll_tokenize_append(tok, prompt_text, strlen(prompt_text),
+                            CLL_TOK_ADD_SPECIAL | CLL_TOK_PARSE_SPECIAL, &buf) != 0 ||
+        buf.n == 0 || buf.n > INT32_MAX) {
+      fprintf(stderr, "cllama infer: cannot tokenize the prompt\n");
+      cll_tok_buf_free(&buf);
+      goto out;
+    }
+    prompt = buf.ids; /* taken: freed with free() below */
+    n_prompt = (int)buf.n;
+    fprintf(stderr, "prompt tokens:");
+    for (int i = 0; i < n_prompt; i++)
+      fprintf(stderr, "%s%d", i ? "," : " ", prompt[i]);
+    fprintf(stderr, "\n");
+  }
+  if (tok != NULL && cll_detok_new(tok, 0, &detok) != 0)
+    detok = NULL;
   const struct cll_model_info *I = cll_model_info(m);
   struct cll_ctx_params p = cll_ctx_params_defaults();
   p.n_ctx = n_ctx > 0 ? n_ctx : n_prompt + n_predict + 1;
@@ -258,9 +257,16 @@ int cll_cli_infer(int argc, char **argv) {
   for (int i = 0; i < n_predict; i++)
     printf("%s%d", i ? "," : "", out_tok[i]);
   printf("\n");
-  for (int i = 0; i < n_predict; i++)
-    print_piece(cll_model_gguf(m), out_tok[i]);
-  printf("\n");
+  if (detok != NULL) {
+    size_t len;
+    for (int i = 0; i < n_predict; i++) {
+      const char *text = cll_detok_push(detok, out_tok[i], &len);
+      fwrite(text, 1, len, stdout);
+    }
+    const char *rest = cll_detok_flush(detok, &len);
+    fwrite(rest, 1, len, stdout);
+    printf("\n");
+  }
   free(out_tok);
   fprintf(stderr, "prompt: %d tokens in %.3f s (%.1f tok/s); generated: %d tokens in %.3f s "
                   "(%.2f tok/s, %d decode steps)\n",
@@ -268,7 +274,8 @@ int cll_cli_infer(int argc, char **argv) {
           n_predict > 0 ? n_predict - 1 : 0);
   status = 0;
 out:
-  free(dump_buf);
+  cll_detok_free(detok);
+  cll_tokenizer_free(tok);
   free(prompt);
   cll_ctx_free(c);
   cll_model_release(m);

@@ -99,9 +99,10 @@ int cll_cli_detokenize(int argc, char **argv) {
     if (strcmp(argv[i], "--special") == 0) {
       flags |= CLL_DETOK_UNPARSE_SPECIAL;
     } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-      printf("Usage: cllama detokenize FILE.gguf [--special]\n"
-             "Reads token ids (separated by spaces, commas or newlines) on stdin, prints the text.\n"
-             "  --special  print control tokens as their text\n");
+      printf(
+          "Usage: cllama detokenize FILE.gguf [--special]\n"
+          "Reads token ids (separated by spaces, commas or newlines) on stdin, prints the text.\n"
+          "  --special  print control tokens as their text\n");
       return 0;
     } else if (path == NULL) {
       path = argv[i];

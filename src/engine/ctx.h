@@ -11,6 +11,7 @@
 #include "engine/threads.h"
 #include "model/model.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 /* One KV cell: the keys and values of one position, in every layer. A cell
@@ -24,12 +25,24 @@ struct cll__cell {
 #define CLL__MAX_SEQ 64 /* bits in seq_mask */
 #define CLL__XQ_SLOTS 3 /* distinct activation formats prepared from one input */
 
+#define CLL__QCHUNK 64 /* query rows of one sequence and head attended together */
+
 /* Scratch private to one compute thread. */
 struct cll__tscratch {
   void *mm;           /* cll_matmul scratch (mm_bytes) */
   size_t mm_bytes;
-  float *scores;      /* (n_ctx) attention scores of one head */
-  float *vrow;        /* (head_dim) one V row in f32 */
+  float *qg;          /* (QCHUNK, head_dim) gathered query rows */
+  float *scores;      /* (QCHUNK, n_ctx) attention scores / probabilities */
+  float *og;          /* (QCHUNK, head_dim) attention output rows */
+  uint8_t *kg;        /* (n_ctx, head_dim) keys gathered when cells are not contiguous */
+  uint8_t *vg;        /* (head_dim, n_ctx) values (transposed), likewise */
+};
+
+/* A run of one sequence's batch tokens attended together (<= QCHUNK). */
+struct cll__attn_unit {
+  int32_t seq;
+  int32_t first;      /* index into cll_ctx.seq_toks */
+  int32_t n;          /* tokens */
 };
 
 struct cll_ctx {
@@ -48,7 +61,10 @@ struct cll_ctx {
   uint32_t kv_type;             /* CLL_TYPE_F16 or CLL_TYPE_F32 */
   size_t kv_row_bytes;          /* bytes of one cell's row in one layer (kv_dim elements) */
   uint8_t *k_cache;             /* (n_layer, n_ctx, kv_dim) of kv_type */
-  uint8_t *v_cache;             /* (n_layer, n_ctx, kv_dim) of kv_type */
+  uint8_t *v_cache;             /* (n_layer, kv_dim, n_ctx) of kv_type: transposed, so that
+                                   one dimension of V over a run of cells is a contiguous row
+                                   (the weights of the P.V product) */
+  size_t kv_elt;                /* bytes of one element (2 or 4) */
   double *inv_freq;             /* (n_rot/2) RoPE angle per position for each pair */
 
   /* ---- activations, B = n_batch_max rows each */
@@ -74,6 +90,13 @@ struct cll_ctx {
   const struct cll_batch *b;
   int32_t *cell_of;             /* (B) KV cell of each token */
   int32_t *out_rows;            /* (B) token index of each wanted row */
+  int32_t *seq_toks;            /* (B) batch token indices grouped by sequence */
+  struct cll__attn_unit *units; /* (B + n_seq_max) */
+  int32_t n_units;
+  /* ---- work sharing of one forward (forward.c), reset per forward */
+  int32_t n_ops;                /* operations in a pass, upper bound */
+  atomic_int *op_claim;         /* (n_ops) chunks claimed */
+  atomic_int *op_done;          /* (n_ops) chunks finished */
 };
 
 /* kv.c */

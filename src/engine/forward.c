@@ -4,12 +4,12 @@
  * DESIGN. One cll_forward computes every token of a batch (prompt chunks and
  * single decode tokens of several sequences mixed) through every layer. The
  * whole pass runs inside the context's thread team: every thread walks the
- * same list of operations in data-flow order and does its share of each,
- * meeting the others at a spin barrier where the next operation needs the
- * whole result of the previous one. Shares: matrix products split the
- * output rows evenly (the weights are read once, by one thread each);
- * element-wise work splits the tokens; attention splits (token, head) pairs
- * round-robin because causal rows have different lengths. Activations are
+ * same list of operations in data-flow order, claims chunks of each (see
+ * "work sharing" below) and waits until the operation is complete before
+ * the next one. Chunks: matrix products are cut into a few equal runs of
+ * output rows per thread (each weight row is read once, by one thread);
+ * element-wise work is cut by tokens; attention by (sequence run, head),
+ * since causal rows have different lengths. Activations are
  * quantized to the weight type's activation format once per operation
  * (cll_matmul_prepare), not once per thread. Nothing here allocates: every
  * buffer was sized in cll_ctx_new for n_batch_max tokens and n_ctx cells
@@ -24,7 +24,9 @@
  * then logits = Wout (rmsnorm(x) * out_norm) for the wanted rows only. */
 #include "engine/ctx.h"
 
+#include <assert.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,12 +38,6 @@ static void *xalloc(size_t n) {
   if (posix_memalign(&p, 64, n ? (n + 63) / 64 * 64 : 64) != 0)
     return NULL;
   return p;
-}
-
-/* [*t0, *t1): the share of n items that thread ith of nth takes. */
-static void share(int64_t n, int ith, int nth, int64_t *t0, int64_t *t1) {
-  *t0 = n * ith / nth;
-  *t1 = n * (ith + 1) / nth;
 }
 
 static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
@@ -97,6 +93,7 @@ void cll__rope(const cll_ctx *c, float *x, int64_t n_heads, double pos_delta) {
 
 struct prepared {
   uint32_t act_type[CLL__XQ_SLOTS];
+  void *buf[CLL__XQ_SLOTS]; /* where each format was written */
   int n;
 };
 
@@ -108,31 +105,31 @@ static int slot_for(const struct prepared *pr, uint32_t wtype) {
   return -1;
 }
 
-/* Quantizes this thread's share of the n_tok rows of x for every distinct
- * activation format of the weights ws. The caller puts a barrier after. */
+/* Quantizes rows [t0, t1) of the n_tok rows of x into bufs, for every
+ * distinct activation format of the weights ws. Shared buffers: each thread
+ * does its share of rows and the caller puts a barrier after; private
+ * buffers (few tokens): each thread does all rows, no barrier needed. */
 static void prepare(cll_ctx *c, struct prepared *pr, const struct cll__weight *const *ws, int n_w,
-                    const float *x, int64_t x_stride, int64_t n_tok, int ith, int nth) {
+                    const float *x, int64_t x_stride, int64_t n_tok, int64_t t0, int64_t t1,
+                    void *const *bufs) {
   pr->n = 0;
-  int64_t t0, t1;
-  share(n_tok, ith, nth, &t0, &t1);
   for (int i = 0; i < n_w; i++) {
     if (slot_for(pr, ws[i]->type) >= 0)
       continue;
     int s = pr->n++;
     pr->act_type[s] = cll_type_info(ws[i]->type)->act_type;
+    pr->buf[s] = bufs[s];
     size_t stride;
     if (cll_matmul_xq_bytes(ws[i]->type, ws[i]->n_in, n_tok, &stride) == 0 || t1 <= t0)
       continue;
-    cll_matmul_prepare(c->K, ws[i]->type, x, x_stride, ws[i]->n_in, t0, t1, c->xq[s], stride);
+    cll_matmul_prepare(c->K, ws[i]->type, x, x_stride, ws[i]->n_in, t0, t1, bufs[s], stride);
   }
 }
 
-/* y[t][r] for this thread's share of w's rows, every token. */
+/* y[t][r] for rows [r0, r1) of w, every token. */
 static void matmul(cll_ctx *c, const struct prepared *pr, const struct cll__weight *w,
                    const float *x, int64_t x_stride, int64_t n_tok, float *y, int64_t y_stride,
-                   int ith, int nth) {
-  int64_t r0, r1;
-  share(w->n_out, ith, nth, &r0, &r1);
+                   int64_t r0, int64_t r1, int ith) {
   if (r1 <= r0)
     return;
   size_t xq_stride = 0;
@@ -147,7 +144,7 @@ static void matmul(cll_ctx *c, const struct prepared *pr, const struct cll__weig
       .r1 = r1,
       .x = x,
       .x_stride = x_stride,
-      .xq = xq_bytes ? c->xq[s] : NULL,
+      .xq = xq_bytes ? pr->buf[s] : NULL,
       .xq_stride = xq_stride,
       .n_tok = n_tok,
       .y = y,
@@ -158,63 +155,137 @@ static void matmul(cll_ctx *c, const struct prepared *pr, const struct cll__weig
   cll_matmul(c->K, &a);
 }
 
-/* ---------------------------------------------------------------- attention */
+/* ---------------------------------------------------------------- attention
+ *
+ * One work item = one query head over a run of up to QCHUNK tokens of one
+ * sequence. Its keys (positions 0..n_pos-1 of the sequence) are a strided
+ * matrix when the sequence's cells are consecutive in the pool, which is
+ * the usual case; otherwise they are gathered first. Then
+ *   S = K q^T (n_pos rows of head_dim: a matrix product, through the same
+ *   cll_matmul as the weights), causal softmax of each row, O = V^T P^T
+ * where V^T (head_dim rows of n_pos) is read straight from the transposed
+ * V cache. Decode (one token) is the same with n_tok = 1. */
 
-/* Output of query head h of token t (att row) over its sequence's cells. */
-static void attend(cll_ctx *c, int il, int64_t t, int64_t h, struct cll__tscratch *ts) {
+/* Output of query head h for the tokens of unit u. */
+static void attend(cll_ctx *c, int il, const struct cll__attn_unit *u, int64_t h,
+                   struct cll__tscratch *ts) {
   const struct cll_model_info *I = &c->m->info;
   const struct cll_batch *b = c->b;
-  int64_t D = I->head_dim;
-  int64_t kvh = h / (I->n_head / I->n_head_kv);
-  const float *q = c->q + t * I->n_head * D + h * D;
-  float *out = c->att + t * I->n_head * D + h * D;
-  int32_t n = b->pos[t] + 1;
-  const int32_t *cells = c->seq_cells + (size_t)b->seq[t] * (size_t)c->p.n_ctx;
-  size_t layer = (size_t)c->p.n_ctx * c->kv_row_bytes;
-  const uint8_t *kbase = c->k_cache + (size_t)il * layer + (size_t)kvh * D * (c->kv_type == CLL_TYPE_F16 ? 2 : 4);
-  const uint8_t *vbase = c->v_cache + (size_t)il * layer + (size_t)kvh * D * (c->kv_type == CLL_TYPE_F16 ? 2 : 4);
-  float scale = 1.0f / sqrtf((float)D);
-  float *sc = ts->scores;
-  float mx = -INFINITY;
-  for (int32_t j = 0; j < n; j++) {
-    float s;
-    c->K->vec_dot[c->kv_type](D, kbase + (size_t)cells[j] * c->kv_row_bytes, q, &s);
-    s *= scale;
-    sc[j] = s;
-    if (s > mx)
-      mx = s;
-  }
-  double sum = 0.0;
-  for (int32_t j = 0; j < n; j++) {
-    sc[j] = expf(sc[j] - mx);
-    sum += sc[j];
-  }
-  float inv = (float)(1.0 / sum);
-  memset(out, 0, (size_t)D * sizeof(float));
-  for (int32_t j = 0; j < n; j++) {
-    const uint8_t *vr = vbase + (size_t)cells[j] * c->kv_row_bytes;
-    const float *v;
-    if (c->kv_type == CLL_TYPE_F32) {
-      v = (const float *)vr;
-    } else {
-      c->K->dequant_row[CLL_TYPE_F16](vr, ts->vrow, D);
-      v = ts->vrow;
+  const int64_t D = I->head_dim, QD = I->n_head * D, n_ctx = c->p.n_ctx;
+  const int64_t kvh = h / (I->n_head / I->n_head_kv);
+  const size_t e = c->kv_elt, layer = (size_t)n_ctx * c->kv_row_bytes;
+  const int32_t *toks = c->seq_toks + u->first;
+  const int32_t n_pos = b->pos[toks[u->n - 1]] + 1;
+  const int32_t *cells = c->seq_cells + (size_t)u->seq * (size_t)n_ctx;
+  const uint8_t *kl = c->k_cache + (size_t)il * layer + (size_t)(kvh * D) * e;
+  const uint8_t *vl = c->v_cache + (size_t)il * layer + (size_t)(kvh * D * n_ctx) * e;
+
+  bool contiguous = true;
+  for (int32_t j = 1; j < n_pos && contiguous; j++)
+    contiguous = cells[j] == cells[0] + j;
+  const uint8_t *kw, *vw;
+  size_t k_stride, v_stride = (size_t)n_ctx * e;
+  if (contiguous) {
+    kw = kl + (size_t)cells[0] * c->kv_row_bytes;
+    k_stride = c->kv_row_bytes;
+    vw = vl + (size_t)cells[0] * e;
+  } else {
+    for (int32_t j = 0; j < n_pos; j++)
+      memcpy(ts->kg + (size_t)j * (size_t)D * e, kl + (size_t)cells[j] * c->kv_row_bytes,
+             (size_t)D * e);
+    for (int64_t d = 0; d < D; d++) {
+      const uint8_t *src = vl + (size_t)(d * n_ctx) * e;
+      uint8_t *dst = ts->vg + (size_t)(d * n_ctx) * e;
+      if (e == 2)
+        for (int32_t j = 0; j < n_pos; j++)
+          ((uint16_t *)dst)[j] = ((const uint16_t *)src)[cells[j]];
+      else
+        for (int32_t j = 0; j < n_pos; j++)
+          ((uint32_t *)dst)[j] = ((const uint32_t *)src)[cells[j]];
     }
-    float w = sc[j] * inv;
-    for (int64_t i = 0; i < D; i++)
-      out[i] += w * v[i];
+    kw = ts->kg;
+    k_stride = (size_t)D * e;
+    vw = ts->vg;
   }
+  for (int32_t i = 0; i < u->n; i++)
+    memcpy(ts->qg + i * D, c->q + (int64_t)toks[i] * QD + h * D, (size_t)D * sizeof(float));
+
+  cll_matmul_args a = {
+      .wtype = c->kv_type,
+      .w = kw,
+      .w_stride = k_stride,
+      .n_in = D,
+      .r0 = 0,
+      .r1 = n_pos,
+      .x = ts->qg,
+      .x_stride = D,
+      .n_tok = u->n,
+      .y = ts->scores,
+      .y_stride = n_ctx,
+      .scratch = ts->mm,
+      .scratch_bytes = ts->mm_bytes,
+  };
+  cll_matmul(c->K, &a);
+
+  const float scale = 1.0f / sqrtf((float)D);
+  for (int32_t i = 0; i < u->n; i++) {
+    float *row = ts->scores + (int64_t)i * n_ctx;
+    int32_t n = b->pos[toks[i]] + 1; /* causal: positions 0..pos */
+    float mx = -INFINITY;
+    for (int32_t j = 0; j < n; j++) {
+      row[j] *= scale;
+      if (row[j] > mx)
+        mx = row[j];
+    }
+    double sum = 0.0;
+    for (int32_t j = 0; j < n; j++) {
+      row[j] = expf(row[j] - mx);
+      sum += row[j];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int32_t j = 0; j < n; j++)
+      row[j] *= inv;
+    for (int32_t j = n; j < n_pos; j++)
+      row[j] = 0.0f;
+  }
+
+  cll_matmul_args o = {
+      .wtype = c->kv_type,
+      .w = vw,
+      .w_stride = v_stride,
+      .n_in = n_pos,
+      .r0 = 0,
+      .r1 = D,
+      .x = ts->scores,
+      .x_stride = n_ctx,
+      .n_tok = u->n,
+      .y = ts->og,
+      .y_stride = D,
+      .scratch = ts->mm,
+      .scratch_bytes = ts->mm_bytes,
+  };
+  cll_matmul(c->K, &o);
+  for (int32_t i = 0; i < u->n; i++)
+    memcpy(c->att + (int64_t)toks[i] * QD + h * D, ts->og + i * D, (size_t)D * sizeof(float));
 }
 
 /* ---------------------------------------------------------------- the pass */
 
-static void store_kv_row(const cll_ctx *c, uint8_t *dst, const float *src) {
+/* Writes one token's K (a row) and V (a column of the transposed cache). */
+static void store_kv(const cll_ctx *c, int il, int32_t cell, const float *k, const float *v) {
+  const size_t layer = (size_t)c->p.n_ctx * c->kv_row_bytes;
+  uint8_t *kd = c->k_cache + (size_t)il * layer + (size_t)cell * c->kv_row_bytes;
+  uint8_t *vl = c->v_cache + (size_t)il * layer;
+  const int64_t n_ctx = c->p.n_ctx;
   if (c->kv_type == CLL_TYPE_F32) {
-    memcpy(dst, src, c->kv_row_bytes);
-  } else {
-    uint16_t *h = (uint16_t *)dst;
+    memcpy(kd, k, c->kv_row_bytes);
     for (int64_t i = 0; i < c->kv_dim; i++)
-      h[i] = cll_fp32_to_fp16(src[i]);
+      ((float *)vl)[i * n_ctx + cell] = v[i];
+  } else {
+    for (int64_t i = 0; i < c->kv_dim; i++) {
+      ((uint16_t *)kd)[i] = cll_fp32_to_fp16(k[i]);
+      ((uint16_t *)vl)[i * n_ctx + cell] = cll_fp32_to_fp16(v[i]);
+    }
   }
 }
 
@@ -230,111 +301,255 @@ static float silu(float x) {
   return x / (1.0f + expf(-x));
 }
 
+/* ---------------------------------------------------------------- work sharing
+ *
+ * Every operation of the pass is cut into chunks (rows of a matrix
+ * product, runs of tokens, attention heads). Threads claim chunks with an
+ * atomic counter and count the ones they finish; before the next operation
+ * a thread waits until every chunk of this one is done. Unlike a barrier
+ * this does not wait for every thread to arrive: a thread that the OS has
+ * descheduled while holding no chunk holds nobody up, the others take its
+ * share, and when it runs again it skips the operations that are complete.
+ * A chunk of operation k can only be claimed while k is incomplete, so no
+ * thread is past k then: each operation may overwrite buffers that earlier
+ * ones read. Counters are reset by cll_forward before the team starts. */
+
+struct worker {
+  cll_ctx *c;
+  int ith, nth;
+  int k; /* index of the current operation (the same sequence in every thread) */
+};
+
+static bool claim(struct worker *w, int32_t n, int32_t *i) {
+  int32_t v = atomic_fetch_add_explicit(&w->c->op_claim[w->k], 1, memory_order_relaxed);
+  if (v >= n)
+    return false;
+  *i = v;
+  return true;
+}
+
+static void chunk_done(struct worker *w) {
+  atomic_fetch_add_explicit(&w->c->op_done[w->k], 1, memory_order_release);
+}
+
+/* Waits for every chunk of the current operation, then moves to the next. */
+static void op_end(struct worker *w, int32_t n) {
+  int spins = 0;
+  while (atomic_load_explicit(&w->c->op_done[w->k], memory_order_acquire) < n)
+    cll__spin_wait(&spins);
+  w->k++;
+}
+
+#define FOR_CHUNKS(w, n, i) for (int32_t i; claim((w), (n), &i); chunk_done(w))
+
+/* [*a, *b) = chunk i of n over total items, boundaries on multiples of
+ * align (matrix rows are cut at 16 so GEMM panels stay whole). */
+static void chunk_range(int64_t total, int32_t i, int32_t n, int64_t align, int64_t *a,
+                        int64_t *b) {
+  *a = total * i / n / align * align;
+  *b = i == n - 1 ? total : total * (i + 1) / n / align * align;
+}
+
+/* Chunks for a product with n_out rows: a few per thread, at least 16 rows. */
+static int32_t row_chunks(int64_t n_out, int nth) {
+  int64_t n = n_out / 16;
+  int64_t want = (int64_t)nth * 4;
+  return (int32_t)(n < 1 ? 1 : n < want ? n : want);
+}
+
+static int32_t tok_chunks(int64_t n_tok, int nth) {
+  int64_t want = (int64_t)nth * 2;
+  return (int32_t)(n_tok < want ? (n_tok > 0 ? n_tok : 1) : want);
+}
+
 static void forward_worker(void *arg, int ith, int nth) {
   cll_ctx *c = arg;
+  struct worker W = {c, ith, nth, 0}, *w = &W;
   const cll_model *m = c->m;
   const struct cll_model_info *I = &m->info;
   const struct cll_batch *b = c->b;
-  cll__team *team = c->team;
-  const int64_t T = b->n_tokens, E = I->n_embd, D = I->head_dim, F = I->n_ff;
+  const int64_t E = I->n_embd, D = I->head_dim, F = I->n_ff;
   const int64_t QD = I->n_head * D, KD = c->kv_dim, half = m->n_rot / 2;
-  const size_t layer_bytes = (size_t)c->p.n_ctx * c->kv_row_bytes;
+  int64_t T = b->n_tokens;
+  bool compacted = false; /* rows 0..n_out-1 hold the wanted tokens */
   struct prepared pr;
-  int64_t t0, t1;
-  share(T, ith, nth, &t0, &t1);
+  int32_t n;
+  int64_t a0, a1;
 
   /* Token embeddings and this batch's RoPE angles. */
-  for (int64_t t = t0; t < t1; t++) {
-    const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)b->tokens[t] * m->tok_embd.row_bytes;
-    c->K->dequant_row[m->tok_embd.type](row, c->x + t * E, E);
-    rope_angles(c, b->pos[t], c->rope_cs + t * half * 2);
+  n = tok_chunks(T, nth);
+  FOR_CHUNKS(w, n, i) {
+    chunk_range(T, i, n, 1, &a0, &a1);
+    for (int64_t t = a0; t < a1; t++) {
+      const uint8_t *row =
+          (const uint8_t *)m->tok_embd.data + (size_t)b->tokens[t] * m->tok_embd.row_bytes;
+      c->K->dequant_row[m->tok_embd.type](row, c->x + t * E, E);
+      rope_angles(c, b->pos[t], c->rope_cs + t * half * 2);
+    }
   }
+  op_end(w, n);
 
   for (int il = 0; il < I->n_layer; il++) {
     const struct cll__layer *L = &m->layers[il];
-    /* attention block */
-    for (int64_t t = t0; t < t1; t++)
-      rmsnorm(c->xn + t * E, c->x + t * E, L->attn_norm.data, E, I->rms_eps);
     const struct cll__weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
-    prepare(c, &pr, qkv, 3, c->xn, E, T, ith, nth);
-    cll__team_barrier(team);
-    matmul(c, &pr, &L->wq, c->xn, E, T, c->q, QD, ith, nth);
-    matmul(c, &pr, &L->wk, c->xn, E, T, c->k, KD, ith, nth);
-    matmul(c, &pr, &L->wv, c->xn, E, T, c->v, KD, ith, nth);
-    cll__team_barrier(team);
-    for (int64_t t = t0; t < t1; t++) {
-      float *q = c->q + t * QD, *k = c->k + t * KD, *v = c->v + t * KD;
-      add_bias(q, &L->bq, QD);
-      add_bias(k, &L->bk, KD);
-      add_bias(v, &L->bv, KD);
-      if (m->arch->qk_norm) {
-        for (int64_t h = 0; h < I->n_head; h++)
-          rmsnorm(q + h * D, q + h * D, L->q_norm.data, D, I->rms_eps);
-        for (int64_t h = 0; h < I->n_head_kv; h++)
-          rmsnorm(k + h * D, k + h * D, L->k_norm.data, D, I->rms_eps);
-      }
-      rope_heads(c, q, I->n_head, c->rope_cs + t * half * 2);
-      rope_heads(c, k, I->n_head_kv, c->rope_cs + t * half * 2);
-      size_t off = (size_t)il * layer_bytes + (size_t)c->cell_of[t] * c->kv_row_bytes;
-      store_kv_row(c, c->k_cache + off, k);
-      store_kv_row(c, c->v_cache + off, v);
-    }
-    cll__team_barrier(team);
-    for (int64_t i = ith; i < T * I->n_head; i += nth)
-      attend(c, il, i / I->n_head, i % I->n_head, &c->ts[ith]);
-    cll__team_barrier(team);
     const struct cll__weight *wo[1] = {&L->wo};
-    prepare(c, &pr, wo, 1, c->att, QD, T, ith, nth);
-    cll__team_barrier(team);
-    matmul(c, &pr, &L->wo, c->att, QD, T, c->xn, E, ith, nth);
+    const struct cll__weight *gu[2] = {&L->w_gate, &L->w_up};
+    const struct cll__weight *dn[1] = {&L->w_down};
+
+    /* xn = rmsnorm(x), quantized for Wq/Wk/Wv */
+    n = tok_chunks(T, nth);
+    FOR_CHUNKS(w, n, i) {
+      chunk_range(T, i, n, 1, &a0, &a1);
+      for (int64_t t = a0; t < a1; t++)
+        rmsnorm(c->xn + t * E, c->x + t * E, L->attn_norm.data, E, I->rms_eps);
+      prepare(c, &pr, qkv, 3, c->xn, E, T, a0, a1, c->xq);
+    }
+    op_end(w, n);
+    prepare(c, &pr, qkv, 3, c->xn, E, T, 0, 0, c->xq); /* slots only */
+
+    /* q, k, v: one operation over the rows of all three */
     {
-      int64_t r0, r1;
-      share(E, ith, nth, &r0, &r1);
+      int32_t nq = row_chunks(QD, nth), nk = row_chunks(KD, nth);
+      n = nq + 2 * nk;
+      FOR_CHUNKS(w, n, i) {
+        if (i < nq) {
+          chunk_range(QD, i, nq, 16, &a0, &a1);
+          matmul(c, &pr, &L->wq, c->xn, E, T, c->q, QD, a0, a1, ith);
+        } else if (i < nq + nk) {
+          chunk_range(KD, i - nq, nk, 16, &a0, &a1);
+          matmul(c, &pr, &L->wk, c->xn, E, T, c->k, KD, a0, a1, ith);
+        } else {
+          chunk_range(KD, i - nq - nk, nk, 16, &a0, &a1);
+          matmul(c, &pr, &L->wv, c->xn, E, T, c->v, KD, a0, a1, ith);
+        }
+      }
+      op_end(w, n);
+    }
+
+    /* biases, RoPE, store K and V */
+    n = tok_chunks(T, nth);
+    FOR_CHUNKS(w, n, i) {
+      chunk_range(T, i, n, 1, &a0, &a1);
+      for (int64_t t = a0; t < a1; t++) {
+        float *q = c->q + t * QD, *k = c->k + t * KD, *v = c->v + t * KD;
+        add_bias(q, &L->bq, QD);
+        add_bias(k, &L->bk, KD);
+        add_bias(v, &L->bv, KD);
+        if (m->arch->qk_norm) {
+          for (int64_t h = 0; h < I->n_head; h++)
+            rmsnorm(q + h * D, q + h * D, L->q_norm.data, D, I->rms_eps);
+          for (int64_t h = 0; h < I->n_head_kv; h++)
+            rmsnorm(k + h * D, k + h * D, L->k_norm.data, D, I->rms_eps);
+        }
+        rope_heads(c, q, I->n_head, c->rope_cs + t * half * 2);
+        rope_heads(c, k, I->n_head_kv, c->rope_cs + t * half * 2);
+        store_kv(c, il, c->cell_of[t], k, v);
+      }
+    }
+    op_end(w, n);
+
+    /* attention: one chunk per (unit, head) */
+    n = c->n_units * (int32_t)I->n_head;
+    FOR_CHUNKS(w, n, i)
+    attend(c, il, &c->units[i / I->n_head], i % I->n_head, &c->ts[ith]);
+    op_end(w, n);
+
+    if (il == I->n_layer - 1 && c->n_out < T) {
+      /* The rest of the last layer only matters for the wanted rows: move
+       * them to the front (out_rows ascends, so in place is safe) and go on
+       * with n_out rows. One chunk: it is a short copy. */
+      FOR_CHUNKS(w, 1, i) {
+        (void)i;
+        for (int32_t r = 0; r < c->n_out; r++) {
+          int32_t from = c->out_rows[r];
+          memmove(c->att + r * QD, c->att + (int64_t)from * QD, (size_t)QD * sizeof(float));
+          memmove(c->x + r * E, c->x + (int64_t)from * E, (size_t)E * sizeof(float));
+        }
+      }
+      op_end(w, 1);
+      T = c->n_out;
+      compacted = true;
+    }
+
+    /* x += Wo att */
+    n = tok_chunks(T, nth);
+    FOR_CHUNKS(w, n, i) {
+      chunk_range(T, i, n, 1, &a0, &a1);
+      prepare(c, &pr, wo, 1, c->att, QD, T, a0, a1, c->xq);
+    }
+    op_end(w, n);
+    prepare(c, &pr, wo, 1, c->att, QD, T, 0, 0, c->xq);
+    n = row_chunks(E, nth);
+    FOR_CHUNKS(w, n, i) {
+      chunk_range(E, i, n, 16, &a0, &a1);
+      matmul(c, &pr, &L->wo, c->att, QD, T, c->xn, E, a0, a1, ith);
       for (int64_t t = 0; t < T; t++)
-        for (int64_t r = r0; r < r1; r++)
+        for (int64_t r = a0; r < a1; r++)
           c->x[t * E + r] += c->xn[t * E + r];
     }
-    cll__team_barrier(team);
+    op_end(w, n);
 
-    /* feed-forward block */
-    for (int64_t t = t0; t < t1; t++)
-      rmsnorm(c->xn + t * E, c->x + t * E, L->ffn_norm.data, E, I->rms_eps);
-    const struct cll__weight *gu[2] = {&L->w_gate, &L->w_up};
-    prepare(c, &pr, gu, 2, c->xn, E, T, ith, nth);
-    cll__team_barrier(team);
-    matmul(c, &pr, &L->w_gate, c->xn, E, T, c->gate, F, ith, nth);
-    matmul(c, &pr, &L->w_up, c->xn, E, T, c->up, F, ith, nth);
-    {
-      int64_t r0, r1;
-      share(F, ith, nth, &r0, &r1);
+    /* feed-forward: xn = rmsnorm(x); gate = silu(Wgate xn) * (Wup xn) */
+    n = tok_chunks(T, nth);
+    FOR_CHUNKS(w, n, i) {
+      chunk_range(T, i, n, 1, &a0, &a1);
+      for (int64_t t = a0; t < a1; t++)
+        rmsnorm(c->xn + t * E, c->x + t * E, L->ffn_norm.data, E, I->rms_eps);
+      prepare(c, &pr, gu, 2, c->xn, E, T, a0, a1, c->xq);
+    }
+    op_end(w, n);
+    prepare(c, &pr, gu, 2, c->xn, E, T, 0, 0, c->xq);
+    n = row_chunks(F, nth);
+    FOR_CHUNKS(w, n, i) {
+      chunk_range(F, i, n, 16, &a0, &a1);
+      matmul(c, &pr, &L->w_gate, c->xn, E, T, c->gate, F, a0, a1, ith);
+      matmul(c, &pr, &L->w_up, c->xn, E, T, c->up, F, a0, a1, ith);
       for (int64_t t = 0; t < T; t++)
-        for (int64_t r = r0; r < r1; r++)
+        for (int64_t r = a0; r < a1; r++)
           c->gate[t * F + r] = silu(c->gate[t * F + r]) * c->up[t * F + r];
     }
-    cll__team_barrier(team);
-    const struct cll__weight *dn[1] = {&L->w_down};
-    prepare(c, &pr, dn, 1, c->gate, F, T, ith, nth);
-    cll__team_barrier(team);
-    matmul(c, &pr, &L->w_down, c->gate, F, T, c->xn, E, ith, nth);
-    {
-      int64_t r0, r1;
-      share(E, ith, nth, &r0, &r1);
+    op_end(w, n);
+
+    /* x += Wdown gate */
+    n = tok_chunks(T, nth);
+    FOR_CHUNKS(w, n, i) {
+      chunk_range(T, i, n, 1, &a0, &a1);
+      prepare(c, &pr, dn, 1, c->gate, F, T, a0, a1, c->xq);
+    }
+    op_end(w, n);
+    prepare(c, &pr, dn, 1, c->gate, F, T, 0, 0, c->xq);
+    n = row_chunks(E, nth);
+    FOR_CHUNKS(w, n, i) {
+      chunk_range(E, i, n, 16, &a0, &a1);
+      matmul(c, &pr, &L->w_down, c->gate, F, T, c->xn, E, a0, a1, ith);
       for (int64_t t = 0; t < T; t++)
-        for (int64_t r = r0; r < r1; r++)
+        for (int64_t r = a0; r < a1; r++)
           c->x[t * E + r] += c->xn[t * E + r];
     }
-    cll__team_barrier(team);
+    op_end(w, n);
   }
 
-  /* Output: only the wanted rows, gathered into xn. */
-  int64_t o0, o1;
-  share(c->n_out, ith, nth, &o0, &o1);
-  for (int64_t k = o0; k < o1; k++)
-    rmsnorm(c->xn + k * E, c->x + (int64_t)c->out_rows[k] * E, m->out_norm.data, E, I->rms_eps);
+  /* Output: only the wanted rows, normalized into xn (kept for
+   * cll_ctx_hidden). */
   const struct cll__weight *ow[1] = {&m->output};
-  prepare(c, &pr, ow, 1, c->xn, E, c->n_out, ith, nth);
-  cll__team_barrier(team);
-  matmul(c, &pr, &m->output, c->xn, E, c->n_out, c->logits, I->n_vocab, ith, nth);
+  int64_t n_out = c->n_out;
+  n = tok_chunks(n_out, nth);
+  FOR_CHUNKS(w, n, i) {
+    chunk_range(n_out, i, n, 1, &a0, &a1);
+    for (int64_t k = a0; k < a1; k++)
+      rmsnorm(c->xn + k * E, c->x + (compacted ? k : (int64_t)c->out_rows[k]) * E,
+              m->out_norm.data, E, I->rms_eps);
+    prepare(c, &pr, ow, 1, c->xn, E, n_out, a0, a1, c->xq);
+  }
+  op_end(w, n);
+  prepare(c, &pr, ow, 1, c->xn, E, n_out, 0, 0, c->xq);
+  n = row_chunks(I->n_vocab, nth);
+  FOR_CHUNKS(w, n, i) {
+    chunk_range(I->n_vocab, i, n, 16, &a0, &a1);
+    matmul(c, &pr, &m->output, c->xn, E, n_out, c->logits, I->n_vocab, a0, a1, ith);
+  }
+  op_end(w, n);
+  assert(w->k <= c->n_ops);
 }
 
 int cll_forward(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
@@ -365,9 +580,33 @@ int cll_forward(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
   int rc = cll__kv_place(c, b, err);
   if (rc)
     return rc;
+  /* Group the batch's tokens by sequence (stable) and cut each group into
+   * attention units of at most QCHUNK tokens. */
+  int32_t start[CLL__MAX_SEQ + 1] = {0};
+  for (int32_t i = 0; i < b->n_tokens; i++)
+    start[b->seq[i] + 1]++;
+  for (int32_t s = 0; s < c->p.n_seq_max; s++)
+    start[s + 1] += start[s];
+  int32_t fill[CLL__MAX_SEQ];
+  memcpy(fill, start, sizeof(fill));
+  for (int32_t i = 0; i < b->n_tokens; i++)
+    c->seq_toks[fill[b->seq[i]]++] = i;
+  c->n_units = 0;
+  for (int32_t s = 0; s < c->p.n_seq_max; s++)
+    for (int32_t f = start[s]; f < start[s + 1]; f += CLL__QCHUNK) {
+      int32_t n = start[s + 1] - f < CLL__QCHUNK ? start[s + 1] - f : CLL__QCHUNK;
+      c->units[c->n_units++] = (struct cll__attn_unit){s, f, n};
+    }
   c->n_out = n_out;
   c->b = b;
-  cll__team_run(c->team, forward_worker, c);
+  /* Small models (or tiny batches of them) run on one thread: below about
+   * 8M multiply-adds per step the barriers cost more than the split gains. */
+  int n_active = (double)I->n_params * b->n_tokens < 8e6 ? 1 : c->p.n_threads;
+  for (int32_t k = 0; k < c->n_ops; k++) {
+    atomic_store_explicit(&c->op_claim[k], 0, memory_order_relaxed);
+    atomic_store_explicit(&c->op_done[k], 0, memory_order_relaxed);
+  }
+  cll__team_run(c->team, n_active, forward_worker, c);
   c->b = NULL;
   return 0;
 }
@@ -441,7 +680,8 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
   c->K = cll_kernels_get();
   c->kv_dim = I->n_head_kv * I->head_dim;
   c->kv_type = p->kv_type == CLL_KV_F32 ? CLL_TYPE_F32 : CLL_TYPE_F16;
-  c->kv_row_bytes = (size_t)c->kv_dim * (c->kv_type == CLL_TYPE_F32 ? 4 : 2);
+  c->kv_elt = c->kv_type == CLL_TYPE_F32 ? 4 : 2;
+  c->kv_row_bytes = (size_t)c->kv_dim * c->kv_elt;
   int rc = cll__team_new(p->n_threads, &c->team);
   if (rc) {
     cll_ctx_free(c);
@@ -466,9 +706,16 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
   c->rope_cs = xalloc(B * (size_t)(half ? half : 1) * 2 * f);
   c->cell_of = calloc(B, sizeof(int32_t));
   c->out_rows = calloc(B, sizeof(int32_t));
+  c->seq_toks = calloc(B, sizeof(int32_t));
+  c->units = calloc(B + (size_t)p->n_seq_max, sizeof(*c->units));
+  /* embeddings, 11 per layer (+1 compaction), final norm and output */
+  c->n_ops = (int32_t)(I->n_layer * 11 + 4);
+  c->op_claim = calloc((size_t)c->n_ops, sizeof(*c->op_claim));
+  c->op_done = calloc((size_t)c->n_ops, sizeof(*c->op_done));
   c->xq_bytes = max_xq(m, p->n_batch_max);
   bool ok = c->inv_freq && c->x && c->xn && c->q && c->k && c->v && c->att && c->gate && c->up &&
-            c->rope_cs && c->cell_of && c->out_rows;
+            c->rope_cs && c->cell_of && c->out_rows && c->seq_toks && c->units && c->op_claim &&
+            c->op_done;
   for (int i = 0; i < CLL__XQ_SLOTS && ok; i++)
     ok = (c->xq[i] = xalloc(c->xq_bytes)) != NULL;
   /* Logits for one row per sequence up front (the usual decode step). */
@@ -479,13 +726,20 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
   int64_t n_in_max = I->n_embd > I->n_ff ? I->n_embd : I->n_ff;
   if (I->n_head * I->head_dim > n_in_max)
     n_in_max = I->n_head * I->head_dim;
+  if (p->n_ctx > n_in_max) /* the P.V product has rows of n_pos <= n_ctx */
+    n_in_max = p->n_ctx;
+  size_t D = (size_t)I->head_dim, Q = CLL__QCHUNK;
   for (int i = 0; ok && i < c->p.n_threads; i++) {
     struct cll__tscratch *ts = &c->ts[i];
-    ts->mm_bytes = cll_matmul_scratch_bytes(n_in_max, p->n_batch_max);
+    ts->mm_bytes = cll_matmul_scratch_bytes(n_in_max, p->n_batch_max > (int32_t)Q ? p->n_batch_max
+                                                                                  : (int64_t)Q);
     ts->mm = xalloc(ts->mm_bytes);
-    ts->scores = xalloc((size_t)p->n_ctx * f);
-    ts->vrow = xalloc((size_t)I->head_dim * f);
-    ok = ts->mm && ts->scores && ts->vrow;
+    ts->qg = xalloc(Q * D * f);
+    ts->og = xalloc(Q * D * f);
+    ts->scores = xalloc(Q * (size_t)p->n_ctx * f);
+    ts->kg = xalloc((size_t)p->n_ctx * D * c->kv_elt);
+    ts->vg = xalloc((size_t)p->n_ctx * D * c->kv_elt);
+    ok = ts->mm && ts->qg && ts->og && ts->scores && ts->kg && ts->vg;
   }
   if (!ok) {
     cll_ctx_free(c);
@@ -511,8 +765,11 @@ void cll_ctx_free(cll_ctx *c) {
   if (c->ts != NULL)
     for (int i = 0; i < c->p.n_threads; i++) {
       free(c->ts[i].mm);
+      free(c->ts[i].qg);
+      free(c->ts[i].og);
       free(c->ts[i].scores);
-      free(c->ts[i].vrow);
+      free(c->ts[i].kg);
+      free(c->ts[i].vg);
     }
   free(c->ts);
   free(c->inv_freq);
@@ -527,6 +784,10 @@ void cll_ctx_free(cll_ctx *c) {
   free(c->rope_cs);
   free(c->cell_of);
   free(c->out_rows);
+  free(c->seq_toks);
+  free(c->units);
+  free(c->op_claim);
+  free(c->op_done);
   for (int i = 0; i < CLL__XQ_SLOTS; i++)
     free(c->xq[i]);
   free(c->logits);

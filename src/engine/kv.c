@@ -130,12 +130,14 @@ int cll_kv_seq_copy(cll_ctx *c, int32_t src, int32_t dst, int32_t n) {
 
 /* Copies cell `from` (all layers) into `to`. */
 static void copy_cell(cll_ctx *c, int32_t from, int32_t to) {
-  size_t rb = c->kv_row_bytes, layer = (size_t)c->p.n_ctx * rb;
+  size_t rb = c->kv_row_bytes, layer = (size_t)c->p.n_ctx * rb, e = c->kv_elt;
   for (int64_t il = 0; il < c->m->info.n_layer; il++) {
     memcpy(c->k_cache + il * layer + (size_t)to * rb, c->k_cache + il * layer + (size_t)from * rb,
            rb);
-    memcpy(c->v_cache + il * layer + (size_t)to * rb, c->v_cache + il * layer + (size_t)from * rb,
-           rb);
+    uint8_t *v = c->v_cache + il * layer; /* transposed: one element per dimension */
+    for (int64_t i = 0; i < c->kv_dim; i++)
+      memcpy(v + ((size_t)i * (size_t)c->p.n_ctx + (size_t)to) * e,
+             v + ((size_t)i * (size_t)c->p.n_ctx + (size_t)from) * e, e);
   }
 }
 

@@ -8,6 +8,10 @@
  *
  *   penalties -> top_k -> typical_p -> top_p -> min_p -> temperature -> draw
  *
+ * The caller's logits are never written: penalties are read inline from the
+ * per-token window counts while the vocabulary streams through the top_k
+ * heap (or into the candidate array when top_k is off).
+ *
  * Each filter that needs probabilities recomputes a softmax (temperature 1)
  * over the candidates that survived the previous one, as llama.cpp does.
  * Ordering is done by selection, never by sorting the vocabulary: a heap
@@ -22,7 +26,6 @@
  * splitmix64. */
 #include "cllama/sampler.h"
 
-#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,31 +177,25 @@ static bool penalties_active(const struct cll_sampler_params *p) {
          (p->repeat_penalty != 1.0f || p->presence_penalty != 0.0f || p->frequency_penalty != 0.0f);
 }
 
-/* Applies the repetition penalties to each distinct token in the window once.
- * counts[t] is negated while t is done so a repeated token is skipped, then
- * restored: O(window), not O(vocabulary). */
-static void apply_penalties(cll_sampler *s, float *logits) {
-  const struct cll_sampler_params *p = &s->p;
-  for (int32_t i = 0; i < s->ring_len; i++) {
-    int32_t t = s->ring[i];
-    int32_t c = s->counts[t];
-    if (c <= 0)
-      continue;
-    float l = logits[t];
-    l = l <= 0.0f ? l * p->repeat_penalty : l / p->repeat_penalty;
-    l -= (float)c * p->frequency_penalty + p->presence_penalty;
-    logits[t] = l;
-    s->counts[t] = -c;
-  }
-  for (int32_t i = 0; i < s->ring_len; i++) {
-    int32_t t = s->ring[i];
-    if (s->counts[t] < 0)
-      s->counts[t] = -s->counts[t];
-  }
-}
-
 static float clean(float x) {
   return isnan(x) ? -INFINITY : x;
+}
+
+/* Token i's logit after the repetition penalties (counts[i] occurrences in
+ * the window): logit > 0 divided by repeat_penalty, <= 0 multiplied, then
+ * frequency * count + presence subtracted. Reading the penalties inline
+ * keeps the caller's logits untouched and costs one load per token. */
+static float logit_at(const cll_sampler *s, bool pen, const float *logits, int32_t i) {
+  float l = clean(logits[i]);
+  if (pen) {
+    int32_t n = s->counts[i];
+    if (n > 0) {
+      const struct cll_sampler_params *p = &s->p;
+      l = l <= 0.0f ? l * p->repeat_penalty : l / p->repeat_penalty;
+      l -= (float)n * p->frequency_penalty + p->presence_penalty;
+    }
+  }
+  return l;
 }
 
 /* a ranks before b: larger key, then lower id. */
@@ -286,18 +283,17 @@ static int32_t keep_mass(struct cand *c, int32_t n, double mass, bool strict, bo
   }
 }
 
-int32_t cll_sampler_sample(cll_sampler *s, float *logits) {
+int32_t cll_sampler_sample(cll_sampler *s, const float *logits) {
   const struct cll_sampler_params *p = &s->p;
   int32_t V = s->n_vocab;
-
-  if (penalties_active(p))
-    apply_penalties(s, logits);
+  struct cand *c = s->cand;
+  bool pen = penalties_active(p);
 
   if (!(p->temperature > 0.0f)) {
     int32_t best = 0;
-    float bl = clean(logits[0]);
+    float bl = logit_at(s, pen, logits, 0);
     for (int32_t i = 1; i < V; i++) {
-      float l = clean(logits[i]);
+      float l = logit_at(s, pen, logits, i);
       if (l > bl) {
         bl = l;
         best = i;
@@ -306,18 +302,40 @@ int32_t cll_sampler_sample(cll_sampler *s, float *logits) {
     return best;
   }
 
-  struct cand *c = s->cand;
-  for (int32_t i = 0; i < V; i++) {
-    float l = clean(logits[i]);
-    c[i] = (struct cand){.id = i, .logit = l, .key = l};
-  }
-  int32_t n = V;
-  bool sorted = false; /* c[0..n) in descending logit order */
-
-  if (p->top_k > 0 && p->top_k < n) {
-    select_best(c, n, p->top_k);
-    n = p->top_k;
+  int32_t n;
+  bool sorted; /* c[0..n) in descending logit order */
+  if (p->top_k > 0 && p->top_k < V) {
+    /* Stream the vocabulary through a heap of the best top_k. */
+    int32_t k = p->top_k;
+    for (int32_t i = 0; i < k; i++) {
+      float l = logit_at(s, pen, logits, i);
+      c[i] = (struct cand){.id = i, .logit = l, .key = l};
+    }
+    for (int32_t i = k / 2 - 1; i >= 0; i--)
+      sift_worst(c, k, i);
+    for (int32_t i = k; i < V; i++) {
+      float l = logit_at(s, pen, logits, i);
+      if (l < c[0].key)
+        continue; /* cheap reject before building the candidate */
+      struct cand x = {.id = i, .logit = l, .key = l};
+      if (better(&x, &c[0])) {
+        c[0] = x;
+        sift_worst(c, k, 0);
+      }
+    }
+    for (int32_t m = k - 1; m > 0; m--) {
+      swap_cand(&c[0], &c[m]);
+      sift_worst(c, m, 0);
+    }
+    n = k;
     sorted = true;
+  } else {
+    for (int32_t i = 0; i < V; i++) {
+      float l = logit_at(s, pen, logits, i);
+      c[i] = (struct cand){.id = i, .logit = l, .key = l};
+    }
+    n = V;
+    sorted = false;
   }
 
   if (p->typical_p < 1.0f && n > 1) {
@@ -373,6 +391,49 @@ int32_t cll_sampler_sample(cll_sampler *s, float *logits) {
     if (c[i].p > 0.0f)
       return c[i].id;
   return c[0].id;
+}
+
+int cll_logprobs(const float *logits, int32_t n_vocab, int32_t token, int k,
+                 struct cll_token_logprob *top, float *token_logprob) {
+  if (n_vocab <= 0 || k < 0 || k > CLL_MAX_TOP_LOGPROBS)
+    return CLL_EINVAL;
+  float mx = -INFINITY;
+  for (int32_t i = 0; i < n_vocab; i++)
+    if (clean(logits[i]) > mx)
+      mx = clean(logits[i]);
+  double sum = 0.0;
+  for (int32_t i = 0; i < n_vocab; i++)
+    sum += mx == -INFINITY ? 1.0 : exp((double)clean(logits[i]) - mx);
+  double lse = mx == -INFINITY ? log(sum) : mx + log(sum);
+  if (token_logprob != NULL)
+    *token_logprob = token >= 0 && token < n_vocab ? (float)(clean(logits[token]) - lse) : -INFINITY;
+  if (k > n_vocab)
+    k = n_vocab;
+  /* Best k by a small heap kept in a stack array (k <= 20). */
+  struct cand h[CLL_MAX_TOP_LOGPROBS];
+  int32_t n = 0;
+  for (int32_t i = 0; i < n_vocab && k > 0; i++) {
+    struct cand x = {.id = i, .logit = clean(logits[i]), .key = clean(logits[i])};
+    if (n < k) {
+      h[n++] = x;
+      if (n == k)
+        for (int32_t j = k / 2 - 1; j >= 0; j--)
+          sift_worst(h, k, j);
+    } else if (better(&x, &h[0])) {
+      h[0] = x;
+      sift_worst(h, k, 0);
+    }
+  }
+  if (n > 0 && n < k)
+    for (int32_t j = n / 2 - 1; j >= 0; j--)
+      sift_worst(h, n, j);
+  for (int32_t m = n - 1; m > 0; m--) {
+    swap_cand(&h[0], &h[m]);
+    sift_worst(h, m, 0);
+  }
+  for (int32_t i = 0; i < n; i++)
+    top[i] = (struct cll_token_logprob){.token = h[i].id, .logprob = (float)(h[i].logit - lse)};
+  return n;
 }
 
 /* ------------------------------------------------------------ stop strings

@@ -19,6 +19,8 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -43,6 +45,7 @@ struct cll__team {
   atomic_bool stop;
   cll__team_fn fn;      /* written before run_gen is bumped (release) */
   void *arg;
+  int active;           /* threads 0..active-1 run fn this time; the rest skip */
 
   _Alignas(64) atomic_int bar_count;
   _Alignas(64) atomic_uint bar_gen;
@@ -64,15 +67,54 @@ static inline void spin_wait(int *spins) {
     sched_yield();
 }
 
+static int read_int_file(const char *path) {
+  FILE *f = fopen(path, "r");
+  int v = -1;
+  if (f != NULL) {
+    if (fscanf(f, "%d", &v) != 1)
+      v = -1;
+    fclose(f);
+  }
+  return v;
+}
+
+/* Physical cores among the CPUs this process may use: SMT siblings share
+ * the core's execution units and memory path, so one compute thread per
+ * core is the default. Falls back to the logical count. */
+void cll__spin_wait(int *spins) {
+  spin_wait(spins);
+}
+
 int cll__cpu_count(void) {
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    int n = CPU_COUNT(&set);
-    if (n > 0)
-      return n;
+  int logical = 0;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0)
+    logical = CPU_COUNT(&set);
+  if (logical <= 0) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
   }
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? (int)n : 1;
+  int64_t seen[CPU_SETSIZE];
+  int n_cores = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+    if (!CPU_ISSET(cpu, &set))
+      continue;
+    char path[128];
+    snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/topology/core_id", cpu);
+    int core = read_int_file(path);
+    snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/topology/physical_package_id",
+             cpu);
+    int pkg = read_int_file(path);
+    if (core < 0 || pkg < 0)
+      return logical;
+    int64_t key = (int64_t)pkg << 32 | (uint32_t)core;
+    bool dup = false;
+    for (int i = 0; i < n_cores && !dup; i++)
+      dup = seen[i] == key;
+    if (!dup)
+      seen[n_cores++] = key;
+  }
+  return n_cores > 0 ? n_cores : logical;
 }
 
 static void *worker_main(void *p) {
@@ -94,7 +136,8 @@ static void *worker_main(void *p) {
     if (atomic_load(&t->stop))
       return NULL;
     seen = g;
-    t->fn(t->arg, w->ith, t->n);
+    if (w->ith < t->active)
+      t->fn(t->arg, w->ith, t->active);
     atomic_fetch_add_explicit(&t->n_done, 1, memory_order_release);
   }
 }
@@ -149,29 +192,33 @@ int cll__team_size(const cll__team *t) {
   return t->n;
 }
 
-void cll__team_run(cll__team *t, cll__team_fn fn, void *arg) {
-  if (t->n == 1) {
+void cll__team_run(cll__team *t, int n_active, cll__team_fn fn, void *arg) {
+  if (n_active < 1 || n_active > t->n)
+    n_active = t->n;
+  if (n_active == 1) {
+    t->active = 1;
     fn(arg, 0, 1);
     return;
   }
   t->fn = fn;
   t->arg = arg;
+  t->active = n_active;
   atomic_store_explicit(&t->n_done, 0, memory_order_relaxed);
   pthread_mutex_lock(&t->mu);
   atomic_fetch_add_explicit(&t->run_gen, 1, memory_order_release);
   pthread_cond_broadcast(&t->cv);
   pthread_mutex_unlock(&t->mu);
-  fn(arg, 0, t->n);
+  fn(arg, 0, n_active);
   int spins = 0;
   while (atomic_load_explicit(&t->n_done, memory_order_acquire) != t->n - 1)
     spin_wait(&spins);
 }
 
 void cll__team_barrier(cll__team *t) {
-  if (t->n == 1)
+  if (t->active == 1)
     return;
   unsigned g = atomic_load_explicit(&t->bar_gen, memory_order_acquire);
-  if (atomic_fetch_add_explicit(&t->bar_count, 1, memory_order_acq_rel) == t->n - 1) {
+  if (atomic_fetch_add_explicit(&t->bar_count, 1, memory_order_acq_rel) == t->active - 1) {
     atomic_store_explicit(&t->bar_count, 0, memory_order_relaxed);
     atomic_fetch_add_explicit(&t->bar_gen, 1, memory_order_release);
     return;

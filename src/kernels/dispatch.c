@@ -12,6 +12,9 @@
  * name falls back to the automatic choice, since kernels never fail). */
 #include "kernels/quant.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -26,18 +29,32 @@ static bool have[ISA_N];
 static int chosen = ISA_REF;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+#if defined(__x86_64__) || defined(__i386__)
+/* F16C (CPUID 1, ECX bit 29) and AVX512-VNNI (CPUID 7, ECX bit 11) read
+ * directly: clang's __builtin_cpu_supports knows neither name. The OS
+ * support for the YMM/ZMM state is covered by the avx2/avx512f checks. */
+static bool has_f16c(void) {
+  unsigned a, b, c, d;
+  return __get_cpuid(1, &a, &b, &c, &d) && ((c >> 29) & 1);
+}
+
+static bool has_avx512_vnni(void) {
+  unsigned a, b, c, d;
+  return __get_cpuid_count(7, 0, &a, &b, &c, &d) && ((c >> 11) & 1);
+}
+#endif
+
 static bool cpu_has(int isa) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
-  bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-              __builtin_cpu_supports("f16c");
+  bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
   if (isa == ISA_AVX2) return avx2;
   /* avx512.c is built with VNNI and BF16 enabled; it must guard any use of
    * the BF16 instructions itself, so only the common subset is required. */
   if (isa == ISA_AVX512)
     return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512vnni");
+           has_avx512_vnni();
   return false;
 #elif defined(__aarch64__)
   return isa == ISA_NEON; /* Advanced SIMD is mandatory on AArch64 */

@@ -1,16 +1,20 @@
 /* matmul.c — Y = X W^T over a slice of W's rows, the one BLIS bridge.
  *
- * DESIGN. Two paths, chosen by the number of tokens:
- *  - few tokens (decode, small batches): fused dequant-dot. The activations
+ * DESIGN. Three paths, chosen per call by the weight type, the kernel
+ * table and the number of tokens (thresholds measured with bench/kernels
+ * and noted at their definitions):
+ *  - fused dequant-dot (any type, few tokens: decode). The activations
  *    were quantized once by cll_matmul_prepare into the weight type's
  *    activation format (xq, shared by all threads); for each weight row the
  *    vec_dot kernel runs over every token while the row is still in L1, so
- *    the weights stream from memory once per call however many sequences
- *    are batched. This path is memory-bound and needs no scratch.
- *  - many tokens (prefill): W's rows are dequantized, TILE_ROWS at a time,
- *    into the caller's scratch as f32 and multiplied by BLIS sgemm
- *    (single-threaded: the engine's own threads each call us on their
- *    slice). The crossover GEMM_MIN_TOK was measured with bench/kernels.
+ *    the weights stream from memory once per call. Needs no scratch.
+ *  - int8 GEMM (Q4_0/Q8_0/Q4_K/Q6_K, avx512 table, 2 or 4 tokens or more):
+ *    avx512.c repacks 16 rows at a time into the scratch and multiplies
+ *    them with every token on VNNI (3-4x the BLIS path at prefill sizes).
+ *  - BLIS (other types, many tokens: prefill): W's rows are dequantized,
+ *    tile_rows at a time, into the caller's scratch as f32 and multiplied
+ *    by sgemm, single-threaded (the engine's own threads each call us on
+ *    their slice).
  *
  * THE BLIS TRAP. Debian's BLIS 0.9 does not recognise recent CPUs (Zen 4/5
  * among them) and silently falls back to its generic C kernels, about 15%
@@ -37,16 +41,19 @@
  * n_in = 2048) stays in L2/L3 while BLIS packs it, and the activations are
  * re-packed once per tile, so larger tiles amortise that. */
 #define TILE_ROWS_DEFAULT 128
-/* At or above this many tokens the BLIS path wins (bench/kernels:
- * see the matmul table; ratios measured on Zen 5 with AVX-512). */
-#define GEMM_MIN_TOK_DEFAULT 24
+/* At or above this many tokens the BLIS path beats the fused dot path
+ * (measured on Zen 5, one thread, cll_matmul on 1024..5632 x 2048): for
+ * float weights from about 32 tokens; for the K-quants, whose fused dots
+ * are fast, only from about 200. Q4_0/Q8_0 use the int8 GEMM instead. */
+#define GEMM_MIN_TOK_DEFAULT 32
+#define GEMM_MIN_TOK_QUANT_FACTOR 6
 
 static pthread_once_t blis_once = PTHREAD_ONCE_INIT;
 static int gemm_min_tok = GEMM_MIN_TOK_DEFAULT;
 static int64_t tile_rows = TILE_ROWS_DEFAULT;
 /* At or above this many tokens Q4_0/Q8_0 weights go through the int8 GEMM
  * of avx512.c (measured with bench/kernels, like GEMM_MIN_TOK). */
-#define INT8_MIN_TOK_DEFAULT 8
+#define INT8_MIN_TOK_DEFAULT 2 /* 2 tokens: 81 vs 49 GFLOP/s; 1: 63 vs 70 */
 static int int8_min_tok = INT8_MIN_TOK_DEFAULT;
 /* Benchmarks only (cll__matmul_force_path): 0 = choose by size. */
 static int forced_path;
@@ -101,7 +108,10 @@ static size_t blis_scratch_bytes(int64_t n_in) {
 
 static size_t int8_scratch_bytes(int64_t n_in, int64_t n_tok) {
 #if defined(__x86_64__)
-  return cll__gemm_q8_0_scratch_bytes_avx512(n_in, n_tok);
+  const size_t a = cll__gemm_q8_0_scratch_bytes_avx512(n_in, n_tok);
+  const size_t b = cll__gemm_q4_K_scratch_bytes_avx512(n_in);
+  const size_t c = cll__gemm_q6_K_scratch_bytes_avx512(n_in);
+  return a > b ? (a > c ? a : c) : (b > c ? b : c);
 #else
   (void)n_in, (void)n_tok;
   return 0;
@@ -152,9 +162,11 @@ static void matmul_dot(const cll_kernels *k, const cll_matmul_args *a) {
 }
 
 /* Many tokens: dequantized tiles of W times X through BLIS. For a tile of
- * nr rows starting at r, C = Y[:, r..r+nr) (n_tok x nr, row stride
- * y_stride), A = X (n_tok x n_in), B = tile^T (n_in x nr: element (k, j)
- * at tile[j * n_in + k]). */
+ * nr rows starting at r the product is computed transposed,
+ * C = Y[:, r..r+nr)^T (nr x n_tok: element (j, t) at y[t * y_stride + r + j])
+ * = tile (nr x n_in, row-major) times X^T (n_in x n_tok: element (k, t) at
+ * x[t * x_stride + k]), so that BLIS's register tile (32 x 12 for skx) is
+ * filled by weight rows even when there are few tokens. */
 static void matmul_gemm(const cll_kernels *k, const cll_matmul_args *a) {
   void (*dequant)(const void *, float *, int64_t) = k->dequant_row[a->wtype];
   float *tile = a->scratch;
@@ -166,9 +178,8 @@ static void matmul_gemm(const cll_kernels *k, const cll_matmul_args *a) {
     const char *w = (const char *)a->w + (size_t)r * a->w_stride;
     for (int64_t j = 0; j < nr; j++, w += a->w_stride)
       dequant(w, tile + j * a->n_in, a->n_in);
-    bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, a->n_tok, nr, a->n_in, &one,
-                 (float *)a->x, a->x_stride, 1, tile, 1, a->n_in, &zero, a->y + r, a->y_stride, 1,
-                 NULL, &rntm);
+    bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, nr, a->n_tok, a->n_in, &one, tile, a->n_in,
+                 1, (float *)a->x, 1, a->x_stride, &zero, a->y + r, 1, a->y_stride, NULL, &rntm);
   }
 }
 
@@ -177,7 +188,9 @@ static int choose_path(const cll_kernels *k, const cll_matmul_args *a) {
   const bool have_scratch = a->scratch != NULL;
   const bool int8_ok =
 #if defined(__x86_64__)
-      (a->wtype == CLL_TYPE_Q4_0 || a->wtype == CLL_TYPE_Q8_0) && strcmp(k->isa, "avx512") == 0 &&
+      (a->wtype == CLL_TYPE_Q4_0 || a->wtype == CLL_TYPE_Q8_0 || a->wtype == CLL_TYPE_Q4_K ||
+       a->wtype == CLL_TYPE_Q6_K) &&
+      strcmp(k->isa, "avx512") == 0 &&
       have_scratch && a->scratch_bytes >= int8_scratch_bytes(a->n_in, a->n_tok);
 #else
       false;
@@ -187,8 +200,23 @@ static int choose_path(const cll_kernels *k, const cll_matmul_args *a) {
   if (forced_path == 3 && int8_ok) return 3;
   if (forced_path == 2 && blis_ok) return 2;
   if (forced_path != 0) return 1;
-  if (int8_ok && a->n_tok >= int8_min_tok) return 3;
-  if (blis_ok && a->n_tok >= gemm_min_tok) return 2;
+  /* The K-quant panels cost more to pack: Q4_K wins from 4 tokens (86 vs
+   * 60 GFLOP/s; 2 tokens: 47 vs 60), Q6_K from 8 (4 tokens: 60 vs 66;
+   * 16: 146 vs 56). */
+  const int64_t i8_min = a->wtype == CLL_TYPE_Q6_K   ? 4 * (int64_t)int8_min_tok
+                         : a->wtype == CLL_TYPE_Q4_K ? 2 * (int64_t)int8_min_tok
+                                                     : int8_min_tok;
+  if (int8_ok && a->n_tok >= i8_min)
+    return 3;
+  const struct cll_type_info *ti = cll_type_info(a->wtype);
+  const int64_t min_tok = ti != NULL && ti->block_elems > 1
+                              ? (int64_t)gemm_min_tok * GEMM_MIN_TOK_QUANT_FACTOR
+                              : gemm_min_tok;
+  /* F32 weights (small reference models) always take the fused dot path,
+   * whose reference kernel accumulates in double: their logits then do not
+   * depend on how many tokens share a batch, which the engine's tests
+   * check to 1e-5 (BLIS's float sums differ by ~6e-5 there). */
+  if (blis_ok && a->n_tok >= min_tok && a->wtype != CLL_TYPE_F32) return 2;
   return 1;
 }
 
@@ -197,7 +225,14 @@ void cll_matmul(const cll_kernels *k, const cll_matmul_args *a) {
   if (a->r1 <= a->r0 || a->n_tok <= 0) return;
   switch (choose_path(k, a)) {
 #if defined(__x86_64__)
-  case 3: cll__gemm_q8_0_avx512(a); break;
+  case 3:
+    if (a->wtype == CLL_TYPE_Q4_K)
+      cll__gemm_q4_K_avx512(a);
+    else if (a->wtype == CLL_TYPE_Q6_K)
+      cll__gemm_q6_K_avx512(a);
+    else
+      cll__gemm_q8_0_avx512(a);
+    break;
 #endif
   case 2: matmul_gemm(k, a); break;
   default: matmul_dot(k, a); break;

@@ -14,6 +14,7 @@
 #if defined(__aarch64__)
 
 #include <arm_neon.h>
+#include <string.h>
 
 #define FP16(x) cll_fp16_to_fp32(x)
 
@@ -128,6 +129,61 @@ static void dequant_q8_0_neon(const void *src, float *y, int64_t n) {
       vst1q_f32(y + 16 * h + 8, vmulq_f32(d, vcvtq_f32_s32(vmovl_s16(vget_low_s16(w1)))));
       vst1q_f32(y + 16 * h + 12, vmulq_f32(d, vcvtq_f32_s32(vmovl_high_s16(w1))));
     }
+  }
+}
+
+/* Activation quantizers: the same arithmetic as ref.c (round half away
+ * from zero for Q8_0, to nearest even for Q8_K), so the bytes are equal. */
+static void quantize_q8_0_neon(const float *x, void *dst, int64_t n) {
+  cll_block_q8_0 *y = dst;
+  for (int64_t b = 0; b < n / CLL_QK8_0; b++, x += CLL_QK8_0) {
+    float32x4_t v[8], m = vdupq_n_f32(0);
+    for (int j = 0; j < 8; j++) {
+      v[j] = vld1q_f32(x + 4 * j);
+      m = vmaxq_f32(m, vabsq_f32(v[j]));
+    }
+    float d = vmaxvq_f32(m) / 127.0f;
+    float id = d != 0 ? 1.0f / d : 0.0f;
+    y[b].d = cll_fp32_to_fp16(d);
+    for (int j = 0; j < 8; j += 2) {
+      int32x4_t i0 = vcvtaq_s32_f32(vmulq_n_f32(v[j], id));
+      int32x4_t i1 = vcvtaq_s32_f32(vmulq_n_f32(v[j + 1], id));
+      int16x8_t h = vcombine_s16(vmovn_s32(i0), vmovn_s32(i1));
+      vst1_s8(y[b].qs + 4 * j, vmovn_s16(h));
+    }
+  }
+}
+
+static void quantize_q8_K_neon(const float *x, void *dst, int64_t n) {
+  cll_block_q8_K *y = dst;
+  for (int64_t b = 0; b < n / CLL_QK_K; b++, x += CLL_QK_K) {
+    /* The signed value of largest magnitude (the first one, as in ref.c). */
+    float amax = 0, max = 0;
+    for (int j = 0; j < CLL_QK_K; j++) {
+      float a = x[j] < 0 ? -x[j] : x[j];
+      if (a > amax) {
+        amax = a;
+        max = x[j];
+      }
+    }
+    if (amax == 0) {
+      memset(&y[b], 0, sizeof y[b]);
+      continue;
+    }
+    float iscale = -127.0f / max;
+    const int32x4_t lim = vdupq_n_s32(127);
+    for (int j = 0; j < CLL_QK_K; j += 16) {
+      int16x8_t h[2];
+      for (int k = 0; k < 2; k++) {
+        int32x4_t i0 = vminq_s32(lim, vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x + j + 8 * k), iscale)));
+        int32x4_t i1 =
+            vminq_s32(lim, vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x + j + 8 * k + 4), iscale)));
+        h[k] = vcombine_s16(vmovn_s32(i0), vmovn_s32(i1));
+      }
+      vst1q_s8(y[b].qs + j, vcombine_s8(vmovn_s16(h[0]), vmovn_s16(h[1])));
+      y[b].bsums[j / 16] = (int16_t)vaddvq_s32(vaddq_s32(vpaddlq_s16(h[0]), vpaddlq_s16(h[1])));
+    }
+    y[b].d = 1.0f / iscale;
   }
 }
 
@@ -247,6 +303,11 @@ const cll_kernels cll__kernels_neon = {
             [CLL_TYPE_F16] = dequant_f16_neon,
             [CLL_TYPE_Q4_0] = dequant_q4_0_neon,
             [CLL_TYPE_Q8_0] = dequant_q8_0_neon,
+        },
+    .quantize_row =
+        {
+            [CLL_TYPE_Q8_0] = quantize_q8_0_neon,
+            [CLL_TYPE_Q8_K] = quantize_q8_K_neon,
         },
     .vec_dot =
         {

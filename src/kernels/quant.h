@@ -16,6 +16,7 @@
 
 #include <assert.h>
 #include <stdint.h>
+#include <string.h>
 
 #define CLL_QK4_0 32
 #define CLL_QK4_1 32
@@ -141,6 +142,38 @@ typedef struct {
 static_assert(sizeof(cll_block_q8_K) == 292, "Q8_K block size");
 
 static_assert(sizeof(uint16_t) == 2, "F16/BF16 element size");
+
+/* fp16 -> fp32, exact, without branches (inlined into the kernels; the
+ * public cll_fp16_to_fp32 is this). Normal and inf/NaN halves: move the
+ * exponent and mantissa into place with the exponent biased by 224, so a
+ * maximal exponent (31) lands on 255, then scale by 2^-112 to rebias to
+ * 127 - 15 = 112. Subnormal halves: m * 2^-24, computed exactly as
+ * (0.5 + m * 2^-24) - 0.5 with the mantissa bits placed in a float of
+ * exponent -1. */
+static inline float cll__fp16_to_fp32(uint16_t h) {
+  uint32_t two_w = (uint32_t)h << 17; /* exponent and mantissa at the top */
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+  uint32_t nb = (two_w >> 4) + (0xE0u << 23), db = (two_w >> 17) | (126u << 23);
+  float nf, df;
+  memcpy(&nf, &nb, 4);
+  memcpy(&df, &db, 4);
+  nf *= 0x1p-112f;
+  df -= 0.5f;
+  uint32_t nr, dr;
+  memcpy(&nr, &nf, 4);
+  memcpy(&dr, &df, 4);
+  uint32_t r = sign | ((h & 0x7C00) ? nr : dr);
+  float f;
+  memcpy(&f, &r, 4);
+  return f;
+}
+
+static inline float cll__bf16_to_fp32(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
 
 /* Scale and min number j (0..7) of a Q4_K/Q5_K block's 12 packed bytes:
  * j < 4: the low 6 bits of bytes j and j+4; j >= 4: a nibble of byte j+4

@@ -20,13 +20,33 @@
 #include <math.h>
 #include <string.h>
 
-#define FP16(x) cll_fp16_to_fp32(x)
+#define FP16(x) cll__fp16_to_fp32(x)
 
 static int imin(int a, int b) { return a < b ? a : b; }
 static int imax(int a, int b) { return a > b ? a : b; }
 static int iclamp(int v, int lo, int hi) { return imin(imax(v, lo), hi); }
-/* Round to nearest, ties to even (the default FP rounding mode). */
-static int nearest(float x) { return (int)lrintf(x); }
+/* Round to nearest, ties to even, for |x| < 2^22: adding 1.5 * 2^23 leaves
+ * the rounded integer in the low mantissa bits (no libm call, which matters
+ * in the K-quant fitting loops). */
+static int nearest(float x) {
+  float f = x + 12582912.0f;
+  int32_t i;
+  memcpy(&i, &f, sizeof i);
+  return (i & 0x007FFFFF) - 0x00400000;
+}
+
+/* sum(a[i] * b[i]) of n small integers (exact). */
+static int dot_i8(const int8_t *a, const int8_t *b, int n) {
+  int s = 0;
+  for (int i = 0; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
+static int sum_i8(const int8_t *a, int n) {
+  int s = 0;
+  for (int i = 0; i < n; i++) s += a[i];
+  return s;
+}
 
 /* ------------------------------------------------------------ floats */
 
@@ -40,7 +60,7 @@ static void quantize_f32(const float *src, void *dst, int64_t n) {
 
 static void dequant_f16(const void *src, float *dst, int64_t n) {
   const uint16_t *s = src;
-  for (int64_t i = 0; i < n; i++) dst[i] = cll_fp16_to_fp32(s[i]);
+  for (int64_t i = 0; i < n; i++) dst[i] = FP16(s[i]);
 }
 
 static void quantize_f16(const float *src, void *dst, int64_t n) {
@@ -50,7 +70,7 @@ static void quantize_f16(const float *src, void *dst, int64_t n) {
 
 static void dequant_bf16(const void *src, float *dst, int64_t n) {
   const uint16_t *s = src;
-  for (int64_t i = 0; i < n; i++) dst[i] = cll_bf16_to_fp32(s[i]);
+  for (int64_t i = 0; i < n; i++) dst[i] = cll__bf16_to_fp32(s[i]);
 }
 
 static void quantize_bf16(const float *src, void *dst, int64_t n) {
@@ -58,28 +78,27 @@ static void quantize_bf16(const float *src, void *dst, int64_t n) {
   for (int64_t i = 0; i < n; i++) d[i] = cll_fp32_to_bf16(src[i]);
 }
 
-static void dot_f32_f32(int64_t n, const void *w, const void *a, float *out) {
-  const float *x = w, *y = a;
-  double s = 0;
-  for (int64_t i = 0; i < n; i++) s += (double)x[i] * y[i];
-  *out = (float)s;
-}
+/* Float dot products accumulate in double (the oracle should be the most
+ * accurate path), in 8 lanes so the additions do not wait on each other;
+ * the tail goes into lane 0. */
+#define FLOAT_DOT(name, wtype, conv)                                                        \
+  static void name(int64_t n, const void *w, const void *a, float *out) {                 \
+    const wtype *x = w;                                                                    \
+    const float *y = a;                                                                    \
+    double acc[8] = {0};                                                                   \
+    int64_t i = 0;                                                                         \
+    for (; i + 8 <= n; i += 8)                                                             \
+      for (int j = 0; j < 8; j++) acc[j] += (double)conv(x[i + j]) * y[i + j];             \
+    for (; i < n; i++) acc[0] += (double)conv(x[i]) * y[i];                                \
+    *out = (float)(((acc[0] + acc[1]) + (acc[2] + acc[3])) +                                \
+                   ((acc[4] + acc[5]) + (acc[6] + acc[7])));                               \
+  }
 
-static void dot_f16_f32(int64_t n, const void *w, const void *a, float *out) {
-  const uint16_t *x = w;
-  const float *y = a;
-  double s = 0;
-  for (int64_t i = 0; i < n; i++) s += (double)cll_fp16_to_fp32(x[i]) * y[i];
-  *out = (float)s;
-}
-
-static void dot_bf16_f32(int64_t n, const void *w, const void *a, float *out) {
-  const uint16_t *x = w;
-  const float *y = a;
-  double s = 0;
-  for (int64_t i = 0; i < n; i++) s += (double)cll_bf16_to_fp32(x[i]) * y[i];
-  *out = (float)s;
-}
+#define CONV_F32(v) (v)
+#define CONV_BF16(v) cll__bf16_to_fp32(v)
+FLOAT_DOT(dot_f32_f32, float, CONV_F32)
+FLOAT_DOT(dot_f16_f32, uint16_t, FP16)
+FLOAT_DOT(dot_bf16_f32, uint16_t, CONV_BF16)
 
 /* ------------------------------------------------------------ Q8_0, Q8_1 */
 
@@ -247,12 +266,13 @@ static void store_u32(uint8_t *p, uint32_t v) {
   for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* The 5-bit values of a Q5 block, element order. */
-static void q5_unpack(const uint8_t qh4[4], const uint8_t qs[16], int q[32]) {
+/* The 5-bit values (0..31) of a Q5 block, element order: low nibbles as
+ * Q4_0, bit 4 of element j is bit j of the little-endian word qh. */
+static void q5_unpack(const uint8_t qh4[4], const uint8_t qs[16], int8_t q[32]) {
   uint32_t qh = load_u32(qh4);
   for (int j = 0; j < 16; j++) {
-    q[j] = (qs[j] & 0xF) | (int)(((qh >> j) & 1) << 4);
-    q[j + 16] = (qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
+    q[j] = (int8_t)((qs[j] & 0xF) | (((qh >> j) & 1) << 4));
+    q[j + 16] = (int8_t)((qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4));
   }
 }
 
@@ -289,7 +309,7 @@ static void dequant_q5_0(const void *src, float *y, int64_t n) {
   const cll_block_q5_0 *x = src;
   for (int64_t b = 0; b < n / CLL_QK5_0; b++) {
     float d = FP16(x[b].d);
-    int q[32];
+    int8_t q[32];
     q5_unpack(x[b].qh, x[b].qs, q);
     for (int j = 0; j < CLL_QK5_0; j++) *y++ = d * (q[j] - 16);
   }
@@ -300,10 +320,10 @@ static void dot_q5_0_q8_0(int64_t n, const void *w, const void *a, float *out) {
   const cll_block_q8_0 *y = a;
   float s = 0;
   for (int64_t b = 0; b < n / CLL_QK5_0; b++) {
-    int q[32], sumi = 0;
+    int8_t q[32];
     q5_unpack(x[b].qh, x[b].qs, q);
-    for (int j = 0; j < CLL_QK5_0; j++) sumi += (q[j] - 16) * y[b].qs[j];
-    s += (float)sumi * (FP16(x[b].d) * FP16(y[b].d));
+    for (int j = 0; j < CLL_QK5_0; j++) q[j] = (int8_t)(q[j] - 16);
+    s += (float)dot_i8(q, y[b].qs, 32) * (FP16(x[b].d) * FP16(y[b].d));
   }
   *out = s;
 }
@@ -330,7 +350,7 @@ static void dequant_q5_1(const void *src, float *y, int64_t n) {
   const cll_block_q5_1 *x = src;
   for (int64_t b = 0; b < n / CLL_QK5_1; b++) {
     float d = FP16(x[b].d), m = FP16(x[b].m);
-    int q[32];
+    int8_t q[32];
     q5_unpack(x[b].qh, x[b].qs, q);
     for (int j = 0; j < CLL_QK5_1; j++) *y++ = d * q[j] + m;
   }
@@ -341,12 +361,9 @@ static void dot_q5_1_q8_0(int64_t n, const void *w, const void *a, float *out) {
   const cll_block_q8_0 *y = a;
   float s = 0;
   for (int64_t b = 0; b < n / CLL_QK5_1; b++) {
-    int q[32], sumi = 0, suma = 0;
+    int8_t q[32];
     q5_unpack(x[b].qh, x[b].qs, q);
-    for (int j = 0; j < CLL_QK5_1; j++) {
-      sumi += q[j] * y[b].qs[j];
-      suma += y[b].qs[j];
-    }
+    int sumi = dot_i8(q, y[b].qs, 32), suma = sum_i8(y[b].qs, 32);
     float da = FP16(y[b].d);
     s += (float)sumi * (FP16(x[b].d) * da) + (float)suma * (FP16(x[b].m) * da);
   }
@@ -389,19 +406,23 @@ static void dequant_q8_K(const void *src, float *y, int64_t n) {
 
 /* ------------------------------------------------------------ Q2_K */
 
-/* The 2-bit value of element e (0..255) of a Q2_K/Q3_K qs array. */
-static int q2_at(const uint8_t *qs, int e) {
-  int half = e / 128, r = e % 128;
-  return (qs[32 * half + r % 32] >> (2 * (r / 32))) & 3;
+/* The 2-bit values of a Q2_K/Q3_K qs array, element order: per 128-element
+ * half, bits 2k..2k+1 of byte l hold element 32k + l. */
+static void unpack_2bit(const uint8_t *qs, int8_t q[CLL_QK_K]) {
+  for (int h = 0; h < 2; h++)
+    for (int k = 0; k < 4; k++)
+      for (int l = 0; l < 32; l++) q[128 * h + 32 * k + l] = (int8_t)((qs[32 * h + l] >> (2 * k)) & 3);
 }
 
 static void dequant_q2_K(const void *src, float *y, int64_t n) {
   const cll_block_q2_K *x = src;
   for (int64_t b = 0; b < n / CLL_QK_K; b++) {
     float d = FP16(x[b].d), dmin = FP16(x[b].dmin);
-    for (int e = 0; e < CLL_QK_K; e++) {
-      uint8_t sc = x[b].scales[e / 16];
-      *y++ = d * (sc & 0xF) * q2_at(x[b].qs, e) - dmin * (sc >> 4);
+    int8_t q[CLL_QK_K];
+    unpack_2bit(x[b].qs, q);
+    for (int j = 0; j < 16; j++) {
+      float dl = d * (x[b].scales[j] & 0xF), ml = dmin * (x[b].scales[j] >> 4);
+      for (int l = 0; l < 16; l++) *y++ = dl * q[16 * j + l] - ml;
     }
   }
 }
@@ -411,11 +432,11 @@ static void dot_q2_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
   const cll_block_q8_K *y = a;
   float s = 0;
   for (int64_t b = 0; b < n / CLL_QK_K; b++) {
+    int8_t q[CLL_QK_K];
+    unpack_2bit(x[b].qs, q);
     int sumi = 0, summ = 0;
     for (int j = 0; j < 16; j++) {
-      int sub = 0;
-      for (int l = 0; l < 16; l++) sub += q2_at(x[b].qs, 16 * j + l) * y[b].qs[16 * j + l];
-      sumi += (x[b].scales[j] & 0xF) * sub;
+      sumi += (x[b].scales[j] & 0xF) * dot_i8(q + 16 * j, y[b].qs + 16 * j, 16);
       summ += (x[b].scales[j] >> 4) * y[b].bsums[j];
     }
     s += y[b].d * (FP16(x[b].d) * (float)sumi - FP16(x[b].dmin) * (float)summ);
@@ -425,19 +446,24 @@ static void dot_q2_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
 
 /* ------------------------------------------------------------ Q3_K */
 
-static int q3_at(const cll_block_q3_K *x, int e) {
-  int half = e / 128, r = e % 128;
-  int hbit = (x->hmask[r % 32] >> (4 * half + r / 32)) & 1;
-  return q2_at(x->qs, e) - (hbit ? 0 : 4);
+/* Q3_K values (-4..3): the 2-bit value minus 4 where the high bit is clear;
+ * the high bit of element 32k + l (k = 0..7 across the block) is bit k of
+ * hmask[l]. */
+static void unpack_q3_K(const cll_block_q3_K *x, int8_t q[CLL_QK_K]) {
+  unpack_2bit(x->qs, q);
+  for (int k = 0; k < 8; k++)
+    for (int l = 0; l < 32; l++) q[32 * k + l] = (int8_t)(q[32 * k + l] - (((x->hmask[l] >> k) & 1) ? 0 : 4));
 }
 
 static void dequant_q3_K(const void *src, float *y, int64_t n) {
   const cll_block_q3_K *x = src;
   for (int64_t b = 0; b < n / CLL_QK_K; b++) {
     float d = FP16(x[b].d);
-    int8_t sc[16];
+    int8_t sc[16], q[CLL_QK_K];
     cll__q3_K_scales(x[b].scales, sc);
-    for (int e = 0; e < CLL_QK_K; e++) *y++ = d * sc[e / 16] * q3_at(&x[b], e);
+    unpack_q3_K(&x[b], q);
+    for (int j = 0; j < 16; j++)
+      for (int l = 0; l < 16; l++) *y++ = d * sc[j] * q[16 * j + l];
   }
 }
 
@@ -446,14 +472,11 @@ static void dot_q3_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
   const cll_block_q8_K *y = a;
   float s = 0;
   for (int64_t b = 0; b < n / CLL_QK_K; b++) {
-    int8_t sc[16];
+    int8_t sc[16], q[CLL_QK_K];
     cll__q3_K_scales(x[b].scales, sc);
+    unpack_q3_K(&x[b], q);
     int sumi = 0;
-    for (int j = 0; j < 16; j++) {
-      int sub = 0;
-      for (int l = 0; l < 16; l++) sub += q3_at(&x[b], 16 * j + l) * y[b].qs[16 * j + l];
-      sumi += sc[j] * sub;
-    }
+    for (int j = 0; j < 16; j++) sumi += sc[j] * dot_i8(q + 16 * j, y[b].qs + 16 * j, 16);
     s += y[b].d * FP16(x[b].d) * (float)sumi;
   }
   *out = s;
@@ -461,10 +484,12 @@ static void dot_q3_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
 
 /* ------------------------------------------------------------ K-quant fitting */
 
-/* Fits x[0..n) ~ scale * q - min with q in 0..nmax, scale >= 0, min >= 0:
- * tries a few step sizes around (max - min) / nmax and, for each rounding,
- * solves the least-squares scale and offset; keeps the best. */
-static void fit_affine(const float *x, int n, int nmax, float *scale, float *min) {
+/* Fits x[0..n) ~ scale * q - min with q in 0..nmax, scale >= 0, min >= 0,
+ * minimizing sum w[i] * error[i]^2: tries a few step sizes around
+ * (max - min) / nmax and, for each rounding, solves the weighted least
+ * squares scale and offset; keeps the best. */
+static void fit_affine(const float *x, const float *w, int n, int nmax, float *scale,
+                       float *min) {
   float lo = x[0], hi = x[0];
   for (int i = 1; i < n; i++) {
     lo = fminf(lo, x[i]);
@@ -476,36 +501,40 @@ static void fit_affine(const float *x, int n, int nmax, float *scale, float *min
     *min = -lo;
     return;
   }
+  double sw = 0, swx = 0;
+  for (int i = 0; i < n; i++) {
+    sw += w[i];
+    swx += (double)w[i] * x[i];
+  }
   float best_err = INFINITY, best_s = (hi - lo) / nmax, best_b = lo;
   for (int step = -6; step <= 12; step++) {
     float iscale = (nmax + 0.1f * step) / (hi - lo);
-    if (iscale <= 0) continue;
-    double sq = 0, sqq = 0, sx = 0, sqx = 0;
+    double swq = 0, swqq = 0, swqx = 0;
     for (int i = 0; i < n; i++) {
       int q = iclamp(nearest((x[i] - lo) * iscale), 0, nmax);
-      sq += q;
-      sqq += (double)q * q;
-      sx += x[i];
-      sqx += (double)q * x[i];
+      swq += (double)w[i] * q;
+      swqq += (double)w[i] * q * q;
+      swqx += (double)w[i] * q * x[i];
     }
-    double det = n * sqq - sq * sq;
+    double det = sw * swqq - swq * swq;
     if (det <= 0) continue;
-    double s = (n * sqx - sq * sx) / det;
-    double bb = (sx - s * sq) / n;
+    double sc = (sw * swqx - swq * swx) / det;
+    double bb = (swx - sc * swq) / sw;
     if (bb > 0) { /* offset must be <= 0: refit the scale alone */
       bb = 0;
-      s = sqq > 0 ? sqx / sqq : 0;
+      sc = swqq > 0 ? swqx / swqq : 0;
     }
-    if (s <= 0) continue;
+    if (sc <= 0) continue;
     double err = 0;
+    float is = (float)(1.0 / sc);
     for (int i = 0; i < n; i++) {
-      int q = iclamp(nearest((x[i] - (float)bb) / (float)s), 0, nmax);
-      double e = s * q + bb - x[i];
-      err += e * e;
+      int q = iclamp(nearest((x[i] - (float)bb) * is), 0, nmax);
+      double e = sc * q + bb - x[i];
+      err += w[i] * e * e;
     }
     if (err < best_err) {
       best_err = (float)err;
-      best_s = (float)s;
+      best_s = (float)sc;
       best_b = (float)bb;
     }
   }
@@ -514,8 +543,9 @@ static void fit_affine(const float *x, int n, int nmax, float *scale, float *min
 }
 
 /* Fits x[0..n) ~ scale * q with q in -nmax..nmax-1 (scale may be negative
- * so that the largest magnitude can use -nmax). */
-static float fit_symmetric(const float *x, int n, int nmax) {
+ * so that the largest magnitude can use -nmax), minimizing the weighted
+ * squared error. */
+static float fit_symmetric(const float *x, const float *w, int n, int nmax) {
   float amax = 0, max = 0;
   for (int i = 0; i < n; i++) {
     if (fabsf(x[i]) > amax) {
@@ -527,26 +557,38 @@ static float fit_symmetric(const float *x, int n, int nmax) {
   float best_err = INFINITY, best_s = max / -nmax;
   for (int step = -8; step <= 8; step++) {
     float iscale = -(nmax + 0.1f * step) / max;
-    double sqq = 0, sqx = 0;
+    double swqq = 0, swqx = 0;
     for (int i = 0; i < n; i++) {
       int q = iclamp(nearest(iscale * x[i]), -nmax, nmax - 1);
-      sqq += (double)q * q;
-      sqx += (double)q * x[i];
+      swqq += (double)w[i] * q * q;
+      swqx += (double)w[i] * q * x[i];
     }
-    if (sqq <= 0) continue;
-    float s = (float)(sqx / sqq);
+    if (swqq <= 0) continue;
+    float sc = (float)(swqx / swqq), is = 1.0f / sc;
     double err = 0;
     for (int i = 0; i < n; i++) {
-      int q = iclamp(nearest(x[i] / s), -nmax, nmax - 1);
-      double e = (double)s * q - x[i];
-      err += e * e;
+      int q = iclamp(nearest(x[i] * is), -nmax, nmax - 1);
+      double e = (double)sc * q - x[i];
+      err += w[i] * e * e;
     }
     if (err < best_err) {
       best_err = (float)err;
-      best_s = s;
+      best_s = sc;
     }
   }
   return best_s;
+}
+
+/* Per-element weights of the K-quant fits: large values matter more (their
+ * products dominate dot products), so each element counts by
+ * rms(block) + |x|; a zero block gets equal weights. */
+static void k_weights(const float *x, float *w) {
+  double ss = 0;
+  for (int i = 0; i < CLL_QK_K; i++) ss += (double)x[i] * x[i];
+  float rms = (float)sqrt(ss / CLL_QK_K);
+  for (int i = 0; i < CLL_QK_K; i++) w[i] = rms + fabsf(x[i]);
+  if (rms == 0)
+    for (int i = 0; i < CLL_QK_K; i++) w[i] = 1;
 }
 
 /* Quantizes the 8 sub-block scales and mins of a Q4_K/Q5_K block to 6 bits
@@ -587,8 +629,9 @@ static void pack_k4_scales(const float scales[8], const float mins[8], uint16_t 
  * of 32 (Q4_K: nmax 15, Q5_K: nmax 31). */
 static void quantize_k4_levels(const float *x, int nmax, uint16_t *d16, uint16_t *dmin16,
                                uint8_t packed[12], uint8_t L[CLL_QK_K]) {
-  float scales[8], mins[8], eff_d[8], eff_m[8];
-  for (int j = 0; j < 8; j++) fit_affine(x + 32 * j, 32, nmax, &scales[j], &mins[j]);
+  float scales[8], mins[8], eff_d[8], eff_m[8], w[CLL_QK_K];
+  k_weights(x, w);
+  for (int j = 0; j < 8; j++) fit_affine(x + 32 * j, w + 32 * j, 32, nmax, &scales[j], &mins[j]);
   pack_k4_scales(scales, mins, d16, dmin16, packed, eff_d, eff_m);
   for (int j = 0; j < 8; j++) {
     for (int l = 0; l < 32; l++) {
@@ -611,19 +654,43 @@ static void quantize_q4_K(const float *x, void *dst, int64_t n) {
   }
 }
 
+/* Q4_K values (0..15): per 64 elements, 32 bytes; low nibbles first. */
+static void unpack_q4_K(const uint8_t *qs, int8_t q[CLL_QK_K]) {
+  for (int c = 0; c < 4; c++) {
+    for (int l = 0; l < 32; l++) {
+      q[64 * c + l] = (int8_t)(qs[32 * c + l] & 0xF);
+      q[64 * c + 32 + l] = (int8_t)(qs[32 * c + l] >> 4);
+    }
+  }
+}
+
 static void dequant_q4_K(const void *src, float *y, int64_t n) {
   const cll_block_q4_K *x = src;
   for (int64_t b = 0; b < n / CLL_QK_K; b++) {
     float d = FP16(x[b].d), dmin = FP16(x[b].dmin);
-    for (int c = 0; c < 4; c++) {
-      uint8_t sc1, m1, sc2, m2;
-      cll__scale_min_k4(2 * c, x[b].scales, &sc1, &m1);
-      cll__scale_min_k4(2 * c + 1, x[b].scales, &sc2, &m2);
-      const uint8_t *q = x[b].qs + 32 * c;
-      for (int l = 0; l < 32; l++) *y++ = d * sc1 * (q[l] & 0xF) - dmin * m1;
-      for (int l = 0; l < 32; l++) *y++ = d * sc2 * (q[l] >> 4) - dmin * m2;
+    int8_t q[CLL_QK_K];
+    unpack_q4_K(x[b].qs, q);
+    for (int j = 0; j < 8; j++) {
+      uint8_t sc, m;
+      cll__scale_min_k4(j, x[b].scales, &sc, &m);
+      float dl = d * sc, ml = dmin * m;
+      for (int l = 0; l < 32; l++) *y++ = dl * q[32 * j + l] - ml;
     }
   }
+}
+
+/* The K-quant dot with 8 sub-blocks of 32 and (scale, min) pairs:
+ * d_a * (d * sum_j sc_j * dot_j - dmin * sum_j m_j * sum(a in j)). */
+static float dot_k4_block(const int8_t q[CLL_QK_K], const uint8_t *scales, uint16_t d,
+                          uint16_t dmin, const cll_block_q8_K *y) {
+  int sumi = 0, summ = 0;
+  for (int j = 0; j < 8; j++) {
+    uint8_t sc, m;
+    cll__scale_min_k4(j, scales, &sc, &m);
+    sumi += sc * dot_i8(q + 32 * j, y->qs + 32 * j, 32);
+    summ += m * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
+  }
+  return y->d * (FP16(d) * (float)sumi - FP16(dmin) * (float)summ);
 }
 
 static void dot_q4_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
@@ -631,17 +698,9 @@ static void dot_q4_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
   const cll_block_q8_K *y = a;
   float s = 0;
   for (int64_t b = 0; b < n / CLL_QK_K; b++) {
-    int sumi = 0, summ = 0;
-    for (int j = 0; j < 8; j++) {
-      uint8_t sc, m;
-      cll__scale_min_k4(j, x[b].scales, &sc, &m);
-      const uint8_t *q = x[b].qs + 32 * (j / 2);
-      int shift = 4 * (j % 2), sub = 0;
-      for (int l = 0; l < 32; l++) sub += ((q[l] >> shift) & 0xF) * y[b].qs[32 * j + l];
-      sumi += sc * sub;
-      summ += m * (y[b].bsums[2 * j] + y[b].bsums[2 * j + 1]);
-    }
-    s += y[b].d * (FP16(x[b].d) * (float)sumi - FP16(x[b].dmin) * (float)summ);
+    int8_t q[CLL_QK_K];
+    unpack_q4_K(x[b].qs, q);
+    s += dot_k4_block(q, x[b].scales, x[b].d, x[b].dmin, &y[b]);
   }
   *out = s;
 }
@@ -664,21 +723,29 @@ static void quantize_q5_K(const float *x, void *dst, int64_t n) {
   }
 }
 
-/* The 5-bit value of element e of a Q5_K block. */
-static int q5k_at(const cll_block_q5_K *x, int e) {
-  int c = e / 64, r = e % 64, l = r % 32, hi = r / 32;
-  int lo4 = (x->qs[32 * c + l] >> (4 * hi)) & 0xF;
-  return lo4 | (((x->qh[l] >> (2 * c + hi)) & 1) << 4);
+/* Q5_K values (0..31): Q4_K's nibbles plus, for the k-th 64 elements, bit
+ * 2k (first 32) or 2k+1 (next 32) of qh[l]. */
+static void unpack_q5_K(const cll_block_q5_K *x, int8_t q[CLL_QK_K]) {
+  unpack_q4_K(x->qs, q);
+  for (int c = 0; c < 4; c++) {
+    for (int l = 0; l < 32; l++) {
+      q[64 * c + l] = (int8_t)(q[64 * c + l] | (((x->qh[l] >> (2 * c)) & 1) << 4));
+      q[64 * c + 32 + l] = (int8_t)(q[64 * c + 32 + l] | (((x->qh[l] >> (2 * c + 1)) & 1) << 4));
+    }
+  }
 }
 
 static void dequant_q5_K(const void *src, float *y, int64_t n) {
   const cll_block_q5_K *x = src;
   for (int64_t b = 0; b < n / CLL_QK_K; b++) {
     float d = FP16(x[b].d), dmin = FP16(x[b].dmin);
+    int8_t q[CLL_QK_K];
+    unpack_q5_K(&x[b], q);
     for (int j = 0; j < 8; j++) {
       uint8_t sc, m;
       cll__scale_min_k4(j, x[b].scales, &sc, &m);
-      for (int l = 0; l < 32; l++) *y++ = d * sc * q5k_at(&x[b], 32 * j + l) - dmin * m;
+      float dl = d * sc, ml = dmin * m;
+      for (int l = 0; l < 32; l++) *y++ = dl * q[32 * j + l] - ml;
     }
   }
 }
@@ -688,38 +755,37 @@ static void dot_q5_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
   const cll_block_q8_K *y = a;
   float s = 0;
   for (int64_t b = 0; b < n / CLL_QK_K; b++) {
-    int sumi = 0, summ = 0;
-    for (int j = 0; j < 8; j++) {
-      uint8_t sc, m;
-      cll__scale_min_k4(j, x[b].scales, &sc, &m);
-      int sub = 0;
-      for (int l = 0; l < 32; l++) sub += q5k_at(&x[b], 32 * j + l) * y[b].qs[32 * j + l];
-      sumi += sc * sub;
-      summ += m * (y[b].bsums[2 * j] + y[b].bsums[2 * j + 1]);
-    }
-    s += y[b].d * (FP16(x[b].d) * (float)sumi - FP16(x[b].dmin) * (float)summ);
+    int8_t q[CLL_QK_K];
+    unpack_q5_K(&x[b], q);
+    s += dot_k4_block(q, x[b].scales, x[b].d, x[b].dmin, &y[b]);
   }
   *out = s;
 }
 
 /* ------------------------------------------------------------ Q6_K */
 
-/* The 6-bit value (0..63) of element e of a Q6_K block: per 128 elements,
- * 64 bytes of ql (elements l and l+64 share byte l, l+32 and l+96 byte
- * l+32) and 32 bytes of qh (2 bits each of l, l+32, l+64, l+96). */
-static int q6k_at(const cll_block_q6_K *x, int e) {
-  int h = e / 128, r = e % 128, l = r % 32, k = r / 32; /* k: 0..3 */
-  int lo4 = (x->ql[64 * h + l + 32 * (k & 1)] >> (4 * (k >> 1))) & 0xF;
-  int hi2 = (x->qh[32 * h + l] >> (2 * k)) & 3;
-  return lo4 | (hi2 << 4);
+/* Q6_K values (-32..31): per 128 elements, 64 bytes of ql (elements l and
+ * l+64 share byte l, l+32 and l+96 byte l+32) and 32 bytes of qh (bits
+ * 2k..2k+1 of qh[l] are the top bits of element 32k + l). */
+static void unpack_q6_K(const cll_block_q6_K *x, int8_t q[CLL_QK_K]) {
+  for (int h = 0; h < 2; h++) {
+    for (int k = 0; k < 4; k++) {
+      for (int l = 0; l < 32; l++) {
+        int lo4 = (x->ql[64 * h + l + 32 * (k & 1)] >> (4 * (k >> 1))) & 0xF;
+        int hi2 = (x->qh[32 * h + l] >> (2 * k)) & 3;
+        q[128 * h + 32 * k + l] = (int8_t)((lo4 | (hi2 << 4)) - 32);
+      }
+    }
+  }
 }
 
 static void quantize_q6_K(const float *x, void *dst, int64_t n) {
   cll_block_q6_K *y = dst;
   for (int64_t b = 0; b < n / CLL_QK_K; b++, x += CLL_QK_K) {
-    float scales[16], amax = 0, max = 0;
+    float scales[16], amax = 0, max = 0, w[CLL_QK_K];
+    k_weights(x, w);
     for (int j = 0; j < 16; j++) {
-      scales[j] = fit_symmetric(x + 16 * j, 16, 32);
+      scales[j] = fit_symmetric(x + 16 * j, w + 16 * j, 16, 32);
       if (fabsf(scales[j]) > amax) {
         amax = fabsf(scales[j]);
         max = scales[j];
@@ -756,7 +822,12 @@ static void dequant_q6_K(const void *src, float *y, int64_t n) {
   const cll_block_q6_K *x = src;
   for (int64_t b = 0; b < n / CLL_QK_K; b++) {
     float d = FP16(x[b].d);
-    for (int e = 0; e < CLL_QK_K; e++) *y++ = d * x[b].scales[e / 16] * (q6k_at(&x[b], e) - 32);
+    int8_t q[CLL_QK_K];
+    unpack_q6_K(&x[b], q);
+    for (int j = 0; j < 16; j++) {
+      float dl = d * x[b].scales[j];
+      for (int l = 0; l < 16; l++) *y++ = dl * q[16 * j + l];
+    }
   }
 }
 
@@ -765,12 +836,10 @@ static void dot_q6_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
   const cll_block_q8_K *y = a;
   float s = 0;
   for (int64_t b = 0; b < n / CLL_QK_K; b++) {
+    int8_t q[CLL_QK_K];
+    unpack_q6_K(&x[b], q);
     int sumi = 0;
-    for (int j = 0; j < 16; j++) {
-      int sub = 0;
-      for (int l = 0; l < 16; l++) sub += (q6k_at(&x[b], 16 * j + l) - 32) * y[b].qs[16 * j + l];
-      sumi += x[b].scales[j] * sub;
-    }
+    for (int j = 0; j < 16; j++) sumi += x[b].scales[j] * dot_i8(q + 16 * j, y[b].qs + 16 * j, 16);
     s += y[b].d * FP16(x[b].d) * (float)sumi;
   }
   *out = s;

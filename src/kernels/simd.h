@@ -26,6 +26,12 @@ typedef cll_block_q8_K sb_q8_K;
  * bytes; only for CPUs with AVX-512 VNNI (the avx512 table). */
 void cll__gemm_q8_0_avx512(const cll_matmul_args *a);
 size_t cll__gemm_q8_0_scratch_bytes_avx512(int64_t n_in, int64_t n_tok);
+/* The same for Q4_K weights times Q8_K activations. */
+void cll__gemm_q4_K_avx512(const cll_matmul_args *a);
+size_t cll__gemm_q4_K_scratch_bytes_avx512(int64_t n_in);
+/* And for Q6_K weights times Q8_K activations. */
+void cll__gemm_q6_K_avx512(const cll_matmul_args *a);
+size_t cll__gemm_q6_K_scratch_bytes_avx512(int64_t n_in);
 #endif
 
 #endif

@@ -46,23 +46,7 @@ static uint32_t f32_bits(float f) {
   return u;
 }
 
-static float bits_f32(uint32_t u) {
-  float f;
-  memcpy(&f, &u, sizeof f);
-  return f;
-}
-
-float cll_fp16_to_fp32(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-  uint32_t exp = (h >> 10) & 0x1F;
-  uint32_t man = h & 0x3FF;
-  if (exp == 0x1F) return bits_f32(sign | 0x7F800000u | (man << 13)); /* inf, NaN */
-  if (exp != 0) return bits_f32(sign | ((exp + 112) << 23) | (man << 13));
-  if (man == 0) return bits_f32(sign);
-  /* Subnormal: man * 2^-24, exact in float. */
-  float v = (float)man * 0x1p-24f;
-  return sign ? -v : v;
-}
+float cll_fp16_to_fp32(uint16_t h) { return cll__fp16_to_fp32(h); }
 
 uint16_t cll_fp32_to_fp16(float f) {
   uint32_t u = f32_bits(f);
@@ -92,7 +76,7 @@ uint16_t cll_fp32_to_fp16(float f) {
   return (uint16_t)(sign | q);
 }
 
-float cll_bf16_to_fp32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
+float cll_bf16_to_fp32(uint16_t h) { return cll__bf16_to_fp32(h); }
 
 uint16_t cll_fp32_to_bf16(float f) {
   uint32_t u = f32_bits(f);

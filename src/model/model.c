@@ -174,6 +174,9 @@ static int load_weights(struct loader *L) {
       (rc = get_weight(L, "output_norm.weight", E, 0, true, &m->out_norm)) ||
       (rc = get_weight(L, "output.weight", E, V, !m->arch->tied_output, &m->output)))
     return rc;
+  if (cll_kernels_get()->dequant_row[m->tok_embd.type] == NULL)
+    return cll_err_set(L->err, CLL_EUNSUPPORTED, "token_embd.weight has type %s, which cllama "
+                       "cannot look rows up in", cll_type_info(m->tok_embd.type)->name);
   if (m->output.data == NULL)
     m->output = m->tok_embd;
   m->layers = calloc((size_t)I->n_layer, sizeof(*m->layers));

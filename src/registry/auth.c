@@ -319,9 +319,20 @@ static int create_key(const char *key_dir, unsigned char seed[32], unsigned char
   }
   at = append(pem, sizeof(pem), at, KEY_END);
 
-  if (mkdir(key_dir, 0755) != 0 && errno != EEXIST)
-    return cll_err_set(err, cll_err_from_errno(errno), "create %s: %s", key_dir,
-                       strerror(errno));
+  char dir[1024];
+  snprintf(dir, sizeof(dir), "%s", key_dir);
+  for (char *p = dir + 1;; p++) { /* mkdir -p */
+    char c = *p;
+    if (c != '/' && c != '\0')
+      continue;
+    *p = '\0';
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+      return cll_err_set(err, cll_err_from_errno(errno), "create %s: %s", dir,
+                         strerror(errno));
+    *p = c;
+    if (c == '\0')
+      break;
+  }
   char path[1100];
   snprintf(path, sizeof(path), "%s/id_ed25519", key_dir);
   int rc = write_file_0600(path, pem, at, 0600, err);

@@ -54,6 +54,7 @@
 #define MANIFEST_MAX_BYTES (4 << 20)
 #define STATE_BYTES 128 /* a part state file: JSON padded with spaces */
 #define TICK_MS 100
+#define TURN_BUDGET_BYTES (128 * 1024)
 #define DIRECT_DEADLINE_MS 30000
 
 struct cll_registry {
@@ -65,6 +66,12 @@ struct cll_registry {
   struct blob *blobs;
   int n_jobs, n_blobs;
   int n_work; /* signing work items still queued (they reference reg) */
+  /* Fairness: a part that took turn_budget_bytes in one go is paused until
+   * the next loop iteration (libcurl would otherwise drain a fast socket
+   * for many megabytes inside one callback and delay every other client). */
+  uv_prepare_t turn;
+  struct part **fair; /* parts paused for fairness */
+  int n_fair, cap_fair;
   bool closing;
 };
 
@@ -400,6 +407,8 @@ struct part {
   CURL *easy;
   struct curl_slist *hdrs;
   bool running, paused, status_ok, bad, complete;
+  bool fair_paused;    /* paused for fairness, resumed on the next iteration */
+  size_t turn_bytes;   /* bytes taken since the last fairness pause */
   long bad_status;
   int attempts;
   int64_t attempt_bytes;
@@ -446,6 +455,7 @@ struct blob {
 
 static void blob_check(struct blob *b);
 static void blob_begin(struct blob *b);
+static void fair_forget(struct part *p);
 static void job_on_blob(struct job *j, int rc, const cll_err *err);
 
 /* Progress counts bytes received (a buffer is on disk a moment later);
@@ -486,6 +496,7 @@ static void blob_stop(struct blob *b) {
       p->running = false;
       p->paused = false;
     }
+    fair_forget(p);
   }
   if (b->req) {
     hreq_cancel(b->req);
@@ -606,12 +617,57 @@ static void on_part_written(uv_fs_t *req) {
     part_flush(p);
   if (p->paused && p->running && b->state == B_RUN) {
     p->paused = false;
-    cll_curl_uv_unpause(b->reg->cu, p->easy); /* may deliver data right away */
+    if (!p->fair_paused) /* else the next iteration resumes it */
+      cll_curl_uv_unpause(b->reg->cu, p->easy); /* may deliver data right away */
   }
   blob_check(b);
 }
 
 /* --------------------------------------------------------- part transfer */
+
+static void on_turn(uv_prepare_t *h) {
+  cll_registry *reg = h->data;
+  uv_prepare_stop(h);
+  int n = reg->n_fair;
+  reg->n_fair = 0;
+  for (int i = 0; i < n; i++) {
+    struct part *p = reg->fair[i];
+    if (p == NULL || !p->fair_paused)
+      continue;
+    p->fair_paused = false;
+    p->turn_bytes = 0;
+    if (p->running && !p->paused && p->b->state == B_RUN)
+      cll_curl_uv_unpause(reg->cu, p->easy);
+  }
+}
+
+/* Pauses p until the next loop iteration; false if it cannot. */
+static bool fair_pause(struct part *p) {
+  cll_registry *reg = p->b->reg;
+  if (reg->n_fair == reg->cap_fair) {
+    int cap = reg->cap_fair ? reg->cap_fair * 2 : 16;
+    struct part **f = realloc(reg->fair, sizeof(*f) * (size_t)cap);
+    if (f == NULL)
+      return false;
+    reg->fair = f;
+    reg->cap_fair = cap;
+  }
+  reg->fair[reg->n_fair++] = p;
+  p->fair_paused = true;
+  uv_prepare_start(&reg->turn, on_turn);
+  return true;
+}
+
+/* Forgets p in the fairness list (it is stopping or being freed). */
+static void fair_forget(struct part *p) {
+  cll_registry *reg = p->b ? p->b->reg : NULL;
+  if (reg == NULL)
+    return;
+  for (int i = 0; i < reg->n_fair; i++)
+    if (reg->fair[i] == p)
+      reg->fair[i] = NULL;
+  p->fair_paused = false;
+}
 
 static size_t on_part_data(char *ptr, size_t size, size_t nmemb, void *arg) {
   struct part *p = arg;
@@ -652,8 +708,11 @@ static size_t on_part_data(char *ptr, size_t size, size_t nmemb, void *arg) {
       p->cap = n;
     }
   }
+  if (p->turn_bytes >= TURN_BUDGET_BYTES && fair_pause(p))
+    return CURL_WRITEFUNC_PAUSE;
   memcpy(p->fill + p->fill_len, ptr, n);
   p->fill_len += n;
+  p->turn_bytes += n;
   p->received += (int64_t)n;
   p->attempt_bytes += (int64_t)n;
   p->last_data_ms = now_ms(b->reg);
@@ -669,6 +728,7 @@ static void on_part_done(CURL *easy, CURLcode result, void *arg) {
   struct blob *b = p->b;
   p->running = false;
   p->paused = false;
+  fair_forget(p);
   if (b->state != B_RUN)
     return;
   if (result == CURLE_OK && !p->bad && p->received == p->size) {
@@ -740,7 +800,7 @@ static void part_start(struct part *p) {
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 30000L);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
+  curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 32L * 1024);
   p->status_ok = p->bad = false;
   p->bad_status = 0;
   p->attempt_bytes = 0;
@@ -795,13 +855,15 @@ static void on_tick(uv_timer_t *t) {
   uint64_t now = now_ms(b->reg);
   for (int i = 0; i < b->n_parts; i++) {
     struct part *p = &b->parts[i];
-    if (p->running && !p->paused && now - p->last_data_ms >= b->reg->opts.stall_ms) {
+    if (p->running && !p->paused && !p->fair_paused &&
+        now - p->last_data_ms >= b->reg->opts.stall_ms) {
       fprintf(stderr,
               "pull: %.12s part %d stalled; retrying. If this persists, press ctrl-c to "
               "exit, then 'ollama pull' to find a faster connection.\n",
               b->digest, p->n);
       cll_curl_uv_remove(b->reg->cu, p->easy);
       p->running = p->paused = false;
+      fair_forget(p);
       p->retry_at_ms = 0; /* at once, without using an attempt */
     }
     /* Slow transfers still record their progress now and then. */
@@ -831,6 +893,7 @@ static void close_files(struct blob *b) {
 static void free_parts(struct blob *b) {
   for (int i = 0; i < b->n_parts; i++) {
     struct part *p = &b->parts[i];
+    fair_forget(p);
     if (p->easy) {
       if (p->running)
         cll_curl_uv_remove(b->reg->cu, p->easy);
@@ -928,7 +991,7 @@ static void prepare_work(uv_work_t *w) {
     close(fd);
     unlink(b->partial);
     b->rc = cll_err_set(&b->err, cll_err_from_errno(e), "write %s: %s", b->partial,
-                        strerror(e));
+                        uv_strerror(-e)); /* Go's lower-case wording */
     return;
   }
   const cll_registry_opts *o = &b->reg->opts;
@@ -1728,14 +1791,24 @@ int cll_registry_new(uv_loop_t *loop, cll_store *store, const cll_registry_opts 
     free(reg);
     return cll_err_set(err, rc, "libcurl initialisation failed");
   }
+  uv_prepare_init(loop, &reg->turn);
+  reg->turn.data = reg;
   *out = reg;
   return 0;
 }
 
+static void on_turn_closed(uv_handle_t *h) {
+  cll_registry *reg = h->data;
+  free(reg->fair);
+  free(reg);
+}
+
 static void reg_maybe_free(cll_registry *reg) {
-  if (reg->closing && reg->n_jobs == 0 && reg->n_blobs == 0 && reg->n_work == 0) {
+  if (reg->closing && reg->n_jobs == 0 && reg->n_blobs == 0 && reg->n_work == 0 &&
+      reg->cu != NULL) {
     cll_curl_uv_close(reg->cu);
-    free(reg);
+    reg->cu = NULL;
+    uv_close((uv_handle_t *)&reg->turn, on_turn_closed);
   }
 }
 

@@ -126,6 +126,7 @@ static void process_input(struct conn *c);
 static void conn_arm_timer(struct conn *c);
 static void server_maybe_free(cll_server *srv);
 static void on_idle(uv_idle_t *h);
+static void conn_start_read(struct conn *c);
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -432,9 +433,6 @@ static void req_finish(cll_request *r) {
     return;
   }
   conn_arm_timer(c);
-  if (c->flags & CONN_READ_STOPPED) {
-    /* Resumed by process_input once the buffer drains. */
-  }
   if (c->dispatching)
     return; /* process_input's loop continues with the next request */
   /* Answered later, from some other callback: parse the next pipelined
@@ -945,8 +943,7 @@ static void process_input(struct conn *c) {
   /* Resume reading when a stopped connection has room again. */
   if ((c->flags & CONN_READ_STOPPED) && c->in.len < INPUT_CAP_ACTIVE && !(c->flags & CONN_EOF)) {
     c->flags &= ~CONN_READ_STOPPED;
-    extern void cll__conn_start_read(struct conn * c);
-    cll__conn_start_read(c);
+    conn_start_read(c);
   }
 }
 
@@ -1017,8 +1014,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     conn_arm_timer(c);
 }
 
-void cll__conn_start_read(struct conn *c);
-void cll__conn_start_read(struct conn *c) {
+static void conn_start_read(struct conn *c) {
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
@@ -1048,7 +1044,7 @@ static void on_connection(uv_stream_t *ls, int status) {
   llhttp_init(&c->parser, HTTP_REQUEST, &srv->settings);
   c->parser.data = c;
   uv_timer_start(&c->timer, on_conn_timer, srv->opts.idle_timeout_ms, 0);
-  cll__conn_start_read(c);
+  conn_start_read(c);
 }
 
 /* ---------------------------------------------------------------- server */

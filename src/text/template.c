@@ -380,9 +380,9 @@ static struct tok lex(struct parser *p) {
   t.p = s;
   size_t n = 1;
   unsigned char c = (unsigned char)s[0];
-  if (c == '.' && (rest < 2 || !is_alnum_((unsigned char)s[1]))) {
-    if (rest >= 2 && isdigit((unsigned char)s[1]))
-      goto number;
+  if (c == '.' && rest >= 2 && isdigit((unsigned char)s[1])) {
+    goto number; /* .5 is a number, as in Go */
+  } else if (c == '.' && (rest < 2 || !is_alnum_((unsigned char)s[1]))) {
     t.kind = T_DOT;
   } else if (c == '.') {
     while (n < rest && is_alnum_((unsigned char)s[n]))
@@ -449,6 +449,16 @@ static struct tok lex(struct parser *p) {
   }
   t.n = n;
   p->pos += n;
+  if (t.kind == T_IDENT || t.kind == T_FIELD || t.kind == T_VAR) {
+    /* As Go's lexer: a word must end at a terminator. */
+    bool trim;
+    char c2 = p->pos < p->len ? p->src[p->pos] : ' ';
+    if (!is_space(c2) && !strchr(".,|:()", c2) && at_right_delim(p, p->pos, &trim) == 0) {
+      perr(p, "bad character '%c' after \"%.*s\"", isprint((unsigned char)c2) ? c2 : '?',
+           (int)(n > 40 ? 40 : n), s);
+      t.kind = T_ERR;
+    }
+  }
   return t;
 }
 
@@ -1513,6 +1523,78 @@ void cll_template_tool_tag(const cll_template *t, char *buf, size_t cap) {
 }
 
 
+/* ------------------------------------------------------- thinking tags */
+
+struct think_walk {
+  char *open, *close;
+  size_t open_cap, close_cap;
+};
+
+static bool pipe_uses_field(const struct pipe *pp, const char *name) {
+  for (int i = 0; i < pp->ncmds; i++)
+    for (int j = 0; j < pp->cmds[i].nargs; j++) {
+      const struct arg *a = &pp->cmds[i].args[j];
+      if (a->kind == A_FIELD && strcmp(a->fields[0], name) == 0)
+        return true;
+      if (a->kind == A_PIPE && pipe_uses_field(a->pipe, name))
+        return true;
+    }
+  return false;
+}
+
+static void copy_trimmed(char *dst, size_t cap, const char *s, size_t n) {
+  while (n > 0 && isspace((unsigned char)*s))
+    s++, n--;
+  while (n > 0 && isspace((unsigned char)s[n - 1]))
+    n--;
+  snprintf(dst, cap, "%.*s", (int)(n < cap ? n : cap - 1), s);
+}
+
+static void think_pipe(struct think_walk *w, const struct pipe *pp, struct node *const *list,
+                       int n, const struct node *range) {
+  for (int i = 0; i < pp->ncmds; i++)
+    for (int j = 0; j < pp->cmds[i].nargs; j++) {
+      const struct arg *a = &pp->cmds[i].args[j];
+      if (a->kind == A_PIPE)
+        think_pipe(w, a->pipe, list, n, range);
+      if (a->kind != A_FIELD || strcmp(a->fields[0], "Thinking") != 0)
+        continue;
+      if (range == NULL || !pipe_uses_field(range->pipe, "Messages") || n == 0)
+        continue;
+      if (list[0]->kind == N_TEXT)
+        copy_trimmed(w->open, w->open_cap, list[0]->text, list[0]->len);
+      if (list[n - 1]->kind == N_TEXT)
+        copy_trimmed(w->close, w->close_cap, list[n - 1]->text, list[n - 1]->len);
+    }
+}
+
+static void think_list(struct think_walk *w, struct node *const *list, int n,
+                       const struct node *range) {
+  for (int i = 0; i < n; i++) {
+    const struct node *nd = list[i];
+    if (nd->kind == N_ACTION) {
+      think_pipe(w, nd->pipe, list, n, range);
+    } else if (nd->kind == N_IF || nd->kind == N_WITH || nd->kind == N_RANGE) {
+      const struct node *r = nd->kind == N_RANGE ? nd : range;
+      think_pipe(w, nd->pipe, list, n, r);
+      think_list(w, nd->list, nd->nlist, r);
+      think_list(w, nd->else_list, nd->nelse, r);
+    }
+  }
+}
+
+void cll_template_think_tags(const cll_template *t, char *open, size_t open_cap, char *close,
+                             size_t close_cap) {
+  if (open_cap)
+    open[0] = '\0';
+  if (close_cap)
+    close[0] = '\0';
+  if (open_cap == 0 || close_cap == 0)
+    return;
+  struct think_walk w = {open, close, open_cap, close_cap};
+  think_list(&w, t->root, t->nroot, NULL);
+}
+
 /* ================================================================ values
  *
  * A value is a scalar or a (json node, Go type) pair. The Go types are the
@@ -1836,7 +1918,7 @@ static void put_float_v(struct buf *b, double f) {
   char d[40];
   int e;
   shortest(f, d, &e);
-  if (e < -4 || e >= 21)
+  if (e < -4 || e >= 6) /* strconv 'g' with the shortest precision decides at 6 */
     put_exp(b, d, e, false);
   else
     put_fixed(b, d, e);
@@ -1898,6 +1980,44 @@ static void put_json_string(struct buf *b, const char *s, size_t n) {
       buf_puts(b, "\\ufffd");
     else if (cp == 0x2028 || cp == 0x2029)
       buf_puts(b, cp == 0x2028 ? "\\u2028" : "\\u2029");
+    else
+      buf_add(b, s + i, len);
+    i += len;
+  }
+  buf_putc(b, '"');
+}
+
+/* strconv.Quote: Go escapes, printable characters (including non-ASCII) as
+ * they are, invalid bytes as \xNN. */
+static void put_go_quoted(struct buf *b, const char *s, size_t n) {
+  buf_putc(b, '"');
+  size_t i = 0;
+  while (i < n) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x80) {
+      switch (c) {
+      case '"': buf_puts(b, "\\\""); break;
+      case '\\': buf_puts(b, "\\\\"); break;
+      case '\a': buf_puts(b, "\\a"); break;
+      case '\b': buf_puts(b, "\\b"); break;
+      case '\f': buf_puts(b, "\\f"); break;
+      case '\n': buf_puts(b, "\\n"); break;
+      case '\r': buf_puts(b, "\\r"); break;
+      case '\t': buf_puts(b, "\\t"); break;
+      case '\v': buf_puts(b, "\\v"); break;
+      default:
+        if (c < 0x20 || c == 0x7f)
+          buf_printf(b, "\\x%02x", c);
+        else
+          buf_putc(b, (char)c);
+      }
+      i++;
+      continue;
+    }
+    uint32_t cp;
+    size_t len = utf8_get((const unsigned char *)s + i, n - i, &cp);
+    if (cp == 0xFFFD && len == 1)
+      buf_printf(b, "\\x%02x", c);
     else
       buf_add(b, s + i, len);
     i += len;
@@ -2135,11 +2255,6 @@ static void marshal_val(struct buf *b, const struct val *v) {
 /* fmt's %v. depth > 0 inside a composite (nil prints <nil> there). */
 static void print_val(struct buf *b, const struct val *v, int depth);
 
-static void print_json_node(struct buf *b, unsigned char g, json_t *j, int depth) {
-  struct val v = make_val(g, j);
-  print_val(b, &v, depth);
-}
-
 static void print_val(struct buf *b, const struct val *v, int depth) {
   if (depth > MAX_DEPTH)
     return;
@@ -2202,15 +2317,20 @@ static void print_val(struct buf *b, const struct val *v, int depth) {
         buf_putc(b, ' ');
       buf_puts(b, keys[i]);
       buf_putc(b, ':');
-      print_json_node(b, GT[g].elem ? GT[g].elem : G_ANY, json_object_get(v->j, keys[i]),
-                      depth + 1);
+      json_t *c = json_object_get(v->j, keys[i]);
+      struct val e = make_val(GT[g].elem ? GT[g].elem : G_ANY, c);
+      if (g == G_ROOT)
+        for (size_t k = 0; k < CLL_ARRAY_LEN(F_ROOT); k++)
+          if (strcmp(F_ROOT[k].key, keys[i]) == 0)
+            e = field_val(&F_ROOT[k], c);
+      print_val(b, &e, depth + 1);
     }
     free(keys);
     buf_putc(b, ']');
     return;
   }
   if (GT[g].shape == SH_STRUCT) {
-    if (g == G_MSG)
+    if (g == G_MSG && depth == 1) /* fmt's pointer-to-struct; templates print *p itself */
       buf_putc(b, '&');
     buf_putc(b, '{');
     for (int i = 0; i < GT[g].nf; i++) {
@@ -2607,6 +2727,17 @@ static int fn_slice(struct exec *x, const struct val *item, const struct val *id
 
 /* Go's fmt.Sprintf for the verbs templates use: %v %s %d %q %t %f %e %g %x
  * %X %c %%, flags and width/precision. */
+/* fmt's %!verb(type=value) for a bad verb; nil prints as %!verb(<nil>). */
+static void bad_verb(struct buf *t, char verb, const struct val *v) {
+  if (v->k == K_NIL) {
+    buf_printf(t, "%%!%c(<nil>)", verb);
+    return;
+  }
+  buf_printf(t, "%%!%c(%s=", verb, type_name(v));
+  print_val(t, v, 1);
+  buf_putc(t, ')');
+}
+
 static void fmt_one(struct buf *b, char verb, const char *flags, int width, int prec,
                     const struct val *v) {
   struct buf t = {0};
@@ -2614,10 +2745,8 @@ static void fmt_one(struct buf *b, char verb, const char *flags, int width, int 
   switch (verb) {
   case 'v':
   case 's':
-    if (verb == 's' && v->k != K_STR && v->k != K_J && v->k != K_NIL) {
-      buf_printf(&t, "%%!s(%s=", type_name(v));
-      print_val(&t, v, 1);
-      buf_putc(&t, ')');
+    if (verb == 's' && v->k != K_STR && v->k != K_J) {
+      bad_verb(&t, 's', v);
     } else {
       print_val(&t, v, 1);
       if (v->k == K_NIL) {
@@ -2630,11 +2759,21 @@ static void fmt_one(struct buf *b, char verb, const char *flags, int width, int 
     break;
   case 'q':
     if (v->k == K_STR) {
-      put_json_string(&t, v->s, v->n);
+      put_go_quoted(&t, v->s, v->n);
+    } else if (v->k == K_INT && v->i >= 0 && v->i <= 0x10FFFF) {
+      /* a rune: 'c' */
+      char u[4];
+      size_t ul = utf8_put(u, (uint32_t)v->i);
+      struct buf q = {0};
+      put_go_quoted(&q, u, ul);
+      if (q.p && q.len >= 2) {
+        buf_putc(&t, '\'');
+        buf_add(&t, q.p + 1, q.len - 2);
+        buf_putc(&t, '\'');
+      }
+      free(q.p);
     } else {
-      buf_puts(&t, "%!q(");
-      print_val(&t, v, 1);
-      buf_putc(&t, ')');
+      bad_verb(&t, 'q', v);
     }
     break;
   case 'd':
@@ -2652,19 +2791,17 @@ static void fmt_one(struct buf *b, char verb, const char *flags, int width, int 
       for (size_t i = 0; i < v->n; i++)
         buf_printf(&t, verb == 'x' ? "%02x" : "%02X", (unsigned char)v->s[i]);
     } else {
-      buf_printf(&t, "%%!%c(%s=", verb, type_name(v));
-      print_val(&t, v, 1);
-      buf_putc(&t, ')');
+      bad_verb(&t, verb, v);
     }
+    break;
+  case 'T':
+    buf_puts(&t, type_name(v));
     break;
   case 't':
     if (v->k == K_BOOL)
       buf_puts(&t, v->b ? "true" : "false");
-    else {
-      buf_printf(&t, "%%!t(%s=", type_name(v));
-      print_val(&t, v, 1);
-      buf_putc(&t, ')');
-    }
+    else
+      bad_verb(&t, 't', v);
     break;
   case 'f':
   case 'F':
@@ -2683,17 +2820,15 @@ static void fmt_one(struct buf *b, char verb, const char *flags, int width, int 
         buf_printf(&t, f, v->f);
       }
     } else {
-      buf_printf(&t, "%%!%c(%s=", verb, type_name(v));
-      print_val(&t, v, 1);
-      buf_putc(&t, ')');
+      bad_verb(&t, verb, v);
     }
     break;
   default:
-    buf_printf(&t, "%%!%c(%s=", verb, type_name(v));
-    print_val(&t, v, 1);
-    buf_putc(&t, ')');
+    bad_verb(&t, verb, v);
   }
   size_t len = t.len;
+  if (t.len >= 2 && t.p[0] == '%' && t.p[1] == '!')
+    width = -1; /* Go pads the value inside a bad verb; we leave it unpadded */
   if (width > 0 && (size_t)width > len && !minus)
     for (size_t i = len; i < (size_t)width; i++)
       buf_putc(b, zero && verb != 's' && verb != 'v' && verb != 'q' ? '0' : ' ');
@@ -2756,6 +2891,10 @@ static void go_sprintf(struct buf *b, const char *f, size_t n, const struct val 
     for (int k = ai; k < nargs; k++) {
       if (k > ai)
         buf_puts(b, ", ");
+      if (args[k].k == K_NIL) {
+        buf_puts(b, "<nil>");
+        continue;
+      }
       buf_printf(b, "%s=", type_name(&args[k]));
       print_val(b, &args[k], 1);
     }
@@ -3482,4 +3621,166 @@ out:
   if (rc == 0 && first_kept)
     *first_kept = cur;
   return rc;
+}
+
+int cll_generate_prompt(const cll_template *t, const struct cll_generate_input *in,
+                        const struct cll_chat_prompt_opts *o, char **out, size_t *out_len,
+                        cll_err *err) {
+  *out = NULL;
+  char *body = NULL;
+  size_t body_len = 0;
+  int rc;
+  struct cll_tmpl_values v = {.think = in->think,
+                              .think_level = in->think_level,
+                              .is_think_set = in->is_think_set};
+  if (nonempty(in->suffix)) {
+    v.prompt = in->prompt;
+    v.suffix = in->suffix;
+    rc = cll_template_execute(t, &v, &body, &body_len, err);
+  } else {
+    size_t n = 1 + (in->has_context ? 0 : in->n_model_messages) + 1;
+    struct cll_tmpl_message *msgs = calloc(n, sizeof *msgs);
+    if (msgs == NULL)
+      return cll_err_set(err, CLL_ENOMEM, "out of memory");
+    size_t k = 0;
+    const char *sys = nonempty(in->system) ? in->system : in->model_system;
+    if (nonempty(sys))
+      msgs[k++] = (struct cll_tmpl_message){.role = "system", .content = sys};
+    if (!in->has_context)
+      for (size_t i = 0; i < in->n_model_messages; i++)
+        msgs[k++] = in->model_messages[i];
+    msgs[k++] = (struct cll_tmpl_message){
+        .role = "user", .content = str_or_empty(in->prompt), .n_images = in->n_images};
+    v.messages = msgs;
+    v.n_messages = k;
+    if (in->template_override) {
+      rc = cll_template_execute(t, &v, &body, &body_len, err);
+    } else {
+      rc = cll_chat_prompt(t, &v, o, &body, &body_len, NULL, err);
+    }
+    free(msgs);
+  }
+  if (rc != 0)
+    return rc;
+  if (!in->has_context || !nonempty(in->context_text)) {
+    *out = body;
+    if (out_len)
+      *out_len = body_len;
+    return 0;
+  }
+  size_t cl = strlen(in->context_text);
+  char *joined = malloc(cl + body_len + 1);
+  if (joined == NULL) {
+    free(body);
+    return cll_err_set(err, CLL_ENOMEM, "out of memory");
+  }
+  memcpy(joined, in->context_text, cl);
+  memcpy(joined + cl, body, body_len + 1);
+  free(body);
+  *out = joined;
+  if (out_len)
+    *out_len = cl + body_len;
+  return 0;
+}
+
+/* ======================================================= from a request */
+
+static int opt_string(json_t *o, const char *key, const char **out, size_t i, cll_err *err) {
+  json_t *v = json_object_get(o, key);
+  *out = NULL;
+  if (v == NULL || json_is_null(v))
+    return 0;
+  if (!json_is_string(v))
+    return cll_err_set(err, CLL_EINVAL, "messages[%zu].%s must be a string", i, key);
+  *out = json_string_value(v);
+  return 0;
+}
+
+int cll_tmpl_messages_from_json(const struct json_t *messages, struct cll_tmpl_message **out,
+                                size_t *n, cll_err *err) {
+  *out = NULL;
+  *n = 0;
+  json_t *arr = (json_t *)messages;
+  if (arr == NULL || json_is_null(arr))
+    return 0;
+  if (!json_is_array(arr))
+    return cll_err_set(err, CLL_EINVAL, "messages must be an array");
+  size_t nm = json_array_size(arr), ncalls = 0, role_bytes = 0;
+  for (size_t i = 0; i < nm; i++) {
+    json_t *m = json_array_get(arr, i);
+    if (!json_is_object(m))
+      return cll_err_set(err, CLL_EINVAL, "messages[%zu] must be an object", i);
+    json_t *tc = json_object_get(m, "tool_calls");
+    if (tc != NULL && !json_is_null(tc) && !json_is_array(tc))
+      return cll_err_set(err, CLL_EINVAL, "messages[%zu].tool_calls must be an array", i);
+    ncalls += json_is_array(tc) ? json_array_size(tc) : 0;
+    json_t *r = json_object_get(m, "role");
+    role_bytes += (json_is_string(r) ? json_string_length(r) : 0) + 1;
+  }
+  size_t bytes = nm * sizeof(struct cll_tmpl_message) + ncalls * sizeof(struct cll_tmpl_tool_call) +
+                 role_bytes + 1;
+  char *block = calloc(1, bytes);
+  if (block == NULL)
+    return cll_err_set(err, CLL_ENOMEM, "out of memory");
+  struct cll_tmpl_message *msgs = (struct cll_tmpl_message *)block;
+  struct cll_tmpl_tool_call *calls =
+      (struct cll_tmpl_tool_call *)(block + nm * sizeof(struct cll_tmpl_message));
+  char *roles = (char *)(calls + ncalls);
+  size_t ci = 0;
+  int rc = 0;
+  for (size_t i = 0; i < nm && rc == 0; i++) {
+    json_t *m = json_array_get(arr, i);
+    struct cll_tmpl_message *d = &msgs[i];
+    const char *role;
+    if ((rc = opt_string(m, "role", &role, i, err)) != 0 ||
+        (rc = opt_string(m, "content", &d->content, i, err)) != 0 ||
+        (rc = opt_string(m, "thinking", &d->thinking, i, err)) != 0 ||
+        (rc = opt_string(m, "tool_name", &d->tool_name, i, err)) != 0 ||
+        (rc = opt_string(m, "tool_call_id", &d->tool_call_id, i, err)) != 0)
+      break;
+    d->role = roles;
+    for (const char *q = role ? role : ""; *q; q++)
+      *roles++ = (char)tolower((unsigned char)*q);
+    *roles++ = '\0';
+    json_t *imgs = json_object_get(m, "images");
+    if (imgs != NULL && !json_is_null(imgs) && !json_is_array(imgs)) {
+      rc = cll_err_set(err, CLL_EINVAL, "messages[%zu].images must be an array", i);
+      break;
+    }
+    d->n_images = json_is_array(imgs) ? json_array_size(imgs) : 0;
+    json_t *tc = json_object_get(m, "tool_calls");
+    if (!json_is_array(tc) || json_array_size(tc) == 0)
+      continue;
+    d->tool_calls = &calls[ci];
+    d->n_tool_calls = json_array_size(tc);
+    for (size_t k = 0; k < d->n_tool_calls; k++, ci++) {
+      json_t *c = json_array_get(tc, k);
+      json_t *fn = json_object_get(c, "function");
+      if (!json_is_object(c) || !json_is_object(fn)) {
+        rc = cll_err_set(err, CLL_EINVAL, "messages[%zu].tool_calls[%zu] needs a function", i, k);
+        break;
+      }
+      json_t *id = json_object_get(c, "id"), *name = json_object_get(fn, "name");
+      json_t *index = json_object_get(fn, "index"), *args = json_object_get(fn, "arguments");
+      if (args != NULL && !json_is_null(args) && !json_is_object(args)) {
+        rc = cll_err_set(err, CLL_EINVAL,
+                         "messages[%zu].tool_calls[%zu].function.arguments must be an object", i,
+                         k);
+        break;
+      }
+      calls[ci] = (struct cll_tmpl_tool_call){
+          .id = json_is_string(id) ? json_string_value(id) : NULL,
+          .index = json_is_integer(index) ? (int)json_integer_value(index) : 0,
+          .name = json_is_string(name) ? json_string_value(name) : NULL,
+          .arguments = json_is_object(args) ? args : NULL,
+      };
+    }
+  }
+  if (rc != 0) {
+    free(block);
+    return rc;
+  }
+  *out = msgs;
+  *n = nm;
+  return 0;
 }

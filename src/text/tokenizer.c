@@ -64,6 +64,8 @@ enum pre_type {
 #define TF_HIDDEN 1u  /* CONTROL/UNKNOWN: printed only with special=true */
 #define TF_EOG 2u     /* ends generation */
 #define TF_SPECIAL 4u /* matched by its text before pre-tokenization */
+#define TF_LSTRIP 8u  /* swallows the white space before it (when matched in text) */
+#define TF_RSTRIP 16u /* swallows the white space after it */
 
 struct cll_tokenizer {
   enum cll_tok_kind kind;
@@ -74,7 +76,7 @@ struct cll_tokenizer {
   /* Interned strings: ids [0, n_vocab) are tokens, [n_vocab, n_strs) are
    * merge-only strings. */
   int32_t n_strs, cap_strs;
-  char *pool;        /* (pool_len) bytes of every string, back to back */
+  char *pool; /* (pool_len) bytes of every string, back to back */
   size_t pool_len, pool_cap;
   uint64_t *str_off; /* (cap_strs) offset in pool */
   uint32_t *str_len; /* (cap_strs) bytes */
@@ -104,6 +106,8 @@ struct cll_tokenizer {
   int32_t byte_sym[256];   /* string id of bmap[b] (token or merge-only), or -1 */
   int32_t byte_fb[256][2]; /* final fallback ids for the bytes of bmap[b], or -1 */
   int32_t spm_byte[256];   /* SPM: id of <0xNN> (or the byte itself), else unk */
+  int32_t spm_ascii[128];  /* SPM: id of the one-character token c, or -1 */
+  int32_t spm_space;       /* SPM: id of U+2581, or -1 */
 
   int32_t *specials; /* token ids matched by text, longest text first */
   size_t n_specials;
@@ -112,6 +116,7 @@ struct cll_tokenizer {
   int n_re;
 
   bool add_bos, add_eos, add_space_prefix, ignore_merges, clean_spaces;
+  bool spm_split_words; /* SPM: no token has U+2581 after another character */
   int32_t bos, eos, eot, eom, unk, pad;
 };
 
@@ -129,8 +134,13 @@ static uint64_t hash_bytes(const char *p, size_t n) {
   }
   uint64_t v = 0;
   memcpy(&v, p, n);
-  h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 29;
+  h ^= v;
+  /* murmur3's finaliser: every input bit reaches the low bits used as index */
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
   return h;
 }
 
@@ -143,7 +153,9 @@ static uint64_t hash_u64(uint64_t k) {
   return k;
 }
 
-static const char *str_ptr(const cll_tokenizer *t, int32_t id) { return t->pool + t->str_off[id]; }
+static const char *str_ptr(const cll_tokenizer *t, int32_t id) {
+  return t->pool + t->str_off[id];
+}
 
 static int32_t lookup(const cll_tokenizer *t, const char *s, size_t n) {
   uint32_t i = (uint32_t)hash_bytes(s, n) & t->slot_mask;
@@ -362,7 +374,10 @@ static uint32_t byte_to_cp(int b) {
                "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 #define CJK_RUN "[\\x{4E00}-\\x{9FA5}\\x{0800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+"
 
-/* The deepseek-llm letter class, transcribed from its tokenizer.json. */
+/* The deepseek-llm letter class (cased letters), transcribed from its
+ * tokenizer.json as code points: several of its characters have canonical
+ * singleton decompositions (U+1F7D, U+1FBE, U+1FD3, U+1FDB, U+2126, U+212A),
+ * so the pattern must not pass through Unicode normalisation. */
 static const char pat_deepseek_letters[] =
     "\\s?"
     "[A-Za-z\\x{B5}\\x{C0}-\\x{D6}\\x{D8}-\\x{F6}\\x{F8}-\\x{1BA}\\x{1BC}-\\x{1BF}\\x{1C4}-"
@@ -371,17 +386,17 @@ static const char pat_deepseek_letters[] =
     "\\x{48A}-\\x{52F}\\x{531}-\\x{556}\\x{10A0}-\\x{10C5}\\x{13A0}-\\x{13F5}\\x{13F8}-"
     "\\x{13FD}\\x{1C90}-\\x{1CBA}\\x{1CBD}-\\x{1CBF}\\x{1D00}-\\x{1D2B}\\x{1D6B}-\\x{1D77}"
     "\\x{1D79}-\\x{1D9A}\\x{1E00}-\\x{1F15}\\x{1F18}-\\x{1F1D}\\x{1F20}-\\x{1F45}\\x{1F48}-"
-    "\\x{1F4D}\\x{1F50}-\\x{1F57}\\x{1F59}\\x{1F5B}\\x{1F5D}\\x{1F5F}-\\x{3CE}\\x{1F80}-"
-    "\\x{1FB4}\\x{1FB6}-\\x{1FBC}\\x{3B9}\\x{1FC2}-\\x{1FC4}\\x{1FC6}-\\x{1FCC}\\x{1FD0}-"
-    "\\x{390}\\x{1FD6}-\\x{38A}\\x{1FE0}-\\x{1FEC}\\x{1FF2}-\\x{1FF4}\\x{1FF6}-\\x{1FFC}"
-    "\\x{2102}\\x{2107}\\x{210A}-\\x{2113}\\x{2115}\\x{2119}-\\x{211D}\\x{2124}\\x{3A9}"
-    "\\x{2128}K-\\x{212D}\\x{212F}-\\x{2134}\\x{2139}\\x{213C}-\\x{213F}\\x{2145}-\\x{2149}"
-    "\\x{214E}\\x{2183}\\x{2184}\\x{2C00}-\\x{2C7B}\\x{2C7E}-\\x{2CE4}\\x{2CEB}-\\x{2CEE}"
-    "\\x{2CF2}\\x{2CF3}\\x{A640}-\\x{A66D}\\x{A680}-\\x{A69B}\\x{A722}-\\x{A76F}\\x{A771}-"
-    "\\x{A787}\\x{A78B}-\\x{A78E}\\x{AB70}-\\x{ABBF}\\x{FB00}-\\x{FB06}\\x{FB13}-\\x{FB17}"
-    "\\x{FF21}-\\x{FF3A}\\x{FF41}-\\x{FF5A}\\x{10400}-\\x{1044F}\\x{104B0}-\\x{104D3}"
-    "\\x{104D8}-\\x{104FB}\\x{10C80}-\\x{10CB2}\\x{10CC0}-\\x{10CF2}\\x{118A0}-\\x{118DF}"
-    "\\x{1E900}-\\x{1E943}]+";
+    "\\x{1F4D}\\x{1F50}-\\x{1F57}\\x{1F59}\\x{1F5B}\\x{1F5D}\\x{1F5F}-\\x{1F7D}\\x{1F80}-"
+    "\\x{1FB4}\\x{1FB6}-\\x{1FBC}\\x{1FBE}\\x{1FC2}-\\x{1FC4}\\x{1FC6}-\\x{1FCC}\\x{1FD0}-"
+    "\\x{1FD3}\\x{1FD6}-\\x{1FDB}\\x{1FE0}-\\x{1FEC}\\x{1FF2}-\\x{1FF4}\\x{1FF6}-\\x{1FFC}"
+    "\\x{2102}\\x{2107}\\x{210A}-\\x{2113}\\x{2115}\\x{2119}-\\x{211D}\\x{2124}\\x{2126}"
+    "\\x{2128}\\x{212A}-\\x{212D}\\x{212F}-\\x{2134}\\x{2139}\\x{213C}-\\x{213F}\\x{2145}-"
+    "\\x{2149}\\x{214E}\\x{2183}\\x{2184}\\x{2C00}-\\x{2C7B}\\x{2C7E}-\\x{2CE4}\\x{2CEB}-"
+    "\\x{2CEE}\\x{2CF2}\\x{2CF3}\\x{A640}-\\x{A66D}\\x{A680}-\\x{A69B}\\x{A722}-\\x{A76F}"
+    "\\x{A771}-\\x{A787}\\x{A78B}-\\x{A78E}\\x{AB70}-\\x{ABBF}\\x{FB00}-\\x{FB06}\\x{FB13}-"
+    "\\x{FB17}\\x{FF21}-\\x{FF3A}\\x{FF41}-\\x{FF5A}\\x{10400}-\\x{1044F}\\x{104B0}-"
+    "\\x{104D3}\\x{104D8}-\\x{104FB}\\x{10C80}-\\x{10CB2}\\x{10CC0}-\\x{10CF2}\\x{118A0}-"
+    "\\x{118DF}\\x{1E900}-\\x{1E943}]+";
 
 struct pre_def {
   const char *name;
@@ -456,10 +471,11 @@ static const struct pre_def pre_names[] = {
 /* Pre-tokenizers whose detokenization skips llama.cpp's space clean-up. */
 static bool pre_keeps_spaces(const char *name) {
   static const char *const keep[] = {
-      "deepseek-llm", "deepseek-coder", "deepseek-v3", "command-r", "qwen2",  "deepseek-r1-qwen",
-      "poro-chat",    "viking",         "tekken",      "smollm",    "chameleon", "gpt-4o",
-      "llama4",       "superbpe",       "trillion",    "granite-docling", "bailingmoe",
-      "bailingmoe2",  "seed-coder",     "hunyuan",     "hunyuan-dense",   "grok-2"};
+      "deepseek-llm",     "deepseek-coder", "deepseek-v3", "command-r",  "qwen2",
+      "deepseek-r1-qwen", "poro-chat",      "viking",      "tekken",     "smollm",
+      "chameleon",        "gpt-4o",         "llama4",      "superbpe",   "trillion",
+      "granite-docling",  "bailingmoe",     "bailingmoe2", "seed-coder", "hunyuan",
+      "hunyuan-dense",    "grok-2"};
   for (size_t i = 0; i < CLL_ARRAY_LEN(keep); i++)
     if (strcmp(name, keep[i]) == 0)
       return true;
@@ -520,10 +536,11 @@ static int pre_patterns(enum pre_type type, const char **pats) {
     pats[n++] = "\\p{N}";
     break;
   case PRE_TEKKEN:
-    pats[n++] = "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}"
-                "\\p{M}]+|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}"
-                "\\p{Lo}\\p{M}]*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|"
-                "\\s+";
+    pats[n++] =
+        "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}"
+        "\\p{M}]+|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}"
+        "\\p{Lo}\\p{M}]*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|"
+        "\\s+";
     break;
   case PRE_CHAMELEON:
     pats[n++] = "<sentinel:[0-9]+>";
@@ -623,8 +640,10 @@ static int compile_patterns(cll_tokenizer *t, cll_err *err) {
       return cll_err_set(err, CLL_ENOMEM, "out of memory");
     int ecode;
     PCRE2_SIZE eoff;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)p, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP,
-                                   &ecode, &eoff, NULL);
+    /* DOLLAR_ENDONLY: '$' means the end of the piece, as in ECMAScript. */
+    pcre2_code *re =
+        pcre2_compile((PCRE2_SPTR)p, PCRE2_ZERO_TERMINATED,
+                      PCRE2_UTF | PCRE2_UCP | PCRE2_DOLLAR_ENDONLY, &ecode, &eoff, NULL);
     free(p);
     if (re == NULL) {
       char msg[128];
@@ -782,6 +801,16 @@ static int read_merges(cll_tokenizer *t, const cll_gguf *g, cll_err *err) {
   return rc;
 }
 
+static int hex_digit(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
 static int build_pieces(cll_tokenizer *t) {
   /* Reverse of the GPT-2 byte map: code point -> byte (+1, 0 = not mapped). */
   uint16_t cp_to_byte[324] = {0};
@@ -803,8 +832,7 @@ static int build_pieces(cll_tokenizer *t) {
     char *out = t->piece_pool + o;
     size_t k = 0;
     int type = t->types[id];
-    if (type == CLL_TOKEN_CONTROL || type == CLL_TOKEN_UNKNOWN ||
-        type == CLL_TOKEN_USER_DEFINED) {
+    if (type == CLL_TOKEN_CONTROL || type == CLL_TOKEN_UNKNOWN || type == CLL_TOKEN_USER_DEFINED) {
       memcpy(out, s, n);
       k = n;
     } else if (type == CLL_TOKEN_NORMAL && t->kind == CLL_TOK_SPM) {
@@ -843,10 +871,10 @@ static int build_pieces(cll_tokenizer *t) {
         i += (size_t)l;
       }
     } else if (type == CLL_TOKEN_BYTE && t->kind == CLL_TOK_SPM) {
-      /* "<0xNN>" */
-      unsigned v = 0;
-      if (n == 6 && sscanf(s + 3, "%2x", &v) == 1)
-        out[k++] = (char)v;
+      /* "<0xNN>" (the pool is not NUL-terminated: no sscanf) */
+      int hi = n == 6 ? hex_digit(s[3]) : -1, lo = n == 6 ? hex_digit(s[4]) : -1;
+      if (hi >= 0 && lo >= 0)
+        out[k++] = (char)(hi << 4 | lo);
     }
     t->piece_off[id] = o;
     t->piece_len[id] = (uint32_t)k;
@@ -857,10 +885,10 @@ static int build_pieces(cll_tokenizer *t) {
   return 0;
 }
 
-static const char *const eog_texts[] = {
-    "<|eot_id|>",    "<|im_end|>", "<|end|>", "<|return|>",      "<|call|>",
-    "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>",
-    "<|end_of_text|>", "<end_of_utterance>"};
+static const char *const eog_texts[] = {"<|eot_id|>",    "<|im_end|>",      "<|end|>",
+                                        "<|return|>",    "<|call|>",        "<end_of_turn>",
+                                        "<|endoftext|>", "<|eom_id|>",      "<EOT>",
+                                        "_<EOT>",        "<|end_of_text|>", "<end_of_utterance>"};
 
 static int cmp_special(const void *a, const void *b, void *ctx) {
   const cll_tokenizer *t = ctx;
@@ -870,7 +898,13 @@ static int cmp_special(const void *a, const void *b, void *ctx) {
   return x < y ? -1 : x > y;
 }
 
-static int finish_specials(cll_tokenizer *t) {
+static void set_flag(cll_tokenizer *t, const char *text, unsigned flag, bool on) {
+  int32_t id = lookup_token(t, text, strlen(text));
+  if (id != NO_ID)
+    t->flags[id] = (uint8_t)(on ? t->flags[id] | flag : t->flags[id] & ~flag);
+}
+
+static int finish_specials(cll_tokenizer *t, const cll_gguf *g) {
   /* End-of-generation tokens known by text; llama.cpp also treats them as
    * CONTROL whatever the file says. */
   int32_t eot_auto = NO_ID;
@@ -886,6 +920,22 @@ static int finish_specials(cll_tokenizer *t) {
   }
   if (t->eot == NO_ID)
     t->eot = eot_auto;
+  /* gpt-oss (harmony): these always print, and <|end|> ends a message,
+   * not the generation, when <|return|> and <|call|> exist. */
+  static const char *const harmony[] = {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"};
+  for (size_t i = 0; i < CLL_ARRAY_LEN(harmony); i++) {
+    int32_t id = lookup_token(t, harmony[i], strlen(harmony[i]));
+    if (id != NO_ID)
+      t->types[id] = CLL_TOKEN_USER_DEFINED;
+  }
+  int32_t end_id = lookup_token(t, "<|end|>", 7);
+  if (end_id != NO_ID && lookup_token(t, "<|return|>", 10) != NO_ID &&
+      lookup_token(t, "<|call|>", 8) != NO_ID) {
+    t->flags[end_id] &= (uint8_t)~TF_EOG;
+    t->types[end_id] = CLL_TOKEN_USER_DEFINED;
+    if (t->eot == end_id)
+      t->eot = NO_ID;
+  }
   int32_t ids[3] = {t->eos, t->eot, t->eom};
   for (int i = 0; i < 3; i++)
     if (ids[i] != NO_ID)
@@ -908,6 +958,28 @@ static int finish_specials(cll_tokenizer *t) {
     if (t->flags[id] & TF_SPECIAL)
       t->specials[t->n_specials++] = id;
   qsort_r(t->specials, t->n_specials, sizeof(*t->specials), cmp_special, t);
+
+  /* White-space stripping around special tokens, which GGUF files do not
+   * record: llama.cpp sets it by model name, and so do we. */
+  char name[128] = "";
+  cll_gguf_str s;
+  if (cll_gguf_get_str(g, "general.name", &s) == 0) {
+    size_t n_name = s.len < sizeof(name) - 1 ? (size_t)s.len : sizeof(name) - 1;
+    for (size_t i = 0; i < n_name; i++)
+      name[i] = (char)((s.ptr[i] >= 'A' && s.ptr[i] <= 'Z') ? s.ptr[i] + 32 : s.ptr[i]);
+    name[n_name] = 0;
+  }
+  if (strstr(t->pre, "jina-v2-de") || strstr(t->pre, "jina-v2-es") ||
+      strstr(t->pre, "jina-v2-code")) {
+    set_flag(t, "<mask>", TF_LSTRIP, true);
+  } else if (strstr(name, "phi-3") || strstr(name, "phi3")) {
+    for (size_t i = 0; i < t->n_specials; i++)
+      t->flags[t->specials[i]] |= TF_RSTRIP;
+    set_flag(t, "</s>", TF_RSTRIP, true);
+    set_flag(t, "<unk>", TF_RSTRIP, false);
+    set_flag(t, "<s>", TF_RSTRIP, false);
+    set_flag(t, "<|endoftext|>", TF_RSTRIP, false);
+  }
   return 0;
 }
 
@@ -929,8 +1001,25 @@ static void build_byte_tables(cll_tokenizer *t) {
         id = lookup_token(t, tmp, 1);
       }
       t->spm_byte[b] = id != NO_ID ? id : t->unk;
+      if (b < 128) {
+        tmp[0] = (char)b;
+        t->spm_ascii[b] = lookup_token(t, tmp, 1);
+      }
     }
   }
+}
+
+/* True when no token has U+2581 after a character other than U+2581. */
+static bool spm_words_independent(const cll_tokenizer *t) {
+  for (int32_t id = 0; id < t->n_vocab; id++) {
+    const char *s = str_ptr(t, id);
+    size_t n = t->str_len[id], i = 0;
+    while (i + 3 <= n && memcmp(s + i, "\xE2\x96\x81", 3) == 0)
+      i += 3;
+    if (i < n && memmem(s + i, n - i, "\xE2\x96\x81", 3) != NULL)
+      return false;
+  }
+  return true;
 }
 
 int cll_tokenizer_new(const cll_gguf *g, cll_tokenizer **out, cll_err *err) {
@@ -1031,11 +1120,15 @@ int cll_tokenizer_new(const cll_gguf *g, cll_tokenizer **out, cll_err *err) {
   if (t->eos == NO_ID)
     t->add_eos = false;
 
-  if ((rc = finish_specials(t)) != 0 || (rc = build_pieces(t)) != 0) {
+  if ((rc = finish_specials(t, g)) != 0 || (rc = build_pieces(t)) != 0) {
     cll_err_set(err, rc, "out of memory");
     goto err;
   }
   build_byte_tables(t);
+  if (t->kind == CLL_TOK_SPM) {
+    t->spm_split_words = spm_words_independent(t);
+    t->spm_space = lookup_token(t, "\xE2\x96\x81", 3);
+  }
   if ((rc = compile_patterns(t, err)) != 0)
     goto err;
   *out = t;
@@ -1172,10 +1265,10 @@ static struct bigram heap_pop(struct enc *e) {
  * priority of a pair comes from try_pair, which the two algorithms define. */
 typedef void (*try_pair_fn)(struct enc *e, const char *w, int32_t l, int32_t r);
 
-static void merge_loop(struct enc *e, const char *w, size_t n, try_pair_fn try_pair) {
+static void merge_loop(struct enc *e, const char *w, size_t first, size_t n, try_pair_fn try_pair) {
   struct sym *s = e->syms;
   e->heap_n = 0;
-  for (size_t i = 1; i < n; i++)
+  for (size_t i = first + 1; i < first + n; i++)
     try_pair(e, w, (int32_t)i - 1, (int32_t)i);
   while (e->heap_n > 0 && !e->rc) {
     struct bigram bg = heap_pop(e);
@@ -1248,7 +1341,13 @@ static void spm_encode(struct enc *e, const char *text, size_t len, bool prefix_
     if (l > n - off)
       l = n - off;
     struct sym *s = &e->syms[ns];
-    s->id = lookup_token(t, w + off, l);
+    unsigned char c0 = (unsigned char)w[off];
+    if (l == 1 && c0 < 0x80)
+      s->id = t->spm_ascii[c0];
+    else if (l == 3 && c0 == 0xE2 && memcmp(w + off, "\xE2\x96\x81", 3) == 0)
+      s->id = t->spm_space;
+    else
+      s->id = lookup_token(t, w + off, l);
     s->start = (uint32_t)off;
     s->n = (uint32_t)l;
     s->prev = (int32_t)ns - 1;
@@ -1256,18 +1355,36 @@ static void spm_encode(struct enc *e, const char *text, size_t len, bool prefix_
     s->next = off == n ? -1 : (int32_t)ns + 1;
     ns++;
   }
-  merge_loop(e, w, ns, spm_try_pair);
-  for (int32_t i = 0; i != -1 && !e->rc; i = e->syms[i].next) {
-    const struct sym *s = &e->syms[i];
-    if (s->id != NO_ID) {
-      emit(e, s->id);
-    } else {
-      for (uint32_t k = 0; k < s->n; k++) {
-        int32_t id = t->spm_byte[(unsigned char)w[s->start + k]];
-        if (id != NO_ID)
-          emit(e, id);
+  /* When no token holds U+2581 after another character, no merge crosses
+   * the start of a run of U+2581 symbols: each word then merges alone, with
+   * the same result as merging the whole text at once (the order of merges
+   * inside a word is the same) and a small, cache-friendly heap. */
+  size_t first = 0;
+  for (size_t i = 0; i <= ns && !e->rc; i++) {
+    bool cut = i == ns;
+    if (!cut && t->spm_split_words && i > first && e->syms[i].n == 3 &&
+        memcmp(w + e->syms[i].start, "\xE2\x96\x81", 3) == 0) {
+      const struct sym *p = &e->syms[i - 1];
+      cut = !(p->n == 3 && memcmp(w + p->start, "\xE2\x96\x81", 3) == 0);
+    }
+    if (!cut)
+      continue;
+    e->syms[first].prev = -1;
+    e->syms[i - 1].next = -1;
+    merge_loop(e, w, first, i - first, spm_try_pair);
+    for (int32_t k = (int32_t)first; k != -1 && !e->rc; k = e->syms[k].next) {
+      const struct sym *s = &e->syms[k];
+      if (s->id != NO_ID) {
+        emit(e, s->id);
+      } else {
+        for (uint32_t b = 0; b < s->n; b++) {
+          int32_t id = t->spm_byte[(unsigned char)w[s->start + b]];
+          if (id != NO_ID)
+            emit(e, id);
+        }
       }
     }
+    first = i;
   }
 }
 
@@ -1324,7 +1441,7 @@ static void bpe_word(struct enc *e, const char *w, size_t n) {
     s->prev = (int32_t)i - 1;
     s->next = i + 1 == n ? -1 : (int32_t)i + 1;
   }
-  merge_loop(e, w, n, bpe_try_pair);
+  merge_loop(e, w, 0, n, bpe_try_pair);
   for (int32_t i = 0; i != -1 && !e->rc; i = e->syms[i].next) {
     const struct sym *s = &e->syms[i];
     if (s->id >= 0 && s->id < t->n_vocab) {
@@ -1364,8 +1481,8 @@ static const char *sanitize(struct enc *e, const char *text, size_t *len) {
   memcpy(e->clean, text, i);
   size_t o = i;
   while (i < n) {
-    int l = (unsigned char)text[i] < 0x80 ? 1
-                                          : utf8_valid_at((const unsigned char *)text + i, n - i);
+    int l =
+        (unsigned char)text[i] < 0x80 ? 1 : utf8_valid_at((const unsigned char *)text + i, n - i);
     if (l <= 0) {
       memcpy(e->clean + o, "\xEF\xBF\xBD", 3);
       o += 3;
@@ -1390,8 +1507,7 @@ static bool push_cut(struct enc *e, size_t **cuts, size_t *cap, size_t *n, size_
   return true;
 }
 
-static int re_match(pcre2_code *re, const char *s, size_t len, size_t start,
-                    pcre2_match_data *md) {
+static int re_match(pcre2_code *re, const char *s, size_t len, size_t start, pcre2_match_data *md) {
   int rc = pcre2_match(re, (PCRE2_SPTR)s, len, start, PCRE2_NO_UTF_CHECK, md, NULL);
   if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
     rc = pcre2_match(re, (PCRE2_SPTR)s, len, start, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, md, NULL);
@@ -1462,6 +1578,10 @@ static bool frag_push(struct frags *f, struct frag x) {
   return true;
 }
 
+static bool is_space(char c) {
+  return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
 /* Splits the text fragments at every occurrence of each special token, the
  * longest token texts first (llama.cpp's order). CONTROL and UNKNOWN tokens
  * are looked for only in fragments with parse set. */
@@ -1497,12 +1617,18 @@ static int partition(const cll_tokenizer *t, const char *text, struct frags *fr)
         const char *m = memmem(text + pos, end - pos, stext, slen);
         if (m == NULL)
           break;
-        size_t mo = (size_t)(m - text);
-        if (mo > pos && !frag_push(&next, (struct frag){pos, mo - pos, NO_ID, f.parse}))
+        size_t mo = (size_t)(m - text), left_end = mo;
+        if (t->flags[id] & TF_LSTRIP)
+          while (left_end > pos && is_space(text[left_end - 1]))
+            left_end--;
+        if (left_end > pos && !frag_push(&next, (struct frag){pos, left_end - pos, NO_ID, f.parse}))
           rc = CLL_ENOMEM;
         if (!frag_push(&next, (struct frag){mo, slen, id, f.parse}))
           rc = CLL_ENOMEM;
         pos = mo + slen;
+        if (t->flags[id] & TF_RSTRIP)
+          while (pos < end && is_space(text[pos]))
+            pos++;
       }
       if (pos < end && !frag_push(&next, (struct frag){pos, end - pos, NO_ID, f.parse}))
         rc = CLL_ENOMEM;
@@ -1515,8 +1641,8 @@ static int partition(const cll_tokenizer *t, const char *text, struct frags *fr)
   return rc;
 }
 
-int cll_tokenize_segments(const cll_tokenizer *t, const struct cll_tok_segment *segs,
-                          size_t n_segs, bool add_special, cll_tok_buf *out) {
+int cll_tokenize_segments(const cll_tokenizer *t, const struct cll_tok_segment *segs, size_t n_segs,
+                          bool add_special, cll_tok_buf *out) {
   size_t n0 = out->n;
   size_t total = 0;
   for (size_t i = 0; i < n_segs; i++)
@@ -1603,8 +1729,8 @@ int cll_tokenize_append(const cll_tokenizer *t, const char *text, size_t len, un
   return cll_tokenize_segments(t, &seg, 1, (flags & CLL_TOK_ADD_SPECIAL) != 0, out);
 }
 
-int cll_tokenize(const cll_tokenizer *t, const char *text, size_t len, unsigned flags,
-                 int32_t *ids, size_t cap, size_t *n_out) {
+int cll_tokenize(const cll_tokenizer *t, const char *text, size_t len, unsigned flags, int32_t *ids,
+                 size_t cap, size_t *n_out) {
   cll_tok_buf b = {0};
   int rc = cll_tokenize_append(t, text, len, flags, &b);
   if (rc) {
@@ -1641,7 +1767,9 @@ const char *cll_tok_piece(const cll_tokenizer *t, int32_t id, bool special, size
   return t->piece_pool + t->piece_off[id];
 }
 
-size_t cll_tok_max_piece_len(const cll_tokenizer *t) { return t->max_piece; }
+size_t cll_tok_max_piece_len(const cll_tokenizer *t) {
+  return t->max_piece;
+}
 
 /* llama.cpp's clean_up_tokenization_spaces, in place; returns the new length. */
 static size_t clean_spaces(char *s, size_t n) {
@@ -1663,7 +1791,7 @@ static size_t clean_spaces(char *s, size_t n) {
     if (x == '\'' && i + 1 < n && s[i - 1] == ' ' && s[i + 1] == ' ') {
       o--;
       s[o++] = x;
-      i++; /* the next space goes too */
+      s[++i] = 0; /* the next space goes too (and no longer counts as one) */
       continue;
     }
     s[o++] = x;
@@ -1685,8 +1813,8 @@ static size_t clean_spaces(char *s, size_t n) {
   return o;
 }
 
-int cll_detokenize(const cll_tokenizer *t, const int32_t *ids, size_t n, unsigned flags,
-                   char *out, size_t cap, size_t *n_out) {
+int cll_detokenize(const cll_tokenizer *t, const int32_t *ids, size_t n, unsigned flags, char *out,
+                   size_t cap, size_t *n_out) {
   bool remove_space = t->add_space_prefix;
   if ((flags & CLL_DETOK_REMOVE_SPECIAL) && t->add_bos && n > 0 && ids[0] == t->bos) {
     remove_space = false;
@@ -1705,7 +1833,7 @@ int cll_detokenize(const cll_tokenizer *t, const int32_t *ids, size_t n, unsigne
       len--;
     }
     remove_space = false;
-    if (total + len <= cap)
+    if (len > 0 && total + len <= cap)
       memcpy(out + total, p, len);
     total += len;
   }
@@ -1750,7 +1878,9 @@ void cll_detok_free(cll_detok *d) {
   free(d);
 }
 
-void cll_detok_reset(cll_detok *d) { d->n_held = 0; }
+void cll_detok_reset(cll_detok *d) {
+  d->n_held = 0;
+}
 
 /* Appends held + p[0..n) to d->out, whole characters only; keeps a valid
  * but incomplete tail in held. */
@@ -1827,16 +1957,36 @@ const char *cll_detok_flush(cll_detok *d, size_t *len) {
 
 /* ================================================================ facts */
 
-enum cll_tok_kind cll_tok_kind(const cll_tokenizer *t) { return t->kind; }
-const char *cll_tok_pre(const cll_tokenizer *t) { return t->pre; }
-int32_t cll_tok_n_vocab(const cll_tokenizer *t) { return t->n_vocab; }
-int32_t cll_tok_bos(const cll_tokenizer *t) { return t->bos; }
-int32_t cll_tok_eos(const cll_tokenizer *t) { return t->eos; }
-int32_t cll_tok_eot(const cll_tokenizer *t) { return t->eot; }
-int32_t cll_tok_unk(const cll_tokenizer *t) { return t->unk; }
-int32_t cll_tok_pad(const cll_tokenizer *t) { return t->pad; }
-bool cll_tok_add_bos(const cll_tokenizer *t) { return t->add_bos; }
-bool cll_tok_add_eos(const cll_tokenizer *t) { return t->add_eos; }
+enum cll_tok_kind cll_tok_kind(const cll_tokenizer *t) {
+  return t->kind;
+}
+const char *cll_tok_pre(const cll_tokenizer *t) {
+  return t->pre;
+}
+int32_t cll_tok_n_vocab(const cll_tokenizer *t) {
+  return t->n_vocab;
+}
+int32_t cll_tok_bos(const cll_tokenizer *t) {
+  return t->bos;
+}
+int32_t cll_tok_eos(const cll_tokenizer *t) {
+  return t->eos;
+}
+int32_t cll_tok_eot(const cll_tokenizer *t) {
+  return t->eot;
+}
+int32_t cll_tok_unk(const cll_tokenizer *t) {
+  return t->unk;
+}
+int32_t cll_tok_pad(const cll_tokenizer *t) {
+  return t->pad;
+}
+bool cll_tok_add_bos(const cll_tokenizer *t) {
+  return t->add_bos;
+}
+bool cll_tok_add_eos(const cll_tokenizer *t) {
+  return t->add_eos;
+}
 
 bool cll_tok_is_eog(const cll_tokenizer *t, int32_t id) {
   return id >= 0 && id < t->n_vocab && (t->flags[id] & TF_EOG) != 0;

@@ -6,7 +6,9 @@
  * id is in range; without special parsing decode(encode(s)) == s (SPM: when
  * s is valid UTF-8 without U+2581; BPE: when s is valid UTF-8); the streaming detokenizer
  * emits only whole UTF-8 characters and, for valid text, the same bytes.
- * Without the shared data the target does nothing. */
+ * With bit 2 of the first byte set, the rest is a GGUF vocabulary instead
+ * (built with cll_gguf_open_memory): it must be refused cleanly or work.
+ * Without the shared data the text modes do nothing. */
 #include "cllama/gguf.h"
 #include "cllama/tokenizer.h"
 
@@ -41,8 +43,11 @@ static void init(void) {
 static int valid_utf8(const uint8_t *s, size_t n) {
   for (size_t i = 0; i < n;) {
     uint8_t c = s[i];
-    size_t l = c < 0x80 ? 1 : (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3
-                                                      : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+    size_t l = c < 0x80                   ? 1
+               : (c >= 0xC2 && c <= 0xDF) ? 2
+               : (c >= 0xE0 && c <= 0xEF) ? 3
+               : (c >= 0xF0 && c <= 0xF4) ? 4
+                                          : 0;
     if (l == 0 || i + l > n)
       return 0;
     for (size_t k = 1; k < l; k++)
@@ -57,11 +62,42 @@ static int valid_utf8(const uint8_t *s, size_t n) {
   return 1;
 }
 
+/* Mode 4: the rest of the input is a GGUF file; building a tokenizer from
+ * it must fail cleanly or give one that encodes and decodes. */
+static void fuzz_vocab(const uint8_t *data, size_t size) {
+  cll_gguf *g;
+  cll_err err;
+  if (cll_gguf_open_memory(data, size, &g, &err) != 0)
+    return;
+  cll_tokenizer *t;
+  if (cll_tokenizer_new(g, &t, &err) == 0) {
+    static const char text[] = "Hello <s> world\xC3\xA9 \xF0\x9F\x99\x82 123 \xFF";
+    cll_tok_buf ids = {0};
+    if (cll_tokenize_append(t, text, sizeof(text) - 1, CLL_TOK_ADD_SPECIAL | CLL_TOK_PARSE_SPECIAL,
+                            &ids) != 0)
+      abort();
+    char out[4096];
+    size_t n;
+    for (size_t i = 0; i < ids.n; i++)
+      if (ids.ids[i] < 0 || ids.ids[i] >= cll_tok_n_vocab(t))
+        abort();
+    (void)cll_detokenize(t, ids.ids, ids.n, CLL_DETOK_UNPARSE_SPECIAL | CLL_DETOK_CLEAN_SPACES, out,
+                         sizeof(out), &n);
+    cll_tok_buf_free(&ids);
+    cll_tokenizer_free(t);
+  }
+  cll_gguf_close(g);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!g_init)
     init();
   if (size < 1)
     return 0;
+  if (data[0] & 4) {
+    fuzz_vocab(data + 1, size - 1);
+    return 0;
+  }
   int which = data[0] & 1;
   int parse = (data[0] >> 1) & 1;
   const cll_tokenizer *t = g_toks[which];
