@@ -42,7 +42,10 @@ endif
 # Debian packages the build and tests need (checked by `make deps`).
 APT_PKGS := build-essential pkg-config libuv1-dev libjansson-dev \
             libcurl4-openssl-dev libblis-dev node-llhttp libssl-dev \
-            libpcre2-dev libcriterion-dev curl python3
+            libpcre2-dev libcriterion-dev curl python3 clang \
+            gcc-aarch64-linux-gnu qemu-user
+# Only for the programs in bench/ (`make bench-deps`).
+BENCH_PKGS := wrk gnuplot-nox
 
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
@@ -79,7 +82,7 @@ REPLAY_BIN := $(FUZZ_SRC:test/fuzz/%.c=$(BUILD)/replay/%)
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .SECONDARY:
-.PHONY: all deps serve test test-neon check tsan fuzz bench clean format
+.PHONY: all deps bench-deps serve test test-neon check tsan fuzz bench clean format
 .DEFAULT_GOAL := all
 
 all: $(BIN)
@@ -95,6 +98,9 @@ deps:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null || exit 1; \
 	fi
+
+bench-deps:
+	@$(MAKE) --no-print-directory deps APT_PKGS="$(BENCH_PKGS)"
 
 # ---------------------------------------------------------------- build
 $(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c

@@ -255,14 +255,52 @@ static int write_vocab(cll_gguf_writer *w, const struct shape *s) {
   return rc;
 }
 
+/* --vocab-from: keeps only the tokenizer.* keys of the source file. */
+static bool not_tokenizer_key(const char *key, void *ctx) {
+  return strncmp(key, "tokenizer.", 10) != 0;
+}
+
+/* Copies the vocabulary of a real model (e.g. the LLaMA SentencePiece vocab
+ * of ../shared/models/tiny-llama-rand-*.gguf) so that text prompts tokenize
+ * as they would for the real model. Its size must equal the shape's n_vocab. */
+static int copy_vocab(cll_gguf_writer *w, const char *path, int64_t n_vocab) {
+  cll_gguf *src;
+  cll_err err = {0};
+  if (cll_gguf_open(path, &src, &err) != 0) {
+    fprintf(stderr, "mkmodel: --vocab-from %s: %s\n", path, err.msg);
+    return -1;
+  }
+  enum cll_gguf_vtype et;
+  uint64_t n = 0;
+  int rc = cll_gguf_get_arr(src, "tokenizer.ggml.tokens", &et, &n);
+  if (rc != 0 || (int64_t)n != n_vocab) {
+    fprintf(stderr, "mkmodel: --vocab-from %s: %llu tokens, the shape needs %lld\n", path,
+            (unsigned long long)n, (long long)n_vocab);
+    cll_gguf_close(src);
+    return -1;
+  }
+  rc = cll_gguf_writer_copy_kv(w, src, not_tokenizer_key, NULL);
+  cll_gguf_close(src);
+  return rc;
+}
+
 int main(int argc, char **argv) {
+  const char *vocab_from = NULL;
+  for (int i = 1; i + 1 < argc; i++)
+    if (strcmp(argv[i], "--vocab-from") == 0) {
+      vocab_from = argv[i + 1];
+      memmove(&argv[i], &argv[i + 2], (size_t)(argc - i - 2) * sizeof(char *));
+      argc -= 2;
+      break;
+    }
   if (argc == 2 && strcmp(argv[1], "--list") == 0) {
     for (size_t i = 0; i < CLL_ARRAY_LEN(shapes); i++)
       printf("%s\n", shapes[i].name);
     return 0;
   }
   if (argc < 4) {
-    fprintf(stderr, "usage: mkmodel SHAPE TYPE OUT.gguf [SEED]   (mkmodel --list for shapes)\n"
+    fprintf(stderr, "usage: mkmodel SHAPE TYPE OUT.gguf [SEED] [--vocab-from VOCAB.gguf]\n"
+                    "       (mkmodel --list for shapes)\n"
                     "types: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K Q4_K_M "
                     "Q5_K_M\n");
     return 2;
@@ -305,8 +343,9 @@ int main(int argc, char **argv) {
   cll_gguf_writer_set_u32(w, K("rope.dimension_count"), (uint32_t)(s->n_embd / s->n_head));
   cll_gguf_writer_set_f32(w, K("rope.freq_base"), s->rope_base);
   cll_gguf_writer_set_f32(w, K("attention.layer_norm_rms_epsilon"), s->eps);
-  if (write_vocab(w, s) != 0) {
-    fprintf(stderr, "mkmodel: out of memory writing the vocabulary\n");
+  if (vocab_from ? copy_vocab(w, vocab_from, s->n_vocab) != 0 : write_vocab(w, s) != 0) {
+    if (!vocab_from)
+      fprintf(stderr, "mkmodel: out of memory writing the vocabulary\n");
     cll_gguf_writer_free(w);
     return 1;
   }

@@ -527,7 +527,7 @@ Test(server, slow_but_steady_body_is_not_cut_off) {
   send_str(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n");
   for (int i = 0; i < 6; i++) {
     usleep(200 * 1000);
-    cr_assert_eq(send_all(fd, "abcdef" + i, 1), 0);
+    cr_assert_eq(send_all(fd, &"abcdef"[i], 1), 0);
   }
   struct reader rd = {.fd = fd};
   struct resp r;

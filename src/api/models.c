@@ -2,13 +2,66 @@
  * GET|HEAD /, GET|HEAD /api/version, GET|HEAD /api/tags, POST /api/copy,
  * DELETE /api/delete (OLLAMA_API.md §0, §1.7, §1.9, §3.5).
  *
+ * The request is parsed and validated on the loop thread; the store work
+ * (walking manifests, stat'ing blobs, unlinking multi-GB files) runs as a
+ * uv_queue_work item, and the answer is sent from its after-work callback.
+ * The request stays valid meanwhile (server.h), even if the client leaves.
+ *
  * TODO: /api/tags "capabilities" and the GGUF fallbacks for details
  * (file_type, context_length) need the GGUF reader; they are left out until
  * the model module can be called from here. */
 #include "cllama/api.h"
 #include "resolve.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+/* One store job: inputs set on the loop, outputs filled by the worker. */
+enum job_kind { JOB_TAGS, JOB_COPY, JOB_DELETE };
+
+struct job {
+  uv_work_t work;
+  cll_request *req;
+  cll_api *api;
+  enum job_kind kind;
+  cll_name a, b;      /* copy: source, destination; delete: a */
+  char given[512];    /* the name as the client wrote it, for messages */
+  int status;         /* answer */
+  char *json;         /* new JSON text, or NULL for an empty body */
+  char model_path[4200]; /* delete: the deleted model's GGUF, to unload it ("" if unknown) */
+};
+
+static void run_job(uv_work_t *w);
+static void on_job_done(uv_work_t *w, int status);
+
+static void start_job(struct job *j) {
+  j->work.data = j;
+  if (uv_queue_work(j->api->loop, &j->work, run_job, on_job_done) != 0) {
+    cll_api_error(j->req, 500, "cannot queue store work");
+    free(j);
+  }
+}
+
+static struct job *job_new(cll_request *req, enum job_kind kind) {
+  struct job *j = calloc(1, sizeof(*j));
+  if (j == NULL) {
+    cll_api_error(req, 500, "out of memory");
+    return NULL;
+  }
+  j->req = req;
+  j->api = cll_api_from(req);
+  j->kind = kind;
+  return j;
+}
+
+static void job_error(struct job *j, int status, const char *fmt, const char *arg) {
+  char msg[1024];
+  snprintf(msg, sizeof(msg), fmt, arg);
+  j->status = status;
+  json_t *o = json_pack("{s:s}", "error", msg);
+  j->json = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+}
 
 static void on_root(cll_request *req, void *ud) {
   static const char text[] = "Ollama is running";
@@ -39,14 +92,13 @@ static json_t *details_json(const cll_manifest *m) {
   return d;
 }
 
-static void on_tags(cll_request *req, void *ud) {
-  cll_api *api = cll_api_from(req);
+static void tags_work(struct job *j) {
   cll_manifest **list;
   size_t n;
   cll_err err = {0};
-  int rc = cll_store_list(api->store, &list, &n, &err);
+  int rc = cll_store_list(j->api->store, &list, &n, &err);
   if (rc != 0) {
-    cll_api_error(req, cll_api_status(rc), err.msg);
+    job_error(j, cll_api_status(rc), "%s", err.msg);
     return;
   }
   json_t *models = json_array();
@@ -61,11 +113,19 @@ static void on_tags(cll_request *req, void *ud) {
                                             "details", details_json(m)));
   }
   cll_store_list_free(list, n);
-  cll_api_json(req, 200, json_pack("{s:o}", "models", models));
+  json_t *o = json_pack("{s:o}", "models", models);
+  j->json = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  j->status = j->json ? 200 : 500; /* 500 without text answers "out of memory" */
+  json_decref(o);
+}
+
+static void on_tags(cll_request *req, void *ud) {
+  struct job *j = job_new(req, JOB_TAGS);
+  if (j)
+    start_job(j);
 }
 
 static void on_copy(cll_request *req, void *ud) {
-  cll_api *api = cll_api_from(req);
   json_t *body = cll_api_body_object(req);
   if (body == NULL)
     return;
@@ -81,25 +141,37 @@ static void on_copy(cll_request *req, void *ud) {
     cll_api_errorf(req, 400, "source \"%s\" is invalid", src_s ? src_s : "");
   } else if (cll_name_parse(dst_s ? dst_s : "", &dst) != 0) {
     cll_api_errorf(req, 400, "destination \"%s\" is invalid", dst_s ? dst_s : "");
-  } else if (cll_store_resolve(api->store, &src, &src) != 0) {
-    cll_api_errorf(req, 404, "model \"%s\" not found", src_s);
   } else {
-    /* An existing destination keeps its on-disk spelling (overwritten). */
-    cll_store_resolve(api->store, &dst, &dst);
-    cll_err err = {0};
-    int rc = cll_store_copy(api->store, &src, &dst, &err);
-    if (rc == CLL_ENOENT)
-      cll_api_errorf(req, 404, "model \"%s\" not found", src_s);
-    else if (rc != 0)
-      cll_api_error(req, cll_api_status(rc), err.msg);
-    else
-      cll_respond(req, 200, NULL, NULL, 0);
+    struct job *j = job_new(req, JOB_COPY);
+    if (j) {
+      j->a = src;
+      j->b = dst;
+      snprintf(j->given, sizeof(j->given), "%s", src_s);
+      start_job(j);
+    }
   }
   json_decref(body);
 }
 
+static void copy_work(struct job *j) {
+  const cll_store *st = j->api->store;
+  if (cll_store_resolve(st, &j->a, &j->a) != 0) {
+    job_error(j, 404, "model \"%s\" not found", j->given);
+    return;
+  }
+  /* An existing destination keeps its on-disk spelling (overwritten). */
+  cll_store_resolve(st, &j->b, &j->b);
+  cll_err err = {0};
+  int rc = cll_store_copy(st, &j->a, &j->b, &err);
+  if (rc == CLL_ENOENT)
+    job_error(j, 404, "model \"%s\" not found", j->given);
+  else if (rc != 0)
+    job_error(j, cll_api_status(rc), "%s", err.msg);
+  else
+    j->status = 200;
+}
+
 static void on_delete(cll_request *req, void *ud) {
-  cll_api *api = cll_api_from(req);
   json_t *body = cll_api_body_object(req);
   if (body == NULL)
     return;
@@ -116,28 +188,73 @@ static void on_delete(cll_request *req, void *ud) {
     cll_api_error(req, 400, "model is required");
   } else if (cll_name_parse(s, &n) != 0) {
     cll_api_errorf(req, 400, "name \"%s\" is invalid", s);
-  } else if (cll_store_resolve(api->store, &n, &n) != 0) {
-    cll_api_errorf(req, 404, "model '%s' not found", s);
   } else {
-    cll_err err = {0};
-    /* A loaded model that is deleted is unloaded once idle (cllama: the
-     * memory goes back at once instead of at keep-alive expiry). */
-    char full[512];
-    struct cll__model_ref ref;
-    cll_name_full(&n, full, sizeof(full));
-    bool have_ref = cll__model_resolve(api->store, full, &ref, NULL) == 0;
-    int rc = cll_store_delete(api->store, &n, &err);
-    if (rc == 0 && have_ref && api->runners)
-      cll_runners_expire(api->runners, ref.model_path);
-    cll__model_ref_free(&ref);
-    if (rc == CLL_ENOENT)
-      cll_api_errorf(req, 404, "model '%s' not found", s);
-    else if (rc != 0)
-      cll_api_error(req, cll_api_status(rc), err.msg);
-    else
-      cll_respond(req, 200, NULL, NULL, 0);
+    struct job *j = job_new(req, JOB_DELETE);
+    if (j) {
+      j->a = n;
+      snprintf(j->given, sizeof(j->given), "%s", s);
+      start_job(j);
+    }
   }
   json_decref(body);
+}
+
+static void delete_work(struct job *j) {
+  const cll_store *st = j->api->store;
+  if (cll_store_resolve(st, &j->a, &j->a) != 0) {
+    job_error(j, 404, "model '%s' not found", j->given);
+    return;
+  }
+  cll_err err = {0};
+  /* Remember the weights so a loaded copy can be unloaded (after_work). */
+  char full[512];
+  struct cll__model_ref ref;
+  cll_name_full(&j->a, full, sizeof(full));
+  if (cll__model_resolve(st, full, &ref, NULL) == 0)
+    snprintf(j->model_path, sizeof(j->model_path), "%s", ref.model_path);
+  cll__model_ref_free(&ref);
+  int rc = cll_store_delete(st, &j->a, &err);
+  if (rc == CLL_ENOENT)
+    job_error(j, 404, "model '%s' not found", j->given);
+  else if (rc != 0)
+    job_error(j, cll_api_status(rc), "%s", err.msg);
+  else
+    j->status = 200;
+}
+
+/* Worker thread: only the store and jansson objects of this job. */
+static void run_job(uv_work_t *w) {
+  struct job *j = w->data;
+  switch (j->kind) {
+  case JOB_TAGS:
+    tags_work(j);
+    break;
+  case JOB_COPY:
+    copy_work(j);
+    break;
+  case JOB_DELETE:
+    delete_work(j);
+    break;
+  }
+}
+
+/* Loop thread: answer (dropped by the server if the client has gone). */
+static void on_job_done(uv_work_t *w, int status) {
+  struct job *j = w->data;
+  /* A deleted model that is loaded is unloaded once idle (cllama: the
+   * memory goes back at once instead of at keep-alive expiry). */
+  if (j->kind == JOB_DELETE && j->status == 200 && j->model_path[0] && j->api->runners)
+    cll_runners_expire(j->api->runners, j->model_path);
+  if (status != 0 || (j->status != 200 && j->json == NULL)) {
+    cll_api_error(j->req, 500, status != 0 ? "store work cancelled" : "out of memory");
+  } else if (j->json) {
+    cll_respond(j->req, j->status, "application/json; charset=utf-8", j->json,
+                strlen(j->json));
+  } else {
+    cll_respond(j->req, j->status, NULL, NULL, 0);
+  }
+  free(j->json);
+  free(j);
 }
 
 int cll_api_models_register(cll_api *api) {

@@ -1,7 +1,10 @@
-/* simd.h — what the x86 SIMD kernel files (avx2.c, avx512.c) share:
- * short names for the GGUF block layouts of quant.h. The tables
+/* simd.h — what the x86 SIMD kernel files (avx2.c, avx512.c) share, and
+ * the int8 GEMM kernels of avx512.c that matmul.c calls directly (they
+ * are not vec_dot-shaped, so they are not in the cll_kernels table).
+ * Short names for the GGUF block layouts of quant.h. The tables
  * themselves (cll__kernels_avx2, cll__kernels_avx512) are declared in
- * quant.h next to the reference table. */
+ * quant.h next to the reference table. Kernels here never allocate or
+ * fail; any thread may call them. */
 #ifndef CLLAMA_KERNELS_SIMD_H
 #define CLLAMA_KERNELS_SIMD_H
 

@@ -10,7 +10,13 @@
  * Structure, as in ref.c: a vector loop over whole blocks (every row is a
  * whole number of blocks, see cll_row_bytes), then the scalar tail where a
  * format allows rows that are not (F16). Dot products accumulate per block
- * in float, like ref.c, so results agree with it to float rounding. */
+ * in float, like ref.c, so results agree with it to float rounding.
+ *
+ * Speed notes (Zen 5): at decode these kernels run from memory, and what
+ * limits them is instruction count per block, mostly the per-block scales:
+ * Q4_0/Q8_0 convert the fp16 scales of 8 blocks at once (scalar loads into
+ * one vector; a gather is slower), the K-quants unpack their 6-bit scales
+ * with a few 32-bit operations and broadcast them with byte shuffles. */
 #ifndef CLLAMA_KERNELS_X86_H
 #define CLLAMA_KERNELS_X86_H
 
