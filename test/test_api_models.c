@@ -216,3 +216,20 @@ Test(api_models, delete_unloads_a_loaded_model) {
   }
   cr_expect(empty, "deleted model still loaded");
 }
+
+Test(api_models, small_num_ctx_first_does_not_shrink_the_pool) {
+  NEED_SHARED();
+  add_model("tiny", "tiny-llama-rand-q8_0.gguf", NULL, NULL, NULL);
+  json_t *v = post_json("/api/generate",
+                        "{\"model\":\"tiny\",\"prompt\":\"hello\",\"options\":{\"num_ctx\":64,"
+                        "\"num_predict\":2}}",
+                        200);
+  json_decref(v);
+  struct resp r = http("GET", "/api/ps", NULL);
+  json_t *ps = jparse(r.body);
+  free(r.body);
+  json_t *m = json_array_get(json_object_get(ps, "models"), 0);
+  /* max(64, default 4096) clamped to the model's 2048. */
+  cr_expect_eq(json_integer_value(json_object_get(m, "context_length")), 2048);
+  json_decref(ps);
+}
