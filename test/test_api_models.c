@@ -233,3 +233,32 @@ Test(api_models, small_num_ctx_first_does_not_shrink_the_pool) {
   cr_expect_eq(json_integer_value(json_object_get(m, "context_length")), 2048);
   json_decref(ps);
 }
+
+/* ---------------------------------------------------------------- eviction */
+
+static void setup_lru(void) {
+  if (!have_shared())
+    return;
+  make_store();
+  add_model("stories", "stories260K-f32.gguf", NULL, NULL, NULL);
+  add_model("q8", "stories260K-q8_0-mixed.gguf", NULL, NULL, NULL);
+  static const char *const env[] = {"OLLAMA_MAX_LOADED_MODELS=1", NULL};
+  start_server(env);
+}
+
+TestSuite(api_lru, .init = setup_lru, .fini = teardown, .timeout = 120);
+
+Test(api_lru, max_loaded_models_evicts_the_idle_one) {
+  NEED_SHARED();
+  json_t *v = post_json("/api/generate", "{\"model\":\"stories\"}", 200);
+  json_decref(v);
+  v = post_json("/api/generate",
+                "{\"model\":\"q8\",\"prompt\":\"Once upon a time\",\"options\":{\"num_predict\":4}}",
+                200);
+  cr_expect_gt(strlen(jstr(v, "response")), 0);
+  json_decref(v);
+  struct resp r = http("GET", "/api/ps", NULL);
+  cr_expect(strstr(r.body, "q8:latest") != NULL, "%s", r.body);
+  cr_expect(strstr(r.body, "stories:latest") == NULL, "%s", r.body);
+  free(r.body);
+}
