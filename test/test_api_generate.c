@@ -203,6 +203,20 @@ Test(api_generate, stalled_reader_does_not_stop_the_others) {
                    strlen(body), body);
   cr_assert_eq(write(fd, req, (size_t)n), n);
   usleep(200000);
+  /* The loop stays responsive while the engine works. */
+  for (int i = 0; i < 5; i++) {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct resp r = http("GET", "/", NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cr_expect_eq(r.status, 200);
+    free(r.body);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    cr_expect_lt(ms, 500.0, "GET / took %.1f ms while generating", ms);
+    r = http("GET", "/api/tags", NULL);
+    cr_expect_eq(r.status, 200);
+    free(r.body);
+  }
   json_t *v = post_json("/api/generate", GREEDY, 200);
   cr_expect_str_eq(jstr(v, "response"), ref_greedy_text());
   json_decref(v);
@@ -246,6 +260,11 @@ Test(api_generate, errors_as_ollama) {
                "{\"model\":\"stories\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
                "\"think\":true}",
                400, "\"stories\" does not support thinking");
+  expect_error("/api/generate", "{\"model\":\"stories\",\"prompt\":\"x\",\"think\":\"lots\"}", 400,
+               "invalid think value: \"lots\" (must be \"high\", \"medium\", \"low\", \"max\", "
+               "true, or false)");
+  expect_error("/api/generate", "{\"model\":\"stories\",\"prompt\":\"x\",\"top_logprobs\":21}",
+               400, "top_logprobs must be between 0 and 20");
   /* Unknown options are ignored. */
   json_t *v = post_json("/api/generate",
                         "{\"model\":\"stories\",\"prompt\":\"Once\",\"options\":{\"mirostat\":1,"

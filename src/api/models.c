@@ -11,6 +11,7 @@
  * (file_type, context_length) need the GGUF reader; they are left out until
  * the model module can be called from here. */
 #include "cllama/api.h"
+#include "resolve.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ struct job {
   char given[512];    /* the name as the client wrote it, for messages */
   int status;         /* answer */
   char *json;         /* new JSON text, or NULL for an empty body */
+  char model_path[4200]; /* delete: the deleted model's GGUF, to unload it ("" if unknown) */
 };
 
 static void run_job(uv_work_t *w);
@@ -204,6 +206,13 @@ static void delete_work(struct job *j) {
     return;
   }
   cll_err err = {0};
+  /* Remember the weights so a loaded copy can be unloaded (after_work). */
+  char full[512];
+  struct cll__model_ref ref;
+  cll_name_full(&j->a, full, sizeof(full));
+  if (cll__model_resolve(st, full, &ref, NULL) == 0)
+    snprintf(j->model_path, sizeof(j->model_path), "%s", ref.model_path);
+  cll__model_ref_free(&ref);
   int rc = cll_store_delete(st, &j->a, &err);
   if (rc == CLL_ENOENT)
     job_error(j, 404, "model '%s' not found", j->given);
@@ -232,6 +241,10 @@ static void run_job(uv_work_t *w) {
 /* Loop thread: answer (dropped by the server if the client has gone). */
 static void on_job_done(uv_work_t *w, int status) {
   struct job *j = w->data;
+  /* A deleted model that is loaded is unloaded once idle (cllama: the
+   * memory goes back at once instead of at keep-alive expiry). */
+  if (j->kind == JOB_DELETE && j->status == 200 && j->model_path[0] && j->api->runners)
+    cll_runners_expire(j->api->runners, j->model_path);
   if (status != 0 || (j->status != 200 && j->json == NULL)) {
     cll_api_error(j->req, 500, status != 0 ? "store work cancelled" : "out of memory");
   } else if (j->json) {

@@ -9,6 +9,7 @@
 #include "cllama/version.h"
 
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <string.h>
@@ -82,6 +83,10 @@ int cll_cli_serve(int argc, char **argv) {
   }
   cll_config_log(&cfg, stderr);
   signal(SIGPIPE, SIG_IGN);
+  /* Model loads, engine steps (one per loaded model), quantizing and store
+   * work all run on libuv's pool: give it room so a few long jobs never
+   * delay the small ones (/api/tags). Must be set before the first job. */
+  setenv("UV_THREADPOOL_SIZE", "16", 0);
   /* Each client is a file descriptor: raise the soft limit to the hard one
    * (as Go's runtime does for Ollama), so thousands of idle keep-alive
    * connections do not hit the usual soft limit of 1024. */

@@ -333,7 +333,10 @@ static void on_load_work(uv_work_t *w) {
   if (r->load_status != 0)
     return;
   const struct cll_model_info *mi = cll_model_info(r->model);
-  int64_t n_ctx = r->want_ctx > 0 ? r->want_ctx : rs->p.num_ctx;
+  /* The pool is sized for the larger of the request's num_ctx and the
+   * default, so later requests with the default (or anything smaller) fit
+   * without a reload: each sequence is limited to its own num_ctx. */
+  int64_t n_ctx = r->want_ctx > rs->p.num_ctx ? r->want_ctx : rs->p.num_ctx;
   if (mi->n_ctx_train > 0 && n_ctx > mi->n_ctx_train)
     n_ctx = mi->n_ctx_train;
   if (n_ctx < 4)
@@ -440,7 +443,8 @@ static cll_runner *start_load(cll_runners *rs, const cll_acquire *a) {
 /* ---------------------------------------------------------------- queue */
 
 static bool fits(const cll_runner *r, const cll_acquire *a) {
-  if (a->req.num_ctx <= 0 || a->req.num_ctx <= r->n_ctx)
+  int64_t want = a->req.num_ctx > 0 ? a->req.num_ctx : r->rs->p.num_ctx;
+  if (want <= r->n_ctx)
     return true;
   /* Asked for more than loaded: fits only if the model cannot give more. */
   const struct cll_model_info *mi = cll_model_info(r->model);
