@@ -474,3 +474,32 @@ Test(openai, errors_have_the_openai_shape) {
   cr_expect_eq(r.status, 405);
   free(r.body);
 }
+
+/* ---------------------------------------------------------------- client */
+
+/* The official OpenAI JavaScript client (test/js-openai, npm package
+ * "openai"), when node and its node_modules are present:
+ * `npm install --prefix test/js-openai`. */
+Test(openai, openai_js_client) {
+  NEED_SHARED();
+  const char *b = getenv("CLLAMA_BUILD");
+  char root[600], cmd[1500];
+  snprintf(root, sizeof(root), "%s/../..", b ? b : ".");
+  snprintf(cmd, sizeof(cmd), "test -d '%s/test/js-openai/node_modules/openai' && node --version "
+                             ">/dev/null 2>&1",
+           root);
+  if (system(cmd) != 0) {
+    fprintf(stderr, "SKIP: node or test/js-openai/node_modules missing "
+                    "(npm install --prefix test/js-openai)\n");
+    cr_skip("node or test/js-openai/node_modules missing");
+  }
+  snprintf(cmd, sizeof(cmd),
+           "cd '%s/test/js-openai' && node client_test.mjs %s stories > '%s/js.out' 2>&1", root,
+           H.base, H.dir);
+  int rc = system(cmd);
+  if (rc != 0) {
+    snprintf(cmd, sizeof(cmd), "cat '%s/js.out' >&2", H.dir);
+    cr_expect_eq(system(cmd), 0);
+  }
+  cr_expect_eq(rc, 0);
+}
