@@ -1,7 +1,9 @@
 /* test_openai.c — the OpenAI-compatible endpoints (OLLAMA_API.md §1.13)
- * through a real `cllama serve` on the shared stories260K model: chat
- * completions (JSON and SSE), legacy completions, embeddings, the model
- * list, and OpenAI-shaped errors. */
+ * and the Anthropic Messages API (/v1/messages) through a real `cllama
+ * serve` on the shared stories260K model: chat completions (JSON and SSE),
+ * legacy completions, embeddings, the model list, messages (JSON and SSE
+ * events), the error shapes, and the official openai and @anthropic-ai/sdk
+ * JavaScript clients when test/js-openai/node_modules is installed. */
 #include "api_harness.h"
 
 #include <math.h>
@@ -496,6 +498,144 @@ Test(openai, openai_js_client) {
   snprintf(cmd, sizeof(cmd),
            "cd '%s/test/js-openai' && node client_test.mjs %s stories > '%s/js.out' 2>&1", root,
            H.base, H.dir);
+  int rc = system(cmd);
+  if (rc != 0) {
+    snprintf(cmd, sizeof(cmd), "cat '%s/js.out' >&2", H.dir);
+    cr_expect_eq(system(cmd), 0);
+  }
+  cr_expect_eq(rc, 0);
+}
+
+/* ---------------------------------------------------------------- anthropic */
+
+/* Parses "event: T\ndata: {json}\n\n" events into [{"event":T,"data":{...}}]. */
+static json_t *anthropic_events(const char *body) {
+  json_t *out = json_array();
+  const char *p = body;
+  while (*p) {
+    cr_assert(strncmp(p, "event: ", 7) == 0, "not an event line: %.60s", p);
+    const char *nl = strchr(p, '\n');
+    cr_assert(nl);
+    char type[64];
+    snprintf(type, sizeof(type), "%.*s", (int)(nl - p - 7), p + 7);
+    p = nl + 1;
+    cr_assert(strncmp(p, "data: ", 6) == 0, "no data line: %.60s", p);
+    p += 6;
+    const char *end = strstr(p, "\n\n");
+    cr_assert(end);
+    json_error_t e;
+    json_t *d = json_loadb(p, (size_t)(end - p), 0, &e);
+    cr_assert(d, "bad data %.*s", (int)(end - p), p);
+    cr_expect_str_eq(jstr(d, "type"), type);
+    json_array_append_new(out, json_pack("{s:s,s:o}", "event", type, "data", d));
+    p = end + 2;
+  }
+  return out;
+}
+
+Test(openai, anthropic_messages_json_and_stream) {
+  NEED_SHARED();
+  const char *req = "{\"model\":\"stories\",\"max_tokens\":16,\"temperature\":0,\"messages\":[{"
+                    "\"role\":\"user\",\"content\":\"Once upon a time\"}]%s}";
+  char body[512];
+  snprintf(body, sizeof(body), req, "");
+  struct resp r = http("POST", "/v1/messages", body);
+  cr_assert_eq(r.status, 200, "%s", r.body);
+  cr_expect_str_eq(r.ctype, "application/json");
+  json_t *v = jparse(r.body);
+  free(r.body);
+  cr_expect(strncmp(jstr(v, "id"), "msg_", 4) == 0);
+  cr_expect_str_eq(jstr(v, "type"), "message");
+  cr_expect_str_eq(jstr(v, "role"), "assistant");
+  cr_expect_str_eq(jstr(v, "model"), "stories");
+  cr_expect_str_eq(jstr(v, "stop_reason"), "max_tokens");
+  json_t *blk = json_array_get(json_object_get(v, "content"), 0);
+  cr_expect_str_eq(jstr(blk, "type"), "text");
+  const char *want = jstr(blk, "text");
+  cr_expect_gt(strlen(want), 5);
+  json_t *u = json_object_get(v, "usage");
+  cr_expect_gt(json_integer_value(json_object_get(u, "input_tokens")), 0);
+  cr_expect_eq(json_integer_value(json_object_get(u, "output_tokens")), 16);
+
+  snprintf(body, sizeof(body), req, ",\"stream\":true");
+  r = http("POST", "/v1/messages", body);
+  cr_assert_eq(r.status, 200);
+  cr_expect_str_eq(r.ctype, "text/event-stream");
+  json_t *ev = anthropic_events(r.body);
+  free(r.body);
+  size_t n = json_array_size(ev), i;
+  cr_assert_gt(n, 5);
+  cr_expect_str_eq(jstr(json_array_get(ev, 0), "event"), "message_start");
+  cr_expect_str_eq(jstr(json_array_get(ev, 1), "event"), "content_block_start");
+  cr_expect_str_eq(jstr(json_array_get(ev, n - 3), "event"), "content_block_stop");
+  cr_expect_str_eq(jstr(json_array_get(ev, n - 2), "event"), "message_delta");
+  cr_expect_str_eq(jstr(json_array_get(ev, n - 1), "event"), "message_stop");
+  char text[2048] = "";
+  json_t *e;
+  json_array_foreach(ev, i, e) {
+    json_t *d = json_object_get(e, "data");
+    if (strcmp(jstr(e, "event"), "content_block_delta") == 0) {
+      json_t *delta = json_object_get(d, "delta");
+      cr_expect_str_eq(jstr(delta, "type"), "text_delta");
+      cr_expect_eq(json_integer_value(json_object_get(d, "index")), 0);
+      strcat(text, jstr(delta, "text"));
+    }
+  }
+  cr_expect_str_eq(text, want);
+  json_t *md = json_object_get(json_array_get(ev, n - 2), "data");
+  cr_expect_str_eq(jstr(json_object_get(md, "delta"), "stop_reason"), "max_tokens");
+  cr_expect(json_equal(json_object_get(md, "usage"), u));
+  json_decref(ev);
+  json_decref(v);
+}
+
+Test(openai, anthropic_errors) {
+  NEED_SHARED();
+  json_t *v = post_json("/v1/messages",
+                        "{\"model\":\"nope\",\"max_tokens\":8,\"messages\":[{\"role\":\"user\","
+                        "\"content\":\"x\"}]}",
+                        404);
+  cr_expect_str_eq(jstr(v, "type"), "error");
+  cr_expect(strncmp(jstr(v, "request_id"), "req_", 4) == 0);
+  json_t *e = json_object_get(v, "error");
+  cr_expect_str_eq(jstr(e, "type"), "not_found_error");
+  cr_expect_str_eq(jstr(e, "message"), "model 'nope' not found");
+  json_decref(v);
+  v = post_json("/v1/messages",
+                "{\"model\":\"stories\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", 400);
+  cr_expect_str_eq(jstr(json_object_get(v, "error"), "message"),
+                   "max_tokens is required and must be positive");
+  cr_expect_str_eq(jstr(json_object_get(v, "error"), "type"), "invalid_request_error");
+  json_decref(v);
+  v = post_json("/v1/messages", "{\"model\":\"stories\",\"max_tokens\":8,\"messages\":[]}", 400);
+  cr_expect_str_eq(jstr(json_object_get(v, "error"), "message"), "messages is required");
+  json_decref(v);
+  v = post_json("/v1/messages", "{\"max_tokens\":8,\"messages\":[]}", 400);
+  cr_expect_str_eq(jstr(json_object_get(v, "error"), "message"), "model is required");
+  json_decref(v);
+  v = post_json("/v1/messages", "{oops", 400);
+  cr_expect_str_eq(jstr(json_object_get(v, "error"), "type"), "invalid_request_error");
+  json_decref(v);
+}
+
+/* The official Anthropic JavaScript client (test/js-openai, npm package
+ * "@anthropic-ai/sdk"), when node and its node_modules are present. */
+Test(openai, anthropic_js_client) {
+  NEED_SHARED();
+  const char *b = getenv("CLLAMA_BUILD");
+  char root[600], cmd[1500];
+  snprintf(root, sizeof(root), "%s/../..", b ? b : ".");
+  snprintf(cmd, sizeof(cmd), "test -d '%s/test/js-openai/node_modules/@anthropic-ai/sdk' && "
+                             "node --version >/dev/null 2>&1",
+           root);
+  if (system(cmd) != 0) {
+    fprintf(stderr, "SKIP: node or test/js-openai/node_modules missing "
+                    "(npm install --prefix test/js-openai)\n");
+    cr_skip("node or test/js-openai/node_modules missing");
+  }
+  snprintf(cmd, sizeof(cmd),
+           "cd '%s/test/js-openai' && node anthropic_test.mjs %s stories > '%s/js.out' 2>&1",
+           root, H.base, H.dir);
   int rc = system(cmd);
   if (rc != 0) {
     snprintf(cmd, sizeof(cmd), "cat '%s/js.out' >&2", H.dir);
