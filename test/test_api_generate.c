@@ -246,6 +246,11 @@ Test(api_generate, errors_as_ollama) {
                "{\"model\":\"stories\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
                "\"think\":true}",
                400, "\"stories\" does not support thinking");
+  expect_error("/api/generate", "{\"model\":\"stories\",\"prompt\":\"x\",\"think\":\"lots\"}", 400,
+               "invalid think value: \"lots\" (must be \"high\", \"medium\", \"low\", \"max\", "
+               "true, or false)");
+  expect_error("/api/generate", "{\"model\":\"stories\",\"prompt\":\"x\",\"top_logprobs\":21}",
+               400, "top_logprobs must be between 0 and 20");
   /* Unknown options are ignored. */
   json_t *v = post_json("/api/generate",
                         "{\"model\":\"stories\",\"prompt\":\"Once\",\"options\":{\"mirostat\":1,"

@@ -196,3 +196,23 @@ Test(api_models, cli_create_from_modelfile) {
   out[n] = 0;
   cr_expect(strncmp(out, ref_greedy_text(), strlen(ref_greedy_text())) == 0, "%s", out);
 }
+
+Test(api_models, delete_unloads_a_loaded_model) {
+  NEED_SHARED();
+  json_t *v = post_json("/api/generate", "{\"model\":\"stories\"}", 200);
+  json_decref(v);
+  struct resp r = http("GET", "/api/ps", NULL);
+  cr_expect(strstr(r.body, "stories:latest") != NULL);
+  free(r.body);
+  r = http("DELETE", "/api/delete", "{\"model\":\"stories\"}");
+  cr_expect_eq(r.status, 200);
+  free(r.body);
+  bool empty = false;
+  for (int i = 0; i < 100 && !empty; i++) {
+    r = http("GET", "/api/ps", NULL);
+    empty = strstr(r.body, "\"models\":[]") != NULL;
+    free(r.body);
+    usleep(20000);
+  }
+  cr_expect(empty, "deleted model still loaded");
+}

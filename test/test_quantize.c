@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *shared_dir(void) {
@@ -339,4 +340,76 @@ Test(quantize, end_to_end_logits_as_good_as_llama_cpp, .timeout = 300) {
   end_to_end("Q8_0", "tiny-llama-rand-q8_0", 1.10);
   end_to_end("Q4_0", "tiny-llama-rand-q4_0", 1.10);
   end_to_end("Q4_K_M", "tiny-llama-rand-q4_k_m", 1.10);
+}
+
+/* The recipe's special cases on a synthetic file: tied embeddings (no
+ * output.weight) get the output type, rows that do not divide into K
+ * blocks fall back, rows that fit no block stay in their source type, and
+ * 1-D tensors are never touched. */
+Test(quantize, plan_fallbacks_and_tied_embeddings) {
+  char path[256];
+  snprintf(path, sizeof path, "/tmp/cllama-test-plan-%d.gguf", (int)getpid());
+  static float data[256 * 16];
+  struct {
+    const char *name;
+    uint32_t n_dims;
+    uint64_t ne[2];
+    uint32_t want_q4km, want_q8_0;
+  } t[] = {
+      {"token_embd.weight", 2, {256, 16}, CLL_TYPE_Q6_K, CLL_TYPE_Q8_0},
+      {"blk.0.attn_norm.weight", 1, {256, 1}, CLL_TYPE_F32, CLL_TYPE_F32},
+      {"blk.0.attn_qkv.weight", 2, {256, 8}, CLL_TYPE_Q5_K, CLL_TYPE_Q8_0},
+      {"blk.0.ffn_up.weight", 2, {96, 8}, CLL_TYPE_Q5_0, CLL_TYPE_Q8_0},
+      {"blk.0.ffn_gate.weight", 2, {40, 8}, CLL_TYPE_F32, CLL_TYPE_F32},
+      {"blk.0.attn_q.bias", 1, {256, 1}, CLL_TYPE_F32, CLL_TYPE_F32},
+  };
+  size_t n = sizeof t / sizeof t[0];
+  cll_gguf_writer *w = NULL;
+  cll_err err = {0};
+  cr_assert_eq(cll_gguf_writer_new(path, &w, &err), 0);
+  cll_gguf_writer_set_str(w, "general.architecture", "llama");
+  for (size_t i = 0; i < n; i++)
+    cll_gguf_writer_add_tensor(w, t[i].name, CLL_TYPE_F32, t[i].n_dims, t[i].ne, data,
+                               t[i].ne[0] * t[i].ne[1] * sizeof(float));
+  cr_assert_eq(cll_gguf_writer_finish(w, &err), 0, "%s", err.msg);
+  cll_gguf *g = NULL;
+  cr_assert_eq(cll_gguf_open(path, &g, &err), 0, "%s", err.msg);
+  uint32_t types[8];
+  cr_assert_eq(cll_quantize_plan(g, CLL_FTYPE_Q4_K_M, false, types), 0);
+  for (size_t i = 0; i < n; i++)
+    cr_expect_eq(types[i], t[i].want_q4km, "Q4_K_M %s: %s", t[i].name, tname(types[i]));
+  cr_assert_eq(cll_quantize_plan(g, CLL_FTYPE_Q8_0, false, types), 0);
+  for (size_t i = 0; i < n; i++)
+    cr_expect_eq(types[i], t[i].want_q8_0, "Q8_0 %s: %s", t[i].name, tname(types[i]));
+  cll_gguf_close(g);
+  unlink(path);
+}
+
+/* `cllama quantize` itself (the binary from CLLAMA_BIN, set by make test). */
+Test(quantize, cli_quantize_command) {
+  NEED_SHARED();
+  const char *bin = getenv("CLLAMA_BIN");
+  if (bin == NULL) {
+    printf("SKIP: CLLAMA_BIN not set\n");
+    cr_skip("CLLAMA_BIN not set");
+  }
+  char out[256], cmd[2048];
+  snprintf(out, sizeof out, "/tmp/cllama-test-cli-%d.gguf", (int)getpid());
+  snprintf(cmd, sizeof cmd, "'%s' quantize '%s/models/stories260K-f32.gguf' '%s' q5_k_m --quiet",
+           bin, shared_dir(), out);
+  cr_assert_eq(system(cmd), 0, "%s", cmd);
+  cll_gguf *g = NULL;
+  cll_err err = {0};
+  cr_assert_eq(cll_gguf_open(out, &g, &err), 0, "%s", err.msg);
+  uint32_t ft = 0;
+  cr_assert_eq(cll_gguf_get_u32(g, "general.file_type", &ft), 0);
+  cr_assert_eq(ft, (uint32_t)CLL_FTYPE_Q5_K_M);
+  cll_gguf_close(g);
+  unlink(out);
+  snprintf(cmd, sizeof cmd, "'%s' quantize a.gguf b.gguf Q9_9 2>/dev/null", bin);
+  int rc = system(cmd);
+  cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "bad type: status %d", rc);
+  snprintf(cmd, sizeof cmd, "'%s' quantize /nonexistent.gguf '%s' Q8_0 2>/dev/null", bin, out);
+  rc = system(cmd);
+  cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 1, "missing input: status %d", rc);
 }

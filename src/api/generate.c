@@ -152,6 +152,37 @@ static int64_t seq_ctx(cll__gen *g) {
   return g->opts.num_ctx > 0 ? g->opts.num_ctx : 4096;
 }
 
+/* "think": true/false or low|medium|high|max. None of the models cllama
+ * runs has the thinking capability, so true (or a level) is refused as
+ * Ollama refuses it for such models. Returns false after answering. */
+static bool check_think(cll__gen *g, const char *model) {
+  json_t *think = json_object_get(g->body, "think");
+  if (json_is_string(think)) {
+    const char *t = json_string_value(think);
+    if (strcmp(t, "low") && strcmp(t, "medium") && strcmp(t, "high") && strcmp(t, "max")) {
+      char msg[700];
+      snprintf(msg, sizeof(msg),
+               "invalid think value: \"%.500s\" (must be \"high\", \"medium\", \"low\", "
+               "\"max\", true, or false)",
+               t);
+      cll__gen_fail(g, 400, msg);
+      return false;
+    }
+  }
+  if (json_is_true(think) || json_is_string(think)) {
+    char msg[700];
+    snprintf(msg, sizeof(msg), "\"%s\" does not support thinking", model);
+    cll__gen_fail(g, 400, msg);
+    return false;
+  }
+  json_t *fmt = json_object_get(g->body, "format");
+  if (fmt && !json_is_null(fmt) && !(json_is_string(fmt) && json_string_length(fmt) == 0))
+    fprintf(stderr, "level=WARN source=api msg=\"format (structured output) is not supported; "
+                    "generating unconstrained\" model=%s\n",
+            model);
+  return true;
+}
+
 /* ---------------------------------------------------------------- generate */
 
 static void on_generate(cll_request *req, void *ud) {
@@ -190,6 +221,8 @@ static void on_generate(cll_request *req, void *ud) {
   }
   cll__gen *g = cll__gen_new(req, body, CLL__GEN_GENERATE);
   if (!g || !cll__gen_common(g, model))
+    return;
+  if (!check_think(g, model))
     return;
   json_t *top = json_object_get(body, "top_logprobs");
   if (json_is_integer(top) && (json_integer_value(top) < 0 || json_integer_value(top) > 20)) {
@@ -300,13 +333,8 @@ static void on_chat(cll_request *req, void *ud) {
     cll__gen_fail(g, 400, msg);
     return;
   }
-  json_t *think = json_object_get(body, "think");
-  if (json_is_true(think)) {
-    char msg[700];
-    snprintf(msg, sizeof(msg), "\"%s\" does not support thinking", model);
-    cll__gen_fail(g, 400, msg);
+  if (!check_think(g, model))
     return;
-  }
   if (json_array_size(msgs) == 0) {
     if (g->keep_alive_set && g->keep_alive_ns == 0)
       cll__gen_unload(g);

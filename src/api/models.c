@@ -6,6 +6,7 @@
  * (file_type, context_length) need the GGUF reader; they are left out until
  * the model module can be called from here. */
 #include "cllama/api.h"
+#include "resolve.h"
 
 #include <string.h>
 
@@ -119,7 +120,16 @@ static void on_delete(cll_request *req, void *ud) {
     cll_api_errorf(req, 404, "model '%s' not found", s);
   } else {
     cll_err err = {0};
+    /* A loaded model that is deleted is unloaded once idle (cllama: the
+     * memory goes back at once instead of at keep-alive expiry). */
+    char full[512];
+    struct cll__model_ref ref;
+    cll_name_full(&n, full, sizeof(full));
+    bool have_ref = cll__model_resolve(api->store, full, &ref, NULL) == 0;
     int rc = cll_store_delete(api->store, &n, &err);
+    if (rc == 0 && have_ref && api->runners)
+      cll_runners_expire(api->runners, ref.model_path);
+    cll__model_ref_free(&ref);
     if (rc == CLL_ENOENT)
       cll_api_errorf(req, 404, "model '%s' not found", s);
     else if (rc != 0)

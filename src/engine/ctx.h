@@ -11,6 +11,7 @@
 #include "engine/threads.h"
 #include "model/model.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 /* One KV cell: the keys and values of one position, in every layer. A cell
@@ -25,7 +26,6 @@ struct cll__cell {
 #define CLL__XQ_SLOTS 3 /* distinct activation formats prepared from one input */
 
 #define CLL__QCHUNK 64 /* query rows of one sequence and head attended together */
-#define CLL__SMALL_T 4 /* batches this small prepare activations per thread */
 
 /* Scratch private to one compute thread. */
 struct cll__tscratch {
@@ -36,8 +36,6 @@ struct cll__tscratch {
   float *og;          /* (QCHUNK, head_dim) attention output rows */
   uint8_t *kg;        /* (n_ctx, head_dim) keys gathered when cells are not contiguous */
   uint8_t *vg;        /* (head_dim, n_ctx) values (transposed), likewise */
-  float *xn;          /* (SMALL_T, n_embd) private normalized input (few tokens) */
-  void *xq[CLL__XQ_SLOTS]; /* private quantized activations for SMALL_T rows */
 };
 
 /* A run of one sequence's batch tokens attended together (<= QCHUNK). */
@@ -95,6 +93,10 @@ struct cll_ctx {
   int32_t *seq_toks;            /* (B) batch token indices grouped by sequence */
   struct cll__attn_unit *units; /* (B + n_seq_max) */
   int32_t n_units;
+  /* ---- work sharing of one forward (forward.c), reset per forward */
+  int32_t n_ops;                /* operations in a pass, upper bound */
+  atomic_int *op_claim;         /* (n_ops) chunks claimed */
+  atomic_int *op_done;          /* (n_ops) chunks finished */
 };
 
 /* kv.c */

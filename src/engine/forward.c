@@ -4,12 +4,12 @@
  * DESIGN. One cll_forward computes every token of a batch (prompt chunks and
  * single decode tokens of several sequences mixed) through every layer. The
  * whole pass runs inside the context's thread team: every thread walks the
- * same list of operations in data-flow order and does its share of each,
- * meeting the others at a spin barrier where the next operation needs the
- * whole result of the previous one. Shares: matrix products split the
- * output rows evenly (the weights are read once, by one thread each);
- * element-wise work splits the tokens; attention splits (token, head) pairs
- * round-robin because causal rows have different lengths. Activations are
+ * same list of operations in data-flow order, claims chunks of each (see
+ * "work sharing" below) and waits until the operation is complete before
+ * the next one. Chunks: matrix products are cut into a few equal runs of
+ * output rows per thread (each weight row is read once, by one thread);
+ * element-wise work is cut by tokens; attention by (sequence run, head),
+ * since causal rows have different lengths. Activations are
  * quantized to the weight type's activation format once per operation
  * (cll_matmul_prepare), not once per thread. Nothing here allocates: every
  * buffer was sized in cll_ctx_new for n_batch_max tokens and n_ctx cells
@@ -24,7 +24,9 @@
  * then logits = Wout (rmsnorm(x) * out_norm) for the wanted rows only. */
 #include "engine/ctx.h"
 
+#include <assert.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,12 +38,6 @@ static void *xalloc(size_t n) {
   if (posix_memalign(&p, 64, n ? (n + 63) / 64 * 64 : 64) != 0)
     return NULL;
   return p;
-}
-
-/* [*t0, *t1): the share of n items that thread ith of nth takes. */
-static void share(int64_t n, int ith, int nth, int64_t *t0, int64_t *t1) {
-  *t0 = n * ith / nth;
-  *t1 = n * (ith + 1) / nth;
 }
 
 static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
@@ -130,12 +126,10 @@ static void prepare(cll_ctx *c, struct prepared *pr, const struct cll__weight *c
   }
 }
 
-/* y[t][r] for this thread's share of w's rows, every token. */
+/* y[t][r] for rows [r0, r1) of w, every token. */
 static void matmul(cll_ctx *c, const struct prepared *pr, const struct cll__weight *w,
                    const float *x, int64_t x_stride, int64_t n_tok, float *y, int64_t y_stride,
-                   int ith, int nth) {
-  int64_t r0, r1;
-  share(w->n_out, ith, nth, &r0, &r1);
+                   int64_t r0, int64_t r1, int ith) {
   if (r1 <= r0)
     return;
   size_t xq_stride = 0;
@@ -307,147 +301,255 @@ static float silu(float x) {
   return x / (1.0f + expf(-x));
 }
 
+/* ---------------------------------------------------------------- work sharing
+ *
+ * Every operation of the pass is cut into chunks (rows of a matrix
+ * product, runs of tokens, attention heads). Threads claim chunks with an
+ * atomic counter and count the ones they finish; before the next operation
+ * a thread waits until every chunk of this one is done. Unlike a barrier
+ * this does not wait for every thread to arrive: a thread that the OS has
+ * descheduled while holding no chunk holds nobody up, the others take its
+ * share, and when it runs again it skips the operations that are complete.
+ * A chunk of operation k can only be claimed while k is incomplete, so no
+ * thread is past k then: each operation may overwrite buffers that earlier
+ * ones read. Counters are reset by cll_forward before the team starts. */
+
+struct worker {
+  cll_ctx *c;
+  int ith, nth;
+  int k; /* index of the current operation (the same sequence in every thread) */
+};
+
+static bool claim(struct worker *w, int32_t n, int32_t *i) {
+  int32_t v = atomic_fetch_add_explicit(&w->c->op_claim[w->k], 1, memory_order_relaxed);
+  if (v >= n)
+    return false;
+  *i = v;
+  return true;
+}
+
+static void chunk_done(struct worker *w) {
+  atomic_fetch_add_explicit(&w->c->op_done[w->k], 1, memory_order_release);
+}
+
+/* Waits for every chunk of the current operation, then moves to the next. */
+static void op_end(struct worker *w, int32_t n) {
+  int spins = 0;
+  while (atomic_load_explicit(&w->c->op_done[w->k], memory_order_acquire) < n)
+    cll__spin_wait(&spins);
+  w->k++;
+}
+
+#define FOR_CHUNKS(w, n, i) for (int32_t i; claim((w), (n), &i); chunk_done(w))
+
+/* [*a, *b) = chunk i of n over total items, boundaries on multiples of
+ * align (matrix rows are cut at 16 so GEMM panels stay whole). */
+static void chunk_range(int64_t total, int32_t i, int32_t n, int64_t align, int64_t *a,
+                        int64_t *b) {
+  *a = total * i / n / align * align;
+  *b = i == n - 1 ? total : total * (i + 1) / n / align * align;
+}
+
+/* Chunks for a product with n_out rows: a few per thread, at least 16 rows. */
+static int32_t row_chunks(int64_t n_out, int nth) {
+  int64_t n = n_out / 16;
+  int64_t want = (int64_t)nth * 4;
+  return (int32_t)(n < 1 ? 1 : n < want ? n : want);
+}
+
+static int32_t tok_chunks(int64_t n_tok, int nth) {
+  int64_t want = (int64_t)nth * 2;
+  return (int32_t)(n_tok < want ? (n_tok > 0 ? n_tok : 1) : want);
+}
+
 static void forward_worker(void *arg, int ith, int nth) {
   cll_ctx *c = arg;
+  struct worker W = {c, ith, nth, 0}, *w = &W;
   const cll_model *m = c->m;
   const struct cll_model_info *I = &m->info;
   const struct cll_batch *b = c->b;
-  cll__team *team = c->team;
   const int64_t E = I->n_embd, D = I->head_dim, F = I->n_ff;
+  const int64_t QD = I->n_head * D, KD = c->kv_dim, half = m->n_rot / 2;
   int64_t T = b->n_tokens;
   bool compacted = false; /* rows 0..n_out-1 hold the wanted tokens */
-  const int64_t QD = I->n_head * D, KD = c->kv_dim, half = m->n_rot / 2;
   struct prepared pr;
-  int64_t t0, t1;
-  share(T, ith, nth, &t0, &t1);
-  /* Few tokens (decode): every thread normalizes and quantizes all rows
-   * into its own buffers instead of splitting that tiny work and meeting
-   * at a barrier; this removes 4 of the 10 barriers of a layer, which
-   * matters when threads are not all on a CPU at the same moment. */
-  const bool priv = T <= CLL__SMALL_T && nth > 1;
-  float *xin = priv ? c->ts[ith].xn : c->xn;   /* normalized input rows */
-  void *const *xqb = priv ? c->ts[ith].xq : c->xq;
-  int64_t p0 = priv ? 0 : t0, p1 = priv ? T : t1; /* rows this thread prepares */
+  int32_t n;
+  int64_t a0, a1;
 
   /* Token embeddings and this batch's RoPE angles. */
-  for (int64_t t = t0; t < t1; t++) {
-    const uint8_t *row =
-        (const uint8_t *)m->tok_embd.data + (size_t)b->tokens[t] * m->tok_embd.row_bytes;
-    c->K->dequant_row[m->tok_embd.type](row, c->x + t * E, E);
-    rope_angles(c, b->pos[t], c->rope_cs + t * half * 2);
+  n = tok_chunks(T, nth);
+  FOR_CHUNKS(w, n, i) {
+    chunk_range(T, i, n, 1, &a0, &a1);
+    for (int64_t t = a0; t < a1; t++) {
+      const uint8_t *row =
+          (const uint8_t *)m->tok_embd.data + (size_t)b->tokens[t] * m->tok_embd.row_bytes;
+      c->K->dequant_row[m->tok_embd.type](row, c->x + t * E, E);
+      rope_angles(c, b->pos[t], c->rope_cs + t * half * 2);
+    }
   }
-  cll__team_barrier(team);
+  op_end(w, n);
 
   for (int il = 0; il < I->n_layer; il++) {
     const struct cll__layer *L = &m->layers[il];
-    /* attention block */
-    for (int64_t t = p0; t < p1; t++)
-      rmsnorm(xin + t * E, c->x + t * E, L->attn_norm.data, E, I->rms_eps);
     const struct cll__weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
-    prepare(c, &pr, qkv, 3, xin, E, T, p0, p1, xqb);
-    if (!priv)
-      cll__team_barrier(team);
-    matmul(c, &pr, &L->wq, xin, E, T, c->q, QD, ith, nth);
-    matmul(c, &pr, &L->wk, xin, E, T, c->k, KD, ith, nth);
-    matmul(c, &pr, &L->wv, xin, E, T, c->v, KD, ith, nth);
-    cll__team_barrier(team);
-    for (int64_t t = t0; t < t1; t++) {
-      float *q = c->q + t * QD, *k = c->k + t * KD, *v = c->v + t * KD;
-      add_bias(q, &L->bq, QD);
-      add_bias(k, &L->bk, KD);
-      add_bias(v, &L->bv, KD);
-      if (m->arch->qk_norm) {
-        for (int64_t h = 0; h < I->n_head; h++)
-          rmsnorm(q + h * D, q + h * D, L->q_norm.data, D, I->rms_eps);
-        for (int64_t h = 0; h < I->n_head_kv; h++)
-          rmsnorm(k + h * D, k + h * D, L->k_norm.data, D, I->rms_eps);
-      }
-      rope_heads(c, q, I->n_head, c->rope_cs + t * half * 2);
-      rope_heads(c, k, I->n_head_kv, c->rope_cs + t * half * 2);
-      store_kv(c, il, c->cell_of[t], k, v);
+    const struct cll__weight *wo[1] = {&L->wo};
+    const struct cll__weight *gu[2] = {&L->w_gate, &L->w_up};
+    const struct cll__weight *dn[1] = {&L->w_down};
+
+    /* xn = rmsnorm(x), quantized for Wq/Wk/Wv */
+    n = tok_chunks(T, nth);
+    FOR_CHUNKS(w, n, i) {
+      chunk_range(T, i, n, 1, &a0, &a1);
+      for (int64_t t = a0; t < a1; t++)
+        rmsnorm(c->xn + t * E, c->x + t * E, L->attn_norm.data, E, I->rms_eps);
+      prepare(c, &pr, qkv, 3, c->xn, E, T, a0, a1, c->xq);
     }
-    cll__team_barrier(team);
-    for (int64_t i = ith; i < (int64_t)c->n_units * I->n_head; i += nth)
-      attend(c, il, &c->units[i / I->n_head], i % I->n_head, &c->ts[ith]);
-    cll__team_barrier(team);
+    op_end(w, n);
+    prepare(c, &pr, qkv, 3, c->xn, E, T, 0, 0, c->xq); /* slots only */
+
+    /* q, k, v: one operation over the rows of all three */
+    {
+      int32_t nq = row_chunks(QD, nth), nk = row_chunks(KD, nth);
+      n = nq + 2 * nk;
+      FOR_CHUNKS(w, n, i) {
+        if (i < nq) {
+          chunk_range(QD, i, nq, 16, &a0, &a1);
+          matmul(c, &pr, &L->wq, c->xn, E, T, c->q, QD, a0, a1, ith);
+        } else if (i < nq + nk) {
+          chunk_range(KD, i - nq, nk, 16, &a0, &a1);
+          matmul(c, &pr, &L->wk, c->xn, E, T, c->k, KD, a0, a1, ith);
+        } else {
+          chunk_range(KD, i - nq - nk, nk, 16, &a0, &a1);
+          matmul(c, &pr, &L->wv, c->xn, E, T, c->v, KD, a0, a1, ith);
+        }
+      }
+      op_end(w, n);
+    }
+
+    /* biases, RoPE, store K and V */
+    n = tok_chunks(T, nth);
+    FOR_CHUNKS(w, n, i) {
+      chunk_range(T, i, n, 1, &a0, &a1);
+      for (int64_t t = a0; t < a1; t++) {
+        float *q = c->q + t * QD, *k = c->k + t * KD, *v = c->v + t * KD;
+        add_bias(q, &L->bq, QD);
+        add_bias(k, &L->bk, KD);
+        add_bias(v, &L->bv, KD);
+        if (m->arch->qk_norm) {
+          for (int64_t h = 0; h < I->n_head; h++)
+            rmsnorm(q + h * D, q + h * D, L->q_norm.data, D, I->rms_eps);
+          for (int64_t h = 0; h < I->n_head_kv; h++)
+            rmsnorm(k + h * D, k + h * D, L->k_norm.data, D, I->rms_eps);
+        }
+        rope_heads(c, q, I->n_head, c->rope_cs + t * half * 2);
+        rope_heads(c, k, I->n_head_kv, c->rope_cs + t * half * 2);
+        store_kv(c, il, c->cell_of[t], k, v);
+      }
+    }
+    op_end(w, n);
+
+    /* attention: one chunk per (unit, head) */
+    n = c->n_units * (int32_t)I->n_head;
+    FOR_CHUNKS(w, n, i)
+    attend(c, il, &c->units[i / I->n_head], i % I->n_head, &c->ts[ith]);
+    op_end(w, n);
+
     if (il == I->n_layer - 1 && c->n_out < T) {
       /* The rest of the last layer only matters for the wanted rows: move
        * them to the front (out_rows ascends, so in place is safe) and go on
-       * with n_out rows. */
-      if (ith == 0)
-        for (int32_t k = 0; k < c->n_out; k++) {
-          int32_t r = c->out_rows[k];
-          memmove(c->att + k * QD, c->att + (int64_t)r * QD, (size_t)QD * sizeof(float));
-          memmove(c->x + k * E, c->x + (int64_t)r * E, (size_t)E * sizeof(float));
+       * with n_out rows. One chunk: it is a short copy. */
+      FOR_CHUNKS(w, 1, i) {
+        (void)i;
+        for (int32_t r = 0; r < c->n_out; r++) {
+          int32_t from = c->out_rows[r];
+          memmove(c->att + r * QD, c->att + (int64_t)from * QD, (size_t)QD * sizeof(float));
+          memmove(c->x + r * E, c->x + (int64_t)from * E, (size_t)E * sizeof(float));
         }
+      }
+      op_end(w, 1);
       T = c->n_out;
-      share(T, ith, nth, &t0, &t1);
-      p0 = priv ? 0 : t0;
-      p1 = priv ? T : t1;
       compacted = true;
-      cll__team_barrier(team);
     }
-    const struct cll__weight *wo[1] = {&L->wo};
-    prepare(c, &pr, wo, 1, c->att, QD, T, p0, p1, xqb);
-    if (!priv)
-      cll__team_barrier(team);
-    /* c->xn is free as the output here: in private mode nobody reads it,
-     * in shared mode its last reader was the q/k/v product. */
-    matmul(c, &pr, &L->wo, c->att, QD, T, c->xn, E, ith, nth);
-    {
-      int64_t r0, r1;
-      share(E, ith, nth, &r0, &r1);
+
+    /* x += Wo att */
+    n = tok_chunks(T, nth);
+    FOR_CHUNKS(w, n, i) {
+      chunk_range(T, i, n, 1, &a0, &a1);
+      prepare(c, &pr, wo, 1, c->att, QD, T, a0, a1, c->xq);
+    }
+    op_end(w, n);
+    prepare(c, &pr, wo, 1, c->att, QD, T, 0, 0, c->xq);
+    n = row_chunks(E, nth);
+    FOR_CHUNKS(w, n, i) {
+      chunk_range(E, i, n, 16, &a0, &a1);
+      matmul(c, &pr, &L->wo, c->att, QD, T, c->xn, E, a0, a1, ith);
       for (int64_t t = 0; t < T; t++)
-        for (int64_t r = r0; r < r1; r++)
+        for (int64_t r = a0; r < a1; r++)
           c->x[t * E + r] += c->xn[t * E + r];
     }
-    cll__team_barrier(team);
+    op_end(w, n);
 
-    /* feed-forward block */
-    for (int64_t t = p0; t < p1; t++)
-      rmsnorm(xin + t * E, c->x + t * E, L->ffn_norm.data, E, I->rms_eps);
-    const struct cll__weight *gu[2] = {&L->w_gate, &L->w_up};
-    prepare(c, &pr, gu, 2, xin, E, T, p0, p1, xqb);
-    if (!priv)
-      cll__team_barrier(team);
-    matmul(c, &pr, &L->w_gate, xin, E, T, c->gate, F, ith, nth);
-    matmul(c, &pr, &L->w_up, xin, E, T, c->up, F, ith, nth);
-    {
-      int64_t r0, r1;
-      share(F, ith, nth, &r0, &r1);
+    /* feed-forward: xn = rmsnorm(x); gate = silu(Wgate xn) * (Wup xn) */
+    n = tok_chunks(T, nth);
+    FOR_CHUNKS(w, n, i) {
+      chunk_range(T, i, n, 1, &a0, &a1);
+      for (int64_t t = a0; t < a1; t++)
+        rmsnorm(c->xn + t * E, c->x + t * E, L->ffn_norm.data, E, I->rms_eps);
+      prepare(c, &pr, gu, 2, c->xn, E, T, a0, a1, c->xq);
+    }
+    op_end(w, n);
+    prepare(c, &pr, gu, 2, c->xn, E, T, 0, 0, c->xq);
+    n = row_chunks(F, nth);
+    FOR_CHUNKS(w, n, i) {
+      chunk_range(F, i, n, 16, &a0, &a1);
+      matmul(c, &pr, &L->w_gate, c->xn, E, T, c->gate, F, a0, a1, ith);
+      matmul(c, &pr, &L->w_up, c->xn, E, T, c->up, F, a0, a1, ith);
       for (int64_t t = 0; t < T; t++)
-        for (int64_t r = r0; r < r1; r++)
+        for (int64_t r = a0; r < a1; r++)
           c->gate[t * F + r] = silu(c->gate[t * F + r]) * c->up[t * F + r];
     }
-    cll__team_barrier(team);
-    const struct cll__weight *dn[1] = {&L->w_down};
-    prepare(c, &pr, dn, 1, c->gate, F, T, p0, p1, xqb);
-    if (!priv)
-      cll__team_barrier(team);
-    /* In shared mode xn's readers (gate/up products) finished before the
-     * barrier above; in private mode nobody reads it. */
-    matmul(c, &pr, &L->w_down, c->gate, F, T, c->xn, E, ith, nth);
-    {
-      int64_t r0, r1;
-      share(E, ith, nth, &r0, &r1);
+    op_end(w, n);
+
+    /* x += Wdown gate */
+    n = tok_chunks(T, nth);
+    FOR_CHUNKS(w, n, i) {
+      chunk_range(T, i, n, 1, &a0, &a1);
+      prepare(c, &pr, dn, 1, c->gate, F, T, a0, a1, c->xq);
+    }
+    op_end(w, n);
+    prepare(c, &pr, dn, 1, c->gate, F, T, 0, 0, c->xq);
+    n = row_chunks(E, nth);
+    FOR_CHUNKS(w, n, i) {
+      chunk_range(E, i, n, 16, &a0, &a1);
+      matmul(c, &pr, &L->w_down, c->gate, F, T, c->xn, E, a0, a1, ith);
       for (int64_t t = 0; t < T; t++)
-        for (int64_t r = r0; r < r1; r++)
+        for (int64_t r = a0; r < a1; r++)
           c->x[t * E + r] += c->xn[t * E + r];
     }
-    cll__team_barrier(team);
+    op_end(w, n);
   }
 
-  /* Output: only the wanted rows, gathered into xn (kept for
+  /* Output: only the wanted rows, normalized into xn (kept for
    * cll_ctx_hidden). */
-  int64_t o0, o1;
-  share(c->n_out, ith, nth, &o0, &o1);
-  for (int64_t k = o0; k < o1; k++)
-    rmsnorm(c->xn + k * E, c->x + (compacted ? k : (int64_t)c->out_rows[k]) * E, m->out_norm.data,
-            E, I->rms_eps);
   const struct cll__weight *ow[1] = {&m->output};
-  prepare(c, &pr, ow, 1, c->xn, E, c->n_out, o0, o1, c->xq);
-  cll__team_barrier(team);
-  matmul(c, &pr, &m->output, c->xn, E, c->n_out, c->logits, I->n_vocab, ith, nth);
+  int64_t n_out = c->n_out;
+  n = tok_chunks(n_out, nth);
+  FOR_CHUNKS(w, n, i) {
+    chunk_range(n_out, i, n, 1, &a0, &a1);
+    for (int64_t k = a0; k < a1; k++)
+      rmsnorm(c->xn + k * E, c->x + (compacted ? k : (int64_t)c->out_rows[k]) * E,
+              m->out_norm.data, E, I->rms_eps);
+    prepare(c, &pr, ow, 1, c->xn, E, n_out, a0, a1, c->xq);
+  }
+  op_end(w, n);
+  prepare(c, &pr, ow, 1, c->xn, E, n_out, 0, 0, c->xq);
+  n = row_chunks(I->n_vocab, nth);
+  FOR_CHUNKS(w, n, i) {
+    chunk_range(I->n_vocab, i, n, 16, &a0, &a1);
+    matmul(c, &pr, &m->output, c->xn, E, n_out, c->logits, I->n_vocab, a0, a1, ith);
+  }
+  op_end(w, n);
+  assert(w->k <= c->n_ops);
 }
 
 int cll_forward(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
@@ -500,6 +602,10 @@ int cll_forward(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
   /* Small models (or tiny batches of them) run on one thread: below about
    * 8M multiply-adds per step the barriers cost more than the split gains. */
   int n_active = (double)I->n_params * b->n_tokens < 8e6 ? 1 : c->p.n_threads;
+  for (int32_t k = 0; k < c->n_ops; k++) {
+    atomic_store_explicit(&c->op_claim[k], 0, memory_order_relaxed);
+    atomic_store_explicit(&c->op_done[k], 0, memory_order_relaxed);
+  }
   cll__team_run(c->team, n_active, forward_worker, c);
   c->b = NULL;
   return 0;
@@ -602,9 +708,14 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
   c->out_rows = calloc(B, sizeof(int32_t));
   c->seq_toks = calloc(B, sizeof(int32_t));
   c->units = calloc(B + (size_t)p->n_seq_max, sizeof(*c->units));
+  /* embeddings, 11 per layer (+1 compaction), final norm and output */
+  c->n_ops = (int32_t)(I->n_layer * 11 + 4);
+  c->op_claim = calloc((size_t)c->n_ops, sizeof(*c->op_claim));
+  c->op_done = calloc((size_t)c->n_ops, sizeof(*c->op_done));
   c->xq_bytes = max_xq(m, p->n_batch_max);
   bool ok = c->inv_freq && c->x && c->xn && c->q && c->k && c->v && c->att && c->gate && c->up &&
-            c->rope_cs && c->cell_of && c->out_rows && c->seq_toks && c->units;
+            c->rope_cs && c->cell_of && c->out_rows && c->seq_toks && c->units && c->op_claim &&
+            c->op_done;
   for (int i = 0; i < CLL__XQ_SLOTS && ok; i++)
     ok = (c->xq[i] = xalloc(c->xq_bytes)) != NULL;
   /* Logits for one row per sequence up front (the usual decode step). */
@@ -618,7 +729,6 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
   if (p->n_ctx > n_in_max) /* the P.V product has rows of n_pos <= n_ctx */
     n_in_max = p->n_ctx;
   size_t D = (size_t)I->head_dim, Q = CLL__QCHUNK;
-  size_t small_xq = max_xq(m, CLL__SMALL_T);
   for (int i = 0; ok && i < c->p.n_threads; i++) {
     struct cll__tscratch *ts = &c->ts[i];
     ts->mm_bytes = cll_matmul_scratch_bytes(n_in_max, p->n_batch_max > (int32_t)Q ? p->n_batch_max
@@ -629,10 +739,7 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
     ts->scores = xalloc(Q * (size_t)p->n_ctx * f);
     ts->kg = xalloc((size_t)p->n_ctx * D * c->kv_elt);
     ts->vg = xalloc((size_t)p->n_ctx * D * c->kv_elt);
-    ts->xn = xalloc((size_t)CLL__SMALL_T * (size_t)I->n_embd * f);
-    ok = ts->mm && ts->qg && ts->og && ts->scores && ts->kg && ts->vg && ts->xn;
-    for (int k = 0; ok && k < CLL__XQ_SLOTS; k++)
-      ok = (ts->xq[k] = xalloc(small_xq)) != NULL;
+    ok = ts->mm && ts->qg && ts->og && ts->scores && ts->kg && ts->vg;
   }
   if (!ok) {
     cll_ctx_free(c);
@@ -663,9 +770,6 @@ void cll_ctx_free(cll_ctx *c) {
       free(c->ts[i].scores);
       free(c->ts[i].kg);
       free(c->ts[i].vg);
-      free(c->ts[i].xn);
-      for (int k = 0; k < CLL__XQ_SLOTS; k++)
-        free(c->ts[i].xq[k]);
     }
   free(c->ts);
   free(c->inv_freq);
@@ -682,6 +786,8 @@ void cll_ctx_free(cll_ctx *c) {
   free(c->out_rows);
   free(c->seq_toks);
   free(c->units);
+  free(c->op_claim);
+  free(c->op_done);
   for (int i = 0; i < CLL__XQ_SLOTS; i++)
     free(c->xq[i]);
   free(c->logits);

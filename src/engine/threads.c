@@ -81,6 +81,10 @@ static int read_int_file(const char *path) {
 /* Physical cores among the CPUs this process may use: SMT siblings share
  * the core's execution units and memory path, so one compute thread per
  * core is the default. Falls back to the logical count. */
+void cll__spin_wait(int *spins) {
+  spin_wait(spins);
+}
+
 int cll__cpu_count(void) {
   cpu_set_t set;
   int logical = 0;

@@ -159,12 +159,10 @@ static inline float cll__fp16_to_fp32(uint16_t h) {
   memcpy(&df, &db, 4);
   nf *= 0x1p-112f;
   df -= 0.5f;
-  uint32_t r;
-  if (h & 0x7C00)
-    memcpy(&r, &nf, 4);
-  else
-    memcpy(&r, &df, 4);
-  r |= sign;
+  uint32_t nr, dr;
+  memcpy(&nr, &nf, 4);
+  memcpy(&dr, &df, 4);
+  uint32_t r = sign | ((h & 0x7C00) ? nr : dr);
   float f;
   memcpy(&f, &r, 4);
   return f;

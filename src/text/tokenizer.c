@@ -660,17 +660,12 @@ static int compile_patterns(cll_tokenizer *t, cll_err *err) {
 
 /* ================================================================ loading */
 
-static int get_id(const cll_gguf *g, const char *key, int32_t n_vocab, int32_t *id) {
+/* Reads a special-token id. Like llama.cpp, a value that is absent, negative
+ * or out of range (stories260K stores 4294967295) keeps the default. */
+static void get_id(const cll_gguf *g, const char *key, int32_t n_vocab, int32_t *id) {
   uint64_t v;
-  int rc = cll_gguf_get_u64(g, key, &v);
-  if (rc == CLL_EINVAL) {
-    int64_t s;
-    if (cll_gguf_get_i64(g, key, &s) == 0 && s < 0)
-      return 0; /* -1: none, keep the default */
-  }
-  if (rc == 0 && v < (uint64_t)n_vocab)
+  if (cll_gguf_get_u64(g, key, &v) == 0 && v < (uint64_t)n_vocab)
     *id = (int32_t)v;
-  return 0;
 }
 
 static int read_vocab(cll_tokenizer *t, const cll_gguf *g, cll_err *err) {
