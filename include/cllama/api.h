@@ -50,6 +50,8 @@ int cll_api_embed_register(cll_api *api);    /* /api/embed, /api/embeddings */
 int cll_api_ps_register(cll_api *api);       /* /api/ps */
 int cll_api_show_register(cll_api *api);     /* /api/show */
 int cll_api_create_register(cll_api *api);   /* /api/create, /api/blobs/:digest */
+int cll_api_openai_register(cll_api *api);   /* /v1/chat/completions, completions, embeddings, models */
+int cll_api_anthropic_register(cll_api *api); /* /v1/messages (Anthropic Messages API) */
 
 /* Parses a Modelfile into the body of a POST /api/create request (without
  * "model"). Relative FROM paths are resolved against base_dir. *out is new.

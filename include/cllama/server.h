@@ -157,6 +157,39 @@ enum cll_cancel_reason {
 typedef void (*cll_cancel_fn)(cll_request *req, int reason, void *ud);
 void cll_request_on_cancel(cll_request *req, cll_cancel_fn fn, void *ud);
 
+/* ------------------------------------------------------------- forwarding */
+
+/* A handler can hand its request to another route's handler with a new
+ * body and see that handler's answer before the client does, the way
+ * Ollama's middleware turns an OpenAI request into a native one and the
+ * native answer back into OpenAI's shape. The filter gets what the inner
+ * handler passes to cll_respond() / cll_stream_start() / cll_stream_write()
+ * / cll_stream_end(); while a filter callback runs, those same functions act
+ * on the client's real response, so the filter answers with them. respond
+ * and stream_end must answer req (it is dead when they return); the other
+ * two must not end it. stream_start and stream_write return what the inner
+ * handler's call returns (CLL_ECANCELED tells it the client is gone; the
+ * server already returns that without calling the filter once the client
+ * has gone). Everything else (headers, cancel and drain callbacks,
+ * cll_stream_writable) is the real request's. */
+typedef struct cll_filter {
+  void (*respond)(cll_request *req, int status, const char *content_type, const void *body,
+                  size_t len, void *ud);
+  int (*stream_start)(cll_request *req, int status, const char *content_type, void *ud);
+  int (*stream_write)(cll_request *req, const void *data, size_t len, void *ud);
+  void (*stream_end)(cll_request *req, void *ud);
+} cll_filter;
+
+/* Runs the handler registered for (method, path) on req as if the client
+ * had sent body (copied; cll_request_body() returns it from now on) to that
+ * path, with the answer going through filter (borrowed, with ud, until req
+ * is answered). Call it from a handler that has not answered req, at most
+ * once per request. Returns 0 once the inner handler has been called (req
+ * then belongs to it and the filter), or CLL_ENOENT when no route matches,
+ * CLL_ENOMEM, CLL_EINVAL: req is then still the caller's to answer. */
+int cll_request_forward(cll_request *req, const char *method, const char *path,
+                        const void *body, size_t len, const cll_filter *filter, void *ud);
+
 /* Standard reason phrase for a status code ("OK", "Not Found", ...). */
 const char *cll_http_reason(int status);
 

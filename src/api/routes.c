@@ -19,6 +19,10 @@ int cll_api_register_all(cll_api *api) {
     rc = cll_api_show_register(api);
   if (rc == 0)
     rc = cll_api_create_register(api);
+  if (rc == 0)
+    rc = cll_api_openai_register(api);
+  if (rc == 0)
+    rc = cll_api_anthropic_register(api);
   return rc;
 }
 

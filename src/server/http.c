@@ -68,6 +68,12 @@ struct cll_request {
   int cancel_pending;    /* bits 1<<reason whose callback is still to run */
   void *data;
   uint64_t t_start_ns;
+  /* cll_request_forward(): the inner handler's answer goes to filter while
+   * in_filter is 0; fstate is that handler's view of the answer. */
+  const cll_filter *filter;
+  void *filter_ud;
+  enum req_state fstate;
+  int in_filter;
 };
 
 enum conn_flags {
@@ -220,6 +226,59 @@ const char *cll_request_param(const cll_request *r, const char *name) {
     if (strcmp(r->match.param_names[i], name) == 0)
       return r->param_values[i];
   return NULL;
+}
+
+/* Fills the ":name" parameter values of a matched path (new strings). */
+static int req_set_params(cll_request *r, const char *path) {
+  if (r->match.nparams == 0)
+    return 0;
+  r->param_values = calloc(r->match.nparams, sizeof(char *));
+  if (r->param_values == NULL)
+    return CLL_ENOMEM;
+  for (size_t i = 0; i < r->match.nparams; i++) {
+    r->param_values[i] = strndup(path + r->match.param_off[i], r->match.param_len[i]);
+    if (r->param_values[i] == NULL)
+      return CLL_ENOMEM;
+  }
+  return 0;
+}
+
+int cll_request_forward(cll_request *r, const char *method, const char *path, const void *body,
+                        size_t len, const cll_filter *f, void *ud) {
+  assert(r->state == REQ_HANDLER && r->filter == NULL);
+  if (r->state != REQ_HANDLER || r->filter != NULL || f == NULL)
+    return CLL_EINVAL;
+  struct cll__match m;
+  cll__route_match(r->conn->srv->routes, method, path, &m);
+  if (m.route == NULL)
+    return CLL_ENOENT;
+  struct cll__buf nb = {0};
+  if (cll__buf_append(&nb, body, body ? len : 0) != 0)
+    return CLL_ENOMEM;
+  if (r->param_values)
+    for (size_t i = 0; i < r->match.nparams; i++)
+      free(r->param_values[i]);
+  free(r->param_values);
+  r->param_values = NULL;
+  r->match = m;
+  if (req_set_params(r, path) != 0) {
+    if (r->param_values)
+      for (size_t i = 0; i < r->match.nparams; i++)
+        free(r->param_values[i]);
+    free(r->param_values);
+    r->param_values = NULL;
+    r->match.nparams = 0;
+    cll__buf_free(&nb);
+    return CLL_ENOMEM;
+  }
+  cll__buf_free(&r->body);
+  r->body = nb;
+  r->filter = f;
+  r->filter_ud = ud;
+  r->fstate = REQ_HANDLER;
+  r->in_filter = 0;
+  m.route->fn(r, m.route->ud);
+  return 0;
 }
 
 const char *cll_request_header(const cll_request *r, const char *name) {
@@ -460,7 +519,49 @@ int cll_response_header(cll_request *r, const char *name, const char *value) {
   return cll__buf_printf(&r->extra, "%s: %s\r\n", name, value);
 }
 
+/* The inner handler of a forwarded request answers: hand it to the filter,
+ * which answers the client with the same functions (in_filter set). The
+ * terminal callbacks (respond, stream_end) free r, so r is not touched
+ * after them. */
+static int filter_respond(cll_request *r, int status, const char *ctype, const void *body,
+                          size_t len) {
+  assert(r->fstate == REQ_HANDLER);
+  r->fstate = REQ_DONE;
+  r->in_filter = 1;
+  r->filter->respond(r, status, ctype, body, len, r->filter_ud);
+  return 0;
+}
+
+static int filter_stream_start(cll_request *r, int status, const char *ctype) {
+  assert(r->fstate == REQ_HANDLER);
+  r->fstate = REQ_STREAMING;
+  r->in_filter = 1;
+  int rc = r->filter->stream_start(r, status, ctype, r->filter_ud);
+  r->in_filter = 0;
+  return rc;
+}
+
+static int filter_stream_write(cll_request *r, const void *data, size_t len) {
+  assert(r->fstate == REQ_STREAMING);
+  if (r->cancelled_gone)
+    return CLL_ECANCELED;
+  r->in_filter = 1;
+  int rc = r->filter->stream_write(r, data, len, r->filter_ud);
+  r->in_filter = 0;
+  return rc;
+}
+
+static int filter_stream_end(cll_request *r) {
+  assert(r->fstate == REQ_STREAMING);
+  r->fstate = REQ_DONE;
+  r->in_filter = 1;
+  r->filter->stream_end(r, r->filter_ud);
+  return 0;
+}
+
 int cll_respond(cll_request *r, int status, const char *ctype, const void *body, size_t len) {
+  if (r->filter && !r->in_filter)
+    return filter_respond(r, status, ctype, body, len);
   assert(r->state == REQ_HANDLER);
   if (r->state != REQ_HANDLER)
     return CLL_EINVAL;
@@ -483,6 +584,8 @@ int cll_respond(cll_request *r, int status, const char *ctype, const void *body,
 }
 
 int cll_stream_start(cll_request *r, int status, const char *ctype) {
+  if (r->filter && !r->in_filter)
+    return filter_stream_start(r, status, ctype);
   assert(r->state == REQ_HANDLER);
   if (r->state != REQ_HANDLER)
     return CLL_EINVAL;
@@ -506,6 +609,8 @@ int cll_stream_start(cll_request *r, int status, const char *ctype) {
 }
 
 int cll_stream_write(cll_request *r, const void *data, size_t len) {
+  if (r->filter && !r->in_filter)
+    return filter_stream_write(r, data, len);
   assert(r->state == REQ_STREAMING);
   if (r->state != REQ_STREAMING)
     return CLL_EINVAL;
@@ -527,6 +632,8 @@ int cll_stream_write(cll_request *r, const void *data, size_t len) {
 }
 
 int cll_stream_end(cll_request *r) {
+  if (r->filter && !r->in_filter)
+    return filter_stream_end(r);
   assert(r->state == REQ_STREAMING);
   if (r->state != REQ_STREAMING)
     return CLL_EINVAL;

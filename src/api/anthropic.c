@@ -1,0 +1,709 @@
+/* anthropic.c — the Anthropic Messages API on POST /v1/messages (what
+ * Claude Code and the Anthropic SDKs speak), as Ollama's anthropic
+ * middleware does it: a translation layer over the native /api/chat.
+ *
+ * DESIGN. The same shape as openai.c: check the request, build the native
+ * chat request (system prompt first, each message's content blocks turned
+ * into native messages, max_tokens -> num_predict, stop_sequences -> stop,
+ * think dropped quietly since the native chat cannot think), run it with
+ * cll_request_forward(), and turn the native answer into one "message"
+ * object or the SSE events message_start, content_block_start/delta/stop,
+ * message_delta and message_stop (`event: <type>\ndata: <json>\n\n`). Errors
+ * become {"type":"error","error":{"type":T,"message":M},"request_id":...}
+ * with the native status. Per-request state is freed by the filter's
+ * terminal callback, which the native handler always reaches once.
+ *
+ * Threads: loop thread only. Nothing blocks. */
+#include "cllama/api.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct anth {
+  bool stream;
+  char id[40];                /* "msg_" + 24 hex digits */
+  char *model;                /* as the client named it */
+  int64_t est_input_tokens;   /* message_start's guess before the real count */
+  char *line;                 /* native NDJSON not yet ended by '\n' */
+  size_t n_line, cap_line;
+  bool msg_started, thinking_started, thinking_done, text_started, done;
+  int index;                  /* current content block */
+  size_t n_tools;             /* tool_use blocks sent or gathered */
+  char *error;                /* a native {"error"} line inside a stream */
+  /* Non-stream: the answer gathered over the native objects. */
+  json_t *text, *thinking, *tool_uses;
+  char done_reason[32];
+  int64_t input_tokens, output_tokens;
+};
+
+static void anth_free(struct anth *a) {
+  if (!a)
+    return;
+  free(a->model);
+  free(a->line);
+  free(a->error);
+  json_decref(a->text);
+  json_decref(a->thinking);
+  json_decref(a->tool_uses);
+  free(a);
+}
+
+static void random_hex(char *out, size_t n_bytes) {
+  static const char hex[] = "0123456789abcdef";
+  unsigned char b[32];
+  if (n_bytes > sizeof(b))
+    n_bytes = sizeof(b);
+  if (uv_random(NULL, NULL, b, n_bytes, 0, NULL) != 0)
+    for (size_t i = 0; i < n_bytes; i++)
+      b[i] = (unsigned char)rand();
+  for (size_t i = 0; i < n_bytes; i++) {
+    out[2 * i] = hex[b[i] >> 4];
+    out[2 * i + 1] = hex[b[i] & 15];
+  }
+  out[2 * n_bytes] = 0;
+}
+
+/* ---------------------------------------------------------------- errors */
+
+static json_t *error_object(int status, const char *msg) {
+  const char *type = status == 400   ? "invalid_request_error"
+                     : status == 401 ? "authentication_error"
+                     : status == 403 ? "permission_error"
+                     : status == 404 ? "not_found_error"
+                     : status == 429 ? "rate_limit_error"
+                     : status == 503 || status == 529 ? "overloaded_error"
+                                                      : "api_error";
+  char rid[40] = "req_";
+  random_hex(rid + 4, 12);
+  return json_pack("{s:s,s:{s:s,s:s},s:s}", "type", "error", "error", "type", type, "message",
+                   msg ? msg : "", "request_id", rid);
+}
+
+/* Answers with v (stolen) as application/json and a trailing newline. */
+static void respond_json(cll_request *req, int status, json_t *v) {
+  char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+  json_decref(v);
+  if (!text) {
+    static const char oom[] =
+        "{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"out of memory\"}}\n";
+    cll_respond(req, 500, "application/json", oom, sizeof(oom) - 1);
+    return;
+  }
+  size_t n = strlen(text);
+  char *t = realloc(text, n + 2);
+  if (t) {
+    text = t;
+    text[n++] = '\n';
+    text[n] = 0;
+  }
+  cll_respond(req, status, "application/json", text, n);
+  free(text);
+}
+
+static void anth_error(cll_request *req, int status, const char *msg) {
+  respond_json(req, status, error_object(status, msg));
+}
+
+static const char *json_kind(const json_t *v) {
+  return json_is_string(v)    ? "string"
+         : json_is_number(v)  ? "number"
+         : json_is_boolean(v) ? "bool"
+         : json_is_array(v)   ? "array"
+                              : "object";
+}
+
+/* ---------------------------------------------------------------- request */
+
+/* Length of the text a value holds, for the input token estimate (Ollama
+ * guesses len/4 until the real count arrives with the last object). */
+static size_t text_len(json_t *v) {
+  if (json_is_string(v))
+    return json_string_length(v);
+  size_t n = 0, i;
+  json_t *x;
+  if (json_is_array(v)) {
+    json_array_foreach(v, i, x) {
+      const char *type = json_string_value(json_object_get(x, "type"));
+      if (type && (!strcmp(type, "tool_use") || !strcmp(type, "tool_result"))) {
+        char *s = json_dumps(x, JSON_COMPACT);
+        n += s ? strlen(s) : 0;
+        free(s);
+      } else {
+        n += json_string_length(json_object_get(x, "text")) +
+             json_string_length(json_object_get(x, "thinking"));
+      }
+    }
+  }
+  return n;
+}
+
+static void append_text(char **buf, size_t *len, const char *s) {
+  size_t m = strlen(s);
+  char *p = realloc(*buf, *len + m + 1);
+  if (!p)
+    return;
+  memcpy(p + *len, s, m + 1);
+  *buf = p;
+  *len += m;
+}
+
+static bool is_type(json_t *block, const char *type) {
+  const char *t = json_string_value(json_object_get(block, "type"));
+  return t && strcmp(t, type) == 0;
+}
+
+/* A tool_result's content: a string, or text blocks joined. New string. */
+static char *tool_result_text(json_t *c) {
+  if (json_is_string(c))
+    return strdup(json_string_value(c));
+  char *out = strdup("");
+  size_t n = 0, i;
+  json_t *b;
+  json_array_foreach(c, i, b) {
+    const char *t = json_string_value(json_object_get(b, "text"));
+    if (t && is_type(b, "text"))
+      append_text(&out, &n, t);
+  }
+  return out;
+}
+
+/* One Anthropic message -> native messages appended to out. Answers 400
+ * and returns false on a malformed block. */
+static bool convert_message(cll_request *req, json_t *m, json_t *out) {
+  const char *r = json_string_value(json_object_get(m, "role"));
+  char role[32];
+  snprintf(role, sizeof(role), "%s", r ? r : "");
+  for (char *c = role; *c; c++)
+    *c = (char)tolower((unsigned char)*c);
+  json_t *content = json_object_get(m, "content");
+  if (json_is_string(content)) {
+    json_array_append_new(out, json_pack("{s:s,s:O}", "role", role, "content", content));
+    return true;
+  }
+  if (!json_is_array(content)) {
+    char msg[200];
+    snprintf(msg, sizeof(msg), "json: cannot unmarshal %s into Go value of type "
+                               "[]anthropic.ContentBlock", content ? json_kind(content) : "null");
+    anth_error(req, 400, msg);
+    return false;
+  }
+  char *text = strdup("");
+  size_t n_text = 0;
+  const char *thinking = NULL;
+  json_t *images = json_array(), *tool_calls = json_array(), *results = json_array();
+  bool ok = true;
+  size_t i;
+  json_t *b;
+  json_array_foreach(content, i, b) {
+    const char *type = json_string_value(json_object_get(b, "type"));
+    if (!type)
+      continue;
+    if (!strcmp(type, "text")) {
+      const char *t = json_string_value(json_object_get(b, "text"));
+      if (t)
+        append_text(&text, &n_text, t);
+    } else if (!strcmp(type, "image")) {
+      json_t *src = json_object_get(b, "source");
+      const char *st = json_string_value(json_object_get(src, "type"));
+      if (!src) {
+        anth_error(req, 400, "invalid image source");
+        ok = false;
+        break;
+      }
+      if (!st || strcmp(st, "base64") != 0) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "invalid image source type: %s. Only base64 images are "
+                                   "supported.", st ? st : "");
+        anth_error(req, 400, msg);
+        ok = false;
+        break;
+      }
+      const char *data = json_string_value(json_object_get(src, "data"));
+      json_array_append_new(images, json_string(data ? data : ""));
+    } else if (!strcmp(type, "tool_use") || !strcmp(type, "server_tool_use")) {
+      const char *id = json_string_value(json_object_get(b, "id"));
+      const char *name = json_string_value(json_object_get(b, "name"));
+      if (!strcmp(type, "tool_use") && (!id || !*id)) {
+        anth_error(req, 400, "tool_use block missing required 'id' field");
+        ok = false;
+        break;
+      }
+      if (!strcmp(type, "tool_use") && (!name || !*name)) {
+        anth_error(req, 400, "tool_use block missing required 'name' field");
+        ok = false;
+        break;
+      }
+      json_t *input = json_object_get(b, "input");
+      json_array_append_new(
+          tool_calls, json_pack("{s:s,s:{s:i,s:s,s:o}}", "id", id ? id : "", "function", "index",
+                                (int)json_array_size(tool_calls), "name", name ? name : "",
+                                "arguments",
+                                json_is_object(input) ? json_incref(input) : json_object()));
+    } else if (!strcmp(type, "tool_result") || !strcmp(type, "web_search_tool_result")) {
+      char *rt = tool_result_text(json_object_get(b, "content"));
+      const char *tid = json_string_value(json_object_get(b, "tool_use_id"));
+      json_array_append_new(results, json_pack("{s:s,s:s,s:s}", "role", "tool", "content",
+                                               rt ? rt : "", "tool_call_id", tid ? tid : ""));
+      free(rt);
+    } else if (!strcmp(type, "thinking")) {
+      thinking = json_string_value(json_object_get(b, "thinking"));
+    }
+  }
+  if (ok) {
+    bool user = !strcmp(role, "user");
+    if (user)
+      json_array_extend(out, results);
+    if (n_text || json_array_size(images) || json_array_size(tool_calls) ||
+        (thinking && *thinking)) {
+      json_t *nm = json_pack("{s:s,s:s}", "role", role, "content", text ? text : "");
+      if (json_array_size(images))
+        json_object_set(nm, "images", images);
+      if (json_array_size(tool_calls))
+        json_object_set(nm, "tool_calls", tool_calls);
+      if (thinking && *thinking)
+        json_object_set_new(nm, "thinking", json_string(thinking));
+      json_array_append_new(out, nm);
+    }
+    if (!user)
+      json_array_extend(out, results);
+  }
+  free(text);
+  json_decref(images);
+  json_decref(tool_calls);
+  json_decref(results);
+  return ok;
+}
+
+/* ---------------------------------------------------------------- output */
+
+static void sse_event(cll_request *req, struct anth *a, const char *type, json_t *data) {
+  char *text = json_dumps(data, JSON_COMPACT);
+  json_decref(data);
+  if (!text)
+    return;
+  size_t tl = strlen(type), dl = strlen(text);
+  char *ev = malloc(tl + dl + 20);
+  if (ev) {
+    int n = snprintf(ev, tl + dl + 20, "event: %s\ndata: %s\n\n", type, text);
+    cll_stream_write(req, ev, (size_t)n);
+    free(ev);
+  }
+  free(text);
+}
+
+static void block_stop(cll_request *req, struct anth *a) {
+  sse_event(req, a, "content_block_stop",
+            json_pack("{s:s,s:i}", "type", "content_block_stop", "index", a->index));
+}
+
+static const char *stop_reason(const char *done_reason, bool tools) {
+  if (tools)
+    return "tool_use";
+  if (!strcmp(done_reason, "stop"))
+    return "end_turn";
+  if (!strcmp(done_reason, "length"))
+    return "max_tokens";
+  return *done_reason ? "stop_sequence" : NULL;
+}
+
+/* A native tool call as a tool_use block (input the arguments object). */
+static json_t *tool_use_block(json_t *tc, bool empty_input) {
+  json_t *fn = json_object_get(tc, "function");
+  const char *id = json_string_value(json_object_get(tc, "id"));
+  const char *name = json_string_value(json_object_get(fn, "name"));
+  json_t *args = json_object_get(fn, "arguments");
+  return json_pack("{s:s,s:s,s:s,s:o}", "type", "tool_use", "id", id ? id : "", "name",
+                   name ? name : "", "input",
+                   empty_input || !json_is_object(args) ? json_object() : json_incref(args));
+}
+
+static void on_native_object(cll_request *req, struct anth *a, json_t *obj) {
+  json_t *err = json_object_get(obj, "error");
+  if (err) {
+    free(a->error);
+    a->error = strdup(json_is_string(err) ? json_string_value(err) : "error");
+    return;
+  }
+  json_t *m = json_object_get(obj, "message");
+  const char *content = json_string_value(json_object_get(m, "content"));
+  const char *thinking = json_string_value(json_object_get(m, "thinking"));
+  json_t *tools = json_object_get(m, "tool_calls");
+  bool done = json_is_true(json_object_get(obj, "done"));
+  if (done) {
+    a->done = true;
+    const char *r = json_string_value(json_object_get(obj, "done_reason"));
+    snprintf(a->done_reason, sizeof(a->done_reason), "%s", r ? r : "");
+    a->input_tokens = json_integer_value(json_object_get(obj, "prompt_eval_count"));
+    a->output_tokens = json_integer_value(json_object_get(obj, "eval_count"));
+  }
+  if (!a->stream) {
+    if (content && *content) {
+      size_t n = json_string_length(a->text), k = strlen(content);
+      char *s = malloc(n + k + 1);
+      if (s) {
+        memcpy(s, json_string_value(a->text), n);
+        memcpy(s + n, content, k + 1);
+        json_string_setn(a->text, s, n + k);
+        free(s);
+      }
+    }
+    if (thinking && *thinking) {
+      size_t n = json_string_length(a->thinking), k = strlen(thinking);
+      char *s = malloc(n + k + 1);
+      if (s) {
+        memcpy(s, json_string_value(a->thinking), n);
+        memcpy(s + n, thinking, k + 1);
+        json_string_setn(a->thinking, s, n + k);
+        free(s);
+      }
+    }
+    size_t i;
+    json_t *tc;
+    json_array_foreach(tools, i, tc) json_array_append_new(a->tool_uses, tool_use_block(tc, false));
+    return;
+  }
+  if (!a->msg_started) {
+    a->msg_started = true;
+    cll_stream_start(req, 200, "text/event-stream");
+    int64_t in = json_integer_value(json_object_get(obj, "prompt_eval_count"));
+    sse_event(req, a, "message_start",
+              json_pack("{s:s,s:{s:s,s:s,s:s,s:s,s:[],s:{s:I,s:i}}}", "type", "message_start",
+                        "message", "id", a->id, "type", "message", "role", "assistant", "model",
+                        a->model, "content", "usage", "input_tokens",
+                        (json_int_t)(in ? in : a->est_input_tokens), "output_tokens", 0));
+  }
+  if (thinking && *thinking && !a->thinking_done) {
+    if (!a->thinking_started) {
+      a->thinking_started = true;
+      sse_event(req, a, "content_block_start",
+                json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_start", "index",
+                          a->index, "content_block", "type", "thinking", "thinking", ""));
+    }
+    sse_event(req, a, "content_block_delta",
+              json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_delta", "index", a->index,
+                        "delta", "type", "thinking_delta", "thinking", thinking));
+  }
+  if (content && *content) {
+    if (a->thinking_started && !a->thinking_done) {
+      a->thinking_done = true;
+      block_stop(req, a);
+      a->index++;
+    }
+    if (!a->text_started) {
+      a->text_started = true;
+      sse_event(req, a, "content_block_start",
+                json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_start", "index",
+                          a->index, "content_block", "type", "text", "text", ""));
+    }
+    sse_event(req, a, "content_block_delta",
+              json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_delta", "index", a->index,
+                        "delta", "type", "text_delta", "text", content));
+  }
+  size_t i;
+  json_t *tc;
+  json_array_foreach(tools, i, tc) {
+    if (a->thinking_started && !a->thinking_done) {
+      a->thinking_done = true;
+      block_stop(req, a);
+      a->index++;
+    }
+    if (a->text_started) {
+      block_stop(req, a);
+      a->index++;
+      a->text_started = false;
+    }
+    json_t *args = json_object_get(json_object_get(tc, "function"), "arguments");
+    char *aj = json_is_object(args) ? json_dumps(args, JSON_COMPACT) : strdup("{}");
+    json_t *start = json_pack("{s:s,s:i,s:o}", "type", "content_block_start", "index", a->index,
+                              "content_block", tool_use_block(tc, true));
+    sse_event(req, a, "content_block_start", start);
+    sse_event(req, a, "content_block_delta",
+              json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_delta", "index", a->index,
+                        "delta", "type", "input_json_delta", "partial_json", aj ? aj : "{}"));
+    free(aj);
+    block_stop(req, a);
+    a->index++;
+    a->n_tools++;
+  }
+  if (done) {
+    if (a->text_started || (a->thinking_started && !a->thinking_done))
+      block_stop(req, a);
+    json_t *delta = json_object();
+    const char *sr = stop_reason(a->done_reason, a->n_tools > 0);
+    if (sr)
+      json_object_set_new(delta, "stop_reason", json_string(sr));
+    sse_event(req, a, "message_delta",
+              json_pack("{s:s,s:o,s:{s:I,s:I}}", "type", "message_delta", "delta", delta, "usage",
+                        "input_tokens", (json_int_t)a->input_tokens, "output_tokens",
+                        (json_int_t)a->output_tokens));
+    sse_event(req, a, "message_stop", json_pack("{s:s}", "type", "message_stop"));
+  }
+}
+
+/* Answers req and frees a. */
+static void finish(cll_request *req, struct anth *a) {
+  if (a->stream) {
+    if (!a->msg_started) {
+      if (a->error) {
+        anth_error(req, 500, a->error);
+        anth_free(a);
+        return;
+      }
+      cll_stream_start(req, 200, "text/event-stream");
+    }
+    if (a->error || !a->done) {
+      json_t *e = error_object(500, a->error ? a->error : "the answer ended early");
+      json_object_del(e, "request_id");
+      sse_event(req, a, "error", e);
+    }
+    cll_stream_end(req);
+    anth_free(a);
+    return;
+  }
+  if (a->error) {
+    anth_error(req, 500, a->error);
+    anth_free(a);
+    return;
+  }
+  json_t *content = json_array();
+  if (json_string_length(a->thinking))
+    json_array_append_new(content, json_pack("{s:s,s:O}", "type", "thinking", "thinking",
+                                             a->thinking));
+  if (json_string_length(a->text))
+    json_array_append_new(content, json_pack("{s:s,s:O}", "type", "text", "text", a->text));
+  json_array_extend(content, a->tool_uses);
+  json_t *msg = json_pack("{s:s,s:s,s:s,s:s,s:o}", "id", a->id, "type", "message", "role",
+                          "assistant", "model", a->model, "content", content);
+  const char *sr = stop_reason(a->done_reason, json_array_size(a->tool_uses) > 0);
+  if (sr)
+    json_object_set_new(msg, "stop_reason", json_string(sr));
+  json_object_set_new(msg, "usage", json_pack("{s:I,s:I}", "input_tokens",
+                                              (json_int_t)a->input_tokens, "output_tokens",
+                                              (json_int_t)a->output_tokens));
+  respond_json(req, 200, msg);
+  anth_free(a);
+}
+
+static void feed_lines(cll_request *req, struct anth *a, const char *data, size_t len) {
+  if (a->n_line + len + 1 > a->cap_line) {
+    size_t cap = a->cap_line ? a->cap_line : 512;
+    while (cap < a->n_line + len + 1)
+      cap *= 2;
+    char *p = realloc(a->line, cap);
+    if (!p)
+      return;
+    a->line = p;
+    a->cap_line = cap;
+  }
+  memcpy(a->line + a->n_line, data, len);
+  a->n_line += len;
+  size_t start = 0;
+  for (size_t i = 0; i < a->n_line; i++) {
+    if (a->line[i] != '\n')
+      continue;
+    json_t *v = json_loadb(a->line + start, i - start, 0, NULL);
+    if (json_is_object(v))
+      on_native_object(req, a, v);
+    json_decref(v);
+    start = i + 1;
+  }
+  memmove(a->line, a->line + start, a->n_line - start);
+  a->n_line -= start;
+}
+
+static void f_respond(cll_request *req, int status, const char *ctype, const void *body,
+                      size_t len, void *ud) {
+  struct anth *a = ud;
+  if (status != 200) {
+    json_t *v = json_loadb(body, len, 0, NULL);
+    const char *msg = json_string_value(json_object_get(v, "error"));
+    char *raw = msg ? NULL : strndup(body ? body : "", len);
+    anth_error(req, status, msg ? msg : raw);
+    free(raw);
+    json_decref(v);
+    anth_free(a);
+    return;
+  }
+  json_t *v = json_loadb(body, len, 0, NULL);
+  if (json_is_object(v))
+    on_native_object(req, a, v);
+  json_decref(v);
+  finish(req, a);
+}
+
+static int f_stream_start(cll_request *req, int status, const char *ctype, void *ud) {
+  return 0; /* the SSE stream starts with message_start */
+}
+
+static int f_stream_write(cll_request *req, const void *data, size_t len, void *ud) {
+  feed_lines(req, ud, data, len);
+  return cll_request_gone(req) ? CLL_ECANCELED : 0;
+}
+
+static void f_stream_end(cll_request *req, void *ud) {
+  struct anth *a = ud;
+  if (a->n_line)
+    feed_lines(req, a, "\n", 1);
+  finish(req, a);
+}
+
+static const cll_filter filter = {f_respond, f_stream_start, f_stream_write, f_stream_end};
+
+/* ---------------------------------------------------------------- handler */
+
+static bool check(cll_request *req, json_t *b, const char *key, char t, const char *gotype) {
+  json_t *v = json_object_get(b, key);
+  if (!v || json_is_null(v))
+    return true;
+  bool ok = t == 's' ? json_is_string(v) : t == 'i' ? json_is_integer(v)
+            : t == 'n' ? json_is_number(v) : t == 'b' ? json_is_boolean(v)
+                                                      : json_is_array(v);
+  if (!ok) {
+    char msg[300];
+    snprintf(msg, sizeof(msg), "json: cannot unmarshal %s into Go struct field "
+                               "MessagesRequest.%s of type %s", json_kind(v), key, gotype);
+    anth_error(req, 400, msg);
+  }
+  return ok;
+}
+
+static void on_messages(cll_request *req, void *ud) {
+  size_t len;
+  const char *body = cll_request_body(req, &len);
+  size_t sp = 0;
+  while (sp < len && isspace((unsigned char)body[sp]))
+    sp++;
+  if (sp == len) {
+    anth_error(req, 400, "EOF");
+    return;
+  }
+  json_error_t jerr;
+  json_t *b = json_loadb(body, len, 0, &jerr);
+  if (!b || !json_is_object(b)) {
+    anth_error(req, 400, b ? "json: cannot unmarshal into Go value of type "
+                             "anthropic.MessagesRequest" : jerr.text);
+    json_decref(b);
+    return;
+  }
+  json_t *native = NULL;
+  struct anth *a = NULL;
+  if (!check(req, b, "model", 's', "string") || !check(req, b, "max_tokens", 'i', "int") ||
+      !check(req, b, "messages", 'a', "[]anthropic.MessageParam") ||
+      !check(req, b, "stream", 'b', "bool") || !check(req, b, "temperature", 'n', "float64") ||
+      !check(req, b, "top_p", 'n', "float64") || !check(req, b, "top_k", 'i', "int") ||
+      !check(req, b, "stop_sequences", 'a', "[]string") ||
+      !check(req, b, "tools", 'a', "[]anthropic.Tool"))
+    goto done;
+  const char *model = json_string_value(json_object_get(b, "model"));
+  json_int_t max_tokens = json_integer_value(json_object_get(b, "max_tokens"));
+  json_t *msgs = json_object_get(b, "messages");
+  if (!model || !*model) {
+    anth_error(req, 400, "model is required");
+    goto done;
+  }
+  if (max_tokens <= 0) {
+    anth_error(req, 400, "max_tokens is required and must be positive");
+    goto done;
+  }
+  if (json_array_size(msgs) == 0) {
+    anth_error(req, 400, "messages is required");
+    goto done;
+  }
+  a = calloc(1, sizeof(*a));
+  if (!a || !(a->model = strdup(model))) {
+    anth_error(req, 500, "out of memory");
+    goto done;
+  }
+  a->text = json_string("");
+  a->thinking = json_string("");
+  a->tool_uses = json_array();
+  memcpy(a->id, "msg_", 4);
+  random_hex(a->id + 4, 12);
+  a->stream = json_is_true(json_object_get(b, "stream"));
+
+  native = json_pack("{s:s,s:[],s:b}", "model", model, "messages", "stream", a->stream);
+  json_t *out = json_object_get(native, "messages");
+  size_t est = 0;
+  /* The system prompt: a string or text blocks. */
+  json_t *sys = json_object_get(b, "system");
+  if (json_is_string(sys) && json_string_length(sys)) {
+    json_array_append_new(out, json_pack("{s:s,s:O}", "role", "system", "content", sys));
+  } else if (json_is_array(sys)) {
+    char *s = strdup("");
+    size_t n = 0, i;
+    json_t *blk;
+    json_array_foreach(sys, i, blk) {
+      const char *t = json_string_value(json_object_get(blk, "text"));
+      if (t && is_type(blk, "text"))
+        append_text(&s, &n, t);
+    }
+    if (n)
+      json_array_append_new(out, json_pack("{s:s,s:s}", "role", "system", "content", s));
+    free(s);
+  }
+  est += text_len(sys);
+  size_t i;
+  json_t *m;
+  json_array_foreach(msgs, i, m) {
+    if (!json_is_object(m)) {
+      anth_error(req, 400, "json: cannot unmarshal into Go struct field MessagesRequest.messages "
+                           "of type anthropic.MessageParam");
+      goto done;
+    }
+    if (!convert_message(req, m, out))
+      goto done;
+    est += json_string_length(json_object_get(m, "role")) + text_len(json_object_get(m, "content"));
+  }
+  json_t *opts = json_pack("{s:I}", "num_predict", max_tokens);
+  json_t *v;
+  if ((v = json_object_get(b, "temperature")) && json_is_number(v))
+    json_object_set_new(opts, "temperature", json_real(json_number_value(v)));
+  if ((v = json_object_get(b, "top_p")) && json_is_number(v))
+    json_object_set_new(opts, "top_p", json_real(json_number_value(v)));
+  if ((v = json_object_get(b, "top_k")) && json_is_integer(v))
+    json_object_set(opts, "top_k", v);
+  if ((v = json_object_get(b, "stop_sequences")) && json_array_size(v))
+    json_object_set(opts, "stop", v);
+  json_object_set_new(native, "options", opts);
+  /* Tools: name, description, input_schema -> native function tools. */
+  json_t *tools = json_object_get(b, "tools");
+  if (json_array_size(tools)) {
+    json_t *nt = json_array();
+    json_t *t;
+    json_array_foreach(tools, i, t) {
+      const char *name = json_string_value(json_object_get(t, "name"));
+      const char *desc = json_string_value(json_object_get(t, "description"));
+      json_t *schema = json_object_get(t, "input_schema");
+      json_array_append_new(nt, json_pack("{s:s,s:{s:s,s:s,s:o}}", "type", "function",
+                                          "function", "name", name ? name : "", "description",
+                                          desc ? desc : "", "parameters",
+                                          schema ? json_incref(schema) : json_object()));
+      est += (name ? strlen(name) : 0) + (desc ? strlen(desc) : 0);
+    }
+    json_object_set_new(native, "tools", nt);
+  }
+  a->est_input_tokens = (int64_t)(est / 4);
+  if (a->est_input_tokens == 0)
+    a->est_input_tokens = 1;
+  json_decref(b);
+  char *text = json_dumps(native, JSON_COMPACT);
+  json_decref(native);
+  int rc = text ? cll_request_forward(req, "POST", "/api/chat", text, strlen(text), &filter, a)
+                : CLL_ENOMEM;
+  free(text);
+  if (rc != 0) {
+    anth_free(a);
+    anth_error(req, 500, cll_strerror(rc));
+  }
+  return;
+done:
+  json_decref(b);
+  json_decref(native);
+  anth_free(a);
+}
+
+int cll_api_anthropic_register(cll_api *api) {
+  return cll_server_route(api->server, "POST", "/v1/messages", on_messages, api);
+}

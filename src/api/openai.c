@@ -1,0 +1,1185 @@
+/* openai.c — the OpenAI-compatible endpoints (OLLAMA_API.md §1.13):
+ * POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings,
+ * GET /v1/models, GET /v1/models/:model.
+ *
+ * DESIGN. As Ollama's middleware does, each endpoint is a translation
+ * layer over a native one, so model resolution, validation, scheduling and
+ * errors are the native handler's own:
+ *   1. parse and check the OpenAI request, build the native request body
+ *      (chat -> /api/chat, completions -> /api/generate, embeddings ->
+ *      /api/embed, models -> /api/tags, models/:model -> /api/show);
+ *   2. cll_request_forward() runs the native handler on the same request
+ *      with that body, its answer going through a filter (server.h);
+ *   3. the filter turns each native NDJSON object (or the single JSON
+ *      answer) into OpenAI's shape: one chat.completion object, or SSE
+ *      events `data: {chunk}\n\n` ... `data: [DONE]\n\n`; a native
+ *      {"error": msg} with status S becomes {"error":{"message":msg,
+ *      "type":T,"param":null,"code":null}} with the same S.
+ * The per-request state (struct oai) is freed by the filter's terminal
+ * callback, which the native handler always reaches exactly once (even
+ * when the client goes away), so nothing else frees it.
+ *
+ * Threads: loop thread only. Nothing blocks. */
+#include "cllama/api.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum oai_kind { K_CHAT, K_COMPLETION, K_EMBED, K_LIST, K_RETRIEVE };
+
+struct oai {
+  int kind;
+  bool stream;        /* the client asked for SSE */
+  bool include_usage; /* stream_options.include_usage */
+  bool base64;        /* embeddings: encoding_format "base64" */
+  char id[32];        /* "chatcmpl-N" / "cmpl-N" */
+  int64_t created;    /* unix seconds, the same in every chunk */
+  char *model;        /* the model as the client named it */
+  char *line;         /* native NDJSON not yet ended by '\n' (n_line bytes) */
+  size_t n_line, cap_line;
+  bool sse_started, role_sent, saw_tool_calls;
+  char *error;        /* a native {"error"} line inside a stream */
+  /* Non-stream: the answer gathered over the native objects. */
+  json_t *text;       /* string: content / response */
+  json_t *reasoning;  /* string: thinking */
+  json_t *tool_calls; /* array of OpenAI tool calls */
+  char done_reason[32];
+  int64_t prompt_tokens, completion_tokens;
+};
+
+static void oai_free(struct oai *o) {
+  if (!o)
+    return;
+  free(o->model);
+  free(o->line);
+  free(o->error);
+  json_decref(o->text);
+  json_decref(o->reasoning);
+  json_decref(o->tool_calls);
+  free(o);
+}
+
+/* ---------------------------------------------------------------- errors */
+
+/* {"error":{"message","type","param":null,"code":null}} with the type
+ * Ollama's openai.NewError gives each status. */
+static json_t *error_object(int status, const char *msg) {
+  const char *type = status == 400   ? "invalid_request_error"
+                     : status == 404 ? "not_found_error"
+                                     : "api_error";
+  return json_pack("{s:{s:s,s:s,s:n,s:n}}", "error", "message", msg ? msg : "", "type", type,
+                   "param", "code");
+}
+
+/* Answers with a JSON value (stolen), Content-Type application/json and a
+ * trailing newline, as Go's json.Encoder writes it. */
+static void respond_json(cll_request *req, int status, json_t *v) {
+  char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+  json_decref(v);
+  if (!text) {
+    static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"api_error\","
+                              "\"param\":null,\"code\":null}}\n";
+    cll_respond(req, 500, "application/json", oom, sizeof(oom) - 1);
+    return;
+  }
+  size_t n = strlen(text);
+  char *withnl = realloc(text, n + 2);
+  if (withnl) {
+    text = withnl;
+    text[n++] = '\n';
+    text[n] = 0;
+  }
+  cll_respond(req, status, "application/json", text, n);
+  free(text);
+}
+
+static void oai_error(cll_request *req, int status, const char *msg) {
+  respond_json(req, status, error_object(status, msg));
+}
+
+static void oai_errorf(cll_request *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void oai_errorf(cll_request *req, int status, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  oai_error(req, status, msg);
+}
+
+/* Go's name for the type a JSON value decodes to into an `any`. */
+static const char *go_any_type(const json_t *v) {
+  if (!v || json_is_null(v))
+    return "<nil>";
+  if (json_is_string(v))
+    return "string";
+  if (json_is_number(v))
+    return "float64";
+  if (json_is_boolean(v))
+    return "bool";
+  if (json_is_array(v))
+    return "[]interface {}";
+  return "map[string]interface {}";
+}
+
+/* The JSON kind as Go's decoder names it in "cannot unmarshal X into". */
+static const char *json_kind(const json_t *v) {
+  if (json_is_string(v))
+    return "string";
+  if (json_is_number(v))
+    return "number";
+  if (json_is_boolean(v))
+    return "bool";
+  if (json_is_array(v))
+    return "array";
+  return "object";
+}
+
+/* Checks the type of an optional field ('s' string, 'n' number, 'i'
+ * integer, 'b' bool, 'o' object, 'a' array); null counts as absent. On a
+ * mismatch answers 400 with Go's decoder message and returns false. */
+static bool check_field(cll_request *req, json_t *obj, const char *st, const char *key, char t,
+                        const char *gotype) {
+  json_t *v = json_object_get(obj, key);
+  if (!v || json_is_null(v))
+    return true;
+  bool ok = t == 's'   ? json_is_string(v)
+            : t == 'n' ? json_is_number(v)
+            : t == 'i' ? json_is_integer(v)
+            : t == 'b' ? json_is_boolean(v)
+            : t == 'o' ? json_is_object(v)
+                       : json_is_array(v);
+  if (!ok)
+    oai_errorf(req, 400, "json: cannot unmarshal %s into Go struct field %s.%s of type %s",
+               json_kind(v), st, key, gotype);
+  return ok;
+}
+
+/* The body as a JSON object, or answers 400 in OpenAI's shape. New. */
+static json_t *body_object(cll_request *req, const char *st) {
+  size_t len;
+  const char *body = cll_request_body(req, &len);
+  size_t i = 0;
+  while (i < len && isspace((unsigned char)body[i]))
+    i++;
+  if (i == len) {
+    oai_error(req, 400, "EOF"); /* Go's decoder on an empty body */
+    return NULL;
+  }
+  json_error_t jerr;
+  json_t *v = json_loadb(body, len, 0, &jerr);
+  if (!v) {
+    oai_error(req, 400, jerr.text);
+    return NULL;
+  }
+  if (!json_is_object(v)) {
+    oai_errorf(req, 400, "json: cannot unmarshal %s into Go value of type openai.%s",
+               json_kind(v), st);
+    json_decref(v);
+    return NULL;
+  }
+  return v;
+}
+
+/* ---------------------------------------------------------------- output */
+
+static struct oai *oai_new(int kind, const char *model) {
+  struct oai *o = calloc(1, sizeof(*o));
+  if (!o)
+    return NULL;
+  o->kind = kind;
+  o->created = (int64_t)time(NULL);
+  o->model = strdup(model ? model : "");
+  o->text = json_string("");
+  o->reasoning = json_string("");
+  o->tool_calls = json_array();
+  if (!o->model || !o->text || !o->reasoning || !o->tool_calls) {
+    oai_free(o);
+    return NULL;
+  }
+  /* Ollama: rand.Intn(999). */
+  snprintf(o->id, sizeof(o->id), "%s-%d", kind == K_CHAT ? "chatcmpl" : "cmpl", rand() % 999);
+  return o;
+}
+
+static void sse_send(cll_request *req, struct oai *o, json_t *chunk) {
+  char *text = json_dumps(chunk, JSON_COMPACT);
+  json_decref(chunk);
+  if (!text)
+    return;
+  size_t n = strlen(text);
+  char *ev = malloc(n + 9);
+  if (ev) {
+    memcpy(ev, "data: ", 6);
+    memcpy(ev + 6, text, n);
+    memcpy(ev + 6 + n, "\n\n", 2);
+    cll_stream_write(req, ev, n + 8);
+    free(ev);
+  }
+  free(text);
+}
+
+static void sse_begin(cll_request *req, struct oai *o) {
+  if (o->sse_started)
+    return;
+  o->sse_started = true;
+  cll_stream_start(req, 200, "text/event-stream");
+}
+
+static json_t *usage_object(const struct oai *o) {
+  return json_pack("{s:I,s:I,s:I}", "prompt_tokens", (json_int_t)o->prompt_tokens,
+                   "completion_tokens", (json_int_t)o->completion_tokens, "total_tokens",
+                   (json_int_t)(o->prompt_tokens + o->completion_tokens));
+}
+
+static json_t *chunk_head(const struct oai *o, const char *object) {
+  return json_pack("{s:s,s:s,s:I,s:s,s:s}", "id", o->id, "object", object, "created",
+                   (json_int_t)o->created, "model", o->model, "system_fingerprint", "fp_ollama");
+}
+
+/* OpenAI's finish_reason for Ollama's done_reason. */
+static const char *finish_reason(const struct oai *o) {
+  if (strcmp(o->done_reason, "length") == 0)
+    return "length";
+  if (o->saw_tool_calls)
+    return "tool_calls";
+  return "stop";
+}
+
+/* Native tool calls ({"id","function":{"index","name","arguments":{}}})
+ * as OpenAI's (arguments a JSON string). New array. */
+static json_t *tool_calls_openai(json_t *native) {
+  json_t *out = json_array();
+  size_t i;
+  json_t *tc;
+  json_array_foreach(native, i, tc) {
+    json_t *fn = json_object_get(tc, "function");
+    json_t *args = json_object_get(fn, "arguments");
+    char *a = args ? json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
+    json_t *idx = json_object_get(fn, "index");
+    const char *id = json_string_value(json_object_get(tc, "id"));
+    const char *name = json_string_value(json_object_get(fn, "name"));
+    json_array_append_new(
+        out, json_pack("{s:s,s:I,s:s,s:{s:s,s:s}}", "id", id ? id : "", "index",
+                       (json_int_t)(json_is_integer(idx) ? json_integer_value(idx) : (json_int_t)i),
+                       "type", "function", "function", "name", name ? name : "", "arguments",
+                       a ? a : "{}"));
+    free(a);
+  }
+  return out;
+}
+
+static void append_string(json_t *s, const char *add) {
+  if (!add || !*add)
+    return;
+  size_t n = json_string_length(s), m = strlen(add);
+  char *p = malloc(n + m + 1);
+  if (!p)
+    return;
+  memcpy(p, json_string_value(s), n);
+  memcpy(p + n, add, m + 1);
+  json_string_setn_nocheck(s, p, n + m);
+  free(p);
+}
+
+/* One chat.completion.chunk with this delta (stolen) and finish reason. */
+static void chat_chunk(cll_request *req, struct oai *o, json_t *delta, const char *finish) {
+  json_t *c = chunk_head(o, "chat.completion.chunk");
+  json_object_set_new(c, "choices",
+                      json_pack("[{s:i,s:o,s:o}]", "index", 0, "delta", delta, "finish_reason",
+                                finish ? json_string(finish) : json_null()));
+  sse_send(req, o, c);
+}
+
+static json_t *delta_new(struct oai *o) {
+  json_t *d = json_object();
+  if (!o->role_sent) {
+    json_object_set_new(d, "role", json_string("assistant"));
+    o->role_sent = true;
+  }
+  return d;
+}
+
+/* One native object (a stream line, or the whole non-stream answer). */
+static void on_native_object(cll_request *req, struct oai *o, json_t *obj) {
+  json_t *err = json_object_get(obj, "error");
+  if (err) {
+    free(o->error);
+    o->error = strdup(json_is_string(err) ? json_string_value(err) : "error");
+    return;
+  }
+  bool done = json_is_true(json_object_get(obj, "done"));
+  const char *content, *thinking;
+  json_t *tools = NULL;
+  if (o->kind == K_CHAT) {
+    json_t *m = json_object_get(obj, "message");
+    content = json_string_value(json_object_get(m, "content"));
+    thinking = json_string_value(json_object_get(m, "thinking"));
+    tools = json_object_get(m, "tool_calls");
+  } else {
+    content = json_string_value(json_object_get(obj, "response"));
+    thinking = json_string_value(json_object_get(obj, "thinking"));
+  }
+  if (!content)
+    content = "";
+  bool has_tools = json_is_array(tools) && json_array_size(tools) > 0;
+  if (has_tools)
+    o->saw_tool_calls = true;
+  if (done) {
+    const char *r = json_string_value(json_object_get(obj, "done_reason"));
+    snprintf(o->done_reason, sizeof(o->done_reason), "%s", r ? r : "stop");
+    o->prompt_tokens = json_integer_value(json_object_get(obj, "prompt_eval_count"));
+    o->completion_tokens = json_integer_value(json_object_get(obj, "eval_count"));
+  }
+  if (!o->stream) {
+    append_string(o->text, content);
+    append_string(o->reasoning, thinking);
+    if (has_tools) {
+      json_t *t = tool_calls_openai(tools);
+      json_array_extend(o->tool_calls, t);
+      json_decref(t);
+    }
+    return;
+  }
+  sse_begin(req, o);
+  if (o->kind == K_COMPLETION) {
+    json_t *c = chunk_head(o, "text_completion");
+    json_object_set_new(c, "choices",
+                        json_pack("[{s:s,s:i,s:o}]", "text", content, "index", 0,
+                                  "finish_reason",
+                                  done ? json_string(finish_reason(o)) : json_null()));
+    if (o->include_usage)
+      json_object_set_new(c, "usage",
+                          json_pack("{s:i,s:i,s:i}", "prompt_tokens", 0, "completion_tokens", 0,
+                                    "total_tokens", 0));
+    sse_send(req, o, c);
+    return;
+  }
+  /* Chat: thinking goes first in a chunk of its own (content omitted); the
+   * final metrics-only object makes no empty content chunk. */
+  if (thinking && *thinking) {
+    json_t *d = delta_new(o);
+    json_object_set_new(d, "reasoning", json_string(thinking));
+    chat_chunk(req, o, d, NULL);
+  }
+  bool thought = thinking && *thinking;
+  if (*content || has_tools || (!done && !thought)) {
+    json_t *d = delta_new(o);
+    json_object_set_new(d, "content", json_string(content));
+    if (has_tools)
+      json_object_set_new(d, "tool_calls", tool_calls_openai(tools));
+    chat_chunk(req, o, d, NULL);
+  }
+  if (done)
+    chat_chunk(req, o, json_object(), finish_reason(o));
+}
+
+/* The answer is complete: send the end of the stream, or the whole object.
+ * Answers req and frees o. */
+static void finish(cll_request *req, struct oai *o) {
+  if (o->error) {
+    if (o->sse_started) {
+      json_t *e = error_object(500, o->error);
+      sse_send(req, o, e);
+      cll_stream_end(req);
+    } else {
+      oai_error(req, 500, o->error);
+    }
+    oai_free(o);
+    return;
+  }
+  if (o->stream) {
+    sse_begin(req, o);
+    if (o->include_usage) {
+      json_t *c = chunk_head(o, o->kind == K_CHAT ? "chat.completion.chunk" : "text_completion");
+      json_object_set_new(c, "choices", json_array());
+      json_object_set_new(c, "usage", usage_object(o));
+      sse_send(req, o, c);
+    }
+    cll_stream_write(req, "data: [DONE]\n\n", 14);
+    cll_stream_end(req);
+    oai_free(o);
+    return;
+  }
+  json_t *c = chunk_head(o, o->kind == K_CHAT ? "chat.completion" : "text_completion");
+  json_t *choice;
+  if (o->kind == K_CHAT) {
+    json_t *msg = json_pack("{s:s,s:O}", "role", "assistant", "content", o->text);
+    if (json_string_length(o->reasoning))
+      json_object_set(msg, "reasoning", o->reasoning);
+    if (json_array_size(o->tool_calls))
+      json_object_set(msg, "tool_calls", o->tool_calls);
+    choice = json_pack("{s:i,s:o,s:s}", "index", 0, "message", msg, "finish_reason",
+                       finish_reason(o));
+  } else {
+    choice = json_pack("{s:O,s:i,s:s}", "text", o->text, "index", 0, "finish_reason",
+                       finish_reason(o));
+  }
+  json_object_set_new(c, "choices", json_pack("[o]", choice));
+  json_object_set_new(c, "usage", usage_object(o));
+  respond_json(req, 200, c);
+  oai_free(o);
+}
+
+/* Feeds native NDJSON bytes; each complete line is one object. */
+static void feed_lines(cll_request *req, struct oai *o, const char *data, size_t len) {
+  if (o->n_line + len + 1 > o->cap_line) {
+    size_t cap = o->cap_line ? o->cap_line : 512;
+    while (cap < o->n_line + len + 1)
+      cap *= 2;
+    char *p = realloc(o->line, cap);
+    if (!p)
+      return;
+    o->line = p;
+    o->cap_line = cap;
+  }
+  memcpy(o->line + o->n_line, data, len);
+  o->n_line += len;
+  size_t start = 0;
+  for (size_t i = 0; i < o->n_line; i++) {
+    if (o->line[i] != '\n')
+      continue;
+    json_t *v = json_loadb(o->line + start, i - start, 0, NULL);
+    if (json_is_object(v))
+      on_native_object(req, o, v);
+    json_decref(v);
+    start = i + 1;
+  }
+  memmove(o->line, o->line + start, o->n_line - start);
+  o->n_line -= start;
+}
+
+/* The native error body {"error": msg} (or plain text) as OpenAI's. */
+static void forward_error(cll_request *req, int status, const void *body, size_t len) {
+  json_t *v = json_loadb(body, len, 0, NULL);
+  const char *msg = json_string_value(json_object_get(v, "error"));
+  if (msg) {
+    oai_error(req, status, msg);
+  } else {
+    char *text = strndup(body ? body : "", len);
+    oai_error(req, status, text ? text : "");
+    free(text);
+  }
+  json_decref(v);
+}
+
+/* ---------------------------------------------------------------- filters */
+
+static void gen_respond(cll_request *req, int status, const char *ctype, const void *body,
+                        size_t len, void *ud) {
+  struct oai *o = ud;
+  if (status != 200) {
+    forward_error(req, status, body, len);
+    oai_free(o);
+    return;
+  }
+  json_t *v = json_loadb(body, len, 0, NULL);
+  if (json_is_object(v))
+    on_native_object(req, o, v);
+  json_decref(v);
+  finish(req, o);
+}
+
+static int gen_stream_start(cll_request *req, int status, const char *ctype, void *ud) {
+  return 0; /* the SSE stream starts with the first chunk */
+}
+
+static int gen_stream_write(cll_request *req, const void *data, size_t len, void *ud) {
+  feed_lines(req, ud, data, len);
+  return cll_request_gone(req) ? CLL_ECANCELED : 0;
+}
+
+static void gen_stream_end(cll_request *req, void *ud) {
+  struct oai *o = ud;
+  if (o->n_line) {
+    feed_lines(req, o, "\n", 1);
+  }
+  finish(req, o);
+}
+
+static const cll_filter gen_filter = {gen_respond, gen_stream_start, gen_stream_write,
+                                      gen_stream_end};
+
+/* Runs the native route with body (stolen) through filter; answers 500 if
+ * it cannot. */
+static void forward(cll_request *req, const char *method, const char *path, json_t *body,
+                    const cll_filter *f, struct oai *o) {
+  char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  json_decref(body);
+  int rc = cll_request_forward(req, method, path, text, text ? strlen(text) : 0, f, o);
+  free(text);
+  if (rc != 0) {
+    oai_free(o);
+    oai_error(req, 500, cll_strerror(rc));
+  }
+}
+
+/* ---------------------------------------------------------------- options */
+
+/* stop: a string or an array of strings -> options.stop. */
+static bool map_stop(cll_request *req, json_t *b, json_t *opts) {
+  json_t *stop = json_object_get(b, "stop");
+  if (!stop || json_is_null(stop))
+    return true;
+  if (json_is_string(stop)) {
+    json_object_set_new(opts, "stop", json_pack("[O]", stop));
+    return true;
+  }
+  if (json_is_array(stop)) {
+    size_t i;
+    json_t *s;
+    json_array_foreach(stop, i, s) {
+      if (!json_is_string(s)) {
+        oai_errorf(req, 400, "invalid type for 'stop' field: %s", go_any_type(s));
+        return false;
+      }
+    }
+    json_object_set(opts, "stop", stop);
+    return true;
+  }
+  oai_errorf(req, 400, "invalid type for 'stop' field: %s", go_any_type(stop));
+  return false;
+}
+
+/* The sampling fields both completion endpoints share, with OpenAI's
+ * defaults (temperature and top_p 1.0, overriding the model's). */
+static json_t *map_options(cll_request *req, json_t *b, const char *st, bool chat) {
+  if (!check_field(req, b, st, "max_tokens", 'i', "int") ||
+      (chat && !check_field(req, b, st, "max_completion_tokens", 'i', "int")) ||
+      !check_field(req, b, st, "seed", 'i', "int") ||
+      !check_field(req, b, st, "temperature", 'n', "float64") ||
+      !check_field(req, b, st, "top_p", 'n', "float64") ||
+      !check_field(req, b, st, "frequency_penalty", 'n', "float64") ||
+      !check_field(req, b, st, "presence_penalty", 'n', "float64"))
+    return NULL;
+  json_t *opts = json_object();
+  if (!map_stop(req, b, opts)) {
+    json_decref(opts);
+    return NULL;
+  }
+  json_t *v;
+  if ((v = json_object_get(b, "max_tokens")) && json_is_integer(v))
+    json_object_set(opts, "num_predict", v);
+  else if (chat && (v = json_object_get(b, "max_completion_tokens")) && json_is_integer(v))
+    json_object_set(opts, "num_predict", v);
+  v = json_object_get(b, "temperature");
+  json_object_set_new(opts, "temperature", json_real(json_is_number(v) ? json_number_value(v) : 1.0));
+  if ((v = json_object_get(b, "seed")) && json_is_integer(v))
+    json_object_set(opts, "seed", v);
+  if ((v = json_object_get(b, "frequency_penalty")) && json_is_number(v))
+    json_object_set_new(opts, "frequency_penalty", json_real(json_number_value(v)));
+  if ((v = json_object_get(b, "presence_penalty")) && json_is_number(v))
+    json_object_set_new(opts, "presence_penalty", json_real(json_number_value(v)));
+  v = json_object_get(b, "top_p");
+  double top_p = json_is_number(v) ? json_number_value(v) : 0;
+  /* Completions treat 0 as absent; chat only a missing field. */
+  if (!json_is_number(v) || (!chat && top_p == 0))
+    top_p = 1.0;
+  json_object_set_new(opts, "top_p", json_real(top_p));
+  return opts;
+}
+
+static bool stream_fields(cll_request *req, json_t *b, const char *st, struct oai *o) {
+  if (!check_field(req, b, st, "stream", 'b', "bool") ||
+      !check_field(req, b, st, "stream_options", 'o', "openai.StreamOptions"))
+    return false;
+  o->stream = json_is_true(json_object_get(b, "stream"));
+  o->include_usage =
+      json_is_true(json_object_get(json_object_get(b, "stream_options"), "include_usage"));
+  return true;
+}
+
+/* ---------------------------------------------------------------- chat */
+
+/* "data:image/<jpeg|jpg|png|webp>;base64,<data>" -> the base64 data. */
+static const char *image_data(const char *url) {
+  static const char *types[] = {"jpeg", "jpg", "png", "webp"};
+  if (strncmp(url, "data:image/", 11) != 0)
+    return NULL;
+  for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+    size_t n = strlen(types[i]);
+    if (strncmp(url + 11, types[i], n) == 0 && strncmp(url + 11 + n, ";base64,", 8) == 0)
+      return url + 11 + n + 8;
+  }
+  return NULL;
+}
+
+/* Converts the OpenAI messages into native ones (appended to out). On an
+ * error answers 400 and returns false. */
+static bool map_messages(cll_request *req, json_t *msgs, json_t *out) {
+  size_t i;
+  json_t *m;
+  json_array_foreach(msgs, i, m) {
+    if (!json_is_object(m)) {
+      oai_errorf(req, 400, "json: cannot unmarshal %s into Go struct field "
+                           "ChatCompletionRequest.messages of type openai.Message", json_kind(m));
+      return false;
+    }
+    json_t *role = json_object_get(m, "role");
+    if (role && !json_is_string(role)) {
+      oai_errorf(req, 400, "json: cannot unmarshal %s into Go struct field "
+                           "Message.messages.role of type string", json_kind(role));
+      return false;
+    }
+    const char *r = role ? json_string_value(role) : "";
+    json_t *content = json_object_get(m, "content");
+    json_t *tcs = json_object_get(m, "tool_calls");
+    json_t *base = json_pack("{s:s}", "role", r);
+    /* Tool calls: arguments arrive as a JSON string. */
+    if (json_is_array(tcs) && json_array_size(tcs) > 0) {
+      json_t *ntc = json_array();
+      size_t j;
+      json_t *tc;
+      json_array_foreach(tcs, j, tc) {
+        json_t *fn = json_object_get(tc, "function");
+        const char *astr = json_string_value(json_object_get(fn, "arguments"));
+        json_t *args = astr ? json_loads(astr, JSON_DECODE_ANY, NULL) : json_object();
+        if (!json_is_object(args)) {
+          json_decref(args);
+          json_decref(ntc);
+          json_decref(base);
+          oai_error(req, 400, "invalid tool call arguments");
+          return false;
+        }
+        const char *id = json_string_value(json_object_get(tc, "id"));
+        const char *name = json_string_value(json_object_get(fn, "name"));
+        json_t *n = json_pack("{s:{s:i,s:s,s:o}}", "function", "index", (int)j, "name",
+                              name ? name : "", "arguments", args);
+        if (id)
+          json_object_set_new(n, "id", json_string(id));
+        json_array_append_new(ntc, n);
+      }
+      json_object_set_new(base, "tool_calls", ntc);
+    }
+    /* A tool result names its tool directly or through the call id. */
+    if (strcmp(r, "tool") == 0) {
+      const char *name = json_string_value(json_object_get(m, "name"));
+      const char *call_id = json_string_value(json_object_get(m, "tool_call_id"));
+      if (call_id)
+        json_object_set_new(base, "tool_call_id", json_string(call_id));
+      if (!name && call_id) {
+        for (size_t k = 0; k < i && !name; k++) {
+          json_t *calls = json_object_get(json_array_get(msgs, k), "tool_calls");
+          size_t j;
+          json_t *tc;
+          json_array_foreach(calls, j, tc) {
+            const char *cid = json_string_value(json_object_get(tc, "id"));
+            if (cid && strcmp(cid, call_id) == 0) {
+              name = json_string_value(json_object_get(json_object_get(tc, "function"), "name"));
+              break;
+            }
+          }
+        }
+      }
+      if (name)
+        json_object_set_new(base, "tool_name", json_string(name));
+    }
+    if (json_is_string(content)) {
+      json_object_set(base, "content", content);
+      json_array_append_new(out, base);
+      continue;
+    }
+    if (!json_is_array(content)) {
+      if ((!content || json_is_null(content)) && json_object_get(base, "tool_calls")) {
+        json_object_set_new(base, "content", json_string(""));
+        json_array_append_new(out, base);
+        continue;
+      }
+      json_decref(base);
+      oai_errorf(req, 400, "invalid message content type: %s", go_any_type(content));
+      return false;
+    }
+    /* Parts: each becomes a message of its own with the same role. */
+    size_t j;
+    json_t *part;
+    json_array_foreach(content, j, part) {
+      const char *type = json_string_value(json_object_get(part, "type"));
+      if (!type) {
+        json_decref(base);
+        oai_error(req, 400, "invalid message format");
+        return false;
+      }
+      json_t *nm = json_deep_copy(base);
+      if (strcmp(type, "text") == 0) {
+        const char *t = json_string_value(json_object_get(part, "text"));
+        if (!t) {
+          json_decref(nm);
+          json_decref(base);
+          oai_error(req, 400, "invalid message format");
+          return false;
+        }
+        json_object_set_new(nm, "content", json_string(t));
+      } else if (strcmp(type, "image_url") == 0) {
+        json_t *iu = json_object_get(part, "image_url");
+        const char *url = json_is_string(iu) ? json_string_value(iu)
+                                             : json_string_value(json_object_get(iu, "url"));
+        if (url && (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)) {
+          json_decref(nm);
+          json_decref(base);
+          oai_error(req, 400, "image URLs are not currently supported, please use base64 "
+                              "encoded data instead");
+          return false;
+        }
+        const char *data = url ? image_data(url) : NULL;
+        if (!data) {
+          json_decref(nm);
+          json_decref(base);
+          oai_error(req, 400, "invalid image input");
+          return false;
+        }
+        json_object_set_new(nm, "content", json_string(""));
+        json_object_set_new(nm, "images", json_pack("[s]", data));
+      } else if (strcmp(type, "input_audio") == 0) {
+        const char *data =
+            json_string_value(json_object_get(json_object_get(part, "input_audio"), "data"));
+        json_object_set_new(nm, "content", json_string(""));
+        if (data)
+          json_object_set_new(nm, "images", json_pack("[s]", data));
+      } else {
+        json_decref(nm);
+        json_decref(base);
+        oai_error(req, 400, "invalid message format");
+        return false;
+      }
+      json_array_append_new(out, nm);
+    }
+    json_decref(base);
+  }
+  return true;
+}
+
+/* reasoning_effort / reasoning.effort -> think. */
+static bool map_think(cll_request *req, json_t *b, json_t *native) {
+  const char *effort = json_string_value(json_object_get(b, "reasoning_effort"));
+  if (!effort)
+    effort = json_string_value(json_object_get(json_object_get(b, "reasoning"), "effort"));
+  if (!effort)
+    return true;
+  if (strcmp(effort, "none") == 0)
+    json_object_set_new(native, "think", json_false());
+  else if (strcmp(effort, "minimal") == 0)
+    json_object_set_new(native, "think", json_string("low"));
+  else if (!strcmp(effort, "low") || !strcmp(effort, "medium") || !strcmp(effort, "high") ||
+           !strcmp(effort, "max"))
+    json_object_set_new(native, "think", json_string(effort));
+  else if (!strcmp(effort, "xhigh") || !strcmp(effort, "ultra"))
+    json_object_set_new(native, "think", json_string("max"));
+  else {
+    oai_errorf(req, 400, "invalid reasoning value: '%s' (must be \"none\", \"minimal\", "
+                         "\"low\", \"medium\", \"high\", \"xhigh\", \"max\" or \"ultra\")",
+               effort);
+    return false;
+  }
+  return true;
+}
+
+static void on_chat_completions(cll_request *req, void *ud) {
+  const char *st = "ChatCompletionRequest";
+  json_t *b = body_object(req, st);
+  if (!b)
+    return;
+  json_t *native = NULL, *opts = NULL;
+  struct oai *o = NULL;
+  if (!check_field(req, b, st, "model", 's', "string") ||
+      !check_field(req, b, st, "messages", 'a', "[]openai.Message") ||
+      !check_field(req, b, st, "response_format", 'o', "openai.ResponseFormat") ||
+      !check_field(req, b, st, "tools", 'a', "[]api.Tool"))
+    goto done;
+  const char *model = json_string_value(json_object_get(b, "model"));
+  o = oai_new(K_CHAT, model);
+  if (!o) {
+    oai_error(req, 500, "out of memory");
+    goto done;
+  }
+  if (!stream_fields(req, b, st, o))
+    goto done;
+  json_t *msgs = json_object_get(b, "messages");
+  if (json_array_size(msgs) == 0) {
+    oai_error(req, 400, "[] is too short - 'messages'");
+    goto done;
+  }
+  native = json_pack("{s:s,s:[],s:b}", "model", model ? model : "", "messages", "stream",
+                     o->stream);
+  if (!map_messages(req, msgs, json_object_get(native, "messages")))
+    goto done;
+  if (!(opts = map_options(req, b, st, true)))
+    goto done;
+  json_object_set_new(native, "options", opts);
+  opts = NULL;
+  json_t *rf = json_object_get(b, "response_format");
+  const char *rft = json_string_value(json_object_get(rf, "type"));
+  if (rft && strcmp(rft, "json_object") == 0) {
+    json_object_set_new(native, "format", json_string("json"));
+  } else if (rft && strcmp(rft, "json_schema") == 0) {
+    json_t *schema = json_object_get(json_object_get(rf, "json_schema"), "schema");
+    if (schema)
+      json_object_set(native, "format", schema);
+  }
+  json_t *tools = json_object_get(b, "tools");
+  if (json_is_array(tools) && json_array_size(tools))
+    json_object_set(native, "tools", tools);
+  if (!map_think(req, b, native))
+    goto done;
+  json_t *lp = json_object_get(b, "logprobs");
+  if (json_is_boolean(lp))
+    json_object_set(native, "logprobs", lp);
+  json_t *tlp = json_object_get(b, "top_logprobs");
+  if (json_is_integer(tlp))
+    json_object_set(native, "top_logprobs", tlp);
+  json_decref(b);
+  forward(req, "POST", "/api/chat", native, &gen_filter, o);
+  return;
+done:
+  json_decref(b);
+  json_decref(native);
+  json_decref(opts);
+  oai_free(o);
+}
+
+/* ---------------------------------------------------------------- completions */
+
+static void on_completions(cll_request *req, void *ud) {
+  const char *st = "CompletionRequest";
+  json_t *b = body_object(req, st);
+  if (!b)
+    return;
+  json_t *native = NULL, *opts = NULL;
+  struct oai *o = NULL;
+  if (!check_field(req, b, st, "model", 's', "string") ||
+      !check_field(req, b, st, "prompt", 's', "string") ||
+      !check_field(req, b, st, "suffix", 's', "string"))
+    goto done;
+  const char *model = json_string_value(json_object_get(b, "model"));
+  o = oai_new(K_COMPLETION, model);
+  if (!o) {
+    oai_error(req, 500, "out of memory");
+    goto done;
+  }
+  if (!stream_fields(req, b, st, o))
+    goto done;
+  if (!(opts = map_options(req, b, st, false)))
+    goto done;
+  const char *prompt = json_string_value(json_object_get(b, "prompt"));
+  const char *suffix = json_string_value(json_object_get(b, "suffix"));
+  native = json_pack("{s:s,s:s,s:b,s:o}", "model", model ? model : "", "prompt",
+                     prompt ? prompt : "", "stream", o->stream, "options", opts);
+  opts = NULL;
+  if (suffix)
+    json_object_set_new(native, "suffix", json_string(suffix));
+  json_t *lp = json_object_get(b, "logprobs");
+  if (json_is_integer(lp) && json_integer_value(lp) > 0) {
+    json_object_set_new(native, "logprobs", json_true());
+    json_object_set(native, "top_logprobs", lp);
+  }
+  json_decref(b);
+  forward(req, "POST", "/api/generate", native, &gen_filter, o);
+  return;
+done:
+  json_decref(b);
+  json_decref(native);
+  json_decref(opts);
+  oai_free(o);
+}
+
+/* ---------------------------------------------------------------- embeddings */
+
+static const char b64chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* The vector as little-endian float32 bytes in base64. New string. */
+static json_t *embedding_base64(json_t *vec) {
+  size_t n = json_array_size(vec), nbytes = n * 4;
+  unsigned char *raw = malloc(nbytes + 1);
+  char *out = malloc((nbytes + 2) / 3 * 4 + 1);
+  if (!raw || !out) {
+    free(raw);
+    free(out);
+    return json_string("");
+  }
+  for (size_t i = 0; i < n; i++) {
+    float f = (float)json_number_value(json_array_get(vec, i));
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    raw[4 * i] = (unsigned char)u;
+    raw[4 * i + 1] = (unsigned char)(u >> 8);
+    raw[4 * i + 2] = (unsigned char)(u >> 16);
+    raw[4 * i + 3] = (unsigned char)(u >> 24);
+  }
+  size_t o = 0;
+  for (size_t i = 0; i < nbytes; i += 3) {
+    uint32_t w = (uint32_t)raw[i] << 16;
+    if (i + 1 < nbytes)
+      w |= (uint32_t)raw[i + 1] << 8;
+    if (i + 2 < nbytes)
+      w |= raw[i + 2];
+    out[o++] = b64chars[(w >> 18) & 63];
+    out[o++] = b64chars[(w >> 12) & 63];
+    out[o++] = i + 1 < nbytes ? b64chars[(w >> 6) & 63] : '=';
+    out[o++] = i + 2 < nbytes ? b64chars[w & 63] : '=';
+  }
+  out[o] = 0;
+  json_t *s = json_string(out);
+  free(raw);
+  free(out);
+  return s;
+}
+
+static void embed_respond(cll_request *req, int status, const char *ctype, const void *body,
+                          size_t len, void *ud) {
+  struct oai *o = ud;
+  if (status != 200) {
+    forward_error(req, status, body, len);
+    oai_free(o);
+    return;
+  }
+  json_t *v = json_loadb(body, len, 0, NULL);
+  json_t *data = json_array();
+  size_t i;
+  json_t *e;
+  json_array_foreach(json_object_get(v, "embeddings"), i, e) {
+    json_array_append_new(data, json_pack("{s:s,s:o,s:i}", "object", "embedding", "embedding",
+                                          o->base64 ? embedding_base64(e) : json_incref(e),
+                                          "index", (int)i));
+  }
+  json_int_t n = json_integer_value(json_object_get(v, "prompt_eval_count"));
+  json_t *model = json_object_get(v, "model");
+  respond_json(req, 200,
+               json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data, "model",
+                         json_is_string(model) ? json_string_value(model) : o->model, "usage",
+                         "prompt_tokens", n, "total_tokens", n));
+  json_decref(v);
+  oai_free(o);
+}
+
+/* The native embed answer is never streamed; these only keep the filter
+ * complete. */
+static int plain_stream_start(cll_request *req, int status, const char *ctype, void *ud) {
+  return 0;
+}
+static int plain_stream_write(cll_request *req, const void *data, size_t len, void *ud) {
+  return 0;
+}
+static void plain_stream_end(cll_request *req, void *ud) {
+  oai_error(req, 500, "unexpected streamed answer");
+  oai_free(ud);
+}
+
+static const cll_filter embed_filter = {embed_respond, plain_stream_start, plain_stream_write,
+                                        plain_stream_end};
+
+static void on_embeddings(cll_request *req, void *ud) {
+  const char *st = "EmbedRequest";
+  json_t *b = body_object(req, st);
+  if (!b)
+    return;
+  struct oai *o = NULL;
+  if (!check_field(req, b, st, "model", 's', "string") ||
+      !check_field(req, b, st, "dimensions", 'i', "int") ||
+      !check_field(req, b, st, "encoding_format", 's', "string"))
+    goto done;
+  json_t *in = json_object_get(b, "input");
+  json_t *input;
+  if (json_is_string(in)) {
+    input = json_pack("[O]", in); /* "" is [""] */
+  } else if (json_is_array(in) && json_array_size(in) > 0) {
+    size_t i;
+    json_t *s;
+    json_array_foreach(in, i, s) {
+      if (!json_is_string(s)) {
+        oai_error(req, 400, "invalid input");
+        goto done;
+      }
+    }
+    input = json_incref(in);
+  } else {
+    oai_error(req, 400, "invalid input");
+    goto done;
+  }
+  const char *enc = json_string_value(json_object_get(b, "encoding_format"));
+  if (enc && *enc && strcmp(enc, "float") != 0 && strcmp(enc, "base64") != 0) {
+    json_decref(input);
+    oai_errorf(req, 400, "Invalid value for 'encoding_format' = %s. Supported values: "
+                         "['float', 'base64'].", enc);
+    goto done;
+  }
+  const char *model = json_string_value(json_object_get(b, "model"));
+  o = oai_new(K_EMBED, model);
+  if (!o) {
+    json_decref(input);
+    oai_error(req, 500, "out of memory");
+    goto done;
+  }
+  o->base64 = enc && strcmp(enc, "base64") == 0;
+  json_t *native = json_pack("{s:s,s:o}", "model", model ? model : "", "input", input);
+  json_t *dim = json_object_get(b, "dimensions");
+  if (json_is_integer(dim))
+    json_object_set(native, "dimensions", dim);
+  json_decref(b);
+  forward(req, "POST", "/api/embed", native, &embed_filter, o);
+  return;
+done:
+  json_decref(b);
+  oai_free(o);
+}
+
+/* ---------------------------------------------------------------- models */
+
+/* Seconds since the epoch of an RFC 3339 time ("2024-05-01T10:00:00.5Z" or
+ * with a +hh:mm offset); 0 when it does not parse. */
+static int64_t rfc3339_unix(const char *s) {
+  struct tm tm = {0};
+  const char *p = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+  if (!p)
+    return 0;
+  int64_t t = (int64_t)timegm(&tm);
+  if (*p == '.')
+    for (p++; isdigit((unsigned char)*p); p++) {
+    }
+  if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1])) {
+    int hh = 0, mm = 0;
+    if (sscanf(p + 1, "%2d:%2d", &hh, &mm) == 2)
+      t -= (*p == '+' ? 1 : -1) * (int64_t)(hh * 3600 + mm * 60);
+  }
+  return t;
+}
+
+/* The namespace of a model name ("library" for "llama3:8b", "ns" for
+ * "host/ns/m:t" and "ns/m"), as owned_by. Writes into buf. */
+static const char *name_namespace(const char *name, char *buf, size_t size) {
+  const char *parts[3] = {0};
+  size_t lens[3] = {0}, n = 0;
+  const char *p = name;
+  while (n < 3) {
+    const char *slash = strchr(p, '/');
+    parts[n] = p;
+    lens[n] = slash ? (size_t)(slash - p) : strlen(p);
+    n++;
+    if (!slash)
+      break;
+    p = slash + 1;
+  }
+  if (n == 1) {
+    snprintf(buf, size, "library");
+    return buf;
+  }
+  size_t k = n == 2 ? 0 : 1;
+  snprintf(buf, size, "%.*s", (int)lens[k], parts[k]);
+  return buf;
+}
+
+static json_t *model_object(const char *id, int64_t created) {
+  char ns[256];
+  return json_pack("{s:s,s:s,s:I,s:s}", "id", id, "object", "model", "created",
+                   (json_int_t)created, "owned_by", name_namespace(id, ns, sizeof(ns)));
+}
+
+static void list_respond(cll_request *req, int status, const char *ctype, const void *body,
+                         size_t len, void *ud) {
+  struct oai *o = ud;
+  if (status != 200) {
+    forward_error(req, status, body, len);
+    oai_free(o);
+    return;
+  }
+  json_t *v = json_loadb(body, len, 0, NULL);
+  json_t *models = json_object_get(v, "models");
+  json_t *data = json_array_size(models) ? json_array() : json_null();
+  size_t i;
+  json_t *m;
+  json_array_foreach(models, i, m) {
+    const char *name = json_string_value(json_object_get(m, "name"));
+    if (!name)
+      continue;
+    json_array_append_new(
+        data, model_object(name, rfc3339_unix(json_string_value(json_object_get(m, "modified_at")))));
+  }
+  respond_json(req, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
+  json_decref(v);
+  oai_free(o);
+}
+
+static void retrieve_respond(cll_request *req, int status, const char *ctype, const void *body,
+                             size_t len, void *ud) {
+  struct oai *o = ud;
+  if (status != 200) {
+    forward_error(req, status, body, len);
+    oai_free(o);
+    return;
+  }
+  json_t *v = json_loadb(body, len, 0, NULL);
+  respond_json(req, 200,
+               model_object(o->model,
+                            rfc3339_unix(json_string_value(json_object_get(v, "modified_at")))));
+  json_decref(v);
+  oai_free(o);
+}
+
+static const cll_filter list_filter = {list_respond, plain_stream_start, plain_stream_write,
+                                       plain_stream_end};
+static const cll_filter retrieve_filter = {retrieve_respond, plain_stream_start,
+                                           plain_stream_write, plain_stream_end};
+
+static void on_list(cll_request *req, void *ud) {
+  struct oai *o = oai_new(K_LIST, "");
+  if (!o) {
+    oai_error(req, 500, "out of memory");
+    return;
+  }
+  forward(req, "GET", "/api/tags", NULL, &list_filter, o);
+}
+
+static int hexval(char c) {
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                      : c >= 'A' && c <= 'F'   ? c - 'A' + 10
+                                                               : -1;
+}
+
+/* Decodes %XX escapes in place (a client may send "llama3%3A8b"). */
+static void percent_decode(char *s) {
+  char *o = s;
+  for (const char *p = s; *p; p++) {
+    if (p[0] == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
+      *o++ = (char)(hexval(p[1]) * 16 + hexval(p[2]));
+      p += 2;
+    } else {
+      *o++ = *p;
+    }
+  }
+  *o = 0;
+}
+
+static void on_retrieve(cll_request *req, void *ud) {
+  const char *model = cll_request_param(req, "model");
+  struct oai *o = oai_new(K_RETRIEVE, model);
+  if (!o) {
+    oai_error(req, 500, "out of memory");
+    return;
+  }
+  percent_decode(o->model);
+  forward(req, "POST", "/api/show", json_pack("{s:s}", "model", o->model), &retrieve_filter, o);
+}
+
+int cll_api_openai_register(cll_api *api) {
+  static const struct {
+    const char *method, *path;
+    cll_handler_fn fn;
+  } routes[] = {
+      {"POST", "/v1/chat/completions", on_chat_completions},
+      {"POST", "/v1/completions", on_completions},
+      {"POST", "/v1/embeddings", on_embeddings},
+      {"GET", "/v1/models", on_list},
+      {"GET", "/v1/models/:model", on_retrieve},
+  };
+  for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+    int rc = cll_server_route(api->server, routes[i].method, routes[i].path, routes[i].fn, api);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
