@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -147,6 +148,7 @@ static __attribute__((unused)) void start_server(const char *const *extra) {
   H.pid = fork();
   cr_assert(H.pid >= 0);
   if (H.pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a test that timed out */
     setenv("OLLAMA_HOST", "127.0.0.1:0", 1);
     setenv("OLLAMA_MODELS", H.models, 1);
     setenv("CLLAMA_PORT_FILE", portfile, 1);

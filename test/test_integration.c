@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -85,6 +86,7 @@ static void start_with(const char *const *env_extra, const char *host) {
   T.pid = fork();
   cr_assert_geq(T.pid, 0);
   if (T.pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a test that timed out */
     setenv("OLLAMA_HOST", host, 1);
     setenv("OLLAMA_MODELS", T.models, 1);
     setenv("CLLAMA_PORT_FILE", portfile, 1);
