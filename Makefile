@@ -43,7 +43,7 @@ endif
 APT_PKGS := build-essential pkg-config libuv1-dev libjansson-dev \
             libcurl4-openssl-dev libblis-dev node-llhttp libssl-dev \
             libpcre2-dev libcriterion-dev curl python3 clang \
-            gcc-aarch64-linux-gnu qemu-user
+            gcc-aarch64-linux-gnu qemu-user nodejs
 # Only for the programs in bench/ (`make bench-deps`).
 BENCH_PKGS := wrk gnuplot-nox
 
@@ -82,7 +82,7 @@ REPLAY_BIN := $(FUZZ_SRC:test/fuzz/%.c=$(BUILD)/replay/%)
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .SECONDARY:
-.PHONY: all deps bench-deps serve test test-neon check tsan fuzz bench clean format
+.PHONY: all deps js-deps bench-deps serve test test-neon check tsan fuzz bench clean format
 .DEFAULT_GOAL := all
 
 all: $(BIN)
@@ -98,6 +98,16 @@ deps:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null || exit 1; \
 	fi
+
+# The official JavaScript clients the API tests drive (npm registry).
+# Best effort: without npm the tests that need them say SKIP.
+JS_DIRS := test/js test/js-openai
+js-deps:
+	@command -v npm >/dev/null 2>&1 || { echo "SKIP: npm not found, JS client tests will skip"; exit 0; }; \
+	for d in $(JS_DIRS); do \
+	  [ -d $$d/node_modules ] || npm install --prefix $$d --no-audit --no-fund --loglevel=error >/dev/null 2>&1 \
+	    || echo "SKIP: npm install in $$d failed, its tests will skip"; \
+	done
 
 bench-deps:
 	@$(MAKE) --no-print-directory deps APT_PKGS="$(BENCH_PKGS)"
@@ -136,7 +146,7 @@ serve: deps $(BIN)
 	./$(BIN) serve
 
 # Every test binary runs; test/run.sh prints one summary line at the end.
-test: deps $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) test-neon
+test: deps js-deps $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) test-neon
 	@CLLAMA_BIN=$(abspath $(BIN)) CLLAMA_BUILD=$(abspath $(BUILD)) \
 	  sh test/run.sh $(TEST_BIN) -- $(REPLAY_BIN)
 
