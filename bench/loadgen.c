@@ -766,6 +766,10 @@ int main(int argc, char **argv) {
   uv_loop_t *loop = uv_default_loop();
   json_t *all = json_array();
   int total_errors = 0;
+  /* Every request of the whole run gets a prompt of its own (also across
+   * levels, repeats and separate runs against the same server), so that no
+   * level is helped by a prompt cached from an earlier one. */
+  int next_seq = (int)(uv_hrtime() / 1000 % 1000000) * 1000;
   printf("loadgen: %s:%d model=%s endpoint=%s requests/connection=%d num_predict=%d turns=%d\n",
          o.host, o.port, o.model, o.chat ? "chat" : "generate", o.requests, o.num_predict,
          o.turns);
@@ -775,7 +779,8 @@ int main(int argc, char **argv) {
     print_header(&o);
     for (int li = 0; li < o.n_levels; li++) {
       struct level_result res = {.concurrency = o.levels[li], .rss_kb_after = -1};
-      struct run r = {.o = &o, .loop = loop, .res = &res, .probing = true};
+      struct run r = {.o = &o, .loop = loop, .res = &res, .probing = true,
+                      .request_seq = next_seq};
       r.t0_ns = now_ns();
       uv_timer_init(loop, &r.probe_timer);
       r.probe_timer.data = &r;
@@ -785,6 +790,7 @@ int main(int argc, char **argv) {
       uv_run(loop, UV_RUN_DEFAULT);
       uv_close((uv_handle_t *)&r.probe_timer, NULL);
       uv_run(loop, UV_RUN_DEFAULT);
+      next_seq = r.request_seq + 1;
       res.rss_kb_after = read_rss_kb(o.server_pid);
       print_level(&res);
       total_errors += res.errors;

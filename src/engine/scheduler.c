@@ -153,6 +153,7 @@ struct cll_sched_params cll_sched_params_defaults(void) {
   p.n_ctx = 4096;
   p.n_cells = 4096;
   p.n_batch = 512;
+  p.n_batch_decoding = 64;
   p.max_waiting = 512;
   p.name = "";
   return p;
@@ -520,8 +521,14 @@ static int32_t plan(cll_sched *s) {
     s->step_seqs[s->n_step_seqs++] = q;
   }
 
-  /* Prefilling sequences: chunks in admission order within the budget. */
+  /* Prefilling sequences: chunks in admission order within the budget. A
+   * step that carries decoding sequences reads only a small chunk of
+   * prompts, so one long prompt (or many new ones) never stalls the running
+   * streams for a whole n_batch; with nobody decoding the full budget
+   * gives the fastest first token. */
   int32_t budget = s->p.n_batch - s->b_n;
+  if (s->b_n > 0 && s->p.n_batch_decoding > 0 && budget > s->p.n_batch_decoding)
+    budget = s->p.n_batch_decoding;
   for (cll_seq *q = s->active.head; q && budget > 0; q = q->next) {
     if (q->state != SQ_PREFILL)
       continue;
