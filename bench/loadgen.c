@@ -620,7 +620,12 @@ static void write_plot(const char *png, json_t *levels) {
   fprintf(f, "# run conc gen_tok_s ttft_p50_ms gap_p50_ms gap_p99_ms\n");
   size_t i;
   json_t *l;
+  long long prev_run = -1;
   json_array_foreach(levels, i, l) {
+    long long run = (long long)json_integer_value(json_object_get(l, "run"));
+    if (prev_run >= 0 && run != prev_run)
+      fprintf(f, "\n"); /* a blank line: gnuplot draws each run as its own line */
+    prev_run = run;
     fprintf(f, "%lld %lld %.3f %.3f %.3f %.3f\n",
             (long long)json_integer_value(json_object_get(l, "run")),
             (long long)json_integer_value(json_object_get(l, "concurrency")),
