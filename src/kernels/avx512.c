@@ -103,6 +103,66 @@ static void dot_q4_0_q8_0_512(int64_t n, const void *w, const void *a, float *ou
   *out = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + tail;
 }
 
+/* Four Q4_0 rows (w, w + w_stride, ...) times one Q8_0 activation row,
+ * out[r] = row r . a. The decode path of matmul.c: the activation loads,
+ * its scales and the -8 offset term (8 * sum(a) per block) are computed
+ * once for the four rows, which halves the vector work per weight block
+ * of the single-row kernel. Blocks past the last multiple of 8 go through
+ * the single-row kernel. */
+void cll__dot4_q4_0_avx512(int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
+  const sb_q8_0 *y = a;
+  const sb_q4_0 *x[4];
+  for (int r = 0; r < 4; r++) x[r] = (const sb_q4_0 *)((const char *)w + (size_t)r * w_stride);
+  const int64_t nb = n / SB_QK;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i eight = _mm512_set1_epi8(8);
+  const __m512i shv = _mm512_setr_epi64(0, 0, 0x0004000400040004LL, 0x0004000400040004LL, 0, 0,
+                                        0x0004000400040004LL, 0x0004000400040004LL);
+  __m512 acc[4][2];
+  for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= nb; i += 8) {
+    const __m256 dy = _mm256_cvtph_ps(_mm_setr_epi16(
+        (short)y[i].d, (short)y[i + 1].d, (short)y[i + 2].d, (short)y[i + 3].d, (short)y[i + 4].d,
+        (short)y[i + 5].d, (short)y[i + 6].d, (short)y[i + 7].d));
+    __m512 dd[4];
+    for (int r = 0; r < 4; r++) {
+      const sb_q4_0 *xr = x[r] + i;
+      dd[r] = _mm512_castps256_ps512(_mm256_mul_ps(
+          _mm256_cvtph_ps(_mm_setr_epi16((short)xr[0].d, (short)xr[1].d, (short)xr[2].d,
+                                         (short)xr[3].d, (short)xr[4].d, (short)xr[5].d,
+                                         (short)xr[6].d, (short)xr[7].d)),
+          dy));
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+      const sb_q8_0 *y0 = y + i + 2 * k;
+      const __m512i yy = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y0[0].qs)),
+          _mm256_loadu_si256((const __m256i *)y0[1].qs), 1);
+      const __m512i o = _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, yy);
+      const __m512i sel = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(2 * k)),
+                                             _mm256_set1_epi32(2 * k + 1), 1);
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; r++) {
+        const sb_q4_0 *x0 = x[r] + i + 2 * k;
+        const __m512i qb = _mm512_mask_broadcast_i32x4(
+            _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)x0[0].qs)), 0xFF00,
+            _mm_loadu_si128((const __m128i *)x0[1].qs));
+        const __m512i qq = _mm512_and_si512(_mm512_srlv_epi16(qb, shv), m4);
+        const __m512i s = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), qq, yy), o);
+        acc[r][k & 1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(sel, dd[r]), _mm512_cvtepi32_ps(s),
+                                        acc[r][k & 1]);
+      }
+    }
+  }
+  for (int r = 0; r < 4; r++) {
+    float tail = 0.0f;
+    if (i < nb) dot_q4_0_q8_0((nb - i) * SB_QK, x[r] + i, y + i, &tail);
+    out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1])) + tail;
+  }
+}
+
 static void dot_q8_0_q8_0_512(int64_t n, const void *w, const void *a, float *out) {
   const sb_q8_0 *x = w;
   const sb_q8_0 *y = a;

@@ -156,7 +156,20 @@ static void matmul_dot(const cll_kernels *k, const cll_matmul_args *a) {
   const char *act = float_act ? (const char *)a->x : (const char *)a->xq;
   const size_t act_stride = float_act ? (size_t)a->x_stride * sizeof(float) : a->xq_stride;
   const char *w = (const char *)a->w + (size_t)a->r0 * a->w_stride;
-  for (int64_t r = a->r0; r < a->r1; r++, w += a->w_stride)
+  int64_t r = a->r0;
+#if defined(__x86_64__)
+  /* Q4_0 on the avx512 table: four rows per call share the activation
+   * work (bench/kernels, cll_matmul n_tok=1). */
+  if (a->wtype == CLL_TYPE_Q4_0 && strcmp(k->isa, "avx512") == 0) {
+    float o[4];
+    for (; r + 4 <= a->r1; r += 4, w += 4 * a->w_stride)
+      for (int64_t t = 0; t < a->n_tok; t++) {
+        cll__dot4_q4_0_avx512(a->n_in, w, a->w_stride, act + (size_t)t * act_stride, o);
+        for (int j = 0; j < 4; j++) a->y[t * a->y_stride + r + j] = o[j];
+      }
+  }
+#endif
+  for (; r < a->r1; r++, w += a->w_stride)
     for (int64_t t = 0; t < a->n_tok; t++)
       dot(a->n_in, w, act + (size_t)t * act_stride, a->y + t * a->y_stride + r);
 }

@@ -35,6 +35,9 @@ size_t cll__gemm_q4_K_scratch_bytes_avx512(int64_t n_in);
 /* And for Q6_K weights times Q8_K activations. */
 void cll__gemm_q6_K_avx512(const cll_matmul_args *a);
 size_t cll__gemm_q6_K_scratch_bytes_avx512(int64_t n_in);
+/* avx512.c: decode dot of four Q4_0 rows, w + r * w_stride for r < 4,
+ * with one Q8_0 activation row a of n elements: out[0..4). */
+void cll__dot4_q4_0_avx512(int64_t n, const void *w, size_t w_stride, const void *a, float *out);
 #endif
 
 #endif
