@@ -34,6 +34,10 @@ else ifeq ($(MODE),fuzz)
 CC      := clang
 OPT     ?= -O1 -g
 SAN     := -fsanitize=fuzzer-no-link,address,undefined
+else ifeq ($(MODE),clang)
+CC      := clang
+OPT     ?= -O2 -g
+SAN     :=
 else ifeq ($(MODE),debug)
 OPT     ?= -O0 -g
 SAN     :=
@@ -82,7 +86,7 @@ REPLAY_BIN := $(FUZZ_SRC:test/fuzz/%.c=$(BUILD)/replay/%)
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .SECONDARY:
-.PHONY: all deps js-deps bench-deps serve test test-neon check tsan fuzz bench clean format
+.PHONY: all build-all deps js-deps bench-deps serve test test-neon check tsan fuzz bench clean format
 .DEFAULT_GOAL := all
 
 all: $(BIN)
@@ -179,6 +183,9 @@ tsan:
 	@$(MAKE) --no-print-directory MODE=tsan test
 
 bench: deps $(BIN) $(BENCH_BIN)
+
+# Everything built, nothing run (CI builds the tree with clang this way).
+build-all: $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN)
 
 FUZZ_SECONDS ?= 60
 FUZZ_BIN := $(FUZZ_SRC:test/fuzz/%.c=$(BUILD)/fuzz/%)
