@@ -22,6 +22,7 @@
  * Limits: nesting depth 100 when parsing and executing, 64 MiB of output
  * and 10 million loop iterations per render; hitting one is an error. */
 #include "cllama/template.h"
+#include "cllama/utf8.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -509,31 +510,6 @@ static int hexval(char c) {
   return -1;
 }
 
-static size_t utf8_put(char *out, uint32_t cp) {
-  if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-    cp = 0xFFFD;
-  if (cp < 0x80) {
-    out[0] = (char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    out[0] = (char)(0xC0 | (cp >> 6));
-    out[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    out[0] = (char)(0xE0 | (cp >> 12));
-    out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[2] = (char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  out[0] = (char)(0xF0 | (cp >> 18));
-  out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-  out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-  out[3] = (char)(0x80 | (cp & 0x3F));
-  return 4;
-}
-
 /* Decodes a Go quoted string or char body (between the quotes) into out
  * (at least n bytes); returns the length or -1 on a bad escape. */
 static long unquote(const char *s, size_t n, char *out) {
@@ -572,7 +548,7 @@ static long unquote(const char *s, size_t n, char *out) {
       if (c == 'x')
         out[o++] = (char)v;
       else
-        o += utf8_put(out + o, v);
+        o += cll_utf8_encode(v, out + o);
       break;
     }
     default:
@@ -2763,7 +2739,7 @@ static void fmt_one(struct buf *b, char verb, const char *flags, int width, int 
     } else if (v->k == K_INT && v->i >= 0 && v->i <= 0x10FFFF) {
       /* a rune: 'c' */
       char u[4];
-      size_t ul = utf8_put(u, (uint32_t)v->i);
+      size_t ul = cll_utf8_encode((uint32_t)v->i, u);
       struct buf q = {0};
       put_go_quoted(&q, u, ul);
       if (q.p && q.len >= 2) {
@@ -2783,7 +2759,7 @@ static void fmt_one(struct buf *b, char verb, const char *flags, int width, int 
     if (v->k == K_INT) {
       if (verb == 'c') {
         char u[4];
-        buf_add(&t, u, utf8_put(u, (uint32_t)v->i));
+        buf_add(&t, u, cll_utf8_encode((uint32_t)v->i, u));
       } else {
         buf_printf(&t, verb == 'd' ? "%lld" : verb == 'x' ? "%llx" : "%llX", (long long)v->i);
       }

@@ -26,6 +26,7 @@
  * The behaviour (not the code) follows llama.cpp's llama-vocab.cpp and
  * unicode.cpp, which the shared test vectors come from. */
 #include "cllama/tokenizer.h"
+#include "cllama/utf8.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -320,29 +321,6 @@ static int utf8_valid_at(const unsigned char *p, size_t n) {
       return 0;
   }
   return len;
-}
-
-static int utf8_encode(uint32_t cp, char *out) {
-  if (cp < 0x80) {
-    out[0] = (char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    out[0] = (char)(0xC0 | (cp >> 6));
-    out[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    out[0] = (char)(0xE0 | (cp >> 12));
-    out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[2] = (char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  out[0] = (char)(0xF0 | (cp >> 18));
-  out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-  out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-  out[3] = (char)(0x80 | (cp & 0x3F));
-  return 4;
 }
 
 /* GPT-2's byte -> code point table: printable Latin-1 bytes stand for
@@ -982,7 +960,7 @@ static void build_byte_tables(cll_tokenizer *t) {
   for (int b = 0; b < 256; b++) {
     char tmp[8];
     if (t->kind == CLL_TOK_BPE) {
-      int l = utf8_encode(byte_to_cp(b), tmp);
+      int l = cll_utf8_encode(byte_to_cp(b), tmp);
       memcpy(t->bmap[b], tmp, (size_t)l);
       t->bmap_len[b] = (uint8_t)l;
       t->byte_sym[b] = lookup(t, tmp, (size_t)l);
