@@ -17,6 +17,7 @@
  * numbers (generated and quantized once): decode speed does not depend on
  * the values, and it keeps making a 1B model to seconds. */
 #include "cllama/gguf.h"
+#include "cllama/utf8.h"
 #include "cllama/kernels.h"
 
 #include <math.h>
@@ -161,14 +162,7 @@ static void byte_char(int b, char *out) {
         k++;
     cp = 256 + k;
   }
-  if (cp < 0x80) {
-    out[0] = (char)cp;
-    out[1] = 0;
-  } else {
-    out[0] = (char)(0xC0 | (cp >> 6));
-    out[1] = (char)(0x80 | (cp & 0x3F));
-    out[2] = 0;
-  }
+  out[cll_utf8_encode((uint32_t)cp, out)] = 0;
 }
 
 static void word(int64_t i, char *out) {
