@@ -111,7 +111,7 @@ enum { BATCH_PROMPT = 128, BATCH_CHUNK = 64, BATCH_STEPS = 16 };
 static int bench_batch(cll_model *m, int n, int n_threads, enum cll_kv_type kv, int reps) {
   const struct cll_model_info *I = cll_model_info(m);
   struct cll_ctx_params p = cll_ctx_params_defaults();
-  const int per_seq = BATCH_PROMPT + reps * BATCH_STEPS + 8;
+  const int per_seq = BATCH_PROMPT + 2 * reps * BATCH_STEPS + 8;
   p.n_seq_max = n + 1;
   p.n_ctx = (int64_t)(n + 1) * per_seq + (int64_t)reps * BATCH_STEPS * BATCH_CHUNK;
   p.n_batch_max = n + BATCH_CHUNK > BATCH_PROMPT ? n + BATCH_CHUNK : BATCH_PROMPT;
