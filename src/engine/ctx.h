@@ -25,6 +25,8 @@ struct cll__cell {
 #define CLL__MAX_SEQ 64 /* bits in seq_mask */
 #define CLL__XQ_SLOTS 3 /* distinct activation formats prepared from one input */
 
+#define CLL__KV_BLOCK 32 /* cells a sequence claims at a time (kv.c) */
+
 #define CLL__QCHUNK 64 /* query rows of one sequence and head attended together */
 
 /* Scratch private to one compute thread. */
@@ -54,8 +56,10 @@ struct cll_ctx {
 
   /* ---- KV pool (kv.c) */
   struct cll__cell *cells;      /* (n_ctx) */
-  int32_t *free_stack;          /* (n_ctx) indices of free cells */
-  int64_t n_free;
+  int32_t *blk_free;            /* (n_blk) free cells in each block of CLL__KV_BLOCK cells */
+  int64_t n_blk;                /* ceil(n_ctx / CLL__KV_BLOCK) */
+  int64_t n_blk_whole;          /* blocks with every cell free */
+  int64_t n_free;               /* free cells */
   int32_t *seq_cells;           /* (n_seq_max, n_ctx) cell of each position */
   int32_t *seq_len;             /* (n_seq_max) positions held */
   uint32_t kv_type;             /* CLL_TYPE_F16 or CLL_TYPE_F32 */
