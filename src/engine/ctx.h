@@ -36,8 +36,9 @@ struct cll__tscratch {
   float *qg;          /* (QCHUNK, head_dim) gathered query rows */
   float *scores;      /* (QCHUNK, n_ctx) attention scores / probabilities */
   float *og;          /* (QCHUNK, head_dim) attention output rows */
-  uint8_t *kg;        /* (n_ctx, head_dim) keys gathered when cells are not contiguous */
-  uint8_t *vg;        /* (head_dim, n_ctx) values (transposed), likewise */
+  int32_t *runs;      /* (n_ctx + 1) first position of each run of consecutive cells */
+  uint8_t *vg;        /* (head_dim, n_ctx) values (transposed) gathered when the
+                         sequence's cells are not one run */
 };
 
 /* A run of one sequence's batch tokens attended together (<= QCHUNK). */

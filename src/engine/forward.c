@@ -162,6 +162,7 @@ static void matmul(cll_ctx *c, const struct prepared *pr, const struct cll__weig
  * selected with bit masks (a vector ?: is C++ only). */
 typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v4i __attribute__((vector_size(16)));
+typedef uint32_t v4u __attribute__((vector_size(16)));
 
 static v4f vsel(v4i m, v4f a, v4f b) {
   return (v4f)((m & (v4i)a) | (~m & (v4i)b));
@@ -200,6 +201,22 @@ static v4f vexp(v4f x) {
   p = p * (r * r) + r + 1.0f;
   const v4i scale = ((v4i)t - 0x4B400000 + 127) << 23; /* 2^n */
   return p * (v4f)scale;
+}
+
+/* The IEEE half of each lane, bit for bit what cll_fp32_to_fp16 gives
+ * (round to nearest even; overflow to inf; NaN stays a quiet NaN). */
+static v4u vhalf(v4f f) {
+  const v4u w = (v4u)f, a = w & 0x7FFFFFFF;
+  /* Normal: rebias the exponent (127 -> 15) and round the 13 dropped bits
+   * to nearest even; a carry into the exponent is right, up to inf. */
+  v4u r = (a - 0x38000000 + 0xFFF + ((a >> 13) & 1)) >> 13;
+  /* Subnormal (|f| < 2^-14): |f| * 2^24 rounded to an integer by the
+   * float addition of 2^23, whose low bits then hold it. */
+  const v4u sub = (v4u)((v4f)a * 16777216.0f + 8388608.0f) - 0x4B000000;
+  r = (v4u)vsel(a < 0x38800000, (v4f)sub, (v4f)r);
+  r = (v4u)vsel(a >= 0x477FF000, (v4f)((v4u){0} + 0x7C00), (v4f)r);
+  r = (v4u)vsel(a > 0x7F800000, (v4f)(0x7E00 | ((a >> 13) & 0x3FF)), (v4f)r);
+  return r | ((w >> 16) & 0x8000);
 }
 
 /* gate[i] = silu(gate[i]) * up[i] = gate / (1 + e^-gate) * up. The last
@@ -256,17 +273,19 @@ static float softmax_exp(float *row, int32_t n, float scale) {
  *
  * One work item = one KV head over a run of up to QCHUNK tokens of one
  * sequence (a unit), for all the query heads that share that KV head
- * (GQA). The keys of positions 0..n_pos-1 of the sequence are a strided
- * matrix when the sequence's cells are consecutive in the pool; otherwise
- * they are gathered once for the whole group: K rows one cell at a time,
- * the transposed V one run of consecutive cells at a time (kv.c keeps a
- * sequence's cells in runs of CLL__KV_BLOCK or more, so that is a few
- * copies per dimension). Then, with the group's (head, token) pairs as the
- * rows of Q (at most QCHUNK at once; a decode token brings all its group's
- * heads into one product),
+ * (GQA). The sequence's positions 0..n_pos-1 live in runs of consecutive
+ * cells (kv.c places a sequence's cells in blocks of CLL__KV_BLOCK, so a
+ * long sequence has a few runs, usually one per block). The keys of a run
+ * are a strided matrix in the K cache, so the scores are computed run by
+ * run without copying. The transposed V of a run is a strided matrix too,
+ * but splitting O = V^T P^T by runs would cut the dot products short, so
+ * when there are several runs they are copied next to each other first
+ * (head_dim copies per run, once per KV head). Then, with the group's
+ * (head, token) pairs as the rows of Q (at most QCHUNK at once; a decode
+ * token brings all its group's heads into one product),
  *   S = K Q^T (n_pos rows of head_dim: a matrix product, through the same
  *   cll_matmul as the weights), causal softmax of each row, O = V^T P^T
- * where V^T (head_dim rows of n_pos) is read straight from the transposed
+ * where V^T (head_dim rows of n_pos) is read from the transposed
  * V cache. */
 
 /* Output of the query heads of KV head kvh for the tokens of unit u. */
@@ -283,28 +302,23 @@ static void attend(cll_ctx *c, int il, const struct cll__attn_unit *u, int64_t k
   const uint8_t *kl = c->k_cache + (size_t)il * layer + (size_t)(kvh * D) * e;
   const uint8_t *vl = c->v_cache + (size_t)il * layer + (size_t)(kvh * D * n_ctx) * e;
 
-  bool contiguous = true;
-  for (int32_t j = 1; j < n_pos && contiguous; j++)
-    contiguous = cells[j] == cells[0] + j;
-  const uint8_t *kw, *vw;
-  size_t k_stride, v_stride = (size_t)n_ctx * e;
-  if (contiguous) {
-    kw = kl + (size_t)cells[0] * c->kv_row_bytes;
-    k_stride = c->kv_row_bytes;
-    vw = vl + (size_t)cells[0] * e;
-  } else {
-    for (int32_t j = 0; j < n_pos; j++)
-      memcpy(ts->kg + (size_t)j * (size_t)D * e, kl + (size_t)cells[j] * c->kv_row_bytes,
-             (size_t)D * e);
-    for (int32_t j = 0, len; j < n_pos; j += len) {
-      for (len = 1; j + len < n_pos && cells[j + len] == cells[j] + len; len++)
-        ;
+  /* Runs of consecutive cells: start positions in ts->runs, n_runs + 1
+   * entries (the last is n_pos). */
+  int32_t n_runs = 0;
+  for (int32_t j = 0; j < n_pos; j++)
+    if (j == 0 || cells[j] != cells[j - 1] + 1)
+      ts->runs[n_runs++] = j;
+  ts->runs[n_runs] = n_pos;
+  /* V^T over the sequence's positions: in place when they are one run,
+   * else gathered run by run. */
+  const uint8_t *vw = vl + (size_t)cells[0] * e;
+  if (n_runs > 1) {
+    for (int32_t k = 0; k < n_runs; k++) {
+      int32_t j = ts->runs[k], len = ts->runs[k + 1] - j;
       for (int64_t d = 0; d < D; d++)
         memcpy(ts->vg + (size_t)(d * n_ctx + j) * e, vl + (size_t)(d * n_ctx + cells[j]) * e,
                (size_t)len * e);
     }
-    kw = ts->kg;
-    k_stride = (size_t)D * e;
     vw = ts->vg;
   }
 
@@ -319,22 +333,26 @@ static void attend(cll_ctx *c, int il, const struct cll__attn_unit *u, int64_t k
     for (int64_t r = 0; r < rows; r++)
       memcpy(ts->qg + r * D, c->q + (int64_t)toks[r % n] * QD + (kvh * G + h0 + r / n) * D,
              (size_t)D * sizeof(float));
-    cll_matmul_args a = {
-        .wtype = c->kv_type,
-        .w = kw,
-        .w_stride = k_stride,
-        .n_in = D,
-        .r0 = 0,
-        .r1 = n_pos,
-        .x = ts->qg,
-        .x_stride = D,
-        .n_tok = rows,
-        .y = ts->scores,
-        .y_stride = n_ctx,
-        .scratch = ts->mm,
-        .scratch_bytes = ts->mm_bytes,
-    };
-    cll_matmul(c->K, &a);
+    /* Scores run by run: the keys of a run are rows kv_row_bytes apart. */
+    for (int32_t k = 0; k < n_runs; k++) {
+      int32_t j = ts->runs[k];
+      cll_matmul_args a = {
+          .wtype = c->kv_type,
+          .w = kl + (size_t)cells[j] * c->kv_row_bytes,
+          .w_stride = c->kv_row_bytes,
+          .n_in = D,
+          .r0 = 0,
+          .r1 = ts->runs[k + 1] - j,
+          .x = ts->qg,
+          .x_stride = D,
+          .n_tok = rows,
+          .y = ts->scores + j,
+          .y_stride = n_ctx,
+          .scratch = ts->mm,
+          .scratch_bytes = ts->mm_bytes,
+      };
+      cll_matmul(c->K, &a);
+    }
 
     /* Causal softmax of each row, left unnormalized: the 1/sum is applied
      * to the head_dim outputs below instead of the n_pos probabilities. */
@@ -349,7 +367,7 @@ static void attend(cll_ctx *c, int il, const struct cll__attn_unit *u, int64_t k
     cll_matmul_args o = {
         .wtype = c->kv_type,
         .w = vw,
-        .w_stride = v_stride,
+        .w_stride = (size_t)n_ctx * e,
         .n_in = n_pos,
         .r0 = 0,
         .r1 = D,
@@ -382,11 +400,20 @@ static void store_kv(const cll_ctx *c, int il, int32_t cell, const float *k, con
     memcpy(kd, k, c->kv_row_bytes);
     for (int64_t i = 0; i < c->kv_dim; i++)
       ((float *)vl)[i * n_ctx + cell] = v[i];
-  } else {
-    for (int64_t i = 0; i < c->kv_dim; i++) {
-      ((uint16_t *)kd)[i] = cll_fp32_to_fp16(k[i]);
-      ((uint16_t *)vl)[i * n_ctx + cell] = cll_fp32_to_fp16(v[i]);
+    return;
+  }
+  uint16_t *kh = (uint16_t *)kd, *vh = (uint16_t *)vl + cell;
+  int64_t i = 0;
+  for (; i + 4 <= c->kv_dim; i += 4) {
+    v4u hk = vhalf(vload(k + i)), hv = vhalf(vload(v + i));
+    for (int l = 0; l < 4; l++) {
+      kh[i + l] = (uint16_t)hk[l];
+      vh[(i + l) * n_ctx] = (uint16_t)hv[l];
     }
+  }
+  for (; i < c->kv_dim; i++) {
+    kh[i] = cll_fp32_to_fp16(k[i]);
+    vh[i * n_ctx] = cll_fp32_to_fp16(v[i]);
   }
 }
 
@@ -847,9 +874,9 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
     ts->qg = xalloc(Q * D * f);
     ts->og = xalloc(Q * D * f);
     ts->scores = xalloc(Q * (size_t)p->n_ctx * f);
-    ts->kg = xalloc((size_t)p->n_ctx * D * c->kv_elt);
+    ts->runs = xalloc(((size_t)p->n_ctx + 1) * sizeof(int32_t));
     ts->vg = xalloc((size_t)p->n_ctx * D * c->kv_elt);
-    ok = ts->mm && ts->qg && ts->og && ts->scores && ts->kg && ts->vg;
+    ok = ts->mm && ts->qg && ts->og && ts->scores && ts->runs && ts->vg;
   }
   if (!ok) {
     cll_ctx_free(c);
@@ -878,7 +905,7 @@ void cll_ctx_free(cll_ctx *c) {
       free(c->ts[i].qg);
       free(c->ts[i].og);
       free(c->ts[i].scores);
-      free(c->ts[i].kg);
+      free(c->ts[i].runs);
       free(c->ts[i].vg);
     }
   free(c->ts);
