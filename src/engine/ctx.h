@@ -46,6 +46,7 @@ struct cll__attn_unit {
   int32_t seq;
   int32_t first;      /* index into cll_ctx.seq_toks */
   int32_t n;          /* tokens */
+  int32_t n_pos;      /* positions attended by the last token (its position + 1) */
 };
 
 struct cll_ctx {

@@ -184,7 +184,7 @@ static void vstore(float *p, v4f v) {
  * Inputs are clamped to [-87.33, 88.37], where e^x is a normal float: below
  * it the result is ~1.2e-38 instead of a subnormal or 0, which changes
  * nothing when it is added to a sum of at least 1. */
-static v4f vexp(v4f x) {
+static inline __attribute__((always_inline)) v4f vexp(v4f x) {
   x = vsel(x > 88.3762626647949f, (v4f){0} + 88.3762626647949f, x);
   x = vsel(x < -87.3365447505531f, (v4f){0} - 87.3365447505531f, x);
   /* n = round(x / ln2): adding 1.5 * 2^23 rounds to an integer, which is
@@ -224,17 +224,20 @@ static v4u vhalf(v4f f) {
  * arithmetic wherever a chunk boundary falls. */
 static void swiglu(float *restrict gate, const float *restrict up, int64_t n) {
   int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    v4f g = vload(gate + i);
-    vstore(gate + i, g / (1.0f + vexp(-g)) * vload(up + i));
+  for (; i + 8 <= n; i += 8) { /* two independent vectors per iteration */
+    v4f g0 = vload(gate + i), g1 = vload(gate + i + 4);
+    v4f e0 = vexp(-g0), e1 = vexp(-g1);
+    vstore(gate + i, g0 / (1.0f + e0) * vload(up + i));
+    vstore(gate + i + 4, g1 / (1.0f + e1) * vload(up + i + 4));
   }
-  if (i < n) {
+  for (; i < n; i += 4) {
     float g[4] = {0}, u[4] = {0};
-    memcpy(g, gate + i, (size_t)(n - i) * sizeof(float));
-    memcpy(u, up + i, (size_t)(n - i) * sizeof(float));
+    int64_t k = n - i < 4 ? n - i : 4;
+    memcpy(g, gate + i, (size_t)k * sizeof(float));
+    memcpy(u, up + i, (size_t)k * sizeof(float));
     v4f gv = vload(g);
     vstore(g, gv / (1.0f + vexp(-gv)) * vload(u));
-    memcpy(gate + i, g, (size_t)(n - i) * sizeof(float));
+    memcpy(gate + i, g, (size_t)k * sizeof(float));
   }
 }
 
@@ -297,7 +300,7 @@ static void attend(cll_ctx *c, int il, const struct cll__attn_unit *u, int64_t k
   const int64_t G = I->n_head / I->n_head_kv; /* query heads per KV head */
   const size_t e = c->kv_elt, layer = (size_t)n_ctx * c->kv_row_bytes;
   const int32_t *toks = c->seq_toks + u->first;
-  const int32_t n_pos = b->pos[toks[u->n - 1]] + 1;
+  const int32_t n_pos = u->n_pos;
   const int32_t *cells = c->seq_cells + (size_t)u->seq * (size_t)n_ctx;
   const uint8_t *kl = c->k_cache + (size_t)il * layer + (size_t)(kvh * D) * e;
   const uint8_t *vl = c->v_cache + (size_t)il * layer + (size_t)(kvh * D * n_ctx) * e;
@@ -689,6 +692,15 @@ static void forward_worker(void *arg, int ith, int nth) {
   assert(w->k <= c->n_ops);
 }
 
+/* Orders attention units by work (tokens times positions), largest first. */
+static int unit_cmp(const void *pa, const void *pb) {
+  const struct cll__attn_unit *a = pa, *b = pb;
+  int64_t wa = (int64_t)a->n * a->n_pos, wb = (int64_t)b->n * b->n_pos;
+  if (wa != wb)
+    return wa > wb ? -1 : 1;
+  return a->first - b->first; /* distinct: seq_toks indices */
+}
+
 int cll_forward(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
   const struct cll_model_info *I = &c->m->info;
   if (b == NULL || b->n_tokens <= 0 || b->n_tokens > c->p.n_batch_max || b->tokens == NULL ||
@@ -732,8 +744,13 @@ int cll_forward(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
   for (int32_t s = 0; s < c->p.n_seq_max; s++)
     for (int32_t f = start[s]; f < start[s + 1]; f += CLL__QCHUNK) {
       int32_t n = start[s + 1] - f < CLL__QCHUNK ? start[s + 1] - f : CLL__QCHUNK;
-      c->units[c->n_units++] = (struct cll__attn_unit){s, f, n};
+      c->units[c->n_units++] =
+          (struct cll__attn_unit){s, f, n, b->pos[c->seq_toks[f + n - 1]] + 1};
     }
+  /* Largest attention work first (tokens times positions attended), so
+   * that the threads do not wait at the end of the operation for one that
+   * took a prompt chunk last. */
+  qsort(c->units, (size_t)c->n_units, sizeof(*c->units), unit_cmp);
   c->n_out = n_out;
   c->b = b;
   /* Small models (or tiny batches of them) run on one thread: below about
