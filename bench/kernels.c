@@ -8,7 +8,9 @@
  *  3. cll_matmul on a 5632 x 2048 matrix (TinyLlama's FFN shape) for
  *     n_tok = 1, 4, 16, 64, 512: GFLOP/s of the fused dot path and of the
  *     BLIS path, 1 thread, activation quantization included; the crossover
- *     between the two is what matmul.c's GEMM_MIN_TOK is set from.
+ *     between the two is what matmul.c's GEMM_MIN_TOK is set from; and,
+ *     where the table repacks the type at load (avx512: Q4_0), the packed
+ *     path.
  *
  *   build/release/bench/kernels            everything (about a minute)
  *   build/release/bench/kernels --quick    smaller buffers, fewer shapes
@@ -143,9 +145,9 @@ static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0, CLL_TYPE_Q4_K,
 
 /* ---------------------------------------------------------------- matmul */
 
-static double matmul_gflops(const cll_kernels *k, uint32_t t, const void *w, int64_t n_out,
-                            int64_t n_in, int64_t n_tok, const float *x, void *xq, float *y,
-                            void *scratch, size_t scratch_bytes) {
+static double matmul_gflops(const cll_kernels *k, uint32_t t, const void *w, const void *wp,
+                            int64_t n_out, int64_t n_in, int64_t n_tok, const float *x, void *xq,
+                            float *y, void *scratch, size_t scratch_bytes) {
   size_t xq_stride = 0;
   cll_matmul_xq_bytes(t, n_in, n_tok, &xq_stride);
   cll_matmul_args a = {.wtype = t,
@@ -162,7 +164,9 @@ static double matmul_gflops(const cll_kernels *k, uint32_t t, const void *w, int
                        .y = y,
                        .y_stride = n_out,
                        .scratch = scratch,
-                       .scratch_bytes = scratch_bytes};
+                       .scratch_bytes = scratch_bytes,
+                       .wp = wp,
+                       .wp_rows = wp ? n_out / CLL_PACK_ROWS * CLL_PACK_ROWS : 0};
   double best = 1e30, spent = 0.0;
   for (int rep = 0; rep < 20 && (rep < 3 || spent < 0.2); rep++) {
     const double t0 = cpu_s();
@@ -262,10 +266,12 @@ matmul:;
   void *scratch = malloc(scratch_bytes);
   for (int64_t i = 0; i < max_tok * n_in2; i++) x[i] = frand();
   const cll_kernels *k = cll_kernels_get();
-  printf("\ncll_matmul %lldx%lld, table %s, 1 thread, GFLOP/s: fused dot / BLIS / int8 GEMM\n",
+  printf("\ncll_matmul %lldx%lld, table %s, 1 thread, GFLOP/s: fused dot / BLIS / int8 GEMM"
+         " / packed at load\n",
          (long long)n_out, (long long)n_in2, k->isa);
   printf("%-6s", "type");
-  for (size_t i = 0; i < n_toks; i++) printf("  n_tok=%-3lld dot/blis/int8", (long long)toks[i]);
+  for (size_t i = 0; i < n_toks; i++)
+    printf("  n_tok=%-3lld dot/blis/int8/packed  ", (long long)toks[i]);
   printf("\n");
   for (size_t ti = 0; ti < N_TYPES; ti++) {
     const uint32_t t = types[ti];
@@ -273,10 +279,15 @@ matmul:;
     const size_t rb = cll_row_bytes(t, n_in2);
     void *w = malloc((size_t)n_out * rb);
     fill_rows(ref, t, w, n_in2, n_out);
+    void *wp = NULL;
+    if (k->pack[t] != NULL) {
+      wp = aligned_alloc(64, (k->pack_bytes[t](n_in2, n_out) + 63) & ~(size_t)63);
+      k->pack[t](w, rb, n_in2, 0, n_out / CLL_PACK_ROWS, wp);
+    }
     printf("%-6s", cll_type_info(t)->name);
     for (size_t i = 0; i < n_toks; i++) {
       if (only_tok && toks[i] != only_tok) continue;
-      double g[3] = {0, 0, 0};
+      double g[4] = {0, 0, 0, 0};
       for (int path = 1; path <= 3; path++) {
         /* The dot path at many tokens is slow and known: skip it unless
          * asked for, to keep the run short. Int8 for Q4_0/Q8_0/Q4_K/Q6_K. */
@@ -285,14 +296,19 @@ matmul:;
             t != CLL_TYPE_Q6_K)
           continue;
         cll__matmul_force_path(path);
-        g[path - 1] = matmul_gflops(k, t, w, n_out, n_in2, toks[i], x, xq, y, scratch, scratch_bytes);
+        g[path - 1] =
+            matmul_gflops(k, t, w, NULL, n_out, n_in2, toks[i], x, xq, y, scratch, scratch_bytes);
       }
-      printf("  %6.1f/%6.1f/%6.1f", g[0], g[1], g[2]);
+      cll__matmul_force_path(0);
+      if (wp != NULL)
+        g[3] = matmul_gflops(k, t, w, wp, n_out, n_in2, toks[i], x, xq, y, scratch, scratch_bytes);
+      printf("  %6.1f/%6.1f/%6.1f/%6.1f", g[0], g[1], g[2], g[3]);
       fflush(stdout);
     }
     cll__matmul_force_path(0);
     printf("\n");
     free(w);
+    free(wp);
   }
   printf("(0.0: not measured or not available for the type. matmul.c picks int8 from 2 tokens "
          "for Q4_0/Q8_0, 4 for Q4_K, 8 for Q6_K; BLIS from %d tokens for float types and 6x that "

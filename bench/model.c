@@ -8,10 +8,15 @@
  *      and that as a share of the roofline = bandwidth / bytes of weights
  *      read per token (every matrix once; of token_embd only one row unless
  *      the output is tied to it),
- *   4. prompt processing: one batch of --pp tokens (default 512).
+ *   4. prompt processing: one batch of --pp tokens (default 512),
+ *   5. with --batch N: what the server's scheduler runs at N concurrent
+ *      streams: N sequences with 128-token prompts decoding together (one
+ *      token each per step, logits for all), alone and with a 64-token
+ *      prompt chunk of another sequence in the same step; token-forwards/s
+ *      and ms per step.
  *
  *   build/release/bench/model MODEL.gguf [--threads 2] [--tg 32] [--pp 512]
- *                             [--bw-mib 1024] [--kv f16|f32] [--reps 3]
+ *                             [--bw-mib 1024] [--kv f16|f32] [--reps 3] [--batch N]
  */
 #include "cllama/engine.h"
 
@@ -100,9 +105,75 @@ static double bytes_per_token(const cll_model *m) {
   return b;
 }
 
+/* 5. n sequences decoding together, as the scheduler runs them. */
+enum { BATCH_PROMPT = 128, BATCH_CHUNK = 64, BATCH_STEPS = 16 };
+
+static int bench_batch(cll_model *m, int n, int n_threads, enum cll_kv_type kv, int reps) {
+  const struct cll_model_info *I = cll_model_info(m);
+  struct cll_ctx_params p = cll_ctx_params_defaults();
+  const int per_seq = BATCH_PROMPT + 2 * reps * BATCH_STEPS + 8;
+  p.n_seq_max = n + 1;
+  p.n_ctx = (int64_t)(n + 1) * per_seq + (int64_t)reps * BATCH_STEPS * BATCH_CHUNK;
+  p.n_batch_max = n + BATCH_CHUNK > BATCH_PROMPT ? n + BATCH_CHUNK : BATCH_PROMPT;
+  p.n_threads = n_threads;
+  p.kv_type = kv;
+  cll_err err = {0};
+  cll_ctx *c;
+  if (cll_ctx_new(m, &p, &c, &err) != 0) {
+    fprintf(stderr, "bench/model: %s\n", err.msg);
+    return 1;
+  }
+  const int cap = p.n_batch_max;
+  int32_t *tok = malloc((size_t)cap * sizeof(int32_t)), *pos = malloc((size_t)cap * sizeof(int32_t)),
+          *seq = malloc((size_t)cap * sizeof(int32_t)), *len = calloc((size_t)n + 1, sizeof(int32_t));
+  uint8_t *want = malloc((size_t)cap);
+  int rc = 0;
+  /* Prompts: one batch per sequence. */
+  for (int s = 0; s < n && rc == 0; s++) {
+    for (int i = 0; i < BATCH_PROMPT; i++)
+      tok[i] = (int32_t)((s * 131 + i * 7919 + 13) % I->n_vocab), pos[i] = i, seq[i] = s;
+    struct cll_batch b = {BATCH_PROMPT, tok, pos, seq, NULL};
+    rc = cll_forward(c, &b, &err);
+    len[s] = BATCH_PROMPT;
+  }
+  double best[2] = {0, 0};
+  for (int r = 0; r < reps && rc == 0; r++)
+    for (int mixed = 0; mixed < 2 && rc == 0; mixed++) {
+      double t = now_s();
+      int64_t done = 0;
+      for (int k = 0; k < BATCH_STEPS && rc == 0; k++) {
+        int nt = 0;
+        for (int s = 0; s < n; s++, nt++) {
+          tok[nt] = (int32_t)((s + k * 31) % I->n_vocab), pos[nt] = len[s]++, seq[nt] = s;
+          want[nt] = 1;
+        }
+        for (int i = 0; mixed && i < BATCH_CHUNK; i++, nt++) {
+          tok[nt] = (int32_t)((i * 7919 + k) % I->n_vocab), pos[nt] = len[n]++, seq[nt] = n;
+          want[nt] = i == BATCH_CHUNK - 1;
+        }
+        struct cll_batch b = {nt, tok, pos, seq, want};
+        rc = cll_forward(c, &b, &err);
+        done += nt;
+      }
+      double tps = (double)done / (now_s() - t);
+      if (tps > best[mixed])
+        best[mixed] = tps;
+    }
+  if (rc != 0)
+    fprintf(stderr, "bench/model: %s\n", err.msg);
+  else
+    printf("batch: %d sequences decoding (%d-token prompts): %.1f token-forwards/s, %.1f ms/step; "
+           "with a %d-token prompt chunk per step: %.1f token-forwards/s, %.1f ms/step\n",
+           n, BATCH_PROMPT, best[0], 1e3 * n / best[0], BATCH_CHUNK, best[1],
+           1e3 * (n + BATCH_CHUNK) / best[1]);
+  free(tok), free(pos), free(seq), free(len), free(want);
+  cll_ctx_free(c);
+  return rc != 0;
+}
+
 int main(int argc, char **argv) {
   const char *path = NULL;
-  int n_threads = 2, tg = 32, pp = 512, reps = 3;
+  int n_threads = 2, tg = 32, pp = 512, reps = 3, n_par = 0;
   long bw_mib = 1024;
   enum cll_kv_type kv = CLL_KV_F16;
   for (int i = 1; i < argc; i++) {
@@ -117,6 +188,8 @@ int main(int argc, char **argv) {
       reps = atoi(v), i++;
     else if (strcmp(a, "--bw-mib") == 0)
       bw_mib = atol(v), i++;
+    else if (strcmp(a, "--batch") == 0)
+      n_par = atoi(v), i++;
     else if (strcmp(a, "--kv") == 0)
       kv = strcmp(v, "f32") == 0 ? CLL_KV_F32 : CLL_KV_F16, i++;
     else if (a[0] != '-')
@@ -128,7 +201,7 @@ int main(int argc, char **argv) {
   }
   if (path == NULL) {
     fprintf(stderr, "usage: bench/model MODEL.gguf [--threads N] [--tg N] [--pp N] "
-                    "[--bw-mib N] [--kv f16|f32] [--reps N]\n");
+                    "[--bw-mib N] [--kv f16|f32] [--reps N] [--batch N]\n");
     return 2;
   }
   cll_err err = {0};
@@ -225,6 +298,7 @@ int main(int argc, char **argv) {
   free(pos);
   free(seq);
   cll_ctx_free(c);
+  int rc = n_par > 0 ? bench_batch(m, n_par, n_threads, kv, reps) : 0;
   cll_model_release(m);
-  return 0;
+  return rc;
 }

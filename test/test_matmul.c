@@ -1,6 +1,8 @@
 /* test_matmul.c — cll_matmul against a plain double-precision product,
  * for every kernel table this CPU has and every path (fused dot, BLIS on
- * dequantized tiles, int8 GEMM), over odd row slices and token counts.
+ * dequantized tiles, int8 GEMM, weights repacked by the table's pack),
+ * over odd row slices and token counts. The slice R0..R1 starts and ends
+ * inside a 16-row panel, so the packed path also reads rows in place.
  *
  * The fused-dot and int8 paths use the 8-bit activations, so they are
  * compared with the product of the dequantized weights and dequantized
@@ -53,7 +55,13 @@ static int check_one(const cll_kernels *k, uint32_t t, int path, int64_t n_tok) 
     else
       ref->dequant_row[ti->act_type]((char *)xq + tk * xq_stride, xf + tk * N_IN, N_IN);
   }
-  cll__matmul_force_path(path);
+  /* Path 4: the packed matrix (chosen by cll_matmul itself). */
+  void *wp = NULL;
+  if (path == 4) {
+    wp = aligned_alloc(64, (k->pack_bytes[t](N_IN, N_OUT) + 63) & ~(size_t)63);
+    k->pack[t](w, rb, N_IN, 0, N_OUT / CLL_PACK_ROWS, wp);
+  }
+  cll__matmul_force_path(path == 4 ? 0 : path);
   const size_t sb = cll_matmul_scratch_bytes(N_IN, MAX_TOK);
   void *scratch = sb ? malloc(sb) : NULL;
   const int64_t ys = N_OUT + 5;
@@ -61,7 +69,8 @@ static int check_one(const cll_kernels *k, uint32_t t, int path, int64_t n_tok) 
   cll_matmul_args a = {.wtype = t, .w = w, .w_stride = rb, .n_in = N_IN, .r0 = R0, .r1 = R1,
                        .x = x, .x_stride = N_IN, .xq = xq, .xq_stride = xq_stride,
                        .n_tok = n_tok, .y = y, .y_stride = ys, .scratch = scratch,
-                       .scratch_bytes = sb};
+                       .scratch_bytes = sb, .wp = wp,
+                       .wp_rows = wp ? N_OUT / CLL_PACK_ROWS * CLL_PACK_ROWS : 0};
   cll_matmul(k, &a);
   cll__matmul_force_path(0);
   int bad = 0;
@@ -84,7 +93,7 @@ static int check_one(const cll_kernels *k, uint32_t t, int path, int64_t n_tok) 
         bad++;
       }
     }
-  free(w), free(wf), free(x), free(xf), free(y), free(row), free(xq), free(scratch);
+  free(w), free(wf), free(x), free(xf), free(y), free(row), free(xq), free(scratch), free(wp);
   return bad;
 }
 
@@ -98,13 +107,18 @@ Test(matmul, every_table_path_and_size) {
     const cll_kernels *k = cll_kernels_by_name(isas[ii]);
     if (!k) continue;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
-      for (int path = 1; path <= 3; path++)
+      for (int path = 1; path <= 4; path++)
         for (size_t j = 0; j < sizeof toks / sizeof toks[0]; j++) {
+          if (path == 4 && k->pack[types[ti]] == NULL) continue;
           bad += check_one(k, types[ti], path, toks[j]);
           runs++;
         }
   }
   cr_expect_eq(bad, 0, "%d mismatching outputs over %d runs", bad, runs);
+  /* This CPU has AVX-512: the packed Q4_0 path exists and was tested. */
+  const cll_kernels *k512 = cll_kernels_by_name("avx512");
+  if (k512 != NULL)
+    cr_expect_neq(k512->pack[CLL_TYPE_Q4_0], NULL);
 }
 
 Test(matmul, scratch_and_xq_sizes) {

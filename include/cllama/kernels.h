@@ -54,6 +54,8 @@ size_t cll_row_bytes(uint32_t type, int64_t n);
 /* Per-ISA kernel table. A NULL entry means "not provided by this ISA":
  * dispatch.c fills it from the reference table, so a table returned by
  * cll_kernels() has every supported type filled. */
+struct cll_matmul_args;
+
 typedef struct cll_kernels {
   const char *isa; /* "ref", "avx2", "avx512", "neon" */
   /* dst[0..n) = the n weights of one row. */
@@ -64,7 +66,23 @@ typedef struct cll_kernels {
   /* *out = dot(weight row w of type T, activation row a already in
    * info(T)->act_type format), n elements. */
   void (*vec_dot[CLL_TYPE_COUNT])(int64_t n, const void *w, const void *a, float *out);
+  /* Load-time repacking, NULL where this ISA has none for the type. A
+   * matrix's rows are grouped in panels of CLL_PACK_ROWS (a trailing
+   * partial panel is not packed: cll_matmul reads those rows in place).
+   * pack_bytes: bytes of the packed form of the full panels of an
+   * n_rows x n_in matrix. pack: writes panels [p0, p1) of the matrix whose
+   * rows are w, w + w_stride, ... into dst (the start of the packed form),
+   * so threads can share the work. */
+  size_t (*pack_bytes[CLL_TYPE_COUNT])(int64_t n_in, int64_t n_rows);
+  void (*pack[CLL_TYPE_COUNT])(const void *w, size_t w_stride, int64_t n_in, int64_t p0,
+                               int64_t p1, void *dst);
+  /* Y for the rows of panels [p0, p1) of a->wp and every token (a->xq
+   * prepared as for vec_dot); needs no scratch. Set with pack. */
+  void (*matmul_packed[CLL_TYPE_COUNT])(const struct cll_matmul_args *a, int64_t p0, int64_t p1);
 } cll_kernels;
+
+/* Rows per panel of a packed weight matrix. */
+#define CLL_PACK_ROWS 16
 
 /* The table for this CPU (chosen once; thread-safe). Borrowed, static. */
 const cll_kernels *cll_kernels_get(void);
@@ -94,6 +112,11 @@ typedef struct cll_matmul_args {
   uint32_t wtype;
   const void *w;
   size_t w_stride;
+  /* Optional: the same matrix packed by k->pack[wtype] (rows 0..wp_rows,
+   * a multiple of CLL_PACK_ROWS), or NULL. Rows in whole panels are read
+   * from it; the others from w. */
+  const void *wp;
+  int64_t wp_rows;
   int64_t n_in;
   int64_t r0, r1;
   const float *x;

@@ -42,6 +42,7 @@ struct cll_runners_params {
   int64_t num_ctx;       /* default per-sequence context (OLLAMA_CONTEXT_LENGTH or 4096) */
   int32_t n_batch;       /* step token budget (default 512) */
   int32_t n_threads;     /* compute threads; 0 = one per core */
+  int32_t step_stats_s;  /* log scheduler step statistics this often (0: never) */
   /* Optional hook run on the load work item after the model is loaded:
    * builds the API layer's per-model object (tokenizer, template...).
    * *aux is freed with free_aux (also on a work item) at unload. */

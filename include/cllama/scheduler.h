@@ -128,6 +128,8 @@ struct cll_sched_params {
   int32_t *shared_waiting; /* optional counter shared by several schedulers
                               (one bounded queue for the whole server) */
   const char *name;     /* for log lines; borrowed for the scheduler's life */
+  int32_t stats_interval_s; /* > 0: a DEBUG log line of step statistics this
+                               often while busy (OLLAMA_DEBUG=1) */
 };
 struct cll_sched_params cll_sched_params_defaults(void);
 

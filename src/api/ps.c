@@ -14,6 +14,7 @@ struct cll_runners_params cll_api_runners_params(const cll_config *cfg) {
   p.max_queue = cfg->max_queue;
   p.num_parallel = cfg->num_parallel;
   p.keep_alive_ns = cfg->keep_alive_ns;
+  p.step_stats_s = cfg->debug >= 1 ? 10 : 0;
   const char *cl = getenv("OLLAMA_CONTEXT_LENGTH");
   if (cl && atoll(cl) > 0)
     p.num_ctx = atoll(cl);

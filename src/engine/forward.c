@@ -139,6 +139,8 @@ static void matmul(cll_ctx *c, const struct prepared *pr, const struct cll__weig
       .wtype = w->type,
       .w = w->data,
       .w_stride = w->row_bytes,
+      .wp = w->packed,
+      .wp_rows = w->packed_rows,
       .n_in = w->n_in,
       .r0 = r0,
       .r1 = r1,

@@ -388,6 +388,7 @@ static void on_load_done(uv_work_t *w, int status) {
     sp.max_waiting = rs->p.max_queue;
     sp.shared_waiting = &rs->n_waiting;
     sp.name = r->name;
+    sp.stats_interval_s = rs->p.step_stats_s;
     r->load_status = cll_sched_new(rs->loop, &sp, cll_sched_backend_engine(), r->ctx,
                                    &r->sched, &r->load_err);
   } else if (r->load_status == 0) {

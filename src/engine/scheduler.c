@@ -112,6 +112,14 @@ struct cll_sched {
   uv_work_t work;
   uv_timer_t kick;
   bool step_running, kick_pending, closing, closed_handles;
+  /* Step statistics since the last stats line (stats_interval_s > 0):
+   * what the steps carried and where their time went. */
+  struct {
+    uint64_t t0, queued, fwd0, fwd1, sampled; /* this step's instants */
+    uint64_t since, last_done;
+    uint64_t fwd_ns, sample_ns, queue_ns, loop_ns, idle_ns;
+    int64_t steps, decode_tok, prompt_tok;
+  } st;
   uint64_t n_steps;
   void (*close_cb)(void *);
   void *close_ud;
@@ -588,7 +596,9 @@ static void on_step_work(uv_work_t *w) {
   if (s->step_status != 0 || s->b_n == 0)
     return;
   struct cll_batch b = {s->b_n, s->b_tok, s->b_pos, s->b_seq, s->b_want};
+  s->st.fwd0 = uv_hrtime();
   int rc = s->be->forward(c, &b, &s->step_err);
+  s->st.fwd1 = uv_hrtime();
   if (rc != 0) {
     s->step_status = rc;
     return;
@@ -616,6 +626,46 @@ static void on_step_work(uv_work_t *w) {
     q->step_token = q->d.sample ? q->d.sample(q->d.sample_ud, (float *)lg, s->p.n_vocab)
                                 : argmax(lg, s->p.n_vocab);
   }
+  s->st.sampled = uv_hrtime();
+}
+
+/* Accounts the step that just finished; every stats_interval_s logs what
+ * the steps carried and where the time went: forward, sampling, waiting
+ * for a worker thread, the loop's own work between steps, idle. */
+static void step_stats(cll_sched *s, uint64_t now) {
+  if (s->p.stats_interval_s <= 0)
+    return;
+  if (s->st.since == 0)
+    s->st.since = s->st.t0;
+  s->st.steps++;
+  for (int32_t i = 0; i < s->n_step_seqs; i++) {
+    const cll_seq *q = s->step_seqs[i];
+    if (q->state == SQ_DECODE)
+      s->st.decode_tok += q->step_nrows;
+    else
+      s->st.prompt_tok += q->step_nrows;
+  }
+  if (s->st.fwd1 > s->st.fwd0) {
+    s->st.queue_ns += s->st.fwd0 - s->st.queued;
+    s->st.fwd_ns += s->st.fwd1 - s->st.fwd0;
+    s->st.sample_ns += s->st.sampled > s->st.fwd1 ? s->st.sampled - s->st.fwd1 : 0;
+  }
+  s->st.loop_ns += s->st.queued - s->st.t0;
+  s->st.last_done = now;
+  const uint64_t span = now - s->st.since;
+  if (span < (uint64_t)s->p.stats_interval_s * 1000000000u)
+    return;
+  const double ms = 1e-6, n = (double)s->st.steps;
+  fprintf(stderr,
+          "level=DEBUG source=scheduler msg=\"steps\" model=%s steps=%lld "
+          "decode_tokens=%lld prompt_tokens=%lld tokens_per_step=%.1f step_ms=%.2f "
+          "forward_ms=%.2f sample_ms=%.2f queue_ms=%.3f loop_ms=%.3f idle_pct=%.1f\n",
+          s->name, (long long)s->st.steps, (long long)s->st.decode_tok,
+          (long long)s->st.prompt_tok, (double)(s->st.decode_tok + s->st.prompt_tok) / n,
+          (double)span * ms / n, (double)s->st.fwd_ns * ms / n, (double)s->st.sample_ns * ms / n,
+          (double)s->st.queue_ns * ms / n, (double)s->st.loop_ns * ms / n,
+          100.0 * (double)s->st.idle_ns / (double)span);
+  memset(&s->st, 0, sizeof(s->st));
 }
 
 /* Advances q by its rows of the finished step and delivers its token. */
@@ -674,6 +724,7 @@ static void on_step_done(uv_work_t *w, int status) {
    * that closes the scheduler defers the close to the pump below. */
   s->n_steps++;
   uint64_t now = uv_hrtime();
+  step_stats(s, now);
   if (status == 0 && s->step_status == 0) {
     for (int32_t i = 0; i < s->n_step_seqs; i++) {
       cll_seq *q = s->step_seqs[i];
@@ -772,6 +823,14 @@ static void pump(cll_sched *s) {
   }
   for (int32_t i = 0; i < s->p.n_slots; i++)
     s->slots[i].pinned = false;
+  if (s->p.stats_interval_s > 0) {
+    s->st.t0 = uv_hrtime();
+    /* Time with nothing to run (no step since the last one ended). */
+    if (s->was_idle && s->st.last_done != 0) {
+      s->st.idle_ns += s->st.t0 - s->st.last_done;
+      s->st.last_done = s->st.t0;
+    }
+  }
   admit(s);
   int32_t n = plan(s);
   if (n > 0 || s->n_ops > 0) {
@@ -787,6 +846,8 @@ static void pump(cll_sched *s) {
     if (n > 0 || s->active.n > 0) {
       s->step_running = true;
       s->work.data = s;
+      s->st.queued = uv_hrtime();
+      s->st.fwd0 = s->st.fwd1 = 0;
       int rc = uv_queue_work(s->loop, &s->work, on_step_work, on_step_done);
       if (rc != 0) {
         s->step_running = false;

@@ -215,18 +215,13 @@ static void dot_q8_0_q8_0_512(int64_t n, const void *w, const void *a, float *ou
 #define GEMM_TOK 8
 #define GEMM_TOK_CHUNK 64
 
-typedef struct {
-  float dy;   /* the token block's scale */
-  int32_t sy; /* off * sum of its 32 quants */
-} tok_block;
-
 static size_t gemm_panel_bytes(int64_t nb) {
   return (size_t)nb * (GEMM_ROWS * SB_QK + GEMM_ROWS * sizeof(float));
 }
 
 size_t cll__gemm_q8_0_scratch_bytes_avx512(int64_t n_in, int64_t n_tok) {
-  const int64_t nb = n_in / SB_QK;
-  return gemm_panel_bytes(nb) + (size_t)(n_tok * nb) * sizeof(tok_block) + 64;
+  (void)n_tok;
+  return gemm_panel_bytes(n_in / SB_QK) + 64;
 }
 
 static inline int32_t load_i32(const void *p) {
@@ -309,16 +304,19 @@ static void gemm_pack(const cll_matmul_args *a, int64_t r, int64_t nr, int64_t n
   }
 }
 
-/* T tokens (t0..t0+T) times one packed panel; writes rows [r, r + nr). */
+/* T tokens (t0..t0+T) times one packed panel; writes rows [r, r + nr).
+ * off: the weights' unsigned offset (Q4_0 8, Q8_0 128). */
 static inline __attribute__((always_inline)) void
 gemm_tile(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *q, const float *d,
-          const tok_block *tb, int64_t t0, int64_t r, __mmask16 mask) {
+          int32_t off, int64_t t0, int64_t r, __mmask16 mask) {
   __m512 acc[GEMM_TOK];
   const sb_q8_0 *yrow[GEMM_TOK];
+  const struct cll__q8_sum *ysum[GEMM_TOK];
   #pragma GCC unroll 8
   for (int t = 0; t < T; t++) {
     acc[t] = _mm512_setzero_ps();
     yrow[t] = (const sb_q8_0 *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
+    ysum[t] = cll__q8_sums(yrow[t], nb);
   }
   for (int64_t i = 0; i < nb; i++) {
     const uint8_t *qi = q + i * (GEMM_ROWS * SB_QK);
@@ -328,14 +326,13 @@ gemm_tile(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *q, c
     const __m512 dx = _mm512_loadu_ps(d + i * GEMM_ROWS);
     #pragma GCC unroll 8
     for (int t = 0; t < T; t++) {
-      const tok_block *b = &tb[(t0 + t) * nb + i];
       const int8_t *yq = yrow[t][i].qs;
-      __m512i s = _mm512_set1_epi32(-b->sy);
+      __m512i s = _mm512_set1_epi32(-off * ysum[t][i].s);
       #pragma GCC unroll 8
       for (int g = 0; g < 8; g++)
         s = _mm512_dpbusd_epi32(s, w[g], _mm512_set1_epi32(load_i32(yq + 4 * g)));
-      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(b->dy)), _mm512_cvtepi32_ps(s),
-                               acc[t]);
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(ysum[t][i].d)),
+                               _mm512_cvtepi32_ps(s), acc[t]);
     }
   }
   #pragma GCC unroll 8
@@ -347,21 +344,7 @@ void cll__gemm_q8_0_avx512(const cll_matmul_args *a) {
   const int64_t nb = a->n_in / SB_QK;
   uint8_t *q = a->scratch;
   float *d = (float *)(q + (size_t)nb * GEMM_ROWS * SB_QK);
-  tok_block *tb = (tok_block *)((char *)a->scratch + gemm_panel_bytes(nb));
   const int32_t off = a->wtype == CLL_TYPE_Q4_0 ? 8 : 128;
-  /* Per token and block: scale and off * sum(quants). The sum comes from
-   * vpsadbw on the quants biased to unsigned (sum(y + 128) - 32 * 128). */
-  for (int64_t t = 0; t < a->n_tok; t++) {
-    const sb_q8_0 *y = (const sb_q8_0 *)((const char *)a->xq + (size_t)t * a->xq_stride);
-    for (int64_t i = 0; i < nb; i++) {
-      const __m256i u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)y[i].qs),
-                                         _mm256_set1_epi8((char)0x80));
-      const __m256i s4 = _mm256_sad_epu8(u, _mm256_setzero_si256());
-      const __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
-      const int64_t sum = _mm_cvtsi128_si64(_mm_add_epi64(s2, _mm_unpackhi_epi64(s2, s2))) - 4096;
-      tb[t * nb + i] = (tok_block){h2f(y[i].d), (int32_t)(off * sum)};
-    }
-  }
   /* Tokens in chunks whose activations stay in L2 while every panel of
    * the slice passes over them; a panel is repacked once per chunk. */
   for (int64_t tc = 0; tc < a->n_tok; tc += GEMM_TOK_CHUNK) {
@@ -371,15 +354,141 @@ void cll__gemm_q8_0_avx512(const cll_matmul_args *a) {
       const __mmask16 mask = (__mmask16)((1u << nr) - 1u);
       gemm_pack(a, r, nr, nb, q, d);
       int64_t t0 = tc;
-      for (; t0 + GEMM_TOK <= te; t0 += GEMM_TOK) gemm_tile(GEMM_TOK, a, nb, q, d, tb, t0, r, mask);
+      for (; t0 + GEMM_TOK <= te; t0 += GEMM_TOK) gemm_tile(GEMM_TOK, a, nb, q, d, off, t0, r, mask);
       switch (te - t0) {
-      case 7: gemm_tile(7, a, nb, q, d, tb, t0, r, mask); break;
-      case 6: gemm_tile(6, a, nb, q, d, tb, t0, r, mask); break;
-      case 5: gemm_tile(5, a, nb, q, d, tb, t0, r, mask); break;
-      case 4: gemm_tile(4, a, nb, q, d, tb, t0, r, mask); break;
-      case 3: gemm_tile(3, a, nb, q, d, tb, t0, r, mask); break;
-      case 2: gemm_tile(2, a, nb, q, d, tb, t0, r, mask); break;
-      case 1: gemm_tile(1, a, nb, q, d, tb, t0, r, mask); break;
+      case 7: gemm_tile(7, a, nb, q, d, off, t0, r, mask); break;
+      case 6: gemm_tile(6, a, nb, q, d, off, t0, r, mask); break;
+      case 5: gemm_tile(5, a, nb, q, d, off, t0, r, mask); break;
+      case 4: gemm_tile(4, a, nb, q, d, off, t0, r, mask); break;
+      case 3: gemm_tile(3, a, nb, q, d, off, t0, r, mask); break;
+      case 2: gemm_tile(2, a, nb, q, d, off, t0, r, mask); break;
+      case 1: gemm_tile(1, a, nb, q, d, off, t0, r, mask); break;
+      default: break;
+      }
+    }
+  }
+}
+
+/* ---------------------------------------------------------------- Q4_0 repacked at load
+ *
+ * The model loader copies each Q4_0 matrix once into panels of 16 rows
+ * (cll__pack_q4_0_avx512), so decode and prefill read 16 rows at a time
+ * with no per-call packing and no per-block scalar scale assembly, which
+ * is what bounds the in-place kernels above at decode. Panel p (rows
+ * 16p..16p+15), nb blocks per row:
+ *   quants: nb x 256 bytes. Block i is 4 vectors of 64 bytes; dword j of
+ *           vector g holds bytes 4g..4g+3 of row j's qs, so its low
+ *           nibbles are elements 4g..4g+3 and its high nibbles elements
+ *           16+4g..16+4g+3: after (v & 15) and (v >> 4 & 15) the 8 vectors
+ *           meet the activation's dwords 0..7 in vpdpbusd, as in the GEMM
+ *           panels above;
+ *   scales: nb x 16 fp16, row order.
+ * Panels are rounded up to 64 bytes, so every quant vector is aligned.
+ * The packed matrix is the same size as the GGUF one (18 bytes a block). */
+
+#define P4_ROWS CLL_PACK_ROWS
+#define P4_TOK 8 /* tokens per tile (8 accumulators + 8 weight vectors) */
+#ifndef P4_PREFETCH
+#define P4_PREFETCH 2048 /* bytes ahead the decode tiles prefetch */
+#endif
+
+static size_t p4_panel_bytes(int64_t nb) {
+  return ((size_t)nb * (P4_ROWS * sizeof(sb_q4_0)) + 63) & ~(size_t)63;
+}
+
+size_t cll__pack_bytes_q4_0_avx512(int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / P4_ROWS) * p4_panel_bytes(n_in / SB_QK);
+}
+
+void cll__pack_q4_0_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                           void *dst) {
+  const int64_t nb = n_in / SB_QK;
+  for (int64_t p = p0; p < p1; p++) {
+    uint8_t *q = (uint8_t *)dst + (size_t)p * p4_panel_bytes(nb);
+    uint16_t *d = (uint16_t *)(q + (size_t)nb * 256);
+    for (int j = 0; j < P4_ROWS; j++) {
+      const sb_q4_0 *row = (const sb_q4_0 *)((const char *)w + (size_t)(p * P4_ROWS + j) * w_stride);
+      for (int64_t i = 0; i < nb; i++) {
+        d[i * P4_ROWS + j] = row[i].d;
+        for (int g = 0; g < 4; g++)
+          memcpy(q + (size_t)i * 256 + 64 * g + 4 * j, row[i].qs + 4 * g, 4);
+      }
+    }
+  }
+}
+
+/* T tokens (t0..t0+T) times one packed panel (quants q, scales d); y
+ * points at row 16p of token t0. */
+static inline __attribute__((always_inline)) void
+p4_tile(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *q, const uint16_t *d,
+        int64_t t0, float *y) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  __m512 acc[P4_TOK];
+  const sb_q8_0 *yrow[P4_TOK];
+  const struct cll__q8_sum *ysum[P4_TOK];
+  #pragma GCC unroll 8
+  for (int t = 0; t < T; t++) {
+    acc[t] = _mm512_setzero_ps();
+    yrow[t] = (const sb_q8_0 *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
+    ysum[t] = cll__q8_sums(yrow[t], nb);
+  }
+  for (int64_t i = 0; i < nb; i++) {
+    const uint8_t *qi = q + (size_t)i * 256;
+    if (T <= 2) { /* decode streams from memory: fetch a few blocks ahead */
+      _mm_prefetch((const char *)qi + P4_PREFETCH, _MM_HINT_T0);
+      _mm_prefetch((const char *)qi + P4_PREFETCH + 64, _MM_HINT_T0);
+      _mm_prefetch((const char *)qi + P4_PREFETCH + 128, _MM_HINT_T0);
+      _mm_prefetch((const char *)qi + P4_PREFETCH + 192, _MM_HINT_T0);
+    }
+    __m512i w[8];
+    #pragma GCC unroll 4
+    for (int g = 0; g < 4; g++) {
+      const __m512i v = _mm512_loadu_si512((const void *)(qi + 64 * g));
+      w[g] = _mm512_and_si512(v, m4);
+      w[g + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    }
+    const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(d + i * P4_ROWS)));
+    #pragma GCC unroll 8
+    for (int t = 0; t < T; t++) {
+      const int8_t *yq = yrow[t][i].qs;
+      /* Two chains, so one token's eight vpdpbusd are not one long
+       * dependency chain at decode. */
+      __m512i s0 = _mm512_set1_epi32(-8 * ysum[t][i].s), s1 = _mm512_setzero_si512();
+      #pragma GCC unroll 4
+      for (int g = 0; g < 8; g += 2) {
+        s0 = _mm512_dpbusd_epi32(s0, w[g], _mm512_set1_epi32(load_i32(yq + 4 * g)));
+        s1 = _mm512_dpbusd_epi32(s1, w[g + 1], _mm512_set1_epi32(load_i32(yq + 4 * g + 4)));
+      }
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(ysum[t][i].d)),
+                               _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc[t]);
+    }
+  }
+  #pragma GCC unroll 8
+  for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * a->y_stride, acc[t]);
+}
+
+void cll__matmul_q4_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  const int64_t nb = a->n_in / SB_QK;
+  const size_t pb = p4_panel_bytes(nb);
+  /* Tokens in chunks whose activations stay in L2 while the panels pass
+   * over them; within a chunk each panel (18 bytes x 16 rows a block) is
+   * read once per 8 tokens, from L1/L2 after the first tile. */
+  for (int64_t tc = 0; tc < a->n_tok; tc += GEMM_TOK_CHUNK) {
+    const int64_t te = a->n_tok - tc < GEMM_TOK_CHUNK ? a->n_tok : tc + GEMM_TOK_CHUNK;
+    for (int64_t p = p0; p < p1; p++) {
+      const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * pb;
+      const uint16_t *d = (const uint16_t *)(q + (size_t)nb * 256);
+      float *y = a->y + p * P4_ROWS;
+      int64_t t0 = tc;
+      for (; t0 + P4_TOK <= te; t0 += P4_TOK) p4_tile(P4_TOK, a, nb, q, d, t0, y + t0 * a->y_stride);
+      switch (te - t0) {
+      case 7: p4_tile(7, a, nb, q, d, t0, y + t0 * a->y_stride); break;
+      case 6: p4_tile(6, a, nb, q, d, t0, y + t0 * a->y_stride); break;
+      case 5: p4_tile(5, a, nb, q, d, t0, y + t0 * a->y_stride); break;
+      case 4: p4_tile(4, a, nb, q, d, t0, y + t0 * a->y_stride); break;
+      case 3: p4_tile(3, a, nb, q, d, t0, y + t0 * a->y_stride); break;
+      case 2: p4_tile(2, a, nb, q, d, t0, y + t0 * a->y_stride); break;
+      case 1: p4_tile(1, a, nb, q, d, t0, y + t0 * a->y_stride); break;
       default: break;
       }
     }
@@ -666,6 +775,9 @@ const cll_kernels cll__kernels_avx512 = {
     .quantize_row = {CLL__X86_QUANTIZE},
     .vec_dot = {CLL__X86_VEC_DOT_K, [CLL_TYPE_F16] = dot_f16_f32_512,
                 [CLL_TYPE_Q4_0] = dot_q4_0_q8_0_512, [CLL_TYPE_Q8_0] = dot_q8_0_q8_0_512},
+    .pack_bytes = {[CLL_TYPE_Q4_0] = cll__pack_bytes_q4_0_avx512},
+    .pack = {[CLL_TYPE_Q4_0] = cll__pack_q4_0_avx512},
+    .matmul_packed = {[CLL_TYPE_Q4_0] = cll__matmul_q4_0_packed_avx512},
 };
 
 #else

@@ -133,6 +133,10 @@ size_t cll_matmul_xq_bytes(uint32_t wtype, int64_t n_in, int64_t n_tok, size_t *
   const struct cll_type_info *ti = cll_type_info(wtype);
   size_t row = 0;
   if (ti != NULL && ti->act_type != CLL_TYPE_F32) row = cll_row_bytes(ti->act_type, n_in);
+  /* Q8_0 rows carry their per-block scales and sums (simd.h). */
+  if (ti != NULL && ti->act_type == CLL_TYPE_Q8_0 && row > 0)
+    row = cll__q8_sums_offset(n_in / CLL_QK8_0) +
+          (size_t)(n_in / CLL_QK8_0) * sizeof(struct cll__q8_sum);
   /* Keep rows 64-byte aligned so each token's blocks start on a cache line. */
   row = (row + 63) & ~(size_t)63;
   if (xq_stride != NULL) *xq_stride = row;
@@ -144,8 +148,20 @@ void cll_matmul_prepare(const cll_kernels *k, uint32_t wtype, const float *x, in
   const struct cll_type_info *ti = cll_type_info(wtype);
   if (ti == NULL || ti->act_type == CLL_TYPE_F32) return;
   void (*quantize)(const float *, void *, int64_t) = k->quantize_row[ti->act_type];
-  for (int64_t t = t0; t < t1; t++)
-    quantize(x + t * x_stride, (char *)xq + (size_t)t * xq_stride, n_in);
+  for (int64_t t = t0; t < t1; t++) {
+    char *row = (char *)xq + (size_t)t * xq_stride;
+    quantize(x + t * x_stride, row, n_in);
+    if (ti->act_type == CLL_TYPE_Q8_0) {
+      const int64_t nb = n_in / CLL_QK8_0;
+      const cll_block_q8_0 *b = (const cll_block_q8_0 *)row;
+      struct cll__q8_sum *sum = (struct cll__q8_sum *)(row + cll__q8_sums_offset(nb));
+      for (int64_t i = 0; i < nb; i++) {
+        int32_t acc = 0;
+        for (int j = 0; j < CLL_QK8_0; j++) acc += b[i].qs[j];
+        sum[i] = (struct cll__q8_sum){cll__fp16_to_fp32(b[i].d), acc};
+      }
+    }
+  }
 }
 
 /* Few tokens: each weight row is read once and dotted with every token. */
@@ -233,9 +249,32 @@ static int choose_path(const cll_kernels *k, const cll_matmul_args *a) {
   return 1;
 }
 
+/* Rows [r0, r1) of a, read in place (wp ignored). */
+static void matmul_rows(const cll_kernels *k, const cll_matmul_args *a, int64_t r0, int64_t r1);
+
 void cll_matmul(const cll_kernels *k, const cll_matmul_args *a) {
   pthread_once(&blis_once, blis_init);
   if (a->r1 <= a->r0 || a->n_tok <= 0) return;
+  /* Packed weights: whole panels from wp, the rows before the first and
+   * after the last whole panel of [r0, r1) in place. */
+  if (a->wp != NULL && k->matmul_packed[a->wtype] != NULL && forced_path == 0) {
+    const int64_t lo = (a->r0 + CLL_PACK_ROWS - 1) / CLL_PACK_ROWS * CLL_PACK_ROWS;
+    const int64_t hi = (a->r1 < a->wp_rows ? a->r1 : a->wp_rows) / CLL_PACK_ROWS * CLL_PACK_ROWS;
+    if (lo < hi) {
+      matmul_rows(k, a, a->r0, lo);
+      k->matmul_packed[a->wtype](a, lo / CLL_PACK_ROWS, hi / CLL_PACK_ROWS);
+      matmul_rows(k, a, hi, a->r1);
+      return;
+    }
+  }
+  matmul_rows(k, a, a->r0, a->r1);
+}
+
+static void matmul_rows(const cll_kernels *k, const cll_matmul_args *all, int64_t r0, int64_t r1) {
+  if (r1 <= r0) return;
+  cll_matmul_args sub = *all, *a = &sub;
+  sub.r0 = r0;
+  sub.r1 = r1;
   switch (choose_path(k, a)) {
 #if defined(__x86_64__)
   case 3:

@@ -6,14 +6,17 @@
  * tensor the architecture needs by its GGUF name and checks its type
  * (something the kernels can compute with) and its shape (against the
  * hyper-parameters) before any compute can touch it. Weights stay in the
- * read-only mapping: loading copies nothing, so a 1 GB model opens in the
- * time it takes to parse its header. */
+ * read-only mapping, except the matrices the kernel table wants repacked
+ * (see pack_weights). */
 #include "model/model.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static const struct cll__arch arch_table[] = {
     /* name      neox   qkv_bias qk_norm tied_output */
@@ -222,6 +225,120 @@ static int load_weights(struct loader *L) {
   return 0;
 }
 
+/* ---------------------------------------------------------------- repacking
+ *
+ * Where the kernel table has a packed layout for a matrix's type (avx512:
+ * Q4_0, 16 rows interleaved with their scales apart), the matrix is copied
+ * into it once here, and cll_matmul reads the copy (kernels.h: pack). The
+ * copy is one pass over those weights at load, split over the cores; it
+ * costs no extra memory in the end: the packed rows' pages of the file
+ * mapping are dropped from this process (MADV_DONTNEED: they stay in the
+ * page cache, and fault back in if the in-place rows are ever read).
+ * CLLAMA_REPACK=0 turns repacking off (benchmarks compare the two). */
+
+struct pack_job {
+  struct cll__weight *w;
+  size_t off; /* of its packed form in pack_mem */
+};
+
+struct pack_team {
+  cll_model *m;
+  const cll_kernels *K;
+  struct pack_job *jobs;
+  int n_jobs;
+  atomic_int next; /* chunk counter: job * PACK_CHUNKS + chunk */
+};
+
+#define PACK_CHUNKS 8 /* chunks per matrix, claimed by the threads */
+
+static void *pack_thread(void *arg) {
+  struct pack_team *t = arg;
+  for (;;) {
+    int c = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
+    if (c >= t->n_jobs * PACK_CHUNKS)
+      return NULL;
+    const struct pack_job *j = &t->jobs[c / PACK_CHUNKS];
+    const int64_t n_panels = j->w->n_out / CLL_PACK_ROWS, k = c % PACK_CHUNKS;
+    const int64_t p0 = n_panels * k / PACK_CHUNKS, p1 = n_panels * (k + 1) / PACK_CHUNKS;
+    t->K->pack[j->w->type](j->w->data, j->w->row_bytes, j->w->n_in, p0, p1,
+                           (char *)t->m->pack_mem + j->off);
+  }
+}
+
+static bool packable(const cll_kernels *K, const struct cll__weight *w) {
+  return w->data != NULL && w->n_out >= CLL_PACK_ROWS && K->pack[w->type] != NULL &&
+         K->pack_bytes[w->type] != NULL && K->matmul_packed[w->type] != NULL;
+}
+
+static int pack_weights(struct loader *L) {
+  cll_model *m = L->m;
+  const cll_kernels *K = cll_kernels_get();
+  const char *env = getenv("CLLAMA_REPACK");
+  if (env != NULL && strcmp(env, "0") == 0)
+    return 0;
+  const int64_t n_w = m->info.n_layer * 7 + 1;
+  struct pack_job *jobs = calloc((size_t)n_w, sizeof(*jobs));
+  if (jobs == NULL)
+    return cll_err_set(L->err, CLL_ENOMEM, "out of memory");
+  int n = 0;
+  size_t total = 0;
+  for (int64_t il = 0; il <= m->info.n_layer; il++) {
+    struct cll__layer *l = il < m->info.n_layer ? &m->layers[il] : NULL;
+    struct cll__weight *ws[7] = {&m->output};
+    if (l != NULL) {
+      struct cll__weight *lw[7] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
+      memcpy(ws, lw, sizeof(ws));
+    }
+    for (int i = 0; i < (l != NULL ? 7 : 1); i++) {
+      if (!packable(K, ws[i]))
+        continue;
+      jobs[n++] = (struct pack_job){ws[i], total};
+      total += (K->pack_bytes[ws[i]->type](ws[i]->n_in, ws[i]->n_out) + 4095) & ~(size_t)4095;
+    }
+  }
+  int rc = 0;
+  if (n == 0)
+    goto done;
+  void *mem = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) {
+    rc = cll_err_set(L->err, CLL_ENOMEM, "out of memory repacking %zu MiB of weights",
+                     total >> 20);
+    goto done;
+  }
+#ifdef MADV_HUGEPAGE
+  madvise(mem, total, MADV_HUGEPAGE); /* fewer TLB misses at decode; advisory */
+#endif
+  m->pack_mem = mem;
+  m->pack_len = total;
+  struct pack_team team = {.m = m, .K = K, .jobs = jobs, .n_jobs = n};
+  atomic_init(&team.next, 0);
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  int n_th = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu;
+  pthread_t th[8];
+  int started = 0;
+  for (int i = 1; i < n_th; i++)
+    if (pthread_create(&th[started], NULL, pack_thread, &team) == 0)
+      started++;
+  pack_thread(&team);
+  for (int i = 0; i < started; i++)
+    pthread_join(th[i], NULL);
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  for (int i = 0; i < n; i++) {
+    struct cll__weight *w = jobs[i].w;
+    w->packed = (char *)mem + jobs[i].off;
+    w->packed_rows = w->n_out / CLL_PACK_ROWS * CLL_PACK_ROWS;
+    if (w->data == m->tok_embd.data)
+      continue; /* tied output: token_embd rows are still read in place */
+    uintptr_t a = ((uintptr_t)w->data + page - 1) & ~(uintptr_t)(page - 1);
+    uintptr_t b = ((uintptr_t)w->data + (size_t)w->packed_rows * w->row_bytes) & ~(uintptr_t)(page - 1);
+    if (b > a)
+      madvise((void *)a, b - a, MADV_DONTNEED);
+  }
+done:
+  free(jobs);
+  return rc;
+}
+
 int cll_model_load(const char *path, cll_model **out, cll_err *err) {
   *out = NULL;
   cll_model *m = calloc(1, sizeof(*m));
@@ -252,7 +369,7 @@ int cll_model_load(const char *path, cll_model **out, cll_err *err) {
     size_t n = s.len < sizeof(m->info.name) - 1 ? (size_t)s.len : sizeof(m->info.name) - 1;
     memcpy(m->info.name, s.ptr, n);
   }
-  if ((rc = load_hparams(&L)) || (rc = load_weights(&L)))
+  if ((rc = load_hparams(&L)) || (rc = load_weights(&L)) || (rc = pack_weights(&L)))
     goto fail;
   *out = m;
   return 0;
@@ -270,6 +387,8 @@ void cll_model_release(cll_model *m) {
   if (m == NULL || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
     return;
   free(m->layers);
+  if (m->pack_mem != NULL)
+    munmap(m->pack_mem, m->pack_len);
   cll_gguf_close(m->gguf);
   free(m);
 }

@@ -3,7 +3,8 @@
  * computes with it). Not a public header: the public face is engine.h.
  *
  * A cll_model is immutable after cll_model_load returns; every weight points
- * into the read-only mapping of the GGUF file. */
+ * into the read-only mapping of the GGUF file, and, where the kernels have a
+ * faster layout for its type, also to a copy in that layout made at load. */
 #ifndef CLLAMA_MODEL_MODEL_H
 #define CLLAMA_MODEL_MODEL_H
 
@@ -23,6 +24,10 @@ struct cll__weight {
   int64_t n_in;      /* ne[0]: elements per row */
   int64_t n_out;     /* ne[1]: rows */
   size_t row_bytes;  /* bytes between rows */
+  /* The same matrix repacked at load for the kernel table in use (rows
+   * 0..packed_rows), or NULL; owned by the model (see pack_weights). */
+  const void *packed;
+  int64_t packed_rows;
 };
 
 /* What distinguishes one architecture from another. A new architecture is
@@ -61,6 +66,8 @@ struct cll_model {
   struct cll__weight output;    /* (n_vocab rows, n_embd); == tok_embd when tied */
   struct cll__weight rope_freqs; /* (n_rot/2) F32 frequency divisors, or absent */
   struct cll__layer *layers;    /* (n_layer) */
+  void *pack_mem;               /* every packed matrix, one anonymous mapping */
+  size_t pack_len;
 };
 
 #endif
