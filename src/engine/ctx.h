@@ -27,7 +27,7 @@ struct cll__cell {
 
 #define CLL__KV_BLOCK 32 /* cells a sequence claims at a time (kv.c) */
 
-#define CLL__QCHUNK 64 /* query rows of one sequence and head attended together */
+#define CLL__QCHUNK 64 /* query rows (head, token) of one sequence attended together */
 
 /* Scratch private to one compute thread. */
 struct cll__tscratch {

@@ -8,7 +8,7 @@
  * "work sharing" below) and waits until the operation is complete before
  * the next one. Chunks: matrix products are cut into a few equal runs of
  * output rows per thread (each weight row is read once, by one thread);
- * element-wise work is cut by tokens; attention by (sequence run, head),
+ * element-wise work is cut by tokens; attention by (sequence run, KV head),
  * since causal rows have different lengths. Activations are
  * quantized to the weight type's activation format once per operation
  * (cll_matmul_prepare), not once per thread. Nothing here allocates: every
@@ -746,8 +746,7 @@ int cll_forward(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
   for (int32_t s = 0; s < c->p.n_seq_max; s++)
     for (int32_t f = start[s]; f < start[s + 1]; f += CLL__QCHUNK) {
       int32_t n = start[s + 1] - f < CLL__QCHUNK ? start[s + 1] - f : CLL__QCHUNK;
-      c->units[c->n_units++] =
-          (struct cll__attn_unit){s, f, n, b->pos[c->seq_toks[f + n - 1]] + 1};
+      c->units[c->n_units++] = (struct cll__attn_unit){s, f, n, b->pos[c->seq_toks[f + n - 1]] + 1};
     }
   /* Largest attention work first (tokens times positions attended), so
    * that the threads do not wait at the end of the operation for one that

@@ -43,8 +43,8 @@ int cll__kv_init(cll_ctx *c) {
   if (!c->cells || !c->blk_free || !c->seq_cells || !c->seq_len || !c->k_cache || !c->v_cache)
     return CLL_ENOMEM;
   for (int64_t b = 0; b < c->n_blk; b++)
-    c->blk_free[b] = (int32_t)(n - b * CLL__KV_BLOCK < CLL__KV_BLOCK ? n - b * CLL__KV_BLOCK
-                                                                      : CLL__KV_BLOCK);
+    c->blk_free[b] =
+        (int32_t)(n - b * CLL__KV_BLOCK < CLL__KV_BLOCK ? n - b * CLL__KV_BLOCK : CLL__KV_BLOCK);
   c->n_blk_whole = c->n_blk;
   c->n_free = n;
   return 0;
