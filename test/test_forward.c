@@ -435,6 +435,126 @@ Test(forward, kv_seq_shift_rerotates_keys) {
   cll_model_release(m);
 }
 
+/* Runs of consecutive cells holding positions 0..len-1 of seq. */
+static int count_runs(const cll_ctx *c, int32_t seq) {
+  const int32_t *map = c->seq_cells + (size_t)seq * (size_t)c->p.n_ctx;
+  int runs = 0;
+  for (int32_t p = 0; p < cll_kv_seq_len(c, seq); p++)
+    runs += p == 0 || map[p] != map[p - 1] + 1;
+  return runs;
+}
+
+static int32_t test_token(int s, int p) {
+  return 1 + (s * 7 + p * 13) % 500;
+}
+
+/* Logits of the last of tokens test_token(s, 0..n-1) prefilled alone. */
+static void alone_logits(cll_model *m, int s, int n, float *out, int64_t V) {
+  cll_ctx *c = new_ctx(m, CLL_KV_F32, 1, 1);
+  int32_t tok[256];
+  for (int p = 0; p < n; p++)
+    tok[p] = test_token(s, p);
+  memcpy(out, feed(c, tok, n, 0, 0), (size_t)V * sizeof(float));
+  cll_ctx_free(c);
+}
+
+/* Eight sequences growing one token per step in the same batches (decode
+ * of eight streams) each keep their cells in a few runs, not one cell per
+ * step, and attend as if alone. */
+Test(forward, kv_cells_stay_in_runs) {
+  NEED_SHARED();
+  cll_model *m = load_model("stories260K-f32");
+  const int64_t V = m->info.n_vocab;
+  const int n_seq = 8, n_prompt = 5, len = 60;
+  cll_ctx *c = new_ctx(m, CLL_KV_F32, n_seq, 1);
+  int32_t tok[64], pos[64], seq[64];
+  uint8_t want[64];
+  cll_err err = {0};
+  int n = 0;
+  for (int p = 0; p < n_prompt; p++) /* prompts interleaved in one batch */
+    for (int s = 0; s < n_seq; s++, n++) {
+      tok[n] = test_token(s, p);
+      pos[n] = p;
+      seq[n] = s;
+      want[n] = p == n_prompt - 1;
+    }
+  struct cll_batch b = {n, tok, pos, seq, want};
+  cr_assert_eq(cll_forward(c, &b, &err), 0, "%s", err.msg);
+  for (int p = n_prompt; p < len; p++) {
+    for (int s = 0; s < n_seq; s++) {
+      tok[s] = test_token(s, p);
+      pos[s] = p;
+      seq[s] = s;
+      want[s] = 1;
+    }
+    struct cll_batch d = {n_seq, tok, pos, seq, want};
+    cr_assert_eq(cll_forward(c, &d, &err), 0, "%s", err.msg);
+  }
+  float *ref = malloc((size_t)V * sizeof(float));
+  for (int s = 0; s < n_seq; s++) {
+    cr_expect_eq(cll_kv_seq_len(c, s), len);
+    int runs = count_runs(c, s);
+    cr_expect_leq(runs, (len + CLL__KV_BLOCK - 1) / CLL__KV_BLOCK, "seq %d: %d runs", s, runs);
+    alone_logits(m, s, len, ref, V);
+    cr_expect_lt(max_abs_diff(cll_ctx_logits(c, s), ref, V), 1e-4, "seq %d", s);
+  }
+  free(ref);
+  cll_ctx_free(c);
+  cll_model_release(m);
+}
+
+/* With no wholly free block left, tokens still take any free cell until
+ * the pool is full; attention over such scattered cells, and over a copy
+ * of them, gives the logits of the sequence alone. */
+Test(forward, kv_full_pool_places_anywhere) {
+  NEED_SHARED();
+  cll_model *m = load_model("stories260K-f32");
+  const int64_t V = m->info.n_vocab;
+  struct cll_ctx_params p = cll_ctx_params_defaults();
+  p.n_ctx = 2 * CLL__KV_BLOCK;
+  p.n_seq_max = 3;
+  p.n_batch_max = 64;
+  p.kv_type = CLL_KV_F32;
+  p.n_threads = 1;
+  cll_ctx *c;
+  cll_err err = {0};
+  cr_assert_eq(cll_ctx_new(m, &p, &c, &err), 0, "%s", err.msg);
+  int32_t tok[64];
+  const int n0 = 20, n2 = 2 * CLL__KV_BLOCK - 2 * n0;
+  for (int s = 0; s < 2; s++) { /* one block each, partly filled */
+    for (int i = 0; i < n0; i++)
+      tok[i] = test_token(s, i);
+    feed(c, tok, n0, s, 0);
+  }
+  for (int i = 0; i < n2; i++)
+    tok[i] = test_token(2, i);
+  float *got = malloc((size_t)V * sizeof(float)), *ref = malloc((size_t)V * sizeof(float));
+  memcpy(got, feed(c, tok, n2, 2, 0), (size_t)V * sizeof(float));
+  cr_expect_eq(cll_kv_free_cells(c), 0);
+  cr_expect_geq(count_runs(c, 2), 2, "the rest of both blocks");
+  alone_logits(m, 2, n2, ref, V);
+  cr_expect_lt(max_abs_diff(got, ref, V), 1e-4);
+  int32_t one = 7, pos1 = n0, seq1 = 0;
+  struct cll_batch full = {1, &one, &pos1, &seq1, NULL};
+  cr_expect_eq(cll_forward(c, &full, &err), CLL_EFULL);
+  /* Seq 0 gives its cells back and takes a shared copy of seq 2: both
+   * continue with the same token to the same logits. */
+  cll_kv_seq_trim(c, 0, 0);
+  cr_assert_eq(cll_kv_seq_copy(c, 2, 0, n2), 0);
+  cr_expect_eq(cll_kv_free_cells(c), n0);
+  int32_t t2[2] = {test_token(2, n2), test_token(2, n2)}, p2[2] = {n2, n2}, s2[2] = {0, 2};
+  uint8_t w2[2] = {1, 1};
+  struct cll_batch b2 = {2, t2, p2, s2, w2};
+  cr_assert_eq(cll_forward(c, &b2, &err), 0, "%s", err.msg);
+  alone_logits(m, 2, n2 + 1, ref, V);
+  cr_expect_lt(max_abs_diff(cll_ctx_logits(c, 0), ref, V), 1e-4);
+  cr_expect_lt(max_abs_diff(cll_ctx_logits(c, 1), ref, V), 1e-4);
+  free(got);
+  free(ref);
+  cll_ctx_free(c);
+  cll_model_release(m);
+}
+
 Test(forward, load_rejects_bad_models) {
   cll_model *m;
   cll_err err = {0};

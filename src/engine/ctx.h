@@ -25,7 +25,9 @@ struct cll__cell {
 #define CLL__MAX_SEQ 64 /* bits in seq_mask */
 #define CLL__XQ_SLOTS 3 /* distinct activation formats prepared from one input */
 
-#define CLL__QCHUNK 64 /* query rows of one sequence and head attended together */
+#define CLL__KV_BLOCK 32 /* cells a sequence claims at a time (kv.c) */
+
+#define CLL__QCHUNK 64 /* query rows (head, token) of one sequence attended together */
 
 /* Scratch private to one compute thread. */
 struct cll__tscratch {
@@ -34,8 +36,9 @@ struct cll__tscratch {
   float *qg;          /* (QCHUNK, head_dim) gathered query rows */
   float *scores;      /* (QCHUNK, n_ctx) attention scores / probabilities */
   float *og;          /* (QCHUNK, head_dim) attention output rows */
-  uint8_t *kg;        /* (n_ctx, head_dim) keys gathered when cells are not contiguous */
-  uint8_t *vg;        /* (head_dim, n_ctx) values (transposed), likewise */
+  int32_t *runs;      /* (n_ctx + 1) first position of each run of consecutive cells */
+  uint8_t *vg;        /* (head_dim, n_ctx) values (transposed) gathered when the
+                         sequence's cells are not one run */
 };
 
 /* A run of one sequence's batch tokens attended together (<= QCHUNK). */
@@ -43,6 +46,7 @@ struct cll__attn_unit {
   int32_t seq;
   int32_t first;      /* index into cll_ctx.seq_toks */
   int32_t n;          /* tokens */
+  int32_t n_pos;      /* positions attended by the last token (its position + 1) */
 };
 
 struct cll_ctx {
@@ -54,8 +58,10 @@ struct cll_ctx {
 
   /* ---- KV pool (kv.c) */
   struct cll__cell *cells;      /* (n_ctx) */
-  int32_t *free_stack;          /* (n_ctx) indices of free cells */
-  int64_t n_free;
+  int32_t *blk_free;            /* (n_blk) free cells in each block of CLL__KV_BLOCK cells */
+  int64_t n_blk;                /* ceil(n_ctx / CLL__KV_BLOCK) */
+  int64_t n_blk_whole;          /* blocks with every cell free */
+  int64_t n_free;               /* free cells */
   int32_t *seq_cells;           /* (n_seq_max, n_ctx) cell of each position */
   int32_t *seq_len;             /* (n_seq_max) positions held */
   uint32_t kv_type;             /* CLL_TYPE_F16 or CLL_TYPE_F32 */

@@ -8,7 +8,7 @@
  * "work sharing" below) and waits until the operation is complete before
  * the next one. Chunks: matrix products are cut into a few equal runs of
  * output rows per thread (each weight row is read once, by one thread);
- * element-wise work is cut by tokens; attention by (sequence run, head),
+ * element-wise work is cut by tokens; attention by (sequence run, KV head),
  * since causal rows have different lengths. Activations are
  * quantized to the weight type's activation format once per operation
  * (cll_matmul_prepare), not once per thread. Nothing here allocates: every
@@ -40,12 +40,23 @@ static void *xalloc(size_t n) {
   return p;
 }
 
+typedef double v2d __attribute__((vector_size(16)));
+
 static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
-  double ss = 0.0;
-  for (int64_t i = 0; i < n; i++)
+  /* Sum of squares in double, in four independent lanes (two vectors of
+   * two: SSE2/NEON without ISA flags), so it is not one serial add chain. */
+  v2d s0 = {0, 0}, s1 = {0, 0};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v2d a = {x[i], x[i + 1]}, b = {x[i + 2], x[i + 3]};
+    s0 += a * a;
+    s1 += b * b;
+  }
+  double ss = (s0[0] + s0[1]) + (s1[0] + s1[1]);
+  for (; i < n; i++)
     ss += (double)x[i] * x[i];
   float scale = (float)(1.0 / sqrt(ss / (double)n + (double)eps));
-  for (int64_t i = 0; i < n; i++)
+  for (i = 0; i < n; i++)
     out[i] = x[i] * scale * w[i];
 }
 
@@ -157,120 +168,239 @@ static void matmul(cll_ctx *c, const struct prepared *pr, const struct cll__weig
   cll_matmul(c->K, &a);
 }
 
+/* ---------------------------------------------------------------- vector math
+ *
+ * GCC/Clang vector extensions: SSE2 on x86-64, NEON on AArch64, without ISA
+ * flags; 16-byte vectors, the width every such target has). Lanes are
+ * selected with bit masks (a vector ?: is C++ only). */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+typedef uint32_t v4u __attribute__((vector_size(16)));
+
+static v4f vsel(v4i m, v4f a, v4f b) {
+  return (v4f)((m & (v4i)a) | (~m & (v4i)b));
+}
+
+static v4f vload(const float *p) {
+  v4f v;
+  memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+static void vstore(float *p, v4f v) {
+  memcpy(p, &v, sizeof(v));
+}
+
+/* e^x in every lane, within 2 ulp of the exact value (Cody-Waite range
+ * reduction to r in [-ln2/2, ln2/2], a degree-6 minimax polynomial for e^r
+ * (the Cephes expf coefficients), then the exponent added to the bits).
+ * Inputs are clamped to [-87.33, 88.37], where e^x is a normal float: below
+ * it the result is ~1.2e-38 instead of a subnormal or 0, which changes
+ * nothing when it is added to a sum of at least 1. */
+static inline __attribute__((always_inline)) v4f vexp(v4f x) {
+  x = vsel(x > 88.3762626647949f, (v4f){0} + 88.3762626647949f, x);
+  x = vsel(x < -87.3365447505531f, (v4f){0} - 87.3365447505531f, x);
+  /* n = round(x / ln2): adding 1.5 * 2^23 rounds to an integer, which is
+   * then the low bits of t. */
+  const v4f t = x * 1.44269504088896341f + 12582912.0f;
+  const v4f n = t - 12582912.0f;
+  v4f r = x - n * 0.693359375f; /* ln2 in two parts: n * hi is exact */
+  r = r - n * -2.12194440e-4f;
+  v4f p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  const v4i scale = ((v4i)t - 0x4B400000 + 127) << 23; /* 2^n */
+  return p * (v4f)scale;
+}
+
+/* The IEEE half of each lane, bit for bit what cll_fp32_to_fp16 gives
+ * (round to nearest even; overflow to inf; NaN stays a quiet NaN). */
+static v4u vhalf(v4f f) {
+  const v4u w = (v4u)f, a = w & 0x7FFFFFFF;
+  /* Normal: rebias the exponent (127 -> 15) and round the 13 dropped bits
+   * to nearest even; a carry into the exponent is right, up to inf. */
+  v4u r = (a - 0x38000000 + 0xFFF + ((a >> 13) & 1)) >> 13;
+  /* Subnormal (|f| < 2^-14): |f| * 2^24 rounded to an integer by the
+   * float addition of 2^23, whose low bits then hold it. */
+  const v4u sub = (v4u)((v4f)a * 16777216.0f + 8388608.0f) - 0x4B000000;
+  r = (v4u)vsel(a < 0x38800000, (v4f)sub, (v4f)r);
+  r = (v4u)vsel(a >= 0x477FF000, (v4f)((v4u){0} + 0x7C00), (v4f)r);
+  r = (v4u)vsel(a > 0x7F800000, (v4f)(0x7E00 | ((a >> 13) & 0x3FF)), (v4f)r);
+  return r | ((w >> 16) & 0x8000);
+}
+
+/* gate[i] = silu(gate[i]) * up[i] = gate / (1 + e^-gate) * up. The last
+ * partial vector is padded, so every element goes through the same
+ * arithmetic wherever a chunk boundary falls. */
+static void swiglu(float *restrict gate, const float *restrict up, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) { /* two independent vectors per iteration */
+    v4f g0 = vload(gate + i), g1 = vload(gate + i + 4);
+    v4f e0 = vexp(-g0), e1 = vexp(-g1);
+    vstore(gate + i, g0 / (1.0f + e0) * vload(up + i));
+    vstore(gate + i + 4, g1 / (1.0f + e1) * vload(up + i + 4));
+  }
+  for (; i < n; i += 4) {
+    float g[4] = {0}, u[4] = {0};
+    int64_t k = n - i < 4 ? n - i : 4;
+    memcpy(g, gate + i, (size_t)k * sizeof(float));
+    memcpy(u, up + i, (size_t)k * sizeof(float));
+    v4f gv = vload(g);
+    vstore(g, gv / (1.0f + vexp(-gv)) * vload(u));
+    memcpy(gate + i, g, (size_t)k * sizeof(float));
+  }
+}
+
+/* row[j] = e^((row[j] - max) * scale) for j < n; returns the sum. */
+static float softmax_exp(float *row, int32_t n, float scale) {
+  v4f mv = (v4f){0} - INFINITY;
+  int32_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    v4f v = vload(row + j);
+    mv = vsel(v > mv, v, mv);
+  }
+  float mx = -INFINITY;
+  for (int l = 0; l < 4; l++)
+    mx = mv[l] > mx ? mv[l] : mx;
+  for (; j < n; j++)
+    mx = row[j] > mx ? row[j] : mx;
+  v4f sum = {0};
+  for (j = 0; j + 4 <= n; j += 4) {
+    v4f p = vexp((vload(row + j) - mx) * scale);
+    vstore(row + j, p);
+    sum += p;
+  }
+  if (j < n) {
+    float t[4];
+    for (int l = 0; l < 4; l++)
+      t[l] = j + l < n ? row[j + l] : mx - 1e30f; /* e^-huge: ~0 */
+    v4f p = vexp((vload(t) - mx) * scale);
+    for (int l = 0; j + l < n; l++)
+      row[j + l] = p[l];
+    sum += vsel((v4i){0, 1, 2, 3} < n - j, p, (v4f){0});
+  }
+  return (sum[0] + sum[1]) + (sum[2] + sum[3]);
+}
+
 /* ---------------------------------------------------------------- attention
  *
- * One work item = one query head over a run of up to QCHUNK tokens of one
- * sequence. Its keys (positions 0..n_pos-1 of the sequence) are a strided
- * matrix when the sequence's cells are consecutive in the pool, which is
- * the usual case; otherwise they are gathered first. Then
- *   S = K q^T (n_pos rows of head_dim: a matrix product, through the same
+ * One work item = one KV head over a run of up to QCHUNK tokens of one
+ * sequence (a unit), for all the query heads that share that KV head
+ * (GQA). The sequence's positions 0..n_pos-1 live in runs of consecutive
+ * cells (kv.c places a sequence's cells in blocks of CLL__KV_BLOCK, so a
+ * long sequence has a few runs, usually one per block). The keys of a run
+ * are a strided matrix in the K cache, so the scores are computed run by
+ * run without copying. The transposed V of a run is a strided matrix too,
+ * but splitting O = V^T P^T by runs would cut the dot products short, so
+ * when there are several runs they are copied next to each other first
+ * (head_dim copies per run, once per KV head). Then, with the group's
+ * (head, token) pairs as the rows of Q (at most QCHUNK at once; a decode
+ * token brings all its group's heads into one product),
+ *   S = K Q^T (n_pos rows of head_dim: a matrix product, through the same
  *   cll_matmul as the weights), causal softmax of each row, O = V^T P^T
- * where V^T (head_dim rows of n_pos) is read straight from the transposed
- * V cache. Decode (one token) is the same with n_tok = 1. */
+ * where V^T (head_dim rows of n_pos) is read from the transposed
+ * V cache. */
 
-/* Output of query head h for the tokens of unit u. */
-static void attend(cll_ctx *c, int il, const struct cll__attn_unit *u, int64_t h,
+/* Output of the query heads of KV head kvh for the tokens of unit u. */
+static void attend(cll_ctx *c, int il, const struct cll__attn_unit *u, int64_t kvh,
                    struct cll__tscratch *ts) {
   const struct cll_model_info *I = &c->m->info;
   const struct cll_batch *b = c->b;
   const int64_t D = I->head_dim, QD = I->n_head * D, n_ctx = c->p.n_ctx;
-  const int64_t kvh = h / (I->n_head / I->n_head_kv);
+  const int64_t G = I->n_head / I->n_head_kv; /* query heads per KV head */
   const size_t e = c->kv_elt, layer = (size_t)n_ctx * c->kv_row_bytes;
   const int32_t *toks = c->seq_toks + u->first;
-  const int32_t n_pos = b->pos[toks[u->n - 1]] + 1;
+  const int32_t n_pos = u->n_pos;
   const int32_t *cells = c->seq_cells + (size_t)u->seq * (size_t)n_ctx;
   const uint8_t *kl = c->k_cache + (size_t)il * layer + (size_t)(kvh * D) * e;
   const uint8_t *vl = c->v_cache + (size_t)il * layer + (size_t)(kvh * D * n_ctx) * e;
 
-  bool contiguous = true;
-  for (int32_t j = 1; j < n_pos && contiguous; j++)
-    contiguous = cells[j] == cells[0] + j;
-  const uint8_t *kw, *vw;
-  size_t k_stride, v_stride = (size_t)n_ctx * e;
-  if (contiguous) {
-    kw = kl + (size_t)cells[0] * c->kv_row_bytes;
-    k_stride = c->kv_row_bytes;
-    vw = vl + (size_t)cells[0] * e;
-  } else {
-    for (int32_t j = 0; j < n_pos; j++)
-      memcpy(ts->kg + (size_t)j * (size_t)D * e, kl + (size_t)cells[j] * c->kv_row_bytes,
-             (size_t)D * e);
-    for (int64_t d = 0; d < D; d++) {
-      const uint8_t *src = vl + (size_t)(d * n_ctx) * e;
-      uint8_t *dst = ts->vg + (size_t)(d * n_ctx) * e;
-      if (e == 2)
-        for (int32_t j = 0; j < n_pos; j++)
-          ((uint16_t *)dst)[j] = ((const uint16_t *)src)[cells[j]];
-      else
-        for (int32_t j = 0; j < n_pos; j++)
-          ((uint32_t *)dst)[j] = ((const uint32_t *)src)[cells[j]];
+  /* Runs of consecutive cells: start positions in ts->runs, n_runs + 1
+   * entries (the last is n_pos). */
+  int32_t n_runs = 0;
+  for (int32_t j = 0; j < n_pos; j++)
+    if (j == 0 || cells[j] != cells[j - 1] + 1)
+      ts->runs[n_runs++] = j;
+  ts->runs[n_runs] = n_pos;
+  /* V^T over the sequence's positions: in place when they are one run,
+   * else gathered run by run. */
+  const uint8_t *vw = vl + (size_t)cells[0] * e;
+  if (n_runs > 1) {
+    for (int32_t k = 0; k < n_runs; k++) {
+      int32_t j = ts->runs[k], len = ts->runs[k + 1] - j;
+      for (int64_t d = 0; d < D; d++)
+        memcpy(ts->vg + (size_t)(d * n_ctx + j) * e, vl + (size_t)(d * n_ctx + cells[j]) * e,
+               (size_t)len * e);
     }
-    kw = ts->kg;
-    k_stride = (size_t)D * e;
     vw = ts->vg;
   }
-  for (int32_t i = 0; i < u->n; i++)
-    memcpy(ts->qg + i * D, c->q + (int64_t)toks[i] * QD + h * D, (size_t)D * sizeof(float));
 
-  cll_matmul_args a = {
-      .wtype = c->kv_type,
-      .w = kw,
-      .w_stride = k_stride,
-      .n_in = D,
-      .r0 = 0,
-      .r1 = n_pos,
-      .x = ts->qg,
-      .x_stride = D,
-      .n_tok = u->n,
-      .y = ts->scores,
-      .y_stride = n_ctx,
-      .scratch = ts->mm,
-      .scratch_bytes = ts->mm_bytes,
-  };
-  cll_matmul(c->K, &a);
-
-  /* Causal softmax of each row, left unnormalized: the 1/sum is applied
-   * to the head_dim outputs below instead of the n_pos probabilities. */
+  /* Query rows: heads [h0, h0 + nh) of the group times the unit's tokens,
+   * row r = (head h0 + r / n, token r % n). */
+  const int32_t n = u->n;
+  const int64_t hb = CLL__QCHUNK / n < G ? CLL__QCHUNK / n : G;
   const float scale = 1.0f / sqrtf((float)D);
   float inv_sum[CLL__QCHUNK];
-  for (int32_t i = 0; i < u->n; i++) {
-    float *row = ts->scores + (int64_t)i * n_ctx;
-    int32_t n = b->pos[toks[i]] + 1; /* causal: positions 0..pos */
-    float mx = -INFINITY;
-    for (int32_t j = 0; j < n; j++)
-      mx = row[j] > mx ? row[j] : mx;
-    float s[4] = {0, 0, 0, 0}; /* independent sums: no serial add chain */
-    int32_t j = 0;
-    for (; j + 4 <= n; j += 4)
-      for (int l = 0; l < 4; l++)
-        s[l] += row[j + l] = expf((row[j + l] - mx) * scale);
-    for (; j < n; j++)
-      s[0] += row[j] = expf((row[j] - mx) * scale);
-    inv_sum[i] = 1.0f / ((s[0] + s[1]) + (s[2] + s[3]));
-    for (j = n; j < n_pos; j++)
-      row[j] = 0.0f;
-  }
+  for (int64_t h0 = 0; h0 < G; h0 += hb) {
+    const int64_t nh = G - h0 < hb ? G - h0 : hb, rows = nh * n;
+    for (int64_t r = 0; r < rows; r++)
+      memcpy(ts->qg + r * D, c->q + (int64_t)toks[r % n] * QD + (kvh * G + h0 + r / n) * D,
+             (size_t)D * sizeof(float));
+    /* Scores run by run: the keys of a run are rows kv_row_bytes apart. */
+    for (int32_t k = 0; k < n_runs; k++) {
+      int32_t j = ts->runs[k];
+      cll_matmul_args a = {
+          .wtype = c->kv_type,
+          .w = kl + (size_t)cells[j] * c->kv_row_bytes,
+          .w_stride = c->kv_row_bytes,
+          .n_in = D,
+          .r0 = 0,
+          .r1 = ts->runs[k + 1] - j,
+          .x = ts->qg,
+          .x_stride = D,
+          .n_tok = rows,
+          .y = ts->scores + j,
+          .y_stride = n_ctx,
+          .scratch = ts->mm,
+          .scratch_bytes = ts->mm_bytes,
+      };
+      cll_matmul(c->K, &a);
+    }
 
-  cll_matmul_args o = {
-      .wtype = c->kv_type,
-      .w = vw,
-      .w_stride = v_stride,
-      .n_in = n_pos,
-      .r0 = 0,
-      .r1 = D,
-      .x = ts->scores,
-      .x_stride = n_ctx,
-      .n_tok = u->n,
-      .y = ts->og,
-      .y_stride = D,
-      .scratch = ts->mm,
-      .scratch_bytes = ts->mm_bytes,
-  };
-  cll_matmul(c->K, &o);
-  for (int32_t i = 0; i < u->n; i++) {
-    float *dst = c->att + (int64_t)toks[i] * QD + h * D;
-    for (int64_t d = 0; d < D; d++)
-      dst[d] = ts->og[i * D + d] * inv_sum[i];
+    /* Causal softmax of each row, left unnormalized: the 1/sum is applied
+     * to the head_dim outputs below instead of the n_pos probabilities. */
+    for (int64_t r = 0; r < rows; r++) {
+      float *row = ts->scores + r * n_ctx;
+      int32_t len = b->pos[toks[r % n]] + 1; /* causal: positions 0..pos */
+      inv_sum[r] = 1.0f / softmax_exp(row, len, scale);
+      if (len < n_pos)
+        memset(row + len, 0, (size_t)(n_pos - len) * sizeof(float));
+    }
+
+    cll_matmul_args o = {
+        .wtype = c->kv_type,
+        .w = vw,
+        .w_stride = (size_t)n_ctx * e,
+        .n_in = n_pos,
+        .r0 = 0,
+        .r1 = D,
+        .x = ts->scores,
+        .x_stride = n_ctx,
+        .n_tok = rows,
+        .y = ts->og,
+        .y_stride = D,
+        .scratch = ts->mm,
+        .scratch_bytes = ts->mm_bytes,
+    };
+    cll_matmul(c->K, &o);
+    for (int64_t r = 0; r < rows; r++) {
+      float *dst = c->att + (int64_t)toks[r % n] * QD + (kvh * G + h0 + r / n) * D;
+      for (int64_t d = 0; d < D; d++)
+        dst[d] = ts->og[r * D + d] * inv_sum[r];
+    }
   }
 }
 
@@ -286,11 +416,20 @@ static void store_kv(const cll_ctx *c, int il, int32_t cell, const float *k, con
     memcpy(kd, k, c->kv_row_bytes);
     for (int64_t i = 0; i < c->kv_dim; i++)
       ((float *)vl)[i * n_ctx + cell] = v[i];
-  } else {
-    for (int64_t i = 0; i < c->kv_dim; i++) {
-      ((uint16_t *)kd)[i] = cll_fp32_to_fp16(k[i]);
-      ((uint16_t *)vl)[i * n_ctx + cell] = cll_fp32_to_fp16(v[i]);
+    return;
+  }
+  uint16_t *kh = (uint16_t *)kd, *vh = (uint16_t *)vl + cell;
+  int64_t i = 0;
+  for (; i + 4 <= c->kv_dim; i += 4) {
+    v4u hk = vhalf(vload(k + i)), hv = vhalf(vload(v + i));
+    for (int l = 0; l < 4; l++) {
+      kh[i + l] = (uint16_t)hk[l];
+      vh[(i + l) * n_ctx] = (uint16_t)hv[l];
     }
+  }
+  for (; i < c->kv_dim; i++) {
+    kh[i] = cll_fp32_to_fp16(k[i]);
+    vh[i * n_ctx] = cll_fp32_to_fp16(v[i]);
   }
 }
 
@@ -302,13 +441,7 @@ static void add_bias(float *x, const struct cll__weight *b, int64_t n) {
     x[i] += bv[i];
 }
 
-static float silu(float x) {
-  return x / (1.0f + expf(-x));
-}
-
-/* y[i] += x[i], four lanes at a time (GCC/Clang vector extension: SSE2 on
- * x86-64, NEON on AArch64, without ISA flags). */
-typedef float v4f __attribute__((vector_size(16)));
+/* y[i] += x[i], four lanes at a time. */
 
 static void add_to(float *restrict y, const float *restrict x, int64_t n) {
   int64_t i = 0;
@@ -471,10 +604,10 @@ static void forward_worker(void *arg, int ith, int nth) {
     }
     op_end(w, n);
 
-    /* attention: one chunk per (unit, head) */
-    n = c->n_units * (int32_t)I->n_head;
+    /* attention: one chunk per (unit, KV head) */
+    n = c->n_units * (int32_t)I->n_head_kv;
     FOR_CHUNKS(w, n, i)
-    attend(c, il, &c->units[i / I->n_head], i % I->n_head, &c->ts[ith]);
+    attend(c, il, &c->units[i / I->n_head_kv], i % I->n_head_kv, &c->ts[ith]);
     op_end(w, n);
 
     if (il == I->n_layer - 1 && c->n_out < T) {
@@ -527,8 +660,7 @@ static void forward_worker(void *arg, int ith, int nth) {
       matmul(c, &pr, &L->w_gate, c->xn, E, T, c->gate, F, a0, a1, ith);
       matmul(c, &pr, &L->w_up, c->xn, E, T, c->up, F, a0, a1, ith);
       for (int64_t t = 0; t < T; t++)
-        for (int64_t r = a0; r < a1; r++)
-          c->gate[t * F + r] = silu(c->gate[t * F + r]) * c->up[t * F + r];
+        swiglu(c->gate + t * F + a0, c->up + t * F + a0, a1 - a0);
     }
     op_end(w, n);
 
@@ -571,6 +703,15 @@ static void forward_worker(void *arg, int ith, int nth) {
   }
   op_end(w, n);
   assert(w->k <= c->n_ops);
+}
+
+/* Orders attention units by work (tokens times positions), largest first. */
+static int unit_cmp(const void *pa, const void *pb) {
+  const struct cll__attn_unit *a = pa, *b = pb;
+  int64_t wa = (int64_t)a->n * a->n_pos, wb = (int64_t)b->n * b->n_pos;
+  if (wa != wb)
+    return wa > wb ? -1 : 1;
+  return a->first - b->first; /* distinct: seq_toks indices */
 }
 
 int cll_forward(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
@@ -616,8 +757,12 @@ int cll_forward(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
   for (int32_t s = 0; s < c->p.n_seq_max; s++)
     for (int32_t f = start[s]; f < start[s + 1]; f += CLL__QCHUNK) {
       int32_t n = start[s + 1] - f < CLL__QCHUNK ? start[s + 1] - f : CLL__QCHUNK;
-      c->units[c->n_units++] = (struct cll__attn_unit){s, f, n};
+      c->units[c->n_units++] = (struct cll__attn_unit){s, f, n, b->pos[c->seq_toks[f + n - 1]] + 1};
     }
+  /* Largest attention work first (tokens times positions attended), so
+   * that the threads do not wait at the end of the operation for one that
+   * took a prompt chunk last. */
+  qsort(c->units, (size_t)c->n_units, sizeof(*c->units), unit_cmp);
   c->n_out = n_out;
   c->b = b;
   /* Small models (or tiny batches of them) run on one thread: below about
@@ -758,9 +903,9 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
     ts->qg = xalloc(Q * D * f);
     ts->og = xalloc(Q * D * f);
     ts->scores = xalloc(Q * (size_t)p->n_ctx * f);
-    ts->kg = xalloc((size_t)p->n_ctx * D * c->kv_elt);
+    ts->runs = xalloc(((size_t)p->n_ctx + 1) * sizeof(int32_t));
     ts->vg = xalloc((size_t)p->n_ctx * D * c->kv_elt);
-    ok = ts->mm && ts->qg && ts->og && ts->scores && ts->kg && ts->vg;
+    ok = ts->mm && ts->qg && ts->og && ts->scores && ts->runs && ts->vg;
   }
   if (!ok) {
     cll_ctx_free(c);
@@ -789,7 +934,7 @@ void cll_ctx_free(cll_ctx *c) {
       free(c->ts[i].qg);
       free(c->ts[i].og);
       free(c->ts[i].scores);
-      free(c->ts[i].kg);
+      free(c->ts[i].runs);
       free(c->ts[i].vg);
     }
   free(c->ts);

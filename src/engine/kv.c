@@ -5,40 +5,54 @@
  * very different lengths share one pool without reserving n_ctx cells each,
  * and attention walks a sequence's cells in position order. A cell records
  * which sequences use it (a bit mask): cll_kv_seq_copy makes a prefix shared
- * instead of copying it, and a cell returns to the free stack when its last
- * sequence lets go. Shifting a sequence re-rotates its keys in place; a cell
- * that another sequence still shares is copied first (copy on write).
+ * instead of copying it, and a cell is free again when its last sequence
+ * lets go. Shifting a sequence re-rotates its keys in place; a cell that
+ * another sequence still shares is copied first (copy on write).
+ *
+ * Placement keeps each sequence's cells consecutive where it can, because
+ * attention reads a run of consecutive cells as a strided matrix and must
+ * gather scattered ones (forward.c). The pool is cut into blocks of
+ * CLL__KV_BLOCK cells. A sequence's next position goes to the cell after
+ * its previous one when that cell is free and in the same block (or starts
+ * a wholly free block); otherwise it claims a wholly free block, preferably
+ * the next one, else the lowest; only when no block is wholly free does it
+ * take any free cell (the nearest after its previous cell). So sequences
+ * growing in turn (decode steps of many streams) each fill their own
+ * blocks instead of interleaving cell by cell, and a placement succeeds
+ * whenever enough cells are free, as with a plain free list.
  *
  * Threads: called by the thread that owns the cll_ctx, never during a
  * forward's compute (the team only reads the pool's metadata). */
 #include "engine/ctx.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 int cll__kv_init(cll_ctx *c) {
   int64_t n = c->p.n_ctx;
+  c->n_blk = (n + CLL__KV_BLOCK - 1) / CLL__KV_BLOCK;
   c->cells = calloc((size_t)n, sizeof(*c->cells));
-  c->free_stack = malloc((size_t)n * sizeof(*c->free_stack));
+  c->blk_free = malloc((size_t)c->n_blk * sizeof(*c->blk_free));
   c->seq_cells = malloc((size_t)n * (size_t)c->p.n_seq_max * sizeof(*c->seq_cells));
   c->seq_len = calloc((size_t)c->p.n_seq_max, sizeof(*c->seq_len));
   size_t layer_bytes = (size_t)n * c->kv_row_bytes;
   size_t total = layer_bytes * (size_t)c->m->info.n_layer;
   c->k_cache = malloc(total);
   c->v_cache = malloc(total);
-  if (!c->cells || !c->free_stack || !c->seq_cells || !c->seq_len || !c->k_cache || !c->v_cache)
+  if (!c->cells || !c->blk_free || !c->seq_cells || !c->seq_len || !c->k_cache || !c->v_cache)
     return CLL_ENOMEM;
-  /* Pop order: lowest cell first, so a fresh context fills the pool from the
-   * start (touching pages only as needed). */
-  for (int64_t i = 0; i < n; i++)
-    c->free_stack[i] = (int32_t)(n - 1 - i);
+  for (int64_t b = 0; b < c->n_blk; b++)
+    c->blk_free[b] =
+        (int32_t)(n - b * CLL__KV_BLOCK < CLL__KV_BLOCK ? n - b * CLL__KV_BLOCK : CLL__KV_BLOCK);
+  c->n_blk_whole = c->n_blk;
   c->n_free = n;
   return 0;
 }
 
 void cll__kv_free(cll_ctx *c) {
   free(c->cells);
-  free(c->free_stack);
+  free(c->blk_free);
   free(c->seq_cells);
   free(c->seq_len);
   free(c->k_cache);
@@ -49,11 +63,67 @@ static int32_t *cells_of(const cll_ctx *c, int32_t seq) {
   return c->seq_cells + (size_t)seq * (size_t)c->p.n_ctx;
 }
 
+/* Cells in block b (the last block may be short). */
+static int32_t blk_size(const cll_ctx *c, int64_t b) {
+  int64_t left = c->p.n_ctx - b * CLL__KV_BLOCK;
+  return (int32_t)(left < CLL__KV_BLOCK ? left : CLL__KV_BLOCK);
+}
+
+static bool blk_whole(const cll_ctx *c, int64_t b) {
+  return c->blk_free[b] == blk_size(c, b);
+}
+
+/* Marks a free cell used by seq alone (pos is set by the caller). */
+static void take(cll_ctx *c, int32_t cell, int32_t seq) {
+  int64_t b = cell / CLL__KV_BLOCK;
+  if (blk_whole(c, b))
+    c->n_blk_whole--;
+  c->blk_free[b]--;
+  c->n_free--;
+  c->cells[cell].seq_mask = 1ull << seq;
+}
+
 static void release(cll_ctx *c, int32_t cell, int32_t seq) {
   struct cll__cell *ce = &c->cells[cell];
   ce->seq_mask &= ~(1ull << seq);
-  if (ce->seq_mask == 0)
-    c->free_stack[c->n_free++] = cell;
+  if (ce->seq_mask == 0) {
+    int64_t b = cell / CLL__KV_BLOCK;
+    c->blk_free[b]++;
+    c->n_free++;
+    if (blk_whole(c, b))
+      c->n_blk_whole++;
+  }
+}
+
+/* A free cell for the position after cell prev (-1: a sequence's first
+ * cell), chosen as the file comment says. The pool must have a free cell. */
+static int32_t pick_cell(const cll_ctx *c, int32_t prev) {
+  const int64_t n = c->p.n_ctx, B = CLL__KV_BLOCK;
+  if (prev >= 0 && prev + 1 < n && c->cells[prev + 1].seq_mask == 0 &&
+      ((prev + 1) % B != 0 || blk_whole(c, (prev + 1) / B)))
+    return prev + 1;
+  if (c->n_blk_whole > 0) {
+    int64_t next = prev >= 0 ? prev / B + 1 : 0;
+    if (next < c->n_blk && blk_whole(c, next))
+      return (int32_t)(next * B);
+    for (int64_t b = 0; b < c->n_blk; b++)
+      if (blk_whole(c, b))
+        return (int32_t)(b * B);
+  }
+  /* No wholly free block: the first free cell after prev, wrapping around,
+   * skipping full blocks. */
+  int64_t start = prev >= 0 && prev + 1 < n ? prev + 1 : 0;
+  for (int64_t k = 0; k <= c->n_blk; k++) {
+    int64_t b = (start / B + k) % c->n_blk;
+    if (c->blk_free[b] == 0)
+      continue;
+    int64_t i0 = k == 0 ? start : b * B, i1 = b * B + blk_size(c, b);
+    for (int64_t i = i0; i < i1; i++)
+      if (c->cells[i].seq_mask == 0)
+        return (int32_t)i;
+  }
+  assert(!"pick_cell: the pool has no free cell");
+  return -1;
 }
 
 int cll__kv_place(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
@@ -81,10 +151,11 @@ int cll__kv_place(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
   }
   for (int32_t i = 0; i < b->n_tokens; i++) {
     int32_t s = b->seq[i];
-    int32_t cell = c->free_stack[--c->n_free];
+    int32_t *map = cells_of(c, s);
+    int32_t cell = pick_cell(c, b->pos[i] > 0 ? map[b->pos[i] - 1] : -1);
+    take(c, cell, s);
     c->cells[cell].pos = b->pos[i];
-    c->cells[cell].seq_mask = 1ull << s;
-    cells_of(c, s)[b->pos[i]] = cell;
+    map[b->pos[i]] = cell;
     c->seq_len[s] = b->pos[i] + 1;
     c->cell_of[i] = cell;
   }
@@ -191,10 +262,11 @@ void cll_kv_seq_shift(cll_ctx *c, int32_t seq, int32_t p0, int32_t n_discard) {
         len = p;
         break;
       }
-      int32_t fresh = c->free_stack[--c->n_free];
+      int32_t to = p - n_discard;
+      int32_t fresh = pick_cell(c, to > 0 ? map[to - 1] : -1);
+      take(c, fresh, seq);
       copy_cell(c, cell, fresh);
-      c->cells[cell].seq_mask &= ~(1ull << seq);
-      c->cells[fresh].seq_mask = 1ull << seq;
+      c->cells[cell].seq_mask &= ~(1ull << seq); /* still shared: stays used */
       cell = fresh;
     }
     rerotate(c, cell, -n_discard);
