@@ -187,9 +187,34 @@ static v4f vload(const float *p) {
   return v;
 }
 
-static void vstore(float *p, v4f v) {
-  memcpy(p, &v, sizeof(v));
-}
+/* Wide vectors for the element-wise loops (SwiGLU, softmax): 16 floats.
+ * Without ISA flags the compiler splits each operation into four SSE2 /
+ * NEON ones; on x86-64 these loops are also compiled for AVX-512 and AVX2
+ * (target_clones: the best the CPU has is picked at load time), where one
+ * instruction does all 16 or 8 lanes. The arithmetic is the same IEEE
+ * operations in the same order in every version (ISO C mode: no FMA
+ * contraction), so every version gives the same bits. */
+#define VW 16
+#if defined(__GNUC__) && !defined(__clang__)
+/* The wide vectors never cross a call (everything taking or returning one
+ * is inlined), so GCC's note that their calling convention depends on
+ * AVX-512 does not apply. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+typedef float vwf __attribute__((vector_size(VW * 4)));
+typedef int32_t vwi __attribute__((vector_size(VW * 4)));
+
+#if defined(__x86_64__) && (defined(__clang__) ? __clang_major__ >= 14 : __GNUC__ >= 8)
+#define WIDE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define WIDE_CLONES
+#endif
+
+/* Wide vectors are passed by pointer or through macros: Clang refuses a
+ * 64-byte vector argument in the AVX2 version even when it is inlined. */
+#define VWSEL(m, a, b) ((vwf)(((m) & (vwi)(a)) | (~(m) & (vwi)(b))))
+#define VWLOAD(v, p) memcpy(&(v), (p), sizeof(vwf))
+#define VWSTORE(p, v) memcpy((p), &(v), sizeof(vwf))
 
 /* e^x in every lane, within 2 ulp of the exact value (Cody-Waite range
  * reduction to r in [-ln2/2, ln2/2], a degree-6 minimax polynomial for e^r
@@ -197,23 +222,24 @@ static void vstore(float *p, v4f v) {
  * Inputs are clamped to [-87.33, 88.37], where e^x is a normal float: below
  * it the result is ~1.2e-38 instead of a subnormal or 0, which changes
  * nothing when it is added to a sum of at least 1. */
-static inline __attribute__((always_inline)) v4f vexp(v4f x) {
-  x = vsel(x > 88.3762626647949f, (v4f){0} + 88.3762626647949f, x);
-  x = vsel(x < -87.3365447505531f, (v4f){0} - 87.3365447505531f, x);
+static inline __attribute__((always_inline)) void vexp(vwf *px) {
+  vwf x = *px;
+  x = VWSEL(x > 88.3762626647949f, (vwf){0} + 88.3762626647949f, x);
+  x = VWSEL(x < -87.3365447505531f, (vwf){0} - 87.3365447505531f, x);
   /* n = round(x / ln2): adding 1.5 * 2^23 rounds to an integer, which is
    * then the low bits of t. */
-  const v4f t = x * 1.44269504088896341f + 12582912.0f;
-  const v4f n = t - 12582912.0f;
-  v4f r = x - n * 0.693359375f; /* ln2 in two parts: n * hi is exact */
+  const vwf t = x * 1.44269504088896341f + 12582912.0f;
+  const vwf n = t - 12582912.0f;
+  vwf r = x - n * 0.693359375f; /* ln2 in two parts: n * hi is exact */
   r = r - n * -2.12194440e-4f;
-  v4f p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+  vwf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
-  const v4i scale = ((v4i)t - 0x4B400000 + 127) << 23; /* 2^n */
-  return p * (v4f)scale;
+  const vwi scale = ((vwi)t - 0x4B400000 + 127) << 23; /* 2^n */
+  *px = p * (vwf)scale;
 }
 
 /* The IEEE half of each lane, bit for bit what cll_fp32_to_fp16 gives
@@ -235,54 +261,72 @@ static v4u vhalf(v4f f) {
 /* gate[i] = silu(gate[i]) * up[i] = gate / (1 + e^-gate) * up. The last
  * partial vector is padded, so every element goes through the same
  * arithmetic wherever a chunk boundary falls. */
-static void swiglu(float *restrict gate, const float *restrict up, int64_t n) {
+WIDE_CLONES static void swiglu(float *restrict gate, const float *restrict up, int64_t n) {
+  vwf g, u, e, o;
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) { /* two independent vectors per iteration */
-    v4f g0 = vload(gate + i), g1 = vload(gate + i + 4);
-    v4f e0 = vexp(-g0), e1 = vexp(-g1);
-    vstore(gate + i, g0 / (1.0f + e0) * vload(up + i));
-    vstore(gate + i + 4, g1 / (1.0f + e1) * vload(up + i + 4));
+  for (; i + VW <= n; i += VW) {
+    VWLOAD(g, gate + i);
+    VWLOAD(u, up + i);
+    e = -g;
+    vexp(&e);
+    o = g / (1.0f + e) * u;
+    VWSTORE(gate + i, o);
   }
-  for (; i < n; i += 4) {
-    float g[4] = {0}, u[4] = {0};
-    int64_t k = n - i < 4 ? n - i : 4;
-    memcpy(g, gate + i, (size_t)k * sizeof(float));
-    memcpy(u, up + i, (size_t)k * sizeof(float));
-    v4f gv = vload(g);
-    vstore(g, gv / (1.0f + vexp(-gv)) * vload(u));
-    memcpy(gate + i, g, (size_t)k * sizeof(float));
+  if (i < n) {
+    float gp[VW] = {0}, up_[VW] = {0};
+    int64_t k = n - i;
+    memcpy(gp, gate + i, (size_t)k * sizeof(float));
+    memcpy(up_, up + i, (size_t)k * sizeof(float));
+    VWLOAD(g, gp);
+    VWLOAD(u, up_);
+    e = -g;
+    vexp(&e);
+    o = g / (1.0f + e) * u;
+    VWSTORE(gp, o);
+    memcpy(gate + i, gp, (size_t)k * sizeof(float));
   }
 }
 
 /* row[j] = e^((row[j] - max) * scale) for j < n; returns the sum. */
-static float softmax_exp(float *row, int32_t n, float scale) {
-  v4f mv = (v4f){0} - INFINITY;
+WIDE_CLONES static float softmax_exp(float *row, int32_t n, float scale) {
+  vwf v, mv = (vwf){0} - INFINITY;
   int32_t j = 0;
-  for (; j + 4 <= n; j += 4) {
-    v4f v = vload(row + j);
-    mv = vsel(v > mv, v, mv);
+  for (; j + VW <= n; j += VW) {
+    VWLOAD(v, row + j);
+    mv = VWSEL(v > mv, v, mv);
   }
   float mx = -INFINITY;
-  for (int l = 0; l < 4; l++)
+  for (int l = 0; l < VW; l++)
     mx = mv[l] > mx ? mv[l] : mx;
   for (; j < n; j++)
     mx = row[j] > mx ? row[j] : mx;
-  v4f sum = {0};
-  for (j = 0; j + 4 <= n; j += 4) {
-    v4f p = vexp((vload(row + j) - mx) * scale);
-    vstore(row + j, p);
-    sum += p;
+  vwf sum = {0};
+  for (j = 0; j + VW <= n; j += VW) {
+    VWLOAD(v, row + j);
+    v = (v - mx) * scale;
+    vexp(&v);
+    VWSTORE(row + j, v);
+    sum += v;
   }
   if (j < n) {
-    float t[4];
-    for (int l = 0; l < 4; l++)
+    float t[VW];
+    for (int l = 0; l < VW; l++)
       t[l] = j + l < n ? row[j + l] : mx - 1e30f; /* e^-huge: ~0 */
-    v4f p = vexp((vload(t) - mx) * scale);
-    for (int l = 0; j + l < n; l++)
-      row[j + l] = p[l];
-    sum += vsel((v4i){0, 1, 2, 3} < n - j, p, (v4f){0});
+    VWLOAD(v, t);
+    v = (v - mx) * scale;
+    vexp(&v);
+    for (int l = 0; j + l < n; l++) {
+      row[j + l] = v[l];
+      sum[l] += v[l];
+    }
   }
-  return (sum[0] + sum[1]) + (sum[2] + sum[3]);
+  /* Pairwise, in the same order in every version. */
+  float h[VW];
+  memcpy(h, &sum, sizeof(h));
+  for (int w = VW / 2; w > 0; w /= 2)
+    for (int l = 0; l < w; l++)
+      h[l] += h[l + w];
+  return h[0];
 }
 
 /* ---------------------------------------------------------------- attention

@@ -42,6 +42,64 @@ static void dequant_f16_512(const void *src, float *dst, int64_t n) {
     dst[i] = h2f(x[i]);
 }
 
+/* ---------------------------------------------------------------- F16 rows, a few tokens
+ *
+ * Attention's products (keys times the query rows of a GQA group, values
+ * times their probabilities) are F16 rows of 64..n_ctx elements against
+ * 2..16 float rows. One vec_dot per (row, token) spends more on its
+ * horizontal sum than on the products, so here the tokens go in the lanes
+ * instead: the token rows are transposed once per call, 512 elements at a
+ * time (qt[i] = element i of every token), and a weight row converted to
+ * float is then 512 broadcast-FMAs into one vector that holds all its
+ * outputs, with no horizontal sums. Four accumulators hide the FMA
+ * latency. */
+
+#define F16S_CHUNK 512
+
+void cll__matmul_f16_small_avx512(const cll_matmul_args *a) {
+  const int64_t T = a->n_tok;
+  const __mmask16 tm = (__mmask16)((1u << T) - 1u);
+  float qt[F16S_CHUNK * 16] __attribute__((aligned(64)));
+  float kf[F16S_CHUNK] __attribute__((aligned(64)));
+  for (int64_t i0 = 0; i0 < a->n_in; i0 += F16S_CHUNK) {
+    const int64_t n = a->n_in - i0 < F16S_CHUNK ? a->n_in - i0 : F16S_CHUNK;
+    const int64_t n16 = n & ~(int64_t)15;
+    /* qt[i][t] = x[t][i0 + i]; lanes past T stay 0. */
+    for (int64_t i = 0; i < n; i++) {
+      __m512 v = _mm512_setzero_ps();
+      for (int64_t t = 0; t < T; t++)
+        v = _mm512_mask_mov_ps(v, (__mmask16)(1u << t),
+                               _mm512_set1_ps(a->x[t * a->x_stride + i0 + i]));
+      _mm512_store_ps(qt + i * 16, v);
+    }
+    for (int64_t r = a->r0; r < a->r1; r++) {
+      const uint16_t *w = (const uint16_t *)((const char *)a->w + (size_t)r * a->w_stride) + i0;
+      int64_t i = 0;
+      for (; i < n16; i += 16)
+        _mm512_store_ps(kf + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + i))));
+      for (; i < n; i++) kf[i] = h2f(w[i]);
+      __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                       _mm512_setzero_ps()};
+      i = 0;
+      for (; i + 4 <= n; i += 4)
+        for (int k = 0; k < 4; k++)
+          acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(kf[i + k]), _mm512_load_ps(qt + (i + k) * 16),
+                                   acc[k]);
+      for (; i < n; i++)
+        acc[0] = _mm512_fmadd_ps(_mm512_set1_ps(kf[i]), _mm512_load_ps(qt + i * 16), acc[0]);
+      __m512 s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+      if (i0 > 0) { /* later chunks add to what the earlier ones wrote */
+        float prev[16];
+        for (int64_t t = 0; t < T; t++) prev[t] = a->y[t * a->y_stride + r];
+        s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(tm, prev));
+      }
+      float out[16];
+      _mm512_storeu_ps(out, s);
+      for (int64_t t = 0; t < T; t++) a->y[t * a->y_stride + r] = out[t];
+    }
+  }
+}
+
 /* ---------------------------------------------------------------- Q4_0 / Q8_0 dots, 512-bit
  *
  * Two blocks per vector and the per-block scales of eight blocks at once:
@@ -421,7 +479,7 @@ void cll__pack_q4_0_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t
  * points at row 16p of token t0. */
 static inline __attribute__((always_inline)) void
 p4_tile(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *q, const uint16_t *d,
-        int64_t t0, float *y) {
+        int64_t t0, float *y, int pf) {
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   __m512 acc[P4_TOK];
   const sb_q8_0 *yrow[P4_TOK];
@@ -434,7 +492,7 @@ p4_tile(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *q, con
   }
   for (int64_t i = 0; i < nb; i++) {
     const uint8_t *qi = q + (size_t)i * 256;
-    if (T <= 2) { /* decode streams from memory: fetch a few blocks ahead */
+    if (pf) { /* the first pass over a panel streams from memory: fetch ahead */
       _mm_prefetch((const char *)qi + P4_PREFETCH, _MM_HINT_T0);
       _mm_prefetch((const char *)qi + P4_PREFETCH + 64, _MM_HINT_T0);
       _mm_prefetch((const char *)qi + P4_PREFETCH + 128, _MM_HINT_T0);
@@ -479,17 +537,23 @@ void cll__matmul_q4_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_
       const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * pb;
       const uint16_t *d = (const uint16_t *)(q + (size_t)nb * 256);
       float *y = a->y + p * P4_ROWS;
-      int64_t t0 = tc;
-      for (; t0 + P4_TOK <= te; t0 += P4_TOK) p4_tile(P4_TOK, a, nb, q, d, t0, y + t0 * a->y_stride);
-      switch (te - t0) {
-      case 7: p4_tile(7, a, nb, q, d, t0, y + t0 * a->y_stride); break;
-      case 6: p4_tile(6, a, nb, q, d, t0, y + t0 * a->y_stride); break;
-      case 5: p4_tile(5, a, nb, q, d, t0, y + t0 * a->y_stride); break;
-      case 4: p4_tile(4, a, nb, q, d, t0, y + t0 * a->y_stride); break;
-      case 3: p4_tile(3, a, nb, q, d, t0, y + t0 * a->y_stride); break;
-      case 2: p4_tile(2, a, nb, q, d, t0, y + t0 * a->y_stride); break;
-      case 1: p4_tile(1, a, nb, q, d, t0, y + t0 * a->y_stride); break;
-      default: break;
+      /* Tiles of at most 8 tokens, as even as possible (41 tokens: 7 7 7
+       * 7 7 6, not 8 8 8 8 8 1); the first prefetches the panel. */
+      const int64_t nt = te - tc, n_tiles = (nt + P4_TOK - 1) / P4_TOK;
+      for (int64_t k = 0; k < n_tiles; k++) {
+        const int64_t t0 = tc + nt * k / n_tiles, t1 = tc + nt * (k + 1) / n_tiles;
+        float *yt = y + t0 * a->y_stride;
+        switch (t1 - t0) {
+        case 8: p4_tile(8, a, nb, q, d, t0, yt, k == 0); break;
+        case 7: p4_tile(7, a, nb, q, d, t0, yt, k == 0); break;
+        case 6: p4_tile(6, a, nb, q, d, t0, yt, k == 0); break;
+        case 5: p4_tile(5, a, nb, q, d, t0, yt, k == 0); break;
+        case 4: p4_tile(4, a, nb, q, d, t0, yt, k == 0); break;
+        case 3: p4_tile(3, a, nb, q, d, t0, yt, k == 0); break;
+        case 2: p4_tile(2, a, nb, q, d, t0, yt, k == 0); break;
+        case 1: p4_tile(1, a, nb, q, d, t0, yt, k == 0); break;
+        default: break;
+        }
       }
     }
   }

@@ -55,6 +55,8 @@ static int64_t tile_rows = TILE_ROWS_DEFAULT;
  * of avx512.c (measured with bench/kernels, like GEMM_MIN_TOK). */
 #define INT8_MIN_TOK_DEFAULT 2 /* 2 tokens: 81 vs 49 GFLOP/s; 1: 63 vs 70 */
 static int int8_min_tok = INT8_MIN_TOK_DEFAULT;
+/* From this many tokens F16 weights use avx512.c's few-token kernel. */
+#define F16_SMALL_MIN_TOK 2
 /* Benchmarks only (cll__matmul_force_path): 0 = choose by size. */
 static int forced_path;
 static char blis_arch_name[32] = "none";
@@ -212,7 +214,8 @@ static void matmul_gemm(const cll_kernels *k, const cll_matmul_args *a) {
   }
 }
 
-/* Which path a call takes: 1 fused dot, 2 BLIS, 3 int8 GEMM. */
+/* Which path a call takes: 1 fused dot, 2 BLIS, 3 int8 GEMM, 4 the F16
+ * few-token kernel. */
 static int choose_path(const cll_kernels *k, const cll_matmul_args *a) {
   const bool have_scratch = a->scratch != NULL;
   const bool int8_ok =
@@ -237,6 +240,13 @@ static int choose_path(const cll_kernels *k, const cll_matmul_args *a) {
                                                      : int8_min_tok;
   if (int8_ok && a->n_tok >= i8_min)
     return 3;
+#if defined(__x86_64__)
+  /* F16 rows against a few tokens (attention of a GQA group): tokens in
+   * the lanes, no horizontal sums (bench/kernels: F16 n_tok=4, 8, 16). */
+  if (a->wtype == CLL_TYPE_F16 && a->n_tok >= F16_SMALL_MIN_TOK && a->n_tok <= 16 &&
+      strcmp(k->isa, "avx512") == 0)
+    return 4;
+#endif
   const struct cll_type_info *ti = cll_type_info(a->wtype);
   const int64_t min_tok = ti != NULL && ti->block_elems > 1
                               ? (int64_t)gemm_min_tok * GEMM_MIN_TOK_QUANT_FACTOR
@@ -277,6 +287,7 @@ static void matmul_rows(const cll_kernels *k, const cll_matmul_args *all, int64_
   sub.r1 = r1;
   switch (choose_path(k, a)) {
 #if defined(__x86_64__)
+  case 4: cll__matmul_f16_small_avx512(a); break;
   case 3:
     if (a->wtype == CLL_TYPE_Q4_K)
       cll__gemm_q4_K_avx512(a);

@@ -57,6 +57,9 @@ size_t cll__pack_bytes_q4_0_avx512(int64_t n_in, int64_t n_rows);
 void cll__pack_q4_0_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
                            void *dst);
 void cll__matmul_q4_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1);
+/* avx512.c: F16 weights times 2..16 float token rows (a->x), any n_in;
+ * needs no scratch. */
+void cll__matmul_f16_small_avx512(const cll_matmul_args *a);
 /* avx512.c: decode dot of four Q4_0 rows, w + r * w_stride for r < 4,
  * with one Q8_0 activation row a of n elements: out[0..4). */
 void cll__dot4_q4_0_avx512(int64_t n, const void *w, size_t w_stride, const void *a, float *out);
