@@ -50,17 +50,21 @@ static void dequant_f16_512(const void *src, float *dst, int64_t n) {
  * horizontal sum than on the products, so here the tokens go in the lanes
  * instead: the token rows are transposed once per call, 512 elements at a
  * time (qt[i] = element i of every token), and a weight row converted to
- * float is then 512 broadcast-FMAs into one vector that holds all its
- * outputs, with no horizontal sums. Four accumulators hide the FMA
- * latency. */
+ * float is then broadcast-FMAs into one vector that holds all its outputs,
+ * with no horizontal sums. Eight rows go together: eight independent
+ * accumulators, and each qt[i] is loaded once for the eight. */
 
 #define F16S_CHUNK 512
+#define F16S_ROWS 8
 
 void cll__matmul_f16_small_avx512(const cll_matmul_args *a) {
   const int64_t T = a->n_tok;
   const __mmask16 tm = (__mmask16)((1u << T) - 1u);
   float qt[F16S_CHUNK * 16] __attribute__((aligned(64)));
-  float kf[F16S_CHUNK] __attribute__((aligned(64)));
+  /* Eight weight rows converted to float at a time, all of them before
+   * any is read back element by element (reading a float just written by
+   * a 64-byte store stalls on store forwarding). */
+  float kf[F16S_ROWS][F16S_CHUNK] __attribute__((aligned(64)));
   for (int64_t i0 = 0; i0 < a->n_in; i0 += F16S_CHUNK) {
     const int64_t n = a->n_in - i0 < F16S_CHUNK ? a->n_in - i0 : F16S_CHUNK;
     const int64_t n16 = n & ~(int64_t)15;
@@ -72,30 +76,38 @@ void cll__matmul_f16_small_avx512(const cll_matmul_args *a) {
                                _mm512_set1_ps(a->x[t * a->x_stride + i0 + i]));
       _mm512_store_ps(qt + i * 16, v);
     }
-    for (int64_t r = a->r0; r < a->r1; r++) {
-      const uint16_t *w = (const uint16_t *)((const char *)a->w + (size_t)r * a->w_stride) + i0;
-      int64_t i = 0;
-      for (; i < n16; i += 16)
-        _mm512_store_ps(kf + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + i))));
-      for (; i < n; i++) kf[i] = h2f(w[i]);
-      __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                       _mm512_setzero_ps()};
-      i = 0;
-      for (; i + 4 <= n; i += 4)
-        for (int k = 0; k < 4; k++)
-          acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(kf[i + k]), _mm512_load_ps(qt + (i + k) * 16),
-                                   acc[k]);
-      for (; i < n; i++)
-        acc[0] = _mm512_fmadd_ps(_mm512_set1_ps(kf[i]), _mm512_load_ps(qt + i * 16), acc[0]);
-      __m512 s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-      if (i0 > 0) { /* later chunks add to what the earlier ones wrote */
-        float prev[16];
-        for (int64_t t = 0; t < T; t++) prev[t] = a->y[t * a->y_stride + r];
-        s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(tm, prev));
+    for (int64_t r = a->r0; r < a->r1; r += F16S_ROWS) {
+      const int64_t nr = a->r1 - r < F16S_ROWS ? a->r1 - r : F16S_ROWS;
+      for (int64_t j = 0; j < F16S_ROWS; j++) {
+        /* Rows past the end repeat the last one (results not stored). */
+        const uint16_t *w =
+            (const uint16_t *)((const char *)a->w + (size_t)(r + (j < nr ? j : nr - 1)) * a->w_stride) + i0;
+        int64_t i = 0;
+        for (; i < n16; i += 16)
+          _mm512_store_ps(&kf[j][i], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + i))));
+        for (; i < n; i++) kf[j][i] = h2f(w[i]);
       }
-      float out[16];
-      _mm512_storeu_ps(out, s);
-      for (int64_t t = 0; t < T; t++) a->y[t * a->y_stride + r] = out[t];
+      /* acc[j]: row r + j for every token; one load of qt[i] serves the
+       * eight rows. */
+      __m512 acc[F16S_ROWS];
+      for (int j = 0; j < F16S_ROWS; j++) acc[j] = _mm512_setzero_ps();
+      for (int64_t i = 0; i < n; i++) {
+        const __m512 qv = _mm512_load_ps(qt + i * 16);
+        #pragma GCC unroll 8
+        for (int j = 0; j < F16S_ROWS; j++)
+          acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(kf[j][i]), qv, acc[j]);
+      }
+      for (int64_t j = 0; j < nr; j++) {
+        __m512 s = acc[j];
+        if (i0 > 0) { /* later chunks add to what the earlier ones wrote */
+          float prev[16];
+          for (int64_t t = 0; t < T; t++) prev[t] = a->y[t * a->y_stride + r + j];
+          s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(tm, prev));
+        }
+        float out[16];
+        _mm512_storeu_ps(out, s);
+        for (int64_t t = 0; t < T; t++) a->y[t * a->y_stride + r + j] = out[t];
+      }
     }
   }
 }
