@@ -10,8 +10,9 @@
 # 2. Starts `cllama serve` on 127.0.0.1 (port 0) with a temporary store and
 #    registers the model with `cllama create`.
 # 3. bench/loadgen: streaming /api/chat at each concurrency level, prompts of
-#    about 128 tokens, 64 new tokens, REPEAT runs of the whole load (RSS after
-#    each level), then a two-turn conversation with a ~1,000-token first turn
+#    about 128 tokens, 64 new tokens, 4 requests one after another on each
+#    connection (so ramp-up and drain are a small part of the run), REPEAT
+#    runs of the whole load (RSS after each level), then a two-turn conversation with a ~1,000-token first turn
 #    (time to first token of turn 2 vs turn 1).
 # 4. Writes bench/out/concurrency.json and bench/out/concurrency.png.
 set -euo pipefail
@@ -51,7 +52,7 @@ url=http://127.0.0.1:$port
 "$LG" --url "$url" --model tinyllama-q4 --levels 1 --requests 1 --num-predict 4 >/dev/null
 
 echo "== concurrency: levels $LEVELS, 128-token prompts, 64 new tokens, $REPEAT runs"
-"$LG" --url "$url" --model tinyllama-q4 --levels "$LEVELS" --requests 2 \
+"$LG" --url "$url" --model tinyllama-q4 --levels "$LEVELS" --requests 4 \
   --prompt-words 120 --num-predict 64 --repeat "$REPEAT" --server-pid "$pid" \
   --json bench/out/concurrency.json --plot bench/out/concurrency.png
 
