@@ -12,8 +12,9 @@
 # 3. bench/loadgen: streaming /api/chat at each concurrency level, prompts of
 #    about 128 tokens, 64 new tokens, 4 requests one after another on each
 #    connection (so ramp-up and drain are a small part of the run), REPEAT
-#    runs of the whole load (RSS after each level), then a two-turn conversation with a ~1,000-token first turn
-#    (time to first token of turn 2 vs turn 1).
+#    runs of the whole load (RSS after each level), then a two-turn
+#    conversation with a ~1,000-token first turn (time to first token of
+#    turn 2 vs turn 1).
 # 4. Writes bench/out/concurrency.json and bench/out/concurrency.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
