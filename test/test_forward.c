@@ -503,40 +503,6 @@ Test(forward, kv_cells_stay_in_runs) {
   cll_model_release(m);
 }
 
-/* Sequences that start together and then grow in turn each claim the
- * middle of the longest stretch of free blocks, so they do not end up in
- * each other's way: 4 sequences of 91 tokens in a 16-block pool need at
- * most 5 runs in all (claiming the lowest free block gives ~12). */
-Test(forward, kv_new_sequences_start_apart) {
-  NEED_SHARED();
-  cll_model *m = load_model("stories260K-f32");
-  const int64_t V = m->info.n_vocab;
-  const int n_seq = 4, len = 91;
-  cll_ctx *c = new_ctx(m, CLL_KV_F32, n_seq, 1);
-  int32_t tok[4], pos[4], seq[4];
-  uint8_t want[4] = {1, 1, 1, 1};
-  cll_err err = {0};
-  for (int p = 0; p < len; p++) {
-    for (int s = 0; s < n_seq; s++) {
-      tok[s] = test_token(s, p);
-      pos[s] = p;
-      seq[s] = s;
-    }
-    struct cll_batch d = {n_seq, tok, pos, seq, want};
-    cr_assert_eq(cll_forward(c, &d, &err), 0, "%s", err.msg);
-  }
-  int total = 0;
-  for (int s = 0; s < n_seq; s++)
-    total += count_runs(c, s);
-  cr_expect_leq(total, 5, "%d runs for %d sequences", total, n_seq);
-  float *ref = malloc((size_t)V * sizeof(float));
-  alone_logits(m, 3, len, ref, V);
-  cr_expect_lt(max_abs_diff(cll_ctx_logits(c, 3), ref, V), 1e-4);
-  free(ref);
-  cll_ctx_free(c);
-  cll_model_release(m);
-}
-
 /* With no wholly free block left, tokens still take any free cell until
  * the pool is full; attention over such scattered cells, and over a copy
  * of them, gives the logits of the sequence alone. */

@@ -15,9 +15,7 @@
  * CLL__KV_BLOCK cells. A sequence's next position goes to the cell after
  * its previous one when that cell is free and in the same block (or starts
  * a wholly free block); otherwise it claims a wholly free block, preferably
- * the next one, else the middle one of the longest stretch of wholly free
- * blocks (room to grow for it and for the sequence before the stretch);
- * only when no block is wholly free does it
+ * the next one, else the lowest; only when no block is wholly free does it
  * take any free cell (the nearest after its previous cell). So sequences
  * growing in turn (decode steps of many streams) each fill their own
  * blocks instead of interleaving cell by cell, and a placement succeeds
@@ -108,23 +106,9 @@ static int32_t pick_cell(const cll_ctx *c, int32_t prev) {
     int64_t next = prev >= 0 ? prev / B + 1 : 0;
     if (next < c->n_blk && blk_whole(c, next))
       return (int32_t)(next * B);
-    /* The middle of the longest stretch of wholly free blocks: the
-     * sequence can grow from there, and so can the one before the
-     * stretch, whose next block stays free. */
-    int64_t best0 = -1, best_len = 0;
-    for (int64_t b = 0; b < c->n_blk;) {
-      if (!blk_whole(c, b)) {
-        b++;
-        continue;
-      }
-      int64_t e = b;
-      while (e < c->n_blk && blk_whole(c, e))
-        e++;
-      if (e - b > best_len)
-        best0 = b, best_len = e - b;
-      b = e;
-    }
-    return (int32_t)((best0 + best_len / 2) * B);
+    for (int64_t b = 0; b < c->n_blk; b++)
+      if (blk_whole(c, b))
+        return (int32_t)(b * B);
   }
   /* No wholly free block: the first free cell after prev, wrapping around,
    * skipping full blocks. */
