@@ -374,6 +374,19 @@ static void gemm_pack(const cll_matmul_args *a, int64_t r, int64_t nr, int64_t n
   }
 }
 
+/* The T token rows t0.. of a tile: zeroed accumulators, each token's Q8_0
+ * blocks and its per-block scales and sums (cll__q8_sums). */
+static inline __attribute__((always_inline)) void
+tile_tokens(const int T, const cll_matmul_args *a, int64_t nb, int64_t t0, __m512 *acc,
+            const sb_q8_0 **yrow, const struct cll__q8_sum **ysum) {
+  #pragma GCC unroll 8
+  for (int t = 0; t < T; t++) {
+    acc[t] = _mm512_setzero_ps();
+    yrow[t] = (const sb_q8_0 *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
+    ysum[t] = cll__q8_sums(yrow[t], nb);
+  }
+}
+
 /* T tokens (t0..t0+T) times one packed panel; writes rows [r, r + nr).
  * off: the weights' unsigned offset (Q4_0 8, Q8_0 128). */
 static inline __attribute__((always_inline)) void
@@ -382,12 +395,7 @@ gemm_tile(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *q, c
   __m512 acc[GEMM_TOK];
   const sb_q8_0 *yrow[GEMM_TOK];
   const struct cll__q8_sum *ysum[GEMM_TOK];
-  #pragma GCC unroll 8
-  for (int t = 0; t < T; t++) {
-    acc[t] = _mm512_setzero_ps();
-    yrow[t] = (const sb_q8_0 *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
-    ysum[t] = cll__q8_sums(yrow[t], nb);
-  }
+  tile_tokens(T, a, nb, t0, acc, yrow, ysum);
   for (int64_t i = 0; i < nb; i++) {
     const uint8_t *qi = q + i * (GEMM_ROWS * SB_QK);
     __m512i w[8];
@@ -496,12 +504,7 @@ p4_tile(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *q, con
   __m512 acc[P4_TOK];
   const sb_q8_0 *yrow[P4_TOK];
   const struct cll__q8_sum *ysum[P4_TOK];
-  #pragma GCC unroll 8
-  for (int t = 0; t < T; t++) {
-    acc[t] = _mm512_setzero_ps();
-    yrow[t] = (const sb_q8_0 *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
-    ysum[t] = cll__q8_sums(yrow[t], nb);
-  }
+  tile_tokens(T, a, nb, t0, acc, yrow, ysum);
   for (int64_t i = 0; i < nb; i++) {
     const uint8_t *qi = q + (size_t)i * 256;
     if (pf) { /* the first pass over a panel streams from memory: fetch ahead */
