@@ -195,12 +195,6 @@ static v4f vload(const float *p) {
  * operations in the same order in every version (ISO C mode: no FMA
  * contraction), so every version gives the same bits. */
 #define VW 16
-#if defined(__GNUC__) && !defined(__clang__)
-/* The wide vectors never cross a call (everything taking or returning one
- * is inlined), so GCC's note that their calling convention depends on
- * AVX-512 does not apply. */
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
 typedef float vwf __attribute__((vector_size(VW * 4)));
 typedef int32_t vwi __attribute__((vector_size(VW * 4)));
 

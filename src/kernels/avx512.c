@@ -289,8 +289,7 @@ static size_t gemm_panel_bytes(int64_t nb) {
   return (size_t)nb * (GEMM_ROWS * SB_QK + GEMM_ROWS * sizeof(float));
 }
 
-size_t cll__gemm_q8_0_scratch_bytes_avx512(int64_t n_in, int64_t n_tok) {
-  (void)n_tok;
+size_t cll__gemm_q8_0_scratch_bytes_avx512(int64_t n_in) {
   return gemm_panel_bytes(n_in / SB_QK) + 64;
 }
 
@@ -466,9 +465,7 @@ void cll__gemm_q8_0_avx512(const cll_matmul_args *a) {
 
 #define P4_ROWS CLL_PACK_ROWS
 #define P4_TOK 8 /* tokens per tile (8 accumulators + 8 weight vectors) */
-#ifndef P4_PREFETCH
-#define P4_PREFETCH 2048 /* bytes ahead the decode tiles prefetch */
-#endif
+#define P4_PREFETCH 2048 /* bytes ahead the first tile of a panel prefetches */
 
 static size_t p4_panel_bytes(int64_t nb) {
   return ((size_t)nb * (P4_ROWS * sizeof(sb_q4_0)) + 63) & ~(size_t)63;

@@ -108,14 +108,15 @@ static size_t blis_scratch_bytes(int64_t n_in) {
   return (size_t)tile_rows * (size_t)n_in * sizeof(float);
 }
 
-static size_t int8_scratch_bytes(int64_t n_in, int64_t n_tok) {
+/* The int8 GEMMs' panels: their size depends on the row length only. */
+static size_t int8_scratch_bytes(int64_t n_in) {
 #if defined(__x86_64__)
-  const size_t a = cll__gemm_q8_0_scratch_bytes_avx512(n_in, n_tok);
+  const size_t a = cll__gemm_q8_0_scratch_bytes_avx512(n_in);
   const size_t b = cll__gemm_q4_K_scratch_bytes_avx512(n_in);
   const size_t c = cll__gemm_q6_K_scratch_bytes_avx512(n_in);
   return a > b ? (a > c ? a : c) : (b > c ? b : c);
 #else
-  (void)n_in, (void)n_tok;
+  (void)n_in;
   return 0;
 #endif
 }
@@ -125,7 +126,7 @@ size_t cll_matmul_scratch_bytes(int64_t n_in, int64_t max_tok) {
   size_t need = 0;
   if (max_tok >= gemm_min_tok || forced_path) need = blis_scratch_bytes(n_in);
   if (max_tok >= int8_min_tok || forced_path) {
-    const size_t i8 = int8_scratch_bytes(n_in, max_tok);
+    const size_t i8 = int8_scratch_bytes(n_in);
     if (i8 > need) need = i8;
   }
   return need;
@@ -223,7 +224,7 @@ static int choose_path(const cll_kernels *k, const cll_matmul_args *a) {
       (a->wtype == CLL_TYPE_Q4_0 || a->wtype == CLL_TYPE_Q8_0 || a->wtype == CLL_TYPE_Q4_K ||
        a->wtype == CLL_TYPE_Q6_K) &&
       strcmp(k->isa, "avx512") == 0 &&
-      have_scratch && a->scratch_bytes >= int8_scratch_bytes(a->n_in, a->n_tok);
+      have_scratch && a->scratch_bytes >= int8_scratch_bytes(a->n_in);
 #else
       false;
 #endif

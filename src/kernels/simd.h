@@ -41,10 +41,10 @@ static inline const struct cll__q8_sum *cll__q8_sums(const void *xq_row, int64_t
 #if defined(__x86_64__)
 /* avx512.c: int8 GEMM for prefill, Q4_0 or Q8_0 weights (a->wtype) times
  * Q8_0 activations (a->xq), rows [a->r0, a->r1) for all a->n_tok tokens.
- * Needs a->scratch of cll__gemm_q8_0_scratch_bytes_avx512(n_in, n_tok)
- * bytes; only for CPUs with AVX-512 VNNI (the avx512 table). */
+ * Needs a->scratch of cll__gemm_q8_0_scratch_bytes_avx512(n_in) bytes;
+ * only for CPUs with AVX-512 VNNI (the avx512 table). */
 void cll__gemm_q8_0_avx512(const cll_matmul_args *a);
-size_t cll__gemm_q8_0_scratch_bytes_avx512(int64_t n_in, int64_t n_tok);
+size_t cll__gemm_q8_0_scratch_bytes_avx512(int64_t n_in);
 /* The same for Q4_K weights times Q8_K activations. */
 void cll__gemm_q4_K_avx512(const cll_matmul_args *a);
 size_t cll__gemm_q4_K_scratch_bytes_avx512(int64_t n_in);

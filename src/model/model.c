@@ -265,9 +265,14 @@ static void *pack_thread(void *arg) {
   }
 }
 
-static bool packable(const cll_kernels *K, const struct cll__weight *w) {
-  return w->data != NULL && w->n_out >= CLL_PACK_ROWS && K->pack[w->type] != NULL &&
-         K->pack_bytes[w->type] != NULL && K->matmul_packed[w->type] != NULL;
+/* Queues w for packing when the table has a layout for its type; the
+ * packed forms follow each other in pack_mem, page aligned. */
+static void add_job(const cll_kernels *K, struct cll__weight *w, struct pack_job *jobs, int *n,
+                    size_t *total) {
+  if (w->data == NULL || w->n_out < CLL_PACK_ROWS || K->pack[w->type] == NULL)
+    return; /* pack, pack_bytes and matmul_packed come together */
+  jobs[(*n)++] = (struct pack_job){w, *total};
+  *total += (K->pack_bytes[w->type](w->n_in, w->n_out) + 4095) & ~(size_t)4095;
 }
 
 static int pack_weights(struct loader *L) {
@@ -282,20 +287,13 @@ static int pack_weights(struct loader *L) {
     return cll_err_set(L->err, CLL_ENOMEM, "out of memory");
   int n = 0;
   size_t total = 0;
-  for (int64_t il = 0; il <= m->info.n_layer; il++) {
-    struct cll__layer *l = il < m->info.n_layer ? &m->layers[il] : NULL;
-    struct cll__weight *ws[7] = {&m->output};
-    if (l != NULL) {
-      struct cll__weight *lw[7] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
-      memcpy(ws, lw, sizeof(ws));
-    }
-    for (int i = 0; i < (l != NULL ? 7 : 1); i++) {
-      if (!packable(K, ws[i]))
-        continue;
-      jobs[n++] = (struct pack_job){ws[i], total};
-      total += (K->pack_bytes[ws[i]->type](ws[i]->n_in, ws[i]->n_out) + 4095) & ~(size_t)4095;
-    }
+  for (int64_t il = 0; il < m->info.n_layer; il++) {
+    struct cll__layer *l = &m->layers[il];
+    struct cll__weight *ws[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
+    for (size_t i = 0; i < CLL_ARRAY_LEN(ws); i++)
+      add_job(K, ws[i], jobs, &n, &total);
   }
+  add_job(K, &m->output, jobs, &n, &total);
   int rc = 0;
   if (n == 0)
     goto done;
