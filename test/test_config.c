@@ -8,7 +8,7 @@
 static const char *const vars[] = {
     "OLLAMA_HOST",  "OLLAMA_MODELS",       "OLLAMA_ORIGINS",   "OLLAMA_KEEP_ALIVE",
     "OLLAMA_NUM_PARALLEL", "OLLAMA_MAX_QUEUE", "OLLAMA_MAX_LOADED_MODELS", "OLLAMA_DEBUG",
-    "CLLAMA_STREAM_DEFAULT", "CLLAMA_PORT_FILE",
+    "CLLAMA_STREAM_DEFAULT", "CLLAMA_PORT_FILE", "CLLAMA_REPACK",
 };
 
 static void clear_env(void) {
@@ -65,6 +65,7 @@ Test(config, invalid_values_are_rejected_with_the_variable_name) {
       {"OLLAMA_NUM_PARALLEL", "two"},      {"OLLAMA_MAX_QUEUE", "-1"},
       {"OLLAMA_MAX_LOADED_MODELS", "1.5"}, {"OLLAMA_DEBUG", "loud"},
       {"CLLAMA_STREAM_DEFAULT", "maybe"},  {"OLLAMA_ORIGINS", "http://*.a.*"},
+      {"CLLAMA_REPACK", "off"},
   };
   for (size_t i = 0; i < CLL_ARRAY_LEN(bad); i++) {
     clear_env();

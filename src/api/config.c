@@ -262,6 +262,13 @@ int cll_config_from_env(cll_config *cfg, cll_err *err) {
                          v);
     cfg->stream_default = b;
   }
+  /* Read by the model loader itself (cllama's other commands honour it
+   * too); checked here so that serve refuses a value it would misread. */
+  if ((v = env("CLLAMA_REPACK", buf, sizeof(buf))) && parse_bool(v) < 0)
+    return cll_err_set(err, CLL_EINVAL,
+                       "CLLAMA_REPACK=\"%s\": expected true or false (false computes on Q4_0 "
+                       "weights in place instead of repacking them at load)",
+                       v);
   if ((v = env("CLLAMA_PORT_FILE", buf, sizeof(buf))))
     snprintf(cfg->port_file, sizeof(cfg->port_file), "%s", v);
   return 0;
@@ -283,7 +290,9 @@ void cll_config_print_help(FILE *out) {
           "  OLLAMA_DEBUG              log level: 0 info, 1 debug, 2 trace (default 0)\n"
           "  CLLAMA_STREAM_DEFAULT     stream /api/generate and /api/chat when the request has\n"
           "                            no \"stream\" field (default false; true = Ollama's default)\n"
-          "  CLLAMA_PORT_FILE          write the bound port to this file once listening\n");
+          "  CLLAMA_PORT_FILE          write the bound port to this file once listening\n"
+          "  CLLAMA_REPACK             repack Q4_0 weights at load for the AVX-512 kernels\n"
+          "                            (default true; false computes on them in place)\n");
 }
 
 void cll_config_log(const cll_config *cfg, FILE *out) {

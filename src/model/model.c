@@ -234,7 +234,8 @@ static int load_weights(struct loader *L) {
  * costs no extra memory in the end: the packed rows' pages of the file
  * mapping are dropped from this process (MADV_DONTNEED: they stay in the
  * page cache, and fault back in if the in-place rows are ever read).
- * CLLAMA_REPACK=0 turns repacking off (benchmarks compare the two). */
+ * CLLAMA_REPACK=0 (or false) turns repacking off (benchmarks compare the
+ * two). */
 
 struct pack_job {
   struct cll__weight *w;
@@ -278,8 +279,10 @@ static void add_job(const cll_kernels *K, struct cll__weight *w, struct pack_job
 static int pack_weights(struct loader *L) {
   cll_model *m = L->m;
   const cll_kernels *K = cll_kernels_get();
+  /* Off for Go's false spellings (0, f, F, false, FALSE, False): the only
+   * ones starting with 0, f or F; serve rejects anything that is no bool. */
   const char *env = getenv("CLLAMA_REPACK");
-  if (env != NULL && strcmp(env, "0") == 0)
+  if (env != NULL && (env[0] == '0' || env[0] == 'f' || env[0] == 'F'))
     return 0;
   const int64_t n_w = m->info.n_layer * 7 + 1;
   struct pack_job *jobs = calloc((size_t)n_w, sizeof(*jobs));
