@@ -11,9 +11,14 @@
  *     between the two is what matmul.c's GEMM_MIN_TOK is set from; and,
  *     where the table repacks the type at load (avx512: Q4_0), the packed
  *     path.
+ *  4. (--attn) decode attention's two F16 products as cll_matmul runs them:
+ *     keys (rows of 64, a KV head's slice of the cache) times the query
+ *     rows of a GQA group, and V^T (64 rows strided like the cache) times
+ *     the probabilities, for 4, 8 and 16 query rows.
  *
- *   build/release/bench/kernels            everything (about a minute)
+ *   build/release/bench/kernels            1-3 (about a minute)
  *   build/release/bench/kernels --quick    smaller buffers, fewer shapes
+ *   build/release/bench/kernels --attn     4 only
  *
  * The machine may be shared: compare ratios within one run. */
 #include "cllama/kernels.h"
@@ -179,6 +184,55 @@ static double matmul_gflops(const cll_kernels *k, uint32_t t, const void *w, con
   return 2.0 * (double)n_out * (double)n_in * (double)n_tok / best * 1e-9;
 }
 
+/* ---------------------------------------------------------------- attention */
+
+static int bench_attn(void) {
+  const cll_kernels *k = cll_kernels_get();
+  enum { D = 64, KV_DIM = 256, N_CTX = 4096, MAX_T = 16 };
+  uint16_t *K = malloc((size_t)N_CTX * KV_DIM * 2), *V = malloc((size_t)D * N_CTX * 2);
+  float *q = malloc(sizeof(float) * MAX_T * D), *sc = malloc(sizeof(float) * MAX_T * N_CTX),
+        *o = malloc(sizeof(float) * MAX_T * D);
+  for (int64_t i = 0; i < (int64_t)N_CTX * KV_DIM; i++) K[i] = cll_fp32_to_fp16(frand());
+  for (int64_t i = 0; i < (int64_t)D * N_CTX; i++) V[i] = cll_fp32_to_fp16(frand());
+  for (int i = 0; i < MAX_T * D; i++) q[i] = frand();
+  for (int64_t i = 0; i < (int64_t)MAX_T * N_CTX; i++) sc[i] = frand();
+  const size_t sb = cll_matmul_scratch_bytes(N_CTX, MAX_T);
+  void *scr = malloc(sb + 64);
+  printf("decode attention, F16 cache, table %s, 1 thread: scores + P.V for one KV head, "
+         "us (GFLOP/s)\n",
+         k->isa);
+  printf("%-10s %-20s %-20s %-20s\n", "positions", "4 query rows", "8 query rows",
+         "16 query rows");
+  const int npos[] = {160, 1000, 4000};
+  for (size_t pi = 0; pi < sizeof npos / sizeof npos[0]; pi++) {
+    printf("%-10d", npos[pi]);
+    for (int T = 4; T <= MAX_T; T *= 2) {
+      cll_matmul_args s = {.wtype = CLL_TYPE_F16, .w = K, .w_stride = KV_DIM * 2, .n_in = D,
+                           .r0 = 0, .r1 = npos[pi], .x = q, .x_stride = D, .n_tok = T,
+                           .y = sc, .y_stride = N_CTX, .scratch = scr, .scratch_bytes = sb};
+      cll_matmul_args pv = {.wtype = CLL_TYPE_F16, .w = V, .w_stride = (size_t)N_CTX * 2,
+                            .n_in = npos[pi], .r0 = 0, .r1 = D, .x = sc, .x_stride = N_CTX,
+                            .n_tok = T, .y = o, .y_stride = D, .scratch = scr,
+                            .scratch_bytes = sb};
+      double best = 1e30;
+      const int iters = 200000 / npos[pi];
+      for (int rep = 0; rep < 5; rep++) {
+        const double t0 = cpu_s();
+        for (int it = 0; it < iters; it++) {
+          cll_matmul(k, &s);
+          cll_matmul(k, &pv);
+        }
+        const double dt = (cpu_s() - t0) / iters;
+        if (dt < best) best = dt;
+      }
+      printf(" %8.2f (%5.1f)     ", best * 1e6, 4.0 * npos[pi] * D * T / best * 1e-9);
+    }
+    printf("\n");
+  }
+  free(K), free(V), free(q), free(sc), free(o), free(scr);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   int quick = 0, matmul_only = 0;
   const char *only_type = NULL;
@@ -188,8 +242,10 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--matmul") == 0) matmul_only = 1;
     else if (strcmp(argv[i], "--type") == 0 && i + 1 < argc) only_type = argv[++i];
     else if (strcmp(argv[i], "--tok") == 0 && i + 1 < argc) only_tok = atoll(argv[++i]);
+    else if (strcmp(argv[i], "--attn") == 0) return bench_attn();
     else {
-      fprintf(stderr, "usage: %s [--quick] [--matmul] [--type Q4_0] [--tok N]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--quick] [--matmul] [--type Q4_0] [--tok N] [--attn]\n",
+              argv[0]);
       return 2;
     }
   }
