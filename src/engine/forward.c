@@ -444,31 +444,45 @@ static void attend(cll_ctx *c, int il, const struct cll__attn_unit *u, int64_t k
 
 /* ---------------------------------------------------------------- the pass */
 
-/* Writes one token's K (a row) and V (a column of the transposed cache). */
-static void store_kv(const cll_ctx *c, int il, int32_t cell, const float *k, const float *v) {
+/* Writes the K rows and the V columns (of the transposed cache) of batch
+ * rows [t0, t1). K row by row; V dimension by dimension, so that the
+ * consecutive cells of a prompt chunk fill each V row's cache lines
+ * together instead of one line per token in each of kv_dim rows (n_ctx
+ * elements apart, so also one page each). */
+static void store_kv(const cll_ctx *c, int il, int64_t t0, int64_t t1) {
   const size_t layer = (size_t)c->p.n_ctx * c->kv_row_bytes;
-  uint8_t *kd = c->k_cache + (size_t)il * layer + (size_t)cell * c->kv_row_bytes;
-  uint8_t *vl = c->v_cache + (size_t)il * layer;
-  const int64_t n_ctx = c->p.n_ctx;
+  const int64_t n_ctx = c->p.n_ctx, KD = c->kv_dim;
+  uint8_t *kl = c->k_cache + (size_t)il * layer, *vl = c->v_cache + (size_t)il * layer;
   if (c->kv_type == CLL_TYPE_F32) {
-    memcpy(kd, k, c->kv_row_bytes);
-    for (int64_t i = 0; i < c->kv_dim; i++)
-      ((float *)vl)[i * n_ctx + cell] = v[i];
+    for (int64_t t = t0; t < t1; t++)
+      memcpy(kl + (size_t)c->cell_of[t] * c->kv_row_bytes, c->k + t * KD, c->kv_row_bytes);
+    for (int64_t d = 0; d < KD; d++)
+      for (int64_t t = t0; t < t1; t++)
+        ((float *)vl)[d * n_ctx + c->cell_of[t]] = c->v[t * KD + d];
     return;
   }
-  uint16_t *kh = (uint16_t *)kd, *vh = (uint16_t *)vl + cell;
-  int64_t i = 0;
-  for (; i + 4 <= c->kv_dim; i += 4) {
-    v4u hk = vhalf(vload(k + i)), hv = vhalf(vload(v + i));
-    for (int l = 0; l < 4; l++) {
-      kh[i + l] = (uint16_t)hk[l];
-      vh[(i + l) * n_ctx] = (uint16_t)hv[l];
+  for (int64_t t = t0; t < t1; t++) {
+    uint16_t *kh = (uint16_t *)(kl + (size_t)c->cell_of[t] * c->kv_row_bytes);
+    const float *k = c->k + t * KD;
+    int64_t i = 0;
+    for (; i + 4 <= KD; i += 4) {
+      v4u h = vhalf(vload(k + i));
+      for (int l = 0; l < 4; l++) kh[i + l] = (uint16_t)h[l];
     }
+    for (; i < KD; i++) kh[i] = cll_fp32_to_fp16(k[i]);
   }
-  for (; i < c->kv_dim; i++) {
-    kh[i] = cll_fp32_to_fp16(k[i]);
-    vh[i * n_ctx] = cll_fp32_to_fp16(v[i]);
-  }
+  /* V four dimensions at a time: each token's four values converted
+   * together, then written to the four rows. */
+  uint16_t *vh = (uint16_t *)vl;
+  int64_t d = 0;
+  for (; d + 4 <= KD; d += 4)
+    for (int64_t t = t0; t < t1; t++) {
+      v4u h = vhalf(vload(c->v + t * KD + d));
+      for (int l = 0; l < 4; l++) vh[(d + l) * n_ctx + c->cell_of[t]] = (uint16_t)h[l];
+    }
+  for (; d < KD; d++)
+    for (int64_t t = t0; t < t1; t++)
+      vh[d * n_ctx + c->cell_of[t]] = cll_fp32_to_fp16(c->v[t * KD + d]);
 }
 
 static void add_bias(float *x, const struct cll__weight *b, int64_t n) {
@@ -639,8 +653,8 @@ static void forward_worker(void *arg, int ith, int nth) {
         }
         rope_heads(c, q, I->n_head, c->rope_cs + t * half * 2);
         rope_heads(c, k, I->n_head_kv, c->rope_cs + t * half * 2);
-        store_kv(c, il, c->cell_of[t], k, v);
       }
+      store_kv(c, il, a0, a1);
     }
     op_end(w, n);
 
