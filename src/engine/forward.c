@@ -255,29 +255,27 @@ static v4u vhalf(v4f f) {
 /* gate[i] = silu(gate[i]) * up[i] = gate / (1 + e^-gate) * up. The last
  * partial vector is padded, so every element goes through the same
  * arithmetic wherever a chunk boundary falls. */
+static inline __attribute__((always_inline)) void swiglu_vw(float *gate, const float *up) {
+  vwf g, u, e;
+  VWLOAD(g, gate);
+  VWLOAD(u, up);
+  e = -g;
+  vexp(&e);
+  g = g / (1.0f + e) * u;
+  VWSTORE(gate, g);
+}
+
 WIDE_CLONES static void swiglu(float *restrict gate, const float *restrict up, int64_t n) {
-  vwf g, u, e, o;
   int64_t i = 0;
-  for (; i + VW <= n; i += VW) {
-    VWLOAD(g, gate + i);
-    VWLOAD(u, up + i);
-    e = -g;
-    vexp(&e);
-    o = g / (1.0f + e) * u;
-    VWSTORE(gate + i, o);
-  }
+  for (; i + VW <= n; i += VW)
+    swiglu_vw(gate + i, up + i);
   if (i < n) {
-    float gp[VW] = {0}, up_[VW] = {0};
-    int64_t k = n - i;
-    memcpy(gp, gate + i, (size_t)k * sizeof(float));
-    memcpy(up_, up + i, (size_t)k * sizeof(float));
-    VWLOAD(g, gp);
-    VWLOAD(u, up_);
-    e = -g;
-    vexp(&e);
-    o = g / (1.0f + e) * u;
-    VWSTORE(gp, o);
-    memcpy(gate + i, gp, (size_t)k * sizeof(float));
+    float gp[VW] = {0}, upp[VW] = {0};
+    const size_t bytes = (size_t)(n - i) * sizeof(float);
+    memcpy(gp, gate + i, bytes);
+    memcpy(upp, up + i, bytes);
+    swiglu_vw(gp, upp);
+    memcpy(gate + i, gp, bytes);
   }
 }
 
@@ -494,7 +492,6 @@ static void add_bias(float *x, const struct cll__weight *b, int64_t n) {
 }
 
 /* y[i] += x[i], four lanes at a time. */
-
 static void add_to(float *restrict y, const float *restrict x, int64_t n) {
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) {

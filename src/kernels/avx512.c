@@ -97,15 +97,9 @@ static void f16_small_pairs(const cll_matmul_args *a) {
         const uint16_t *w0 = (const uint16_t *)((const char *)a->w + (size_t)(r + j0) * a->w_stride) + i0;
         const uint16_t *w1 = (const uint16_t *)((const char *)a->w + (size_t)(r + j1) * a->w_stride) + i0;
         for (int64_t i = 0; i < n16; i += 16) {
-          __m512 f0, f1;
-          if (i + 16 <= n) {
-            f0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w0 + i)));
-            f1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w1 + i)));
-          } else {
-            const __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
-            f0 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w0 + i));
-            f1 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w1 + i));
-          }
+          const __mmask16 m = i + 16 <= n ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+          const __m512 f0 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w0 + i));
+          const __m512 f1 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w1 + i));
           _mm512_store_ps(&kp[p][2 * i], _mm512_unpacklo_ps(f0, f1));
           _mm512_store_ps(&kp[p][2 * i + 16], _mm512_unpackhi_ps(f0, f1));
         }
@@ -696,6 +690,33 @@ p4_tile2(const int T, const cll_matmul_args *a, int64_t nb, size_t pb, const uin
   }
 }
 
+/* One tile of T tokens: over panels p and p + 1 (pair, T <= 4) or over
+ * panel p alone (T <= 8); q: panel p. */
+static void p4_tile_any(int pair, int64_t T, const cll_matmul_args *a, int64_t nb, size_t pb,
+                        const uint8_t *q, int64_t t0, float *y, int pf) {
+  const uint16_t *d = (const uint16_t *)(q + (size_t)nb * 256);
+  if (pair)
+    switch (T) {
+    case 4: p4_tile2(4, a, nb, pb, q, t0, y, pf); break;
+    case 3: p4_tile2(3, a, nb, pb, q, t0, y, pf); break;
+    case 2: p4_tile2(2, a, nb, pb, q, t0, y, pf); break;
+    case 1: p4_tile2(1, a, nb, pb, q, t0, y, pf); break;
+    default: break;
+    }
+  else
+    switch (T) {
+    case 8: p4_tile(8, a, nb, q, d, t0, y, pf); break;
+    case 7: p4_tile(7, a, nb, q, d, t0, y, pf); break;
+    case 6: p4_tile(6, a, nb, q, d, t0, y, pf); break;
+    case 5: p4_tile(5, a, nb, q, d, t0, y, pf); break;
+    case 4: p4_tile(4, a, nb, q, d, t0, y, pf); break;
+    case 3: p4_tile(3, a, nb, q, d, t0, y, pf); break;
+    case 2: p4_tile(2, a, nb, q, d, t0, y, pf); break;
+    case 1: p4_tile(1, a, nb, q, d, t0, y, pf); break;
+    default: break;
+    }
+}
+
 void cll__matmul_q4_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1) {
   const int64_t nb = a->n_in / SB_QK;
   const size_t pb = p4_panel_bytes(nb);
@@ -704,47 +725,20 @@ void cll__matmul_q4_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_
    * block) is read once per 4 tokens, from L1/L2 after the first tile. */
   for (int64_t tc = 0; tc < a->n_tok; tc += GEMM_TOK_CHUNK) {
     const int64_t te = a->n_tok - tc < GEMM_TOK_CHUNK ? a->n_tok : tc + GEMM_TOK_CHUNK;
-    /* Panels two at a time (tiles of at most 4 tokens), then the odd
-     * one alone (tiles of at most 8). */
-    int64_t p = p0;
-    for (; p + 2 <= p1; p += 2) {
+    /* Panels two at a time (tiles of at most 4 tokens), the odd one
+     * alone (tiles of at most 8). Tiles as even as possible (41 tokens by
+     * 8: 7 7 7 7 7 6, not 8 8 8 8 8 1); the first prefetches the panels. */
+    for (int64_t p = p0; p < p1;) {
+      const int pair = p + 2 <= p1;
       const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * pb;
       float *y = a->y + p * P4_ROWS;
-      const int64_t nt = te - tc, n_tiles = (nt + P4_TOK2 - 1) / P4_TOK2;
+      const int64_t nt = te - tc, max_t = pair ? P4_TOK2 : P4_TOK;
+      const int64_t n_tiles = (nt + max_t - 1) / max_t;
       for (int64_t k = 0; k < n_tiles; k++) {
         const int64_t t0 = tc + nt * k / n_tiles, t1 = tc + nt * (k + 1) / n_tiles;
-        float *yt = y + t0 * a->y_stride;
-        switch (t1 - t0) {
-        case 4: p4_tile2(4, a, nb, pb, q, t0, yt, k == 0); break;
-        case 3: p4_tile2(3, a, nb, pb, q, t0, yt, k == 0); break;
-        case 2: p4_tile2(2, a, nb, pb, q, t0, yt, k == 0); break;
-        case 1: p4_tile2(1, a, nb, pb, q, t0, yt, k == 0); break;
-        default: break;
-        }
+        p4_tile_any(pair, t1 - t0, a, nb, pb, q, t0, y + t0 * a->y_stride, k == 0);
       }
-    }
-    for (; p < p1; p++) {
-      const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * pb;
-      const uint16_t *d = (const uint16_t *)(q + (size_t)nb * 256);
-      float *y = a->y + p * P4_ROWS;
-      /* Tiles of at most 8 tokens, as even as possible (41 tokens: 7 7 7
-       * 7 7 6, not 8 8 8 8 8 1); the first prefetches the panel. */
-      const int64_t nt = te - tc, n_tiles = (nt + P4_TOK - 1) / P4_TOK;
-      for (int64_t k = 0; k < n_tiles; k++) {
-        const int64_t t0 = tc + nt * k / n_tiles, t1 = tc + nt * (k + 1) / n_tiles;
-        float *yt = y + t0 * a->y_stride;
-        switch (t1 - t0) {
-        case 8: p4_tile(8, a, nb, q, d, t0, yt, k == 0); break;
-        case 7: p4_tile(7, a, nb, q, d, t0, yt, k == 0); break;
-        case 6: p4_tile(6, a, nb, q, d, t0, yt, k == 0); break;
-        case 5: p4_tile(5, a, nb, q, d, t0, yt, k == 0); break;
-        case 4: p4_tile(4, a, nb, q, d, t0, yt, k == 0); break;
-        case 3: p4_tile(3, a, nb, q, d, t0, yt, k == 0); break;
-        case 2: p4_tile(2, a, nb, q, d, t0, yt, k == 0); break;
-        case 1: p4_tile(1, a, nb, q, d, t0, yt, k == 0); break;
-        default: break;
-        }
-      }
+      p += pair ? 2 : 1;
     }
   }
 }

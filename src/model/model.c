@@ -10,8 +10,9 @@
  * (see pack_weights). */
 #include "model/model.h"
 
+#include "engine/threads.h"
+
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,18 +253,22 @@ struct pack_team {
 
 #define PACK_CHUNKS 8 /* chunks per matrix, claimed by the threads */
 
-static void *pack_thread(void *arg) {
-  struct pack_team *t = arg;
+static void pack_chunks(struct pack_team *t) {
   for (;;) {
     int c = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
     if (c >= t->n_jobs * PACK_CHUNKS)
-      return NULL;
+      return;
     const struct pack_job *j = &t->jobs[c / PACK_CHUNKS];
     const int64_t n_panels = j->w->n_out / CLL_PACK_ROWS, k = c % PACK_CHUNKS;
     const int64_t p0 = n_panels * k / PACK_CHUNKS, p1 = n_panels * (k + 1) / PACK_CHUNKS;
     t->K->pack[j->w->type](j->w->data, j->w->row_bytes, j->w->n_in, p0, p1,
                            (char *)t->m->pack_mem + j->off);
   }
+}
+
+static void pack_worker(void *arg, int ith, int nth) {
+  (void)ith, (void)nth;
+  pack_chunks(arg);
 }
 
 /* Queues w for packing when the table has a layout for its type; the
@@ -313,16 +318,15 @@ static int pack_weights(struct loader *L) {
   m->pack_len = total;
   struct pack_team team = {.m = m, .K = K, .jobs = jobs, .n_jobs = n};
   atomic_init(&team.next, 0);
-  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-  int n_th = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu;
-  pthread_t th[8];
-  int started = 0;
-  for (int i = 1; i < n_th; i++)
-    if (pthread_create(&th[started], NULL, pack_thread, &team) == 0)
-      started++;
-  pack_thread(&team);
-  for (int i = 0; i < started; i++)
-    pthread_join(th[i], NULL);
+  /* On the engine's compute team, one thread per core (alone when the
+   * team cannot start: the chunks are the same either way). */
+  cll__team *tm = NULL;
+  if (cll__team_new(0, &tm) == 0) {
+    cll__team_run(tm, 0, pack_worker, &team);
+    cll__team_free(tm);
+  } else {
+    pack_chunks(&team);
+  }
   const size_t page = (size_t)sysconf(_SC_PAGESIZE);
   for (int i = 0; i < n; i++) {
     struct cll__weight *w = jobs[i].w;
