@@ -96,7 +96,7 @@ REPLAY_BIN := $(FUZZ_SRC:test/fuzz/%.c=$(BUILD)/replay/%)
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .DELETE_ON_ERROR:
-.PHONY: all build-all deps deps-optional js-deps bench-deps serve serve-run test test-run \
+.PHONY: all build-all deps deps-optional print-pkgs js-deps bench-deps serve serve-run test test-run \
         test-neon check tsan fuzz bench bench-run clean format format-check
 .DEFAULT_GOAL := all
 
@@ -132,6 +132,10 @@ js-deps:
 	  [ -d $$d/node_modules ] || npm install --prefix $$d --no-audit --no-fund --loglevel=error >/dev/null 2>&1 \
 	    || echo "SKIP: npm install in $$d failed, its tests will skip"; \
 	done
+
+# What test/fresh-machine.sh purges.
+print-pkgs:
+	@echo $(APT_PKGS) $(OPT_PKGS)
 
 bench-deps:
 	@$(MAKE) --no-print-directory deps APT_PKGS="$(BENCH_PKGS)"
