@@ -15,6 +15,7 @@
  *
  * Threads: loop thread only. Nothing blocks. */
 #include "cllama/api.h"
+#include "cllama/util.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -51,18 +52,13 @@ static void anth_free(struct anth *a) {
 }
 
 static void random_hex(char *out, size_t n_bytes) {
-  static const char hex[] = "0123456789abcdef";
   unsigned char b[32];
   if (n_bytes > sizeof(b))
     n_bytes = sizeof(b);
   if (uv_random(NULL, NULL, b, n_bytes, 0, NULL) != 0)
     for (size_t i = 0; i < n_bytes; i++)
       b[i] = (unsigned char)rand();
-  for (size_t i = 0; i < n_bytes; i++) {
-    out[2 * i] = hex[b[i] >> 4];
-    out[2 * i + 1] = hex[b[i] & 15];
-  }
-  out[2 * n_bytes] = 0;
+  cll_hex_encode(b, n_bytes, out);
 }
 
 /* ---------------------------------------------------------------- errors */

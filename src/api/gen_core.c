@@ -23,74 +23,6 @@
 
 enum { P_NEW = 0, P_ACQUIRE, P_PREPARE, P_RUN, P_DONE };
 
-/* ---------------------------------------------------------------- sbuf */
-
-static void sbuf_reserve(struct cll__sbuf *b, size_t extra) {
-  if (b->n + extra + 1 <= b->cap)
-    return;
-  size_t cap = b->cap ? b->cap : 256;
-  while (cap < b->n + extra + 1)
-    cap *= 2;
-  char *p = realloc(b->p, cap);
-  if (!p)
-    abort(); /* out of memory on a few bytes: nothing sensible is left to do */
-  b->p = p;
-  b->cap = cap;
-}
-
-void cll__sbuf_add(struct cll__sbuf *b, const char *s, size_t n) {
-  sbuf_reserve(b, n);
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = 0;
-}
-
-static void sbuf_adds(struct cll__sbuf *b, const char *s) { cll__sbuf_add(b, s, strlen(s)); }
-
-void cll__sbuf_json_str(struct cll__sbuf *b, const char *s, size_t n) {
-  static const char hex[] = "0123456789abcdef";
-  sbuf_reserve(b, n * 6 + 2);
-  char *o = b->p + b->n;
-  *o++ = '"';
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    switch (c) {
-    case '"':
-      *o++ = '\\', *o++ = '"';
-      break;
-    case '\\':
-      *o++ = '\\', *o++ = '\\';
-      break;
-    case '\n':
-      *o++ = '\\', *o++ = 'n';
-      break;
-    case '\r':
-      *o++ = '\\', *o++ = 'r';
-      break;
-    case '\t':
-      *o++ = '\\', *o++ = 't';
-      break;
-    case '<': case '>': case '&': /* Go's encoder escapes these */
-      *o++ = '\\', *o++ = 'u', *o++ = '0', *o++ = '0', *o++ = hex[c >> 4], *o++ = hex[c & 15];
-      break;
-    default:
-      if (c < 0x20) {
-        *o++ = '\\', *o++ = 'u', *o++ = '0', *o++ = '0', *o++ = hex[c >> 4], *o++ = hex[c & 15];
-      } else {
-        *o++ = (char)c;
-      }
-    }
-  }
-  *o++ = '"';
-  b->n = (size_t)(o - b->p);
-  b->p[b->n] = 0;
-}
-
-void cll__sbuf_free(struct cll__sbuf *b) {
-  free(b->p);
-  memset(b, 0, sizeof(*b));
-}
-
 /* ---------------------------------------------------------------- life */
 
 static int64_t wall_ns(void) {
@@ -113,8 +45,8 @@ static void gen_free(cll__gen *g) {
   cll_sampler_free(g->sampler);
   cll_stop_free(g->stop);
   cll__detok_free(g->detok);
-  cll__sbuf_free(&g->text);
-  cll__sbuf_free(&g->line);
+  cll_buf_free(&g->text);
+  cll_buf_free(&g->line);
   free(g);
 }
 
@@ -151,11 +83,11 @@ void cll__gen_fail(cll__gen *g, int status, const char *msg) {
   if (!g->answered) {
     g->answered = true;
     if (g->stream_started) {
-      g->line.n = 0;
-      sbuf_adds(&g->line, "{\"error\":");
-      cll__sbuf_json_str(&g->line, msg, strlen(msg));
-      sbuf_adds(&g->line, "}\n");
-      cll_stream_write(g->req, g->line.p, g->line.n);
+      cll_buf_reset(&g->line);
+      cll_buf_puts(&g->line, "{\"error\":");
+      cll_json_escape(&g->line, msg, strlen(msg));
+      cll_buf_puts(&g->line, "}\n");
+      cll_stream_write(g->req, g->line.data, g->line.len);
       cll_stream_end(g->req);
     } else {
       cll_api_error(g->req, status, msg);
@@ -212,24 +144,24 @@ bool cll__gen_common(cll__gen *g, const char *model) {
 
 /* ---------------------------------------------------------------- output */
 
-static void add_created(cll__gen *g, struct cll__sbuf *b) {
+static void add_created(cll__gen *g, cll_buf *b) {
   char ts[64];
   cll_api_time_rfc3339(wall_ns(), ts, sizeof(ts));
-  sbuf_adds(b, "{\"model\":");
-  cll__sbuf_json_str(b, g->model_req, strlen(g->model_req));
-  sbuf_adds(b, ",\"created_at\":\"");
-  sbuf_adds(b, ts);
-  sbuf_adds(b, "\",");
+  cll_buf_puts(b, "{\"model\":");
+  cll_json_escape(b, g->model_req, strlen(g->model_req));
+  cll_buf_puts(b, ",\"created_at\":\"");
+  cll_buf_puts(b, ts);
+  cll_buf_puts(b, "\",");
 }
 
-static void add_text_field(cll__gen *g, struct cll__sbuf *b, const char *s, size_t n) {
+static void add_text_field(cll__gen *g, cll_buf *b, const char *s, size_t n) {
   if (g->kind == CLL__GEN_CHAT) {
-    sbuf_adds(b, "\"message\":{\"role\":\"assistant\",\"content\":");
-    cll__sbuf_json_str(b, s, n);
-    sbuf_adds(b, "}");
+    cll_buf_puts(b, "\"message\":{\"role\":\"assistant\",\"content\":");
+    cll_json_escape(b, s, n);
+    cll_buf_puts(b, "}");
   } else {
-    sbuf_adds(b, "\"response\":");
-    cll__sbuf_json_str(b, s, n);
+    cll_buf_puts(b, "\"response\":");
+    cll_json_escape(b, s, n);
   }
 }
 
@@ -248,55 +180,63 @@ static void on_drain(cll_request *req, void *ud) {
 
 /* Sends or gathers a piece of answer text. */
 static void emit(cll__gen *g, const char *s, size_t n) {
-  if (n == 0)
+  if (n == 0 || g->answered)
     return;
   if (!g->stream) {
-    cll__sbuf_add(&g->text, s, n);
+    cll_buf_append(&g->text, s, n);
     return;
   }
   stream_begin(g);
-  g->line.n = 0;
+  cll_buf_reset(&g->line);
   add_created(g, &g->line);
   add_text_field(g, &g->line, s, n);
-  sbuf_adds(&g->line, ",\"done\":false}\n");
-  if (cll_stream_write(g->req, g->line.p, g->line.n) != 0 && !g->gone) {
+  cll_buf_puts(&g->line, ",\"done\":false}\n");
+  if (g->line.err) { /* out of memory: an error line, never a cut one */
+    cll__gen_fail(g, 500, "out of memory");
+    if (g->seq)
+      cll_seq_cancel(g->seq);
+    return;
+  }
+  if (cll_stream_write(g->req, g->line.data, g->line.len) != 0 && !g->gone) {
     g->gone = true;
     if (g->seq)
       cll_seq_cancel(g->seq);
   }
 }
 
-static void add_metric(struct cll__sbuf *b, const char *k, uint64_t v) {
+static void add_metric(cll_buf *b, const char *k, uint64_t v) {
   if (v == 0)
     return; /* Ollama's omitempty */
   char num[64];
   snprintf(num, sizeof(num), ",\"%s\":%" PRIu64, k, v);
-  sbuf_adds(b, num);
+  cll_buf_puts(b, num);
 }
 
 static void answer_final(cll__gen *g, const char *reason, const struct cll_seq_stats *st) {
+  if (g->answered) /* already failed (out of memory while streaming) */
+    return;
   uint64_t now = uv_hrtime();
-  struct cll__sbuf b = {0};
+  cll_buf b = {0};
   add_created(g, &b);
   if (g->stream)
     add_text_field(g, &b, "", 0);
   else
-    add_text_field(g, &b, g->text.p ? g->text.p : "", g->text.n);
-  sbuf_adds(&b, ",\"done\":true,\"done_reason\":");
-  cll__sbuf_json_str(&b, reason, strlen(reason));
+    add_text_field(g, &b, g->text.data ? g->text.data : "", g->text.len);
+  cll_buf_puts(&b, ",\"done\":true,\"done_reason\":");
+  cll_json_escape(&b, reason, strlen(reason));
   if (g->want_context && st) {
-    sbuf_adds(&b, ",\"context\":[");
+    cll_buf_puts(&b, ",\"context\":[");
     char num[16];
     int32_t n = 0;
     for (int32_t i = 0; i < g->n_prompt; i++, n++) {
       snprintf(num, sizeof(num), "%s%d", n ? "," : "", g->prompt[i]);
-      sbuf_adds(&b, num);
+      cll_buf_puts(&b, num);
     }
     for (int32_t i = 0; i < g->n_out; i++, n++) {
       snprintf(num, sizeof(num), "%s%d", n ? "," : "", g->out_tok[i]);
-      sbuf_adds(&b, num);
+      cll_buf_puts(&b, num);
     }
-    sbuf_adds(&b, "]");
+    cll_buf_puts(&b, "]");
   }
   add_metric(&b, "total_duration", now - g->t0);
   add_metric(&b, "load_duration", g->t_loaded ? g->t_loaded - g->t0 : 0);
@@ -306,37 +246,47 @@ static void answer_final(cll__gen *g, const char *reason, const struct cll_seq_s
     add_metric(&b, "eval_count", (uint64_t)st->eval_n);
     add_metric(&b, "eval_duration", st->eval_ns);
     if (st->truncated || g->prompt_truncated)
-      sbuf_adds(&b, ",\"truncated\":true");
+      cll_buf_puts(&b, ",\"truncated\":true");
   }
-  sbuf_adds(&b, "}");
+  cll_buf_puts(&b, "}");
+  if (b.err || g->text.err) { /* out of memory: a clear error, not a cut answer */
+    cll_buf_free(&b);
+    cll__gen_fail(g, 500, "out of memory");
+    return;
+  }
   g->answered = true;
   if (g->stream && g->stream_started) {
-    sbuf_adds(&b, "\n");
-    cll_stream_write(g->req, b.p, b.n);
+    cll_buf_puts(&b, "\n");
+    cll_stream_write(g->req, b.data, b.len);
     cll_stream_end(g->req);
   } else if (g->stream) {
     /* Ollama streams even a single object. */
-    sbuf_adds(&b, "\n");
+    cll_buf_puts(&b, "\n");
     cll_stream_start(g->req, 200, "application/x-ndjson");
-    cll_stream_write(g->req, b.p, b.n);
+    cll_stream_write(g->req, b.data, b.len);
     cll_stream_end(g->req);
   } else {
-    cll_respond(g->req, 200, "application/json; charset=utf-8", b.p, b.n);
+    cll_respond(g->req, 200, "application/json; charset=utf-8", b.data, b.len);
   }
-  cll__sbuf_free(&b);
+  cll_buf_free(&b);
 }
 
 /* One object, not streamed, for the load/unload idioms. */
 static void answer_idiom(cll__gen *g, const char *reason) {
-  struct cll__sbuf b = {0};
+  cll_buf b = {0};
   add_created(g, &b);
   add_text_field(g, &b, "", 0);
-  sbuf_adds(&b, ",\"done\":true,\"done_reason\":");
-  cll__sbuf_json_str(&b, reason, strlen(reason));
-  sbuf_adds(&b, "}");
+  cll_buf_puts(&b, ",\"done\":true,\"done_reason\":");
+  cll_json_escape(&b, reason, strlen(reason));
+  cll_buf_puts(&b, "}");
+  if (b.err) {
+    cll_buf_free(&b);
+    cll__gen_fail(g, 500, "out of memory");
+    return;
+  }
   g->answered = true;
-  cll_respond(g->req, 200, "application/json; charset=utf-8", b.p, b.n);
-  cll__sbuf_free(&b);
+  cll_respond(g->req, 200, "application/json; charset=utf-8", b.data, b.len);
+  cll_buf_free(&b);
 }
 
 void cll__gen_unload(cll__gen *g) {

@@ -11,16 +11,12 @@
 #include "cllama/runners.h"
 #include "cllama/sampler.h"
 #include "cllama/scheduler.h"
+#include "cllama/util.h"
 #include "gen.h"
 #include "resolve.h"
 #include "text.h"
 
 enum cll__gen_kind { CLL__GEN_GENERATE = 0, CLL__GEN_CHAT = 1 };
-
-struct cll__sbuf {
-  char *p;
-  size_t n, cap;
-};
 
 typedef struct cll__gen cll__gen;
 
@@ -55,8 +51,8 @@ struct cll__gen {
   cll__detok *detok;
   int32_t *out_tok; /* generated tokens (for "context") */
   int32_t n_out, cap_out;
-  struct cll__sbuf text; /* non-stream: the whole answer */
-  struct cll__sbuf line; /* one NDJSON line */
+  cll_buf text; /* non-stream: the whole answer */
+  cll_buf line; /* one NDJSON line */
   uint64_t t0, t_loaded;
   int phase;
   bool gone, answered, stream_started, stop_matched;
@@ -79,8 +75,5 @@ void cll__gen_unload(cll__gen *g);
 void cll__gen_start(cll__gen *g);
 
 /* JSON string escaping into a buffer. */
-void cll__sbuf_json_str(struct cll__sbuf *b, const char *s, size_t n);
-void cll__sbuf_add(struct cll__sbuf *b, const char *s, size_t n);
-void cll__sbuf_free(struct cll__sbuf *b);
 
 #endif

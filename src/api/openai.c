@@ -21,6 +21,7 @@
  *
  * Threads: loop thread only. Nothing blocks. */
 #include "cllama/api.h"
+#include "cllama/util.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -1134,18 +1135,12 @@ static void on_list(cll_request *req, void *ud) {
   forward(req, "GET", "/api/tags", NULL, &list_filter, o);
 }
 
-static int hexval(char c) {
-  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                      : c >= 'A' && c <= 'F'   ? c - 'A' + 10
-                                                               : -1;
-}
-
 /* Decodes %XX escapes in place (a client may send "llama3%3A8b"). */
 static void percent_decode(char *s) {
   char *o = s;
   for (const char *p = s; *p; p++) {
-    if (p[0] == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
-      *o++ = (char)(hexval(p[1]) * 16 + hexval(p[2]));
+    if (p[0] == '%' && cll_hex_digit(p[1]) >= 0 && cll_hex_digit(p[2]) >= 0) {
+      *o++ = (char)(cll_hex_digit(p[1]) * 16 + cll_hex_digit(p[2]));
       p += 2;
     } else {
       *o++ = *p;
