@@ -23,6 +23,8 @@
 
 enum { P_NEW = 0, P_ACQUIRE, P_PREPARE, P_RUN, P_DONE };
 
+static const struct cll__writer ndjson_writer;
+
 /* ---------------------------------------------------------------- life */
 
 static int64_t wall_ns(void) {
@@ -46,7 +48,12 @@ static void gen_free(cll__gen *g) {
   cll_stop_free(g->stop);
   cll__detok_free(g->detok);
   cll_buf_free(&g->text);
+  cll_buf_free(&g->thinking);
   cll_buf_free(&g->line);
+  cll__outp_free(g->outp);
+  cll__tmpl_put(g->tmpl);
+  json_decref(g->calls);
+  free(g->rendered);
   free(g);
 }
 
@@ -76,6 +83,10 @@ cll__gen *cll__gen_new(cll_request *req, json_t *body, int kind) {
   g->t0 = uv_hrtime();
   g->truncate = g->shift = true;
   cll__gen_opts_defaults(&g->opts);
+  struct cll__sink *sink = cll_request_data(req);
+  g->w = sink ? sink->w : &ndjson_writer;
+  g->wstate = sink ? sink->state : NULL;
+  g->calls = json_array();
   return g;
 }
 
@@ -83,12 +94,8 @@ void cll__gen_fail(cll__gen *g, int status, const char *msg) {
   if (!g->answered) {
     g->answered = true;
     if (g->stream_started) {
-      cll_buf_reset(&g->line);
-      cll_buf_puts(&g->line, "{\"error\":");
-      cll_json_escape(&g->line, msg, strlen(msg));
-      cll_buf_puts(&g->line, "}\n");
-      cll_stream_write(g->req, g->line.data, g->line.len);
-      cll_stream_end(g->req);
+      struct cll__ev ev = {.kind = CLL__EV_ERROR, .s = msg, .n = strlen(msg)};
+      g->w->event(g, g->wstate, &ev);
     } else {
       cll_api_error(g->req, status, msg);
     }
@@ -154,54 +161,47 @@ static void add_created(cll__gen *g, cll_buf *b) {
   cll_buf_puts(b, "\",");
 }
 
-static void add_text_field(cll__gen *g, cll_buf *b, const char *s, size_t n) {
+static void add_json(cll_buf *b, const json_t *v) {
+  char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+  if (t) {
+    cll_buf_puts(b, t);
+    free(t);
+  }
+}
+
+/* The message (chat) or response fields (generate) of one object. */
+static void add_text_field(cll__gen *g, cll_buf *b, const char *s, size_t n,
+                           const char *th, size_t nth, const json_t *calls) {
   if (g->kind == CLL__GEN_CHAT) {
     cll_buf_puts(b, "\"message\":{\"role\":\"assistant\",\"content\":");
     cll_json_escape(b, s, n);
+    if (nth) {
+      cll_buf_puts(b, ",\"thinking\":");
+      cll_json_escape(b, th, nth);
+    }
+    if (json_array_size(calls)) {
+      cll_buf_puts(b, ",\"tool_calls\":");
+      add_json(b, calls);
+    }
     cll_buf_puts(b, "}");
   } else {
     cll_buf_puts(b, "\"response\":");
     cll_json_escape(b, s, n);
+    if (nth) {
+      cll_buf_puts(b, ",\"thinking\":");
+      cll_json_escape(b, th, nth);
+    }
+    if (json_array_size(calls)) {
+      cll_buf_puts(b, ",\"tool_calls\":");
+      add_json(b, calls);
+    }
   }
-}
-
-static void stream_begin(cll__gen *g) {
-  if (g->stream_started)
-    return;
-  g->stream_started = true;
-  cll_stream_start(g->req, 200, "application/x-ndjson");
 }
 
 static void on_drain(cll_request *req, void *ud) {
   cll__gen *g = ud;
   if (g->seq && g->phase == P_RUN)
     cll_seq_resume(g->seq);
-}
-
-/* Sends or gathers a piece of answer text. */
-static void emit(cll__gen *g, const char *s, size_t n) {
-  if (n == 0 || g->answered)
-    return;
-  if (!g->stream) {
-    cll_buf_append(&g->text, s, n);
-    return;
-  }
-  stream_begin(g);
-  cll_buf_reset(&g->line);
-  add_created(g, &g->line);
-  add_text_field(g, &g->line, s, n);
-  cll_buf_puts(&g->line, ",\"done\":false}\n");
-  if (g->line.err) { /* out of memory: an error line, never a cut one */
-    cll__gen_fail(g, 500, "out of memory");
-    if (g->seq)
-      cll_seq_cancel(g->seq);
-    return;
-  }
-  if (cll_stream_write(g->req, g->line.data, g->line.len) != 0 && !g->gone) {
-    g->gone = true;
-    if (g->seq)
-      cll_seq_cancel(g->seq);
-  }
 }
 
 static void add_metric(cll_buf *b, const char *k, uint64_t v) {
@@ -212,18 +212,33 @@ static void add_metric(cll_buf *b, const char *k, uint64_t v) {
   cll_buf_puts(b, num);
 }
 
-static void answer_final(cll__gen *g, const char *reason, const struct cll_seq_stats *st) {
-  if (g->answered) /* already failed (out of memory while streaming) */
-    return;
+static void ndjson_send(cll__gen *g, cll_buf *line) {
+  if (line->err) { /* out of memory building it: an error line, never a cut one */
+    if (g->seq)
+      cll_seq_cancel(g->seq);
+    cll_buf_reset(line);
+    if (cll_buf_puts(line, "{\"error\":\"out of memory\"}\n") != 0)
+      return;
+  }
+  if (!g->stream_started) {
+    g->stream_started = true;
+    cll_stream_start(g->req, 200, "application/x-ndjson");
+  }
+  cll_stream_write(g->req, line->data, line->len);
+}
+
+static void ndjson_final(cll__gen *g, const struct cll__ev *ev) {
+  const struct cll_seq_stats *st = ev->stats;
   uint64_t now = uv_hrtime();
   cll_buf b = {0};
   add_created(g, &b);
   if (g->stream)
-    add_text_field(g, &b, "", 0);
+    add_text_field(g, &b, "", 0, NULL, 0, NULL);
   else
-    add_text_field(g, &b, g->text.data ? g->text.data : "", g->text.len);
+    add_text_field(g, &b, g->text.data ? g->text.data : "", g->text.len, g->thinking.data, g->thinking.len,
+                   g->calls);
   cll_buf_puts(&b, ",\"done\":true,\"done_reason\":");
-  cll_json_escape(&b, reason, strlen(reason));
+  cll_json_escape(&b, ev->done_reason, strlen(ev->done_reason));
   if (g->want_context && st) {
     cll_buf_puts(&b, ",\"context\":[");
     char num[16];
@@ -249,21 +264,15 @@ static void answer_final(cll__gen *g, const char *reason, const struct cll_seq_s
       cll_buf_puts(&b, ",\"truncated\":true");
   }
   cll_buf_puts(&b, "}");
-  if (b.err || g->text.err) { /* out of memory: a clear error, not a cut answer */
+  if ((b.err || g->text.err || g->thinking.err) && !g->stream) {
     cll_buf_free(&b);
-    cll__gen_fail(g, 500, "out of memory");
+    cll_api_error(g->req, 500, "out of memory");
     return;
   }
-  g->answered = true;
-  if (g->stream && g->stream_started) {
-    cll_buf_puts(&b, "\n");
-    cll_stream_write(g->req, b.data, b.len);
-    cll_stream_end(g->req);
-  } else if (g->stream) {
+  if (g->stream) {
     /* Ollama streams even a single object. */
     cll_buf_puts(&b, "\n");
-    cll_stream_start(g->req, 200, "application/x-ndjson");
-    cll_stream_write(g->req, b.data, b.len);
+    ndjson_send(g, &b);
     cll_stream_end(g->req);
   } else {
     cll_respond(g->req, 200, "application/json; charset=utf-8", b.data, b.len);
@@ -271,21 +280,149 @@ static void answer_final(cll__gen *g, const char *reason, const struct cll_seq_s
   cll_buf_free(&b);
 }
 
+/* The Ollama writer: one NDJSON object per piece, thoughts and tool calls
+ * in fields of their own; non-stream, one object at the end. */
+static void ndjson_event(cll__gen *g, void *state, const struct cll__ev *ev) {
+  cll_buf *b = &g->line;
+  switch (ev->kind) {
+  case CLL__EV_TEXT:
+  case CLL__EV_THINKING:
+  case CLL__EV_TOOL_CALL:
+    if (!g->stream)
+      return;
+    cll_buf_reset(b);
+    add_created(g, b);
+    if (ev->kind == CLL__EV_TEXT) {
+      add_text_field(g, b, ev->s, ev->n, NULL, 0, NULL);
+    } else if (ev->kind == CLL__EV_THINKING) {
+      add_text_field(g, b, "", 0, ev->s, ev->n, NULL);
+    } else {
+      json_t *one = json_pack("[O]", ev->call);
+      add_text_field(g, b, "", 0, NULL, 0, one);
+      json_decref(one);
+    }
+    if (ev->logprobs) {
+      cll_buf_puts(b, ",\"logprobs\":");
+      add_json(b, ev->logprobs);
+    }
+    cll_buf_puts(b, ",\"done\":false}\n");
+    ndjson_send(g, b);
+    return;
+  case CLL__EV_DONE:
+    ndjson_final(g, ev);
+    return;
+  case CLL__EV_ERROR:
+    cll_buf_reset(b);
+    cll_buf_puts(b, "{\"error\":");
+    cll_json_escape(b, ev->s, strlen(ev->s));
+    cll_buf_puts(b, "}\n");
+    cll_stream_write(g->req, b->data, b->len);
+    cll_stream_end(g->req);
+    return;
+  }
+}
+
+static const struct cll__writer ndjson_writer = {ndjson_event};
+
+void cll__gen_sink_attach(cll_request *req, struct cll__sink *sink) {
+  cll_request_set_data(req, sink);
+}
+
+/* Sends one event to the writer; a client gone cancels the sequence. */
+static void send_event(cll__gen *g, const struct cll__ev *ev) {
+  g->w->event(g, g->wstate, ev);
+  if (ev->kind < CLL__EV_DONE && g->stream && cll_request_gone(g->req) && !g->gone) {
+    g->gone = true;
+    if (g->seq)
+      cll_seq_cancel(g->seq);
+  }
+}
+
+static void call_id(char out[16]) {
+  static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  unsigned char r[8];
+  if (uv_random(NULL, NULL, r, sizeof(r), 0, NULL) != 0)
+    for (size_t i = 0; i < sizeof(r); i++)
+      r[i] = (unsigned char)rand();
+  memcpy(out, "call_", 5);
+  for (int i = 0; i < 8; i++)
+    out[5 + i] = alnum[r[i] % 36];
+  out[13] = 0;
+}
+
+/* The output parser's pieces become events. */
+static void on_out(void *ud, int kind, const char *s, size_t n, const char *name, json_t *args) {
+  cll__gen *g = ud;
+  struct cll__ev ev = {0};
+  if (kind == CLL__OUT_TOOL_CALL) {
+    char id[16];
+    call_id(id);
+    json_t *call = json_pack("{s:s,s:{s:i,s:s,s:O}}", "id", id, "function", "index",
+                             (int)json_array_size(g->calls), "name", name, "arguments", args);
+    if (!call)
+      return;
+    json_array_append_new(g->calls, call);
+    ev.kind = CLL__EV_TOOL_CALL;
+    ev.call = call;
+  } else {
+    if (n == 0)
+      return;
+    cll_buf_append(kind == CLL__OUT_TEXT ? &g->text : &g->thinking, s, n);
+    ev.kind = kind == CLL__OUT_TEXT ? CLL__EV_TEXT : CLL__EV_THINKING;
+    ev.s = s;
+    ev.n = n;
+  }
+  send_event(g, &ev);
+}
+
+/* A piece of answer text (after stop strings) into the output parser. */
+static void emit(cll__gen *g, const char *s, size_t n) {
+  if (n == 0)
+    return;
+  if (g->outp)
+    cll__outp_feed(g->outp, s, n, on_out, g);
+  else
+    on_out(g, CLL__OUT_TEXT, s, n, NULL, NULL);
+}
+
+static void answer_final(cll__gen *g, const char *reason, const struct cll_seq_stats *st) {
+  if (g->outp)
+    cll__outp_finish(g->outp, on_out, g);
+  struct cll__ev ev = {.kind = CLL__EV_DONE, .done_reason = reason, .stats = st};
+  g->answered = true;
+  g->w->event(g, g->wstate, &ev);
+}
+
 /* One object, not streamed, for the load/unload idioms. */
 static void answer_idiom(cll__gen *g, const char *reason) {
   cll_buf b = {0};
   add_created(g, &b);
-  add_text_field(g, &b, "", 0);
+  add_text_field(g, &b, "", 0, NULL, 0, NULL);
   cll_buf_puts(&b, ",\"done\":true,\"done_reason\":");
   cll_json_escape(&b, reason, strlen(reason));
   cll_buf_puts(&b, "}");
-  if (b.err) {
-    cll_buf_free(&b);
-    cll__gen_fail(g, 500, "out of memory");
-    return;
-  }
   g->answered = true;
-  cll_respond(g->req, 200, "application/json; charset=utf-8", b.data, b.len);
+  if (b.err)
+    cll_api_error(g->req, 500, "out of memory");
+  else
+    cll_respond(g->req, 200, "application/json; charset=utf-8", b.data, b.len);
+  cll_buf_free(&b);
+}
+
+/* _debug_render_only: the rendered prompt, nothing run. */
+static void answer_debug(cll__gen *g) {
+  cll_buf b = {0};
+  add_created(g, &b);
+  cll_buf_puts(&b, "\"_debug_info\":{\"rendered_template\":");
+  cll_json_escape(&b, g->rendered ? g->rendered : "", g->rendered ? strlen(g->rendered) : 0);
+  char num[64];
+  snprintf(num, sizeof(num), ",\"image_count\":%zu}}", g->n_images);
+  cll_buf_puts(&b, num);
+  g->answered = true;
+  if (b.err)
+    cll_api_error(g->req, 500, "out of memory");
+  else
+    cll_respond(g->req, 200, "application/json; charset=utf-8", b.data, b.len);
   cll_buf_free(&b);
 }
 
@@ -314,7 +451,7 @@ static int on_token(void *ud, cll_seq *s, int32_t tok) {
   const char *piece, *out;
   size_t len, out_len;
   cll__detok_push(g->detok, tok, &piece, &len);
-  if (g->stop_matched)
+  if (g->stop_matched || g->gone)
     return CLL_SEQ_STOP;
   bool hit = cll_stop_feed(g->stop, piece, len, &out, &out_len);
   emit(g, out, out_len);
@@ -372,7 +509,7 @@ static void on_prepare_work(uv_work_t *w) {
   const cll__mtext *t = cll_runner_aux(g->runner);
   const struct cll_model_info *mi = cll_model_info(cll_runner_model(g->runner));
   g->prep_rc = g->prepare(g, t, &g->prep_err);
-  if (g->prep_rc != 0)
+  if (g->prep_rc != 0 || g->debug_render)
     return;
   if (g->n_prompt == 0) {
     g->prep_rc = cll_err_set(&g->prep_err, CLL_EINVAL, "the prompt is empty after tokenization");
@@ -413,8 +550,14 @@ static void on_prepared(uv_work_t *w, int status) {
                   g->prep_err.msg[0] ? g->prep_err.msg : cll_strerror(g->prep_rc));
     return;
   }
+  if (g->debug_render) {
+    answer_debug(g);
+    gen_free(g);
+    return;
+  }
   const cll__mtext *t = cll_runner_aux(g->runner);
-  if (cll__detok_new(t, &g->detok) != 0 ||
+  if (((g->outcfg.tool_tag || g->outcfg.think_open) && cll__outp_new(&g->outcfg, &g->outp) != 0) ||
+      cll__detok_new(t, &g->detok) != 0 ||
       cll_stop_new((const char *const *)g->opts.stop, g->opts.n_stop, &g->stop) != 0) {
     cll__gen_fail(g, 500, "out of memory");
     return;
