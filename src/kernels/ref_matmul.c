@@ -124,6 +124,140 @@ static void matmul_packed_q4_0(const cll_matmul_args *a, int64_t p0, int64_t p1)
   }
 }
 
+/* ------------------------------------------------------------ Q8_0 packed
+ *
+ * Panel p, nb blocks per row:
+ *   quants: nb x 512 bytes; block i is 8 groups of 64 bytes, and byte
+ *           4j + b of group g is q + 128 for element 4g + b of row j;
+ *   scales: nb x 16 fp16 after the quants, block-major.
+ * Each panel is rounded up to 64 bytes. */
+
+static size_t p8_panel_bytes(int64_t nb) {
+  return ((size_t)nb * (CLL_PACK_ROWS * sizeof(cll_block_q8_0)) + 63) & ~(size_t)63;
+}
+
+static size_t pack_bytes_q8_0(int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / CLL_PACK_ROWS) * p8_panel_bytes(n_in / CLL_QK8_0);
+}
+
+static void pack_q8_0(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                      void *dst) {
+  const int64_t nb = n_in / CLL_QK8_0;
+  for (int64_t p = p0; p < p1; p++) {
+    uint8_t *q = (uint8_t *)dst + (size_t)p * p8_panel_bytes(nb);
+    uint16_t *d = (uint16_t *)(q + (size_t)nb * 512);
+    for (int j = 0; j < CLL_PACK_ROWS; j++) {
+      const cll_block_q8_0 *row =
+          (const cll_block_q8_0 *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
+      for (int64_t i = 0; i < nb; i++) {
+        d[i * CLL_PACK_ROWS + j] = row[i].d;
+        for (int e = 0; e < CLL_QK8_0; e++)
+          q[(size_t)i * 512 + 64 * (e / 4) + 4 * j + e % 4] = (uint8_t)(row[i].qs[e] + 128);
+      }
+    }
+  }
+}
+
+static void matmul_packed_q8_0(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  const int64_t nb = a->n_in / CLL_QK8_0;
+  void (*dot)(int64_t, const void *, const void *, float *) = cll__kernels_ref.vec_dot[CLL_TYPE_Q8_0];
+  for (int64_t p = p0; p < p1; p++) {
+    const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * p8_panel_bytes(nb);
+    const uint16_t *d = (const uint16_t *)(q + (size_t)nb * 512);
+    for (int j = 0; j < CLL_PACK_ROWS; j++)
+      for (int64_t t = 0; t < a->n_tok; t++) {
+        const cll_block_q8_0 *x = (const cll_block_q8_0 *)((const char *)a->xq + (size_t)t * a->xq_stride);
+        float s = 0.0f;
+        for (int64_t i = 0; i < nb; i++) {
+          cll_block_q8_0 b;
+          float part;
+          b.d = d[i * CLL_PACK_ROWS + j];
+          for (int e = 0; e < CLL_QK8_0; e++)
+            b.qs[e] = (int8_t)(q[(size_t)i * 512 + 64 * (e / 4) + 4 * j + e % 4] - 128);
+          dot(CLL_QK8_0, &b, &x[i], &part);
+          s += part;
+        }
+        a->y[t * a->y_stride + p * CLL_PACK_ROWS + j] = s;
+      }
+  }
+}
+
+/* ------------------------------------------------------------ Q4_K packed
+ *
+ * Panel p, per super-block (2368 bytes):
+ *   quants: 32 groups of 64 bytes; bytes 4j..4j+3 of group 8c + g are
+ *           bytes 32c + 4g .. 32c + 4g + 3 of row j's qs;
+ *   scales: 8 x 16 bytes at 2048, sc[s * 16 + j] (6-bit, unpacked);
+ *   mins:   4 x 32 bytes at 2176, mn[(s / 2) * 32 + 2j + s % 2];
+ *   d, dmin: 16 fp16 each at 2304 and 2336. */
+
+#define PK4_SB 2368
+
+static size_t pack_bytes_q4_K(int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / CLL_PACK_ROWS) * (size_t)(n_in / CLL_QK_K) * PK4_SB;
+}
+
+static void pack_q4_K(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                      void *dst) {
+  const int64_t nsb = n_in / CLL_QK_K;
+  for (int64_t p = p0; p < p1; p++)
+    for (int j = 0; j < CLL_PACK_ROWS; j++) {
+      const cll_block_q4_K *row =
+          (const cll_block_q4_K *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
+      for (int64_t i = 0; i < nsb; i++) {
+        uint8_t *q = (uint8_t *)dst + ((size_t)p * (size_t)nsb + (size_t)i) * PK4_SB;
+        for (int c = 0; c < 4; c++)
+          for (int g = 0; g < 8; g++) memcpy(q + (c * 8 + g) * 64 + 4 * j, row[i].qs + 32 * c + 4 * g, 4);
+        for (int s = 0; s < 8; s++) {
+          uint8_t sc, mn;
+          cll__scale_min_k4(s, row[i].scales, &sc, &mn);
+          q[2048 + s * 16 + j] = sc;
+          q[2176 + (s / 2) * 32 + 2 * j + s % 2] = mn;
+        }
+        memcpy(q + 2304 + 2 * j, &row[i].d, 2);
+        memcpy(q + 2336 + 2 * j, &row[i].dmin, 2);
+      }
+    }
+}
+
+/* Row j of super-block i of a packed Q4_K panel, back in GGUF form. The
+ * 6-bit scales and mins are packed again as cll__scale_min_k4 reads them. */
+static void unpack_q4_K(const uint8_t *q, int j, cll_block_q4_K *b) {
+  for (int c = 0; c < 4; c++)
+    for (int g = 0; g < 8; g++) memcpy(b->qs + 32 * c + 4 * g, q + (c * 8 + g) * 64 + 4 * j, 4);
+  uint8_t sc[8], mn[8];
+  for (int s = 0; s < 8; s++) {
+    sc[s] = q[2048 + s * 16 + j];
+    mn[s] = q[2176 + (s / 2) * 32 + 2 * j + s % 2];
+  }
+  for (int s = 0; s < 4; s++) {
+    b->scales[s] = (uint8_t)((sc[s] & 63) | ((sc[s + 4] >> 4) << 6));
+    b->scales[s + 4] = (uint8_t)((mn[s] & 63) | ((mn[s + 4] >> 4) << 6));
+    b->scales[s + 8] = (uint8_t)((sc[s + 4] & 15) | ((mn[s + 4] & 15) << 4));
+  }
+  memcpy(&b->d, q + 2304 + 2 * j, 2);
+  memcpy(&b->dmin, q + 2336 + 2 * j, 2);
+}
+
+static void matmul_packed_q4_K(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  const int64_t nsb = a->n_in / CLL_QK_K;
+  void (*dot)(int64_t, const void *, const void *, float *) = cll__kernels_ref.vec_dot[CLL_TYPE_Q4_K];
+  for (int64_t p = p0; p < p1; p++)
+    for (int j = 0; j < CLL_PACK_ROWS; j++)
+      for (int64_t t = 0; t < a->n_tok; t++) {
+        const cll_block_q8_K *x = (const cll_block_q8_K *)((const char *)a->xq + (size_t)t * a->xq_stride);
+        float s = 0.0f;
+        for (int64_t i = 0; i < nsb; i++) {
+          cll_block_q4_K b;
+          float part;
+          unpack_q4_K((const uint8_t *)a->wp + ((size_t)p * (size_t)nsb + (size_t)i) * PK4_SB, j, &b);
+          dot(CLL_QK_K, &b, &x[i], &part);
+          s += part;
+        }
+        a->y[t * a->y_stride + p * CLL_PACK_ROWS + j] = s;
+      }
+}
+
 const cll_kernels cll__kernels_generic = {
     .isa = "generic",
     .vec_dot_rows = {[CLL_TYPE_Q4_0] = rows_q4_0, [CLL_TYPE_Q8_0] = rows_q8_0,
@@ -140,7 +274,9 @@ const cll_kernels cll__kernels_generic = {
     .matmul_few = {[CLL_TYPE_F16] = few_f16},
     .few_min_tok = {[CLL_TYPE_F16] = 1},
     .few_max_tok = {[CLL_TYPE_F16] = 255},
-    .pack_bytes = {[CLL_TYPE_Q4_0] = pack_bytes_q4_0},
-    .pack = {[CLL_TYPE_Q4_0] = pack_q4_0},
-    .matmul_packed = {[CLL_TYPE_Q4_0] = matmul_packed_q4_0},
+    .pack_bytes = {[CLL_TYPE_Q4_0] = pack_bytes_q4_0, [CLL_TYPE_Q8_0] = pack_bytes_q8_0,
+                   [CLL_TYPE_Q4_K] = pack_bytes_q4_K},
+    .pack = {[CLL_TYPE_Q4_0] = pack_q4_0, [CLL_TYPE_Q8_0] = pack_q8_0, [CLL_TYPE_Q4_K] = pack_q4_K},
+    .matmul_packed = {[CLL_TYPE_Q4_0] = matmul_packed_q4_0, [CLL_TYPE_Q8_0] = matmul_packed_q8_0,
+                      [CLL_TYPE_Q4_K] = matmul_packed_q4_K},
 };

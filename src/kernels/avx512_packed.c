@@ -1,0 +1,283 @@
+/* avx512_packed.c — Q8_0 and Q4_K matrices repacked at load for the
+ * avx512 table (its pack, pack_bytes and matmul_packed slots for those
+ * types; Q4_0's live in avx512.c). Compiled with the avx512 flags.
+ *
+ * Why: at decode the in-place kernels do one row at a time, so every
+ * weight block costs its own scale conversion, shuffles and horizontal
+ * work, and on CPUs with fewer execution ports per byte of bandwidth
+ * than Zen 5 (Intel Xeons at 2 threads) they ran out of instructions
+ * before the memory bus was full (issue 16: Q4_K_M at 0.55x, Q8_0 at
+ * 0.75x of llama.cpp's best). Packed 16 rows to a panel, one 64-byte
+ * vector holds 4 consecutive quants of each of the 16 rows, so a single
+ * vpdpbusd with 4 broadcast activation bytes does 64 multiply-adds for 16
+ * rows at once and no horizontal sums are needed; the scales of 16 rows
+ * sit together and convert in one instruction. The layouts are written
+ * down, scalar, in ref_matmul.c (the twins test_matmul compares with):
+ *
+ * Q8_0, panel of 16 rows, nb blocks per row:
+ *   quants: nb x 512 bytes; block i is 8 vectors of 64 bytes, dword j of
+ *           vector g = bytes 4g..4g+3 of row j's qs, each byte + 128 (so
+ *           unsigned, for vpdpbusd; the offset leaves as 128 * sum(y));
+ *   scales: nb x 16 fp16, block-major. Panel rounded up to 64 bytes; the
+ *           packed matrix has the GGUF matrix's size (34 bytes a block).
+ *
+ * Q4_K, panel of 16 rows, per super-block (2368 bytes, 37 cache lines):
+ *   quants: 4 chunks c of 8 vectors: dword j of vector (c, g) = bytes
+ *           32c + 4g .. 32c + 4g + 3 of row j's qs (low nibbles: elements
+ *           64c + 4g.., sub-block 2c; high nibbles: 64c + 32 + 4g..,
+ *           sub-block 2c + 1), 2048 bytes;
+ *   scales: 8 x 16 bytes, sc[s * 16 + j] = 6-bit scale of sub-block s of
+ *           row j;
+ *   mins:   4 x 32 bytes, mn[p * 32 + 2j + e] = min of sub-block 2p + e;
+ *   d, dmin: 16 fp16 each.
+ *   (GGUF: 16 x 144 = 2304 bytes; 3% more.)
+ *
+ * Tokens go through in tiles (Q8_0: 8, Q4_K: 4), so the same kernels
+ * serve decode (1 token), batched decode and prefill; within a chunk of
+ * 64 tokens a panel is read from memory once and from L1/L2 after. */
+#if defined(__x86_64__)
+
+#include "kernels/avx512_internal.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+static inline int32_t ld32(const void *p) {
+  int32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+#define TOK_CHUNK 64
+
+/* Tiles of at most max_t tokens over [tc, te), as even as possible (41
+ * by 8: 7 7 7 7 7 6), so no tile is a lone token when several share. */
+#define FOR_TILES(tc, te, max_t, t0, t1)                                                     \
+  for (int64_t n_t_ = ((te) - (tc) + (max_t)-1) / (max_t), k_ = 0; k_ < n_t_; k_++)         \
+    for (int64_t t0 = (tc) + ((te) - (tc)) * k_ / n_t_, t1 = (tc) + ((te) - (tc)) * (k_ + 1) / n_t_, \
+                 once_ = 1;                                                                  \
+         once_; once_ = 0)
+
+/* ---------------------------------------------------------------- Q8_0 */
+
+#define P8_TOK 8
+
+static size_t p8_panel_bytes(int64_t nb) {
+  return ((size_t)nb * (CLL_PACK_ROWS * sizeof(sb_q8_0)) + 63) & ~(size_t)63;
+}
+
+size_t cll__pack_bytes_q8_0_avx512(int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / CLL_PACK_ROWS) * p8_panel_bytes(n_in / SB_QK);
+}
+
+void cll__pack_q8_0_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                           void *dst) {
+  const int64_t nb = n_in / SB_QK;
+  for (int64_t p = p0; p < p1; p++) {
+    uint8_t *q = (uint8_t *)dst + (size_t)p * p8_panel_bytes(nb);
+    uint16_t *d = (uint16_t *)(q + (size_t)nb * 512);
+    for (int j = 0; j < CLL_PACK_ROWS; j++) {
+      const sb_q8_0 *row = (const sb_q8_0 *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
+      for (int64_t i = 0; i < nb; i++) {
+        d[i * CLL_PACK_ROWS + j] = row[i].d;
+        for (int g = 0; g < 8; g++) { /* + 128 on 4 bytes at once: q ^ 0x80 */
+          const uint32_t v = (uint32_t)ld32(row[i].qs + 4 * g) ^ 0x80808080u;
+          memcpy(q + (size_t)i * 512 + 64 * g + 4 * j, &v, 4);
+        }
+      }
+    }
+  }
+}
+
+/* T tokens (t0..) times one Q8_0 panel; y: row 16p of token t0. */
+static inline __attribute__((always_inline)) void
+p8_tile(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *q, int64_t t0, float *y) {
+  const uint16_t *d = (const uint16_t *)(q + (size_t)nb * 512);
+  __m512 acc[P8_TOK];
+  const sb_q8_0 *yrow[P8_TOK];
+  const struct cll__q8_sum *ysum[P8_TOK];
+#pragma GCC unroll 8
+  for (int t = 0; t < T; t++) {
+    acc[t] = _mm512_setzero_ps();
+    yrow[t] = (const sb_q8_0 *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
+    ysum[t] = cll__q8_sums(yrow[t], nb);
+  }
+  for (int64_t i = 0; i < nb; i++) {
+    const uint8_t *qi = q + (size_t)i * 512;
+    __m512i w[8];
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++) w[g] = _mm512_load_si512((const void *)(qi + 64 * g));
+    const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(d + i * CLL_PACK_ROWS)));
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) {
+      const int8_t *yq = yrow[t][i].qs;
+      __m512i s0 = _mm512_set1_epi32(-128 * ysum[t][i].s), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+      for (int g = 0; g < 8; g += 2) {
+        s0 = _mm512_dpbusd_epi32(s0, w[g], _mm512_set1_epi32(ld32(yq + 4 * g)));
+        s1 = _mm512_dpbusd_epi32(s1, w[g + 1], _mm512_set1_epi32(ld32(yq + 4 * g + 4)));
+      }
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(ysum[t][i].d)),
+                               _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc[t]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * a->y_stride, acc[t]);
+}
+
+void cll__matmul_q8_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  const int64_t nb = a->n_in / SB_QK;
+  const size_t pb = p8_panel_bytes(nb);
+  for (int64_t tc = 0; tc < a->n_tok; tc += TOK_CHUNK) {
+    const int64_t te = a->n_tok - tc < TOK_CHUNK ? a->n_tok : tc + TOK_CHUNK;
+    for (int64_t p = p0; p < p1; p++) {
+      const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * pb;
+      float *y = a->y + p * CLL_PACK_ROWS;
+      FOR_TILES(tc, te, P8_TOK, t0, t1) {
+        float *yt = y + t0 * a->y_stride;
+        switch (t1 - t0) {
+        case 8: p8_tile(8, a, nb, q, t0, yt); break;
+        case 7: p8_tile(7, a, nb, q, t0, yt); break;
+        case 6: p8_tile(6, a, nb, q, t0, yt); break;
+        case 5: p8_tile(5, a, nb, q, t0, yt); break;
+        case 4: p8_tile(4, a, nb, q, t0, yt); break;
+        case 3: p8_tile(3, a, nb, q, t0, yt); break;
+        case 2: p8_tile(2, a, nb, q, t0, yt); break;
+        case 1: p8_tile(1, a, nb, q, t0, yt); break;
+        default: break;
+        }
+      }
+    }
+  }
+}
+
+/* ---------------------------------------------------------------- Q4_K */
+
+#define PK4_SB 2368 /* bytes per super-block of a panel */
+#define PK4_TOK 4
+
+static size_t pk4_panel_bytes(int64_t nsb) {
+  return (size_t)nsb * PK4_SB;
+}
+
+size_t cll__pack_bytes_q4_K_avx512(int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / CLL_PACK_ROWS) * pk4_panel_bytes(n_in / SB_QK_K);
+}
+
+void cll__pack_q4_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                           void *dst) {
+  const int64_t nsb = n_in / SB_QK_K;
+  for (int64_t p = p0; p < p1; p++) {
+    uint8_t *panel = (uint8_t *)dst + (size_t)p * pk4_panel_bytes(nsb);
+    for (int j = 0; j < CLL_PACK_ROWS; j++) {
+      const sb_q4_K *row = (const sb_q4_K *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
+      for (int64_t i = 0; i < nsb; i++) {
+        uint8_t *q = panel + (size_t)i * PK4_SB;
+        uint8_t *sc = q + 2048, *mn = sc + 128;
+        uint16_t *d = (uint16_t *)(mn + 128);
+        for (int c = 0; c < 4; c++)
+          for (int g = 0; g < 8; g++) memcpy(q + (c * 8 + g) * 64 + 4 * j, row[i].qs + 32 * c + 4 * g, 4);
+        for (int s = 0; s < 8; s++) {
+          uint8_t scale, min;
+          sb_scale_min_k4(s, row[i].scales, &scale, &min);
+          sc[s * 16 + j] = scale;
+          mn[(s / 2) * 32 + 2 * j + (s & 1)] = min;
+        }
+        d[j] = row[i].d;
+        d[16 + j] = row[i].dmin;
+      }
+    }
+  }
+}
+
+/* T tokens (t0..) times one Q4_K panel; y: row 16p of token t0. */
+static inline __attribute__((always_inline)) void
+pk4_tile(const int T, const cll_matmul_args *a, int64_t nsb, const uint8_t *panel, int64_t t0,
+         float *y) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  __m512 acc[PK4_TOK];
+  const sb_q8_K *yrow[PK4_TOK];
+#pragma GCC unroll 4
+  for (int t = 0; t < T; t++) {
+    acc[t] = _mm512_setzero_ps();
+    yrow[t] = (const sb_q8_K *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
+  }
+  for (int64_t i = 0; i < nsb; i++) {
+    const uint8_t *q = panel + (size_t)i * PK4_SB;
+    const uint8_t *sc = q + 2048, *mn = sc + 128;
+    const uint16_t *dh = (const uint16_t *)(mn + 128);
+    __m512i si[PK4_TOK], mi[PK4_TOK];
+    /* The 8 32-element sums of each token's activations as int16 pairs
+     * (sub-blocks 2p, 2p + 1 in dword p), for the mins. */
+    int32_t bs[PK4_TOK][4];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+      si[t] = mi[t] = _mm512_setzero_si512();
+      const __m128i b0 = _mm_loadu_si128((const __m128i *)yrow[t][i].bsums);
+      const __m128i b1 = _mm_loadu_si128((const __m128i *)(yrow[t][i].bsums + 8));
+      _mm_storeu_si128((__m128i *)bs[t], _mm_hadd_epi16(b0, b1));
+    }
+#pragma GCC unroll 1
+    for (int c = 0; c < 4; c++) {
+      __m512i lo[8], hi[8];
+#pragma GCC unroll 8
+      for (int g = 0; g < 8; g++) {
+        const __m512i v = _mm512_load_si512((const void *)(q + (c * 8 + g) * 64));
+        lo[g] = _mm512_and_si512(v, m4);
+        hi[g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+      }
+      const __m512i scl = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(sc + 32 * c)));
+      const __m512i sch = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(sc + 32 * c + 16)));
+      const __m512i mnv = _mm512_cvtepu8_epi16(_mm256_load_si256((const __m256i *)(mn + 32 * c)));
+#pragma GCC unroll 4
+      for (int t = 0; t < T; t++) {
+        const int8_t *yq = yrow[t][i].qs + 64 * c;
+        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) {
+          s0 = _mm512_dpbusd_epi32(s0, lo[g], _mm512_set1_epi32(ld32(yq + 4 * g)));
+          s1 = _mm512_dpbusd_epi32(s1, hi[g], _mm512_set1_epi32(ld32(yq + 32 + 4 * g)));
+        }
+        si[t] = _mm512_add_epi32(si[t], _mm512_add_epi32(_mm512_mullo_epi32(s0, scl),
+                                                         _mm512_mullo_epi32(s1, sch)));
+        mi[t] = _mm512_dpwssd_epi32(mi[t], mnv, _mm512_set1_epi32(bs[t][c]));
+      }
+    }
+    const __m512 dx = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)dh));
+    const __m512 dmx = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(dh + 16)));
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+      const __m512 dy = _mm512_set1_ps(yrow[t][i].d);
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(si[t]), acc[t]);
+      acc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dmx, dy), _mm512_cvtepi32_ps(mi[t]), acc[t]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * a->y_stride, acc[t]);
+}
+
+void cll__matmul_q4_K_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  const int64_t nsb = a->n_in / SB_QK_K;
+  const size_t pb = pk4_panel_bytes(nsb);
+  for (int64_t tc = 0; tc < a->n_tok; tc += TOK_CHUNK) {
+    const int64_t te = a->n_tok - tc < TOK_CHUNK ? a->n_tok : tc + TOK_CHUNK;
+    for (int64_t p = p0; p < p1; p++) {
+      const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * pb;
+      float *y = a->y + p * CLL_PACK_ROWS;
+      FOR_TILES(tc, te, PK4_TOK, t0, t1) {
+        float *yt = y + t0 * a->y_stride;
+        switch (t1 - t0) {
+        case 4: pk4_tile(4, a, nsb, q, t0, yt); break;
+        case 3: pk4_tile(3, a, nsb, q, t0, yt); break;
+        case 2: pk4_tile(2, a, nsb, q, t0, yt); break;
+        case 1: pk4_tile(1, a, nsb, q, t0, yt); break;
+        default: break;
+        }
+      }
+    }
+  }
+}
+
+#else
+typedef int cll__avx512_packed_unused; /* ISO C: a translation unit is not empty */
+#endif
