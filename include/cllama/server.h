@@ -110,6 +110,8 @@ void *cll_request_server_data(const cll_request *req);
 /* Handler-owned per-request pointer, never touched by the server. */
 void cll_request_set_data(cll_request *req, void *data);
 void *cll_request_data(const cll_request *req);
+/* True when the client connected from a loopback address (127/8, ::1). */
+bool cll_request_peer_loopback(const cll_request *req);
 /* True once the client has gone away (writes are then dropped). */
 bool cll_request_gone(const cll_request *req);
 

@@ -227,6 +227,22 @@ void cll_request_set_data(cll_request *r, void *data) { r->data = data; }
 void *cll_request_data(const cll_request *r) { return r->data; }
 bool cll_request_gone(const cll_request *r) { return r->cancelled_gone != 0; }
 
+bool cll_request_peer_loopback(const cll_request *r) {
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  if (uv_tcp_getpeername(&r->conn->tcp, (struct sockaddr *)&ss, &len) != 0)
+    return false;
+  if (ss.ss_family == AF_INET)
+    return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+  if (ss.ss_family == AF_INET6) {
+    const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(a))
+      return true;
+    return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+  }
+  return false;
+}
+
 const char *cll_request_param(const cll_request *r, const char *name) {
   for (size_t i = 0; i < r->match.nparams; i++)
     if (strcmp(r->match.param_names[i], name) == 0)
