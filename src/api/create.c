@@ -507,17 +507,17 @@ static char *license_of(json_t *v) {
     return strdup(json_string_value(v));
   if (!json_is_array(v))
     return NULL;
-  struct cll__sbuf b = {0};
+  cll_buf b = {0};
   size_t i;
   json_t *x;
   json_array_foreach(v, i, x) {
     if (!json_is_string(x))
       continue;
-    if (b.n)
-      cll__sbuf_add(&b, "\n", 1);
-    cll__sbuf_add(&b, json_string_value(x), json_string_length(x));
+    if (b.len)
+      cll_buf_append(&b, "\n", 1);
+    cll_buf_append(&b, json_string_value(x), json_string_length(x));
   }
-  return b.p ? b.p : strdup("");
+  return cll_buf_steal(&b); /* NULL when out of memory */
 }
 
 /* Where a create may read a GGUF from the server's disk ("from": an
