@@ -237,33 +237,23 @@ static void add_json(struct cll__sbuf *b, const json_t *v) {
   }
 }
 
-/* The message (chat) or response fields (generate) of one object. */
+/* The message (chat) or response fields (generate) of one object: text,
+ * and thoughts and tool calls when there are some. */
 static void add_text_field(cll__gen *g, struct cll__sbuf *b, const char *s, size_t n,
                            const char *th, size_t nth, const json_t *calls) {
-  if (g->kind == CLL__GEN_CHAT) {
-    sbuf_adds(b, "\"message\":{\"role\":\"assistant\",\"content\":");
-    cll__sbuf_json_str(b, s, n);
-    if (nth) {
-      sbuf_adds(b, ",\"thinking\":");
-      cll__sbuf_json_str(b, th, nth);
-    }
-    if (json_array_size(calls)) {
-      sbuf_adds(b, ",\"tool_calls\":");
-      add_json(b, calls);
-    }
-    sbuf_adds(b, "}");
-  } else {
-    sbuf_adds(b, "\"response\":");
-    cll__sbuf_json_str(b, s, n);
-    if (nth) {
-      sbuf_adds(b, ",\"thinking\":");
-      cll__sbuf_json_str(b, th, nth);
-    }
-    if (json_array_size(calls)) {
-      sbuf_adds(b, ",\"tool_calls\":");
-      add_json(b, calls);
-    }
+  bool chat = g->kind == CLL__GEN_CHAT;
+  sbuf_adds(b, chat ? "\"message\":{\"role\":\"assistant\",\"content\":" : "\"response\":");
+  cll__sbuf_json_str(b, s, n);
+  if (nth) {
+    sbuf_adds(b, ",\"thinking\":");
+    cll__sbuf_json_str(b, th, nth);
   }
+  if (json_array_size(calls)) {
+    sbuf_adds(b, ",\"tool_calls\":");
+    add_json(b, calls);
+  }
+  if (chat)
+    sbuf_adds(b, "}");
 }
 
 static void on_drain(cll_request *req, void *ud) {
