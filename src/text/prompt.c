@@ -68,7 +68,7 @@ int cll_template_execute(const cll_template *t, const struct cll_tmpl_values *v,
   *out = NULL;
   if (out_len)
     *out_len = 0;
-  struct buf b = {0};
+  cll_buf b = {.max = MAX_OUTPUT};
   int rc = 0;
   json_t *root = json_object();
   if (root == NULL)
@@ -87,7 +87,7 @@ int cll_template_execute(const cll_template *t, const struct cll_tmpl_values *v,
 
   /* collate: System = every system content joined with "\n\n"; consecutive
    * messages with the same role (tool excepted) merge into the first. */
-  struct buf sys = {0};
+  cll_buf sys = {.max = MAX_OUTPUT};
   bool have_sys = false;
   json_t *msgs = json_array();
   if (msgs == NULL) {
@@ -100,31 +100,31 @@ int cll_template_execute(const cll_template *t, const struct cll_tmpl_values *v,
     const char *role = str_or_empty(m->role);
     if (strcmp(role, "system") == 0) {
       if (have_sys)
-        cll__tpl_buf_puts(&sys, "\n\n");
-      cll__tpl_buf_puts(&sys, str_or_empty(m->content));
+        buf_puts(&sys, "\n\n");
+      buf_puts(&sys, str_or_empty(m->content));
       have_sys = true;
     }
     if (prev_role != NULL && strcmp(prev_role, role) == 0 && strcmp(role, "tool") != 0) {
       json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
       json_t *c = json_object_get(last, "content");
-      struct buf mb = {0};
-      cll__tpl_buf_add(&mb, json_string_value(c), json_string_length(c));
-      cll__tpl_buf_puts(&mb, "\n\n");
-      cll__tpl_buf_puts(&mb, str_or_empty(m->content));
-      if (mb.oom || json_object_set_new(last, "content", json_stringn(mb.p ? mb.p : "", mb.len))) {
-        free(mb.p);
+      cll_buf mb = {.max = MAX_OUTPUT};
+      buf_add(&mb, json_string_value(c), json_string_length(c));
+      buf_puts(&mb, "\n\n");
+      buf_puts(&mb, str_or_empty(m->content));
+      if (mb.err || json_object_set_new(last, "content", json_stringn(mb.data ? mb.data : "", mb.len))) {
+        free(mb.data);
         rc = cll_err_set(err, CLL_ENOMEM, "out of memory");
         break;
       }
-      free(mb.p);
+      free(mb.data);
     } else if (json_array_append_new(msgs, message_json(m, NULL)) != 0) {
       rc = cll_err_set(err, CLL_ENOMEM, "out of memory");
       break;
     }
     prev_role = role;
   }
-  if (rc != 0 || sys.oom) {
-    free(sys.p);
+  if (rc != 0 || sys.err) {
+    free(sys.data);
     json_decref(msgs);
     json_decref(root);
     return rc ? rc : cll_err_set(err, CLL_ENOMEM, "out of memory");
@@ -132,19 +132,19 @@ int cll_template_execute(const cll_template *t, const struct cll_tmpl_values *v,
 
   if (t->uses_messages) {
     json_t *tools = v->tools != NULL ? json_incref((json_t *)v->tools) : json_null();
-    if (json_object_set_new(root, "System", json_stringn(sys.p ? sys.p : "", sys.len)) ||
+    if (json_object_set_new(root, "System", json_stringn(sys.data ? sys.data : "", sys.len)) ||
         json_object_set_new(root, "Messages", msgs) ||
         json_object_set_new(root, "Tools", tools) ||
         json_object_set_new(root, "Response", json_string("")) || set_think(root, v)) {
-      free(sys.p);
+      free(sys.data);
       json_decref(root);
       return cll_err_set(err, CLL_ENOMEM, "out of memory");
     }
-    free(sys.p);
+    free(sys.data);
     rc = cll__tpl_run(t, false, root, &b, err);
     goto done;
   }
-  free(sys.p);
+  free(sys.data);
   json_decref(root);
 
   /* Legacy: one render per (system?, user, assistant) turn, then the open
@@ -187,16 +187,16 @@ int cll_template_execute(const cll_template *t, const struct cll_tmpl_values *v,
 
 done:
   if (rc != 0) {
-    free(b.p);
+    free(b.data);
     return rc;
   }
-  if (b.p == NULL) {
-    b.p = malloc(1);
-    if (b.p == NULL)
+  if (b.data == NULL) {
+    b.data = malloc(1);
+    if (b.data == NULL)
       return cll_err_set(err, CLL_ENOMEM, "out of memory");
-    b.p[0] = '\0';
+    b.data[0] = '\0';
   }
-  *out = b.p;
+  *out = b.data;
   if (out_len)
     *out_len = b.len;
   return 0;
@@ -304,32 +304,32 @@ int cll_chat_prompt(const cll_template *t, const struct cll_tmpl_values *v,
     if (msgs[i].n_images == 0)
       continue;
     const char *content = str_or_empty(msgs[i].content);
-    struct buf prefix = {0}, body = {0};
-    cll__tpl_buf_puts(&body, content);
+    cll_buf prefix = {.max = MAX_OUTPUT}, body = {0};
+    buf_puts(&body, content);
     for (size_t k = 0; k < msgs[i].n_images; k++, img++) {
       char tag[32];
       snprintf(tag, sizeof tag, "[img-%zu]", img);
-      char *at = body.p ? strstr(body.p, "[img]") : NULL;
+      char *at = body.data ? strstr(body.data, "[img]") : NULL;
       if (at == NULL) {
-        cll__tpl_buf_puts(&prefix, tag);
+        buf_puts(&prefix, tag);
       } else {
-        struct buf nb = {0};
-        cll__tpl_buf_add(&nb, body.p, (size_t)(at - body.p));
-        cll__tpl_buf_puts(&nb, tag);
-        cll__tpl_buf_puts(&nb, at + 5);
-        free(body.p);
+        cll_buf nb = {.max = MAX_OUTPUT};
+        buf_add(&nb, body.data, (size_t)(at - body.data));
+        buf_puts(&nb, tag);
+        buf_puts(&nb, at + 5);
+        free(body.data);
         body = nb;
       }
     }
-    cll__tpl_buf_add(&prefix, body.p ? body.p : "", body.len);
-    free(body.p);
-    if (prefix.oom || body.oom) {
-      free(prefix.p);
+    buf_add(&prefix, body.data ? body.data : "", body.len);
+    free(body.data);
+    if (prefix.err || body.err) {
+      free(prefix.data);
       rc = cll_err_set(err, CLL_ENOMEM, "out of memory");
       break;
     }
-    owned[i] = prefix.p;
-    tagged[i].content = prefix.p ? prefix.p : "";
+    owned[i] = prefix.data;
+    tagged[i].content = prefix.data ? prefix.data : "";
   }
   if (rc == 0)
     rc = render_from(t, v, tagged, n, cur, scratch, out, out_len, err);

@@ -60,14 +60,14 @@ static json_t *keep(struct exec *x, json_t *j) {
 }
 
 /* Copies a temporary buffer into the execution arena as a string value. */
-static int str_result(struct exec *x, struct buf *b, struct val *out) {
-  if (b->oom) {
-    free(b->p);
+static int str_result(struct exec *x, cll_buf *b, struct val *out) {
+  if (b->err) {
+    free(b->data);
     return xerr(x, "out of memory");
   }
-  char *s = cll__tpl_arena_strndup(&x->a, b->p ? b->p : "", b->len);
+  char *s = cll__tpl_arena_strndup(&x->a, b->data ? b->data : "", b->len);
   size_t n = b->len;
-  free(b->p);
+  free(b->data);
   if (s == NULL)
     return xerr(x, "out of memory");
   *out = cll__tpl_v_str(s, n);
@@ -367,19 +367,19 @@ static int fn_slice(struct exec *x, const struct val *item, const struct val *id
 /* Go's fmt.Sprintf for the verbs templates use: %v %s %d %q %t %f %e %g %x
  * %X %c %%, flags and width/precision. */
 /* fmt's %!verb(type=value) for a bad verb; nil prints as %!verb(<nil>). */
-static void bad_verb(struct buf *t, char verb, const struct val *v) {
+static void bad_verb(cll_buf *t, char verb, const struct val *v) {
   if (v->k == K_NIL) {
-    cll__tpl_buf_printf(t, "%%!%c(<nil>)", verb);
+    buf_printf(t, "%%!%c(<nil>)", verb);
     return;
   }
-  cll__tpl_buf_printf(t, "%%!%c(%s=", verb, cll__tpl_type_name(v));
+  buf_printf(t, "%%!%c(%s=", verb, cll__tpl_type_name(v));
   cll__tpl_print_val(t, v, 1);
-  cll__tpl_buf_putc(t, ')');
+  buf_putc(t, ')');
 }
 
-static void fmt_one(struct buf *b, char verb, const char *flags, int width, int prec,
+static void fmt_one(cll_buf *b, char verb, const char *flags, int width, int prec,
                     const struct val *v) {
-  struct buf t = {0};
+  cll_buf t = {.max = MAX_OUTPUT};
   bool minus = strchr(flags, '-') != NULL, zero = strchr(flags, '0') != NULL;
   switch (verb) {
   case 'v':
@@ -390,7 +390,7 @@ static void fmt_one(struct buf *b, char verb, const char *flags, int width, int 
       cll__tpl_print_val(&t, v, 1);
       if (v->k == K_NIL) {
         t.len = 0;
-        cll__tpl_buf_puts(&t, "<nil>");
+        buf_puts(&t, "<nil>");
       }
       if (prec >= 0 && verb == 's' && (size_t)prec < t.len)
         t.len = (size_t)prec; /* Go counts runes; bytes are close enough for ASCII */
@@ -403,14 +403,14 @@ static void fmt_one(struct buf *b, char verb, const char *flags, int width, int 
       /* a rune: 'c' */
       char u[4];
       size_t ul = cll_utf8_encode((uint32_t)v->i, u);
-      struct buf q = {0};
+      cll_buf q = {.max = MAX_OUTPUT};
       cll__tpl_put_go_quoted(&q, u, ul);
-      if (q.p && q.len >= 2) {
-        cll__tpl_buf_putc(&t, '\'');
-        cll__tpl_buf_add(&t, q.p + 1, q.len - 2);
-        cll__tpl_buf_putc(&t, '\'');
+      if (q.data && q.len >= 2) {
+        buf_putc(&t, '\'');
+        buf_add(&t, q.data + 1, q.len - 2);
+        buf_putc(&t, '\'');
       }
-      free(q.p);
+      free(q.data);
     } else {
       bad_verb(&t, 'q', v);
     }
@@ -422,23 +422,23 @@ static void fmt_one(struct buf *b, char verb, const char *flags, int width, int 
     if (v->k == K_INT) {
       if (verb == 'c') {
         char u[4];
-        cll__tpl_buf_add(&t, u, cll_utf8_encode((uint32_t)v->i, u));
+        buf_add(&t, u, cll_utf8_encode((uint32_t)v->i, u));
       } else {
-        cll__tpl_buf_printf(&t, verb == 'd' ? "%lld" : verb == 'x' ? "%llx" : "%llX", (long long)v->i);
+        buf_printf(&t, verb == 'd' ? "%lld" : verb == 'x' ? "%llx" : "%llX", (long long)v->i);
       }
     } else if (v->k == K_STR && verb != 'd' && verb != 'c') {
       for (size_t i = 0; i < v->n; i++)
-        cll__tpl_buf_printf(&t, verb == 'x' ? "%02x" : "%02X", (unsigned char)v->s[i]);
+        buf_printf(&t, verb == 'x' ? "%02x" : "%02X", (unsigned char)v->s[i]);
     } else {
       bad_verb(&t, verb, v);
     }
     break;
   case 'T':
-    cll__tpl_buf_puts(&t, cll__tpl_type_name(v));
+    buf_puts(&t, cll__tpl_type_name(v));
     break;
   case 't':
     if (v->k == K_BOOL)
-      cll__tpl_buf_puts(&t, v->b ? "true" : "false");
+      buf_puts(&t, v->b ? "true" : "false");
     else
       bad_verb(&t, 't', v);
     break;
@@ -450,13 +450,13 @@ static void fmt_one(struct buf *b, char verb, const char *flags, int width, int 
   case 'G':
     if (v->k == K_FLOAT || v->k == K_INT) {
       if (v->k == K_INT) {
-        cll__tpl_buf_printf(&t, "%%!%c(int=%lld)", verb, (long long)v->i);
+        buf_printf(&t, "%%!%c(int=%lld)", verb, (long long)v->i);
       } else if (prec < 0 && (verb == 'g' || verb == 'G')) {
         cll__tpl_put_float_v(&t, v->f);
       } else {
         char f[16];
         snprintf(f, sizeof f, "%%.%d%c", prec < 0 ? 6 : prec, verb);
-        cll__tpl_buf_printf(&t, f, v->f);
+        buf_printf(&t, f, v->f);
       }
     } else {
       bad_verb(&t, verb, v);
@@ -466,30 +466,30 @@ static void fmt_one(struct buf *b, char verb, const char *flags, int width, int 
     bad_verb(&t, verb, v);
   }
   size_t len = t.len;
-  if (t.len >= 2 && t.p[0] == '%' && t.p[1] == '!')
+  if (t.len >= 2 && t.data[0] == '%' && t.data[1] == '!')
     width = -1; /* Go pads the value inside a bad verb; we leave it unpadded */
   if (width > 0 && (size_t)width > len && !minus)
     for (size_t i = len; i < (size_t)width; i++)
-      cll__tpl_buf_putc(b, zero && verb != 's' && verb != 'v' && verb != 'q' ? '0' : ' ');
-  if (t.p)
-    cll__tpl_buf_add(b, t.p, t.len);
+      buf_putc(b, zero && verb != 's' && verb != 'v' && verb != 'q' ? '0' : ' ');
+  if (t.data)
+    buf_add(b, t.data, t.len);
   if (width > 0 && (size_t)width > len && minus)
     for (size_t i = len; i < (size_t)width; i++)
-      cll__tpl_buf_putc(b, ' ');
-  if (t.oom)
-    b->oom = true;
-  free(t.p);
+      buf_putc(b, ' ');
+  if (t.err)
+    b->err = t.err;
+  free(t.data);
 }
 
-static void go_sprintf(struct buf *b, const char *f, size_t n, const struct val *args, int nargs) {
+static void go_sprintf(cll_buf *b, const char *f, size_t n, const struct val *args, int nargs) {
   int ai = 0;
   for (size_t i = 0; i < n; i++) {
     if (f[i] != '%') {
-      cll__tpl_buf_putc(b, f[i]);
+      buf_putc(b, f[i]);
       continue;
     }
     if (++i >= n) {
-      cll__tpl_buf_puts(b, "%!(NOVERB)");
+      buf_puts(b, "%!(NOVERB)");
       break;
     }
     char flags[8] = {0};
@@ -511,33 +511,33 @@ static void go_sprintf(struct buf *b, const char *f, size_t n, const struct val 
         prec = prec * 10 + (f[i++] - '0'), prec = prec > 1000 ? 1000 : prec;
     }
     if (i >= n) {
-      cll__tpl_buf_puts(b, "%!(NOVERB)");
+      buf_puts(b, "%!(NOVERB)");
       break;
     }
     char verb = f[i];
     if (verb == '%') {
-      cll__tpl_buf_putc(b, '%');
+      buf_putc(b, '%');
       continue;
     }
     if (ai >= nargs) {
-      cll__tpl_buf_printf(b, "%%!%c(MISSING)", verb);
+      buf_printf(b, "%%!%c(MISSING)", verb);
       continue;
     }
     fmt_one(b, verb, flags, width, prec, &args[ai++]);
   }
   if (ai < nargs) {
-    cll__tpl_buf_puts(b, "%!(EXTRA ");
+    buf_puts(b, "%!(EXTRA ");
     for (int k = ai; k < nargs; k++) {
       if (k > ai)
-        cll__tpl_buf_puts(b, ", ");
+        buf_puts(b, ", ");
       if (args[k].k == K_NIL) {
-        cll__tpl_buf_puts(b, "<nil>");
+        buf_puts(b, "<nil>");
         continue;
       }
-      cll__tpl_buf_printf(b, "%s=", cll__tpl_type_name(&args[k]));
+      buf_printf(b, "%s=", cll__tpl_type_name(&args[k]));
       cll__tpl_print_val(b, &args[k], 1);
     }
-    cll__tpl_buf_putc(b, ')');
+    buf_putc(b, ')');
   }
 }
 
@@ -558,38 +558,38 @@ static const char *ts_type(const char *t) {
 }
 
 /* api.ToolProperty.ToTypeScriptType. */
-static void put_ts_type(struct buf *b, json_t *prop, int depth) {
+static void put_ts_type(cll_buf *b, json_t *prop, int depth) {
   json_t *any = json_object_get(prop, "anyOf");
   if (json_is_array(any) && json_array_size(any) > 0 && depth < MAX_DEPTH) {
     for (size_t i = 0; i < json_array_size(any); i++) {
       if (i)
-        cll__tpl_buf_puts(b, " | ");
+        buf_puts(b, " | ");
       put_ts_type(b, json_array_get(any, i), depth + 1);
     }
     return;
   }
   json_t *t = json_object_get(prop, "type");
   if (json_is_string(t)) {
-    cll__tpl_buf_puts(b, ts_type(json_string_value(t)));
+    buf_puts(b, ts_type(json_string_value(t)));
     return;
   }
   if (!json_is_array(t) || json_array_size(t) == 0) {
-    cll__tpl_buf_puts(b, "any");
+    buf_puts(b, "any");
     return;
   }
   for (size_t i = 0; i < json_array_size(t); i++) {
     if (i)
-      cll__tpl_buf_puts(b, " | ");
+      buf_puts(b, " | ");
     json_t *e = json_array_get(t, i);
-    cll__tpl_buf_puts(b, ts_type(json_is_string(e) ? json_string_value(e) : ""));
+    buf_puts(b, ts_type(json_is_string(e) ? json_string_value(e) : ""));
   }
 }
 
-static void put_date(struct buf *b, int days_ago) {
+static void put_date(cll_buf *b, int days_ago) {
   time_t now = time(NULL) - (time_t)days_ago * 86400;
   struct tm tm;
   localtime_r(&now, &tm);
-  cll__tpl_buf_printf(b, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+  buf_printf(b, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
 }
 
 static int call_fn(struct exec *x, enum fn_id fn, const struct arg *args, int nargs,
@@ -681,14 +681,14 @@ static int call_fn(struct exec *x, enum fn_id fn, const struct arg *args, int na
     return fn_slice(x, &av[0], av + 1, total - 1, out);
   case F_PRINT:
   case F_PRINTLN: {
-    struct buf b = {0};
+    cll_buf b = {.max = MAX_OUTPUT};
     for (int i = 0; i < total; i++) {
       if (i > 0 && (fn == F_PRINTLN || (av[i].k != K_STR && av[i - 1].k != K_STR)))
-        cll__tpl_buf_putc(&b, ' ');
+        buf_putc(&b, ' ');
       cll__tpl_print_val(&b, &av[i], 1);
     }
     if (fn == F_PRINTLN)
-      cll__tpl_buf_putc(&b, '\n');
+      buf_putc(&b, '\n');
     return str_result(x, &b, out);
   }
   case F_PRINTF: {
@@ -696,14 +696,14 @@ static int call_fn(struct exec *x, enum fn_id fn, const struct arg *args, int na
       return nargs_check(x, "printf", total, 1);
     if (av[0].k != K_STR)
       return xerr(x, "wrong type for value; expected string; got %s", cll__tpl_type_name(&av[0]));
-    struct buf b = {0};
+    cll_buf b = {.max = MAX_OUTPUT};
     go_sprintf(&b, av[0].s, av[0].n, av + 1, total - 1);
     return str_result(x, &b, out);
   }
   case F_JSON: {
     if (nargs_check(x, "json", total, 1) < 0)
       return -1;
-    struct buf b = {0};
+    cll_buf b = {.max = MAX_OUTPUT};
     cll__tpl_marshal_val(&b, &av[0]);
     return str_result(x, &b, out);
   }
@@ -712,18 +712,18 @@ static int call_fn(struct exec *x, enum fn_id fn, const struct arg *args, int na
     for (int i = 0; i < total; i++)
       if (av[i].k != K_STR)
         return xerr(x, "wrong type for value; expected string; got %s", cll__tpl_type_name(&av[i]));
-    struct buf b = {0};
+    cll_buf b = {.max = MAX_OUTPUT};
     put_date(&b, fn == F_YESTERDAY_DATE);
     return str_result(x, &b, out);
   }
   case F_TO_TS_TYPE: {
     if (nargs_check(x, "toTypeScriptType", total, 1) < 0)
       return -1;
-    struct buf b = {0};
+    cll_buf b = {.max = MAX_OUTPUT};
     if (av[0].k == K_J && av[0].g == G_PROP)
       put_ts_type(&b, av[0].j, 0);
     else
-      cll__tpl_buf_puts(&b, "any");
+      buf_puts(&b, "any");
     return str_result(x, &b, out);
   }
   default:
@@ -873,12 +873,12 @@ static int exec_range(struct exec *x, const struct node *nd, const struct val *d
 static int exec_list(struct exec *x, struct node *const *list, int n, const struct val *dot) {
   for (int i = 0; i < n; i++) {
     const struct node *nd = list[i];
-    if (x->out.oom)
+    if (x->out.err)
       return xerr(x, "output too large");
     x->line = nd->line;
     switch (nd->kind) {
     case N_TEXT:
-      cll__tpl_buf_add(&x->out, nd->text, nd->len);
+      buf_add(&x->out, nd->text, nd->len);
       break;
     case N_ACTION: {
       struct val v;
@@ -925,14 +925,14 @@ static int exec_list(struct exec *x, struct node *const *list, int n, const stru
 }
 
 /* Runs root (or the legacy cut) with data `data` (stolen), appending to out. */
-int cll__tpl_run(const cll_template *t, bool legacy, json_t *data, struct buf *out, cll_err *err) {
+int cll__tpl_run(const cll_template *t, bool legacy, json_t *data, cll_buf *out, cll_err *err) {
   struct exec x = {.out = *out, .err = err, .line = 1};
   struct val root = cll__tpl_v_j(G_ROOT, data);
   int rc = push(&x, "$", root);
   if (rc == 0) {
     rc = legacy ? exec_list(&x, t->legacy, t->nlegacy, &root)
                 : exec_list(&x, t->root, t->nroot, &root);
-    if (rc == 0 && x.out.oom)
+    if (rc == 0 && x.out.err)
       rc = xerr(&x, "output too large or out of memory");
   }
   for (int i = 0; i < x.nrefs; i++)

@@ -7,6 +7,7 @@
 
 #include "cllama/template.h"
 #include "cllama/utf8.h"
+#include "cllama/util.h"
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
@@ -32,11 +33,16 @@ struct arena {
   struct arena_block *head;
 };
 
-struct buf {
-  char *p;
-  size_t len, cap;
-  bool oom; /* or over MAX_OUTPUT */
-};
+/* Output goes into the shared cll_buf (util.h), each limited to MAX_OUTPUT:
+ * past it, or when memory runs out, its sticky err is set and rendering
+ * fails with "out of memory". */
+#define buf_add cll_buf_append
+
+#define buf_puts cll_buf_puts
+
+#define buf_putc cll_buf_putc
+
+#define buf_printf cll_buf_printf
 
 enum fn_id {
   F_NONE,
@@ -252,7 +258,7 @@ struct var {
 };
 
 struct exec {
-  struct buf out;
+  cll_buf out;
   struct var *vars;
   int nvars, capvars;
   struct arena a;  /* strings made while executing */
@@ -275,10 +281,6 @@ extern const struct gtinfo cll__tpl_GT[];
 void *cll__tpl_arena_alloc(struct arena *a, size_t n);
 char *cll__tpl_arena_strndup(struct arena *a, const char *s, size_t n);
 void cll__tpl_arena_free(struct arena *a);
-void cll__tpl_buf_add(struct buf *b, const char *s, size_t n);
-void cll__tpl_buf_puts(struct buf *b, const char *s);
-void cll__tpl_buf_putc(struct buf *b, char c);
-void cll__tpl_buf_printf(struct buf *b, const char *fmt, ...);
 bool cll__tpl_is_space(char c);
 void cll__tpl_perr(struct parser *p, const char *fmt, ...);
 void cll__tpl_count_lines(struct parser *p, const char *a, const char *b);
@@ -288,7 +290,6 @@ struct tok cll__tpl_peek(struct parser *p);
 bool cll__tpl_tok_is(const struct tok *t, const char *word);
 const char *cll__tpl_tok_name(const struct tok *t);
 long cll__tpl_unquote(const char *s, size_t n, char *out);
-size_t cll__tpl_utf8_get(const unsigned char *s, size_t n, uint32_t *cp);
 bool cll__tpl_parse_number(const struct tok *t, struct arg *a);
 struct val cll__tpl_v_nil(void);
 struct val cll__tpl_v_bool(bool b);
@@ -304,11 +305,11 @@ unsigned char cll__tpl_elem_type(const struct val *v);
 struct val cll__tpl_list_at(const struct val *v, size_t i);
 bool cll__tpl_truth(const struct val *v);
 const char *cll__tpl_type_name(const struct val *v);
-void cll__tpl_put_float_v(struct buf *b, double f);
-void cll__tpl_put_go_quoted(struct buf *b, const char *s, size_t n);
+void cll__tpl_put_float_v(cll_buf *b, double f);
+void cll__tpl_put_go_quoted(cll_buf *b, const char *s, size_t n);
 size_t cll__tpl_sorted_keys(json_t *j, const char ***keys);
-void cll__tpl_marshal_val(struct buf *b, const struct val *v);
-void cll__tpl_print_val(struct buf *b, const struct val *v, int depth);
-int cll__tpl_run(const cll_template *t, bool legacy, json_t *data, struct buf *out, cll_err *err);
+void cll__tpl_marshal_val(cll_buf *b, const struct val *v);
+void cll__tpl_print_val(cll_buf *b, const struct val *v, int depth);
+int cll__tpl_run(const cll_template *t, bool legacy, json_t *data, cll_buf *out, cll_err *err);
 
 #endif

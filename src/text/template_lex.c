@@ -45,45 +45,6 @@ void cll__tpl_arena_free(struct arena *a) {
 
 /* =============================================================== buffer */
 
-void cll__tpl_buf_add(struct buf *b, const char *s, size_t n) {
-  if (b->oom || n == 0)
-    return;
-  if (b->len + n + 1 > b->cap) {
-    size_t c = b->cap ? b->cap : 256;
-    while (c < b->len + n + 1)
-      c *= 2;
-    char *q = b->len + n > MAX_OUTPUT ? NULL : realloc(b->p, c);
-    if (q == NULL) {
-      b->oom = true;
-      return;
-    }
-    b->p = q;
-    b->cap = c;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-}
-
-void cll__tpl_buf_puts(struct buf *b, const char *s) {
-  cll__tpl_buf_add(b, s, strlen(s));
-}
-
-void cll__tpl_buf_putc(struct buf *b, char c) {
-  cll__tpl_buf_add(b, &c, 1);
-}
-
-void cll__tpl_buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void cll__tpl_buf_printf(struct buf *b, const char *fmt, ...) {
-  char tmp[128];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  if (n > 0)
-    cll__tpl_buf_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
 /* ================================================================ lexer */
 
 bool cll__tpl_is_space(char c) {
@@ -283,16 +244,6 @@ const char *cll__tpl_tok_name(const struct tok *t) {
 
 /* ============================================================ literals */
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* Decodes a Go quoted string or char body (between the quotes) into out
  * (at least n bytes); returns the length or -1 on a bad escape. */
 long cll__tpl_unquote(const char *s, size_t n, char *out) {
@@ -322,7 +273,7 @@ long cll__tpl_unquote(const char *s, size_t n, char *out) {
       for (size_t k = 1; k <= digits; k++) {
         if (i + k >= n)
           return -1;
-        int h = hexval(s[i + k]);
+        int h = cll_hex_digit(s[i + k]);
         if (h < 0)
           return -1;
         v = v * 16 + (uint32_t)h;
@@ -354,37 +305,6 @@ long cll__tpl_unquote(const char *s, size_t n, char *out) {
     }
   }
   return (long)o;
-}
-
-/* Decodes one UTF-8 sequence at s (n bytes); *cp gets the code point or
- * U+FFFD; returns the bytes used (>= 1). */
-size_t cll__tpl_utf8_get(const unsigned char *s, size_t n, uint32_t *cp) {
-  unsigned char c = s[0];
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  }
-  size_t len = c >= 0xF0 && c < 0xF5 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
-  if (c >= 0xF5)
-    len = 0;
-  if (len == 0 || len > n) {
-    *cp = 0xFFFD;
-    return 1;
-  }
-  uint32_t v = c & (0xFF >> (len + 1));
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xC0) != 0x80) {
-      *cp = 0xFFFD;
-      return 1;
-    }
-    v = (v << 6) | (s[i] & 0x3F);
-  }
-  if ((len == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) || (len == 4 && (v < 0x10000 || v > 0x10FFFF))) {
-    *cp = 0xFFFD;
-    return 1;
-  }
-  *cp = v;
-  return len;
 }
 
 bool cll__tpl_parse_number(const struct tok *t, struct arg *a) {

@@ -226,7 +226,7 @@ static bool parse_operand(struct parser *p, struct arg *a, bool first_in_cmd) {
       a->n = (size_t)n;
     } else {
       uint32_t cp;
-      if (n == 0 || cll__tpl_utf8_get((const unsigned char *)buf, (size_t)n, &cp) != (size_t)n) {
+      if (n == 0 || cll_utf8_decode((const unsigned char *)buf, (size_t)n, &cp) != (size_t)n) {
         cll__tpl_perr(p, "malformed character constant");
         return false;
       }

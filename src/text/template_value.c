@@ -223,51 +223,51 @@ static void shortest(double f, char *d, int *e) {
     d[--n] = '\0';
 }
 
-static void put_fixed(struct buf *b, const char *d, int e) {
+static void put_fixed(cll_buf *b, const char *d, int e) {
   int n = (int)strlen(d);
   if (e < 0) {
-    cll__tpl_buf_puts(b, "0.");
+    buf_puts(b, "0.");
     for (int i = 0; i < -e - 1; i++)
-      cll__tpl_buf_putc(b, '0');
-    cll__tpl_buf_puts(b, d);
+      buf_putc(b, '0');
+    buf_puts(b, d);
     return;
   }
   for (int i = 0; i <= e; i++)
-    cll__tpl_buf_putc(b, i < n ? d[i] : '0');
+    buf_putc(b, i < n ? d[i] : '0');
   if (n > e + 1) {
-    cll__tpl_buf_putc(b, '.');
-    cll__tpl_buf_puts(b, d + e + 1);
+    buf_putc(b, '.');
+    buf_puts(b, d + e + 1);
   }
 }
 
-static void put_exp(struct buf *b, const char *d, int e, bool json_style) {
-  cll__tpl_buf_putc(b, d[0]);
+static void put_exp(cll_buf *b, const char *d, int e, bool json_style) {
+  buf_putc(b, d[0]);
   if (d[1]) {
-    cll__tpl_buf_putc(b, '.');
-    cll__tpl_buf_puts(b, d + 1);
+    buf_putc(b, '.');
+    buf_puts(b, d + 1);
   }
   if (json_style && e < 0 && e > -10)
-    cll__tpl_buf_printf(b, "e-%d", -e);
+    buf_printf(b, "e-%d", -e);
   else
-    cll__tpl_buf_printf(b, "e%c%02d", e < 0 ? '-' : '+', e < 0 ? -e : e);
+    buf_printf(b, "e%c%02d", e < 0 ? '-' : '+', e < 0 ? -e : e);
 }
 
 /* Go's %v of a float64 (strconv 'g', shortest). */
-void cll__tpl_put_float_v(struct buf *b, double f) {
+void cll__tpl_put_float_v(cll_buf *b, double f) {
   if (isnan(f)) {
-    cll__tpl_buf_puts(b, "NaN");
+    buf_puts(b, "NaN");
     return;
   }
   if (isinf(f)) {
-    cll__tpl_buf_puts(b, f > 0 ? "+Inf" : "-Inf");
+    buf_puts(b, f > 0 ? "+Inf" : "-Inf");
     return;
   }
   if (f == 0) {
-    cll__tpl_buf_puts(b, signbit(f) ? "-0" : "0");
+    buf_puts(b, signbit(f) ? "-0" : "0");
     return;
   }
   if (f < 0) {
-    cll__tpl_buf_putc(b, '-');
+    buf_putc(b, '-');
     f = -f;
   }
   char d[40];
@@ -280,17 +280,17 @@ void cll__tpl_put_float_v(struct buf *b, double f) {
 }
 
 /* encoding/json's float64. */
-static void put_float_json(struct buf *b, double f) {
+static void put_float_json(cll_buf *b, double f) {
   if (!isfinite(f)) {
-    cll__tpl_buf_puts(b, "null");
+    buf_puts(b, "null");
     return;
   }
   if (f == 0) {
-    cll__tpl_buf_puts(b, signbit(f) ? "-0" : "0");
+    buf_puts(b, signbit(f) ? "-0" : "0");
     return;
   }
   if (f < 0) {
-    cll__tpl_buf_putc(b, '-');
+    buf_putc(b, '-');
     f = -f;
   }
   char d[40];
@@ -302,82 +302,42 @@ static void put_float_json(struct buf *b, double f) {
     put_fixed(b, d, e);
 }
 
-/* encoding/json's string escaping (HTML-safe, invalid UTF-8 as U+FFFD). */
-static void put_json_string(struct buf *b, const char *s, size_t n) {
-  static const char hex[] = "0123456789abcdef";
-  cll__tpl_buf_putc(b, '"');
-  size_t i = 0;
-  while (i < n) {
-    unsigned char c = (unsigned char)s[i];
-    if (c < 0x80) {
-      switch (c) {
-      case '"': cll__tpl_buf_puts(b, "\\\""); break;
-      case '\\': cll__tpl_buf_puts(b, "\\\\"); break;
-      case '\n': cll__tpl_buf_puts(b, "\\n"); break;
-      case '\r': cll__tpl_buf_puts(b, "\\r"); break;
-      case '\t': cll__tpl_buf_puts(b, "\\t"); break;
-      case '\b': cll__tpl_buf_puts(b, "\\b"); break;
-      case '\f': cll__tpl_buf_puts(b, "\\f"); break;
-      default:
-        if (c < 0x20 || c == '<' || c == '>' || c == '&') {
-          char u[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
-          cll__tpl_buf_puts(b, u);
-        } else {
-          cll__tpl_buf_putc(b, (char)c);
-        }
-      }
-      i++;
-      continue;
-    }
-    uint32_t cp;
-    size_t len = cll__tpl_utf8_get((const unsigned char *)s + i, n - i, &cp);
-    if (cp == 0xFFFD && len == 1)
-      cll__tpl_buf_puts(b, "\\ufffd");
-    else if (cp == 0x2028 || cp == 0x2029)
-      cll__tpl_buf_puts(b, cp == 0x2028 ? "\\u2028" : "\\u2029");
-    else
-      cll__tpl_buf_add(b, s + i, len);
-    i += len;
-  }
-  cll__tpl_buf_putc(b, '"');
-}
-
 /* strconv.Quote: Go escapes, printable characters (including non-ASCII) as
  * they are, invalid bytes as \xNN. */
-void cll__tpl_put_go_quoted(struct buf *b, const char *s, size_t n) {
-  cll__tpl_buf_putc(b, '"');
+void cll__tpl_put_go_quoted(cll_buf *b, const char *s, size_t n) {
+  buf_putc(b, '"');
   size_t i = 0;
   while (i < n) {
     unsigned char c = (unsigned char)s[i];
     if (c < 0x80) {
       switch (c) {
-      case '"': cll__tpl_buf_puts(b, "\\\""); break;
-      case '\\': cll__tpl_buf_puts(b, "\\\\"); break;
-      case '\a': cll__tpl_buf_puts(b, "\\a"); break;
-      case '\b': cll__tpl_buf_puts(b, "\\b"); break;
-      case '\f': cll__tpl_buf_puts(b, "\\f"); break;
-      case '\n': cll__tpl_buf_puts(b, "\\n"); break;
-      case '\r': cll__tpl_buf_puts(b, "\\r"); break;
-      case '\t': cll__tpl_buf_puts(b, "\\t"); break;
-      case '\v': cll__tpl_buf_puts(b, "\\v"); break;
+      case '"': buf_puts(b, "\\\""); break;
+      case '\\': buf_puts(b, "\\\\"); break;
+      case '\a': buf_puts(b, "\\a"); break;
+      case '\b': buf_puts(b, "\\b"); break;
+      case '\f': buf_puts(b, "\\f"); break;
+      case '\n': buf_puts(b, "\\n"); break;
+      case '\r': buf_puts(b, "\\r"); break;
+      case '\t': buf_puts(b, "\\t"); break;
+      case '\v': buf_puts(b, "\\v"); break;
       default:
         if (c < 0x20 || c == 0x7f)
-          cll__tpl_buf_printf(b, "\\x%02x", c);
+          buf_printf(b, "\\x%02x", c);
         else
-          cll__tpl_buf_putc(b, (char)c);
+          buf_putc(b, (char)c);
       }
       i++;
       continue;
     }
     uint32_t cp;
-    size_t len = cll__tpl_utf8_get((const unsigned char *)s + i, n - i, &cp);
+    size_t len = cll_utf8_decode((const unsigned char *)s + i, n - i, &cp);
     if (cp == 0xFFFD && len == 1)
-      cll__tpl_buf_printf(b, "\\x%02x", c);
+      buf_printf(b, "\\x%02x", c);
     else
-      cll__tpl_buf_add(b, s + i, len);
+      buf_add(b, s + i, len);
     i += len;
   }
-  cll__tpl_buf_putc(b, '"');
+  buf_putc(b, '"');
 }
 
 static int cmp_keys(const void *a, const void *b) {
@@ -406,22 +366,22 @@ size_t cll__tpl_sorted_keys(json_t *j, const char ***keys) {
   return i;
 }
 
-static void marshal(struct buf *b, unsigned char g, json_t *j, int depth);
+static void marshal(cll_buf *b, unsigned char g, json_t *j, int depth);
 
-static void marshal_map(struct buf *b, json_t *j, unsigned char vg, bool sorted, int depth) {
+static void marshal_map(cll_buf *b, json_t *j, unsigned char vg, bool sorted, int depth) {
   if (!json_is_object(j)) {
-    cll__tpl_buf_puts(b, "null");
+    buf_puts(b, "null");
     return;
   }
-  cll__tpl_buf_putc(b, '{');
+  buf_putc(b, '{');
   if (sorted) {
     const char **keys;
     size_t n = cll__tpl_sorted_keys(j, &keys);
     for (size_t i = 0; i < n; i++) {
       if (i)
-        cll__tpl_buf_putc(b, ',');
-      put_json_string(b, keys[i], strlen(keys[i]));
-      cll__tpl_buf_putc(b, ':');
+        buf_putc(b, ',');
+      cll_json_escape(b, keys[i], strlen(keys[i]));
+      buf_putc(b, ':');
       marshal(b, vg, json_object_get(j, keys[i]), depth + 1);
     }
     free(keys);
@@ -431,28 +391,28 @@ static void marshal_map(struct buf *b, json_t *j, unsigned char vg, bool sorted,
     bool first = true;
     json_object_foreach(j, key, v) {
       if (!first)
-        cll__tpl_buf_putc(b, ',');
+        buf_putc(b, ',');
       first = false;
-      put_json_string(b, key, strlen(key));
-      cll__tpl_buf_putc(b, ':');
+      cll_json_escape(b, key, strlen(key));
+      buf_putc(b, ':');
       marshal(b, vg, v, depth + 1);
     }
   }
-  cll__tpl_buf_putc(b, '}');
+  buf_putc(b, '}');
 }
 
-static void marshal_list(struct buf *b, json_t *j, unsigned char eg, int depth) {
+static void marshal_list(cll_buf *b, json_t *j, unsigned char eg, int depth) {
   if (!json_is_array(j)) {
-    cll__tpl_buf_puts(b, "null");
+    buf_puts(b, "null");
     return;
   }
-  cll__tpl_buf_putc(b, '[');
+  buf_putc(b, '[');
   for (size_t i = 0; i < json_array_size(j); i++) {
     if (i)
-      cll__tpl_buf_putc(b, ',');
+      buf_putc(b, ',');
     marshal(b, eg, json_array_get(j, i), depth + 1);
   }
-  cll__tpl_buf_putc(b, ']');
+  buf_putc(b, ']');
 }
 
 /* A struct field under encoding/json rules; omitempty skips empty values. */
@@ -462,12 +422,12 @@ static bool empty_json(json_t *j) {
          (json_is_object(j) && json_object_size(j) == 0) || json_is_false(j);
 }
 
-static void marshal_struct(struct buf *b, unsigned char g, json_t *j, int depth) {
+static void marshal_struct(cll_buf *b, unsigned char g, json_t *j, int depth) {
   /* JSON names and omitempty of Ollama's structs, in field order. Messages
    * and tool calls of the template structs have no JSON tags: Go names. */
   const struct field *f = cll__tpl_GT[g].f;
   int nf = cll__tpl_GT[g].nf;
-  cll__tpl_buf_putc(b, '{');
+  buf_putc(b, '{');
   bool first = true;
   for (int i = 0; i < nf; i++) {
     const char *name = f[i].key;
@@ -486,47 +446,47 @@ static void marshal_struct(struct buf *b, unsigned char g, json_t *j, int depth)
     if (omitempty && (f[i].g == G_ANY ? (c == NULL || json_is_null(c)) : empty_json(c)))
       continue;
     if (!first)
-      cll__tpl_buf_putc(b, ',');
+      buf_putc(b, ',');
     first = false;
-    put_json_string(b, name, strlen(name));
-    cll__tpl_buf_putc(b, ':');
+    cll_json_escape(b, name, strlen(name));
+    buf_putc(b, ':');
     if (f[i].s == S_STR) {
       if (json_is_string(c))
-        put_json_string(b, json_string_value(c), json_string_length(c));
+        cll_json_escape(b, json_string_value(c), json_string_length(c));
       else
-        cll__tpl_buf_puts(b, "\"\"");
+        buf_puts(b, "\"\"");
     } else if (f[i].s == S_INT) {
-      cll__tpl_buf_printf(b, "%lld", (long long)(json_is_integer(c) ? json_integer_value(c) : 0));
+      buf_printf(b, "%lld", (long long)(json_is_integer(c) ? json_integer_value(c) : 0));
     } else if (f[i].s == S_BOOL) {
-      cll__tpl_buf_puts(b, json_is_true(c) ? "true" : "false");
+      buf_puts(b, json_is_true(c) ? "true" : "false");
     } else {
       marshal(b, f[i].g, c, depth + 1);
     }
   }
-  cll__tpl_buf_putc(b, '}');
+  buf_putc(b, '}');
 }
 
-static void marshal(struct buf *b, unsigned char g, json_t *j, int depth) {
+static void marshal(cll_buf *b, unsigned char g, json_t *j, int depth) {
   if (depth > MAX_DEPTH) {
-    cll__tpl_buf_puts(b, "null");
+    buf_puts(b, "null");
     return;
   }
   switch (g) {
   case G_STR:
     if (json_is_string(j))
-      put_json_string(b, json_string_value(j), json_string_length(j));
+      cll_json_escape(b, json_string_value(j), json_string_length(j));
     else
-      cll__tpl_buf_puts(b, "\"\"");
+      buf_puts(b, "\"\"");
     return;
   case G_ANY:
     if (j == NULL || json_is_null(j))
-      cll__tpl_buf_puts(b, "null");
+      buf_puts(b, "null");
     else if (json_is_string(j))
-      put_json_string(b, json_string_value(j), json_string_length(j));
+      cll_json_escape(b, json_string_value(j), json_string_length(j));
     else if (json_is_number(j))
       put_float_json(b, json_number_value(j));
     else if (json_is_boolean(j))
-      cll__tpl_buf_puts(b, json_is_true(j) ? "true" : "false");
+      buf_puts(b, json_is_true(j) ? "true" : "false");
     else if (json_is_array(j))
       marshal_list(b, j, G_ANY, depth);
     else
@@ -534,7 +494,7 @@ static void marshal(struct buf *b, unsigned char g, json_t *j, int depth) {
     return;
   case G_PTYPE:
     if (json_is_string(j))
-      put_json_string(b, json_string_value(j), json_string_length(j));
+      cll_json_escape(b, json_string_value(j), json_string_length(j));
     else if (json_is_array(j) && json_array_size(j) == 1)
       marshal(b, G_STR, json_array_get(j, 0), depth + 1);
     else
@@ -542,17 +502,17 @@ static void marshal(struct buf *b, unsigned char g, json_t *j, int depth) {
     return;
   case G_ROOT: {
     if (!json_is_object(j)) {
-      cll__tpl_buf_puts(b, "null");
+      buf_puts(b, "null");
       return;
     }
     const char **keys;
     size_t n = cll__tpl_sorted_keys(j, &keys);
-    cll__tpl_buf_putc(b, '{');
+    buf_putc(b, '{');
     for (size_t i = 0; i < n; i++) {
       if (i)
-        cll__tpl_buf_putc(b, ',');
-      put_json_string(b, keys[i], strlen(keys[i]));
-      cll__tpl_buf_putc(b, ':');
+        buf_putc(b, ',');
+      cll_json_escape(b, keys[i], strlen(keys[i]));
+      buf_putc(b, ':');
       json_t *c = json_object_get(j, keys[i]);
       unsigned char cg = G_ANY;
       for (size_t k = 0; k < CLL_ARRAY_LEN(cll__tpl_F_ROOT); k++)
@@ -560,7 +520,7 @@ static void marshal(struct buf *b, unsigned char g, json_t *j, int depth) {
           cg = cll__tpl_F_ROOT[k].g;
       marshal(b, cg, c, depth + 1);
     }
-    cll__tpl_buf_putc(b, '}');
+    buf_putc(b, '}');
     free(keys);
     return;
   }
@@ -576,31 +536,31 @@ static void marshal(struct buf *b, unsigned char g, json_t *j, int depth) {
     return;
   case SH_STRUCT:
     if (g == G_MSG && j == NULL)
-      cll__tpl_buf_puts(b, "null");
+      buf_puts(b, "null");
     else
       marshal_struct(b, g, j, depth);
     return;
   default:
-    cll__tpl_buf_puts(b, "null");
+    buf_puts(b, "null");
   }
 }
 
-void cll__tpl_marshal_val(struct buf *b, const struct val *v) {
+void cll__tpl_marshal_val(cll_buf *b, const struct val *v) {
   switch (v->k) {
   case K_NIL:
-    cll__tpl_buf_puts(b, "null");
+    buf_puts(b, "null");
     break;
   case K_BOOL:
-    cll__tpl_buf_puts(b, v->b ? "true" : "false");
+    buf_puts(b, v->b ? "true" : "false");
     break;
   case K_INT:
-    cll__tpl_buf_printf(b, "%lld", (long long)v->i);
+    buf_printf(b, "%lld", (long long)v->i);
     break;
   case K_FLOAT:
     put_float_json(b, v->f);
     break;
   case K_STR:
-    put_json_string(b, v->s, v->n);
+    cll_json_escape(b, v->s, v->n);
     break;
   default:
     marshal(b, v->g, v->j, 0);
@@ -608,26 +568,26 @@ void cll__tpl_marshal_val(struct buf *b, const struct val *v) {
 }
 
 /* fmt's %v. depth > 0 inside a composite (nil prints <nil> there). */
-void cll__tpl_print_val(struct buf *b, const struct val *v, int depth);
+void cll__tpl_print_val(cll_buf *b, const struct val *v, int depth);
 
-void cll__tpl_print_val(struct buf *b, const struct val *v, int depth) {
+void cll__tpl_print_val(cll_buf *b, const struct val *v, int depth) {
   if (depth > MAX_DEPTH)
     return;
   switch (v->k) {
   case K_NIL:
-    cll__tpl_buf_puts(b, depth == 0 ? "<no value>" : "<nil>");
+    buf_puts(b, depth == 0 ? "<no value>" : "<nil>");
     return;
   case K_BOOL:
-    cll__tpl_buf_puts(b, v->b ? "true" : "false");
+    buf_puts(b, v->b ? "true" : "false");
     return;
   case K_INT:
-    cll__tpl_buf_printf(b, "%lld", (long long)v->i);
+    buf_printf(b, "%lld", (long long)v->i);
     return;
   case K_FLOAT:
     cll__tpl_put_float_v(b, v->f);
     return;
   case K_STR:
-    cll__tpl_buf_add(b, v->s, v->n);
+    buf_add(b, v->s, v->n);
     return;
   default:
     break;
@@ -635,7 +595,7 @@ void cll__tpl_print_val(struct buf *b, const struct val *v, int depth) {
   unsigned char g = v->g;
   if (cll__tpl_GT[g].prints_json) {
     if (v->j == NULL && (g == G_ARGS || g == G_PROPS)) {
-      cll__tpl_buf_puts(b, "{}");
+      buf_puts(b, "{}");
       return;
     }
     marshal(b, g, v->j, 0);
@@ -652,26 +612,26 @@ void cll__tpl_print_val(struct buf *b, const struct val *v, int depth) {
       return;
   }
   if (cll__tpl_is_list(v)) {
-    cll__tpl_buf_putc(b, '[');
+    buf_putc(b, '[');
     size_t n = cll__tpl_coll_size(v);
     for (size_t i = 0; i < n; i++) {
       if (i)
-        cll__tpl_buf_putc(b, ' ');
+        buf_putc(b, ' ');
       struct val e = cll__tpl_list_at(v, i);
       cll__tpl_print_val(b, &e, depth + 1);
     }
-    cll__tpl_buf_putc(b, ']');
+    buf_putc(b, ']');
     return;
   }
   if (cll__tpl_is_map(v)) {
-    cll__tpl_buf_puts(b, "map[");
+    buf_puts(b, "map[");
     const char **keys;
     size_t n = cll__tpl_sorted_keys(v->j, &keys);
     for (size_t i = 0; i < n; i++) {
       if (i)
-        cll__tpl_buf_putc(b, ' ');
-      cll__tpl_buf_puts(b, keys[i]);
-      cll__tpl_buf_putc(b, ':');
+        buf_putc(b, ' ');
+      buf_puts(b, keys[i]);
+      buf_putc(b, ':');
       json_t *c = json_object_get(v->j, keys[i]);
       struct val e = cll__tpl_make_val(cll__tpl_GT[g].elem ? cll__tpl_GT[g].elem : G_ANY, c);
       if (g == G_ROOT)
@@ -681,19 +641,19 @@ void cll__tpl_print_val(struct buf *b, const struct val *v, int depth) {
       cll__tpl_print_val(b, &e, depth + 1);
     }
     free(keys);
-    cll__tpl_buf_putc(b, ']');
+    buf_putc(b, ']');
     return;
   }
   if (cll__tpl_GT[g].shape == SH_STRUCT) {
     if (g == G_MSG && depth == 1) /* fmt's pointer-to-struct; templates print *p itself */
-      cll__tpl_buf_putc(b, '&');
-    cll__tpl_buf_putc(b, '{');
+      buf_putc(b, '&');
+    buf_putc(b, '{');
     for (int i = 0; i < cll__tpl_GT[g].nf; i++) {
       if (i)
-        cll__tpl_buf_putc(b, ' ');
+        buf_putc(b, ' ');
       struct val fv = cll__tpl_field_val(&cll__tpl_GT[g].f[i], json_object_get(v->j, cll__tpl_GT[g].f[i].key));
       cll__tpl_print_val(b, &fv, depth + 1);
     }
-    cll__tpl_buf_putc(b, '}');
+    buf_putc(b, '}');
   }
 }
