@@ -175,12 +175,7 @@ static bool check_think(cll__gen *g, const char *model) {
     cll__gen_fail(g, 400, msg);
     return false;
   }
-  json_t *fmt = json_object_get(g->body, "format");
-  if (fmt && !json_is_null(fmt) && !(json_is_string(fmt) && json_string_length(fmt) == 0))
-    fprintf(stderr, "level=WARN source=api msg=\"format (structured output) is not supported; "
-                    "generating unconstrained\" model=%s\n",
-            model);
-  return true;
+  return cll__gen_format(g, json_object_get(g->body, "format"), NULL);
 }
 
 /* ---------------------------------------------------------------- generate */
