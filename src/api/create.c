@@ -13,7 +13,7 @@
 #include "cllama/gguf.h"
 #include "cllama/quantize.h"
 #include "gen_core.h"
-#include "render.h"
+#include "tmpl.h"
 #include "resolve.h"
 
 #include <fcntl.h>

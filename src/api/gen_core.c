@@ -23,6 +23,8 @@
 
 enum { P_NEW = 0, P_ACQUIRE, P_PREPARE, P_RUN, P_DONE };
 
+static const struct cll__writer ndjson_writer;
+
 /* ---------------------------------------------------------------- sbuf */
 
 static void sbuf_reserve(struct cll__sbuf *b, size_t extra) {
@@ -114,7 +116,12 @@ static void gen_free(cll__gen *g) {
   cll_stop_free(g->stop);
   cll__detok_free(g->detok);
   cll__sbuf_free(&g->text);
+  cll__sbuf_free(&g->thinking);
   cll__sbuf_free(&g->line);
+  cll__outp_free(g->outp);
+  cll__tmpl_put(g->tmpl);
+  json_decref(g->calls);
+  free(g->rendered);
   free(g);
 }
 
@@ -144,6 +151,10 @@ cll__gen *cll__gen_new(cll_request *req, json_t *body, int kind) {
   g->t0 = uv_hrtime();
   g->truncate = g->shift = true;
   cll__gen_opts_defaults(&g->opts);
+  struct cll__sink *sink = cll_request_data(req);
+  g->w = sink ? sink->w : &ndjson_writer;
+  g->wstate = sink ? sink->state : NULL;
+  g->calls = json_array();
   return g;
 }
 
@@ -151,12 +162,8 @@ void cll__gen_fail(cll__gen *g, int status, const char *msg) {
   if (!g->answered) {
     g->answered = true;
     if (g->stream_started) {
-      g->line.n = 0;
-      sbuf_adds(&g->line, "{\"error\":");
-      cll__sbuf_json_str(&g->line, msg, strlen(msg));
-      sbuf_adds(&g->line, "}\n");
-      cll_stream_write(g->req, g->line.p, g->line.n);
-      cll_stream_end(g->req);
+      struct cll__ev ev = {.kind = CLL__EV_ERROR, .s = msg, .n = strlen(msg)};
+      g->w->event(g, g->wstate, &ev);
     } else {
       cll_api_error(g->req, status, msg);
     }
@@ -222,48 +229,47 @@ static void add_created(cll__gen *g, struct cll__sbuf *b) {
   sbuf_adds(b, "\",");
 }
 
-static void add_text_field(cll__gen *g, struct cll__sbuf *b, const char *s, size_t n) {
+static void add_json(struct cll__sbuf *b, const json_t *v) {
+  char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+  if (t) {
+    sbuf_adds(b, t);
+    free(t);
+  }
+}
+
+/* The message (chat) or response fields (generate) of one object. */
+static void add_text_field(cll__gen *g, struct cll__sbuf *b, const char *s, size_t n,
+                           const char *th, size_t nth, const json_t *calls) {
   if (g->kind == CLL__GEN_CHAT) {
     sbuf_adds(b, "\"message\":{\"role\":\"assistant\",\"content\":");
     cll__sbuf_json_str(b, s, n);
+    if (nth) {
+      sbuf_adds(b, ",\"thinking\":");
+      cll__sbuf_json_str(b, th, nth);
+    }
+    if (json_array_size(calls)) {
+      sbuf_adds(b, ",\"tool_calls\":");
+      add_json(b, calls);
+    }
     sbuf_adds(b, "}");
   } else {
     sbuf_adds(b, "\"response\":");
     cll__sbuf_json_str(b, s, n);
+    if (nth) {
+      sbuf_adds(b, ",\"thinking\":");
+      cll__sbuf_json_str(b, th, nth);
+    }
+    if (json_array_size(calls)) {
+      sbuf_adds(b, ",\"tool_calls\":");
+      add_json(b, calls);
+    }
   }
-}
-
-static void stream_begin(cll__gen *g) {
-  if (g->stream_started)
-    return;
-  g->stream_started = true;
-  cll_stream_start(g->req, 200, "application/x-ndjson");
 }
 
 static void on_drain(cll_request *req, void *ud) {
   cll__gen *g = ud;
   if (g->seq && g->phase == P_RUN)
     cll_seq_resume(g->seq);
-}
-
-/* Sends or gathers a piece of answer text. */
-static void emit(cll__gen *g, const char *s, size_t n) {
-  if (n == 0)
-    return;
-  if (!g->stream) {
-    cll__sbuf_add(&g->text, s, n);
-    return;
-  }
-  stream_begin(g);
-  g->line.n = 0;
-  add_created(g, &g->line);
-  add_text_field(g, &g->line, s, n);
-  sbuf_adds(&g->line, ",\"done\":false}\n");
-  if (cll_stream_write(g->req, g->line.p, g->line.n) != 0 && !g->gone) {
-    g->gone = true;
-    if (g->seq)
-      cll_seq_cancel(g->seq);
-  }
 }
 
 static void add_metric(struct cll__sbuf *b, const char *k, uint64_t v) {
@@ -274,16 +280,26 @@ static void add_metric(struct cll__sbuf *b, const char *k, uint64_t v) {
   sbuf_adds(b, num);
 }
 
-static void answer_final(cll__gen *g, const char *reason, const struct cll_seq_stats *st) {
+static void ndjson_send(cll__gen *g, struct cll__sbuf *line) {
+  if (!g->stream_started) {
+    g->stream_started = true;
+    cll_stream_start(g->req, 200, "application/x-ndjson");
+  }
+  cll_stream_write(g->req, line->p, line->n);
+}
+
+static void ndjson_final(cll__gen *g, const struct cll__ev *ev) {
+  const struct cll_seq_stats *st = ev->stats;
   uint64_t now = uv_hrtime();
   struct cll__sbuf b = {0};
   add_created(g, &b);
   if (g->stream)
-    add_text_field(g, &b, "", 0);
+    add_text_field(g, &b, "", 0, NULL, 0, NULL);
   else
-    add_text_field(g, &b, g->text.p ? g->text.p : "", g->text.n);
+    add_text_field(g, &b, g->text.p ? g->text.p : "", g->text.n, g->thinking.p, g->thinking.n,
+                   g->calls);
   sbuf_adds(&b, ",\"done\":true,\"done_reason\":");
-  cll__sbuf_json_str(&b, reason, strlen(reason));
+  cll__sbuf_json_str(&b, ev->done_reason, strlen(ev->done_reason));
   if (g->want_context && st) {
     sbuf_adds(&b, ",\"context\":[");
     char num[16];
@@ -309,16 +325,10 @@ static void answer_final(cll__gen *g, const char *reason, const struct cll_seq_s
       sbuf_adds(&b, ",\"truncated\":true");
   }
   sbuf_adds(&b, "}");
-  g->answered = true;
-  if (g->stream && g->stream_started) {
-    sbuf_adds(&b, "\n");
-    cll_stream_write(g->req, b.p, b.n);
-    cll_stream_end(g->req);
-  } else if (g->stream) {
+  if (g->stream) {
     /* Ollama streams even a single object. */
     sbuf_adds(&b, "\n");
-    cll_stream_start(g->req, 200, "application/x-ndjson");
-    cll_stream_write(g->req, b.p, b.n);
+    ndjson_send(g, &b);
     cll_stream_end(g->req);
   } else {
     cll_respond(g->req, 200, "application/json; charset=utf-8", b.p, b.n);
@@ -326,14 +336,141 @@ static void answer_final(cll__gen *g, const char *reason, const struct cll_seq_s
   cll__sbuf_free(&b);
 }
 
+/* The Ollama writer: one NDJSON object per piece, thoughts and tool calls
+ * in fields of their own; non-stream, one object at the end. */
+static void ndjson_event(cll__gen *g, void *state, const struct cll__ev *ev) {
+  struct cll__sbuf *b = &g->line;
+  switch (ev->kind) {
+  case CLL__EV_TEXT:
+  case CLL__EV_THINKING:
+  case CLL__EV_TOOL_CALL:
+    if (!g->stream)
+      return;
+    b->n = 0;
+    add_created(g, b);
+    if (ev->kind == CLL__EV_TEXT) {
+      add_text_field(g, b, ev->s, ev->n, NULL, 0, NULL);
+    } else if (ev->kind == CLL__EV_THINKING) {
+      add_text_field(g, b, "", 0, ev->s, ev->n, NULL);
+    } else {
+      json_t *one = json_pack("[O]", ev->call);
+      add_text_field(g, b, "", 0, NULL, 0, one);
+      json_decref(one);
+    }
+    if (ev->logprobs) {
+      sbuf_adds(b, ",\"logprobs\":");
+      add_json(b, ev->logprobs);
+    }
+    sbuf_adds(b, ",\"done\":false}\n");
+    ndjson_send(g, b);
+    return;
+  case CLL__EV_DONE:
+    ndjson_final(g, ev);
+    return;
+  case CLL__EV_ERROR:
+    b->n = 0;
+    sbuf_adds(b, "{\"error\":");
+    cll__sbuf_json_str(b, ev->s, strlen(ev->s));
+    sbuf_adds(b, "}\n");
+    cll_stream_write(g->req, b->p, b->n);
+    cll_stream_end(g->req);
+    return;
+  }
+}
+
+static const struct cll__writer ndjson_writer = {ndjson_event};
+
+void cll__gen_sink_attach(cll_request *req, struct cll__sink *sink) {
+  cll_request_set_data(req, sink);
+}
+
+/* Sends one event to the writer; a client gone cancels the sequence. */
+static void send_event(cll__gen *g, const struct cll__ev *ev) {
+  g->w->event(g, g->wstate, ev);
+  if (ev->kind < CLL__EV_DONE && g->stream && cll_request_gone(g->req) && !g->gone) {
+    g->gone = true;
+    if (g->seq)
+      cll_seq_cancel(g->seq);
+  }
+}
+
+static void call_id(char out[16]) {
+  static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  unsigned char r[8];
+  if (uv_random(NULL, NULL, r, sizeof(r), 0, NULL) != 0)
+    for (size_t i = 0; i < sizeof(r); i++)
+      r[i] = (unsigned char)rand();
+  memcpy(out, "call_", 5);
+  for (int i = 0; i < 8; i++)
+    out[5 + i] = alnum[r[i] % 36];
+  out[13] = 0;
+}
+
+/* The output parser's pieces become events. */
+static void on_out(void *ud, int kind, const char *s, size_t n, const char *name, json_t *args) {
+  cll__gen *g = ud;
+  struct cll__ev ev = {0};
+  if (kind == CLL__OUT_TOOL_CALL) {
+    char id[16];
+    call_id(id);
+    json_t *call = json_pack("{s:s,s:{s:i,s:s,s:O}}", "id", id, "function", "index",
+                             (int)json_array_size(g->calls), "name", name, "arguments", args);
+    if (!call)
+      return;
+    json_array_append_new(g->calls, call);
+    ev.kind = CLL__EV_TOOL_CALL;
+    ev.call = call;
+  } else {
+    if (n == 0)
+      return;
+    cll__sbuf_add(kind == CLL__OUT_TEXT ? &g->text : &g->thinking, s, n);
+    ev.kind = kind == CLL__OUT_TEXT ? CLL__EV_TEXT : CLL__EV_THINKING;
+    ev.s = s;
+    ev.n = n;
+  }
+  send_event(g, &ev);
+}
+
+/* A piece of answer text (after stop strings) into the output parser. */
+static void emit(cll__gen *g, const char *s, size_t n) {
+  if (n == 0)
+    return;
+  if (g->outp)
+    cll__outp_feed(g->outp, s, n, on_out, g);
+  else
+    on_out(g, CLL__OUT_TEXT, s, n, NULL, NULL);
+}
+
+static void answer_final(cll__gen *g, const char *reason, const struct cll_seq_stats *st) {
+  if (g->outp)
+    cll__outp_finish(g->outp, on_out, g);
+  struct cll__ev ev = {.kind = CLL__EV_DONE, .done_reason = reason, .stats = st};
+  g->answered = true;
+  g->w->event(g, g->wstate, &ev);
+}
+
 /* One object, not streamed, for the load/unload idioms. */
 static void answer_idiom(cll__gen *g, const char *reason) {
   struct cll__sbuf b = {0};
   add_created(g, &b);
-  add_text_field(g, &b, "", 0);
+  add_text_field(g, &b, "", 0, NULL, 0, NULL);
   sbuf_adds(&b, ",\"done\":true,\"done_reason\":");
   cll__sbuf_json_str(&b, reason, strlen(reason));
   sbuf_adds(&b, "}");
+  g->answered = true;
+  cll_respond(g->req, 200, "application/json; charset=utf-8", b.p, b.n);
+  cll__sbuf_free(&b);
+}
+
+/* _debug_render_only: the rendered prompt, nothing run. */
+static void answer_debug(cll__gen *g) {
+  struct cll__sbuf b = {0};
+  add_created(g, &b);
+  sbuf_adds(&b, "\"_debug_info\":{\"rendered_template\":");
+  cll__sbuf_json_str(&b, g->rendered ? g->rendered : "", g->rendered ? strlen(g->rendered) : 0);
+  char num[64];
+  snprintf(num, sizeof(num), ",\"image_count\":%zu}}", g->n_images);
+  sbuf_adds(&b, num);
   g->answered = true;
   cll_respond(g->req, 200, "application/json; charset=utf-8", b.p, b.n);
   cll__sbuf_free(&b);
@@ -364,7 +501,7 @@ static int on_token(void *ud, cll_seq *s, int32_t tok) {
   const char *piece, *out;
   size_t len, out_len;
   cll__detok_push(g->detok, tok, &piece, &len);
-  if (g->stop_matched)
+  if (g->stop_matched || g->gone)
     return CLL_SEQ_STOP;
   bool hit = cll_stop_feed(g->stop, piece, len, &out, &out_len);
   emit(g, out, out_len);
@@ -422,7 +559,7 @@ static void on_prepare_work(uv_work_t *w) {
   const cll__mtext *t = cll_runner_aux(g->runner);
   const struct cll_model_info *mi = cll_model_info(cll_runner_model(g->runner));
   g->prep_rc = g->prepare(g, t, &g->prep_err);
-  if (g->prep_rc != 0)
+  if (g->prep_rc != 0 || g->debug_render)
     return;
   if (g->n_prompt == 0) {
     g->prep_rc = cll_err_set(&g->prep_err, CLL_EINVAL, "the prompt is empty after tokenization");
@@ -463,8 +600,14 @@ static void on_prepared(uv_work_t *w, int status) {
                   g->prep_err.msg[0] ? g->prep_err.msg : cll_strerror(g->prep_rc));
     return;
   }
+  if (g->debug_render) {
+    answer_debug(g);
+    gen_free(g);
+    return;
+  }
   const cll__mtext *t = cll_runner_aux(g->runner);
-  if (cll__detok_new(t, &g->detok) != 0 ||
+  if (((g->outcfg.tool_tag || g->outcfg.think_open) && cll__outp_new(&g->outcfg, &g->outp) != 0) ||
+      cll__detok_new(t, &g->detok) != 0 ||
       cll_stop_new((const char *const *)g->opts.stop, g->opts.n_stop, &g->stop) != 0) {
     cll__gen_fail(g, 500, "out of memory");
     return;

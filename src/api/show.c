@@ -6,7 +6,7 @@
 #include "cllama/gguf.h"
 #include "cllama/kernels.h"
 #include "gen_core.h"
-#include "render.h"
+#include "tmpl.h"
 #include "resolve.h"
 
 #include <stdio.h>
@@ -195,6 +195,8 @@ static void on_show_work(uv_work_t *w) {
     json_array_append_new(caps, json_string("tools"));
   if (cll__template_has(s->ref.template_text, "Suffix"))
     json_array_append_new(caps, json_string("insert"));
+  if (cll__template_has(s->ref.template_text, "Thinking"))
+    json_array_append_new(caps, json_string("thinking"));
   json_object_set_new(o, "capabilities", caps);
 
   if (s->verbose) {
