@@ -45,18 +45,13 @@ static void anth_free(struct anth *a) {
 }
 
 static void random_hex(char *out, size_t n_bytes) {
-  static const char hex[] = "0123456789abcdef";
   unsigned char b[32];
   if (n_bytes > sizeof(b))
     n_bytes = sizeof(b);
   if (uv_random(NULL, NULL, b, n_bytes, 0, NULL) != 0)
     for (size_t i = 0; i < n_bytes; i++)
       b[i] = (unsigned char)rand();
-  for (size_t i = 0; i < n_bytes; i++) {
-    out[2 * i] = hex[b[i] >> 4];
-    out[2 * i + 1] = hex[b[i] & 15];
-  }
-  out[2 * n_bytes] = 0;
+  cll_hex_encode(b, n_bytes, out);
 }
 
 /* ---------------------------------------------------------------- errors */
@@ -352,11 +347,11 @@ static void block_close(cll_request *req, struct anth *a) {
 /* The whole message (non-stream) from what the generation gathered. */
 static void answer_whole(cll_request *req, struct anth *a, const cll__gen *g) {
   json_t *content = json_array();
-  if (g && g->thinking.n)
+  if (g && g->thinking.len)
     json_array_append_new(content, json_pack("{s:s,s:s}", "type", "thinking", "thinking",
-                                             g->thinking.p));
-  if (g && g->text.n)
-    json_array_append_new(content, json_pack("{s:s,s:s}", "type", "text", "text", g->text.p));
+                                             g->thinking.data));
+  if (g && g->text.len)
+    json_array_append_new(content, json_pack("{s:s,s:s}", "type", "text", "text", g->text.data));
   size_t i;
   json_t *tc;
   if (g)

@@ -25,74 +25,6 @@ enum { P_NEW = 0, P_ACQUIRE, P_PREPARE, P_RUN, P_DONE };
 
 static const struct cll__writer ndjson_writer;
 
-/* ---------------------------------------------------------------- sbuf */
-
-static void sbuf_reserve(struct cll__sbuf *b, size_t extra) {
-  if (b->n + extra + 1 <= b->cap)
-    return;
-  size_t cap = b->cap ? b->cap : 256;
-  while (cap < b->n + extra + 1)
-    cap *= 2;
-  char *p = realloc(b->p, cap);
-  if (!p)
-    abort(); /* out of memory on a few bytes: nothing sensible is left to do */
-  b->p = p;
-  b->cap = cap;
-}
-
-void cll__sbuf_add(struct cll__sbuf *b, const char *s, size_t n) {
-  sbuf_reserve(b, n);
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = 0;
-}
-
-static void sbuf_adds(struct cll__sbuf *b, const char *s) { cll__sbuf_add(b, s, strlen(s)); }
-
-void cll__sbuf_json_str(struct cll__sbuf *b, const char *s, size_t n) {
-  static const char hex[] = "0123456789abcdef";
-  sbuf_reserve(b, n * 6 + 2);
-  char *o = b->p + b->n;
-  *o++ = '"';
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    switch (c) {
-    case '"':
-      *o++ = '\\', *o++ = '"';
-      break;
-    case '\\':
-      *o++ = '\\', *o++ = '\\';
-      break;
-    case '\n':
-      *o++ = '\\', *o++ = 'n';
-      break;
-    case '\r':
-      *o++ = '\\', *o++ = 'r';
-      break;
-    case '\t':
-      *o++ = '\\', *o++ = 't';
-      break;
-    case '<': case '>': case '&': /* Go's encoder escapes these */
-      *o++ = '\\', *o++ = 'u', *o++ = '0', *o++ = '0', *o++ = hex[c >> 4], *o++ = hex[c & 15];
-      break;
-    default:
-      if (c < 0x20) {
-        *o++ = '\\', *o++ = 'u', *o++ = '0', *o++ = '0', *o++ = hex[c >> 4], *o++ = hex[c & 15];
-      } else {
-        *o++ = (char)c;
-      }
-    }
-  }
-  *o++ = '"';
-  b->n = (size_t)(o - b->p);
-  b->p[b->n] = 0;
-}
-
-void cll__sbuf_free(struct cll__sbuf *b) {
-  free(b->p);
-  memset(b, 0, sizeof(*b));
-}
-
 /* ---------------------------------------------------------------- life */
 
 static int64_t wall_ns(void) {
@@ -115,9 +47,9 @@ static void gen_free(cll__gen *g) {
   cll_sampler_free(g->sampler);
   cll_stop_free(g->stop);
   cll__detok_free(g->detok);
-  cll__sbuf_free(&g->text);
-  cll__sbuf_free(&g->thinking);
-  cll__sbuf_free(&g->line);
+  cll_buf_free(&g->text);
+  cll_buf_free(&g->thinking);
+  cll_buf_free(&g->line);
   cll__outp_free(g->outp);
   cll__tmpl_put(g->tmpl);
   json_decref(g->calls);
@@ -219,48 +151,48 @@ bool cll__gen_common(cll__gen *g, const char *model) {
 
 /* ---------------------------------------------------------------- output */
 
-static void add_created(cll__gen *g, struct cll__sbuf *b) {
+static void add_created(cll__gen *g, cll_buf *b) {
   char ts[64];
   cll_api_time_rfc3339(wall_ns(), ts, sizeof(ts));
-  sbuf_adds(b, "{\"model\":");
-  cll__sbuf_json_str(b, g->model_req, strlen(g->model_req));
-  sbuf_adds(b, ",\"created_at\":\"");
-  sbuf_adds(b, ts);
-  sbuf_adds(b, "\",");
+  cll_buf_puts(b, "{\"model\":");
+  cll_json_escape(b, g->model_req, strlen(g->model_req));
+  cll_buf_puts(b, ",\"created_at\":\"");
+  cll_buf_puts(b, ts);
+  cll_buf_puts(b, "\",");
 }
 
-static void add_json(struct cll__sbuf *b, const json_t *v) {
+static void add_json(cll_buf *b, const json_t *v) {
   char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
   if (t) {
-    sbuf_adds(b, t);
+    cll_buf_puts(b, t);
     free(t);
   }
 }
 
 /* The message (chat) or response fields (generate) of one object. */
-static void add_text_field(cll__gen *g, struct cll__sbuf *b, const char *s, size_t n,
+static void add_text_field(cll__gen *g, cll_buf *b, const char *s, size_t n,
                            const char *th, size_t nth, const json_t *calls) {
   if (g->kind == CLL__GEN_CHAT) {
-    sbuf_adds(b, "\"message\":{\"role\":\"assistant\",\"content\":");
-    cll__sbuf_json_str(b, s, n);
+    cll_buf_puts(b, "\"message\":{\"role\":\"assistant\",\"content\":");
+    cll_json_escape(b, s, n);
     if (nth) {
-      sbuf_adds(b, ",\"thinking\":");
-      cll__sbuf_json_str(b, th, nth);
+      cll_buf_puts(b, ",\"thinking\":");
+      cll_json_escape(b, th, nth);
     }
     if (json_array_size(calls)) {
-      sbuf_adds(b, ",\"tool_calls\":");
+      cll_buf_puts(b, ",\"tool_calls\":");
       add_json(b, calls);
     }
-    sbuf_adds(b, "}");
+    cll_buf_puts(b, "}");
   } else {
-    sbuf_adds(b, "\"response\":");
-    cll__sbuf_json_str(b, s, n);
+    cll_buf_puts(b, "\"response\":");
+    cll_json_escape(b, s, n);
     if (nth) {
-      sbuf_adds(b, ",\"thinking\":");
-      cll__sbuf_json_str(b, th, nth);
+      cll_buf_puts(b, ",\"thinking\":");
+      cll_json_escape(b, th, nth);
     }
     if (json_array_size(calls)) {
-      sbuf_adds(b, ",\"tool_calls\":");
+      cll_buf_puts(b, ",\"tool_calls\":");
       add_json(b, calls);
     }
   }
@@ -272,47 +204,54 @@ static void on_drain(cll_request *req, void *ud) {
     cll_seq_resume(g->seq);
 }
 
-static void add_metric(struct cll__sbuf *b, const char *k, uint64_t v) {
+static void add_metric(cll_buf *b, const char *k, uint64_t v) {
   if (v == 0)
     return; /* Ollama's omitempty */
   char num[64];
   snprintf(num, sizeof(num), ",\"%s\":%" PRIu64, k, v);
-  sbuf_adds(b, num);
+  cll_buf_puts(b, num);
 }
 
-static void ndjson_send(cll__gen *g, struct cll__sbuf *line) {
+static void ndjson_send(cll__gen *g, cll_buf *line) {
+  if (line->err) { /* out of memory building it: an error line, never a cut one */
+    if (g->seq)
+      cll_seq_cancel(g->seq);
+    cll_buf_reset(line);
+    if (cll_buf_puts(line, "{\"error\":\"out of memory\"}\n") != 0)
+      return;
+  }
   if (!g->stream_started) {
     g->stream_started = true;
     cll_stream_start(g->req, 200, "application/x-ndjson");
   }
-  cll_stream_write(g->req, line->p, line->n);
+  cll_stream_write(g->req, line->data, line->len);
 }
 
 static void ndjson_final(cll__gen *g, const struct cll__ev *ev) {
   const struct cll_seq_stats *st = ev->stats;
   uint64_t now = uv_hrtime();
-  struct cll__sbuf b = {0};
+  cll_buf b = {0};
   add_created(g, &b);
   if (g->stream)
     add_text_field(g, &b, "", 0, NULL, 0, NULL);
   else
-    add_text_field(g, &b, g->text.p ? g->text.p : "", g->text.n, g->thinking.p, g->thinking.n,
+    add_text_field(g, &b, g->text.data ? g->text.data : "", g->text.len, g->thinking.data, g->thinking.len,
                    g->calls);
-  sbuf_adds(&b, ",\"done\":true,\"done_reason\":");
-  cll__sbuf_json_str(&b, ev->done_reason, strlen(ev->done_reason));
+  cll_buf_puts(&b, ",\"done\":true,\"done_reason\":");
+  cll_json_escape(&b, ev->done_reason, strlen(ev->done_reason));
   if (g->want_context && st) {
-    sbuf_adds(&b, ",\"context\":[");
+    cll_buf_puts(&b, ",\"context\":[");
     char num[16];
     int32_t n = 0;
     for (int32_t i = 0; i < g->n_prompt; i++, n++) {
       snprintf(num, sizeof(num), "%s%d", n ? "," : "", g->prompt[i]);
-      sbuf_adds(&b, num);
+      cll_buf_puts(&b, num);
     }
     for (int32_t i = 0; i < g->n_out; i++, n++) {
       snprintf(num, sizeof(num), "%s%d", n ? "," : "", g->out_tok[i]);
-      sbuf_adds(&b, num);
+      cll_buf_puts(&b, num);
     }
-    sbuf_adds(&b, "]");
+    cll_buf_puts(&b, "]");
   }
   add_metric(&b, "total_duration", now - g->t0);
   add_metric(&b, "load_duration", g->t_loaded ? g->t_loaded - g->t0 : 0);
@@ -322,31 +261,36 @@ static void ndjson_final(cll__gen *g, const struct cll__ev *ev) {
     add_metric(&b, "eval_count", (uint64_t)st->eval_n);
     add_metric(&b, "eval_duration", st->eval_ns);
     if (st->truncated || g->prompt_truncated)
-      sbuf_adds(&b, ",\"truncated\":true");
+      cll_buf_puts(&b, ",\"truncated\":true");
   }
-  sbuf_adds(&b, "}");
+  cll_buf_puts(&b, "}");
+  if ((b.err || g->text.err || g->thinking.err) && !g->stream) {
+    cll_buf_free(&b);
+    cll_api_error(g->req, 500, "out of memory");
+    return;
+  }
   if (g->stream) {
     /* Ollama streams even a single object. */
-    sbuf_adds(&b, "\n");
+    cll_buf_puts(&b, "\n");
     ndjson_send(g, &b);
     cll_stream_end(g->req);
   } else {
-    cll_respond(g->req, 200, "application/json; charset=utf-8", b.p, b.n);
+    cll_respond(g->req, 200, "application/json; charset=utf-8", b.data, b.len);
   }
-  cll__sbuf_free(&b);
+  cll_buf_free(&b);
 }
 
 /* The Ollama writer: one NDJSON object per piece, thoughts and tool calls
  * in fields of their own; non-stream, one object at the end. */
 static void ndjson_event(cll__gen *g, void *state, const struct cll__ev *ev) {
-  struct cll__sbuf *b = &g->line;
+  cll_buf *b = &g->line;
   switch (ev->kind) {
   case CLL__EV_TEXT:
   case CLL__EV_THINKING:
   case CLL__EV_TOOL_CALL:
     if (!g->stream)
       return;
-    b->n = 0;
+    cll_buf_reset(b);
     add_created(g, b);
     if (ev->kind == CLL__EV_TEXT) {
       add_text_field(g, b, ev->s, ev->n, NULL, 0, NULL);
@@ -358,21 +302,21 @@ static void ndjson_event(cll__gen *g, void *state, const struct cll__ev *ev) {
       json_decref(one);
     }
     if (ev->logprobs) {
-      sbuf_adds(b, ",\"logprobs\":");
+      cll_buf_puts(b, ",\"logprobs\":");
       add_json(b, ev->logprobs);
     }
-    sbuf_adds(b, ",\"done\":false}\n");
+    cll_buf_puts(b, ",\"done\":false}\n");
     ndjson_send(g, b);
     return;
   case CLL__EV_DONE:
     ndjson_final(g, ev);
     return;
   case CLL__EV_ERROR:
-    b->n = 0;
-    sbuf_adds(b, "{\"error\":");
-    cll__sbuf_json_str(b, ev->s, strlen(ev->s));
-    sbuf_adds(b, "}\n");
-    cll_stream_write(g->req, b->p, b->n);
+    cll_buf_reset(b);
+    cll_buf_puts(b, "{\"error\":");
+    cll_json_escape(b, ev->s, strlen(ev->s));
+    cll_buf_puts(b, "}\n");
+    cll_stream_write(g->req, b->data, b->len);
     cll_stream_end(g->req);
     return;
   }
@@ -423,7 +367,7 @@ static void on_out(void *ud, int kind, const char *s, size_t n, const char *name
   } else {
     if (n == 0)
       return;
-    cll__sbuf_add(kind == CLL__OUT_TEXT ? &g->text : &g->thinking, s, n);
+    cll_buf_append(kind == CLL__OUT_TEXT ? &g->text : &g->thinking, s, n);
     ev.kind = kind == CLL__OUT_TEXT ? CLL__EV_TEXT : CLL__EV_THINKING;
     ev.s = s;
     ev.n = n;
@@ -451,29 +395,35 @@ static void answer_final(cll__gen *g, const char *reason, const struct cll_seq_s
 
 /* One object, not streamed, for the load/unload idioms. */
 static void answer_idiom(cll__gen *g, const char *reason) {
-  struct cll__sbuf b = {0};
+  cll_buf b = {0};
   add_created(g, &b);
   add_text_field(g, &b, "", 0, NULL, 0, NULL);
-  sbuf_adds(&b, ",\"done\":true,\"done_reason\":");
-  cll__sbuf_json_str(&b, reason, strlen(reason));
-  sbuf_adds(&b, "}");
+  cll_buf_puts(&b, ",\"done\":true,\"done_reason\":");
+  cll_json_escape(&b, reason, strlen(reason));
+  cll_buf_puts(&b, "}");
   g->answered = true;
-  cll_respond(g->req, 200, "application/json; charset=utf-8", b.p, b.n);
-  cll__sbuf_free(&b);
+  if (b.err)
+    cll_api_error(g->req, 500, "out of memory");
+  else
+    cll_respond(g->req, 200, "application/json; charset=utf-8", b.data, b.len);
+  cll_buf_free(&b);
 }
 
 /* _debug_render_only: the rendered prompt, nothing run. */
 static void answer_debug(cll__gen *g) {
-  struct cll__sbuf b = {0};
+  cll_buf b = {0};
   add_created(g, &b);
-  sbuf_adds(&b, "\"_debug_info\":{\"rendered_template\":");
-  cll__sbuf_json_str(&b, g->rendered ? g->rendered : "", g->rendered ? strlen(g->rendered) : 0);
+  cll_buf_puts(&b, "\"_debug_info\":{\"rendered_template\":");
+  cll_json_escape(&b, g->rendered ? g->rendered : "", g->rendered ? strlen(g->rendered) : 0);
   char num[64];
   snprintf(num, sizeof(num), ",\"image_count\":%zu}}", g->n_images);
-  sbuf_adds(&b, num);
+  cll_buf_puts(&b, num);
   g->answered = true;
-  cll_respond(g->req, 200, "application/json; charset=utf-8", b.p, b.n);
-  cll__sbuf_free(&b);
+  if (b.err)
+    cll_api_error(g->req, 500, "out of memory");
+  else
+    cll_respond(g->req, 200, "application/json; charset=utf-8", b.data, b.len);
+  cll_buf_free(&b);
 }
 
 void cll__gen_unload(cll__gen *g) {

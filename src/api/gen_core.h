@@ -11,6 +11,7 @@
 #include "cllama/runners.h"
 #include "cllama/sampler.h"
 #include "cllama/scheduler.h"
+#include "cllama/util.h"
 #include "gen.h"
 #include "outparse.h"
 #include "resolve.h"
@@ -18,11 +19,6 @@
 #include "tmpl.h"
 
 enum cll__gen_kind { CLL__GEN_GENERATE = 0, CLL__GEN_CHAT = 1 };
-
-struct cll__sbuf {
-  char *p;
-  size_t n, cap;
-};
 
 typedef struct cll__gen cll__gen;
 
@@ -94,7 +90,7 @@ struct cll__gen {
   const char *think_level;
   cll__outp *outp;
   json_t *calls;     /* tool calls found (native shape), in order */
-  struct cll__sbuf thinking; /* all thoughts */
+  cll_buf thinking; /* all thoughts */
   bool logprobs; int top_logprobs;
   json_t *body;      /* the request, owned */
   cll__gen_prepare_fn prepare;
@@ -112,8 +108,8 @@ struct cll__gen {
   cll__detok *detok;
   int32_t *out_tok; /* generated tokens (for "context") */
   int32_t n_out, cap_out;
-  struct cll__sbuf text; /* non-stream: the whole answer */
-  struct cll__sbuf line; /* one NDJSON line */
+  cll_buf text; /* non-stream: the whole answer */
+  cll_buf line; /* one NDJSON line */
   uint64_t t0, t_loaded;
   int phase;
   bool gone, answered, stream_started, stop_matched;
@@ -136,8 +132,5 @@ void cll__gen_unload(cll__gen *g);
 void cll__gen_start(cll__gen *g);
 
 /* JSON string escaping into a buffer. */
-void cll__sbuf_json_str(struct cll__sbuf *b, const char *s, size_t n);
-void cll__sbuf_add(struct cll__sbuf *b, const char *s, size_t n);
-void cll__sbuf_free(struct cll__sbuf *b);
 
 #endif

@@ -302,13 +302,13 @@ static json_t *delta_new(struct oai *o) {
  * gathered. Answers req. */
 static void answer_whole(cll_request *req, struct oai *o, const cll__gen *g) {
   json_t *c = chunk_head(o, o->kind == K_CHAT ? "chat.completion" : "text_completion");
-  const char *text = g && g->text.p ? g->text.p : "";
+  const char *text = g && g->text.data ? g->text.data : "";
   json_t *choice;
   if (o->kind == K_CHAT) {
     json_t *msg = json_pack("{s:s,s:s}", "role", "assistant", "content", text);
-    if (g && g->thinking.n) {
-      json_object_set_new(msg, "reasoning_content", json_string(g->thinking.p));
-      json_object_set_new(msg, "reasoning", json_string(g->thinking.p));
+    if (g && g->thinking.len) {
+      json_object_set_new(msg, "reasoning_content", json_string(g->thinking.data));
+      json_object_set_new(msg, "reasoning", json_string(g->thinking.data));
     }
     if (g && json_array_size(g->calls))
       json_object_set_new(msg, "tool_calls", tool_calls_openai(g->calls));
@@ -1093,18 +1093,12 @@ static void on_list(cll_request *req, void *ud) {
   forward(req, "GET", "/api/tags", NULL, &list_filter, o);
 }
 
-static int hexval(char c) {
-  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                      : c >= 'A' && c <= 'F'   ? c - 'A' + 10
-                                                               : -1;
-}
-
 /* Decodes %XX escapes in place (a client may send "llama3%3A8b"). */
 static void percent_decode(char *s) {
   char *o = s;
   for (const char *p = s; *p; p++) {
-    if (p[0] == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
-      *o++ = (char)(hexval(p[1]) * 16 + hexval(p[2]));
+    if (p[0] == '%' && cll_hex_digit(p[1]) >= 0 && cll_hex_digit(p[2]) >= 0) {
+      *o++ = (char)(cll_hex_digit(p[1]) * 16 + cll_hex_digit(p[2]));
       p += 2;
     } else {
       *o++ = *p;
