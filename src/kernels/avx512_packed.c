@@ -1,4 +1,4 @@
-/* avx512_packed.c — Q8_0 and Q4_K matrices repacked at load for the
+/* avx512_packed.c — Q8_0, Q4_K and Q5_K matrices repacked at load for the
  * avx512 table (its pack, pack_bytes and matmul_packed slots for those
  * types; Q4_0's live in avx512.c). Compiled with the avx512 flags.
  *
@@ -31,6 +31,8 @@
  *   mins:   4 x 32 bytes, mn[p * 32 + 2j + e] = min of sub-block 2p + e;
  *   d, dmin: 16 fp16 each.
  *   (GGUF: 16 x 144 = 2304 bytes; 3% more.)
+ *
+ * Q5_K: as Q4_K plus the fifth bits (see its pack function below).
  *
  * Tokens go through in tiles (Q8_0: 8, Q4_K: 4), so the same kernels
  * serve decode (1 token), batched decode and prefill; within a chunk of
@@ -154,6 +156,7 @@ void cll__matmul_q8_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_
 /* ---------------------------------------------------------------- Q4_K */
 
 #define PK4_SB 2368 /* bytes per super-block of a panel */
+#define PK5_SB 2880 /* the same for Q5_K */
 #define PK4_TOK 4
 
 static size_t pk4_panel_bytes(int64_t nsb) {
@@ -190,11 +193,41 @@ void cll__pack_q4_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t
   }
 }
 
-/* T tokens (t0..) times one Q4_K panel; y: row 16p of token t0. */
+/* Bit `from` of every byte of h moved to bit 4 (other bits: garbage). */
+static inline __attribute__((always_inline)) __m512i bit_to4(__m512i h, const int from) {
+  if (from < 4) return _mm512_slli_epi16(h, (unsigned)(4 - from));
+  if (from > 4) return _mm512_srli_epi16(h, (unsigned)(from - 4));
+  return h;
+}
+
+/* Chunk c (64 elements: sub-blocks 2c, 2c + 1) of a packed super-block as
+ * unsigned quants: lo[g] / hi[g] meet activation dwords 4g and 32 + 4g.
+ * Q5_K (q5) adds the fifth bit: bits 2c / 2c + 1 of the qh vectors. */
 static inline __attribute__((always_inline)) void
-pk4_tile(const int T, const cll_matmul_args *a, int64_t nsb, const uint8_t *panel, int64_t t0,
-         float *y) {
-  const __m512i m4 = _mm512_set1_epi8(0x0F);
+pk_unpack(const uint8_t *q, const uint8_t *qh, const int c, const int q5, __m512i lo[8],
+          __m512i hi[8]) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
+#pragma GCC unroll 8
+  for (int g = 0; g < 8; g++) {
+    const __m512i v = _mm512_load_si512((const void *)(q + (c * 8 + g) * 64));
+    lo[g] = _mm512_and_si512(v, m4);
+    hi[g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    if (q5) {
+      const __m512i h = _mm512_load_si512((const void *)(qh + g * 64));
+      /* a | (b & c) */
+      lo[g] = _mm512_ternarylogic_epi32(lo[g], bit_to4(h, 2 * c), b4, 0xF8);
+      hi[g] = _mm512_ternarylogic_epi32(hi[g], bit_to4(h, 2 * c + 1), b4, 0xF8);
+    }
+  }
+}
+
+/* T tokens (t0..) times one Q4_K (q5 = 0) or Q5_K (q5 = 1) panel; y: row
+ * 16p of token t0. sbb: bytes per super-block; the scales follow the
+ * quants (and Q5_K's qh) as in the layouts above. */
+static inline __attribute__((always_inline)) void
+pk4_tile(const int T, const int q5, const cll_matmul_args *a, int64_t nsb, const uint8_t *panel,
+         int64_t t0, float *y) {
+  const size_t sbb = q5 ? PK5_SB : PK4_SB;
   __m512 acc[PK4_TOK];
   const sb_q8_K *yrow[PK4_TOK];
 #pragma GCC unroll 4
@@ -203,8 +236,8 @@ pk4_tile(const int T, const cll_matmul_args *a, int64_t nsb, const uint8_t *pane
     yrow[t] = (const sb_q8_K *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
   }
   for (int64_t i = 0; i < nsb; i++) {
-    const uint8_t *q = panel + (size_t)i * PK4_SB;
-    const uint8_t *sc = q + 2048, *mn = sc + 128;
+    const uint8_t *q = panel + (size_t)i * sbb;
+    const uint8_t *qh = q + 2048, *sc = q + (q5 ? 2560 : 2048), *mn = sc + 128;
     const uint16_t *dh = (const uint16_t *)(mn + 128);
     __m512i si[PK4_TOK], mi[PK4_TOK];
     /* The 8 32-element sums of each token's activations as int16 pairs
@@ -217,15 +250,10 @@ pk4_tile(const int T, const cll_matmul_args *a, int64_t nsb, const uint8_t *pane
       const __m128i b1 = _mm_loadu_si128((const __m128i *)(yrow[t][i].bsums + 8));
       _mm_storeu_si128((__m128i *)bs[t], _mm_hadd_epi16(b0, b1));
     }
-#pragma GCC unroll 1
+#pragma GCC unroll 4
     for (int c = 0; c < 4; c++) {
       __m512i lo[8], hi[8];
-#pragma GCC unroll 8
-      for (int g = 0; g < 8; g++) {
-        const __m512i v = _mm512_load_si512((const void *)(q + (c * 8 + g) * 64));
-        lo[g] = _mm512_and_si512(v, m4);
-        hi[g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-      }
+      pk_unpack(q, qh, c, q5, lo, hi);
       const __m512i scl = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(sc + 32 * c)));
       const __m512i sch = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(sc + 32 * c + 16)));
       const __m512i mnv = _mm512_cvtepu8_epi16(_mm256_load_si256((const __m256i *)(mn + 32 * c)));
@@ -256,9 +284,10 @@ pk4_tile(const int T, const cll_matmul_args *a, int64_t nsb, const uint8_t *pane
   for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * a->y_stride, acc[t]);
 }
 
-void cll__matmul_q4_K_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+static inline __attribute__((always_inline)) void
+pk_matmul(const int q5, const cll_matmul_args *a, int64_t p0, int64_t p1) {
   const int64_t nsb = a->n_in / SB_QK_K;
-  const size_t pb = pk4_panel_bytes(nsb);
+  const size_t pb = (size_t)nsb * (q5 ? PK5_SB : PK4_SB);
   for (int64_t tc = 0; tc < a->n_tok; tc += TOK_CHUNK) {
     const int64_t te = a->n_tok - tc < TOK_CHUNK ? a->n_tok : tc + TOK_CHUNK;
     for (int64_t p = p0; p < p1; p++) {
@@ -267,15 +296,58 @@ void cll__matmul_q4_K_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_
       FOR_TILES(tc, te, PK4_TOK, t0, t1) {
         float *yt = y + t0 * a->y_stride;
         switch (t1 - t0) {
-        case 4: pk4_tile(4, a, nsb, q, t0, yt); break;
-        case 3: pk4_tile(3, a, nsb, q, t0, yt); break;
-        case 2: pk4_tile(2, a, nsb, q, t0, yt); break;
-        case 1: pk4_tile(1, a, nsb, q, t0, yt); break;
+        case 4: pk4_tile(4, q5, a, nsb, q, t0, yt); break;
+        case 3: pk4_tile(3, q5, a, nsb, q, t0, yt); break;
+        case 2: pk4_tile(2, q5, a, nsb, q, t0, yt); break;
+        case 1: pk4_tile(1, q5, a, nsb, q, t0, yt); break;
         default: break;
         }
       }
     }
   }
+}
+
+void cll__matmul_q4_K_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  pk_matmul(0, a, p0, p1);
+}
+
+void cll__matmul_q5_K_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  pk_matmul(1, a, p0, p1);
+}
+
+/* ---------------------------------------------------------------- Q5_K
+ *
+ * As Q4_K, with the fifth bits between the quants and the scales: 8
+ * vectors at 2048, dword j of vector g = qh[4g..4g+3] of row j (bit 2c of
+ * a byte: the element of chunk c's low nibble, bit 2c + 1: its high
+ * nibble); scales at 2560, mins at 2688, d at 2816, dmin at 2848. 2880
+ * bytes a super-block (GGUF: 2816). */
+
+size_t cll__pack_bytes_q5_K_avx512(int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / CLL_PACK_ROWS) * (size_t)(n_in / SB_QK_K) * PK5_SB;
+}
+
+void cll__pack_q5_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                           void *dst) {
+  const int64_t nsb = n_in / SB_QK_K;
+  for (int64_t p = p0; p < p1; p++)
+    for (int j = 0; j < CLL_PACK_ROWS; j++) {
+      const sb_q5_K *row = (const sb_q5_K *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
+      for (int64_t i = 0; i < nsb; i++) {
+        uint8_t *q = (uint8_t *)dst + ((size_t)p * (size_t)nsb + (size_t)i) * PK5_SB;
+        for (int c = 0; c < 4; c++)
+          for (int g = 0; g < 8; g++) memcpy(q + (c * 8 + g) * 64 + 4 * j, row[i].qs + 32 * c + 4 * g, 4);
+        for (int g = 0; g < 8; g++) memcpy(q + 2048 + g * 64 + 4 * j, row[i].qh + 4 * g, 4);
+        for (int s = 0; s < 8; s++) {
+          uint8_t scale, min;
+          sb_scale_min_k4(s, row[i].scales, &scale, &min);
+          q[2560 + s * 16 + j] = scale;
+          q[2688 + (s / 2) * 32 + 2 * j + (s & 1)] = min;
+        }
+        memcpy(q + 2816 + 2 * j, &row[i].d, 2);
+        memcpy(q + 2848 + 2 * j, &row[i].dmin, 2);
+      }
+    }
 }
 
 #else

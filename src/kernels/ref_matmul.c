@@ -182,80 +182,139 @@ static void matmul_packed_q8_0(const cll_matmul_args *a, int64_t p0, int64_t p1)
   }
 }
 
-/* ------------------------------------------------------------ Q4_K packed
+/* ------------------------------------------------------------ Q4_K, Q5_K packed
  *
- * Panel p, per super-block (2368 bytes):
+ * Panel p, per super-block (Q4_K 2368 bytes, Q5_K 2880):
  *   quants: 32 groups of 64 bytes; bytes 4j..4j+3 of group 8c + g are
  *           bytes 32c + 4g .. 32c + 4g + 3 of row j's qs;
- *   scales: 8 x 16 bytes at 2048, sc[s * 16 + j] (6-bit, unpacked);
- *   mins:   4 x 32 bytes at 2176, mn[(s / 2) * 32 + 2j + s % 2];
- *   d, dmin: 16 fp16 each at 2304 and 2336. */
+ *   Q5_K only, at 2048: 8 groups of 64 bytes; bytes 4j..4j+3 of group g
+ *           are qh[4g .. 4g + 3] of row j;
+ *   scales: 8 x 16 bytes, sc[s * 16 + j] (6-bit, unpacked), at 2048
+ *           (Q5_K: 2560);
+ *   mins:   4 x 32 bytes after them, mn[(s / 2) * 32 + 2j + s % 2];
+ *   d, dmin: 16 fp16 each after the mins. */
 
-#define PK4_SB 2368
+struct pk_layout {
+  size_t sb, sc; /* bytes per super-block; offset of the scales */
+  int q5;
+};
+static const struct pk_layout PK4 = {2368, 2048, 0}, PK5 = {2880, 2560, 1};
 
-static size_t pack_bytes_q4_K(int64_t n_in, int64_t n_rows) {
-  return (size_t)(n_rows / CLL_PACK_ROWS) * (size_t)(n_in / CLL_QK_K) * PK4_SB;
+static size_t pk_bytes(const struct pk_layout *L, int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / CLL_PACK_ROWS) * (size_t)(n_in / CLL_QK_K) * L->sb;
 }
 
-static void pack_q4_K(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
-                      void *dst) {
-  const int64_t nsb = n_in / CLL_QK_K;
-  for (int64_t p = p0; p < p1; p++)
-    for (int j = 0; j < CLL_PACK_ROWS; j++) {
-      const cll_block_q4_K *row =
-          (const cll_block_q4_K *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
-      for (int64_t i = 0; i < nsb; i++) {
-        uint8_t *q = (uint8_t *)dst + ((size_t)p * (size_t)nsb + (size_t)i) * PK4_SB;
-        for (int c = 0; c < 4; c++)
-          for (int g = 0; g < 8; g++) memcpy(q + (c * 8 + g) * 64 + 4 * j, row[i].qs + 32 * c + 4 * g, 4);
-        for (int s = 0; s < 8; s++) {
-          uint8_t sc, mn;
-          cll__scale_min_k4(s, row[i].scales, &sc, &mn);
-          q[2048 + s * 16 + j] = sc;
-          q[2176 + (s / 2) * 32 + 2 * j + s % 2] = mn;
-        }
-        memcpy(q + 2304 + 2 * j, &row[i].d, 2);
-        memcpy(q + 2336 + 2 * j, &row[i].dmin, 2);
-      }
-    }
-}
+/* The GGUF parts of a Q4_K/Q5_K row block (Q4_K's fields are a prefix of
+ * neither, so they are passed apart). */
+struct k_parts {
+  uint16_t *d, *dmin;
+  uint8_t *scales, *qs, *qh;
+};
 
-/* Row j of super-block i of a packed Q4_K panel, back in GGUF form. The
- * 6-bit scales and mins are packed again as cll__scale_min_k4 reads them. */
-static void unpack_q4_K(const uint8_t *q, int j, cll_block_q4_K *b) {
+static void pk_put(const struct pk_layout *L, uint8_t *q, int j, struct k_parts b) {
   for (int c = 0; c < 4; c++)
-    for (int g = 0; g < 8; g++) memcpy(b->qs + 32 * c + 4 * g, q + (c * 8 + g) * 64 + 4 * j, 4);
+    for (int g = 0; g < 8; g++) memcpy(q + (c * 8 + g) * 64 + 4 * j, b.qs + 32 * c + 4 * g, 4);
+  if (L->q5)
+    for (int g = 0; g < 8; g++) memcpy(q + 2048 + g * 64 + 4 * j, b.qh + 4 * g, 4);
+  for (int s = 0; s < 8; s++) {
+    uint8_t sc, mn;
+    cll__scale_min_k4(s, b.scales, &sc, &mn);
+    q[L->sc + (size_t)s * 16 + (size_t)j] = sc;
+    q[L->sc + 128 + (size_t)(s / 2) * 32 + 2 * (size_t)j + (size_t)(s % 2)] = mn;
+  }
+  memcpy(q + L->sc + 256 + 2 * j, b.d, 2);
+  memcpy(q + L->sc + 288 + 2 * j, b.dmin, 2);
+}
+
+/* The inverse: the 6-bit scales and mins packed again as
+ * cll__scale_min_k4 reads them. */
+static void pk_get(const struct pk_layout *L, const uint8_t *q, int j, struct k_parts b) {
+  for (int c = 0; c < 4; c++)
+    for (int g = 0; g < 8; g++) memcpy(b.qs + 32 * c + 4 * g, q + (c * 8 + g) * 64 + 4 * j, 4);
+  if (L->q5)
+    for (int g = 0; g < 8; g++) memcpy(b.qh + 4 * g, q + 2048 + g * 64 + 4 * j, 4);
   uint8_t sc[8], mn[8];
   for (int s = 0; s < 8; s++) {
-    sc[s] = q[2048 + s * 16 + j];
-    mn[s] = q[2176 + (s / 2) * 32 + 2 * j + s % 2];
+    sc[s] = q[L->sc + (size_t)s * 16 + (size_t)j];
+    mn[s] = q[L->sc + 128 + (size_t)(s / 2) * 32 + 2 * (size_t)j + (size_t)(s % 2)];
   }
   for (int s = 0; s < 4; s++) {
-    b->scales[s] = (uint8_t)((sc[s] & 63) | ((sc[s + 4] >> 4) << 6));
-    b->scales[s + 4] = (uint8_t)((mn[s] & 63) | ((mn[s + 4] >> 4) << 6));
-    b->scales[s + 8] = (uint8_t)((sc[s + 4] & 15) | ((mn[s + 4] & 15) << 4));
+    b.scales[s] = (uint8_t)((sc[s] & 63) | ((sc[s + 4] >> 4) << 6));
+    b.scales[s + 4] = (uint8_t)((mn[s] & 63) | ((mn[s + 4] >> 4) << 6));
+    b.scales[s + 8] = (uint8_t)((sc[s + 4] & 15) | ((mn[s + 4] & 15) << 4));
   }
-  memcpy(&b->d, q + 2304 + 2 * j, 2);
-  memcpy(&b->dmin, q + 2336 + 2 * j, 2);
+  memcpy(b.d, q + L->sc + 256 + 2 * j, 2);
+  memcpy(b.dmin, q + L->sc + 288 + 2 * j, 2);
 }
 
-static void matmul_packed_q4_K(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+static struct k_parts parts_q4_K(cll_block_q4_K *b) {
+  return (struct k_parts){&b->d, &b->dmin, b->scales, b->qs, NULL};
+}
+static struct k_parts parts_q5_K(cll_block_q5_K *b) {
+  return (struct k_parts){&b->d, &b->dmin, b->scales, b->qs, b->qh};
+}
+
+static void pk_pack(const struct pk_layout *L, const void *w, size_t w_stride, int64_t n_in,
+                    int64_t p0, int64_t p1, void *dst) {
+  const int64_t nsb = n_in / CLL_QK_K;
+  const size_t bb = L->q5 ? sizeof(cll_block_q5_K) : sizeof(cll_block_q4_K);
+  for (int64_t p = p0; p < p1; p++)
+    for (int j = 0; j < CLL_PACK_ROWS; j++)
+      for (int64_t i = 0; i < nsb; i++) {
+        const char *src = (const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride + (size_t)i * bb;
+        uint8_t *q = (uint8_t *)dst + ((size_t)p * (size_t)nsb + (size_t)i) * L->sb;
+        if (L->q5) {
+          cll_block_q5_K b;
+          memcpy(&b, src, sizeof b);
+          pk_put(L, q, j, parts_q5_K(&b));
+        } else {
+          cll_block_q4_K b;
+          memcpy(&b, src, sizeof b);
+          pk_put(L, q, j, parts_q4_K(&b));
+        }
+      }
+}
+
+static void pk_matmul(const struct pk_layout *L, uint32_t type, const cll_matmul_args *a,
+                      int64_t p0, int64_t p1) {
   const int64_t nsb = a->n_in / CLL_QK_K;
-  void (*dot)(int64_t, const void *, const void *, float *) = cll__kernels_ref.vec_dot[CLL_TYPE_Q4_K];
+  void (*dot)(int64_t, const void *, const void *, float *) = cll__kernels_ref.vec_dot[type];
   for (int64_t p = p0; p < p1; p++)
     for (int j = 0; j < CLL_PACK_ROWS; j++)
       for (int64_t t = 0; t < a->n_tok; t++) {
         const cll_block_q8_K *x = (const cll_block_q8_K *)((const char *)a->xq + (size_t)t * a->xq_stride);
         float s = 0.0f;
         for (int64_t i = 0; i < nsb; i++) {
-          cll_block_q4_K b;
+          const uint8_t *q = (const uint8_t *)a->wp + ((size_t)p * (size_t)nsb + (size_t)i) * L->sb;
           float part;
-          unpack_q4_K((const uint8_t *)a->wp + ((size_t)p * (size_t)nsb + (size_t)i) * PK4_SB, j, &b);
-          dot(CLL_QK_K, &b, &x[i], &part);
+          if (L->q5) {
+            cll_block_q5_K b;
+            pk_get(L, q, j, parts_q5_K(&b));
+            dot(CLL_QK_K, &b, &x[i], &part);
+          } else {
+            cll_block_q4_K b;
+            pk_get(L, q, j, parts_q4_K(&b));
+            dot(CLL_QK_K, &b, &x[i], &part);
+          }
           s += part;
         }
         a->y[t * a->y_stride + p * CLL_PACK_ROWS + j] = s;
       }
+}
+
+static size_t pack_bytes_q4_K(int64_t n_in, int64_t n_rows) { return pk_bytes(&PK4, n_in, n_rows); }
+static size_t pack_bytes_q5_K(int64_t n_in, int64_t n_rows) { return pk_bytes(&PK5, n_in, n_rows); }
+static void pack_q4_K(const void *w, size_t ws, int64_t n_in, int64_t p0, int64_t p1, void *dst) {
+  pk_pack(&PK4, w, ws, n_in, p0, p1, dst);
+}
+static void pack_q5_K(const void *w, size_t ws, int64_t n_in, int64_t p0, int64_t p1, void *dst) {
+  pk_pack(&PK5, w, ws, n_in, p0, p1, dst);
+}
+static void matmul_packed_q4_K(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  pk_matmul(&PK4, CLL_TYPE_Q4_K, a, p0, p1);
+}
+static void matmul_packed_q5_K(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  pk_matmul(&PK5, CLL_TYPE_Q5_K, a, p0, p1);
 }
 
 const cll_kernels cll__kernels_generic = {
@@ -275,8 +334,9 @@ const cll_kernels cll__kernels_generic = {
     .few_min_tok = {[CLL_TYPE_F16] = 1},
     .few_max_tok = {[CLL_TYPE_F16] = 255},
     .pack_bytes = {[CLL_TYPE_Q4_0] = pack_bytes_q4_0, [CLL_TYPE_Q8_0] = pack_bytes_q8_0,
-                   [CLL_TYPE_Q4_K] = pack_bytes_q4_K},
-    .pack = {[CLL_TYPE_Q4_0] = pack_q4_0, [CLL_TYPE_Q8_0] = pack_q8_0, [CLL_TYPE_Q4_K] = pack_q4_K},
+                   [CLL_TYPE_Q4_K] = pack_bytes_q4_K, [CLL_TYPE_Q5_K] = pack_bytes_q5_K},
+    .pack = {[CLL_TYPE_Q4_0] = pack_q4_0, [CLL_TYPE_Q8_0] = pack_q8_0, [CLL_TYPE_Q4_K] = pack_q4_K,
+             [CLL_TYPE_Q5_K] = pack_q5_K},
     .matmul_packed = {[CLL_TYPE_Q4_0] = matmul_packed_q4_0, [CLL_TYPE_Q8_0] = matmul_packed_q8_0,
-                      [CLL_TYPE_Q4_K] = matmul_packed_q4_K},
+                      [CLL_TYPE_Q4_K] = matmul_packed_q4_K, [CLL_TYPE_Q5_K] = matmul_packed_q5_K},
 };
