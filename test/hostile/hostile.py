@@ -383,6 +383,78 @@ ATTACKS = [
 ]
 
 
+KEY = "hostile-test-key-0123456789"
+
+
+def access_control():
+    """A server with CLLAMA_API_KEYS and a test certificate: plain HTTP on its
+    port is refused, no/wrong key is 401 with Ollama's JSON error, / and
+    /api/version are open, the right key works over TLS, and the CLI passes
+    OLLAMA_API_KEY."""
+    d = tempfile.mkdtemp(prefix="cllama-tls-")
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "1", "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], capture_output=True)
+    if r.returncode != 0:
+        return "openssl: %r" % r.stderr[:200]
+    srv = Server({"CLLAMA_API_KEYS": "other-key-aaaaaaaaaaaaaaaa," + KEY,
+                  "CLLAMA_TLS_CERT": cert, "CLLAMA_TLS_KEY": key})
+    try:
+        d0 = raw(srv.port, b"GET /api/tags HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        if status_of(d0) != 400 or b"HTTPS" not in d0:
+            return "plain HTTP on the TLS port: %r" % d0[:100]
+        ctx = ssl.create_default_context(cafile=cert)
+
+        def tls(path, auth=None):
+            s = ctx.wrap_socket(conn(srv.port), server_hostname="127.0.0.1")
+            h = "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" % path
+            if auth:
+                h += "Authorization: Bearer %s\r\n" % auth
+            s.sendall(h.encode() + b"\r\n")
+            out = read_all(s)
+            s.close()
+            return status_of(out), out.partition(b"\r\n\r\n")[2]
+
+        for auth in (None, "wrong", KEY[:-1], KEY + "x"):
+            st, body = tls("/api/tags", auth)
+            if st != 401 or json.loads(body) != {"error": "unauthorized"}:
+                return "key %r: %d %r" % (auth, st, body[:100])
+        st, _ = tls("/api/tags", KEY)
+        if st != 200:
+            return "right key: %d" % st
+        for path in ("/", "/api/version"):
+            st, _ = tls(path)
+            if st != 200:
+                return "%s without a key: %d" % (path, st)
+        env = dict(os.environ, OLLAMA_HOST="https://127.0.0.1:%d" % srv.port,
+                   OLLAMA_API_KEY=KEY, CURL_CA_BUNDLE=cert, SSL_CERT_FILE=cert)
+        r = subprocess.run([A.bin, "list"], env=env, capture_output=True, text=True, timeout=20)
+        if r.returncode != 0 or not r.stdout.startswith("NAME"):
+            # The CLI over TLS needs the certificate in the system store;
+            # check the key over plain HTTP on a keyed server instead.
+            plain = Server({"CLLAMA_API_KEYS": KEY})
+            try:
+                env = dict(os.environ, OLLAMA_HOST="127.0.0.1:%d" % plain.port)
+                bad = subprocess.run([A.bin, "list"], env=env, capture_output=True, text=True,
+                                     timeout=20)
+                env["OLLAMA_API_KEY"] = KEY
+                good = subprocess.run([A.bin, "list"], env=env, capture_output=True, text=True,
+                                      timeout=20)
+                if bad.returncode == 0 or good.returncode != 0 or not good.stdout.startswith("NAME"):
+                    return "cllama list with OLLAMA_API_KEY: rc %d/%d %r" % (
+                        bad.returncode, good.returncode, (good.stdout + good.stderr)[:200])
+            finally:
+                plain.stop()
+        if not srv.alive():
+            return "server died"
+    finally:
+        srv.stop()
+        shutil.rmtree(d, ignore_errors=True)
+    return None
+
+
 def settle(srv, base_fds, timeout=10):
     t0 = time.time()
     rss, fds = srv.rss_fds()
@@ -436,6 +508,11 @@ def main():
         rows.append((name, result, rss0, rss1, fds0, fds1))
     alive = srv.alive()
     srv.stop()
+    if not A.only or "TLS" in A.only or "bearer" in A.only:
+        err = access_control()
+        rows.append(("bearer keys + TLS server (cllama serve)", "ok" if err is None else
+                     "FAIL: " + err, 0, 0, 0, 0))
+        failed += err is not None
     w = max(len(r[0]) for r in rows)
     lines = ["%-*s | %-10s | %-22s | %s" % (w, "attack", "result", "RSS KiB before -> after",
                                             "fds before -> after"),
