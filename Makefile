@@ -142,7 +142,8 @@ bench-deps:
 
 
 # ---------------------------------------------------------------- build
-$(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c
+# llhttp's flags live only here: its three objects follow this file.
+$(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -g $(SAN) -I$(LLHTTP_INC) -DLLHTTP_STRICT_MODE=1 -w -c $< -o $@
 
