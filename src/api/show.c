@@ -5,6 +5,7 @@
 #include "cllama/api.h"
 #include "cllama/gguf.h"
 #include "cllama/kernels.h"
+#include "gen.h"
 #include "gen_core.h"
 #include "render.h"
 #include "resolve.h"
@@ -261,8 +262,36 @@ static void on_show(cll_request *req, void *ud) {
   const char *sys = json_string_value(json_object_get(body, "system"));
   if (sys)
     s->system_override = strdup(sys);
+  json_t *opts = json_object_get(body, "options");
+  if (opts && !json_is_null(opts) && !json_is_object(opts)) {
+    json_decref(body);
+    free(s->system_override);
+    free(s);
+    cll_api_error(req, 400, "options must be an object");
+    return;
+  }
   cll_err err = {0};
+  if (json_object_size(opts)) {
+    struct cll__gen_opts check;
+    cll__gen_opts_defaults(&check);
+    int bad = cll__gen_opts_apply(&check, opts, &err);
+    cll__gen_opts_free(&check);
+    if (bad != 0) {
+      json_decref(body);
+      free(s->system_override);
+      free(s);
+      cll_api_error(req, 400, err.msg);
+      return;
+    }
+  }
   int rc = cll__model_resolve(api->store, model, &s->ref, &err);
+  if (rc == 0 && json_object_size(opts)) {
+    /* Ollama merges the request's options over the model's parameters in
+     * what it shows (the CLI's /show after /set parameter). */
+    if (!s->ref.params)
+      s->ref.params = json_object();
+    json_object_update(s->ref.params, opts);
+  }
   json_decref(body);
   if (rc != 0) {
     if (rc == CLL_EINVAL)
