@@ -873,10 +873,11 @@ int cll_cli_run(int argc, char **argv) {
   s.options = json_object();
   curl_global_init(CURL_GLOBAL_DEFAULT);
 
-  /* The prompt: the words after the model, after stdin's text if piped. */
+  /* The prompt: the words after the model, or else the text piped to
+   * stdin (not both: a caller's stdin may be a pipe that never ends). */
   char *prompt = NULL;
   size_t plen = 0;
-  if (!isatty(STDIN_FILENO)) {
+  if (!isatty(STDIN_FILENO) && json_array_size(words) == 0) {
     char chunk[4096];
     size_t k;
     while ((k = fread(chunk, 1, sizeof(chunk), stdin)) > 0) {
@@ -889,7 +890,7 @@ int cll_cli_run(int argc, char **argv) {
   size_t i;
   json_t *w;
   json_array_foreach(words, i, w) {
-    if (plen)
+    if (i)
       append(&prompt, &plen, " ");
     append(&prompt, &plen, json_string_value(w));
   }
