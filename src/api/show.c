@@ -8,7 +8,7 @@
 #include "gen.h"
 #include "capabilities.h"
 #include "gen_core.h"
-#include "render.h"
+#include "tmpl.h"
 #include "resolve.h"
 
 #include <stdio.h>
@@ -30,51 +30,51 @@ struct show {
 /* A string in a Modelfile's "..." form: \\ \" \n \r \t and \u00XX for the
  * other control bytes; everything else (<, >, &, UTF-8) as it is, so that
  * `cllama create` reads back the same bytes (src/api/modelfile.c). */
-static void mf_quoted(struct cll__sbuf *b, const char *s) {
-  cll__sbuf_add(b, "\"", 1);
+static void mf_quoted(cll_buf *b, const char *s) {
+  cll_buf_append(b, "\"", 1);
   for (const char *c = s; *c; c++) {
     char esc[8];
     switch (*c) {
     case '"':
-      cll__sbuf_add(b, "\\\"", 2);
+      cll_buf_append(b, "\\\"", 2);
       break;
     case '\\':
-      cll__sbuf_add(b, "\\\\", 2);
+      cll_buf_append(b, "\\\\", 2);
       break;
     case '\n':
-      cll__sbuf_add(b, "\\n", 2);
+      cll_buf_append(b, "\\n", 2);
       break;
     case '\r':
-      cll__sbuf_add(b, "\\r", 2);
+      cll_buf_append(b, "\\r", 2);
       break;
     case '\t':
-      cll__sbuf_add(b, "\\t", 2);
+      cll_buf_append(b, "\\t", 2);
       break;
     default:
       if ((unsigned char)*c < 0x20) {
         snprintf(esc, sizeof(esc), "\\u%04x", (unsigned)(unsigned char)*c);
-        cll__sbuf_add(b, esc, strlen(esc));
+        cll_buf_append(b, esc, strlen(esc));
       } else {
-        cll__sbuf_add(b, c, 1);
+        cll_buf_append(b, c, 1);
       }
     }
   }
-  cll__sbuf_add(b, "\"", 1);
+  cll_buf_append(b, "\"", 1);
 }
 
 /* A parameter's value: numbers and booleans bare, strings quoted. */
-static void go_value(struct cll__sbuf *b, json_t *v) {
+static void go_value(cll_buf *b, json_t *v) {
   char num[64];
   if (json_is_string(v)) {
     mf_quoted(b, json_string_value(v));
   } else if (json_is_integer(v)) {
     snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
-    cll__sbuf_add(b, num, strlen(num));
+    cll_buf_append(b, num, strlen(num));
   } else if (json_is_real(v)) {
     snprintf(num, sizeof(num), "%.15g", json_real_value(v));
-    cll__sbuf_add(b, num, strlen(num));
+    cll_buf_append(b, num, strlen(num));
   } else if (json_is_boolean(v)) {
-    cll__sbuf_add(b, json_is_true(v) ? "true" : "false", json_is_true(v) ? 4 : 5);
+    cll_buf_append(b, json_is_true(v) ? "true" : "false", json_is_true(v) ? 4 : 5);
   }
 }
 
@@ -84,7 +84,7 @@ static int cmp_str(const void *a, const void *b) {
 
 /* Calls fn for each (key, scalar value) of the params layer, keys sorted,
  * arrays one element at a time. */
-static void params_lines(json_t *params, struct cll__sbuf *b, bool modelfile) {
+static void params_lines(json_t *params, cll_buf *b, bool modelfile) {
   if (!json_is_object(params))
     return;
   size_t n = json_object_size(params), i = 0;
@@ -103,9 +103,9 @@ static void params_lines(json_t *params, struct cll__sbuf *b, bool modelfile) {
         snprintf(head, sizeof(head), "PARAMETER %s ", keys[i]);
       else
         snprintf(head, sizeof(head), "%-30s ", keys[i]);
-      cll__sbuf_add(b, head, strlen(head));
+      cll_buf_append(b, head, strlen(head));
       go_value(b, x);
-      cll__sbuf_add(b, "\n", 1);
+      cll_buf_append(b, "\n", 1);
     }
   }
   free(keys);
@@ -114,22 +114,22 @@ static void params_lines(json_t *params, struct cll__sbuf *b, bool modelfile) {
 /* TEMPLATE/SYSTEM/LICENSE text: """text""" as Ollama writes it, unless the
  * text holds """ or ends with a quote (which would close it early); then
  * the escaped "..." form. */
-static void add_triple(struct cll__sbuf *b, const char *cmd, const char *text) {
+static void add_triple(cll_buf *b, const char *cmd, const char *text) {
   size_t n = strlen(text);
-  cll__sbuf_add(b, cmd, strlen(cmd));
-  cll__sbuf_add(b, " ", 1);
+  cll_buf_append(b, cmd, strlen(cmd));
+  cll_buf_append(b, " ", 1);
   if (strstr(text, "\"\"\"") || (n && text[n - 1] == '"')) {
     mf_quoted(b, text);
   } else {
-    cll__sbuf_add(b, "\"\"\"", 3);
-    cll__sbuf_add(b, text, n);
-    cll__sbuf_add(b, "\"\"\"", 3);
+    cll_buf_append(b, "\"\"\"", 3);
+    cll_buf_append(b, text, n);
+    cll_buf_append(b, "\"\"\"", 3);
   }
-  cll__sbuf_add(b, "\n", 1);
+  cll_buf_append(b, "\n", 1);
 }
 
 /* A MESSAGE's content: bare when it reads back as itself, else quoted. */
-static void add_message(struct cll__sbuf *b, const char *role, const char *c) {
+static void add_message(cll_buf *b, const char *role, const char *c) {
   char line[64];
   snprintf(line, sizeof(line), "MESSAGE %s", role);
   size_t n = strlen(c);
@@ -138,10 +138,10 @@ static void add_message(struct cll__sbuf *b, const char *role, const char *c) {
   for (const char *p = c; bare && *p; p++)
     bare = (unsigned char)*p >= 0x20;
   if (bare) {
-    cll__sbuf_add(b, line, strlen(line));
-    cll__sbuf_add(b, " ", 1);
-    cll__sbuf_add(b, c, n);
-    cll__sbuf_add(b, "\n", 1);
+    cll_buf_append(b, line, strlen(line));
+    cll_buf_append(b, " ", 1);
+    cll_buf_append(b, c, n);
+    cll_buf_append(b, "\n", 1);
   } else {
     add_triple(b, line, c);
   }
@@ -209,13 +209,13 @@ static void on_show_work(uv_work_t *w) {
   if (s->ref.template_text)
     json_object_set_new(o, "template", json_string(s->ref.template_text));
 
-  struct cll__sbuf mf = {0};
+  cll_buf mf = {0};
   char head[6000];
   snprintf(head, sizeof(head),
            "# Modelfile generated by \"ollama show\"\n# To build a new Modelfile based on "
            "this, replace FROM with:\n# FROM %s\n\nFROM %s\n",
            s->ref.display, s->ref.model_path);
-  cll__sbuf_add(&mf, head, strlen(head));
+  cll_buf_append(&mf, head, strlen(head));
   if (s->ref.template_text)
     add_triple(&mf, "TEMPLATE", s->ref.template_text);
   if (system && *system)
@@ -230,16 +230,16 @@ static void on_show_work(uv_work_t *w) {
     const char *c = json_string_value(json_object_get(m, "content"));
     add_message(&mf, role ? role : "user", c ? c : "");
   }
-  json_object_set_new(o, "modelfile", json_string(mf.p));
-  cll__sbuf_free(&mf);
+  json_object_set_new(o, "modelfile", json_string(mf.data));
+  cll_buf_free(&mf);
 
-  struct cll__sbuf pl = {0};
+  cll_buf pl = {0};
   params_lines(s->ref.params, &pl, false);
-  if (pl.n) {
-    pl.p[--pl.n] = 0; /* no trailing newline, as Ollama */
-    json_object_set_new(o, "parameters", json_string(pl.p));
+  if (pl.len) {
+    pl.data[--pl.len] = 0; /* no trailing newline, as Ollama */
+    json_object_set_new(o, "parameters", json_string(pl.data));
   }
-  cll__sbuf_free(&pl);
+  cll_buf_free(&pl);
   json_object_set_new(o, "details", details_json(&s->ref));
   if (json_is_array(s->ref.messages))
     json_object_set(o, "messages", s->ref.messages);
