@@ -173,30 +173,19 @@ static void add_json(cll_buf *b, const json_t *v) {
 /* The message (chat) or response fields (generate) of one object. */
 static void add_text_field(cll__gen *g, cll_buf *b, const char *s, size_t n,
                            const char *th, size_t nth, const json_t *calls) {
-  if (g->kind == CLL__GEN_CHAT) {
-    cll_buf_puts(b, "\"message\":{\"role\":\"assistant\",\"content\":");
-    cll_json_escape(b, s, n);
-    if (nth) {
-      cll_buf_puts(b, ",\"thinking\":");
-      cll_json_escape(b, th, nth);
-    }
-    if (json_array_size(calls)) {
-      cll_buf_puts(b, ",\"tool_calls\":");
-      add_json(b, calls);
-    }
-    cll_buf_puts(b, "}");
-  } else {
-    cll_buf_puts(b, "\"response\":");
-    cll_json_escape(b, s, n);
-    if (nth) {
-      cll_buf_puts(b, ",\"thinking\":");
-      cll_json_escape(b, th, nth);
-    }
-    if (json_array_size(calls)) {
-      cll_buf_puts(b, ",\"tool_calls\":");
-      add_json(b, calls);
-    }
+  bool chat = g->kind == CLL__GEN_CHAT;
+  cll_buf_puts(b, chat ? "\"message\":{\"role\":\"assistant\",\"content\":" : "\"response\":");
+  cll_json_escape(b, s, n);
+  if (nth) {
+    cll_buf_puts(b, ",\"thinking\":");
+    cll_json_escape(b, th, nth);
   }
+  if (json_array_size(calls)) {
+    cll_buf_puts(b, ",\"tool_calls\":");
+    add_json(b, calls);
+  }
+  if (chat)
+    cll_buf_puts(b, "}");
 }
 
 static void on_drain(cll_request *req, void *ud) {
