@@ -145,7 +145,9 @@ bool cll__gen_common(cll__gen *g, const char *model) {
    * type is a 500, as Ollama (it surfaces from its scheduler). */
   if (cll__gen_opts_apply(&g->opts, g->ref.params, &err) != 0 ||
       cll__gen_opts_apply(&g->opts, json_object_get(b, "options"), &err) != 0) {
-    cll__gen_fail(g, 500, err.msg);
+    /* options that is not an object is a bad request (Go's unmarshal: 400). */
+    json_t *ro = json_object_get(b, "options");
+    cll__gen_fail(g, ro && !json_is_null(ro) && !json_is_object(ro) ? 400 : 500, err.msg);
     return false;
   }
   cll_request_on_cancel(req, on_cancel, g);
