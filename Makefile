@@ -146,7 +146,7 @@ SUBMAKE := $(MAKE) --no-print-directory
 # ---------------------------------------------------------------- build
 $(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -O2 -g $(SAN) -I$(LLHTTP_INC) -w -c $< -o $@
+	$(CC) -std=c11 -O2 -g $(SAN) -I$(LLHTTP_INC) -DLLHTTP_STRICT_MODE=1 -w -c $< -o $@
 
 $(BUILD)/src/kernels/avx2.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_avx2))
 $(BUILD)/src/kernels/avx512.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_avx512))
