@@ -175,6 +175,11 @@ $(REPLAY_BIN): $(BUILD)/replay/%: $(BUILD)/test/fuzz/%.o $(BUILD)/test/fuzz/repl
 $(BENCH_BIN): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(DEPS_LIBS)
 
+# The tiny architecture models' generator (test/models/make-refs.sh uses it).
+MKARCH := $(BUILD)/test/models/mkarch
+$(MKARCH): $(BUILD)/test/models/mkarch.o $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(DEPS_LIBS)
+
 # ---------------------------------------------------------------- run
 serve: deps
 	@$(SUBMAKE) serve-run
@@ -185,7 +190,7 @@ serve-run: $(BIN)
 test: deps
 	@$(SUBMAKE) deps-optional
 	@$(SUBMAKE) test-run
-test-run: js-deps $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) test-neon
+test-run: js-deps $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) $(MKARCH) test-neon
 	@CLLAMA_BIN=$(abspath $(BIN)) CLLAMA_BUILD=$(abspath $(BUILD)) \
 	  sh test/run.sh $(TEST_BIN) -- $(REPLAY_BIN)
 
@@ -222,7 +227,7 @@ bench: deps
 bench-run: $(BIN) $(BENCH_BIN)
 
 # Everything built, nothing run (CI builds the tree with clang this way).
-build-all: $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN)
+build-all: $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) $(MKARCH)
 
 FUZZ_SECONDS ?= 60
 FUZZ_BIN := $(FUZZ_SRC:test/fuzz/%.c=$(BUILD)/fuzz/%)
