@@ -46,7 +46,7 @@ endif
 # Debian packages the build and tests need (checked by `make deps`).
 APT_PKGS := build-essential pkg-config libuv1-dev libjansson-dev \
             libcurl4-openssl-dev libblis-dev node-llhttp libssl-dev \
-            libpcre2-dev libcriterion-dev curl python3 clang \
+            libpcre2-dev libicu-dev libcriterion-dev curl python3 clang \
             gcc-aarch64-linux-gnu qemu-user nodejs
 # Only for the programs in bench/ (`make bench-deps`).
 BENCH_PKGS := wrk gnuplot-nox
@@ -55,7 +55,7 @@ LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 
 DEPS_CFLAGS := -I$(LLHTTP_INC)
-DEPS_LIBS   := -luv -ljansson -lcurl -lblis -lssl -lcrypto -lpcre2-8 -lm -lpthread
+DEPS_LIBS   := -luv -ljansson -lcurl -lblis -lssl -lcrypto -lpcre2-8 -licuuc -licudata -lm -lpthread
 INC         := -Iinclude -Isrc
 
 CFLAGS_ALL  = $(STD) $(WARN) $(WERROR) $(OPT) $(SAN) $(INC) $(DEPS_CFLAGS) \
