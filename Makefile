@@ -145,12 +145,17 @@ $(BUILD)/replay/%: $(BUILD)/test/fuzz/%.o $(BUILD)/test/fuzz/replay.o $(LIB)
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(DEPS_LIBS)
 
+# Generator of the encoder test models (test/models/mkenc.c; the tests run it).
+MKENC := $(BUILD)/test/models/mkenc
+$(MKENC): $(BUILD)/test/models/mkenc.o $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(DEPS_LIBS)
+
 # ---------------------------------------------------------------- run
 serve: deps $(BIN)
 	./$(BIN) serve
 
 # Every test binary runs; test/run.sh prints one summary line at the end.
-test: deps js-deps $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) test-neon
+test: deps js-deps $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) $(MKENC) test-neon
 	@CLLAMA_BIN=$(abspath $(BIN)) CLLAMA_BUILD=$(abspath $(BUILD)) \
 	  sh test/run.sh $(TEST_BIN) -- $(REPLAY_BIN)
 
@@ -185,7 +190,7 @@ tsan:
 bench: deps $(BIN) $(BENCH_BIN)
 
 # Everything built, nothing run (CI builds the tree with clang this way).
-build-all: $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN)
+build-all: $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) $(MKENC)
 
 FUZZ_SECONDS ?= 60
 FUZZ_BIN := $(FUZZ_SRC:test/fuzz/%.c=$(BUILD)/fuzz/%)

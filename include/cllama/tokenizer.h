@@ -171,6 +171,10 @@ int32_t cll_tok_unk(const cll_tokenizer *t);
 int32_t cll_tok_pad(const cll_tokenizer *t);
 bool cll_tok_add_bos(const cll_tokenizer *t);
 bool cll_tok_add_eos(const cll_tokenizer *t);
+/* Separator ([SEP], </s>): the id (-1 when none) and whether the vocabulary
+ * asks for it between the two texts of a pair (rerank: query, document). */
+int32_t cll_tok_sep(const cll_tokenizer *t);
+bool cll_tok_add_sep(const cll_tokenizer *t);
 /* End of generation: EOS, EOT, EOM and the end-of-turn tokens known by text
  * (<|eot_id|>, <|im_end|>, <|endoftext|>, <end_of_turn>, ...). */
 bool cll_tok_is_eog(const cll_tokenizer *t, int32_t id);

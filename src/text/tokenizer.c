@@ -261,7 +261,11 @@ int cll_tokenize_segments(const cll_tokenizer *t, const struct cll_tok_segment *
     if (e.md == NULL)
       e.rc = CLL_ENOMEM;
   }
-  if (add_special && t->add_bos)
+  /* WordPiece: [CLS] ... [SEP] whenever specials are asked for (llama.cpp
+   * does not consult add_bos/add_sep there); the others as the vocabulary
+   * says. */
+  const bool wpm = t->kind == CLL_TOK_WPM;
+  if (add_special && (wpm ? t->bos != NO_ID : t->add_bos))
     cll__tok_emit(&e, t->bos);
   bool prev_special = true; /* SPM: a space goes before the first text */
   for (size_t i = 0; i < fr.n && !e.rc; i++) {
@@ -287,9 +291,9 @@ int cll_tokenize_segments(const cll_tokenizer *t, const struct cll_tok_segment *
     }
     prev_special = false;
   }
-  if (add_special && t->add_eos)
+  if (add_special && !wpm && t->add_eos)
     cll__tok_emit(&e, t->eos);
-  if (add_special && t->add_sep && t->sep != NO_ID)
+  if (add_special && wpm && t->sep != NO_ID)
     cll__tok_emit(&e, t->sep);
 
   pcre2_match_data_free(e.md);

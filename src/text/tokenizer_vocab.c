@@ -772,6 +772,12 @@ int32_t cll_tok_pad(const cll_tokenizer *t) {
 bool cll_tok_add_bos(const cll_tokenizer *t) {
   return t->add_bos;
 }
+int32_t cll_tok_sep(const cll_tokenizer *t) {
+  return t->sep;
+}
+bool cll_tok_add_sep(const cll_tokenizer *t) {
+  return t->add_sep;
+}
 bool cll_tok_add_eos(const cll_tokenizer *t) {
   return t->add_eos;
 }
