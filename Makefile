@@ -2,9 +2,14 @@
 #
 #   make            build build/release/cllama
 #   make deps       install missing Debian packages (apt-get; sudo when not root)
-#   make serve      deps + build + run the server on 127.0.0.1:11434
-#   make test       deps + build + every test (unit, integration, golden, fuzz replay)
+#   make serve      deps, then build + run the server on 127.0.0.1:11434
+#   make test       deps, then build + every test (unit, integration, golden, fuzz replay)
 #   make test-neon  kernel checks for aarch64 under qemu (part of `make test`)
+#
+# `serve`, `test` and `bench` install the packages first and only then run a
+# second make for the rest: that make reads this file again, so what it
+# finds on disk (/usr/share/llhttp/*.c) is what the install put there, and no
+# compile runs while apt-get does (make -j2 test).
 #   make check      the test suite under ASan+UBSan (build/check/)
 #   make tsan       the test suite under ThreadSanitizer (build/tsan/)
 #   make fuzz       libFuzzer targets (clang), run each for FUZZ_SECONDS
@@ -46,8 +51,13 @@ endif
 # Debian packages the build and tests need (checked by `make deps`).
 APT_PKGS := build-essential pkg-config libuv1-dev libjansson-dev \
             libcurl4-openssl-dev libblis-dev node-llhttp libssl-dev \
-            libpcre2-dev libicu-dev libcriterion-dev curl python3 clang \
-            gcc-aarch64-linux-gnu qemu-user nodejs
+            libpcre2-dev libicu-dev libcriterion-dev curl python3
+# Optional (`make deps-optional`, best effort, part of `make test`): clang
+# (CI's second compiler, `make fuzz`), the aarch64 cross-compiler and qemu
+# for `make test-neon`, node for the JS client tests. Without them those
+# checks say SKIP; npm is never installed (Debian's conflicts with other
+# node builds): `make js-deps` uses it when it is there.
+OPT_PKGS := clang gcc-aarch64-linux-gnu qemu-user nodejs
 # Only for the programs in bench/ (`make bench-deps`).
 BENCH_PKGS := wrk gnuplot-nox
 
@@ -85,23 +95,33 @@ TEST_BIN   := $(TEST_SRC:test/%.c=$(BUILD)/test/%)
 REPLAY_BIN := $(FUZZ_SRC:test/fuzz/%.c=$(BUILD)/replay/%)
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.SECONDARY:
-.PHONY: all build-all deps js-deps bench-deps serve test test-neon check tsan fuzz bench clean format
+.DELETE_ON_ERROR:
+.PHONY: all build-all deps deps-optional print-pkgs js-deps bench-deps serve serve-run test test-run \
+        test-neon check tsan fuzz bench bench-run clean format format-check
 .DEFAULT_GOAL := all
 
 all: $(BIN)
 
 # ---------------------------------------------------------------- deps
+# A package counts when dpkg says "install ok installed": one a killed
+# apt-get left half unpacked is installed again (after `dpkg --configure -a`).
+define apt_install
+missing=""; for p in $(1); do \
+  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+done; \
+if [ -n "$$missing" ]; then \
+  echo "make deps: installing$$missing"; \
+  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+  export DEBIAN_FRONTEND=noninteractive; \
+  $$SUDO dpkg --configure -a && $$SUDO apt-get update -qq && \
+  $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+fi
+endef
 deps:
-	@missing=""; for p in $(APT_PKGS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "make deps: installing$$missing"; \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null || exit 1; \
-	fi
+	@$(call apt_install,$(APT_PKGS)) || { echo "make deps: apt-get failed"; exit 1; }
+
+deps-optional:
+	@$(call apt_install,$(OPT_PKGS)) || echo "SKIP: make deps-optional: could not install$(OPT_PKGS); their checks will skip"
 
 # The official JavaScript clients the API tests drive (npm registry).
 # Best effort: without npm the tests that need them say SKIP.
@@ -113,8 +133,15 @@ js-deps:
 	    || echo "SKIP: npm install in $$d failed, its tests will skip"; \
 	done
 
+# What test/fresh-machine.sh purges.
+print-pkgs:
+	@echo $(APT_PKGS) $(OPT_PKGS)
+
 bench-deps:
 	@$(MAKE) --no-print-directory deps APT_PKGS="$(BENCH_PKGS)"
+
+# Sub-make for the part after `deps` (see the top of this file).
+SUBMAKE := $(MAKE) --no-print-directory
 
 # ---------------------------------------------------------------- build
 $(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c
@@ -129,20 +156,23 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CFLAGS_ALL) $(CFLAGS_ISA) -c $< -o $@
 
 $(LIB): $(LIB_OBJ) $(LLHTTP_OBJ)
+	@[ -n "$(LLHTTP_OBJ)" ] || { echo "no llhttp sources in $(LLHTTP_SRC) (make deps installs node-llhttp)"; exit 1; }
 	@rm -f $@
 	ar rcs $@ $^
 
 $(BIN): $(CLI_OBJ) $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(CLI_OBJ) $(LIB) $(DEPS_LIBS)
 
-$(BUILD)/test/%: $(BUILD)/test/%.o $(LIB)
+# Static pattern rules: the objects are named targets, not intermediate
+# files make may skip or delete.
+$(TEST_BIN): $(BUILD)/test/%: $(BUILD)/test/%.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(DEPS_LIBS) -lcriterion
 
-$(BUILD)/replay/%: $(BUILD)/test/fuzz/%.o $(BUILD)/test/fuzz/replay.o $(LIB)
+$(REPLAY_BIN): $(BUILD)/replay/%: $(BUILD)/test/fuzz/%.o $(BUILD)/test/fuzz/replay.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/test/fuzz/replay.o $(LIB) $(DEPS_LIBS)
 
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
+$(BENCH_BIN): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(DEPS_LIBS)
 
 # Generator of the encoder test models (test/models/mkenc.c; the tests run it).
@@ -151,11 +181,16 @@ $(MKENC): $(BUILD)/test/models/mkenc.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(DEPS_LIBS)
 
 # ---------------------------------------------------------------- run
-serve: deps $(BIN)
+serve: deps
+	@$(SUBMAKE) serve-run
+serve-run: $(BIN)
 	./$(BIN) serve
 
 # Every test binary runs; test/run.sh prints one summary line at the end.
-test: deps js-deps $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) $(MKENC) test-neon
+test: deps
+	@$(SUBMAKE) deps-optional
+	@$(SUBMAKE) test-run
+test-run: js-deps $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) $(MKENC) test-neon
 	@CLLAMA_BIN=$(abspath $(BIN)) CLLAMA_BUILD=$(abspath $(BUILD)) \
 	  sh test/run.sh $(TEST_BIN) -- $(REPLAY_BIN)
 
@@ -187,31 +222,39 @@ check:
 tsan:
 	@$(MAKE) --no-print-directory MODE=tsan test
 
-bench: deps $(BIN) $(BENCH_BIN)
+bench: deps
+	@$(SUBMAKE) bench-run
+bench-run: $(BIN) $(BENCH_BIN)
 
 # Everything built, nothing run (CI builds the tree with clang this way).
 build-all: $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) $(MKENC)
 
 FUZZ_SECONDS ?= 60
 FUZZ_BIN := $(FUZZ_SRC:test/fuzz/%.c=$(BUILD)/fuzz/%)
-$(BUILD)/fuzz/%: $(BUILD)/test/fuzz/%.o $(LIB)
+$(FUZZ_BIN): $(BUILD)/fuzz/%: $(BUILD)/test/fuzz/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -fsanitize=fuzzer -o $@ $< $(LIB) $(DEPS_LIBS)
 
 ifeq ($(MODE),fuzz)
-fuzz: deps $(FUZZ_BIN)
+fuzz: $(FUZZ_BIN)
 	@for b in $(FUZZ_BIN); do n=$$(basename $$b); \
 	  mkdir -p $(BUILD)/corpus-$$n test/fuzz/corpus/$$n; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
 	  $$b -max_total_time=$(FUZZ_SECONDS) $(BUILD)/corpus-$$n test/fuzz/corpus/$$n || exit 1; \
 	done
 else
-fuzz:
-	@$(MAKE) --no-print-directory MODE=fuzz fuzz
+fuzz: deps
+	@$(SUBMAKE) deps-optional
+	@$(SUBMAKE) MODE=fuzz fuzz
 endif
 
+FORMAT_SRC = $$(find src include test bench -name '*.[ch]' ! -path '*/node_modules/*' | sort)
 format:
-	clang-format -i $$(find src include test bench -name '*.[ch]')
+	clang-format -i $(FORMAT_SRC)
+
+# The formatter config checked over the tree (.ci/run format).
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SRC)
 
 clean:
 	rm -rf build

@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server_log.h"
+
 struct harness {
   char dir[256];    /* temporary root */
   char models[300]; /* OLLAMA_MODELS */
@@ -174,17 +176,24 @@ static __attribute__((unused)) void start_server(const char *const *extra) {
   snprintf(H.base, sizeof(H.base), "http://127.0.0.1:%d", H.port);
 }
 
+/* Stops the server with SIGTERM; it must exit 0 with no sanitizer report in
+ * its log (server_log.h), or the test fails and the log is printed. */
 static __attribute__((unused)) void stop_server(void) {
   if (H.pid > 0) {
     kill(H.pid, SIGTERM);
-    int st;
-    for (int i = 0; i < 300 && waitpid(H.pid, &st, WNOHANG) == 0; i++)
+    int st = 0;
+    pid_t w = 0;
+    for (int i = 0; i < 1500 && (w = waitpid(H.pid, &st, WNOHANG)) == 0; i++)
       usleep(10000);
-    if (waitpid(H.pid, &st, WNOHANG) == 0) {
+    if (w == 0) {
       kill(H.pid, SIGKILL);
       waitpid(H.pid, &st, 0);
+      st = -1;
     }
     H.pid = 0;
+    char log[400];
+    snprintf(log, sizeof(log), "%s/server.log", H.dir);
+    server_log_check(st, log);
   }
   if (H.dir[0] && !getenv("CLLAMA_KEEP_TMP")) {
     char cmd[400];

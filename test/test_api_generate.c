@@ -438,3 +438,199 @@ Test(api_queue, full_queue_answers_503) {
   cr_expect_gt(n_busy, 0);
   cr_expect_eq(n_ok + n_busy, N);
 }
+
+/* ------------------------------------------------------- thinking and tools */
+
+/* A template that renders thoughts, tools, tool calls and tool results,
+ * and opens (or refuses) a thinking block by .Think / .IsThinkSet. */
+static const char *THINKER =
+    "{{- if .Tools }}Tools: {{ .Tools }}\n{{ end }}"
+    "{{- range .Messages }}<|{{ .Role }}|>{{ .Content }}"
+    "{{- if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}"
+    "{{- if .ToolCalls }}<tool_call>{{ range .ToolCalls }}{\"name\":\"{{ .Function.Name }}\","
+    "\"arguments\":{{ .Function.Arguments }}}{{ end }}</tool_call>{{ end }}"
+    "{{- if .ToolName }}[{{ .ToolName }}]{{ end }}\n{{ end }}"
+    "<|assistant|>{{ if and .IsThinkSet .Think }}<think>{{ else if .IsThinkSet }}<nothink>{{ end }}";
+
+static void setup_think(void) {
+  if (!have_shared())
+    return;
+  make_store();
+  add_model("stories", "stories260K-f32.gguf", NULL, NULL, NULL);
+  add_model("thinker", "stories260K-f32.gguf", THINKER, NULL,
+            "{\"temperature\":0,\"num_predict\":16}");
+  add_model("plain", "stories260K-f32.gguf", "{{ range .Messages }}{{ .Content }}{{ end }}", NULL,
+            "{\"temperature\":0,\"num_predict\":16}");
+  start_server(NULL);
+}
+
+TestSuite(api_think, .init = setup_think, .fini = teardown, .timeout = 120);
+
+static bool has_cap(json_t *show, const char *cap) {
+  size_t i;
+  json_t *c;
+  json_array_foreach(json_object_get(show, "capabilities"), i, c) {
+    if (strcmp(json_string_value(c), cap) == 0)
+      return true;
+  }
+  return false;
+}
+
+/* The prompt the server renders for a chat body (via _debug_render_only). */
+static char *rendered(const char *fields) {
+  char body[4096];
+  snprintf(body, sizeof(body),
+           "{\"model\":\"thinker\",\"_debug_render_only\":true,%s}", fields);
+  json_t *v = post_json("/api/chat", body, 200);
+  const char *r = jstr(json_object_get(v, "_debug_info"), "rendered_template");
+  cr_assert(r, "no rendered_template for %s", body);
+  char *s = strdup(r);
+  json_decref(v);
+  return s;
+}
+
+static bool ends_with(const char *s, const char *suf) {
+  size_t a = strlen(s), b = strlen(suf);
+  return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+Test(api_think, capabilities_follow_the_template) {
+  NEED_SHARED();
+  json_t *v = post_json("/api/show", "{\"model\":\"thinker\"}", 200);
+  cr_expect(has_cap(v, "thinking"), "a template that renders thoughts can think");
+  cr_expect(has_cap(v, "tools"));
+  json_decref(v);
+  v = post_json("/api/show", "{\"model\":\"plain\"}", 200);
+  cr_expect(!has_cap(v, "thinking"));
+  cr_expect(!has_cap(v, "tools"));
+  json_decref(v);
+  expect_error("/api/chat",
+               "{\"model\":\"plain\",\"think\":true,\"messages\":[{\"role\":\"user\",\"content\":"
+               "\"hi\"}]}",
+               400, "\"plain\" does not support thinking");
+  expect_error("/api/chat",
+               "{\"model\":\"plain\",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":"
+               "\"f\"}}],\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+               400, "registry.ollama.ai/library/plain:latest does not support tools");
+  expect_error("/api/chat",
+               "{\"model\":\"thinker\",\"think\":\"lots\",\"messages\":[{\"role\":\"user\","
+               "\"content\":\"hi\"}]}",
+               400, "invalid think value: \"lots\" (must be \"high\", \"medium\", \"low\", "
+                    "\"max\", true, or false)");
+}
+
+Test(api_think, think_values_reach_the_template) {
+  NEED_SHARED();
+  const char *msgs = "\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}]";
+  char f[1024];
+  snprintf(f, sizeof(f), "\"think\":true,%s", msgs);
+  char *s = rendered(f);
+  cr_expect(ends_with(s, "<|assistant|><think>"), "think true: %s", s);
+  free(s);
+  snprintf(f, sizeof(f), "\"think\":false,%s", msgs);
+  s = rendered(f);
+  cr_expect(ends_with(s, "<|assistant|><nothink>"), "think false renders the no-thinking form: %s",
+            s);
+  free(s);
+  s = rendered(msgs);
+  cr_expect(ends_with(s, "<|assistant|>"), "no think keeps the template's default: %s", s);
+  free(s);
+}
+
+Test(api_think, history_tools_and_results_are_rendered) {
+  NEED_SHARED();
+  char *s = rendered(
+      "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":"
+      "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}}}],"
+      "\"messages\":[{\"role\":\"user\",\"content\":\"weather?\"},{\"role\":\"assistant\","
+      "\"content\":\"\",\"thinking\":\"need it\",\"tool_calls\":[{\"function\":{\"name\":"
+      "\"get_weather\",\"arguments\":{\"city\":\"Paris\"}}}]},{\"role\":\"tool\",\"content\":"
+      "\"sunny\",\"tool_name\":\"get_weather\"}]");
+  cr_expect(strstr(s, "Tools: [{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"") != NULL,
+            "%s", s);
+  cr_expect(strstr(s, "<|assistant|><think>need it</think><tool_call>{\"name\":\"get_weather\","
+                      "\"arguments\":{\"city\":\"Paris\"}}</tool_call>") != NULL,
+            "%s", s);
+  cr_expect(strstr(s, "<|tool|>sunny[get_weather]") != NULL, "%s", s);
+  free(s);
+}
+
+/* The raw continuation of text by the same weights (greedy, 16 tokens). */
+static char *raw_of(const char *prompt) {
+  json_t *body = json_pack("{s:s,s:b,s:s,s:{s:i,s:i}}", "model", "stories", "raw", 1, "prompt",
+                           prompt, "options", "temperature", 0, "num_predict", 16);
+  char *b = json_dumps(body, JSON_COMPACT);
+  json_decref(body);
+  json_t *v = post_json("/api/generate", b, 200);
+  free(b);
+  char *s = strdup(jstr(v, "response"));
+  json_decref(v);
+  return s;
+}
+
+Test(api_think, think_true_returns_the_thoughts_separately) {
+  NEED_SHARED();
+  const char *msgs = "\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}]";
+  char f[1024];
+  snprintf(f, sizeof(f), "\"think\":true,%s", msgs);
+  char *prompt = rendered(f);
+  char *raw = raw_of(prompt);
+  const char *want = raw;
+  while (*want == ' ' || *want == '\n')
+    want++; /* blanks after the opening tag are trimmed */
+  cr_assert_gt(strlen(want), 0);
+  char body[2048];
+  snprintf(body, sizeof(body), "{\"model\":\"thinker\",\"stream\":false,%s}", f);
+  json_t *v = post_json("/api/chat", body, 200);
+  json_t *m = json_object_get(v, "message");
+  cr_expect_str_eq(jstr(m, "thinking"), want, "the prompt opened <think>: all output is thought");
+  cr_expect_str_eq(jstr(m, "content"), "");
+  json_decref(v);
+  /* Streamed: thinking chunks join to the same thoughts. */
+  snprintf(body, sizeof(body), "{\"model\":\"thinker\",\"stream\":true,%s}", f);
+  struct resp r = http("POST", "/api/chat", body);
+  cr_assert_eq(r.status, 200);
+  char joined[4096] = "";
+  for (char *line = strtok(r.body, "\n"); line; line = strtok(NULL, "\n")) {
+    json_t *c = jparse(line);
+    const char *t = jstr(json_object_get(c, "message"), "thinking");
+    if (t)
+      strncat(joined, t, sizeof(joined) - strlen(joined) - 1);
+    json_decref(c);
+  }
+  cr_expect_str_eq(joined, want);
+  free(r.body);
+  /* OpenAI: reasoning_effort maps to think; thoughts as reasoning_content. */
+  v = post_json("/v1/chat/completions",
+                "{\"model\":\"thinker\",\"reasoning_effort\":\"high\",\"temperature\":0,"
+                "\"max_tokens\":16,\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a "
+                "time\"}]}",
+                200);
+  json_t *om = json_object_get(json_array_get(json_object_get(v, "choices"), 0), "message");
+  cr_expect_str_eq(jstr(om, "reasoning_content"), want);
+  cr_expect_str_eq(jstr(om, "content"), "");
+  json_decref(v);
+  /* think false: no block opened, the output is the answer. */
+  snprintf(body, sizeof(body), "{\"model\":\"thinker\",\"stream\":false,\"think\":false,%s}", msgs);
+  v = post_json("/api/chat", body, 200);
+  m = json_object_get(v, "message");
+  cr_expect(json_object_get(m, "thinking") == NULL);
+  cr_expect_gt(strlen(jstr(m, "content")), 0);
+  json_decref(v);
+  free(raw);
+  free(prompt);
+}
+
+Test(api_think, images_are_checked_never_ignored) {
+  NEED_SHARED();
+  expect_error("/api/chat",
+               "{\"model\":\"thinker\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\","
+               "\"images\":[\"not base64!\"]}]}",
+               400, "illegal base64 data at input byte 3");
+  expect_error("/api/chat",
+               "{\"model\":\"thinker\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\","
+               "\"images\":[\"aGVsbG8=\"]}]}",
+               400, "\"thinker\" does not support images");
+  expect_error("/api/generate", "{\"model\":\"thinker\",\"prompt\":\"hi\",\"images\":[\"aGVsbG8=\"]}",
+               400, "\"thinker\" does not support images");
+}

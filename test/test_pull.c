@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server_log.h"
+
 #define SMALL_MODEL "stories260K-f32.gguf"      /* 1.2 MB */
 #define BIG_MODEL "tiny-llama-rand-q4_0.gguf"   /* 13.8 MB */
 #define BIG_PART_BYTES "1000000"                /* 14 parts */
@@ -59,7 +61,21 @@ static void kill_child(pid_t *pid, int sig) {
 }
 
 static void teardown(void) {
-  kill_child(&T.srv_pid, SIGKILL);
+  if (T.srv_pid > 0) { /* it must stop cleanly, with no sanitizer report */
+    kill(T.srv_pid, SIGTERM);
+    int st = -1;
+    pid_t w = 0;
+    for (int i = 0; i < 1500 && (w = waitpid(T.srv_pid, &st, WNOHANG)) == 0; i++)
+      usleep(10000);
+    if (w == T.srv_pid)
+      T.srv_pid = 0;
+    else
+      st = -1;
+    kill_child(&T.srv_pid, SIGKILL);
+    char log[600];
+    snprintf(log, sizeof(log), "%s/server.log", T.dir);
+    server_log_check(st, log);
+  }
   kill_child(&T.fx_pid, SIGKILL);
   if (T.mounted) {
     char p[512];

@@ -18,6 +18,7 @@
 #define CLLAMA_STORE_H
 
 #include "cllama/common.h"
+#include "cllama/util.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -59,8 +60,7 @@ bool cll_name_equal(const cll_name *a, const cll_name *b);
  * Writes the 64 lowercase hex digits + NUL into hex. 0 or CLL_EINVAL. */
 int cll_digest_parse(const char *s, char hex[65]);
 
-/* SHA-256 of a buffer as 64 lowercase hex digits + NUL. */
-void cll_sha256_hex(const void *data, size_t len, char hex[65]);
+/* cll_sha256_hex (SHA-256 of a buffer) is in cllama/util.h. */
 
 /* ------------------------------------------------------------------ store */
 

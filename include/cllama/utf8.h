@@ -10,4 +10,9 @@
  * length. Surrogates and values above U+10FFFF become U+FFFD. */
 size_t cll_utf8_encode(uint32_t cp, char *out);
 
+/* Decodes one UTF-8 sequence at s (n >= 1 bytes): *cp gets the code point,
+ * or U+FFFD for a malformed, overlong, surrogate or cut sequence; returns
+ * the bytes used (>= 1; 1 for a malformed one). */
+size_t cll_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+
 #endif

@@ -15,6 +15,7 @@
  *
  * Threads: loop thread only. Nothing blocks. */
 #include "cllama/api.h"
+#include "gen_core.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -26,14 +27,12 @@ struct anth {
   char id[40];                /* "msg_" + 24 hex digits */
   char *model;                /* as the client named it */
   int64_t est_input_tokens;   /* message_start's guess before the real count */
-  char *line;                 /* native NDJSON not yet ended by '\n' */
-  size_t n_line, cap_line;
-  bool msg_started, thinking_started, thinking_done, text_started, done;
+  bool msg_started, done;
+  bool answering;             /* the writer is answering: the filter passes it on */
+  char open_type[16];         /* the open content block ("thinking", "text"), or "" */
+  struct cll__sink sink;      /* where the native generation sends its events */
   int index;                  /* current content block */
   size_t n_tools;             /* tool_use blocks sent or gathered */
-  char *error;                /* a native {"error"} line inside a stream */
-  /* Non-stream: the answer gathered over the native objects. */
-  json_t *text, *thinking, *tool_uses;
   char done_reason[32];
   int64_t input_tokens, output_tokens;
 };
@@ -42,27 +41,17 @@ static void anth_free(struct anth *a) {
   if (!a)
     return;
   free(a->model);
-  free(a->line);
-  free(a->error);
-  json_decref(a->text);
-  json_decref(a->thinking);
-  json_decref(a->tool_uses);
   free(a);
 }
 
 static void random_hex(char *out, size_t n_bytes) {
-  static const char hex[] = "0123456789abcdef";
   unsigned char b[32];
   if (n_bytes > sizeof(b))
     n_bytes = sizeof(b);
   if (uv_random(NULL, NULL, b, n_bytes, 0, NULL) != 0)
     for (size_t i = 0; i < n_bytes; i++)
       b[i] = (unsigned char)rand();
-  for (size_t i = 0; i < n_bytes; i++) {
-    out[2 * i] = hex[b[i] >> 4];
-    out[2 * i + 1] = hex[b[i] & 15];
-  }
-  out[2 * n_bytes] = 0;
+  cll_hex_encode(b, n_bytes, out);
 }
 
 /* ---------------------------------------------------------------- errors */
@@ -319,117 +308,122 @@ static json_t *tool_use_block(json_t *tc, bool empty_input) {
                    empty_input || !json_is_object(args) ? json_object() : json_incref(args));
 }
 
-static void on_native_object(cll_request *req, struct anth *a, json_t *obj) {
-  json_t *err = json_object_get(obj, "error");
-  if (err) {
-    free(a->error);
-    a->error = strdup(json_is_string(err) ? json_string_value(err) : "error");
+static void message_start(cll_request *req, struct anth *a, cll__gen *g) {
+  if (a->msg_started)
     return;
-  }
-  json_t *m = json_object_get(obj, "message");
-  const char *content = json_string_value(json_object_get(m, "content"));
-  const char *thinking = json_string_value(json_object_get(m, "thinking"));
-  json_t *tools = json_object_get(m, "tool_calls");
-  bool done = json_is_true(json_object_get(obj, "done"));
-  if (done) {
-    a->done = true;
-    const char *r = json_string_value(json_object_get(obj, "done_reason"));
-    snprintf(a->done_reason, sizeof(a->done_reason), "%s", r ? r : "");
-    a->input_tokens = json_integer_value(json_object_get(obj, "prompt_eval_count"));
-    a->output_tokens = json_integer_value(json_object_get(obj, "eval_count"));
-  }
-  if (!a->stream) {
-    if (content && *content) {
-      size_t n = json_string_length(a->text), k = strlen(content);
-      char *s = malloc(n + k + 1);
-      if (s) {
-        memcpy(s, json_string_value(a->text), n);
-        memcpy(s + n, content, k + 1);
-        json_string_setn(a->text, s, n + k);
-        free(s);
-      }
-    }
-    if (thinking && *thinking) {
-      size_t n = json_string_length(a->thinking), k = strlen(thinking);
-      char *s = malloc(n + k + 1);
-      if (s) {
-        memcpy(s, json_string_value(a->thinking), n);
-        memcpy(s + n, thinking, k + 1);
-        json_string_setn(a->thinking, s, n + k);
-        free(s);
-      }
-    }
-    size_t i;
-    json_t *tc;
-    json_array_foreach(tools, i, tc) json_array_append_new(a->tool_uses, tool_use_block(tc, false));
+  a->msg_started = true;
+  g->stream_started = true;
+  cll_stream_start(req, 200, "text/event-stream");
+  sse_event(req, a, "message_start",
+            json_pack("{s:s,s:{s:s,s:s,s:s,s:s,s:[],s:{s:I,s:i}}}", "type", "message_start",
+                      "message", "id", a->id, "type", "message", "role", "assistant", "model",
+                      a->model, "content", "usage", "input_tokens",
+                      (json_int_t)(g->n_prompt ? g->n_prompt : a->est_input_tokens),
+                      "output_tokens", 0));
+}
+
+/* Opens a block of this type ("thinking", "text") unless it is open. */
+static void block_open(cll_request *req, struct anth *a, const char *type) {
+  if (a->open_type[0] && strcmp(a->open_type, type) == 0)
     return;
+  if (a->open_type[0]) {
+    block_stop(req, a);
+    a->index++;
   }
-  if (!a->msg_started) {
-    a->msg_started = true;
-    cll_stream_start(req, 200, "text/event-stream");
-    int64_t in = json_integer_value(json_object_get(obj, "prompt_eval_count"));
-    sse_event(req, a, "message_start",
-              json_pack("{s:s,s:{s:s,s:s,s:s,s:s,s:[],s:{s:I,s:i}}}", "type", "message_start",
-                        "message", "id", a->id, "type", "message", "role", "assistant", "model",
-                        a->model, "content", "usage", "input_tokens",
-                        (json_int_t)(in ? in : a->est_input_tokens), "output_tokens", 0));
-  }
-  if (thinking && *thinking && !a->thinking_done) {
-    if (!a->thinking_started) {
-      a->thinking_started = true;
-      sse_event(req, a, "content_block_start",
-                json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_start", "index",
-                          a->index, "content_block", "type", "thinking", "thinking", ""));
-    }
-    sse_event(req, a, "content_block_delta",
-              json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_delta", "index", a->index,
-                        "delta", "type", "thinking_delta", "thinking", thinking));
-  }
-  if (content && *content) {
-    if (a->thinking_started && !a->thinking_done) {
-      a->thinking_done = true;
-      block_stop(req, a);
-      a->index++;
-    }
-    if (!a->text_started) {
-      a->text_started = true;
-      sse_event(req, a, "content_block_start",
-                json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_start", "index",
-                          a->index, "content_block", "type", "text", "text", ""));
-    }
-    sse_event(req, a, "content_block_delta",
-              json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_delta", "index", a->index,
-                        "delta", "type", "text_delta", "text", content));
-  }
+  snprintf(a->open_type, sizeof(a->open_type), "%s", type);
+  sse_event(req, a, "content_block_start",
+            json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_start", "index", a->index,
+                      "content_block", "type", type, type, ""));
+}
+
+static void block_close(cll_request *req, struct anth *a) {
+  if (!a->open_type[0])
+    return;
+  block_stop(req, a);
+  a->index++;
+  a->open_type[0] = 0;
+}
+
+/* The whole message (non-stream) from what the generation gathered. */
+static void answer_whole(cll_request *req, struct anth *a, const cll__gen *g) {
+  json_t *content = json_array();
+  if (g && g->thinking.len)
+    json_array_append_new(content, json_pack("{s:s,s:s}", "type", "thinking", "thinking",
+                                             g->thinking.data));
+  if (g && g->text.len)
+    json_array_append_new(content, json_pack("{s:s,s:s}", "type", "text", "text", g->text.data));
   size_t i;
   json_t *tc;
-  json_array_foreach(tools, i, tc) {
-    if (a->thinking_started && !a->thinking_done) {
-      a->thinking_done = true;
-      block_stop(req, a);
-      a->index++;
+  if (g)
+    json_array_foreach(g->calls, i, tc) json_array_append_new(content, tool_use_block(tc, false));
+  json_t *msg = json_pack("{s:s,s:s,s:s,s:s,s:o}", "id", a->id, "type", "message", "role",
+                          "assistant", "model", a->model, "content", content);
+  const char *sr = stop_reason(a->done_reason, g && json_array_size(g->calls) > 0);
+  if (sr)
+    json_object_set_new(msg, "stop_reason", json_string(sr));
+  json_object_set_new(msg, "usage", json_pack("{s:I,s:I}", "input_tokens",
+                                              (json_int_t)a->input_tokens, "output_tokens",
+                                              (json_int_t)a->output_tokens));
+  a->answering = true;
+  respond_json(req, 200, msg); /* the filter passes it on and frees a */
+}
+
+/* The Anthropic writer: generation events as message_start,
+ * content_block_start/delta/stop (thinking, text, tool_use), message_delta
+ * and message_stop, or one message at the end. */
+static void anth_event(cll__gen *g, void *state, const struct cll__ev *ev) {
+  struct anth *a = state;
+  cll_request *req = g->req;
+  switch (ev->kind) {
+  case CLL__EV_TEXT:
+  case CLL__EV_THINKING:
+    if (!a->stream)
+      return;
+    message_start(req, a, g);
+    if (ev->kind == CLL__EV_THINKING) {
+      block_open(req, a, "thinking");
+      sse_event(req, a, "content_block_delta",
+                json_pack("{s:s,s:i,s:{s:s,s:s%}}", "type", "content_block_delta", "index",
+                          a->index, "delta", "type", "thinking_delta", "thinking", ev->s, ev->n));
+    } else {
+      block_open(req, a, "text");
+      sse_event(req, a, "content_block_delta",
+                json_pack("{s:s,s:i,s:{s:s,s:s%}}", "type", "content_block_delta", "index",
+                          a->index, "delta", "type", "text_delta", "text", ev->s, ev->n));
     }
-    if (a->text_started) {
-      block_stop(req, a);
-      a->index++;
-      a->text_started = false;
-    }
-    json_t *args = json_object_get(json_object_get(tc, "function"), "arguments");
+    return;
+  case CLL__EV_TOOL_CALL: {
+    a->n_tools++;
+    if (!a->stream)
+      return;
+    message_start(req, a, g);
+    block_close(req, a);
+    json_t *args = json_object_get(json_object_get(ev->call, "function"), "arguments");
     char *aj = json_is_object(args) ? json_dumps(args, JSON_COMPACT) : strdup("{}");
-    json_t *start = json_pack("{s:s,s:i,s:o}", "type", "content_block_start", "index", a->index,
-                              "content_block", tool_use_block(tc, true));
-    sse_event(req, a, "content_block_start", start);
+    sse_event(req, a, "content_block_start",
+              json_pack("{s:s,s:i,s:o}", "type", "content_block_start", "index", a->index,
+                        "content_block", tool_use_block(ev->call, true)));
     sse_event(req, a, "content_block_delta",
               json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_delta", "index", a->index,
                         "delta", "type", "input_json_delta", "partial_json", aj ? aj : "{}"));
     free(aj);
     block_stop(req, a);
     a->index++;
-    a->n_tools++;
+    return;
   }
-  if (done) {
-    if (a->text_started || (a->thinking_started && !a->thinking_done))
-      block_stop(req, a);
+  case CLL__EV_DONE: {
+    a->done = true;
+    snprintf(a->done_reason, sizeof(a->done_reason), "%s", ev->done_reason);
+    if (ev->stats) {
+      a->input_tokens = ev->stats->prompt_n;
+      a->output_tokens = ev->stats->eval_n;
+    }
+    if (!a->stream) {
+      answer_whole(req, a, g);
+      return;
+    }
+    message_start(req, a, g);
+    block_close(req, a);
     json_t *delta = json_object();
     const char *sr = stop_reason(a->done_reason, a->n_tools > 0);
     if (sr)
@@ -439,114 +433,55 @@ static void on_native_object(cll_request *req, struct anth *a, json_t *obj) {
                         "input_tokens", (json_int_t)a->input_tokens, "output_tokens",
                         (json_int_t)a->output_tokens));
     sse_event(req, a, "message_stop", json_pack("{s:s}", "type", "message_stop"));
+    a->answering = true;
+    cll_stream_end(req); /* the filter frees a */
+    return;
   }
-}
-
-/* Answers req and frees a. */
-static void finish(cll_request *req, struct anth *a) {
-  if (a->stream) {
-    if (!a->msg_started) {
-      if (a->error) {
-        anth_error(req, 500, a->error);
-        anth_free(a);
-        return;
-      }
-      cll_stream_start(req, 200, "text/event-stream");
-    }
-    if (a->error || !a->done) {
-      json_t *e = error_object(500, a->error ? a->error : "the answer ended early");
-      json_object_del(e, "request_id");
-      sse_event(req, a, "error", e);
-    }
+  case CLL__EV_ERROR: {
+    json_t *e = error_object(500, ev->s);
+    json_object_del(e, "request_id");
+    sse_event(req, a, "error", e);
+    a->answering = true;
     cll_stream_end(req);
-    anth_free(a);
     return;
   }
-  if (a->error) {
-    anth_error(req, 500, a->error);
-    anth_free(a);
-    return;
   }
-  json_t *content = json_array();
-  if (json_string_length(a->thinking))
-    json_array_append_new(content, json_pack("{s:s,s:O}", "type", "thinking", "thinking",
-                                             a->thinking));
-  if (json_string_length(a->text))
-    json_array_append_new(content, json_pack("{s:s,s:O}", "type", "text", "text", a->text));
-  json_array_extend(content, a->tool_uses);
-  json_t *msg = json_pack("{s:s,s:s,s:s,s:s,s:o}", "id", a->id, "type", "message", "role",
-                          "assistant", "model", a->model, "content", content);
-  const char *sr = stop_reason(a->done_reason, json_array_size(a->tool_uses) > 0);
-  if (sr)
-    json_object_set_new(msg, "stop_reason", json_string(sr));
-  json_object_set_new(msg, "usage", json_pack("{s:I,s:I}", "input_tokens",
-                                              (json_int_t)a->input_tokens, "output_tokens",
-                                              (json_int_t)a->output_tokens));
-  respond_json(req, 200, msg);
-  anth_free(a);
 }
 
-static void feed_lines(cll_request *req, struct anth *a, const char *data, size_t len) {
-  if (a->n_line + len + 1 > a->cap_line) {
-    size_t cap = a->cap_line ? a->cap_line : 512;
-    while (cap < a->n_line + len + 1)
-      cap *= 2;
-    char *p = realloc(a->line, cap);
-    if (!p)
-      return;
-    a->line = p;
-    a->cap_line = cap;
-  }
-  memcpy(a->line + a->n_line, data, len);
-  a->n_line += len;
-  size_t start = 0;
-  for (size_t i = 0; i < a->n_line; i++) {
-    if (a->line[i] != '\n')
-      continue;
-    json_t *v = json_loadb(a->line + start, i - start, 0, NULL);
-    if (json_is_object(v))
-      on_native_object(req, a, v);
-    json_decref(v);
-    start = i + 1;
-  }
-  memmove(a->line, a->line + start, a->n_line - start);
-  a->n_line -= start;
-}
+static const struct cll__writer anth_writer = {anth_event};
 
+/* The generation answers through anth_writer; what reaches the filter is
+ * the writer's own output (passed on) or a native answer made before any
+ * generation: an error, or an empty answer. */
 static void f_respond(cll_request *req, int status, const char *ctype, const void *body,
                       size_t len, void *ud) {
   struct anth *a = ud;
-  if (status != 200) {
+  if (a->answering) {
+    cll_respond(req, status, ctype, body, len);
+  } else if (status != 200) {
     json_t *v = json_loadb(body, len, 0, NULL);
     const char *msg = json_string_value(json_object_get(v, "error"));
     char *raw = msg ? NULL : strndup(body ? body : "", len);
     anth_error(req, status, msg ? msg : raw);
     free(raw);
     json_decref(v);
-    anth_free(a);
-    return;
+  } else {
+    answer_whole(req, a, NULL);
   }
-  json_t *v = json_loadb(body, len, 0, NULL);
-  if (json_is_object(v))
-    on_native_object(req, a, v);
-  json_decref(v);
-  finish(req, a);
+  anth_free(a);
 }
 
 static int f_stream_start(cll_request *req, int status, const char *ctype, void *ud) {
-  return 0; /* the SSE stream starts with message_start */
+  return cll_stream_start(req, status, ctype);
 }
 
 static int f_stream_write(cll_request *req, const void *data, size_t len, void *ud) {
-  feed_lines(req, ud, data, len);
-  return cll_request_gone(req) ? CLL_ECANCELED : 0;
+  return cll_stream_write(req, data, len);
 }
 
 static void f_stream_end(cll_request *req, void *ud) {
-  struct anth *a = ud;
-  if (a->n_line)
-    feed_lines(req, a, "\n", 1);
-  finish(req, a);
+  cll_stream_end(req);
+  anth_free(ud);
 }
 
 static const cll_filter filter = {f_respond, f_stream_start, f_stream_write, f_stream_end};
@@ -616,9 +551,6 @@ static void on_messages(cll_request *req, void *ud) {
     anth_error(req, 500, "out of memory");
     goto done;
   }
-  a->text = json_string("");
-  a->thinking = json_string("");
-  a->tool_uses = json_array();
   memcpy(a->id, "msg_", 4);
   random_hex(a->id + 4, 12);
   a->stream = json_is_true(json_object_get(b, "stream"));
@@ -690,10 +622,14 @@ static void on_messages(cll_request *req, void *ud) {
   json_decref(b);
   char *text = json_dumps(native, JSON_COMPACT);
   json_decref(native);
+  a->sink.w = &anth_writer;
+  a->sink.state = a;
+  cll__gen_sink_attach(req, &a->sink);
   int rc = text ? cll_request_forward(req, "POST", "/api/chat", text, strlen(text), &filter, a)
                 : CLL_ENOMEM;
   free(text);
   if (rc != 0) {
+    cll_request_set_data(req, NULL);
     anth_free(a);
     anth_error(req, 500, cll_strerror(rc));
   }

@@ -13,12 +13,11 @@
 #include "cllama/gguf.h"
 #include "cllama/quantize.h"
 #include "gen_core.h"
-#include "render.h"
+#include "tmpl.h"
 #include "resolve.h"
 
 #include <fcntl.h>
 #include <stdarg.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,34 +80,6 @@ static void create_free(struct create *c) {
   free(c);
 }
 
-/* SHA-256 of a file, streamed. */
-static int hash_file(const char *path, char hex[65], int64_t *size, cll_err *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return cll_err_set(err, CLL_ENOENT, "open %s: no such file", path);
-  EVP_MD_CTX *md = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-  static __thread unsigned char buf[1 << 16];
-  size_t n;
-  int64_t total = 0;
-  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
-    EVP_DigestUpdate(md, buf, n);
-    total += (int64_t)n;
-  }
-  int bad = ferror(f);
-  fclose(f);
-  unsigned char d[32];
-  unsigned int dl = 0;
-  EVP_DigestFinal_ex(md, d, &dl);
-  EVP_MD_CTX_free(md);
-  if (bad)
-    return cll_err_set(err, CLL_EIO, "reading %s failed", path);
-  for (int i = 0; i < 32; i++)
-    snprintf(hex + 2 * i, 3, "%02x", d[i]);
-  *size = total;
-  return 0;
-}
-
 static int copy_file(const char *src, const char *dst, cll_err *err) {
   if (link(src, dst) == 0)
     return 0; /* same file system: no copy needed */
@@ -134,7 +105,7 @@ static int copy_file(const char *src, const char *dst, cll_err *err) {
 
 /* Puts a file into the store as a blob (hash, copy to -partial, commit). */
 static int store_file_blob(struct create *c, const char *path, char hex[65], int64_t *size) {
-  int rc = hash_file(path, hex, size, &c->err);
+  int rc = cll_sha256_file(path, hex, size, &c->err);
   if (rc != 0)
     return rc;
   char dg[80];
@@ -404,17 +375,17 @@ static char *license_of(json_t *v) {
     return strdup(json_string_value(v));
   if (!json_is_array(v))
     return NULL;
-  struct cll__sbuf b = {0};
+  cll_buf b = {0};
   size_t i;
   json_t *x;
   json_array_foreach(v, i, x) {
     if (!json_is_string(x))
       continue;
-    if (b.n)
-      cll__sbuf_add(&b, "\n", 1);
-    cll__sbuf_add(&b, json_string_value(x), json_string_length(x));
+    if (b.len)
+      cll_buf_append(&b, "\n", 1);
+    cll_buf_append(&b, json_string_value(x), json_string_length(x));
   }
-  return b.p ? b.p : strdup("");
+  return cll_buf_steal(&b); /* NULL when out of memory */
 }
 
 static void fail(cll_request *req, struct create *c, json_t *body, int status, const char *msg) {

@@ -23,73 +23,7 @@
 
 enum { P_NEW = 0, P_ACQUIRE, P_PREPARE, P_RUN, P_DONE };
 
-/* ---------------------------------------------------------------- sbuf */
-
-static void sbuf_reserve(struct cll__sbuf *b, size_t extra) {
-  if (b->n + extra + 1 <= b->cap)
-    return;
-  size_t cap = b->cap ? b->cap : 256;
-  while (cap < b->n + extra + 1)
-    cap *= 2;
-  char *p = realloc(b->p, cap);
-  if (!p)
-    abort(); /* out of memory on a few bytes: nothing sensible is left to do */
-  b->p = p;
-  b->cap = cap;
-}
-
-void cll__sbuf_add(struct cll__sbuf *b, const char *s, size_t n) {
-  sbuf_reserve(b, n);
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = 0;
-}
-
-static void sbuf_adds(struct cll__sbuf *b, const char *s) { cll__sbuf_add(b, s, strlen(s)); }
-
-void cll__sbuf_json_str(struct cll__sbuf *b, const char *s, size_t n) {
-  static const char hex[] = "0123456789abcdef";
-  sbuf_reserve(b, n * 6 + 2);
-  char *o = b->p + b->n;
-  *o++ = '"';
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    switch (c) {
-    case '"':
-      *o++ = '\\', *o++ = '"';
-      break;
-    case '\\':
-      *o++ = '\\', *o++ = '\\';
-      break;
-    case '\n':
-      *o++ = '\\', *o++ = 'n';
-      break;
-    case '\r':
-      *o++ = '\\', *o++ = 'r';
-      break;
-    case '\t':
-      *o++ = '\\', *o++ = 't';
-      break;
-    case '<': case '>': case '&': /* Go's encoder escapes these */
-      *o++ = '\\', *o++ = 'u', *o++ = '0', *o++ = '0', *o++ = hex[c >> 4], *o++ = hex[c & 15];
-      break;
-    default:
-      if (c < 0x20) {
-        *o++ = '\\', *o++ = 'u', *o++ = '0', *o++ = '0', *o++ = hex[c >> 4], *o++ = hex[c & 15];
-      } else {
-        *o++ = (char)c;
-      }
-    }
-  }
-  *o++ = '"';
-  b->n = (size_t)(o - b->p);
-  b->p[b->n] = 0;
-}
-
-void cll__sbuf_free(struct cll__sbuf *b) {
-  free(b->p);
-  memset(b, 0, sizeof(*b));
-}
+static const struct cll__writer ndjson_writer;
 
 /* ---------------------------------------------------------------- life */
 
@@ -113,8 +47,13 @@ static void gen_free(cll__gen *g) {
   cll_sampler_free(g->sampler);
   cll_stop_free(g->stop);
   cll__detok_free(g->detok);
-  cll__sbuf_free(&g->text);
-  cll__sbuf_free(&g->line);
+  cll_buf_free(&g->text);
+  cll_buf_free(&g->thinking);
+  cll_buf_free(&g->line);
+  cll__outp_free(g->outp);
+  cll__tmpl_put(g->tmpl);
+  json_decref(g->calls);
+  free(g->rendered);
   free(g);
 }
 
@@ -144,6 +83,10 @@ cll__gen *cll__gen_new(cll_request *req, json_t *body, int kind) {
   g->t0 = uv_hrtime();
   g->truncate = g->shift = true;
   cll__gen_opts_defaults(&g->opts);
+  struct cll__sink *sink = cll_request_data(req);
+  g->w = sink ? sink->w : &ndjson_writer;
+  g->wstate = sink ? sink->state : NULL;
+  g->calls = json_array();
   return g;
 }
 
@@ -151,12 +94,8 @@ void cll__gen_fail(cll__gen *g, int status, const char *msg) {
   if (!g->answered) {
     g->answered = true;
     if (g->stream_started) {
-      g->line.n = 0;
-      sbuf_adds(&g->line, "{\"error\":");
-      cll__sbuf_json_str(&g->line, msg, strlen(msg));
-      sbuf_adds(&g->line, "}\n");
-      cll_stream_write(g->req, g->line.p, g->line.n);
-      cll_stream_end(g->req);
+      struct cll__ev ev = {.kind = CLL__EV_ERROR, .s = msg, .n = strlen(msg)};
+      g->w->event(g, g->wstate, &ev);
     } else {
       cll_api_error(g->req, status, msg);
     }
@@ -212,32 +151,51 @@ bool cll__gen_common(cll__gen *g, const char *model) {
 
 /* ---------------------------------------------------------------- output */
 
-static void add_created(cll__gen *g, struct cll__sbuf *b) {
+static void add_created(cll__gen *g, cll_buf *b) {
   char ts[64];
   cll_api_time_rfc3339(wall_ns(), ts, sizeof(ts));
-  sbuf_adds(b, "{\"model\":");
-  cll__sbuf_json_str(b, g->model_req, strlen(g->model_req));
-  sbuf_adds(b, ",\"created_at\":\"");
-  sbuf_adds(b, ts);
-  sbuf_adds(b, "\",");
+  cll_buf_puts(b, "{\"model\":");
+  cll_json_escape(b, g->model_req, strlen(g->model_req));
+  cll_buf_puts(b, ",\"created_at\":\"");
+  cll_buf_puts(b, ts);
+  cll_buf_puts(b, "\",");
 }
 
-static void add_text_field(cll__gen *g, struct cll__sbuf *b, const char *s, size_t n) {
-  if (g->kind == CLL__GEN_CHAT) {
-    sbuf_adds(b, "\"message\":{\"role\":\"assistant\",\"content\":");
-    cll__sbuf_json_str(b, s, n);
-    sbuf_adds(b, "}");
-  } else {
-    sbuf_adds(b, "\"response\":");
-    cll__sbuf_json_str(b, s, n);
+static void add_json(cll_buf *b, const json_t *v) {
+  char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+  if (t) {
+    cll_buf_puts(b, t);
+    free(t);
   }
 }
 
-static void stream_begin(cll__gen *g) {
-  if (g->stream_started)
-    return;
-  g->stream_started = true;
-  cll_stream_start(g->req, 200, "application/x-ndjson");
+/* The message (chat) or response fields (generate) of one object. */
+static void add_text_field(cll__gen *g, cll_buf *b, const char *s, size_t n,
+                           const char *th, size_t nth, const json_t *calls) {
+  if (g->kind == CLL__GEN_CHAT) {
+    cll_buf_puts(b, "\"message\":{\"role\":\"assistant\",\"content\":");
+    cll_json_escape(b, s, n);
+    if (nth) {
+      cll_buf_puts(b, ",\"thinking\":");
+      cll_json_escape(b, th, nth);
+    }
+    if (json_array_size(calls)) {
+      cll_buf_puts(b, ",\"tool_calls\":");
+      add_json(b, calls);
+    }
+    cll_buf_puts(b, "}");
+  } else {
+    cll_buf_puts(b, "\"response\":");
+    cll_json_escape(b, s, n);
+    if (nth) {
+      cll_buf_puts(b, ",\"thinking\":");
+      cll_json_escape(b, th, nth);
+    }
+    if (json_array_size(calls)) {
+      cll_buf_puts(b, ",\"tool_calls\":");
+      add_json(b, calls);
+    }
+  }
 }
 
 static void on_drain(cll_request *req, void *ud) {
@@ -246,57 +204,54 @@ static void on_drain(cll_request *req, void *ud) {
     cll_seq_resume(g->seq);
 }
 
-/* Sends or gathers a piece of answer text. */
-static void emit(cll__gen *g, const char *s, size_t n) {
-  if (n == 0)
-    return;
-  if (!g->stream) {
-    cll__sbuf_add(&g->text, s, n);
-    return;
-  }
-  stream_begin(g);
-  g->line.n = 0;
-  add_created(g, &g->line);
-  add_text_field(g, &g->line, s, n);
-  sbuf_adds(&g->line, ",\"done\":false}\n");
-  if (cll_stream_write(g->req, g->line.p, g->line.n) != 0 && !g->gone) {
-    g->gone = true;
-    if (g->seq)
-      cll_seq_cancel(g->seq);
-  }
-}
-
-static void add_metric(struct cll__sbuf *b, const char *k, uint64_t v) {
+static void add_metric(cll_buf *b, const char *k, uint64_t v) {
   if (v == 0)
     return; /* Ollama's omitempty */
   char num[64];
   snprintf(num, sizeof(num), ",\"%s\":%" PRIu64, k, v);
-  sbuf_adds(b, num);
+  cll_buf_puts(b, num);
 }
 
-static void answer_final(cll__gen *g, const char *reason, const struct cll_seq_stats *st) {
+static void ndjson_send(cll__gen *g, cll_buf *line) {
+  if (line->err) { /* out of memory building it: an error line, never a cut one */
+    if (g->seq)
+      cll_seq_cancel(g->seq);
+    cll_buf_reset(line);
+    if (cll_buf_puts(line, "{\"error\":\"out of memory\"}\n") != 0)
+      return;
+  }
+  if (!g->stream_started) {
+    g->stream_started = true;
+    cll_stream_start(g->req, 200, "application/x-ndjson");
+  }
+  cll_stream_write(g->req, line->data, line->len);
+}
+
+static void ndjson_final(cll__gen *g, const struct cll__ev *ev) {
+  const struct cll_seq_stats *st = ev->stats;
   uint64_t now = uv_hrtime();
-  struct cll__sbuf b = {0};
+  cll_buf b = {0};
   add_created(g, &b);
   if (g->stream)
-    add_text_field(g, &b, "", 0);
+    add_text_field(g, &b, "", 0, NULL, 0, NULL);
   else
-    add_text_field(g, &b, g->text.p ? g->text.p : "", g->text.n);
-  sbuf_adds(&b, ",\"done\":true,\"done_reason\":");
-  cll__sbuf_json_str(&b, reason, strlen(reason));
+    add_text_field(g, &b, g->text.data ? g->text.data : "", g->text.len, g->thinking.data, g->thinking.len,
+                   g->calls);
+  cll_buf_puts(&b, ",\"done\":true,\"done_reason\":");
+  cll_json_escape(&b, ev->done_reason, strlen(ev->done_reason));
   if (g->want_context && st) {
-    sbuf_adds(&b, ",\"context\":[");
+    cll_buf_puts(&b, ",\"context\":[");
     char num[16];
     int32_t n = 0;
     for (int32_t i = 0; i < g->n_prompt; i++, n++) {
       snprintf(num, sizeof(num), "%s%d", n ? "," : "", g->prompt[i]);
-      sbuf_adds(&b, num);
+      cll_buf_puts(&b, num);
     }
     for (int32_t i = 0; i < g->n_out; i++, n++) {
       snprintf(num, sizeof(num), "%s%d", n ? "," : "", g->out_tok[i]);
-      sbuf_adds(&b, num);
+      cll_buf_puts(&b, num);
     }
-    sbuf_adds(&b, "]");
+    cll_buf_puts(&b, "]");
   }
   add_metric(&b, "total_duration", now - g->t0);
   add_metric(&b, "load_duration", g->t_loaded ? g->t_loaded - g->t0 : 0);
@@ -306,37 +261,169 @@ static void answer_final(cll__gen *g, const char *reason, const struct cll_seq_s
     add_metric(&b, "eval_count", (uint64_t)st->eval_n);
     add_metric(&b, "eval_duration", st->eval_ns);
     if (st->truncated || g->prompt_truncated)
-      sbuf_adds(&b, ",\"truncated\":true");
+      cll_buf_puts(&b, ",\"truncated\":true");
   }
-  sbuf_adds(&b, "}");
-  g->answered = true;
-  if (g->stream && g->stream_started) {
-    sbuf_adds(&b, "\n");
-    cll_stream_write(g->req, b.p, b.n);
-    cll_stream_end(g->req);
-  } else if (g->stream) {
+  cll_buf_puts(&b, "}");
+  if ((b.err || g->text.err || g->thinking.err) && !g->stream) {
+    cll_buf_free(&b);
+    cll_api_error(g->req, 500, "out of memory");
+    return;
+  }
+  if (g->stream) {
     /* Ollama streams even a single object. */
-    sbuf_adds(&b, "\n");
-    cll_stream_start(g->req, 200, "application/x-ndjson");
-    cll_stream_write(g->req, b.p, b.n);
+    cll_buf_puts(&b, "\n");
+    ndjson_send(g, &b);
     cll_stream_end(g->req);
   } else {
-    cll_respond(g->req, 200, "application/json; charset=utf-8", b.p, b.n);
+    cll_respond(g->req, 200, "application/json; charset=utf-8", b.data, b.len);
   }
-  cll__sbuf_free(&b);
+  cll_buf_free(&b);
+}
+
+/* The Ollama writer: one NDJSON object per piece, thoughts and tool calls
+ * in fields of their own; non-stream, one object at the end. */
+static void ndjson_event(cll__gen *g, void *state, const struct cll__ev *ev) {
+  cll_buf *b = &g->line;
+  switch (ev->kind) {
+  case CLL__EV_TEXT:
+  case CLL__EV_THINKING:
+  case CLL__EV_TOOL_CALL:
+    if (!g->stream)
+      return;
+    cll_buf_reset(b);
+    add_created(g, b);
+    if (ev->kind == CLL__EV_TEXT) {
+      add_text_field(g, b, ev->s, ev->n, NULL, 0, NULL);
+    } else if (ev->kind == CLL__EV_THINKING) {
+      add_text_field(g, b, "", 0, ev->s, ev->n, NULL);
+    } else {
+      json_t *one = json_pack("[O]", ev->call);
+      add_text_field(g, b, "", 0, NULL, 0, one);
+      json_decref(one);
+    }
+    if (ev->logprobs) {
+      cll_buf_puts(b, ",\"logprobs\":");
+      add_json(b, ev->logprobs);
+    }
+    cll_buf_puts(b, ",\"done\":false}\n");
+    ndjson_send(g, b);
+    return;
+  case CLL__EV_DONE:
+    ndjson_final(g, ev);
+    return;
+  case CLL__EV_ERROR:
+    cll_buf_reset(b);
+    cll_buf_puts(b, "{\"error\":");
+    cll_json_escape(b, ev->s, strlen(ev->s));
+    cll_buf_puts(b, "}\n");
+    cll_stream_write(g->req, b->data, b->len);
+    cll_stream_end(g->req);
+    return;
+  }
+}
+
+static const struct cll__writer ndjson_writer = {ndjson_event};
+
+void cll__gen_sink_attach(cll_request *req, struct cll__sink *sink) {
+  cll_request_set_data(req, sink);
+}
+
+/* Sends one event to the writer; a client gone cancels the sequence. */
+static void send_event(cll__gen *g, const struct cll__ev *ev) {
+  g->w->event(g, g->wstate, ev);
+  if (ev->kind < CLL__EV_DONE && g->stream && cll_request_gone(g->req) && !g->gone) {
+    g->gone = true;
+    if (g->seq)
+      cll_seq_cancel(g->seq);
+  }
+}
+
+static void call_id(char out[16]) {
+  static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  unsigned char r[8];
+  if (uv_random(NULL, NULL, r, sizeof(r), 0, NULL) != 0)
+    for (size_t i = 0; i < sizeof(r); i++)
+      r[i] = (unsigned char)rand();
+  memcpy(out, "call_", 5);
+  for (int i = 0; i < 8; i++)
+    out[5 + i] = alnum[r[i] % 36];
+  out[13] = 0;
+}
+
+/* The output parser's pieces become events. */
+static void on_out(void *ud, int kind, const char *s, size_t n, const char *name, json_t *args) {
+  cll__gen *g = ud;
+  struct cll__ev ev = {0};
+  if (kind == CLL__OUT_TOOL_CALL) {
+    char id[16];
+    call_id(id);
+    json_t *call = json_pack("{s:s,s:{s:i,s:s,s:O}}", "id", id, "function", "index",
+                             (int)json_array_size(g->calls), "name", name, "arguments", args);
+    if (!call)
+      return;
+    json_array_append_new(g->calls, call);
+    ev.kind = CLL__EV_TOOL_CALL;
+    ev.call = call;
+  } else {
+    if (n == 0)
+      return;
+    cll_buf_append(kind == CLL__OUT_TEXT ? &g->text : &g->thinking, s, n);
+    ev.kind = kind == CLL__OUT_TEXT ? CLL__EV_TEXT : CLL__EV_THINKING;
+    ev.s = s;
+    ev.n = n;
+  }
+  send_event(g, &ev);
+}
+
+/* A piece of answer text (after stop strings) into the output parser. */
+static void emit(cll__gen *g, const char *s, size_t n) {
+  if (n == 0)
+    return;
+  if (g->outp)
+    cll__outp_feed(g->outp, s, n, on_out, g);
+  else
+    on_out(g, CLL__OUT_TEXT, s, n, NULL, NULL);
+}
+
+static void answer_final(cll__gen *g, const char *reason, const struct cll_seq_stats *st) {
+  if (g->outp)
+    cll__outp_finish(g->outp, on_out, g);
+  struct cll__ev ev = {.kind = CLL__EV_DONE, .done_reason = reason, .stats = st};
+  g->answered = true;
+  g->w->event(g, g->wstate, &ev);
 }
 
 /* One object, not streamed, for the load/unload idioms. */
 static void answer_idiom(cll__gen *g, const char *reason) {
-  struct cll__sbuf b = {0};
+  cll_buf b = {0};
   add_created(g, &b);
-  add_text_field(g, &b, "", 0);
-  sbuf_adds(&b, ",\"done\":true,\"done_reason\":");
-  cll__sbuf_json_str(&b, reason, strlen(reason));
-  sbuf_adds(&b, "}");
+  add_text_field(g, &b, "", 0, NULL, 0, NULL);
+  cll_buf_puts(&b, ",\"done\":true,\"done_reason\":");
+  cll_json_escape(&b, reason, strlen(reason));
+  cll_buf_puts(&b, "}");
   g->answered = true;
-  cll_respond(g->req, 200, "application/json; charset=utf-8", b.p, b.n);
-  cll__sbuf_free(&b);
+  if (b.err)
+    cll_api_error(g->req, 500, "out of memory");
+  else
+    cll_respond(g->req, 200, "application/json; charset=utf-8", b.data, b.len);
+  cll_buf_free(&b);
+}
+
+/* _debug_render_only: the rendered prompt, nothing run. */
+static void answer_debug(cll__gen *g) {
+  cll_buf b = {0};
+  add_created(g, &b);
+  cll_buf_puts(&b, "\"_debug_info\":{\"rendered_template\":");
+  cll_json_escape(&b, g->rendered ? g->rendered : "", g->rendered ? strlen(g->rendered) : 0);
+  char num[64];
+  snprintf(num, sizeof(num), ",\"image_count\":%zu}}", g->n_images);
+  cll_buf_puts(&b, num);
+  g->answered = true;
+  if (b.err)
+    cll_api_error(g->req, 500, "out of memory");
+  else
+    cll_respond(g->req, 200, "application/json; charset=utf-8", b.data, b.len);
+  cll_buf_free(&b);
 }
 
 void cll__gen_unload(cll__gen *g) {
@@ -364,7 +451,7 @@ static int on_token(void *ud, cll_seq *s, int32_t tok) {
   const char *piece, *out;
   size_t len, out_len;
   cll__detok_push(g->detok, tok, &piece, &len);
-  if (g->stop_matched)
+  if (g->stop_matched || g->gone)
     return CLL_SEQ_STOP;
   bool hit = cll_stop_feed(g->stop, piece, len, &out, &out_len);
   emit(g, out, out_len);
@@ -422,7 +509,7 @@ static void on_prepare_work(uv_work_t *w) {
   const cll__mtext *t = cll_runner_aux(g->runner);
   const struct cll_model_info *mi = cll_model_info(cll_runner_model(g->runner));
   g->prep_rc = g->prepare(g, t, &g->prep_err);
-  if (g->prep_rc != 0)
+  if (g->prep_rc != 0 || g->debug_render)
     return;
   if (g->n_prompt == 0) {
     g->prep_rc = cll_err_set(&g->prep_err, CLL_EINVAL, "the prompt is empty after tokenization");
@@ -463,8 +550,14 @@ static void on_prepared(uv_work_t *w, int status) {
                   g->prep_err.msg[0] ? g->prep_err.msg : cll_strerror(g->prep_rc));
     return;
   }
+  if (g->debug_render) {
+    answer_debug(g);
+    gen_free(g);
+    return;
+  }
   const cll__mtext *t = cll_runner_aux(g->runner);
-  if (cll__detok_new(t, &g->detok) != 0 ||
+  if (((g->outcfg.tool_tag || g->outcfg.think_open) && cll__outp_new(&g->outcfg, &g->outp) != 0) ||
+      cll__detok_new(t, &g->detok) != 0 ||
       cll_stop_new((const char *const *)g->opts.stop, g->opts.n_stop, &g->stop) != 0) {
     cll__gen_fail(g, 500, "out of memory");
     return;

@@ -11,18 +11,57 @@
 #include "cllama/runners.h"
 #include "cllama/sampler.h"
 #include "cllama/scheduler.h"
+#include "cllama/util.h"
 #include "gen.h"
+#include "outparse.h"
 #include "resolve.h"
 #include "text.h"
+#include "tmpl.h"
 
 enum cll__gen_kind { CLL__GEN_GENERATE = 0, CLL__GEN_CHAT = 1 };
 
-struct cll__sbuf {
-  char *p;
-  size_t n, cap;
+typedef struct cll__gen cll__gen;
+
+/* ------------------------------------------------------------ events
+ * Generation output is a stream of typed events; a writer shapes them for
+ * one API (Ollama NDJSON here, OpenAI SSE in openai.c, Anthropic SSE in
+ * anthropic.c). A handler that translates another API into a native
+ * request attaches its writer with cll__gen_sink_attach before forwarding;
+ * without one the answer is Ollama's. */
+enum cll__ev_kind {
+  CLL__EV_TEXT = 0, /* s[0..n): answer text */
+  CLL__EV_THINKING, /* s[0..n): thoughts */
+  CLL__EV_TOOL_CALL, /* call: {"id","function":{"index","name","arguments"}} */
+  CLL__EV_DONE,     /* the end; the writer answers (g->text etc. hold it all) */
+  CLL__EV_ERROR,    /* s: message, after the stream started; the writer ends it */
 };
 
-typedef struct cll__gen cll__gen;
+struct cll__ev {
+  int kind;
+  const char *s;
+  size_t n;
+  json_t *call;            /* TOOL_CALL (borrowed) */
+  const char *done_reason; /* DONE: "stop" / "length" */
+  const struct cll_seq_stats *stats; /* DONE */
+  const json_t *logprobs;  /* TEXT/THINKING: Ollama-shaped logprobs of this piece, or NULL */
+};
+
+struct cll__writer {
+  /* One event. DONE and ERROR end the request (the writer answers it and
+   * may free its state). A writer that starts a stream sets
+   * g->stream_started. */
+  void (*event)(cll__gen *g, void *state, const struct cll__ev *ev);
+};
+
+/* What a translating handler puts on the request (cll_request_set_data)
+ * before cll_request_forward: the native handler then sends its events
+ * there. The struct must live until DONE or ERROR, or the filter's
+ * terminal callback. */
+struct cll__sink {
+  const struct cll__writer *w;
+  void *state;
+};
+void cll__gen_sink_attach(cll_request *req, struct cll__sink *sink);
 
 /* Builds g->prompt (new, malloc) from the request on a work item. */
 typedef int (*cll__gen_prepare_fn)(cll__gen *g, const cll__mtext *t, cll_err *err);
@@ -39,6 +78,20 @@ struct cll__gen {
   bool keep_alive_set;
   bool truncate, shift;
   bool want_context; /* generate, not raw: the final object carries "context" */
+  bool debug_render; /* _debug_render_only: answer the rendered prompt, run nothing */
+  char *rendered;    /* the rendered prompt (debug_render only), new */
+  size_t n_images;   /* images of the request (for _debug_info) */
+  const struct cll__writer *w; /* where events go (never NULL) */
+  void *wstate;
+  cll__tmpl *tmpl;   /* the model's (or request's) template, a reference */
+  struct cll__outp_cfg outcfg; /* how output splits (tags point into tmpl) */
+  json_t *tools;     /* the request's tools (borrowed from body) */
+  bool think_set, think; /* the request's think */
+  const char *think_level;
+  cll__outp *outp;
+  json_t *calls;     /* tool calls found (native shape), in order */
+  cll_buf thinking; /* all thoughts */
+  bool logprobs; int top_logprobs;
   json_t *body;      /* the request, owned */
   cll__gen_prepare_fn prepare;
   void *pdata;               /* prepare's own data, freed with pfree */
@@ -55,8 +108,8 @@ struct cll__gen {
   cll__detok *detok;
   int32_t *out_tok; /* generated tokens (for "context") */
   int32_t n_out, cap_out;
-  struct cll__sbuf text; /* non-stream: the whole answer */
-  struct cll__sbuf line; /* one NDJSON line */
+  cll_buf text; /* non-stream: the whole answer */
+  cll_buf line; /* one NDJSON line */
   uint64_t t0, t_loaded;
   int phase;
   bool gone, answered, stream_started, stop_matched;
@@ -79,8 +132,5 @@ void cll__gen_unload(cll__gen *g);
 void cll__gen_start(cll__gen *g);
 
 /* JSON string escaping into a buffer. */
-void cll__sbuf_json_str(struct cll__sbuf *b, const char *s, size_t n);
-void cll__sbuf_add(struct cll__sbuf *b, const char *s, size_t n);
-void cll__sbuf_free(struct cll__sbuf *b);
 
 #endif

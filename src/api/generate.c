@@ -1,49 +1,38 @@
 /* generate.c — POST /api/generate and POST /api/chat: request parsing and
  * validation, and prompt assembly (§1.4, §1.5, §5.3). The run itself is
- * gen_core.c's. */
+ * gen_core.c's.
+ *
+ * One prompt path: every request (native, or translated from /v1 and
+ * /v1/messages into a native body) becomes one message array in Ollama's
+ * shape (role, content, thinking, images, tool_calls, tool_name,
+ * tool_call_id) plus tools and think, and one render through the model's
+ * parsed template (tmpl.h: parsed once per template, not per request) with
+ * the template module's prompt assembly (truncation, image markers). */
 #include "gen_core.h"
-#include "render.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct gen_in {
-  char *prompt, *suffix, *tmpl; /* request fields (owned) */
-  bool raw;
+  bool chat;
+  const char *prompt, *suffix, *system; /* generate's fields (borrowed from g->body) */
+  bool raw, has_template;
   int32_t *context; /* (n_context) deprecated "context" tokens */
   int32_t n_context;
-  struct cll__msg *msgs; /* system, stored messages, user / chat messages */
-  size_t n_msgs;
-  int64_t n_ctx; /* for history truncation */
+  json_t *msgs;     /* chat: system?, stored messages, request messages (new) */
+  int64_t n_ctx;    /* for history truncation */
 };
 
 static void gen_in_free(void *p) {
   struct gen_in *in = p;
   if (!in)
     return;
-  free(in->prompt);
-  free(in->suffix);
-  free(in->tmpl);
   free(in->context);
-  cll__msgs_free(in->msgs, in->n_msgs);
+  json_decref(in->msgs);
   free(in);
-}
-
-static char *dupn(const char *s) { return s ? strdup(s) : NULL; }
-
-static int push_msg(struct gen_in *in, const char *role, const char *content) {
-  struct cll__msg *m = realloc(in->msgs, (in->n_msgs + 1) * sizeof(*m));
-  if (!m)
-    return CLL_ENOMEM;
-  in->msgs = m;
-  m[in->n_msgs].role = strdup(role);
-  m[in->n_msgs].content = strdup(content ? content : "");
-  for (char *c = m[in->n_msgs].role; *c; c++)
-    *c = (char)tolower((unsigned char)*c);
-  in->n_msgs++;
-  return 0;
 }
 
 /* Tokenizes text after the context tokens. */
@@ -67,95 +56,165 @@ static int tokenize_into(cll__gen *g, const cll__mtext *t, const struct gen_in *
   return 0;
 }
 
-/* Renders the messages; while the prompt does not fit num_ctx and truncate
- * is on, drops the oldest message that is neither a system message nor the
- * last one (Ollama's chatPrompt). Work thread. */
-static int prepare_messages(cll__gen *g, const cll__mtext *t, cll_err *err) {
-  struct gen_in *in = g->pdata;
-  const char *tmpl = in->tmpl ? in->tmpl : g->ref.template_text;
-  size_t first = 0; /* messages before this index (non-system) are dropped */
-  for (;;) {
-    struct cll__msg *view = malloc((in->n_msgs + 1) * sizeof(*view));
-    if (!view)
-      return cll_err_set(err, CLL_ENOMEM, "out of memory");
-    size_t n = 0;
-    for (size_t i = 0; i < in->n_msgs; i++)
-      if (i >= first || strcmp(in->msgs[i].role, "system") == 0)
-        view[n++] = in->msgs[i];
-    char *text = NULL;
-    int rc = cll__render_messages(tmpl, view, n, &text, err);
-    free(view);
-    if (rc != 0)
-      return rc;
-    rc = tokenize_into(g, t, in, text, err);
-    free(text);
-    if (rc != 0)
-      return rc;
-    if (!g->truncate || g->n_prompt <= in->n_ctx)
-      return 0;
-    /* Find the next droppable message. */
-    size_t next = first;
-    while (next + 1 < in->n_msgs && strcmp(in->msgs[next].role, "system") == 0)
-      next++;
-    if (next + 1 >= in->n_msgs)
-      return 0; /* only the last message left: the scheduler truncates tokens */
-    first = next + 1;
-    g->prompt_truncated = true;
-    fprintf(stderr, "level=WARN source=api msg=\"dropping oldest chat message to fit num_ctx\" "
-                    "num_ctx=%lld prompt=%d\n",
-            (long long)in->n_ctx, g->n_prompt);
-  }
+struct counter {
+  const cll__mtext *t;
+  int32_t extra; /* context tokens in front */
+};
+
+static int count_tokens(void *ud, const char *text, size_t len) {
+  struct counter *c = ud;
+  int32_t *toks = NULL, n = 0;
+  int rc = cll__tokenize(c->t, text, len, c->extra == 0, true, &toks, &n, NULL);
+  free(toks);
+  return rc != 0 ? rc : (int)(n + c->extra);
 }
 
-static int prepare_generate(cll__gen *g, const cll__mtext *t, cll_err *err) {
+/* The thinking state the template sees (Ollama: Think, ThinkLevel,
+ * IsThinkSet; think:true is level "medium"). */
+static void think_values(const cll__gen *g, bool *think, const char **level, bool *set) {
+  *set = g->think_set;
+  *think = g->think_set && g->think;
+  *level = !g->think_set ? NULL : g->think_level ? g->think_level : g->think ? "medium" : NULL;
+}
+
+/* Renders the prompt (work thread) and tokenizes it. */
+static int prepare(cll__gen *g, const cll__mtext *t, cll_err *err) {
   struct gen_in *in = g->pdata;
-  if (in->raw)
+  if (in->raw) {
+    if (g->debug_render) {
+      g->rendered = strdup(in->prompt ? in->prompt : "");
+      return g->rendered ? 0 : cll_err_set(err, CLL_ENOMEM, "out of memory");
+    }
     return tokenize_into(g, t, in, in->prompt, err);
-  if (in->suffix && in->suffix[0]) {
-    char *text = NULL;
-    int rc = cll__render_suffix(in->tmpl ? in->tmpl : g->ref.template_text, in->prompt,
-                                in->suffix, &text, err);
+  }
+  const cll_template *tm = cll__tmpl_t(g->tmpl);
+  struct counter cnt = {t, in->n_context};
+  struct cll_chat_prompt_opts o;
+  cll_chat_prompt_opts_defaults(&o);
+  o.truncate = g->truncate;
+  o.num_ctx = (int)in->n_ctx;
+  o.count = count_tokens;
+  o.count_ud = &cnt;
+  bool think, set;
+  const char *level;
+  think_values(g, &think, &level, &set);
+  char *text = NULL;
+  int rc;
+  if (in->chat) {
+    struct cll_tmpl_message *msgs = NULL;
+    size_t n = 0;
+    rc = cll_tmpl_messages_from_json(in->msgs, &msgs, &n, err);
     if (rc != 0)
       return rc;
-    rc = tokenize_into(g, t, in, text, err);
-    free(text);
+    struct cll_tmpl_values v = {.messages = msgs, .n_messages = n,
+                                .tools = json_array_size(g->tools) ? g->tools : NULL,
+                                .think = think, .think_level = level, .is_think_set = set};
+    size_t first = 0;
+    rc = cll_chat_prompt(tm, &v, &o, &text, NULL, &first, err);
+    free(msgs);
+    if (rc == 0 && first > 0) {
+      g->prompt_truncated = true;
+      fprintf(stderr, "level=WARN source=api msg=\"dropped the oldest chat messages to fit "
+                      "num_ctx\" num_ctx=%lld dropped=%zu\n", (long long)in->n_ctx, first);
+    }
+  } else {
+    struct cll_tmpl_message *stored = NULL;
+    size_t n_stored = 0;
+    if (in->n_context == 0 && json_is_array(g->ref.messages)) {
+      rc = cll_tmpl_messages_from_json(g->ref.messages, &stored, &n_stored, err);
+      if (rc != 0)
+        return rc;
+    }
+    struct cll_generate_input gi = {
+        .prompt = in->prompt, .suffix = in->suffix, .system = in->system,
+        .model_system = g->opts.system ? g->opts.system : g->ref.system_text,
+        .model_messages = stored, .n_model_messages = n_stored,
+        .has_context = in->n_context > 0, .n_images = g->n_images,
+        .template_override = in->has_template,
+        .think = think, .think_level = level, .is_think_set = set};
+    rc = cll_generate_prompt(tm, &gi, &o, &text, NULL, err);
+    free(stored);
+  }
+  if (rc != 0)
     return rc;
+  /* The prompt may end inside the thinking block (the template opened it):
+   * then the output starts with thoughts. */
+  if (g->outcfg.think_open) {
+    size_t k = strlen(text), ol = strlen(g->outcfg.think_open);
+    while (k > 0 && isspace((unsigned char)text[k - 1]))
+      k--;
+    g->outcfg.in_thinking = k >= ol && memcmp(text + k - ol, g->outcfg.think_open, ol) == 0;
   }
-  return prepare_messages(g, t, err);
-}
-
-/* The model's SYSTEM, or the seed's options.system, or the request's. */
-static const char *pick_system(cll__gen *g, const char *req_system) {
-  if (req_system)
-    return req_system;
-  if (g->opts.system)
-    return g->opts.system;
-  return g->ref.system_text;
-}
-
-/* Adds the model's stored MESSAGES layer. */
-static int add_model_messages(cll__gen *g, struct gen_in *in) {
-  json_t *m = g->ref.messages, *v;
-  size_t i;
-  if (!json_is_array(m))
+  if (g->debug_render) {
+    g->rendered = text;
     return 0;
-  json_array_foreach(m, i, v) {
-    const char *role = json_string_value(json_object_get(v, "role"));
-    const char *content = json_string_value(json_object_get(v, "content"));
-    if (role && push_msg(in, role, content) != 0)
-      return CLL_ENOMEM;
   }
-  return 0;
+  rc = tokenize_into(g, t, in, text, err);
+  free(text);
+  return rc;
 }
 
 static int64_t seq_ctx(cll__gen *g) {
   return g->opts.num_ctx > 0 ? g->opts.num_ctx : 4096;
 }
 
-/* "think": true/false or low|medium|high|max. None of the models cllama
- * runs has the thinking capability, so true (or a level) is refused as
- * Ollama refuses it for such models. Returns false after answering. */
-static bool check_think(cll__gen *g, const char *model) {
+/* Go's base64.StdEncoding.DecodeString check: the offset of the first bad
+ * byte, or -1 when s is valid. */
+static long base64_bad_at(const char *s) {
+  size_t n = strlen(s), i = 0;
+  for (; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (isalnum(c) || c == '+' || c == '/')
+      continue;
+    if (c == '=')
+      break;
+    return (long)i;
+  }
+  size_t data = i, pad = 0;
+  for (; i < n && s[i] == '='; i++)
+    pad++;
+  if (i < n)
+    return (long)i;
+  if ((data + pad) % 4 != 0 || pad > 2 || (pad && (data + pad) % 4 != 0))
+    return (long)(data % 4 == 1 ? data - 1 : data);
+  return -1;
+}
+
+/* images (an array of base64 strings) of one message or the request:
+ * counts them into g->n_images; 400 and false on a bad one. */
+static bool check_images(cll__gen *g, json_t *imgs) {
+  if (!imgs || json_is_null(imgs))
+    return true;
+  if (!json_is_array(imgs)) {
+    cll__gen_fail(g, 400, "json: cannot unmarshal into Go struct field images of type "
+                          "[]api.ImageData");
+    return false;
+  }
+  size_t i;
+  json_t *im;
+  json_array_foreach(imgs, i, im) {
+    const char *s = json_string_value(im);
+    long bad = s ? base64_bad_at(s) : 0;
+    if (bad >= 0) {
+      char msg[128];
+      snprintf(msg, sizeof(msg), "illegal base64 data at input byte %ld", bad);
+      cll__gen_fail(g, 400, msg);
+      return false;
+    }
+    g->n_images++;
+  }
+  return true;
+}
+
+/* think, tools, images, logprobs and the template: everything that depends
+ * on what the model's template can do. Returns false after answering. */
+static bool check_caps(cll__gen *g, const char *model, const char *tmpl_override) {
+  cll_err err = {0};
+  if (cll__tmpl_get(tmpl_override ? tmpl_override : g->ref.template_text, &g->tmpl, &err) != 0) {
+    cll__gen_fail(g, 400, err.msg);
+    return false;
+  }
+  const struct cll__tmpl_caps *caps = cll__tmpl_caps(g->tmpl);
   json_t *think = json_object_get(g->body, "think");
   if (json_is_string(think)) {
     const char *t = json_string_value(think);
@@ -168,11 +227,54 @@ static bool check_think(cll__gen *g, const char *model) {
       cll__gen_fail(g, 400, msg);
       return false;
     }
+    g->think_set = g->think = true;
+    g->think_level = t;
+  } else if (json_is_boolean(think)) {
+    g->think_set = true;
+    g->think = json_is_true(think);
+  } else if (think && !json_is_null(think)) {
+    cll__gen_fail(g, 400, "invalid think value: must be a boolean or one of \"high\", "
+                          "\"medium\", \"low\", \"max\"");
+    return false;
   }
-  if (json_is_true(think) || json_is_string(think)) {
+  if (g->think && !caps->thinking) {
     char msg[700];
     snprintf(msg, sizeof(msg), "\"%s\" does not support thinking", model);
     cll__gen_fail(g, 400, msg);
+    return false;
+  }
+  json_t *tools = json_object_get(g->body, "tools");
+  if (tools && !json_is_null(tools) && !json_is_array(tools)) {
+    cll__gen_fail(g, 400, "json: cannot unmarshal into Go struct field ChatRequest.tools of "
+                          "type api.Tools");
+    return false;
+  }
+  if (json_array_size(tools) > 0) {
+    if (!caps->tools) {
+      char msg[700];
+      snprintf(msg, sizeof(msg), "%s does not support tools", g->ref.full);
+      cll__gen_fail(g, 400, msg);
+      return false;
+    }
+    g->tools = tools;
+    g->outcfg.tool_tag = caps->tool_tag[0] ? caps->tool_tag : "{";
+    g->outcfg.tools = tools;
+  }
+  /* Thoughts are separated unless the request turned thinking off. */
+  if (caps->thinking && !(g->think_set && !g->think)) {
+    g->outcfg.think_open = caps->think_open;
+    g->outcfg.think_close = caps->think_close;
+  }
+  if (g->n_images > 0) {
+    /* No model cllama runs has a vision projector yet. */
+    char msg[700];
+    snprintf(msg, sizeof(msg), "\"%s\" does not support images", model);
+    cll__gen_fail(g, 400, msg);
+    return false;
+  }
+  json_t *top = json_object_get(g->body, "top_logprobs");
+  if (json_is_integer(top) && (json_integer_value(top) < 0 || json_integer_value(top) > 20)) {
+    cll__gen_fail(g, 400, "top_logprobs must be between 0 and 20");
     return false;
   }
   json_t *fmt = json_object_get(g->body, "format");
@@ -180,6 +282,7 @@ static bool check_think(cll__gen *g, const char *model) {
     fprintf(stderr, "level=WARN source=api msg=\"format (structured output) is not supported; "
                     "generating unconstrained\" model=%s\n",
             model);
+  g->debug_render = json_is_true(json_object_get(g->body, "_debug_render_only"));
   return true;
 }
 
@@ -222,21 +325,18 @@ static void on_generate(cll_request *req, void *ud) {
   cll__gen *g = cll__gen_new(req, body, CLL__GEN_GENERATE);
   if (!g || !cll__gen_common(g, model))
     return;
-  if (!check_think(g, model))
-    return;
-  json_t *top = json_object_get(body, "top_logprobs");
-  if (json_is_integer(top) && (json_integer_value(top) < 0 || json_integer_value(top) > 20)) {
-    cll__gen_fail(g, 400, "top_logprobs must be between 0 and 20");
+  if ((!prompt || !*prompt) && g->keep_alive_set && g->keep_alive_ns == 0) {
+    cll__gen_unload(g);
     return;
   }
+  if (!check_images(g, json_object_get(body, "images")) ||
+      !check_caps(g, model, tmpl && *tmpl ? tmpl : NULL))
+    return;
   if (!prompt || !*prompt) {
-    if (g->keep_alive_set && g->keep_alive_ns == 0)
-      cll__gen_unload(g);
-    else
-      cll__gen_start(g); /* load only */
+    cll__gen_start(g); /* load only */
     return;
   }
-  if (suffix && *suffix && !cll__template_has(tmpl ? tmpl : g->ref.template_text, "Suffix")) {
+  if (suffix && *suffix && !cll__tmpl_caps(g->tmpl)->insert) {
     char msg[700];
     snprintf(msg, sizeof(msg), "%s does not support insert", g->ref.full);
     cll__gen_fail(g, 400, msg);
@@ -249,11 +349,12 @@ static void on_generate(cll_request *req, void *ud) {
   }
   g->pdata = in;
   g->pfree = gen_in_free;
-  g->prepare = prepare_generate;
+  g->prepare = prepare;
   g->want_context = !raw;
-  in->prompt = dupn(prompt);
-  in->suffix = dupn(suffix);
-  in->tmpl = tmpl && *tmpl ? strdup(tmpl) : NULL;
+  in->prompt = prompt;
+  in->suffix = suffix;
+  in->system = system;
+  in->has_template = tmpl && *tmpl;
   in->raw = raw;
   in->n_ctx = seq_ctx(g);
   if (n_ctx_toks) {
@@ -274,19 +375,28 @@ static void on_generate(cll_request *req, void *ud) {
     in->n_context = (int32_t)n_ctx_toks;
     fprintf(stderr, "level=WARN source=api msg=\"the context field is deprecated\"\n");
   }
-  if (!raw) {
-    const char *sys = pick_system(g, system);
-    if ((sys && *sys && push_msg(in, "system", sys) != 0) ||
-        (n_ctx_toks == 0 && add_model_messages(g, in) != 0) ||
-        push_msg(in, "user", prompt) != 0) {
-      cll__gen_fail(g, 500, "out of memory");
-      return;
-    }
-  }
   cll__gen_start(g);
 }
 
 /* ---------------------------------------------------------------- chat */
+
+/* The model's SYSTEM (or the seed's options.system) when the request has no
+ * system message first, the model's stored MESSAGES, then the request's:
+ * one new array of native messages. */
+static json_t *chat_messages(cll__gen *g, json_t *msgs) {
+  json_t *out = json_array();
+  if (!out)
+    return NULL;
+  const char *first_role = json_string_value(json_object_get(json_array_get(msgs, 0), "role"));
+  bool has_system = first_role && strcasecmp(first_role, "system") == 0;
+  const char *sys = g->opts.system ? g->opts.system : g->ref.system_text;
+  if (!has_system && sys && *sys)
+    json_array_append_new(out, json_pack("{s:s,s:s}", "role", "system", "content", sys));
+  if (json_is_array(g->ref.messages))
+    json_array_extend(out, g->ref.messages);
+  json_array_extend(out, msgs);
+  return out;
+}
 
 static void on_chat(cll_request *req, void *ud) {
   json_t *body = cll_api_body_object(req);
@@ -325,15 +435,11 @@ static void on_chat(cll_request *req, void *ud) {
   cll__gen *g = cll__gen_new(req, body, CLL__GEN_CHAT);
   if (!g || !cll__gen_common(g, model))
     return;
-  json_t *tools = json_object_get(body, "tools");
-  if (json_is_array(tools) && json_array_size(tools) > 0 &&
-      !cll__template_has(g->ref.template_text, "Tools")) {
-    char msg[700];
-    snprintf(msg, sizeof(msg), "%s does not support tools", g->ref.full);
-    cll__gen_fail(g, 400, msg);
-    return;
+  json_array_foreach(msgs, i, m) {
+    if (!check_images(g, json_object_get(m, "images")))
+      return;
   }
-  if (!check_think(g, model))
+  if (!check_caps(g, model, NULL))
     return;
   if (json_array_size(msgs) == 0) {
     if (g->keep_alive_set && g->keep_alive_ns == 0)
@@ -349,27 +455,22 @@ static void on_chat(cll_request *req, void *ud) {
   }
   g->pdata = in;
   g->pfree = gen_in_free;
-  g->prepare = prepare_messages;
+  g->prepare = prepare;
+  in->chat = true;
   in->n_ctx = seq_ctx(g);
-  const char *first_role = json_string_value(json_object_get(json_array_get(msgs, 0), "role"));
-  bool has_system = first_role && strcasecmp(first_role, "system") == 0;
-  const char *sys = pick_system(g, NULL);
-  int rc = 0;
-  if (!has_system && sys && *sys)
-    rc = push_msg(in, "system", sys);
-  if (rc == 0)
-    rc = add_model_messages(g, in);
-  json_array_foreach(msgs, i, m) {
-    if (rc != 0)
-      break;
-    const char *role = json_string_value(json_object_get(m, "role"));
-    const char *content = json_string_value(json_object_get(m, "content"));
-    rc = push_msg(in, role ? role : "user", content);
-  }
-  if (rc != 0) {
+  in->msgs = chat_messages(g, msgs);
+  cll_err err = {0};
+  struct cll_tmpl_message *tm = NULL;
+  size_t n = 0;
+  if (!in->msgs) {
     cll__gen_fail(g, 500, "out of memory");
     return;
   }
+  if (cll_tmpl_messages_from_json(in->msgs, &tm, &n, &err) != 0) {
+    cll__gen_fail(g, 400, err.msg); /* a field of the wrong type */
+    return;
+  }
+  free(tm);
   cll__gen_start(g);
 }
 

@@ -21,6 +21,7 @@
  *
  * Threads: loop thread only. Nothing blocks. */
 #include "cllama/api.h"
+#include "gen_core.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -43,6 +44,8 @@ struct oai {
   char *line;         /* native NDJSON not yet ended by '\n' (n_line bytes) */
   size_t n_line, cap_line;
   bool sse_started, role_sent, saw_tool_calls;
+  bool answering;     /* the writer is answering: the filter passes it on */
+  struct cll__sink sink; /* where the native generation sends its events */
   char *error;        /* a native {"error"} line inside a stream */
   /* Non-stream: the answer gathered over the native objects. */
   json_t *text;       /* string: content / response */
@@ -252,40 +255,29 @@ static const char *finish_reason(const struct oai *o) {
   return "stop";
 }
 
-/* Native tool calls ({"id","function":{"index","name","arguments":{}}})
- * as OpenAI's (arguments a JSON string). New array. */
-static json_t *tool_calls_openai(json_t *native) {
-  json_t *out = json_array();
-  size_t i;
-  json_t *tc;
-  json_array_foreach(native, i, tc) {
-    json_t *fn = json_object_get(tc, "function");
-    json_t *args = json_object_get(fn, "arguments");
-    char *a = args ? json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
-    json_t *idx = json_object_get(fn, "index");
-    const char *id = json_string_value(json_object_get(tc, "id"));
-    const char *name = json_string_value(json_object_get(fn, "name"));
-    json_array_append_new(
-        out, json_pack("{s:s,s:I,s:s,s:{s:s,s:s}}", "id", id ? id : "", "index",
-                       (json_int_t)(json_is_integer(idx) ? json_integer_value(idx) : (json_int_t)i),
-                       "type", "function", "function", "name", name ? name : "", "arguments",
-                       a ? a : "{}"));
-    free(a);
-  }
+/* A native tool call ({"id","function":{"index","name","arguments":{}}})
+ * as OpenAI's (arguments a JSON string). New. */
+static json_t *tool_call_openai(const json_t *tc, size_t i) {
+  json_t *fn = json_object_get(tc, "function");
+  json_t *args = json_object_get(fn, "arguments");
+  char *a = args ? json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
+  json_t *idx = json_object_get(fn, "index");
+  const char *id = json_string_value(json_object_get(tc, "id"));
+  const char *name = json_string_value(json_object_get(fn, "name"));
+  json_t *out = json_pack(
+      "{s:s,s:I,s:s,s:{s:s,s:s}}", "id", id ? id : "", "index",
+      (json_int_t)(json_is_integer(idx) ? json_integer_value(idx) : (json_int_t)i), "type",
+      "function", "function", "name", name ? name : "", "arguments", a ? a : "{}");
+  free(a);
   return out;
 }
 
-static void append_string(json_t *s, const char *add) {
-  if (!add || !*add)
-    return;
-  size_t n = json_string_length(s), m = strlen(add);
-  char *p = malloc(n + m + 1);
-  if (!p)
-    return;
-  memcpy(p, json_string_value(s), n);
-  memcpy(p + n, add, m + 1);
-  json_string_setn_nocheck(s, p, n + m);
-  free(p);
+static json_t *tool_calls_openai(const json_t *native) {
+  json_t *out = json_array();
+  size_t i;
+  json_t *tc;
+  json_array_foreach(native, i, tc) json_array_append_new(out, tool_call_openai(tc, i));
+  return out;
 }
 
 /* One chat.completion.chunk with this delta (stolen) and finish reason. */
@@ -306,96 +298,100 @@ static json_t *delta_new(struct oai *o) {
   return d;
 }
 
-/* One native object (a stream line, or the whole non-stream answer). */
-static void on_native_object(cll_request *req, struct oai *o, json_t *obj) {
-  json_t *err = json_object_get(obj, "error");
-  if (err) {
-    free(o->error);
-    o->error = strdup(json_is_string(err) ? json_string_value(err) : "error");
-    return;
-  }
-  bool done = json_is_true(json_object_get(obj, "done"));
-  const char *content, *thinking;
-  json_t *tools = NULL;
+/* The whole answer as one object (non-stream), from what the generation
+ * gathered. Answers req. */
+static void answer_whole(cll_request *req, struct oai *o, const cll__gen *g) {
+  json_t *c = chunk_head(o, o->kind == K_CHAT ? "chat.completion" : "text_completion");
+  const char *text = g && g->text.data ? g->text.data : "";
+  json_t *choice;
   if (o->kind == K_CHAT) {
-    json_t *m = json_object_get(obj, "message");
-    content = json_string_value(json_object_get(m, "content"));
-    thinking = json_string_value(json_object_get(m, "thinking"));
-    tools = json_object_get(m, "tool_calls");
-  } else {
-    content = json_string_value(json_object_get(obj, "response"));
-    thinking = json_string_value(json_object_get(obj, "thinking"));
-  }
-  if (!content)
-    content = "";
-  bool has_tools = json_is_array(tools) && json_array_size(tools) > 0;
-  if (has_tools)
-    o->saw_tool_calls = true;
-  if (done) {
-    const char *r = json_string_value(json_object_get(obj, "done_reason"));
-    snprintf(o->done_reason, sizeof(o->done_reason), "%s", r ? r : "stop");
-    o->prompt_tokens = json_integer_value(json_object_get(obj, "prompt_eval_count"));
-    o->completion_tokens = json_integer_value(json_object_get(obj, "eval_count"));
-  }
-  if (!o->stream) {
-    append_string(o->text, content);
-    append_string(o->reasoning, thinking);
-    if (has_tools) {
-      json_t *t = tool_calls_openai(tools);
-      json_array_extend(o->tool_calls, t);
-      json_decref(t);
+    json_t *msg = json_pack("{s:s,s:s}", "role", "assistant", "content", text);
+    if (g && g->thinking.len) {
+      json_object_set_new(msg, "reasoning_content", json_string(g->thinking.data));
+      json_object_set_new(msg, "reasoning", json_string(g->thinking.data));
     }
-    return;
+    if (g && json_array_size(g->calls))
+      json_object_set_new(msg, "tool_calls", tool_calls_openai(g->calls));
+    choice = json_pack("{s:i,s:o,s:s}", "index", 0, "message", msg, "finish_reason",
+                       finish_reason(o));
+  } else {
+    choice = json_pack("{s:s,s:i,s:s}", "text", text, "index", 0, "finish_reason",
+                       finish_reason(o));
   }
-  sse_begin(req, o);
-  if (o->kind == K_COMPLETION) {
-    json_t *c = chunk_head(o, "text_completion");
-    json_object_set_new(c, "choices",
-                        json_pack("[{s:s,s:i,s:o}]", "text", content, "index", 0,
-                                  "finish_reason",
-                                  done ? json_string(finish_reason(o)) : json_null()));
-    if (o->include_usage)
-      json_object_set_new(c, "usage",
-                          json_pack("{s:i,s:i,s:i}", "prompt_tokens", 0, "completion_tokens", 0,
-                                    "total_tokens", 0));
-    sse_send(req, o, c);
-    return;
-  }
-  /* Chat: thinking goes first in a chunk of its own (content omitted); the
-   * final metrics-only object makes no empty content chunk. */
-  if (thinking && *thinking) {
-    json_t *d = delta_new(o);
-    json_object_set_new(d, "reasoning", json_string(thinking));
-    chat_chunk(req, o, d, NULL);
-  }
-  bool thought = thinking && *thinking;
-  if (*content || has_tools || (!done && !thought)) {
-    json_t *d = delta_new(o);
-    json_object_set_new(d, "content", json_string(content));
-    if (has_tools)
-      json_object_set_new(d, "tool_calls", tool_calls_openai(tools));
-    chat_chunk(req, o, d, NULL);
-  }
-  if (done)
-    chat_chunk(req, o, json_object(), finish_reason(o));
+  json_object_set_new(c, "choices", json_pack("[o]", choice));
+  json_object_set_new(c, "usage", usage_object(o));
+  o->answering = true;
+  respond_json(req, 200, c); /* the filter passes it on and frees o */
 }
 
-/* The answer is complete: send the end of the stream, or the whole object.
- * Answers req and frees o. */
-static void finish(cll_request *req, struct oai *o) {
-  if (o->error) {
-    if (o->sse_started) {
-      json_t *e = error_object(500, o->error);
-      sse_send(req, o, e);
-      cll_stream_end(req);
-    } else {
-      oai_error(req, 500, o->error);
-    }
-    oai_free(o);
-    return;
-  }
-  if (o->stream) {
+/* Ollama's completion chunks carry a zero usage when it was asked for. */
+static void completion_usage0(const struct oai *o, json_t *c) {
+  if (o->include_usage)
+    json_object_set_new(c, "usage", json_pack("{s:i,s:i,s:i}", "prompt_tokens", 0,
+                                              "completion_tokens", 0, "total_tokens", 0));
+}
+
+/* The OpenAI writer: generation events as chat.completion.chunk /
+ * text_completion SSE events, or one object at the end. */
+static void oai_event(cll__gen *g, void *state, const struct cll__ev *ev) {
+  struct oai *o = state;
+  cll_request *req = g->req;
+  switch (ev->kind) {
+  case CLL__EV_TOOL_CALL:
+    o->saw_tool_calls = true;
+    /* fall through */
+  case CLL__EV_TEXT:
+  case CLL__EV_THINKING:
+    if (!o->stream)
+      return;
     sse_begin(req, o);
+    g->stream_started = true;
+    if (o->kind == K_COMPLETION) {
+      if (ev->kind != CLL__EV_TEXT)
+        return;
+      json_t *c = chunk_head(o, "text_completion");
+      json_object_set_new(c, "choices", json_pack("[{s:s%,s:i,s:n}]", "text", ev->s, ev->n,
+                                                  "index", 0, "finish_reason"));
+      completion_usage0(o, c);
+      sse_send(req, o, c);
+      return;
+    }
+    json_t *d = delta_new(o);
+    if (ev->kind == CLL__EV_TEXT) {
+      json_object_set_new(d, "content", json_stringn(ev->s, ev->n));
+    } else if (ev->kind == CLL__EV_THINKING) {
+      json_object_set_new(d, "reasoning_content", json_stringn(ev->s, ev->n));
+      json_object_set_new(d, "reasoning", json_stringn(ev->s, ev->n));
+    } else {
+      json_t *one = json_array();
+      json_array_append_new(one, tool_call_openai(ev->call, json_array_size(g->calls) - 1));
+      json_object_set_new(d, "tool_calls", one);
+    }
+    chat_chunk(req, o, d, NULL);
+    return;
+  case CLL__EV_DONE:
+    snprintf(o->done_reason, sizeof(o->done_reason), "%s", ev->done_reason);
+    if (ev->stats) {
+      o->prompt_tokens = ev->stats->prompt_n;
+      o->completion_tokens = ev->stats->eval_n;
+    }
+    if (!o->stream) {
+      answer_whole(req, o, g);
+      return;
+    }
+    sse_begin(req, o);
+    g->stream_started = true;
+    if (o->kind == K_CHAT) {
+      if (!o->role_sent)
+        chat_chunk(req, o, delta_new(o), NULL);
+      chat_chunk(req, o, json_object(), finish_reason(o));
+    } else {
+      json_t *c = chunk_head(o, "text_completion");
+      json_object_set_new(c, "choices", json_pack("[{s:s,s:i,s:s}]", "text", "", "index", 0,
+                                                  "finish_reason", finish_reason(o)));
+      completion_usage0(o, c);
+      sse_send(req, o, c);
+    }
     if (o->include_usage) {
       json_t *c = chunk_head(o, o->kind == K_CHAT ? "chat.completion.chunk" : "text_completion");
       json_object_set_new(c, "choices", json_array());
@@ -403,57 +399,18 @@ static void finish(cll_request *req, struct oai *o) {
       sse_send(req, o, c);
     }
     cll_stream_write(req, "data: [DONE]\n\n", 14);
+    o->answering = true;
+    cll_stream_end(req); /* the filter frees o */
+    return;
+  case CLL__EV_ERROR:
+    sse_send(req, o, error_object(500, ev->s));
+    o->answering = true;
     cll_stream_end(req);
-    oai_free(o);
     return;
   }
-  json_t *c = chunk_head(o, o->kind == K_CHAT ? "chat.completion" : "text_completion");
-  json_t *choice;
-  if (o->kind == K_CHAT) {
-    json_t *msg = json_pack("{s:s,s:O}", "role", "assistant", "content", o->text);
-    if (json_string_length(o->reasoning))
-      json_object_set(msg, "reasoning", o->reasoning);
-    if (json_array_size(o->tool_calls))
-      json_object_set(msg, "tool_calls", o->tool_calls);
-    choice = json_pack("{s:i,s:o,s:s}", "index", 0, "message", msg, "finish_reason",
-                       finish_reason(o));
-  } else {
-    choice = json_pack("{s:O,s:i,s:s}", "text", o->text, "index", 0, "finish_reason",
-                       finish_reason(o));
-  }
-  json_object_set_new(c, "choices", json_pack("[o]", choice));
-  json_object_set_new(c, "usage", usage_object(o));
-  respond_json(req, 200, c);
-  oai_free(o);
 }
 
-/* Feeds native NDJSON bytes; each complete line is one object. */
-static void feed_lines(cll_request *req, struct oai *o, const char *data, size_t len) {
-  if (o->n_line + len + 1 > o->cap_line) {
-    size_t cap = o->cap_line ? o->cap_line : 512;
-    while (cap < o->n_line + len + 1)
-      cap *= 2;
-    char *p = realloc(o->line, cap);
-    if (!p)
-      return;
-    o->line = p;
-    o->cap_line = cap;
-  }
-  memcpy(o->line + o->n_line, data, len);
-  o->n_line += len;
-  size_t start = 0;
-  for (size_t i = 0; i < o->n_line; i++) {
-    if (o->line[i] != '\n')
-      continue;
-    json_t *v = json_loadb(o->line + start, i - start, 0, NULL);
-    if (json_is_object(v))
-      on_native_object(req, o, v);
-    json_decref(v);
-    start = i + 1;
-  }
-  memmove(o->line, o->line + start, o->n_line - start);
-  o->n_line -= start;
-}
+static const struct cll__writer oai_writer = {oai_event};
 
 /* The native error body {"error": msg} (or plain text) as OpenAI's. */
 static void forward_error(cll_request *req, int status, const void *body, size_t len) {
@@ -471,36 +428,32 @@ static void forward_error(cll_request *req, int status, const void *body, size_t
 
 /* ---------------------------------------------------------------- filters */
 
+/* The generation answers through oai_writer; what reaches the filter is
+ * then either the writer's own output (passed on) or a native answer made
+ * before any generation: an error, or a load idiom (an empty answer). */
 static void gen_respond(cll_request *req, int status, const char *ctype, const void *body,
                         size_t len, void *ud) {
   struct oai *o = ud;
-  if (status != 200) {
+  if (o->answering)
+    cll_respond(req, status, ctype, body, len);
+  else if (status != 200)
     forward_error(req, status, body, len);
-    oai_free(o);
-    return;
-  }
-  json_t *v = json_loadb(body, len, 0, NULL);
-  if (json_is_object(v))
-    on_native_object(req, o, v);
-  json_decref(v);
-  finish(req, o);
+  else
+    answer_whole(req, o, NULL); /* re-enters this filter no more: req is the real one */
+  oai_free(o);
 }
 
 static int gen_stream_start(cll_request *req, int status, const char *ctype, void *ud) {
-  return 0; /* the SSE stream starts with the first chunk */
+  return cll_stream_start(req, status, ctype);
 }
 
 static int gen_stream_write(cll_request *req, const void *data, size_t len, void *ud) {
-  feed_lines(req, ud, data, len);
-  return cll_request_gone(req) ? CLL_ECANCELED : 0;
+  return cll_stream_write(req, data, len);
 }
 
 static void gen_stream_end(cll_request *req, void *ud) {
-  struct oai *o = ud;
-  if (o->n_line) {
-    feed_lines(req, o, "\n", 1);
-  }
-  finish(req, o);
+  cll_stream_end(req);
+  oai_free(ud);
 }
 
 static const cll_filter gen_filter = {gen_respond, gen_stream_start, gen_stream_write,
@@ -512,9 +465,15 @@ static void forward(cll_request *req, const char *method, const char *path, json
                     const cll_filter *f, struct oai *o) {
   char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
+  if (f == &gen_filter) {
+    o->sink.w = &oai_writer;
+    o->sink.state = o;
+    cll__gen_sink_attach(req, &o->sink);
+  }
   int rc = cll_request_forward(req, method, path, text, text ? strlen(text) : 0, f, o);
   free(text);
   if (rc != 0) {
+    cll_request_set_data(req, NULL);
     oai_free(o);
     oai_error(req, 500, cll_strerror(rc));
   }
@@ -1134,18 +1093,12 @@ static void on_list(cll_request *req, void *ud) {
   forward(req, "GET", "/api/tags", NULL, &list_filter, o);
 }
 
-static int hexval(char c) {
-  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                      : c >= 'A' && c <= 'F'   ? c - 'A' + 10
-                                                               : -1;
-}
-
 /* Decodes %XX escapes in place (a client may send "llama3%3A8b"). */
 static void percent_decode(char *s) {
   char *o = s;
   for (const char *p = s; *p; p++) {
-    if (p[0] == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
-      *o++ = (char)(hexval(p[1]) * 16 + hexval(p[2]));
+    if (p[0] == '%' && cll_hex_digit(p[1]) >= 0 && cll_hex_digit(p[2]) >= 0) {
+      *o++ = (char)(cll_hex_digit(p[1]) * 16 + cll_hex_digit(p[2]));
       p += 2;
     } else {
       *o++ = *p;

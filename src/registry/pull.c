@@ -42,7 +42,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1204,33 +1203,10 @@ static void blob_begin(struct blob *b) {
 
 static void hash_work(uv_work_t *w) {
   struct blob *b = w->data;
-  b->rc = 0;
-  int fd = open(b->partial, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    b->rc = cll_err_set(&b->err, cll_err_from_errno(errno), "open %s: %s", b->partial,
-                        strerror(errno));
-    return;
-  }
-  EVP_MD_CTX *md = EVP_MD_CTX_new();
-  unsigned char *buf = malloc(1 << 20);
-  int ok = md && buf && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
-  ssize_t r;
-  while (ok && (r = read(fd, buf, 1 << 20)) > 0)
-    ok = EVP_DigestUpdate(md, buf, (size_t)r) == 1;
-  unsigned char sum[32];
-  unsigned int sl = 0;
-  if (ok)
-    ok = EVP_DigestFinal_ex(md, sum, &sl) == 1;
-  EVP_MD_CTX_free(md);
-  free(buf);
-  close(fd);
-  if (!ok) {
-    b->rc = cll_err_set(&b->err, CLL_EIO, "hashing %s failed", b->partial);
-    return;
-  }
   char got[65];
-  for (int i = 0; i < 32; i++)
-    snprintf(got + 2 * i, 3, "%02x", sum[i]);
+  b->rc = cll_sha256_file(b->partial, got, NULL, &b->err);
+  if (b->rc)
+    return;
   char pp[4200];
   if (strcmp(got, b->digest) != 0) {
     unlink(b->partial);

@@ -41,7 +41,7 @@ enum req_state { REQ_PARSING, REQ_HANDLER, REQ_STREAMING, REQ_DONE };
 struct cll_request {
   struct conn *conn;
   enum req_state state;
-  struct cll__buf head;  /* url, header names and values, each NUL-terminated */
+  cll_buf head;  /* url, header names and values, each NUL-terminated */
   size_t url_len;        /* bytes of url in head (before the first header) */
   int url_done;
   struct hdr *hdrs;
@@ -49,7 +49,7 @@ struct cll_request {
   int in_value;          /* parser is inside a header value */
   char method[24];
   char *path, *query;    /* split copy of the url */
-  struct cll__buf body;
+  cll_buf body;
   struct cll__match match;
   char **param_values;
   int http_major, http_minor;
@@ -57,7 +57,7 @@ struct cll_request {
   int is_head;
   int chunked_out;       /* streaming with chunked framing */
   int status;
-  struct cll__buf extra; /* extra response header lines */
+  cll_buf extra; /* extra response header lines */
   const char *cors_origin; /* Origin to echo, borrowed from headers */
   cll_drain_fn on_drain;
   void *drain_ud;
@@ -92,7 +92,7 @@ struct conn {
   struct conn *prev, *next;       /* server's connection list */
   struct conn *pend_next;         /* server's to-process list */
   llhttp_t parser;
-  struct cll__buf in;             /* unparsed input */
+  cll_buf in;             /* unparsed input */
   size_t in_pos;                  /* parsed up to here */
   cll_request *req;               /* being parsed or being answered */
   int flags;
@@ -194,9 +194,9 @@ const char *cll_http_reason(int status) {
 static void req_free(cll_request *r) {
   if (r == NULL)
     return;
-  cll__buf_free(&r->head);
-  cll__buf_free(&r->body);
-  cll__buf_free(&r->extra);
+  cll_buf_free(&r->head);
+  cll_buf_free(&r->body);
+  cll_buf_free(&r->extra);
   free(r->hdrs);
   free(r->path);
   if (r->param_values)
@@ -252,8 +252,8 @@ int cll_request_forward(cll_request *r, const char *method, const char *path, co
   cll__route_match(r->conn->srv->routes, method, path, &m);
   if (m.route == NULL)
     return CLL_ENOENT;
-  struct cll__buf nb = {0};
-  if (cll__buf_append(&nb, body, body ? len : 0) != 0)
+  cll_buf nb = {0};
+  if (cll_buf_append(&nb, body, body ? len : 0) != 0)
     return CLL_ENOMEM;
   if (r->param_values)
     for (size_t i = 0; i < r->match.nparams; i++)
@@ -268,10 +268,10 @@ int cll_request_forward(cll_request *r, const char *method, const char *path, co
     free(r->param_values);
     r->param_values = NULL;
     r->match.nparams = 0;
-    cll__buf_free(&nb);
+    cll_buf_free(&nb);
     return CLL_ENOMEM;
   }
-  cll__buf_free(&r->body);
+  cll_buf_free(&r->body);
   r->body = nb;
   r->filter = f;
   r->filter_ud = ud;
@@ -432,33 +432,33 @@ static const char *http_date(cll_server *srv) {
 }
 
 /* Builds the status line and headers. body_len < 0 means streamed. */
-static int build_head(cll_request *r, struct cll__buf *h, int status, const char *ctype,
+static int build_head(cll_request *r, cll_buf *h, int status, const char *ctype,
                       long long body_len) {
   struct conn *c = r->conn;
   int minor = r->http_major == 1 ? r->http_minor : 1;
-  int rc = cll__buf_printf(h, "HTTP/1.%d %d %s\r\nDate: %s\r\n", minor, status,
+  int rc = cll_buf_printf(h, "HTTP/1.%d %d %s\r\nDate: %s\r\n", minor, status,
                            cll_http_reason(status), http_date(c->srv));
   if (ctype && rc == 0)
-    rc = cll__buf_printf(h, "Content-Type: %s\r\n", ctype);
+    rc = cll_buf_printf(h, "Content-Type: %s\r\n", ctype);
   if (r->cors_origin && rc == 0)
-    rc = cll__buf_printf(h, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n",
+    rc = cll_buf_printf(h, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n",
                          r->cors_origin);
   if (r->extra.len && rc == 0)
-    rc = cll__buf_append(h, r->extra.data, r->extra.len);
+    rc = cll_buf_append(h, r->extra.data, r->extra.len);
   if (rc == 0) {
     if (body_len >= 0 && status != 204 && status >= 200)
-      rc = cll__buf_printf(h, "Content-Length: %lld\r\n", body_len);
+      rc = cll_buf_printf(h, "Content-Length: %lld\r\n", body_len);
     else if (r->chunked_out)
-      rc = cll__buf_printf(h, "Transfer-Encoding: chunked\r\n");
+      rc = cll_buf_printf(h, "Transfer-Encoding: chunked\r\n");
   }
   if (rc == 0) {
     if (!r->keep_alive)
-      rc = cll__buf_printf(h, "Connection: close\r\n");
+      rc = cll_buf_printf(h, "Connection: close\r\n");
     else if (r->http_minor == 0)
-      rc = cll__buf_printf(h, "Connection: keep-alive\r\n");
+      rc = cll_buf_printf(h, "Connection: keep-alive\r\n");
   }
   if (rc == 0)
-    rc = cll__buf_append(h, "\r\n", 2);
+    rc = cll_buf_append(h, "\r\n", 2);
   return rc;
 }
 
@@ -516,7 +516,7 @@ int cll_response_header(cll_request *r, const char *name, const char *value) {
   /* Header injection guard: no CR/LF in names or values. */
   if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
     return CLL_EINVAL;
-  return cll__buf_printf(&r->extra, "%s: %s\r\n", name, value);
+  return cll_buf_printf(&r->extra, "%s: %s\r\n", name, value);
 }
 
 /* The inner handler of a forwarded request answers: hand it to the filter,
@@ -571,13 +571,13 @@ int cll_respond(cll_request *r, int status, const char *ctype, const void *body,
   if (!r->cancelled_gone) {
     if (c->srv->closing)
       r->keep_alive = 0;
-    struct cll__buf h = {0};
+    cll_buf h = {0};
     rc = build_head(r, &h, status, ctype, (long long)len);
     if (rc == 0) {
       int nobody = r->is_head || status == 204 || status == 304;
       rc = conn_write3(c, h.data, h.len, body, nobody ? 0 : len, NULL, 0);
     }
-    cll__buf_free(&h);
+    cll_buf_free(&h);
   }
   req_finish(r);
   return rc == CLL_ECANCELED ? 0 : rc;
@@ -600,11 +600,11 @@ int cll_stream_start(cll_request *r, int status, const char *ctype) {
     r->keep_alive = 0; /* HTTP/1.0: the end of the body is the end of the connection */
   if (c->srv->closing)
     r->keep_alive = 0;
-  struct cll__buf h = {0};
+  cll_buf h = {0};
   int rc = build_head(r, &h, status, ctype, -1);
   if (rc == 0)
     rc = conn_write3(c, h.data, h.len, NULL, 0, NULL, 0);
-  cll__buf_free(&h);
+  cll_buf_free(&h);
   return rc;
 }
 
@@ -679,7 +679,7 @@ static void conn_unref_maybe_free(struct conn *c) {
   if (c->next)
     c->next->prev = c->prev;
   srv->n_conns--;
-  cll__buf_free(&c->in);
+  cll_buf_free(&c->in);
   free(c);
   server_maybe_free(srv);
 }
@@ -735,7 +735,7 @@ static int head_append(llhttp_t *p, const char *at, size_t len) {
     c->error_status = 431;
     return HPE_USER;
   }
-  if (cll__buf_append(&r->head, at, len) != 0) {
+  if (cll_buf_append(&r->head, at, len) != 0) {
     c->error_status = 500;
     return HPE_USER;
   }
@@ -863,7 +863,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
     c->error_status = 413;
     return HPE_USER;
   }
-  if (cll__buf_append(&r->body, at, len) != 0) {
+  if (cll_buf_append(&r->body, at, len) != 0) {
     c->error_status = 500;
     return HPE_USER;
   }
@@ -920,7 +920,7 @@ static void dispatch(struct conn *c) {
       }
       r->cors_origin = origin;
       if (strcmp(r->method, "OPTIONS") == 0) {
-        cll__buf_printf(&r->extra,
+        cll_buf_printf(&r->extra,
                         "Access-Control-Allow-Methods: %s\r\n"
                         "Access-Control-Allow-Headers: %s\r\n"
                         "Access-Control-Max-Age: 43200\r\n",
@@ -987,7 +987,7 @@ static void reject(struct conn *c, int status) {
   c->flags |= CONN_NO_KEEPALIVE;
   /* Headers given so far are not trusted for framing the answer. */
   r->n_hdrs = 0;
-  r->extra.len = 0;
+  cll_buf_reset(&r->extra);
   const char *text = status == 431   ? "431 Request Header Fields Too Large"
                      : status == 413 ? "413 Request Entity Too Large"
                      : status == 417 ? "417 Expectation Failed"
@@ -1036,7 +1036,7 @@ static void process_input(struct conn *c) {
     c->in_pos = 0;
   }
   if (c->in.len == 0 && c->in.cap > 4096)
-    cll__buf_free(&c->in);
+    cll_buf_free(&c->in);
   c->dispatching = 0;
   if (c->flags & CONN_CLOSING)
     return;
@@ -1103,7 +1103,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       process_input(c);
     return;
   }
-  if (cll__buf_append(&c->in, buf->base, (size_t)nread) != 0) {
+  if (cll_buf_append(&c->in, buf->base, (size_t)nread) != 0) {
     conn_close(c);
     return;
   }

@@ -4,19 +4,12 @@
 #define CLLAMA_SERVER_INTERNAL_H
 
 #include "cllama/server.h"
+#include "cllama/util.h" /* cll_buf */
 
 #include <llhttp.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-/* A growable byte buffer. */
-struct cll__buf {
-  char *data;
-  size_t len, cap;
-};
-int cll__buf_append(struct cll__buf *b, const void *p, size_t n);
-int cll__buf_printf(struct cll__buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void cll__buf_free(struct cll__buf *b);
 
 /* ------------------------------------------------------------------ router */
 

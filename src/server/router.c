@@ -8,51 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cll__buf_append(struct cll__buf *b, const void *p, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n + 1)
-      cap *= 2;
-    char *d = realloc(b->data, cap);
-    if (d == NULL)
-      return CLL_ENOMEM;
-    b->data = d;
-    b->cap = cap;
-  }
-  if (n)
-    memcpy(b->data + b->len, p, n);
-  b->len += n;
-  b->data[b->len] = '\0';
-  return 0;
-}
-
-int cll__buf_printf(struct cll__buf *b, const char *fmt, ...) {
-  char tmp[512];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-  va_end(ap);
-  if (n < 0)
-    return CLL_EINVAL;
-  if ((size_t)n < sizeof(tmp))
-    return cll__buf_append(b, tmp, (size_t)n);
-  char *big = malloc((size_t)n + 1);
-  if (big == NULL)
-    return CLL_ENOMEM;
-  va_start(ap, fmt);
-  vsnprintf(big, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  int rc = cll__buf_append(b, big, (size_t)n);
-  free(big);
-  return rc;
-}
-
-void cll__buf_free(struct cll__buf *b) {
-  free(b->data);
-  b->data = NULL;
-  b->len = b->cap = 0;
-}
-
 int cll__route_add(struct cll__route **list, const char *method, const char *pattern,
                    cll_handler_fn fn, void *ud) {
   if (method == NULL || pattern == NULL || fn == NULL || pattern[0] != '/' ||

@@ -8,7 +8,6 @@
 #include "cllama/store.h"
 
 #include <ctype.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -142,11 +141,4 @@ int cll_digest_parse(const char *s, char hex[65]) {
     return CLL_EINVAL;
   hex[64] = '\0';
   return 0;
-}
-
-void cll_sha256_hex(const void *data, size_t len, char hex[65]) {
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(data, len, md);
-  for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
-    snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }

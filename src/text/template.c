@@ -23,6 +23,7 @@
  * and 10 million loop iterations per render; hitting one is an error. */
 #include "cllama/template.h"
 #include "cllama/utf8.h"
+#include "cllama/util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -92,50 +93,13 @@ static void arena_free(struct arena *a) {
 
 /* =============================================================== buffer */
 
-struct buf {
-  char *p;
-  size_t len, cap;
-  bool oom; /* or over MAX_OUTPUT */
-};
-
-static void buf_add(struct buf *b, const char *s, size_t n) {
-  if (b->oom || n == 0)
-    return;
-  if (b->len + n + 1 > b->cap) {
-    size_t c = b->cap ? b->cap : 256;
-    while (c < b->len + n + 1)
-      c *= 2;
-    char *q = b->len + n > MAX_OUTPUT ? NULL : realloc(b->p, c);
-    if (q == NULL) {
-      b->oom = true;
-      return;
-    }
-    b->p = q;
-    b->cap = c;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-}
-
-static void buf_puts(struct buf *b, const char *s) {
-  buf_add(b, s, strlen(s));
-}
-
-static void buf_putc(struct buf *b, char c) {
-  buf_add(b, &c, 1);
-}
-
-static void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void buf_printf(struct buf *b, const char *fmt, ...) {
-  char tmp[128];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  if (n > 0)
-    buf_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
+/* Output goes into the shared cll_buf (util.h), each limited to MAX_OUTPUT:
+ * past it, or when memory runs out, its sticky err is set and rendering
+ * fails with "out of memory". */
+#define buf_add cll_buf_append
+#define buf_puts cll_buf_puts
+#define buf_putc cll_buf_putc
+#define buf_printf cll_buf_printf
 
 /* ============================================================ the tree */
 
@@ -500,16 +464,6 @@ static const char *tok_name(const struct tok *t) {
 
 /* ============================================================ literals */
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* Decodes a Go quoted string or char body (between the quotes) into out
  * (at least n bytes); returns the length or -1 on a bad escape. */
 static long unquote(const char *s, size_t n, char *out) {
@@ -539,7 +493,7 @@ static long unquote(const char *s, size_t n, char *out) {
       for (size_t k = 1; k <= digits; k++) {
         if (i + k >= n)
           return -1;
-        int h = hexval(s[i + k]);
+        int h = cll_hex_digit(s[i + k]);
         if (h < 0)
           return -1;
         v = v * 16 + (uint32_t)h;
@@ -571,37 +525,6 @@ static long unquote(const char *s, size_t n, char *out) {
     }
   }
   return (long)o;
-}
-
-/* Decodes one UTF-8 sequence at s (n bytes); *cp gets the code point or
- * U+FFFD; returns the bytes used (>= 1). */
-static size_t utf8_get(const unsigned char *s, size_t n, uint32_t *cp) {
-  unsigned char c = s[0];
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  }
-  size_t len = c >= 0xF0 && c < 0xF5 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
-  if (c >= 0xF5)
-    len = 0;
-  if (len == 0 || len > n) {
-    *cp = 0xFFFD;
-    return 1;
-  }
-  uint32_t v = c & (0xFF >> (len + 1));
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xC0) != 0x80) {
-      *cp = 0xFFFD;
-      return 1;
-    }
-    v = (v << 6) | (s[i] & 0x3F);
-  }
-  if ((len == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) || (len == 4 && (v < 0x10000 || v > 0x10FFFF))) {
-    *cp = 0xFFFD;
-    return 1;
-  }
-  *cp = v;
-  return len;
 }
 
 static bool parse_number(const struct tok *t, struct arg *a) {
@@ -818,7 +741,7 @@ static bool parse_operand(struct parser *p, struct arg *a, bool first_in_cmd) {
       a->n = (size_t)n;
     } else {
       uint32_t cp;
-      if (n == 0 || utf8_get((const unsigned char *)buf, (size_t)n, &cp) != (size_t)n) {
+      if (n == 0 || cll_utf8_decode((const unsigned char *)buf, (size_t)n, &cp) != (size_t)n) {
         perr(p, "malformed character constant");
         return false;
       }
@@ -1844,7 +1767,7 @@ static void shortest(double f, char *d, int *e) {
     d[--n] = '\0';
 }
 
-static void put_fixed(struct buf *b, const char *d, int e) {
+static void put_fixed(cll_buf *b, const char *d, int e) {
   int n = (int)strlen(d);
   if (e < 0) {
     buf_puts(b, "0.");
@@ -1861,7 +1784,7 @@ static void put_fixed(struct buf *b, const char *d, int e) {
   }
 }
 
-static void put_exp(struct buf *b, const char *d, int e, bool json_style) {
+static void put_exp(cll_buf *b, const char *d, int e, bool json_style) {
   buf_putc(b, d[0]);
   if (d[1]) {
     buf_putc(b, '.');
@@ -1874,7 +1797,7 @@ static void put_exp(struct buf *b, const char *d, int e, bool json_style) {
 }
 
 /* Go's %v of a float64 (strconv 'g', shortest). */
-static void put_float_v(struct buf *b, double f) {
+static void put_float_v(cll_buf *b, double f) {
   if (isnan(f)) {
     buf_puts(b, "NaN");
     return;
@@ -1901,7 +1824,7 @@ static void put_float_v(struct buf *b, double f) {
 }
 
 /* encoding/json's float64. */
-static void put_float_json(struct buf *b, double f) {
+static void put_float_json(cll_buf *b, double f) {
   if (!isfinite(f)) {
     buf_puts(b, "null");
     return;
@@ -1923,49 +1846,9 @@ static void put_float_json(struct buf *b, double f) {
     put_fixed(b, d, e);
 }
 
-/* encoding/json's string escaping (HTML-safe, invalid UTF-8 as U+FFFD). */
-static void put_json_string(struct buf *b, const char *s, size_t n) {
-  static const char hex[] = "0123456789abcdef";
-  buf_putc(b, '"');
-  size_t i = 0;
-  while (i < n) {
-    unsigned char c = (unsigned char)s[i];
-    if (c < 0x80) {
-      switch (c) {
-      case '"': buf_puts(b, "\\\""); break;
-      case '\\': buf_puts(b, "\\\\"); break;
-      case '\n': buf_puts(b, "\\n"); break;
-      case '\r': buf_puts(b, "\\r"); break;
-      case '\t': buf_puts(b, "\\t"); break;
-      case '\b': buf_puts(b, "\\b"); break;
-      case '\f': buf_puts(b, "\\f"); break;
-      default:
-        if (c < 0x20 || c == '<' || c == '>' || c == '&') {
-          char u[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
-          buf_puts(b, u);
-        } else {
-          buf_putc(b, (char)c);
-        }
-      }
-      i++;
-      continue;
-    }
-    uint32_t cp;
-    size_t len = utf8_get((const unsigned char *)s + i, n - i, &cp);
-    if (cp == 0xFFFD && len == 1)
-      buf_puts(b, "\\ufffd");
-    else if (cp == 0x2028 || cp == 0x2029)
-      buf_puts(b, cp == 0x2028 ? "\\u2028" : "\\u2029");
-    else
-      buf_add(b, s + i, len);
-    i += len;
-  }
-  buf_putc(b, '"');
-}
-
 /* strconv.Quote: Go escapes, printable characters (including non-ASCII) as
  * they are, invalid bytes as \xNN. */
-static void put_go_quoted(struct buf *b, const char *s, size_t n) {
+static void put_go_quoted(cll_buf *b, const char *s, size_t n) {
   buf_putc(b, '"');
   size_t i = 0;
   while (i < n) {
@@ -1991,7 +1874,7 @@ static void put_go_quoted(struct buf *b, const char *s, size_t n) {
       continue;
     }
     uint32_t cp;
-    size_t len = utf8_get((const unsigned char *)s + i, n - i, &cp);
+    size_t len = cll_utf8_decode((const unsigned char *)s + i, n - i, &cp);
     if (cp == 0xFFFD && len == 1)
       buf_printf(b, "\\x%02x", c);
     else
@@ -2027,9 +1910,9 @@ static size_t sorted_keys(json_t *j, const char ***keys) {
   return i;
 }
 
-static void marshal(struct buf *b, unsigned char g, json_t *j, int depth);
+static void marshal(cll_buf *b, unsigned char g, json_t *j, int depth);
 
-static void marshal_map(struct buf *b, json_t *j, unsigned char vg, bool sorted, int depth) {
+static void marshal_map(cll_buf *b, json_t *j, unsigned char vg, bool sorted, int depth) {
   if (!json_is_object(j)) {
     buf_puts(b, "null");
     return;
@@ -2041,7 +1924,7 @@ static void marshal_map(struct buf *b, json_t *j, unsigned char vg, bool sorted,
     for (size_t i = 0; i < n; i++) {
       if (i)
         buf_putc(b, ',');
-      put_json_string(b, keys[i], strlen(keys[i]));
+      cll_json_escape(b, keys[i], strlen(keys[i]));
       buf_putc(b, ':');
       marshal(b, vg, json_object_get(j, keys[i]), depth + 1);
     }
@@ -2054,7 +1937,7 @@ static void marshal_map(struct buf *b, json_t *j, unsigned char vg, bool sorted,
       if (!first)
         buf_putc(b, ',');
       first = false;
-      put_json_string(b, key, strlen(key));
+      cll_json_escape(b, key, strlen(key));
       buf_putc(b, ':');
       marshal(b, vg, v, depth + 1);
     }
@@ -2062,7 +1945,7 @@ static void marshal_map(struct buf *b, json_t *j, unsigned char vg, bool sorted,
   buf_putc(b, '}');
 }
 
-static void marshal_list(struct buf *b, json_t *j, unsigned char eg, int depth) {
+static void marshal_list(cll_buf *b, json_t *j, unsigned char eg, int depth) {
   if (!json_is_array(j)) {
     buf_puts(b, "null");
     return;
@@ -2083,7 +1966,7 @@ static bool empty_json(json_t *j) {
          (json_is_object(j) && json_object_size(j) == 0) || json_is_false(j);
 }
 
-static void marshal_struct(struct buf *b, unsigned char g, json_t *j, int depth) {
+static void marshal_struct(cll_buf *b, unsigned char g, json_t *j, int depth) {
   /* JSON names and omitempty of Ollama's structs, in field order. Messages
    * and tool calls of the template structs have no JSON tags: Go names. */
   const struct field *f = GT[g].f;
@@ -2109,11 +1992,11 @@ static void marshal_struct(struct buf *b, unsigned char g, json_t *j, int depth)
     if (!first)
       buf_putc(b, ',');
     first = false;
-    put_json_string(b, name, strlen(name));
+    cll_json_escape(b, name, strlen(name));
     buf_putc(b, ':');
     if (f[i].s == S_STR) {
       if (json_is_string(c))
-        put_json_string(b, json_string_value(c), json_string_length(c));
+        cll_json_escape(b, json_string_value(c), json_string_length(c));
       else
         buf_puts(b, "\"\"");
     } else if (f[i].s == S_INT) {
@@ -2127,7 +2010,7 @@ static void marshal_struct(struct buf *b, unsigned char g, json_t *j, int depth)
   buf_putc(b, '}');
 }
 
-static void marshal(struct buf *b, unsigned char g, json_t *j, int depth) {
+static void marshal(cll_buf *b, unsigned char g, json_t *j, int depth) {
   if (depth > MAX_DEPTH) {
     buf_puts(b, "null");
     return;
@@ -2135,7 +2018,7 @@ static void marshal(struct buf *b, unsigned char g, json_t *j, int depth) {
   switch (g) {
   case G_STR:
     if (json_is_string(j))
-      put_json_string(b, json_string_value(j), json_string_length(j));
+      cll_json_escape(b, json_string_value(j), json_string_length(j));
     else
       buf_puts(b, "\"\"");
     return;
@@ -2143,7 +2026,7 @@ static void marshal(struct buf *b, unsigned char g, json_t *j, int depth) {
     if (j == NULL || json_is_null(j))
       buf_puts(b, "null");
     else if (json_is_string(j))
-      put_json_string(b, json_string_value(j), json_string_length(j));
+      cll_json_escape(b, json_string_value(j), json_string_length(j));
     else if (json_is_number(j))
       put_float_json(b, json_number_value(j));
     else if (json_is_boolean(j))
@@ -2155,7 +2038,7 @@ static void marshal(struct buf *b, unsigned char g, json_t *j, int depth) {
     return;
   case G_PTYPE:
     if (json_is_string(j))
-      put_json_string(b, json_string_value(j), json_string_length(j));
+      cll_json_escape(b, json_string_value(j), json_string_length(j));
     else if (json_is_array(j) && json_array_size(j) == 1)
       marshal(b, G_STR, json_array_get(j, 0), depth + 1);
     else
@@ -2172,7 +2055,7 @@ static void marshal(struct buf *b, unsigned char g, json_t *j, int depth) {
     for (size_t i = 0; i < n; i++) {
       if (i)
         buf_putc(b, ',');
-      put_json_string(b, keys[i], strlen(keys[i]));
+      cll_json_escape(b, keys[i], strlen(keys[i]));
       buf_putc(b, ':');
       json_t *c = json_object_get(j, keys[i]);
       unsigned char cg = G_ANY;
@@ -2206,7 +2089,7 @@ static void marshal(struct buf *b, unsigned char g, json_t *j, int depth) {
   }
 }
 
-static void marshal_val(struct buf *b, const struct val *v) {
+static void marshal_val(cll_buf *b, const struct val *v) {
   switch (v->k) {
   case K_NIL:
     buf_puts(b, "null");
@@ -2221,7 +2104,7 @@ static void marshal_val(struct buf *b, const struct val *v) {
     put_float_json(b, v->f);
     break;
   case K_STR:
-    put_json_string(b, v->s, v->n);
+    cll_json_escape(b, v->s, v->n);
     break;
   default:
     marshal(b, v->g, v->j, 0);
@@ -2229,9 +2112,9 @@ static void marshal_val(struct buf *b, const struct val *v) {
 }
 
 /* fmt's %v. depth > 0 inside a composite (nil prints <nil> there). */
-static void print_val(struct buf *b, const struct val *v, int depth);
+static void print_val(cll_buf *b, const struct val *v, int depth);
 
-static void print_val(struct buf *b, const struct val *v, int depth) {
+static void print_val(cll_buf *b, const struct val *v, int depth) {
   if (depth > MAX_DEPTH)
     return;
   switch (v->k) {
@@ -2329,7 +2212,7 @@ struct var {
 };
 
 struct exec {
-  struct buf out;
+  cll_buf out;
   struct var *vars;
   int nvars, capvars;
   struct arena a;  /* strings made while executing */
@@ -2397,14 +2280,14 @@ static json_t *keep(struct exec *x, json_t *j) {
 }
 
 /* Copies a temporary buffer into the execution arena as a string value. */
-static int str_result(struct exec *x, struct buf *b, struct val *out) {
-  if (b->oom) {
-    free(b->p);
+static int str_result(struct exec *x, cll_buf *b, struct val *out) {
+  if (b->err) {
+    free(b->data);
     return xerr(x, "out of memory");
   }
-  char *s = arena_strndup(&x->a, b->p ? b->p : "", b->len);
+  char *s = arena_strndup(&x->a, b->data ? b->data : "", b->len);
   size_t n = b->len;
-  free(b->p);
+  free(b->data);
   if (s == NULL)
     return xerr(x, "out of memory");
   *out = v_str(s, n);
@@ -2704,7 +2587,7 @@ static int fn_slice(struct exec *x, const struct val *item, const struct val *id
 /* Go's fmt.Sprintf for the verbs templates use: %v %s %d %q %t %f %e %g %x
  * %X %c %%, flags and width/precision. */
 /* fmt's %!verb(type=value) for a bad verb; nil prints as %!verb(<nil>). */
-static void bad_verb(struct buf *t, char verb, const struct val *v) {
+static void bad_verb(cll_buf *t, char verb, const struct val *v) {
   if (v->k == K_NIL) {
     buf_printf(t, "%%!%c(<nil>)", verb);
     return;
@@ -2714,9 +2597,9 @@ static void bad_verb(struct buf *t, char verb, const struct val *v) {
   buf_putc(t, ')');
 }
 
-static void fmt_one(struct buf *b, char verb, const char *flags, int width, int prec,
+static void fmt_one(cll_buf *b, char verb, const char *flags, int width, int prec,
                     const struct val *v) {
-  struct buf t = {0};
+  cll_buf t = {.max = MAX_OUTPUT};
   bool minus = strchr(flags, '-') != NULL, zero = strchr(flags, '0') != NULL;
   switch (verb) {
   case 'v':
@@ -2740,14 +2623,14 @@ static void fmt_one(struct buf *b, char verb, const char *flags, int width, int 
       /* a rune: 'c' */
       char u[4];
       size_t ul = cll_utf8_encode((uint32_t)v->i, u);
-      struct buf q = {0};
+      cll_buf q = {.max = MAX_OUTPUT};
       put_go_quoted(&q, u, ul);
-      if (q.p && q.len >= 2) {
+      if (q.data && q.len >= 2) {
         buf_putc(&t, '\'');
-        buf_add(&t, q.p + 1, q.len - 2);
+        buf_add(&t, q.data + 1, q.len - 2);
         buf_putc(&t, '\'');
       }
-      free(q.p);
+      free(q.data);
     } else {
       bad_verb(&t, 'q', v);
     }
@@ -2803,22 +2686,22 @@ static void fmt_one(struct buf *b, char verb, const char *flags, int width, int 
     bad_verb(&t, verb, v);
   }
   size_t len = t.len;
-  if (t.len >= 2 && t.p[0] == '%' && t.p[1] == '!')
+  if (t.len >= 2 && t.data[0] == '%' && t.data[1] == '!')
     width = -1; /* Go pads the value inside a bad verb; we leave it unpadded */
   if (width > 0 && (size_t)width > len && !minus)
     for (size_t i = len; i < (size_t)width; i++)
       buf_putc(b, zero && verb != 's' && verb != 'v' && verb != 'q' ? '0' : ' ');
-  if (t.p)
-    buf_add(b, t.p, t.len);
+  if (t.data)
+    buf_add(b, t.data, t.len);
   if (width > 0 && (size_t)width > len && minus)
     for (size_t i = len; i < (size_t)width; i++)
       buf_putc(b, ' ');
-  if (t.oom)
-    b->oom = true;
-  free(t.p);
+  if (t.err)
+    b->err = t.err;
+  free(t.data);
 }
 
-static void go_sprintf(struct buf *b, const char *f, size_t n, const struct val *args, int nargs) {
+static void go_sprintf(cll_buf *b, const char *f, size_t n, const struct val *args, int nargs) {
   int ai = 0;
   for (size_t i = 0; i < n; i++) {
     if (f[i] != '%') {
@@ -2895,7 +2778,7 @@ static const char *ts_type(const char *t) {
 }
 
 /* api.ToolProperty.ToTypeScriptType. */
-static void put_ts_type(struct buf *b, json_t *prop, int depth) {
+static void put_ts_type(cll_buf *b, json_t *prop, int depth) {
   json_t *any = json_object_get(prop, "anyOf");
   if (json_is_array(any) && json_array_size(any) > 0 && depth < MAX_DEPTH) {
     for (size_t i = 0; i < json_array_size(any); i++) {
@@ -2922,7 +2805,7 @@ static void put_ts_type(struct buf *b, json_t *prop, int depth) {
   }
 }
 
-static void put_date(struct buf *b, int days_ago) {
+static void put_date(cll_buf *b, int days_ago) {
   time_t now = time(NULL) - (time_t)days_ago * 86400;
   struct tm tm;
   localtime_r(&now, &tm);
@@ -3020,7 +2903,7 @@ static int call_fn(struct exec *x, enum fn_id fn, const struct arg *args, int na
     return fn_slice(x, &av[0], av + 1, total - 1, out);
   case F_PRINT:
   case F_PRINTLN: {
-    struct buf b = {0};
+    cll_buf b = {.max = MAX_OUTPUT};
     for (int i = 0; i < total; i++) {
       if (i > 0 && (fn == F_PRINTLN || (av[i].k != K_STR && av[i - 1].k != K_STR)))
         buf_putc(&b, ' ');
@@ -3035,14 +2918,14 @@ static int call_fn(struct exec *x, enum fn_id fn, const struct arg *args, int na
       return nargs_check(x, "printf", total, 1);
     if (av[0].k != K_STR)
       return xerr(x, "wrong type for value; expected string; got %s", type_name(&av[0]));
-    struct buf b = {0};
+    cll_buf b = {.max = MAX_OUTPUT};
     go_sprintf(&b, av[0].s, av[0].n, av + 1, total - 1);
     return str_result(x, &b, out);
   }
   case F_JSON: {
     if (nargs_check(x, "json", total, 1) < 0)
       return -1;
-    struct buf b = {0};
+    cll_buf b = {.max = MAX_OUTPUT};
     marshal_val(&b, &av[0]);
     return str_result(x, &b, out);
   }
@@ -3051,14 +2934,14 @@ static int call_fn(struct exec *x, enum fn_id fn, const struct arg *args, int na
     for (int i = 0; i < total; i++)
       if (av[i].k != K_STR)
         return xerr(x, "wrong type for value; expected string; got %s", type_name(&av[i]));
-    struct buf b = {0};
+    cll_buf b = {.max = MAX_OUTPUT};
     put_date(&b, fn == F_YESTERDAY_DATE);
     return str_result(x, &b, out);
   }
   case F_TO_TS_TYPE: {
     if (nargs_check(x, "toTypeScriptType", total, 1) < 0)
       return -1;
-    struct buf b = {0};
+    cll_buf b = {.max = MAX_OUTPUT};
     if (av[0].k == K_J && av[0].g == G_PROP)
       put_ts_type(&b, av[0].j, 0);
     else
@@ -3212,7 +3095,7 @@ static int exec_range(struct exec *x, const struct node *nd, const struct val *d
 static int exec_list(struct exec *x, struct node *const *list, int n, const struct val *dot) {
   for (int i = 0; i < n; i++) {
     const struct node *nd = list[i];
-    if (x->out.oom)
+    if (x->out.err)
       return xerr(x, "output too large");
     x->line = nd->line;
     switch (nd->kind) {
@@ -3264,14 +3147,14 @@ static int exec_list(struct exec *x, struct node *const *list, int n, const stru
 }
 
 /* Runs root (or the legacy cut) with data `data` (stolen), appending to out. */
-static int run(const cll_template *t, bool legacy, json_t *data, struct buf *out, cll_err *err) {
+static int run(const cll_template *t, bool legacy, json_t *data, cll_buf *out, cll_err *err) {
   struct exec x = {.out = *out, .err = err, .line = 1};
   struct val root = v_j(G_ROOT, data);
   int rc = push(&x, "$", root);
   if (rc == 0) {
     rc = legacy ? exec_list(&x, t->legacy, t->nlegacy, &root)
                 : exec_list(&x, t->root, t->nroot, &root);
-    if (rc == 0 && x.out.oom)
+    if (rc == 0 && x.out.err)
       rc = xerr(&x, "output too large or out of memory");
   }
   for (int i = 0; i < x.nrefs; i++)
@@ -3348,7 +3231,7 @@ int cll_template_execute(const cll_template *t, const struct cll_tmpl_values *v,
   *out = NULL;
   if (out_len)
     *out_len = 0;
-  struct buf b = {0};
+  cll_buf b = {.max = MAX_OUTPUT};
   int rc = 0;
   json_t *root = json_object();
   if (root == NULL)
@@ -3367,7 +3250,7 @@ int cll_template_execute(const cll_template *t, const struct cll_tmpl_values *v,
 
   /* collate: System = every system content joined with "\n\n"; consecutive
    * messages with the same role (tool excepted) merge into the first. */
-  struct buf sys = {0};
+  cll_buf sys = {.max = MAX_OUTPUT};
   bool have_sys = false;
   json_t *msgs = json_array();
   if (msgs == NULL) {
@@ -3387,24 +3270,24 @@ int cll_template_execute(const cll_template *t, const struct cll_tmpl_values *v,
     if (prev_role != NULL && strcmp(prev_role, role) == 0 && strcmp(role, "tool") != 0) {
       json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
       json_t *c = json_object_get(last, "content");
-      struct buf mb = {0};
+      cll_buf mb = {.max = MAX_OUTPUT};
       buf_add(&mb, json_string_value(c), json_string_length(c));
       buf_puts(&mb, "\n\n");
       buf_puts(&mb, str_or_empty(m->content));
-      if (mb.oom || json_object_set_new(last, "content", json_stringn(mb.p ? mb.p : "", mb.len))) {
-        free(mb.p);
+      if (mb.err || json_object_set_new(last, "content", json_stringn(mb.data ? mb.data : "", mb.len))) {
+        free(mb.data);
         rc = cll_err_set(err, CLL_ENOMEM, "out of memory");
         break;
       }
-      free(mb.p);
+      free(mb.data);
     } else if (json_array_append_new(msgs, message_json(m, NULL)) != 0) {
       rc = cll_err_set(err, CLL_ENOMEM, "out of memory");
       break;
     }
     prev_role = role;
   }
-  if (rc != 0 || sys.oom) {
-    free(sys.p);
+  if (rc != 0 || sys.err) {
+    free(sys.data);
     json_decref(msgs);
     json_decref(root);
     return rc ? rc : cll_err_set(err, CLL_ENOMEM, "out of memory");
@@ -3412,19 +3295,19 @@ int cll_template_execute(const cll_template *t, const struct cll_tmpl_values *v,
 
   if (t->uses_messages) {
     json_t *tools = v->tools != NULL ? json_incref((json_t *)v->tools) : json_null();
-    if (json_object_set_new(root, "System", json_stringn(sys.p ? sys.p : "", sys.len)) ||
+    if (json_object_set_new(root, "System", json_stringn(sys.data ? sys.data : "", sys.len)) ||
         json_object_set_new(root, "Messages", msgs) ||
         json_object_set_new(root, "Tools", tools) ||
         json_object_set_new(root, "Response", json_string("")) || set_think(root, v)) {
-      free(sys.p);
+      free(sys.data);
       json_decref(root);
       return cll_err_set(err, CLL_ENOMEM, "out of memory");
     }
-    free(sys.p);
+    free(sys.data);
     rc = run(t, false, root, &b, err);
     goto done;
   }
-  free(sys.p);
+  free(sys.data);
   json_decref(root);
 
   /* Legacy: one render per (system?, user, assistant) turn, then the open
@@ -3467,16 +3350,16 @@ int cll_template_execute(const cll_template *t, const struct cll_tmpl_values *v,
 
 done:
   if (rc != 0) {
-    free(b.p);
+    free(b.data);
     return rc;
   }
-  if (b.p == NULL) {
-    b.p = malloc(1);
-    if (b.p == NULL)
+  if (b.data == NULL) {
+    b.data = malloc(1);
+    if (b.data == NULL)
       return cll_err_set(err, CLL_ENOMEM, "out of memory");
-    b.p[0] = '\0';
+    b.data[0] = '\0';
   }
-  *out = b.p;
+  *out = b.data;
   if (out_len)
     *out_len = b.len;
   return 0;
@@ -3559,32 +3442,32 @@ int cll_chat_prompt(const cll_template *t, const struct cll_tmpl_values *v,
     if (msgs[i].n_images == 0)
       continue;
     const char *content = str_or_empty(msgs[i].content);
-    struct buf prefix = {0}, body = {0};
+    cll_buf prefix = {.max = MAX_OUTPUT}, body = {0};
     buf_puts(&body, content);
     for (size_t k = 0; k < msgs[i].n_images; k++, img++) {
       char tag[32];
       snprintf(tag, sizeof tag, "[img-%zu]", img);
-      char *at = body.p ? strstr(body.p, "[img]") : NULL;
+      char *at = body.data ? strstr(body.data, "[img]") : NULL;
       if (at == NULL) {
         buf_puts(&prefix, tag);
       } else {
-        struct buf nb = {0};
-        buf_add(&nb, body.p, (size_t)(at - body.p));
+        cll_buf nb = {.max = MAX_OUTPUT};
+        buf_add(&nb, body.data, (size_t)(at - body.data));
         buf_puts(&nb, tag);
         buf_puts(&nb, at + 5);
-        free(body.p);
+        free(body.data);
         body = nb;
       }
     }
-    buf_add(&prefix, body.p ? body.p : "", body.len);
-    free(body.p);
-    if (prefix.oom || body.oom) {
-      free(prefix.p);
+    buf_add(&prefix, body.data ? body.data : "", body.len);
+    free(body.data);
+    if (prefix.err || body.err) {
+      free(prefix.data);
       rc = cll_err_set(err, CLL_ENOMEM, "out of memory");
       break;
     }
-    owned[i] = prefix.p;
-    tagged[i].content = prefix.p ? prefix.p : "";
+    owned[i] = prefix.data;
+    tagged[i].content = prefix.data ? prefix.data : "";
   }
   if (rc == 0)
     rc = render_from(t, v, tagged, n, cur, scratch, out, out_len, err);

@@ -6,6 +6,7 @@
  * id), the special tokens, and the decoded piece of every token computed
  * once at load time, so decoding is a table lookup. */
 #include "text/tokenizer_internal.h"
+#include "cllama/util.h"
 #include "cllama/utf8.h"
 
 #include <stdio.h>
@@ -353,16 +354,6 @@ static int read_merges(cll_tokenizer *t, const cll_gguf *g, cll_err *err) {
   return rc;
 }
 
-static int hex_digit(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 static int build_pieces(cll_tokenizer *t) {
   /* Reverse of the GPT-2 byte map: code point -> byte (+1, 0 = not mapped). */
   uint16_t cp_to_byte[324] = {0};
@@ -424,7 +415,7 @@ static int build_pieces(cll_tokenizer *t) {
       }
     } else if (type == CLL_TOKEN_BYTE && t->kind != CLL_TOK_BPE) {
       /* "<0xNN>" (the pool is not NUL-terminated: no sscanf) */
-      int hi = n == 6 ? hex_digit(s[3]) : -1, lo = n == 6 ? hex_digit(s[4]) : -1;
+      int hi = n == 6 ? cll_hex_digit(s[3]) : -1, lo = n == 6 ? cll_hex_digit(s[4]) : -1;
       if (hi >= 0 && lo >= 0)
         out[k++] = (char)(hi << 4 | lo);
     }

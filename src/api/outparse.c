@@ -1,0 +1,499 @@
+/* outparse.c — streaming split of output into thinking, text and tool calls
+ * (see outparse.h).
+ *
+ * DESIGN. Every byte fed is appended to one pending buffer; a state machine
+ * then decides as much of its front as it can and removes it. Anything that
+ * might still be the start of a tag (a suffix of the buffer that is a prefix
+ * of the tag) or of a call (JSON whose brackets have not closed) stays in
+ * the buffer, so a tag or call split across any token boundary is seen
+ * whole. A JSON value is scanned once, incrementally (depth, string and
+ * escape state survive between feeds), so a long call costs linear time. */
+#include "outparse.h"
+
+#include "cllama/common.h"
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+enum state {
+  S_THINK_START, /* before the answer: is there a thinking block? */
+  S_THINK,       /* inside it */
+  S_TRIM,        /* blanks after the closing tag */
+  S_START,       /* start of the answer (bare-JSON calls are only here) */
+  S_TEXT,        /* answer text; looking for the tool tag */
+  S_AFTER_TAG,   /* buf starts with the tag; its JSON (or name) follows */
+  S_JSON,        /* scanning a JSON value at buf[json_at] */
+  S_CLOSE,       /* after a call: an optional closing tag */
+  S_GAP,         /* blanks between calls */
+};
+
+struct cll__outp {
+  char *think_open, *think_close, *tag, *close_tag;
+  bool bare;          /* tag "{": bare JSON at the start of the answer */
+  const json_t *tools;
+  int state;
+  char *buf;          /* (n) pending bytes */
+  size_t n, cap;
+  /* JSON scan of buf[json_at..scan) */
+  size_t json_at, scan;
+  int depth;
+  bool in_str, esc;
+  bool think_lead;    /* blanks at the start of the thoughts are trimmed */
+  char *name;         /* Mistral's `name[ARGS]{..}`: the name before the JSON */
+  int n_calls;
+};
+
+static char *dup_or_null(const char *s) { return s && *s ? strdup(s) : NULL; }
+
+int cll__outp_new(const struct cll__outp_cfg *cfg, cll__outp **out) {
+  cll__outp *p = calloc(1, sizeof(*p));
+  if (!p)
+    return CLL_ENOMEM;
+  bool think = cfg->think_open && *cfg->think_open && cfg->think_close && *cfg->think_close;
+  if (think) {
+    p->think_open = strdup(cfg->think_open);
+    p->think_close = strdup(cfg->think_close);
+  }
+  p->tag = dup_or_null(cfg->tool_tag);
+  p->tools = cfg->tools;
+  if (p->tag && strcmp(p->tag, "{") == 0) {
+    p->bare = true;
+  } else if (p->tag && p->tag[0] == '<' && p->tag[1] != '/') {
+    /* <tool_call> -> </tool_call> */
+    size_t k = strlen(p->tag);
+    p->close_tag = malloc(k + 2);
+    if (p->close_tag) {
+      p->close_tag[0] = '<';
+      p->close_tag[1] = '/';
+      memcpy(p->close_tag + 2, p->tag + 1, k);
+    }
+  }
+  if ((think && (!p->think_open || !p->think_close)) || (cfg->tool_tag && *cfg->tool_tag && !p->tag)) {
+    cll__outp_free(p);
+    return CLL_ENOMEM;
+  }
+  p->state = !think ? S_START : cfg->in_thinking ? S_THINK : S_THINK_START;
+  p->think_lead = cfg->in_thinking;
+  *out = p;
+  return 0;
+}
+
+void cll__outp_free(cll__outp *p) {
+  if (!p)
+    return;
+  free(p->think_open);
+  free(p->think_close);
+  free(p->tag);
+  free(p->close_tag);
+  free(p->buf);
+  free(p->name);
+  free(p);
+}
+
+int cll__outp_n_calls(const cll__outp *p) { return p->n_calls; }
+
+static void consume(cll__outp *p, size_t k) {
+  memmove(p->buf, p->buf + k, p->n - k);
+  p->n -= k;
+}
+
+static size_t blanks(const char *s, size_t n) {
+  size_t i = 0;
+  while (i < n && isspace((unsigned char)s[i]))
+    i++;
+  return i;
+}
+
+/* Whether s[0..n) is a proper prefix of tag. */
+static bool prefix_of(const char *s, size_t n, const char *tag) {
+  size_t k = strlen(tag);
+  return n < k && memcmp(s, tag, n) == 0;
+}
+
+/* The length of the longest suffix of s[0..n) that is a proper prefix of
+ * tag (what must be held back). */
+static size_t partial_suffix(const char *s, size_t n, const char *tag) {
+  size_t k = strlen(tag);
+  size_t m = n < k - 1 ? n : k - 1;
+  for (; m > 0; m--)
+    if (memcmp(s + n - m, tag, m) == 0)
+      return m;
+  return 0;
+}
+
+static const char *find(const char *s, size_t n, const char *tag) {
+  size_t k = strlen(tag);
+  if (k == 0 || n < k)
+    return NULL;
+  for (size_t i = 0; i + k <= n; i++)
+    if (s[i] == tag[0] && memcmp(s + i, tag, k) == 0)
+      return s + i;
+  return NULL;
+}
+
+/* ------------------------------------------------------------- tool calls */
+
+static bool tool_known(const json_t *tools, const char *name) {
+  if (!json_is_array(tools) || json_array_size(tools) == 0)
+    return true;
+  size_t i;
+  json_t *t;
+  json_array_foreach((json_t *)tools, i, t) {
+    json_t *fn = json_object_get(t, "function");
+    const char *n = json_string_value(json_object_get(fn ? fn : t, "name"));
+    if (n && strcmp(n, name) == 0)
+      return true;
+  }
+  return false;
+}
+
+/* One call from an object with "name" and "arguments"/"parameters" (an
+ * object or a JSON string of one). */
+static int call_from_object(json_t *v, const json_t *tools, cll__out_fn fn, void *ud) {
+  json_t *f = json_object_get(v, "function");
+  if (json_is_object(f) && !json_object_get(v, "name"))
+    return call_from_object(f, tools, fn, ud);
+  const char *name = json_string_value(json_object_get(v, "name"));
+  if (!name || !*name || !tool_known(tools, name))
+    return 0;
+  json_t *args = json_object_get(v, "arguments");
+  if (!args)
+    args = json_object_get(v, "parameters");
+  json_t *owned = NULL;
+  if (json_is_string(args)) {
+    owned = json_loads(json_string_value(args), 0, NULL);
+    args = owned;
+  }
+  if (args && !json_is_object(args)) {
+    json_decref(owned);
+    return 0;
+  }
+  if (!args)
+    args = owned = json_object();
+  fn(ud, CLL__OUT_TOOL_CALL, NULL, 0, name, args);
+  json_decref(owned);
+  return 1;
+}
+
+int cll__tool_calls_from_json(json_t *v, const json_t *tools, cll__out_fn fn, void *ud) {
+  if (json_is_object(v))
+    return call_from_object(v, tools, fn, ud);
+  if (!json_is_array(v) || json_array_size(v) == 0)
+    return 0;
+  /* An array is calls only when every element is one: check first. */
+  size_t i;
+  json_t *e;
+  json_array_foreach(v, i, e) {
+    json_t *f = json_object_get(e, "function");
+    const char *name = json_string_value(json_object_get(json_is_object(f) ? f : e, "name"));
+    if (!json_is_object(e) || !name || !tool_known(tools, name))
+      return 0;
+  }
+  int n = 0;
+  json_array_foreach(v, i, e) n += call_from_object(e, tools, fn, ud);
+  return n;
+}
+
+struct counting {
+  cll__outp *p;
+  cll__out_fn fn;
+  void *ud;
+};
+
+static void count_call(void *ud, int kind, const char *s, size_t n, const char *name,
+                       json_t *args) {
+  struct counting *c = ud;
+  c->p->n_calls++;
+  c->fn(c->ud, kind, s, n, name, args);
+}
+
+/* Tries buf[json_at..end) as call(s); on success they are emitted. */
+static bool emit_calls(cll__outp *p, size_t end, cll__out_fn fn, void *ud) {
+  json_t *v = json_loadb(p->buf + p->json_at, end - p->json_at, 0, NULL);
+  if (!v)
+    return false;
+  struct counting c = {p, fn, ud};
+  int n;
+  if (p->name) {
+    /* name[ARGS]{...}: the JSON is the arguments. */
+    n = json_is_object(v) && tool_known(p->tools, p->name) ? 1 : 0;
+    if (n)
+      count_call(&c, CLL__OUT_TOOL_CALL, NULL, 0, p->name, v);
+  } else {
+    /* Validate everything first so a half-valid array is text, not calls. */
+    n = cll__tool_calls_from_json(v, p->tools, count_call, &c);
+  }
+  json_decref(v);
+  return n > 0;
+}
+
+/* Advances the JSON scan; returns the end offset once balanced, else 0. */
+static size_t scan_json(cll__outp *p) {
+  for (; p->scan < p->n; p->scan++) {
+    char ch = p->buf[p->scan];
+    if (p->in_str) {
+      if (p->esc)
+        p->esc = false;
+      else if (ch == '\\')
+        p->esc = true;
+      else if (ch == '"')
+        p->in_str = false;
+      continue;
+    }
+    if (ch == '"') {
+      p->in_str = true;
+    } else if (ch == '{' || ch == '[') {
+      p->depth++;
+    } else if (ch == '}' || ch == ']') {
+      if (--p->depth == 0)
+        return ++p->scan;
+    }
+  }
+  return 0;
+}
+
+static void json_begin(cll__outp *p, size_t at) {
+  p->state = S_JSON;
+  p->json_at = p->scan = at;
+  p->depth = 0;
+  p->in_str = p->esc = false;
+}
+
+static void text_out(cll__out_fn fn, void *ud, int kind, const char *s, size_t n) {
+  if (n)
+    fn(ud, kind, s, n, NULL, NULL);
+}
+
+/* Runs the state machine over the buffer; at_end: no more input comes. */
+static void run(cll__outp *p, bool at_end, cll__out_fn fn, void *ud) {
+  for (;;) {
+    switch (p->state) {
+    case S_THINK_START: {
+      size_t b = blanks(p->buf, p->n);
+      const char *rest = p->buf + b;
+      size_t k = p->n - b;
+      if (k == 0 && !at_end)
+        return;
+      size_t tl = strlen(p->think_open);
+      if (k >= tl && memcmp(rest, p->think_open, tl) == 0) {
+        consume(p, b + tl);
+        p->state = S_THINK;
+        p->think_lead = true;
+        continue;
+      }
+      if (prefix_of(rest, k, p->think_open) && !at_end)
+        return;
+      p->state = S_START;
+      continue;
+    }
+    case S_THINK: {
+      if (p->think_lead) {
+        size_t b = blanks(p->buf, p->n);
+        consume(p, b);
+        if (p->n == 0 && !at_end)
+          return;
+        p->think_lead = false;
+      }
+      const char *at = find(p->buf, p->n, p->think_close);
+      if (at) {
+        size_t k = (size_t)(at - p->buf);
+        /* Thoughts have their surrounding blanks trimmed at the start. */
+        text_out(fn, ud, CLL__OUT_THINKING, p->buf, k);
+        consume(p, k + strlen(p->think_close));
+        p->state = S_TRIM;
+        continue;
+      }
+      size_t hold = at_end ? 0 : partial_suffix(p->buf, p->n, p->think_close);
+      text_out(fn, ud, CLL__OUT_THINKING, p->buf, p->n - hold);
+      consume(p, p->n - hold);
+      return;
+    }
+    case S_TRIM: {
+      size_t b = blanks(p->buf, p->n);
+      consume(p, b);
+      if (p->n == 0 && !at_end)
+        return;
+      p->state = S_START;
+      continue;
+    }
+    case S_START: {
+      if (!p->bare) {
+        p->state = S_TEXT;
+        continue;
+      }
+      size_t b = blanks(p->buf, p->n);
+      while (b < p->n && p->buf[b] == ';') /* Llama 3.x separates calls with ';' */
+        b += 1 + blanks(p->buf + b + 1, p->n - b - 1);
+      if (b == p->n) {
+        if (!at_end)
+          return;
+        if (p->n_calls == 0)
+          text_out(fn, ud, CLL__OUT_TEXT, p->buf, p->n);
+        p->n = 0;
+        return;
+      }
+      if (p->buf[b] == '{' || p->buf[b] == '[') {
+        if (p->n_calls)
+          consume(p, b), b = 0; /* blanks between calls are dropped */
+        json_begin(p, b);
+        continue;
+      }
+      /* Plain text: bare calls only come first, so the rest is text. */
+      p->bare = false;
+      free(p->tag);
+      p->tag = NULL;
+      p->state = S_TEXT;
+      continue;
+    }
+    case S_TEXT: {
+      if (!p->tag) {
+        text_out(fn, ud, CLL__OUT_TEXT, p->buf, p->n);
+        p->n = 0;
+        return;
+      }
+      const char *at = find(p->buf, p->n, p->tag);
+      if (at) {
+        size_t k = (size_t)(at - p->buf);
+        text_out(fn, ud, CLL__OUT_TEXT, p->buf, k);
+        consume(p, k);
+        p->state = S_AFTER_TAG;
+        continue;
+      }
+      size_t hold = at_end ? 0 : partial_suffix(p->buf, p->n, p->tag);
+      text_out(fn, ud, CLL__OUT_TEXT, p->buf, p->n - hold);
+      consume(p, p->n - hold);
+      return;
+    }
+    case S_AFTER_TAG: {
+      size_t tl = strlen(p->tag);
+      size_t b = tl + blanks(p->buf + tl, p->n - tl);
+      if (b == p->n) {
+        if (!at_end)
+          return;
+        text_out(fn, ud, CLL__OUT_TEXT, p->buf, p->n);
+        p->n = 0;
+        return;
+      }
+      if (p->buf[b] == '{' || p->buf[b] == '[') {
+        json_begin(p, b);
+        continue;
+      }
+      /* Mistral's name[ARGS]{..}: a name, then the arguments object. */
+      const char *brace = memchr(p->buf + b, '{', p->n - b);
+      const char *nl = memchr(p->buf + b, '\n', p->n - b);
+      if (!brace && !nl && p->n - b < 256 && !at_end)
+        return;
+      if (brace && (!nl || nl > brace)) {
+        size_t e = (size_t)(brace - p->buf);
+        size_t s = b;
+        const char *args_tag = find(p->buf + s, e - s, "[ARGS]");
+        size_t ne = args_tag ? (size_t)(args_tag - p->buf) : e;
+        while (ne > s && isspace((unsigned char)p->buf[ne - 1]))
+          ne--;
+        free(p->name);
+        p->name = ne > s ? strndup(p->buf + s, ne - s) : NULL;
+        if (p->name && tool_known(p->tools, p->name)) {
+          json_begin(p, e);
+          continue;
+        }
+        free(p->name);
+        p->name = NULL;
+      }
+      /* Not a call after all: the tag was text. */
+      text_out(fn, ud, CLL__OUT_TEXT, p->buf, tl);
+      consume(p, tl);
+      p->state = S_TEXT;
+      continue;
+    }
+    case S_JSON: {
+      size_t end = scan_json(p);
+      if (end == 0) {
+        if (!at_end)
+          return;
+        text_out(fn, ud, CLL__OUT_TEXT, p->buf, p->n); /* never closed */
+        p->n = 0;
+        return;
+      }
+      bool ok = emit_calls(p, end, fn, ud);
+      free(p->name);
+      p->name = NULL;
+      if (!ok) {
+        text_out(fn, ud, CLL__OUT_TEXT, p->buf, end);
+        consume(p, end);
+        if (p->bare) {
+          p->bare = false; /* bare JSON that is no call: all text from here */
+          free(p->tag);
+          p->tag = NULL;
+        }
+        p->state = S_TEXT;
+        continue;
+      }
+      consume(p, end);
+      p->state = p->bare ? S_START : S_CLOSE;
+      continue;
+    }
+    case S_CLOSE: {
+      size_t b = blanks(p->buf, p->n);
+      if (!p->close_tag) {
+        p->state = S_GAP;
+        continue;
+      }
+      size_t cl = strlen(p->close_tag);
+      if (p->n - b >= cl && memcmp(p->buf + b, p->close_tag, cl) == 0) {
+        consume(p, b + cl);
+        p->state = S_GAP;
+        continue;
+      }
+      if (prefix_of(p->buf + b, p->n - b, p->close_tag) && !at_end)
+        return;
+      p->state = S_GAP;
+      continue;
+    }
+    case S_GAP: {
+      size_t b = blanks(p->buf, p->n);
+      if (b == p->n) {
+        if (at_end)
+          p->n = 0; /* trailing blanks after the last call */
+        return;
+      }
+      const char *rest = p->buf + b;
+      size_t k = p->n - b;
+      size_t tl = strlen(p->tag);
+      if (k >= tl && memcmp(rest, p->tag, tl) == 0) {
+        consume(p, b);
+      } else if (prefix_of(rest, k, p->tag) && !at_end) {
+        return;
+      }
+      p->state = S_TEXT;
+      continue;
+    }
+    }
+  }
+}
+
+void cll__outp_feed(cll__outp *p, const char *s, size_t n, cll__out_fn fn, void *ud) {
+  if (n == 0)
+    return;
+  if (p->n + n + 1 > p->cap) {
+    size_t cap = p->cap ? p->cap : 256;
+    while (cap < p->n + n + 1)
+      cap *= 2;
+    char *b = realloc(p->buf, cap);
+    if (!b) {
+      /* Out of memory: pass what we hold and this piece through as text. */
+      run(p, true, fn, ud);
+      text_out(fn, ud, p->state == S_THINK ? CLL__OUT_THINKING : CLL__OUT_TEXT, s, n);
+      return;
+    }
+    p->buf = b;
+    p->cap = cap;
+  }
+  memcpy(p->buf + p->n, s, n);
+  p->n += n;
+  run(p, false, fn, ud);
+}
+
+void cll__outp_finish(cll__outp *p, cll__out_fn fn, void *ud) { run(p, true, fn, ud); }
