@@ -187,10 +187,19 @@ static void on_show_work(uv_work_t *w) {
   json_object_set_new(o, "model_info", info);
 
   json_t *caps = json_array();
-  json_array_append_new(caps, json_string(cll_gguf_find_key(g, "pooling_type") >= 0 ||
-                                                  json_object_get(info, "bert.pooling_type")
-                                              ? "embedding"
-                                              : "completion"));
+  /* <arch>.pooling_type marks an embedding model (Ollama's rule); rank
+   * pooling (4) a reranker, which scores pairs instead (/api/rerank). */
+  json_t *pool = NULL;
+  cll_gguf_str arch;
+  if (cll_gguf_get_str(g, "general.architecture", &arch) == 0) {
+    char pk[160];
+    snprintf(pk, sizeof(pk), "%.*s.pooling_type", (int)(arch.len > 100 ? 100 : arch.len),
+             arch.ptr);
+    pool = json_object_get(info, pk);
+  }
+  json_array_append_new(caps, json_string(!pool                           ? "completion"
+                                          : json_integer_value(pool) == 4 ? "rerank"
+                                                                          : "embedding"));
   if (cll__template_has(s->ref.template_text, "Tools"))
     json_array_append_new(caps, json_string("tools"));
   if (cll__template_has(s->ref.template_text, "Suffix"))

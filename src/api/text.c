@@ -36,6 +36,8 @@ void cll__mtext_free(void *aux) {
   free(t);
 }
 
+const cll_tokenizer *cll__mtext_tok(const cll__mtext *t) { return t->tok; }
+
 int cll__tokenize(const cll__mtext *t, const char *text, size_t len, bool add_special,
                   bool parse_special, int32_t **out, int32_t *n_out, cll_err *err) {
   cll_tok_buf b = {0};

@@ -9,6 +9,7 @@
 
 #include "cllama/common.h"
 #include "cllama/engine.h"
+#include "cllama/tokenizer.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,6 +21,8 @@ typedef struct cll__mtext cll__mtext;
 int cll__mtext_load(void *ud, cll_model *m, void **aux, cll_err *err);
 void cll__mtext_free(void *aux);
 
+/* The model's tokenizer (borrowed, immutable: any thread). */
+const cll_tokenizer *cll__mtext_tok(const cll__mtext *t);
 /* Tokenizes text; add_special adds BOS (when the vocabulary asks for it),
  * parse_special turns special-token text into their ids. *out is new
  * (free()). */
