@@ -200,8 +200,8 @@ test-run: js-deps $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) $(MKENC) test-ne
 # gcc-aarch64-linux-gnu qemu-user; without them this says SKIP.
 NEON_CC  ?= aarch64-linux-gnu-gcc
 QEMU_A64 ?= qemu-aarch64
-NEON_SRC := src/kernels/types.c src/kernels/ref.c src/kernels/dispatch.c \
-            src/kernels/neon.c test/kernels_standalone.c
+NEON_SRC := src/kernels/types.c src/kernels/ref.c src/kernels/ref_matmul.c src/kernels/dispatch.c \
+            src/kernels/neon.c src/util/error.c test/kernels_standalone.c
 test-neon:
 	@if command -v $(NEON_CC) >/dev/null 2>&1 && command -v $(QEMU_A64) >/dev/null 2>&1; then \
 	  mkdir -p $(BUILD)/neon || exit 1; \

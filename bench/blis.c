@@ -11,6 +11,7 @@
  *   build/release/bench/blis            all configurations
  *   build/release/bench/blis --threads 2
  */
+#include "cllama/config.h"
 #include "kernels/matmul_internal.h"
 
 #include <blis.h>
@@ -64,9 +65,21 @@ static double sgemm_gflops(int64_t m, int64_t n, int64_t k, int threads) {
   return 2.0 * (double)m * (double)n * (double)k / best * 1e-9;
 }
 
+/* The kernels set up as `cllama` sets them up (CLLAMA_KERNELS, CLLAMA_REPACK,
+ * BLIS's configuration), before any thread starts. */
+static void kernels_init_from_env(void) {
+  cll_kernels_config kc;
+  cll_err err = {0};
+  if (cll_config_kernels_from_env(&kc, &err) != 0 || cll_kernels_init(&kc, &err) != 0) {
+    fprintf(stderr, "%s\n", err.msg);
+    exit(2);
+  }
+}
+
 static int run_one(const char *label, int threads) {
   /* "auto": BLIS left to detect the CPU itself; otherwise initialise BLIS
    * the way cllama does (which honours BLIS_ARCH_TYPE when it is set). */
+  if (strcmp(label, "auto") != 0) kernels_init_from_env();
   const char *arch = strcmp(label, "auto") == 0 ? bli_arch_string(bli_arch_query_id())
                                                 : cll__matmul_blis_arch();
   const char *env = getenv("BLIS_ARCH_TYPE");

@@ -21,6 +21,7 @@
  *   build/release/bench/kernels --attn     4 only
  *
  * The machine may be shared: compare ratios within one run. */
+#include "cllama/config.h"
 #include "cllama/kernels.h"
 #include "kernels/matmul_internal.h"
 
@@ -233,6 +234,17 @@ static int bench_attn(void) {
   return 0;
 }
 
+/* The kernels set up as `cllama` sets them up (CLLAMA_KERNELS, CLLAMA_REPACK,
+ * BLIS's configuration), before any thread starts. */
+static void kernels_init_from_env(void) {
+  cll_kernels_config kc;
+  cll_err err = {0};
+  if (cll_config_kernels_from_env(&kc, &err) != 0 || cll_kernels_init(&kc, &err) != 0) {
+    fprintf(stderr, "%s\n", err.msg);
+    exit(2);
+  }
+}
+
 int main(int argc, char **argv) {
   int quick = 0, matmul_only = 0;
   const char *only_type = NULL;
@@ -249,6 +261,7 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
+  kernels_init_from_env();
   const cll_kernels *ref = cll_kernels_by_name("ref");
   const char *isas[] = {"ref", "avx2", "avx512", "neon"};
 

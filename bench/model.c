@@ -18,6 +18,7 @@
  *   build/release/bench/model MODEL.gguf [--threads 2] [--tg 32] [--pp 512]
  *                             [--bw-mib 1024] [--kv f16|f32] [--reps 3] [--batch N]
  */
+#include "cllama/config.h"
 #include "cllama/engine.h"
 
 #include <pthread.h>
@@ -171,6 +172,17 @@ static int bench_batch(cll_model *m, int n, int n_threads, enum cll_kv_type kv, 
   return rc != 0;
 }
 
+/* The kernels set up as `cllama` sets them up (CLLAMA_KERNELS, CLLAMA_REPACK,
+ * BLIS's configuration), before any thread starts. */
+static void kernels_init_from_env(void) {
+  cll_kernels_config kc;
+  cll_err err = {0};
+  if (cll_config_kernels_from_env(&kc, &err) != 0 || cll_kernels_init(&kc, &err) != 0) {
+    fprintf(stderr, "%s\n", err.msg);
+    exit(2);
+  }
+}
+
 int main(int argc, char **argv) {
   const char *path = NULL;
   int n_threads = 2, tg = 32, pp = 512, reps = 3, n_par = 0;
@@ -204,6 +216,7 @@ int main(int argc, char **argv) {
                     "[--bw-mib N] [--kv f16|f32] [--reps N] [--batch N]\n");
     return 2;
   }
+  kernels_init_from_env();
   cll_err err = {0};
   cll_model *m;
   /* Load twice: the first warms the page cache, the second is what a

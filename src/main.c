@@ -1,6 +1,8 @@
 /* main.c — `cllama <command>`: finds the command and runs it. The commands
  * themselves live in src/cli/, one file each. */
 #include "cllama/cli.h"
+#include "cllama/config.h"
+#include "cllama/kernels.h"
 #include "cllama/version.h"
 
 #include <stdio.h>
@@ -44,8 +46,17 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-v") == 0)
     return cll_cli_version(argc - 1, argv + 1);
   for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-    if (strcmp(argv[1], commands[i].name) == 0)
+    if (strcmp(argv[1], commands[i].name) == 0) {
+      /* One-time set-up of the kernel table and BLIS, before any thread
+       * starts (an unknown or unavailable CLLAMA_KERNELS is refused). */
+      cll_kernels_config kc;
+      cll_err err = {0};
+      if (cll_config_kernels_from_env(&kc, &err) != 0 || cll_kernels_init(&kc, &err) != 0) {
+        fprintf(stderr, "cllama: %s\n", err.msg);
+        return 2;
+      }
       return commands[i].run(argc - 1, argv + 1);
+    }
   fprintf(stderr, "cllama: unknown command \"%s\"\n\n", argv[1]);
   usage(stderr);
   return 2;

@@ -8,7 +8,9 @@
 #define CLLAMA_TEST_KERNELS_CHECKS_H
 
 #include "cllama/kernels.h"
+#include "kernels/matmul_internal.h"
 #include "kernels/quant.h"
+#include "kernels/simd.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -385,6 +387,208 @@ static inline int check_table_vs_ref(const cll_kernels *k) {
   return f;
 }
 
+/* ---------------------------------------------------------------- optional slots vs their twins
+ *
+ * Every optional slot of table k (vec_dot_rows, gemm, matmul_few, pack /
+ * matmul_packed) against its scalar twin in cll__kernels_generic
+ * (ref_matmul.c), on odd sizes: rows 3..42 of 45 (two whole 16-row panels
+ * and a partial one), row lengths that are no multiple of 8 blocks, and
+ * 1, 3, 8 and 13 tokens. Packed forms must be byte-identical to the
+ * twin's. For k = the generic table itself, the twins are checked against
+ * plain vec_dot. Activations are laid out as cll_matmul_prepare does
+ * (Q8_0 rows carry their block sums, rows 64-byte aligned). */
+
+enum { KS_ROWS = 45, KS_R0 = 3, KS_R1 = 42, KS_MAXTOK = 13 };
+
+static inline size_t ks_xq_stride(uint32_t at, int64_t n) {
+  size_t row = cll_row_bytes(at, n);
+  if (at == CLL_TYPE_Q8_0) row = cll__q8_sums_offset(n / CLL_QK8_0) + (size_t)(n / CLL_QK8_0) * sizeof(struct cll__q8_sum);
+  return (row + 63) & ~(size_t)63;
+}
+
+/* T token rows of activations for weight type t: floats x (stride n) and,
+ * for quantized types, xq (stride *xs). */
+static inline void ks_acts(uint32_t t, int64_t n, int T, float *x, uint8_t *xq, size_t *xs,
+                           kc_rng *r) {
+  const cll_kernels *ref = cll_kernels_by_name("ref");
+  const uint32_t at = cll_type_info(t)->act_type;
+  kc_random_floats(x, n * T, 1.0f, r);
+  *xs = at == CLL_TYPE_F32 ? 0 : ks_xq_stride(at, n);
+  if (at == CLL_TYPE_F32) return;
+  for (int k = 0; k < T; k++) {
+    uint8_t *row = xq + (size_t)k * *xs;
+    ref->quantize_row[at](x + k * n, row, n);
+    if (at == CLL_TYPE_Q8_0) {
+      const int64_t nb = n / CLL_QK8_0;
+      const cll_block_q8_0 *b = (const cll_block_q8_0 *)row;
+      struct cll__q8_sum *sum = (struct cll__q8_sum *)(row + cll__q8_sums_offset(nb));
+      for (int64_t i = 0; i < nb; i++) {
+        int32_t acc = 0;
+        for (int j = 0; j < CLL_QK8_0; j++) acc += b[i].qs[j];
+        sum[i] = (struct cll__q8_sum){cll_fp16_to_fp32(b[i].d), acc};
+      }
+    }
+  }
+}
+
+/* Compares y (the slot's output) with want over rows [r0, r1) of T tokens
+ * (stride KS_ROWS + 3), relative to sum |w a| per output; rows outside
+ * must still hold the sentinel. Returns the mismatches. */
+static inline int ks_compare(const char *what, const cll_kernels *k, uint32_t t, int64_t n, int T,
+                             const float *y, const float *want, const float *mag, int64_t r0,
+                             int64_t r1) {
+  int bad = 0;
+  for (int tk = 0; tk < T; tk++)
+    for (int64_t row = 0; row < KS_ROWS + 3; row++) {
+      const float got = y[tk * (KS_ROWS + 3) + row];
+      const float w = want[tk * (KS_ROWS + 3) + row];
+      const int inside = row >= r0 && row < r1;
+      const int ok = inside ? fabs((double)got - w) <= 3e-5 * mag[tk * KS_ROWS + row] + 1e-6
+                            : got == 12345.0f;
+      if (!ok && bad++ < 3)
+        fprintf(stderr, "%s %s %s n=%lld T=%d row %lld: %.7g, want %.7g%s\n", k->isa, what,
+                cll_type_info(t)->name, (long long)n, T, (long long)row, got, w,
+                inside ? "" : " (outside the slice)");
+    }
+  return bad;
+}
+
+static inline int check_slots_one(const cll_kernels *k, uint32_t t, int64_t n, int T, kc_rng *r) {
+  const cll_kernels *g = &cll__kernels_generic, *ref = cll_kernels_by_name("ref");
+  const int self = k == g;
+  const struct cll_type_info *ti = cll_type_info(t);
+  const size_t rb = cll_row_bytes(t, n);
+  const int64_t ys = KS_ROWS + 3;
+  uint8_t *w = malloc(rb * KS_ROWS);
+  float *x = malloc(sizeof(float) * (size_t)(n * T));
+  uint8_t *xq = malloc(ks_xq_stride(CLL_TYPE_Q8_0, n) * (size_t)T + ks_xq_stride(CLL_TYPE_Q8_K, n) * (size_t)T);
+  float *y = malloc(sizeof(float) * (size_t)(ys * T)), *want = malloc(sizeof(float) * (size_t)(ys * T));
+  float *mag = malloc(sizeof(float) * KS_ROWS * (size_t)T);
+  float *wf = malloc(sizeof(float) * (size_t)n), *af = malloc(sizeof(float) * (size_t)n);
+  int f = 0;
+  size_t xs = 0;
+  for (int64_t row = 0; row < KS_ROWS; row++) kc_random_blocks(t, w + row * rb, n, r);
+  ks_acts(t, n, T, x, xq, &xs, r);
+  const int float_act = ti->act_type == CLL_TYPE_F32;
+  const uint8_t *act = float_act ? (const uint8_t *)x : xq;
+  const size_t as = float_act ? (size_t)n * sizeof(float) : xs;
+  /* Magnitudes, and the plain result (ref vec_dot) the twins must give. */
+  for (int64_t row = 0; row < KS_ROWS; row++) {
+    ref->dequant_row[t](w + row * rb, wf, n);
+    for (int tk = 0; tk < T; tk++) {
+      if (float_act)
+        memcpy(af, x + tk * n, sizeof(float) * (size_t)n);
+      else
+        ref->dequant_row[ti->act_type](xq + (size_t)tk * xs, af, n);
+      double m = 0;
+      for (int64_t i = 0; i < n; i++) m += fabs((double)wf[i] * af[i]);
+      mag[tk * KS_ROWS + row] = (float)m;
+    }
+  }
+  cll_matmul_args a = {.wtype = t, .w = w, .w_stride = rb, .n_in = n, .r0 = KS_R0, .r1 = KS_R1,
+                       .x = x, .x_stride = n, .xq = xq, .xq_stride = xs, .n_tok = T, .y_stride = ys};
+#define KS_RESET(buf)                                                                        \
+  for (int64_t i_ = 0; i_ < ys * T; i_++) (buf)[i_] = 12345.0f
+  /* The expected values: the twin, or (for the twins) plain vec_dot. */
+#define KS_WANT(twin_call, r0_, r1_)                                                        \
+  do {                                                                                      \
+    KS_RESET(want);                                                                         \
+    if (self) {                                                                             \
+      for (int tk = 0; tk < T; tk++)                                                        \
+        for (int64_t row = (r0_); row < (r1_); row++)                                       \
+          ref->vec_dot[t](n, w + row * rb, act + (size_t)tk * as, &want[tk * ys + row]);     \
+    } else {                                                                                \
+      a.y = want;                                                                           \
+      twin_call;                                                                            \
+    }                                                                                       \
+  } while (0)
+  if (k->vec_dot_rows[t]) {
+    KS_WANT(for (int tk = 0; tk < T; tk++) for (int64_t row = KS_R0; row + CLL_DOT_ROWS <= KS_R1;
+                                                   row += CLL_DOT_ROWS)
+                g->vec_dot_rows[t](n, w + row * rb, rb, act + (size_t)tk * as, &want[tk * ys + row]),
+            KS_R0, KS_R0 + (KS_R1 - KS_R0) / CLL_DOT_ROWS * CLL_DOT_ROWS);
+    KS_RESET(y);
+    for (int tk = 0; tk < T; tk++)
+      for (int64_t row = KS_R0; row + CLL_DOT_ROWS <= KS_R1; row += CLL_DOT_ROWS)
+        k->vec_dot_rows[t](n, w + row * rb, rb, act + (size_t)tk * as, &y[tk * ys + row]);
+    f += ks_compare("vec_dot_rows", k, t, n, T, y, want, mag, KS_R0,
+                    KS_R0 + (KS_R1 - KS_R0) / CLL_DOT_ROWS * CLL_DOT_ROWS);
+  }
+  if (k->gemm[t]) {
+    const size_t sb = k->gemm_scratch_bytes[t](n);
+    void *scratch = malloc(sb + 64);
+    KS_WANT(g->gemm[t](&a), KS_R0, KS_R1);
+    KS_RESET(y);
+    a.y = y;
+    a.scratch = scratch;
+    a.scratch_bytes = sb;
+    k->gemm[t](&a);
+    a.scratch = NULL;
+    a.scratch_bytes = 0;
+    f += ks_compare("gemm", k, t, n, T, y, want, mag, KS_R0, KS_R1);
+    free(scratch);
+  }
+  if (k->matmul_few[t] && T >= k->few_min_tok[t] && T <= k->few_max_tok[t]) {
+    KS_WANT(g->matmul_few[t](&a), KS_R0, KS_R1);
+    KS_RESET(y);
+    a.y = y;
+    k->matmul_few[t](&a);
+    f += ks_compare("matmul_few", k, t, n, T, y, want, mag, KS_R0, KS_R1);
+  }
+  if (k->pack[t]) {
+    const int64_t np = KS_ROWS / CLL_PACK_ROWS;
+    const size_t pb = k->pack_bytes[t](n, KS_ROWS);
+    KC_EXPECT(f, self || (g->pack[t] && g->pack_bytes[t](n, KS_ROWS) == pb),
+              "%s pack %s: no twin of the same size", k->isa, ti->name);
+    uint8_t *p1 = aligned_alloc(64, (pb + 63) & ~(size_t)63), *p2 = aligned_alloc(64, (pb + 63) & ~(size_t)63);
+    memset(p1, 0, pb);
+    memset(p2, 0, pb);
+    k->pack[t](w, rb, n, 0, 1, p1); /* in two parts, as threads would */
+    k->pack[t](w, rb, n, 1, np, p1);
+    if (!self && g->pack[t]) {
+      g->pack[t](w, rb, n, 0, np, p2);
+      KC_EXPECT(f, memcmp(p1, p2, pb) == 0, "%s pack %s n=%lld: layout differs from the twin",
+                k->isa, ti->name, (long long)n);
+    }
+    a.wp = p1;
+    a.wp_rows = np * CLL_PACK_ROWS;
+    KS_WANT(g->matmul_packed[t](&a, 0, np), 0, np * CLL_PACK_ROWS);
+    KS_RESET(y);
+    a.y = y;
+    k->matmul_packed[t](&a, 0, np);
+    f += ks_compare("matmul_packed", k, t, n, T, y, want, mag, 0, np * CLL_PACK_ROWS);
+    a.wp = NULL;
+    a.wp_rows = 0;
+    free(p1), free(p2);
+  }
+#undef KS_WANT
+#undef KS_RESET
+  free(w), free(x), free(xq), free(y), free(want), free(mag), free(wf), free(af);
+  return f;
+}
+
+/* Every optional slot of k against its twin; *n_slots counts the slots
+ * that were filled (a table with none checks nothing). */
+static inline int check_slots_vs_generic(const cll_kernels *k, int *n_slots) {
+  static const int toks[] = {1, 3, 8, 13};
+  kc_rng r = {4242};
+  int f = 0;
+  *n_slots = 0;
+  for (uint32_t t = 0; t < CLL_TYPE_COUNT; t++) {
+    if (!k->vec_dot_rows[t] && !k->gemm[t] && !k->matmul_few[t] && !k->pack[t]) continue;
+    (*n_slots)++;
+    const struct cll_type_info *ti = cll_type_info(t);
+    /* Odd block counts: 37 blocks of 32 (not a multiple of 8), 5 super-
+     * blocks of 256; float rows of odd length. */
+    const int64_t lens[2] = {ti->block_elems == 1 ? 1001 : ti->block_elems == 32 ? 37 * 32 : 5 * 256,
+                             ti->block_elems == 1 ? 64 : ti->block_elems == 32 ? 3 * 32 : 256};
+    for (int li = 0; li < 2; li++)
+      for (size_t j = 0; j < sizeof toks / sizeof toks[0]; j++)
+        f += check_slots_one(k, t, lens[li], toks[j], &r);
+  }
+  return f;
+}
+
 /* Runs check_table_vs_ref for every non-reference table this CPU has;
  * returns failures, sets *n_tables. */
 static inline int check_all_tables_vs_ref(int *n_tables) {
@@ -395,8 +599,11 @@ static inline int check_all_tables_vs_ref(int *n_tables) {
     const cll_kernels *k = cll_kernels_by_name(isas[i]);
     if (!k) continue;
     (*n_tables)++;
-    int fi = check_table_vs_ref(k) + check_roundtrip_table(k, 0) + check_vec_dot_vs_dequant(k);
-    printf("kernels: %s vs ref: %s\n", isas[i], fi ? "FAILED" : "ok");
+    int slots = 0;
+    int fi = check_table_vs_ref(k) + check_roundtrip_table(k, 0) + check_vec_dot_vs_dequant(k) +
+             check_slots_vs_generic(k, &slots);
+    printf("kernels: %s vs ref (%d types with optional slots): %s\n", isas[i], slots,
+           fi ? "FAILED" : "ok");
     f += fi;
   }
   return f;

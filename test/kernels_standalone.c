@@ -9,6 +9,8 @@ int main(void) {
   f += check_type_info();
   f += check_roundtrip_table(cll_kernels_by_name("ref"), 0);
   f += check_vec_dot_vs_dequant(cll_kernels_by_name("ref"));
+  int twins = 0;
+  f += check_slots_vs_generic(&cll__kernels_generic, &twins);
   f += check_all_tables_vs_ref(&n);
   printf("kernels standalone (%s, %d SIMD table%s): %s\n", cll_kernels_get()->isa, n,
          n == 1 ? "" : "s", f ? "FAILED" : "ok");

@@ -3,6 +3,7 @@
 #include "kernels_checks.h"
 
 #include <criterion/criterion.h>
+#include <string.h>
 
 Test(kernels, fp16_bf16_conversions) { cr_assert_eq(check_fp16(), 0); }
 
@@ -16,21 +17,56 @@ Test(kernels, ref_vec_dot_matches_dequantized_dot) {
   cr_assert_eq(check_vec_dot_vs_dequant(cll_kernels_by_name("ref")), 0);
 }
 
+Test(kernels, generic_twins_match_plain_vec_dot) {
+  int n = 0;
+  cr_assert_eq(check_slots_vs_generic(&cll__kernels_generic, &n), 0);
+  cr_assert_gt(n, 0);
+}
+
 Test(kernels, simd_tables_match_ref) {
   int n = 0;
   cr_assert_eq(check_all_tables_vs_ref(&n), 0);
   if (n == 0) printf("kernels: no SIMD table on this CPU/build: only ref checked\n");
 }
 
-/* Criterion runs each test in its own process, so dispatch has not run yet. */
-Test(kernels, env_forces_reference) {
-  setenv("CLLAMA_KERNELS", "ref", 1);
+/* Criterion runs each test in its own process, so no table is chosen yet. */
+Test(kernels, init_forces_reference) {
+  const cll_kernels_config c = {.isa = "ref"};
+  cll_err err = {0};
+  cr_assert_eq(cll_kernels_init(&c, &err), 0, "%s", err.msg);
   cr_assert_str_eq(cll_kernels_get()->isa, "ref");
+  cr_assert_eq(cll_kernels_init(&c, &err), CLL_EBUSY); /* once only */
 }
 
-Test(kernels, env_unknown_name_falls_back) {
-  setenv("CLLAMA_KERNELS", "sse9", 1);
-  const cll_kernels *k = cll_kernels_get();
-  cr_assert_not_null(k);
-  cr_assert_str_neq(k->isa, "sse9");
+Test(kernels, init_refuses_unknown_name) {
+  const cll_kernels_config c = {.isa = "bogus"};
+  cll_err err = {0};
+  cr_assert_eq(cll_kernels_init(&c, &err), CLL_EINVAL);
+  cr_assert_neq(strstr(err.msg, "CLLAMA_KERNELS=\"bogus\""), NULL, "%s", err.msg);
+  cr_assert_neq(strstr(err.msg, "ref"), NULL, "%s", err.msg); /* says what exists */
+}
+
+Test(kernels, init_refuses_table_this_machine_lacks) {
+#if defined(__x86_64__)
+  const char *absent = "neon";
+#else
+  const char *absent = "avx2";
+#endif
+  const cll_kernels_config c = {.isa = absent};
+  cll_err err = {0};
+  cr_assert_eq(cll_kernels_init(&c, &err), CLL_EUNSUPPORTED);
+  cr_assert_neq(strstr(err.msg, absent), NULL, "%s", err.msg);
+}
+
+Test(kernels, init_default_repacks) {
+  cll_err err = {0};
+  cr_assert_eq(cll_kernels_init(NULL, &err), 0, "%s", err.msg);
+  cr_assert(cll_kernels_repack());
+}
+
+Test(kernels, init_no_repack) {
+  const cll_kernels_config c = {.no_repack = true};
+  cll_err err = {0};
+  cr_assert_eq(cll_kernels_init(&c, &err), 0, "%s", err.msg);
+  cr_assert(!cll_kernels_repack());
 }

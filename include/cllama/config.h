@@ -10,6 +10,7 @@
 #define CLLAMA_CONFIG_H
 
 #include "cllama/common.h"
+#include "cllama/kernels.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,6 +40,13 @@ void cll_config_defaults(cll_config *cfg);
 /* Defaults, then every variable that is set. Returns 0, or CLL_EINVAL with
  * err naming the variable, the value and what is expected. */
 int cll_config_from_env(cll_config *cfg, cll_err *err);
+
+/* The kernels' variables (CLLAMA_KERNELS, CLLAMA_REPACK and the benchmark
+ * thresholds CLLAMA_GEMM_MIN_TOK, CLLAMA_INT8_MIN_TOK,
+ * CLLAMA_GEMM_TILE_ROWS), for cll_kernels_init. 0 or CLL_EINVAL as
+ * cll_config_from_env (a table name is checked by cll_kernels_init).
+ * kc->isa points at static storage: call once, from the main thread. */
+int cll_config_kernels_from_env(cll_kernels_config *kc, cll_err *err);
 
 /* Parses a Go-style duration ("5m", "1h30m", "300ms", "-1s") or a bare
  * integer (seconds) into nanoseconds. 0 or CLL_EINVAL. */

@@ -3,8 +3,8 @@
  * Owns: the GGUF/ggml tensor type table (block sizes, byte sizes), the
  * scalar reference kernels (src/kernels/ref.c: the specification and test
  * oracle), per-ISA SIMD versions (avx2.c, avx512.c, neon.c) chosen once at
- * start-up from CPUID (dispatch.c; CLLAMA_KERNELS=ref|avx2|avx512|neon
- * forces one), and the matrix-product entry point that the engine's threads
+ * start-up from CPUID (dispatch.c, the only place an instruction set is
+ * chosen; cll_kernels_init can force one), and the matrix-product entry point that the engine's threads
  * call on their slice of rows (matmul.c, the only file that includes BLIS).
  *
  * Kernels never allocate, log or fail: callers pass correctly sized buffers
@@ -13,6 +13,9 @@
 #ifndef CLLAMA_KERNELS_H
 #define CLLAMA_KERNELS_H
 
+#include "cllama/common.h"
+
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -79,10 +82,59 @@ typedef struct cll_kernels {
   /* Y for the rows of panels [p0, p1) of a->wp and every token (a->xq
    * prepared as for vec_dot); needs no scratch. Set with pack. */
   void (*matmul_packed[CLL_TYPE_COUNT])(const struct cll_matmul_args *a, int64_t p0, int64_t p1);
+
+  /* The other optional kernels of cll_matmul's paths (matmul.c), NULL
+   * where this ISA has none; like pack, never filled from the reference.
+   * Each has a scalar twin in ref_matmul.c (cll__kernels_generic, packed
+   * layouts included) that test_matmul compares it with.
+   *
+   * Decode, CLL_DOT_ROWS weight rows at once (they share the activation
+   * work): out[j] = dot(row w + j * w_stride, a) for j < CLL_DOT_ROWS. */
+  void (*vec_dot_rows[CLL_TYPE_COUNT])(int64_t n, const void *w, size_t w_stride, const void *a,
+                                       float *out);
+  /* Prefill: int8 GEMM of rows [a->r0, a->r1), read in place, times every
+   * token of a->xq, from gemm_min_tok[T] tokens on; needs
+   * gemm_scratch_bytes[T](n_in) bytes of a->scratch for its panels. */
+  void (*gemm[CLL_TYPE_COUNT])(const struct cll_matmul_args *a);
+  size_t (*gemm_scratch_bytes[CLL_TYPE_COUNT])(int64_t n_in);
+  uint8_t gemm_min_tok[CLL_TYPE_COUNT];
+  /* Few tokens (few_min_tok[T]..few_max_tok[T]) of float activations
+   * (a->x) against rows [a->r0, a->r1) in place; needs no scratch. */
+  void (*matmul_few[CLL_TYPE_COUNT])(const struct cll_matmul_args *a);
+  uint8_t few_min_tok[CLL_TYPE_COUNT], few_max_tok[CLL_TYPE_COUNT];
 } cll_kernels;
+
+/* Rows per vec_dot_rows call. */
+#define CLL_DOT_ROWS 4
 
 /* Rows per panel of a packed weight matrix. */
 #define CLL_PACK_ROWS 16
+
+/* What the kernels are told at start-up (the environment is read by
+ * src/api/config.c, never here). Zero/NULL fields mean the default. */
+typedef struct cll_kernels_config {
+  const char *isa;    /* CLLAMA_KERNELS: "ref", "avx2", "avx512", "neon";
+                         NULL or "" = the best table this CPU has */
+  bool no_repack;     /* CLLAMA_REPACK=false: compute on weights in place */
+  int gemm_min_tok;   /* benchmarks: tokens from which BLIS takes over */
+  int int8_min_tok;   /* benchmarks: tokens from which the int8 GEMM runs */
+  int gemm_tile_rows; /* benchmarks: rows dequantized per BLIS call */
+} cll_kernels_config;
+
+/* One-time set-up, from the main thread before any other thread starts:
+ * chooses the kernel table (a named table the build or the CPU lacks is
+ * an error, not a fallback), sets BLIS's configuration for this CPU
+ * (BLIS_ARCH_TYPE, unless the user set it) and initialises BLIS. Returns 0,
+ * CLL_EINVAL for an unknown table name, CLL_EUNSUPPORTED for one this CPU
+ * cannot run, or CLL_EBUSY when the kernels were already set up (err says
+ * which). cfg may be NULL (defaults). Without this call the first use
+ * sets up the defaults, leaving the environment alone. */
+int cll_kernels_init(const cll_kernels_config *cfg, cll_err *err);
+/* Whether the model loader should repack weights for the chosen table. */
+bool cll_kernels_repack(void);
+/* The names of the tables this build and CPU can run, best last, space
+ * separated (for messages). Borrowed, static. */
+const char *cll_kernels_available(void);
 
 /* The table for this CPU (chosen once; thread-safe). Borrowed, static. */
 const cll_kernels *cll_kernels_get(void);

@@ -195,6 +195,37 @@ static int int_var(const char *name, long min, long max, int *out, cll_err *err)
   return 0;
 }
 
+int cll_config_kernels_from_env(cll_kernels_config *kc, cll_err *err) {
+  static char isa[32]; /* main thread, once: kc->isa points here */
+  char buf[256];
+  const char *v;
+  int rc;
+  memset(kc, 0, sizeof(*kc));
+  if ((v = env("CLLAMA_KERNELS", buf, sizeof(buf)))) {
+    if (strlen(v) >= sizeof(isa))
+      return cll_err_set(err, CLL_EINVAL,
+                         "CLLAMA_KERNELS: expected one of ref, avx2, avx512, neon (this CPU: %s)",
+                         cll_kernels_available());
+    snprintf(isa, sizeof(isa), "%s", v);
+    kc->isa = isa;
+  }
+  if ((v = env("CLLAMA_REPACK", buf, sizeof(buf)))) {
+    int b = parse_bool(v);
+    if (b < 0)
+      return cll_err_set(err, CLL_EINVAL,
+                         "CLLAMA_REPACK=\"%s\": expected true or false (false computes on Q4_0 "
+                         "weights in place instead of repacking them at load)",
+                         v);
+    kc->no_repack = !b;
+  }
+  /* Benchmark knobs (bench/kernels): where cll_matmul's paths change. */
+  if ((rc = int_var("CLLAMA_GEMM_MIN_TOK", 1, 1 << 20, &kc->gemm_min_tok, err)) != 0 ||
+      (rc = int_var("CLLAMA_INT8_MIN_TOK", 1, 1 << 20, &kc->int8_min_tok, err)) != 0 ||
+      (rc = int_var("CLLAMA_GEMM_TILE_ROWS", 1, 1 << 16, &kc->gemm_tile_rows, err)) != 0)
+    return rc;
+  return 0;
+}
+
 int cll_config_from_env(cll_config *cfg, cll_err *err) {
   cll_config_defaults(cfg);
   char buf[4096];
@@ -262,13 +293,11 @@ int cll_config_from_env(cll_config *cfg, cll_err *err) {
                          v);
     cfg->stream_default = b;
   }
-  /* Read by the model loader itself (cllama's other commands honour it
-   * too); checked here so that serve refuses a value it would misread. */
-  if ((v = env("CLLAMA_REPACK", buf, sizeof(buf))) && parse_bool(v) < 0)
-    return cll_err_set(err, CLL_EINVAL,
-                       "CLLAMA_REPACK=\"%s\": expected true or false (false computes on Q4_0 "
-                       "weights in place instead of repacking them at load)",
-                       v);
+  /* The kernels' variables are passed to cll_kernels_init by main (every
+   * command); checked here too so that a config dump sees them. */
+  cll_kernels_config kc;
+  if ((rc = cll_config_kernels_from_env(&kc, err)) != 0)
+    return rc;
   if ((v = env("CLLAMA_PORT_FILE", buf, sizeof(buf))))
     snprintf(cfg->port_file, sizeof(cfg->port_file), "%s", v);
   return 0;

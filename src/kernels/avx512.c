@@ -136,7 +136,7 @@ static void f16_small_pairs(const cll_matmul_args *a) {
   }
 }
 
-void cll__matmul_f16_small_avx512(const cll_matmul_args *a) {
+static void cll__matmul_f16_small_avx512(const cll_matmul_args *a) {
   if (a->n_tok <= 8) {
     f16_small_pairs(a);
     return;
@@ -262,7 +262,7 @@ static void dot_q4_0_q8_0_512(int64_t n, const void *w, const void *a, float *ou
  * once for the four rows, which halves the vector work per weight block
  * of the single-row kernel. Blocks past the last multiple of 8 go through
  * the single-row kernel. */
-void cll__dot4_q4_0_avx512(int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
+static void cll__dot4_q4_0_avx512(int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
   const sb_q8_0 *y = a;
   const sb_q4_0 *x[4];
   for (int r = 0; r < 4; r++) x[r] = (const sb_q4_0 *)((const char *)w + (size_t)r * w_stride);
@@ -372,7 +372,7 @@ static size_t gemm_panel_bytes(int64_t nb) {
   return (size_t)nb * (GEMM_ROWS * SB_QK + GEMM_ROWS * sizeof(float));
 }
 
-size_t cll__gemm_q8_0_scratch_bytes_avx512(int64_t n_in) {
+static size_t cll__gemm_q8_0_scratch_bytes_avx512(int64_t n_in) {
   return gemm_panel_bytes(n_in / SB_QK) + 64;
 }
 
@@ -500,7 +500,7 @@ gemm_tile(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *q, c
     _mm512_mask_storeu_ps(a->y + (t0 + t) * a->y_stride + r, mask, acc[t]);
 }
 
-void cll__gemm_q8_0_avx512(const cll_matmul_args *a) {
+static void cll__gemm_q8_0_avx512(const cll_matmul_args *a) {
   const int64_t nb = a->n_in / SB_QK;
   uint8_t *q = a->scratch;
   float *d = (float *)(q + (size_t)nb * GEMM_ROWS * SB_QK);
@@ -554,11 +554,11 @@ static size_t p4_panel_bytes(int64_t nb) {
   return ((size_t)nb * (P4_ROWS * sizeof(sb_q4_0)) + 63) & ~(size_t)63;
 }
 
-size_t cll__pack_bytes_q4_0_avx512(int64_t n_in, int64_t n_rows) {
+static size_t cll__pack_bytes_q4_0_avx512(int64_t n_in, int64_t n_rows) {
   return (size_t)(n_rows / P4_ROWS) * p4_panel_bytes(n_in / SB_QK);
 }
 
-void cll__pack_q4_0_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+static void cll__pack_q4_0_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
                            void *dst) {
   const int64_t nb = n_in / SB_QK;
   for (int64_t p = p0; p < p1; p++) {
@@ -717,7 +717,7 @@ static void p4_tile_any(int pair, int64_t T, const cll_matmul_args *a, int64_t n
     }
 }
 
-void cll__matmul_q4_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+static void cll__matmul_q4_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1) {
   const int64_t nb = a->n_in / SB_QK;
   const size_t pb = p4_panel_bytes(nb);
   /* Tokens in chunks whose activations stay in L2 while the panels pass
@@ -755,7 +755,7 @@ void cll__matmul_q4_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_
 
 #define K4_SB_BYTES (8 * 8 * 64 + 8 * 64 + 8 * 64 + 2 * 64)
 
-size_t cll__gemm_q4_K_scratch_bytes_avx512(int64_t n_in) {
+static size_t cll__gemm_q4_K_scratch_bytes_avx512(int64_t n_in) {
   return (size_t)(n_in / SB_QK_K) * K4_SB_BYTES + 64;
 }
 
@@ -858,7 +858,7 @@ gemm_tile_q4_K(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t 
     _mm512_mask_storeu_ps(a->y + (t0 + t) * a->y_stride + r, mask, acc[t]);
 }
 
-void cll__gemm_q4_K_avx512(const cll_matmul_args *a) {
+static void cll__gemm_q4_K_avx512(const cll_matmul_args *a) {
   const int64_t nb = a->n_in / SB_QK_K;
   uint8_t *panel = a->scratch;
   for (int64_t tc = 0; tc < a->n_tok; tc += GEMM_TOK_CHUNK) {
@@ -890,7 +890,7 @@ void cll__gemm_q4_K_avx512(const cll_matmul_args *a) {
 
 #define K6_SB_BYTES (8 * 8 * 64 + 16 * 64 + 8 * 64 + 64)
 
-size_t cll__gemm_q6_K_scratch_bytes_avx512(int64_t n_in) {
+static size_t cll__gemm_q6_K_scratch_bytes_avx512(int64_t n_in) {
   return (size_t)(n_in / SB_QK_K) * K6_SB_BYTES + 64;
 }
 
@@ -996,7 +996,7 @@ gemm_tile_q6_K(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t 
     _mm512_mask_storeu_ps(a->y + (t0 + t) * a->y_stride + r, mask, acc[t]);
 }
 
-void cll__gemm_q6_K_avx512(const cll_matmul_args *a) {
+static void cll__gemm_q6_K_avx512(const cll_matmul_args *a) {
   const int64_t nb = a->n_in / SB_QK_K;
   uint8_t *panel = a->scratch;
   for (int64_t tc = 0; tc < a->n_tok; tc += GEMM_TOK_CHUNK) {
@@ -1026,6 +1026,24 @@ const cll_kernels cll__kernels_avx512 = {
     .pack_bytes = {[CLL_TYPE_Q4_0] = cll__pack_bytes_q4_0_avx512},
     .pack = {[CLL_TYPE_Q4_0] = cll__pack_q4_0_avx512},
     .matmul_packed = {[CLL_TYPE_Q4_0] = cll__matmul_q4_0_packed_avx512},
+    .vec_dot_rows = {[CLL_TYPE_Q4_0] = cll__dot4_q4_0_avx512},
+    .gemm = {[CLL_TYPE_Q4_0] = cll__gemm_q8_0_avx512, [CLL_TYPE_Q8_0] = cll__gemm_q8_0_avx512,
+             [CLL_TYPE_Q4_K] = cll__gemm_q4_K_avx512, [CLL_TYPE_Q6_K] = cll__gemm_q6_K_avx512},
+    .gemm_scratch_bytes = {[CLL_TYPE_Q4_0] = cll__gemm_q8_0_scratch_bytes_avx512,
+                           [CLL_TYPE_Q8_0] = cll__gemm_q8_0_scratch_bytes_avx512,
+                           [CLL_TYPE_Q4_K] = cll__gemm_q4_K_scratch_bytes_avx512,
+                           [CLL_TYPE_Q6_K] = cll__gemm_q6_K_scratch_bytes_avx512},
+    /* From how many tokens the int8 GEMM beats the fused dots (bench/kernels,
+     * one thread): Q4_0/Q8_0 from 2 (81 vs 49 GFLOP/s; 1: 63 vs 70); the
+     * K-quant panels cost more to pack: Q4_K from 4 (86 vs 60; 2: 47 vs
+     * 60), Q6_K from 8 (4: 60 vs 66; 16: 146 vs 56). */
+    .gemm_min_tok = {[CLL_TYPE_Q4_0] = 2, [CLL_TYPE_Q8_0] = 2, [CLL_TYPE_Q4_K] = 4,
+                     [CLL_TYPE_Q6_K] = 8},
+    /* F16 rows against a few tokens (attention of a GQA group): tokens in
+     * the lanes, no horizontal sums (bench/kernels: F16 n_tok=4, 8, 16). */
+    .matmul_few = {[CLL_TYPE_F16] = cll__matmul_f16_small_avx512},
+    .few_min_tok = {[CLL_TYPE_F16] = 2},
+    .few_max_tok = {[CLL_TYPE_F16] = 16},
 };
 
 #else

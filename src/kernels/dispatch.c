@@ -7,9 +7,12 @@
  * holes from cll__kernels_ref. After that the tables are immutable and may
  * be read from any thread without locks.
  *
- * Choice: avx512 > avx2 > ref on x86-64, neon on aarch64. The environment
- * variable CLLAMA_KERNELS=ref|avx2|avx512|neon forces one (an unavailable
- * name falls back to the automatic choice, since kernels never fail). */
+ * Choice: avx512 > avx2 > ref on x86-64, neon on aarch64.
+ * cll_kernels_init (matmul.c; main calls it with the validated
+ * CLLAMA_KERNELS) can force one; a name this build or CPU lacks is refused.
+ * This file is the only place that looks at the instruction set: matmul.c
+ * chooses its paths by which table slots are filled. */
+#include "kernels/matmul_internal.h"
 #include "kernels/quant.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -17,6 +20,7 @@
 #endif
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,6 +68,21 @@ static bool cpu_has(int isa) {
 #endif
 }
 
+/* BLIS's configuration for this CPU, as BLIS 0.9 reads BLIS_ARCH_TYPE (an
+ * arch_t number; see matmul.c, THE BLIS TRAP), or NULL to let BLIS
+ * detect. skx is the fastest for the prefill shapes here (bench/blis). */
+const char *cll__kernels_blis_arch_type(void) {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+    return "0"; /* BLIS_ARCH_SKX */
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return __builtin_cpu_is("amd") ? "6" /* BLIS_ARCH_ZEN3 */ : "3" /* BLIS_ARCH_HASWELL */;
+#endif
+  return NULL;
+}
+
 static const cll_kernels *isa_table(int isa) {
   switch (isa) {
   case ISA_REF: return &cll__kernels_ref;
@@ -87,6 +106,8 @@ static void fill(cll_kernels *dst, const cll_kernels *src, const cll_kernels *re
   }
 }
 
+static char available[64];
+
 static void init(void) {
   for (int i = 0; i < ISA_N; i++) {
     const cll_kernels *src = isa_table(i);
@@ -94,15 +115,35 @@ static void init(void) {
     fill(&tables[i], src, &cll__kernels_ref);
     tables[i].isa = isa_names[i];
     have[i] = true;
+    size_t len = strlen(available);
+    snprintf(available + len, sizeof available - len, "%s%s", len ? " " : "", isa_names[i]);
   }
   chosen = ISA_REF;
   for (int i = ISA_AVX2; i < ISA_N; i++)
     if (have[i]) chosen = i; /* enum order = preference order */
-  const char *force = getenv("CLLAMA_KERNELS");
-  if (force && *force) {
-    for (int i = 0; i < ISA_N; i++)
-      if (strcmp(force, isa_names[i]) == 0 && have[i]) chosen = i;
-  }
+}
+
+int cll__kernels_select(const char *isa, cll_err *err) {
+  pthread_once(&once, init);
+  if (isa == NULL || isa[0] == '\0') return 0;
+  int forced = -1;
+  for (int i = 0; i < ISA_N; i++)
+    if (strcmp(isa, isa_names[i]) == 0) forced = i;
+  if (forced < 0)
+    return cll_err_set(err, CLL_EINVAL,
+                       "CLLAMA_KERNELS=\"%s\": expected one of ref, avx2, avx512, neon "
+                       "(this CPU: %s)",
+                       isa, available);
+  if (!have[forced])
+    return cll_err_set(err, CLL_EUNSUPPORTED, "CLLAMA_KERNELS=\"%s\": this %s lacks it (available: %s)",
+                       isa, isa_table(forced) == NULL ? "build" : "CPU", available);
+  chosen = forced;
+  return 0;
+}
+
+const char *cll_kernels_available(void) {
+  pthread_once(&once, init);
+  return available;
 }
 
 const cll_kernels *cll_kernels_get(void) {
@@ -115,4 +156,16 @@ const cll_kernels *cll_kernels_by_name(const char *isa) {
   for (int i = 0; isa && i < ISA_N; i++)
     if (strcmp(isa, isa_names[i]) == 0) return have[i] ? &tables[i] : NULL;
   return NULL;
+}
+
+size_t cll__kernels_gemm_scratch_max(int64_t n_in) {
+  pthread_once(&once, init);
+  size_t need = 0;
+  for (int i = 0; i < ISA_N; i++)
+    for (int t = 0; have[i] && t < CLL_TYPE_COUNT; t++)
+      if (tables[i].gemm[t] != NULL && tables[i].gemm_scratch_bytes[t] != NULL) {
+        const size_t b = tables[i].gemm_scratch_bytes[t](n_in);
+        if (b > need) need = b;
+      }
+  return need;
 }

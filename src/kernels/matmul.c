@@ -8,9 +8,15 @@
  *    activation format (xq, shared by all threads); for each weight row the
  *    vec_dot kernel runs over every token while the row is still in L1, so
  *    the weights stream from memory once per call. Needs no scratch.
- *  - int8 GEMM (Q4_0/Q8_0/Q4_K/Q6_K, avx512 table, 2 or 4 tokens or more):
- *    avx512.c repacks 16 rows at a time into the scratch and multiplies
- *    them with every token on VNNI (3-4x the BLIS path at prefill sizes).
+ *    Where the table has vec_dot_rows for the type, CLL_DOT_ROWS rows
+ *    share each call.
+ *  - int8 GEMM (the table's gemm slot: on avx512, Q4_0/Q8_0/Q4_K/Q6_K from
+ *    gemm_min_tok tokens): the kernel repacks 16 rows at a time into the
+ *    scratch and multiplies them with every token on VNNI (3-4x the BLIS
+ *    path at prefill sizes).
+ *  - few-token kernels (the table's matmul_few slot, e.g. F16 rows against
+ *    a GQA group's queries).
+ *  - packed weights (pack / matmul_packed slots), repacked once at load.
  *  - BLIS (other types, many tokens: prefill): W's rows are dequantized,
  *    tile_rows at a time, into the caller's scratch as f32 and multiplied
  *    by sgemm, single-threaded (the engine's own threads each call us on
@@ -21,9 +27,9 @@
  * of peak. BLIS reads the configuration to use from the environment
  * variable BLIS_ARCH_TYPE, as a number (an arch_t value of BLIS 0.9:
  * BLIS_ARCH_SKX = 0, BLIS_ARCH_HASWELL = 3, BLIS_ARCH_ZEN3 = 6; a name such
- * as "zen3" parses as 0), once, at its initialisation. blis_init() below
- * therefore sets it from CPUID before the first BLIS call, unless the user
- * set it. skx is the fastest configuration for the prefill shapes here
+ * as "zen3" parses as 0), once, at its initialisation. cll_kernels_init
+ * (main thread, before any other) therefore sets it from CPUID
+ * (dispatch.c) before the first BLIS call, unless the user set it. skx is the fastest configuration for the prefill shapes here
  * (bench/blis). The internal symbol for the chosen configuration lets the
  * benchmarks print what BLIS really runs. */
 #include "cllama/kernels.h"
@@ -51,42 +57,40 @@
 static pthread_once_t blis_once = PTHREAD_ONCE_INIT;
 static int gemm_min_tok = GEMM_MIN_TOK_DEFAULT;
 static int64_t tile_rows = TILE_ROWS_DEFAULT;
-/* At or above this many tokens Q4_0/Q8_0 weights go through the int8 GEMM
- * of avx512.c (measured with bench/kernels, like GEMM_MIN_TOK). */
-#define INT8_MIN_TOK_DEFAULT 2 /* 2 tokens: 81 vs 49 GFLOP/s; 1: 63 vs 70 */
-static int int8_min_tok = INT8_MIN_TOK_DEFAULT;
-/* From this many tokens F16 weights use avx512.c's few-token kernel. */
-#define F16_SMALL_MIN_TOK 2
+/* 0: each table's gemm_min_tok (measured with bench/kernels, like
+ * GEMM_MIN_TOK); > 0: this many tokens for every type (benchmarks). */
+static int int8_min_tok;
 /* Benchmarks only (cll__matmul_force_path): 0 = choose by size. */
 static int forced_path;
 static char blis_arch_name[32] = "none";
 
-static const char *cpu_blis_arch(void) {
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
-    return "0"; /* BLIS_ARCH_SKX */
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    return __builtin_cpu_is("amd") ? "6" /* BLIS_ARCH_ZEN3 */ : "3" /* BLIS_ARCH_HASWELL */;
-#endif
-  return NULL; /* let BLIS detect */
-}
-
 static void blis_init(void) {
-  const char *arch = getenv("BLIS_ARCH_TYPE");
-  if (arch == NULL || arch[0] == '\0') {
-    arch = cpu_blis_arch();
-    if (arch != NULL) setenv("BLIS_ARCH_TYPE", arch, 1);
-  }
   bli_init();
   snprintf(blis_arch_name, sizeof blis_arch_name, "%s", bli_arch_string(bli_arch_query_id()));
-  const char *min = getenv("CLLAMA_GEMM_MIN_TOK");
-  if (min != NULL && min[0] != '\0') gemm_min_tok = atoi(min);
-  const char *i8 = getenv("CLLAMA_INT8_MIN_TOK");
-  if (i8 != NULL && i8[0] != '\0') int8_min_tok = atoi(i8);
-  const char *tr = getenv("CLLAMA_GEMM_TILE_ROWS");
-  if (tr != NULL && atoi(tr) > 0) tile_rows = atoi(tr);
+}
+
+static bool no_repack;
+
+int cll_kernels_init(const cll_kernels_config *cfg, cll_err *err) {
+  static bool done;
+  if (done) return cll_err_set(err, CLL_EBUSY, "the kernels are already set up");
+  const cll_kernels_config none = {0};
+  if (cfg == NULL) cfg = &none;
+  int rc = cll__kernels_select(cfg->isa, err);
+  if (rc != 0) return rc;
+  done = true;
+  no_repack = cfg->no_repack;
+  if (cfg->gemm_min_tok > 0) gemm_min_tok = cfg->gemm_min_tok;
+  if (cfg->int8_min_tok > 0) int8_min_tok = cfg->int8_min_tok;
+  if (cfg->gemm_tile_rows > 0) tile_rows = cfg->gemm_tile_rows;
+  const char *arch = cll__kernels_blis_arch_type();
+  if (arch != NULL) setenv("BLIS_ARCH_TYPE", arch, 0); /* 0: the user's value wins */
+  pthread_once(&blis_once, blis_init);
+  return 0;
+}
+
+bool cll_kernels_repack(void) {
+  return !no_repack;
 }
 
 const char *cll__matmul_blis_arch(void) {
@@ -108,25 +112,14 @@ static size_t blis_scratch_bytes(int64_t n_in) {
   return (size_t)tile_rows * (size_t)n_in * sizeof(float);
 }
 
-/* The int8 GEMMs' panels: their size depends on the row length only. */
-static size_t int8_scratch_bytes(int64_t n_in) {
-#if defined(__x86_64__)
-  const size_t a = cll__gemm_q8_0_scratch_bytes_avx512(n_in);
-  const size_t b = cll__gemm_q4_K_scratch_bytes_avx512(n_in);
-  const size_t c = cll__gemm_q6_K_scratch_bytes_avx512(n_in);
-  return a > b ? (a > c ? a : c) : (b > c ? b : c);
-#else
-  (void)n_in;
-  return 0;
-#endif
-}
-
 size_t cll_matmul_scratch_bytes(int64_t n_in, int64_t max_tok) {
   pthread_once(&blis_once, blis_init);
   size_t need = 0;
   if (max_tok >= gemm_min_tok || forced_path) need = blis_scratch_bytes(n_in);
-  if (max_tok >= int8_min_tok || forced_path) {
-    const size_t i8 = int8_scratch_bytes(n_in);
+  /* The int8 GEMMs' panels depend on the row length only; every table's
+   * (a caller may use any). */
+  if (max_tok >= 2 || forced_path) {
+    const size_t i8 = cll__kernels_gemm_scratch_max(n_in);
     if (i8 > need) need = i8;
   }
   return need;
@@ -176,18 +169,16 @@ static void matmul_dot(const cll_kernels *k, const cll_matmul_args *a) {
   const size_t act_stride = float_act ? (size_t)a->x_stride * sizeof(float) : a->xq_stride;
   const char *w = (const char *)a->w + (size_t)a->r0 * a->w_stride;
   int64_t r = a->r0;
-#if defined(__x86_64__)
-  /* Q4_0 on the avx512 table: four rows per call share the activation
-   * work (bench/kernels, cll_matmul n_tok=1). */
-  if (a->wtype == CLL_TYPE_Q4_0 && strcmp(k->isa, "avx512") == 0) {
-    float o[4];
-    for (; r + 4 <= a->r1; r += 4, w += 4 * a->w_stride)
+  /* Where the table has it, CLL_DOT_ROWS rows per call share the
+   * activation work (bench/kernels, cll_matmul n_tok=1). */
+  if (k->vec_dot_rows[a->wtype] != NULL) {
+    float o[CLL_DOT_ROWS];
+    for (; r + CLL_DOT_ROWS <= a->r1; r += CLL_DOT_ROWS, w += CLL_DOT_ROWS * a->w_stride)
       for (int64_t t = 0; t < a->n_tok; t++) {
-        cll__dot4_q4_0_avx512(a->n_in, w, a->w_stride, act + (size_t)t * act_stride, o);
-        for (int j = 0; j < 4; j++) a->y[t * a->y_stride + r + j] = o[j];
+        k->vec_dot_rows[a->wtype](a->n_in, w, a->w_stride, act + (size_t)t * act_stride, o);
+        for (int j = 0; j < CLL_DOT_ROWS; j++) a->y[t * a->y_stride + r + j] = o[j];
       }
   }
-#endif
   for (; r < a->r1; r++, w += a->w_stride)
     for (int64_t t = 0; t < a->n_tok; t++)
       dot(a->n_in, w, act + (size_t)t * act_stride, a->y + t * a->y_stride + r);
@@ -215,39 +206,22 @@ static void matmul_gemm(const cll_kernels *k, const cll_matmul_args *a) {
   }
 }
 
-/* Which path a call takes: 1 fused dot, 2 BLIS, 3 int8 GEMM, 4 the F16
+/* Which path a call takes: 1 fused dot, 2 BLIS, 3 int8 GEMM, 4 the
  * few-token kernel. */
 static int choose_path(const cll_kernels *k, const cll_matmul_args *a) {
   const bool have_scratch = a->scratch != NULL;
-  const bool int8_ok =
-#if defined(__x86_64__)
-      (a->wtype == CLL_TYPE_Q4_0 || a->wtype == CLL_TYPE_Q8_0 || a->wtype == CLL_TYPE_Q4_K ||
-       a->wtype == CLL_TYPE_Q6_K) &&
-      strcmp(k->isa, "avx512") == 0 &&
-      have_scratch && a->scratch_bytes >= int8_scratch_bytes(a->n_in);
-#else
-      false;
-#endif
+  const bool int8_ok = k->gemm[a->wtype] != NULL && have_scratch &&
+                       a->scratch_bytes >= k->gemm_scratch_bytes[a->wtype](a->n_in);
   const bool blis_ok = have_scratch && a->scratch_bytes >= blis_scratch_bytes(a->n_in) &&
                        k->dequant_row[a->wtype] != NULL;
   if (forced_path == 3 && int8_ok) return 3;
   if (forced_path == 2 && blis_ok) return 2;
   if (forced_path != 0) return 1;
-  /* The K-quant panels cost more to pack: Q4_K wins from 4 tokens (86 vs
-   * 60 GFLOP/s; 2 tokens: 47 vs 60), Q6_K from 8 (4 tokens: 60 vs 66;
-   * 16: 146 vs 56). */
-  const int64_t i8_min = a->wtype == CLL_TYPE_Q6_K   ? 4 * (int64_t)int8_min_tok
-                         : a->wtype == CLL_TYPE_Q4_K ? 2 * (int64_t)int8_min_tok
-                                                     : int8_min_tok;
-  if (int8_ok && a->n_tok >= i8_min)
-    return 3;
-#if defined(__x86_64__)
-  /* F16 rows against a few tokens (attention of a GQA group): tokens in
-   * the lanes, no horizontal sums (bench/kernels: F16 n_tok=4, 8, 16). */
-  if (a->wtype == CLL_TYPE_F16 && a->n_tok >= F16_SMALL_MIN_TOK && a->n_tok <= 16 &&
-      strcmp(k->isa, "avx512") == 0)
+  const int64_t i8_min = int8_min_tok > 0 ? int8_min_tok : k->gemm_min_tok[a->wtype];
+  if (int8_ok && a->n_tok >= i8_min) return 3;
+  if (k->matmul_few[a->wtype] != NULL && a->n_tok >= k->few_min_tok[a->wtype] &&
+      a->n_tok <= k->few_max_tok[a->wtype])
     return 4;
-#endif
   const struct cll_type_info *ti = cll_type_info(a->wtype);
   const int64_t min_tok = ti != NULL && ti->block_elems > 1
                               ? (int64_t)gemm_min_tok * GEMM_MIN_TOK_QUANT_FACTOR
@@ -287,17 +261,8 @@ static void matmul_rows(const cll_kernels *k, const cll_matmul_args *all, int64_
   sub.r0 = r0;
   sub.r1 = r1;
   switch (choose_path(k, a)) {
-#if defined(__x86_64__)
-  case 4: cll__matmul_f16_small_avx512(a); break;
-  case 3:
-    if (a->wtype == CLL_TYPE_Q4_K)
-      cll__gemm_q4_K_avx512(a);
-    else if (a->wtype == CLL_TYPE_Q6_K)
-      cll__gemm_q6_K_avx512(a);
-    else
-      cll__gemm_q8_0_avx512(a);
-    break;
-#endif
+  case 4: k->matmul_few[a->wtype](a); break;
+  case 3: k->gemm[a->wtype](a); break;
   case 2: matmul_gemm(k, a); break;
   default: matmul_dot(k, a); break;
   }

@@ -284,10 +284,9 @@ static void add_job(const cll_kernels *K, struct cll__weight *w, struct pack_job
 static int pack_weights(struct loader *L) {
   cll_model *m = L->m;
   const cll_kernels *K = cll_kernels_get();
-  /* Off for Go's false spellings (0, f, F, false, FALSE, False): the only
-   * ones starting with 0, f or F; serve rejects anything that is no bool. */
-  const char *env = getenv("CLLAMA_REPACK");
-  if (env != NULL && (env[0] == '0' || env[0] == 'f' || env[0] == 'F'))
+  /* CLLAMA_REPACK=false, validated by config.c and passed to
+   * cll_kernels_init in main. */
+  if (!cll_kernels_repack())
     return 0;
   const int64_t n_w = m->info.n_layer * 7 + 1;
   struct pack_job *jobs = calloc((size_t)n_w, sizeof(*jobs));

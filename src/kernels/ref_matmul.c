@@ -1,0 +1,146 @@
+/* ref_matmul.c — the scalar twin of every optional kernel-table slot
+ * (ggml's _generic habit): vec_dot_rows, gemm, matmul_few, and pack /
+ * pack_bytes / matmul_packed with exactly the packed layouts the SIMD
+ * tables use. They are the specification those kernels are tested
+ * against (test_matmul compares every filled slot of every table with
+ * its twin here, on odd sizes) and the portable statement of each packed
+ * layout. dispatch.c never chooses this table: the reference table keeps
+ * the plain vec_dot path, so CLLAMA_KERNELS=ref computes exactly as
+ * before. Everything is built on cll__kernels_ref's vec_dot, so a twin
+ * differs from the plain path only in float summation order.
+ *
+ * Nothing here allocates; every function may run on any thread. */
+#include "kernels/matmul_internal.h"
+#include "kernels/simd.h"
+
+#include <string.h>
+
+/* ------------------------------------------------------------ plain loops */
+
+static void rows_generic(int64_t n, const void *w, size_t w_stride, const void *a, float *out,
+                         uint32_t t) {
+  for (int j = 0; j < CLL_DOT_ROWS; j++)
+    cll__kernels_ref.vec_dot[t](n, (const char *)w + (size_t)j * w_stride, a, &out[j]);
+}
+
+static void rows_q4_0(int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
+  rows_generic(n, w, w_stride, a, out, CLL_TYPE_Q4_0);
+}
+static void rows_q8_0(int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
+  rows_generic(n, w, w_stride, a, out, CLL_TYPE_Q8_0);
+}
+static void rows_q4_K(int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
+  rows_generic(n, w, w_stride, a, out, CLL_TYPE_Q4_K);
+}
+static void rows_q5_K(int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
+  rows_generic(n, w, w_stride, a, out, CLL_TYPE_Q5_K);
+}
+static void rows_q6_K(int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
+  rows_generic(n, w, w_stride, a, out, CLL_TYPE_Q6_K);
+}
+
+/* The int8 GEMM: every row of [r0, r1) against every quantized token. */
+static void gemm_generic(const cll_matmul_args *a) {
+  void (*dot)(int64_t, const void *, const void *, float *) = cll__kernels_ref.vec_dot[a->wtype];
+  for (int64_t t = 0; t < a->n_tok; t++)
+    for (int64_t r = a->r0; r < a->r1; r++)
+      dot(a->n_in, (const char *)a->w + (size_t)r * a->w_stride,
+          (const char *)a->xq + (size_t)t * a->xq_stride, &a->y[t * a->y_stride + r]);
+}
+
+static size_t gemm_scratch_none(int64_t n_in) {
+  (void)n_in;
+  return 0;
+}
+
+/* Few float tokens against F16 rows. */
+static void few_f16(const cll_matmul_args *a) {
+  for (int64_t t = 0; t < a->n_tok; t++)
+    for (int64_t r = a->r0; r < a->r1; r++)
+      cll__kernels_ref.vec_dot[CLL_TYPE_F16](a->n_in, (const char *)a->w + (size_t)r * a->w_stride,
+                                             a->x + t * a->x_stride, &a->y[t * a->y_stride + r]);
+}
+
+/* ------------------------------------------------------------ Q4_0 packed
+ *
+ * Panel p holds rows 16p..16p+15 (CLL_PACK_ROWS) of nb blocks each:
+ *   quants: nb x 256 bytes; block i is 4 groups of 64 bytes, and bytes
+ *           4j..4j+3 of group g are bytes 4g..4g+3 of row j's qs (low
+ *           nibbles: elements 4g..4g+3; high: 16+4g..16+4g+3);
+ *   scales: nb x 16 fp16 after the quants, block-major (d[i * 16 + j]).
+ * Each panel is rounded up to 64 bytes. The packed matrix is no larger
+ * than the GGUF one. */
+
+static size_t p4_panel_bytes(int64_t nb) {
+  return ((size_t)nb * (CLL_PACK_ROWS * sizeof(cll_block_q4_0)) + 63) & ~(size_t)63;
+}
+
+static size_t pack_bytes_q4_0(int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / CLL_PACK_ROWS) * p4_panel_bytes(n_in / CLL_QK4_0);
+}
+
+static void pack_q4_0(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                      void *dst) {
+  const int64_t nb = n_in / CLL_QK4_0;
+  for (int64_t p = p0; p < p1; p++) {
+    uint8_t *q = (uint8_t *)dst + (size_t)p * p4_panel_bytes(nb);
+    uint16_t *d = (uint16_t *)(q + (size_t)nb * 256);
+    for (int j = 0; j < CLL_PACK_ROWS; j++) {
+      const cll_block_q4_0 *row =
+          (const cll_block_q4_0 *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
+      for (int64_t i = 0; i < nb; i++) {
+        d[i * CLL_PACK_ROWS + j] = row[i].d;
+        for (int g = 0; g < 4; g++) memcpy(q + (size_t)i * 256 + 64 * g + 4 * j, row[i].qs + 4 * g, 4);
+      }
+    }
+  }
+}
+
+/* Block i of row j of a packed panel, back in GGUF form. */
+static void unpack_q4_0(const uint8_t *q, int64_t nb, int64_t i, int j, cll_block_q4_0 *b) {
+  const uint16_t *d = (const uint16_t *)(q + (size_t)nb * 256);
+  b->d = d[i * CLL_PACK_ROWS + j];
+  for (int g = 0; g < 4; g++) memcpy(b->qs + 4 * g, q + (size_t)i * 256 + 64 * g + 4 * j, 4);
+}
+
+static void matmul_packed_q4_0(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  const int64_t nb = a->n_in / CLL_QK4_0;
+  void (*dot)(int64_t, const void *, const void *, float *) = cll__kernels_ref.vec_dot[CLL_TYPE_Q4_0];
+  for (int64_t p = p0; p < p1; p++) {
+    const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * p4_panel_bytes(nb);
+    for (int j = 0; j < CLL_PACK_ROWS; j++)
+      for (int64_t t = 0; t < a->n_tok; t++) {
+        const cll_block_q8_0 *x = (const cll_block_q8_0 *)((const char *)a->xq + (size_t)t * a->xq_stride);
+        float s = 0.0f;
+        for (int64_t i = 0; i < nb; i++) {
+          cll_block_q4_0 b;
+          float part;
+          unpack_q4_0(q, nb, i, j, &b);
+          dot(CLL_QK4_0, &b, &x[i], &part);
+          s += part;
+        }
+        a->y[t * a->y_stride + p * CLL_PACK_ROWS + j] = s;
+      }
+  }
+}
+
+const cll_kernels cll__kernels_generic = {
+    .isa = "generic",
+    .vec_dot_rows = {[CLL_TYPE_Q4_0] = rows_q4_0, [CLL_TYPE_Q8_0] = rows_q8_0,
+                     [CLL_TYPE_Q4_K] = rows_q4_K, [CLL_TYPE_Q5_K] = rows_q5_K,
+                     [CLL_TYPE_Q6_K] = rows_q6_K},
+    .gemm = {[CLL_TYPE_Q4_0] = gemm_generic, [CLL_TYPE_Q8_0] = gemm_generic,
+             [CLL_TYPE_Q4_K] = gemm_generic, [CLL_TYPE_Q5_K] = gemm_generic,
+             [CLL_TYPE_Q6_K] = gemm_generic},
+    .gemm_scratch_bytes = {[CLL_TYPE_Q4_0] = gemm_scratch_none, [CLL_TYPE_Q8_0] = gemm_scratch_none,
+                           [CLL_TYPE_Q4_K] = gemm_scratch_none, [CLL_TYPE_Q5_K] = gemm_scratch_none,
+                           [CLL_TYPE_Q6_K] = gemm_scratch_none},
+    .gemm_min_tok = {[CLL_TYPE_Q4_0] = 2, [CLL_TYPE_Q8_0] = 2, [CLL_TYPE_Q4_K] = 2,
+                     [CLL_TYPE_Q5_K] = 2, [CLL_TYPE_Q6_K] = 2},
+    .matmul_few = {[CLL_TYPE_F16] = few_f16},
+    .few_min_tok = {[CLL_TYPE_F16] = 1},
+    .few_max_tok = {[CLL_TYPE_F16] = 255},
+    .pack_bytes = {[CLL_TYPE_Q4_0] = pack_bytes_q4_0},
+    .pack = {[CLL_TYPE_Q4_0] = pack_q4_0},
+    .matmul_packed = {[CLL_TYPE_Q4_0] = matmul_packed_q4_0},
+};
