@@ -13,7 +13,9 @@
  *   rerank-tiny  xlmr-tiny plus a classification head (bge-reranker-v2-m3
  *                shape): rank pooling, one score
  *
- *   build/release/test/models/mkenc OUTDIR     writes OUTDIR/<name>.gguf
+ *   build/release/test/models/mkenc OUTDIR        writes OUTDIR/<name>.gguf
+ *   build/release/test/models/mkenc OUTDIR bench  the real-size shapes of
+ *                                                 bench/embed.c instead
  *
  * The vocabularies are made up but well formed: every lower-case letter,
  * digit and common punctuation mark as a word start and as a
@@ -46,13 +48,21 @@ struct spec {
   bool rank;      /* classification head, pooling rank */
   int pooling;    /* GGUF pooling_type */
   int64_t n_embd, n_layer, n_head, n_ff, n_ctx, n_types;
+  int64_t n_vocab_pad; /* pad the vocabulary to this size (bench shapes) */
 };
 
 static const struct spec specs[] = {
-    {"bert-tiny", "bert", false, false, false, 1, 256, 2, 4, 512, 128, 2},
-    {"nomic-tiny", "nomic-bert", false, true, false, 1, 256, 2, 4, 512, 256, 2},
-    {"xlmr-tiny", "bert", true, false, false, 2, 256, 2, 4, 512, 128, 1},
-    {"rerank-tiny", "bert", true, false, true, 4, 256, 2, 4, 512, 128, 1},
+    {"bert-tiny", "bert", false, false, false, 1, 256, 2, 4, 512, 128, 2, 0},
+    {"nomic-tiny", "nomic-bert", false, true, false, 1, 256, 2, 4, 512, 256, 2, 0},
+    {"xlmr-tiny", "bert", true, false, false, 2, 256, 2, 4, 512, 128, 1, 0},
+    {"rerank-tiny", "bert", true, false, true, 4, 256, 2, 4, 512, 128, 1, 0},
+};
+
+/* Real shapes for bench/embed (`mkenc OUTDIR bench`): all-MiniLM-L6-v2 and
+ * nomic-embed-text-v1.5, with BERT's 30522-token vocabulary size. */
+static const struct spec bench_specs[] = {
+    {"minilm-bench", "bert", false, false, false, 1, 384, 6, 12, 1536, 512, 2, 30522},
+    {"nomic-bench", "nomic-bert", false, true, false, 1, 768, 12, 12, 3072, 2048, 2, 30522},
 };
 
 static const char *const words[] = {
@@ -74,9 +84,9 @@ struct vocab {
 };
 
 static void add(struct vocab *v, const char *s, float score, int32_t type) {
-  for (int i = 0; i < v->n; i++)
+  for (int i = 0; strncmp(s, "[unused", 7) != 0 && i < v->n; i++)
     if (strcmp(v->tok[i], s) == 0)
-      return; /* each text once */
+      return; /* each text once (the padding names are distinct) */
   if (v->n == v->cap) {
     v->cap = v->cap ? v->cap * 2 : 256;
     v->tok = realloc(v->tok, (size_t)v->cap * sizeof(*v->tok));
@@ -187,6 +197,11 @@ static int write_model(const struct spec *s, const char *dir) {
     ugm_vocab(&v);
   else
     wpm_vocab(&v);
+  for (int64_t i = v.n; i < s->n_vocab_pad; i++) {
+    char b[32];
+    snprintf(b, sizeof(b), "[unused%lld]", (long long)i);
+    add(&v, b, 0, 1);
+  }
   const char *A = s->arch;
   cll_gguf_writer_set_str(o.w, "general.architecture", A);
   cll_gguf_writer_set_str(o.w, "general.name", s->name);
@@ -292,12 +307,17 @@ static int write_model(const struct spec *s, const char *dir) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: %s OUTDIR\n", argv[0]);
+  if (argc < 2 || argc > 3 || (argc == 3 && strcmp(argv[2], "bench") != 0)) {
+    fprintf(stderr, "usage: %s OUTDIR [bench]\n", argv[0]);
     return 2;
   }
   mkdir(argv[1], 0755);
   int bad = 0;
+  if (argc == 3) {
+    for (size_t i = 0; i < sizeof(bench_specs) / sizeof(*bench_specs); i++)
+      bad |= write_model(&bench_specs[i], argv[1]);
+    return bad;
+  }
   for (size_t i = 0; i < sizeof(specs) / sizeof(*specs); i++)
     bad |= write_model(&specs[i], argv[1]);
   return bad;
