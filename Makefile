@@ -146,7 +146,7 @@ SUBMAKE := $(MAKE) --no-print-directory
 # ---------------------------------------------------------------- build
 $(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -O2 -g $(SAN) -I$(LLHTTP_INC) -w -c $< -o $@
+	$(CC) -std=c11 -O2 -g $(SAN) -I$(LLHTTP_INC) -DLLHTTP_STRICT_MODE=1 -w -c $< -o $@
 
 $(BUILD)/src/kernels/avx2.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_avx2))
 $(BUILD)/src/kernels/avx512.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_avx512))
@@ -175,6 +175,11 @@ $(REPLAY_BIN): $(BUILD)/replay/%: $(BUILD)/test/fuzz/%.o $(BUILD)/test/fuzz/repl
 $(BENCH_BIN): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(DEPS_LIBS)
 
+# The tiny architecture models' generator (test/models/make-refs.sh uses it).
+MKARCH := $(BUILD)/test/models/mkarch
+$(MKARCH): $(BUILD)/test/models/mkarch.o $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(DEPS_LIBS)
+
 # Generator of the encoder test models (test/models/mkenc.c; the tests run it).
 MKENC := $(BUILD)/test/models/mkenc
 $(MKENC): $(BUILD)/test/models/mkenc.o $(LIB)
@@ -190,7 +195,7 @@ serve-run: $(BIN)
 test: deps
 	@$(SUBMAKE) deps-optional
 	@$(SUBMAKE) test-run
-test-run: js-deps $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) $(MKENC) test-neon
+test-run: js-deps $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) $(MKARCH) $(MKENC) test-neon
 	@CLLAMA_BIN=$(abspath $(BIN)) CLLAMA_BUILD=$(abspath $(BUILD)) \
 	  sh test/run.sh $(TEST_BIN) -- $(REPLAY_BIN)
 
@@ -227,7 +232,7 @@ bench: deps
 bench-run: $(BIN) $(BENCH_BIN)
 
 # Everything built, nothing run (CI builds the tree with clang this way).
-build-all: $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) $(MKENC)
+build-all: $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) $(MKARCH) $(MKENC)
 
 FUZZ_SECONDS ?= 60
 FUZZ_BIN := $(FUZZ_SRC:test/fuzz/%.c=$(BUILD)/fuzz/%)

@@ -12,6 +12,7 @@
 #include "cllama/registry.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -741,4 +742,92 @@ Test(pull, full_disk_fails_cleanly) {
   cr_expect(!in_tags("library/big:latest"));
   cr_expect(!file_exists("%s/models/blobs/sha256-%s", T.model_digest));
   cr_expect_eq(count_partial_files(), 0);
+}
+
+/* ---------------------------------------------- hostile and unlucky (issue 13) */
+
+static int server_fds(void) {
+  char p[64];
+  snprintf(p, sizeof(p), "/proc/%d/fd", (int)T.srv_pid);
+  DIR *d = opendir(p);
+  if (d == NULL)
+    return -1;
+  int n = 0;
+  while (readdir(d))
+    n++;
+  closedir(d);
+  return n;
+}
+
+Test(pull, max_retries_exceeded_leaks_no_descriptors) {
+  package("library/stories:latest", SMALL_MODEL, "t");
+  fixture_start("none");
+  server_start();
+  struct buf w = {0};
+  http("GET", T.srv_port, "/api/tags", NULL, &w, 5000); /* the server is up and idle */
+  free(w.data);
+  fx_fault("{\"blob_status\":500,\"blob_status_count\":100000}");
+  int before = 0;
+  for (int round = 0; round < 2; round++) {
+    /* The first round warms libcurl's connection cache (one descriptor
+     * kept for the registry); the second must not add any. */
+    if (round == 1)
+      before = server_fds();
+    struct buf b = {0};
+    cr_assert_eq(pull("library/stories", false, &b, 30000), 500);
+    cr_expect(strstr(b.data, "max retries exceeded") != NULL, "%s", b.data);
+    cr_expect(strstr(b.data, T.dir) == NULL, "the error names a server path: %s", b.data);
+    free(b.data);
+    usleep(200 * 1000); /* the blob's files close when it settles on the loop */
+  }
+  int after = server_fds();
+  cr_expect_leq(after, before, "%d descriptors leaked by a failed pull", after - before);
+}
+
+Test(pull, stray_partial_link_is_never_written_through) {
+  package("library/stories:latest", SMALL_MODEL, "t");
+  fixture_start("none");
+  server_start();
+  /* A user's file of the blob's size, hard-linked (and another symlinked)
+   * in place of the download's -partial file and part state. */
+  char victim[600], partial[900], part0[1000], model[1200];
+  snprintf(victim, sizeof(victim), "%s/victim.bin", T.dir);
+  snprintf(model, sizeof(model), "%s/models/%s", T.shared, SMALL_MODEL);
+  struct stat sb;
+  cr_assert_eq(stat(model, &sb), 0);
+  FILE *f = fopen(victim, "wb");
+  cr_assert(f);
+  for (off_t i = 0; i < sb.st_size; i++)
+    fputc('v', f);
+  fclose(f);
+  snprintf(partial, sizeof(partial), "%s/models/blobs/sha256-%s-partial", T.dir, T.model_digest);
+  cr_assert_eq(link(victim, partial), 0);
+  char victim2[600];
+  snprintf(victim2, sizeof(victim2), "%s/victim2.txt", T.dir);
+  f = fopen(victim2, "wb");
+  fputs("{\"Offset\":0,\"Size\":1000,\"Completed\":0}", f);
+  fclose(f);
+  snprintf(part0, sizeof(part0), "%s-0", partial);
+  cr_assert_eq(symlink(victim2, part0), 0);
+  struct buf b = {0};
+  cr_assert_eq(pull("library/stories", false, &b, 20000), 200);
+  cr_expect_str_eq(b.data, "{\"status\":\"success\"}");
+  free(b.data);
+  /* The user's files are untouched. */
+  struct stat vs;
+  cr_assert_eq(stat(victim, &vs), 0);
+  cr_expect_eq(vs.st_size, sb.st_size);
+  cr_expect_eq(vs.st_nlink, 1, "the store still links the user's file");
+  f = fopen(victim, "rb");
+  int c, bad = 0;
+  while ((c = fgetc(f)) != EOF)
+    bad |= c != 'v';
+  fclose(f);
+  cr_expect_eq(bad, 0, "the download was written into the user's file");
+  f = fopen(victim2, "rb");
+  char text[200] = "";
+  cr_assert(fgets(text, sizeof(text), f));
+  fclose(f);
+  cr_expect_str_eq(text, "{\"Offset\":0,\"Size\":1000,\"Completed\":0}");
+  cr_expect(file_exists("%s/models/blobs/sha256-%s", T.model_digest));
 }

@@ -281,3 +281,63 @@ Test(store, write_blob_checks_digest_and_commit) {
   cr_expect_eq(cll_store_blob_commit(st, d, 8, &err), 0);
   cr_expect(cll_store_blob_exists(st, d, 8));
 }
+
+Test(store, pinned_blobs_survive_a_delete) {
+  /* An in-flight create reusing model a's weights pins them before it
+   * checks they exist; a delete of a meanwhile must leave them. */
+  char man[2048], wd[80];
+  put_model("ns/a:1", "shared weights", man, sizeof(man));
+  cll_sha256_hex("shared weights", 14, wd + 7);
+  memcpy(wd, "sha256:", 7);
+  cll_name a;
+  cr_assert_eq(cll_name_parse("ns/a:1", &a), 0);
+  cr_assert_eq(cll_store_pin(st, wd + 7), 0);
+  cr_assert_eq(cll_store_pin(st, wd + 7), 0); /* counted */
+  cll_err err = {0};
+  cr_assert_eq(cll_store_delete(st, &a, &err), 0, "%s", err.msg);
+  cr_expect(cll_store_blob_exists(st, wd, -1), "a pinned layer was collected");
+  cll_store_unpin(st, wd + 7);
+  const char *hx[] = {wd + 7};
+  cr_expect_eq(cll_store_collect(st, hx, 1), 0);
+  cr_expect(cll_store_blob_exists(st, wd, -1));
+  cll_store_unpin(st, wd + 7);
+  cr_expect_eq(cll_store_collect(st, hx, 1), 1);
+  cr_expect(!cll_store_blob_exists(st, wd, -1));
+}
+
+Test(store, blob_writer_own_temporary_digest_checked) {
+  cll_blob_writer *w = NULL;
+  cll_err err = {0};
+  cr_assert_eq(cll_blob_writer_open(st, &w, &err), 0, "%s", err.msg);
+  cr_assert_eq(cll_blob_writer_write(w, "big ", 4, &err), 0);
+  cr_assert_eq(cll_blob_writer_write(w, "data", 4, &err), 0);
+  char hex[65], want[65];
+  int64_t size = 0;
+  cll_sha256_hex("big data", 8, want);
+  cr_assert_eq(cll_blob_writer_commit(w, want, hex, &size, false, &err), 0, "%s", err.msg);
+  cr_expect_str_eq(hex, want);
+  cr_expect_eq(size, 8);
+  char d[80];
+  snprintf(d, sizeof(d), "sha256:%s", want);
+  cr_expect(cll_store_blob_exists(st, d, 8));
+  /* A wrong digest: nothing enters the store, no temporary is left. */
+  cr_assert_eq(cll_blob_writer_open(st, &w, &err), 0);
+  cr_assert_eq(cll_blob_writer_write(w, "other", 5, &err), 0);
+  cr_expect_eq(cll_blob_writer_commit(w, want, NULL, NULL, false, &err), CLL_EDIGEST);
+  char cmd[600];
+  snprintf(cmd, sizeof(cmd), "test $(ls -A '%s/blobs' | wc -l) -eq 1", root);
+  cr_expect_eq(system(cmd), 0, "a temporary was left in the store");
+  /* A -partial that is a link to someone else's file is never committed. */
+  char victim[400], p[1024];
+  snprintf(victim, sizeof(victim), "%s/victim", root);
+  FILE *f = fopen(victim, "w");
+  fputs("precious", f);
+  fclose(f);
+  cll_sha256_hex("precious", 8, hex);
+  snprintf(d, sizeof(d), "sha256:%s", hex);
+  cr_assert_eq(cll_store_blob_partial_path(st, d, p, sizeof(p)), 0);
+  cr_assert_eq(link(victim, p), 0);
+  cr_expect_neq(cll_store_blob_commit(st, d, 8, &err), 0);
+  cr_expect(!cll_store_blob_exists(st, d, -1));
+  cr_expect(strstr(err.msg, root) == NULL, "%s", err.msg);
+}

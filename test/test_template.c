@@ -592,6 +592,38 @@ Test(template, chat_prompt_truncates_and_tags_images) {
   cll_template_free(t);
 }
 
+static int count_calls(void *ud, const char *text, size_t len) {
+  (void)text;
+  ++*(int *)ud;
+  return (int)len;
+}
+
+/* A long history over num_ctx costs a logarithmic number of renders, not
+ * one per dropped message (that was quadratic in the history length). */
+Test(template, chat_prompt_truncation_renders_few_times) {
+  cll_template *t = parse_ok("{{ range .Messages }}[{{ .Content }}]{{ end }}");
+  enum { N = 4000 };
+  static struct cll_tmpl_message m[N];
+  for (int i = 0; i < N; i++)
+    m[i] = (struct cll_tmpl_message){.role = i % 2 ? "assistant" : "user", .content = "0123456789"};
+  struct cll_tmpl_values v = {.messages = m, .n_messages = N};
+  struct cll_chat_prompt_opts o;
+  cll_chat_prompt_opts_defaults(&o);
+  int calls = 0;
+  o.count = count_calls;
+  o.count_ud = &calls;
+  o.num_ctx = 12 * 100; /* the last 100 messages fit */
+  char *s;
+  size_t first;
+  cll_err e;
+  cr_assert_eq(cll_chat_prompt(t, &v, &o, &s, NULL, &first, &e), 0, "%s", e.msg);
+  cr_expect_eq(first, N - 100);
+  cr_expect_eq(strlen(s), 12 * 100);
+  cr_expect_leq(calls, 14, "%d renders for %d messages", calls, N);
+  free(s);
+  cll_template_free(t);
+}
+
 Test(template, tool_tag) {
   char tag[64];
   cll_template *t = parse_ok("{{ range .Messages }}{{ if .ToolCalls }}<tool_call>\n{\"name\": "

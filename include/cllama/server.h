@@ -37,6 +37,9 @@ typedef struct cll_server_opts {
   size_t max_headers;       /* header count; more -> 431 (default 128) */
   size_t max_body_bytes;    /* request body; larger -> 413 (default 64 MiB) */
   size_t max_queued_bytes;  /* output queued on one connection; more -> the client is dropped (default 64 MiB) */
+  size_t max_total_queued_bytes; /* output queued on all connections together; above it no
+                                   * connection with output waiting starts its next request
+                                   * (default 256 MiB) */
   size_t high_water_bytes;  /* cll_stream_writable() is false at or above this (default 256 KiB) */
   size_t low_water_bytes;   /* the drain callback runs when queued output falls to this (default 64 KiB) */
   uint64_t header_timeout_ms; /* a started request must be complete within this (default 30 s) */
@@ -107,6 +110,8 @@ void *cll_request_server_data(const cll_request *req);
 /* Handler-owned per-request pointer, never touched by the server. */
 void cll_request_set_data(cll_request *req, void *data);
 void *cll_request_data(const cll_request *req);
+/* True when the client connected from a loopback address (127/8, ::1). */
+bool cll_request_peer_loopback(const cll_request *req);
 /* True once the client has gone away (writes are then dropped). */
 bool cll_request_gone(const cll_request *req);
 

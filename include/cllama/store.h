@@ -9,8 +9,8 @@
  * that passes cll_name_parse()/cll_digest_parse() can produce a path outside
  * the root.
  *
- * Threads: a cll_store is immutable after open; any thread may call any
- * function. Blocking: the functions do plain file I/O. Manifests and config
+ * Threads: a cll_store is immutable after open except for its pin set
+ * (under a lock); any thread may call any function. Blocking: the functions do plain file I/O. Manifests and config
  * blobs are small (a few KiB), so listing and reading them on the loop
  * thread is acceptable; anything that touches a large blob (hashing,
  * writing) must run off the loop (uv_queue_work). */
@@ -162,6 +162,39 @@ int cll_store_write_blob(const cll_store *st, const char *digest, const void *da
  * verified the hash while writing; this checks the size when size >= 0. */
 int cll_store_blob_commit(const cll_store *st, const char *digest, int64_t size,
                           cll_err *err);
+
+/* A new blob of any size: a temporary file this process creates with
+ * O_EXCL in blobs/ (never a name that may be a link to a file outside the
+ * store), hashed as written. commit() fsyncs it and renames it to its blob
+ * name when the digest is want_hex (any digest when want_hex is NULL),
+ * returning the digest and size; with pin, the digest is pinned (see
+ * below; the caller unpins) under the collection lock before the rename,
+ * so the new blob cannot be collected before the caller's manifest names
+ * it. On any failure the temporary is removed and nothing enters the
+ * store. commit() and abort() free the writer. */
+typedef struct cll_blob_writer cll_blob_writer;
+int cll_blob_writer_open(const cll_store *st, cll_blob_writer **out, cll_err *err);
+int cll_blob_writer_write(cll_blob_writer *w, const void *data, size_t len, cll_err *err);
+const char *cll_blob_writer_path(const cll_blob_writer *w); /* to check contents before commit */
+int cll_blob_writer_commit(cll_blob_writer *w, const char *want_hex, char hex[65],
+                           int64_t *size, bool pin, cll_err *err);
+void cll_blob_writer_abort(cll_blob_writer *w);
+
+/* Pins (counted): a blob an in-flight create or pull will name in a
+ * manifest it has not written yet. Blob collection never removes a pinned
+ * blob; pin before checking that a reused blob exists, unpin after the
+ * manifest is written. hex is the 64-digit digest. */
+int cll_store_pin(const cll_store *st, const char *hex);
+void cll_store_unpin(const cll_store *st, const char *hex);
+
+/* Removes those of the n blobs (64-digit hex digests) that no manifest
+ * references and nothing pins; returns how many were removed. */
+int cll_store_collect(const cll_store *st, const char *const *hexes, size_t n);
+
+/* Start-up clean-up: removes temporaries a crashed run left in blobs/, and
+ * "-partial" files that are not plain single-link files (a resumed pull
+ * must never write through a link). *removed counts them. */
+int cll_store_clean(const cll_store *st, int *removed);
 
 /* True when the blob exists (and has this size when size >= 0). */
 bool cll_store_blob_exists(const cll_store *st, const char *digest, int64_t size);

@@ -16,8 +16,11 @@
 #include "tmpl.h"
 #include "resolve.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +51,10 @@ struct create {
   json_t *params;   /* merged params, or NULL */
   json_t *messages; /* replaces the inherited ones when set */
   char quantize[32];
+  /* blobs pinned against collection until the manifest is written */
+  char (*pins)[65];
+  size_t n_pins, cap_pins;
+  atomic_int cancelled; /* the client left or the server stops: stop copying */
   /* results */
   json_t *statuses; /* array of status objects */
   int rc;
@@ -77,52 +84,116 @@ static void create_free(struct create *c) {
   json_decref(c->params);
   json_decref(c->messages);
   json_decref(c->statuses);
+  free(c->pins);
   free(c);
 }
 
-static int copy_file(const char *src, const char *dst, cll_err *err) {
-  if (link(src, dst) == 0)
-    return 0; /* same file system: no copy needed */
-  FILE *in = fopen(src, "rb"), *out = in ? fopen(dst, "wb") : NULL;
-  if (!in || !out) {
-    if (in)
-      fclose(in);
-    return cll_err_set(err, CLL_EIO, "cannot copy %s", src);
+/* Records a pin taken (to be released by unpin_all). */
+static int pin_record(struct create *c, const char *hex) {
+  if (c->n_pins == c->cap_pins) {
+    size_t cap = c->cap_pins ? c->cap_pins * 2 : 16;
+    char(*p)[65] = realloc(c->pins, cap * sizeof(*p));
+    if (p == NULL)
+      return CLL_ENOMEM;
+    c->pins = p;
+    c->cap_pins = cap;
   }
-  static __thread char buf[1 << 16];
-  size_t n;
-  int bad = 0;
-  while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-    if (fwrite(buf, 1, n, out) != n)
-      bad = 1;
-  fclose(in);
-  if (fclose(out) != 0 || bad) {
-    unlink(dst);
-    return cll_err_set(err, CLL_EIO, "cannot write %s", dst);
+  memcpy(c->pins[c->n_pins++], hex, 65);
+  return 0;
+}
+
+/* Pins a blob (64-digit hex) for the rest of the work item. */
+static int pin(struct create *c, const char *hex) {
+  if (cll_store_pin(c->api->store, hex) != 0)
+    return CLL_ENOMEM;
+  if (pin_record(c, hex) != 0) {
+    cll_store_unpin(c->api->store, hex);
+    return CLL_ENOMEM;
   }
   return 0;
 }
 
-/* Puts a file into the store as a blob (hash, copy to -partial, commit). */
+static void unpin_all(struct create *c) {
+  for (size_t i = 0; i < c->n_pins; i++)
+    cll_store_unpin(c->api->store, c->pins[i]);
+  c->n_pins = 0;
+}
+
+/* Copies a GGUF file into the store: only a regular file (a FIFO or a
+ * device is refused without blocking: O_NONBLOCK, then fstat), only a GGUF
+ * (magic and version checked before a byte is copied, the whole header
+ * parsed on our copy before it is committed). The copy goes to our own
+ * temporary (O_EXCL) in the store, hashed as it is written, fsync'ed and
+ * renamed; the user's file is only read, never linked. Nothing enters the
+ * store on failure. Error messages never name the path. */
 static int store_file_blob(struct create *c, const char *path, char hex[65], int64_t *size) {
-  int rc = cll_sha256_file(path, hex, size, &c->err);
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) {
+    c->status_code = 400;
+    return cll_err_set(&c->err, CLL_EINVAL, errno == ENOENT ? "file does not exist"
+                                                             : "cannot open the file: %s",
+                       strerror(errno));
+  }
+  struct stat sb;
+  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    close(fd);
+    c->status_code = 400;
+    return cll_err_set(&c->err, CLL_EINVAL, "not a regular file");
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  unsigned char head[8];
+  if (pread(fd, head, sizeof(head), 0) != (ssize_t)sizeof(head) || memcmp(head, "GGUF", 4) != 0 ||
+      (head[4] != 2 && head[4] != 3) || head[5] || head[6] || head[7]) {
+    close(fd);
+    c->status_code = 400;
+    return cll_err_set(&c->err, CLL_EINVAL, "supplied file was not in GGUF format");
+  }
+  cll_blob_writer *w = NULL;
+  int rc = cll_blob_writer_open(c->api->store, &w, &c->err);
+  if (rc != 0) {
+    close(fd);
+    return rc;
+  }
+  size_t cap = 1 << 20;
+  char *buf = malloc(cap);
+  ssize_t n = 0;
+  while (buf && rc == 0 && (n = read(fd, buf, cap)) != 0) {
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      rc = cll_err_set(&c->err, CLL_EIO, "reading the file failed: %s", strerror(errno));
+      break;
+    }
+    rc = cll_blob_writer_write(w, buf, (size_t)n, &c->err);
+    if (rc == 0 && atomic_load(&c->cancelled))
+      rc = cll_err_set(&c->err, CLL_ECANCELED, "create cancelled");
+  }
+  free(buf);
+  close(fd);
+  if (buf == NULL && rc == 0)
+    rc = cll_err_set(&c->err, CLL_ENOMEM, "out of memory");
+  if (rc == 0) {
+    cll_gguf *g = NULL;
+    if (cll_gguf_open(cll_blob_writer_path(w), &g, NULL) != 0) {
+      c->status_code = 400;
+      rc = cll_err_set(&c->err, CLL_EINVAL, "supplied file was not in GGUF format");
+    }
+    cll_gguf_close(g);
+  }
+  if (rc != 0) {
+    cll_blob_writer_abort(w);
+    return rc;
+  }
+  /* commit pins the digest under the collection lock before it looks. */
+  rc = cll_blob_writer_commit(w, NULL, hex, size, true, &c->err);
   if (rc != 0)
     return rc;
-  char dg[80];
-  snprintf(dg, sizeof(dg), "sha256:%s", hex);
-  if (cll_store_blob_exists(c->api->store, dg, *size)) {
-    status(c, "using existing layer sha256:%s", hex);
-    return 0;
+  if (pin_record(c, hex) != 0) {
+    cll_store_unpin(c->api->store, hex);
+    return cll_err_set(&c->err, CLL_ENOMEM, "out of memory");
   }
-  char part[4200];
-  cll_store_blob_partial_path(c->api->store, dg, part, sizeof(part));
-  unlink(part);
-  rc = copy_file(path, part, &c->err);
-  if (rc == 0)
-    rc = cll_store_blob_commit(c->api->store, dg, *size, &c->err);
-  if (rc == 0)
-    status(c, "creating new layer sha256:%s", hex);
-  return rc;
+  status(c, "creating new layer sha256:%s", hex);
+  return 0;
 }
 
 static int put_small(struct create *c, const char *data, size_t len, struct layer_spec *l,
@@ -130,11 +201,13 @@ static int put_small(struct create *c, const char *data, size_t len, struct laye
   char hex[65], dg[80];
   cll_sha256_hex(data, len, hex);
   snprintf(dg, sizeof(dg), "sha256:%s", hex);
+  if (pin(c, hex) != 0)
+    return c->rc = cll_err_set(&c->err, CLL_ENOMEM, "out of memory");
   bool exists = cll_store_blob_exists(c->api->store, dg, (int64_t)len);
   if (!exists) {
     int rc = cll_store_write_blob(c->api->store, dg, data, len, &c->err);
     if (rc != 0)
-      return rc;
+      return c->rc = rc;
   }
   status(c, "%s layer sha256:%s", exists ? "using existing" : "creating new", hex);
   snprintf(l->media, sizeof(l->media), "%s", media);
@@ -156,15 +229,56 @@ static void human_params(uint64_t n, char *buf, size_t cap) {
     snprintf(buf, cap, "%llu", (unsigned long long)n);
 }
 
+static void create_work(struct create *c);
+
 static void on_create_work(uv_work_t *w) {
   struct create *c = w->data;
+  create_work(c);
+  unpin_all(c); /* the manifest is written (or the create failed) */
+}
+
+/* Pins every blob of the `from` model (and an uploaded GGUF), then checks
+ * they are still there: a delete that ran first has removed them, one that
+ * runs now leaves them alone. */
+static int pin_inputs(struct create *c) {
+  char dg[80];
+  if (c->gguf_digest[0]) {
+    snprintf(dg, sizeof(dg), "sha256:%s", c->gguf_digest);
+    if (pin(c, c->gguf_digest) != 0)
+      return cll_err_set(&c->err, CLL_ENOMEM, "out of memory");
+    if (!cll_store_blob_exists(c->api->store, dg, -1)) {
+      c->status_code = 400;
+      return cll_err_set(&c->err, CLL_EINVAL, "blob %s not found", dg);
+    }
+  }
+  if (!c->have_from_ref)
+    return 0;
+  const cll_manifest *m = c->from_ref.man;
+  for (size_t i = 0; i <= m->n_layers; i++) {
+    const char *hex = i < m->n_layers ? m->layers[i].digest : m->config.digest;
+    if (!hex[0])
+      continue;
+    snprintf(dg, sizeof(dg), "sha256:%s", hex);
+    if (pin(c, hex) != 0)
+      return cll_err_set(&c->err, CLL_ENOMEM, "out of memory");
+    if (i < m->n_layers && !cll_store_blob_exists(c->api->store, dg, -1)) {
+      c->status_code = 404;
+      return cll_err_set(&c->err, CLL_ENOENT, "model '%s' not found", c->from_ref.display);
+    }
+  }
+  return 0;
+}
+
+static void create_work(struct create *c) {
   const cll_store *st = c->api->store;
   struct layer_spec layers[64];
   size_t nl = 0;
   char model_hex[65] = "", model_path[4200] = "";
   int64_t model_size = 0;
   char from_origin[512] = "";
-  c->rc = 0;
+  c->rc = pin_inputs(c);
+  if (c->rc != 0)
+    return;
 
   /* 1. The weights. */
   if (c->gguf_path) {
@@ -221,15 +335,28 @@ static void on_create_work(uv_work_t *w) {
            cll_quantize_ftype_name(want));
     cll_gguf_close(g);
     g = NULL;
-    char out[4300];
-    snprintf(out, sizeof(out), "%s/blobs/quantize-%d.tmp", cll_store_root(st), (int)getpid());
+    /* Each create quantizes into its own directory (mkdtemp), so
+     * concurrent creates never share a temporary file. */
+    char dir[4300], out[4400];
+    snprintf(dir, sizeof(dir), "%s/blobs/.tmp-blob-quantize-XXXXXX", cll_store_root(st));
+    if (mkdtemp(dir) == NULL) {
+      c->rc = cll_err_set(&c->err, cll_err_from_errno(errno),
+                          "cannot create a file in the model store: %s", strerror(errno));
+      return;
+    }
+    snprintf(out, sizeof(out), "%s/out.gguf", dir);
     cll_quantize_params qp = cll_quantize_defaults();
     qp.ftype = want;
     qp.pure = pure;
     c->rc = cll_quantize_file(model_path, out, &qp, &c->err);
+    if (c->rc != 0)
+      cll_err_set(&c->err, c->rc, "quantizing failed: %s", cll_strerror(c->rc));
     if (c->rc == 0)
       c->rc = store_file_blob(c, out, model_hex, &model_size);
     unlink(out);
+    snprintf(out, sizeof(out), "%s/out.gguf.tmp", dir);
+    unlink(out);
+    rmdir(dir);
     if (c->rc != 0)
       return;
     snprintf(dg, sizeof(dg), "sha256:%s", model_hex);
@@ -303,6 +430,11 @@ static void on_create_work(uv_work_t *w) {
   char chex[65];
   cll_sha256_hex(cfg_text, strlen(cfg_text), chex);
   snprintf(dg, sizeof(dg), "sha256:%s", chex);
+  if (pin(c, chex) != 0) {
+    free(cfg_text);
+    c->rc = cll_err_set(&c->err, CLL_ENOMEM, "out of memory");
+    return;
+  }
   if (!cll_store_blob_exists(st, dg, (int64_t)strlen(cfg_text)) &&
       (c->rc = cll_store_write_blob(st, dg, cfg_text, strlen(cfg_text), &c->err)) != 0) {
     free(cfg_text);
@@ -388,6 +520,51 @@ static char *license_of(json_t *v) {
   return cll_buf_steal(&b); /* NULL when out of memory */
 }
 
+/* Where a create may read a GGUF from the server's disk ("from": an
+ * absolute path). CLLAMA_CREATE_PATHS unset: any path, for clients on a
+ * loopback address only; set to a ':'-separated list of directories: files
+ * under one of them (after resolving links), for any client; set empty:
+ * never. Returns 0, or the status to answer with msg. */
+static int path_allowed(cll_request *req, const char *path, char *msg, size_t cap) {
+  const char *roots = getenv("CLLAMA_CREATE_PATHS");
+  if (roots == NULL) {
+    if (cll_request_peer_loopback(req))
+      return 0;
+    snprintf(msg, cap, "creating from a server path is only allowed from this machine "
+                       "(see CLLAMA_CREATE_PATHS)");
+    return 403;
+  }
+  char real[PATH_MAX];
+  if (realpath(path, real) == NULL) {
+    snprintf(msg, cap, "file does not exist");
+    return 400;
+  }
+  const char *p = roots;
+  while (*p) {
+    const char *e = strchr(p, ':');
+    size_t n = e ? (size_t)(e - p) : strlen(p);
+    char dir[PATH_MAX], rdir[PATH_MAX];
+    if (n > 0 && n < sizeof(dir)) {
+      memcpy(dir, p, n);
+      dir[n] = 0;
+      size_t rl;
+      if (realpath(dir, rdir) != NULL && (rl = strlen(rdir)) > 0 &&
+          strncmp(real, rdir, rl) == 0 && (real[rl] == '/' || rdir[rl - 1] == '/'))
+        return 0;
+    }
+    p += n + (e ? 1 : 0);
+    if (!e)
+      break;
+  }
+  snprintf(msg, cap, "creating from this path is not allowed (see CLLAMA_CREATE_PATHS)");
+  return 403;
+}
+
+static void on_create_cancel(cll_request *req, int reason, void *ud) {
+  struct create *c = ud;
+  atomic_store(&c->cancelled, 1);
+}
+
 static void fail(cll_request *req, struct create *c, json_t *body, int status, const char *msg) {
   cll_api_error(req, status, msg);
   json_decref(body);
@@ -444,8 +621,10 @@ static void on_create(cll_request *req, void *ud) {
     }
   } else if (from && *from) {
     if (from[0] == '/') {
-      if (access(from, R_OK) != 0) {
-        fail(req, c, body, 400, "file does not exist");
+      char msg[200];
+      int st = path_allowed(req, from, msg, sizeof(msg));
+      if (st != 0) {
+        fail(req, c, body, st, msg);
         return;
       }
       c->gguf_path = strdup(from);
@@ -503,6 +682,7 @@ static void on_create(cll_request *req, void *ud) {
     snprintf(c->quantize, sizeof(c->quantize), "%s", json_string_value(v));
   json_decref(body);
   c->work.data = c;
+  cll_request_on_cancel(req, on_create_cancel, c);
   if (uv_queue_work(api->loop, &c->work, on_create_work, on_create_done) != 0) {
     cll_api_error(req, 500, "cannot queue work");
     create_free(c);

@@ -45,6 +45,8 @@ static void gen_free(cll__gen *g) {
   free(g->prompt);
   free(g->out_tok);
   cll_sampler_free(g->sampler);
+  cll_grammar_state_free(g->gstate);
+  cll_grammar_free(g->grammar);
   cll_stop_free(g->stop);
   cll__detok_free(g->detok);
   cll_buf_free(&g->text);
@@ -172,30 +174,19 @@ static void add_json(cll_buf *b, const json_t *v) {
 /* The message (chat) or response fields (generate) of one object. */
 static void add_text_field(cll__gen *g, cll_buf *b, const char *s, size_t n,
                            const char *th, size_t nth, const json_t *calls) {
-  if (g->kind == CLL__GEN_CHAT) {
-    cll_buf_puts(b, "\"message\":{\"role\":\"assistant\",\"content\":");
-    cll_json_escape(b, s, n);
-    if (nth) {
-      cll_buf_puts(b, ",\"thinking\":");
-      cll_json_escape(b, th, nth);
-    }
-    if (json_array_size(calls)) {
-      cll_buf_puts(b, ",\"tool_calls\":");
-      add_json(b, calls);
-    }
-    cll_buf_puts(b, "}");
-  } else {
-    cll_buf_puts(b, "\"response\":");
-    cll_json_escape(b, s, n);
-    if (nth) {
-      cll_buf_puts(b, ",\"thinking\":");
-      cll_json_escape(b, th, nth);
-    }
-    if (json_array_size(calls)) {
-      cll_buf_puts(b, ",\"tool_calls\":");
-      add_json(b, calls);
-    }
+  bool chat = g->kind == CLL__GEN_CHAT;
+  cll_buf_puts(b, chat ? "\"message\":{\"role\":\"assistant\",\"content\":" : "\"response\":");
+  cll_json_escape(b, s, n);
+  if (nth) {
+    cll_buf_puts(b, ",\"thinking\":");
+    cll_json_escape(b, th, nth);
   }
+  if (json_array_size(calls)) {
+    cll_buf_puts(b, ",\"tool_calls\":");
+    add_json(b, calls);
+  }
+  if (chat)
+    cll_buf_puts(b, "}");
 }
 
 static void on_drain(cll_request *req, void *ud) {
@@ -533,6 +524,16 @@ static void on_prepare_work(uv_work_t *w) {
     cll_err_set(&g->prep_err, g->prep_rc, "invalid sampling options");
     return;
   }
+  if (g->grammar) {
+    const cll_grammar_vocab *gv = NULL;
+    g->prep_rc = cll__mtext_grammar_vocab(t, &gv);
+    if (g->prep_rc == 0)
+      g->prep_rc = cll_grammar_state_new(g->grammar, gv, &g->gstate);
+    if (g->prep_rc != 0) {
+      cll_err_set(&g->prep_err, g->prep_rc, "out of memory");
+      return;
+    }
+  }
   /* As llama-server does, the prompt seeds the penalty window. */
   int32_t from = g->n_prompt > sp.repeat_last_n ? g->n_prompt - sp.repeat_last_n : 0;
   for (int32_t i = from; i < g->n_prompt; i++)
@@ -573,6 +574,7 @@ static void on_prepared(uv_work_t *w, int status) {
   d.truncate = g->truncate;
   d.sample = sample_cb;
   d.sample_ud = g->sampler;
+  d.grammar = g->gstate;
   d.on_token = on_token;
   d.on_done = on_seq_done;
   d.ud = g;

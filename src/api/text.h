@@ -10,6 +10,7 @@
 #include "cllama/common.h"
 #include "cllama/engine.h"
 #include "cllama/tokenizer.h"
+#include "cllama/grammar.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -23,6 +24,12 @@ void cll__mtext_free(void *aux);
 
 /* The model's tokenizer (borrowed, immutable: any thread). */
 const cll_tokenizer *cll__mtext_tok(const cll__mtext *t);
+
+/* The vocabulary's index for constrained decoding (include/cllama/grammar.h),
+ * built on first use (work items only: building a 128k vocabulary takes tens
+ * of milliseconds) and kept until the model unloads. *out is borrowed. */
+int cll__mtext_grammar_vocab(const cll__mtext *t, const cll_grammar_vocab **out);
+
 /* Tokenizes text; add_special adds BOS (when the vocabulary asks for it),
  * parse_special turns special-token text into their ids. *out is new
  * (free()). */

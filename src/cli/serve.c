@@ -101,6 +101,10 @@ int cll_cli_serve(int argc, char **argv) {
     fprintf(stderr, "cllama serve: model store %s: %s\n", cfg.models, err.msg);
     return 1;
   }
+  int cleaned = 0;
+  if (cll_store_clean(store, &cleaned) == 0 && cleaned > 0) /* what a crashed run left */
+    fprintf(stderr, "cllama serve: removed %d stale temporary file(s) from the model store\n",
+            cleaned);
   struct serve s;
   memset(&s, 0, sizeof(s));
   uv_loop_init(&s.loop);

@@ -75,6 +75,8 @@ struct cll_ctx {
                                    (the weights of the P.V product) */
   size_t kv_elt;                /* bytes of one element (2 or 4) */
   double *inv_freq;             /* (n_rot/2) RoPE angle per position for each pair */
+  double *inv_freq_swa;         /* the same for sliding-window layers (own base, scale) */
+  float rope_mscale;            /* cos and sin times this (LongRoPE attn_factor, else 1) */
 
   /* ---- activations, B = n_batch_max rows each */
   float *x;                     /* (B, n_embd) residual stream */
@@ -86,6 +88,17 @@ struct cll_ctx {
   float *gate;                  /* (B, n_ff) */
   float *up;                    /* (B, n_ff) */
   float *rope_cs;               /* (B, n_rot/2, 2) cos, sin of each token's angles */
+  float *rope_cs_swa;           /* (B, n_rot/2, 2) the same for sliding-window layers */
+  /* MoE (n_expert_used routed copies of each token, grouped by expert) */
+  int32_t *moe_sel;             /* (B, n_used) chosen experts, best first */
+  float *moe_w;                 /* (B, n_used) their weights */
+  float *moe_logits;            /* (B, n_expert) router logits */
+  int32_t *moe_start;           /* (n_expert + 1) first slot of each expert */
+  int32_t *moe_slot;            /* (B, n_used) slot of token t's k-th expert */
+  int32_t *moe_tok;             /* (B * n_used) token of each slot */
+  float *moe_x;                 /* (B * n_used, n_embd) gathered inputs, then outputs */
+  float *moe_g;                 /* (B * n_used, n_ff_exp) gate, then the activation */
+  float *moe_u;                 /* (B * n_used, n_ff_exp) up */
   void *xq[CLL__XQ_SLOTS];      /* quantized activations, xq_bytes each */
   size_t xq_bytes;
   struct cll__tscratch *ts;     /* (n_threads) */
@@ -121,7 +134,8 @@ void cll__kv_free(cll_ctx *c);
 /* Checks the batch against the pool and assigns a cell to every token
  * (fills c->cell_of). On failure nothing changes. */
 int cll__kv_place(cll_ctx *c, const struct cll_batch *b, cll_err *err);
-/* forward.c: rotates n_heads heads of head_dim floats at x by pos_delta. */
-void cll__rope(const cll_ctx *c, float *x, int64_t n_heads, double pos_delta);
+/* forward.c: rotates n_heads heads of head_dim floats at x by pos_delta
+ * with layer il's frequencies. */
+void cll__rope(const cll_ctx *c, int il, float *x, int64_t n_heads, double pos_delta);
 
 #endif

@@ -26,6 +26,7 @@
 
 #include <assert.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,22 +78,27 @@ static void rope_heads(const cll_ctx *c, float *x, int64_t n_heads, const float 
   }
 }
 
-static void rope_angles(const cll_ctx *c, double pos, float *cs) {
+/* cos and sin of pos * scale * inv_freq[i], times mscale (LongRoPE's
+ * attention factor; 1 elsewhere). Sliding-window layers (swa) have their
+ * own frequencies. */
+static void rope_angles(const cll_ctx *c, bool swa, double pos, float mscale, float *cs) {
   int64_t half = c->m->n_rot / 2;
-  double scale = c->m->info.rope_freq_scale;
+  double scale = swa ? c->m->swa_freq_scale : c->m->info.rope_freq_scale;
+  const double *inv = swa ? c->inv_freq_swa : c->inv_freq;
   for (int64_t i = 0; i < half; i++) {
-    double th = pos * scale * c->inv_freq[i];
-    cs[2 * i] = (float)cos(th);
-    cs[2 * i + 1] = (float)sin(th);
+    double th = pos * scale * inv[i];
+    cs[2 * i] = (float)cos(th) * mscale;
+    cs[2 * i + 1] = (float)sin(th) * mscale;
   }
 }
 
-void cll__rope(const cll_ctx *c, float *x, int64_t n_heads, double pos_delta) {
+void cll__rope(const cll_ctx *c, int il, float *x, int64_t n_heads, double pos_delta) {
   float cs[2 * 512];
   int64_t half = c->m->n_rot / 2;
   if (half > 512)
     return; /* rejected at load time (head_dim <= 1024) */
-  rope_angles(c, pos_delta, cs);
+  /* A shift rotates by the difference only: no second LongRoPE factor. */
+  rope_angles(c, c->m->layers[il].swa, pos_delta, 1.0f, cs);
   rope_heads(c, x, n_heads, cs);
 }
 
@@ -161,6 +167,36 @@ static void matmul(cll_ctx *c, const struct prepared *pr, const struct cll__weig
       .xq_stride = xq_stride,
       .n_tok = n_tok,
       .y = y,
+      .y_stride = y_stride,
+      .scratch = c->ts[ith].mm,
+      .scratch_bytes = c->ts[ith].mm_bytes,
+  };
+  cll_matmul(c->K, &a);
+}
+
+/* Like matmul, for n_tok rows starting at row t0 of x (and of the prepared
+ * activations), written to rows t0.. of y. */
+static void moe_matmul(cll_ctx *c, const struct prepared *pr, const struct cll__weight *w,
+                       const float *x, int64_t x_stride, int64_t t0, int64_t n_tok, float *y,
+                       int64_t y_stride, int64_t r0, int64_t r1, int ith) {
+  if (r1 <= r0 || n_tok <= 0)
+    return;
+  size_t xq_stride = 0;
+  size_t xq_bytes = cll_matmul_xq_bytes(w->type, w->n_in, 1, &xq_stride);
+  int s = slot_for(pr, w->type);
+  cll_matmul_args a = {
+      .wtype = w->type,
+      .w = w->data,
+      .w_stride = w->row_bytes,
+      .n_in = w->n_in,
+      .r0 = r0,
+      .r1 = r1,
+      .x = x + t0 * x_stride,
+      .x_stride = x_stride,
+      .xq = xq_bytes ? (char *)pr->buf[s] + (size_t)t0 * xq_stride : NULL,
+      .xq_stride = xq_stride,
+      .n_tok = n_tok,
+      .y = y + t0 * y_stride,
       .y_stride = y_stride,
       .scratch = c->ts[ith].mm,
       .scratch_bytes = c->ts[ith].mm_bytes,
@@ -378,7 +414,8 @@ static void attend(cll_ctx *c, int il, const struct cll__attn_unit *u, int64_t k
    * row r = (head h0 + r / n, token r % n). */
   const int32_t n = u->n;
   const int64_t hb = CLL__QCHUNK / n < G ? CLL__QCHUNK / n : G;
-  const float scale = 1.0f / sqrtf((float)D);
+  const float scale = c->m->attn_scale, cap = c->m->attn_softcap;
+  const int32_t win = c->m->layers[il].swa ? (int32_t)c->m->n_swa : 0;
   float inv_sum[CLL__QCHUNK];
   for (int64_t h0 = 0; h0 < G; h0 += hb) {
     const int64_t nh = G - h0 < hb ? G - h0 : hb, rows = nh * n;
@@ -411,7 +448,17 @@ static void attend(cll_ctx *c, int il, const struct cll__attn_unit *u, int64_t k
     for (int64_t r = 0; r < rows; r++) {
       float *row = ts->scores + r * n_ctx;
       int32_t len = b->pos[toks[r % n]] + 1; /* causal: positions 0..pos */
-      inv_sum[r] = 1.0f / softmax_exp(row, len, scale);
+      /* a sliding-window layer sees only the last win positions */
+      int32_t first = win > 0 && len > win ? len - win : 0;
+      float sc = scale;
+      if (cap > 0) { /* soft-capping: cap * tanh(score / cap) */
+        for (int32_t j = first; j < len; j++)
+          row[j] = tanhf(row[j] * (scale / cap)) * cap;
+        sc = 1.0f;
+      }
+      inv_sum[r] = 1.0f / softmax_exp(row + first, len - first, sc);
+      if (first > 0)
+        memset(row, 0, (size_t)first * sizeof(float));
       if (len < n_pos)
         memset(row + len, 0, (size_t)(n_pos - len) * sizeof(float));
     }
@@ -569,6 +616,185 @@ static int32_t tok_chunks(int64_t n_tok, int nth) {
   return (int32_t)(n_tok < want ? (n_tok > 0 ? n_tok : 1) : want);
 }
 
+/* GELU in its tanh form, rounded as llama.cpp's CPU backend does it (the
+ * engine Ollama runs): the input rounded to half precision, the result
+ * looked up in a table of half-precision values (below -10: 0; from 10: x).
+ * The rounding (2^-11 relative) is far below any weight quantization's, and
+ * with it the F32 logits of the Gemma models agree with llama.cpp's to
+ * float accuracy (test_arch) instead of to ~5e-3. */
+static uint16_t gelu_table[1 << 16];
+static pthread_once_t gelu_once = PTHREAD_ONCE_INIT;
+
+static void gelu_init(void) {
+  for (uint32_t h = 0; h < (1u << 16); h++) {
+    float x = cll_fp16_to_fp32((uint16_t)h);
+    float g = 0.5f * x * (1.0f + tanhf(0.7978845608028654f * x * (1.0f + 0.044715f * x * x)));
+    gelu_table[h] = cll_fp32_to_fp16(g);
+  }
+}
+
+/* gate[i] = gelu(gate[i]) * up[i] (GeGLU). */
+static void geglu(float *restrict gate, const float *restrict up, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    float x = gate[i], g;
+    if (x <= -10.0f)
+      g = 0.0f;
+    else if (x >= 10.0f)
+      g = x;
+    else
+      g = cll_fp16_to_fp32(gelu_table[cll_fp32_to_fp16(x)]);
+    gate[i] = g * up[i];
+  }
+}
+
+/* x[t] += rmsnorm(xn[t]) * norm for the T rows (gemma's post norms): one
+ * operation over token chunks. */
+static void post_norm_add(struct worker *w, cll_ctx *c, const struct cll__weight *norm,
+                          int64_t T) {
+  const int64_t E = c->m->info.n_embd;
+  int32_t n = tok_chunks(T, w->nth);
+  int64_t a0, a1;
+  FOR_CHUNKS(w, n, i) {
+    chunk_range(T, i, n, 1, &a0, &a1);
+    for (int64_t t = a0; t < a1; t++) {
+      rmsnorm(c->xn + t * E, c->xn + t * E, norm->data, E, c->m->info.rms_eps);
+      add_to(c->x + t * E, c->xn + t * E, E);
+    }
+  }
+  op_end(w, n);
+}
+
+/* The mixture-of-experts FFN of layer L for T tokens whose normalized
+ * input is in xn (already prepared for the router in xq):
+ *   p = softmax(Wr xn); the n_used largest, their weights p / sum(p);
+ *   x += sum over them of w_e * Wdown_e (silu(Wgate_e xn) * Wup_e xn)
+ * Every token's copy for each chosen expert gets a slot; slots are grouped
+ * by expert, so each expert multiplies its tokens as one batch and only
+ * the chosen experts' rows are read. */
+static void moe_ffn(struct worker *w, cll_ctx *c, const struct cll__layer *L, int64_t T) {
+  const cll_model *m = c->m;
+  const int64_t E = m->info.n_embd, X = m->n_expert, K = m->n_expert_used, FE = m->n_ff_exp;
+  const int64_t S = T * K; /* slots */
+  const int ith = w->ith, nth = w->nth;
+  struct prepared pr;
+  int32_t n;
+  int64_t a0, a1;
+  const struct cll__weight *rw[1] = {&L->router};
+  prepare(c, &pr, rw, 1, c->xn, E, T, 0, 0, c->xq);
+  n = row_chunks(X, nth);
+  FOR_CHUNKS(w, n, i) {
+    chunk_range(X, i, n, ROW_ALIGN, &a0, &a1);
+    matmul(c, &pr, &L->router, c->xn, E, T, c->moe_logits, X, a0, a1, ith);
+  }
+  op_end(w, n);
+
+  /* Routing and slot assignment: one chunk (T * X work, small). */
+  FOR_CHUNKS(w, 1, i) {
+    (void)i;
+    int32_t *cnt = c->moe_start; /* counts first, then first slots */
+    memset(cnt, 0, (size_t)(X + 1) * sizeof(int32_t));
+    for (int64_t t = 0; t < T; t++) {
+      float *lg = c->moe_logits + t * X;
+      float mx = lg[0], sum = 0;
+      for (int64_t e = 1; e < X; e++)
+        mx = lg[e] > mx ? lg[e] : mx;
+      for (int64_t e = 0; e < X; e++)
+        sum += lg[e] = expf(lg[e] - mx);
+      int32_t *sel = c->moe_sel + t * K;
+      float *wt = c->moe_w + t * K, wsum = 0;
+      for (int64_t k = 0; k < K; k++) { /* selection, largest first */
+        int32_t best = -1;
+        for (int64_t e = 0; e < X; e++)
+          if (lg[e] >= 0 && (best < 0 || lg[e] > lg[best]))
+            best = (int32_t)e;
+        sel[k] = best;
+        wt[k] = lg[best] / sum;
+        wsum += wt[k];
+        lg[best] = -1.0f; /* taken */
+        cnt[best + 1]++;
+      }
+      wsum = wsum < 6.103515625e-5f ? 6.103515625e-5f : wsum;
+      for (int64_t k = 0; k < K; k++)
+        wt[k] /= wsum;
+    }
+    for (int64_t e = 0; e < X; e++)
+      cnt[e + 1] += cnt[e];
+    /* slots in token order within each expert; moe_start ends as starts */
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t k = 0; k < K; k++) {
+        int32_t e = c->moe_sel[t * K + k], s_ = cnt[e]++;
+        c->moe_slot[t * K + k] = s_;
+        c->moe_tok[s_] = (int32_t)t;
+      }
+    for (int64_t e = X; e > 0; e--)
+      cnt[e] = cnt[e - 1];
+    cnt[0] = 0;
+  }
+  op_end(w, 1);
+
+  /* Gather each slot's input row, prepared for the experts' type. */
+  const struct cll__weight *g0[2] = {&L->exp_gate[0], &L->exp_up[0]};
+  n = tok_chunks(S, nth);
+  FOR_CHUNKS(w, n, i) {
+    chunk_range(S, i, n, 1, &a0, &a1);
+    for (int64_t s_ = a0; s_ < a1; s_++)
+      memcpy(c->moe_x + s_ * E, c->xn + (int64_t)c->moe_tok[s_] * E, (size_t)E * sizeof(float));
+    prepare(c, &pr, g0, 2, c->moe_x, E, S, a0, a1, c->xq);
+  }
+  op_end(w, n);
+  prepare(c, &pr, g0, 2, c->moe_x, E, S, 0, 0, c->xq);
+
+  /* gate and up of every expert with tokens: chunks of (expert, rows) */
+  const int32_t rc_ = row_chunks(FE, nth) > 4 ? 4 : row_chunks(FE, nth);
+  n = (int32_t)X * rc_;
+  FOR_CHUNKS(w, n, i) {
+    int64_t e = i / rc_, s0 = c->moe_start[e], ns = c->moe_start[e + 1] - s0;
+    if (ns == 0)
+      continue;
+    chunk_range(FE, i % rc_, rc_, ROW_ALIGN, &a0, &a1);
+    moe_matmul(c, &pr, &L->exp_gate[e], c->moe_x, E, s0, ns, c->moe_g, FE, a0, a1, ith);
+    moe_matmul(c, &pr, &L->exp_up[e], c->moe_x, E, s0, ns, c->moe_u, FE, a0, a1, ith);
+    for (int64_t s_ = s0; s_ < s0 + ns; s_++)
+      swiglu(c->moe_g + s_ * FE + a0, c->moe_u + s_ * FE + a0, a1 - a0);
+  }
+  op_end(w, n);
+
+  const struct cll__weight *d0[1] = {&L->exp_down[0]};
+  n = tok_chunks(S, nth);
+  FOR_CHUNKS(w, n, i) {
+    chunk_range(S, i, n, 1, &a0, &a1);
+    prepare(c, &pr, d0, 1, c->moe_g, FE, S, a0, a1, c->xq);
+  }
+  op_end(w, n);
+  prepare(c, &pr, d0, 1, c->moe_g, FE, S, 0, 0, c->xq);
+  const int32_t rd = row_chunks(E, nth) > 4 ? 4 : row_chunks(E, nth);
+  n = (int32_t)X * rd;
+  FOR_CHUNKS(w, n, i) {
+    int64_t e = i / rd, s0 = c->moe_start[e], ns = c->moe_start[e + 1] - s0;
+    if (ns == 0)
+      continue;
+    chunk_range(E, i % rd, rd, ROW_ALIGN, &a0, &a1);
+    moe_matmul(c, &pr, &L->exp_down[e], c->moe_g, FE, s0, ns, c->moe_x, E, a0, a1, ith);
+  }
+  op_end(w, n);
+
+  /* x[t] += sum_k w[t][k] * out[slot(t, k)], k in selection order */
+  n = tok_chunks(T, nth);
+  FOR_CHUNKS(w, n, i) {
+    chunk_range(T, i, n, 1, &a0, &a1);
+    for (int64_t t = a0; t < a1; t++) {
+      float *acc = c->xn + t * E;
+      for (int64_t k = 0; k < K; k++) {
+        const float *y = c->moe_x + (int64_t)c->moe_slot[t * K + k] * E, wk = c->moe_w[t * K + k];
+        for (int64_t j = 0; j < E; j++)
+          acc[j] = k == 0 ? y[j] * wk : acc[j] + y[j] * wk;
+      }
+      add_to(c->x + t * E, acc, E);
+    }
+  }
+  op_end(w, n);
+}
+
 static void forward_worker(void *arg, int ith, int nth) {
   cll_ctx *c = arg;
   struct worker W = {c, ith, nth, 0}, *w = &W;
@@ -591,7 +817,14 @@ static void forward_worker(void *arg, int ith, int nth) {
       const uint8_t *row =
           (const uint8_t *)m->tok_embd.data + (size_t)b->tokens[t] * m->tok_embd.row_bytes;
       c->K->dequant_row[m->tok_embd.type](row, c->x + t * E, E);
-      rope_angles(c, b->pos[t], c->rope_cs + t * half * 2);
+      if (m->arch->gemma) {
+        const float sc = sqrtf((float)E);
+        for (int64_t j = 0; j < E; j++)
+          c->x[t * E + j] *= sc;
+      }
+      rope_angles(c, false, b->pos[t], c->rope_mscale, c->rope_cs + t * half * 2);
+      if (m->n_swa > 0)
+        rope_angles(c, true, b->pos[t], c->rope_mscale, c->rope_cs_swa + t * half * 2);
     }
   }
   op_end(w, n);
@@ -648,8 +881,9 @@ static void forward_worker(void *arg, int ith, int nth) {
           for (int64_t h = 0; h < I->n_head_kv; h++)
             rmsnorm(k + h * D, k + h * D, L->k_norm.data, D, I->rms_eps);
         }
-        rope_heads(c, q, I->n_head, c->rope_cs + t * half * 2);
-        rope_heads(c, k, I->n_head_kv, c->rope_cs + t * half * 2);
+        const float *cs = (L->swa ? c->rope_cs_swa : c->rope_cs) + t * half * 2;
+        rope_heads(c, q, I->n_head, cs);
+        rope_heads(c, k, I->n_head_kv, cs);
       }
       store_kv(c, il, a0, a1);
     }
@@ -678,7 +912,8 @@ static void forward_worker(void *arg, int ith, int nth) {
       compacted = true;
     }
 
-    /* x += Wo att */
+    /* x += Wo att (gemma: x += rmsnorm(Wo att) * attn_post_norm) */
+    const bool gemma = m->arch->gemma;
     n = tok_chunks(T, nth);
     FOR_CHUNKS(w, n, i) {
       chunk_range(T, i, n, 1, &a0, &a1);
@@ -690,20 +925,32 @@ static void forward_worker(void *arg, int ith, int nth) {
     FOR_CHUNKS(w, n, i) {
       chunk_range(E, i, n, ROW_ALIGN, &a0, &a1);
       matmul(c, &pr, &L->wo, c->att, QD, T, c->xn, E, a0, a1, ith);
-      for (int64_t t = 0; t < T; t++)
-        add_to(c->x + t * E + a0, c->xn + t * E + a0, a1 - a0);
+      if (!gemma)
+        for (int64_t t = 0; t < T; t++)
+          add_to(c->x + t * E + a0, c->xn + t * E + a0, a1 - a0);
     }
     op_end(w, n);
+    if (gemma)
+      post_norm_add(w, c, &L->attn_post_norm, T);
 
-    /* feed-forward: xn = rmsnorm(x); gate = silu(Wgate xn) * (Wup xn) */
+    /* feed-forward: xn = rmsnorm(x); gate = act(Wgate xn) * (Wup xn) */
     n = tok_chunks(T, nth);
     FOR_CHUNKS(w, n, i) {
       chunk_range(T, i, n, 1, &a0, &a1);
       for (int64_t t = a0; t < a1; t++)
         rmsnorm(c->xn + t * E, c->x + t * E, L->ffn_norm.data, E, I->rms_eps);
-      prepare(c, &pr, gu, 2, c->xn, E, T, a0, a1, c->xq);
+      if (m->arch->moe) {
+        const struct cll__weight *rw[1] = {&L->router};
+        prepare(c, &pr, rw, 1, c->xn, E, T, a0, a1, c->xq);
+      } else {
+        prepare(c, &pr, gu, 2, c->xn, E, T, a0, a1, c->xq);
+      }
     }
     op_end(w, n);
+    if (m->arch->moe) {
+      moe_ffn(w, c, L, T);
+      continue;
+    }
     prepare(c, &pr, gu, 2, c->xn, E, T, 0, 0, c->xq);
     n = row_chunks(F, nth);
     FOR_CHUNKS(w, n, i) {
@@ -711,11 +958,14 @@ static void forward_worker(void *arg, int ith, int nth) {
       matmul(c, &pr, &L->w_gate, c->xn, E, T, c->gate, F, a0, a1, ith);
       matmul(c, &pr, &L->w_up, c->xn, E, T, c->up, F, a0, a1, ith);
       for (int64_t t = 0; t < T; t++)
-        swiglu(c->gate + t * F + a0, c->up + t * F + a0, a1 - a0);
+        if (gemma)
+          geglu(c->gate + t * F + a0, c->up + t * F + a0, a1 - a0);
+        else
+          swiglu(c->gate + t * F + a0, c->up + t * F + a0, a1 - a0);
     }
     op_end(w, n);
 
-    /* x += Wdown gate */
+    /* x += Wdown gate (gemma: x += rmsnorm(Wdown gate) * ffn_post_norm) */
     n = tok_chunks(T, nth);
     FOR_CHUNKS(w, n, i) {
       chunk_range(T, i, n, 1, &a0, &a1);
@@ -727,10 +977,13 @@ static void forward_worker(void *arg, int ith, int nth) {
     FOR_CHUNKS(w, n, i) {
       chunk_range(E, i, n, ROW_ALIGN, &a0, &a1);
       matmul(c, &pr, &L->w_down, c->gate, F, T, c->xn, E, a0, a1, ith);
-      for (int64_t t = 0; t < T; t++)
-        add_to(c->x + t * E + a0, c->xn + t * E + a0, a1 - a0);
+      if (!gemma)
+        for (int64_t t = 0; t < T; t++)
+          add_to(c->x + t * E + a0, c->xn + t * E + a0, a1 - a0);
     }
     op_end(w, n);
+    if (gemma)
+      post_norm_add(w, c, &L->ffn_post_norm, T);
   }
 
   /* Output: only the wanted rows, normalized into xn (kept for
@@ -751,6 +1004,12 @@ static void forward_worker(void *arg, int ith, int nth) {
   FOR_CHUNKS(w, n, i) {
     chunk_range(I->n_vocab, i, n, ROW_ALIGN, &a0, &a1);
     matmul(c, &pr, &m->output, c->xn, E, n_out, c->logits, I->n_vocab, a0, a1, ith);
+    if (m->final_softcap > 0) /* gemma2: cap * tanh(logit / cap) */
+      for (int64_t k = 0; k < n_out; k++)
+        for (int64_t j = a0; j < a1; j++) {
+          float *l = c->logits + k * I->n_vocab + j;
+          *l = tanhf(*l / m->final_softcap) * m->final_softcap;
+        }
   }
   op_end(w, n);
   assert(w->k <= c->n_ops);
@@ -879,6 +1138,19 @@ static size_t max_xq(const cll_model *m, int64_t n_tok) {
     X(L->w_gate);
     X(L->w_up);
     X(L->w_down);
+    if (m->arch->moe) {
+      X(L->router);
+      /* the experts' rows: n_used copies of each token */
+      size_t s_ = cll_matmul_xq_bytes(L->exp_gate[0].type, L->exp_gate[0].n_in,
+                                      n_tok * m->n_expert_used, &stride);
+      best = s_ > best ? s_ : best;
+      s_ = cll_matmul_xq_bytes(L->exp_up[0].type, L->exp_up[0].n_in, n_tok * m->n_expert_used,
+                               &stride);
+      best = s_ > best ? s_ : best;
+      s_ = cll_matmul_xq_bytes(L->exp_down[0].type, L->exp_down[0].n_in,
+                               n_tok * m->n_expert_used, &stride);
+      best = s_ > best ? s_ : best;
+    }
   }
 #undef X
   return best;
@@ -897,6 +1169,8 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
                        (long long)p->n_ctx, p->n_seq_max, CLL__MAX_SEQ, p->n_batch_max);
   if (m->n_rot / 2 > 512)
     return cll_err_set(err, CLL_EUNSUPPORTED, "head_dim %lld too large", (long long)I->head_dim);
+  if (m->arch->gemma)
+    pthread_once(&gelu_once, gelu_init);
   cll_ctx *c = calloc(1, sizeof(*c));
   if (c == NULL)
     return cll_err_set(err, CLL_ENOMEM, "out of memory");
@@ -929,18 +1203,36 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
   c->gate = xalloc(B * (size_t)I->n_ff * f);
   c->up = xalloc(B * (size_t)I->n_ff * f);
   c->rope_cs = xalloc(B * (size_t)(half ? half : 1) * 2 * f);
+  c->inv_freq_swa = calloc((size_t)(half ? half : 1), sizeof(double));
+  c->rope_cs_swa = xalloc(B * (size_t)(half ? half : 1) * 2 * f);
+  bool moe_ok = true;
+  if (m->arch->moe) {
+    size_t X = (size_t)m->n_expert, K = (size_t)m->n_expert_used;
+    c->moe_sel = calloc(B * K, sizeof(int32_t));
+    c->moe_w = xalloc(B * K * f);
+    c->moe_logits = xalloc(B * X * f);
+    c->moe_start = calloc(X + 1, sizeof(int32_t));
+    c->moe_slot = calloc(B * K, sizeof(int32_t));
+    c->moe_tok = calloc(B * K, sizeof(int32_t));
+    c->moe_x = xalloc(B * K * (size_t)I->n_embd * f);
+    c->moe_g = xalloc(B * K * (size_t)m->n_ff_exp * f);
+    c->moe_u = xalloc(B * K * (size_t)m->n_ff_exp * f);
+    moe_ok = c->moe_sel && c->moe_w && c->moe_logits && c->moe_start && c->moe_slot &&
+             c->moe_tok && c->moe_x && c->moe_g && c->moe_u;
+  }
   c->cell_of = calloc(B, sizeof(int32_t));
   c->out_rows = calloc(B, sizeof(int32_t));
   c->seq_toks = calloc(B, sizeof(int32_t));
   c->units = calloc(B + (size_t)p->n_seq_max, sizeof(*c->units));
-  /* embeddings, 11 per layer (+1 compaction), final norm and output */
-  c->n_ops = (int32_t)(I->n_layer * 11 + 4);
+  /* embeddings, at most 20 per layer (11; gemma's post norms 2; MoE 7
+   * more), the compaction, final norm and output */
+  c->n_ops = (int32_t)(I->n_layer * 20 + 4);
   c->op_claim = calloc((size_t)c->n_ops, sizeof(*c->op_claim));
   c->op_done = calloc((size_t)c->n_ops, sizeof(*c->op_done));
   c->xq_bytes = max_xq(m, p->n_batch_max);
   bool ok = c->inv_freq && c->x && c->xn && c->q && c->k && c->v && c->att && c->gate && c->up &&
             c->rope_cs && c->cell_of && c->out_rows && c->seq_toks && c->units && c->op_claim &&
-            c->op_done;
+            c->op_done && c->inv_freq_swa && c->rope_cs_swa && moe_ok;
   for (int i = 0; i < CLL__XQ_SLOTS && ok; i++)
     ok = (c->xq[i] = xalloc(c->xq_bytes)) != NULL;
   /* Logits for one row per sequence up front (the usual decode step). */
@@ -972,11 +1264,20 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
   }
   /* theta_i = pos * base^(-2i/n_rot), divided by the model's frequency
    * factors when it has them (Llama 3). */
+  /* LongRoPE (phi3 128k): the long factors when the context is longer
+   * than the original one, else the short ones (llama.cpp's choice), and
+   * cos/sin scaled by the attention factor. */
   const float *ff = m->rope_freqs.data;
+  if (ff == NULL && m->rope_long.data != NULL)
+    ff = p->n_ctx > m->rope_orig_ctx ? m->rope_long.data : m->rope_short.data;
+  c->rope_mscale = m->rope_attn_factor > 0 ? m->rope_attn_factor : 1.0f;
   for (int64_t i = 0; i < half; i++) {
     c->inv_freq[i] = pow((double)I->rope_freq_base, -2.0 * (double)i / (double)m->n_rot);
     if (ff != NULL)
       c->inv_freq[i] /= (double)ff[i];
+    c->inv_freq_swa[i] = m->n_swa > 0 ? pow((double)m->swa_freq_base,
+                                            -2.0 * (double)i / (double)m->n_rot)
+                                      : c->inv_freq[i];
   }
   *out = c;
   return 0;
@@ -1011,6 +1312,17 @@ void cll_ctx_free(cll_ctx *c) {
   free(c->gate);
   free(c->up);
   free(c->rope_cs);
+  free(c->inv_freq_swa);
+  free(c->rope_cs_swa);
+  free(c->moe_sel);
+  free(c->moe_w);
+  free(c->moe_logits);
+  free(c->moe_start);
+  free(c->moe_slot);
+  free(c->moe_tok);
+  free(c->moe_x);
+  free(c->moe_g);
+  free(c->moe_u);
   free(c->cell_of);
   free(c->out_rows);
   free(c->seq_toks);

@@ -228,7 +228,7 @@ static void rerotate(cll_ctx *c, int32_t cell, int32_t delta) {
       for (int64_t i = 0; i < c->kv_dim; i++)
         buf[i] = cll_fp16_to_fp32(h[i]);
     }
-    cll__rope(c, buf, I->n_head_kv, delta);
+    cll__rope(c, (int)il, buf, I->n_head_kv, delta);
     if (c->kv_type == CLL_TYPE_F32) {
       memcpy(row, buf, rb);
     } else {

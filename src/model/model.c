@@ -13,6 +13,7 @@
 #include "engine/threads.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +21,22 @@
 #include <unistd.h>
 
 static const struct cll__arch arch_table[] = {
-    /* name      neox   qkv_bias qk_norm tied_output */
-    {"llama", false, false, false, true},
-    {"qwen2", true, true, false, true},
-    {"qwen3", true, false, true, true},
+    {.name = "llama", .tied_output = true},
+    {.name = "qwen2", .rope_neox = true, .qkv_bias = true, .tied_output = true},
+    {.name = "qwen3", .rope_neox = true, .qk_norm = true, .tied_output = true},
+    {.name = "qwen3moe", .rope_neox = true, .qk_norm = true, .tied_output = true, .moe = true},
+    /* Gemma 2: every other layer local (window 4096 unless the file says),
+     * attention and final logit soft-capping. */
+    {.name = "gemma2", .rope_neox = true, .tied_output = true, .gemma = true, .swa_period = 2,
+     .swa_default = 4096, .attn_softcap = 50.0f, .final_softcap = 30.0f},
+    /* Gemma 3: five local layers to one global when the file has a
+     * sliding window; local layers rotate with base rope.freq_base_swa
+     * (10000) and no scaling. */
+    {.name = "gemma3", .rope_neox = true, .qk_norm = true, .tied_output = true, .gemma = true,
+     .swa_period = 6},
+    /* Phi-3 / Phi-4: fused QKV and gate/up; LongRoPE factors when present.
+     * Its sliding_window key is ignored, as llama.cpp does. */
+    {.name = "phi3", .rope_neox = true, .tied_output = true, .fused = true},
 };
 
 static const struct cll__arch *find_arch(const char *name) {
@@ -107,6 +120,61 @@ static int get_weight(struct loader *L, const char *name, int64_t n_in, int64_t 
   return 0;
 }
 
+/* What the table's flags need beyond the common keys. */
+static int load_arch_hparams(struct loader *L) {
+  cll_model *m = L->m;
+  const struct cll__arch *A = m->arch;
+  struct cll_model_info *I = &m->info;
+  int rc;
+  int64_t v;
+  m->layers = calloc((size_t)I->n_layer, sizeof(*m->layers));
+  if (m->layers == NULL)
+    return cll_err_set(L->err, CLL_ENOMEM, "out of memory");
+  m->attn_scale = 1.0f / sqrtf((float)I->head_dim);
+  m->rope_attn_factor = 1.0f;
+  if (A->gemma && ((strcmp(A->name, "gemma2") == 0 && I->n_layer == 46) ||
+                   (strcmp(A->name, "gemma3") == 0 && I->n_layer == 62)))
+    m->attn_scale = 1.0f / sqrtf((float)(I->n_embd / I->n_head)); /* 27B: llama.cpp's rule */
+  if ((rc = get_float(L, "attn_logit_softcapping", A->attn_softcap, &m->attn_softcap)) ||
+      (rc = get_float(L, "final_logit_softcapping", A->final_softcap, &m->final_softcap)))
+    return rc;
+  if (A->swa_period > 0) {
+    int64_t win, period;
+    if ((rc = get_int(L, "attention.sliding_window", false, A->swa_default, &win)) ||
+        (rc = get_int(L, "attention.sliding_window_pattern", false, A->swa_period, &period)))
+      return rc;
+    m->n_swa = win;
+    if (win > 0)
+      for (int64_t il = 0; il < I->n_layer; il++)
+        m->layers[il].swa = il % period < period - 1;
+    /* gemma3's local layers have their own base (10000 unless the file
+     * says) and no scaling; gemma2's use the global ones. */
+    bool own = strcmp(A->name, "gemma3") == 0;
+    if ((rc = get_float(L, "rope.freq_base_swa", own ? 10000.0f : I->rope_freq_base,
+                        &m->swa_freq_base)))
+      return rc;
+    m->swa_freq_scale = own ? 1.0f : I->rope_freq_scale;
+  }
+  if (A->fused) {
+    if ((rc = get_float(L, "rope.scaling.attn_factor", 1.0f, &m->rope_attn_factor)) ||
+        (rc = get_int(L, "rope.scaling.original_context_length", false, I->n_ctx_train,
+                      &m->rope_orig_ctx)))
+      return rc;
+  }
+  if (A->moe) {
+    if ((rc = get_int(L, "expert_count", true, 0, &m->n_expert)) ||
+        (rc = get_int(L, "expert_used_count", true, 0, &m->n_expert_used)))
+      return rc;
+    if (m->n_expert_used > m->n_expert || m->n_expert_used > 64)
+      return cll_err_set(L->err, CLL_EFORMAT, "%" PRId64 " of %" PRId64 " experts used",
+                         m->n_expert_used, m->n_expert);
+    if ((rc = get_int(L, "expert_feed_forward_length", false, I->n_ff / m->n_expert_used, &v)))
+      return rc;
+    m->n_ff_exp = v;
+  }
+  return 0;
+}
+
 static int load_hparams(struct loader *L) {
   cll_model *m = L->m;
   struct cll_model_info *I = &m->info;
@@ -153,12 +221,45 @@ static int load_hparams(struct loader *L) {
   }
   I->rope_freq_scale = 1.0f / factor;
   I->rope_neox = m->arch->rope_neox;
+  if ((rc = load_arch_hparams(L)))
+    return rc;
   int64_t pool;
   if (cll_gguf_get_i64(m->gguf, akey(L, "pooling_type"), &pool) == 0 && pool >= 0 && pool <= 3)
     I->pooling = (int)pool;
   uint32_t ft;
   if (cll_gguf_get_u32(m->gguf, "general.file_type", &ft) == 0)
     I->file_type = ft;
+  return 0;
+}
+
+/* out = rows [r0, r0 + n) of w. */
+static void view_rows(const struct cll__weight *w, int64_t r0, int64_t n, struct cll__weight *out) {
+  *out = *w;
+  out->data = (const uint8_t *)w->data + (size_t)r0 * w->row_bytes;
+  out->n_out = n;
+}
+
+/* A 3-D expert tensor [n_in, n_out, n_exp]: one n_out x n_in view per
+ * expert (expert e's rows follow expert e-1's). */
+static int get_experts(struct loader *L, const char *name, int64_t n_in, int64_t n_out,
+                       int64_t n_exp, struct cll__weight *views) {
+  const cll_gguf_tensor *t = cll_gguf_find_tensor(L->m->gguf, name);
+  if (t == NULL)
+    return cll_err_set(L->err, CLL_EFORMAT, "model lacks tensor %s", name);
+  if (t->n_dims != 3 || t->ne[0] != (uint64_t)n_in || t->ne[1] != (uint64_t)n_out ||
+      t->ne[2] != (uint64_t)n_exp)
+    return cll_err_set(L->err, CLL_EFORMAT,
+                       "tensor %s has shape [%" PRIu64 ", %" PRIu64 ", %" PRIu64
+                       "], expected [%" PRId64 ", %" PRId64 ", %" PRId64 "]",
+                       name, t->ne[0], t->ne[1], t->ne[2], n_in, n_out, n_exp);
+  const struct cll_type_info *ti = cll_type_info(t->type);
+  if (ti == NULL || cll_kernels_get()->vec_dot[t->type] == NULL)
+    return cll_err_set(L->err, CLL_EUNSUPPORTED, "tensor %s has type %s (%" PRIu32 "), which "
+                       "cllama cannot compute with", name, ti ? ti->name : "unknown", t->type);
+  struct cll__weight all = {.data = t->data, .type = t->type, .n_in = n_in,
+                            .n_out = n_out * n_exp, .row_bytes = cll_row_bytes(t->type, n_in)};
+  for (int64_t e = 0; e < n_exp; e++)
+    view_rows(&all, e * n_out, n_out, &views[e]);
   return 0;
 }
 
@@ -183,22 +284,35 @@ static int load_weights(struct loader *L) {
                        "cannot look rows up in", cll_type_info(m->tok_embd.type)->name);
   if (m->output.data == NULL)
     m->output = m->tok_embd;
-  m->layers = calloc((size_t)I->n_layer, sizeof(*m->layers));
-  if (m->layers == NULL)
-    return cll_err_set(L->err, CLL_ENOMEM, "out of memory");
+  if (m->arch->moe) {
+    m->exp_mem = calloc((size_t)(I->n_layer * m->n_expert * 3), sizeof(*m->exp_mem));
+    if (m->exp_mem == NULL)
+      return cll_err_set(L->err, CLL_ENOMEM, "out of memory");
+  }
   for (int64_t il = 0; il < I->n_layer; il++) {
     struct cll__layer *l = &m->layers[il];
     char n[96];
-#define W(field, suffix, n_in, n_out, req)                                                         \
+#define W_(dst, suffix, n_in, n_out, req)                                                          \
   do {                                                                                             \
     snprintf(n, sizeof(n), "blk.%" PRId64 ".%s", il, suffix);                                      \
-    if ((rc = get_weight(L, n, n_in, n_out, req, &l->field)))                                      \
+    if ((rc = get_weight(L, n, n_in, n_out, req, &(dst))))                                         \
       return rc;                                                                                   \
   } while (0)
+#define W(field, suffix, n_in, n_out, req) W_(l->field, suffix, n_in, n_out, req)
     W(attn_norm, "attn_norm.weight", E, 0, true);
-    W(wq, "attn_q.weight", E, QD, true);
-    W(wk, "attn_k.weight", E, KD, true);
-    W(wv, "attn_v.weight", E, KD, true);
+    if (m->arch->fused && cll_gguf_find_tensor(m->gguf, (snprintf(n, sizeof(n), "blk.%" PRId64
+                                                                ".attn_qkv.weight", il), n))) {
+      /* q, k and v are consecutive row ranges of one matrix */
+      struct cll__weight qkv;
+      W_(qkv, "attn_qkv.weight", E, QD + 2 * KD, true);
+      view_rows(&qkv, 0, QD, &l->wq);
+      view_rows(&qkv, QD, KD, &l->wk);
+      view_rows(&qkv, QD + KD, KD, &l->wv);
+    } else {
+      W(wq, "attn_q.weight", E, QD, true);
+      W(wk, "attn_k.weight", E, KD, true);
+      W(wv, "attn_v.weight", E, KD, true);
+    }
     W(wo, "attn_output.weight", QD, E, true);
     if (m->arch->qkv_bias) {
       W(bq, "attn_q.bias", QD, 0, false);
@@ -209,15 +323,49 @@ static int load_weights(struct loader *L) {
       W(q_norm, "attn_q_norm.weight", D, 0, true);
       W(k_norm, "attn_k_norm.weight", D, 0, true);
     }
+    if (m->arch->gemma) {
+      W(attn_post_norm, "post_attention_norm.weight", E, 0, true);
+      W(ffn_post_norm, "post_ffw_norm.weight", E, 0, true);
+    }
     W(ffn_norm, "ffn_norm.weight", E, 0, true);
-    W(w_gate, "ffn_gate.weight", E, F, true);
-    W(w_up, "ffn_up.weight", E, F, true);
-    W(w_down, "ffn_down.weight", F, E, true);
+    if (m->arch->moe) {
+      const int64_t X = m->n_expert, FE = m->n_ff_exp;
+      W(router, "ffn_gate_inp.weight", E, X, true);
+      l->exp_gate = m->exp_mem + (il * 3 + 0) * X;
+      l->exp_up = m->exp_mem + (il * 3 + 1) * X;
+      l->exp_down = m->exp_mem + (il * 3 + 2) * X;
+      snprintf(n, sizeof(n), "blk.%" PRId64 ".ffn_gate_exps.weight", il);
+      if ((rc = get_experts(L, n, E, FE, X, l->exp_gate)))
+        return rc;
+      snprintf(n, sizeof(n), "blk.%" PRId64 ".ffn_up_exps.weight", il);
+      if ((rc = get_experts(L, n, E, FE, X, l->exp_up)))
+        return rc;
+      snprintf(n, sizeof(n), "blk.%" PRId64 ".ffn_down_exps.weight", il);
+      if ((rc = get_experts(L, n, FE, E, X, l->exp_down)))
+        return rc;
+    } else if (m->arch->fused) {
+      /* ffn_up holds the gate rows, then the up rows */
+      struct cll__weight gu;
+      W_(gu, "ffn_up.weight", E, 2 * F, true);
+      view_rows(&gu, 0, F, &l->w_gate);
+      view_rows(&gu, F, F, &l->w_up);
+      W(w_down, "ffn_down.weight", F, E, true);
+    } else {
+      W(w_gate, "ffn_gate.weight", E, F, true);
+      W(w_up, "ffn_up.weight", E, F, true);
+      W(w_down, "ffn_down.weight", F, E, true);
+    }
 #undef W
+#undef W_
   }
-  /* Llama 3 stores per-dimension RoPE frequency factors. */
-  if ((rc = get_weight(L, "rope_freqs.weight", m->n_rot / 2, 0, false, &m->rope_freqs)))
+  /* Llama 3 stores per-dimension RoPE frequency factors; Phi-3's 128k
+   * models two sets (LongRoPE), chosen by the context size. */
+  if ((rc = get_weight(L, "rope_freqs.weight", m->n_rot / 2, 0, false, &m->rope_freqs)) ||
+      (rc = get_weight(L, "rope_factors_long.weight", m->n_rot / 2, 0, false, &m->rope_long)) ||
+      (rc = get_weight(L, "rope_factors_short.weight", m->n_rot / 2, 0, false, &m->rope_short)))
     return rc;
+  if ((m->rope_long.data == NULL) != (m->rope_short.data == NULL))
+    return cll_err_set(L->err, CLL_EFORMAT, "model has only one of rope_factors_long/short");
   for (int64_t i = 0; i < cll_gguf_n_tensors(m->gguf); i++) {
     const cll_gguf_tensor *t = cll_gguf_tensor_at(m->gguf, i);
     m->info.n_params += t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
@@ -398,6 +546,7 @@ void cll_model_release(cll_model *m) {
     return;
   free(m->layers);
   cll__encoder_free(m->enc);
+  free(m->exp_mem);
   if (m->pack_mem != NULL)
     munmap(m->pack_mem, m->pack_len);
   cll_gguf_close(m->gguf);

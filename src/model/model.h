@@ -37,8 +37,20 @@ struct cll__arch {
   const char *name;   /* general.architecture */
   bool rope_neox;     /* rotate (x[i], x[i+d/2]) instead of (x[2i], x[2i+1]) */
   bool qkv_bias;      /* attn_{q,k,v}.bias present (optional per tensor) */
-  bool qk_norm;       /* per-head RMSNorm of q and k before RoPE (qwen3) */
+  bool qk_norm;       /* per-head RMSNorm of q and k before RoPE (qwen3, gemma3) */
   bool tied_output;   /* output.weight may be absent: reuse token_embd */
+  bool gemma;         /* embeddings times sqrt(n_embd); RMSNorm after attention and
+                         after the FFN too (post_attention_norm, post_ffw_norm);
+                         GeGLU (tanh GELU) instead of SwiGLU */
+  bool fused;         /* attn_qkv (q, k, v rows) and ffn_up (gate, up rows) (phi3) */
+  bool moe;           /* FFN = top-k of expert_count experts, softmax routing */
+  /* Sliding-window layers: every layer il with il % swa_period <
+   * swa_period - 1 attends only its last n_swa positions (0: none). The
+   * window comes from <arch>.attention.sliding_window, else swa_default. */
+  int swa_period;
+  int swa_default;
+  float attn_softcap;  /* default of <arch>.attn_logit_softcapping (0: none) */
+  float final_softcap; /* default of <arch>.final_logit_softcapping (0: none) */
 };
 
 struct cll__layer {
@@ -53,6 +65,15 @@ struct cll__layer {
   struct cll__weight w_gate;           /* (n_ff rows, n_embd) */
   struct cll__weight w_up;             /* (n_ff rows, n_embd) */
   struct cll__weight w_down;           /* (n_embd rows, n_ff) */
+  struct cll__weight attn_post_norm;   /* (n_embd) F32, gemma */
+  struct cll__weight ffn_post_norm;    /* (n_embd) F32, gemma */
+  /* MoE (qwen3moe): the router and, for each expert, views of its rows in
+   * the 3-D expert tensors (n_expert entries each, allocated by model.c). */
+  struct cll__weight router;           /* (n_expert rows, n_embd) */
+  struct cll__weight *exp_gate;        /* (n_ff_exp rows, n_embd) each */
+  struct cll__weight *exp_up;          /* (n_ff_exp rows, n_embd) each */
+  struct cll__weight *exp_down;        /* (n_embd rows, n_ff_exp) each */
+  bool swa;                            /* sliding-window layer */
 };
 
 /* Encoder architectures (bert, nomic-bert; XLM-RoBERTa is bert with a t5
@@ -103,6 +124,18 @@ struct cll_model {
   struct cll__weight rope_freqs; /* (n_rot/2) F32 frequency divisors, or absent */
   struct cll__layer *layers;    /* (n_layer) */
   struct cll__enc_model *enc;   /* encoder architectures only, else NULL */
+  /* Architecture extras (zero when unused). */
+  int64_t n_swa;                /* sliding window of the swa layers, positions */
+  float swa_freq_base;          /* RoPE base and scale of the swa layers */
+  float swa_freq_scale;
+  float attn_scale;             /* query scale (1/sqrt(head_dim) unless the arch says) */
+  float attn_softcap;           /* scores -> cap * tanh(scores / cap), 0: off */
+  float final_softcap;          /* logits -> cap * tanh(logits / cap), 0: off */
+  float rope_attn_factor;       /* LongRoPE: cos and sin times this (1: none) */
+  struct cll__weight rope_long, rope_short; /* LongRoPE factors (n_rot/2) F32 */
+  int64_t rope_orig_ctx;        /* contexts above this use rope_long */
+  int64_t n_expert, n_expert_used, n_ff_exp;
+  struct cll__weight *exp_mem;  /* every layer's expert views, one allocation */
   void *pack_mem;               /* every packed matrix, one anonymous mapping */
   size_t pack_len;
 };

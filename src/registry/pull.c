@@ -474,6 +474,12 @@ static void part_state_text(struct part *p) {
   p->state_buf[sizeof(p->state_buf) - 1] = '\n';
 }
 
+/* The -partial file's name as errors show it (never the absolute path). */
+static const char *pname(const struct blob *b) {
+  const char *s = strrchr(b->partial, '/');
+  return s ? s + 1 : b->partial;
+}
+
 static void part_path(const struct blob *b, int n, char *buf, size_t size) {
   snprintf(buf, size, "%s-%d", b->partial, n);
 }
@@ -539,7 +545,7 @@ static void part_save_state(struct part *p) {
   if (uv_fs_write(b->reg->loop, &p->sreq, p->state_fd, &buf, 1, 0, on_state_written) != 0) {
     b->pending_io--;
     p->state_writing = false;
-    blob_fail(b, CLL_EIO, "write %s-%d: cannot queue", b->partial, p->n);
+    blob_fail(b, CLL_EIO, "write %s-%d: cannot queue", pname(b), p->n);
   }
 }
 
@@ -551,7 +557,7 @@ static void on_state_written(uv_fs_t *req) {
   b->pending_io--;
   p->state_writing = false;
   if (r < 0)
-    blob_fail(b, errcode_from_uv((int)r), "write %s-%d: %s", b->partial, p->n,
+    blob_fail(b, errcode_from_uv((int)r), "write %s-%d: %s", pname(b), p->n,
               uv_strerror((int)r));
   else if (p->state_dirty)
     part_save_state(p);
@@ -573,7 +579,7 @@ static void part_submit(struct part *p) {
   if (uv_fs_write(b->reg->loop, &p->wreq, b->fd, &buf, 1, off, on_part_written) != 0) {
     b->pending_io--;
     p->writing = false;
-    blob_fail(b, CLL_EIO, "write %s: cannot queue", b->partial);
+    blob_fail(b, CLL_EIO, "write %s: cannot queue", pname(b));
   }
 }
 
@@ -600,7 +606,7 @@ static void on_part_written(uv_fs_t *req) {
   p->writing = false;
   if (r < 0) {
     int code = errcode_from_uv((int)r);
-    blob_fail(b, code, "write %s: %s", b->partial, uv_strerror((int)r));
+    blob_fail(b, code, "write %s: %s", pname(b), uv_strerror((int)r));
     blob_check(b);
     return;
   }
@@ -914,18 +920,27 @@ static void prepare_work(uv_work_t *w) {
   char pp[4200];
   b->rc = 0;
   if (b->need_head) { /* first pass: try to resume */
-    int fd = open(b->partial, O_RDWR | O_CLOEXEC);
+    /* Only a plain file of ours is resumed: never write through a link
+     * (a symlink, or a hard link to a file outside the store). */
+    int fd = open(b->partial, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     struct stat st;
-    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size == b->size) {
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+        st.st_size == b->size) {
       int n = 0;
       struct part *parts = NULL;
       int64_t next = 0;
       bool ok = true;
       for (;; n++) {
         part_path(b, n, pp, sizeof(pp));
-        int sfd = open(pp, O_RDWR | O_CLOEXEC);
+        int sfd = open(pp, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         if (sfd < 0)
           break;
+        struct stat sst;
+        if (fstat(sfd, &sst) != 0 || !S_ISREG(sst.st_mode) || sst.st_nlink != 1) {
+          close(sfd);
+          ok = false;
+          break;
+        }
         char text[STATE_BYTES + 1];
         ssize_t r = pread(sfd, text, STATE_BYTES, 0);
         json_t *j = r > 0 ? json_loadb(text, (size_t)r, 0, NULL) : NULL;
@@ -976,9 +991,11 @@ static void prepare_work(uv_work_t *w) {
     if (unlink(pp) != 0)
       break;
   }
-  int fd = open(b->partial, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  /* A fresh file we create ourselves (O_EXCL), whatever was there. */
+  unlink(b->partial);
+  int fd = open(b->partial, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) {
-    b->rc = cll_err_set(&b->err, cll_err_from_errno(errno), "open %s: %s", b->partial,
+    b->rc = cll_err_set(&b->err, cll_err_from_errno(errno), "open %s: %s", pname(b),
                         strerror(errno));
     return;
   }
@@ -989,7 +1006,7 @@ static void prepare_work(uv_work_t *w) {
   if (e != 0) {
     close(fd);
     unlink(b->partial);
-    b->rc = cll_err_set(&b->err, cll_err_from_errno(e), "write %s: %s", b->partial,
+    b->rc = cll_err_set(&b->err, cll_err_from_errno(e), "write %s: %s", pname(b),
                         uv_strerror(-e)); /* Go's lower-case wording */
     return;
   }
@@ -1014,7 +1031,8 @@ static void prepare_work(uv_work_t *w) {
     p->start = (int64_t)i * psize;
     p->size = p->start + psize > b->size ? b->size - p->start : psize;
     part_path(b, i, pp, sizeof(pp));
-    p->state_fd = open(pp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    unlink(pp);
+    p->state_fd = open(pp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
     part_state_text(p);
     if (p->state_fd < 0 || pwrite(p->state_fd, p->state_buf, STATE_BYTES, 0) != STATE_BYTES) {
       e = errno;
@@ -1023,7 +1041,8 @@ static void prepare_work(uv_work_t *w) {
           close(parts[k].state_fd);
       free(parts);
       close(fd);
-      b->rc = cll_err_set(&b->err, cll_err_from_errno(e), "write %s: %s", pp, strerror(e));
+      b->rc = cll_err_set(&b->err, cll_err_from_errno(e), "write %s-%d: %s", pname(b), i,
+                          strerror(e));
       return;
     }
   }
@@ -1205,8 +1224,11 @@ static void hash_work(uv_work_t *w) {
   struct blob *b = w->data;
   char got[65];
   b->rc = cll_sha256_file(b->partial, got, NULL, &b->err);
-  if (b->rc)
+  if (b->rc) {
+    /* The shared helper names the path; errors here name only the file. */
+    cll_err_set(&b->err, b->rc, "hashing %s failed", pname(b));
     return;
+  }
   char pp[4200];
   if (strcmp(got, b->digest) != 0) {
     unlink(b->partial);
@@ -1274,8 +1296,8 @@ static void blob_free(struct blob *b) {
     }
   hreq_cancel(b->req);
   b->req = NULL;
+  close_files(b); /* before free_parts(), which forgets the parts' state files */
   free_parts(b);
-  close_files(b);
   uv_timer_stop(&b->tick);
   uv_close((uv_handle_t *)&b->tick, on_tick_closed);
 }
@@ -1437,6 +1459,7 @@ struct job {
   uv_timer_t progress;
   uv_work_t work;
   bool work_pending, dead;
+  bool pinned;      /* layers pinned in the store (cll_store_pin) until the job ends */
   int removed;      /* layers deleted by the manifest write */
   int rc;
   cll_err err;
@@ -1468,6 +1491,9 @@ static void job_layer_progress(struct job *j, int64_t completed) {
 static void on_job_closed(uv_handle_t *h) {
   struct job *j = h->data;
   cll_registry *reg = j->reg;
+  if (j->pinned)
+    for (int i = 0; i < j->n_layers; i++)
+      cll_store_unpin(reg->store, j->layers[i].digest);
   free(j->token);
   free(j->manifest);
   free(j->layers);
@@ -1543,29 +1569,21 @@ static void write_manifest_work(uv_work_t *w) {
     cll_manifest_free(old);
     return;
   }
-  /* Layers of the replaced manifest that nothing references any more. */
-  cll_manifest **list = NULL;
-  size_t n = 0;
-  if (cll_store_list(reg->store, &list, &n, NULL) != 0) {
-    cll_manifest_free(old);
-    return;
-  }
-  for (size_t i = 0; i <= old->n_layers; i++) {
+  /* Layers of the replaced manifest that nothing references (or pins) any
+   * more. */
+  const char **hexes = malloc((old->n_layers + 1) * sizeof(*hexes));
+  size_t nh = 0;
+  for (size_t i = 0; hexes && i <= old->n_layers; i++) {
     const char *d = i < old->n_layers ? old->layers[i].digest : old->config.digest;
     bool used = false;
     for (int k = 0; k < j->n_layers && !used; k++)
       used = strcmp(j->layers[k].digest, d) == 0;
-    for (size_t m = 0; m < n && !used; m++) {
-      used = strcmp(list[m]->config.digest, d) == 0;
-      for (size_t k = 0; k < list[m]->n_layers && !used; k++)
-        used = strcmp(list[m]->layers[k].digest, d) == 0;
-    }
-    char path[4200], pd[80];
-    if (!used && cll_store_blob_path(reg->store, dg(d, pd), path, sizeof(path)) == 0 &&
-        unlink(path) == 0)
-      j->removed++;
+    if (!used)
+      hexes[nh++] = d;
   }
-  cll_store_list_free(list, n);
+  int removed = hexes ? cll_store_collect(reg->store, hexes, nh) : 0;
+  j->removed = removed > 0 ? removed : 0;
+  free(hexes);
   cll_manifest_free(old);
 }
 
@@ -1689,6 +1707,11 @@ static void on_manifest(struct hreq *r, void *arg) {
     job_fail(j, CLL_EFORMAT, "pull model manifest: invalid manifest");
     return;
   }
+  /* From now until the job ends, blob collection (a delete, another
+   * pull's prune) leaves these layers alone, cached ones included. */
+  for (int i = 0; i < j->n_layers; i++)
+    cll_store_pin(j->reg->store, j->layers[i].digest);
+  j->pinned = true;
   j->cur = 0;
   job_next_layer(j);
 }

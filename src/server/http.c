@@ -23,6 +23,7 @@
 #include "internal.h"
 
 #include <assert.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 
 #define INPUT_CAP_ACTIVE (128 * 1024) /* buffered pipelined input while a request runs */
 #define SHUTDOWN_GRACE_MS 5000
+#define EOF_PROBE_MS 200 /* how often a half-closed connection is checked for a reset */
 
 struct hdr {
   size_t name_off, value_off; /* into req->head */
@@ -55,6 +57,7 @@ struct cll_request {
   int http_major, http_minor;
   int keep_alive;
   int is_head;
+  int upgrade;           /* Upgrade/CONNECT asked: answered as plain HTTP, then closed */
   int chunked_out;       /* streaming with chunked framing */
   int status;
   cll_buf extra; /* extra response header lines */
@@ -101,6 +104,7 @@ struct conn {
   int error_status;               /* a limit was hit while parsing: 413/431/400 */
   int dispatching;                /* inside process_input */
   int busy;                       /* inside a callback that may free it: defer the free */
+  int eof_probe;                  /* FIN seen mid-request: watching for the peer's reset */
 };
 
 struct cll_server {
@@ -118,6 +122,7 @@ struct cll_server {
   struct conn *conns;
   size_t n_conns;      /* conn structs alive */
   struct conn *pending;
+  size_t total_queued; /* output queued on every connection together */
   void *data;
   void (*on_closed)(void *);
   void *closed_ud;
@@ -148,6 +153,7 @@ void cll_server_opts_defaults(cll_server_opts *o) {
   o->max_headers = 128;
   o->max_body_bytes = 64u * 1024 * 1024;
   o->max_queued_bytes = 64u * 1024 * 1024;
+  o->max_total_queued_bytes = 256u * 1024 * 1024;
   o->high_water_bytes = 256 * 1024;
   o->low_water_bytes = 64 * 1024;
   o->header_timeout_ms = 30000;
@@ -220,6 +226,22 @@ void *cll_request_server_data(const cll_request *r) { return r->conn->srv->data;
 void cll_request_set_data(cll_request *r, void *data) { r->data = data; }
 void *cll_request_data(const cll_request *r) { return r->data; }
 bool cll_request_gone(const cll_request *r) { return r->cancelled_gone != 0; }
+
+bool cll_request_peer_loopback(const cll_request *r) {
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  if (uv_tcp_getpeername(&r->conn->tcp, (struct sockaddr *)&ss, &len) != 0)
+    return false;
+  if (ss.ss_family == AF_INET)
+    return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+  if (ss.ss_family == AF_INET6) {
+    const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(a))
+      return true;
+    return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+  }
+  return false;
+}
 
 const char *cll_request_param(const cll_request *r, const char *name) {
   for (size_t i = 0; i < r->match.nparams; i++)
@@ -352,10 +374,22 @@ struct wreq {
 
 static void conn_unref_maybe_free(struct conn *c);
 
+/* Whether c may start its next request: its output has drained below the
+ * high-water mark and all connections together are under the global
+ * budget (a connection with nothing queued may always go on). A peer that
+ * pipelines requests and never reads therefore holds at most about one
+ * answer plus high_water_bytes, and many of them at most the budget. */
+static int conn_output_ok(const struct conn *c) {
+  const cll_server_opts *o = &c->srv->opts;
+  return c->queued == 0 ||
+         (c->queued < o->high_water_bytes && c->srv->total_queued < o->max_total_queued_bytes);
+}
+
 static void on_write(uv_write_t *w, int status) {
   struct wreq *wr = (struct wreq *)w;
   struct conn *c = wr->c;
   c->queued -= wr->len;
+  c->srv->total_queued -= wr->len;
   free(wr);
   c->busy++;
   if (status < 0 && !(c->flags & CONN_CLOSING)) {
@@ -375,10 +409,14 @@ static void on_write(uv_write_t *w, int status) {
     return;
   }
   /* Response done and flushed on a connection that must close. */
-  if (c->req == NULL && c->queued == 0 && (c->flags & CONN_NO_KEEPALIVE))
+  if (c->req == NULL && c->queued == 0 && (c->flags & CONN_NO_KEEPALIVE)) {
     conn_close(c);
-  else
-    conn_arm_timer(c);
+    return;
+  }
+  conn_arm_timer(c);
+  /* Pipelined requests held back while this connection's output waited. */
+  if (c->req == NULL && c->in.len > c->in_pos && conn_output_ok(c))
+    conn_schedule(c);
 }
 
 /* Queues len bytes from up to three pieces as one uv_write. */
@@ -417,6 +455,7 @@ static int conn_write3(struct conn *c, const void *a, size_t na, const void *b, 
     return CLL_ECANCELED;
   }
   c->queued += len;
+  c->srv->total_queued += len;
   return 0;
 }
 
@@ -476,7 +515,7 @@ static void req_finish(cll_request *r) {
   struct conn *c = r->conn;
   r->state = REQ_DONE;
   log_request(r);
-  if (!r->keep_alive)
+  if (!r->keep_alive || (c->flags & CONN_EOF))
     c->flags |= CONN_NO_KEEPALIVE;
   c->req = NULL;
   req_free(r);
@@ -699,8 +738,32 @@ static void conn_close(struct conn *c) {
   uv_close((uv_handle_t *)&c->timer, on_conn_closed);
 }
 
+/* 1 when the peer of a half-closed connection has reset it (it had closed
+ * entirely, and our probe or answer drew an RST). */
+static int peer_reset(struct conn *c) {
+  uv_os_fd_t fd;
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+    return 1;
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0)
+    return 1;
+  struct tcp_info ti;
+  len = sizeof(ti);
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && ti.tcpi_state == TCP_CLOSE)
+    return 1;
+  return 0;
+}
+
 static void on_conn_timer(uv_timer_t *t) {
   struct conn *c = t->data;
+  if (c->eof_probe && c->req && !(c->flags & CONN_CLOSING)) {
+    if (!peer_reset(c)) {
+      uv_timer_start(&c->timer, on_conn_timer, EOF_PROBE_MS, 0);
+      return;
+    }
+    req_cancel(c->req, CLL_CANCEL_CLIENT_GONE);
+  }
   /* Header/idle timeout, or a peer that stopped reading our output. */
   conn_close(c);
 }
@@ -712,6 +775,10 @@ static void conn_arm_timer(struct conn *c) {
   if (c->req && c->req->state == REQ_PARSING) {
     /* Armed once at message begin; data arriving does not extend it, so a
      * client trickling bytes cannot hold the connection forever. */
+    return;
+  }
+  if (c->req && c->eof_probe) {
+    uv_timer_start(&c->timer, on_conn_timer, EOF_PROBE_MS, 0);
     return;
   }
   if (c->req) {
@@ -835,6 +902,14 @@ static int on_headers_complete(llhttp_t *p) {
     head_append(p, "", 1);
   }
   snprintf(r->method, sizeof(r->method), "%s", llhttp_method_name(p->method));
+  if (p->upgrade) {
+    /* Upgrade (websocket, h2c) or CONNECT: no protocol switch here. The
+     * request is answered as plain HTTP/1.1 (as Go's server does when the
+     * handler does not hijack) and the connection closed after it, so the
+     * bytes that follow are never read as another protocol or request. */
+    r->upgrade = 1;
+    p->upgrade = 0;
+  }
   r->http_major = p->http_major;
   r->http_minor = p->http_minor;
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > o->max_body_bytes) {
@@ -872,7 +947,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
 
 static int on_message_complete(llhttp_t *p) {
   struct conn *c = p->data;
-  c->req->keep_alive = llhttp_should_keep_alive(p);
+  c->req->keep_alive = c->req->upgrade ? 0 : llhttp_should_keep_alive(p);
   return HPE_PAUSED;
 }
 
@@ -1002,7 +1077,8 @@ static void process_input(struct conn *c) {
     return;
   c->dispatching = 1;
   while (!(c->flags & CONN_CLOSING) && !(c->flags & CONN_NO_KEEPALIVE) &&
-         (c->req == NULL || c->req->state == REQ_PARSING) && c->in_pos < c->in.len) {
+         (c->req == NULL || c->req->state == REQ_PARSING) && c->in_pos < c->in.len &&
+         (c->req != NULL || conn_output_ok(c))) {
     const char *data = c->in.data + c->in_pos;
     size_t len = c->in.len - c->in_pos;
     llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
@@ -1014,12 +1090,19 @@ static void process_input(struct conn *c) {
       const char *pos = llhttp_get_error_pos(&c->parser);
       c->in_pos += (size_t)(pos - data);
       if (e == HPE_PAUSED_UPGRADE) {
-        /* No protocol upgrades: answer this request, then close. */
+        /* Not reached (on_headers_complete clears the upgrade); should it
+         * be, never parse what follows: close. */
+        c->in_pos = c->in.len;
+        if (c->req == NULL || c->req->state != REQ_PARSING) {
+          conn_close(c);
+          break;
+        }
         c->req->keep_alive = 0;
+        llhttp_init(&c->parser, HTTP_REQUEST, &c->srv->settings);
+        c->parser.data = c;
+      } else {
+        llhttp_resume(&c->parser);
       }
-      llhttp_resume(&c->parser);
-      if (e == HPE_PAUSED_UPGRADE)
-        llhttp_init(&c->parser, HTTP_REQUEST, &c->srv->settings), c->parser.data = c;
       uv_timer_stop(&c->timer);
       dispatch(c);
       continue;
@@ -1040,7 +1123,7 @@ static void process_input(struct conn *c) {
   c->dispatching = 0;
   if (c->flags & CONN_CLOSING)
     return;
-  if (c->req == NULL && (c->flags & CONN_EOF)) {
+  if (c->req == NULL && (c->flags & CONN_EOF) && c->in.len == 0) {
     if (c->queued == 0)
       conn_close(c);
     else
@@ -1085,15 +1168,31 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread < 0) {
     c->flags |= CONN_EOF;
     uv_read_stop(s);
-    if (c->req && c->req->state != REQ_PARSING) {
-      /* Gone mid-answer (Go's server cancels the request context too). */
-      req_cancel(c->req, CLL_CANCEL_CLIENT_GONE);
+    if (nread != UV_EOF || (c->req && c->req->state == REQ_PARSING)) {
+      /* A reset or read error, or the end in the middle of a request (a
+       * body delimited by EOF is not allowed for requests): the peer is
+       * gone, and so is the descriptor, now. */
+      if (c->req && c->req->state != REQ_PARSING)
+        req_cancel(c->req, CLL_CANCEL_CLIENT_GONE);
       conn_close(c);
       return;
     }
-    if (c->req && c->req->state == REQ_PARSING && nread == UV_EOF) {
-      /* Let llhttp see the end (a body delimited by EOF is not allowed
-       * for requests, so this only reports a truncated message). */
+    if (c->req && c->req->state == REQ_HANDLER && c->req->http_major == 1 &&
+        c->req->http_minor >= 1 && !c->req->cancelled_gone) {
+      /* FIN before any answer: the client may only have half-closed
+       * (shutdown(SHUT_WR)) and still wait for its answer, or it may be
+       * gone. A 1xx interim answer (which HTTP/1.1 clients skip) draws a
+       * reset from a peer that closed entirely; the timer looks for it
+       * while the handler works. */
+      static const char probe[] = "HTTP/1.1 102 Processing\r\n\r\n";
+      c->eof_probe = 1;
+      if (conn_write3(c, probe, sizeof(probe) - 1, NULL, 0, NULL, 0) == 0)
+        conn_arm_timer(c);
+      return;
+    }
+    if (c->req && c->req->state != REQ_PARSING) {
+      /* Gone mid-answer (Go's server cancels the request context too). */
+      req_cancel(c->req, CLL_CANCEL_CLIENT_GONE);
       conn_close(c);
       return;
     }
@@ -1107,9 +1206,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     conn_close(c);
     return;
   }
-  if (c->req && c->req->state != REQ_PARSING) {
-    /* Pipelined input while a request is being answered: keep it, within
-     * a cap, and stop reading past it. */
+  if ((c->req && c->req->state != REQ_PARSING) || (c->req == NULL && !conn_output_ok(c))) {
+    /* Pipelined input while a request is being answered or while this
+     * connection's output waits: keep it, within a cap, and stop reading
+     * past it (resumed once the input is consumed). */
     if (c->in.len >= INPUT_CAP_ACTIVE) {
       uv_read_stop(s);
       c->flags |= CONN_READ_STOPPED;

@@ -63,11 +63,18 @@ int cll_store_open(const char *root, cll_store **out, cll_err *err) {
       return cll_err_set(err, rc, "cannot create %s: %s", path, cll_strerror(rc));
     }
   }
+  pthread_mutex_init(&st->gc_lock, NULL);
   *out = st;
   return 0;
 }
 
-void cll_store_close(cll_store *st) { free(st); }
+void cll_store_close(cll_store *st) {
+  if (st == NULL)
+    return;
+  pthread_mutex_destroy(&st->gc_lock);
+  free(st->pins);
+  free(st);
+}
 
 const char *cll_store_root(const cll_store *st) { return st->root; }
 
@@ -111,7 +118,8 @@ int cll__write_atomic(const char *path, const void *data, size_t len, cll_err *e
   int fd = mkstemp(tmp);
   if (fd < 0) {
     int e = errno;
-    return cll_err_set(err, cll_err_from_errno(e), "create %s: %s", tmp, strerror(e));
+    return cll_err_set(err, cll_err_from_errno(e), "cannot write to the model store: %s",
+                       strerror(e));
   }
   const char *p = data;
   size_t left = len;
@@ -123,7 +131,8 @@ int cll__write_atomic(const char *path, const void *data, size_t len, cll_err *e
       int e = errno;
       close(fd);
       unlink(tmp);
-      return cll_err_set(err, cll_err_from_errno(e), "write %s: %s", tmp, strerror(e));
+      return cll_err_set(err, cll_err_from_errno(e), "write to the model store: %s",
+                         strerror(e));
     }
     p += w;
     left -= (size_t)w;
@@ -131,12 +140,13 @@ int cll__write_atomic(const char *path, const void *data, size_t len, cll_err *e
   if (fchmod(fd, 0644) != 0 || fsync(fd) != 0 || close(fd) != 0) {
     int e = errno;
     unlink(tmp);
-    return cll_err_set(err, cll_err_from_errno(e), "sync %s: %s", tmp, strerror(e));
+    return cll_err_set(err, cll_err_from_errno(e), "sync to the model store: %s", strerror(e));
   }
   if (rename(tmp, path) != 0) {
     int e = errno;
     unlink(tmp);
-    return cll_err_set(err, cll_err_from_errno(e), "rename to %s: %s", path, strerror(e));
+    return cll_err_set(err, cll_err_from_errno(e), "rename into the model store: %s",
+                       strerror(e));
   }
   return 0;
 }
@@ -162,16 +172,24 @@ int cll_store_blob_commit(const cll_store *st, const char *digest, int64_t size,
       cll_store_blob_path(st, digest, to, sizeof(to)) != 0)
     return cll_err_set(err, CLL_EINVAL, "invalid digest \"%s\"", digest);
   struct stat sb;
-  if (stat(from, &sb) != 0) {
+  if (lstat(from, &sb) != 0) {
     int e = errno;
-    return cll_err_set(err, cll_err_from_errno(e), "%s: %s", from, strerror(e));
+    return cll_err_set(err, cll_err_from_errno(e), "%s: %s", cll__store_rel(st, from),
+                       strerror(e));
+  }
+  if (!S_ISREG(sb.st_mode) || sb.st_nlink != 1) {
+    /* Never a link to a file outside the store. */
+    unlink(from);
+    return cll_err_set(err, CLL_EIO, "%s is not a plain file of the store; removed",
+                       cll__store_rel(st, from));
   }
   if (size >= 0 && sb.st_size != size)
-    return cll_err_set(err, CLL_EDIGEST, "%s: size %lld, expected %lld", from,
-                       (long long)sb.st_size, (long long)size);
+    return cll_err_set(err, CLL_EDIGEST, "%s: size %lld, expected %lld",
+                       cll__store_rel(st, from), (long long)sb.st_size, (long long)size);
   if (rename(from, to) != 0) {
     int e = errno;
-    return cll_err_set(err, cll_err_from_errno(e), "rename %s: %s", from, strerror(e));
+    return cll_err_set(err, cll_err_from_errno(e), "rename %s: %s", cll__store_rel(st, from),
+                       strerror(e));
   }
   return 0;
 }

@@ -398,7 +398,7 @@ int cll_store_write_manifest(const cll_store *st, const cll_name *name, const vo
   *strrchr(dir, '/') = '\0';
   int rc = cll__mkdirs(dir);
   if (rc != 0)
-    return cll_err_set(err, rc, "cannot create %s: %s", dir, cll_strerror(rc));
+    return cll_err_set(err, rc, "cannot create %s: %s", cll__store_rel(st, dir), cll_strerror(rc));
   return cll__write_atomic(path, bytes, len, err);
 }
 
@@ -479,6 +479,43 @@ static int referenced(const struct refs_ctx *r, const char *hex) {
   return 0;
 }
 
+int cll_store_collect(const cll_store *cst, const char *const *hexes, size_t n) {
+  cll_store *st = (cll_store *)cst;
+  /* Under the lock for the whole walk: a create or pull pins its blobs
+   * before it checks them and unpins only after its manifest is written,
+   * so a blob is either pinned here or referenced by a manifest we read. */
+  pthread_mutex_lock(&st->gc_lock);
+  struct refs_ctx r = {.st = st};
+  walk(st, refs_cb, &r);
+  int removed = 0;
+  if (!r.corrupt) {
+    for (size_t i = 0; i < n; i++) {
+      if (referenced(&r, hexes[i]) || cll__store_pinned_locked(st, hexes[i]))
+        continue;
+      bool dup = false;
+      for (size_t k = 0; k < i && !dup; k++)
+        dup = strcmp(hexes[k], hexes[i]) == 0;
+      char digest[80], bpath[CLL__PATH_MAX];
+      snprintf(digest, sizeof(digest), "sha256:%s", hexes[i]);
+      if (dup || cll_store_blob_path(st, digest, bpath, sizeof(bpath)) != 0)
+        continue;
+      if (unlink(bpath) == 0)
+        removed++;
+      else if (errno != ENOENT)
+        fprintf(stderr, "store: cannot delete blob %s: %s\n", cll__store_rel(st, bpath),
+                strerror(errno));
+    }
+  } else {
+    removed = -1;
+  }
+  pthread_mutex_unlock(&st->gc_lock);
+  free(r.digests);
+  for (size_t i = 0; i < r.n_unparsed; i++)
+    free(r.unparsed[i]);
+  free(r.unparsed);
+  return removed;
+}
+
 int cll_store_delete(const cll_store *st, const cll_name *name, cll_err *err) {
   char display[512];
   cll_name_display(name, display, sizeof(display));
@@ -506,30 +543,13 @@ int cll_store_delete(const cll_store *st, const cll_name *name, cll_err *err) {
   }
   if (m == NULL)
     return 0;
-  struct refs_ctx r = {.st = st};
-  walk(st, refs_cb, &r);
-  if (!r.corrupt) {
-    const char *hexes[1 + 256];
-    size_t nh = 0;
-    hexes[nh++] = m->config.digest;
-    for (size_t i = 0; i < m->n_layers && nh < CLL_ARRAY_LEN(hexes); i++)
-      hexes[nh++] = m->layers[i].digest;
-    for (size_t i = 0; i < nh; i++) {
-      if (referenced(&r, hexes[i]))
-        continue;
-      char digest[80], bpath[CLL__PATH_MAX];
-      snprintf(digest, sizeof(digest), "sha256:%s", hexes[i]);
-      if (cll_store_blob_path(st, digest, bpath, sizeof(bpath)) == 0 && unlink(bpath) != 0 &&
-          errno != ENOENT)
-        fprintf(stderr, "store: cannot delete blob %s: %s\n", bpath, strerror(errno));
-    }
-  } else {
+  const char *hexes[1 + 256];
+  size_t nh = 0;
+  hexes[nh++] = m->config.digest;
+  for (size_t i = 0; i < m->n_layers && nh < CLL_ARRAY_LEN(hexes); i++)
+    hexes[nh++] = m->layers[i].digest;
+  if (cll_store_collect(st, hexes, nh) < 0)
     fprintf(stderr, "store: a manifest is unreadable; blobs of %s kept\n", display);
-  }
-  free(r.digests);
-  for (size_t i = 0; i < r.n_unparsed; i++)
-    free(r.unparsed[i]);
-  free(r.unparsed);
   cll_manifest_free(m);
   return 0;
 }
