@@ -54,10 +54,11 @@ APT_PKGS := build-essential pkg-config libuv1-dev libjansson-dev \
             libpcre2-dev libicu-dev libcriterion-dev curl python3
 # Optional (`make deps-optional`, best effort, part of `make test`): clang
 # (CI's second compiler, `make fuzz`), the aarch64 cross-compiler and qemu
-# for `make test-neon`, node for the JS client tests. Without them those
+# for `make test-neon`, node for the JS client tests, Prometheus' Python
+# client for test_api_metrics' parse of /metrics. Without them those
 # checks say SKIP; npm is never installed (Debian's conflicts with other
 # node builds): `make js-deps` uses it when it is there.
-OPT_PKGS := clang gcc-aarch64-linux-gnu qemu-user nodejs
+OPT_PKGS := clang gcc-aarch64-linux-gnu qemu-user nodejs python3-prometheus-client
 # Only for the programs in bench/ (`make bench-deps`).
 BENCH_PKGS := wrk gnuplot-nox
 

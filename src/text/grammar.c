@@ -26,6 +26,7 @@
 #include "grammar_internal.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,7 +130,14 @@ void cll__gseq_push(struct cll__gb *b, struct cll__gseq *s, uint8_t kind, uint32
     cll__gb_fail(b, CLL_ENOMEM, "out of memory");
     return;
   }
-  s->el[s->n++] = (struct cll__gel){kind, a, c};
+  s->el[s->n++] = (struct cll__gel){kind, a, c, 0};
+}
+
+void cll__gseq_cls(struct cll__gb *b, struct cll__gseq *s, uint32_t set, uint32_t min,
+                   uint32_t max) {
+  cll__gseq_push(b, s, GE_CLS, min, max);
+  if (!b->rc)
+    s->el[s->n - 1].c = set;
 }
 
 void cll__gseq_set(struct cll__gb *b, struct cll__gseq *s, const uint64_t set[4]) {
@@ -235,6 +243,7 @@ static uint32_t el_min(const cll_grammar *g, const struct cll__gel *e) {
   case GE_CHR:
     return 1;
   case GE_STR:
+  case GE_CLS:
     return e->a;
   case GE_REF:
     return g->rule_min[e->a];
@@ -305,7 +314,7 @@ int cll__grammar_finish(struct cll__gb *b, uint32_t value, const struct cll_gram
       if (q->n)
         memcpy(g->el + pos, q->el, (size_t)q->n * sizeof(*q->el));
       pos += q->n;
-      g->el[pos++] = (struct cll__gel){GE_END, 0, 0};
+      g->el[pos++] = (struct cll__gel){GE_END, 0, 0, 0};
     }
   }
   g->n_el = pos;
@@ -482,6 +491,23 @@ struct cll_grammar_vocab {
   uint8_t *pass_sub;   /* (n_pass) sub-state after it */
   int32_t n_pass;
   struct trie exit;    /* tails from the closing quote; pay = characters before it */
+  /* Counted byte classes (CLS elements) seen so far, built on first use by
+   * a state that needs one and kept: the only part that changes after
+   * construction, under mu. */
+  pthread_mutex_t mu;
+  struct clsidx *cls;
+};
+
+/* The fast path of one byte set: tokens made only of its bytes, and the
+ * tails of tokens that leave it after at least one byte. */
+struct clsidx {
+  uint64_t set[4];
+  uint64_t *pass_bits;
+  int32_t *pass_tok;  /* (n_pass) */
+  uint32_t *pass_len; /* (n_pass) */
+  int32_t n_pass;
+  struct trie exit;   /* pay = bytes inside the set before the tail */
+  struct clsidx *next;
 };
 
 struct tent {
@@ -577,6 +603,15 @@ void cll_grammar_vocab_free(cll_grammar_vocab *v) {
   free(v->eog);
   trie_free(&v->all);
   trie_free(&v->exit);
+  for (struct clsidx *c = v->cls, *nx; c; c = nx) {
+    nx = c->next;
+    free(c->pass_bits);
+    free(c->pass_tok);
+    free(c->pass_len);
+    trie_free(&c->exit);
+    free(c);
+  }
+  pthread_mutex_destroy(&v->mu);
   free(v->pass_bits);
   free(v->pass_tok);
   free(v->pass_nch);
@@ -595,6 +630,7 @@ int cll_grammar_vocab_new_raw(const char *const *piece, const size_t *len, const
   if (!v)
     return CLL_ENOMEM;
   v->n = n;
+  pthread_mutex_init(&v->mu, NULL);
   uint64_t total = 0;
   for (int32_t i = 0; i < n; i++)
     total += len[i];
@@ -691,6 +727,62 @@ int cll_grammar_vocab_new(const cll_tokenizer *t, cll_grammar_vocab **out) {
   return rc;
 }
 
+/* The class index of set (built now if no state asked for it before). */
+static const struct clsidx *vocab_cls(const cll_grammar_vocab *cv, const uint64_t set[4]) {
+  cll_grammar_vocab *v = (cll_grammar_vocab *)cv;
+  pthread_mutex_lock(&v->mu);
+  struct clsidx *c = v->cls;
+  while (c && memcmp(c->set, set, 32) != 0)
+    c = c->next;
+  if (c) {
+    pthread_mutex_unlock(&v->mu);
+    return c;
+  }
+  c = calloc(1, sizeof(*c));
+  struct tent *ee = malloc(((size_t)v->n + 1) * sizeof(*ee));
+  if (c) {
+    memcpy(c->set, set, 32);
+    c->pass_bits = calloc(((size_t)v->n + 63) / 64, sizeof(uint64_t));
+    c->pass_tok = malloc((size_t)v->n * sizeof(int32_t));
+    c->pass_len = malloc((size_t)v->n * sizeof(uint32_t));
+  }
+  bool ok = c && ee && c->pass_bits && c->pass_tok && c->pass_len;
+  uint32_t ne = 0;
+  for (int32_t i = 0; ok && i < v->n; i++) {
+    uint64_t len = v->off[i + 1] - v->off[i];
+    if ((v->flags[i] & (CLL_GV_EOG | CLL_GV_CONTROL)) || len == 0 || len > 100000)
+      continue;
+    const uint8_t *p = (const uint8_t *)v->bytes + v->off[i];
+    uint32_t r = 0;
+    while (r < len && set[p[r] >> 6] >> (p[r] & 63) & 1)
+      r++;
+    if (r == len) {
+      c->pass_bits[i >> 6] |= 1ull << (i & 63);
+      c->pass_tok[c->n_pass] = i;
+      c->pass_len[c->n_pass++] = r;
+    } else if (r > 0) {
+      ee[ne++] = (struct tent){p + r, (uint32_t)(len - r), i, r};
+    }
+  }
+  ok = ok && trie_build(&c->exit, ee, ne);
+  free(ee);
+  if (!ok) {
+    if (c) {
+      free(c->pass_bits);
+      free(c->pass_tok);
+      free(c->pass_len);
+      trie_free(&c->exit);
+      free(c);
+    }
+    pthread_mutex_unlock(&v->mu);
+    return NULL;
+  }
+  c->next = v->cls;
+  v->cls = c;
+  pthread_mutex_unlock(&v->mu);
+  return c;
+}
+
 /* ================================================================ state */
 
 struct gnode {
@@ -723,6 +815,7 @@ struct cll_grammar_state {
   bool closing;   /* the budget binds: a token must leave dist <= limit */
   uint64_t limit; /* tokens left after this one */
   uint64_t *out;
+  const struct clsidx **cls; /* (n_set) fast-path tables of the CLS sets, NULL: none */
 };
 
 static uint32_t new_node(cll_grammar_state *s, uint32_t pos, uint32_t aux, uint32_t parent) {
@@ -777,6 +870,12 @@ static void expand(cll_grammar_state *s, uint32_t idx, struct gset *out) {
     if ((nd.aux & 15) == 0 && (nd.aux >> 4) >= e->a)
       expand(s, new_node(s, nd.pos + 1, 0, nd.parent), out);
     return;
+  case GE_CLS:
+    if (nd.aux < e->b)
+      add_top(s, out, idx);
+    if (nd.aux >= e->a)
+      expand(s, new_node(s, nd.pos + 1, 0, nd.parent), out);
+    return;
   default: { /* GE_REF */
     uint32_t cont = nd.parent;
     if (g->el[nd.pos + 1].kind != GE_END)
@@ -806,6 +905,9 @@ static bool advance(cll_grammar_state *s, const struct gset *in, uint8_t c, stru
     if (e->kind == GE_CHR) {
       if (g->set[e->a][c >> 6] >> (c & 63) & 1)
         expand(s, new_node(s, nd.pos + 1, 0, nd.parent), out);
+    } else if (e->kind == GE_CLS) {
+      if (nd.aux < e->b && g->set[e->c][c >> 6] >> (c & 63) & 1)
+        expand(s, new_node(s, nd.pos, nd.aux + 1, nd.parent), out);
     } else {
       uint32_t aux = str_step(nd.aux, c, e->b);
       if (aux != STR_FAIL)
@@ -819,8 +921,11 @@ static uint64_t node_dist(const cll_grammar_state *s, uint32_t idx) {
   const cll_grammar *g = s->g;
   const struct gnode *nd = &s->node[idx];
   const struct cll__gel *e = &g->el[nd->pos];
-  uint64_t d = e->kind == GE_STR ? str_dist(nd->aux, e->a) + (uint64_t)g->minfrom[nd->pos + 1]
-                                 : g->minfrom[nd->pos];
+  uint64_t d = g->minfrom[nd->pos];
+  if (e->kind == GE_STR)
+    d = str_dist(nd->aux, e->a) + (uint64_t)g->minfrom[nd->pos + 1];
+  else if (e->kind == GE_CLS)
+    d = (nd->aux < e->a ? e->a - nd->aux : 0) + (uint64_t)g->minfrom[nd->pos + 1];
   return d + nd->below;
 }
 
@@ -864,6 +969,17 @@ int cll_grammar_state_new(const cll_grammar *g, const cll_grammar_vocab *v,
     cll_grammar_state_free(s);
     return CLL_ENOMEM;
   }
+  if (v) {
+    s->cls = calloc(g->n_set + 1, sizeof(*s->cls));
+    if (!s->cls) {
+      cll_grammar_state_free(s);
+      return CLL_ENOMEM;
+    }
+    /* Build the class tables here, off the step, not on a first mask. */
+    for (uint32_t p = 0; p < g->n_el; p++)
+      if (g->el[p].kind == GE_CLS && !s->cls[g->el[p].c])
+        s->cls[g->el[p].c] = vocab_cls(v, g->set[g->el[p].c]);
+  }
   s->active = g->trigger == NULL;
   state_reset(s);
   if (s->oom) {
@@ -903,6 +1019,7 @@ void cll_grammar_state_free(cll_grammar_state *s) {
     return;
   free(s->node);
   free(s->remap);
+  free(s->cls);
   free(s->lvl);
   free(s->bits);
   free(s);
@@ -1095,6 +1212,61 @@ static void string_top(cll_grammar_state *s, uint32_t idx) {
   s->n_node = mark;
 }
 
+/* The fast path for top idx (a CLS element). Exact only when what may
+ * follow the class cannot start with one of its bytes (then a token leaves
+ * the class exactly at its first byte outside); returns false (the caller
+ * walks the trie) otherwise or without tables. */
+static bool cls_top(cll_grammar_state *s, uint32_t idx) {
+  struct gnode nd = s->node[idx];
+  const struct cll__gel *e = &s->g->el[nd.pos];
+  const struct clsidx *ci = s->cls ? s->cls[e->c] : NULL;
+  if (!ci)
+    return false;
+  uint32_t mark = s->n_node;
+  struct gset *ex = &s->lvl[0];
+  ex->n = 0;
+  ex->accept = false;
+  s->work = 0;
+  expand(s, new_node(s, nd.pos + 1, 0, nd.parent), ex);
+  uint64_t first[4] = {0};
+  for (uint32_t i = 0; i < ex->n; i++) {
+    const struct cll__gel *x = &s->g->el[s->node[ex->top[i]].pos];
+    const uint64_t *set = x->kind == GE_CHR ? s->g->set[x->a]
+                          : x->kind == GE_CLS ? s->g->set[x->c]
+                                              : NULL;
+    for (int w = 0; w < 4; w++)
+      first[w] |= set ? set[w] : ~0ull;
+  }
+  if ((first[0] & ci->set[0]) | (first[1] & ci->set[1]) | (first[2] & ci->set[2]) |
+      (first[3] & ci->set[3])) {
+    s->n_node = mark;
+    return false;
+  }
+  uint32_t cnt = nd.aux, min = e->a, max = e->b;
+  uint32_t room = max == GE_UNLIMITED ? GE_UNLIMITED : max - cnt;
+  /* A token inside the class never adds to the distance. */
+  uint64_t rest = (uint64_t)s->g->minfrom[nd.pos + 1] + nd.below;
+  bool binds = s->closing && (cnt < min ? min - cnt : 0) + rest > s->limit;
+  if (!binds && room == GE_UNLIMITED) {
+    size_t words = ((size_t)s->v->n + 63) / 64;
+    for (size_t w = 0; w < words; w++)
+      s->out[w] |= ci->pass_bits[w];
+  } else {
+    for (int32_t k = 0; k < ci->n_pass; k++) {
+      uint32_t len = ci->pass_len[k];
+      if (room != GE_UNLIMITED && len > room)
+        continue;
+      if (binds && (cnt + len < min ? min - cnt - len : 0) + rest > s->limit)
+        continue;
+      bit_set(s->out, ci->pass_tok[k]);
+    }
+  }
+  if ((ex->n || ex->accept) && ci->exit.nn)
+    walk(s, &ci->exit, 0, 0, ex, cnt, min, max, true);
+  s->n_node = mark;
+  return true;
+}
+
 int32_t cll_grammar_mask(cll_grammar_state *s, int32_t budget, uint64_t *bits) {
   const cll_grammar_vocab *v = s->v;
   size_t words = ((size_t)v->n + 63) / 64;
@@ -1120,23 +1292,22 @@ int32_t cll_grammar_mask(cll_grammar_state *s, int32_t budget, uint64_t *bits) {
     for (int32_t k = 0; k < v->n_eog; k++)
       bit_set(bits, v->eog[k]);
   {
-    /* STR tops in sub-state 0 take the fast path; the rest walk the trie. */
-    struct gset *rest = &s->lvl[1];
-    rest->n = 0;
-    rest->accept = false;
+    /* STR tops in sub-state 0 and CLS tops take fast paths; the rest walk
+     * the trie (from depth 1: the fast paths use lvl[0] and up). */
+    struct gset rest;
+    rest.n = 0;
+    rest.accept = false;
     uint32_t str_tops[MAX_TOPS], n_str = 0;
     for (uint32_t i = 0; i < s->cur.n; i++) {
       const struct gnode *nd = &s->node[s->cur.top[i]];
-      if (s->g->el[nd->pos].kind == GE_STR && (nd->aux & 15) == 0)
+      uint8_t kind = s->g->el[nd->pos].kind;
+      if (kind == GE_STR && (nd->aux & 15) == 0)
         str_tops[n_str++] = s->cur.top[i];
-      else
-        rest->top[rest->n++] = s->cur.top[i];
+      else if (kind != GE_CLS || !cls_top(s, s->cur.top[i]))
+        rest.top[rest.n++] = s->cur.top[i];
     }
-    if (rest->n) {
-      /* lvl[1] is the walk's depth-0 set: copy it so depth 1 may reuse lvl[1]. */
-      struct gset root = *rest;
-      walk(s, &v->all, 0, 1, &root, 0, 0, GE_UNLIMITED, false);
-    }
+    if (rest.n)
+      walk(s, &v->all, 0, 1, &rest, 0, 0, GE_UNLIMITED, false);
     for (uint32_t i = 0; i < n_str; i++)
       string_top(s, str_tops[i]);
   }

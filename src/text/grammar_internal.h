@@ -7,17 +7,19 @@
 
 #include <stdint.h>
 
-enum { GE_END = 0, GE_CHR = 1, GE_REF = 2, GE_STR = 3 };
+enum { GE_END = 0, GE_CHR = 1, GE_REF = 2, GE_STR = 3, GE_CLS = 4 };
 
 #define GE_UNLIMITED UINT32_MAX
 
 /* One element of a rule alternative. CHR: a = byte-set index. REF: a = rule.
  * STR: the body of a JSON string (escapes, UTF-8) of a..b characters (b may
- * be GE_UNLIMITED); the quotes are separate CHR elements. END closes an
+ * be GE_UNLIMITED); the quotes are separate CHR elements. CLS: a..b bytes of
+ * byte set c (a regex's [class]{m,n}; counted in the stack node, so it costs
+ * one node per byte and masks take a precomputed fast path). END closes an
  * alternative. */
 struct cll__gel {
   uint8_t kind;
-  uint32_t a, b;
+  uint32_t a, b, c;
 };
 
 /* A sequence being built (one alternative). */
@@ -61,6 +63,9 @@ void cll__gseq_range(struct cll__gb *b, struct cll__gseq *s, uint8_t lo, uint8_t
 void cll__gseq_set(struct cll__gb *b, struct cll__gseq *s, const uint64_t set[4]);
 void cll__gseq_lit(struct cll__gb *b, struct cll__gseq *s, const char *lit, size_t n);
 void cll__gseq_ref(struct cll__gb *b, struct cll__gseq *s, uint32_t rule);
+/* min..max bytes of byte set number set (an index from a CHR element). */
+void cll__gseq_cls(struct cll__gb *b, struct cll__gseq *s, uint32_t set, uint32_t min,
+                   uint32_t max);
 /* A rule that is exactly the literal. */
 uint32_t cll__gb_lit_rule(struct cll__gb *b, const char *lit, size_t n);
 /* unit{min,max} as a rule (max GE_UNLIMITED: unbounded). */

@@ -500,7 +500,11 @@ static void rx_concat(struct rx *r, struct cll__gseq *s, int depth) {
       }
     }
     uint32_t mn, mx;
-    if (rx_quant(r, &mn, &mx)) {
+    bool quant = rx_quant(r, &mn, &mx);
+    if (quant && atom.n == 1 && atom.el[0].kind == GE_CHR) {
+      cll__gseq_cls(b, s, atom.el[0].a, mn, mx); /* one byte set repeated: counted */
+      cll__gseq_free(&atom);
+    } else if (quant) {
       uint32_t unit = cll__gb_rule(b);
       cll__gb_alt(b, unit, &atom);
       cll__gseq_ref(b, s, cll__gb_repeat(b, unit, mn, mx));
