@@ -26,6 +26,7 @@
 
 #include "cllama/common.h"
 #include "cllama/engine.h"
+#include "cllama/grammar.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -91,6 +92,13 @@ struct cll_seq_desc {
   int pooling;            /* enum cll_pooling, for embed */
   cll_seq_sample_fn sample;
   void *sample_ud;        /* used only inside steps while the sequence runs */
+  cll_grammar_state *grammar; /* optional constrained decoding (borrowed; the caller
+                              frees it after on_done). Inside the step its mask
+                              sets disallowed logits to -inf before sample runs
+                              (with the tokens left of n_predict as its budget) and
+                              the sampled token advances it; a complete value that
+                              nothing can extend ends the sequence (STOP); a state
+                              that allows no token ends it with an error. */
   cll_seq_token_cb on_token;
   cll_seq_embd_cb on_embedding;
   cll_seq_done_cb on_done;

@@ -45,6 +45,8 @@ static void gen_free(cll__gen *g) {
   free(g->prompt);
   free(g->out_tok);
   cll_sampler_free(g->sampler);
+  cll_grammar_state_free(g->gstate);
+  cll_grammar_free(g->grammar);
   cll_stop_free(g->stop);
   cll__detok_free(g->detok);
   cll_buf_free(&g->text);
@@ -142,7 +144,9 @@ bool cll__gen_common(cll__gen *g, const char *model) {
    * type is a 500, as Ollama (it surfaces from its scheduler). */
   if (cll__gen_opts_apply(&g->opts, g->ref.params, &err) != 0 ||
       cll__gen_opts_apply(&g->opts, json_object_get(b, "options"), &err) != 0) {
-    cll__gen_fail(g, 500, err.msg);
+    /* options that is not an object is a bad request (Go's unmarshal: 400). */
+    json_t *ro = json_object_get(b, "options");
+    cll__gen_fail(g, ro && !json_is_null(ro) && !json_is_object(ro) ? 400 : 500, err.msg);
     return false;
   }
   cll_request_on_cancel(req, on_cancel, g);
@@ -522,6 +526,16 @@ static void on_prepare_work(uv_work_t *w) {
     cll_err_set(&g->prep_err, g->prep_rc, "invalid sampling options");
     return;
   }
+  if (g->grammar) {
+    const cll_grammar_vocab *gv = NULL;
+    g->prep_rc = cll__mtext_grammar_vocab(t, &gv);
+    if (g->prep_rc == 0)
+      g->prep_rc = cll_grammar_state_new(g->grammar, gv, &g->gstate);
+    if (g->prep_rc != 0) {
+      cll_err_set(&g->prep_err, g->prep_rc, "out of memory");
+      return;
+    }
+  }
   /* As llama-server does, the prompt seeds the penalty window. */
   int32_t from = g->n_prompt > sp.repeat_last_n ? g->n_prompt - sp.repeat_last_n : 0;
   for (int32_t i = from; i < g->n_prompt; i++)
@@ -562,6 +576,7 @@ static void on_prepared(uv_work_t *w, int status) {
   d.truncate = g->truncate;
   d.sample = sample_cb;
   d.sample_ud = g->sampler;
+  d.grammar = g->gstate;
   d.on_token = on_token;
   d.on_done = on_seq_done;
   d.ud = g;

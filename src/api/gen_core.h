@@ -8,6 +8,7 @@
 #define CLLAMA_API_GEN_CORE_H
 
 #include "cllama/api.h"
+#include "cllama/grammar.h"
 #include "cllama/runners.h"
 #include "cllama/sampler.h"
 #include "cllama/scheduler.h"
@@ -104,6 +105,8 @@ struct cll__gen {
   cll_runner *runner;
   cll_seq *seq;
   cll_sampler *sampler;
+  cll_grammar *grammar;      /* format's grammar (format.c), NULL: unconstrained */
+  cll_grammar_state *gstate; /* its state for the sequence (made by prepare) */
   cll_stop *stop;
   cll__detok *detok;
   int32_t *out_tok; /* generated tokens (for "context") */
@@ -123,6 +126,10 @@ struct cll__gen {
  * answered and freed g, and returns false. */
 cll__gen *cll__gen_new(cll_request *req, json_t *body, int kind);
 bool cll__gen_common(cll__gen *g, const char *model);
+/* Compiles the request's format ("json" or a JSON schema; null/"" is none)
+ * into g->grammar with options o (may be NULL). On a bad format it has
+ * answered 400 and freed g, and returns false. format.c. */
+bool cll__gen_format(cll__gen *g, const json_t *format, const struct cll_grammar_opts *o);
 /* Answers with an error now (before anything was streamed) and frees g. */
 void cll__gen_fail(cll__gen *g, int status, const char *msg);
 /* keep_alive 0 and nothing to do: unload, answer done_reason "unload". */

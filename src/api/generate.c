@@ -277,11 +277,13 @@ static bool check_caps(cll__gen *g, const char *model, const char *tmpl_override
     cll__gen_fail(g, 400, "top_logprobs must be between 0 and 20");
     return false;
   }
-  json_t *fmt = json_object_get(g->body, "format");
-  if (fmt && !json_is_null(fmt) && !(json_is_string(fmt) && json_string_length(fmt) == 0))
-    fprintf(stderr, "level=WARN source=api msg=\"format (structured output) is not supported; "
-                    "generating unconstrained\" model=%s\n",
-            model);
+  /* The format applies to the answer, after the thoughts (if any). */
+  struct cll_grammar_opts gopt;
+  cll_grammar_opts_defaults(&gopt);
+  if (g->outcfg.think_close && g->outcfg.think_close[0])
+    gopt.trigger = g->outcfg.think_close;
+  if (!cll__gen_format(g, json_object_get(g->body, "format"), &gopt))
+    return false;
   g->debug_render = json_is_true(json_object_get(g->body, "_debug_render_only"));
   return true;
 }

@@ -738,6 +738,44 @@ static bool map_think(cll_request *req, json_t *b, json_t *native) {
   return true;
 }
 
+/* response_format -> the native format: json_object is "json", json_schema
+ * its schema (strict or not, the grammar enforces it exactly; no schema is
+ * any JSON object), text is none. Anything else answers 400. */
+static bool map_response_format(cll_request *req, json_t *b, json_t *native) {
+  json_t *rf = json_object_get(b, "response_format");
+  if (!rf || json_is_null(rf))
+    return true;
+  const char *rft = json_string_value(json_object_get(rf, "type"));
+  if (!json_is_object(rf) || !rft) {
+    oai_error(req, 400, "response_format must be an object with a type");
+    return false;
+  }
+  if (strcmp(rft, "text") == 0)
+    return true;
+  if (strcmp(rft, "json_object") == 0) {
+    json_object_set_new(native, "format", json_string("json"));
+    return true;
+  }
+  if (strcmp(rft, "json_schema") == 0) {
+    json_t *js = json_object_get(rf, "json_schema");
+    json_t *schema = json_object_get(js, "schema");
+    if (js && !json_is_object(js)) {
+      oai_error(req, 400, "response_format.json_schema must be an object");
+      return false;
+    }
+    if (schema)
+      json_object_set(native, "format", schema);
+    else
+      json_object_set_new(native, "format", json_string("json"));
+    return true;
+  }
+  oai_errorf(req, 400,
+             "Invalid value for 'response_format.type' = %.200s. Supported values: ['text', "
+             "'json_object', 'json_schema'].",
+             rft);
+  return false;
+}
+
 static void on_chat_completions(cll_request *req, void *ud) {
   const char *st = "ChatCompletionRequest";
   json_t *b = body_object(req, st);
@@ -771,15 +809,8 @@ static void on_chat_completions(cll_request *req, void *ud) {
     goto done;
   json_object_set_new(native, "options", opts);
   opts = NULL;
-  json_t *rf = json_object_get(b, "response_format");
-  const char *rft = json_string_value(json_object_get(rf, "type"));
-  if (rft && strcmp(rft, "json_object") == 0) {
-    json_object_set_new(native, "format", json_string("json"));
-  } else if (rft && strcmp(rft, "json_schema") == 0) {
-    json_t *schema = json_object_get(json_object_get(rf, "json_schema"), "schema");
-    if (schema)
-      json_object_set(native, "format", schema);
-  }
+  if (!map_response_format(req, b, native))
+    goto done;
   json_t *tools = json_object_get(b, "tools");
   if (json_is_array(tools) && json_array_size(tools))
     json_object_set(native, "tools", tools);
@@ -831,6 +862,8 @@ static void on_completions(cll_request *req, void *ud) {
   opts = NULL;
   if (suffix)
     json_object_set_new(native, "suffix", json_string(suffix));
+  if (!map_response_format(req, b, native))
+    goto done;
   json_t *lp = json_object_get(b, "logprobs");
   if (json_is_integer(lp) && json_integer_value(lp) > 0) {
     json_object_set_new(native, "logprobs", json_true());

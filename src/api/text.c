@@ -4,11 +4,14 @@
 
 #include "cllama/tokenizer.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct cll__mtext {
   cll_tokenizer *tok;
+  pthread_mutex_t gmu;         /* guards the lazy build of gvocab */
+  cll_grammar_vocab *gvocab;   /* constrained decoding's token index, NULL until asked */
 };
 
 struct cll__detok {
@@ -24,6 +27,7 @@ int cll__mtext_load(void *ud, cll_model *m, void **aux, cll_err *err) {
     free(t);
     return rc;
   }
+  pthread_mutex_init(&t->gmu, NULL);
   *aux = t;
   return 0;
 }
@@ -33,7 +37,20 @@ void cll__mtext_free(void *aux) {
   if (!t)
     return;
   cll_tokenizer_free(t->tok);
+  cll_grammar_vocab_free(t->gvocab);
+  pthread_mutex_destroy(&t->gmu);
   free(t);
+}
+
+int cll__mtext_grammar_vocab(const cll__mtext *ct, const cll_grammar_vocab **out) {
+  cll__mtext *t = (cll__mtext *)ct; /* the lazily built index is the only mutable part */
+  int rc = 0;
+  pthread_mutex_lock(&t->gmu);
+  if (!t->gvocab)
+    rc = cll_grammar_vocab_new(t->tok, &t->gvocab);
+  *out = t->gvocab;
+  pthread_mutex_unlock(&t->gmu);
+  return rc;
 }
 
 int cll__tokenize(const cll__mtext *t, const char *text, size_t len, bool add_special,

@@ -9,6 +9,7 @@
 
 #include "cllama/common.h"
 #include "cllama/engine.h"
+#include "cllama/grammar.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,6 +20,11 @@ typedef struct cll__mtext cll__mtext;
 /* The runners' on_load hook: builds the tokenizer of m into *aux. */
 int cll__mtext_load(void *ud, cll_model *m, void **aux, cll_err *err);
 void cll__mtext_free(void *aux);
+
+/* The vocabulary's index for constrained decoding (include/cllama/grammar.h),
+ * built on first use (work items only: building a 128k vocabulary takes tens
+ * of milliseconds) and kept until the model unloads. *out is borrowed. */
+int cll__mtext_grammar_vocab(const cll__mtext *t, const cll_grammar_vocab **out);
 
 /* Tokenizes text; add_special adds BOS (when the vocabulary asks for it),
  * parse_special turns special-token text into their ids. *out is new

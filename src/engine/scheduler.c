@@ -577,6 +577,9 @@ static int32_t plan(cll_sched *s) {
 
 /* ---------------------------------------------------------------- step */
 
+/* step_token when the grammar allowed nothing (or the sampler left it). */
+#define STEP_NO_TOKEN (-2)
+
 static int32_t argmax(const float *x, int64_t n) {
   int32_t best = 0;
   for (int64_t i = 1; i < n; i++)
@@ -628,9 +631,18 @@ static void on_step_work(uv_work_t *w) {
     if (!lg)
       continue;
     /* The logits buffer is the step's until the next forward; the sampler
-     * may apply its penalties in place. */
+     * may apply its penalties in place, the grammar its mask. */
+    if (q->d.grammar) {
+      int32_t left = q->n_predict - q->st.eval_n;
+      if (cll_grammar_apply(q->d.grammar, (float *)lg, s->p.n_vocab, left) == 0) {
+        q->step_token = STEP_NO_TOKEN;
+        continue;
+      }
+    }
     q->step_token = q->d.sample ? q->d.sample(q->d.sample_ud, (float *)lg, s->p.n_vocab)
                                 : argmax(lg, s->p.n_vocab);
+    if (q->d.grammar && !cll_grammar_accept_token(q->d.grammar, q->step_token))
+      q->step_token = STEP_NO_TOKEN;
   }
   s->st.sampled = uv_hrtime();
 }
@@ -705,7 +717,11 @@ static void step_done_seq(cll_sched *s, cll_seq *q, uint64_t now) {
   }
   if (q->step_token < 0) {
     cll_err e;
-    cll_err_set(&e, CLL_EIO, "the model produced no logits");
+    if (q->step_token == STEP_NO_TOKEN)
+      cll_err_set(&e, CLL_EIO, "no token of the vocabulary can continue the output the format "
+                               "requires");
+    else
+      cll_err_set(&e, CLL_EIO, "the model produced no logits");
     finish(q, CLL_DONE_ERROR, &e);
     return;
   }
@@ -714,7 +730,7 @@ static void step_done_seq(cll_sched *s, cll_seq *q, uint64_t now) {
   int act = q->d.on_token(q->d.ud, q, tok);
   if (q->cancelled)
     finish(q, CLL_DONE_CANCEL, NULL);
-  else if (act == CLL_SEQ_STOP)
+  else if (act == CLL_SEQ_STOP || (q->d.grammar && cll_grammar_done(q->d.grammar)))
     finish(q, CLL_DONE_STOP, NULL);
   else if (q->st.eval_n >= q->n_predict)
     finish(q, CLL_DONE_LENGTH, NULL);

@@ -1,0 +1,1340 @@
+/* grammar.c — the byte-level pushdown automaton behind constrained decoding
+ * (see include/cllama/grammar.h), the per-vocabulary token index and masks.
+ *
+ * DESIGN. A grammar is a flat array of elements; each rule alternative is a
+ * run of elements ended by END. A stack is a persistent list of nodes in the
+ * state's arena: node = (element position, aux, parent), where the top
+ * node's position is a terminal (CHR byte set, or STR string body whose aux
+ * holds the characters counted and the UTF-8/escape sub-state) and every
+ * node below is the continuation to resume when the rule above ends. A
+ * state is a set of stacks (tops) plus an "accept" flag (some stack has
+ * completed the root). Advancing by a byte maps every top through its
+ * terminal, then expands: references push their rule's alternatives (a
+ * reference in tail position pushes no continuation, so repetition written
+ * as right recursion runs in constant depth), END pops to the parent.
+ * Nodes are never modified; advancing appends nodes, so a mask walk can
+ * roll the arena back to a mark after each subtree.
+ *
+ * Masks walk the vocabulary's trie: one advance per trie edge, a subtree is
+ * skipped as soon as its prefix is dead. Inside an unconstrained string
+ * body nearly every token is allowed and the walk would visit the whole
+ * trie, so string tops take a fast path: tokens that stay inside the body
+ * come from a table precomputed per vocabulary (a bitset, or per-token
+ * character counts when maxLength applies), and tokens that close the
+ * string walk a second trie holding only their tails from the closing
+ * quote. */
+#include "grammar_internal.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NIL UINT32_MAX
+#define MAX_TOPS 64       /* stacks in one state (ambiguity bound) */
+#define MAX_DEPTH 160     /* nodes in one stack (nesting bound) */
+#define MAX_ELEMENTS 4000000u
+#define WORK_MAX 200000   /* expansions in one advance (guards nullable loops) */
+
+/* ================================================================ builder */
+
+void cll__gb_init(struct cll__gb *b, cll_err *err) {
+  memset(b, 0, sizeof(*b));
+  b->err = err;
+  for (size_t i = 0; i < CLL_ARRAY_LEN(b->cache); i++)
+    b->cache[i] = UINT32_MAX;
+}
+
+void cll__gseq_free(struct cll__gseq *s) {
+  free(s->el);
+  s->el = NULL;
+  s->n = s->cap = 0;
+}
+
+void cll__gb_free(struct cll__gb *b) {
+  for (uint32_t i = 0; i < b->n_rule; i++)
+    free(b->rule[i].alt);
+  free(b->rule);
+  for (uint32_t i = 0; i < b->n_alts; i++)
+    cll__gseq_free(&b->alts[i]);
+  free(b->alts);
+  free(b->set);
+  memset(b, 0, sizeof(*b));
+}
+
+int cll__gb_fail(struct cll__gb *b, int code, const char *fmt, ...) {
+  if (b->rc)
+    return b->rc;
+  b->rc = code;
+  if (b->err) {
+    b->err->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b->err->msg, sizeof(b->err->msg), fmt, ap);
+    va_end(ap);
+  }
+  return code;
+}
+
+static bool grow(void **p, uint32_t *cap, uint32_t need, size_t elsz) {
+  if (need <= *cap)
+    return true;
+  uint32_t c = *cap ? *cap : 8;
+  while (c < need)
+    c *= 2;
+  void *q = realloc(*p, (size_t)c * elsz);
+  if (!q)
+    return false;
+  *p = q;
+  *cap = c;
+  return true;
+}
+
+uint32_t cll__gb_rule(struct cll__gb *b) {
+  if (b->rc)
+    return 0;
+  if (!grow((void **)&b->rule, &b->cap_rule, b->n_rule + 1, sizeof(*b->rule))) {
+    cll__gb_fail(b, CLL_ENOMEM, "out of memory");
+    return 0;
+  }
+  memset(&b->rule[b->n_rule], 0, sizeof(b->rule[0]));
+  return b->n_rule++;
+}
+
+void cll__gb_alt(struct cll__gb *b, uint32_t r, struct cll__gseq *s) {
+  if (b->rc || r >= b->n_rule) {
+    cll__gseq_free(s);
+    return;
+  }
+  struct cll__grule *ru = &b->rule[r];
+  if (!grow((void **)&b->alts, &b->cap_alts, b->n_alts + 1, sizeof(*b->alts)) ||
+      !grow((void **)&ru->alt, &ru->cap_alt, ru->n_alt + 1, sizeof(uint32_t))) {
+    cll__gseq_free(s);
+    cll__gb_fail(b, CLL_ENOMEM, "out of memory");
+    return;
+  }
+  b->alts[b->n_alts] = *s;
+  ru->alt[ru->n_alt++] = b->n_alts++;
+  b->n_el += s->n + 1;
+  memset(s, 0, sizeof(*s));
+  if (b->n_el > MAX_ELEMENTS)
+    cll__gb_fail(b, CLL_ETOOBIG, "the schema is too large to compile");
+}
+
+void cll__gseq_push(struct cll__gb *b, struct cll__gseq *s, uint8_t kind, uint32_t a, uint32_t c) {
+  if (b->rc)
+    return;
+  if (!grow((void **)&s->el, &s->cap, s->n + 1, sizeof(*s->el))) {
+    cll__gb_fail(b, CLL_ENOMEM, "out of memory");
+    return;
+  }
+  s->el[s->n++] = (struct cll__gel){kind, a, c, 0};
+}
+
+void cll__gseq_cls(struct cll__gb *b, struct cll__gseq *s, uint32_t set, uint32_t min,
+                   uint32_t max) {
+  cll__gseq_push(b, s, GE_CLS, min, max);
+  if (!b->rc)
+    s->el[s->n - 1].c = set;
+}
+
+void cll__gseq_set(struct cll__gb *b, struct cll__gseq *s, const uint64_t set[4]) {
+  if (b->rc)
+    return;
+  uint32_t i = 0;
+  for (; i < b->n_set; i++)
+    if (memcmp(b->set[i], set, 32) == 0)
+      break;
+  if (i == b->n_set) {
+    if (!grow((void **)&b->set, &b->cap_set, b->n_set + 1, sizeof(*b->set))) {
+      cll__gb_fail(b, CLL_ENOMEM, "out of memory");
+      return;
+    }
+    memcpy(b->set[b->n_set++], set, 32);
+  }
+  cll__gseq_push(b, s, GE_CHR, i, 0);
+}
+
+void cll__gseq_range(struct cll__gb *b, struct cll__gseq *s, uint8_t lo, uint8_t hi) {
+  uint64_t set[4] = {0};
+  for (unsigned c = lo; c <= hi; c++)
+    set[c >> 6] |= 1ull << (c & 63);
+  cll__gseq_set(b, s, set);
+}
+
+void cll__gseq_lit(struct cll__gb *b, struct cll__gseq *s, const char *lit, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    cll__gseq_range(b, s, (uint8_t)lit[i], (uint8_t)lit[i]);
+}
+
+void cll__gseq_ref(struct cll__gb *b, struct cll__gseq *s, uint32_t rule) {
+  cll__gseq_push(b, s, GE_REF, rule, 0);
+}
+
+uint32_t cll__gb_lit_rule(struct cll__gb *b, const char *lit, size_t n) {
+  uint32_t r = cll__gb_rule(b);
+  struct cll__gseq s = {0};
+  cll__gseq_lit(b, &s, lit, n);
+  cll__gb_alt(b, r, &s);
+  return r;
+}
+
+uint32_t cll__gb_repeat(struct cll__gb *b, uint32_t unit, uint32_t min, uint32_t max) {
+  if (max != GE_UNLIMITED && (max < min || max > 100000)) {
+    cll__gb_fail(b, CLL_EUNSUPPORTED, "repetition bound %u is too large", max);
+    return 0;
+  }
+  /* tail: "" | unit tail (unbounded), or a chain of max-min optional units */
+  uint32_t tail = cll__gb_rule(b);
+  struct cll__gseq s = {0};
+  cll__gb_alt(b, tail, &s); /* "" */
+  if (max == GE_UNLIMITED) {
+    cll__gseq_ref(b, &s, unit);
+    cll__gseq_ref(b, &s, tail);
+    cll__gb_alt(b, tail, &s);
+  } else {
+    for (uint32_t k = min; k < max; k++) {
+      uint32_t t = cll__gb_rule(b);
+      cll__gb_alt(b, t, &s);
+      cll__gseq_ref(b, &s, unit);
+      cll__gseq_ref(b, &s, tail);
+      cll__gb_alt(b, t, &s);
+      tail = t;
+    }
+  }
+  uint32_t r = cll__gb_rule(b);
+  for (uint32_t k = 0; k < min; k++)
+    cll__gseq_ref(b, &s, unit);
+  cll__gseq_ref(b, &s, tail);
+  cll__gb_alt(b, r, &s);
+  return r;
+}
+
+/* ================================================================ grammar */
+
+struct cll_grammar {
+  struct cll__gel *el; /* (n_el) every alternative, each ended by END */
+  uint32_t n_el;
+  uint32_t *alt;       /* alternative start positions, rule by rule */
+  uint32_t *rule_alt0; /* (n_rule) first index into alt */
+  uint32_t *rule_nalt; /* (n_rule) */
+  uint32_t n_rule;
+  uint64_t (*set)[4];  /* (n_set) byte sets */
+  uint32_t n_set;
+  uint32_t *minfrom;   /* (n_el) fewest bytes from this element to its END */
+  uint32_t *rule_min;  /* (n_rule) fewest bytes of the rule */
+  uint32_t root;
+  char *trigger;       /* NULL: active from the start */
+  size_t trigger_len;
+  uint32_t *trig_fail; /* (trigger_len) KMP failure function */
+};
+
+#define INF_LEN 0x3fffffffu
+
+static uint32_t sat_add(uint32_t a, uint32_t b) {
+  uint64_t s = (uint64_t)a + b;
+  return s >= INF_LEN ? INF_LEN : (uint32_t)s;
+}
+
+static uint32_t el_min(const cll_grammar *g, const struct cll__gel *e) {
+  switch (e->kind) {
+  case GE_CHR:
+    return 1;
+  case GE_STR:
+  case GE_CLS:
+    return e->a;
+  case GE_REF:
+    return g->rule_min[e->a];
+  default:
+    return 0;
+  }
+}
+
+void cll_grammar_free(cll_grammar *g) {
+  if (!g)
+    return;
+  free(g->el);
+  free(g->alt);
+  free(g->rule_alt0);
+  free(g->rule_nalt);
+  free(g->set);
+  free(g->minfrom);
+  free(g->rule_min);
+  free(g->trigger);
+  free(g->trig_fail);
+  free(g);
+}
+
+void cll_grammar_opts_defaults(struct cll_grammar_opts *o) { memset(o, 0, sizeof(*o)); }
+
+int cll__grammar_finish(struct cll__gb *b, uint32_t value, const struct cll_grammar_opts *o,
+                        cll_grammar **out) {
+  *out = NULL;
+  /* root ::= [ws if lazy] prefix value suffix */
+  uint32_t root = cll__gb_rule(b);
+  struct cll__gseq s = {0};
+  if (o && o->trigger && o->trigger[0])
+    cll__gseq_ref(b, &s, cll__schema_ws(b));
+  if (o && o->prefix)
+    cll__gseq_lit(b, &s, o->prefix, strlen(o->prefix));
+  cll__gseq_ref(b, &s, value);
+  if (o && o->suffix)
+    cll__gseq_lit(b, &s, o->suffix, strlen(o->suffix));
+  cll__gb_alt(b, root, &s);
+  if (b->rc)
+    return b->rc;
+  cll_grammar *g = calloc(1, sizeof(*g));
+  if (!g)
+    return cll__gb_fail(b, CLL_ENOMEM, "out of memory");
+  g->n_rule = b->n_rule;
+  g->n_el = (uint32_t)b->n_el;
+  g->el = malloc(((size_t)g->n_el + 1) * sizeof(*g->el));
+  g->alt = malloc(((size_t)b->n_alts + 1) * sizeof(uint32_t));
+  g->rule_alt0 = malloc(((size_t)g->n_rule + 1) * sizeof(uint32_t));
+  g->rule_nalt = malloc(((size_t)g->n_rule + 1) * sizeof(uint32_t));
+  g->minfrom = malloc(((size_t)g->n_el + 1) * sizeof(uint32_t));
+  g->rule_min = malloc(((size_t)g->n_rule + 1) * sizeof(uint32_t));
+  g->set = malloc(((size_t)b->n_set + 1) * sizeof(*g->set));
+  if (!g->el || !g->alt || !g->rule_alt0 || !g->rule_nalt || !g->minfrom || !g->rule_min ||
+      !g->set) {
+    cll_grammar_free(g);
+    return cll__gb_fail(b, CLL_ENOMEM, "out of memory");
+  }
+  memcpy(g->set, b->set, (size_t)b->n_set * sizeof(*g->set));
+  g->n_set = b->n_set;
+  uint32_t pos = 0, na = 0;
+  for (uint32_t r = 0; r < b->n_rule; r++) {
+    g->rule_alt0[r] = na;
+    g->rule_nalt[r] = b->rule[r].n_alt;
+    for (uint32_t k = 0; k < b->rule[r].n_alt; k++) {
+      struct cll__gseq *q = &b->alts[b->rule[r].alt[k]];
+      g->alt[na++] = pos;
+      if (q->n)
+        memcpy(g->el + pos, q->el, (size_t)q->n * sizeof(*q->el));
+      pos += q->n;
+      g->el[pos++] = (struct cll__gel){GE_END, 0, 0, 0};
+    }
+  }
+  g->n_el = pos;
+  g->root = root;
+  /* Fewest bytes per rule: a fixed point from "infinite". */
+  for (uint32_t r = 0; r < g->n_rule; r++)
+    g->rule_min[r] = INF_LEN;
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (uint32_t r = 0; r < g->n_rule; r++) {
+      for (uint32_t k = 0; k < g->rule_nalt[r]; k++) {
+        uint32_t sum = 0;
+        for (uint32_t p = g->alt[g->rule_alt0[r] + k]; g->el[p].kind != GE_END; p++)
+          sum = sat_add(sum, el_min(g, &g->el[p]));
+        if (sum < g->rule_min[r]) {
+          g->rule_min[r] = sum;
+          changed = true;
+        }
+      }
+    }
+  }
+  for (uint32_t p = g->n_el; p-- > 0;)
+    g->minfrom[p] =
+        g->el[p].kind == GE_END ? 0 : sat_add(el_min(g, &g->el[p]), g->minfrom[p + 1]);
+  if (g->rule_min[root] >= INF_LEN) {
+    cll_grammar_free(g);
+    return cll__gb_fail(b, CLL_EINVAL, "the schema has no finite value (a $ref cycle with "
+                                       "no way out)");
+  }
+  if (o && o->trigger && o->trigger[0]) {
+    g->trigger_len = strlen(o->trigger);
+    g->trigger = strdup(o->trigger);
+    g->trig_fail = calloc(g->trigger_len, sizeof(uint32_t));
+    if (!g->trigger || !g->trig_fail) {
+      cll_grammar_free(g);
+      return cll__gb_fail(b, CLL_ENOMEM, "out of memory");
+    }
+    for (size_t i = 1, k = 0; i < g->trigger_len; i++) {
+      while (k > 0 && g->trigger[i] != g->trigger[k])
+        k = g->trig_fail[k - 1];
+      if (g->trigger[i] == g->trigger[k])
+        k++;
+      g->trig_fail[i] = (uint32_t)k;
+    }
+  }
+  *out = g;
+  return 0;
+}
+
+int cll_grammar_compile(const json_t *format, const struct cll_grammar_opts *o, cll_grammar **out,
+                        cll_err *err) {
+  return cll_grammar_compile_any(&format, 1, o, out, err);
+}
+
+int cll_grammar_compile_any(const json_t *const *schemas, size_t n,
+                            const struct cll_grammar_opts *o, cll_grammar **out, cll_err *err) {
+  *out = NULL;
+  if (n == 0)
+    return cll_err_set(err, CLL_EINVAL, "no schema to compile");
+  struct cll__gb b;
+  cll__gb_init(&b, err);
+  uint32_t value = cll__gb_rule(&b);
+  for (size_t i = 0; i < n && !b.rc; i++) {
+    uint32_t r = 0;
+    if (cll__schema_value(&b, schemas[i], &r) != 0)
+      break;
+    struct cll__gseq s = {0};
+    cll__gseq_ref(&b, &s, r);
+    cll__gb_alt(&b, value, &s);
+  }
+  int rc = b.rc ? b.rc : cll__grammar_finish(&b, value, o, out);
+  cll__gb_free(&b);
+  return rc;
+}
+
+/* ================================================================ strings */
+
+/* STR aux: sub-state in the low 4 bits, characters counted above.
+ * 0 ready; 1..3 continuation bytes owed; 4 after a backslash; 5..8 \u hex
+ * digits (4..1 owed); 9: after E0 (A0..BF then 1); 10: after ED (80..9F
+ * then 1); 11: after F0 (90..BF then 2); 12: after F4 (80..8F then 2). */
+#define STR_FAIL UINT32_MAX
+
+static uint32_t str_step(uint32_t aux, uint8_t c, uint32_t max) {
+  uint32_t sub = aux & 15, cnt = aux >> 4;
+  switch (sub) {
+  case 0: {
+    if (c == '"' || c < 0x20)
+      return STR_FAIL;
+    if (max != GE_UNLIMITED && cnt + 1 > max)
+      return STR_FAIL;
+    uint32_t n = (cnt + 1) << 4;
+    if (c == '\\')
+      return n | 4;
+    if (c < 0x80)
+      return n;
+    if (c >= 0xC2 && c <= 0xDF)
+      return n | 1;
+    if (c == 0xE0)
+      return n | 9;
+    if (c == 0xED)
+      return n | 10;
+    if (c >= 0xE1 && c <= 0xEF)
+      return n | 2;
+    if (c == 0xF0)
+      return n | 11;
+    if (c >= 0xF1 && c <= 0xF3)
+      return n | 3;
+    if (c == 0xF4)
+      return n | 12;
+    return STR_FAIL;
+  }
+  case 1:
+  case 2:
+  case 3:
+    return c >= 0x80 && c <= 0xBF ? (aux & ~15u) | (sub - 1) : STR_FAIL;
+  case 9:
+    return c >= 0xA0 && c <= 0xBF ? (aux & ~15u) | 1 : STR_FAIL;
+  case 10:
+    return c >= 0x80 && c <= 0x9F ? (aux & ~15u) | 1 : STR_FAIL;
+  case 11:
+    return c >= 0x90 && c <= 0xBF ? (aux & ~15u) | 2 : STR_FAIL;
+  case 12:
+    return c >= 0x80 && c <= 0x8F ? (aux & ~15u) | 2 : STR_FAIL;
+  case 4:
+    if (c == 'u')
+      return (aux & ~15u) | 5;
+    return strchr("\"\\/bfnrt", c) && c ? aux & ~15u : STR_FAIL;
+  default: { /* 5..8 */
+    bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    if (!hex)
+      return STR_FAIL;
+    return sub == 8 ? aux & ~15u : aux + 1;
+  }
+  }
+}
+
+/* Fewest bytes to finish the string body from aux (min characters). */
+static uint32_t str_dist(uint32_t aux, uint32_t min) {
+  static const uint8_t owed[16] = {0, 1, 2, 3, 1, 4, 3, 2, 1, 2, 2, 3, 3, 0, 0, 0};
+  uint32_t cnt = aux >> 4;
+  return owed[aux & 15] + (cnt < min ? min - cnt : 0);
+}
+
+/* ================================================================ vocab */
+
+struct tnode {
+  uint32_t child0, nchild; /* children are contiguous */
+  uint32_t tok0, ntok;     /* entries ending here: trie.tok[tok0..tok0+ntok) */
+  uint8_t byte;
+};
+
+struct trie {
+  struct tnode *n;
+  uint32_t nn, cap;
+  int32_t *tok;  /* (ntok) token ids in sorted order */
+  uint32_t *pay; /* (ntok) payload (characters before the quote, exit tries) */
+  uint32_t ntok;
+};
+
+struct cll_grammar_vocab {
+  int32_t n;
+  uint8_t *flags; /* (n) CLL_GV_* */
+  char *bytes;    /* all pieces */
+  uint64_t *off;  /* (n+1) */
+  uint32_t max_len;
+  int32_t *eog;   /* end-of-generation ids */
+  int32_t n_eog;
+  struct trie all; /* every normal token */
+  /* String fast path (body in sub-state 0): */
+  uint64_t *pass_bits; /* tokens that stay inside the body */
+  int32_t *pass_tok;   /* (n_pass) the same as a list */
+  uint32_t *pass_nch;  /* (n_pass) characters each adds */
+  uint8_t *pass_sub;   /* (n_pass) sub-state after it */
+  int32_t n_pass;
+  struct trie exit;    /* tails from the closing quote; pay = characters before it */
+  /* Counted byte classes (CLS elements) seen so far, built on first use by
+   * a state that needs one and kept: the only part that changes after
+   * construction, under mu. */
+  pthread_mutex_t mu;
+  struct clsidx *cls;
+};
+
+/* The fast path of one byte set: tokens made only of its bytes, and the
+ * tails of tokens that leave it after at least one byte. */
+struct clsidx {
+  uint64_t set[4];
+  uint64_t *pass_bits;
+  int32_t *pass_tok;  /* (n_pass) */
+  uint32_t *pass_len; /* (n_pass) */
+  int32_t n_pass;
+  struct trie exit;   /* pay = bytes inside the set before the tail */
+  struct clsidx *next;
+};
+
+struct tent {
+  const uint8_t *p;
+  uint32_t len;
+  int32_t tok;
+  uint32_t pay;
+};
+
+static int tent_cmp(const void *a, const void *b) {
+  const struct tent *x = a, *y = b;
+  uint32_t n = x->len < y->len ? x->len : y->len;
+  int c = memcmp(x->p, y->p, n);
+  if (c)
+    return c;
+  if (x->len != y->len)
+    return x->len < y->len ? -1 : 1;
+  return x->tok < y->tok ? -1 : x->tok > y->tok;
+}
+
+static bool trie_node(struct trie *t, uint32_t *idx) {
+  if (!grow((void **)&t->n, &t->cap, t->nn + 1, sizeof(*t->n)))
+    return false;
+  memset(&t->n[t->nn], 0, sizeof(t->n[0]));
+  *idx = t->nn++;
+  return true;
+}
+
+/* Entries e[lo..hi) share their first d bytes; node ni gets them. */
+static bool trie_fill(struct trie *t, const struct tent *e, uint32_t lo, uint32_t hi, uint32_t d,
+                      uint32_t ni) {
+  uint32_t k = lo;
+  while (k < hi && e[k].len == d)
+    k++;
+  t->n[ni].tok0 = lo;
+  t->n[ni].ntok = k - lo;
+  uint32_t groups = 0;
+  for (uint32_t i = k; i < hi; i++)
+    if (i == k || e[i].p[d] != e[i - 1].p[d])
+      groups++;
+  if (groups == 0)
+    return true;
+  uint32_t c0 = t->nn;
+  for (uint32_t gi = 0; gi < groups; gi++) {
+    uint32_t x;
+    if (!trie_node(t, &x))
+      return false;
+  }
+  t->n[ni].child0 = c0;
+  t->n[ni].nchild = groups;
+  uint32_t gi = 0;
+  for (uint32_t i = k; i < hi;) {
+    uint32_t j = i + 1;
+    while (j < hi && e[j].p[d] == e[i].p[d])
+      j++;
+    t->n[c0 + gi].byte = e[i].p[d];
+    if (!trie_fill(t, e, i, j, d + 1, c0 + gi))
+      return false;
+    gi++;
+    i = j;
+  }
+  return true;
+}
+
+static bool trie_build(struct trie *t, struct tent *e, uint32_t n) {
+  memset(t, 0, sizeof(*t));
+  qsort(e, n, sizeof(*e), tent_cmp);
+  t->tok = malloc(((size_t)n + 1) * sizeof(int32_t));
+  t->pay = malloc(((size_t)n + 1) * sizeof(uint32_t));
+  if (!t->tok || !t->pay)
+    return false;
+  for (uint32_t i = 0; i < n; i++) {
+    t->tok[i] = e[i].tok;
+    t->pay[i] = e[i].pay;
+  }
+  t->ntok = n;
+  uint32_t root;
+  return trie_node(t, &root) && trie_fill(t, e, 0, n, 0, root);
+}
+
+static void trie_free(struct trie *t) {
+  free(t->n);
+  free(t->tok);
+  free(t->pay);
+}
+
+void cll_grammar_vocab_free(cll_grammar_vocab *v) {
+  if (!v)
+    return;
+  free(v->flags);
+  free(v->bytes);
+  free(v->off);
+  free(v->eog);
+  trie_free(&v->all);
+  trie_free(&v->exit);
+  for (struct clsidx *c = v->cls, *nx; c; c = nx) {
+    nx = c->next;
+    free(c->pass_bits);
+    free(c->pass_tok);
+    free(c->pass_len);
+    trie_free(&c->exit);
+    free(c);
+  }
+  pthread_mutex_destroy(&v->mu);
+  free(v->pass_bits);
+  free(v->pass_tok);
+  free(v->pass_nch);
+  free(v->pass_sub);
+  free(v);
+}
+
+int32_t cll_grammar_vocab_n(const cll_grammar_vocab *v) { return v->n; }
+
+int cll_grammar_vocab_new_raw(const char *const *piece, const size_t *len, const uint8_t *flags,
+                              int32_t n, cll_grammar_vocab **out) {
+  *out = NULL;
+  if (n <= 0)
+    return CLL_EINVAL;
+  cll_grammar_vocab *v = calloc(1, sizeof(*v));
+  if (!v)
+    return CLL_ENOMEM;
+  v->n = n;
+  pthread_mutex_init(&v->mu, NULL);
+  uint64_t total = 0;
+  for (int32_t i = 0; i < n; i++)
+    total += len[i];
+  size_t words = ((size_t)n + 63) / 64;
+  v->flags = calloc((size_t)n, 1);
+  v->bytes = malloc(total + 1);
+  v->off = malloc(((size_t)n + 1) * sizeof(uint64_t));
+  v->eog = malloc((size_t)n * sizeof(int32_t));
+  v->pass_bits = calloc(words, sizeof(uint64_t));
+  v->pass_tok = malloc((size_t)n * sizeof(int32_t));
+  v->pass_nch = malloc((size_t)n * sizeof(uint32_t));
+  v->pass_sub = malloc((size_t)n);
+  struct tent *ea = malloc((size_t)n * sizeof(*ea));
+  struct tent *ee = malloc((size_t)n * sizeof(*ee));
+  if (!v->flags || !v->bytes || !v->off || !v->eog || !v->pass_bits || !v->pass_tok ||
+      !v->pass_nch || !v->pass_sub || !ea || !ee)
+    goto nomem;
+  uint64_t o = 0;
+  uint32_t na = 0, ne = 0;
+  for (int32_t i = 0; i < n; i++) {
+    v->flags[i] = flags ? flags[i] : 0;
+    v->off[i] = o;
+    if (len[i])
+      memcpy(v->bytes + o, piece[i], len[i]);
+    o += len[i];
+    if (len[i] > v->max_len)
+      v->max_len = len[i] > 100000 ? 100000 : (uint32_t)len[i];
+    if (v->flags[i] & CLL_GV_EOG) {
+      v->eog[v->n_eog++] = i;
+      continue;
+    }
+    if ((v->flags[i] & CLL_GV_CONTROL) || len[i] == 0 || len[i] > 100000)
+      continue;
+    const uint8_t *p = (const uint8_t *)v->bytes + v->off[i];
+    ea[na++] = (struct tent){p, (uint32_t)len[i], i, 0};
+    /* The string body from sub-state 0 over this token. */
+    uint32_t aux = 0;
+    size_t k = 0;
+    for (; k < len[i]; k++) {
+      if ((aux & 15) == 0 && p[k] == '"')
+        break;
+      aux = str_step(aux, p[k], GE_UNLIMITED);
+      if (aux == STR_FAIL)
+        break;
+    }
+    if (aux == STR_FAIL)
+      continue;
+    if (k == len[i]) {
+      v->pass_bits[i >> 6] |= 1ull << (i & 63);
+      v->pass_tok[v->n_pass] = i;
+      v->pass_nch[v->n_pass] = aux >> 4;
+      v->pass_sub[v->n_pass] = (uint8_t)(aux & 15);
+      v->n_pass++;
+    } else {
+      ee[ne++] = (struct tent){p + k, (uint32_t)(len[i] - k), i, aux >> 4};
+    }
+  }
+  v->off[n] = o;
+  if (!trie_build(&v->all, ea, na) || !trie_build(&v->exit, ee, ne))
+    goto nomem;
+  free(ea);
+  free(ee);
+  *out = v;
+  return 0;
+nomem:
+  free(ea);
+  free(ee);
+  cll_grammar_vocab_free(v);
+  return CLL_ENOMEM;
+}
+
+int cll_grammar_vocab_new(const cll_tokenizer *t, cll_grammar_vocab **out) {
+  int32_t n = cll_tok_n_vocab(t);
+  if (n <= 0)
+    return CLL_EINVAL;
+  const char **piece = malloc((size_t)n * sizeof(char *));
+  size_t *len = malloc((size_t)n * sizeof(size_t));
+  uint8_t *flags = malloc((size_t)n);
+  int rc = CLL_ENOMEM;
+  if (piece && len && flags) {
+    for (int32_t i = 0; i < n; i++) {
+      flags[i] = 0;
+      if (cll_tok_is_eog(t, i))
+        flags[i] = CLL_GV_EOG;
+      else if (cll_tok_is_control(t, i))
+        flags[i] = CLL_GV_CONTROL;
+      piece[i] = cll_tok_piece(t, i, false, &len[i]);
+    }
+    rc = cll_grammar_vocab_new_raw(piece, len, flags, n, out);
+  }
+  free(piece);
+  free(len);
+  free(flags);
+  return rc;
+}
+
+/* The class index of set (built now if no state asked for it before). */
+static const struct clsidx *vocab_cls(const cll_grammar_vocab *cv, const uint64_t set[4]) {
+  cll_grammar_vocab *v = (cll_grammar_vocab *)cv;
+  pthread_mutex_lock(&v->mu);
+  struct clsidx *c = v->cls;
+  while (c && memcmp(c->set, set, 32) != 0)
+    c = c->next;
+  if (c) {
+    pthread_mutex_unlock(&v->mu);
+    return c;
+  }
+  c = calloc(1, sizeof(*c));
+  struct tent *ee = malloc(((size_t)v->n + 1) * sizeof(*ee));
+  if (c) {
+    memcpy(c->set, set, 32);
+    c->pass_bits = calloc(((size_t)v->n + 63) / 64, sizeof(uint64_t));
+    c->pass_tok = malloc((size_t)v->n * sizeof(int32_t));
+    c->pass_len = malloc((size_t)v->n * sizeof(uint32_t));
+  }
+  bool ok = c && ee && c->pass_bits && c->pass_tok && c->pass_len;
+  uint32_t ne = 0;
+  for (int32_t i = 0; ok && i < v->n; i++) {
+    uint64_t len = v->off[i + 1] - v->off[i];
+    if ((v->flags[i] & (CLL_GV_EOG | CLL_GV_CONTROL)) || len == 0 || len > 100000)
+      continue;
+    const uint8_t *p = (const uint8_t *)v->bytes + v->off[i];
+    uint32_t r = 0;
+    while (r < len && set[p[r] >> 6] >> (p[r] & 63) & 1)
+      r++;
+    if (r == len) {
+      c->pass_bits[i >> 6] |= 1ull << (i & 63);
+      c->pass_tok[c->n_pass] = i;
+      c->pass_len[c->n_pass++] = r;
+    } else if (r > 0) {
+      ee[ne++] = (struct tent){p + r, (uint32_t)(len - r), i, r};
+    }
+  }
+  ok = ok && trie_build(&c->exit, ee, ne);
+  free(ee);
+  if (!ok) {
+    if (c) {
+      free(c->pass_bits);
+      free(c->pass_tok);
+      free(c->pass_len);
+      trie_free(&c->exit);
+      free(c);
+    }
+    pthread_mutex_unlock(&v->mu);
+    return NULL;
+  }
+  c->next = v->cls;
+  v->cls = c;
+  pthread_mutex_unlock(&v->mu);
+  return c;
+}
+
+/* ================================================================ state */
+
+struct gnode {
+  uint32_t pos, aux, parent, depth;
+  uint32_t below; /* fewest bytes the continuations under this node need */
+};
+
+struct gset {
+  uint32_t n;
+  bool accept;
+  uint32_t top[MAX_TOPS];
+};
+
+struct cll_grammar_state {
+  const cll_grammar *g;
+  const cll_grammar_vocab *v;
+  struct gnode *node; /* arena: [0, n_live) hold cur's stacks, beyond is scratch */
+  uint32_t n_node, cap_node, n_live;
+  uint32_t *remap;    /* (cap_node) compaction scratch */
+  uint32_t cap_remap;
+  struct gset cur;
+  struct gset *lvl;   /* (n_lvl) one set per trie depth */
+  uint32_t n_lvl;
+  uint64_t *bits;     /* (words) apply()'s mask */
+  bool active, done;
+  uint32_t trig;      /* trigger bytes matched */
+  uint32_t work;
+  bool oom;
+  /* mask walk parameters */
+  bool closing;   /* the budget binds: a token must leave dist <= limit */
+  uint64_t limit; /* tokens left after this one */
+  uint64_t *out;
+  const struct clsidx **cls; /* (n_set) fast-path tables of the CLS sets, NULL: none */
+};
+
+static uint32_t new_node(cll_grammar_state *s, uint32_t pos, uint32_t aux, uint32_t parent) {
+  if (s->n_node == s->cap_node) {
+    uint32_t cap = s->cap_node ? s->cap_node * 2 : 1024;
+    struct gnode *q = realloc(s->node, (size_t)cap * sizeof(*q));
+    if (!q) {
+      s->oom = true;
+      return NIL;
+    }
+    s->node = q;
+    s->cap_node = cap;
+  }
+  uint32_t d = 1, below = 0;
+  if (parent != NIL) {
+    d = s->node[parent].depth + 1;
+    below = sat_add(s->node[parent].below, s->g->minfrom[s->node[parent].pos]);
+  }
+  s->node[s->n_node] = (struct gnode){pos, aux, parent, d, below};
+  return s->n_node++;
+}
+
+static void add_top(cll_grammar_state *s, struct gset *out, uint32_t idx) {
+  const struct gnode *a = &s->node[idx];
+  for (uint32_t i = 0; i < out->n; i++) {
+    const struct gnode *b = &s->node[out->top[i]];
+    if (b->pos == a->pos && b->aux == a->aux && b->parent == a->parent)
+      return;
+  }
+  if (out->n < MAX_TOPS)
+    out->top[out->n++] = idx;
+}
+
+static void expand(cll_grammar_state *s, uint32_t idx, struct gset *out) {
+  if (idx == NIL || ++s->work > WORK_MAX)
+    return;
+  const cll_grammar *g = s->g;
+  struct gnode nd = s->node[idx];
+  const struct cll__gel *e = &g->el[nd.pos];
+  switch (e->kind) {
+  case GE_END:
+    if (nd.parent == NIL)
+      out->accept = true;
+    else
+      expand(s, nd.parent, out);
+    return;
+  case GE_CHR:
+    add_top(s, out, idx);
+    return;
+  case GE_STR:
+    add_top(s, out, idx);
+    if ((nd.aux & 15) == 0 && (nd.aux >> 4) >= e->a)
+      expand(s, new_node(s, nd.pos + 1, 0, nd.parent), out);
+    return;
+  case GE_CLS:
+    if (nd.aux < e->b)
+      add_top(s, out, idx);
+    if (nd.aux >= e->a)
+      expand(s, new_node(s, nd.pos + 1, 0, nd.parent), out);
+    return;
+  default: { /* GE_REF */
+    uint32_t cont = nd.parent;
+    if (g->el[nd.pos + 1].kind != GE_END)
+      cont = new_node(s, nd.pos + 1, 0, nd.parent);
+    if (s->oom)
+      return;
+    uint32_t d = cont == NIL ? 0 : s->node[cont].depth;
+    if (d + 1 > MAX_DEPTH)
+      return;
+    uint32_t a0 = g->rule_alt0[e->a], na = g->rule_nalt[e->a];
+    for (uint32_t k = 0; k < na; k++)
+      expand(s, new_node(s, g->alt[a0 + k], 0, cont), out);
+    return;
+  }
+  }
+}
+
+/* out = in advanced by byte c; returns whether anything survives. */
+static bool advance(cll_grammar_state *s, const struct gset *in, uint8_t c, struct gset *out) {
+  const cll_grammar *g = s->g;
+  out->n = 0;
+  out->accept = false;
+  s->work = 0;
+  for (uint32_t i = 0; i < in->n; i++) {
+    struct gnode nd = s->node[in->top[i]];
+    const struct cll__gel *e = &g->el[nd.pos];
+    if (e->kind == GE_CHR) {
+      if (g->set[e->a][c >> 6] >> (c & 63) & 1)
+        expand(s, new_node(s, nd.pos + 1, 0, nd.parent), out);
+    } else if (e->kind == GE_CLS) {
+      if (nd.aux < e->b && g->set[e->c][c >> 6] >> (c & 63) & 1)
+        expand(s, new_node(s, nd.pos, nd.aux + 1, nd.parent), out);
+    } else {
+      uint32_t aux = str_step(nd.aux, c, e->b);
+      if (aux != STR_FAIL)
+        expand(s, new_node(s, nd.pos, aux, nd.parent), out);
+    }
+  }
+  return out->n > 0 || out->accept;
+}
+
+static uint64_t node_dist(const cll_grammar_state *s, uint32_t idx) {
+  const cll_grammar *g = s->g;
+  const struct gnode *nd = &s->node[idx];
+  const struct cll__gel *e = &g->el[nd->pos];
+  uint64_t d = g->minfrom[nd->pos];
+  if (e->kind == GE_STR)
+    d = str_dist(nd->aux, e->a) + (uint64_t)g->minfrom[nd->pos + 1];
+  else if (e->kind == GE_CLS)
+    d = (nd->aux < e->a ? e->a - nd->aux : 0) + (uint64_t)g->minfrom[nd->pos + 1];
+  return d + nd->below;
+}
+
+static uint64_t set_dist(const cll_grammar_state *s, const struct gset *st) {
+  if (st->accept)
+    return 0;
+  uint64_t best = UINT64_MAX;
+  for (uint32_t i = 0; i < st->n; i++) {
+    uint64_t d = node_dist(s, st->top[i]);
+    if (d < best)
+      best = d;
+  }
+  return best;
+}
+
+static void state_reset(cll_grammar_state *s) {
+  s->n_node = 0;
+  s->cur.n = 0;
+  s->cur.accept = false;
+  s->done = false;
+  s->work = 0;
+  const cll_grammar *g = s->g;
+  uint32_t a0 = g->rule_alt0[g->root], na = g->rule_nalt[g->root];
+  for (uint32_t k = 0; k < na; k++)
+    expand(s, new_node(s, g->alt[a0 + k], 0, NIL), &s->cur);
+  s->n_live = s->n_node;
+}
+
+int cll_grammar_state_new(const cll_grammar *g, const cll_grammar_vocab *v,
+                          cll_grammar_state **out) {
+  *out = NULL;
+  cll_grammar_state *s = calloc(1, sizeof(*s));
+  if (!s)
+    return CLL_ENOMEM;
+  s->g = g;
+  s->v = v;
+  s->n_lvl = (v ? v->max_len : 0) + 3;
+  s->lvl = malloc((size_t)s->n_lvl * sizeof(*s->lvl));
+  s->bits = v ? malloc(((size_t)v->n + 63) / 64 * sizeof(uint64_t)) : NULL;
+  if (!s->lvl || (v && !s->bits)) {
+    cll_grammar_state_free(s);
+    return CLL_ENOMEM;
+  }
+  if (v) {
+    s->cls = calloc(g->n_set + 1, sizeof(*s->cls));
+    if (!s->cls) {
+      cll_grammar_state_free(s);
+      return CLL_ENOMEM;
+    }
+    /* Build the class tables here, off the step, not on a first mask. */
+    for (uint32_t p = 0; p < g->n_el; p++)
+      if (g->el[p].kind == GE_CLS && !s->cls[g->el[p].c])
+        s->cls[g->el[p].c] = vocab_cls(v, g->set[g->el[p].c]);
+  }
+  s->active = g->trigger == NULL;
+  state_reset(s);
+  if (s->oom) {
+    cll_grammar_state_free(s);
+    return CLL_ENOMEM;
+  }
+  *out = s;
+  return 0;
+}
+
+int cll_grammar_state_copy(const cll_grammar_state *src, cll_grammar_state **out) {
+  cll_grammar_state *s = NULL;
+  int rc = cll_grammar_state_new(src->g, src->v, &s);
+  if (rc != 0)
+    return rc;
+  if (src->n_live > s->cap_node) {
+    struct gnode *q = realloc(s->node, (size_t)src->n_live * sizeof(*q));
+    if (!q) {
+      cll_grammar_state_free(s);
+      return CLL_ENOMEM;
+    }
+    s->node = q;
+    s->cap_node = src->n_live;
+  }
+  memcpy(s->node, src->node, (size_t)src->n_live * sizeof(*s->node));
+  s->n_node = s->n_live = src->n_live;
+  s->cur = src->cur;
+  s->active = src->active;
+  s->done = src->done;
+  s->trig = src->trig;
+  *out = s;
+  return 0;
+}
+
+void cll_grammar_state_free(cll_grammar_state *s) {
+  if (!s)
+    return;
+  free(s->node);
+  free(s->remap);
+  free(s->cls);
+  free(s->lvl);
+  free(s->bits);
+  free(s);
+}
+
+/* Keeps only the nodes cur reaches (parents always precede children). */
+static void compact(cll_grammar_state *s) {
+  if (s->n_live < 4096 || s->n_live < s->cap_node / 2)
+    return;
+  if (s->cap_remap < s->n_live) {
+    uint32_t *r = realloc(s->remap, (size_t)s->cap_node * sizeof(uint32_t));
+    if (!r)
+      return;
+    s->remap = r;
+    s->cap_remap = s->cap_node;
+  }
+  for (uint32_t i = 0; i < s->n_live; i++)
+    s->remap[i] = NIL;
+  for (uint32_t i = 0; i < s->cur.n; i++)
+    for (uint32_t p = s->cur.top[i]; p != NIL && s->remap[p] == NIL; p = s->node[p].parent)
+      s->remap[p] = 0;
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < s->n_live; i++) {
+    if (s->remap[i] == NIL)
+      continue;
+    struct gnode nd = s->node[i];
+    if (nd.parent != NIL)
+      nd.parent = s->remap[nd.parent];
+    s->node[n] = nd;
+    s->remap[i] = n++;
+  }
+  for (uint32_t i = 0; i < s->cur.n; i++)
+    s->cur.top[i] = s->remap[s->cur.top[i]];
+  s->n_node = s->n_live = n;
+}
+
+static void feed_trigger(cll_grammar_state *s, const uint8_t *p, size_t n) {
+  const cll_grammar *g = s->g;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t k = s->trig;
+    while (k > 0 && (char)p[i] != g->trigger[k])
+      k = g->trig_fail[k - 1];
+    if ((char)p[i] == g->trigger[k])
+      k++;
+    s->trig = k;
+    if (k == g->trigger_len) {
+      s->active = true;
+      /* What follows the trigger in the same token starts the value; text
+       * the grammar cannot take is left to the output unconstrained. */
+      cll_grammar_accept_bytes(s, (const char *)p + i + 1, n - i - 1);
+      return;
+    }
+  }
+}
+
+bool cll_grammar_accept_bytes(cll_grammar_state *s, const char *bytes, size_t n) {
+  if (!s->active) {
+    feed_trigger(s, (const uint8_t *)bytes, n);
+    return true;
+  }
+  if (n == 0)
+    return true;
+  if (s->done)
+    return false;
+  s->n_node = s->n_live;
+  s->oom = false;
+  struct gset a, b, *in = &s->cur, *out = &a;
+  for (size_t i = 0; i < n; i++) {
+    if (!advance(s, in, (uint8_t)bytes[i], out) || s->oom) {
+      s->n_node = s->n_live;
+      return false;
+    }
+    in = out;
+    out = out == &a ? &b : &a;
+  }
+  s->cur = *in;
+  s->n_live = s->n_node;
+  s->done = s->cur.n == 0 && s->cur.accept;
+  compact(s);
+  return true;
+}
+
+bool cll_grammar_accept_token(cll_grammar_state *s, int32_t token) {
+  const cll_grammar_vocab *v = s->v;
+  if (!v || token < 0 || token >= v->n)
+    return false;
+  const char *p = v->bytes + v->off[token];
+  size_t len = (size_t)(v->off[token + 1] - v->off[token]);
+  if (!s->active)
+    return cll_grammar_accept_bytes(s, p, len);
+  if (v->flags[token] & CLL_GV_EOG) {
+    if (!s->cur.accept)
+      return false;
+    s->done = true;
+    s->cur.n = 0;
+    return true;
+  }
+  if ((v->flags[token] & CLL_GV_CONTROL) || len == 0)
+    return false;
+  return cll_grammar_accept_bytes(s, p, len);
+}
+
+bool cll_grammar_active(const cll_grammar_state *s) { return s->active; }
+bool cll_grammar_accepting(const cll_grammar_state *s) { return s->active && s->cur.accept; }
+bool cll_grammar_done(const cll_grammar_state *s) { return s->active && s->done; }
+
+int64_t cll_grammar_distance(const cll_grammar_state *s) {
+  uint64_t d = set_dist(s, &s->cur);
+  return d > INT64_MAX ? INT64_MAX : (int64_t)d;
+}
+
+/* ---------------------------------------------------------------- masks */
+
+static inline void bit_set(uint64_t *b, int32_t i) { b[i >> 6] |= 1ull << (i & 63); }
+
+/* Allows the entries ending at trie node tn, whose bytes led to set st.
+ * Exit-trie entries (exit_aux != NIL) also need the string body's count
+ * rules: pay characters before the quote, within max, reaching min. */
+static void allow_entries(cll_grammar_state *s, const struct trie *t, const struct tnode *tn,
+                          const struct gset *st, uint32_t cnt, uint32_t min, uint32_t max,
+                          bool is_exit) {
+  if (tn->ntok == 0)
+    return;
+  if (s->closing && set_dist(s, st) > s->limit)
+    return;
+  for (uint32_t k = 0; k < tn->ntok; k++) {
+    uint32_t e = tn->tok0 + k;
+    if (is_exit) {
+      uint64_t c = (uint64_t)cnt + t->pay[e];
+      if (c < min || (max != GE_UNLIMITED && c > max))
+        continue;
+    }
+    bit_set(s->out, t->tok[e]);
+  }
+}
+
+static void walk(cll_grammar_state *s, const struct trie *t, uint32_t ti, uint32_t depth,
+                 const struct gset *st, uint32_t cnt, uint32_t min, uint32_t max, bool is_exit) {
+  const struct tnode *tn = &t->n[ti];
+  if (depth + 1 >= s->n_lvl)
+    return;
+  struct gset *nx = &s->lvl[depth + 1];
+  for (uint32_t c = 0; c < tn->nchild; c++) {
+    const struct tnode *ch = &t->n[tn->child0 + c];
+    uint32_t mark = s->n_node;
+    if (advance(s, st, ch->byte, nx) && !s->oom) {
+      allow_entries(s, t, ch, nx, cnt, min, max, is_exit);
+      if (ch->nchild && nx->n)
+        walk(s, t, tn->child0 + c, depth + 1, nx, cnt, min, max, is_exit);
+    }
+    s->n_node = mark;
+  }
+}
+
+/* The string fast path for top idx (a STR element in sub-state 0). */
+static void string_top(cll_grammar_state *s, uint32_t idx) {
+  const cll_grammar_vocab *v = s->v;
+  struct gnode nd = s->node[idx];
+  const struct cll__gel *e = &s->g->el[nd.pos];
+  uint32_t cnt = nd.aux >> 4, min = e->a, max = e->b;
+  uint32_t room = max == GE_UNLIMITED ? GE_UNLIMITED : max - cnt;
+  /* Fewest bytes after the body; a body token adds at most 3 owed bytes. */
+  uint64_t rest = (uint64_t)s->g->minfrom[nd.pos + 1] + nd.below;
+  bool binds = s->closing && str_dist(nd.aux, min) + rest + 3 > s->limit;
+  if (!binds && room == GE_UNLIMITED) {
+    size_t words = ((size_t)v->n + 63) / 64;
+    for (size_t w = 0; w < words; w++)
+      s->out[w] |= v->pass_bits[w];
+  } else {
+    for (int32_t k = 0; k < v->n_pass; k++) {
+      uint32_t nch = v->pass_nch[k];
+      if (room != GE_UNLIMITED && nch > room)
+        continue;
+      if (binds && str_dist(((cnt + nch) << 4) | v->pass_sub[k], min) + rest > s->limit)
+        continue;
+      bit_set(s->out, v->pass_tok[k]);
+    }
+  }
+  /* Tokens that close the string: their tails from the quote on. */
+  if (v->exit.nn == 0)
+    return;
+  uint32_t mark = s->n_node;
+  struct gset *ex = &s->lvl[0];
+  ex->n = 0;
+  ex->accept = false;
+  s->work = 0;
+  expand(s, new_node(s, nd.pos + 1, 0, nd.parent), ex);
+  if (ex->n && !s->oom)
+    walk(s, &v->exit, 0, 0, ex, cnt, min, max, true);
+  s->n_node = mark;
+}
+
+/* The fast path for top idx (a CLS element). Exact only when what may
+ * follow the class cannot start with one of its bytes (then a token leaves
+ * the class exactly at its first byte outside); returns false (the caller
+ * walks the trie) otherwise or without tables. */
+static bool cls_top(cll_grammar_state *s, uint32_t idx) {
+  struct gnode nd = s->node[idx];
+  const struct cll__gel *e = &s->g->el[nd.pos];
+  const struct clsidx *ci = s->cls ? s->cls[e->c] : NULL;
+  if (!ci)
+    return false;
+  uint32_t mark = s->n_node;
+  struct gset *ex = &s->lvl[0];
+  ex->n = 0;
+  ex->accept = false;
+  s->work = 0;
+  expand(s, new_node(s, nd.pos + 1, 0, nd.parent), ex);
+  uint64_t first[4] = {0};
+  for (uint32_t i = 0; i < ex->n; i++) {
+    const struct cll__gel *x = &s->g->el[s->node[ex->top[i]].pos];
+    const uint64_t *set = x->kind == GE_CHR ? s->g->set[x->a]
+                          : x->kind == GE_CLS ? s->g->set[x->c]
+                                              : NULL;
+    for (int w = 0; w < 4; w++)
+      first[w] |= set ? set[w] : ~0ull;
+  }
+  if ((first[0] & ci->set[0]) | (first[1] & ci->set[1]) | (first[2] & ci->set[2]) |
+      (first[3] & ci->set[3])) {
+    s->n_node = mark;
+    return false;
+  }
+  uint32_t cnt = nd.aux, min = e->a, max = e->b;
+  uint32_t room = max == GE_UNLIMITED ? GE_UNLIMITED : max - cnt;
+  /* A token inside the class never adds to the distance. */
+  uint64_t rest = (uint64_t)s->g->minfrom[nd.pos + 1] + nd.below;
+  bool binds = s->closing && (cnt < min ? min - cnt : 0) + rest > s->limit;
+  if (!binds && room == GE_UNLIMITED) {
+    size_t words = ((size_t)s->v->n + 63) / 64;
+    for (size_t w = 0; w < words; w++)
+      s->out[w] |= ci->pass_bits[w];
+  } else {
+    for (int32_t k = 0; k < ci->n_pass; k++) {
+      uint32_t len = ci->pass_len[k];
+      if (room != GE_UNLIMITED && len > room)
+        continue;
+      if (binds && (cnt + len < min ? min - cnt - len : 0) + rest > s->limit)
+        continue;
+      bit_set(s->out, ci->pass_tok[k]);
+    }
+  }
+  if ((ex->n || ex->accept) && ci->exit.nn)
+    walk(s, &ci->exit, 0, 0, ex, cnt, min, max, true);
+  s->n_node = mark;
+  return true;
+}
+
+int32_t cll_grammar_mask(cll_grammar_state *s, int32_t budget, uint64_t *bits) {
+  const cll_grammar_vocab *v = s->v;
+  size_t words = ((size_t)v->n + 63) / 64;
+  if (!s->active) {
+    memset(bits, 0xff, words * sizeof(uint64_t));
+    if (v->n & 63)
+      bits[words - 1] = (1ull << (v->n & 63)) - 1;
+    return v->n;
+  }
+  memset(bits, 0, words * sizeof(uint64_t));
+  if (s->done)
+    return 0;
+  s->out = bits;
+  s->n_node = s->n_live;
+  s->oom = false;
+  /* With a budget, every token must leave a value that the tokens after it
+   * can still complete (one byte each at worst); when even the current
+   * state cannot finish in time the budget is ignored (done "length"). */
+  uint64_t cur_dist = set_dist(s, &s->cur);
+  s->limit = budget > 0 ? (uint64_t)budget - 1 : 0;
+  s->closing = budget > 0 && cur_dist <= (uint64_t)budget;
+  if (s->cur.accept)
+    for (int32_t k = 0; k < v->n_eog; k++)
+      bit_set(bits, v->eog[k]);
+  {
+    /* STR tops in sub-state 0 and CLS tops take fast paths; the rest walk
+     * the trie (from depth 1: the fast paths use lvl[0] and up). */
+    struct gset rest;
+    rest.n = 0;
+    rest.accept = false;
+    uint32_t str_tops[MAX_TOPS], n_str = 0;
+    for (uint32_t i = 0; i < s->cur.n; i++) {
+      const struct gnode *nd = &s->node[s->cur.top[i]];
+      uint8_t kind = s->g->el[nd->pos].kind;
+      if (kind == GE_STR && (nd->aux & 15) == 0)
+        str_tops[n_str++] = s->cur.top[i];
+      else if (kind != GE_CLS || !cls_top(s, s->cur.top[i]))
+        rest.top[rest.n++] = s->cur.top[i];
+    }
+    if (rest.n)
+      walk(s, &v->all, 0, 1, &rest, 0, 0, GE_UNLIMITED, false);
+    for (uint32_t i = 0; i < n_str; i++)
+      string_top(s, str_tops[i]);
+  }
+  s->n_node = s->n_live;
+  int32_t n = 0;
+  for (size_t w = 0; w < words; w++)
+    n += __builtin_popcountll(bits[w]);
+  return n;
+}
+
+int32_t cll_grammar_apply(cll_grammar_state *s, float *logits, int64_t n_logits, int32_t budget) {
+  if (!s->active)
+    return s->v->n;
+  int32_t n = cll_grammar_mask(s, budget, s->bits);
+  if (n == 0)
+    return 0;
+  int64_t nv = s->v->n < n_logits ? s->v->n : n_logits;
+  for (int64_t w = 0; w * 64 < nv; w++) {
+    uint64_t m = s->bits[w];
+    if (m == UINT64_MAX)
+      continue;
+    int64_t base = w * 64, end = base + 64 < nv ? base + 64 : nv;
+    for (int64_t i = base; i < end; i++)
+      if (!(m >> (i - base) & 1))
+        logits[i] = -INFINITY;
+  }
+  for (int64_t i = nv; i < n_logits; i++)
+    logits[i] = -INFINITY;
+  return n;
+}
