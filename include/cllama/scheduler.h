@@ -169,6 +169,8 @@ struct cll_sched_info {
   int32_t n_waiting;  /* sequences waiting for a slot */
   int32_t n_cached;   /* finished sequences' KV kept for reuse */
   uint64_t n_steps;   /* steps run so far */
+  int64_t kv_cells_used; /* KV cells held by sequences (a shared prefix counted per holder) */
+  int64_t kv_cells;      /* KV cells in the pool */
   bool idle;          /* no sequence, no step in flight */
 };
 void cll_sched_info(const cll_sched *s, struct cll_sched_info *out);

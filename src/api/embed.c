@@ -7,6 +7,7 @@
  * (cut to `dimensions` first), answer when the last one is done. */
 #include "cllama/api.h"
 #include "gen.h"
+#include "metrics.h"
 #include "resolve.h"
 #include "text.h"
 
@@ -230,10 +231,12 @@ static void submit_more(struct emb *e) {
     d.on_done = on_seq_done;
     d.ud = it;
     cll_err err = {0};
+    struct cll__metrics_seq *mw = cll__metrics_seq_wrap(&d);
     int rc = cll_sched_submit(cll_runner_sched(e->runner), &d, &it->seq, &err);
     if (rc == CLL_EFULL && e->n_done < i)
       return; /* some of ours are in flight: go on when one finishes */
     if (rc != 0) {
+      cll__metrics_seq_unwrap(mw, &d);
       /* Nothing of this one runs: count it as done with the error. */
       it->done = true;
       e->n_done++;

@@ -14,6 +14,7 @@
  * token callback returns PAUSE and the drain callback resumes the sequence;
  * the rest of the batch never waits for a slow reader. */
 #include "gen_core.h"
+#include "metrics.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -582,8 +583,10 @@ static void on_prepared(uv_work_t *w, int status) {
   d.ud = g;
   cll_err err = {0};
   g->phase = P_RUN;
+  struct cll__metrics_seq *mw = cll__metrics_seq_wrap(&d);
   int rc = cll_sched_submit(cll_runner_sched(g->runner), &d, &g->seq, &err);
   if (rc != 0) {
+    cll__metrics_seq_unwrap(mw, &d);
     g->phase = P_DONE;
     cll__gen_fail(g, status_of(rc), err.msg[0] ? err.msg : cll_strerror(rc));
     return;

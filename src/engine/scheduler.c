@@ -981,6 +981,8 @@ void cll_sched_info(const cll_sched *s, struct cll_sched_info *out) {
   for (int32_t i = 0; i < s->p.n_slots; i++)
     out->n_cached += s->slots[i].state == SLOT_CACHED;
   out->n_steps = s->n_steps;
+  out->kv_cells_used = s->cells_used;
+  out->kv_cells = s->p.n_cells;
   out->idle = s->active.n == 0 && s->waiting.n == 0 && !s->step_running;
 }
 
