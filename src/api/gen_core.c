@@ -661,6 +661,14 @@ static void on_acquired(void *ud, cll_runner *r, int status, const cll_err *err)
     cll__gen_fail(g, 499, "request canceled");
     return;
   }
+  if (cll_model_info(cll_runner_model(r))->encoder) {
+    /* Ollama's answer for a model without the completion capability. */
+    char msg[600];
+    snprintf(msg, sizeof(msg), "\"%.500s\" does not support %s", g->model_req,
+             g->kind == CLL__GEN_CHAT ? "chat" : "generate");
+    cll__gen_fail(g, 400, msg);
+    return;
+  }
   if (!g->prepare) {
     answer_idiom(g, "load");
     gen_free(g);
