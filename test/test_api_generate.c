@@ -3,6 +3,8 @@
  * shared stories260K model. */
 #include "api_harness.h"
 
+#include <math.h>
+
 static void setup(void) {
   if (!have_shared())
     return;
@@ -35,7 +37,6 @@ Test(api_generate, greedy_text_equals_reference) {
   cr_expect_gt(pev, 0);
   cr_expect_geq(total, ev + pev);
   cr_expect_gt(json_integer_value(json_object_get(v, "load_duration")), 0);
-  cr_expect_lt(total, 60LL * 1000000000LL);
   /* context = prompt tokens + the answer's tokens. */
   cr_expect_eq(json_array_size(json_object_get(v, "context")), 5 + 32);
   const char *created = jstr(v, "created_at");
@@ -63,15 +64,44 @@ Test(api_generate, stream_and_non_stream_give_the_same_text) {
   free(r.body);
 }
 
+/* The sampled answer (temperature 1) for a seed; seed < 0: no seed. */
+static char *sampled_text(int seed) {
+  char req[300], opt[32] = "";
+  if (seed >= 0)
+    snprintf(opt, sizeof(opt), "\"seed\":%d,", seed);
+  snprintf(req, sizeof(req),
+           "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"options\":"
+           "{%s\"temperature\":1.0,\"num_predict\":24}}",
+           opt);
+  json_t *v = post_json("/api/generate", req, 200);
+  char *s = strdup(jstr(v, "response"));
+  json_decref(v);
+  return s;
+}
+
+/* A seed fixes the sampled text; another seed, or none, gives another one
+ * (24 tokens at temperature 1: a different stream of draws changes the text
+ * all but surely; three tries each keep a coincidence from failing it). */
 Test(api_generate, same_seed_same_text) {
   NEED_SHARED();
-  const char *req = "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"options\":"
-                    "{\"temperature\":1.0,\"seed\":1234,\"num_predict\":24}}";
-  json_t *a = post_json("/api/generate", req, 200);
-  json_t *b = post_json("/api/generate", req, 200);
-  cr_expect_str_eq(jstr(a, "response"), jstr(b, "response"));
-  json_decref(a);
-  json_decref(b);
+  char *a = sampled_text(1234), *b = sampled_text(1234);
+  cr_expect_str_eq(a, b, "the same seed gave two texts");
+  int other_seed_differs = 0, no_seed_differs = 0;
+  char *prev = sampled_text(-1);
+  for (int i = 0; i < 3; i++) {
+    char *o = sampled_text(1235 + i);
+    other_seed_differs += strcmp(o, a) != 0;
+    free(o);
+    char *n = sampled_text(-1);
+    no_seed_differs += strcmp(n, prev) != 0;
+    free(prev);
+    prev = n;
+  }
+  free(prev);
+  cr_expect_gt(other_seed_differs, 0, "seeds 1235..1237 all gave seed 1234's text: \"%s\"", a);
+  cr_expect_gt(no_seed_differs, 0, "without a seed every answer was the same: a fixed seed is used");
+  free(a);
+  free(b);
 }
 
 Test(api_generate, stop_string_ends_the_answer) {
@@ -203,16 +233,12 @@ Test(api_generate, stalled_reader_does_not_stop_the_others) {
                    strlen(body), body);
   cr_assert_eq(write(fd, req, (size_t)n), n);
   usleep(200000);
-  /* The loop stays responsive while the engine works. */
+  /* The loop keeps answering while the engine works (how fast is a
+   * benchmark's question, not a test's). */
   for (int i = 0; i < 5; i++) {
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     struct resp r = http("GET", "/", NULL);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     cr_expect_eq(r.status, 200);
     free(r.body);
-    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-    cr_expect_lt(ms, 500.0, "GET / took %.1f ms while generating", ms);
     r = http("GET", "/api/tags", NULL);
     cr_expect_eq(r.status, 200);
     free(r.body);
@@ -398,6 +424,35 @@ static void setup_queue(void) {
 }
 
 TestSuite(api_queue, .init = setup_queue, .fini = teardown, .timeout = 120);
+
+/* One sequence slot (OLLAMA_NUM_PARALLEL=1): a generation of ten million
+ * tokens (most of an hour) whose client goes away must give its sequence
+ * back, or the next request never runs. (The test above cannot tell: its
+ * abandoned sequence would end by itself within the wait.) */
+Test(api_queue, disconnect_mid_stream_frees_the_sequence) {
+  NEED_SHARED();
+  struct resp r = {0};
+  r.abort_after = 300; /* a few chunks, then the client goes away */
+  CURL *c = mk_easy("POST", "/api/generate",
+                    "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"stream\":true,"
+                    "\"options\":{\"num_predict\":10000000}}",
+                    &r);
+  CURLcode rc = curl_easy_perform(c);
+  curl_easy_cleanup(c);
+  cr_expect_eq(rc, CURLE_WRITE_ERROR);
+  free(r.body);
+  memset(&r, 0, sizeof(r));
+  c = mk_easy("POST", "/api/generate",
+              "{\"model\":\"stories\",\"prompt\":\"Once\",\"options\":{\"num_predict\":4}}", &r);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+  rc = curl_easy_perform(c);
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(c);
+  cr_expect_eq(rc, CURLE_OK, "the next request did not finish: the left sequence kept the slot");
+  cr_expect_eq(status, 200, "next request: %ld %s", status, r.body ? r.body : "");
+  free(r.body);
+}
 
 Test(api_queue, full_queue_answers_503) {
   NEED_SHARED();
@@ -633,4 +688,105 @@ Test(api_think, images_are_checked_never_ignored) {
                400, "\"thinker\" does not support images");
   expect_error("/api/generate", "{\"model\":\"thinker\",\"prompt\":\"hi\",\"images\":[\"aGVsbG8=\"]}",
                400, "\"thinker\" does not support images");
+}
+
+/* ---------------------------------------------------------------- logprobs */
+
+TestSuite(api_logprobs, .init = setup, .fini = teardown, .timeout = 120);
+
+/* log-softmax of the reference logits for "Once upon a time" (a float64
+ * forward pass; ours differs by float32 rounding), best
+ * first: lp[0..5). */
+static void ref_top5(double lp[5]) {
+  char path[600];
+  snprintf(path, sizeof(path), "%s/ref/stories260K-f32/p1.numpy_f64.logits.f32", shared_dir());
+  FILE *f = fopen(path, "rb");
+  cr_assert(f, "missing %s", path);
+  float x[512];
+  cr_assert_eq(fread(x, 4, 512, f), 512);
+  fclose(f);
+  double mx = -1e30, sum = 0;
+  for (int i = 0; i < 512; i++)
+    mx = x[i] > mx ? x[i] : mx;
+  for (int i = 0; i < 512; i++)
+    sum += exp(x[i] - mx);
+  double lse = mx + log(sum);
+  bool used[512] = {false};
+  for (int k = 0; k < 5; k++) {
+    int best = -1;
+    for (int i = 0; i < 512; i++)
+      if (!used[i] && (best < 0 || x[i] > x[best]))
+        best = i;
+    used[best] = true;
+    lp[k] = x[best] - lse;
+  }
+}
+
+/* One entry {token, logprob, bytes, top_logprobs[5]} against the reference. */
+static void check_entry(json_t *e, const double want[5]) {
+  cr_assert(json_is_object(e));
+  double lp = json_number_value(json_object_get(e, "logprob"));
+  cr_expect(fabs(lp - want[0]) < 5e-3, "sampled token: %f, want %f", lp, want[0]);
+  cr_expect(json_is_array(json_object_get(e, "bytes")));
+  json_t *top = json_object_get(e, "top_logprobs");
+  cr_assert_eq(json_array_size(top), 5);
+  for (size_t k = 0; k < 5; k++) {
+    double t = json_number_value(json_object_get(json_array_get(top, k), "logprob"));
+    cr_expect(fabs(t - want[k]) < 5e-3, "top %zu: %f, want %f", k, t, want[k]);
+  }
+  cr_expect_str_eq(jstr(e, "token"), jstr(json_array_get(top, 0), "token"),
+                   "greedy picks the most likely token");
+}
+
+Test(api_logprobs, equal_log_softmax_of_the_logits_in_every_api) {
+  NEED_SHARED();
+  double want[5];
+  ref_top5(want);
+  json_t *v = post_json("/api/generate",
+                        "{\"model\":\"stories\",\"raw\":true,\"prompt\":\"Once upon a time\","
+                        "\"stream\":false,\"logprobs\":true,\"top_logprobs\":5,\"options\":"
+                        "{\"temperature\":0,\"num_predict\":3}}",
+                        200);
+  json_t *lps = json_object_get(v, "logprobs");
+  cr_assert_eq(json_array_size(lps), 3);
+  check_entry(json_array_get(lps, 0), want);
+  json_decref(v);
+  /* Streamed: each chunk carries the entries of its tokens. */
+  struct resp r = http("POST", "/api/generate",
+                       "{\"model\":\"stories\",\"raw\":true,\"prompt\":\"Once upon a time\","
+                       "\"stream\":true,\"logprobs\":true,\"top_logprobs\":5,\"options\":"
+                       "{\"temperature\":0,\"num_predict\":3}}");
+  cr_assert_eq(r.status, 200);
+  int n = 0;
+  for (char *line = strtok(r.body, "\n"); line; line = strtok(NULL, "\n")) {
+    json_t *c = jparse(line);
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(c, "logprobs"), i, e) {
+      if (n++ == 0)
+        check_entry(e, want);
+    }
+    json_decref(c);
+  }
+  cr_expect_eq(n, 3);
+  free(r.body);
+  /* OpenAI chat: choices[0].logprobs.content. */
+  v = post_json("/v1/chat/completions",
+                "{\"model\":\"stories\",\"temperature\":0,\"max_tokens\":2,\"logprobs\":true,"
+                "\"top_logprobs\":5,\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a "
+                "time\"}]}",
+                200);
+  json_t *content =
+      json_object_get(json_object_get(json_array_get(json_object_get(v, "choices"), 0), "logprobs"),
+                      "content");
+  cr_assert_eq(json_array_size(content), 2);
+  check_entry(json_array_get(content, 0), want);
+  json_decref(v);
+  /* Without logprobs: no field. */
+  v = post_json("/api/generate",
+                "{\"model\":\"stories\",\"raw\":true,\"prompt\":\"Once upon a time\","
+                "\"stream\":false,\"options\":{\"temperature\":0,\"num_predict\":2}}",
+                200);
+  cr_expect(json_object_get(v, "logprobs") == NULL);
+  json_decref(v);
 }

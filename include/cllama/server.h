@@ -56,6 +56,16 @@ typedef struct cll_server_opts {
   bool host_check;
   /* Each request is logged on stderr ("GET /api/tags 200 0.3ms") when true. */
   bool log_requests;
+  /* Access control (off when n_api_keys is 0): every request but "/" and
+   * "/api/version" (and CORS preflights) must carry "Authorization: Bearer
+   * <key>" with one of these keys (compared in constant time), else 401
+   * {"error":"unauthorized"}. Copied by cll_server_new(). */
+  const char *const *api_keys;
+  size_t n_api_keys;
+  /* TLS (off when NULL): PEM certificate chain and private key files; the
+   * server then speaks HTTPS only (plain HTTP on the port is refused). */
+  const char *tls_cert_file;
+  const char *tls_key_file;
 } cll_server_opts;
 
 void cll_server_opts_defaults(cll_server_opts *opts);
@@ -75,6 +85,13 @@ void cll_server_set_data(cll_server *srv, void *data);
 void *cll_server_data(const cll_server *srv);
 
 typedef void (*cll_handler_fn)(cll_request *req, void *ud);
+
+/* Called (loop thread) once for every answered request, after its response
+ * ended: method, path (not decoded, without the query), status and the
+ * time from its first byte. Used by GET /metrics. NULL fn: none. */
+typedef void (*cll_request_observer_fn)(void *ud, const char *method, const char *path,
+                                        int status, uint64_t duration_ns);
+void cll_server_set_observer(cll_server *srv, cll_request_observer_fn fn, void *ud);
 
 /* Registers a route. method is "GET", "POST", "HEAD", "DELETE", ...; HEAD is
  * not implied by GET, register it too where Ollama does (the server then

@@ -5,6 +5,7 @@
  * otherwise each line is printed once, when it is final. */
 #include "cllama/cli.h"
 #include "cllama/config.h"
+#include "client.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -228,6 +229,10 @@ int cll_cli_pull(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
+  return cll__cli_pull_model(name, insecure) == 0 ? 0 : 1;
+}
+
+int cll__cli_pull_model(const char *name, bool insecure) {
   cll_config cfg;
   cll_err err = {0};
   if (cll_config_from_env(&cfg, &err) != 0) {
@@ -253,6 +258,10 @@ int cll_cli_pull(int argc, char **argv) {
   CURL *c = curl_easy_init();
   struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
   h = curl_slist_append(h, "Accept: application/x-ndjson");
+  char auth[600];
+  const char *key = getenv("OLLAMA_API_KEY"); /* a server with CLLAMA_API_KEYS wants it */
+  if (key && *key && snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key) < (int)sizeof(auth))
+    h = curl_slist_append(h, auth);
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
