@@ -1,4 +1,4 @@
-/* avx512_packed.c — Q8_0, Q4_K and Q5_K matrices repacked at load for the
+/* avx512_packed.c — Q8_0, Q4_K, Q5_K and Q6_K matrices repacked at load for the
  * avx512 table (its pack, pack_bytes and matmul_packed slots for those
  * types; Q4_0's live in avx512.c). Compiled with the avx512 flags.
  *
@@ -348,6 +348,125 @@ void cll__pack_q5_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t
         memcpy(q + 2848 + 2 * j, &row[i].dmin, 2);
       }
     }
+}
+
+/* ---------------------------------------------------------------- Q6_K
+ *
+ * Panel of 16 rows, per super-block (3392 bytes; GGUF: 3360):
+ *   ql: 32 vectors at 0: vector 16h + 8k + g, dword j = ql[64h + 32k + 4g
+ *       .. + 3] of row j (half h, k = 0: elements 128h + l (low nibbles)
+ *       and 128h + 64 + l (high), k = 1: 128h + 32 + l and 128h + 96 + l,
+ *       l = 4g..4g+3);
+ *   qh: 16 vectors at 2048: vector 8h + g, dword j = qh[32h + 4g .. + 3]
+ *       of row j (bits 2e, 2e + 1: the top of element 128h + 32e + l);
+ *   scales: 8 x 32 int8 at 3072, sc[m * 32 + 2j + e] = scale 2m + e (one
+ *       per 16 elements) of row j, so a sign-extension gives int16 pairs;
+ *   d: 16 fp16 at 3328.
+ * The quants are unsigned (0..63); the format's -32 leaves as 32 times
+ * the scales dotted with the activation's 16-element sums (vpdpwssd). */
+
+#define PK6_SB 3392
+
+size_t cll__pack_bytes_q6_K_avx512(int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / CLL_PACK_ROWS) * (size_t)(n_in / SB_QK_K) * PK6_SB;
+}
+
+void cll__pack_q6_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                           void *dst) {
+  const int64_t nsb = n_in / SB_QK_K;
+  for (int64_t p = p0; p < p1; p++)
+    for (int j = 0; j < CLL_PACK_ROWS; j++) {
+      const sb_q6_K *row = (const sb_q6_K *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
+      for (int64_t i = 0; i < nsb; i++) {
+        uint8_t *q = (uint8_t *)dst + ((size_t)p * (size_t)nsb + (size_t)i) * PK6_SB;
+        for (int v = 0; v < 32; v++) memcpy(q + v * 64 + 4 * j, row[i].ql + 4 * v, 4);
+        for (int v = 0; v < 16; v++) memcpy(q + 2048 + v * 64 + 4 * j, row[i].qh + 4 * v, 4);
+        for (int g = 0; g < 16; g++) q[3072 + (g / 2) * 32 + 2 * j + (g & 1)] = (uint8_t)row[i].scales[g];
+        memcpy(q + 3328 + 2 * j, &row[i].d, 2);
+      }
+    }
+}
+
+/* T tokens (t0..) times one Q6_K panel; y: row 16p of token t0. */
+static inline __attribute__((always_inline)) void
+pk6_tile(const int T, const cll_matmul_args *a, int64_t nsb, const uint8_t *panel, int64_t t0,
+         float *y) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+  __m512 acc[PK4_TOK];
+  const sb_q8_K *yrow[PK4_TOK];
+#pragma GCC unroll 4
+  for (int t = 0; t < T; t++) {
+    acc[t] = _mm512_setzero_ps();
+    yrow[t] = (const sb_q8_K *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
+  }
+  for (int64_t i = 0; i < nsb; i++) {
+    const uint8_t *q = panel + (size_t)i * PK6_SB;
+    const uint8_t *sc = q + 3072;
+    __m512i si[PK4_TOK], ci[PK4_TOK];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) si[t] = ci[t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+    for (int e8 = 0; e8 < 8; e8++) { /* 32 elements: half e8 / 4, group e8 % 4 */
+      const int h = e8 / 4, e = e8 % 4, k = e & 1, nib = e >> 1;
+      __m512i qv[8];
+#pragma GCC unroll 8
+      for (int g = 0; g < 8; g++) {
+        const __m512i l = _mm512_load_si512((const void *)(q + (16 * h + 8 * k + g) * 64));
+        const __m512i hb = _mm512_load_si512((const void *)(q + 2048 + (8 * h + g) * 64));
+        const __m512i top = _mm512_and_si512(bit_to4(hb, 2 * e), m30); /* bits 2e, 2e+1 -> 4, 5 */
+        const __m512i low = nib ? _mm512_srli_epi16(l, 4) : l;
+        qv[g] = _mm512_ternarylogic_epi32(low, m4, top, 0xEA); /* (a & b) | c */
+      }
+      /* Scales 2m, 2m + 1 (m = 4h + e) of the 16 rows: int16 pairs. */
+      const __m512i sp = _mm512_cvtepi8_epi16(_mm256_load_si256((const __m256i *)(sc + 32 * (4 * h + e))));
+      const __m512i s_lo = _mm512_srai_epi32(_mm512_slli_epi32(sp, 16), 16);
+      const __m512i s_hi = _mm512_srai_epi32(sp, 16);
+#pragma GCC unroll 4
+      for (int t = 0; t < T; t++) {
+        const int8_t *yq = yrow[t][i].qs + 32 * e8;
+        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) {
+          s0 = _mm512_dpbusd_epi32(s0, qv[g], _mm512_set1_epi32(ld32(yq + 4 * g)));
+          s1 = _mm512_dpbusd_epi32(s1, qv[g + 4], _mm512_set1_epi32(ld32(yq + 16 + 4 * g)));
+        }
+        si[t] = _mm512_add_epi32(si[t], _mm512_add_epi32(_mm512_mullo_epi32(s0, s_lo),
+                                                         _mm512_mullo_epi32(s1, s_hi)));
+        ci[t] = _mm512_dpwssd_epi32(ci[t], sp, _mm512_set1_epi32(ld32(yrow[t][i].bsums + 2 * e8)));
+      }
+    }
+    const __m512 dx = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(q + 3328)));
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+      const __m512i tot = _mm512_sub_epi32(si[t], _mm512_slli_epi32(ci[t], 5));
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(yrow[t][i].d)),
+                               _mm512_cvtepi32_ps(tot), acc[t]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * a->y_stride, acc[t]);
+}
+
+void cll__matmul_q6_K_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  const int64_t nsb = a->n_in / SB_QK_K;
+  const size_t pb = (size_t)nsb * PK6_SB;
+  for (int64_t tc = 0; tc < a->n_tok; tc += TOK_CHUNK) {
+    const int64_t te = a->n_tok - tc < TOK_CHUNK ? a->n_tok : tc + TOK_CHUNK;
+    for (int64_t p = p0; p < p1; p++) {
+      const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * pb;
+      float *y = a->y + p * CLL_PACK_ROWS;
+      FOR_TILES(tc, te, PK4_TOK, t0, t1) {
+        float *yt = y + t0 * a->y_stride;
+        switch (t1 - t0) {
+        case 4: pk6_tile(4, a, nsb, q, t0, yt); break;
+        case 3: pk6_tile(3, a, nsb, q, t0, yt); break;
+        case 2: pk6_tile(2, a, nsb, q, t0, yt); break;
+        case 1: pk6_tile(1, a, nsb, q, t0, yt); break;
+        default: break;
+        }
+      }
+    }
+  }
 }
 
 #else
