@@ -18,13 +18,34 @@
  * first exchange and adds a short question, which is how a chat client
  * talks, and the report gives each turn's time to first token separately.
  *
+ * Any server: --api ollama (/api/chat or /api/generate, NDJSON),
+ * openai-chat (/v1/chat/completions), openai-completions (/v1/completions;
+ * both SSE, usage asked for with stream_options) or llamacpp (llama.cpp's
+ * /completion, SSE). Load is a fixed-concurrency sweep (--levels: that many
+ * connections each running --requests requests back to back) or a request
+ * rate sweep (--rates: --num-prompts requests per rate, Poisson arrivals,
+ * each on a connection of its own). Prompts: random words, a shared prefix
+ * (--dataset shared-prefix --prefix-words N) or lines of a file
+ * (--dataset file --prompts FILE). Per load point: time to first token,
+ * inter-token latency (gaps between streamed chunks with text), time per
+ * output token ((latency - TTFT) / (tokens - 1), per request), end-to-end
+ * latency (mean, median, p90, p99), request and token throughput, goodput
+ * (requests/s meeting --slo-ttft-ms and --slo-itl-ms; a request's ITL is its
+ * TPOT, as vLLM counts it), errors. --json writes a list with one object per
+ * load point in the layout of vLLM's benchmark_serving results (plus the
+ * per-request arrays), --plot a PNG, --dat the plot's data for scripts that
+ * draw several servers together (bench/compare-servers.sh).
+ *
  * Usage: loadgen [--url http://127.0.0.1:11434] --model NAME
- *                [--endpoint chat|generate] [--levels 1,4,8,16]
- *                [--requests N (per connection, default 2)]
- *                [--prompt-words 128 | --prompt-mix 64,128,256]
- *                [--num-predict 64] [--system TEXT] [--turns 1|2]
- *                [--temperature T] [--server-pid PID] [--repeat K]
- *                [--json FILE] [--plot FILE.png] */
+ *                [--api ollama|openai-chat|openai-completions|llamacpp]
+ *                [--endpoint chat|generate] [--levels 1,4,8,16 | --rates 0.5,1,2]
+ *                [--requests N (per connection, default 2)] [--num-prompts N]
+ *                [--dataset random|shared-prefix|file] [--prefix-words N]
+ *                [--prompts FILE] [--prompt-words 128 | --prompt-mix 64,128,256]
+ *                [--num-predict 64] [--ignore-eos] [--system TEXT] [--turns 1|2]
+ *                [--temperature T] [--slo-ttft-ms MS] [--slo-itl-ms MS]
+ *                [--server-pid PID] [--repeat K] [--label NAME]
+ *                [--json FILE] [--plot FILE.png] [--dat FILE] [--no-probe] */
 #include <jansson.h>
 #include <llhttp.h>
 #include <uv.h>
@@ -36,15 +57,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_LEVELS 16
 #define MAX_MIX 8
+
+enum api { API_OLLAMA, API_OAI_CHAT, API_OAI_COMP, API_LLAMACPP };
+static const char *const api_names[] = {"ollama", "openai-chat", "openai-completions",
+                                        "llamacpp"};
+enum dataset { DS_RANDOM, DS_SHARED_PREFIX, DS_FILE };
 
 struct opts {
   char host[256];
   int port;
   const char *model;
   bool chat;
+  enum api api;
+  enum dataset dataset;
+  int prefix_words;
+  char **file_prompts;
+  int n_file_prompts;
+  double rates[MAX_LEVELS];
+  int n_rates;
+  int num_prompts;
+  bool ignore_eos;
+  bool probe;
+  double slo_ttft_ms, slo_itl_ms;
+  const char *label;
+  const char *dat_path;
   int levels[MAX_LEVELS];
   int n_levels;
   int requests;
@@ -96,8 +136,19 @@ static double percentile(struct samples *s, double p) {
   return s->v[k];
 }
 
+/* One finished request, for the per-request statistics. */
+struct reqrec {
+  double ttft_ms, e2e_ms;
+  int out_tokens, in_tokens;
+  double *itl_ms; /* gaps between its chunks */
+  int n_itl;
+};
+
 struct level_result {
   int concurrency;
+  double rate;       /* requests/s for a rate sweep point; 0 for concurrency */
+  struct reqrec *recs;
+  size_t n_recs, cap_recs;
   int requests_done;
   int errors;
   double wall_s;
@@ -122,6 +173,10 @@ struct run {
   struct client *probe;
   bool probing;
   uint64_t t0_ns;
+  /* rate sweep: arrivals still to start, and the timer that starts them */
+  int arrivals_left;
+  uv_timer_t arrival_timer;
+  uint32_t rng;
 };
 
 struct client {
@@ -148,6 +203,8 @@ struct client {
   bool saw_final;
   bool failed;
   int64_t eval_count, prompt_eval_count;
+  double *itl; /* this request's gaps (ms) */
+  int n_itl, cap_itl;
 };
 
 static uint64_t now_ns(void) { return uv_hrtime(); }
@@ -198,9 +255,35 @@ static const char *const words[] = {
     "friends", "family", "food",  "music", "books",  "stories", "dreams", "plans",
     "for",    "next",   "summer", "when",  "sun",    "would",  "shine",  "again"};
 
+/* The prompt of request seq. random: its own words. shared-prefix: the
+ * same prefix_words words for every request, then its own. file: line
+ * seq of the file (cycling). */
+static const struct opts *g_opts;
+
 static void make_prompt(char *out, size_t cap, int n_words, int seq) {
+  const struct opts *o = g_opts;
+  if (o && o->dataset == DS_FILE && o->n_file_prompts > 0) {
+    snprintf(out, cap, "%s", o->file_prompts[seq % o->n_file_prompts]);
+    return;
+  }
+  size_t len = 0;
+  if (o && o->dataset == DS_SHARED_PREFIX) {
+    uint32_t ps = 88172645u;
+    int pw = o->prefix_words < n_words ? o->prefix_words : n_words;
+    len = (size_t)snprintf(out, cap, "Shared context:");
+    for (int i = 0; i < pw && len + 16 < cap; i++) {
+      ps ^= ps << 13;
+      ps ^= ps >> 17;
+      ps ^= ps << 5;
+      len += (size_t)snprintf(out + len, cap - len, " %s",
+                              words[ps % (sizeof(words) / sizeof(words[0]))]);
+    }
+    n_words -= pw;
+    out += len;
+    cap -= len;
+  }
   uint32_t s = 2463534242u ^ (uint32_t)(seq * 2654435761u);
-  size_t len = (size_t)snprintf(out, cap, "Request %d:", seq);
+  len = (size_t)snprintf(out, cap, "%sRequest %d:", o && o->dataset == DS_SHARED_PREFIX ? " " : "", seq);
   for (int i = 0; i < n_words && len + 16 < cap; i++) {
     s ^= s << 13;
     s ^= s >> 17;
@@ -215,10 +298,60 @@ static void client_send_next(struct client *c);
 static void client_close(struct client *c);
 static void level_maybe_done(struct run *r);
 
-static char *build_body(struct client *c, int seq) {
+static size_t prompt_cap(const struct opts *o, int n_words) {
+  size_t cap = (size_t)n_words * 12 + 64;
+  for (int i = 0; i < o->n_file_prompts; i++)
+    if (strlen(o->file_prompts[i]) + 1 > cap)
+      cap = strlen(o->file_prompts[i]) + 1;
+  return cap;
+}
+
+/* The body for the OpenAI and llama.cpp APIs (one turn). */
+static char *build_body_other(struct client *c, int seq) {
   const struct opts *o = c->run->o;
   int n_words = o->mix[seq % o->n_mix];
-  char *prompt = malloc((size_t)n_words * 12 + 64);
+  size_t cap = prompt_cap(o, n_words);
+  char *prompt = malloc(cap);
+  if (prompt == NULL)
+    return NULL;
+  make_prompt(prompt, cap, n_words, seq);
+  json_t *req = json_object();
+  if (o->api == API_LLAMACPP) {
+    json_object_set_new(req, "prompt", json_string(prompt));
+    json_object_set_new(req, "n_predict", json_integer(o->num_predict));
+    json_object_set_new(req, "cache_prompt", json_true());
+  } else {
+    json_object_set_new(req, "model", json_string(o->model));
+    json_object_set_new(req, "max_tokens", json_integer(o->num_predict));
+    json_object_set_new(req, "stream_options", json_pack("{s:b}", "include_usage", 1));
+    if (o->api == API_OAI_CHAT) {
+      json_t *msgs = json_array();
+      if (o->system)
+        json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", o->system));
+      json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "user", "content", prompt));
+      json_object_set_new(req, "messages", msgs);
+    } else {
+      json_object_set_new(req, "prompt", json_string(prompt));
+    }
+  }
+  json_object_set_new(req, "stream", json_true());
+  json_object_set_new(req, "temperature", json_real(o->temperature));
+  json_object_set_new(req, "seed", json_integer(seq));
+  if (o->ignore_eos)
+    json_object_set_new(req, "ignore_eos", json_true());
+  free(prompt);
+  char *body = json_dumps(req, JSON_COMPACT);
+  json_decref(req);
+  return body;
+}
+
+static char *build_body(struct client *c, int seq) {
+  const struct opts *o = c->run->o;
+  if (o->api != API_OLLAMA)
+    return build_body_other(c, seq);
+  int n_words = o->mix[seq % o->n_mix];
+  size_t pcap = prompt_cap(o, n_words);
+  char *prompt = malloc(pcap);
   if (prompt == NULL)
     return NULL;
   json_t *req = json_object();
@@ -236,7 +369,7 @@ static char *build_body(struct client *c, int seq) {
       json_array_append_new(msgs, m);
     }
     if (c->turn == 0) {
-      make_prompt(prompt, (size_t)n_words * 12 + 64, n_words, seq);
+      make_prompt(prompt, pcap, n_words, seq);
       free(c->first_prompt);
       c->first_prompt = strdup(prompt);
       json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "user", "content", prompt));
@@ -250,7 +383,7 @@ static char *build_body(struct client *c, int seq) {
     }
     json_object_set_new(req, "messages", msgs);
   } else {
-    make_prompt(prompt, (size_t)n_words * 12 + 64, n_words, seq);
+    make_prompt(prompt, pcap, n_words, seq);
     json_object_set_new(req, "prompt", json_string(prompt));
     if (o->system)
       json_object_set_new(req, "system", json_string(o->system));
@@ -301,6 +434,7 @@ static void write_request(struct client *c, const char *method, const char *path
   c->status = 0;
   c->saw_final = false;
   c->eval_count = c->prompt_eval_count = 0;
+  c->n_itl = 0;
   c->line_len = 0;
   c->reply_len = 0;
   c->busy = true;
@@ -319,8 +453,36 @@ static void record_error(struct run *r, const char *msg) {
     snprintf(r->res->first_error, sizeof(r->res->first_error), "%s", msg);
 }
 
-/* One NDJSON line of a generation response. */
+static void add_itl(struct client *c, double ms) {
+  if (c->n_itl == c->cap_itl) {
+    int cap = c->cap_itl ? c->cap_itl * 2 : 128;
+    double *v = realloc(c->itl, (size_t)cap * sizeof(*v));
+    if (!v)
+      return;
+    c->itl = v;
+    c->cap_itl = cap;
+  }
+  c->itl[c->n_itl++] = ms;
+}
+
+/* One line of a generation response: NDJSON (Ollama) or an SSE line. */
 static void on_line(struct client *c, const char *line, size_t len) {
+  const struct opts *o = c->run->o;
+  if (o->api != API_OLLAMA) {
+    /* SSE: "data: {...}" lines; blank lines, comments and other fields skipped. */
+    if (len && line[len - 1] == '\r')
+      len--;
+    if (len < 5 || strncmp(line, "data:", 5) != 0)
+      return;
+    line += 5;
+    len -= 5;
+    while (len && *line == ' ')
+      line++, len--;
+    if (len == 6 && !strncmp(line, "[DONE]", 6)) {
+      c->saw_final = true;
+      return;
+    }
+  }
   json_error_t jerr;
   json_t *j = json_loadb(line, len, 0, &jerr);
   if (j == NULL) {
@@ -336,23 +498,49 @@ static void on_line(struct client *c, const char *line, size_t len) {
     return;
   }
   const char *text = NULL;
-  if (c->run->o->chat) {
-    json_t *m = json_object_get(j, "message");
-    text = json_string_value(json_object_get(m, "content"));
-  } else {
-    text = json_string_value(json_object_get(j, "response"));
+  json_t *choice = json_array_get(json_object_get(j, "choices"), 0);
+  json_t *usage = json_object_get(j, "usage");
+  switch (o->api) {
+  case API_OLLAMA:
+    if (o->chat) {
+      json_t *m = json_object_get(j, "message");
+      text = json_string_value(json_object_get(m, "content"));
+    } else {
+      text = json_string_value(json_object_get(j, "response"));
+    }
+    break;
+  case API_OAI_CHAT:
+    text = json_string_value(json_object_get(json_object_get(choice, "delta"), "content"));
+    break;
+  case API_OAI_COMP:
+    text = json_string_value(json_object_get(choice, "text"));
+    break;
+  case API_LLAMACPP:
+    text = json_string_value(json_object_get(j, "content"));
+    if (json_is_true(json_object_get(j, "stop"))) {
+      c->saw_final = true;
+      c->eval_count = json_integer_value(json_object_get(j, "tokens_predicted"));
+      c->prompt_eval_count = json_integer_value(json_object_get(j, "tokens_evaluated"));
+    }
+    break;
+  }
+  if (json_is_object(usage)) {
+    c->eval_count = json_integer_value(json_object_get(usage, "completion_tokens"));
+    c->prompt_eval_count = json_integer_value(json_object_get(usage, "prompt_tokens"));
   }
   uint64_t t = now_ns();
   if (text && text[0]) {
-    if (c->t_first_ns == 0)
+    if (c->t_first_ns == 0) {
       c->t_first_ns = t;
-    else
+    } else {
       samples_add(&c->run->res->gap, (double)(t - c->t_last_ns) / 1e6);
+      add_itl(c, (double)(t - c->t_last_ns) / 1e6);
+    }
     c->t_last_ns = t;
     c->events++;
     append(&c->reply, &c->reply_len, &c->reply_cap, text, strlen(text));
   }
-  if (json_is_true(json_object_get(j, "done"))) {
+  if (o->api == API_OLLAMA && json_is_true(json_object_get(j, "done"))) {
     c->saw_final = true;
     c->eval_count = json_integer_value(json_object_get(j, "eval_count"));
     c->prompt_eval_count = json_integer_value(json_object_get(j, "prompt_eval_count"));
@@ -420,6 +608,26 @@ static int on_message_complete(llhttp_t *p) {
       samples_add(&r->res->ttft[c->turn], (double)(c->t_first_ns - c->t_send_ns) / 1e6);
     r->res->gen_tokens += c->eval_count > 0 ? c->eval_count : c->events;
     r->res->prompt_tokens += c->prompt_eval_count;
+    struct level_result *res = r->res;
+    if (res->n_recs == res->cap_recs) {
+      size_t cap = res->cap_recs ? res->cap_recs * 2 : 64;
+      struct reqrec *v = realloc(res->recs, cap * sizeof(*v));
+      if (v) {
+        res->recs = v;
+        res->cap_recs = cap;
+      }
+    }
+    if (res->n_recs < res->cap_recs) {
+      struct reqrec *q = &res->recs[res->n_recs++];
+      q->ttft_ms = c->t_first_ns ? (double)(c->t_first_ns - c->t_send_ns) / 1e6 : NAN;
+      q->e2e_ms = (double)(t - c->t_send_ns) / 1e6;
+      q->out_tokens = (int)(c->eval_count > 0 ? c->eval_count : c->events);
+      q->in_tokens = (int)c->prompt_eval_count;
+      q->itl_ms = c->n_itl ? malloc((size_t)c->n_itl * sizeof(double)) : NULL;
+      q->n_itl = q->itl_ms ? c->n_itl : 0;
+      if (q->itl_ms)
+        memcpy(q->itl_ms, c->itl, (size_t)c->n_itl * sizeof(double));
+    }
   }
   c->failed = false;
   /* Next request: the second turn of this conversation, or a new one. */
@@ -465,6 +673,7 @@ static void on_close(uv_handle_t *h) {
   free(c->reply);
   free(c->first_prompt);
   free(c->request_buf);
+  free(c->itl);
   free(c);
   if (probe) {
     r->probe = NULL;
@@ -491,7 +700,12 @@ static void client_send_next(struct client *c) {
     client_close(c);
     return;
   }
-  write_request(c, "POST", c->run->o->chat ? "/api/chat" : "/api/generate", body);
+  static const char *const paths[] = {NULL, "/v1/chat/completions", "/v1/completions",
+                                      "/completion"};
+  const struct opts *o = c->run->o;
+  write_request(c, "POST",
+                o->api == API_OLLAMA ? (o->chat ? "/api/chat" : "/api/generate") : paths[o->api],
+                body);
   free(body);
 }
 
@@ -506,18 +720,18 @@ static void on_connect(uv_connect_t *req, int status) {
   c->connected = true;
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   if (c->is_probe)
-    write_request(c, "GET", "/", NULL);
+    write_request(c, "GET", c->run->o->api == API_LLAMACPP ? "/health" : "/", NULL);
   else
     client_send_next(c);
 }
 
-static struct client *client_new(struct run *r, bool probe) {
+static struct client *client_new(struct run *r, bool probe, int requests) {
   struct client *c = calloc(1, sizeof(*c));
   if (c == NULL)
     return NULL;
   c->run = r;
   c->is_probe = probe;
-  c->requests_left = r->o->requests;
+  c->requests_left = requests;
   llhttp_settings_init(&c->settings);
   c->settings.on_body = on_body;
   c->settings.on_headers_complete = on_headers_complete;
@@ -543,15 +757,33 @@ static struct client *client_new(struct run *r, bool probe) {
 static void on_probe_timer(uv_timer_t *t) {
   struct run *r = t->data;
   if (r->probe == NULL) {
-    r->probe = client_new(r, true);
+    r->probe = client_new(r, true, 0);
     return;
   }
   if (r->probe->connected && !r->probe->busy)
-    write_request(r->probe, "GET", "/", NULL);
+    write_request(r->probe, "GET", r->o->api == API_LLAMACPP ? "/health" : "/", NULL);
+}
+
+/* Rate sweep: starts one request now and arms the timer for the next
+ * arrival, an exponential gap away (Poisson arrivals at res->rate/s). */
+static void on_arrival(uv_timer_t *t) {
+  struct run *r = t->data;
+  if (r->arrivals_left <= 0)
+    return;
+  r->arrivals_left--;
+  client_new(r, false, 1);
+  if (r->arrivals_left > 0) {
+    r->rng ^= r->rng << 13;
+    r->rng ^= r->rng >> 17;
+    r->rng ^= r->rng << 5;
+    double u = ((double)r->rng + 1.0) / 4294967297.0;
+    double gap_ms = -log(u) / r->res->rate * 1000.0;
+    uv_timer_start(&r->arrival_timer, on_arrival, (uint64_t)(gap_ms + 0.5), 0);
+  }
 }
 
 static void level_maybe_done(struct run *r) {
-  if (r->active > 0)
+  if (r->active > 0 || r->arrivals_left > 0)
     return;
   r->res->wall_s = (double)(now_ns() - r->t0_ns) / 1e9;
   r->probing = false;
@@ -562,92 +794,229 @@ static void level_maybe_done(struct run *r) {
 
 /* ------------------------------------------------------------ reporting */
 
-static json_t *level_json(struct level_result *l) {
-  json_t *o = json_object();
-  json_object_set_new(o, "concurrency", json_integer(l->concurrency));
-  json_object_set_new(o, "requests", json_integer(l->requests_done));
-  json_object_set_new(o, "errors", json_integer(l->errors));
-  json_object_set_new(o, "wall_s", json_real(l->wall_s));
-  json_object_set_new(o, "generated_tokens", json_integer(l->gen_tokens));
-  json_object_set_new(o, "generated_tok_per_s", json_real((double)l->gen_tokens / l->wall_s));
-  json_object_set_new(o, "prompt_tok_per_s", json_real((double)l->prompt_tokens / l->wall_s));
-#define P(name, s, p)                                                                      \
-  do {                                                                                     \
-    double v = percentile(s, p);                                                           \
-    json_object_set_new(o, name, isnan(v) ? json_null() : json_real(v));                   \
-  } while (0)
-  P("ttft_ms_p50", &l->ttft[0], 50);
-  P("ttft_ms_p90", &l->ttft[0], 90);
-  P("ttft_ms_p99", &l->ttft[0], 99);
-  P("turn2_ttft_ms_p50", &l->ttft[1], 50);
-  P("gap_ms_p50", &l->gap, 50);
-  P("gap_ms_p99", &l->gap, 99);
-  P("probe_ms_p50", &l->probe, 50);
-  P("probe_ms_p99", &l->probe, 99);
-#undef P
-  if (l->rss_kb_after >= 0)
-    json_object_set_new(o, "server_rss_kb", json_integer(l->rss_kb_after));
+static double mean_of(const struct samples *s) {
+  if (s->n == 0)
+    return NAN;
+  double t = 0;
+  for (size_t i = 0; i < s->n; i++)
+    t += s->v[i];
+  return t / (double)s->n;
+}
+
+static double std_of(const struct samples *s) {
+  if (s->n == 0)
+    return NAN;
+  double m = mean_of(s), t = 0;
+  for (size_t i = 0; i < s->n; i++)
+    t += (s->v[i] - m) * (s->v[i] - m);
+  return sqrt(t / (double)s->n);
+}
+
+/* Sample sets of one load point, in ms. */
+struct stats {
+  struct samples ttft, tpot, itl, e2el;
+  int good;
+  int64_t in_tokens, out_tokens;
+};
+
+static void stats_of(const struct opts *o, struct level_result *l, struct stats *st) {
+  memset(st, 0, sizeof(*st));
+  for (size_t i = 0; i < l->n_recs; i++) {
+    struct reqrec *q = &l->recs[i];
+    if (!isnan(q->ttft_ms))
+      samples_add(&st->ttft, q->ttft_ms);
+    samples_add(&st->e2el, q->e2e_ms);
+    double tpot = NAN;
+    if (q->out_tokens > 1 && !isnan(q->ttft_ms)) {
+      tpot = (q->e2e_ms - q->ttft_ms) / (q->out_tokens - 1);
+      samples_add(&st->tpot, tpot);
+    }
+    for (int k = 0; k < q->n_itl; k++)
+      samples_add(&st->itl, q->itl_ms[k]);
+    bool good = !isnan(q->ttft_ms);
+    if (o->slo_ttft_ms > 0 && (isnan(q->ttft_ms) || q->ttft_ms > o->slo_ttft_ms))
+      good = false;
+    if (o->slo_itl_ms > 0 && !isnan(tpot) && tpot > o->slo_itl_ms)
+      good = false;
+    st->good += good;
+    st->in_tokens += q->in_tokens;
+    st->out_tokens += q->out_tokens;
+  }
+}
+
+static void stats_free(struct stats *st) {
+  free(st->ttft.v);
+  free(st->tpot.v);
+  free(st->itl.v);
+  free(st->e2el.v);
+}
+
+static json_t *num_or_null(double v) { return isnan(v) ? json_null() : json_real(v); }
+
+/* One load point in the layout of vLLM's benchmark_serving results
+ * (seconds for the per-request arrays, ms for the summaries), plus this
+ * tool's own fields (concurrency, gaps, probe, RSS). */
+static json_t *level_json(const struct opts *o, struct level_result *l) {
+  struct stats st;
+  stats_of(o, l, &st);
+  json_t *v = json_object();
+  char date[32];
+  time_t now = time(NULL);
+  strftime(date, sizeof(date), "%Y%m%d-%H%M%S", localtime(&now));
+  json_object_set_new(v, "date", json_string(date));
+  json_object_set_new(v, "backend", json_string(o->label ? o->label : api_names[o->api]));
+  json_object_set_new(v, "api", json_string(api_names[o->api]));
+  json_object_set_new(v, "model_id", json_string(o->model));
+  json_object_set_new(v, "tokenizer_id", json_string(o->model));
+  json_object_set_new(v, "num_prompts", json_integer((json_int_t)(l->n_recs + (size_t)l->errors)));
+  json_object_set_new(v, "request_rate", l->rate > 0 ? json_real(l->rate) : json_string("inf"));
+  json_object_set_new(v, "burstiness", json_real(1.0));
+  json_object_set_new(v, "max_concurrency", l->rate > 0 ? json_null() : json_integer(l->concurrency));
+  json_object_set_new(v, "duration", json_real(l->wall_s));
+  json_object_set_new(v, "completed", json_integer((json_int_t)l->n_recs));
+  json_object_set_new(v, "total_input_tokens", json_integer(st.in_tokens));
+  json_object_set_new(v, "total_output_tokens", json_integer(st.out_tokens));
+  json_object_set_new(v, "request_throughput", json_real((double)l->n_recs / l->wall_s));
+  json_object_set_new(v, "request_goodput", json_real((double)st.good / l->wall_s));
+  json_object_set_new(v, "output_throughput", json_real((double)st.out_tokens / l->wall_s));
+  json_object_set_new(v, "total_token_throughput",
+                      json_real((double)(st.in_tokens + st.out_tokens) / l->wall_s));
+  json_t *in = json_array(), *out = json_array(), *ttfts = json_array(), *itls = json_array();
+  for (size_t i = 0; i < l->n_recs; i++) {
+    struct reqrec *q = &l->recs[i];
+    json_array_append_new(in, json_integer(q->in_tokens));
+    json_array_append_new(out, json_integer(q->out_tokens));
+    json_array_append_new(ttfts, num_or_null(q->ttft_ms / 1e3));
+    json_t *g = json_array();
+    for (int k = 0; k < q->n_itl; k++)
+      json_array_append_new(g, json_real(q->itl_ms[k] / 1e3));
+    json_array_append_new(itls, g);
+  }
+  json_object_set_new(v, "input_lens", in);
+  json_object_set_new(v, "output_lens", out);
+  json_object_set_new(v, "ttfts", ttfts);
+  json_object_set_new(v, "itls", itls);
+  json_t *errs = json_array();
   if (l->first_error[0])
-    json_object_set_new(o, "first_error", json_string(l->first_error));
-  return o;
+    json_array_append_new(errs, json_string(l->first_error));
+  json_object_set_new(v, "errors", errs);
+  json_object_set_new(v, "failed", json_integer(l->errors));
+  struct {
+    const char *name;
+    struct samples *s;
+  } sets[] = {{"ttft", &st.ttft}, {"tpot", &st.tpot}, {"itl", &st.itl}, {"e2el", &st.e2el}};
+  for (size_t k = 0; k < 4; k++) {
+    char key[64];
+    snprintf(key, sizeof(key), "mean_%s_ms", sets[k].name);
+    json_object_set_new(v, key, num_or_null(mean_of(sets[k].s)));
+    snprintf(key, sizeof(key), "median_%s_ms", sets[k].name);
+    json_object_set_new(v, key, num_or_null(percentile(sets[k].s, 50)));
+    snprintf(key, sizeof(key), "std_%s_ms", sets[k].name);
+    json_object_set_new(v, key, num_or_null(std_of(sets[k].s)));
+    snprintf(key, sizeof(key), "p90_%s_ms", sets[k].name);
+    json_object_set_new(v, key, num_or_null(percentile(sets[k].s, 90)));
+    snprintf(key, sizeof(key), "p99_%s_ms", sets[k].name);
+    json_object_set_new(v, key, num_or_null(percentile(sets[k].s, 99)));
+  }
+  /* This tool's own fields. */
+  json_object_set_new(v, "concurrency", json_integer(l->concurrency));
+  json_object_set_new(v, "turn2_ttft_ms_p50", num_or_null(percentile(&l->ttft[1], 50)));
+  json_object_set_new(v, "probe_ms_p50", num_or_null(percentile(&l->probe, 50)));
+  json_object_set_new(v, "probe_ms_p99", num_or_null(percentile(&l->probe, 99)));
+  if (l->rss_kb_after >= 0)
+    json_object_set_new(v, "server_rss_kb", json_integer(l->rss_kb_after));
+  if (o->slo_ttft_ms > 0)
+    json_object_set_new(v, "slo_ttft_ms", json_real(o->slo_ttft_ms));
+  if (o->slo_itl_ms > 0)
+    json_object_set_new(v, "slo_itl_ms", json_real(o->slo_itl_ms));
+  stats_free(&st);
+  return v;
 }
 
 static void print_header(const struct opts *o) {
-  printf("%5s %5s %4s %8s %8s %8s %8s %8s %8s %9s %9s %8s %8s %9s\n", "conc", "reqs", "err",
-         "ttft50", "ttft90", "ttft99", o->turns > 1 ? "turn2_50" : "-", "gap50", "gap99",
-         "gen_tok/s", "prm_tok/s", "probe50", "probe99", "rss_MiB");
+  printf("%6s %5s %4s | %7s %7s %7s %7s | %6s %6s %6s %6s | %6s %6s %6s %6s | %7s %7s | %6s %8s %8s %7s | %7s %7s %7s\n",
+         o->n_rates ? "rate" : "conc", "reqs", "err", "ttft", "ttft50", "ttft90", "ttft99",
+         "itl", "itl50", "itl90", "itl99", "tpot", "tpot50", "tpot90", "tpot99", "e2e50",
+         "e2e99", "req/s", "out_tok/s", "tot_tok/s", "good/s", o->turns > 1 ? "turn2_50" : "-",
+         "probe50", "rss_MiB");
+  printf("%6s %5s %4s | %7s %7s %7s %7s | %6s %6s %6s %6s | %6s %6s %6s %6s | %7s %7s | %6s %8s %8s %7s | %7s %7s %7s\n",
+         "", "", "", "mean ms", "", "", "", "mean", "", "", "", "mean", "", "", "", "ms", "",
+         "", "", "", "", "", "ms", "");
 }
 
-static void print_level(struct level_result *l) {
-  printf("%5d %5d %4d %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %9.1f %9.1f %8.2f %8.2f %9.1f\n",
-         l->concurrency, l->requests_done, l->errors, percentile(&l->ttft[0], 50),
-         percentile(&l->ttft[0], 90), percentile(&l->ttft[0], 99), percentile(&l->ttft[1], 50),
-         percentile(&l->gap, 50), percentile(&l->gap, 99), (double)l->gen_tokens / l->wall_s,
-         (double)l->prompt_tokens / l->wall_s, percentile(&l->probe, 50),
-         percentile(&l->probe, 99), l->rss_kb_after >= 0 ? l->rss_kb_after / 1024.0 : NAN);
+static void print_level(const struct opts *o, struct level_result *l) {
+  struct stats st;
+  stats_of(o, l, &st);
+  char load[16];
+  if (l->rate > 0)
+    snprintf(load, sizeof(load), "%.2f", l->rate);
+  else
+    snprintf(load, sizeof(load), "%d", l->concurrency);
+  printf("%6s %5zu %4d | %7.1f %7.1f %7.1f %7.1f | %6.1f %6.1f %6.1f %6.1f | %6.1f %6.1f %6.1f %6.1f | %7.0f %7.0f | %6.2f %8.1f %8.1f %7.2f | %7.1f %7.2f %7.1f\n",
+         load, l->n_recs, l->errors, mean_of(&st.ttft), percentile(&st.ttft, 50),
+         percentile(&st.ttft, 90), percentile(&st.ttft, 99), mean_of(&st.itl),
+         percentile(&st.itl, 50), percentile(&st.itl, 90), percentile(&st.itl, 99),
+         mean_of(&st.tpot), percentile(&st.tpot, 50), percentile(&st.tpot, 90),
+         percentile(&st.tpot, 99), percentile(&st.e2el, 50), percentile(&st.e2el, 99),
+         (double)l->n_recs / l->wall_s, (double)st.out_tokens / l->wall_s,
+         (double)(st.in_tokens + st.out_tokens) / l->wall_s, (double)st.good / l->wall_s,
+         percentile(&l->ttft[1], 50), percentile(&l->probe, 50),
+         l->rss_kb_after >= 0 ? l->rss_kb_after / 1024.0 : NAN);
   if (l->first_error[0])
     printf("      first error: %s\n", l->first_error);
   fflush(stdout);
+  stats_free(&st);
 }
 
-static void write_plot(const char *png, json_t *levels) {
-  char dat[4096], gp[4096];
-  snprintf(dat, sizeof(dat), "%s.dat", png);
-  snprintf(gp, sizeof(gp), "%s.gp", png);
+/* The plot's data: one line per load point, a blank line between runs. */
+static void write_dat(const char *dat, json_t *levels) {
   FILE *f = fopen(dat, "w");
   if (f == NULL)
     return;
-  fprintf(f, "# run conc gen_tok_s ttft_p50_ms gap_p50_ms gap_p99_ms\n");
+  fprintf(f, "# run load out_tok_s ttft_p50_ms itl_p50_ms itl_p99_ms tpot_mean_ms req_s "
+             "ttft_p99_ms\n");
   size_t i;
   json_t *l;
   long long prev_run = -1;
   json_array_foreach(levels, i, l) {
     long long run = (long long)json_integer_value(json_object_get(l, "run"));
     if (prev_run >= 0 && run != prev_run)
-      fprintf(f, "\n"); /* a blank line: gnuplot draws each run as its own line */
+      fprintf(f, "\n\n");
     prev_run = run;
-    fprintf(f, "%lld %lld %.3f %.3f %.3f %.3f\n",
-            (long long)json_integer_value(json_object_get(l, "run")),
-            (long long)json_integer_value(json_object_get(l, "concurrency")),
-            json_real_value(json_object_get(l, "generated_tok_per_s")),
-            json_number_value(json_object_get(l, "ttft_ms_p50")),
-            json_number_value(json_object_get(l, "gap_ms_p50")),
-            json_number_value(json_object_get(l, "gap_ms_p99")));
+    json_t *rate = json_object_get(l, "request_rate");
+    double load = json_is_number(rate) ? json_number_value(rate)
+                                       : (double)json_integer_value(json_object_get(l, "concurrency"));
+    fprintf(f, "%lld %g %.3f %.3f %.3f %.3f %.3f %.4f %.3f\n", run, load,
+            json_number_value(json_object_get(l, "output_throughput")),
+            json_number_value(json_object_get(l, "median_ttft_ms")),
+            json_number_value(json_object_get(l, "median_itl_ms")),
+            json_number_value(json_object_get(l, "p99_itl_ms")),
+            json_number_value(json_object_get(l, "mean_tpot_ms")),
+            json_number_value(json_object_get(l, "request_throughput")),
+            json_number_value(json_object_get(l, "p99_ttft_ms")));
   }
   fclose(f);
-  f = fopen(gp, "w");
+}
+
+static void write_plot(const char *png, json_t *levels, bool rates) {
+  char dat[4096], gp[4096];
+  snprintf(dat, sizeof(dat), "%s.dat", png);
+  snprintf(gp, sizeof(gp), "%s.gp", png);
+  write_dat(dat, levels);
+  FILE *f = fopen(gp, "w");
   if (f == NULL)
     return;
   fprintf(f,
           "set terminal png size 1000,420\nset output '%s'\nset multiplot layout 1,2\n"
-          "set logscale x 2\nset xlabel 'concurrent streams'\nset grid\n"
-          "set title 'aggregate generated tokens/s'\n"
+          "set logscale x 2\nset xlabel '%s'\nset grid\n"
+          "set title 'output tokens/s'\n"
           "plot '%s' using 2:3 with linespoints title 'tokens/s'\n"
           "set title 'latency (ms)'\nset logscale y\n"
           "plot '%s' using 2:4 with linespoints title 'TTFT p50', "
-          "'' using 2:5 with linespoints title 'gap p50', "
-          "'' using 2:6 with linespoints title 'gap p99'\nunset multiplot\n",
-          png, dat, dat);
+          "'' using 2:5 with linespoints title 'ITL p50', "
+          "'' using 2:6 with linespoints title 'ITL p99', "
+          "'' using 2:7 with linespoints title 'TPOT mean'\nunset multiplot\n",
+          png, rates ? "request rate (req/s)" : "concurrent streams", dat, dat);
   fclose(f);
   char cmd[8400];
   snprintf(cmd, sizeof(cmd), "gnuplot '%s' 2>/dev/null", gp);
@@ -655,6 +1024,47 @@ static void write_plot(const char *png, json_t *levels) {
     printf("plot: %s\n", png);
   else
     printf("plot: gnuplot not available; data in %s\n", dat);
+}
+
+static char **read_lines(const char *path, int *n) {
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return NULL;
+  char **v = NULL;
+  int cap = 0;
+  *n = 0;
+  char *line = NULL;
+  size_t lcap = 0;
+  ssize_t len;
+  while ((len = getline(&line, &lcap, f)) >= 0) {
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+      line[--len] = 0;
+    if (len == 0)
+      continue;
+    if (*n == cap) {
+      cap = cap ? cap * 2 : 64;
+      v = realloc(v, (size_t)cap * sizeof(*v));
+    }
+    v[(*n)++] = strdup(line);
+  }
+  free(line);
+  fclose(f);
+  return v;
+}
+
+static int parse_rates(const char *s, double *out, int max) {
+  int n = 0;
+  while (*s && n < max) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || v <= 0)
+      return -1;
+    out[n++] = v;
+    if (*end && *end != ',')
+      return -1;
+    s = *end == ',' ? end + 1 : end;
+  }
+  return n;
 }
 
 /* ------------------------------------------------------------ main */
@@ -695,15 +1105,22 @@ static int parse_url(const char *url, struct opts *o) {
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: loadgen --model NAME [--url http://127.0.0.1:11434] [--endpoint chat|generate]\n"
-          "  [--levels 1,4,8,16] [--requests N] [--prompt-words N | --prompt-mix a,b,c]\n"
-          "  [--num-predict N] [--system TEXT] [--turns 1|2] [--temperature T]\n"
-          "  [--server-pid PID] [--repeat K] [--json FILE] [--plot FILE.png]\n");
+          "usage: loadgen --model NAME [--url http://127.0.0.1:11434]\n"
+          "  [--api ollama|openai-chat|openai-completions|llamacpp] [--endpoint chat|generate]\n"
+          "  [--levels 1,4,8,16 | --rates 0.5,1,2 --num-prompts N] [--requests N]\n"
+          "  [--dataset random|shared-prefix|file] [--prefix-words N] [--prompts FILE]\n"
+          "  [--prompt-words N | --prompt-mix a,b,c] [--num-predict N] [--ignore-eos]\n"
+          "  [--system TEXT] [--turns 1|2] [--temperature T] [--slo-ttft-ms MS] [--slo-itl-ms MS]\n"
+          "  [--server-pid PID] [--repeat K] [--label NAME] [--json FILE] [--plot FILE.png]\n"
+          "  [--dat FILE] [--no-probe]\n");
 }
 
 int main(int argc, char **argv) {
   struct opts o = {.port = 11434, .chat = true, .requests = 2, .num_predict = 64,
-                   .turns = 1, .temperature = 0.8, .repeat = 1};
+                   .turns = 1, .temperature = 0.8, .repeat = 1, .probe = true,
+                   .num_prompts = 32, .prefix_words = -1};
+  const char *prompts_path = NULL;
+  g_opts = &o;
   strcpy(o.host, "127.0.0.1");
   o.levels[0] = 1;
   o.n_levels = 1;
@@ -722,6 +1139,50 @@ int main(int argc, char **argv) {
       o.model = v;
     else if (ARG("--endpoint"))
       o.chat = strcmp(v, "generate") != 0;
+    else if (ARG("--api")) {
+      int k = -1;
+      for (int j = 0; j < 4; j++)
+        if (!strcmp(v, api_names[j]))
+          k = j;
+      if (k < 0) {
+        fprintf(stderr, "loadgen: bad --api %s\n", v);
+        return 2;
+      }
+      o.api = (enum api)k;
+    } else if (ARG("--rates")) {
+      if ((o.n_rates = parse_rates(v, o.rates, MAX_LEVELS)) <= 0) {
+        fprintf(stderr, "loadgen: bad --rates\n");
+        return 2;
+      }
+    } else if (ARG("--num-prompts"))
+      o.num_prompts = atoi(v);
+    else if (ARG("--dataset")) {
+      if (!strcmp(v, "random"))
+        o.dataset = DS_RANDOM;
+      else if (!strcmp(v, "shared-prefix"))
+        o.dataset = DS_SHARED_PREFIX;
+      else if (!strcmp(v, "file"))
+        o.dataset = DS_FILE;
+      else {
+        fprintf(stderr, "loadgen: bad --dataset %s\n", v);
+        return 2;
+      }
+    } else if (ARG("--prefix-words"))
+      o.prefix_words = atoi(v);
+    else if (ARG("--prompts"))
+      prompts_path = v;
+    else if (strcmp(a, "--ignore-eos") == 0)
+      o.ignore_eos = true;
+    else if (strcmp(a, "--no-probe") == 0)
+      o.probe = false;
+    else if (ARG("--slo-ttft-ms"))
+      o.slo_ttft_ms = atof(v);
+    else if (ARG("--slo-itl-ms"))
+      o.slo_itl_ms = atof(v);
+    else if (ARG("--label"))
+      o.label = v;
+    else if (ARG("--dat"))
+      o.dat_path = v;
     else if (ARG("--levels")) {
       if ((o.n_levels = parse_list(v, o.levels, MAX_LEVELS)) <= 0) {
         fprintf(stderr, "loadgen: bad --levels\n");
@@ -763,8 +1224,21 @@ int main(int argc, char **argv) {
     usage();
     return 2;
   }
-  if (o.turns > 1 && !o.chat) {
-    fprintf(stderr, "loadgen: --turns 2 needs --endpoint chat\n");
+  if (o.turns > 1 && (!o.chat || o.api != API_OLLAMA)) {
+    fprintf(stderr, "loadgen: --turns 2 needs --api ollama --endpoint chat\n");
+    return 2;
+  }
+  if (o.dataset == DS_FILE) {
+    if (!prompts_path || !(o.file_prompts = read_lines(prompts_path, &o.n_file_prompts)) ||
+        o.n_file_prompts == 0) {
+      fprintf(stderr, "loadgen: --dataset file needs --prompts FILE with one prompt a line\n");
+      return 2;
+    }
+  }
+  if (o.prefix_words < 0)
+    o.prefix_words = o.mix[0] * 3 / 4;
+  if (o.n_rates && o.num_prompts <= 0) {
+    fprintf(stderr, "loadgen: --num-prompts must be positive\n");
     return 2;
   }
 
@@ -775,50 +1249,67 @@ int main(int argc, char **argv) {
    * levels, repeats and separate runs against the same server), so that no
    * level is helped by a prompt cached from an earlier one. */
   int next_seq = (int)(uv_hrtime() / 1000 % 1000000) * 1000;
-  printf("loadgen: %s:%d model=%s endpoint=%s requests/connection=%d num_predict=%d turns=%d\n",
-         o.host, o.port, o.model, o.chat ? "chat" : "generate", o.requests, o.num_predict,
-         o.turns);
+  static const char *const ds_names[] = {"random", "shared-prefix", "file"};
+  printf("loadgen: %s:%d model=%s api=%s%s dataset=%s %s num_predict=%d turns=%d\n", o.host,
+         o.port, o.model, api_names[o.api],
+         o.api == API_OLLAMA ? (o.chat ? " (chat)" : " (generate)") : "", ds_names[o.dataset],
+         o.n_rates ? "poisson arrivals" : "closed loop", o.num_predict, o.turns);
+  if (o.n_rates)
+    printf("%d requests per rate\n", o.num_prompts);
+  else
+    printf("%d requests per connection\n", o.requests);
   for (int rep = 0; rep < o.repeat; rep++) {
     if (o.repeat > 1)
       printf("run %d of %d\n", rep + 1, o.repeat);
     print_header(&o);
-    for (int li = 0; li < o.n_levels; li++) {
-      struct level_result res = {.concurrency = o.levels[li], .rss_kb_after = -1};
-      struct run r = {.o = &o, .loop = loop, .res = &res, .probing = true,
-                      .request_seq = next_seq};
+    int n_points = o.n_rates ? o.n_rates : o.n_levels;
+    for (int li = 0; li < n_points; li++) {
+      struct level_result res = {.concurrency = o.n_rates ? 0 : o.levels[li],
+                                 .rate = o.n_rates ? o.rates[li] : 0, .rss_kb_after = -1};
+      struct run r = {.o = &o, .loop = loop, .res = &res, .probing = o.probe,
+                      .request_seq = next_seq, .rng = 2463534242u + (uint32_t)li};
       r.t0_ns = now_ns();
       uv_timer_init(loop, &r.probe_timer);
       r.probe_timer.data = &r;
-      uv_timer_start(&r.probe_timer, on_probe_timer, 0, 50);
-      for (int k = 0; k < o.levels[li]; k++)
-        client_new(&r, false);
+      uv_timer_init(loop, &r.arrival_timer);
+      r.arrival_timer.data = &r;
+      if (o.probe)
+        uv_timer_start(&r.probe_timer, on_probe_timer, 0, 50);
+      if (o.n_rates) {
+        r.arrivals_left = o.num_prompts;
+        uv_timer_start(&r.arrival_timer, on_arrival, 0, 0);
+      } else {
+        for (int k = 0; k < o.levels[li]; k++)
+          client_new(&r, false, o.requests);
+      }
       uv_run(loop, UV_RUN_DEFAULT);
       uv_close((uv_handle_t *)&r.probe_timer, NULL);
+      uv_close((uv_handle_t *)&r.arrival_timer, NULL);
       uv_run(loop, UV_RUN_DEFAULT);
       next_seq = r.request_seq + 1;
       res.rss_kb_after = read_rss_kb(o.server_pid);
-      print_level(&res);
+      print_level(&o, &res);
       total_errors += res.errors;
-      json_t *lj = level_json(&res);
+      json_t *lj = level_json(&o, &res);
       json_object_set_new(lj, "run", json_integer(rep + 1));
       json_array_append_new(all, lj);
       for (int t = 0; t < 2; t++)
         free(res.ttft[t].v);
       free(res.gap.v);
       free(res.probe.v);
+      for (size_t k = 0; k < res.n_recs; k++)
+        free(res.recs[k].itl_ms);
+      free(res.recs);
     }
   }
   if (o.json_path) {
-    json_t *doc = json_pack("{s:s,s:s,s:i,s:i,s:i,s:o}", "model", o.model, "endpoint",
-                            o.chat ? "chat" : "generate", "num_predict", o.num_predict,
-                            "turns", o.turns, "requests_per_connection", o.requests, "levels",
-                            json_incref(all));
-    if (json_dump_file(doc, o.json_path, JSON_INDENT(2)) == 0)
+    if (json_dump_file(all, o.json_path, JSON_INDENT(2)) == 0)
       printf("json: %s\n", o.json_path);
-    json_decref(doc);
   }
+  if (o.dat_path)
+    write_dat(o.dat_path, all);
   if (o.plot_path)
-    write_plot(o.plot_path, all);
+    write_plot(o.plot_path, all, o.n_rates > 0);
   json_decref(all);
   uv_loop_close(loop);
   return total_errors ? 1 : 0;

@@ -18,6 +18,7 @@ static const struct cll_cli_command commands[] = {
     {"pull", cll_cli_pull, "Pull a model from a registry"},
     {"run", cll_cli_run, "Run a model (one prompt, or an interactive chat)"},
     {"show", cll_cli_show, "Show information for a model"},
+    {"stop", cll_cli_stop, "Stop a running model"},
     {"ps", cll_cli_ps, "List running models"},
     {"rm", cll_cli_rm, "Remove a model"},
     {"cp", cll_cli_cp, "Copy a model"},

@@ -19,7 +19,8 @@ int cll_cli_serve(int argc, char **argv);
 int cll_cli_list(int argc, char **argv);
 int cll_cli_pull(int argc, char **argv);
 int cll_cli_version(int argc, char **argv);
-int cll_cli_run(int argc, char **argv);    /* src/cli/client.c */
+int cll_cli_run(int argc, char **argv);    /* src/cli/run.c */
+int cll_cli_stop(int argc, char **argv);   /* src/cli/client.c */
 int cll_cli_show(int argc, char **argv);
 int cll_cli_ps(int argc, char **argv);
 int cll_cli_rm(int argc, char **argv);

@@ -116,6 +116,9 @@ struct cll_sched_backend {
   void (*kv_trim)(void *ctx, int32_t seq, int32_t p0);
   int (*kv_copy)(void *ctx, int32_t src, int32_t dst, int32_t n);
   void (*kv_shift)(void *ctx, int32_t seq, int32_t p0, int32_t n_discard);
+  /* The longest prefix (<= n) of seq's KV a new prompt may reuse (NULL: n).
+   * Sliding-window rings may hold too little of an old prefix. */
+  int32_t (*kv_reusable)(void *ctx, int32_t seq, int32_t n);
 };
 /* The backend over a cll_ctx (pass the cll_ctx as backend_ctx). */
 const struct cll_sched_backend *cll_sched_backend_engine(void);
@@ -166,6 +169,8 @@ struct cll_sched_info {
   int32_t n_waiting;  /* sequences waiting for a slot */
   int32_t n_cached;   /* finished sequences' KV kept for reuse */
   uint64_t n_steps;   /* steps run so far */
+  int64_t kv_cells_used; /* KV cells held by sequences (a shared prefix counted per holder) */
+  int64_t kv_cells;      /* KV cells in the pool */
   bool idle;          /* no sequence, no step in flight */
 };
 void cll_sched_info(const cll_sched *s, struct cll_sched_info *out);

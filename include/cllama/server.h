@@ -76,6 +76,13 @@ void *cll_server_data(const cll_server *srv);
 
 typedef void (*cll_handler_fn)(cll_request *req, void *ud);
 
+/* Called (loop thread) once for every answered request, after its response
+ * ended: method, path (not decoded, without the query), status and the
+ * time from its first byte. Used by GET /metrics. NULL fn: none. */
+typedef void (*cll_request_observer_fn)(void *ud, const char *method, const char *path,
+                                        int status, uint64_t duration_ns);
+void cll_server_set_observer(cll_server *srv, cll_request_observer_fn fn, void *ud);
+
 /* Registers a route. method is "GET", "POST", "HEAD", "DELETE", ...; HEAD is
  * not implied by GET, register it too where Ollama does (the server then
  * sends the headers and no body). pattern is an absolute path whose

@@ -7,6 +7,7 @@
  * (cut to `dimensions` first), answer when the last one is done. */
 #include "cllama/api.h"
 #include "gen.h"
+#include "metrics.h"
 #include "resolve.h"
 #include "text.h"
 
@@ -47,7 +48,11 @@ struct emb {
   cll_err err;
   uv_work_t work;
   int prep_rc;
+  size_t next_submit; /* items before this one are submitted */
+  int pooling;
 };
+
+static void submit_more(struct emb *e);
 
 static void emb_free(struct emb *e) {
   if (e->runner)
@@ -156,8 +161,11 @@ static void on_seq_done(void *ud, cll_seq *s, int reason, const struct cll_seq_s
       if (e->items[i].seq && !e->items[i].done)
         cll_seq_cancel(e->items[i].seq);
   }
-  if (e->n_done < e->n_items)
-    return;
+  if (e->n_done < e->n_items) {
+    submit_more(e); /* inputs held back while the queue was full */
+    if (e->n_done < e->n_items)
+      return;
+  }
   if (e->gone || e->failed)
     emb_error(e, e->legacy ? 500 : e->fail_status, e->err.msg);
   else
@@ -188,8 +196,28 @@ static void on_prepared(uv_work_t *w, int status) {
     return;
   }
   const struct cll_model_info *mi = cll_model_info(cll_runner_model(e->runner));
-  int pooling = mi->pooling == 2 ? CLL_POOL_CLS : mi->pooling == 3 ? CLL_POOL_LAST : CLL_POOL_MEAN;
-  for (size_t i = 0; i < e->n_items; i++) {
+  e->pooling = mi->pooling == 2 ? CLL_POOL_CLS : mi->pooling == 3 ? CLL_POOL_LAST : CLL_POOL_MEAN;
+  submit_more(e);
+  if (e->n_done == e->n_items) /* every submit failed */
+    emb_error(e, e->legacy ? 500 : e->fail_status, e->err.msg);
+}
+
+/* Submits the inputs not submitted yet. One request takes one place in the
+ * queue: when the queue is full and some of this request's inputs are in
+ * flight already, the rest wait for them (submitted as they finish) instead
+ * of failing with "server busy"; only a first input that finds the queue
+ * full makes the request a 503. */
+static void submit_more(struct emb *e) {
+  if (e->failed || e->gone) {
+    /* Count the inputs that will never run as done. */
+    for (; e->next_submit < e->n_items; e->next_submit++) {
+      e->items[e->next_submit].done = true;
+      e->n_done++;
+    }
+    return;
+  }
+  for (; e->next_submit < e->n_items; e->next_submit++) {
+    size_t i = e->next_submit;
     struct emb_item *it = &e->items[i];
     struct cll_seq_desc d;
     cll_seq_desc_init(&d);
@@ -198,13 +226,17 @@ static void on_prepared(uv_work_t *w, int status) {
     d.n_ctx = (int32_t)(e->opts.num_ctx > 0 ? e->opts.num_ctx : 0);
     d.truncate = e->truncate;
     d.embed = true;
-    d.pooling = pooling;
+    d.pooling = e->pooling;
     d.on_embedding = on_vec;
     d.on_done = on_seq_done;
     d.ud = it;
     cll_err err = {0};
+    struct cll__metrics_seq *mw = cll__metrics_seq_wrap(&d);
     int rc = cll_sched_submit(cll_runner_sched(e->runner), &d, &it->seq, &err);
+    if (rc == CLL_EFULL && e->n_done < i)
+      return; /* some of ours are in flight: go on when one finishes */
     if (rc != 0) {
+      cll__metrics_seq_unwrap(mw, &d);
       /* Nothing of this one runs: count it as done with the error. */
       it->done = true;
       e->n_done++;
@@ -216,10 +248,13 @@ static void on_prepared(uv_work_t *w, int status) {
       for (size_t k = 0; k < i; k++)
         if (e->items[k].seq && !e->items[k].done)
           cll_seq_cancel(e->items[k].seq);
+      for (e->next_submit = i + 1; e->next_submit < e->n_items; e->next_submit++) {
+        e->items[e->next_submit].done = true;
+        e->n_done++;
+      }
+      break;
     }
   }
-  if (e->n_done == e->n_items) /* every submit failed */
-    emb_error(e, e->legacy ? 500 : e->fail_status, e->err.msg);
 }
 
 static void on_acquired(void *ud, cll_runner *r, int status, const cll_err *err) {
@@ -343,8 +378,10 @@ static void handle(cll_request *req, cll_api *api, bool legacy) {
   }
   if (cll__gen_opts_apply(&e->opts, e->ref.params, &err) != 0 ||
       cll__gen_opts_apply(&e->opts, json_object_get(body, "options"), &err) != 0) {
+    json_t *ro = json_object_get(body, "options"); /* not an object: 400 */
+    int st = ro && !json_is_null(ro) && !json_is_object(ro) ? 400 : 500;
     json_decref(body);
-    emb_error(e, 500, err.msg);
+    emb_error(e, st, err.msg);
     return;
   }
   json_decref(body);

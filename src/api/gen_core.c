@@ -14,6 +14,7 @@
  * token callback returns PAUSE and the drain callback resumes the sequence;
  * the rest of the batch never waits for a slow reader. */
 #include "gen_core.h"
+#include "metrics.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -144,7 +145,9 @@ bool cll__gen_common(cll__gen *g, const char *model) {
    * type is a 500, as Ollama (it surfaces from its scheduler). */
   if (cll__gen_opts_apply(&g->opts, g->ref.params, &err) != 0 ||
       cll__gen_opts_apply(&g->opts, json_object_get(b, "options"), &err) != 0) {
-    cll__gen_fail(g, 500, err.msg);
+    /* options that is not an object is a bad request (Go's unmarshal: 400). */
+    json_t *ro = json_object_get(b, "options");
+    cll__gen_fail(g, ro && !json_is_null(ro) && !json_is_object(ro) ? 400 : 500, err.msg);
     return false;
   }
   cll_request_on_cancel(req, on_cancel, g);
@@ -580,8 +583,10 @@ static void on_prepared(uv_work_t *w, int status) {
   d.ud = g;
   cll_err err = {0};
   g->phase = P_RUN;
+  struct cll__metrics_seq *mw = cll__metrics_seq_wrap(&d);
   int rc = cll_sched_submit(cll_runner_sched(g->runner), &d, &g->seq, &err);
   if (rc != 0) {
+    cll__metrics_seq_unwrap(mw, &d);
     g->phase = P_DONE;
     cll__gen_fail(g, status_of(rc), err.msg[0] ? err.msg : cll_strerror(rc));
     return;

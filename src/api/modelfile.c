@@ -3,12 +3,14 @@
  *
  * A line is `INSTRUCTION arguments` (instruction case-insensitive) or a
  * `#` comment. Arguments run to the end of the line, or are a "quoted"
- * string, or a """triple-quoted""" string that may span lines. FROM is a
+ * string (with \" \\ \n \r \t and \uXXXX escapes, as `show --modelfile`
+ * writes strings), or a """triple-quoted""" string that may span lines
+ * (taken as it is). FROM is a
  * model name or a GGUF path (relative paths are taken from the Modelfile's
  * directory and sent as absolute paths, which the local server copies into
  * the store); PARAMETER values get their option's type (repeated stop
  * values make a list); MESSAGE takes a role and the content; LICENSE may
- * repeat. */
+ * repeat. ADAPTER and REQUIRES are refused with a message saying so. */
 #include "cllama/api.h"
 #include "gen.h"
 
@@ -44,13 +46,40 @@ static char *read_arg(const char **p, int *line, cll_err *err) {
       cll_err_set(err, CLL_EPARSE, "line %d: unterminated quote", *line);
       return NULL;
     }
-    /* Unescape \" and \\. */
-    char *out = malloc((size_t)(e - s));
+    /* Unescape \" \\ \n \r \t \uXXXX (what `show --modelfile` writes);
+     * any other backslash stays as it is (a Windows path). */
+    char *out = malloc((size_t)(e - s) * 2 + 1);
     size_t n = 0;
     for (const char *c = s + 1; c < e; c++) {
-      if (*c == '\\' && c + 1 < e)
+      if (*c != '\\' || c + 1 >= e) {
+        out[n++] = *c;
+        continue;
+      }
+      char x = c[1];
+      unsigned cp = 0;
+      if (x == '"' || x == '\\') {
+        out[n++] = x;
         c++;
-      out[n++] = *c;
+      } else if (x == 'n' || x == 'r' || x == 't') {
+        out[n++] = x == 'n' ? '\n' : x == 'r' ? '\r' : '\t';
+        c++;
+      } else if (x == 'u' && e - c >= 6 && sscanf(c + 2, "%4x", &cp) == 1 &&
+                 isxdigit((unsigned char)c[2]) && isxdigit((unsigned char)c[3]) &&
+                 isxdigit((unsigned char)c[4]) && isxdigit((unsigned char)c[5]) && cp > 0) {
+        if (cp < 0x80) {
+          out[n++] = (char)cp;
+        } else if (cp < 0x800) {
+          out[n++] = (char)(0xC0 | (cp >> 6));
+          out[n++] = (char)(0x80 | (cp & 0x3F));
+        } else {
+          out[n++] = (char)(0xE0 | (cp >> 12));
+          out[n++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+          out[n++] = (char)(0x80 | (cp & 0x3F));
+        }
+        c += 5;
+      } else {
+        out[n++] = *c;
+      }
     }
     out[n] = 0;
     *p = e + 1;
@@ -148,7 +177,12 @@ int cll_modelfile_parse(const char *text, const char *base_dir, json_t **out, cl
     } else if (!strcmp(ins, "LICENSE")) {
       json_array_append_new(lic, json_string(v));
     } else if (!strcmp(ins, "ADAPTER")) {
-      rc = cll_err_set(err, CLL_EUNSUPPORTED, "line %d: ADAPTER is not supported", line);
+      rc = cll_err_set(err, CLL_EUNSUPPORTED,
+                       "line %d: ADAPTER is not supported (cllama cannot apply LoRA adapters)",
+                       line);
+    } else if (!strcmp(ins, "REQUIRES")) {
+      rc = cll_err_set(err, CLL_EUNSUPPORTED,
+                       "line %d: REQUIRES is not supported (it names an Ollama version)", line);
     } else {
       rc = cll_err_set(err, CLL_EPARSE, "line %d: unknown instruction %s", line, ins);
     }

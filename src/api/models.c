@@ -7,12 +7,16 @@
  * uv_queue_work item, and the answer is sent from its after-work callback.
  * The request stays valid meanwhile (server.h), even if the client leaves.
  *
- * TODO: /api/tags "capabilities" and the GGUF fallbacks for details
- * (file_type, context_length) need the GGUF reader; they are left out until
- * the model module can be called from here. */
+ * /api/tags also gives each model's capabilities and, in its details, the
+ * context and embedding lengths from the GGUF header (read once per
+ * manifest digest and remembered: a large vocabulary makes the header more
+ * than a small read). */
+#include "capabilities.h"
 #include "cllama/api.h"
+#include "cllama/gguf.h"
 #include "resolve.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,6 +96,57 @@ static json_t *details_json(const cll_manifest *m) {
   return d;
 }
 
+/* GGUF facts per manifest digest (work-queue threads share it). */
+struct gguf_facts {
+  char digest[80];
+  int64_t ctx, emb;
+  json_t *caps;
+};
+static struct gguf_facts facts_cache[256];
+static size_t facts_n;
+static pthread_mutex_t facts_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Adds capabilities and the details' lengths to a /api/tags entry. */
+static void add_gguf_facts(cll_api *api, const cll_manifest *m, const char *name, json_t *entry) {
+  struct gguf_facts f = {0};
+  bool found = false;
+  pthread_mutex_lock(&facts_lock);
+  for (size_t i = 0; i < facts_n && !found; i++) {
+    if (!strcmp(facts_cache[i].digest, m->digest)) {
+      f = facts_cache[i];
+      f.caps = json_deep_copy(f.caps);
+      found = true;
+    }
+  }
+  pthread_mutex_unlock(&facts_lock);
+  if (!found) {
+    struct cll__model_ref ref;
+    cll_err err = {0};
+    cll_gguf *g = NULL;
+    if (cll__model_resolve(api->store, name, &ref, &err) == 0 &&
+        cll_gguf_open(ref.model_path, &g, &err) == 0) {
+      cll__gguf_lengths(g, &f.ctx, &f.emb);
+      f.caps = cll__capabilities(g, ref.template_text);
+      cll_gguf_close(g);
+      pthread_mutex_lock(&facts_lock);
+      size_t at = facts_n < 256 ? facts_n++ : (size_t)(m->mtime_ns % 256);
+      json_decref(facts_cache[at].caps);
+      facts_cache[at] = f;
+      snprintf(facts_cache[at].digest, sizeof(facts_cache[at].digest), "%s", m->digest);
+      facts_cache[at].caps = json_deep_copy(f.caps);
+      pthread_mutex_unlock(&facts_lock);
+    }
+    cll__model_ref_free(&ref);
+  }
+  if (f.caps)
+    json_object_set_new(entry, "capabilities", f.caps);
+  json_t *d = json_object_get(entry, "details");
+  if (d && f.ctx > 0 && !json_object_get(d, "context_length"))
+    json_object_set_new(d, "context_length", json_integer(f.ctx));
+  if (d && f.emb > 0 && !json_object_get(d, "embedding_length"))
+    json_object_set_new(d, "embedding_length", json_integer(f.emb));
+}
+
 static void tags_work(struct job *j) {
   cll_manifest **list;
   size_t n;
@@ -107,10 +162,13 @@ static void tags_work(struct job *j) {
     char name[512], when[64];
     cll_name_display(&m->name, name, sizeof(name));
     cll_api_time_rfc3339(m->mtime_ns, when, sizeof(when));
-    json_array_append_new(models, json_pack("{s:s,s:s,s:s,s:I,s:s,s:o}", "name", name, "model",
-                                            name, "modified_at", when, "size",
-                                            (json_int_t)m->size, "digest", m->digest,
-                                            "details", details_json(m)));
+    json_t *entry = json_pack("{s:s,s:s,s:s,s:I,s:s,s:o}", "name", name, "model", name,
+                              "modified_at", when, "size", (json_int_t)m->size, "digest",
+                              m->digest, "details", details_json(m));
+    if (!entry)
+      continue;
+    add_gguf_facts(j->api, m, name, entry);
+    json_array_append_new(models, entry);
   }
   cll_store_list_free(list, n);
   json_t *o = json_pack("{s:o}", "models", models);

@@ -5,6 +5,8 @@
 #include "cllama/api.h"
 #include "cllama/gguf.h"
 #include "cllama/kernels.h"
+#include "gen.h"
+#include "capabilities.h"
 #include "gen_core.h"
 #include "tmpl.h"
 #include "resolve.h"
@@ -25,11 +27,46 @@ struct show {
   uv_work_t work;
 };
 
-/* Go's %#v of a JSON scalar from a params layer. */
+/* A string in a Modelfile's "..." form: \\ \" \n \r \t and \u00XX for the
+ * other control bytes; everything else (<, >, &, UTF-8) as it is, so that
+ * `cllama create` reads back the same bytes (src/api/modelfile.c). */
+static void mf_quoted(cll_buf *b, const char *s) {
+  cll_buf_append(b, "\"", 1);
+  for (const char *c = s; *c; c++) {
+    char esc[8];
+    switch (*c) {
+    case '"':
+      cll_buf_append(b, "\\\"", 2);
+      break;
+    case '\\':
+      cll_buf_append(b, "\\\\", 2);
+      break;
+    case '\n':
+      cll_buf_append(b, "\\n", 2);
+      break;
+    case '\r':
+      cll_buf_append(b, "\\r", 2);
+      break;
+    case '\t':
+      cll_buf_append(b, "\\t", 2);
+      break;
+    default:
+      if ((unsigned char)*c < 0x20) {
+        snprintf(esc, sizeof(esc), "\\u%04x", (unsigned)(unsigned char)*c);
+        cll_buf_append(b, esc, strlen(esc));
+      } else {
+        cll_buf_append(b, c, 1);
+      }
+    }
+  }
+  cll_buf_append(b, "\"", 1);
+}
+
+/* A parameter's value: numbers and booleans bare, strings quoted. */
 static void go_value(cll_buf *b, json_t *v) {
   char num[64];
   if (json_is_string(v)) {
-    cll_json_escape(b, json_string_value(v), json_string_length(v));
+    mf_quoted(b, json_string_value(v));
   } else if (json_is_integer(v)) {
     snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
     cll_buf_append(b, num, strlen(num));
@@ -74,11 +111,71 @@ static void params_lines(json_t *params, cll_buf *b, bool modelfile) {
   free(keys);
 }
 
+/* TEMPLATE/SYSTEM/LICENSE text: """text""" as Ollama writes it, unless the
+ * text holds """ or ends with a quote (which would close it early); then
+ * the escaped "..." form. */
 static void add_triple(cll_buf *b, const char *cmd, const char *text) {
+  size_t n = strlen(text);
   cll_buf_append(b, cmd, strlen(cmd));
-  cll_buf_append(b, " \"\"\"", 4);
-  cll_buf_append(b, text, strlen(text));
-  cll_buf_append(b, "\"\"\"\n", 4);
+  cll_buf_append(b, " ", 1);
+  if (strstr(text, "\"\"\"") || (n && text[n - 1] == '"')) {
+    mf_quoted(b, text);
+  } else {
+    cll_buf_append(b, "\"\"\"", 3);
+    cll_buf_append(b, text, n);
+    cll_buf_append(b, "\"\"\"", 3);
+  }
+  cll_buf_append(b, "\n", 1);
+}
+
+/* A MESSAGE's content: bare when it reads back as itself, else quoted. */
+static void add_message(cll_buf *b, const char *role, const char *c) {
+  char line[64];
+  snprintf(line, sizeof(line), "MESSAGE %s", role);
+  size_t n = strlen(c);
+  bool bare = n > 0 && c[0] != '"' && c[0] != ' ' && c[0] != '\t' && c[n - 1] != ' ' &&
+              c[n - 1] != '\t';
+  for (const char *p = c; bare && *p; p++)
+    bare = (unsigned char)*p >= 0x20;
+  if (bare) {
+    cll_buf_append(b, line, strlen(line));
+    cll_buf_append(b, " ", 1);
+    cll_buf_append(b, c, n);
+    cll_buf_append(b, "\n", 1);
+  } else {
+    add_triple(b, line, c);
+  }
+}
+
+json_t *cll__capabilities(const cll_gguf *g, const char *template_text) {
+  json_t *caps = json_array();
+  cll_gguf_str arch = {0};
+  char key[160] = "";
+  if (cll_gguf_get_str(g, "general.architecture", &arch) == 0)
+    snprintf(key, sizeof(key), "%.*s.pooling_type", (int)arch.len, arch.ptr);
+  bool embedding = cll_gguf_find_key(g, "pooling_type") >= 0 ||
+                   (key[0] && cll_gguf_find_key(g, key) >= 0) ||
+                   (arch.len == 4 && !memcmp(arch.ptr, "bert", 4));
+  json_array_append_new(caps, json_string(embedding ? "embedding" : "completion"));
+  if (cll__template_has(template_text, "Tools"))
+    json_array_append_new(caps, json_string("tools"));
+  if (cll__template_has(template_text, "Suffix"))
+    json_array_append_new(caps, json_string("insert"));
+  if (cll__template_has(template_text, "Thinking") || cll__template_has(template_text, "Think"))
+    json_array_append_new(caps, json_string("thinking"));
+  return caps;
+}
+
+void cll__gguf_lengths(const cll_gguf *g, int64_t *context_length, int64_t *embedding_length) {
+  *context_length = *embedding_length = 0;
+  cll_gguf_str arch = {0};
+  if (cll_gguf_get_str(g, "general.architecture", &arch) != 0)
+    return;
+  char key[160];
+  snprintf(key, sizeof(key), "%.*s.context_length", (int)arch.len, arch.ptr);
+  cll_gguf_get_i64(g, key, context_length);
+  snprintf(key, sizeof(key), "%.*s.embedding_length", (int)arch.len, arch.ptr);
+  cll_gguf_get_i64(g, key, embedding_length);
 }
 
 static json_t *details_json(const struct cll__model_ref *ref) {
@@ -129,12 +226,9 @@ static void on_show_work(uv_work_t *w) {
   size_t i;
   json_t *m;
   json_array_foreach(s->ref.messages, i, m) {
-    char line[64];
-    snprintf(line, sizeof(line), "MESSAGE %s ", json_string_value(json_object_get(m, "role")));
-    cll_buf_append(&mf, line, strlen(line));
+    const char *role = json_string_value(json_object_get(m, "role"));
     const char *c = json_string_value(json_object_get(m, "content"));
-    cll_buf_append(&mf, c ? c : "", c ? strlen(c) : 0);
-    cll_buf_append(&mf, "\n", 1);
+    add_message(&mf, role ? role : "user", c ? c : "");
   }
   json_object_set_new(o, "modelfile", json_string(mf.data));
   cll_buf_free(&mf);
@@ -186,17 +280,7 @@ static void on_show_work(uv_work_t *w) {
   json_object_set_new(info, "general.parameter_count", json_integer((json_int_t)n_params));
   json_object_set_new(o, "model_info", info);
 
-  json_t *caps = json_array();
-  json_array_append_new(caps, json_string(cll_gguf_find_key(g, "pooling_type") >= 0 ||
-                                                  json_object_get(info, "bert.pooling_type")
-                                              ? "embedding"
-                                              : "completion"));
-  if (cll__template_has(s->ref.template_text, "Tools"))
-    json_array_append_new(caps, json_string("tools"));
-  if (cll__template_has(s->ref.template_text, "Suffix"))
-    json_array_append_new(caps, json_string("insert"));
-  if (cll__template_has(s->ref.template_text, "Thinking"))
-    json_array_append_new(caps, json_string("thinking"));
+  json_t *caps = cll__capabilities(g, s->ref.template_text);
   json_object_set_new(o, "capabilities", caps);
 
   if (s->verbose) {
@@ -263,8 +347,36 @@ static void on_show(cll_request *req, void *ud) {
   const char *sys = json_string_value(json_object_get(body, "system"));
   if (sys)
     s->system_override = strdup(sys);
+  json_t *opts = json_object_get(body, "options");
+  if (opts && !json_is_null(opts) && !json_is_object(opts)) {
+    json_decref(body);
+    free(s->system_override);
+    free(s);
+    cll_api_error(req, 400, "options must be an object");
+    return;
+  }
   cll_err err = {0};
+  if (json_object_size(opts)) {
+    struct cll__gen_opts check;
+    cll__gen_opts_defaults(&check);
+    int bad = cll__gen_opts_apply(&check, opts, &err);
+    cll__gen_opts_free(&check);
+    if (bad != 0) {
+      json_decref(body);
+      free(s->system_override);
+      free(s);
+      cll_api_error(req, 400, err.msg);
+      return;
+    }
+  }
   int rc = cll__model_resolve(api->store, model, &s->ref, &err);
+  if (rc == 0 && json_object_size(opts)) {
+    /* Ollama merges the request's options over the model's parameters in
+     * what it shows (the CLI's /show after /set parameter). */
+    if (!s->ref.params)
+      s->ref.params = json_object();
+    json_object_update(s->ref.params, opts);
+  }
   json_decref(body);
   if (rc != 0) {
     if (rc == CLL_EINVAL)

@@ -4,6 +4,7 @@
 #include "cllama/api.h"
 #include "cllama/cli.h"
 #include "cllama/config.h"
+#include "client.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -60,9 +61,17 @@ static void feed_lines(struct call *c) {
   c->len = rest;
 }
 
+volatile sig_atomic_t cll__cli_cancel;
+
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
+  return cll__cli_cancel ? 1 : 0;
+}
+
 static size_t on_data(char *p, size_t sz, size_t n, void *ud) {
   struct call *c = ud;
   size_t k = sz * n;
+  if (cll__cli_cancel)
+    return 0;
   char *b = realloc(c->body, c->len + k + 1);
   if (!b)
     return 0;
@@ -97,12 +106,19 @@ static long request(const char *method, const char *path, json_t *body, json_t *
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &c);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
   CURLcode rc = curl_easy_perform(h);
   long status = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
   curl_slist_free_all(hd);
   curl_easy_cleanup(h);
   free(text);
+  if (rc != CURLE_OK && cll__cli_cancel) {
+    snprintf(errbuf, errsize, "cancelled");
+    free(c.body);
+    return CLL__CLI_CANCELLED;
+  }
   if (rc != CURLE_OK) {
     snprintf(errbuf, errsize, "could not connect to the server at %s: %s (is `cllama serve` "
                               "running?)",
@@ -126,173 +142,210 @@ static long request(const char *method, const char *path, json_t *body, json_t *
   return status;
 }
 
-/* ---------------------------------------------------------------- run */
+long cll__cli_request(const char *method, const char *path, json_t *body, json_t **reply,
+                      void (*on_line)(void *, json_t *), void *ud, char *errbuf, size_t errsize) {
+  return request(method, path, body, reply, on_line, ud, errbuf, errsize);
+}
 
-struct gen_out {
-  char *text; /* assistant answer, for chat history */
-  size_t len;
-  bool chat;
-};
+/* ---------------------------------------------------------------- helpers */
 
-static void on_gen_line(void *ud, json_t *o) {
-  struct gen_out *g = ud;
-  const char *s = g->chat ? json_string_value(json_object_get(json_object_get(o, "message"),
-                                                              "content"))
-                          : json_string_value(json_object_get(o, "response"));
-  if (!s)
+static bool is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
+
+/* Prints usage to stdout (asked for: exit 0) or stderr (misuse: exit 2). */
+static int usage_rc(bool asked, const char *text) {
+  fputs(text, asked ? stdout : stderr);
+  return asked ? 0 : 2;
+}
+
+static void frac_trim(char *buf, size_t size, long long whole, long long frac, int digits,
+                      const char *unit) {
+  char f[24] = "";
+  if (frac > 0) {
+    snprintf(f, sizeof(f), ".%0*lld", digits, frac);
+    for (size_t i = strlen(f) - 1; i > 0 && f[i] == '0'; i--)
+      f[i] = 0;
+  }
+  snprintf(buf, size, "%lld%s%s", whole, f, unit);
+}
+
+void cll__cli_go_duration(long long ns, char *buf, size_t size) {
+  const char *sign = ns < 0 ? "-" : "";
+  unsigned long long u = ns < 0 ? (unsigned long long)(-ns) : (unsigned long long)ns;
+  char tmp[64];
+  if (u == 0) {
+    snprintf(buf, size, "0s");
+  } else if (u < 1000ULL) {
+    snprintf(buf, size, "%s%lluns", sign, u);
+  } else if (u < 1000000ULL) {
+    frac_trim(tmp, sizeof(tmp), (long long)(u / 1000), (long long)(u % 1000), 3, "\u00b5s");
+    snprintf(buf, size, "%s%s", sign, tmp);
+  } else if (u < 1000000000ULL) {
+    frac_trim(tmp, sizeof(tmp), (long long)(u / 1000000), (long long)(u % 1000000), 6, "ms");
+    snprintf(buf, size, "%s%s", sign, tmp);
+  } else {
+    unsigned long long s = u / 1000000000ULL, h = s / 3600, m = s / 60 % 60;
+    frac_trim(tmp, sizeof(tmp), (long long)(s % 60), (long long)(u % 1000000000ULL), 9, "s");
+    if (h)
+      snprintf(buf, size, "%s%lluh%llum%s", sign, h, m, tmp);
+    else if (m)
+      snprintf(buf, size, "%s%llum%s", sign, m, tmp);
+    else
+      snprintf(buf, size, "%s%s", sign, tmp);
+  }
+}
+
+/* docker/go-units HumanDuration, which Ollama's format.HumanTime uses. */
+static void human_duration(double secs, char *buf, size_t size) {
+  long s = (long)secs;
+  if (s < 1) {
+    snprintf(buf, size, "Less than a second");
     return;
-  fputs(s, stdout);
-  fflush(stdout);
-  size_t n = strlen(s);
-  char *t = realloc(g->text, g->len + n + 1);
-  if (!t)
+  }
+  if (s == 1) {
+    snprintf(buf, size, "1 second");
     return;
-  g->text = t;
-  memcpy(g->text + g->len, s, n + 1);
-  g->len += n;
+  }
+  if (s < 60) {
+    snprintf(buf, size, "%ld seconds", s);
+    return;
+  }
+  long m = s / 60;
+  if (m == 1) {
+    snprintf(buf, size, "About a minute");
+    return;
+  }
+  if (m < 60) {
+    snprintf(buf, size, "%ld minutes", m);
+    return;
+  }
+  long h = (long)(secs / 3600 + 0.5);
+  if (h == 1)
+    snprintf(buf, size, "About an hour");
+  else if (h < 48)
+    snprintf(buf, size, "%ld hours", h);
+  else if (h < 24 * 7 * 2)
+    snprintf(buf, size, "%ld days", h / 24);
+  else if (h < 24 * 30 * 2)
+    snprintf(buf, size, "%ld weeks", h / 24 / 7);
+  else if (h < 24 * 365 * 2)
+    snprintf(buf, size, "%ld months", h / 24 / 30);
+  else
+    snprintf(buf, size, "%ld years", (long)(secs / 3600) / 24 / 365);
 }
 
-/* Reads one user turn: a line, or a """ block spanning lines. NULL at EOF. */
-static char *read_turn(void) {
-  static char line[1 << 16];
-  printf(">>> ");
-  fflush(stdout);
-  if (!fgets(line, sizeof(line), stdin))
-    return NULL;
-  line[strcspn(line, "\n")] = 0;
-  if (strncmp(line, "\"\"\"", 3) != 0)
-    return strdup(line);
-  /* Multi-line: until a line ending with """. */
-  size_t cap = 1024, len = 0;
-  char *buf = malloc(cap);
-  const char *part = line + 3;
-  for (;;) {
-    size_t pl = strlen(part);
-    bool end = pl >= 3 && !strcmp(part + pl - 3, "\"\"\"");
-    if (end)
-      pl -= 3;
-    if (len + pl + 2 > cap) {
-      cap = (len + pl + 2) * 2;
-      buf = realloc(buf, cap);
-    }
-    if (len)
-      buf[len++] = '\n';
-    memcpy(buf + len, part, pl);
-    len += pl;
-    buf[len] = 0;
-    if (end)
-      return buf;
-    printf("... ");
-    fflush(stdout);
-    if (!fgets(line, sizeof(line), stdin))
-      return buf;
-    line[strcspn(line, "\n")] = 0;
-    part = line;
+/* Parses RFC 3339 ("2026-12-04T16:26:05.76Z", "...+01:00") to Unix seconds. */
+static bool parse_rfc3339(const char *s, double *out) {
+  struct tm tm = {0};
+  const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (!p)
+    return false;
+  double frac = 0;
+  if (*p == '.') {
+    char *e;
+    frac = strtod(p, &e);
+    p = e;
   }
+  long off = 0;
+  if (*p == '+' || *p == '-') {
+    int hh = 0, mm = 0;
+    if (sscanf(p + 1, "%d:%d", &hh, &mm) < 1)
+      return false;
+    off = (hh * 3600L + mm * 60L) * (*p == '-' ? -1 : 1);
+  } else if (*p != 'Z' && *p != 'z') {
+    return false;
+  }
+  *out = (double)timegm(&tm) - (double)off + frac;
+  return true;
 }
 
-static int run_usage(FILE *f) {
-  fprintf(f, "Usage: cllama run MODEL [PROMPT]\n\nWith a prompt (or text on stdin), prints the "
-             "answer as it streams.\nWithout, starts a chat: /bye ends it, \"\"\" starts and ends "
-             "a multi-line message.\n");
-  return f == stdout ? 0 : 2;
-}
-
-int cll_cli_run(int argc, char **argv) {
-  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
-    return run_usage(argc < 2 ? stderr : stdout);
-  const char *model = argv[1];
-  char err[1024];
-  curl_global_init(CURL_GLOBAL_DEFAULT);
-  /* Load first, so a missing model is reported before any typing. */
-  json_t *load = json_pack("{s:s}", "model", model);
-  long st = request("POST", "/api/generate", load, NULL, NULL, NULL, err, sizeof(err));
-  json_decref(load);
-  if (st != 200) {
-    fprintf(stderr, "Error: %s\n", err);
-    curl_global_cleanup();
-    return 1;
+void cll__cli_human_time(const char *rfc3339, const char *zero_value, char *buf, size_t size) {
+  double t;
+  if (!rfc3339 || !*rfc3339 || !parse_rfc3339(rfc3339, &t) || t <= 0) {
+    snprintf(buf, size, "%s", zero_value);
+    return;
   }
-  char *prompt = NULL;
-  if (argc > 2) {
-    size_t n = 0;
-    for (int i = 2; i < argc; i++)
-      n += strlen(argv[i]) + 1;
-    prompt = calloc(1, n + 1);
-    for (int i = 2; i < argc; i++) {
-      if (i > 2)
-        strcat(prompt, " ");
-      strcat(prompt, argv[i]);
-    }
-  } else if (!isatty(STDIN_FILENO)) {
-    size_t cap = 4096, len = 0, k;
-    prompt = malloc(cap);
-    while ((k = fread(prompt + len, 1, cap - len - 1, stdin)) > 0) {
-      len += k;
-      if (len + 1 == cap)
-        prompt = realloc(prompt, cap *= 2);
-    }
-    prompt[len] = 0;
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  double delta = (double)now.tv_sec + now.tv_nsec / 1e9 - t; /* > 0: in the past */
+  char d[64];
+  if (delta / 3600 / 24 / 365 < -20) {
+    snprintf(buf, size, "Forever");
+  } else if (delta < 0) {
+    human_duration(-delta, d, sizeof(d));
+    snprintf(buf, size, "%s from now", d);
+  } else {
+    human_duration(delta, d, sizeof(d));
+    snprintf(buf, size, "%s ago", d);
   }
-  int rc = 0;
-  if (prompt) {
-    struct gen_out g = {0};
-    json_t *req = json_pack("{s:s,s:s,s:b}", "model", model, "prompt", prompt, "stream", 1);
-    st = request("POST", "/api/generate", req, NULL, on_gen_line, &g, err, sizeof(err));
-    json_decref(req);
-    printf("\n");
-    if (st != 200) {
-      fprintf(stderr, "Error: %s\n", err);
-      rc = 1;
-    }
-    free(g.text);
-    free(prompt);
-    curl_global_cleanup();
-    return rc;
-  }
-  json_t *history = json_array();
-  for (;;) {
-    char *turn = read_turn();
-    if (!turn || !strcmp(turn, "/bye")) {
-      free(turn);
-      break;
-    }
-    if (!*turn) {
-      free(turn);
-      continue;
-    }
-    if (turn[0] == '/' && strncmp(turn, "/?", 2) == 0) {
-      printf("Available commands:\n  /bye  Exit\n  \"\"\"   Begin/end a multi-line message\n");
-      free(turn);
-      continue;
-    }
-    json_array_append_new(history, json_pack("{s:s,s:s}", "role", "user", "content", turn));
-    free(turn);
-    struct gen_out g = {0};
-    g.chat = true;
-    json_t *req = json_pack("{s:s,s:O,s:b}", "model", model, "messages", history, "stream", 1);
-    st = request("POST", "/api/chat", req, NULL, on_gen_line, &g, err, sizeof(err));
-    json_decref(req);
-    printf("\n\n");
-    if (st != 200) {
-      fprintf(stderr, "Error: %s\n", err);
-      json_array_remove(history, json_array_size(history) - 1);
-    } else {
-      json_array_append_new(history, json_pack("{s:s,s:s}", "role", "assistant", "content",
-                                               g.text ? g.text : ""));
-    }
-    free(g.text);
-  }
-  json_decref(history);
-  curl_global_cleanup();
-  return rc;
 }
 
 /* ---------------------------------------------------------------- show */
 
+void cll__cli_print_show_info(FILE *out, json_t *r) {
+  json_t *info = json_object_get(r, "model_info"), *d = json_object_get(r, "details");
+  const char *arch = json_string_value(json_object_get(info, "general.architecture"));
+  char k[128];
+  snprintf(k, sizeof(k), "%s.context_length", arch ? arch : "");
+  json_int_t ctx = json_integer_value(json_object_get(info, k));
+  snprintf(k, sizeof(k), "%s.embedding_length", arch ? arch : "");
+  json_int_t emb = json_integer_value(json_object_get(info, k));
+  const char *ps = json_string_value(json_object_get(d, "parameter_size"));
+  const char *ql = json_string_value(json_object_get(d, "quantization_level"));
+  fprintf(out, "  Model\n");
+  fprintf(out, "    %-20s %s\n", "architecture", arch ? arch : "");
+  fprintf(out, "    %-20s %s\n", "parameters", ps ? ps : "");
+  fprintf(out, "    %-20s %lld\n", "context length", (long long)ctx);
+  fprintf(out, "    %-20s %lld\n", "embedding length", (long long)emb);
+  fprintf(out, "    %-20s %s\n\n", "quantization", ql ? ql : "");
+  fprintf(out, "  Capabilities\n");
+  size_t i;
+  json_t *c;
+  json_array_foreach(json_object_get(r, "capabilities"), i, c)
+      fprintf(out, "    %s\n", json_string_value(c));
+  const char *params = json_string_value(json_object_get(r, "parameters"));
+  if (params && *params) {
+    fprintf(out, "\n  Parameters\n");
+    char *copy = strdup(params);
+    for (char *l = strtok(copy, "\n"); l; l = strtok(NULL, "\n"))
+      fprintf(out, "    %s\n", l);
+    free(copy);
+  }
+  const char *sys = json_string_value(json_object_get(r, "system"));
+  if (sys && *sys) {
+    fprintf(out, "\n  System\n");
+    char *copy = strdup(sys);
+    for (char *l = strtok(copy, "\n"); l; l = strtok(NULL, "\n"))
+      fprintf(out, "    %s\n", l);
+    free(copy);
+  }
+  const char *lic = json_string_value(json_object_get(r, "license"));
+  if (lic && *lic) {
+    fprintf(out, "\n  License\n");
+    char *copy = strdup(lic);
+    int n = 0;
+    for (char *l = strtok(copy, "\n"); l && n < 2; l = strtok(NULL, "\n"), n++)
+      fprintf(out, "    %s\n", l);
+    free(copy);
+  }
+  fprintf(out, "\n");
+}
+
+static const char show_usage[] =
+    "Usage: cllama show MODEL [flags]\n\nShow information for a model.\n\nFlags:\n"
+    "      --license      Show license of a model\n"
+    "      --modelfile    Show Modelfile of a model\n"
+    "      --parameters   Show parameters of a model\n"
+    "      --system       Show system message of a model\n"
+    "      --template     Show template of a model\n"
+    "  -v, --verbose      Show detailed model information\n"
+    "  -h, --help         help for show\n";
+
 int cll_cli_show(int argc, char **argv) {
   const char *model = NULL, *field = NULL;
+  bool verbose = false;
   for (int i = 1; i < argc; i++) {
+    if (is_help(argv[i]))
+      return usage_rc(true, show_usage);
     if (!strcmp(argv[i], "--modelfile"))
       field = "modelfile";
     else if (!strcmp(argv[i], "--parameters"))
@@ -303,21 +356,17 @@ int cll_cli_show(int argc, char **argv) {
       field = "system";
     else if (!strcmp(argv[i], "--license"))
       field = "license";
+    else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v"))
+      verbose = true;
     else if (argv[i][0] != '-' && !model)
       model = argv[i];
-    else {
-      fprintf(stderr, "Usage: cllama show MODEL [--modelfile|--parameters|--template|--system|"
-                      "--license]\n");
-      return 2;
-    }
+    else
+      return usage_rc(false, show_usage);
   }
-  if (!model) {
-    fprintf(stderr, "Usage: cllama show MODEL [--modelfile|--parameters|--template|--system|"
-                    "--license]\n");
-    return 2;
-  }
+  if (!model)
+    return usage_rc(false, show_usage);
   char err[1024];
-  json_t *req = json_pack("{s:s}", "model", model), *r = NULL;
+  json_t *req = json_pack("{s:s,s:b}", "model", model, "verbose", verbose), *r = NULL;
   curl_global_init(CURL_GLOBAL_DEFAULT);
   long st = request("POST", "/api/show", req, &r, NULL, NULL, err, sizeof(err));
   json_decref(req);
@@ -328,46 +377,29 @@ int cll_cli_show(int argc, char **argv) {
   }
   if (field) {
     const char *s = json_string_value(json_object_get(r, field));
-    printf("%s\n", s ? s : "");
+    /* The Modelfile ends with its own newline; the others do not. */
+    size_t n = s ? strlen(s) : 0;
+    printf("%s%s", s ? s : "", n && s[n - 1] == '\n' ? "" : "\n");
     json_decref(r);
     return 0;
   }
-  json_t *info = json_object_get(r, "model_info"), *d = json_object_get(r, "details");
-  const char *arch = json_string_value(json_object_get(info, "general.architecture"));
-  char k[128];
-  snprintf(k, sizeof(k), "%s.context_length", arch ? arch : "");
-  json_int_t ctx = json_integer_value(json_object_get(info, k));
-  snprintf(k, sizeof(k), "%s.embedding_length", arch ? arch : "");
-  json_int_t emb = json_integer_value(json_object_get(info, k));
-  printf("  Model\n");
-  printf("    %-20s %s\n", "architecture", arch ? arch : "");
-  printf("    %-20s %s\n", "parameters", json_string_value(json_object_get(d, "parameter_size")));
-  printf("    %-20s %lld\n", "context length", (long long)ctx);
-  printf("    %-20s %lld\n", "embedding length", (long long)emb);
-  printf("    %-20s %s\n\n", "quantization",
-         json_string_value(json_object_get(d, "quantization_level")));
-  printf("  Capabilities\n");
-  size_t i;
-  json_t *c;
-  json_array_foreach(json_object_get(r, "capabilities"), i, c) printf("    %s\n",
-                                                                      json_string_value(c));
-  const char *params = json_string_value(json_object_get(r, "parameters"));
-  if (params) {
-    printf("\n  Parameters\n");
-    char *copy = strdup(params);
-    for (char *l = strtok(copy, "\n"); l; l = strtok(NULL, "\n"))
-      printf("    %s\n", l);
-    free(copy);
+  cll__cli_print_show_info(stdout, r);
+  if (verbose) {
+    printf("  Metadata\n");
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(r, "model_info"), k, v) {
+      char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+      printf("    %-40s %s\n", k, t ? t : "");
+      free(t);
+    }
+    printf("\n");
   }
-  const char *sys = json_string_value(json_object_get(r, "system"));
-  if (sys)
-    printf("\n  System\n    %s\n", sys);
-  printf("\n");
   json_decref(r);
   return 0;
 }
 
-/* ---------------------------------------------------------------- ps */
+/* ---------------------------------------------------------------- ps, stop */
 
 static void human_size(double b, char *out, size_t n) {
   const char *u[] = {"B", "KB", "MB", "GB", "TB"};
@@ -378,6 +410,9 @@ static void human_size(double b, char *out, size_t n) {
 }
 
 int cll_cli_ps(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    return usage_rc(is_help(argv[i]), "Usage: cllama ps\n\nList running models (asks the "
+                                      "server at OLLAMA_HOST).\n");
   char err[1024];
   json_t *r = NULL;
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -392,25 +427,45 @@ int cll_cli_ps(int argc, char **argv) {
   size_t i;
   json_t *m;
   json_array_foreach(json_object_get(r, "models"), i, m) {
-    char size[32];
+    char size[32], until[64];
     human_size((double)json_integer_value(json_object_get(m, "size")), size, sizeof(size));
     const char *dg = json_string_value(json_object_get(m, "digest"));
+    cll__cli_human_time(json_string_value(json_object_get(m, "expires_at")), "Never", until,
+                        sizeof(until));
     printf("%-30s %-14.12s %-10s %-10s %-8lld %s\n",
            json_string_value(json_object_get(m, "name")), dg ? dg : "", size, "100% CPU",
-           (long long)json_integer_value(json_object_get(m, "context_length")),
-           json_string_value(json_object_get(m, "expires_at")));
+           (long long)json_integer_value(json_object_get(m, "context_length")), until);
   }
   json_decref(r);
+  return 0;
+}
+
+int cll_cli_stop(int argc, char **argv) {
+  static const char u[] = "Usage: cllama stop MODEL\n\nStop a running model (unload it now).\n";
+  if (argc != 2 || is_help(argv[1]) || argv[1][0] == '-')
+    return usage_rc(argc == 2 && is_help(argv[1]), u);
+  char err[1024];
+  json_t *req = json_pack("{s:s,s:i}", "model", argv[1], "keep_alive", 0);
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  long st = request("POST", "/api/generate", req, NULL, NULL, NULL, err, sizeof(err));
+  curl_global_cleanup();
+  json_decref(req);
+  if (st != 200) {
+    fprintf(stderr, "Error: %s\n", err);
+    return 1;
+  }
   return 0;
 }
 
 /* ---------------------------------------------------------------- rm, cp */
 
 int cll_cli_rm(int argc, char **argv) {
-  if (argc < 2) {
-    fprintf(stderr, "Usage: cllama rm MODEL [MODEL...]\n");
-    return 2;
-  }
+  static const char u[] = "Usage: cllama rm MODEL [MODEL...]\n\nRemove models.\n";
+  if (argc < 2)
+    return usage_rc(false, u);
+  for (int i = 1; i < argc; i++)
+    if (argv[i][0] == '-')
+      return usage_rc(is_help(argv[i]), u);
   int rc = 0;
   curl_global_init(CURL_GLOBAL_DEFAULT);
   for (int i = 1; i < argc; i++) {
@@ -430,6 +485,9 @@ int cll_cli_rm(int argc, char **argv) {
 }
 
 int cll_cli_cp(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (is_help(argv[i]))
+      return usage_rc(true, "Usage: cllama cp SOURCE DESTINATION\n\nCopy a model.\n");
   if (argc != 3) {
     fprintf(stderr, "Usage: cllama cp SOURCE DESTINATION\n");
     return 2;
@@ -458,7 +516,14 @@ static void on_create_line(void *ud, json_t *o) {
 
 int cll_cli_create(int argc, char **argv) {
   const char *name = NULL, *file = "Modelfile", *quant = NULL;
+  static const char u[] =
+      "Usage: cllama create NAME [-f Modelfile] [-q TYPE]\n\nCreate a model from a "
+      "Modelfile.\n\nFlags:\n  -f, --file string       Name of the Modelfile (default "
+      "\"Modelfile\")\n  -q, --quantize string   Quantize the model to this level (e.g. "
+      "q4_K_M)\n  -h, --help              help for create\n";
   for (int i = 1; i < argc; i++) {
+    if (is_help(argv[i]))
+      return usage_rc(true, u);
     if ((!strcmp(argv[i], "-f") || !strcmp(argv[i], "--file")) && i + 1 < argc)
       file = argv[++i];
     else if ((!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quantize")) && i + 1 < argc)

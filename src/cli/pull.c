@@ -5,6 +5,7 @@
  * otherwise each line is printed once, when it is final. */
 #include "cllama/cli.h"
 #include "cllama/config.h"
+#include "client.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -228,6 +229,10 @@ int cll_cli_pull(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
+  return cll__cli_pull_model(name, insecure) == 0 ? 0 : 1;
+}
+
+int cll__cli_pull_model(const char *name, bool insecure) {
   cll_config cfg;
   cll_err err = {0};
   if (cll_config_from_env(&cfg, &err) != 0) {

@@ -409,6 +409,8 @@ static bool admit_one(cll_sched *s, cll_seq *q) {
       continue;
     /* At least the last prompt token is evaluated, for its logits. */
     int32_t l = lcp(sl->tok, sl->n, q->prompt, q->n_prompt - 1);
+    if (l > 0 && s->be->kv_reusable)
+      l = s->be->kv_reusable(s->bctx, i, l);
     if (l > best_len) {
       best_len = l;
       best = i;
@@ -979,6 +981,8 @@ void cll_sched_info(const cll_sched *s, struct cll_sched_info *out) {
   for (int32_t i = 0; i < s->p.n_slots; i++)
     out->n_cached += s->slots[i].state == SLOT_CACHED;
   out->n_steps = s->n_steps;
+  out->kv_cells_used = s->cells_used;
+  out->kv_cells = s->p.n_cells;
   out->idle = s->active.n == 0 && s->waiting.n == 0 && !s->step_running;
 }
 

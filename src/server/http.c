@@ -124,6 +124,8 @@ struct cll_server {
   struct conn *pending;
   size_t total_queued; /* output queued on every connection together */
   void *data;
+  cll_request_observer_fn observer; /* metrics: each answered request */
+  void *observer_ud;
   void (*on_closed)(void *);
   void *closed_ud;
   llhttp_settings_t settings;
@@ -503,6 +505,9 @@ static int build_head(cll_request *r, cll_buf *h, int status, const char *ctype,
 
 static void log_request(cll_request *r) {
   cll_server *srv = r->conn->srv;
+  if (srv->observer)
+    srv->observer(srv->observer_ud, r->method, r->path ? r->path : "", r->status,
+                  now_ns() - r->t_start_ns);
   if (!srv->opts.log_requests)
     return;
   double ms = (double)(now_ns() - r->t_start_ns) / 1e6;
@@ -1366,6 +1371,10 @@ int cll_server_new(uv_loop_t *loop, const cll_server_opts *opts, cll_server **ou
 
 int cll_server_port(const cll_server *srv) { return srv->port; }
 void cll_server_set_data(cll_server *srv, void *data) { srv->data = data; }
+void cll_server_set_observer(cll_server *srv, cll_request_observer_fn fn, void *ud) {
+  srv->observer = fn;
+  srv->observer_ud = ud;
+}
 void *cll_server_data(const cll_server *srv) { return srv->data; }
 
 int cll_server_route(cll_server *srv, const char *method, const char *pattern,
