@@ -25,6 +25,8 @@ int cll_api_register_all(cll_api *api) {
     rc = cll_api_anthropic_register(api);
   if (rc == 0)
     rc = cll_api_metrics_register(api);
+  if (rc == 0)
+    rc = cll_api_tokenize_register(api);
   return rc;
 }
 
