@@ -122,7 +122,7 @@ deps:
 	@$(call apt_install,$(APT_PKGS)) || { echo "make deps: apt-get failed"; exit 1; }
 
 deps-optional:
-	@$(call apt_install,$(OPT_PKGS)) || echo "SKIP: make deps-optional: could not install$(OPT_PKGS); their checks will skip"
+	@$(call apt_install,$(OPT_PKGS)) || echo "SKIP: make deps-optional: could not install $(OPT_PKGS); their checks will skip"
 
 # The official JavaScript clients the API tests drive (npm registry).
 # Best effort: without npm the tests that need them say SKIP.
@@ -141,11 +141,10 @@ print-pkgs:
 bench-deps:
 	@$(MAKE) --no-print-directory deps APT_PKGS="$(BENCH_PKGS)"
 
-# Sub-make for the part after `deps` (see the top of this file).
-SUBMAKE := $(MAKE) --no-print-directory
 
 # ---------------------------------------------------------------- build
-$(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c
+# llhttp's flags live only here: its three objects follow this file.
+$(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -g $(SAN) -I$(LLHTTP_INC) -DLLHTTP_STRICT_MODE=1 -w -c $< -o $@
 
@@ -183,14 +182,14 @@ $(MKARCH): $(BUILD)/test/models/mkarch.o $(LIB)
 
 # ---------------------------------------------------------------- run
 serve: deps
-	@$(SUBMAKE) serve-run
+	@$(MAKE) --no-print-directory serve-run
 serve-run: $(BIN)
 	./$(BIN) serve
 
 # Every test binary runs; test/run.sh prints one summary line at the end.
 test: deps
-	@$(SUBMAKE) deps-optional
-	@$(SUBMAKE) test-run
+	@$(MAKE) --no-print-directory deps-optional
+	@$(MAKE) --no-print-directory test-run
 test-run: js-deps $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) $(MKARCH) test-neon
 	@CLLAMA_BIN=$(abspath $(BIN)) CLLAMA_BUILD=$(abspath $(BUILD)) \
 	  sh test/run.sh $(TEST_BIN) -- $(REPLAY_BIN)
@@ -224,7 +223,7 @@ tsan:
 	@$(MAKE) --no-print-directory MODE=tsan test
 
 bench: deps
-	@$(SUBMAKE) bench-run
+	@$(MAKE) --no-print-directory bench-run
 bench-run: $(BIN) $(BENCH_BIN)
 
 # Everything built, nothing run (CI builds the tree with clang this way).
@@ -245,8 +244,8 @@ fuzz: $(FUZZ_BIN)
 	done
 else
 fuzz: deps
-	@$(SUBMAKE) deps-optional
-	@$(SUBMAKE) MODE=fuzz fuzz
+	@$(MAKE) --no-print-directory deps-optional
+	@$(MAKE) --no-print-directory MODE=fuzz fuzz
 endif
 
 FORMAT_SRC = $$(find src include test bench -name '*.[ch]' ! -path '*/node_modules/*' | sort)

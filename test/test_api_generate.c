@@ -35,7 +35,6 @@ Test(api_generate, greedy_text_equals_reference) {
   cr_expect_gt(pev, 0);
   cr_expect_geq(total, ev + pev);
   cr_expect_gt(json_integer_value(json_object_get(v, "load_duration")), 0);
-  cr_expect_lt(total, 60LL * 1000000000LL);
   /* context = prompt tokens + the answer's tokens. */
   cr_expect_eq(json_array_size(json_object_get(v, "context")), 5 + 32);
   const char *created = jstr(v, "created_at");
@@ -63,15 +62,44 @@ Test(api_generate, stream_and_non_stream_give_the_same_text) {
   free(r.body);
 }
 
+/* The sampled answer (temperature 1) for a seed; seed < 0: no seed. */
+static char *sampled_text(int seed) {
+  char req[300], opt[32] = "";
+  if (seed >= 0)
+    snprintf(opt, sizeof(opt), "\"seed\":%d,", seed);
+  snprintf(req, sizeof(req),
+           "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"options\":"
+           "{%s\"temperature\":1.0,\"num_predict\":24}}",
+           opt);
+  json_t *v = post_json("/api/generate", req, 200);
+  char *s = strdup(jstr(v, "response"));
+  json_decref(v);
+  return s;
+}
+
+/* A seed fixes the sampled text; another seed, or none, gives another one
+ * (24 tokens at temperature 1: a different stream of draws changes the text
+ * all but surely; three tries each keep a coincidence from failing it). */
 Test(api_generate, same_seed_same_text) {
   NEED_SHARED();
-  const char *req = "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"options\":"
-                    "{\"temperature\":1.0,\"seed\":1234,\"num_predict\":24}}";
-  json_t *a = post_json("/api/generate", req, 200);
-  json_t *b = post_json("/api/generate", req, 200);
-  cr_expect_str_eq(jstr(a, "response"), jstr(b, "response"));
-  json_decref(a);
-  json_decref(b);
+  char *a = sampled_text(1234), *b = sampled_text(1234);
+  cr_expect_str_eq(a, b, "the same seed gave two texts");
+  int other_seed_differs = 0, no_seed_differs = 0;
+  char *prev = sampled_text(-1);
+  for (int i = 0; i < 3; i++) {
+    char *o = sampled_text(1235 + i);
+    other_seed_differs += strcmp(o, a) != 0;
+    free(o);
+    char *n = sampled_text(-1);
+    no_seed_differs += strcmp(n, prev) != 0;
+    free(prev);
+    prev = n;
+  }
+  free(prev);
+  cr_expect_gt(other_seed_differs, 0, "seeds 1235..1237 all gave seed 1234's text: \"%s\"", a);
+  cr_expect_gt(no_seed_differs, 0, "without a seed every answer was the same: a fixed seed is used");
+  free(a);
+  free(b);
 }
 
 Test(api_generate, stop_string_ends_the_answer) {
@@ -203,16 +231,12 @@ Test(api_generate, stalled_reader_does_not_stop_the_others) {
                    strlen(body), body);
   cr_assert_eq(write(fd, req, (size_t)n), n);
   usleep(200000);
-  /* The loop stays responsive while the engine works. */
+  /* The loop keeps answering while the engine works (how fast is a
+   * benchmark's question, not a test's). */
   for (int i = 0; i < 5; i++) {
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     struct resp r = http("GET", "/", NULL);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     cr_expect_eq(r.status, 200);
     free(r.body);
-    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-    cr_expect_lt(ms, 500.0, "GET / took %.1f ms while generating", ms);
     r = http("GET", "/api/tags", NULL);
     cr_expect_eq(r.status, 200);
     free(r.body);
@@ -398,6 +422,35 @@ static void setup_queue(void) {
 }
 
 TestSuite(api_queue, .init = setup_queue, .fini = teardown, .timeout = 120);
+
+/* One sequence slot (OLLAMA_NUM_PARALLEL=1): a generation of ten million
+ * tokens (most of an hour) whose client goes away must give its sequence
+ * back, or the next request never runs. (The test above cannot tell: its
+ * abandoned sequence would end by itself within the wait.) */
+Test(api_queue, disconnect_mid_stream_frees_the_sequence) {
+  NEED_SHARED();
+  struct resp r = {0};
+  r.abort_after = 300; /* a few chunks, then the client goes away */
+  CURL *c = mk_easy("POST", "/api/generate",
+                    "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"stream\":true,"
+                    "\"options\":{\"num_predict\":10000000}}",
+                    &r);
+  CURLcode rc = curl_easy_perform(c);
+  curl_easy_cleanup(c);
+  cr_expect_eq(rc, CURLE_WRITE_ERROR);
+  free(r.body);
+  memset(&r, 0, sizeof(r));
+  c = mk_easy("POST", "/api/generate",
+              "{\"model\":\"stories\",\"prompt\":\"Once\",\"options\":{\"num_predict\":4}}", &r);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+  rc = curl_easy_perform(c);
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(c);
+  cr_expect_eq(rc, CURLE_OK, "the next request did not finish: the left sequence kept the slot");
+  cr_expect_eq(status, 200, "next request: %ld %s", status, r.body ? r.body : "");
+  free(r.body);
+}
 
 Test(api_queue, full_queue_answers_503) {
   NEED_SHARED();

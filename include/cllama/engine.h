@@ -107,5 +107,14 @@ int cll_kv_seq_copy(cll_ctx *c, int32_t src, int32_t dst, int32_t n);
 void cll_kv_seq_shift(cll_ctx *c, int32_t seq, int32_t p0, int32_t n_discard);
 /* Free KV cells in the pool. */
 int64_t cll_kv_free_cells(const cll_ctx *c);
+/* The longest prefix (<= n) of seq that a continuation may keep: all of
+ * it, except when sliding-window layers keep only a ring of recent
+ * positions and the window before n is no longer in it (then 0). */
+int32_t cll_kv_seq_reusable(const cll_ctx *c, int32_t seq, int32_t n);
+/* Bytes of K and V storage of the context (all layers, all cells). */
+size_t cll_ctx_kv_bytes(const cll_ctx *c);
+/* Rows of each sequence's ring in sliding-window layers (window plus one
+ * batch), or 0 when every layer keeps n_ctx cells. */
+int64_t cll_ctx_kv_ring(const cll_ctx *c);
 
 #endif

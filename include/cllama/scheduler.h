@@ -116,6 +116,9 @@ struct cll_sched_backend {
   void (*kv_trim)(void *ctx, int32_t seq, int32_t p0);
   int (*kv_copy)(void *ctx, int32_t src, int32_t dst, int32_t n);
   void (*kv_shift)(void *ctx, int32_t seq, int32_t p0, int32_t n_discard);
+  /* The longest prefix (<= n) of seq's KV a new prompt may reuse (NULL: n).
+   * Sliding-window rings may hold too little of an old prefix. */
+  int32_t (*kv_reusable)(void *ctx, int32_t seq, int32_t n);
 };
 /* The backend over a cll_ctx (pass the cll_ctx as backend_ctx). */
 const struct cll_sched_backend *cll_sched_backend_engine(void);

@@ -37,8 +37,21 @@ struct cll__tscratch {
   float *scores;      /* (QCHUNK, n_ctx) attention scores / probabilities */
   float *og;          /* (QCHUNK, head_dim) attention output rows */
   int32_t *runs;      /* (n_ctx + 1) first position of each run of consecutive cells */
+  int32_t *cellv;     /* (n_ctx) row of each position in a ring layer */
   uint8_t *vg;        /* (head_dim, n_ctx) values (transposed) gathered when the
                          sequence's cells are not one run */
+};
+
+/* Where one layer's keys and values live. Full layers: rows are the pool's
+ * cells (n_ctx). Sliding-window layers, when the context is longer than
+ * their windows need: each sequence has a ring of `ring` rows, position p
+ * in row seq * ring + p % ring, so those layers cost n_seq_max * ring rows
+ * instead of n_ctx (kv.c). */
+struct cll__kvlayer {
+  uint8_t *k;    /* (rows, kv_dim) */
+  uint8_t *v;    /* (kv_dim, rows): transposed */
+  int64_t rows;
+  bool ring;
 };
 
 /* A run of one sequence's batch tokens attended together (<= QCHUNK). */
@@ -66,7 +79,14 @@ struct cll_ctx {
   int32_t *seq_len;             /* (n_seq_max) positions held */
   uint32_t kv_type;             /* CLL_TYPE_F16 or CLL_TYPE_F32 */
   size_t kv_row_bytes;          /* bytes of one cell's row in one layer (kv_dim elements) */
-  uint8_t *k_cache;             /* (n_layer, n_ctx, kv_dim) of kv_type */
+  struct cll__kvlayer *kvl;     /* (n_layer) each layer's storage (in k_cache/v_cache or
+                                   k_ring/v_ring) */
+  int64_t ring;                 /* rows of a sequence's ring (0: no ring layers) */
+  int32_t *ring_lo;             /* (n_seq_max) lowest position the rings still hold */
+  uint8_t *k_ring, *v_ring;     /* the ring layers' storage */
+  uint8_t *ring_tmp;            /* (2, ring, kv_dim) of kv_type: scratch of a shift */
+  size_t kv_bytes;              /* K and V storage in all */
+  uint8_t *k_cache;             /* (full layers, n_ctx, kv_dim) of kv_type */
   uint8_t *v_cache;             /* (n_layer, kv_dim, n_ctx) of kv_type: transposed, so that
                                    one dimension of V over a run of cells is a contiguous row
                                    (the weights of the P.V product) */

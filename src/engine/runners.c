@@ -356,11 +356,8 @@ static void on_load_work(uv_work_t *w) {
   cp.n_threads = rs->p.n_threads;
   cp.embeddings = true;
   r->load_status = cll_ctx_new(r->model, &cp, &r->ctx, &r->load_err);
-  if (r->load_status == 0) {
-    uint64_t kv = (uint64_t)cp.n_ctx * (uint64_t)mi->n_layer * 2u * (uint64_t)mi->n_head_kv *
-                  (uint64_t)mi->head_dim * (cp.kv_type == CLL_KV_F32 ? 4u : 2u);
-    r->size_bytes = mi->weight_bytes + kv;
-  }
+  if (r->load_status == 0) /* weights and K/V as allocated (sliding-window rings included) */
+    r->size_bytes = mi->weight_bytes + cll_ctx_kv_bytes(r->ctx);
 }
 
 static void fail_waiters(cll_runners *rs, const char *path, int status, const cll_err *err) {
@@ -409,8 +406,9 @@ static void on_load_done(uv_work_t *w, int status) {
   r->state = R_READY;
   r->expires_at_ns = wall_ns() + (r->keep_alive_ns < 0 ? 0 : r->keep_alive_ns);
   fprintf(stderr, "level=INFO source=runners msg=\"model loaded\" model=%s n_ctx=%lld "
-                  "parallel=%d\n",
-          r->name, (long long)r->n_ctx, r->n_parallel);
+                  "parallel=%d kv_bytes=%zu swa_ring=%lld\n",
+          r->name, (long long)r->n_ctx, r->n_parallel, cll_ctx_kv_bytes(r->ctx),
+          (long long)cll_ctx_kv_ring(r->ctx));
   process_queue(rs);
 }
 

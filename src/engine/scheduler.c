@@ -409,6 +409,8 @@ static bool admit_one(cll_sched *s, cll_seq *q) {
       continue;
     /* At least the last prompt token is evaluated, for its logits. */
     int32_t l = lcp(sl->tok, sl->n, q->prompt, q->n_prompt - 1);
+    if (l > 0 && s->be->kv_reusable)
+      l = s->be->kv_reusable(s->bctx, i, l);
     if (l > best_len) {
       best_len = l;
       best = i;
