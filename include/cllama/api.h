@@ -47,6 +47,7 @@ void cll_api_close_all(cll_api *api);
 void cll_api_pull_close(cll_api *api);
 int cll_api_generate_register(cll_api *api); /* /api/generate, /api/chat */
 int cll_api_embed_register(cll_api *api);    /* /api/embed, /api/embeddings */
+int cll_api_rerank_register(cll_api *api);   /* /api/rerank, /v1/rerank */
 int cll_api_ps_register(cll_api *api);       /* /api/ps */
 int cll_api_show_register(cll_api *api);     /* /api/show */
 int cll_api_create_register(cll_api *api);   /* /api/create, /api/blobs/:digest */

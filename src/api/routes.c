@@ -16,6 +16,8 @@ int cll_api_register_all(cll_api *api) {
   if (rc == 0)
     rc = cll_api_embed_register(api);
   if (rc == 0)
+    rc = cll_api_rerank_register(api);
+  if (rc == 0)
     rc = cll_api_show_register(api);
   if (rc == 0)
     rc = cll_api_create_register(api);

@@ -44,6 +44,8 @@ void cll__mtext_free(void *aux) {
   free(t);
 }
 
+const cll_tokenizer *cll__mtext_tok(const cll__mtext *t) { return t->tok; }
+
 int cll__mtext_grammar_vocab(const cll__mtext *ct, const cll_grammar_vocab **out) {
   cll__mtext *t = (cll__mtext *)ct; /* the lazily built index is the only mutable part */
   int rc = 0;

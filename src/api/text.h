@@ -9,6 +9,7 @@
 
 #include "cllama/common.h"
 #include "cllama/engine.h"
+#include "cllama/tokenizer.h"
 #include "cllama/grammar.h"
 #include "cllama/tokenizer.h"
 
@@ -21,6 +22,9 @@ typedef struct cll__mtext cll__mtext;
 /* The runners' on_load hook: builds the tokenizer of m into *aux. */
 int cll__mtext_load(void *ud, cll_model *m, void **aux, cll_err *err);
 void cll__mtext_free(void *aux);
+
+/* The model's tokenizer (borrowed, immutable: any thread). */
+const cll_tokenizer *cll__mtext_tok(const cll__mtext *t);
 
 /* The vocabulary's index for constrained decoding (include/cllama/grammar.h),
  * built on first use (work items only: building a 128k vocabulary takes tens
