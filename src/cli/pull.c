@@ -258,6 +258,10 @@ int cll__cli_pull_model(const char *name, bool insecure) {
   CURL *c = curl_easy_init();
   struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
   h = curl_slist_append(h, "Accept: application/x-ndjson");
+  char auth[600];
+  const char *key = getenv("OLLAMA_API_KEY"); /* a server with CLLAMA_API_KEYS wants it */
+  if (key && *key && snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key) < (int)sizeof(auth))
+    h = curl_slist_append(h, auth);
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
