@@ -62,6 +62,11 @@ struct cll__writer {
 struct cll__sink {
   const struct cll__writer *w;
   void *state;
+  /* Optional: the request stops once its prompt is built (rendered and
+   * tokenized exactly as it would run: g->prompt, g->n_prompt,
+   * g->prompt_truncated); on_prompt answers g->req (loop thread) and g is
+   * freed after it returns. Nothing is generated. (/api/tokenize's count) */
+  void (*on_prompt)(cll__gen *g, void *state);
 };
 void cll__gen_sink_attach(cll_request *req, struct cll__sink *sink);
 
@@ -85,6 +90,7 @@ struct cll__gen {
   size_t n_images;   /* images of the request (for _debug_info) */
   const struct cll__writer *w; /* where events go (never NULL) */
   void *wstate;
+  void (*on_prompt)(cll__gen *g, void *state); /* the sink's, or NULL */
   cll__tmpl *tmpl;   /* the model's (or request's) template, a reference */
   struct cll__outp_cfg outcfg; /* how output splits (tags point into tmpl) */
   json_t *tools;     /* the request's tools (borrowed from body) */
