@@ -3,6 +3,8 @@
  * shared stories260K model. */
 #include "api_harness.h"
 
+#include <math.h>
+
 static void setup(void) {
   if (!have_shared())
     return;
@@ -686,4 +688,105 @@ Test(api_think, images_are_checked_never_ignored) {
                400, "\"thinker\" does not support images");
   expect_error("/api/generate", "{\"model\":\"thinker\",\"prompt\":\"hi\",\"images\":[\"aGVsbG8=\"]}",
                400, "\"thinker\" does not support images");
+}
+
+/* ---------------------------------------------------------------- logprobs */
+
+TestSuite(api_logprobs, .init = setup, .fini = teardown, .timeout = 120);
+
+/* log-softmax of the reference logits for "Once upon a time" (a float64
+ * forward pass; ours differs by float32 rounding), best
+ * first: lp[0..5). */
+static void ref_top5(double lp[5]) {
+  char path[600];
+  snprintf(path, sizeof(path), "%s/ref/stories260K-f32/p1.numpy_f64.logits.f32", shared_dir());
+  FILE *f = fopen(path, "rb");
+  cr_assert(f, "missing %s", path);
+  float x[512];
+  cr_assert_eq(fread(x, 4, 512, f), 512);
+  fclose(f);
+  double mx = -1e30, sum = 0;
+  for (int i = 0; i < 512; i++)
+    mx = x[i] > mx ? x[i] : mx;
+  for (int i = 0; i < 512; i++)
+    sum += exp(x[i] - mx);
+  double lse = mx + log(sum);
+  bool used[512] = {false};
+  for (int k = 0; k < 5; k++) {
+    int best = -1;
+    for (int i = 0; i < 512; i++)
+      if (!used[i] && (best < 0 || x[i] > x[best]))
+        best = i;
+    used[best] = true;
+    lp[k] = x[best] - lse;
+  }
+}
+
+/* One entry {token, logprob, bytes, top_logprobs[5]} against the reference. */
+static void check_entry(json_t *e, const double want[5]) {
+  cr_assert(json_is_object(e));
+  double lp = json_number_value(json_object_get(e, "logprob"));
+  cr_expect(fabs(lp - want[0]) < 5e-3, "sampled token: %f, want %f", lp, want[0]);
+  cr_expect(json_is_array(json_object_get(e, "bytes")));
+  json_t *top = json_object_get(e, "top_logprobs");
+  cr_assert_eq(json_array_size(top), 5);
+  for (size_t k = 0; k < 5; k++) {
+    double t = json_number_value(json_object_get(json_array_get(top, k), "logprob"));
+    cr_expect(fabs(t - want[k]) < 5e-3, "top %zu: %f, want %f", k, t, want[k]);
+  }
+  cr_expect_str_eq(jstr(e, "token"), jstr(json_array_get(top, 0), "token"),
+                   "greedy picks the most likely token");
+}
+
+Test(api_logprobs, equal_log_softmax_of_the_logits_in_every_api) {
+  NEED_SHARED();
+  double want[5];
+  ref_top5(want);
+  json_t *v = post_json("/api/generate",
+                        "{\"model\":\"stories\",\"raw\":true,\"prompt\":\"Once upon a time\","
+                        "\"stream\":false,\"logprobs\":true,\"top_logprobs\":5,\"options\":"
+                        "{\"temperature\":0,\"num_predict\":3}}",
+                        200);
+  json_t *lps = json_object_get(v, "logprobs");
+  cr_assert_eq(json_array_size(lps), 3);
+  check_entry(json_array_get(lps, 0), want);
+  json_decref(v);
+  /* Streamed: each chunk carries the entries of its tokens. */
+  struct resp r = http("POST", "/api/generate",
+                       "{\"model\":\"stories\",\"raw\":true,\"prompt\":\"Once upon a time\","
+                       "\"stream\":true,\"logprobs\":true,\"top_logprobs\":5,\"options\":"
+                       "{\"temperature\":0,\"num_predict\":3}}");
+  cr_assert_eq(r.status, 200);
+  int n = 0;
+  for (char *line = strtok(r.body, "\n"); line; line = strtok(NULL, "\n")) {
+    json_t *c = jparse(line);
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(c, "logprobs"), i, e) {
+      if (n++ == 0)
+        check_entry(e, want);
+    }
+    json_decref(c);
+  }
+  cr_expect_eq(n, 3);
+  free(r.body);
+  /* OpenAI chat: choices[0].logprobs.content. */
+  v = post_json("/v1/chat/completions",
+                "{\"model\":\"stories\",\"temperature\":0,\"max_tokens\":2,\"logprobs\":true,"
+                "\"top_logprobs\":5,\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a "
+                "time\"}]}",
+                200);
+  json_t *content =
+      json_object_get(json_object_get(json_array_get(json_object_get(v, "choices"), 0), "logprobs"),
+                      "content");
+  cr_assert_eq(json_array_size(content), 2);
+  check_entry(json_array_get(content, 0), want);
+  json_decref(v);
+  /* Without logprobs: no field. */
+  v = post_json("/api/generate",
+                "{\"model\":\"stories\",\"raw\":true,\"prompt\":\"Once upon a time\","
+                "\"stream\":false,\"options\":{\"temperature\":0,\"num_predict\":2}}",
+                200);
+  cr_expect(json_object_get(v, "logprobs") == NULL);
+  json_decref(v);
 }

@@ -45,7 +45,11 @@ struct cll_model_info {
   uint32_t file_type;     /* general.file_type, for /api/show quantization_level */
   uint64_t n_params;      /* sum of tensor elements */
   uint64_t weight_bytes;  /* bytes of tensor data */
-  int pooling;            /* embeddings: 0 none/mean, 1 mean, 2 cls, 3 last (GGUF pooling_type) */
+  int pooling;            /* embeddings: 0 none/mean, 1 mean, 2 cls, 3 last, 4 rank
+                             (GGUF pooling_type) */
+  bool encoder;           /* bidirectional encoder (bert family): embeddings only, no
+                             KV cache; a batch holds whole sequences */
+  int64_t n_cls_out;      /* rank pooling: scores per input (classifier outputs) */
 };
 
 /* Loads path (mmap, checks every tensor's type and shape against the

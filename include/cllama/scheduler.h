@@ -130,6 +130,9 @@ struct cll_sched_params {
   int32_t n_ctx;        /* default and largest per-sequence context */
   int64_t n_cells;      /* KV cells in the pool (n_parallel * n_ctx is always safe) */
   int32_t n_batch;      /* token budget of one step (<= ctx n_batch_max) */
+  bool whole_prompts;   /* a prompt goes into one step whole, never in chunks
+                           (encoders: bidirectional attention, no KV cache);
+                           n_batch must hold the longest prompt */
   int32_t n_batch_decoding; /* budget of prompt tokens in a step that also carries
                                decoding sequences: keeps their token gaps even
                                while new prompts are read (0 = n_batch) */

@@ -277,6 +277,15 @@ static bool check_caps(cll__gen *g, const char *model, const char *tmpl_override
     cll__gen_fail(g, 400, "top_logprobs must be between 0 and 20");
     return false;
   }
+  json_t *lp = json_object_get(g->body, "logprobs");
+  if ((lp && !json_is_null(lp) && !json_is_boolean(lp)) ||
+      (top && !json_is_null(top) && !json_is_integer(top))) {
+    cll__gen_fail(g, 400, "json: cannot unmarshal logprobs: logprobs must be a bool and "
+                          "top_logprobs an integer");
+    return false;
+  }
+  g->logprobs = json_is_true(lp);
+  g->top_logprobs = g->logprobs && json_is_integer(top) ? (int)json_integer_value(top) : 0;
   /* The format applies to the answer, after the thoughts (if any). */
   struct cll_grammar_opts gopt;
   cll_grammar_opts_defaults(&gopt);

@@ -62,8 +62,11 @@ struct cll__attn_unit {
   int32_t n_pos;      /* positions attended by the last token (its position + 1) */
 };
 
+struct cll__enc_ctx; /* encoder.c */
+
 struct cll_ctx {
   cll_model *m;                 /* one reference held */
+  struct cll__enc_ctx *enc;     /* encoder models: their own buffers, no KV (encoder.c) */
   struct cll_ctx_params p;
   const cll_kernels *K;
   cll__team *team;
@@ -137,6 +140,13 @@ struct cll_ctx {
   atomic_int *op_claim;         /* (n_ops) chunks claimed */
   atomic_int *op_done;          /* (n_ops) chunks finished */
 };
+
+/* encoder.c: the context and pass of encoder models (m->enc != NULL);
+ * cll_ctx_new, cll_forward, cll_ctx_hidden and cll_ctx_free hand over. */
+int cll__enc_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll_err *err);
+void cll__enc_ctx_free(cll_ctx *c);
+int cll__encode(cll_ctx *c, const struct cll_batch *b, cll_err *err);
+const float *cll__enc_hidden(const cll_ctx *c, int32_t k);
 
 /* kv.c */
 int cll__kv_init(cll_ctx *c);

@@ -1058,6 +1058,8 @@ static int unit_cmp(const void *pa, const void *pb) {
 }
 
 int cll_forward(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
+  if (c->enc != NULL)
+    return cll__encode(c, b, err);
   const struct cll_model_info *I = &c->m->info;
   if (b == NULL || b->n_tokens <= 0 || b->n_tokens > c->p.n_batch_max || b->tokens == NULL ||
       b->pos == NULL || b->seq == NULL)
@@ -1121,12 +1123,16 @@ int cll_forward(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
 }
 
 const float *cll_ctx_logits(const cll_ctx *c, int32_t k) {
+  if (c->enc != NULL)
+    return NULL; /* encoders have no logits */
   if (k < 0 || k >= c->n_out)
     return NULL;
   return c->logits + (size_t)k * (size_t)c->m->info.n_vocab;
 }
 
 const float *cll_ctx_hidden(const cll_ctx *c, int32_t k) {
+  if (c->enc != NULL)
+    return cll__enc_hidden(c, k);
   if (!c->p.embeddings || k < 0 || k >= c->n_out)
     return NULL;
   return c->xn + (size_t)k * (size_t)c->m->info.n_embd;
@@ -1185,6 +1191,8 @@ static size_t max_xq(const cll_model *m, int64_t n_tok) {
 
 int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll_err *err) {
   *out = NULL;
+  if (m->enc != NULL)
+    return cll__enc_ctx_new(m, p, out, err);
   const struct cll_model_info *I = &m->info;
   if (p->n_ctx < 1 || p->n_ctx > (1 << 24) || p->n_seq_max < 1 || p->n_seq_max > CLL__MAX_SEQ ||
       p->n_batch_max < 1 || p->n_batch_max > (1 << 16) ||
@@ -1312,6 +1320,10 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
 void cll_ctx_free(cll_ctx *c) {
   if (c == NULL)
     return;
+  if (c->enc != NULL) {
+    cll__enc_ctx_free(c);
+    return;
+  }
   cll__team_free(c->team);
   cll__kv_free(c);
   if (c->ts != NULL)

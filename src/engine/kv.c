@@ -222,13 +222,13 @@ int cll__kv_place(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
 }
 
 int32_t cll_kv_seq_len(const cll_ctx *c, int32_t seq) {
-  if (seq < 0 || seq >= c->p.n_seq_max)
+  if (c->enc != NULL || seq < 0 || seq >= c->p.n_seq_max)
     return 0;
   return c->seq_len[seq];
 }
 
 void cll_kv_seq_trim(cll_ctx *c, int32_t seq, int32_t p0) {
-  if (seq < 0 || seq >= c->p.n_seq_max)
+  if (c->enc != NULL || seq < 0 || seq >= c->p.n_seq_max)
     return;
   if (p0 < 0)
     p0 = 0;
@@ -242,7 +242,7 @@ void cll_kv_seq_trim(cll_ctx *c, int32_t seq, int32_t p0) {
 }
 
 int32_t cll_kv_seq_reusable(const cll_ctx *c, int32_t seq, int32_t n) {
-  if (seq < 0 || seq >= c->p.n_seq_max || n <= 0)
+  if (c->enc != NULL || seq < 0 || seq >= c->p.n_seq_max || n <= 0)
     return 0;
   if (n > c->seq_len[seq])
     n = c->seq_len[seq];
@@ -273,6 +273,8 @@ static void ring_copy(cll_ctx *c, size_t from, size_t to) {
 }
 
 int cll_kv_seq_copy(cll_ctx *c, int32_t src, int32_t dst, int32_t n) {
+  if (c->enc != NULL) /* encoders keep no KV: nothing to share */
+    return n == 0 ? 0 : CLL_EINVAL;
   if (src < 0 || src >= c->p.n_seq_max || dst < 0 || dst >= c->p.n_seq_max || n < 0 ||
       n > c->seq_len[src])
     return CLL_EINVAL;
@@ -381,7 +383,7 @@ static void ring_shift(cll_ctx *c, int32_t seq, int32_t p0, int32_t nd, int32_t 
 }
 
 void cll_kv_seq_shift(cll_ctx *c, int32_t seq, int32_t p0, int32_t n_discard) {
-  if (seq < 0 || seq >= c->p.n_seq_max || n_discard <= 0)
+  if (c->enc != NULL || seq < 0 || seq >= c->p.n_seq_max || n_discard <= 0)
     return;
   int32_t len = c->seq_len[seq];
   if (p0 < 0)
@@ -422,5 +424,7 @@ void cll_kv_seq_shift(cll_ctx *c, int32_t seq, int32_t p0, int32_t n_discard) {
 }
 
 int64_t cll_kv_free_cells(const cll_ctx *c) {
+  if (c->enc != NULL)
+    return c->p.n_ctx; /* encoders keep no KV */
   return c->n_free;
 }

@@ -547,8 +547,11 @@ static int32_t plan(cll_sched *s) {
     if (q->state != SQ_PREFILL)
       continue;
     int32_t chunk = q->n_prompt - q->n_done;
-    if (chunk > budget)
+    if (chunk > budget) {
+      if (s->p.whole_prompts)
+        break; /* the next step takes it whole (admission order is kept) */
       chunk = budget;
+    }
     if (!make_room(s, chunk))
       break;
     if (q->t_prompt0 == 0)
