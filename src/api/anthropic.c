@@ -599,6 +599,18 @@ static void on_messages(cll_request *req, void *ud) {
   if ((v = json_object_get(b, "stop_sequences")) && json_array_size(v))
     json_object_set(opts, "stop", v);
   json_object_set_new(native, "options", opts);
+  /* Structured outputs: output_format {"type":"json_schema","schema":{...}}
+   * is the native format (enforced by the grammar). */
+  json_t *of = json_object_get(b, "output_format");
+  if (of && !json_is_null(of)) {
+    const char *oft = json_string_value(json_object_get(of, "type"));
+    json_t *ofs = json_object_get(of, "schema");
+    if (!oft || strcmp(oft, "json_schema") != 0 || !json_is_object(ofs)) {
+      anth_error(req, 400, "output_format: type must be \"json_schema\" with a schema object");
+      goto done;
+    }
+    json_object_set(native, "format", ofs);
+  }
   /* Tools: name, description, input_schema -> native function tools. */
   json_t *tools = json_object_get(b, "tools");
   if (json_array_size(tools)) {
