@@ -56,6 +56,16 @@ typedef struct cll_server_opts {
   bool host_check;
   /* Each request is logged on stderr ("GET /api/tags 200 0.3ms") when true. */
   bool log_requests;
+  /* Access control (off when n_api_keys is 0): every request but "/" and
+   * "/api/version" (and CORS preflights) must carry "Authorization: Bearer
+   * <key>" with one of these keys (compared in constant time), else 401
+   * {"error":"unauthorized"}. Copied by cll_server_new(). */
+  const char *const *api_keys;
+  size_t n_api_keys;
+  /* TLS (off when NULL): PEM certificate chain and private key files; the
+   * server then speaks HTTPS only (plain HTTP on the port is refused). */
+  const char *tls_cert_file;
+  const char *tls_key_file;
 } cll_server_opts;
 
 void cll_server_opts_defaults(cll_server_opts *opts);

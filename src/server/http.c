@@ -24,6 +24,8 @@
 
 #include <assert.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +107,8 @@ struct conn {
   int dispatching;                /* inside process_input */
   int busy;                       /* inside a callback that may free it: defer the free */
   int eof_probe;                  /* FIN seen mid-request: watching for the peer's reset */
+  SSL *ssl;                       /* TLS: memory BIOs between the socket and the parser */
+  int tls_seen;                   /* the first bytes were looked at */
 };
 
 struct cll_server {
@@ -119,6 +123,9 @@ struct cll_server {
   int port;
   struct cll__route *routes;
   struct cll__cors cors;
+  SSL_CTX *tls;        /* HTTPS only when set */
+  char **api_keys;     /* copies of opts.api_keys */
+  size_t n_api_keys;
   struct conn *conns;
   size_t n_conns;      /* conn structs alive */
   struct conn *pending;
@@ -422,6 +429,28 @@ static void on_write(uv_write_t *w, int status) {
 }
 
 /* Queues len bytes from up to three pieces as one uv_write. */
+static int conn_send(struct conn *c, const void *a, size_t na, const void *b, size_t nb,
+                     const void *d, size_t nd);
+
+/* Sends what TLS has to send (records, alerts) from the write BIO. */
+static int tls_flush(struct conn *c) {
+  BIO *wbio = SSL_get_wbio(c->ssl);
+  size_t pend;
+  while ((pend = BIO_ctrl_pending(wbio)) > 0) {
+    char *tmp = malloc(pend);
+    if (tmp == NULL)
+      return CLL_ENOMEM;
+    int n = BIO_read(wbio, tmp, (int)pend);
+    int rc = n > 0 ? conn_send(c, tmp, (size_t)n, NULL, 0, NULL, 0) : 0;
+    free(tmp);
+    if (rc != 0)
+      return rc;
+    if (n <= 0)
+      break;
+  }
+  return 0;
+}
+
 static int conn_write3(struct conn *c, const void *a, size_t na, const void *b, size_t nb,
                        const void *d, size_t nd) {
   if (c->flags & (CONN_CLOSING | CONN_CLOSED))
@@ -436,6 +465,29 @@ static int conn_write3(struct conn *c, const void *a, size_t na, const void *b, 
     conn_close(c);
     return CLL_ECANCELED;
   }
+  if (c->ssl == NULL)
+    return conn_send(c, a, na, b, nb, d, nd);
+  const void *piece[3] = {a, b, d};
+  size_t plen[3] = {na, nb, nd};
+  for (int i = 0; i < 3; i++)
+    if (plen[i] > 0 && SSL_write(c->ssl, piece[i], (int)plen[i]) != (int)plen[i]) {
+      ERR_clear_error();
+      if (c->req)
+        req_cancel(c->req, CLL_CANCEL_CLIENT_GONE);
+      conn_close(c);
+      return CLL_ECANCELED;
+    }
+  return tls_flush(c);
+}
+
+/* Queues bytes for the socket as one uv_write. */
+static int conn_send(struct conn *c, const void *a, size_t na, const void *b, size_t nb,
+                     const void *d, size_t nd) {
+  if (c->flags & (CONN_CLOSING | CONN_CLOSED))
+    return CLL_ECANCELED;
+  size_t len = na + nb + nd;
+  if (len == 0)
+    return 0;
   struct wreq *wr = malloc(sizeof(*wr) + len);
   if (wr == NULL)
     return CLL_ENOMEM;
@@ -724,6 +776,8 @@ static void conn_unref_maybe_free(struct conn *c) {
     c->next->prev = c->prev;
   srv->n_conns--;
   cll_buf_free(&c->in);
+  if (c->ssl)
+    SSL_free(c->ssl);
   free(c);
   server_maybe_free(srv);
 }
@@ -956,6 +1010,35 @@ static int on_message_complete(llhttp_t *p) {
   return HPE_PAUSED;
 }
 
+/* Constant-time equality of a and b (lengths may differ: the time depends
+ * only on the length of b, the configured key). */
+static int key_equal(const char *a, size_t na, const char *b) {
+  size_t nb = strlen(b);
+  unsigned char diff = (unsigned char)(na != nb);
+  for (size_t i = 0; i < nb; i++)
+    diff |= (unsigned char)(b[i] ^ (i < na ? a[i] : 0));
+  return diff == 0;
+}
+
+/* The bearer-token check: "/" and "/api/version" stay open. */
+static int authorized(const cll_server *srv, const cll_request *r) {
+  if (strcmp(r->path, "/") == 0 || strcmp(r->path, "/api/version") == 0)
+    return 1;
+  const char *h = cll_request_header(r, "Authorization");
+  if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+    return 0;
+  const char *tok = h + 7;
+  while (*tok == ' ')
+    tok++;
+  size_t n = strlen(tok);
+  while (n > 0 && (tok[n - 1] == ' ' || tok[n - 1] == '\t'))
+    n--;
+  int ok = 0;
+  for (size_t i = 0; i < srv->n_api_keys; i++) /* every key, whatever matched */
+    ok |= key_equal(tok, n, srv->api_keys[i]);
+  return ok;
+}
+
 /* Splits the url into path and query and finds the route. */
 static void dispatch(struct conn *c) {
   cll_request *r = c->req;
@@ -1017,6 +1100,13 @@ static void dispatch(struct conn *c) {
   }
   if (h == 2 && strcmp(r->method, "OPTIONS") == 0) {
     respond_plain(r, 204, NULL);
+    return;
+  }
+
+  if (srv->n_api_keys > 0 && !authorized(srv, r)) {
+    cll_response_header(r, "WWW-Authenticate", "Bearer");
+    static const char e[] = "{\"error\":\"unauthorized\"}";
+    cll_respond(r, 401, "application/json; charset=utf-8", e, sizeof(e) - 1);
     return;
   }
 
@@ -1166,10 +1256,81 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init(c->srv->readbuf, sizeof(c->srv->readbuf));
 }
 
+/* Ends a connection after what is queued is written (an alert, an error
+ * answer), reading no more. */
+static void conn_finish_output(struct conn *c) {
+  c->flags |= CONN_EOF | CONN_NO_KEEPALIVE;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  if (c->req && c->req->state == REQ_PARSING) {
+    req_free(c->req);
+    c->req = NULL;
+  }
+  if (c->req == NULL && c->queued == 0)
+    conn_close(c);
+}
+
+/* TLS input: decrypts into c->in. 0: go on (maybe with nothing new), 1: the
+ * peer closed the TLS session, -1: the connection is being ended. */
+static int tls_input(struct conn *c, const char *data, size_t n) {
+  if (!c->tls_seen) {
+    c->tls_seen = 1;
+    if ((unsigned char)data[0] != 0x16) {
+      /* Not a TLS handshake: plain HTTP on the HTTPS port (Go's answer). */
+      static const char msg[] = "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\n"
+                                "Connection: close\r\n\r\n"
+                                "Client sent an HTTP request to an HTTPS server.\n";
+      conn_send(c, msg, sizeof(msg) - 1, NULL, 0, NULL, 0);
+      conn_finish_output(c);
+      return -1;
+    }
+  }
+  if (BIO_write(SSL_get_rbio(c->ssl), data, (int)n) != (int)n) {
+    conn_close(c);
+    return -1;
+  }
+  char tmp[16384];
+  for (;;) {
+    int k = SSL_read(c->ssl, tmp, sizeof(tmp));
+    if (k > 0) {
+      if (cll_buf_append(&c->in, tmp, (size_t)k) != 0) {
+        conn_close(c);
+        return -1;
+      }
+      continue;
+    }
+    int e = SSL_get_error(c->ssl, k);
+    ERR_clear_error();
+    tls_flush(c); /* handshake records, tickets, alerts */
+    if (c->flags & CONN_CLOSING)
+      return -1;
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+      return 0;
+    if (e == SSL_ERROR_ZERO_RETURN)
+      return 1;
+    /* A failed handshake or a bad record: the alert goes out, then close. */
+    if (c->req && c->req->state != REQ_PARSING)
+      req_cancel(c->req, CLL_CANCEL_CLIENT_GONE);
+    conn_finish_output(c);
+    return -1;
+  }
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   struct conn *c = s->data;
   if (nread == 0)
     return;
+  int decrypted = 0;
+  if (nread > 0 && c->ssl) {
+    size_t before = c->in.len;
+    int r = tls_input(c, buf->base, (size_t)nread);
+    if (r < 0)
+      return;
+    if (r > 0)
+      nread = UV_EOF;
+    else if (c->in.len == before)
+      return; /* handshake only */
+    decrypted = 1;
+  }
   if (nread < 0) {
     c->flags |= CONN_EOF;
     uv_read_stop(s);
@@ -1207,7 +1368,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       process_input(c);
     return;
   }
-  if (cll_buf_append(&c->in, buf->base, (size_t)nread) != 0) {
+  if (!decrypted && cll_buf_append(&c->in, buf->base, (size_t)nread) != 0) {
     conn_close(c);
     return;
   }
@@ -1253,6 +1414,18 @@ static void on_connection(uv_stream_t *ls, int status) {
     return;
   }
   uv_tcp_nodelay(&c->tcp, 1);
+  if (srv->tls) {
+    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+    c->ssl = rb && wb ? SSL_new(srv->tls) : NULL;
+    if (c->ssl == NULL) {
+      BIO_free(rb);
+      BIO_free(wb);
+      conn_close(c);
+      return;
+    }
+    SSL_set_bio(c->ssl, rb, wb);
+    SSL_set_accept_state(c->ssl);
+  }
   llhttp_init(&c->parser, HTTP_REQUEST, &srv->settings);
   c->parser.data = c;
   uv_timer_start(&c->timer, on_conn_timer, srv->opts.idle_timeout_ms, 0);
@@ -1266,6 +1439,10 @@ static void server_free(cll_server *srv) {
   void *ud = srv->closed_ud;
   cll__routes_free(srv->routes);
   cll__cors_free(&srv->cors);
+  for (size_t i = 0; i < srv->n_api_keys; i++)
+    free(srv->api_keys[i]);
+  free(srv->api_keys);
+  SSL_CTX_free(srv->tls);
   free(srv);
   if (cb)
     cb(ud);
@@ -1298,6 +1475,15 @@ static void on_grace(uv_timer_t *t) {
     conn_close(c);
 }
 
+/* Frees a server that failed before its handles were initialised. */
+static void free_early(cll_server *srv) {
+  for (size_t i = 0; i < srv->n_api_keys; i++)
+    free(srv->api_keys[i]);
+  free(srv->api_keys);
+  SSL_CTX_free(srv->tls);
+  free(srv);
+}
+
 int cll_server_new(uv_loop_t *loop, const cll_server_opts *opts, cll_server **out,
                    cll_err *err) {
   *out = NULL;
@@ -1308,12 +1494,56 @@ int cll_server_new(uv_loop_t *loop, const cll_server_opts *opts, cll_server **ou
   srv->opts = *opts;
   srv->opts.origins = NULL;
   srv->opts.n_origins = 0;
+  srv->opts.api_keys = NULL;
+  srv->opts.n_api_keys = 0;
+  if (opts->n_api_keys > 0) {
+    srv->api_keys = calloc(opts->n_api_keys, sizeof(char *));
+    for (size_t i = 0; srv->api_keys && i < opts->n_api_keys; i++)
+      if ((srv->api_keys[srv->n_api_keys] = strdup(opts->api_keys[i])) != NULL)
+        srv->n_api_keys++;
+    if (srv->n_api_keys != opts->n_api_keys) {
+      for (size_t i = 0; i < srv->n_api_keys; i++)
+        free(srv->api_keys[i]);
+      free(srv->api_keys);
+      free(srv);
+      return cll_err_set(err, CLL_ENOMEM, "out of memory");
+    }
+  }
   if (srv->opts.low_water_bytes > srv->opts.high_water_bytes)
     srv->opts.low_water_bytes = srv->opts.high_water_bytes;
+  srv->opts.tls_cert_file = srv->opts.tls_key_file = NULL;
+  if (opts->tls_cert_file || opts->tls_key_file) {
+    const char *why = NULL;
+    srv->tls = SSL_CTX_new(TLS_server_method());
+    if (!opts->tls_cert_file || !opts->tls_key_file)
+      why = "both a certificate and a key are needed";
+    else if (srv->tls == NULL || SSL_CTX_set_min_proto_version(srv->tls, TLS1_2_VERSION) != 1)
+      why = "cannot set up TLS";
+    else if (SSL_CTX_use_certificate_chain_file(srv->tls, opts->tls_cert_file) != 1)
+      why = "cannot load the certificate";
+    else if (SSL_CTX_use_PrivateKey_file(srv->tls, opts->tls_key_file, SSL_FILETYPE_PEM) != 1)
+      why = "cannot load the private key";
+    else if (SSL_CTX_check_private_key(srv->tls) != 1)
+      why = "the private key does not match the certificate";
+    if (why) {
+      unsigned long e = ERR_get_error();
+      char detail[256] = "";
+      if (e)
+        ERR_error_string_n(e, detail, sizeof(detail));
+      ERR_clear_error();
+      SSL_CTX_free(srv->tls);
+      for (size_t i = 0; i < srv->n_api_keys; i++)
+        free(srv->api_keys[i]);
+      free(srv->api_keys);
+      free(srv);
+      return cll_err_set(err, CLL_EINVAL, "TLS: %s%s%s", why, detail[0] ? ": " : "", detail);
+    }
+    SSL_CTX_set_mode(srv->tls, SSL_MODE_RELEASE_BUFFERS);
+  }
   int loopback = cll__addr_is_loopback(opts->host);
   if (cll__cors_init(&srv->cors, opts->origins, opts->n_origins,
                      opts->host_check && loopback) != 0) {
-    free(srv);
+    free_early(srv);
     return cll_err_set(err, CLL_ENOMEM, "out of memory");
   }
   llhttp_settings_init(&srv->settings);
@@ -1339,7 +1569,7 @@ int cll_server_new(uv_loop_t *loop, const cll_server_opts *opts, cll_server **ou
     rc = uv_ip4_addr(host, opts->port, (struct sockaddr_in *)&ss);
   if (rc != 0) {
     cll__cors_free(&srv->cors);
-    free(srv);
+    free_early(srv);
     return cll_err_set(err, CLL_EINVAL, "invalid listen address \"%s\"", opts->host);
   }
   uv_tcp_init(loop, &srv->listener);

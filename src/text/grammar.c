@@ -302,7 +302,8 @@ int cll__grammar_finish(struct cll__gb *b, uint32_t value, const struct cll_gram
     cll_grammar_free(g);
     return cll__gb_fail(b, CLL_ENOMEM, "out of memory");
   }
-  memcpy(g->set, b->set, (size_t)b->n_set * sizeof(*g->set));
+  if (b->n_set)
+    memcpy(g->set, b->set, (size_t)b->n_set * sizeof(*g->set));
   g->n_set = b->n_set;
   uint32_t pos = 0, na = 0;
   for (uint32_t r = 0; r < b->n_rule; r++) {
