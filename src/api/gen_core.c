@@ -49,6 +49,7 @@ static void gen_free(cll__gen *g) {
   cll_sampler_free(g->sampler);
   cll_grammar_state_free(g->gstate);
   cll_grammar_free(g->grammar);
+  json_decref(g->gram_src);
   cll_stop_free(g->stop);
   cll__detok_free(g->detok);
   cll_buf_free(&g->text);
