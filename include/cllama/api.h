@@ -54,6 +54,8 @@ int cll_api_create_register(cll_api *api);   /* /api/create, /api/blobs/:digest 
 int cll_api_openai_register(cll_api *api);   /* /v1/chat/completions, completions, embeddings, models */
 int cll_api_anthropic_register(cll_api *api); /* /v1/messages (Anthropic Messages API) */
 int cll_api_metrics_register(cll_api *api);   /* /metrics, /api/ready (src/api/metrics.c) */
+int cll_api_tokenize_register(cll_api *api);  /* /api/tokenize, /api/detokenize */
+int cll_api_push_register(cll_api *api);      /* /api/push (src/api/push.c) */
 
 /* Parses a Modelfile into the body of a POST /api/create request (without
  * "model"). Relative FROM paths are resolved against base_dir. *out is new.

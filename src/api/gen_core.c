@@ -49,6 +49,7 @@ static void gen_free(cll__gen *g) {
   cll_sampler_free(g->sampler);
   cll_grammar_state_free(g->gstate);
   cll_grammar_free(g->grammar);
+  json_decref(g->gram_src);
   cll_stop_free(g->stop);
   cll__detok_free(g->detok);
   cll_buf_free(&g->text);
@@ -92,6 +93,7 @@ cll__gen *cll__gen_new(cll_request *req, json_t *body, int kind) {
   struct cll__sink *sink = cll_request_data(req);
   g->w = sink ? sink->w : &ndjson_writer;
   g->wstate = sink ? sink->state : NULL;
+  g->on_prompt = sink ? sink->on_prompt : NULL;
   g->calls = json_array();
   g->lp_pending = json_array();
   g->lp_all = json_array();
@@ -557,7 +559,7 @@ static void on_prepare_work(uv_work_t *w) {
   const cll__mtext *t = cll_runner_aux(g->runner);
   const struct cll_model_info *mi = cll_model_info(cll_runner_model(g->runner));
   g->prep_rc = g->prepare(g, t, &g->prep_err);
-  if (g->prep_rc != 0 || g->debug_render)
+  if (g->prep_rc != 0 || g->debug_render || g->on_prompt)
     return;
   if (g->n_prompt == 0) {
     g->prep_rc = cll_err_set(&g->prep_err, CLL_EINVAL, "the prompt is empty after tokenization");
@@ -610,6 +612,12 @@ static void on_prepared(uv_work_t *w, int status) {
   }
   if (g->debug_render) {
     answer_debug(g);
+    gen_free(g);
+    return;
+  }
+  if (g->on_prompt) {
+    g->answered = true;
+    g->on_prompt(g, g->wstate);
     gen_free(g);
     return;
   }

@@ -62,6 +62,11 @@ struct cll__writer {
 struct cll__sink {
   const struct cll__writer *w;
   void *state;
+  /* Optional: the request stops once its prompt is built (rendered and
+   * tokenized exactly as it would run: g->prompt, g->n_prompt,
+   * g->prompt_truncated); on_prompt answers g->req (loop thread) and g is
+   * freed after it returns. Nothing is generated. (/api/tokenize's count) */
+  void (*on_prompt)(cll__gen *g, void *state);
 };
 void cll__gen_sink_attach(cll_request *req, struct cll__sink *sink);
 
@@ -85,6 +90,7 @@ struct cll__gen {
   size_t n_images;   /* images of the request (for _debug_info) */
   const struct cll__writer *w; /* where events go (never NULL) */
   void *wstate;
+  void (*on_prompt)(cll__gen *g, void *state); /* the sink's, or NULL */
   cll__tmpl *tmpl;   /* the model's (or request's) template, a reference */
   struct cll__outp_cfg outcfg; /* how output splits (tags point into tmpl) */
   json_t *tools;     /* the request's tools (borrowed from body) */
@@ -116,6 +122,13 @@ struct cll__gen {
   cll_sampler *sampler;
   cll_grammar *grammar;      /* format's grammar (format.c), NULL: unconstrained */
   cll_grammar_state *gstate; /* its state for the sequence (made by prepare) */
+  /* What the grammar was compiled from, to recompile it lazily (starting
+   * after the thinking block) once the render shows the prompt opened one:
+   * schemas (a JSON array, owned; "json" may stand for one), the literal
+   * text around the value, and whether it was compiled lazy. */
+  json_t *gram_src;
+  const char *gram_prefix, *gram_suffix;
+  bool gram_lazy;
   cll_stop *stop;
   cll__detok *detok;
   int32_t *out_tok; /* generated tokens (for "context") */

@@ -863,6 +863,9 @@ static void on_chat_completions(cll_request *req, void *ud) {
   json_t *tools = json_object_get(b, "tools");
   if (json_is_array(tools) && json_array_size(tools))
     json_object_set(native, "tools", tools);
+  json_t *tc = json_object_get(b, "tool_choice");
+  if (tc && !json_is_null(tc))
+    json_object_set(native, "tool_choice", tc);
   if (!map_think(req, b, native))
     goto done;
   json_t *lp = json_object_get(b, "logprobs");

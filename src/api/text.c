@@ -18,6 +18,8 @@ struct cll__detok {
   cll_detok *d;
 };
 
+const cll_tokenizer *cll__mtext_tokenizer(const cll__mtext *t) { return t->tok; }
+
 int cll__mtext_load(void *ud, cll_model *m, void **aux, cll_err *err) {
   struct cll__mtext *t = calloc(1, sizeof(*t));
   if (!t)

@@ -11,6 +11,7 @@
 #include "cllama/engine.h"
 #include "cllama/tokenizer.h"
 #include "cllama/grammar.h"
+#include "cllama/tokenizer.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,6 +36,8 @@ int cll__mtext_grammar_vocab(const cll__mtext *t, const cll_grammar_vocab **out)
  * (free()). */
 int cll__tokenize(const cll__mtext *t, const char *text, size_t len, bool add_special,
                   bool parse_special, int32_t **out, int32_t *n_out, cll_err *err);
+/* The model's tokenizer (borrowed, lives as long as t). */
+const cll_tokenizer *cll__mtext_tokenizer(const cll__mtext *t);
 /* True for end-of-generation tokens (EOS, EOT, ...). */
 bool cll__is_eog(const cll__mtext *t, int32_t tok);
 /* The whole text of tokens (special tokens rendered); *out is new. */
