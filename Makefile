@@ -51,7 +51,7 @@ endif
 # Debian packages the build and tests need (checked by `make deps`).
 APT_PKGS := build-essential pkg-config libuv1-dev libjansson-dev \
             libcurl4-openssl-dev libblis-dev node-llhttp libssl-dev \
-            libpcre2-dev libcriterion-dev curl python3
+            libpcre2-dev libicu-dev libcriterion-dev curl python3
 # Optional (`make deps-optional`, best effort, part of `make test`): clang
 # (CI's second compiler, `make fuzz`), the aarch64 cross-compiler and qemu
 # for `make test-neon`, node for the JS client tests, Prometheus' Python
@@ -66,7 +66,7 @@ LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 
 DEPS_CFLAGS := -I$(LLHTTP_INC)
-DEPS_LIBS   := -luv -ljansson -lcurl -lblis -lssl -lcrypto -lpcre2-8 -lm -lpthread
+DEPS_LIBS   := -luv -ljansson -lcurl -lblis -lssl -lcrypto -lpcre2-8 -licuuc -licudata -lm -lpthread
 INC         := -Iinclude -Isrc
 
 CFLAGS_ALL  = $(STD) $(WARN) $(WERROR) $(OPT) $(SAN) $(INC) $(DEPS_CFLAGS) \
@@ -188,6 +188,11 @@ MKARCH := $(BUILD)/test/models/mkarch
 $(MKARCH): $(BUILD)/test/models/mkarch.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(DEPS_LIBS)
 
+# Generator of the encoder test models (test/models/mkenc.c; the tests run it).
+MKENC := $(BUILD)/test/models/mkenc
+$(MKENC): $(BUILD)/test/models/mkenc.o $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(DEPS_LIBS)
+
 # ---------------------------------------------------------------- run
 serve: deps
 	@$(MAKE) --no-print-directory serve-run
@@ -198,7 +203,7 @@ serve-run: $(BIN)
 test: deps
 	@$(MAKE) --no-print-directory deps-optional
 	@$(MAKE) --no-print-directory test-run
-test-run: js-deps $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) $(MKARCH) test-neon
+test-run: js-deps $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) $(MKARCH) $(MKENC) test-neon
 	@CLLAMA_BIN=$(abspath $(BIN)) CLLAMA_BUILD=$(abspath $(BUILD)) \
 	  sh test/run.sh $(TEST_BIN) -- $(REPLAY_BIN)
 
@@ -235,7 +240,7 @@ bench: deps
 bench-run: $(BIN) $(BENCH_BIN)
 
 # Everything built, nothing run (CI builds the tree with clang this way).
-build-all: $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) $(MKARCH)
+build-all: $(BIN) $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) $(MKARCH) $(MKENC)
 
 FUZZ_SECONDS ?= 60
 FUZZ_BIN := $(FUZZ_SRC:test/fuzz/%.c=$(BUILD)/fuzz/%)

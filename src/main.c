@@ -16,6 +16,7 @@ static const struct cll_cli_command commands[] = {
     {"tokenize", cll_cli_tokenize, "Print the token ids of stdin (any GGUF file)"},
     {"detokenize", cll_cli_detokenize, "Print the text of token ids on stdin"},
     {"pull", cll_cli_pull, "Pull a model from a registry"},
+    {"push", cll_cli_push, "Push a model to a registry"},
     {"run", cll_cli_run, "Run a model (one prompt, or an interactive chat)"},
     {"show", cll_cli_show, "Show information for a model"},
     {"stop", cll_cli_stop, "Stop a running model"},

@@ -86,7 +86,10 @@ static __attribute__((unused)) void sha256_file(const char *path, char hex[65]) 
 static __attribute__((unused)) void add_model(const char *name, const char *gguf, const char *tmpl, const char *sys,
                       const char *params) {
   char src[1200], hex[65], link[800];
-  snprintf(src, sizeof(src), "%s/models/%s", shared_dir(), gguf);
+  if (gguf[0] == '/') /* an absolute path (generated models) */
+    snprintf(src, sizeof(src), "%s", gguf);
+  else
+    snprintf(src, sizeof(src), "%s/models/%s", shared_dir(), gguf);
   char *abs = realpath(src, NULL);
   cr_assert(abs, "missing %s", src);
   sha256_file(abs, hex);

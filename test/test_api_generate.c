@@ -3,6 +3,8 @@
  * shared stories260K model. */
 #include "api_harness.h"
 
+#include <math.h>
+
 static void setup(void) {
   if (!have_shared())
     return;
@@ -686,4 +688,273 @@ Test(api_think, images_are_checked_never_ignored) {
                400, "\"thinker\" does not support images");
   expect_error("/api/generate", "{\"model\":\"thinker\",\"prompt\":\"hi\",\"images\":[\"aGVsbG8=\"]}",
                400, "\"thinker\" does not support images");
+}
+
+/* ---------------------------------------------------------------- logprobs */
+
+TestSuite(api_logprobs, .init = setup, .fini = teardown, .timeout = 120);
+
+/* log-softmax of the reference logits for "Once upon a time" (a float64
+ * forward pass; ours differs by float32 rounding), best
+ * first: lp[0..5). */
+static void ref_top5(double lp[5]) {
+  char path[600];
+  snprintf(path, sizeof(path), "%s/ref/stories260K-f32/p1.numpy_f64.logits.f32", shared_dir());
+  FILE *f = fopen(path, "rb");
+  cr_assert(f, "missing %s", path);
+  float x[512];
+  cr_assert_eq(fread(x, 4, 512, f), 512);
+  fclose(f);
+  double mx = -1e30, sum = 0;
+  for (int i = 0; i < 512; i++)
+    mx = x[i] > mx ? x[i] : mx;
+  for (int i = 0; i < 512; i++)
+    sum += exp(x[i] - mx);
+  double lse = mx + log(sum);
+  bool used[512] = {false};
+  for (int k = 0; k < 5; k++) {
+    int best = -1;
+    for (int i = 0; i < 512; i++)
+      if (!used[i] && (best < 0 || x[i] > x[best]))
+        best = i;
+    used[best] = true;
+    lp[k] = x[best] - lse;
+  }
+}
+
+/* One entry {token, logprob, bytes, top_logprobs[5]} against the reference. */
+static void check_entry(json_t *e, const double want[5]) {
+  cr_assert(json_is_object(e));
+  double lp = json_number_value(json_object_get(e, "logprob"));
+  cr_expect(fabs(lp - want[0]) < 5e-3, "sampled token: %f, want %f", lp, want[0]);
+  cr_expect(json_is_array(json_object_get(e, "bytes")));
+  json_t *top = json_object_get(e, "top_logprobs");
+  cr_assert_eq(json_array_size(top), 5);
+  for (size_t k = 0; k < 5; k++) {
+    double t = json_number_value(json_object_get(json_array_get(top, k), "logprob"));
+    cr_expect(fabs(t - want[k]) < 5e-3, "top %zu: %f, want %f", k, t, want[k]);
+  }
+  cr_expect_str_eq(jstr(e, "token"), jstr(json_array_get(top, 0), "token"),
+                   "greedy picks the most likely token");
+}
+
+Test(api_logprobs, equal_log_softmax_of_the_logits_in_every_api) {
+  NEED_SHARED();
+  double want[5];
+  ref_top5(want);
+  json_t *v = post_json("/api/generate",
+                        "{\"model\":\"stories\",\"raw\":true,\"prompt\":\"Once upon a time\","
+                        "\"stream\":false,\"logprobs\":true,\"top_logprobs\":5,\"options\":"
+                        "{\"temperature\":0,\"num_predict\":3}}",
+                        200);
+  json_t *lps = json_object_get(v, "logprobs");
+  cr_assert_eq(json_array_size(lps), 3);
+  check_entry(json_array_get(lps, 0), want);
+  json_decref(v);
+  /* Streamed: each chunk carries the entries of its tokens. */
+  struct resp r = http("POST", "/api/generate",
+                       "{\"model\":\"stories\",\"raw\":true,\"prompt\":\"Once upon a time\","
+                       "\"stream\":true,\"logprobs\":true,\"top_logprobs\":5,\"options\":"
+                       "{\"temperature\":0,\"num_predict\":3}}");
+  cr_assert_eq(r.status, 200);
+  int n = 0;
+  for (char *line = strtok(r.body, "\n"); line; line = strtok(NULL, "\n")) {
+    json_t *c = jparse(line);
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(c, "logprobs"), i, e) {
+      if (n++ == 0)
+        check_entry(e, want);
+    }
+    json_decref(c);
+  }
+  cr_expect_eq(n, 3);
+  free(r.body);
+  /* OpenAI chat: choices[0].logprobs.content. */
+  v = post_json("/v1/chat/completions",
+                "{\"model\":\"stories\",\"temperature\":0,\"max_tokens\":2,\"logprobs\":true,"
+                "\"top_logprobs\":5,\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a "
+                "time\"}]}",
+                200);
+  json_t *content =
+      json_object_get(json_object_get(json_array_get(json_object_get(v, "choices"), 0), "logprobs"),
+                      "content");
+  cr_assert_eq(json_array_size(content), 2);
+  check_entry(json_array_get(content, 0), want);
+  json_decref(v);
+  /* Without logprobs: no field. */
+  v = post_json("/api/generate",
+                "{\"model\":\"stories\",\"raw\":true,\"prompt\":\"Once upon a time\","
+                "\"stream\":false,\"options\":{\"temperature\":0,\"num_predict\":2}}",
+                200);
+  cr_expect(json_object_get(v, "logprobs") == NULL);
+  json_decref(v);
+}
+
+/* ---------------------------------------------------------------- tool_choice */
+
+static const char *TOOLS =
+    "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"Weather\","
+    "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\",\"enum\":"
+    "[\"Paris\",\"Rome\"]},\"days\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":7}},"
+    "\"required\":[\"city\",\"days\"],\"additionalProperties\":false}}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"add\",\"parameters\":{\"type\":\"object\","
+    "\"properties\":{\"a\":{\"type\":\"integer\"},\"b\":{\"type\":\"integer\"}},\"required\":"
+    "[\"a\",\"b\"],\"additionalProperties\":false}}}]";
+
+static void setup_tools(void) {
+  if (!have_shared())
+    return;
+  make_store();
+  add_model("qwenish", "stories260K-f32.gguf", THINKER, NULL, "{\"num_predict\":400}");
+  add_model("llamaish", "stories260K-f32.gguf",
+            "{{ if .Tools }}{{ .Tools }}\n{{ end }}{{ range .Messages }}{{ .Content }}\n{{ end }}",
+            NULL, "{\"num_predict\":400}");
+  start_server(NULL);
+}
+
+TestSuite(api_tools, .init = setup_tools, .fini = teardown, .timeout = 180);
+
+/* The arguments validate against the tool's schema (exact keys and types). */
+static void expect_valid_call(const char *name, json_t *args) {
+  cr_assert(json_is_object(args), "arguments of %s are an object", name);
+  cr_expect_eq(json_object_size(args), 2, "%s: exactly the declared properties", name);
+  if (strcmp(name, "get_weather") == 0) {
+    const char *city = jstr(args, "city");
+    cr_expect(city && (!strcmp(city, "Paris") || !strcmp(city, "Rome")), "city %s",
+              city ? city : "(none)");
+    json_t *d = json_object_get(args, "days");
+    cr_expect(json_is_integer(d) && json_integer_value(d) >= 1 && json_integer_value(d) <= 7);
+  } else {
+    cr_expect_str_eq(name, "add");
+    cr_expect(json_is_integer(json_object_get(args, "a")));
+    cr_expect(json_is_integer(json_object_get(args, "b")));
+  }
+}
+
+static char *chat_body(const char *model, const char *choice, bool stream, int seed) {
+  char *b = malloc(8192);
+  snprintf(b, 8192,
+           "{\"model\":\"%s\",\"stream\":%s,\"tools\":%s,\"tool_choice\":%s,\"options\":"
+           "{\"seed\":%d},\"messages\":[{\"role\":\"user\",\"content\":\"Weather in Paris?\"}]}",
+           model, stream ? "true" : "false", TOOLS, choice, seed);
+  return b;
+}
+
+Test(api_tools, tool_choice_makes_a_valid_call_on_api_chat) {
+  NEED_SHARED();
+  const char *models[] = {"qwenish", "llamaish"};
+  for (int m = 0; m < 2; m++) {
+    for (int seed = 1; seed <= 3; seed++) {
+      char *b = chat_body(models[m], "\"required\"", false, seed);
+      json_t *v = post_json("/api/chat", b, 200);
+      free(b);
+      json_t *calls = json_object_get(json_object_get(v, "message"), "tool_calls");
+      cr_assert_eq(json_array_size(calls), 1, "%s seed %d: one call", models[m], seed);
+      json_t *fn = json_object_get(json_array_get(calls, 0), "function");
+      expect_valid_call(jstr(fn, "name"), json_object_get(fn, "arguments"));
+      cr_expect(strncmp(jstr(json_array_get(calls, 0), "id"), "call_", 5) == 0);
+      json_decref(v);
+    }
+    /* A named function: that one. */
+    char *b = chat_body(models[m], "{\"type\":\"function\",\"function\":{\"name\":\"add\"}}", false, 7);
+    json_t *v = post_json("/api/chat", b, 200);
+    free(b);
+    json_t *fn = json_object_get(
+        json_array_get(json_object_get(json_object_get(v, "message"), "tool_calls"), 0), "function");
+    cr_expect_str_eq(jstr(fn, "name"), "add");
+    expect_valid_call("add", json_object_get(fn, "arguments"));
+    json_decref(v);
+  }
+  /* none: the tools are neither shown nor called. */
+  char *b = chat_body("qwenish", "\"none\"", false, 1);
+  json_t *v = post_json("/api/chat", b, 200);
+  free(b);
+  cr_expect(json_object_get(json_object_get(v, "message"), "tool_calls") == NULL);
+  json_decref(v);
+  b = chat_body("qwenish", "{\"type\":\"function\",\"function\":{\"name\":\"nope\"}}", false, 1);
+  v = post_json("/api/chat", b, 400);
+  cr_expect(strstr(jstr(v, "error"), "nope") != NULL);
+  json_decref(v);
+  free(b);
+}
+
+Test(api_tools, tool_choice_on_openai_and_anthropic) {
+  NEED_SHARED();
+  char body[8192];
+  snprintf(body, sizeof(body),
+           "{\"model\":\"qwenish\",\"seed\":3,\"tools\":%s,\"tool_choice\":\"required\","
+           "\"messages\":[{\"role\":\"user\",\"content\":\"Weather?\"}]}",
+           TOOLS);
+  json_t *v = post_json("/v1/chat/completions", body, 200);
+  json_t *ch = json_array_get(json_object_get(v, "choices"), 0);
+  cr_expect_str_eq(jstr(ch, "finish_reason"), "tool_calls");
+  json_t *tc = json_array_get(json_object_get(json_object_get(ch, "message"), "tool_calls"), 0);
+  cr_expect_str_eq(jstr(tc, "type"), "function");
+  json_t *fn = json_object_get(tc, "function");
+  json_t *args = jparse(jstr(fn, "arguments"));
+  expect_valid_call(jstr(fn, "name"), args);
+  json_decref(args);
+  json_decref(v);
+  /* Streamed: the call arrives as a tool_calls delta, then finish_reason. */
+  snprintf(body, sizeof(body),
+           "{\"model\":\"qwenish\",\"stream\":true,\"seed\":4,\"tools\":%s,\"tool_choice\":"
+           "{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}},\"messages\":[{\"role\":"
+           "\"user\",\"content\":\"Weather?\"}]}",
+           TOOLS);
+  struct resp r = http("POST", "/v1/chat/completions", body);
+  cr_assert_eq(r.status, 200);
+  int n_calls = 0;
+  const char *finish = NULL;
+  char fin[32] = "";
+  for (char *line = strtok(r.body, "\n"); line; line = strtok(NULL, "\n")) {
+    if (strncmp(line, "data: {", 7) != 0)
+      continue;
+    json_t *c = jparse(line + 6);
+    json_t *c0 = json_array_get(json_object_get(c, "choices"), 0);
+    json_t *d = json_object_get(c0, "delta");
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(d, "tool_calls"), i, t) {
+      json_t *f = json_object_get(t, "function");
+      cr_expect_str_eq(jstr(f, "name"), "get_weather");
+      json_t *a = jparse(jstr(f, "arguments"));
+      expect_valid_call("get_weather", a);
+      json_decref(a);
+      n_calls++;
+    }
+    if ((finish = jstr(c0, "finish_reason")))
+      snprintf(fin, sizeof(fin), "%s", finish);
+    json_decref(c);
+  }
+  cr_expect_eq(n_calls, 1);
+  cr_expect_str_eq(fin, "tool_calls");
+  free(r.body);
+  /* Anthropic: tool_choice {type: tool} -> a tool_use block. */
+  json_t *tools = jparse(TOOLS), *atools = json_array();
+  size_t i;
+  json_t *t;
+  json_array_foreach(tools, i, t) {
+    json_t *f = json_object_get(t, "function");
+    json_array_append_new(atools, json_pack("{s:O,s:O}", "name", json_object_get(f, "name"),
+                                            "input_schema", json_object_get(f, "parameters")));
+  }
+  json_t *ab = json_pack("{s:s,s:i,s:o,s:{s:s,s:s},s:[{s:s,s:s}]}", "model", "qwenish",
+                         "max_tokens", 400, "tools", atools, "tool_choice", "type", "tool", "name",
+                         "get_weather", "messages", "role", "user", "content", "Weather?");
+  char *abs = json_dumps(ab, JSON_COMPACT);
+  v = post_json("/v1/messages", abs, 200);
+  cr_expect_str_eq(jstr(v, "stop_reason"), "tool_use");
+  json_t *use = NULL;
+  json_array_foreach(json_object_get(v, "content"), i, t) {
+    if (strcmp(jstr(t, "type"), "tool_use") == 0)
+      use = t;
+  }
+  cr_assert(use, "a tool_use block");
+  cr_expect_str_eq(jstr(use, "name"), "get_weather");
+  expect_valid_call("get_weather", json_object_get(use, "input"));
+  json_decref(v);
+  free(abs);
+  json_decref(ab);
+  json_decref(tools);
 }

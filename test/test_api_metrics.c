@@ -5,7 +5,8 @@
  * load did (requests by endpoint and status, tokens generated, time to
  * first token and inter-token histograms), the gauges show the load while
  * it runs (running sequences, KV cells, loaded model and its memory). Also
- * GET /api/ready and /api/tags' capabilities and lengths. */
+ * GET /api/ready, /api/tags' capabilities and lengths, /api/show's merged
+ * options, and /api/tokenize, /api/detokenize and a chat request's count. */
 #include "api_harness.h"
 
 #define N_STREAMS 16
@@ -203,6 +204,92 @@ Test(api_metrics, ready_and_tags, .init = setup, .fini = stop_server, .timeout =
   cr_expect(strstr(jstr(v, "modelfile"), "PARAMETER top_k 3"), "%s", jstr(v, "modelfile"));
   json_decref(v);
   r = http("POST", "/api/show", "{\"model\":\"rand\",\"options\":{\"num_predict\":\"four\"}}");
+  cr_expect_eq(r.status, 400, "%s", r.body);
+  free(r.body);
+}
+
+/* ---------------------------------------------------------------- tokenize
+ * /api/tokenize against llama.cpp's own tokenization of the reference
+ * prompt (ids and pieces, in ../shared/ref), detokenize back, and a chat
+ * request's count equal to the prompt_eval_count /api/chat reports for it. */
+static void tok_setup(void) {
+  NEED_SHARED();
+  make_store();
+  add_model("stories", "stories260K-f32.gguf", "{{ if .System }}[S] {{ .System }} {{ end }}"
+            "{{ range .Messages }}<{{ .Role }}> {{ .Content }} {{ end }}", NULL, NULL);
+  start_server(NULL);
+}
+
+Test(api_tokenize, llama_cpp_ids_pieces_detok_and_chat_count, .init = tok_setup,
+     .fini = stop_server, .timeout = 120) {
+  char path[1200];
+  snprintf(path, sizeof(path), "%s/ref/stories260K-f32/p1.kvf32.json", shared_dir());
+  json_error_t e;
+  json_t *ref = json_load_file(path, 0, &e);
+  cr_assert(ref, "%s", e.text);
+  char body[1024];
+  snprintf(body, sizeof(body),
+           "{\"model\":\"stories\",\"content\":\"%s\",\"add_special\":true,\"with_pieces\":true}",
+           jstr(ref, "prompt"));
+  json_t *v = post_json("/api/tokenize", body, 200);
+  json_t *toks = json_object_get(v, "tokens"), *want = json_object_get(ref, "prompt_tokens");
+  cr_assert_eq(json_array_size(toks), json_array_size(want), "%s", json_dumps(toks, 0));
+  for (size_t i = 0; i < json_array_size(want); i++) {
+    json_t *t = json_array_get(toks, i);
+    cr_expect_eq(json_integer_value(json_object_get(t, "id")),
+                 json_integer_value(json_array_get(want, i)));
+    cr_expect_str_eq(jstr(t, "piece"),
+                     json_string_value(json_array_get(json_object_get(ref, "prompt_pieces"), i)));
+  }
+  json_decref(v);
+  /* add_special false (the default, as llama.cpp's): no BOS. */
+  snprintf(body, sizeof(body), "{\"model\":\"stories\",\"content\":\"%s\"}", jstr(ref, "prompt"));
+  v = post_json("/api/tokenize", body, 200);
+  toks = json_object_get(v, "tokens");
+  cr_expect_eq(json_array_size(toks), json_array_size(want) - 1);
+  cr_expect_eq(json_integer_value(json_array_get(toks, 0)),
+               json_integer_value(json_array_get(want, 1)));
+  char *ids = json_dumps(toks, JSON_COMPACT);
+  snprintf(body, sizeof(body), "{\"model\":\"stories\",\"tokens\":%s}", ids);
+  free(ids);
+  json_decref(v);
+  v = post_json("/api/detokenize", body, 200);
+  cr_expect_str_eq(jstr(v, "content"), jstr(ref, "prompt"));
+  json_decref(v);
+  json_decref(ref);
+
+  /* The count of a chat request is what /api/chat processes for it. */
+  const char *chat = "{\"model\":\"stories\",\"messages\":[{\"role\":\"system\",\"content\":"
+                     "\"Be brief.\"},{\"role\":\"user\",\"content\":\"Once upon a time\"},"
+                     "{\"role\":\"assistant\",\"content\":\"there was a cat\"},{\"role\":\"user\","
+                     "\"content\":\"and then?\"}]";
+  snprintf(body, sizeof(body), "%s}", chat);
+  v = post_json("/api/tokenize", body, 200);
+  json_int_t count = json_integer_value(json_object_get(v, "count"));
+  cr_expect_eq((size_t)count, json_array_size(json_object_get(v, "tokens")));
+  cr_expect(json_is_false(json_object_get(v, "truncated")));
+  json_decref(v);
+  snprintf(body, sizeof(body), "%s,\"options\":{\"num_predict\":1}}", chat);
+  v = post_json("/api/chat", body, 200);
+  cr_expect_eq(json_integer_value(json_object_get(v, "prompt_eval_count")), count);
+  cr_expect_gt(count, 20); /* the template's text is counted too */
+  json_decref(v);
+
+  /* Errors. */
+  struct resp r = http("POST", "/api/tokenize", "{\"model\":\"missing\",\"content\":\"x\"}");
+  cr_expect_eq(r.status, 404, "%s", r.body);
+  free(r.body);
+  r = http("POST", "/api/tokenize",
+           "{\"model\":\"missing\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}");
+  cr_expect_eq(r.status, 404, "%s", r.body);
+  free(r.body);
+  r = http("POST", "/api/detokenize", "{\"model\":\"stories\",\"tokens\":[1,99999]}");
+  cr_expect_eq(r.status, 400, "%s", r.body);
+  free(r.body);
+  r = http("POST", "/api/detokenize", "{\"model\":\"stories\",\"tokens\":\"abc\"}");
+  cr_expect_eq(r.status, 400, "%s", r.body);
+  free(r.body);
+  r = http("POST", "/api/tokenize", "{\"model\":\"stories\",\"content\":\"x\",\"add_special\":1}");
   cr_expect_eq(r.status, 400, "%s", r.body);
   free(r.body);
 }

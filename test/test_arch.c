@@ -222,3 +222,131 @@ Test(arch, phi3) {
 Test(arch, qwen3moe) {
   check_arch("qwen3moe");
 }
+
+/* ---------------------------------------------------------------- rings
+ *
+ * With a context longer than the window needs, gemma's sliding-window
+ * layers keep a ring of window + batch rows per sequence instead of n_ctx
+ * cells. The tiny gemma3 has a window of 8; n_batch_max 16 gives rings of
+ * 32 rows. */
+
+static cll_ctx *ring_ctx(cll_model *m, int64_t n_ctx, int n_seq) {
+  struct cll_ctx_params p = cll_ctx_params_defaults();
+  p.n_ctx = n_ctx;
+  p.n_seq_max = n_seq;
+  p.n_batch_max = 16;
+  p.kv_type = CLL_KV_F32;
+  p.n_threads = 2;
+  cll_ctx *c;
+  cll_err err = {0};
+  cr_assert_eq(cll_ctx_new(m, &p, &c, &err), 0, "%s", err.msg);
+  return c;
+}
+
+/* Feeds n tokens in chunks of at most 16; returns the last logits. */
+static const float *feed_chunks(cll_ctx *c, const int32_t *tok, int n, int32_t seq, int32_t pos0) {
+  const float *l = NULL;
+  for (int i = 0; i < n; i += 16)
+    l = feed(c, tok + i, n - i < 16 ? n - i : 16, seq, pos0 + i);
+  return l;
+}
+
+/* The KV storage: 1 global layer of n_ctx cells, 6 local layers of one
+ * 32-row ring per sequence; the logits and greedy tokens are llama.cpp's. */
+Test(arch, gemma3_rings_keep_only_the_window) {
+  char path[256];
+  cll_model *m = make_model("gemma3", path, sizeof(path));
+  const int64_t n_ctx = 3072;
+  cll_ctx *c = ring_ctx(m, n_ctx, 1);
+  cr_assert_eq(cll_ctx_kv_ring(c), 32);
+  const size_t row = (size_t)c->kv_dim * sizeof(float);
+  cr_expect_eq(cll_ctx_kv_bytes(c), 2 * row * (1 * n_ctx + 6 * 32), "%zu", cll_ctx_kv_bytes(c));
+  printf("gemma3, %lld-token context: KV %zu bytes (full layout: %zu)\n", (long long)n_ctx,
+         cll_ctx_kv_bytes(c), 2 * row * 7 * (size_t)n_ctx);
+  for (int p = 0; p < MKARCH_N_PROMPTS; p++) {
+    char name[16];
+    snprintf(name, sizeof(name), "p%d", p);
+    struct ref r;
+    load_ref("gemma3", name, &r);
+    cll_kv_seq_trim(c, 0, 0);
+    const float *l = feed_chunks(c, r.prompt, r.n_prompt, 0, 0);
+    double d = max_abs_diff(l, r.logits, r.n_vocab);
+    cr_expect_lt(d, 2e-3, "%s: max abs diff %g", name, d);
+    int32_t pos = r.n_prompt;
+    for (int i = 0; i < r.n_greedy; i++) {
+      int32_t t = argmax(l, r.n_vocab);
+      cr_expect_eq(t, r.greedy[i], "%s: greedy token %d is %d, llama.cpp %d", name, i, t,
+                   r.greedy[i]);
+      if (t != r.greedy[i])
+        break;
+      l = feed(c, &t, 1, 0, pos++);
+    }
+    free(r.logits);
+  }
+  cll_ctx_free(c);
+  cll_model_release(m);
+  unlink(path);
+}
+
+static int32_t tok_at(int s, int p) {
+  return 6 + (s * 31 + p * 17) % (MKARCH_VOCAB - 6);
+}
+
+/* Rings against the full layout (same model, a context whose rings would
+ * not be smaller): three sequences in one interleaved batch, a shared
+ * prefix copied, a context shift, and what a trim may keep. */
+Test(arch, gemma3_rings_equal_full_layout) {
+  char path[256];
+  cll_model *m = make_model("gemma3", path, sizeof(path));
+  const int64_t V = MKARCH_VOCAB;
+  cll_ctx *ring = ring_ctx(m, 1024, 3);
+  cll_ctx *full = new_ctx(m, 400, CLL_KV_F32, 3); /* batch 128: rings of 160 x 3 > 400 */
+  cr_assert_gt(cll_ctx_kv_ring(ring), 0);
+  cr_assert_eq(cll_ctx_kv_ring(full), 0);
+  /* 3 sequences of 40 tokens, 15 tokens (5 of each) per batch */
+  int32_t tok[16], pos[16], seq[16];
+  uint8_t want[16];
+  cll_err err = {0};
+  for (int p0 = 0; p0 < 40; p0 += 5) {
+    int n = 0;
+    for (int k = 0; k < 5; k++)
+      for (int s = 0; s < 3; s++, n++) {
+        tok[n] = tok_at(s, p0 + k);
+        pos[n] = p0 + k;
+        seq[n] = s;
+        want[n] = k == 4;
+      }
+    struct cll_batch b = {n, tok, pos, seq, want};
+    cr_assert_eq(cll_forward(ring, &b, &err), 0, "%s", err.msg);
+    float got[3][MKARCH_VOCAB];
+    for (int s = 0; s < 3; s++)
+      memcpy(got[s], cll_ctx_logits(ring, s), sizeof(got[s]));
+    cr_assert_eq(cll_forward(full, &b, &err), 0, "%s", err.msg);
+    for (int s = 0; s < 3; s++)
+      cr_expect_lt(max_abs_diff(got[s], cll_ctx_logits(full, s), V), 1e-5, "p0 %d seq %d", p0,
+                   s);
+  }
+  /* seq 1 takes seq 0's first 30 positions (rings: copied) and continues */
+  cr_assert_eq(cll_kv_seq_copy(ring, 0, 1, 30), 0);
+  cr_assert_eq(cll_kv_seq_copy(full, 0, 1, 30), 0);
+  int32_t t = 77;
+  float a[MKARCH_VOCAB];
+  memcpy(a, feed(ring, &t, 1, 1, 30), sizeof(a));
+  cr_expect_lt(max_abs_diff(a, feed(full, &t, 1, 1, 30), V), 1e-5, "after copy");
+  /* context shift of seq 2: drop [4, 24), continue */
+  cll_kv_seq_shift(ring, 2, 4, 20);
+  cll_kv_seq_shift(full, 2, 4, 20);
+  cr_assert_eq(cll_kv_seq_len(ring, 2), 20);
+  memcpy(a, feed(ring, &t, 1, 2, 20), sizeof(a));
+  cr_expect_lt(max_abs_diff(a, feed(full, &t, 1, 2, 20), V), 1e-4, "after shift");
+  /* seq 0 holds 40 positions in a ring of 32: a continuation may keep 39
+   * or 30 positions (their windows are held), not 10 */
+  cr_expect_eq(cll_kv_seq_reusable(ring, 0, 39), 39);
+  cr_expect_eq(cll_kv_seq_reusable(ring, 0, 30), 30);
+  cr_expect_eq(cll_kv_seq_reusable(ring, 0, 10), 0);
+  cr_expect_eq(cll_kv_seq_reusable(full, 0, 10), 10);
+  cll_ctx_free(ring);
+  cll_ctx_free(full);
+  cll_model_release(m);
+  unlink(path);
+}

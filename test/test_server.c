@@ -35,6 +35,9 @@ static atomic_size_t max_queued, stream_bytes_written;
 static atomic_int drains;
 static atomic_int big_served;
 static uint64_t header_timeout_ms = 600; /* per suite */
+static const char *const *suite_keys;    /* access control, per suite */
+static size_t n_suite_keys;
+static char tls_dir[128], tls_cert[256], tls_key[256]; /* TLS, per suite */
 
 /* -------------------------------------------------------------- handlers */
 
@@ -181,6 +184,43 @@ static void h_big(cll_request *req, void *ud) {
   cll_respond(req, 200, "application/octet-stream", big, sizeof(big));
 }
 
+/* POST /upload (streamed body): counts and checksums the body, pausing
+ * after each piece until a timer tick (a slow disk), then answers
+ * "<bytes> <sum>". */
+struct upload {
+  cll_request *req;
+  uv_timer_t t;
+  size_t bytes;
+  unsigned long sum;
+};
+static void on_upload_closed(uv_handle_t *h) { free(h->data); }
+static void on_upload_tick(uv_timer_t *t) {
+  struct upload *u = t->data;
+  cll_request_pause_body(u->req, false);
+}
+static void on_upload_piece(cll_request *req, const char *data, size_t len, void *ud) {
+  struct upload *u = ud;
+  if (data == NULL) {
+    char out[64];
+    int n = snprintf(out, sizeof(out), "%zu %lu", u->bytes, u->sum);
+    cll_respond(req, 200, "text/plain", out, (size_t)n);
+    uv_close((uv_handle_t *)&u->t, on_upload_closed);
+    return;
+  }
+  for (size_t i = 0; i < len; i++)
+    u->sum = u->sum * 31 + (unsigned char)data[i];
+  u->bytes += len;
+  cll_request_pause_body(req, true);
+  uv_timer_start(&u->t, on_upload_tick, 1, 0);
+}
+static void h_upload(cll_request *req, void *ud) {
+  struct upload *u = calloc(1, sizeof(*u));
+  u->req = req;
+  uv_timer_init(&S.loop, &u->t);
+  u->t.data = u;
+  cll_request_read_body(req, on_upload_piece, u);
+}
+
 /* ------------------------------------------------------------- the loop */
 
 static void on_closed(void *ud) { uv_close((uv_handle_t *)&S.stop, NULL); }
@@ -209,11 +249,19 @@ static void start_server(void) {
   o.header_timeout_ms = header_timeout_ms;
   o.idle_timeout_ms = 1500;
   o.host_check = false; /* the tests send "Host: x" */
+  o.api_keys = suite_keys;
+  o.n_api_keys = n_suite_keys;
+  if (tls_cert[0]) {
+    o.tls_cert_file = tls_cert;
+    o.tls_key_file = tls_key;
+  }
   cll_err err = {0};
   cr_assert_eq(cll_server_new(&S.loop, &o, &S.srv, &err), 0, "%s", err.msg);
   S.port = cll_server_port(S.srv);
   cr_assert_gt(S.port, 0);
   cll_server_route(S.srv, "GET", "/hello", h_hello, NULL);
+  cll_server_route(S.srv, "GET", "/", h_hello, NULL);
+  cll_server_route(S.srv, "GET", "/api/version", h_hello, NULL);
   cll_server_route(S.srv, "HEAD", "/hello", h_hello, NULL);
   cll_server_route(S.srv, "POST", "/echo", h_echo, NULL);
   cll_server_route(S.srv, "GET", "/items/:id/sub/:x", h_params, NULL);
@@ -222,6 +270,7 @@ static void start_server(void) {
   cll_server_route(S.srv, "GET", "/hang", h_hang, NULL);
   cll_server_route(S.srv, "GET", "/wait", h_wait, NULL);
   cll_server_route(S.srv, "GET", "/big", h_big, NULL);
+  cll_server_route_stream(S.srv, "POST", "/upload", h_upload, NULL);
   pthread_create(&S.thread, NULL, loop_main, NULL);
 }
 
@@ -790,4 +839,243 @@ Test(server_long, reset_mid_head_frees_the_descriptor, .init = start_server_long
   }
   cr_expect_leq(now, base, "%d descriptors left open by reset clients", now - base);
   expect_still_serving();
+}
+
+/* ------------------------------------------------------ bearer tokens */
+
+static const char *const test_keys[] = {"first-key-0123456789abcdef", "second-key-fedcba9876543210"};
+
+static void start_server_keys(void) {
+  suite_keys = test_keys;
+  n_suite_keys = 2;
+  start_server();
+}
+
+static long get_with(const char *path, const char *auth, struct cresp *r) {
+  CURL *h = curl_easy_init();
+  const char *hdrs[] = {auth, NULL};
+  cr_assert_eq(curl_req(h, "GET", url(path), NULL, auth ? hdrs : NULL, r), 0);
+  curl_easy_cleanup(h);
+  return r->status;
+}
+
+Test(server_auth, bearer_keys_401_and_open_paths, .init = start_server_keys,
+     .fini = stop_server, .timeout = 30) {
+  struct cresp r;
+  const char *wrong[] = {NULL,
+                         "Authorization: Bearer nope",
+                         "Authorization: Bearer first-key-0123456789abcde",   /* a prefix */
+                         "Authorization: Bearer first-key-0123456789abcdefX", /* longer */
+                         "Authorization: Basic Zmlyc3Qta2V5LTAxMjM0NTY3ODlhYmNkZWY=",
+                         "Authorization: first-key-0123456789abcdef"};
+  for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+    cr_expect_eq(get_with("/hello", wrong[i], &r), 401, "%s", wrong[i] ? wrong[i] : "(none)");
+    cr_expect_str_eq(r.body, "{\"error\":\"unauthorized\"}");
+    cr_expect(strstr(r.headers, "WWW-Authenticate: Bearer") != NULL, "%s", r.headers);
+    cresp_free(&r);
+  }
+  const char *right[] = {"Authorization: Bearer first-key-0123456789abcdef",
+                         "Authorization: bearer second-key-fedcba9876543210"};
+  for (size_t i = 0; i < 2; i++) {
+    cr_expect_eq(get_with("/hello", right[i], &r), 200, "%s", right[i]);
+    cr_expect_str_eq(r.body, "hello");
+    cresp_free(&r);
+  }
+  /* "/" and "/api/version" stay open. */
+  cr_expect_eq(get_with("/", NULL, &r), 200);
+  cresp_free(&r);
+  cr_expect_eq(get_with("/api/version", NULL, &r), 200);
+  cresp_free(&r);
+  /* A 404 is not disclosed to a client without a key. */
+  cr_expect_eq(get_with("/nothing", NULL, &r), 401);
+  cresp_free(&r);
+}
+
+/* ------------------------------------------------------------------ TLS */
+
+static void make_cert(void) {
+  snprintf(tls_dir, sizeof(tls_dir), "/tmp/cllama-tls-XXXXXX");
+  cr_assert(mkdtemp(tls_dir));
+  snprintf(tls_cert, sizeof(tls_cert), "%s/cert.pem", tls_dir);
+  snprintf(tls_key, sizeof(tls_key), "%s/key.pem", tls_dir);
+  char cmd[1200];
+  snprintf(cmd, sizeof(cmd),
+           "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+           "-keyout '%s' -out '%s' -days 1 -subj /CN=localhost "
+           "-addext subjectAltName=IP:127.0.0.1,DNS:localhost >/dev/null 2>&1",
+           tls_key, tls_cert);
+  cr_assert_eq(system(cmd), 0, "openssl could not make a test certificate");
+}
+
+static void start_server_tls(void) {
+  make_cert();
+  start_server();
+}
+
+static void start_server_tls_keys(void) {
+  make_cert();
+  suite_keys = test_keys;
+  n_suite_keys = 2;
+  start_server();
+}
+
+static void stop_server_tls(void) {
+  stop_server();
+  char cmd[300];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tls_dir);
+  cr_expect_eq(system(cmd), 0);
+  tls_cert[0] = 0;
+}
+
+static char surl_buf[256];
+static const char *surl(const char *path) {
+  snprintf(surl_buf, sizeof(surl_buf), "https://127.0.0.1:%d%s", S.port, path);
+  return surl_buf;
+}
+
+/* GET over TLS, verifying the server with the test certificate. */
+static CURLcode tls_get(CURL *h, const char *path, const char *auth, struct cresp *r) {
+  memset(r, 0, sizeof(*r));
+  r->body = calloc(1, 1);
+  curl_easy_reset(h);
+  curl_easy_setopt(h, CURLOPT_URL, surl(path));
+  curl_easy_setopt(h, CURLOPT_CAINFO, tls_cert);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, cresp_body_cb);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT, 20L);
+  struct curl_slist *sl = auth ? curl_slist_append(NULL, auth) : NULL;
+  if (sl)
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, sl);
+  CURLcode rc = curl_easy_perform(h);
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+  curl_slist_free_all(sl);
+  return rc;
+}
+
+Test(server_tls, handshake_requests_streams_and_plain_http_refused, .init = start_server_tls,
+     .fini = stop_server_tls, .timeout = 60) {
+  CURL *h = curl_easy_init();
+  struct cresp r;
+  cr_assert_eq(tls_get(h, "/hello", NULL, &r), CURLE_OK);
+  cr_expect_eq(r.status, 200);
+  cr_expect_str_eq(r.body, "hello");
+  cresp_free(&r);
+  /* Keep-alive: the second request reuses the TLS connection. */
+  cr_assert_eq(tls_get(h, "/items/3/sub/4", NULL, &r), CURLE_OK);
+  cr_expect_str_eq(r.body, "id=3 x=4 q=");
+  long conns = -1;
+  curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &conns);
+  cr_expect_eq(conns, 0);
+  cresp_free(&r);
+  /* A streamed answer of 1.6 MiB arrives whole. */
+  cr_assert_eq(tls_get(h, "/stream?n=100&size=16384", NULL, &r), CURLE_OK);
+  cr_expect_eq(r.len, 100u * 16384u);
+  cresp_free(&r);
+  /* A client that does not trust the certificate fails the handshake. */
+  curl_easy_reset(h);
+  curl_easy_setopt(h, CURLOPT_URL, surl("/hello"));
+  curl_easy_setopt(h, CURLOPT_CAINFO, "/dev/null");
+  curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
+  cr_expect_neq(curl_easy_perform(h), CURLE_OK);
+  curl_easy_cleanup(h);
+  /* Plain HTTP on the TLS port is refused (and never reaches a handler). */
+  int fd = tcp_connect(S.port);
+  send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  struct reader rd = {.fd = fd};
+  struct resp pr;
+  cr_assert_eq(read_response(&rd, &pr, 0), 0);
+  cr_expect_eq(pr.status, 400);
+  cr_expect(strstr(pr.body, "HTTPS") != NULL, "%s", pr.body);
+  cr_expect(strstr(pr.body, "hello") == NULL);
+  resp_free(&pr);
+  close(fd);
+  /* Garbage that looks like a handshake record: closed, server fine. */
+  fd = tcp_connect(S.port);
+  send_all(fd, "\x16\x03\x01\x00\x05garbagegarbage", 19);
+  char junk[256];
+  ssize_t got;
+  int reads = 0;
+  while ((got = recv(fd, junk, sizeof(junk), 0)) > 0 && reads < 100) /* an alert, then EOF */
+    reads++;
+  cr_expect_leq(got, 0, "the connection stayed open after a bad handshake");
+  close(fd);
+  h = curl_easy_init();
+  cr_assert_eq(tls_get(h, "/hello", NULL, &r), CURLE_OK);
+  cr_expect_str_eq(r.body, "hello");
+  cresp_free(&r);
+  curl_easy_cleanup(h);
+}
+
+Test(server_tls, tls_with_bearer_keys, .init = start_server_tls_keys, .fini = stop_server_tls,
+     .timeout = 60) {
+  CURL *h = curl_easy_init();
+  struct cresp r;
+  cr_assert_eq(tls_get(h, "/hello", "Authorization: Bearer wrong-key-0000000000000", &r),
+               CURLE_OK);
+  cr_expect_eq(r.status, 401);
+  cresp_free(&r);
+  cr_assert_eq(tls_get(h, "/hello", "Authorization: Bearer first-key-0123456789abcdef", &r),
+               CURLE_OK);
+  cr_expect_eq(r.status, 200);
+  cr_expect_str_eq(r.body, "hello");
+  cresp_free(&r);
+  curl_easy_cleanup(h);
+}
+
+Test(server, streamed_body_beyond_the_cap_with_pauses) {
+  /* 3 MiB (max_body_bytes is 1 MiB here) to a streamed-body route that
+   * pauses after every piece, then a pipelined request on the same
+   * connection; then the same body chunked. */
+  size_t n = 3u << 20;
+  char *body = malloc(n);
+  unsigned long sum = 0;
+  for (size_t i = 0; i < n; i++) {
+    body[i] = (char)(i * 7 + (i >> 12));
+    sum = sum * 31 + (unsigned char)body[i];
+  }
+  char want[64];
+  snprintf(want, sizeof(want), "%zu %lu", n, sum);
+  int fd = tcp_connect(S.port);
+  char head[160];
+  snprintf(head, sizeof(head), "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", n);
+  send_str(fd, head);
+  cr_assert_eq(send_all(fd, body, n), 0);
+  send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  struct reader rd = {.fd = fd};
+  struct resp r;
+  cr_assert_eq(read_response(&rd, &r, 0), 0);
+  cr_expect_eq(r.status, 200);
+  cr_expect_str_eq(r.body, want);
+  resp_free(&r);
+  cr_assert_eq(read_response(&rd, &r, 0), 0);
+  cr_expect_str_eq(r.body, "hello");
+  resp_free(&r);
+  /* Chunked, in 100 KiB chunks. */
+  send_str(fd, "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+  for (size_t off = 0; off < n; off += 100 * 1024) {
+    size_t k = n - off < 100 * 1024 ? n - off : 100 * 1024;
+    char sz[32];
+    snprintf(sz, sizeof(sz), "%zx\r\n", k);
+    send_str(fd, sz);
+    cr_assert_eq(send_all(fd, body + off, k), 0);
+    send_str(fd, "\r\n");
+  }
+  send_str(fd, "0\r\n\r\n");
+  cr_assert_eq(read_response(&rd, &r, 0), 0);
+  cr_expect_str_eq(r.body, want);
+  resp_free(&r);
+  close(fd);
+  free(body);
+  /* A route that does not stream still has the cap. */
+  CURL *h = curl_easy_init();
+  struct cresp cr;
+  char *big = calloc(1, (2u << 20) + 1);
+  memset(big, 'a', 2u << 20);
+  curl_req(h, "POST", url("/echo"), big, NULL, &cr);
+  cr_expect_eq(cr.status, 413);
+  cresp_free(&cr);
+  free(big);
+  curl_easy_cleanup(h);
 }

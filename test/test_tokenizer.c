@@ -87,8 +87,11 @@ struct strs {
 };
 
 static void read_inp(const char *name, struct strs *out) {
-  char p[1024];
-  snprintf(p, sizeof(p), "%s/testdata/tokenizer/%s", shared_dir(), name);
+  char p[1400];
+  if (name[0] == '/') /* an absolute path */
+    snprintf(p, sizeof(p), "%s", name);
+  else
+    snprintf(p, sizeof(p), "%s/testdata/tokenizer/%s", shared_dir(), name);
   size_t len;
   out->buf = slurp(p, &len);
   cr_assert_not_null(out->buf, "read %s", p);
@@ -118,8 +121,11 @@ static int check_file(struct vocab *v, const char *vname, const char *inp, const
                       unsigned flags) {
   struct strs in;
   read_inp(inp, &in);
-  char p[1024];
-  snprintf(p, sizeof(p), "%s/testdata/tokenizer/%s", shared_dir(), out);
+  char p[1400];
+  if (out[0] == '/') /* an absolute path */
+    snprintf(p, sizeof(p), "%s", out);
+  else
+    snprintf(p, sizeof(p), "%s/testdata/tokenizer/%s", shared_dir(), out);
   size_t len;
   char *exp = slurp(p, &len);
   cr_assert_not_null(exp, "read %s", p);
@@ -735,4 +741,61 @@ Test(tokenizer, spm_token_across_words) {
   cll_tok_buf_free(&ids);
   unload(&v);
   unlink(path);
+}
+
+/* ---- llama.cpp's own vocab-only files and vectors (models/ggml-vocab-*),
+ * for vocabularies the shared set lacks: WordPiece (bert-bge) and a few
+ * more BPE/SPM ones. Read from $LLAMA_CPP_DIR/models (default
+ * /work/ext/llama.cpp), never copied into the repository. */
+static bool llama_models_dir(char *out, size_t cap) {
+  const char *d = getenv("LLAMA_CPP_DIR");
+  snprintf(out, cap, "%s/models", d && *d ? d : "/work/ext/llama.cpp");
+  char p[1200];
+  snprintf(p, sizeof(p), "%s/ggml-vocab-bert-bge.gguf", out);
+  return access(p, R_OK) == 0;
+}
+
+Test(tokenizer, llama_cpp_vocab_vectors, .timeout = 120) {
+  char dir[1024];
+  if (!llama_models_dir(dir, sizeof(dir)))
+    cr_skip("SKIP: llama.cpp's models/ggml-vocab-bert-bge.gguf not found (set LLAMA_CPP_DIR)");
+  static const char *const names[] = {"bert-bge", "phi-3", "refact", "mpt"};
+  for (size_t i = 0; i < CLL_ARRAY_LEN(names); i++) {
+    char g[1100], inp[1200], out[1200];
+    snprintf(g, sizeof(g), "%.1000s/ggml-vocab-%s.gguf", dir, names[i]);
+    snprintf(inp, sizeof(inp), "%s.inp", g);
+    snprintf(out, sizeof(out), "%s.out", g);
+    struct vocab v = load(g);
+    if (strcmp(names[i], "bert-bge") == 0)
+      cr_expect_eq(cll_tok_kind(v.t), CLL_TOK_WPM);
+    int bad = check_file(&v, names[i], inp, out, 0);
+    cr_expect_eq(bad, 0, "%s: %d mismatches", names[i], bad);
+    unload(&v);
+  }
+}
+
+/* WordPiece: [CLS] ... [SEP] with add_special; lower-casing and accent
+ * stripping (the bge vocabulary says both); an unknown word is one [UNK]. */
+Test(tokenizer, wordpiece_specials_and_normalizer) {
+  char dir[1024];
+  if (!llama_models_dir(dir, sizeof(dir)))
+    cr_skip("SKIP: llama.cpp's models/ggml-vocab-bert-bge.gguf not found (set LLAMA_CPP_DIR)");
+  char g[1200];
+  snprintf(g, sizeof(g), "%s/ggml-vocab-bert-bge.gguf", dir);
+  struct vocab v = load(g);
+  cll_tok_buf a = {0}, b = {0};
+  cr_assert_eq(cll_tokenize_append(v.t, "Héllo WORLD", 11 + 1, CLL_TOK_ADD_SPECIAL, &a), 0);
+  cr_assert_eq(cll_tokenize_append(v.t, "hello world", 11, CLL_TOK_ADD_SPECIAL, &b), 0);
+  cr_assert_eq(a.n, b.n);
+  cr_assert_eq(memcmp(a.ids, b.ids, a.n * sizeof(int32_t)), 0);
+  cr_assert_eq(a.ids[0], cll_tok_bos(v.t)); /* [CLS] */
+  cr_assert_eq(a.ids[a.n - 1], cll_tok_sep(v.t)); /* [SEP] */
+  cll_tok_buf u = {0};
+  cr_assert_eq(cll_tokenize_append(v.t, "\xF0\x9F\x98\x80", 4, 0, &u), 0); /* an emoji */
+  cr_assert_eq(u.n, 1);
+  cr_assert_eq(u.ids[0], cll_tok_unk(v.t));
+  cll_tok_buf_free(&a);
+  cll_tok_buf_free(&b);
+  cll_tok_buf_free(&u);
+  unload(&v);
 }

@@ -47,12 +47,15 @@ void cll_api_close_all(cll_api *api);
 void cll_api_pull_close(cll_api *api);
 int cll_api_generate_register(cll_api *api); /* /api/generate, /api/chat */
 int cll_api_embed_register(cll_api *api);    /* /api/embed, /api/embeddings */
+int cll_api_rerank_register(cll_api *api);   /* /api/rerank, /v1/rerank */
 int cll_api_ps_register(cll_api *api);       /* /api/ps */
 int cll_api_show_register(cll_api *api);     /* /api/show */
 int cll_api_create_register(cll_api *api);   /* /api/create, /api/blobs/:digest */
 int cll_api_openai_register(cll_api *api);   /* /v1/chat/completions, completions, embeddings, models */
 int cll_api_anthropic_register(cll_api *api); /* /v1/messages (Anthropic Messages API) */
 int cll_api_metrics_register(cll_api *api);   /* /metrics, /api/ready (src/api/metrics.c) */
+int cll_api_tokenize_register(cll_api *api);  /* /api/tokenize, /api/detokenize */
+int cll_api_push_register(cll_api *api);      /* /api/push (src/api/push.c) */
 
 /* Parses a Modelfile into the body of a POST /api/create request (without
  * "model"). Relative FROM paths are resolved against base_dir. *out is new.

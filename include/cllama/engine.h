@@ -45,7 +45,11 @@ struct cll_model_info {
   uint32_t file_type;     /* general.file_type, for /api/show quantization_level */
   uint64_t n_params;      /* sum of tensor elements */
   uint64_t weight_bytes;  /* bytes of tensor data */
-  int pooling;            /* embeddings: 0 none/mean, 1 mean, 2 cls, 3 last (GGUF pooling_type) */
+  int pooling;            /* embeddings: 0 none/mean, 1 mean, 2 cls, 3 last, 4 rank
+                             (GGUF pooling_type) */
+  bool encoder;           /* bidirectional encoder (bert family): embeddings only, no
+                             KV cache; a batch holds whole sequences */
+  int64_t n_cls_out;      /* rank pooling: scores per input (classifier outputs) */
 };
 
 /* Loads path (mmap, checks every tensor's type and shape against the
@@ -107,5 +111,14 @@ int cll_kv_seq_copy(cll_ctx *c, int32_t src, int32_t dst, int32_t n);
 void cll_kv_seq_shift(cll_ctx *c, int32_t seq, int32_t p0, int32_t n_discard);
 /* Free KV cells in the pool. */
 int64_t cll_kv_free_cells(const cll_ctx *c);
+/* The longest prefix (<= n) of seq that a continuation may keep: all of
+ * it, except when sliding-window layers keep only a ring of recent
+ * positions and the window before n is no longer in it (then 0). */
+int32_t cll_kv_seq_reusable(const cll_ctx *c, int32_t seq, int32_t n);
+/* Bytes of K and V storage of the context (all layers, all cells). */
+size_t cll_ctx_kv_bytes(const cll_ctx *c);
+/* Rows of each sequence's ring in sliding-window layers (window plus one
+ * batch), or 0 when every layer keeps n_ctx cells. */
+int64_t cll_ctx_kv_ring(const cll_ctx *c);
 
 #endif

@@ -116,6 +116,9 @@ struct cll_sched_backend {
   void (*kv_trim)(void *ctx, int32_t seq, int32_t p0);
   int (*kv_copy)(void *ctx, int32_t src, int32_t dst, int32_t n);
   void (*kv_shift)(void *ctx, int32_t seq, int32_t p0, int32_t n_discard);
+  /* The longest prefix (<= n) of seq's KV a new prompt may reuse (NULL: n).
+   * Sliding-window rings may hold too little of an old prefix. */
+  int32_t (*kv_reusable)(void *ctx, int32_t seq, int32_t n);
 };
 /* The backend over a cll_ctx (pass the cll_ctx as backend_ctx). */
 const struct cll_sched_backend *cll_sched_backend_engine(void);
@@ -127,6 +130,9 @@ struct cll_sched_params {
   int32_t n_ctx;        /* default and largest per-sequence context */
   int64_t n_cells;      /* KV cells in the pool (n_parallel * n_ctx is always safe) */
   int32_t n_batch;      /* token budget of one step (<= ctx n_batch_max) */
+  bool whole_prompts;   /* a prompt goes into one step whole, never in chunks
+                           (encoders: bidirectional attention, no KV cache);
+                           n_batch must hold the longest prompt */
   int32_t n_batch_decoding; /* budget of prompt tokens in a step that also carries
                                decoding sequences: keeps their token gaps even
                                while new prompts are read (0 = n_batch) */

@@ -4,7 +4,7 @@
  * types, BPE merge ranks, the pre-tokenizer's compiled split patterns) and
  * cll_detok, the incremental detokenizer of one output stream.
  *
- * Two kinds of vocabulary (tokenizer.ggml.model):
+ * Four kinds of vocabulary (tokenizer.ggml.model):
  *   "llama"  SentencePiece-style: highest-score pair merging over UTF-8
  *            characters, ' ' written as U+2581, a space prefixed to each run
  *            of text that starts the input or follows a special token, byte
@@ -12,6 +12,16 @@
  *   "gpt2"   byte-level BPE: the text is split by the pre-tokenizer named in
  *            tokenizer.ggml.pre (PCRE2 patterns), each piece's bytes are
  *            mapped to printable code points and merged by merge rank.
+ *   "bert"   WordPiece: the text is lower-cased and stripped of accents as
+ *            tokenizer.ggml.normalizer.* say (both by default), split at
+ *            white space, punctuation and CJK characters, and each word
+ *            becomes the longest vocabulary matches from its start
+ *            ("\u2581word" then continuation pieces), or [UNK]; with
+ *            add_special the ids are [CLS] ... [SEP].
+ *   "t5"     SentencePiece Unigram (T5, XLM-RoBERTa, bge-m3): text is
+ *            normalised by the vocabulary's precompiled character map,
+ *            spaces become U+2581, and the tokenization of highest total
+ *            score is found by Viterbi over the vocabulary.
  * The results match llama.cpp (commit c392e509) on the shared test vectors.
  *
  * Special tokens. CONTROL tokens (BOS, <|start_header_id|>, ...) are made
@@ -44,7 +54,7 @@
 
 typedef struct cll_tokenizer cll_tokenizer;
 
-enum cll_tok_kind { CLL_TOK_SPM = 1, CLL_TOK_BPE = 2 };
+enum cll_tok_kind { CLL_TOK_SPM = 1, CLL_TOK_BPE = 2, CLL_TOK_WPM = 3, CLL_TOK_UGM = 4 };
 
 /* Token types, numbered as in tokenizer.ggml.token_type. */
 enum cll_token_type {
@@ -161,6 +171,10 @@ int32_t cll_tok_unk(const cll_tokenizer *t);
 int32_t cll_tok_pad(const cll_tokenizer *t);
 bool cll_tok_add_bos(const cll_tokenizer *t);
 bool cll_tok_add_eos(const cll_tokenizer *t);
+/* Separator ([SEP], </s>): the id (-1 when none) and whether the vocabulary
+ * asks for it between the two texts of a pair (rerank: query, document). */
+int32_t cll_tok_sep(const cll_tokenizer *t);
+bool cll_tok_add_sep(const cll_tokenizer *t);
 /* End of generation: EOS, EOT, EOM and the end-of-turn tokens known by text
  * (<|eot_id|>, <|im_end|>, <|endoftext|>, <end_of_turn>, ...). */
 bool cll_tok_is_eog(const cll_tokenizer *t, int32_t id);

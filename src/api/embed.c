@@ -172,9 +172,31 @@ static void on_seq_done(void *ud, cll_seq *s, int reason, const struct cll_seq_s
     answer(e);
 }
 
+/* Cuts an input of more than limit tokens as Ollama does: the first
+ * limit - 1 tokens, then the end-of-text token the vocabulary adds (EOS, or
+ * [SEP] for WordPiece) when the input ends with it; without truncate it is
+ * an error. */
+static int fit(struct emb *e, const cll_tokenizer *tok, struct emb_item *it, int64_t limit) {
+  if (it->n_toks <= limit)
+    return 0;
+  if (!e->truncate)
+    return cll_err_set(&e->err, CLL_ERANGE, "the input length exceeds the context length");
+  int32_t last = it->toks[it->n_toks - 1];
+  bool tail = (cll_tok_kind(tok) == CLL_TOK_WPM && last == cll_tok_sep(tok)) ||
+              (cll_tok_add_eos(tok) && last == cll_tok_eos(tok));
+  if (tail && limit >= 2) {
+    it->toks[limit - 1] = last;
+  }
+  it->n_toks = (int32_t)limit;
+  return 0;
+}
+
 static void on_prep_work(uv_work_t *w) {
   struct emb *e = w->data;
   const cll__mtext *t = cll_runner_aux(e->runner);
+  int64_t limit = cll_runner_n_ctx(e->runner);
+  if (e->opts.num_ctx > 0 && e->opts.num_ctx < limit)
+    limit = e->opts.num_ctx;
   e->prep_rc = 0;
   for (size_t i = 0; i < e->n_items && e->prep_rc == 0; i++) {
     struct emb_item *it = &e->items[i];
@@ -182,6 +204,8 @@ static void on_prep_work(uv_work_t *w) {
                                &it->n_toks, &e->err);
     if (e->prep_rc == 0 && it->n_toks == 0)
       e->prep_rc = cll_err_set(&e->err, CLL_EINVAL, "the input is empty after tokenization");
+    if (e->prep_rc == 0)
+      e->prep_rc = fit(e, cll__mtext_tok(t), it, limit);
   }
 }
 
@@ -269,6 +293,13 @@ static void on_acquired(void *ud, cll_runner *r, int status, const cll_err *err)
   e->runner = r;
   if (e->gone) {
     emb_error(e, 499, "request canceled");
+    return;
+  }
+  if (cll_model_info(cll_runner_model(r))->pooling == 4) {
+    /* A reranker's output is a score, not an embedding (/api/rerank). */
+    char msg[700];
+    snprintf(msg, sizeof(msg), "%s does not support embedding", e->ref.full);
+    emb_error(e, 400, msg);
     return;
   }
   if (e->n_items == 0) {

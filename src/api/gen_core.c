@@ -17,6 +17,7 @@
 #include "metrics.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,7 @@ static void gen_free(cll__gen *g) {
   cll_sampler_free(g->sampler);
   cll_grammar_state_free(g->gstate);
   cll_grammar_free(g->grammar);
+  json_decref(g->gram_src);
   cll_stop_free(g->stop);
   cll__detok_free(g->detok);
   cll_buf_free(&g->text);
@@ -56,6 +58,8 @@ static void gen_free(cll__gen *g) {
   cll__outp_free(g->outp);
   cll__tmpl_put(g->tmpl);
   json_decref(g->calls);
+  json_decref(g->lp_pending);
+  json_decref(g->lp_all);
   free(g->rendered);
   free(g);
 }
@@ -89,7 +93,10 @@ cll__gen *cll__gen_new(cll_request *req, json_t *body, int kind) {
   struct cll__sink *sink = cll_request_data(req);
   g->w = sink ? sink->w : &ndjson_writer;
   g->wstate = sink ? sink->state : NULL;
+  g->on_prompt = sink ? sink->on_prompt : NULL;
   g->calls = json_array();
+  g->lp_pending = json_array();
+  g->lp_all = json_array();
   return g;
 }
 
@@ -235,6 +242,10 @@ static void ndjson_final(cll__gen *g, const struct cll__ev *ev) {
   else
     add_text_field(g, &b, g->text.data ? g->text.data : "", g->text.len, g->thinking.data, g->thinking.len,
                    g->calls);
+  if (ev->logprobs) {
+    cll_buf_puts(&b, ",\"logprobs\":");
+    add_json(&b, ev->logprobs);
+  }
   cll_buf_puts(&b, ",\"done\":true,\"done_reason\":");
   cll_json_escape(&b, ev->done_reason, strlen(ev->done_reason));
   if (g->want_context && st) {
@@ -369,8 +380,12 @@ static void on_out(void *ud, int kind, const char *s, size_t n, const char *name
     ev.kind = kind == CLL__OUT_TEXT ? CLL__EV_TEXT : CLL__EV_THINKING;
     ev.s = s;
     ev.n = n;
+    if (json_array_size(g->lp_pending))
+      ev.logprobs = g->lp_pending;
   }
   send_event(g, &ev);
+  if (ev.logprobs)
+    json_array_clear(g->lp_pending);
 }
 
 /* A piece of answer text (after stop strings) into the output parser. */
@@ -387,6 +402,8 @@ static void answer_final(cll__gen *g, const char *reason, const struct cll_seq_s
   if (g->outp)
     cll__outp_finish(g->outp, on_out, g);
   struct cll__ev ev = {.kind = CLL__EV_DONE, .done_reason = reason, .stats = st};
+  if (json_array_size(g->stream ? g->lp_pending : g->lp_all))
+    ev.logprobs = g->stream ? g->lp_pending : g->lp_all;
   g->answered = true;
   g->w->event(g, g->wstate, &ev);
 }
@@ -432,6 +449,38 @@ void cll__gen_unload(cll__gen *g) {
 
 /* ---------------------------------------------------------------- run */
 
+/* {"token","logprob","bytes"} of one token (the text of its piece). */
+static json_t *lp_entry(const cll__mtext *t, int32_t tok, float lp) {
+  char *s = NULL;
+  size_t n = 0;
+  if (cll__detokenize(t, &tok, 1, &s, &n) != 0)
+    n = 0;
+  json_t *bytes = json_array();
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(bytes, json_integer((unsigned char)s[i]));
+  /* A piece that is part of a UTF-8 sequence is not valid text on its own. */
+  json_t *text = s ? json_stringn(s, n) : NULL;
+  json_t *e = json_pack("{s:o,s:f,s:o}", "token", text ? text : json_string("\ufffd"), "logprob",
+                        isfinite(lp) ? (double)lp : -9999.0, "bytes", bytes);
+  free(s);
+  return e;
+}
+
+/* The entry of the token just sampled, with its alternatives. */
+static void lp_record(cll__gen *g, const cll__mtext *t, int32_t tok) {
+  json_t *e = lp_entry(t, tok, g->lp_token);
+  if (!e)
+    return;
+  if (g->top_logprobs > 0) {
+    json_t *top = json_array();
+    for (int i = 0; i < g->lp_n_top; i++)
+      json_array_append_new(top, lp_entry(t, g->lp_top[i].token, g->lp_top[i].logprob));
+    json_object_set_new(e, "top_logprobs", top);
+  }
+  json_array_append(g->lp_pending, e);
+  json_array_append_new(g->lp_all, e);
+}
+
 static int on_token(void *ud, cll_seq *s, int32_t tok) {
   cll__gen *g = ud;
   const cll__mtext *t = cll_runner_aux(g->runner);
@@ -446,6 +495,8 @@ static int on_token(void *ud, cll_seq *s, int32_t tok) {
     g->cap_out = cap;
   }
   g->out_tok[g->n_out++] = tok;
+  if (g->logprobs)
+    lp_record(g, t, tok);
   const char *piece, *out;
   size_t len, out_len;
   cll__detok_push(g->detok, tok, &piece, &len);
@@ -496,9 +547,14 @@ static void on_seq_done(void *ud, cll_seq *s, int reason, const struct cll_seq_s
 }
 
 static int32_t sample_cb(void *ud, float *logits, int64_t n_vocab) {
-  cll_sampler *s = ud;
-  int32_t tok = cll_sampler_sample(s, logits);
-  cll_sampler_accept(s, tok);
+  cll__gen *g = ud;
+  int32_t tok = cll_sampler_sample(g->sampler, logits);
+  cll_sampler_accept(g->sampler, tok);
+  if (g->logprobs) {
+    /* Of the logits the sampler saw (after any grammar mask). */
+    int n = cll_logprobs(logits, (int32_t)n_vocab, tok, g->top_logprobs, g->lp_top, &g->lp_token);
+    g->lp_n_top = n < 0 ? 0 : n;
+  }
   return tok;
 }
 
@@ -507,7 +563,7 @@ static void on_prepare_work(uv_work_t *w) {
   const cll__mtext *t = cll_runner_aux(g->runner);
   const struct cll_model_info *mi = cll_model_info(cll_runner_model(g->runner));
   g->prep_rc = g->prepare(g, t, &g->prep_err);
-  if (g->prep_rc != 0 || g->debug_render)
+  if (g->prep_rc != 0 || g->debug_render || g->on_prompt)
     return;
   if (g->n_prompt == 0) {
     g->prep_rc = cll_err_set(&g->prep_err, CLL_EINVAL, "the prompt is empty after tokenization");
@@ -563,6 +619,12 @@ static void on_prepared(uv_work_t *w, int status) {
     gen_free(g);
     return;
   }
+  if (g->on_prompt) {
+    g->answered = true;
+    g->on_prompt(g, g->wstate);
+    gen_free(g);
+    return;
+  }
   const cll__mtext *t = cll_runner_aux(g->runner);
   if (((g->outcfg.tool_tag || g->outcfg.think_open) && cll__outp_new(&g->outcfg, &g->outp) != 0) ||
       cll__detok_new(t, &g->detok) != 0 ||
@@ -580,7 +642,7 @@ static void on_prepared(uv_work_t *w, int status) {
   d.shift = g->shift;
   d.truncate = g->truncate;
   d.sample = sample_cb;
-  d.sample_ud = g->sampler;
+  d.sample_ud = g;
   d.grammar = g->gstate;
   d.on_token = on_token;
   d.on_done = on_seq_done;
@@ -609,6 +671,14 @@ static void on_acquired(void *ud, cll_runner *r, int status, const cll_err *err)
   g->runner = r;
   if (g->gone) {
     cll__gen_fail(g, 499, "request canceled");
+    return;
+  }
+  if (cll_model_info(cll_runner_model(r))->encoder) {
+    /* Ollama's answer for a model without the completion capability. */
+    char msg[600];
+    snprintf(msg, sizeof(msg), "\"%.500s\" does not support %s", g->model_req,
+             g->kind == CLL__GEN_CHAT ? "chat" : "generate");
+    cll__gen_fail(g, 400, msg);
     return;
   }
   if (!g->prepare) {

@@ -44,7 +44,8 @@ struct cll__ev {
   json_t *call;            /* TOOL_CALL (borrowed) */
   const char *done_reason; /* DONE: "stop" / "length" */
   const struct cll_seq_stats *stats; /* DONE */
-  const json_t *logprobs;  /* TEXT/THINKING: Ollama-shaped logprobs of this piece, or NULL */
+  const json_t *logprobs;  /* TEXT/THINKING/DONE: entries of the tokens since the last
+                              event ({"token","logprob","bytes","top_logprobs"}), or NULL */
 };
 
 struct cll__writer {
@@ -61,6 +62,11 @@ struct cll__writer {
 struct cll__sink {
   const struct cll__writer *w;
   void *state;
+  /* Optional: the request stops once its prompt is built (rendered and
+   * tokenized exactly as it would run: g->prompt, g->n_prompt,
+   * g->prompt_truncated); on_prompt answers g->req (loop thread) and g is
+   * freed after it returns. Nothing is generated. (/api/tokenize's count) */
+  void (*on_prompt)(cll__gen *g, void *state);
 };
 void cll__gen_sink_attach(cll_request *req, struct cll__sink *sink);
 
@@ -84,6 +90,7 @@ struct cll__gen {
   size_t n_images;   /* images of the request (for _debug_info) */
   const struct cll__writer *w; /* where events go (never NULL) */
   void *wstate;
+  void (*on_prompt)(cll__gen *g, void *state); /* the sink's, or NULL */
   cll__tmpl *tmpl;   /* the model's (or request's) template, a reference */
   struct cll__outp_cfg outcfg; /* how output splits (tags point into tmpl) */
   json_t *tools;     /* the request's tools (borrowed from body) */
@@ -92,7 +99,15 @@ struct cll__gen {
   cll__outp *outp;
   json_t *calls;     /* tool calls found (native shape), in order */
   cll_buf thinking; /* all thoughts */
-  bool logprobs; int top_logprobs;
+  bool logprobs;     /* logprobs: each token's log-probability is returned */
+  int top_logprobs;  /* with this many alternatives (0..20) */
+  /* The last sampled token's log-probabilities: written by the sampler
+   * callback inside the step, read by on_token right after it. */
+  float lp_token;
+  struct cll_token_logprob lp_top[CLL_MAX_TOP_LOGPROBS];
+  int lp_n_top;
+  json_t *lp_pending; /* entries not yet sent with a piece of text */
+  json_t *lp_all;     /* every entry (non-stream answers) */
   json_t *body;      /* the request, owned */
   cll__gen_prepare_fn prepare;
   void *pdata;               /* prepare's own data, freed with pfree */
@@ -107,6 +122,13 @@ struct cll__gen {
   cll_sampler *sampler;
   cll_grammar *grammar;      /* format's grammar (format.c), NULL: unconstrained */
   cll_grammar_state *gstate; /* its state for the sequence (made by prepare) */
+  /* What the grammar was compiled from, to recompile it lazily (starting
+   * after the thinking block) once the render shows the prompt opened one:
+   * schemas (a JSON array, owned; "json" may stand for one), the literal
+   * text around the value, and whether it was compiled lazy. */
+  json_t *gram_src;
+  const char *gram_prefix, *gram_suffix;
+  bool gram_lazy;
   cll_stop *stop;
   cll__detok *detok;
   int32_t *out_tok; /* generated tokens (for "context") */

@@ -280,12 +280,54 @@ static json_t *tool_calls_openai(const json_t *native) {
   return out;
 }
 
+/* Native logprob entries as OpenAI's choice.logprobs: chat's
+ * {"content":[{token, logprob, bytes, top_logprobs}]}, or the completions
+ * API's {"tokens","token_logprobs","top_logprobs":[{token: logprob}],
+ * "text_offset"}. NULL when there are none. New. */
+static json_t *logprobs_openai(const struct oai *o, const json_t *entries, size_t text_at) {
+  if (!json_array_size(entries))
+    return NULL;
+  size_t i;
+  json_t *e;
+  if (o->kind == K_CHAT) {
+    json_t *content = json_deep_copy(entries);
+    json_array_foreach(content, i, e) {
+      if (!json_object_get(e, "top_logprobs"))
+        json_object_set_new(e, "top_logprobs", json_array());
+    }
+    return json_pack("{s:o}", "content", content);
+  }
+  json_t *toks = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
+  size_t at = text_at;
+  json_array_foreach(entries, i, e) {
+    const char *t = json_string_value(json_object_get(e, "token"));
+    json_array_append(toks, json_object_get(e, "token"));
+    json_array_append(lps, json_object_get(e, "logprob"));
+    json_array_append_new(offs, json_integer((json_int_t)at));
+    at += t ? strlen(t) : 0;
+    json_t *top = json_object(), *a;
+    size_t j;
+    json_array_foreach(json_object_get(e, "top_logprobs"), j, a) {
+      const char *k = json_string_value(json_object_get(a, "token"));
+      if (k)
+        json_object_set(top, k, json_object_get(a, "logprob"));
+    }
+    json_array_append_new(tops, top);
+  }
+  return json_pack("{s:o,s:o,s:o,s:o}", "tokens", toks, "token_logprobs", lps, "top_logprobs",
+                   tops, "text_offset", offs);
+}
+
 /* One chat.completion.chunk with this delta (stolen) and finish reason. */
-static void chat_chunk(cll_request *req, struct oai *o, json_t *delta, const char *finish) {
+static void chat_chunk(cll_request *req, struct oai *o, json_t *delta, const char *finish,
+                       const json_t *lp) {
   json_t *c = chunk_head(o, "chat.completion.chunk");
-  json_object_set_new(c, "choices",
-                      json_pack("[{s:i,s:o,s:o}]", "index", 0, "delta", delta, "finish_reason",
-                                finish ? json_string(finish) : json_null()));
+  json_t *choice = json_pack("{s:i,s:o,s:o}", "index", 0, "delta", delta, "finish_reason",
+                             finish ? json_string(finish) : json_null());
+  json_t *l = logprobs_openai(o, lp, 0);
+  if (l)
+    json_object_set_new(choice, "logprobs", l);
+  json_object_set_new(c, "choices", json_pack("[o]", choice));
   sse_send(req, o, c);
 }
 
@@ -318,6 +360,9 @@ static void answer_whole(cll_request *req, struct oai *o, const cll__gen *g) {
     choice = json_pack("{s:s,s:i,s:s}", "text", text, "index", 0, "finish_reason",
                        finish_reason(o));
   }
+  json_t *lp = g ? logprobs_openai(o, g->lp_all, 0) : NULL;
+  if (lp)
+    json_object_set_new(choice, "logprobs", lp);
   json_object_set_new(c, "choices", json_pack("[o]", choice));
   json_object_set_new(c, "usage", usage_object(o));
   o->answering = true;
@@ -350,8 +395,12 @@ static void oai_event(cll__gen *g, void *state, const struct cll__ev *ev) {
       if (ev->kind != CLL__EV_TEXT)
         return;
       json_t *c = chunk_head(o, "text_completion");
-      json_object_set_new(c, "choices", json_pack("[{s:s%,s:i,s:n}]", "text", ev->s, ev->n,
-                                                  "index", 0, "finish_reason"));
+      json_t *choice = json_pack("{s:s%,s:i,s:n}", "text", ev->s, ev->n, "index", 0,
+                                 "finish_reason");
+      json_t *lp = logprobs_openai(o, ev->logprobs, 0);
+      if (lp)
+        json_object_set_new(choice, "logprobs", lp);
+      json_object_set_new(c, "choices", json_pack("[o]", choice));
       completion_usage0(o, c);
       sse_send(req, o, c);
       return;
@@ -367,7 +416,7 @@ static void oai_event(cll__gen *g, void *state, const struct cll__ev *ev) {
       json_array_append_new(one, tool_call_openai(ev->call, json_array_size(g->calls) - 1));
       json_object_set_new(d, "tool_calls", one);
     }
-    chat_chunk(req, o, d, NULL);
+    chat_chunk(req, o, d, NULL, ev->logprobs);
     return;
   case CLL__EV_DONE:
     snprintf(o->done_reason, sizeof(o->done_reason), "%s", ev->done_reason);
@@ -383,8 +432,8 @@ static void oai_event(cll__gen *g, void *state, const struct cll__ev *ev) {
     g->stream_started = true;
     if (o->kind == K_CHAT) {
       if (!o->role_sent)
-        chat_chunk(req, o, delta_new(o), NULL);
-      chat_chunk(req, o, json_object(), finish_reason(o));
+        chat_chunk(req, o, delta_new(o), NULL, NULL);
+      chat_chunk(req, o, json_object(), finish_reason(o), ev->logprobs);
     } else {
       json_t *c = chunk_head(o, "text_completion");
       json_object_set_new(c, "choices", json_pack("[{s:s,s:i,s:s}]", "text", "", "index", 0,
@@ -814,6 +863,9 @@ static void on_chat_completions(cll_request *req, void *ud) {
   json_t *tools = json_object_get(b, "tools");
   if (json_is_array(tools) && json_array_size(tools))
     json_object_set(native, "tools", tools);
+  json_t *tc = json_object_get(b, "tool_choice");
+  if (tc && !json_is_null(tc))
+    json_object_set(native, "tool_choice", tc);
   if (!map_think(req, b, native))
     goto done;
   json_t *lp = json_object_get(b, "logprobs");

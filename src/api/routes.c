@@ -16,6 +16,8 @@ int cll_api_register_all(cll_api *api) {
   if (rc == 0)
     rc = cll_api_embed_register(api);
   if (rc == 0)
+    rc = cll_api_rerank_register(api);
+  if (rc == 0)
     rc = cll_api_show_register(api);
   if (rc == 0)
     rc = cll_api_create_register(api);
@@ -25,6 +27,10 @@ int cll_api_register_all(cll_api *api) {
     rc = cll_api_anthropic_register(api);
   if (rc == 0)
     rc = cll_api_metrics_register(api);
+  if (rc == 0)
+    rc = cll_api_tokenize_register(api);
+  if (rc == 0)
+    rc = cll_api_push_register(api);
   return rc;
 }
 

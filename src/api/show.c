@@ -156,7 +156,12 @@ json_t *cll__capabilities(const cll_gguf *g, const char *template_text) {
   bool embedding = cll_gguf_find_key(g, "pooling_type") >= 0 ||
                    (key[0] && cll_gguf_find_key(g, key) >= 0) ||
                    (arch.len == 4 && !memcmp(arch.ptr, "bert", 4));
-  json_array_append_new(caps, json_string(embedding ? "embedding" : "completion"));
+  /* Rank pooling (4): a reranker, which scores pairs (/api/rerank). */
+  int64_t pool = -1;
+  bool rerank = key[0] && cll_gguf_get_i64(g, key, &pool) == 0 && pool == 4;
+  json_array_append_new(caps, json_string(rerank      ? "rerank"
+                                          : embedding ? "embedding"
+                                                      : "completion"));
   if (cll__template_has(template_text, "Tools"))
     json_array_append_new(caps, json_string("tools"));
   if (cll__template_has(template_text, "Suffix"))

@@ -18,6 +18,8 @@ struct cll__detok {
   cll_detok *d;
 };
 
+const cll_tokenizer *cll__mtext_tokenizer(const cll__mtext *t) { return t->tok; }
+
 int cll__mtext_load(void *ud, cll_model *m, void **aux, cll_err *err) {
   struct cll__mtext *t = calloc(1, sizeof(*t));
   if (!t)
@@ -41,6 +43,8 @@ void cll__mtext_free(void *aux) {
   pthread_mutex_destroy(&t->gmu);
   free(t);
 }
+
+const cll_tokenizer *cll__mtext_tok(const cll__mtext *t) { return t->tok; }
 
 int cll__mtext_grammar_vocab(const cll__mtext *ct, const cll_grammar_vocab **out) {
   cll__mtext *t = (cll__mtext *)ct; /* the lazily built index is the only mutable part */

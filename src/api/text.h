@@ -9,7 +9,9 @@
 
 #include "cllama/common.h"
 #include "cllama/engine.h"
+#include "cllama/tokenizer.h"
 #include "cllama/grammar.h"
+#include "cllama/tokenizer.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,6 +23,9 @@ typedef struct cll__mtext cll__mtext;
 int cll__mtext_load(void *ud, cll_model *m, void **aux, cll_err *err);
 void cll__mtext_free(void *aux);
 
+/* The model's tokenizer (borrowed, immutable: any thread). */
+const cll_tokenizer *cll__mtext_tok(const cll__mtext *t);
+
 /* The vocabulary's index for constrained decoding (include/cllama/grammar.h),
  * built on first use (work items only: building a 128k vocabulary takes tens
  * of milliseconds) and kept until the model unloads. *out is borrowed. */
@@ -31,6 +36,8 @@ int cll__mtext_grammar_vocab(const cll__mtext *t, const cll_grammar_vocab **out)
  * (free()). */
 int cll__tokenize(const cll__mtext *t, const char *text, size_t len, bool add_special,
                   bool parse_special, int32_t **out, int32_t *n_out, cll_err *err);
+/* The model's tokenizer (borrowed, lives as long as t). */
+const cll_tokenizer *cll__mtext_tokenizer(const cll__mtext *t);
 /* True for end-of-generation tokens (EOS, EOT, ...). */
 bool cll__is_eog(const cll__mtext *t, int32_t tok);
 /* The whole text of tokens (special tokens rendered); *out is new. */

@@ -98,6 +98,10 @@ static long request(const char *method, const char *path, json_t *body, json_t *
   c.ud = ud;
   CURL *h = curl_easy_init();
   struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
+  char auth[600];
+  const char *key = getenv("OLLAMA_API_KEY"); /* a server with CLLAMA_API_KEYS wants it */
+  if (key && *key && snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key) < (int)sizeof(auth))
+    hd = curl_slist_append(hd, auth);
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
   if (text)

@@ -1,7 +1,8 @@
-/* pull.c — `cllama pull [--insecure] NAME`: asks the running server to
- * pull a model (POST /api/pull on OLLAMA_HOST, like Ollama's CLI) and draws
- * its NDJSON progress: one bar per layer with size, rate and time left, and
- * the status lines in between. On a terminal the block is redrawn in place;
+/* pull.c — `cllama pull [--insecure] NAME` and `cllama push [--insecure]
+ * NAME`: ask the running server to pull or push a model (POST /api/pull or
+ * /api/push on OLLAMA_HOST, like Ollama's CLI) and draw its NDJSON
+ * progress: one bar per layer with size, rate and time left, and the status
+ * lines in between. On a terminal the block is redrawn in place;
  * otherwise each line is printed once, when it is final. */
 #include "cllama/cli.h"
 #include "cllama/config.h"
@@ -232,7 +233,43 @@ int cll_cli_pull(int argc, char **argv) {
   return cll__cli_pull_model(name, insecure) == 0 ? 0 : 1;
 }
 
+static int progress_request(const char *path, const char *name, bool insecure);
+
 int cll__cli_pull_model(const char *name, bool insecure) {
+  return progress_request("/api/pull", name, insecure);
+}
+
+static void push_usage(FILE *out) {
+  fprintf(out, "Usage: cllama push [--insecure] MODEL\n\n"
+               "Push a model to the registry its name points to, through the running server\n"
+               "(OLLAMA_HOST). Copy it to that name first: cllama cp mymodel host/ns/mymodel\n\n"
+               "  --insecure   use plain http for the registry\n");
+}
+
+int cll_cli_push(int argc, char **argv) {
+  const char *name = NULL;
+  bool insecure = false;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      push_usage(stdout);
+      return 0;
+    } else if (strcmp(argv[i], "--insecure") == 0) {
+      insecure = true;
+    } else if (argv[i][0] == '-' || name) {
+      push_usage(stderr);
+      return 2;
+    } else {
+      name = argv[i];
+    }
+  }
+  if (name == NULL) {
+    push_usage(stderr);
+    return 2;
+  }
+  return progress_request("/api/push", name, insecure) == 0 ? 0 : 1;
+}
+
+static int progress_request(const char *path, const char *name, bool insecure) {
   cll_config cfg;
   cll_err err = {0};
   if (cll_config_from_env(&cfg, &err) != 0) {
@@ -245,8 +282,8 @@ int cll__cli_pull_model(const char *name, bool insecure) {
   else if (strcmp(host, "::") == 0)
     host = "::1";
   char url[400];
-  snprintf(url, sizeof(url), strchr(host, ':') ? "http://[%s]:%d/api/pull" : "http://%s:%d/api/pull",
-           host, cfg.port);
+  snprintf(url, sizeof(url), strchr(host, ':') ? "http://[%s]:%d%s" : "http://%s:%d%s", host,
+           cfg.port, path);
   json_t *req = json_pack("{s:s,s:b,s:b}", "model", name, "insecure", insecure, "stream", 1);
   char *body = json_dumps(req, JSON_COMPACT);
   json_decref(req);
@@ -258,6 +295,10 @@ int cll__cli_pull_model(const char *name, bool insecure) {
   CURL *c = curl_easy_init();
   struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
   h = curl_slist_append(h, "Accept: application/x-ndjson");
+  char auth[600];
+  const char *key = getenv("OLLAMA_API_KEY"); /* a server with CLLAMA_API_KEYS wants it */
+  if (key && *key && snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key) < (int)sizeof(auth))
+    h = curl_slist_append(h, auth);
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -289,7 +330,7 @@ int cll__cli_pull_model(const char *name, bool insecure) {
     return 1;
   }
   if (!ui.success) {
-    fprintf(stderr, "Error: the pull ended without success (HTTP %ld)\n", status);
+    fprintf(stderr, "Error: the %s ended without success (HTTP %ld)\n", path + 5, status);
     return 1;
   }
   return 0;

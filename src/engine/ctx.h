@@ -37,8 +37,21 @@ struct cll__tscratch {
   float *scores;      /* (QCHUNK, n_ctx) attention scores / probabilities */
   float *og;          /* (QCHUNK, head_dim) attention output rows */
   int32_t *runs;      /* (n_ctx + 1) first position of each run of consecutive cells */
+  int32_t *cellv;     /* (n_ctx) row of each position in a ring layer */
   uint8_t *vg;        /* (head_dim, n_ctx) values (transposed) gathered when the
                          sequence's cells are not one run */
+};
+
+/* Where one layer's keys and values live. Full layers: rows are the pool's
+ * cells (n_ctx). Sliding-window layers, when the context is longer than
+ * their windows need: each sequence has a ring of `ring` rows, position p
+ * in row seq * ring + p % ring, so those layers cost n_seq_max * ring rows
+ * instead of n_ctx (kv.c). */
+struct cll__kvlayer {
+  uint8_t *k;    /* (rows, kv_dim) */
+  uint8_t *v;    /* (kv_dim, rows): transposed */
+  int64_t rows;
+  bool ring;
 };
 
 /* A run of one sequence's batch tokens attended together (<= QCHUNK). */
@@ -49,8 +62,11 @@ struct cll__attn_unit {
   int32_t n_pos;      /* positions attended by the last token (its position + 1) */
 };
 
+struct cll__enc_ctx; /* encoder.c */
+
 struct cll_ctx {
   cll_model *m;                 /* one reference held */
+  struct cll__enc_ctx *enc;     /* encoder models: their own buffers, no KV (encoder.c) */
   struct cll_ctx_params p;
   const cll_kernels *K;
   cll__team *team;
@@ -66,7 +82,14 @@ struct cll_ctx {
   int32_t *seq_len;             /* (n_seq_max) positions held */
   uint32_t kv_type;             /* CLL_TYPE_F16 or CLL_TYPE_F32 */
   size_t kv_row_bytes;          /* bytes of one cell's row in one layer (kv_dim elements) */
-  uint8_t *k_cache;             /* (n_layer, n_ctx, kv_dim) of kv_type */
+  struct cll__kvlayer *kvl;     /* (n_layer) each layer's storage (in k_cache/v_cache or
+                                   k_ring/v_ring) */
+  int64_t ring;                 /* rows of a sequence's ring (0: no ring layers) */
+  int32_t *ring_lo;             /* (n_seq_max) lowest position the rings still hold */
+  uint8_t *k_ring, *v_ring;     /* the ring layers' storage */
+  uint8_t *ring_tmp;            /* (2, ring, kv_dim) of kv_type: scratch of a shift */
+  size_t kv_bytes;              /* K and V storage in all */
+  uint8_t *k_cache;             /* (full layers, n_ctx, kv_dim) of kv_type */
   uint8_t *v_cache;             /* (n_layer, kv_dim, n_ctx) of kv_type: transposed, so that
                                    one dimension of V over a run of cells is a contiguous row
                                    (the weights of the P.V product) */
@@ -117,6 +140,13 @@ struct cll_ctx {
   atomic_int *op_claim;         /* (n_ops) chunks claimed */
   atomic_int *op_done;          /* (n_ops) chunks finished */
 };
+
+/* encoder.c: the context and pass of encoder models (m->enc != NULL);
+ * cll_ctx_new, cll_forward, cll_ctx_hidden and cll_ctx_free hand over. */
+int cll__enc_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll_err *err);
+void cll__enc_ctx_free(cll_ctx *c);
+int cll__encode(cll_ctx *c, const struct cll_batch *b, cll_err *err);
+const float *cll__enc_hidden(const cll_ctx *c, int32_t k);
 
 /* kv.c */
 int cll__kv_init(cll_ctx *c);

@@ -383,31 +383,47 @@ static void attend(cll_ctx *c, int il, const struct cll__attn_unit *u, int64_t k
   const struct cll_batch *b = c->b;
   const int64_t D = I->head_dim, QD = I->n_head * D, n_ctx = c->p.n_ctx;
   const int64_t G = I->n_head / I->n_head_kv; /* query heads per KV head */
-  const size_t e = c->kv_elt, layer = (size_t)n_ctx * c->kv_row_bytes;
+  const struct cll__kvlayer *L = &c->kvl[il];
+  const size_t e = c->kv_elt;
   const int32_t *toks = c->seq_toks + u->first;
   const int32_t n_pos = u->n_pos;
   const int32_t *cells = c->seq_cells + (size_t)u->seq * (size_t)n_ctx;
-  const uint8_t *kl = c->k_cache + (size_t)il * layer + (size_t)(kvh * D) * e;
-  const uint8_t *vl = c->v_cache + (size_t)il * layer + (size_t)(kvh * D * n_ctx) * e;
+  const uint8_t *kl = L->k + (size_t)(kvh * D) * e;
+  const uint8_t *vl = L->v + (size_t)(kvh * D * L->rows) * e;
+  /* A sliding-window layer reads only positions j0.. (the window of the
+   * unit's first token; in a ring, also no older than what it holds). */
+  const int32_t win = c->m->layers[il].swa ? (int32_t)c->m->n_swa : 0;
+  int32_t j0 = win > 0 && b->pos[toks[0]] - win + 1 > 0 ? b->pos[toks[0]] - win + 1 : 0;
+  if (L->ring) {
+    if (j0 < c->ring_lo[u->seq])
+      j0 = c->ring_lo[u->seq];
+    if (j0 > n_pos - 1)
+      j0 = n_pos - 1;
+    for (int32_t j = j0; j < n_pos; j++)
+      ts->cellv[j] = (int32_t)((int64_t)u->seq * c->ring + j % c->ring);
+    cells = ts->cellv;
+  }
 
   /* Runs of consecutive cells: start positions in ts->runs, n_runs + 1
    * entries (the last is n_pos). */
   int32_t n_runs = 0;
-  for (int32_t j = 0; j < n_pos; j++)
-    if (j == 0 || cells[j] != cells[j - 1] + 1)
+  for (int32_t j = j0; j < n_pos; j++)
+    if (j == j0 || cells[j] != cells[j - 1] + 1)
       ts->runs[n_runs++] = j;
   ts->runs[n_runs] = n_pos;
-  /* V^T over the sequence's positions: in place when they are one run,
+  /* V^T over the positions j0..n_pos-1: in place when they are one run,
    * else gathered run by run. */
-  const uint8_t *vw = vl + (size_t)cells[0] * e;
+  const uint8_t *vw = vl + (size_t)cells[j0] * e;
+  size_t v_stride = (size_t)L->rows * e;
   if (n_runs > 1) {
     for (int32_t k = 0; k < n_runs; k++) {
       int32_t j = ts->runs[k], len = ts->runs[k + 1] - j;
       for (int64_t d = 0; d < D; d++)
-        memcpy(ts->vg + (size_t)(d * n_ctx + j) * e, vl + (size_t)(d * n_ctx + cells[j]) * e,
-               (size_t)len * e);
+        memcpy(ts->vg + (size_t)(d * n_ctx + j - j0) * e,
+               vl + (size_t)(d * L->rows + cells[j]) * e, (size_t)len * e);
     }
     vw = ts->vg;
+    v_stride = (size_t)n_ctx * e;
   }
 
   /* Query rows: heads [h0, h0 + nh) of the group times the unit's tokens,
@@ -415,7 +431,6 @@ static void attend(cll_ctx *c, int il, const struct cll__attn_unit *u, int64_t k
   const int32_t n = u->n;
   const int64_t hb = CLL__QCHUNK / n < G ? CLL__QCHUNK / n : G;
   const float scale = c->m->attn_scale, cap = c->m->attn_softcap;
-  const int32_t win = c->m->layers[il].swa ? (int32_t)c->m->n_swa : 0;
   float inv_sum[CLL__QCHUNK];
   for (int64_t h0 = 0; h0 < G; h0 += hb) {
     const int64_t nh = G - h0 < hb ? G - h0 : hb, rows = nh * n;
@@ -450,6 +465,7 @@ static void attend(cll_ctx *c, int il, const struct cll__attn_unit *u, int64_t k
       int32_t len = b->pos[toks[r % n]] + 1; /* causal: positions 0..pos */
       /* a sliding-window layer sees only the last win positions */
       int32_t first = win > 0 && len > win ? len - win : 0;
+      first = first < j0 ? j0 : first;
       float sc = scale;
       if (cap > 0) { /* soft-capping: cap * tanh(score / cap) */
         for (int32_t j = first; j < len; j++)
@@ -457,8 +473,8 @@ static void attend(cll_ctx *c, int il, const struct cll__attn_unit *u, int64_t k
         sc = 1.0f;
       }
       inv_sum[r] = 1.0f / softmax_exp(row + first, len - first, sc);
-      if (first > 0)
-        memset(row, 0, (size_t)first * sizeof(float));
+      if (first > j0)
+        memset(row + j0, 0, (size_t)(first - j0) * sizeof(float));
       if (len < n_pos)
         memset(row + len, 0, (size_t)(n_pos - len) * sizeof(float));
     }
@@ -466,11 +482,11 @@ static void attend(cll_ctx *c, int il, const struct cll__attn_unit *u, int64_t k
     cll_matmul_args o = {
         .wtype = c->kv_type,
         .w = vw,
-        .w_stride = (size_t)n_ctx * e,
-        .n_in = n_pos,
+        .w_stride = v_stride,
+        .n_in = n_pos - j0,
         .r0 = 0,
         .r1 = D,
-        .x = ts->scores,
+        .x = ts->scores + j0,
         .x_stride = n_ctx,
         .n_tok = rows,
         .y = ts->og,
@@ -494,20 +510,18 @@ static void attend(cll_ctx *c, int il, const struct cll__attn_unit *u, int64_t k
  * consecutive cells of a prompt chunk fill each V row's cache lines
  * together instead of one line per token in each of kv_dim rows (n_ctx
  * elements apart, so also one page each). */
-static void store_kv(const cll_ctx *c, int il, int64_t t0, int64_t t1) {
-  const size_t layer = (size_t)c->p.n_ctx * c->kv_row_bytes;
-  const int64_t n_ctx = c->p.n_ctx, KD = c->kv_dim;
-  uint8_t *kl = c->k_cache + (size_t)il * layer, *vl = c->v_cache + (size_t)il * layer;
+static void store_rows(const cll_ctx *c, uint8_t *kl, uint8_t *vl, int64_t n_ctx, int64_t KD,
+                       const int32_t *row_of, int64_t base, int64_t t0, int64_t t1) {
   if (c->kv_type == CLL_TYPE_F32) {
     for (int64_t t = t0; t < t1; t++)
-      memcpy(kl + (size_t)c->cell_of[t] * c->kv_row_bytes, c->k + t * KD, c->kv_row_bytes);
+      memcpy(kl + (size_t)row_of[t - base] * c->kv_row_bytes, c->k + t * KD, c->kv_row_bytes);
     for (int64_t d = 0; d < KD; d++)
       for (int64_t t = t0; t < t1; t++)
-        ((float *)vl)[d * n_ctx + c->cell_of[t]] = c->v[t * KD + d];
+        ((float *)vl)[d * n_ctx + row_of[t - base]] = c->v[t * KD + d];
     return;
   }
   for (int64_t t = t0; t < t1; t++) {
-    uint16_t *kh = (uint16_t *)(kl + (size_t)c->cell_of[t] * c->kv_row_bytes);
+    uint16_t *kh = (uint16_t *)(kl + (size_t)row_of[t - base] * c->kv_row_bytes);
     const float *k = c->k + t * KD;
     int64_t i = 0;
     for (; i + 4 <= KD; i += 4) {
@@ -523,11 +537,30 @@ static void store_kv(const cll_ctx *c, int il, int64_t t0, int64_t t1) {
   for (; d + 4 <= KD; d += 4)
     for (int64_t t = t0; t < t1; t++) {
       v4u h = vhalf(vload(c->v + t * KD + d));
-      for (int l = 0; l < 4; l++) vh[(d + l) * n_ctx + c->cell_of[t]] = (uint16_t)h[l];
+      for (int l = 0; l < 4; l++) vh[(d + l) * n_ctx + row_of[t - base]] = (uint16_t)h[l];
     }
   for (; d < KD; d++)
     for (int64_t t = t0; t < t1; t++)
-      vh[d * n_ctx + c->cell_of[t]] = cll_fp32_to_fp16(c->v[t * KD + d]);
+      vh[d * n_ctx + row_of[t - base]] = cll_fp32_to_fp16(c->v[t * KD + d]);
+}
+
+static void store_kv(const cll_ctx *c, int il, int64_t t0, int64_t t1) {
+  const struct cll__kvlayer *L = &c->kvl[il];
+  const int64_t n_ctx = L->rows, KD = c->kv_dim;
+  uint8_t *kl = L->k, *vl = L->v;
+  /* the row of each token: its cell, or its ring row */
+  int32_t rowv[256];
+  const int32_t *row_of = c->cell_of;
+  if (L->ring) {
+    for (int64_t t0b = t0; t0b < t1; t0b += 256) { /* in pieces of 256 tokens */
+      int64_t t1b = t1 - t0b < 256 ? t1 : t0b + 256;
+      for (int64_t t = t0b; t < t1b; t++)
+        rowv[t - t0b] = (int32_t)((int64_t)c->b->seq[t] * c->ring + c->b->pos[t] % c->ring);
+      store_rows(c, kl, vl, n_ctx, KD, rowv, t0b, t0b, t1b);
+    }
+    return;
+  }
+  store_rows(c, kl, vl, n_ctx, KD, row_of, 0, t0, t1);
 }
 
 static void add_bias(float *x, const struct cll__weight *b, int64_t n) {
@@ -1025,6 +1058,8 @@ static int unit_cmp(const void *pa, const void *pb) {
 }
 
 int cll_forward(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
+  if (c->enc != NULL)
+    return cll__encode(c, b, err);
   const struct cll_model_info *I = &c->m->info;
   if (b == NULL || b->n_tokens <= 0 || b->n_tokens > c->p.n_batch_max || b->tokens == NULL ||
       b->pos == NULL || b->seq == NULL)
@@ -1088,12 +1123,16 @@ int cll_forward(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
 }
 
 const float *cll_ctx_logits(const cll_ctx *c, int32_t k) {
+  if (c->enc != NULL)
+    return NULL; /* encoders have no logits */
   if (k < 0 || k >= c->n_out)
     return NULL;
   return c->logits + (size_t)k * (size_t)c->m->info.n_vocab;
 }
 
 const float *cll_ctx_hidden(const cll_ctx *c, int32_t k) {
+  if (c->enc != NULL)
+    return cll__enc_hidden(c, k);
   if (!c->p.embeddings || k < 0 || k >= c->n_out)
     return NULL;
   return c->xn + (size_t)k * (size_t)c->m->info.n_embd;
@@ -1152,6 +1191,8 @@ static size_t max_xq(const cll_model *m, int64_t n_tok) {
 
 int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll_err *err) {
   *out = NULL;
+  if (m->enc != NULL)
+    return cll__enc_ctx_new(m, p, out, err);
   const struct cll_model_info *I = &m->info;
   if (p->n_ctx < 1 || p->n_ctx > (1 << 24) || p->n_seq_max < 1 || p->n_seq_max > CLL__MAX_SEQ ||
       p->n_batch_max < 1 || p->n_batch_max > (1 << 16) ||
@@ -1247,8 +1288,9 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
     ts->og = xalloc(Q * D * f);
     ts->scores = xalloc(Q * (size_t)p->n_ctx * f);
     ts->runs = xalloc(((size_t)p->n_ctx + 1) * sizeof(int32_t));
+    ts->cellv = xalloc((size_t)p->n_ctx * sizeof(int32_t));
     ts->vg = xalloc((size_t)p->n_ctx * D * c->kv_elt);
-    ok = ts->mm && ts->qg && ts->og && ts->scores && ts->runs && ts->vg;
+    ok = ts->mm && ts->qg && ts->og && ts->scores && ts->runs && ts->vg && ts->cellv;
   }
   if (!ok) {
     cll_ctx_free(c);
@@ -1278,6 +1320,10 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
 void cll_ctx_free(cll_ctx *c) {
   if (c == NULL)
     return;
+  if (c->enc != NULL) {
+    cll__enc_ctx_free(c);
+    return;
+  }
   cll__team_free(c->team);
   cll__kv_free(c);
   if (c->ts != NULL)
@@ -1287,6 +1333,7 @@ void cll_ctx_free(cll_ctx *c) {
       free(c->ts[i].og);
       free(c->ts[i].scores);
       free(c->ts[i].runs);
+      free(c->ts[i].cellv);
       free(c->ts[i].vg);
     }
   free(c->ts);

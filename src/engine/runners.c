@@ -31,6 +31,7 @@ struct cll_runner {
   char *path, *name, *digest;
   int state;
   bool embedding;
+  int32_t n_batch; /* tokens per step (encoders: at least n_ctx) */
   int64_t want_ctx;  /* num_ctx asked by the request that loaded it */
   int64_t n_ctx;     /* per-sequence context, after clamping */
   int n_parallel;
@@ -344,6 +345,15 @@ static void on_load_work(uv_work_t *w) {
   r->n_ctx = n_ctx;
   r->n_parallel = r->embedding ? 1 : rs->p.num_parallel > 0 ? rs->p.num_parallel
                                                              : auto_parallel(mi, n_ctx);
+  /* Encoders (bert family) keep no KV: many inputs share one forward pass,
+   * each whole in one step, so a step may need the model's full context. */
+  int32_t n_batch = rs->p.n_batch;
+  if (mi->encoder) {
+    r->n_parallel = 32;
+    if (n_batch < n_ctx)
+      n_batch = (int32_t)n_ctx;
+  }
+  r->n_batch = n_batch;
   if (rs->p.on_load) {
     r->load_status = rs->p.on_load(rs->p.hook_ud, r->model, &r->aux, &r->load_err);
     if (r->load_status != 0)
@@ -352,15 +362,12 @@ static void on_load_work(uv_work_t *w) {
   struct cll_ctx_params cp = cll_ctx_params_defaults();
   cp.n_ctx = n_ctx * r->n_parallel;
   cp.n_seq_max = 2 * r->n_parallel;
-  cp.n_batch_max = rs->p.n_batch;
+  cp.n_batch_max = n_batch;
   cp.n_threads = rs->p.n_threads;
   cp.embeddings = true;
   r->load_status = cll_ctx_new(r->model, &cp, &r->ctx, &r->load_err);
-  if (r->load_status == 0) {
-    uint64_t kv = (uint64_t)cp.n_ctx * (uint64_t)mi->n_layer * 2u * (uint64_t)mi->n_head_kv *
-                  (uint64_t)mi->head_dim * (cp.kv_type == CLL_KV_F32 ? 4u : 2u);
-    r->size_bytes = mi->weight_bytes + kv;
-  }
+  if (r->load_status == 0) /* weights and K/V as allocated (sliding-window rings included) */
+    r->size_bytes = mi->weight_bytes + cll_ctx_kv_bytes(r->ctx);
 }
 
 static void fail_waiters(cll_runners *rs, const char *path, int status, const cll_err *err) {
@@ -382,7 +389,8 @@ static void on_load_done(uv_work_t *w, int status) {
     sp.n_slots = 2 * r->n_parallel;
     sp.n_ctx = (int32_t)r->n_ctx;
     sp.n_cells = r->n_ctx * r->n_parallel;
-    sp.n_batch = rs->p.n_batch;
+    sp.n_batch = r->n_batch;
+    sp.whole_prompts = mi->encoder;
     sp.n_vocab = mi->n_vocab;
     sp.n_embd = mi->n_embd;
     sp.max_waiting = rs->p.max_queue;
@@ -409,8 +417,9 @@ static void on_load_done(uv_work_t *w, int status) {
   r->state = R_READY;
   r->expires_at_ns = wall_ns() + (r->keep_alive_ns < 0 ? 0 : r->keep_alive_ns);
   fprintf(stderr, "level=INFO source=runners msg=\"model loaded\" model=%s n_ctx=%lld "
-                  "parallel=%d\n",
-          r->name, (long long)r->n_ctx, r->n_parallel);
+                  "parallel=%d kv_bytes=%zu swa_ring=%lld\n",
+          r->name, (long long)r->n_ctx, r->n_parallel, cll_ctx_kv_bytes(r->ctx),
+          (long long)cll_ctx_kv_ring(r->ctx));
   process_queue(rs);
 }
 

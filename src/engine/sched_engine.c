@@ -16,8 +16,12 @@ static void be_shift(void *c, int32_t seq, int32_t p0, int32_t n) {
   cll_kv_seq_shift(c, seq, p0, n);
 }
 
+static int32_t be_reusable(void *c, int32_t seq, int32_t n) {
+  return cll_kv_seq_reusable(c, seq, n);
+}
+
 static const struct cll_sched_backend engine_backend = {
-    be_forward, be_logits, be_hidden, be_trim, be_copy, be_shift,
+    be_forward, be_logits, be_hidden, be_trim, be_copy, be_shift, be_reusable,
 };
 
 const struct cll_sched_backend *cll_sched_backend_engine(void) { return &engine_backend; }

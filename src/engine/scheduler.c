@@ -409,6 +409,8 @@ static bool admit_one(cll_sched *s, cll_seq *q) {
       continue;
     /* At least the last prompt token is evaluated, for its logits. */
     int32_t l = lcp(sl->tok, sl->n, q->prompt, q->n_prompt - 1);
+    if (l > 0 && s->be->kv_reusable)
+      l = s->be->kv_reusable(s->bctx, i, l);
     if (l > best_len) {
       best_len = l;
       best = i;
@@ -545,8 +547,11 @@ static int32_t plan(cll_sched *s) {
     if (q->state != SQ_PREFILL)
       continue;
     int32_t chunk = q->n_prompt - q->n_done;
-    if (chunk > budget)
+    if (chunk > budget) {
+      if (s->p.whole_prompts)
+        break; /* the next step takes it whole (admission order is kept) */
       chunk = budget;
+    }
     if (!make_room(s, chunk))
       break;
     if (q->t_prompt0 == 0)

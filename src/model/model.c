@@ -511,6 +511,12 @@ int cll_model_load(const char *path, cll_model **out, cll_err *err) {
     goto fail;
   }
   memcpy(m->info.arch, s.ptr, s.len);
+  if (cll__encoder_arch(m->info.arch)) {
+    if ((rc = cll__encoder_load(m, err)))
+      goto fail;
+    *out = m;
+    return 0;
+  }
   m->arch = find_arch(m->info.arch);
   if (m->arch == NULL) {
     rc = cll_err_set(err, CLL_EUNSUPPORTED, "%s: architecture \"%s\" is not supported", path,
@@ -539,6 +545,7 @@ void cll_model_release(cll_model *m) {
   if (m == NULL || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
     return;
   free(m->layers);
+  cll__encoder_free(m->enc);
   free(m->exp_mem);
   if (m->pack_mem != NULL)
     munmap(m->pack_mem, m->pack_len);

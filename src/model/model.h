@@ -76,6 +76,42 @@ struct cll__layer {
   bool swa;                            /* sliding-window layer */
 };
 
+/* Encoder architectures (bert, nomic-bert; XLM-RoBERTa is bert with a t5
+ * vocabulary): loaded by src/model/encoder.c, computed by
+ * src/engine/encoder.c. Post-norm layers: x = LN(x + attn(x)); x = LN(x +
+ * ffn(x)), LayerNorms with bias. */
+struct cll__enc_layer {
+  struct cll__weight wqkv, bqkv;       /* fused (3 * n_embd rows, n_embd) and bias, or absent */
+  struct cll__weight wq, wk, wv;       /* (n_embd rows, n_embd) when not fused */
+  struct cll__weight bq, bk, bv;       /* (n_embd) F32, optional */
+  struct cll__weight wo, bo;           /* (n_embd rows, n_embd), bias optional */
+  struct cll__weight ln1, ln1_b;       /* attn_output_norm (n_embd) F32 */
+  struct cll__weight up, up_b;         /* (n_ff rows, n_embd), bias optional */
+  struct cll__weight gate;             /* (n_ff rows, n_embd): SwiGLU archs only */
+  struct cll__weight down, down_b;     /* (n_embd rows, n_ff), bias optional */
+  struct cll__weight ln2, ln2_b;       /* layer_output_norm (n_embd) F32 */
+};
+
+struct cll__enc_model {
+  bool rope;                    /* rotary positions on q, k (nomic-bert) */
+  bool swiglu;                  /* silu(gate) * up (nomic-bert); else gelu(up) */
+  float norm_eps;               /* LayerNorm epsilon */
+  struct cll__weight type_embd; /* (n_types rows, n_embd): row 0 added, or absent */
+  struct cll__weight pos_embd;  /* (n_ctx_train rows, n_embd) absolute, or absent */
+  struct cll__weight tok_norm, tok_norm_b; /* (n_embd) F32 */
+  /* Classification head (rerankers, pooling rank): optional */
+  struct cll__weight cls, cls_b;         /* (n_embd rows, n_embd), (n_embd) */
+  struct cll__weight cls_out, cls_out_b; /* (n_cls_out rows, n_embd), (n_cls_out) */
+  struct cll__enc_layer *layers;         /* (n_layer) */
+};
+
+/* src/model/encoder.c */
+bool cll__encoder_arch(const char *arch);
+/* Reads hyper-parameters and weights of an encoder into m (m->gguf is
+ * open, m->info.arch set); fills m->enc. */
+int cll__encoder_load(cll_model *m, cll_err *err);
+void cll__encoder_free(struct cll__enc_model *e);
+
 struct cll_model {
   atomic_int refs;
   cll_gguf *gguf;               /* owns the mapping */
@@ -87,6 +123,7 @@ struct cll_model {
   struct cll__weight output;    /* (n_vocab rows, n_embd); == tok_embd when tied */
   struct cll__weight rope_freqs; /* (n_rot/2) F32 frequency divisors, or absent */
   struct cll__layer *layers;    /* (n_layer) */
+  struct cll__enc_model *enc;   /* encoder architectures only, else NULL */
   /* Architecture extras (zero when unused). */
   int64_t n_swa;                /* sliding window of the swa layers, positions */
   float swa_freq_base;          /* RoPE base and scale of the swa layers */

@@ -96,10 +96,13 @@ static bool name_ends(cll_gguf_str s, const char *suffix) {
 }
 
 /* Whether a tensor is a weight matrix that quantization applies to: 2-D or
- * more, named *weight, and not a norm or an MoE router. */
+ * more, named *weight, and not a norm, an MoE router, or a BERT position or
+ * token-type table (rows added to the input, which llama.cpp keeps as
+ * they are and cannot add when quantized). */
 static bool quantizable(const cll_gguf_tensor *t) {
   return t->n_dims >= 2 && name_ends(t->name, "weight") && !name_has(t->name, "_norm.weight") &&
-         !name_has(t->name, "ffn_gate_inp.weight") && is_float(t->type);
+         !name_has(t->name, "ffn_gate_inp.weight") && !name_has(t->name, "position_embd.weight") &&
+         !name_has(t->name, "token_types.weight") && is_float(t->type);
 }
 
 /* The layers llama.cpp gives more bits in its _M recipes: the first and last

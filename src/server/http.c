@@ -24,6 +24,8 @@
 
 #include <assert.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +60,11 @@ struct cll_request {
   int keep_alive;
   int is_head;
   int upgrade;           /* Upgrade/CONNECT asked: answered as plain HTTP, then closed */
+  int stream_body;       /* a streamed-body route: dispatched at the end of the head */
+  int body_open;         /* ... and its body is still being parsed */
+  int body_paused;       /* cll_request_pause_body(req, true) */
+  cll_body_fn on_body_fn;
+  void *body_ud;
   int chunked_out;       /* streaming with chunked framing */
   int status;
   cll_buf extra; /* extra response header lines */
@@ -86,6 +93,7 @@ enum conn_flags {
   CONN_READ_STOPPED = 8,
   CONN_NO_KEEPALIVE = 16, /* close once the current response is flushed */
   CONN_PENDING = 32,    /* on the server's to-process list */
+  CONN_ABANDONED = 64,  /* answered in the middle of a streamed body: parse no more */
 };
 
 struct conn {
@@ -105,6 +113,8 @@ struct conn {
   int dispatching;                /* inside process_input */
   int busy;                       /* inside a callback that may free it: defer the free */
   int eof_probe;                  /* FIN seen mid-request: watching for the peer's reset */
+  SSL *ssl;                       /* TLS: memory BIOs between the socket and the parser */
+  int tls_seen;                   /* the first bytes were looked at */
 };
 
 struct cll_server {
@@ -119,6 +129,9 @@ struct cll_server {
   int port;
   struct cll__route *routes;
   struct cll__cors cors;
+  SSL_CTX *tls;        /* HTTPS only when set */
+  char **api_keys;     /* copies of opts.api_keys */
+  size_t n_api_keys;
   struct conn *conns;
   size_t n_conns;      /* conn structs alive */
   struct conn *pending;
@@ -228,6 +241,29 @@ void *cll_request_server_data(const cll_request *r) { return r->conn->srv->data;
 void cll_request_set_data(cll_request *r, void *data) { r->data = data; }
 void *cll_request_data(const cll_request *r) { return r->data; }
 bool cll_request_gone(const cll_request *r) { return r->cancelled_gone != 0; }
+
+void cll_request_read_body(cll_request *r, cll_body_fn fn, void *ud) {
+  r->on_body_fn = fn;
+  r->body_ud = ud;
+}
+
+static void conn_schedule(struct conn *c);
+static void on_conn_timer(uv_timer_t *t);
+
+void cll_request_pause_body(cll_request *r, bool pause) {
+  struct conn *c = r->conn;
+  if (!r->body_open || r->body_paused == (int)pause)
+    return;
+  r->body_paused = pause;
+  if (c->flags & CONN_CLOSING)
+    return;
+  if (pause) {
+    uv_timer_stop(&c->timer); /* the handler is working, not the peer */
+  } else {
+    uv_timer_start(&c->timer, on_conn_timer, c->srv->opts.header_timeout_ms, 0);
+    conn_schedule(c); /* parse what is buffered, resume reading */
+  }
+}
 
 bool cll_request_peer_loopback(const cll_request *r) {
   struct sockaddr_storage ss;
@@ -422,6 +458,28 @@ static void on_write(uv_write_t *w, int status) {
 }
 
 /* Queues len bytes from up to three pieces as one uv_write. */
+static int conn_send(struct conn *c, const void *a, size_t na, const void *b, size_t nb,
+                     const void *d, size_t nd);
+
+/* Sends what TLS has to send (records, alerts) from the write BIO. */
+static int tls_flush(struct conn *c) {
+  BIO *wbio = SSL_get_wbio(c->ssl);
+  size_t pend;
+  while ((pend = BIO_ctrl_pending(wbio)) > 0) {
+    char *tmp = malloc(pend);
+    if (tmp == NULL)
+      return CLL_ENOMEM;
+    int n = BIO_read(wbio, tmp, (int)pend);
+    int rc = n > 0 ? conn_send(c, tmp, (size_t)n, NULL, 0, NULL, 0) : 0;
+    free(tmp);
+    if (rc != 0)
+      return rc;
+    if (n <= 0)
+      break;
+  }
+  return 0;
+}
+
 static int conn_write3(struct conn *c, const void *a, size_t na, const void *b, size_t nb,
                        const void *d, size_t nd) {
   if (c->flags & (CONN_CLOSING | CONN_CLOSED))
@@ -436,6 +494,29 @@ static int conn_write3(struct conn *c, const void *a, size_t na, const void *b, 
     conn_close(c);
     return CLL_ECANCELED;
   }
+  if (c->ssl == NULL)
+    return conn_send(c, a, na, b, nb, d, nd);
+  const void *piece[3] = {a, b, d};
+  size_t plen[3] = {na, nb, nd};
+  for (int i = 0; i < 3; i++)
+    if (plen[i] > 0 && SSL_write(c->ssl, piece[i], (int)plen[i]) != (int)plen[i]) {
+      ERR_clear_error();
+      if (c->req)
+        req_cancel(c->req, CLL_CANCEL_CLIENT_GONE);
+      conn_close(c);
+      return CLL_ECANCELED;
+    }
+  return tls_flush(c);
+}
+
+/* Queues bytes for the socket as one uv_write. */
+static int conn_send(struct conn *c, const void *a, size_t na, const void *b, size_t nb,
+                     const void *d, size_t nd) {
+  if (c->flags & (CONN_CLOSING | CONN_CLOSED))
+    return CLL_ECANCELED;
+  size_t len = na + nb + nd;
+  if (len == 0)
+    return 0;
   struct wreq *wr = malloc(sizeof(*wr) + len);
   if (wr == NULL)
     return CLL_ENOMEM;
@@ -522,6 +603,8 @@ static void req_finish(cll_request *r) {
   log_request(r);
   if (!r->keep_alive || (c->flags & CONN_EOF))
     c->flags |= CONN_NO_KEEPALIVE;
+  if (r->body_open) /* the rest of the body is never read */
+    c->flags |= CONN_NO_KEEPALIVE | CONN_ABANDONED;
   c->req = NULL;
   req_free(r);
   if (c->flags & CONN_CLOSED) {
@@ -726,6 +809,8 @@ static void conn_unref_maybe_free(struct conn *c) {
     c->next->prev = c->prev;
   srv->n_conns--;
   cll_buf_free(&c->in);
+  if (c->ssl)
+    SSL_free(c->ssl);
   free(c);
   server_maybe_free(srv);
 }
@@ -898,6 +983,30 @@ static int on_header_value_complete(llhttp_t *p) {
   return rc;
 }
 
+/* Whether the request's method and path (from its url) name a streamed-body
+ * route. */
+static int streamed_route(cll_server *srv, cll_request *r) {
+  int any = 0;
+  for (const struct cll__route *rt = srv->routes; rt && !any; rt = rt->next)
+    any = rt->stream_body;
+  if (!any || r->head.data == NULL)
+    return 0;
+  char path[2048];
+  const char *url = r->head.data;
+  if (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0) {
+    const char *slash = strchr(strstr(url, "//") + 2, '/');
+    url = slash ? slash : "/";
+  }
+  size_t n = strcspn(url, "?");
+  if (n >= sizeof(path))
+    return 0;
+  memcpy(path, url, n);
+  path[n] = 0;
+  struct cll__match m;
+  cll__route_match(srv->routes, r->method, path, &m);
+  return m.route && m.route->stream_body;
+}
+
 static int on_headers_complete(llhttp_t *p) {
   struct conn *c = p->data;
   cll_request *r = c->req;
@@ -919,6 +1028,18 @@ static int on_headers_complete(llhttp_t *p) {
   }
   r->http_major = p->http_major;
   r->http_minor = p->http_minor;
+  if (!r->upgrade && streamed_route(c->srv, r)) {
+    /* Dispatched now (process_input), the body follows as it arrives. */
+    r->stream_body = 1;
+    r->body_open = 1;
+    const char *expect = cll_request_header(r, "Expect");
+    if (expect && r->http_major == 1 && r->http_minor >= 1 &&
+        strcasecmp(expect, "100-continue") == 0) {
+      static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      conn_write3(c, cont, sizeof(cont) - 1, NULL, 0, NULL, 0);
+    }
+    return HPE_PAUSED;
+  }
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > o->max_body_bytes) {
     c->error_status = 413;
     return HPE_USER;
@@ -938,6 +1059,18 @@ static int on_headers_complete(llhttp_t *p) {
 static int on_body(llhttp_t *p, const char *at, size_t len) {
   struct conn *c = p->data;
   cll_request *r = c->req;
+  if (r == NULL || (c->flags & CONN_ABANDONED))
+    return HPE_USER; /* answered already: the rest is not read */
+  if (r->stream_body) {
+    uv_timer_start(&c->timer, on_conn_timer, c->srv->opts.header_timeout_ms, 0);
+    c->busy++;
+    if (r->on_body_fn)
+      r->on_body_fn(r, at, len, r->body_ud);
+    c->busy--;
+    if (c->req != r || (c->flags & CONN_ABANDONED))
+      return HPE_USER;
+    return r->body_paused ? HPE_PAUSED : 0;
+  }
   /* A body may take longer than header_timeout_ms as long as it keeps
    * arriving: each piece restarts the timer. */
   uv_timer_start(&c->timer, on_conn_timer, c->srv->opts.header_timeout_ms, 0);
@@ -954,8 +1087,48 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
 
 static int on_message_complete(llhttp_t *p) {
   struct conn *c = p->data;
-  c->req->keep_alive = c->req->upgrade ? 0 : llhttp_should_keep_alive(p);
+  cll_request *r = c->req;
+  if (r == NULL || (c->flags & CONN_ABANDONED))
+    return HPE_USER;
+  r->keep_alive = r->upgrade ? 0 : llhttp_should_keep_alive(p);
+  if (r->stream_body && r->state != REQ_PARSING) {
+    /* The end of a streamed body: the handler may answer in its callback
+     * (then c->req changes). */
+    r->body_open = 0;
+    uv_timer_stop(&c->timer); /* the handler works on what it got */
+    if (r->on_body_fn)
+      r->on_body_fn(r, NULL, 0, r->body_ud);
+  }
   return HPE_PAUSED;
+}
+
+/* Constant-time equality of a and b (lengths may differ: the time depends
+ * only on the length of b, the configured key). */
+static int key_equal(const char *a, size_t na, const char *b) {
+  size_t nb = strlen(b);
+  unsigned char diff = (unsigned char)(na != nb);
+  for (size_t i = 0; i < nb; i++)
+    diff |= (unsigned char)(b[i] ^ (i < na ? a[i] : 0));
+  return diff == 0;
+}
+
+/* The bearer-token check: "/" and "/api/version" stay open. */
+static int authorized(const cll_server *srv, const cll_request *r) {
+  if (strcmp(r->path, "/") == 0 || strcmp(r->path, "/api/version") == 0)
+    return 1;
+  const char *h = cll_request_header(r, "Authorization");
+  if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+    return 0;
+  const char *tok = h + 7;
+  while (*tok == ' ')
+    tok++;
+  size_t n = strlen(tok);
+  while (n > 0 && (tok[n - 1] == ' ' || tok[n - 1] == '\t'))
+    n--;
+  int ok = 0;
+  for (size_t i = 0; i < srv->n_api_keys; i++) /* every key, whatever matched */
+    ok |= key_equal(tok, n, srv->api_keys[i]);
+  return ok;
 }
 
 /* Splits the url into path and query and finds the route. */
@@ -1022,6 +1195,13 @@ static void dispatch(struct conn *c) {
     return;
   }
 
+  if (srv->n_api_keys > 0 && !authorized(srv, r)) {
+    cll_response_header(r, "WWW-Authenticate", "Bearer");
+    static const char e[] = "{\"error\":\"unauthorized\"}";
+    cll_respond(r, 401, "application/json; charset=utf-8", e, sizeof(e) - 1);
+    return;
+  }
+
   cll__route_match(srv->routes, r->method, r->path, &r->match);
   if (r->match.route == NULL) {
     if (r->match.path_known)
@@ -1078,14 +1258,19 @@ static void reject(struct conn *c, int status) {
   respond_plain(r, status, text);
 }
 
+/* A streamed body the handler wants now. */
+static int body_wanted(const cll_request *r) {
+  return r->body_open && !r->body_paused && r->state != REQ_PARSING;
+}
+
 /* Parses buffered input and dispatches complete requests, one at a time. */
 static void process_input(struct conn *c) {
   if (c->dispatching)
     return;
   c->dispatching = 1;
   while (!(c->flags & CONN_CLOSING) && !(c->flags & CONN_NO_KEEPALIVE) &&
-         (c->req == NULL || c->req->state == REQ_PARSING) && c->in_pos < c->in.len &&
-         (c->req != NULL || conn_output_ok(c))) {
+         (c->req == NULL || c->req->state == REQ_PARSING || body_wanted(c->req)) &&
+         c->in_pos < c->in.len && (c->req != NULL || conn_output_ok(c))) {
     const char *data = c->in.data + c->in_pos;
     size_t len = c->in.len - c->in_pos;
     llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
@@ -1110,9 +1295,17 @@ static void process_input(struct conn *c) {
       } else {
         llhttp_resume(&c->parser);
       }
+      if (c->req == NULL || c->req->state != REQ_PARSING)
+        continue; /* a streamed body paused, or its end (already dispatched) */
       uv_timer_stop(&c->timer);
+      if (c->req->stream_body) /* the head of a streamed-body request */
+        uv_timer_start(&c->timer, on_conn_timer, c->srv->opts.header_timeout_ms, 0);
       dispatch(c);
       continue;
+    }
+    if (c->flags & CONN_ABANDONED) { /* answered mid-body: read no more */
+      c->in_pos = c->in.len;
+      break;
     }
     int status = c->error_status ? c->error_status : 400;
     c->in_pos = c->in.len;
@@ -1152,7 +1345,8 @@ static void on_idle(uv_idle_t *h) {
     c->flags &= ~CONN_PENDING;
     c->busy++;
     deliver_cancels(c);
-    if (!(c->flags & CONN_CLOSING) && (c->req == NULL || c->req->state == REQ_PARSING))
+    if (!(c->flags & CONN_CLOSING) &&
+        (c->req == NULL || c->req->state == REQ_PARSING || body_wanted(c->req)))
       process_input(c);
     c->busy--;
     conn_unref_maybe_free(c);
@@ -1168,10 +1362,81 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init(c->srv->readbuf, sizeof(c->srv->readbuf));
 }
 
+/* Ends a connection after what is queued is written (an alert, an error
+ * answer), reading no more. */
+static void conn_finish_output(struct conn *c) {
+  c->flags |= CONN_EOF | CONN_NO_KEEPALIVE;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  if (c->req && c->req->state == REQ_PARSING) {
+    req_free(c->req);
+    c->req = NULL;
+  }
+  if (c->req == NULL && c->queued == 0)
+    conn_close(c);
+}
+
+/* TLS input: decrypts into c->in. 0: go on (maybe with nothing new), 1: the
+ * peer closed the TLS session, -1: the connection is being ended. */
+static int tls_input(struct conn *c, const char *data, size_t n) {
+  if (!c->tls_seen) {
+    c->tls_seen = 1;
+    if ((unsigned char)data[0] != 0x16) {
+      /* Not a TLS handshake: plain HTTP on the HTTPS port (Go's answer). */
+      static const char msg[] = "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\n"
+                                "Connection: close\r\n\r\n"
+                                "Client sent an HTTP request to an HTTPS server.\n";
+      conn_send(c, msg, sizeof(msg) - 1, NULL, 0, NULL, 0);
+      conn_finish_output(c);
+      return -1;
+    }
+  }
+  if (BIO_write(SSL_get_rbio(c->ssl), data, (int)n) != (int)n) {
+    conn_close(c);
+    return -1;
+  }
+  char tmp[16384];
+  for (;;) {
+    int k = SSL_read(c->ssl, tmp, sizeof(tmp));
+    if (k > 0) {
+      if (cll_buf_append(&c->in, tmp, (size_t)k) != 0) {
+        conn_close(c);
+        return -1;
+      }
+      continue;
+    }
+    int e = SSL_get_error(c->ssl, k);
+    ERR_clear_error();
+    tls_flush(c); /* handshake records, tickets, alerts */
+    if (c->flags & CONN_CLOSING)
+      return -1;
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+      return 0;
+    if (e == SSL_ERROR_ZERO_RETURN)
+      return 1;
+    /* A failed handshake or a bad record: the alert goes out, then close. */
+    if (c->req && c->req->state != REQ_PARSING)
+      req_cancel(c->req, CLL_CANCEL_CLIENT_GONE);
+    conn_finish_output(c);
+    return -1;
+  }
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   struct conn *c = s->data;
   if (nread == 0)
     return;
+  int decrypted = 0;
+  if (nread > 0 && c->ssl) {
+    size_t before = c->in.len;
+    int r = tls_input(c, buf->base, (size_t)nread);
+    if (r < 0)
+      return;
+    if (r > 0)
+      nread = UV_EOF;
+    else if (c->in.len == before)
+      return; /* handshake only */
+    decrypted = 1;
+  }
   if (nread < 0) {
     c->flags |= CONN_EOF;
     uv_read_stop(s);
@@ -1209,11 +1474,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       process_input(c);
     return;
   }
-  if (cll_buf_append(&c->in, buf->base, (size_t)nread) != 0) {
+  if (!decrypted && cll_buf_append(&c->in, buf->base, (size_t)nread) != 0) {
     conn_close(c);
     return;
   }
-  if ((c->req && c->req->state != REQ_PARSING) || (c->req == NULL && !conn_output_ok(c))) {
+  if ((c->req && c->req->state != REQ_PARSING && !body_wanted(c->req)) ||
+      (c->req == NULL && !conn_output_ok(c))) {
     /* Pipelined input while a request is being answered or while this
      * connection's output waits: keep it, within a cap, and stop reading
      * past it (resumed once the input is consumed). */
@@ -1264,6 +1530,18 @@ static void on_connection(uv_stream_t *ls, int status) {
     return;
   }
   uv_tcp_nodelay(&c->tcp, 1);
+  if (srv->tls) {
+    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+    c->ssl = rb && wb ? SSL_new(srv->tls) : NULL;
+    if (c->ssl == NULL) {
+      BIO_free(rb);
+      BIO_free(wb);
+      conn_close(c);
+      return;
+    }
+    SSL_set_bio(c->ssl, rb, wb);
+    SSL_set_accept_state(c->ssl);
+  }
   llhttp_init(&c->parser, HTTP_REQUEST, &srv->settings);
   c->parser.data = c;
   uv_timer_start(&c->timer, on_conn_timer, srv->opts.idle_timeout_ms, 0);
@@ -1277,6 +1555,10 @@ static void server_free(cll_server *srv) {
   void *ud = srv->closed_ud;
   cll__routes_free(srv->routes);
   cll__cors_free(&srv->cors);
+  for (size_t i = 0; i < srv->n_api_keys; i++)
+    free(srv->api_keys[i]);
+  free(srv->api_keys);
+  SSL_CTX_free(srv->tls);
   free(srv);
   if (cb)
     cb(ud);
@@ -1309,6 +1591,15 @@ static void on_grace(uv_timer_t *t) {
     conn_close(c);
 }
 
+/* Frees a server that failed before its handles were initialised. */
+static void free_early(cll_server *srv) {
+  for (size_t i = 0; i < srv->n_api_keys; i++)
+    free(srv->api_keys[i]);
+  free(srv->api_keys);
+  SSL_CTX_free(srv->tls);
+  free(srv);
+}
+
 int cll_server_new(uv_loop_t *loop, const cll_server_opts *opts, cll_server **out,
                    cll_err *err) {
   *out = NULL;
@@ -1319,12 +1610,56 @@ int cll_server_new(uv_loop_t *loop, const cll_server_opts *opts, cll_server **ou
   srv->opts = *opts;
   srv->opts.origins = NULL;
   srv->opts.n_origins = 0;
+  srv->opts.api_keys = NULL;
+  srv->opts.n_api_keys = 0;
+  if (opts->n_api_keys > 0) {
+    srv->api_keys = calloc(opts->n_api_keys, sizeof(char *));
+    for (size_t i = 0; srv->api_keys && i < opts->n_api_keys; i++)
+      if ((srv->api_keys[srv->n_api_keys] = strdup(opts->api_keys[i])) != NULL)
+        srv->n_api_keys++;
+    if (srv->n_api_keys != opts->n_api_keys) {
+      for (size_t i = 0; i < srv->n_api_keys; i++)
+        free(srv->api_keys[i]);
+      free(srv->api_keys);
+      free(srv);
+      return cll_err_set(err, CLL_ENOMEM, "out of memory");
+    }
+  }
   if (srv->opts.low_water_bytes > srv->opts.high_water_bytes)
     srv->opts.low_water_bytes = srv->opts.high_water_bytes;
+  srv->opts.tls_cert_file = srv->opts.tls_key_file = NULL;
+  if (opts->tls_cert_file || opts->tls_key_file) {
+    const char *why = NULL;
+    srv->tls = SSL_CTX_new(TLS_server_method());
+    if (!opts->tls_cert_file || !opts->tls_key_file)
+      why = "both a certificate and a key are needed";
+    else if (srv->tls == NULL || SSL_CTX_set_min_proto_version(srv->tls, TLS1_2_VERSION) != 1)
+      why = "cannot set up TLS";
+    else if (SSL_CTX_use_certificate_chain_file(srv->tls, opts->tls_cert_file) != 1)
+      why = "cannot load the certificate";
+    else if (SSL_CTX_use_PrivateKey_file(srv->tls, opts->tls_key_file, SSL_FILETYPE_PEM) != 1)
+      why = "cannot load the private key";
+    else if (SSL_CTX_check_private_key(srv->tls) != 1)
+      why = "the private key does not match the certificate";
+    if (why) {
+      unsigned long e = ERR_get_error();
+      char detail[256] = "";
+      if (e)
+        ERR_error_string_n(e, detail, sizeof(detail));
+      ERR_clear_error();
+      SSL_CTX_free(srv->tls);
+      for (size_t i = 0; i < srv->n_api_keys; i++)
+        free(srv->api_keys[i]);
+      free(srv->api_keys);
+      free(srv);
+      return cll_err_set(err, CLL_EINVAL, "TLS: %s%s%s", why, detail[0] ? ": " : "", detail);
+    }
+    SSL_CTX_set_mode(srv->tls, SSL_MODE_RELEASE_BUFFERS);
+  }
   int loopback = cll__addr_is_loopback(opts->host);
   if (cll__cors_init(&srv->cors, opts->origins, opts->n_origins,
                      opts->host_check && loopback) != 0) {
-    free(srv);
+    free_early(srv);
     return cll_err_set(err, CLL_ENOMEM, "out of memory");
   }
   llhttp_settings_init(&srv->settings);
@@ -1350,7 +1685,7 @@ int cll_server_new(uv_loop_t *loop, const cll_server_opts *opts, cll_server **ou
     rc = uv_ip4_addr(host, opts->port, (struct sockaddr_in *)&ss);
   if (rc != 0) {
     cll__cors_free(&srv->cors);
-    free(srv);
+    free_early(srv);
     return cll_err_set(err, CLL_EINVAL, "invalid listen address \"%s\"", opts->host);
   }
   uv_tcp_init(loop, &srv->listener);
@@ -1391,6 +1726,18 @@ void *cll_server_data(const cll_server *srv) { return srv->data; }
 int cll_server_route(cll_server *srv, const char *method, const char *pattern,
                      cll_handler_fn fn, void *ud) {
   return cll__route_add(&srv->routes, method, pattern, fn, ud);
+}
+
+int cll_server_route_stream(cll_server *srv, const char *method, const char *pattern,
+                            cll_handler_fn fn, void *ud) {
+  int rc = cll__route_add(&srv->routes, method, pattern, fn, ud);
+  if (rc != 0)
+    return rc;
+  struct cll__route *last = srv->routes;
+  while (last->next)
+    last = last->next;
+  last->stream_body = true;
+  return 0;
 }
 
 void cll_server_close(cll_server *srv, void (*on_closed)(void *), void *ud) {

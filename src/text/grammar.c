@@ -37,6 +37,8 @@
 #define MAX_DEPTH 160     /* nodes in one stack (nesting bound) */
 #define MAX_ELEMENTS 4000000u
 #define WORK_MAX 200000   /* expansions in one advance (guards nullable loops) */
+#define REC_MAX 1500      /* nested expansions (stack frames) in one advance */
+#define MAX_TOKEN_BYTES 1024 /* longer tokens are never allowed (bounds the trie walk's depth) */
 
 /* ================================================================ builder */
 
@@ -302,7 +304,8 @@ int cll__grammar_finish(struct cll__gb *b, uint32_t value, const struct cll_gram
     cll_grammar_free(g);
     return cll__gb_fail(b, CLL_ENOMEM, "out of memory");
   }
-  memcpy(g->set, b->set, (size_t)b->n_set * sizeof(*g->set));
+  if (b->n_set)
+    memcpy(g->set, b->set, (size_t)b->n_set * sizeof(*g->set));
   g->n_set = b->n_set;
   uint32_t pos = 0, na = 0;
   for (uint32_t r = 0; r < b->n_rule; r++) {
@@ -657,12 +660,12 @@ int cll_grammar_vocab_new_raw(const char *const *piece, const size_t *len, const
       memcpy(v->bytes + o, piece[i], len[i]);
     o += len[i];
     if (len[i] > v->max_len)
-      v->max_len = len[i] > 100000 ? 100000 : (uint32_t)len[i];
+      v->max_len = len[i] > MAX_TOKEN_BYTES ? MAX_TOKEN_BYTES : (uint32_t)len[i];
     if (v->flags[i] & CLL_GV_EOG) {
       v->eog[v->n_eog++] = i;
       continue;
     }
-    if ((v->flags[i] & CLL_GV_CONTROL) || len[i] == 0 || len[i] > 100000)
+    if ((v->flags[i] & CLL_GV_CONTROL) || len[i] == 0 || len[i] > MAX_TOKEN_BYTES)
       continue;
     const uint8_t *p = (const uint8_t *)v->bytes + v->off[i];
     ea[na++] = (struct tent){p, (uint32_t)len[i], i, 0};
@@ -750,7 +753,7 @@ static const struct clsidx *vocab_cls(const cll_grammar_vocab *cv, const uint64_
   uint32_t ne = 0;
   for (int32_t i = 0; ok && i < v->n; i++) {
     uint64_t len = v->off[i + 1] - v->off[i];
-    if ((v->flags[i] & (CLL_GV_EOG | CLL_GV_CONTROL)) || len == 0 || len > 100000)
+    if ((v->flags[i] & (CLL_GV_EOG | CLL_GV_CONTROL)) || len == 0 || len > MAX_TOKEN_BYTES)
       continue;
     const uint8_t *p = (const uint8_t *)v->bytes + v->off[i];
     uint32_t r = 0;
@@ -810,6 +813,7 @@ struct cll_grammar_state {
   bool active, done;
   uint32_t trig;      /* trigger bytes matched */
   uint32_t work;
+  uint32_t rec; /* expand's recursion depth now */
   bool oom;
   /* mask walk parameters */
   bool closing;   /* the budget binds: a token must leave dist <= limit */
@@ -849,9 +853,21 @@ static void add_top(cll_grammar_state *s, struct gset *out, uint32_t idx) {
     out->top[out->n++] = idx;
 }
 
+static void expand_node(cll_grammar_state *s, uint32_t idx, struct gset *out);
+
+/* Adds the terminals reachable from node idx to out. A cycle of rules that
+ * consumes nothing (a $ref loop beside a way out, a pattern like (a*)*)
+ * stops at REC_MAX nested calls or WORK_MAX expansions: what lies beyond is
+ * reachable on a shorter path anyway. */
 static void expand(cll_grammar_state *s, uint32_t idx, struct gset *out) {
-  if (idx == NIL || ++s->work > WORK_MAX)
+  if (idx == NIL || ++s->work > WORK_MAX || s->rec >= REC_MAX)
     return;
+  s->rec++;
+  expand_node(s, idx, out);
+  s->rec--;
+}
+
+static void expand_node(cll_grammar_state *s, uint32_t idx, struct gset *out) {
   const cll_grammar *g = s->g;
   struct gnode nd = s->node[idx];
   const struct cll__gel *e = &g->el[nd.pos];
@@ -1117,7 +1133,7 @@ bool cll_grammar_accept_token(cll_grammar_state *s, int32_t token) {
     s->cur.n = 0;
     return true;
   }
-  if ((v->flags[token] & CLL_GV_CONTROL) || len == 0)
+  if ((v->flags[token] & CLL_GV_CONTROL) || len == 0 || len > MAX_TOKEN_BYTES)
     return false;
   return cll_grammar_accept_bytes(s, p, len);
 }
