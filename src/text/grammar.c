@@ -624,6 +624,49 @@ void cll_grammar_vocab_free(cll_grammar_vocab *v) {
 
 int32_t cll_grammar_vocab_n(const cll_grammar_vocab *v) { return v->n; }
 
+struct pass_ent {
+  uint32_t len;
+  int32_t tok;
+  uint8_t sub;
+};
+
+static int pass_cmp(const void *a, const void *b) {
+  const struct pass_ent *x = a, *y = b;
+  if (x->len != y->len)
+    return x->len > y->len ? -1 : 1;
+  return x->tok < y->tok ? -1 : x->tok > y->tok;
+}
+
+/* Orders a pass list longest first, so a length limit drops a prefix. */
+static bool sort_pass(int32_t *tok, uint32_t *len, uint8_t *sub, int32_t n) {
+  struct pass_ent *e = malloc(((size_t)n + 1) * sizeof(*e));
+  if (!e)
+    return false;
+  for (int32_t i = 0; i < n; i++)
+    e[i] = (struct pass_ent){len[i], tok[i], sub ? sub[i] : 0};
+  qsort(e, (size_t)n, sizeof(*e), pass_cmp);
+  for (int32_t i = 0; i < n; i++) {
+    tok[i] = e[i].tok;
+    len[i] = e[i].len;
+    if (sub)
+      sub[i] = e[i].sub;
+  }
+  free(e);
+  return true;
+}
+
+/* out |= pass_bits without the leading tokens longer than room (the list
+ * is longest first); tmp is scratch of the same size. */
+static void or_pass_within(uint64_t *out, uint64_t *tmp, const uint64_t *pass_bits,
+                           const int32_t *tok, const uint32_t *len, int32_t n, size_t words,
+                           uint32_t room) {
+  memcpy(tmp, pass_bits, words * sizeof(uint64_t));
+  for (int32_t k = 0; k < n && len[k] > room; k++)
+    tmp[tok[k] >> 6] &= ~(1ull << (tok[k] & 63));
+  for (size_t w = 0; w < words; w++)
+    out[w] |= tmp[w];
+}
+
 int cll_grammar_vocab_new_raw(const char *const *piece, const size_t *len, const uint8_t *flags,
                               int32_t n, cll_grammar_vocab **out) {
   *out = NULL;
@@ -692,7 +735,8 @@ int cll_grammar_vocab_new_raw(const char *const *piece, const size_t *len, const
     }
   }
   v->off[n] = o;
-  if (!trie_build(&v->all, ea, na) || !trie_build(&v->exit, ee, ne))
+  if (!sort_pass(v->pass_tok, v->pass_nch, v->pass_sub, v->n_pass) ||
+      !trie_build(&v->all, ea, na) || !trie_build(&v->exit, ee, ne))
     goto nomem;
   free(ea);
   free(ee);
@@ -767,7 +811,8 @@ static const struct clsidx *vocab_cls(const cll_grammar_vocab *cv, const uint64_
       ee[ne++] = (struct tent){p + r, (uint32_t)(len - r), i, r};
     }
   }
-  ok = ok && trie_build(&c->exit, ee, ne);
+  ok = ok && sort_pass(c->pass_tok, c->pass_len, NULL, c->n_pass) &&
+       trie_build(&c->exit, ee, ne);
   free(ee);
   if (!ok) {
     if (c) {
@@ -810,6 +855,7 @@ struct cll_grammar_state {
   struct gset *lvl;   /* (n_lvl) one set per trie depth */
   uint32_t n_lvl;
   uint64_t *bits;     /* (words) apply()'s mask */
+  uint64_t *tmp;      /* (words) scratch of the fast paths */
   bool active, done;
   uint32_t trig;      /* trigger bytes matched */
   uint32_t work;
@@ -981,7 +1027,8 @@ int cll_grammar_state_new(const cll_grammar *g, const cll_grammar_vocab *v,
   s->n_lvl = (v ? v->max_len : 0) + 3;
   s->lvl = malloc((size_t)s->n_lvl * sizeof(*s->lvl));
   s->bits = v ? malloc(((size_t)v->n + 63) / 64 * sizeof(uint64_t)) : NULL;
-  if (!s->lvl || (v && !s->bits)) {
+  s->tmp = v ? malloc(((size_t)v->n + 63) / 64 * sizeof(uint64_t)) : NULL;
+  if (!s->lvl || (v && (!s->bits || !s->tmp))) {
     cll_grammar_state_free(s);
     return CLL_ENOMEM;
   }
@@ -1038,6 +1085,7 @@ void cll_grammar_state_free(cll_grammar_state *s) {
   free(s->cls);
   free(s->lvl);
   free(s->bits);
+  free(s->tmp);
   free(s);
 }
 
@@ -1200,10 +1248,12 @@ static void string_top(cll_grammar_state *s, uint32_t idx) {
   /* Fewest bytes after the body; a body token adds at most 3 owed bytes. */
   uint64_t rest = (uint64_t)s->g->minfrom[nd.pos + 1] + nd.below;
   bool binds = s->closing && str_dist(nd.aux, min) + rest + 3 > s->limit;
+  size_t words = ((size_t)v->n + 63) / 64;
   if (!binds && room == GE_UNLIMITED) {
-    size_t words = ((size_t)v->n + 63) / 64;
     for (size_t w = 0; w < words; w++)
       s->out[w] |= v->pass_bits[w];
+  } else if (!binds) {
+    or_pass_within(s->out, s->tmp, v->pass_bits, v->pass_tok, v->pass_nch, v->n_pass, words, room);
   } else {
     for (int32_t k = 0; k < v->n_pass; k++) {
       uint32_t nch = v->pass_nch[k];
@@ -1263,10 +1313,13 @@ static bool cls_top(cll_grammar_state *s, uint32_t idx) {
   /* A token inside the class never adds to the distance. */
   uint64_t rest = (uint64_t)s->g->minfrom[nd.pos + 1] + nd.below;
   bool binds = s->closing && (cnt < min ? min - cnt : 0) + rest > s->limit;
+  size_t words = ((size_t)s->v->n + 63) / 64;
   if (!binds && room == GE_UNLIMITED) {
-    size_t words = ((size_t)s->v->n + 63) / 64;
     for (size_t w = 0; w < words; w++)
       s->out[w] |= ci->pass_bits[w];
+  } else if (!binds) {
+    or_pass_within(s->out, s->tmp, ci->pass_bits, ci->pass_tok, ci->pass_len, ci->n_pass, words,
+                   room);
   } else {
     for (int32_t k = 0; k < ci->n_pass; k++) {
       uint32_t len = ci->pass_len[k];
