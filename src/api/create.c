@@ -526,7 +526,8 @@ static char *license_of(json_t *v) {
  * under one of them (after resolving links), for any client; set empty:
  * never. Returns 0, or the status to answer with msg. */
 static int path_allowed(cll_request *req, const char *path, char *msg, size_t cap) {
-  const char *roots = getenv("CLLAMA_CREATE_PATHS");
+  const cll_config *cfg = cll_api_from(req)->cfg;
+  const char *roots = cfg->create_paths_set ? cfg->create_paths : NULL;
   if (roots == NULL) {
     if (cll_request_peer_loopback(req))
       return 0;
