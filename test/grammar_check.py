@@ -201,6 +201,25 @@ def main():
             counts[name] = counts.get(name, 0) + 1
             if err:
                 failures.append(err)
+    # Anthropic structured outputs (output_format) on /v1/messages.
+    for k in range(min(10, N)):
+        schema = SCHEMAS["nested"]
+        status, raw = post("/v1/messages", {
+            "model": MODEL, "max_tokens": NUM_PREDICT, "temperature": TEMPS[k % 4],
+            "messages": [{"role": "user", "content": "Reply in JSON."}],
+            "output_format": {"type": "json_schema", "schema": schema}}, False)
+        where = f"anthropic #{k}"
+        if status != 200:
+            failures.append(f"{where}: HTTP {status}: {raw[:200]}")
+            continue
+        o = json.loads(raw)
+        text = "".join(c.get("text", "") for c in o.get("content", []) if c.get("type") == "text")
+        try:
+            jsonschema.validate(json.loads(text), schema, format_checker=FMT)
+        except (ValueError, jsonschema.ValidationError) as e:
+            failures.append(f"{where}: {e}: {text!r}")
+        if o.get("stop_reason") != "end_turn":
+            failures.append(f"{where}: stop_reason {o.get('stop_reason')!r}")
     base = {"model": MODEL, "prompt": "x", "stream": False}
     for fmt, needle in [("yaml", 'invalid format: "\\"yaml\\""; expected "json" or a valid JSON Schema object'),
                         (123, 'invalid format: "123"'),
@@ -224,7 +243,8 @@ def main():
         failures.append(err)
     for f in failures[:20]:
         print("FAIL", f)
-    print(f"grammar_check: {len(jobs)} generations over {len(counts)} formats, "
+    print(f"grammar_check: {len(jobs)} generations over {len(counts)} formats and {min(10, N)} on "
+          f"/v1/messages, "
           f"{len(failures)} failures")
     return 1 if failures else 0
 

@@ -599,6 +599,18 @@ static void on_messages(cll_request *req, void *ud) {
   if ((v = json_object_get(b, "stop_sequences")) && json_array_size(v))
     json_object_set(opts, "stop", v);
   json_object_set_new(native, "options", opts);
+  /* Structured outputs: output_format {"type":"json_schema","schema":{...}}
+   * is the native format (enforced by the grammar). */
+  json_t *of = json_object_get(b, "output_format");
+  if (of && !json_is_null(of)) {
+    const char *oft = json_string_value(json_object_get(of, "type"));
+    json_t *ofs = json_object_get(of, "schema");
+    if (!oft || strcmp(oft, "json_schema") != 0 || !json_is_object(ofs)) {
+      anth_error(req, 400, "output_format: type must be \"json_schema\" with a schema object");
+      goto done;
+    }
+    json_object_set(native, "format", ofs);
+  }
   /* Tools: name, description, input_schema -> native function tools. */
   json_t *tools = json_object_get(b, "tools");
   if (json_array_size(tools)) {
@@ -615,6 +627,27 @@ static void on_messages(cll_request *req, void *ud) {
       est += (name ? strlen(name) : 0) + (desc ? strlen(desc) : 0);
     }
     json_object_set_new(native, "tools", nt);
+  }
+  /* tool_choice: auto, any (some call), tool (that one), none. */
+  json_t *tc = json_object_get(b, "tool_choice");
+  if (json_is_object(tc)) {
+    const char *type = json_string_value(json_object_get(tc, "type"));
+    const char *name = json_string_value(json_object_get(tc, "name"));
+    if (type && strcmp(type, "any") == 0) {
+      json_object_set_new(native, "tool_choice", json_string("required"));
+    } else if (type && strcmp(type, "tool") == 0 && name) {
+      json_object_set_new(native, "tool_choice",
+                          json_pack("{s:s,s:{s:s}}", "type", "function", "function", "name", name));
+    } else if (type && strcmp(type, "none") == 0) {
+      json_object_set_new(native, "tool_choice", json_string("none"));
+    } else if (!type || strcmp(type, "auto") != 0) {
+      anth_error(req, 400, "tool_choice.type must be one of \"auto\", \"any\", \"tool\" "
+                           "(with a name) or \"none\"");
+      goto done;
+    }
+  } else if (tc && !json_is_null(tc)) {
+    anth_error(req, 400, "tool_choice must be an object");
+    goto done;
   }
   a->est_input_tokens = (int64_t)(est / 4);
   if (a->est_input_tokens == 0)

@@ -162,7 +162,7 @@ static inline int mkarch_write(const char *arch, const char *path) {
   m->rng.s = seed | 1;
   const int gemma = strncmp(arch, "gemma", 5) == 0;
   const int is_phi3 = strcmp(arch, "phi3") == 0, moe = strcmp(arch, "qwen3moe") == 0;
-  const int64_t E = 256, V = MKARCH_VOCAB, H = 4, D = 64;
+  const int64_t E = 256, V = MKARCH_VOCAB, NH = 4, D = 64;
   const int64_t HKV = is_phi3 ? 4 : gemma && arch[5] == '3' ? 1 : 2;
   const int64_t F = 512, N_EXP = 16, N_USED = 4, F_EXP = 128;
   const int64_t L = strcmp(arch, "gemma3") == 0 ? 7 : gemma ? 4 : 2;
@@ -177,7 +177,7 @@ static inline int mkarch_write(const char *arch, const char *path) {
   cll_gguf_writer_set_u32(w, mkarch_key(m, "embedding_length"), (uint32_t)E);
   cll_gguf_writer_set_u32(w, mkarch_key(m, "block_count"), (uint32_t)L);
   cll_gguf_writer_set_u32(w, mkarch_key(m, "feed_forward_length"), (uint32_t)F);
-  cll_gguf_writer_set_u32(w, mkarch_key(m, "attention.head_count"), (uint32_t)H);
+  cll_gguf_writer_set_u32(w, mkarch_key(m, "attention.head_count"), (uint32_t)NH);
   cll_gguf_writer_set_u32(w, mkarch_key(m, "attention.head_count_kv"), (uint32_t)HKV);
   if (!is_phi3) {
     cll_gguf_writer_set_u32(w, mkarch_key(m, "attention.key_length"), (uint32_t)D);
@@ -222,9 +222,9 @@ static inline int mkarch_write(const char *arch, const char *path) {
   for (int il = 0; il < L && rc == 0; il++) {
     rc |= mkarch_blk(m, il, "attn_norm.weight", E, 1, 1, 1.0f, 0.2f);
     if (is_phi3) {
-      rc |= mkarch_blk(m, il, "attn_qkv.weight", E, (H + 2 * HKV) * D, 1, 0, a_in);
+      rc |= mkarch_blk(m, il, "attn_qkv.weight", E, (NH + 2 * HKV) * D, 1, 0, a_in);
     } else {
-      rc |= mkarch_blk(m, il, "attn_q.weight", E, H * D, 1, 0, a_in);
+      rc |= mkarch_blk(m, il, "attn_q.weight", E, NH * D, 1, 0, a_in);
       rc |= mkarch_blk(m, il, "attn_k.weight", E, HKV * D, 1, 0, a_in);
       rc |= mkarch_blk(m, il, "attn_v.weight", E, HKV * D, 1, 0, a_in);
     }
@@ -232,7 +232,7 @@ static inline int mkarch_write(const char *arch, const char *path) {
       rc |= mkarch_blk(m, il, "attn_q_norm.weight", D, 1, 1, 1.0f, 0.2f);
       rc |= mkarch_blk(m, il, "attn_k_norm.weight", D, 1, 1, 1.0f, 0.2f);
     }
-    rc |= mkarch_blk(m, il, "attn_output.weight", H * D, E, 1, 0, a_in);
+    rc |= mkarch_blk(m, il, "attn_output.weight", NH * D, E, 1, 0, a_in);
     if (gemma)
       rc |= mkarch_blk(m, il, "post_attention_norm.weight", E, 1, 1, 1.0f, 0.2f);
     rc |= mkarch_blk(m, il, "ffn_norm.weight", E, 1, 1, 1.0f, 0.2f);
