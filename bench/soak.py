@@ -260,5 +260,8 @@ with open(os.path.join(A.out, "soak-summary.txt"), "w") as f:
     ]
     f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
-shutil.rmtree(tmp, ignore_errors=True)
+if not os.environ.get("SOAK_KEEP"):
+    shutil.rmtree(tmp, ignore_errors=True)
+else:
+    print("soak: kept " + tmp)
 sys.exit(0 if alive and COUNT["unexpected"] == 0 else 1)

@@ -790,3 +790,264 @@ Test(api_logprobs, equal_log_softmax_of_the_logits_in_every_api) {
   cr_expect(json_object_get(v, "logprobs") == NULL);
   json_decref(v);
 }
+
+/* ---------------------------------------------------------------- tool_choice */
+
+static const char *TOOLS =
+    "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"Weather\","
+    "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\",\"enum\":"
+    "[\"Paris\",\"Rome\"]},\"days\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":7}},"
+    "\"required\":[\"city\",\"days\"],\"additionalProperties\":false}}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"add\",\"parameters\":{\"type\":\"object\","
+    "\"properties\":{\"a\":{\"type\":\"integer\"},\"b\":{\"type\":\"integer\"}},\"required\":"
+    "[\"a\",\"b\"],\"additionalProperties\":false}}}]";
+
+static void setup_tools(void) {
+  if (!have_shared())
+    return;
+  make_store();
+  add_model("qwenish", "stories260K-f32.gguf", THINKER, NULL, "{\"num_predict\":400}");
+  add_model("llamaish", "stories260K-f32.gguf",
+            "{{ if .Tools }}{{ .Tools }}\n{{ end }}{{ range .Messages }}{{ .Content }}\n{{ end }}",
+            NULL, "{\"num_predict\":400}");
+  start_server(NULL);
+}
+
+TestSuite(api_tools, .init = setup_tools, .fini = teardown, .timeout = 180);
+
+/* The arguments validate against the tool's schema (exact keys and types). */
+static void expect_valid_call(const char *name, json_t *args) {
+  cr_assert(json_is_object(args), "arguments of %s are an object", name);
+  cr_expect_eq(json_object_size(args), 2, "%s: exactly the declared properties", name);
+  if (strcmp(name, "get_weather") == 0) {
+    const char *city = jstr(args, "city");
+    cr_expect(city && (!strcmp(city, "Paris") || !strcmp(city, "Rome")), "city %s",
+              city ? city : "(none)");
+    json_t *d = json_object_get(args, "days");
+    cr_expect(json_is_integer(d) && json_integer_value(d) >= 1 && json_integer_value(d) <= 7);
+  } else {
+    cr_expect_str_eq(name, "add");
+    cr_expect(json_is_integer(json_object_get(args, "a")));
+    cr_expect(json_is_integer(json_object_get(args, "b")));
+  }
+}
+
+static char *chat_body(const char *model, const char *choice, bool stream, int seed) {
+  char *b = malloc(8192);
+  snprintf(b, 8192,
+           "{\"model\":\"%s\",\"stream\":%s,\"tools\":%s,\"tool_choice\":%s,\"options\":"
+           "{\"seed\":%d},\"messages\":[{\"role\":\"user\",\"content\":\"Weather in Paris?\"}]}",
+           model, stream ? "true" : "false", TOOLS, choice, seed);
+  return b;
+}
+
+Test(api_tools, tool_choice_makes_a_valid_call_on_api_chat) {
+  NEED_SHARED();
+  const char *models[] = {"qwenish", "llamaish"};
+  for (int m = 0; m < 2; m++) {
+    for (int seed = 1; seed <= 3; seed++) {
+      char *b = chat_body(models[m], "\"required\"", false, seed);
+      json_t *v = post_json("/api/chat", b, 200);
+      free(b);
+      json_t *calls = json_object_get(json_object_get(v, "message"), "tool_calls");
+      cr_assert_eq(json_array_size(calls), 1, "%s seed %d: one call", models[m], seed);
+      json_t *fn = json_object_get(json_array_get(calls, 0), "function");
+      expect_valid_call(jstr(fn, "name"), json_object_get(fn, "arguments"));
+      cr_expect(strncmp(jstr(json_array_get(calls, 0), "id"), "call_", 5) == 0);
+      json_decref(v);
+    }
+    /* A named function: that one. */
+    char *b = chat_body(models[m], "{\"type\":\"function\",\"function\":{\"name\":\"add\"}}", false, 7);
+    json_t *v = post_json("/api/chat", b, 200);
+    free(b);
+    json_t *fn = json_object_get(
+        json_array_get(json_object_get(json_object_get(v, "message"), "tool_calls"), 0), "function");
+    cr_expect_str_eq(jstr(fn, "name"), "add");
+    expect_valid_call("add", json_object_get(fn, "arguments"));
+    json_decref(v);
+  }
+  /* none: the tools are neither shown nor called. */
+  char *b = chat_body("qwenish", "\"none\"", false, 1);
+  json_t *v = post_json("/api/chat", b, 200);
+  free(b);
+  cr_expect(json_object_get(json_object_get(v, "message"), "tool_calls") == NULL);
+  json_decref(v);
+  b = chat_body("qwenish", "{\"type\":\"function\",\"function\":{\"name\":\"nope\"}}", false, 1);
+  v = post_json("/api/chat", b, 400);
+  cr_expect(strstr(jstr(v, "error"), "nope") != NULL);
+  json_decref(v);
+  free(b);
+}
+
+Test(api_tools, tool_choice_on_openai_and_anthropic) {
+  NEED_SHARED();
+  char body[8192];
+  snprintf(body, sizeof(body),
+           "{\"model\":\"qwenish\",\"seed\":3,\"tools\":%s,\"tool_choice\":\"required\","
+           "\"messages\":[{\"role\":\"user\",\"content\":\"Weather?\"}]}",
+           TOOLS);
+  json_t *v = post_json("/v1/chat/completions", body, 200);
+  json_t *ch = json_array_get(json_object_get(v, "choices"), 0);
+  cr_expect_str_eq(jstr(ch, "finish_reason"), "tool_calls");
+  json_t *tc = json_array_get(json_object_get(json_object_get(ch, "message"), "tool_calls"), 0);
+  cr_expect_str_eq(jstr(tc, "type"), "function");
+  json_t *fn = json_object_get(tc, "function");
+  json_t *args = jparse(jstr(fn, "arguments"));
+  expect_valid_call(jstr(fn, "name"), args);
+  json_decref(args);
+  json_decref(v);
+  /* Streamed: the call arrives as a tool_calls delta, then finish_reason. */
+  snprintf(body, sizeof(body),
+           "{\"model\":\"qwenish\",\"stream\":true,\"seed\":4,\"tools\":%s,\"tool_choice\":"
+           "{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}},\"messages\":[{\"role\":"
+           "\"user\",\"content\":\"Weather?\"}]}",
+           TOOLS);
+  struct resp r = http("POST", "/v1/chat/completions", body);
+  cr_assert_eq(r.status, 200);
+  int n_calls = 0;
+  const char *finish = NULL;
+  char fin[32] = "";
+  for (char *line = strtok(r.body, "\n"); line; line = strtok(NULL, "\n")) {
+    if (strncmp(line, "data: {", 7) != 0)
+      continue;
+    json_t *c = jparse(line + 6);
+    json_t *c0 = json_array_get(json_object_get(c, "choices"), 0);
+    json_t *d = json_object_get(c0, "delta");
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(d, "tool_calls"), i, t) {
+      json_t *f = json_object_get(t, "function");
+      cr_expect_str_eq(jstr(f, "name"), "get_weather");
+      json_t *a = jparse(jstr(f, "arguments"));
+      expect_valid_call("get_weather", a);
+      json_decref(a);
+      n_calls++;
+    }
+    if ((finish = jstr(c0, "finish_reason")))
+      snprintf(fin, sizeof(fin), "%s", finish);
+    json_decref(c);
+  }
+  cr_expect_eq(n_calls, 1);
+  cr_expect_str_eq(fin, "tool_calls");
+  free(r.body);
+  /* Anthropic: tool_choice {type: tool} -> a tool_use block. */
+  json_t *tools = jparse(TOOLS), *atools = json_array();
+  size_t i;
+  json_t *t;
+  json_array_foreach(tools, i, t) {
+    json_t *f = json_object_get(t, "function");
+    json_array_append_new(atools, json_pack("{s:O,s:O}", "name", json_object_get(f, "name"),
+                                            "input_schema", json_object_get(f, "parameters")));
+  }
+  json_t *ab = json_pack("{s:s,s:i,s:o,s:{s:s,s:s},s:[{s:s,s:s}]}", "model", "qwenish",
+                         "max_tokens", 400, "tools", atools, "tool_choice", "type", "tool", "name",
+                         "get_weather", "messages", "role", "user", "content", "Weather?");
+  char *abs = json_dumps(ab, JSON_COMPACT);
+  v = post_json("/v1/messages", abs, 200);
+  cr_expect_str_eq(jstr(v, "stop_reason"), "tool_use");
+  json_t *use = NULL;
+  json_array_foreach(json_object_get(v, "content"), i, t) {
+    if (strcmp(jstr(t, "type"), "tool_use") == 0)
+      use = t;
+  }
+  cr_assert(use, "a tool_use block");
+  cr_expect_str_eq(jstr(use, "name"), "get_weather");
+  expect_valid_call("get_weather", json_object_get(use, "input"));
+  json_decref(v);
+  free(abs);
+  json_decref(ab);
+  json_decref(tools);
+}
+
+/* ------------------------------------------------------------ /v1/responses */
+
+Test(api_tools, responses_api_text_stream_tools_and_format) {
+  NEED_SHARED();
+  const char *base = "{\"model\":\"llamaish\",\"input\":\"Once upon a time\",\"temperature\":0,"
+                     "\"max_output_tokens\":12";
+  char body[8192];
+  snprintf(body, sizeof(body), "%s}", base);
+  json_t *v = post_json("/v1/responses", body, 200);
+  cr_expect_str_eq(jstr(v, "object"), "response");
+  cr_expect_str_eq(jstr(v, "status"), "completed");
+  cr_expect(strncmp(jstr(v, "id"), "resp_", 5) == 0);
+  json_t *item = json_array_get(json_object_get(v, "output"), 0);
+  cr_expect_str_eq(jstr(item, "type"), "message");
+  json_t *part = json_array_get(json_object_get(item, "content"), 0);
+  cr_expect_str_eq(jstr(part, "type"), "output_text");
+  char *text = strdup(jstr(part, "text"));
+  cr_expect_gt(strlen(text), 0);
+  cr_expect_eq(json_integer_value(json_object_get(json_object_get(v, "usage"), "output_tokens")), 12);
+  json_decref(v);
+  /* Streamed: created first, completed last, deltas joining to the text. */
+  snprintf(body, sizeof(body), "%s,\"stream\":true}", base);
+  struct resp r = http("POST", "/v1/responses", body);
+  cr_assert_eq(r.status, 200);
+  char joined[4096] = "", first[64] = "", last[64] = "";
+  int64_t seq = -1;
+  for (char *line = strtok(r.body, "\n"); line; line = strtok(NULL, "\n")) {
+    if (strncmp(line, "data: ", 6) != 0)
+      continue;
+    json_t *e = jparse(line + 6);
+    const char *type = jstr(e, "type");
+    if (!first[0])
+      snprintf(first, sizeof(first), "%s", type);
+    snprintf(last, sizeof(last), "%s", type);
+    cr_expect_eq(json_integer_value(json_object_get(e, "sequence_number")), seq + 1);
+    seq = json_integer_value(json_object_get(e, "sequence_number"));
+    if (strcmp(type, "response.output_text.delta") == 0)
+      strncat(joined, jstr(e, "delta"), sizeof(joined) - strlen(joined) - 1);
+    json_decref(e);
+  }
+  cr_expect_str_eq(first, "response.created");
+  cr_expect_str_eq(last, "response.completed");
+  cr_expect_str_eq(joined, text);
+  free(r.body);
+  free(text);
+  /* Stateless: previous_response_id is refused, saying why. */
+  v = post_json("/v1/responses",
+                "{\"model\":\"llamaish\",\"input\":\"hi\",\"previous_response_id\":\"resp_1\"}", 400);
+  cr_expect(strstr(jstr(json_object_get(v, "error"), "message"), "not store") != NULL);
+  json_decref(v);
+  /* Tools (flat function tools) with tool_choice: a function_call item. */
+  json_t *tools = jparse(TOOLS), *flat = json_array();
+  size_t i;
+  json_t *t;
+  json_array_foreach(tools, i, t) {
+    json_t *f = json_object_get(t, "function");
+    json_array_append_new(flat, json_pack("{s:s,s:O,s:O}", "type", "function", "name",
+                                          json_object_get(f, "name"), "parameters",
+                                          json_object_get(f, "parameters")));
+  }
+  json_t *rb = json_pack("{s:s,s:s,s:o,s:s,s:i}", "model", "qwenish", "input", "Weather?", "tools",
+                         flat, "tool_choice", "required", "max_output_tokens", 400);
+  char *rbs = json_dumps(rb, JSON_COMPACT);
+  v = post_json("/v1/responses", rbs, 200);
+  json_t *call = NULL;
+  json_array_foreach(json_object_get(v, "output"), i, t) {
+    if (strcmp(jstr(t, "type"), "function_call") == 0)
+      call = t;
+  }
+  cr_assert(call, "a function_call item");
+  cr_expect(strncmp(jstr(call, "call_id"), "call_", 5) == 0);
+  json_t *args = jparse(jstr(call, "arguments"));
+  expect_valid_call(jstr(call, "name"), args);
+  json_decref(args);
+  json_decref(v);
+  free(rbs);
+  json_decref(rb);
+  json_decref(tools);
+  /* text.format json_schema: the output text is that object. */
+  v = post_json("/v1/responses",
+                "{\"model\":\"llamaish\",\"input\":\"Weather?\",\"max_output_tokens\":300,\"text\":"
+                "{\"format\":{\"type\":\"json_schema\",\"name\":\"w\",\"schema\":{\"type\":"
+                "\"object\",\"properties\":{\"city\":{\"type\":\"string\",\"enum\":[\"Paris\","
+                "\"Rome\"]},\"days\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":7}},"
+                "\"required\":[\"city\",\"days\"],\"additionalProperties\":false}}}}",
+                200);
+  json_t *msg = json_array_get(json_object_get(v, "output"), 0);
+  json_t *obj = jparse(jstr(json_array_get(json_object_get(msg, "content"), 0), "text"));
+  expect_valid_call("get_weather", obj);
+  json_decref(obj);
+  json_decref(v);
+}

@@ -628,6 +628,27 @@ static void on_messages(cll_request *req, void *ud) {
     }
     json_object_set_new(native, "tools", nt);
   }
+  /* tool_choice: auto, any (some call), tool (that one), none. */
+  json_t *tc = json_object_get(b, "tool_choice");
+  if (json_is_object(tc)) {
+    const char *type = json_string_value(json_object_get(tc, "type"));
+    const char *name = json_string_value(json_object_get(tc, "name"));
+    if (type && strcmp(type, "any") == 0) {
+      json_object_set_new(native, "tool_choice", json_string("required"));
+    } else if (type && strcmp(type, "tool") == 0 && name) {
+      json_object_set_new(native, "tool_choice",
+                          json_pack("{s:s,s:{s:s}}", "type", "function", "function", "name", name));
+    } else if (type && strcmp(type, "none") == 0) {
+      json_object_set_new(native, "tool_choice", json_string("none"));
+    } else if (!type || strcmp(type, "auto") != 0) {
+      anth_error(req, 400, "tool_choice.type must be one of \"auto\", \"any\", \"tool\" "
+                           "(with a name) or \"none\"");
+      goto done;
+    }
+  } else if (tc && !json_is_null(tc)) {
+    anth_error(req, 400, "tool_choice must be an object");
+    goto done;
+  }
   a->est_input_tokens = (int64_t)(est / 4);
   if (a->est_input_tokens == 0)
     a->est_input_tokens = 1;

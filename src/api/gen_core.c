@@ -49,6 +49,7 @@ static void gen_free(cll__gen *g) {
   cll_sampler_free(g->sampler);
   cll_grammar_state_free(g->gstate);
   cll_grammar_free(g->grammar);
+  json_decref(g->gram_src);
   cll_stop_free(g->stop);
   cll__detok_free(g->detok);
   cll_buf_free(&g->text);
@@ -121,6 +122,10 @@ bool cll__gen_common(cll__gen *g, const char *model) {
   json_t *b = g->body;
   cll_err err = {0};
   g->model_req = strdup(model ? model : "");
+  if (g->model_req == NULL || g->calls == NULL) { /* found by test_chaos */
+    cll__gen_fail(g, 500, "out of memory");
+    return false;
+  }
   int st = cll_api_stream_flag(req, b);
   if (st < 0) {
     g->answered = true;

@@ -122,6 +122,13 @@ struct cll__gen {
   cll_sampler *sampler;
   cll_grammar *grammar;      /* format's grammar (format.c), NULL: unconstrained */
   cll_grammar_state *gstate; /* its state for the sequence (made by prepare) */
+  /* What the grammar was compiled from, to recompile it lazily (starting
+   * after the thinking block) once the render shows the prompt opened one:
+   * schemas (a JSON array, owned; "json" may stand for one), the literal
+   * text around the value, and whether it was compiled lazy. */
+  json_t *gram_src;
+  const char *gram_prefix, *gram_suffix;
+  bool gram_lazy;
   cll_stop *stop;
   cll__detok *detok;
   int32_t *out_tok; /* generated tokens (for "context") */

@@ -26,6 +26,8 @@ struct gen_in {
   int64_t n_ctx;    /* for history truncation */
 };
 
+static int grammar_after_thoughts(cll__gen *g, cll_err *err);
+
 static void gen_in_free(void *p) {
   struct gen_in *in = p;
   if (!in)
@@ -145,6 +147,11 @@ static int prepare(cll__gen *g, const cll__mtext *t, cll_err *err) {
       k--;
     g->outcfg.in_thinking = k >= ol && memcmp(text + k - ol, g->outcfg.think_open, ol) == 0;
   }
+  rc = grammar_after_thoughts(g, err);
+  if (rc != 0) {
+    free(text);
+    return rc;
+  }
   if (g->debug_render) {
     g->rendered = text;
     return 0;
@@ -202,6 +209,141 @@ static bool check_images(cll__gen *g, json_t *imgs) {
       return false;
     }
     g->n_images++;
+  }
+  return true;
+}
+
+/* (Re)compiles g->grammar from g->gram_src with the text around the
+ * value; lazy: it starts after the thinking block closes. */
+static int compile_calls(cll__gen *g, bool lazy, cll_err *err) {
+  struct cll_grammar_opts o;
+  cll_grammar_opts_defaults(&o);
+  o.prefix = g->gram_prefix;
+  o.suffix = g->gram_suffix;
+  if (lazy)
+    o.trigger = g->outcfg.think_close;
+  size_t n = json_array_size(g->gram_src);
+  const json_t **arr = malloc((n ? n : 1) * sizeof(*arr));
+  if (!arr)
+    return cll_err_set(err, CLL_ENOMEM, "out of memory");
+  for (size_t k = 0; k < n; k++)
+    arr[k] = json_array_get(g->gram_src, k);
+  cll_grammar *ng = NULL;
+  int rc = cll_grammar_compile_any(arr, n, &o, &ng, err);
+  free(arr);
+  if (rc != 0)
+    return rc;
+  cll_grammar_free(g->grammar);
+  g->grammar = ng;
+  g->gram_lazy = lazy;
+  return 0;
+}
+
+/* prepare's half of the lazy start: when the rendered prompt opened the
+ * thinking block, the grammar must wait for it to close. Work thread. */
+static int grammar_after_thoughts(cll__gen *g, cll_err *err) {
+  if (!g->grammar || g->gram_lazy || !g->outcfg.in_thinking || !g->gram_src)
+    return 0;
+  return compile_calls(g, true, err);
+}
+
+/* The call a template's format implies, as a schema for one tool: Llama
+ * 3.x's bare {"name", "parameters"}, or {"name", "arguments"} after a tag
+ * (with the text around it in g->gram_prefix / gram_suffix). New. */
+static json_t *call_schema(const char *tag, const json_t *tool) {
+  const json_t *fn = json_object_get(tool, "function");
+  const char *name = json_string_value(json_object_get(fn, "name"));
+  json_t *params = json_object_get(fn, "parameters");
+  if (!name)
+    return NULL;
+  bool bare = strcmp(tag, "{") == 0;
+  const char *key = bare ? "parameters" : "arguments";
+  json_t *p = json_is_object(params) ? json_incref(params) : json_pack("{s:s}", "type", "object");
+  return json_pack("{s:s,s:{s:{s:s},s:o},s:[s,s],s:b}", "type", "object", "properties", "name",
+                   "const", name, key, p, "required", "name", key, "additionalProperties", 0);
+}
+
+/* tool_choice (OpenAI's, which /v1 and /v1/messages map to; Ollama has none):
+ * "auto" (default), "none" (tools neither shown nor parsed), "required"
+ * (some call), or {"type":"function","function":{"name":..}} (that one).
+ * The last two are enforced by a grammar: the model must emit one call, in
+ * the template's format, whose arguments match the tool's parameters.
+ * Returns false after answering. */
+static bool check_tool_choice(cll__gen *g, const struct cll__tmpl_caps *caps) {
+  json_t *tc = json_object_get(g->body, "tool_choice");
+  if (!tc || json_is_null(tc))
+    return true;
+  const char *mode = json_string_value(tc);
+  const char *want = NULL;
+  if (json_is_object(tc)) {
+    want = json_string_value(json_object_get(json_object_get(tc, "function"), "name"));
+    if (!want) {
+      cll__gen_fail(g, 400, "tool_choice: a function needs a name");
+      return false;
+    }
+    mode = "function";
+  }
+  if (!mode || (strcmp(mode, "auto") && strcmp(mode, "none") && strcmp(mode, "required") &&
+                strcmp(mode, "function"))) {
+    cll__gen_fail(g, 400, "invalid tool_choice: must be \"auto\", \"none\", \"required\" or "
+                          "{\"type\": \"function\", \"function\": {\"name\": ...}}");
+    return false;
+  }
+  if (strcmp(mode, "auto") == 0)
+    return true;
+  if (strcmp(mode, "none") == 0) {
+    g->tools = NULL;
+    g->outcfg.tool_tag = NULL;
+    g->outcfg.tools = NULL;
+    return true;
+  }
+  if (!g->tools) {
+    cll__gen_fail(g, 400, "tool_choice requires tools");
+    return false;
+  }
+  if (g->grammar) {
+    cll__gen_fail(g, 400, "tool_choice \"required\" or a named function cannot be combined "
+                          "with format");
+    return false;
+  }
+  const char *tag = caps->tool_tag[0] ? caps->tool_tag : "{";
+  json_t *schemas = json_array();
+  size_t i;
+  json_t *t;
+  json_array_foreach(g->tools, i, t) {
+    const char *name = json_string_value(json_object_get(json_object_get(t, "function"), "name"));
+    if (want && (!name || strcmp(name, want) != 0))
+      continue;
+    json_t *sch = call_schema(tag, t);
+    if (sch)
+      json_array_append_new(schemas, sch);
+  }
+  if (json_array_size(schemas) == 0) {
+    json_decref(schemas);
+    char msg[400];
+    snprintf(msg, sizeof(msg), "tool_choice names a function not in tools: \"%.200s\"",
+             want ? want : "");
+    cll__gen_fail(g, 400, msg);
+    return false;
+  }
+  /* The text around the call, by the template's format. */
+  if (strcmp(tag, "<tool_call>") == 0) {
+    g->gram_prefix = "<tool_call>\n";
+    g->gram_suffix = "\n</tool_call>";
+  } else if (strcmp(tag, "[TOOL_CALLS]") == 0) {
+    g->gram_prefix = "[TOOL_CALLS][";
+    g->gram_suffix = "]";
+  } else if (strcmp(tag, "{") != 0) {
+    g->gram_prefix = caps->tool_tag;
+  }
+  g->gram_src = schemas;
+  cll_err err = {0};
+  int rc = compile_calls(g, g->gram_lazy, &err);
+  if (rc != 0) {
+    char msg[sizeof(err.msg) + 40];
+    snprintf(msg, sizeof(msg), "tool parameters: %s", err.msg[0] ? err.msg : cll_strerror(rc));
+    cll__gen_fail(g, rc == CLL_ENOMEM ? 500 : 400, msg);
+    return false;
   }
   return true;
 }
@@ -286,12 +428,20 @@ static bool check_caps(cll__gen *g, const char *model, const char *tmpl_override
   }
   g->logprobs = json_is_true(lp);
   g->top_logprobs = g->logprobs && json_is_integer(top) ? (int)json_integer_value(top) : 0;
-  /* The format applies to the answer, after the thoughts (if any). */
+  /* The format applies to the answer, after the thoughts when the request
+   * asked for them (recompiled lazy by prepare when the prompt opens the
+   * thinking block itself). */
+  g->gram_lazy = g->outcfg.think_close && g->think_set && g->think;
   struct cll_grammar_opts gopt;
   cll_grammar_opts_defaults(&gopt);
-  if (g->outcfg.think_close && g->outcfg.think_close[0])
+  if (g->gram_lazy)
     gopt.trigger = g->outcfg.think_close;
-  if (!cll__gen_format(g, json_object_get(g->body, "format"), &gopt))
+  json_t *fmt = json_object_get(g->body, "format");
+  if (!cll__gen_format(g, fmt, &gopt))
+    return false;
+  if (g->grammar)
+    g->gram_src = json_pack("[O]", fmt);
+  if (!check_tool_choice(g, caps))
     return false;
   g->debug_render = json_is_true(json_object_get(g->body, "_debug_render_only"));
   return true;

@@ -7,6 +7,7 @@
  * adding speed). Float formats use 512-bit registers. */
 #if defined(__x86_64__)
 
+#include "kernels/avx512_internal.h"
 #include "kernels/x86.h"
 
 static inline float hsum512_ps(__m512 v) {
@@ -1023,9 +1024,19 @@ const cll_kernels cll__kernels_avx512 = {
     .quantize_row = {CLL__X86_QUANTIZE},
     .vec_dot = {CLL__X86_VEC_DOT_K, [CLL_TYPE_F16] = dot_f16_f32_512,
                 [CLL_TYPE_Q4_0] = dot_q4_0_q8_0_512, [CLL_TYPE_Q8_0] = dot_q8_0_q8_0_512},
-    .pack_bytes = {[CLL_TYPE_Q4_0] = cll__pack_bytes_q4_0_avx512},
-    .pack = {[CLL_TYPE_Q4_0] = cll__pack_q4_0_avx512},
-    .matmul_packed = {[CLL_TYPE_Q4_0] = cll__matmul_q4_0_packed_avx512},
+    .pack_bytes = {[CLL_TYPE_Q4_0] = cll__pack_bytes_q4_0_avx512,
+                   [CLL_TYPE_Q8_0] = cll__pack_bytes_q8_0_avx512,
+                   [CLL_TYPE_Q4_K] = cll__pack_bytes_q4_K_avx512,
+                   [CLL_TYPE_Q5_K] = cll__pack_bytes_q5_K_avx512,
+                   [CLL_TYPE_Q6_K] = cll__pack_bytes_q6_K_avx512},
+    .pack = {[CLL_TYPE_Q4_0] = cll__pack_q4_0_avx512, [CLL_TYPE_Q8_0] = cll__pack_q8_0_avx512,
+             [CLL_TYPE_Q4_K] = cll__pack_q4_K_avx512, [CLL_TYPE_Q5_K] = cll__pack_q5_K_avx512,
+             [CLL_TYPE_Q6_K] = cll__pack_q6_K_avx512},
+    .matmul_packed = {[CLL_TYPE_Q4_0] = cll__matmul_q4_0_packed_avx512,
+                      [CLL_TYPE_Q8_0] = cll__matmul_q8_0_packed_avx512,
+                      [CLL_TYPE_Q4_K] = cll__matmul_q4_K_packed_avx512,
+                      [CLL_TYPE_Q5_K] = cll__matmul_q5_K_packed_avx512,
+                      [CLL_TYPE_Q6_K] = cll__matmul_q6_K_packed_avx512},
     .vec_dot_rows = {[CLL_TYPE_Q4_0] = cll__dot4_q4_0_avx512},
     .gemm = {[CLL_TYPE_Q4_0] = cll__gemm_q8_0_avx512, [CLL_TYPE_Q8_0] = cll__gemm_q8_0_avx512,
              [CLL_TYPE_Q4_K] = cll__gemm_q4_K_avx512, [CLL_TYPE_Q6_K] = cll__gemm_q6_K_avx512},

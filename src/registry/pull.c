@@ -1753,21 +1753,9 @@ void cll_registry_opts_defaults(cll_registry_opts *o) {
   o->progress_ms = 60;
   o->write_buffer_bytes = 1 << 20;
   o->prune = true;
-  const char *home = getenv("HOME");
-  snprintf(o->key_dir, sizeof(o->key_dir), "%s/.ollama", home && *home ? home : ".");
+  snprintf(o->key_dir, sizeof(o->key_dir), "./.ollama"); /* the caller sets $HOME/.ollama */
   snprintf(o->user_agent, sizeof(o->user_agent), "ollama/%s (amd64 linux) Go/go1.24.1 cllama/%s",
            "0.12.0", CLLAMA_VERSION);
-  const char *v;
-  if ((v = getenv("CLLAMA_PULL_PART_BYTES")) && atoll(v) > 0)
-    o->part_min_bytes = o->part_max_bytes = atoll(v);
-  if ((v = getenv("CLLAMA_PULL_PARTS")) && atoi(v) > 0)
-    o->max_parts = atoi(v);
-  if ((v = getenv("CLLAMA_PULL_STALL_MS")) && atoll(v) > 0)
-    o->stall_ms = (uint64_t)atoll(v);
-  if ((v = getenv("CLLAMA_PULL_RETRY_MS")) && atoll(v) > 0)
-    o->retry_base_ms = (uint64_t)atoll(v);
-  if ((v = getenv("OLLAMA_NOPRUNE")) && *v && strcmp(v, "0") != 0 && strcmp(v, "false") != 0)
-    o->prune = false;
 }
 
 int cll_registry_new(uv_loop_t *loop, cll_store *store, const cll_registry_opts *opts,

@@ -36,7 +36,8 @@ prompts='hello world
 The quick brown fox jumps over the lazy dog.
 What is the capital of France? Paris!
   Machine learning, embeddings & search: 123 cats and 45 dogs.
-unknownish wordz xyz'
+unknownish wordz xyz
+Ａ quick brown fox,  the end'
 pairs='what is the capital of france	paris is the capital of france
 what is the capital of france	the quick brown fox
 what is the capital of france	dogs and cats

@@ -158,6 +158,35 @@ static void ugm_vocab(struct vocab *v) {
   add(v, "<mask>", 0, 3);
 }
 
+/* A small SentencePiece character map (the precompiled_charsmap format:
+ * a 4-byte length, an XOR-compressed compact double array over bytes, then
+ * NUL-terminated replacements) mapping U+FF21 (fullwidth A) to "a" and
+ * U+00A0 (no-break space) to " ", the kind of rules NFKC maps hold. Entry
+ * bits: BASE << 10, LEAF bit 8, LCHECK bits 0..7; value entries have bit 31
+ * and the replacement's offset. Every BASE is 0x100, so the walk is
+ * root 0 -> 0x100 ^ byte -> ... (indices worked out by hand below). */
+static uint8_t *charsmap(uint64_t *n) {
+  enum { N = 500 };
+  uint32_t e[N] = {0};
+  const uint32_t B = 0x100u << 10, LEAF = 1u << 8, VAL = 1u << 31;
+  e[0] = B;                      /* root */
+  e[0x100 ^ 0xEF] = B | 0xEF;    /* EF BC A1 */
+  e[0xEF ^ 0xBC] = B | 0xBC;     /* 0x1EF ^ 0x100 = 0xEF, ^ 0xBC */
+  e[0x153 ^ 0xA1] = B | LEAF | 0xA1;
+  e[(0x153 ^ 0xA1) ^ 0x100] = VAL | 0; /* "a" */
+  e[0x100 ^ 0xC2] = B | 0xC2;    /* C2 A0 */
+  e[0xC2 ^ 0xA0] = B | LEAF | 0xA0;
+  e[(0xC2 ^ 0xA0) ^ 0x100] = VAL | 2; /* " " */
+  static const char repl[] = "a\0 "; /* "a\0 \0" with the terminator */
+  *n = 4 + sizeof(e) + sizeof(repl);
+  uint8_t *blob = malloc(*n);
+  uint32_t len = sizeof(e);
+  memcpy(blob, &len, 4);
+  memcpy(blob + 4, e, sizeof(e));
+  memcpy(blob + 4 + sizeof(e), repl, sizeof(repl));
+  return blob;
+}
+
 /* ---- tensors */
 
 struct out {
@@ -229,6 +258,10 @@ static int write_model(const struct spec *s, const char *dir) {
   cll_gguf_writer_set_u32(o.w, "tokenizer.ggml.token_type_count", (uint32_t)s->n_types);
   if (s->ugm) {
     cll_gguf_writer_set_arr(o.w, "tokenizer.ggml.scores", CLL_GGUF_F32, v.score, (uint64_t)v.n);
+    uint64_t n_map;
+    uint8_t *map = charsmap(&n_map);
+    cll_gguf_writer_set_arr(o.w, "tokenizer.ggml.precompiled_charsmap", CLL_GGUF_U8, map, n_map);
+    free(map);
     cll_gguf_writer_set_bool(o.w, "tokenizer.ggml.add_space_prefix", true);
     cll_gguf_writer_set_bool(o.w, "tokenizer.ggml.remove_extra_whitespaces", true);
     cll_gguf_writer_set_u32(o.w, "tokenizer.ggml.bos_token_id", 0);
