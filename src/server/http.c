@@ -706,6 +706,8 @@ int cll_respond(cll_request *r, int status, const char *ctype, const void *body,
     }
     cll_buf_free(&h);
   }
+  if (rc != 0 && rc != CLL_ECANCELED)
+    r->keep_alive = 0; /* nothing was sent (out of memory): close, never leave the client waiting */
   req_finish(r);
   return rc == CLL_ECANCELED ? 0 : rc;
 }
@@ -1501,8 +1503,17 @@ static void on_connection(uv_stream_t *ls, int status) {
   if (status < 0 || srv->closing)
     return;
   struct conn *c = calloc(1, sizeof(*c));
-  if (c == NULL)
+  if (c == NULL) {
+    /* Out of memory: drop this client. Returning without uv_accept would
+     * make libuv stop accepting altogether (it waits for the accept), so
+     * the accepted descriptor it holds is closed here (Unix libuv keeps it
+     * in accepted_fd until uv_accept takes it). Found by test_chaos. */
+    if (ls->accepted_fd >= 0) {
+      close(ls->accepted_fd);
+      ls->accepted_fd = -1;
+    }
     return;
+  }
   c->srv = srv;
   uv_tcp_init(srv->loop, &c->tcp);
   uv_timer_init(srv->loop, &c->timer);
