@@ -826,6 +826,11 @@ static void on_upload_cancel(cll_request *req, int reason, void *ud) {
   upload_step(b);
 }
 
+static void on_exists_body(cll_request *req, const char *data, size_t len, void *ud) {
+  if (data == NULL)
+    cll_respond(req, 200, NULL, NULL, 0);
+}
+
 static void on_blob(cll_request *req, void *ud) {
   cll_api *api = ud;
   const char *digest = cll_request_param(req, "digest");
@@ -846,7 +851,9 @@ static void on_blob(cll_request *req, void *ud) {
     return;
   }
   if (exists) {
-    cll_respond(req, 200, NULL, NULL, 0);
+    /* Read the body to its end (a client still sending would otherwise
+     * get a reset), then 200 as Ollama. */
+    cll_request_read_body(req, on_exists_body, NULL);
     return;
   }
   struct blob_up *b = calloc(1, sizeof(*b));
