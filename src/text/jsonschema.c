@@ -901,9 +901,10 @@ static int compile_object(struct sctx *c, const json_t *s, uint32_t *out) {
   cll__gseq_lit(b, &q, ",", 1);
   cll__gseq_ref(b, &q, ws);
   cll__gb_alt(b, sep, &q);
-  /* Extra members: additionalProperties true or a schema. */
+  /* Extra members: additionalProperties true or a schema; an object that
+   * has no properties keyword and says nothing about others is any object. */
   uint32_t extra_kv = UINT32_MAX;
-  if (addl && !json_is_false(addl)) {
+  if ((addl && !json_is_false(addl)) || (!addl && !props && n == 0)) {
     uint32_t ev = 0;
     if (json_is_object(addl)) {
       if ((rc = compile(c, addl, &ev)) != 0)
