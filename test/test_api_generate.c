@@ -1051,3 +1051,33 @@ Test(api_tools, responses_api_text_stream_tools_and_format) {
   json_decref(obj);
   json_decref(v);
 }
+
+Test(api_think, anthropic_thinking_blocks) {
+  NEED_SHARED();
+  const char *msgs = "\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}]";
+  char f[1024];
+  snprintf(f, sizeof(f), "\"think\":true,%s", msgs);
+  char *prompt = rendered(f);
+  char *raw = raw_of(prompt);
+  const char *want = raw;
+  while (*want == ' ' || *want == '\n')
+    want++;
+  json_t *v = post_json("/v1/messages",
+                        "{\"model\":\"thinker\",\"max_tokens\":16,\"temperature\":0,\"thinking\":"
+                        "{\"type\":\"enabled\",\"budget_tokens\":1024},\"messages\":[{\"role\":"
+                        "\"user\",\"content\":\"Once upon a time\"}]}",
+                        200);
+  json_t *b0 = json_array_get(json_object_get(v, "content"), 0);
+  cr_expect_str_eq(jstr(b0, "type"), "thinking");
+  cr_expect_str_eq(jstr(b0, "thinking"), want);
+  json_decref(v);
+  /* A model that cannot think: dropped quietly, as Ollama's route does. */
+  v = post_json("/v1/messages",
+                "{\"model\":\"plain\",\"max_tokens\":4,\"thinking\":{\"type\":\"enabled\","
+                "\"budget_tokens\":1024},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                200);
+  cr_expect_str_eq(jstr(json_array_get(json_object_get(v, "content"), 0), "type"), "text");
+  json_decref(v);
+  free(raw);
+  free(prompt);
+}
