@@ -126,7 +126,7 @@ deps-optional:
 
 # The official JavaScript clients the API tests drive (npm registry).
 # Best effort: without npm the tests that need them say SKIP.
-JS_DIRS := test/js test/js-openai
+JS_DIRS := test/js test/js-openai test/js-agents
 js-deps:
 	@command -v npm >/dev/null 2>&1 || { echo "SKIP: npm not found, JS client tests will skip"; exit 0; }; \
 	for d in $(JS_DIRS); do \

@@ -146,7 +146,7 @@ static void fill_rows(const cll_kernels *ref, uint32_t t, void *dst, int64_t n_i
 }
 
 static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0, CLL_TYPE_Q4_K,
-                                 CLL_TYPE_Q5_K, CLL_TYPE_Q6_K, CLL_TYPE_F16};
+                                 CLL_TYPE_Q5_K, CLL_TYPE_Q6_K, CLL_TYPE_F16, CLL_TYPE_BF16};
 #define N_TYPES (sizeof types / sizeof types[0])
 
 /* ---------------------------------------------------------------- matmul */

@@ -80,6 +80,22 @@ static int check_one(const cll_kernels *k, uint32_t t, int path, int64_t n_tok) 
   cll_matmul(k, &a);
   cll__matmul_force_path(0);
   int bad = 0;
+  /* The path asked for is the one that ran, where the table has it. */
+  const unsigned ran = cll__matmul_paths_ran();
+  int want_path = 0;
+  if (path == 1)
+    want_path = 1;
+  else if (path == 2 && k->dequant_row[t] != NULL)
+    want_path = 2;
+  else if (path == 3 && k->gemm[t] != NULL)
+    want_path = 3;
+  else if (path == 4 && wp != NULL)
+    want_path = CLL__MATMUL_PACKED;
+  if (want_path && !(ran & (1u << want_path))) {
+    fprintf(stderr, "%s %s n_tok %lld: path %d asked, paths 0x%x ran\n", k->isa, ti->name,
+            (long long)n_tok, want_path, ran);
+    bad++;
+  }
   for (int64_t tk = 0; tk < n_tok; tk++)
     for (int64_t r = 0; r < ys; r++) {
       const float got = y[tk * ys + r];
@@ -104,7 +120,7 @@ static int check_one(const cll_kernels *k, uint32_t t, int path, int64_t n_tok) 
 }
 
 Test(matmul, every_table_path_and_size) {
-  static const uint32_t types[] = {CLL_TYPE_F32,  CLL_TYPE_F16,  CLL_TYPE_Q4_0, CLL_TYPE_Q8_0,
+  static const uint32_t types[] = {CLL_TYPE_F32,  CLL_TYPE_F16,  CLL_TYPE_BF16, CLL_TYPE_Q4_0, CLL_TYPE_Q8_0,
                                    CLL_TYPE_Q4_K, CLL_TYPE_Q5_K, CLL_TYPE_Q6_K};
   static const int64_t toks[] = {1, 2, 3, 8, 13, 37, 70};
   static const char *isas[] = {"ref", "avx2", "avx512", "neon"};

@@ -35,6 +35,12 @@ static void rows_q4_K(int64_t n, const void *w, size_t w_stride, const void *a, 
 static void rows_q5_K(int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
   rows_generic(n, w, w_stride, a, out, CLL_TYPE_Q5_K);
 }
+static void rows_f16(int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
+  rows_generic(n, w, w_stride, a, out, CLL_TYPE_F16);
+}
+static void rows_bf16(int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
+  rows_generic(n, w, w_stride, a, out, CLL_TYPE_BF16);
+}
 static void rows_q6_K(int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
   rows_generic(n, w, w_stride, a, out, CLL_TYPE_Q6_K);
 }
@@ -376,7 +382,8 @@ const cll_kernels cll__kernels_generic = {
     .isa = "generic",
     .vec_dot_rows = {[CLL_TYPE_Q4_0] = rows_q4_0, [CLL_TYPE_Q8_0] = rows_q8_0,
                      [CLL_TYPE_Q4_K] = rows_q4_K, [CLL_TYPE_Q5_K] = rows_q5_K,
-                     [CLL_TYPE_Q6_K] = rows_q6_K},
+                     [CLL_TYPE_Q6_K] = rows_q6_K, [CLL_TYPE_F16] = rows_f16,
+                     [CLL_TYPE_BF16] = rows_bf16},
     .gemm = {[CLL_TYPE_Q4_0] = gemm_generic, [CLL_TYPE_Q8_0] = gemm_generic,
              [CLL_TYPE_Q4_K] = gemm_generic, [CLL_TYPE_Q5_K] = gemm_generic,
              [CLL_TYPE_Q6_K] = gemm_generic},
