@@ -126,7 +126,7 @@ deps-optional:
 
 # The official JavaScript clients the API tests drive (npm registry).
 # Best effort: without npm the tests that need them say SKIP.
-JS_DIRS := test/js test/js-openai
+JS_DIRS := test/js test/js-openai test/js-agents
 js-deps:
 	@command -v npm >/dev/null 2>&1 || { echo "SKIP: npm not found, JS client tests will skip"; exit 0; }; \
 	for d in $(JS_DIRS); do \
@@ -150,6 +150,7 @@ $(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c Makefile
 
 $(BUILD)/src/kernels/avx2.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_avx2))
 $(BUILD)/src/kernels/avx512.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_avx512))
+$(BUILD)/src/kernels/avx512_packed.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_avx512))
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -166,7 +167,15 @@ $(BIN): $(CLI_OBJ) $(LIB)
 # Static pattern rules: the objects are named targets, not intermediate
 # files make may skip or delete.
 $(TEST_BIN): $(BUILD)/test/%: $(BUILD)/test/%.o $(LIB)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(DEPS_LIBS) -lcriterion
+	$(CC) $(LDFLAGS_ALL) $(TEST_LDFLAGS) -o $@ $< $(TEST_OBJ_EXTRA) $(LIB) $(DEPS_LIBS) -lcriterion
+
+# test_chaos fails the n-th allocation (test/test_chaos.c): every allocation
+# call from our objects goes through its hooks, and it runs `cllama serve`
+# (src/cli/serve.c) on a thread of its own process.
+CHAOS_WRAP := malloc calloc realloc strdup strndup posix_memalign aligned_alloc
+$(BUILD)/test/test_chaos: TEST_LDFLAGS = $(foreach f,$(CHAOS_WRAP),-Wl,--wrap=$(f))
+$(BUILD)/test/test_chaos: TEST_OBJ_EXTRA = $(BUILD)/src/cli/serve.o
+$(BUILD)/test/test_chaos: $(BUILD)/src/cli/serve.o
 
 $(REPLAY_BIN): $(BUILD)/replay/%: $(BUILD)/test/fuzz/%.o $(BUILD)/test/fuzz/replay.o $(LIB)
 	@mkdir -p $(dir $@)

@@ -146,7 +146,7 @@ static void fill_rows(const cll_kernels *ref, uint32_t t, void *dst, int64_t n_i
 }
 
 static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0, CLL_TYPE_Q4_K,
-                                 CLL_TYPE_Q5_K, CLL_TYPE_Q6_K, CLL_TYPE_F16};
+                                 CLL_TYPE_Q5_K, CLL_TYPE_Q6_K, CLL_TYPE_F16, CLL_TYPE_BF16};
 #define N_TYPES (sizeof types / sizeof types[0])
 
 /* ---------------------------------------------------------------- matmul */
@@ -359,11 +359,9 @@ matmul:;
       double g[4] = {0, 0, 0, 0};
       for (int path = 1; path <= 3; path++) {
         /* The dot path at many tokens is slow and known: skip it unless
-         * asked for, to keep the run short. Int8 for Q4_0/Q8_0/Q4_K/Q6_K. */
+         * asked for, to keep the run short. Int8 where the table has it. */
         if (path == 1 && toks[i] > 64 && !only_tok) continue;
-        if (path == 3 && t != CLL_TYPE_Q4_0 && t != CLL_TYPE_Q8_0 && t != CLL_TYPE_Q4_K &&
-            t != CLL_TYPE_Q6_K)
-          continue;
+        if (path == 3 && k->gemm[t] == NULL) continue;
         cll__matmul_force_path(path);
         g[path - 1] =
             matmul_gflops(k, t, w, NULL, n_out, n_in2, toks[i], x, xq, y, scratch, scratch_bytes);
@@ -379,8 +377,9 @@ matmul:;
     free(w);
     free(wp);
   }
-  printf("(0.0: not measured or not available for the type. matmul.c picks int8 from 2 tokens "
-         "for Q4_0/Q8_0, 4 for Q4_K, 8 for Q6_K; BLIS from %d tokens for float types and 6x that "
+  printf("(0.0: not measured or not available for the type. matmul.c takes the packed path "
+         "where the weights are packed, else int8 from the table's gemm_min_tok (avx512: 2 for "
+         "Q4_0/Q8_0, 4 for Q4_K, 8 for Q6_K); BLIS from %d tokens for float types and 6x that "
          "for other quants; F32 always the dot path)\n",
          cll__matmul_gemm_min_tok());
   free(x), free(y), free(xq), free(scratch);

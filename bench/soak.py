@@ -95,9 +95,11 @@ env = dict(os.environ, OLLAMA_MODELS=models, OLLAMA_HOST="127.0.0.1:0",
            CLLAMA_PORT_FILE=portfile, CLLAMA_PULL_RETRY_MS="100", CLLAMA_PULL_STALL_MS="2000",
            CLLAMA_PULL_PART_BYTES="300000", HOME=tmp)
 srv = subprocess.Popen([A.bin, "serve"], env=env, stderr=open(os.path.join(tmp, "server.log"), "w"))
-for _ in range(500):
+for _ in range(3000):  # 60 s (a sanitizer build starts slowly)
     if os.path.exists(portfile) and open(portfile).read().strip():
         break
+    if srv.poll() is not None:
+        sys.exit("soak: the server exited at start")
     time.sleep(0.02)
 port = int(open(portfile).read())
 
@@ -206,8 +208,29 @@ def pulls():
         time.sleep(1)
 
 
+def uploads():
+    """Blob uploads (POST /api/blobs): one 2 MiB blob with its digest (stored
+    once, then answered 200 at once), and the same bytes under a wrong
+    digest (streamed, refused, the temporary removed)."""
+    import hashlib
+    data = os.urandom(2 << 20)
+    good = hashlib.sha256(data).hexdigest()
+    while not STOP.is_set():
+        for hexd, want in ((good, (200, 201)), ("0" * 64, (400,))):
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                c.request("POST", "/api/blobs/sha256:" + hexd, body=data)
+                r = c.getresponse()
+                r.read()
+                c.close()
+                note("blob upload", r.status in want, detail="%s -> %d" % (hexd[:8], r.status))
+            except Exception as e:
+                note("blob upload", False, detail=repr(e))
+        time.sleep(1)
+
+
 threads = []
-for fn in (chat_streams, embeds, creates, pulls):
+for fn in (chat_streams, embeds, creates, pulls, uploads):
     for _ in range(A.workers):
         t = threading.Thread(target=fn, daemon=True)
         t.start()
@@ -260,5 +283,8 @@ with open(os.path.join(A.out, "soak-summary.txt"), "w") as f:
     ]
     f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
-shutil.rmtree(tmp, ignore_errors=True)
+if not os.environ.get("SOAK_KEEP"):
+    shutil.rmtree(tmp, ignore_errors=True)
+else:
+    print("soak: kept " + tmp)
 sys.exit(0 if alive and COUNT["unexpected"] == 0 else 1)

@@ -17,7 +17,7 @@ if command -v gnuplot >/dev/null 2>&1; then
   gnuplot <<GP
 set terminal pngcairo size 1000,600
 set output "$out/soak.png"
-set title "cllama soak: mixed load (chat streams cut at random, embeds, create/delete, faulty pulls)"
+set title "cllama soak: chat streams cut at random, embeds, create/delete, faulty pulls, blob uploads"
 set xlabel "minutes"
 set ylabel "RSS (MiB)"
 set y2label "open descriptors"

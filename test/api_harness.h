@@ -32,6 +32,7 @@ struct harness {
 };
 
 static struct harness H;
+static long harness_timeout_s = 60; /* each request's time limit */
 
 static __attribute__((unused)) const char *shared_dir(void) {
   const char *s = getenv("CLLAMA_SHARED");
@@ -214,6 +215,7 @@ struct resp {
   size_t len;
   size_t abort_after; /* stop reading after this many bytes (0: never) */
   char ctype[128];
+  int curl_rc; /* CURLcode of the transfer */
 };
 
 static __attribute__((unused)) size_t on_body(char *p, size_t sz, size_t n, void *ud) {
@@ -243,14 +245,14 @@ static __attribute__((unused)) CURL *mk_easy(const char *method, const char *pat
   }
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, harness_timeout_s);
   return c;
 }
 
 static __attribute__((unused)) struct resp http(const char *method, const char *path, const char *body) {
   struct resp r = {0};
   CURL *c = mk_easy(method, path, body, &r);
-  curl_easy_perform(c);
+  r.curl_rc = (int)curl_easy_perform(c);
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
   char *ct = NULL;
   curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);

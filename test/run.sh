@@ -42,6 +42,14 @@ for b in "$@"; do
       grep '^FAIL: cllama serve' "$out"
       p=$((p - t)); [ "$p" -ge 0 ] || p=0; c=$((c + t))
     fi
+    # A sanitizer report from the test process itself (make check): LSan
+    # reports leaks at exit without changing Criterion's count or status.
+    if grep -qE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$out" &&
+       ! grep -q '^FAIL: cllama serve' "$out"; then
+      echo "$name: sanitizer report in the test process:"
+      grep -E -A12 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$out" | head -n 40
+      f=$((f + 1))
+    fi
     if [ $rc -ne 0 ] && [ $((f + c)) -eq 0 ]; then f=1; tail -n 20 "$out"; fi
     f=$((f + bad)); s=$((s - bad))
     passed=$((passed + p)); failed=$((failed + f + c)); skipped=$((skipped + s))

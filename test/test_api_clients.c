@@ -11,11 +11,18 @@ static void setup(void) {
   add_model("llama2", "stories260K-f32.gguf",
             "{{- range .Messages }}{{ .Content }}{{ end }}", NULL,
             "{\"temperature\":0,\"num_predict\":24}");
+  /* A template with tools and Qwen-style calls, for the agent frameworks. */
+  add_model("agent", "stories260K-f32.gguf",
+            "{{- if .Tools }}Tools: {{ .Tools }}\n{{ end }}{{ range .Messages }}<|{{ .Role }}|>"
+            "{{ .Content }}{{ if .ToolCalls }}<tool_call>{{ range .ToolCalls }}{\"name\":\""
+            "{{ .Function.Name }}\",\"arguments\":{{ .Function.Arguments }}}{{ end }}"
+            "</tool_call>{{ end }}\n{{ end }}<|assistant|>",
+            NULL, NULL);
   start_server(NULL);
 }
 static void teardown(void) { stop_server(); }
 
-TestSuite(api_clients, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(api_clients, .init = setup, .fini = teardown, .timeout = 240);
 
 /* The repository root: CLLAMA_BUILD is <root>/build/<mode>. */
 static void repo_root(char *buf, size_t n) {
@@ -61,4 +68,37 @@ Test(api_clients, ollama_js_client) {
     system(cmd);
   }
   cr_expect_eq(rc, 0);
+}
+
+/* Runs `node <script> <base> <model>` in test/<dir> when node and the
+ * package are installed (`make js-deps`); otherwise a skip. */
+static void run_node(const char *dir, const char *pkg, const char *script, const char *model) {
+  NEED_SHARED();
+  char root[600], cmd[2000];
+  repo_root(root, sizeof(root));
+  snprintf(cmd, sizeof(cmd), "test -d '%s/test/%s/node_modules/%s' && node --version >/dev/null 2>&1",
+           root, dir, pkg);
+  if (system(cmd) != 0) {
+    fprintf(stderr, "SKIP: node or test/%s/node_modules missing (npm install --prefix test/%s)\n",
+            dir, dir);
+    cr_skip("node or test/%s/node_modules missing", dir);
+  }
+  snprintf(cmd, sizeof(cmd), "cd '%s/test/%s' && node %s %s %s > '%s/%s.out' 2>&1", root, dir,
+           script, H.base, model, H.dir, dir);
+  int rc = system(cmd);
+  if (rc != 0) {
+    snprintf(cmd, sizeof(cmd), "cat '%s/%s.out' >&2", H.dir, dir);
+    cr_expect_eq(system(cmd), 0);
+  }
+  cr_expect_eq(rc, 0, "%s/%s failed", dir, script);
+}
+
+/* LangChain withStructuredOutput and bindTools, AI SDK generateObject and
+ * tools with toolChoice (test/js-agents/agents_test.mjs). */
+Test(api_clients, langchain_and_ai_sdk) { run_node("js-agents", "@langchain/ollama", "agents_test.mjs", "agent"); }
+
+/* openai: tools with tool_choice, response_format json_schema, and
+ * responses.create streamed and not (test/js-openai/agents_test.mjs). */
+Test(api_clients, openai_tools_formats_and_responses) {
+  run_node("js-openai", "openai", "agents_test.mjs", "agent");
 }

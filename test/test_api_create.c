@@ -306,3 +306,69 @@ Test(api_create_stale, crashed_runs_temporaries_are_removed_at_start) {
   cr_expect_eq(sb.st_size, 8);
   cr_expect_eq(sb.st_nlink, 1);
 }
+
+/* ------------------------------------------------------------ blob upload */
+
+static long upload_file(const char *file, const char *hex, char *reply, size_t cap) {
+  char cmd[2000];
+  snprintf(cmd, sizeof(cmd),
+           "curl -s -o '%s/up.out' -w '%%{http_code}' --data-binary @'%s' "
+           "'%s/api/blobs/sha256:%s'",
+           H.dir, file, H.base, hex);
+  FILE *p = popen(cmd, "r");
+  cr_assert(p);
+  long st = 0;
+  if (fscanf(p, "%ld", &st) != 1)
+    st = 0;
+  pclose(p);
+  char out[700];
+  snprintf(out, sizeof(out), "%s/up.out", H.dir);
+  FILE *f = fopen(out, "r");
+  reply[0] = 0;
+  if (f) {
+    size_t k = fread(reply, 1, cap - 1, f);
+    reply[k] = 0;
+    fclose(f);
+  }
+  return st;
+}
+
+Test(api_create, blob_upload_streams_past_the_body_cap) {
+  NEED_SHARED();
+  /* 70 MiB (the request cap is 64 MiB): `ollama create` uploads whole
+   * GGUFs as blobs. */
+  char big[600], hex[65], reply[1024];
+  snprintf(big, sizeof(big), "%s/big.bin", H.dir);
+  char cmd[1200];
+  snprintf(cmd, sizeof(cmd), "head -c 73400320 /dev/urandom > '%s'", big);
+  cr_assert_eq(system(cmd), 0);
+  sha256_file(big, hex);
+  long st = upload_file(big, hex, reply, sizeof(reply));
+  cr_expect_eq(st, 201, "%ld %s", st, reply);
+  char blob[800], got[65];
+  snprintf(blob, sizeof(blob), "%s/blobs/sha256-%s", H.models, hex);
+  cr_assert_eq(access(blob, R_OK), 0);
+  sha256_file(blob, got);
+  cr_expect_str_eq(got, hex);
+  /* A wrong digest: 400, nothing stored, no temporary left. */
+  int before = count_blobs();
+  char wrong[65];
+  memset(wrong, 'a', 64);
+  wrong[64] = 0;
+  st = upload_file(big, wrong, reply, sizeof(reply));
+  cr_expect_eq(st, 400, "%ld %s", st, reply);
+  cr_expect(strstr(reply, "digest mismatch") != NULL, "%s", reply);
+  cr_expect_eq(count_blobs(), before);
+  /* The flow of `ollama create`: upload the GGUF, create from files. */
+  char gg[600];
+  snprintf(gg, sizeof(gg), "%s/m.gguf", H.dir);
+  copy_shared("stories260K-f32.gguf", gg);
+  sha256_file(gg, hex);
+  st = upload_file(gg, hex, reply, sizeof(reply));
+  cr_expect_eq(st, 201, "%ld %s", st, reply);
+  char body[400];
+  snprintf(body, sizeof(body),
+           "{\"model\":\"uploaded\",\"files\":{\"m.gguf\":\"sha256:%s\"},\"stream\":false}", hex);
+  json_t *v = post_json("/api/create", body, 200);
+  json_decref(v);
+}

@@ -958,3 +958,96 @@ Test(api_tools, tool_choice_on_openai_and_anthropic) {
   json_decref(ab);
   json_decref(tools);
 }
+
+/* ------------------------------------------------------------ /v1/responses */
+
+Test(api_tools, responses_api_text_stream_tools_and_format) {
+  NEED_SHARED();
+  const char *base = "{\"model\":\"llamaish\",\"input\":\"Once upon a time\",\"temperature\":0,"
+                     "\"max_output_tokens\":12";
+  char body[8192];
+  snprintf(body, sizeof(body), "%s}", base);
+  json_t *v = post_json("/v1/responses", body, 200);
+  cr_expect_str_eq(jstr(v, "object"), "response");
+  cr_expect_str_eq(jstr(v, "status"), "completed");
+  cr_expect(strncmp(jstr(v, "id"), "resp_", 5) == 0);
+  json_t *item = json_array_get(json_object_get(v, "output"), 0);
+  cr_expect_str_eq(jstr(item, "type"), "message");
+  json_t *part = json_array_get(json_object_get(item, "content"), 0);
+  cr_expect_str_eq(jstr(part, "type"), "output_text");
+  char *text = strdup(jstr(part, "text"));
+  cr_expect_gt(strlen(text), 0);
+  cr_expect_eq(json_integer_value(json_object_get(json_object_get(v, "usage"), "output_tokens")), 12);
+  json_decref(v);
+  /* Streamed: created first, completed last, deltas joining to the text. */
+  snprintf(body, sizeof(body), "%s,\"stream\":true}", base);
+  struct resp r = http("POST", "/v1/responses", body);
+  cr_assert_eq(r.status, 200);
+  char joined[4096] = "", first[64] = "", last[64] = "";
+  int64_t seq = -1;
+  for (char *line = strtok(r.body, "\n"); line; line = strtok(NULL, "\n")) {
+    if (strncmp(line, "data: ", 6) != 0)
+      continue;
+    json_t *e = jparse(line + 6);
+    const char *type = jstr(e, "type");
+    if (!first[0])
+      snprintf(first, sizeof(first), "%s", type);
+    snprintf(last, sizeof(last), "%s", type);
+    cr_expect_eq(json_integer_value(json_object_get(e, "sequence_number")), seq + 1);
+    seq = json_integer_value(json_object_get(e, "sequence_number"));
+    if (strcmp(type, "response.output_text.delta") == 0)
+      strncat(joined, jstr(e, "delta"), sizeof(joined) - strlen(joined) - 1);
+    json_decref(e);
+  }
+  cr_expect_str_eq(first, "response.created");
+  cr_expect_str_eq(last, "response.completed");
+  cr_expect_str_eq(joined, text);
+  free(r.body);
+  free(text);
+  /* Stateless: previous_response_id is refused, saying why. */
+  v = post_json("/v1/responses",
+                "{\"model\":\"llamaish\",\"input\":\"hi\",\"previous_response_id\":\"resp_1\"}", 400);
+  cr_expect(strstr(jstr(json_object_get(v, "error"), "message"), "not store") != NULL);
+  json_decref(v);
+  /* Tools (flat function tools) with tool_choice: a function_call item. */
+  json_t *tools = jparse(TOOLS), *flat = json_array();
+  size_t i;
+  json_t *t;
+  json_array_foreach(tools, i, t) {
+    json_t *f = json_object_get(t, "function");
+    json_array_append_new(flat, json_pack("{s:s,s:O,s:O}", "type", "function", "name",
+                                          json_object_get(f, "name"), "parameters",
+                                          json_object_get(f, "parameters")));
+  }
+  json_t *rb = json_pack("{s:s,s:s,s:o,s:s,s:i}", "model", "qwenish", "input", "Weather?", "tools",
+                         flat, "tool_choice", "required", "max_output_tokens", 400);
+  char *rbs = json_dumps(rb, JSON_COMPACT);
+  v = post_json("/v1/responses", rbs, 200);
+  json_t *call = NULL;
+  json_array_foreach(json_object_get(v, "output"), i, t) {
+    if (strcmp(jstr(t, "type"), "function_call") == 0)
+      call = t;
+  }
+  cr_assert(call, "a function_call item");
+  cr_expect(strncmp(jstr(call, "call_id"), "call_", 5) == 0);
+  json_t *args = jparse(jstr(call, "arguments"));
+  expect_valid_call(jstr(call, "name"), args);
+  json_decref(args);
+  json_decref(v);
+  free(rbs);
+  json_decref(rb);
+  json_decref(tools);
+  /* text.format json_schema: the output text is that object. */
+  v = post_json("/v1/responses",
+                "{\"model\":\"llamaish\",\"input\":\"Weather?\",\"max_output_tokens\":300,\"text\":"
+                "{\"format\":{\"type\":\"json_schema\",\"name\":\"w\",\"schema\":{\"type\":"
+                "\"object\",\"properties\":{\"city\":{\"type\":\"string\",\"enum\":[\"Paris\","
+                "\"Rome\"]},\"days\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":7}},"
+                "\"required\":[\"city\",\"days\"],\"additionalProperties\":false}}}}",
+                200);
+  json_t *msg = json_array_get(json_object_get(v, "output"), 0);
+  json_t *obj = jparse(jstr(json_array_get(json_object_get(msg, "content"), 0), "text"));
+  expect_valid_call("get_weather", obj);
+  json_decref(obj);
+  json_decref(v);
+}

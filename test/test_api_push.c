@@ -4,7 +4,8 @@
  * (CLLAMA_PUSH_PART_BYTES), a failing PATCH is retried, the manifest goes
  * last, Ollama's progress statuses stream; a second push uploads nothing
  * (every HEAD says the blob is there); push -> delete -> pull gives back the
- * same model, which generates the reference text; a registry that keeps
+ * same model, which generates the reference text, and so does `cllama run`
+ * of it once deleted (run pulls a missing model); a registry that keeps
  * failing ends the push with an error and no manifest. */
 #include "api_harness.h"
 
@@ -36,7 +37,8 @@ static void start_fixture(void) {
 static void setup(void) {
   NEED_SHARED();
   make_store();
-  add_model("stories", "stories260K-f32.gguf", "{{ .Prompt }}", NULL, "{\"temperature\":0}");
+  add_model("stories", "stories260K-f32.gguf", "{{ .Prompt }}", NULL,
+            "{\"temperature\":0,\"num_predict\":32}");
   start_fixture();
   /* HOME: the identity key Ollama's signed token flow uses (the fixture's
    * realm is on the registry's host) is made in the test's directory. */
@@ -164,6 +166,26 @@ Test(api_push, chunked_and_monolithic_with_a_fault_then_pull_back, .init = setup
   v = post_json("/api/generate", body, 200);
   cr_expect_str_eq(jstr(v, "response"), ref_greedy_text());
   json_decref(v);
+
+  /* `cllama run` of a model the server does not have pulls it first, with
+   * pull's progress, then answers. */
+  snprintf(body, sizeof(body), "{\"model\":\"%s\"}", name);
+  r = http("DELETE", "/api/delete", body);
+  cr_expect_eq(r.status, 200, "%s", r.body);
+  free(r.body);
+  char cmd[1200];
+  snprintf(cmd, sizeof(cmd),
+           "OLLAMA_HOST=127.0.0.1:%d '%s' run --insecure '%s' 'Once upon a time' 2>&1 </dev/null",
+           H.port, getenv("CLLAMA_BIN"), name);
+  FILE *pp = popen(cmd, "r");
+  char text[16384];
+  size_t got = fread(text, 1, sizeof(text) - 1, pp);
+  text[got] = 0;
+  int st = pclose(pp);
+  cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", text);
+  cr_expect(strstr(text, "pulling manifest\n"), "%s", text);
+  cr_expect(strstr(text, "success\n"), "%s", text);
+  cr_expect(strstr(text, ref_greedy_text()), "%s", text);
 }
 
 Test(api_push, a_registry_that_keeps_failing_gets_no_manifest, .init = setup, .fini = teardown,

@@ -8,7 +8,9 @@
 static const char *const vars[] = {
     "OLLAMA_HOST",  "OLLAMA_MODELS",       "OLLAMA_ORIGINS",   "OLLAMA_KEEP_ALIVE",
     "OLLAMA_NUM_PARALLEL", "OLLAMA_MAX_QUEUE", "OLLAMA_MAX_LOADED_MODELS", "OLLAMA_DEBUG",
-    "CLLAMA_STREAM_DEFAULT", "CLLAMA_PORT_FILE", "CLLAMA_REPACK",
+    "CLLAMA_STREAM_DEFAULT", "CLLAMA_PORT_FILE", "CLLAMA_REPACK", "OLLAMA_CONTEXT_LENGTH",
+    "OLLAMA_NOPRUNE", "CLLAMA_CREATE_PATHS", "CLLAMA_PULL_PART_BYTES", "CLLAMA_PULL_PARTS",
+    "CLLAMA_PULL_STALL_MS", "CLLAMA_PULL_RETRY_MS",
 };
 
 static void clear_env(void) {
@@ -65,7 +67,10 @@ Test(config, invalid_values_are_rejected_with_the_variable_name) {
       {"OLLAMA_NUM_PARALLEL", "two"},      {"OLLAMA_MAX_QUEUE", "-1"},
       {"OLLAMA_MAX_LOADED_MODELS", "1.5"}, {"OLLAMA_DEBUG", "loud"},
       {"CLLAMA_STREAM_DEFAULT", "maybe"},  {"OLLAMA_ORIGINS", "http://*.a.*"},
-      {"CLLAMA_REPACK", "off"},
+      {"CLLAMA_REPACK", "off"},            {"OLLAMA_CONTEXT_LENGTH", "4k"},
+      {"OLLAMA_NOPRUNE", "maybe"},         {"CLLAMA_PULL_PART_BYTES", "0"},
+      {"CLLAMA_PULL_PARTS", "-2"},         {"CLLAMA_PULL_STALL_MS", "1s"},
+      {"CLLAMA_PULL_RETRY_MS", "x"},
   };
   for (size_t i = 0; i < CLL_ARRAY_LEN(bad); i++) {
     clear_env();
@@ -115,4 +120,36 @@ Test(config, durations) {
   cr_expect_neq(cll_config_parse_duration("", &ns), 0);
   cr_expect_neq(cll_config_parse_duration("m", &ns), 0);
   cr_expect_neq(cll_config_parse_duration("10 m", &ns), 0);
+}
+
+/* The variables other modules used to read themselves (ps, pull, create):
+ * now validated here, with their unset defaults. */
+Test(config, module_variables) {
+  cll_config c;
+  cll_err err = {0};
+  cr_assert_eq(cll_config_from_env(&c, &err), 0, "%s", err.msg);
+  cr_expect_eq(c.context_length, 0);
+  cr_expect(!c.noprune);
+  cr_expect(!c.create_paths_set);
+  cr_expect_str_eq(c.home, "/home/tester");
+  cr_expect_eq(c.pull_part_bytes, 0);
+  setenv("OLLAMA_CONTEXT_LENGTH", "8192", 1);
+  setenv("OLLAMA_NOPRUNE", "true", 1);
+  setenv("CLLAMA_CREATE_PATHS", "", 1); /* set empty: never */
+  setenv("CLLAMA_PULL_PART_BYTES", "1000000", 1);
+  setenv("CLLAMA_PULL_PARTS", "4", 1);
+  setenv("CLLAMA_PULL_STALL_MS", "1000", 1);
+  setenv("CLLAMA_PULL_RETRY_MS", "50", 1);
+  cr_assert_eq(cll_config_from_env(&c, &err), 0, "%s", err.msg);
+  cr_expect_eq(c.context_length, 8192);
+  cr_expect(c.noprune);
+  cr_expect(c.create_paths_set);
+  cr_expect_str_eq(c.create_paths, "");
+  cr_expect_eq(c.pull_part_bytes, 1000000);
+  cr_expect_eq(c.pull_parts, 4);
+  cr_expect_eq(c.pull_stall_ms, 1000);
+  cr_expect_eq(c.pull_retry_ms, 50);
+  setenv("CLLAMA_CREATE_PATHS", "/a:/b", 1);
+  cr_assert_eq(cll_config_from_env(&c, &err), 0, "%s", err.msg);
+  cr_expect_str_eq(c.create_paths, "/a:/b");
 }

@@ -195,6 +195,34 @@ Test(grammar, strings_patterns_formats) {
   cll_grammar_free(g);
 }
 
+/* Rules that loop without consuming anything, and very long keys, compile
+ * and run in bounded time and stack. */
+Test(grammar, degenerate_schemas) {
+  cll_grammar *g = compile_str("{\"$defs\":{\"a\":{\"anyOf\":[{\"$ref\":\"#/$defs/b\"},{\"type\":"
+                               "\"null\"}]},\"b\":{\"$ref\":\"#/$defs/a\"}},\"$ref\":\"#/$defs/a\"}");
+  YES(g, "null");
+  NO(g, "1");
+  cll_grammar_free(g);
+  g = compile_str("{\"type\":\"string\",\"pattern\":\"^(a*)*b(c?)*$\"}");
+  YES(g, "\"aaab\"");
+  YES(g, "\"bcc\"");
+  NO(g, "\"ba\"");
+  cll_grammar_free(g);
+  char key[3000], sc[7000];
+  memset(key, 'k', sizeof(key) - 1);
+  key[sizeof(key) - 1] = 0;
+  snprintf(sc, sizeof(sc), "{\"properties\":{\"%s\":{\"type\":\"null\"}},\"additionalProperties\":"
+           "{\"type\":\"integer\"}}", key);
+  g = compile_str(sc);
+  YES(g, "{\"kk\":1}");
+  char doc[7000];
+  snprintf(doc, sizeof(doc), "{\"%s\":null}", key);
+  YES(g, doc);
+  snprintf(doc, sizeof(doc), "{\"%s\":1}", key);
+  NO(g, doc);
+  cll_grammar_free(g);
+}
+
 Test(grammar, errors_name_the_keyword) {
   cll_err err = {0};
   cr_expect_eq(compile_err("{\"type\":\"object\",\"patternProperties\":{}}", &err),

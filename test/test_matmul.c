@@ -104,7 +104,7 @@ static int check_one(const cll_kernels *k, uint32_t t, int path, int64_t n_tok) 
 }
 
 Test(matmul, every_table_path_and_size) {
-  static const uint32_t types[] = {CLL_TYPE_F32,  CLL_TYPE_F16,  CLL_TYPE_Q4_0, CLL_TYPE_Q8_0,
+  static const uint32_t types[] = {CLL_TYPE_F32,  CLL_TYPE_F16,  CLL_TYPE_BF16, CLL_TYPE_Q4_0, CLL_TYPE_Q8_0,
                                    CLL_TYPE_Q4_K, CLL_TYPE_Q5_K, CLL_TYPE_Q6_K};
   static const int64_t toks[] = {1, 2, 3, 8, 13, 37, 70};
   static const char *isas[] = {"ref", "avx2", "avx512", "neon"};

@@ -492,3 +492,102 @@ Test(scheduler, close_cancels_everything) {
   cr_expect(a.done && b.done);
   cr_expect_eq(b.reason, CLL_DONE_CANCEL);
 }
+
+/* ---------------------------------------------------------------- grammar */
+
+/* A vocabulary for the fake model: token i < 95 is the byte ' ' + i, 95
+ * ends generation, 96 is a control token. */
+static cll_grammar_vocab *fake_vocab(void) {
+  char bytes[VOCAB];
+  const char *piece[VOCAB];
+  size_t len[VOCAB];
+  uint8_t flags[VOCAB] = {0};
+  for (int i = 0; i < VOCAB; i++) {
+    bytes[i] = (char)(' ' + i);
+    piece[i] = &bytes[i];
+    len[i] = i < 95 ? 1 : 0;
+  }
+  flags[95] = CLL_GV_EOG;
+  flags[96] = CLL_GV_CONTROL;
+  cll_grammar_vocab *v = NULL;
+  cr_assert_eq(cll_grammar_vocab_new_raw(piece, len, flags, VOCAB, &v), 0);
+  return v;
+}
+
+static cll_grammar *fake_grammar(const char *schema) {
+  json_t *j = json_loads(schema, JSON_DECODE_ANY, NULL);
+  cll_grammar *g = NULL;
+  cll_err e = {0};
+  cr_assert_eq(cll_grammar_compile(j, NULL, &g, &e), 0, "%s", e.msg);
+  json_decref(j);
+  return g;
+}
+
+static int submit_g(cll_sched *s, struct req *r, const int32_t *prompt, int n, int n_predict,
+                    cll_grammar_state *gs) {
+  struct cll_seq_desc d;
+  cll_seq_desc_init(&d);
+  d.prompt = prompt;
+  d.n_prompt = n;
+  d.n_predict = n_predict;
+  d.grammar = gs;
+  d.on_token = on_token;
+  d.on_done = on_done;
+  d.ud = r;
+  cll_err e;
+  return cll_sched_submit(s, &d, &r->seq, &e);
+}
+
+/* Batched sequences under a schema: every output is the complete value and
+ * ends with "stop", also with a budget just big enough; a grammar that no
+ * token can satisfy ends the sequence with an error. */
+Test(scheduler, grammar_masks_in_the_batch_and_ends_the_value) {
+  enum { N = 4 };
+  cll_sched *s = mk(N, 256, 32);
+  cll_grammar_vocab *v = fake_vocab();
+  cll_grammar *g = fake_grammar("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\","
+                                "\"minimum\":0,\"maximum\":99},\"b\":{\"enum\":[\"x\",\"yz\"]}},"
+                                "\"required\":[\"a\",\"b\"]}");
+  static int32_t prompts[N][40];
+  static struct req r[N];
+  memset(r, 0, sizeof(r));
+  cll_grammar_state *gs[N];
+  int budget[N] = {200, 200, 200, 15}; /* {"a":0,"b":"x"} is 15 bytes */
+  for (int i = 0; i < N; i++) {
+    cr_assert_eq(cll_grammar_state_new(g, v, &gs[i]), 0);
+    mkprompt(prompts[i], 5 + i * 9, i + 11);
+    cr_assert_eq(submit_g(s, &r[i], prompts[i], 5 + i * 9, budget[i], gs[i]), 0);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  for (int i = 0; i < N; i++) {
+    cr_assert(r[i].done);
+    cr_expect_eq(r[i].reason, CLL_DONE_STOP, "sequence %d ended with %d", i, r[i].reason);
+    char text[1100];
+    int n = 0;
+    for (int k = 0; k < r[i].n_out; k++)
+      if (r[i].out[k] < 95)
+        text[n++] = (char)(' ' + r[i].out[k]);
+    text[n] = 0;
+    json_t *j = json_loads(text, 0, NULL);
+    cr_expect(json_is_integer(json_object_get(j, "a")), "sequence %d: %s", i, text);
+    cr_expect(json_is_string(json_object_get(j, "b")), "sequence %d: %s", i, text);
+    json_decref(j);
+    cll_grammar_state_free(gs[i]);
+  }
+  cll_grammar_free(g);
+
+  /* "é" needs bytes this vocabulary does not have. */
+  g = fake_grammar("{\"const\":\"\\u00e9\"}");
+  cll_grammar_state *bad = NULL;
+  cr_assert_eq(cll_grammar_state_new(g, v, &bad), 0);
+  struct req rb = {0};
+  cr_assert_eq(submit_g(s, &rb, prompts[0], 5, 20, bad), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert(rb.done);
+  cr_expect_eq(rb.reason, CLL_DONE_ERROR);
+  cr_expect_eq(rb.n_out, 1); /* the opening quote, then nothing fits */
+  finish_all(s);
+  cll_grammar_state_free(bad);
+  cll_grammar_free(g);
+  cll_grammar_vocab_free(v);
+}

@@ -184,6 +184,43 @@ static void h_big(cll_request *req, void *ud) {
   cll_respond(req, 200, "application/octet-stream", big, sizeof(big));
 }
 
+/* POST /upload (streamed body): counts and checksums the body, pausing
+ * after each piece until a timer tick (a slow disk), then answers
+ * "<bytes> <sum>". */
+struct upload {
+  cll_request *req;
+  uv_timer_t t;
+  size_t bytes;
+  unsigned long sum;
+};
+static void on_upload_closed(uv_handle_t *h) { free(h->data); }
+static void on_upload_tick(uv_timer_t *t) {
+  struct upload *u = t->data;
+  cll_request_pause_body(u->req, false);
+}
+static void on_upload_piece(cll_request *req, const char *data, size_t len, void *ud) {
+  struct upload *u = ud;
+  if (data == NULL) {
+    char out[64];
+    int n = snprintf(out, sizeof(out), "%zu %lu", u->bytes, u->sum);
+    cll_respond(req, 200, "text/plain", out, (size_t)n);
+    uv_close((uv_handle_t *)&u->t, on_upload_closed);
+    return;
+  }
+  for (size_t i = 0; i < len; i++)
+    u->sum = u->sum * 31 + (unsigned char)data[i];
+  u->bytes += len;
+  cll_request_pause_body(req, true);
+  uv_timer_start(&u->t, on_upload_tick, 1, 0);
+}
+static void h_upload(cll_request *req, void *ud) {
+  struct upload *u = calloc(1, sizeof(*u));
+  u->req = req;
+  uv_timer_init(&S.loop, &u->t);
+  u->t.data = u;
+  cll_request_read_body(req, on_upload_piece, u);
+}
+
 /* ------------------------------------------------------------- the loop */
 
 static void on_closed(void *ud) { uv_close((uv_handle_t *)&S.stop, NULL); }
@@ -233,6 +270,7 @@ static void start_server(void) {
   cll_server_route(S.srv, "GET", "/hang", h_hang, NULL);
   cll_server_route(S.srv, "GET", "/wait", h_wait, NULL);
   cll_server_route(S.srv, "GET", "/big", h_big, NULL);
+  cll_server_route_stream(S.srv, "POST", "/upload", h_upload, NULL);
   pthread_create(&S.thread, NULL, loop_main, NULL);
 }
 
@@ -983,5 +1021,61 @@ Test(server_tls, tls_with_bearer_keys, .init = start_server_tls_keys, .fini = st
   cr_expect_eq(r.status, 200);
   cr_expect_str_eq(r.body, "hello");
   cresp_free(&r);
+  curl_easy_cleanup(h);
+}
+
+Test(server, streamed_body_beyond_the_cap_with_pauses) {
+  /* 3 MiB (max_body_bytes is 1 MiB here) to a streamed-body route that
+   * pauses after every piece, then a pipelined request on the same
+   * connection; then the same body chunked. */
+  size_t n = 3u << 20;
+  char *body = malloc(n);
+  unsigned long sum = 0;
+  for (size_t i = 0; i < n; i++) {
+    body[i] = (char)(i * 7 + (i >> 12));
+    sum = sum * 31 + (unsigned char)body[i];
+  }
+  char want[64];
+  snprintf(want, sizeof(want), "%zu %lu", n, sum);
+  int fd = tcp_connect(S.port);
+  char head[160];
+  snprintf(head, sizeof(head), "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", n);
+  send_str(fd, head);
+  cr_assert_eq(send_all(fd, body, n), 0);
+  send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  struct reader rd = {.fd = fd};
+  struct resp r;
+  cr_assert_eq(read_response(&rd, &r, 0), 0);
+  cr_expect_eq(r.status, 200);
+  cr_expect_str_eq(r.body, want);
+  resp_free(&r);
+  cr_assert_eq(read_response(&rd, &r, 0), 0);
+  cr_expect_str_eq(r.body, "hello");
+  resp_free(&r);
+  /* Chunked, in 100 KiB chunks. */
+  send_str(fd, "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+  for (size_t off = 0; off < n; off += 100 * 1024) {
+    size_t k = n - off < 100 * 1024 ? n - off : 100 * 1024;
+    char sz[32];
+    snprintf(sz, sizeof(sz), "%zx\r\n", k);
+    send_str(fd, sz);
+    cr_assert_eq(send_all(fd, body + off, k), 0);
+    send_str(fd, "\r\n");
+  }
+  send_str(fd, "0\r\n\r\n");
+  cr_assert_eq(read_response(&rd, &r, 0), 0);
+  cr_expect_str_eq(r.body, want);
+  resp_free(&r);
+  close(fd);
+  free(body);
+  /* A route that does not stream still has the cap. */
+  CURL *h = curl_easy_init();
+  struct cresp cr;
+  char *big = calloc(1, (2u << 20) + 1);
+  memset(big, 'a', 2u << 20);
+  curl_req(h, "POST", url("/echo"), big, NULL, &cr);
+  cr_expect_eq(cr.status, 413);
+  cresp_free(&cr);
+  free(big);
   curl_easy_cleanup(h);
 }

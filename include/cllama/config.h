@@ -5,7 +5,9 @@
  *
  * Threads: cll_config_from_env() reads the process environment; call it
  * once from the main thread before the loop starts. The result is then
- * read-only and any thread may read it. Nothing blocks. */
+ * read-only and any thread may read it. Nothing blocks. Outside
+ * src/kernels/ (whose variables come through cll_config_kernels_from_env
+ * below) no other code reads the environment. */
 #ifndef CLLAMA_CONFIG_H
 #define CLLAMA_CONFIG_H
 
@@ -32,6 +34,15 @@ typedef struct cll_config {
   int debug;               /* OLLAMA_DEBUG: 0 info, 1 debug, 2 trace */
   bool stream_default;     /* CLLAMA_STREAM_DEFAULT: false (true = Ollama's default) */
   char port_file[4096];    /* CLLAMA_PORT_FILE: write the bound port here ("" = no) */
+  int context_length;      /* OLLAMA_CONTEXT_LENGTH: default num_ctx (0 = the runners' own) */
+  bool noprune;            /* OLLAMA_NOPRUNE: keep layers a replaced manifest no longer uses */
+  char home[4096];         /* HOME ("." when unset): $HOME/.ollama keys, "~" in Modelfiles */
+  bool create_paths_set;   /* CLLAMA_CREATE_PATHS is set (set empty: creating from a path is refused) */
+  char create_paths[4096]; /* CLLAMA_CREATE_PATHS: ':'-separated directories creates may read */
+  int64_t pull_part_bytes; /* CLLAMA_PULL_PART_BYTES: fixed part size (0 = Ollama's sizing) */
+  int pull_parts;          /* CLLAMA_PULL_PARTS: parts at once (0 = 16) */
+  int pull_stall_ms;       /* CLLAMA_PULL_STALL_MS: restart a silent part after (0 = 30 s) */
+  int pull_retry_ms;       /* CLLAMA_PULL_RETRY_MS: first retry back-off (0 = 1 s) */
 } cll_config;
 
 /* Fills cfg with the defaults (no environment read). */

@@ -8,8 +8,9 @@
  * in the grammar, and scratch for computing masks).
  *
  * The grammar is a context-free grammar over bytes (rules of alternatives,
- * each a sequence of byte sets, rule references and "string body" elements
- * that count characters). A state is a small set of stacks (several only
+ * each a sequence of byte sets, rule references, "string body" elements
+ * that count characters and counted byte classes for a pattern's
+ * [class]{m,n}). A state is a small set of stacks (several only
  * while alternatives are ambiguous, e.g. anyOf over objects); stacks are
  * persistent lists in an arena, so advancing shares their tails. UTF-8 is
  * handled at byte level: a token may end inside a multi-byte character and
@@ -46,7 +47,10 @@
  * margin of 2) always ends with a complete value.
  *
  * Threads: a cll_grammar and a cll_grammar_vocab are immutable once built
- * and may be shared by any number of threads. A cll_grammar_state is used
+ * and may be shared by any number of threads (the vocab's tables for a
+ * pattern's character classes are added on first use, under the vocab's own
+ * lock, by cll_grammar_state_new: tens of milliseconds once per class and
+ * model, so create states off the loop thread). A cll_grammar_state is used
  * by one thread at a time (the scheduler's step computes masks and advances
  * on a work-queue thread; the loop thread reads it between steps).
  * Compiling and building a vocab allocate (do it off the loop for large

@@ -43,9 +43,9 @@ typedef struct cll_registry_opts {
   char user_agent[128];      /* "ollama/<version> (amd64 linux) Go/go1.24.0"-like */
 } cll_registry_opts;
 
-/* Ollama's defaults, then CLLAMA_PULL_PART_BYTES (fixed part size, for
- * tests), CLLAMA_PULL_PARTS, CLLAMA_PULL_STALL_MS, CLLAMA_PULL_RETRY_MS and
- * OLLAMA_NOPRUNE from the environment. */
+/* Ollama's defaults (no environment read: the API layer applies
+ * CLLAMA_PULL_PART_BYTES, CLLAMA_PULL_PARTS, CLLAMA_PULL_STALL_MS,
+ * CLLAMA_PULL_RETRY_MS, OLLAMA_NOPRUNE and HOME from cll_config). */
 void cll_registry_opts_defaults(cll_registry_opts *opts);
 
 /* *out is new; release with cll_registry_close(). */

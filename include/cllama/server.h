@@ -102,6 +102,22 @@ void cll_server_set_observer(cll_server *srv, cll_request_observer_fn fn, void *
 int cll_server_route(cll_server *srv, const char *method, const char *pattern,
                      cll_handler_fn fn, void *ud);
 
+/* Like cll_server_route(), for uploads of any size: the handler runs as
+ * soon as the request head is complete, before the body, and takes the body
+ * as it arrives with cll_request_read_body() (max_body_bytes does not
+ * apply). A handler that answers before the body's end has the connection
+ * closed after its answer. */
+int cll_server_route_stream(cll_server *srv, const char *method, const char *pattern,
+                            cll_handler_fn fn, void *ud);
+
+/* The body of a streamed-body request: fn gets each piece (len > 0) in
+ * order, then once (NULL, 0) at its end. Call from the handler. */
+typedef void (*cll_body_fn)(cll_request *req, const char *data, size_t len, void *ud);
+void cll_request_read_body(cll_request *req, cll_body_fn fn, void *ud);
+/* Back-pressure on a streamed body: while paused no piece is delivered and
+ * the server stops reading the connection once its input buffer is full. */
+void cll_request_pause_body(cll_request *req, bool pause);
+
 /* Stops listening and begins a clean shutdown: idle connections close at
  * once; each request still being answered gets its cancel callback with
  * CLL_CANCEL_SHUTDOWN (its stream stays writable so it can end cleanly);

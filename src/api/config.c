@@ -18,7 +18,8 @@ void cll_config_defaults(cll_config *cfg) {
   snprintf(cfg->host, sizeof(cfg->host), "127.0.0.1");
   cfg->port = DEFAULT_PORT;
   const char *home = getenv("HOME");
-  snprintf(cfg->models, sizeof(cfg->models), "%s/.ollama/models", home && *home ? home : ".");
+  snprintf(cfg->home, sizeof(cfg->home), "%s", home && *home ? home : ".");
+  snprintf(cfg->models, sizeof(cfg->models), "%.4000s/.ollama/models", cfg->home);
   cfg->keep_alive_ns = 5LL * 60 * 1000000000LL;
   cfg->num_parallel = 0; /* auto: from memory, see src/engine/runners.c */
   cfg->max_queue = 512;
@@ -144,7 +145,7 @@ static int parse_host(cll_config *cfg, const char *v, cll_err *err) {
     s = sep + 3;
   }
   char hp[512];
-  snprintf(hp, sizeof(hp), "%s", s);
+  snprintf(hp, sizeof(hp), "%.511s", s); /* longer is refused below as too long a host */
   char *slash = strchr(hp, '/');
   if (slash)
     *slash = '\0';
@@ -285,6 +286,31 @@ int cll_config_from_env(cll_config *cfg, cll_err *err) {
     else
       return cll_err_set(err, CLL_EINVAL,
                          "OLLAMA_DEBUG=\"%s\": expected 0, 1 (debug), 2 (trace) or true/false", v);
+  }
+  if ((rc = int_var("OLLAMA_CONTEXT_LENGTH", 0, 1 << 24, &cfg->context_length, err)) != 0 ||
+      (rc = int_var("CLLAMA_PULL_PARTS", 0, 1024, &cfg->pull_parts, err)) != 0 ||
+      (rc = int_var("CLLAMA_PULL_STALL_MS", 0, 24 * 3600 * 1000, &cfg->pull_stall_ms, err)) != 0 ||
+      (rc = int_var("CLLAMA_PULL_RETRY_MS", 0, 3600 * 1000, &cfg->pull_retry_ms, err)) != 0)
+    return rc;
+  if ((v = env("CLLAMA_PULL_PART_BYTES", buf, sizeof(buf)))) {
+    long n;
+    if (parse_int(v, 1, LONG_MAX, &n) != 0)
+      return cll_err_set(err, CLL_EINVAL, "CLLAMA_PULL_PART_BYTES=\"%s\": expected a positive integer",
+                         v);
+    cfg->pull_part_bytes = n;
+  }
+  if ((v = env("OLLAMA_NOPRUNE", buf, sizeof(buf)))) {
+    int b = parse_bool(v);
+    if (b < 0)
+      return cll_err_set(err, CLL_EINVAL, "OLLAMA_NOPRUNE=\"%s\": expected true or false", v);
+    cfg->noprune = b;
+  }
+  const char *raw = getenv("CLLAMA_CREATE_PATHS"); /* set but empty means "never" */
+  if (raw != NULL) {
+    cfg->create_paths_set = true;
+    if (strlen(raw) >= sizeof(cfg->create_paths))
+      return cll_err_set(err, CLL_EINVAL, "CLLAMA_CREATE_PATHS: too long");
+    clean(raw, cfg->create_paths, sizeof(cfg->create_paths));
   }
   if ((v = env("CLLAMA_STREAM_DEFAULT", buf, sizeof(buf)))) {
     int b = parse_bool(v);

@@ -526,7 +526,8 @@ static char *license_of(json_t *v) {
  * under one of them (after resolving links), for any client; set empty:
  * never. Returns 0, or the status to answer with msg. */
 static int path_allowed(cll_request *req, const char *path, char *msg, size_t cap) {
-  const char *roots = getenv("CLLAMA_CREATE_PATHS");
+  const cll_config *cfg = cll_api_from(req)->cfg;
+  const char *roots = cfg->create_paths_set ? cfg->create_paths : NULL;
   if (roots == NULL) {
     if (cll_request_peer_loopback(req))
       return 0;
@@ -691,44 +692,143 @@ static void on_create(cll_request *req, void *ud) {
 
 /* ---------------------------------------------------------------- blobs */
 
+/* POST /api/blobs/:digest streams the body to disk, hashing as it goes,
+ * with no size cap but the disk (`ollama create` uploads whole GGUFs this
+ * way): pieces gather in a buffer on the loop; a full buffer is written by
+ * a work item while the body is paused; the last work item checks the
+ * digest and commits the blob (cll_blob_writer: our own O_EXCL temporary,
+ * fsync, rename), or removes the temporary. */
+#define UPLOAD_BUF (4u << 20)
+
 struct blob_up {
   cll_api *api;
   cll_request *req;
   char hex[65];
-  const char *body;
-  size_t len;
+  cll_blob_writer *w;
+  char *buf, *wbuf;      /* filling / being written */
+  size_t len, wlen, cap, wcap;
+  bool working, ended, gone, answered;
+  bool commit_now; /* set on the loop before the work item that commits is queued */
+  int rc;
   int status;
   char msg[600];
+  cll_err err;
   uv_work_t work;
 };
 
-static void on_blob_work(uv_work_t *w) {
-  struct blob_up *b = w->data;
-  char got[65], dg[80];
-  cll_sha256_hex(b->body, b->len, got);
-  if (strcmp(got, b->hex) != 0) {
-    b->status = 400;
-    snprintf(b->msg, sizeof(b->msg), "digest mismatch, expected \"sha256:%s\", got \"sha256:%s\"",
-             b->hex, got);
-    return;
-  }
-  snprintf(dg, sizeof(dg), "sha256:%s", b->hex);
-  cll_err err = {0};
-  if (cll_store_write_blob(b->api->store, dg, b->body, b->len, &err) != 0) {
-    b->status = 500;
-    snprintf(b->msg, sizeof(b->msg), "%s", err.msg);
-    return;
-  }
-  b->status = 201;
+static void blob_up_free(struct blob_up *b) {
+  if (b->w)
+    cll_blob_writer_abort(b->w);
+  free(b->buf);
+  free(b->wbuf);
+  free(b);
 }
 
-static void on_blob_done(uv_work_t *w, int st) {
+static void on_upload_work(uv_work_t *w) {
   struct blob_up *b = w->data;
-  if (b->status == 201)
-    cll_respond(b->req, 201, NULL, NULL, 0);
-  else
-    cll_api_error(b->req, b->status, b->msg);
-  free(b);
+  if (b->rc == 0 && b->wlen > 0)
+    b->rc = cll_blob_writer_write(b->w, b->wbuf, b->wlen, &b->err);
+  b->wlen = 0;
+  if (b->rc == 0 && b->commit_now) {
+    cll_blob_writer *wr = b->w;
+    b->w = NULL;
+    b->rc = cll_blob_writer_commit(wr, b->hex, NULL, NULL, false, &b->err);
+  }
+}
+
+static void upload_step(struct blob_up *b);
+
+static void on_upload_done(uv_work_t *w, int st) {
+  struct blob_up *b = w->data;
+  b->working = false;
+  upload_step(b);
+}
+
+/* Moves the upload on: answer, or write what is buffered. */
+static void upload_step(struct blob_up *b) {
+  if (b->working)
+    return;
+  if (b->gone || b->rc != 0 || (b->ended && b->w == NULL)) {
+    if (!b->answered) {
+      b->answered = true;
+      if (b->gone)
+        cll_respond(b->req, 499, NULL, NULL, 0);
+      else if (b->rc == CLL_EDIGEST)
+        cll_api_error(b->req, 400, b->err.msg);
+      else if (b->rc != 0)
+        cll_api_error(b->req, 500, b->err.msg);
+      else
+        cll_respond(b->req, 201, NULL, NULL, 0);
+    }
+    blob_up_free(b); /* aborts (removes) an unfinished temporary */
+    return;
+  }
+  if (b->len < UPLOAD_BUF && !b->ended) {
+    cll_request_pause_body(b->req, false);
+    return;
+  }
+  /* Hand the buffer to a work item; keep reading into the other one. */
+  char *t = b->wbuf;
+  size_t tc = b->wcap;
+  b->wbuf = b->buf;
+  b->wcap = b->cap;
+  b->wlen = b->len;
+  b->buf = t;
+  b->cap = tc;
+  b->len = 0;
+  b->working = true;
+  b->commit_now = b->ended;
+  b->work.data = b;
+  if (!b->ended)
+    cll_request_pause_body(b->req, false);
+  if (uv_queue_work(b->api->loop, &b->work, on_upload_work, on_upload_done) != 0) {
+    b->working = false;
+    b->rc = cll_err_set(&b->err, CLL_EIO, "cannot queue work");
+    upload_step(b);
+  }
+}
+
+static void on_upload_body(cll_request *req, const char *data, size_t len, void *ud) {
+  struct blob_up *b = ud;
+  if (b->answered || b->rc != 0)
+    return;
+  if (data == NULL) {
+    b->ended = true;
+    upload_step(b);
+    return;
+  }
+  /* The piece is consumed by the parser: keep all of it. */
+  if (b->len + len > b->cap) {
+    size_t cap = b->cap ? b->cap : UPLOAD_BUF;
+    while (cap < b->len + len)
+      cap *= 2;
+    char *nb = realloc(b->buf, cap);
+    if (nb == NULL) {
+      b->rc = cll_err_set(&b->err, CLL_ENOMEM, "out of memory");
+      upload_step(b);
+      return;
+    }
+    b->buf = nb;
+    b->cap = cap;
+  }
+  memcpy(b->buf + b->len, data, len);
+  b->len += len;
+  if (b->len >= UPLOAD_BUF) {
+    upload_step(b); /* hands the buffer to a work item unless one is running */
+    if (!b->answered && b->len >= UPLOAD_BUF)
+      cll_request_pause_body(req, true); /* both buffers full: wait for the disk */
+  }
+}
+
+static void on_upload_cancel(cll_request *req, int reason, void *ud) {
+  struct blob_up *b = ud;
+  b->gone = true;
+  upload_step(b);
+}
+
+static void on_exists_body(cll_request *req, const char *data, size_t len, void *ud) {
+  if (data == NULL)
+    cll_respond(req, 200, NULL, NULL, 0);
 }
 
 static void on_blob(cll_request *req, void *ud) {
@@ -751,19 +851,24 @@ static void on_blob(cll_request *req, void *ud) {
     return;
   }
   if (exists) {
-    cll_respond(req, 200, NULL, NULL, 0);
+    /* Read the body to its end (a client still sending would otherwise
+     * get a reset), then 200 as Ollama. */
+    cll_request_read_body(req, on_exists_body, NULL);
     return;
   }
   struct blob_up *b = calloc(1, sizeof(*b));
+  cll_err err = {0};
+  if (b == NULL || cll_blob_writer_open(api->store, &b->w, &err) != 0) {
+    if (b)
+      blob_up_free(b);
+    cll_api_error(req, 500, err.msg[0] ? err.msg : "out of memory");
+    return;
+  }
   b->api = api;
   b->req = req;
   memcpy(b->hex, hex, 65);
-  b->body = cll_request_body(req, &b->len);
-  b->work.data = b;
-  if (uv_queue_work(api->loop, &b->work, on_blob_work, on_blob_done) != 0) {
-    free(b);
-    cll_api_error(req, 500, "cannot queue work");
-  }
+  cll_request_on_cancel(req, on_upload_cancel, b);
+  cll_request_read_body(req, on_upload_body, b);
 }
 
 int cll_api_create_register(cll_api *api) {
@@ -771,6 +876,6 @@ int cll_api_create_register(cll_api *api) {
   if (rc == 0)
     rc = cll_server_route(api->server, "HEAD", "/api/blobs/:digest", on_blob, api);
   if (rc == 0)
-    rc = cll_server_route(api->server, "POST", "/api/blobs/:digest", on_blob, api);
+    rc = cll_server_route_stream(api->server, "POST", "/api/blobs/:digest", on_blob, api);
   return rc;
 }

@@ -122,6 +122,10 @@ bool cll__gen_common(cll__gen *g, const char *model) {
   json_t *b = g->body;
   cll_err err = {0};
   g->model_req = strdup(model ? model : "");
+  if (g->model_req == NULL || g->calls == NULL) { /* found by test_chaos */
+    cll__gen_fail(g, 500, "out of memory");
+    return false;
+  }
   int st = cll_api_stream_flag(req, b);
   if (st < 0) {
     g->answered = true;

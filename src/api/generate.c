@@ -277,6 +277,8 @@ static bool check_tool_choice(cll__gen *g, const struct cll__tmpl_caps *caps) {
   const char *want = NULL;
   if (json_is_object(tc)) {
     want = json_string_value(json_object_get(json_object_get(tc, "function"), "name"));
+    if (!want) /* the Responses API's flat {"type":"function","name":..} */
+      want = json_string_value(json_object_get(tc, "name"));
     if (!want) {
       cll__gen_fail(g, 400, "tool_choice: a function needs a name");
       return false;

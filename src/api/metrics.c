@@ -50,6 +50,8 @@ static const char *const endpoints[] = {
     "/v1/models",
     "/v1/models/:model",
     "/v1/messages",
+    "/api/rerank",
+    "/v1/rerank",
     "/metrics",
     "other",
 };
@@ -97,9 +99,9 @@ static void histo_add(struct histo *h, const double *le, int n, double v) {
 
 static int endpoint_of(const char *path) {
   if (!strncmp(path, "/api/blobs/", 11))
-    return 14;
-  if (!strncmp(path, "/v1/models/", 11))
-    return 22;
+    path = "/api/blobs/:digest";
+  else if (!strncmp(path, "/v1/models/", 11))
+    path = "/v1/models/:model";
   for (size_t i = 0; i + 1 < N_ENDPOINTS; i++)
     if (!strcmp(path, endpoints[i]))
       return (int)i;

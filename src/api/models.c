@@ -165,10 +165,12 @@ static void tags_work(struct job *j) {
     json_t *entry = json_pack("{s:s,s:s,s:s,s:I,s:s,s:o}", "name", name, "model", name,
                               "modified_at", when, "size", (json_int_t)m->size, "digest",
                               m->digest, "details", details_json(m));
-    if (!entry)
-      continue;
+    if (!entry || json_array_append_new(models, entry) != 0) {
+      json_decref(models); /* out of memory: an error, never a shorter list */
+      models = NULL;
+      break;
+    }
     add_gguf_facts(j->api, m, name, entry);
-    json_array_append_new(models, entry);
   }
   cll_store_list_free(list, n);
   json_t *o = json_pack("{s:o}", "models", models);

@@ -22,6 +22,7 @@
  * Threads: loop thread only. Nothing blocks. */
 #include "cllama/api.h"
 #include "gen_core.h"
+#include "openai.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -71,7 +72,7 @@ static void oai_free(struct oai *o) {
 
 /* {"error":{"message","type","param":null,"code":null}} with the type
  * Ollama's openai.NewError gives each status. */
-static json_t *error_object(int status, const char *msg) {
+json_t *cll__oai_error_object(int status, const char *msg) {
   const char *type = status == 400   ? "invalid_request_error"
                      : status == 404 ? "not_found_error"
                                      : "api_error";
@@ -81,7 +82,7 @@ static json_t *error_object(int status, const char *msg) {
 
 /* Answers with a JSON value (stolen), Content-Type application/json and a
  * trailing newline, as Go's json.Encoder writes it. */
-static void respond_json(cll_request *req, int status, json_t *v) {
+void cll__oai_respond_json(cll_request *req, int status, json_t *v) {
   char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
   json_decref(v);
   if (!text) {
@@ -101,8 +102,8 @@ static void respond_json(cll_request *req, int status, json_t *v) {
   free(text);
 }
 
-static void oai_error(cll_request *req, int status, const char *msg) {
-  respond_json(req, status, error_object(status, msg));
+void cll__oai_error(cll_request *req, int status, const char *msg) {
+  cll__oai_respond_json(req, status, cll__oai_error_object(status, msg));
 }
 
 static void oai_errorf(cll_request *req, int status, const char *fmt, ...)
@@ -113,7 +114,7 @@ static void oai_errorf(cll_request *req, int status, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
-  oai_error(req, status, msg);
+  cll__oai_error(req, status, msg);
 }
 
 /* Go's name for the type a JSON value decodes to into an `any`. */
@@ -147,7 +148,7 @@ static const char *json_kind(const json_t *v) {
 /* Checks the type of an optional field ('s' string, 'n' number, 'i'
  * integer, 'b' bool, 'o' object, 'a' array); null counts as absent. On a
  * mismatch answers 400 with Go's decoder message and returns false. */
-static bool check_field(cll_request *req, json_t *obj, const char *st, const char *key, char t,
+bool cll__oai_check_field(cll_request *req, json_t *obj, const char *st, const char *key, char t,
                         const char *gotype) {
   json_t *v = json_object_get(obj, key);
   if (!v || json_is_null(v))
@@ -165,20 +166,20 @@ static bool check_field(cll_request *req, json_t *obj, const char *st, const cha
 }
 
 /* The body as a JSON object, or answers 400 in OpenAI's shape. New. */
-static json_t *body_object(cll_request *req, const char *st) {
+json_t *cll__oai_body_object(cll_request *req, const char *st) {
   size_t len;
   const char *body = cll_request_body(req, &len);
   size_t i = 0;
   while (i < len && isspace((unsigned char)body[i]))
     i++;
   if (i == len) {
-    oai_error(req, 400, "EOF"); /* Go's decoder on an empty body */
+    cll__oai_error(req, 400, "EOF"); /* Go's decoder on an empty body */
     return NULL;
   }
   json_error_t jerr;
   json_t *v = json_loadb(body, len, 0, &jerr);
   if (!v) {
-    oai_error(req, 400, jerr.text);
+    cll__oai_error(req, 400, jerr.text);
     return NULL;
   }
   if (!json_is_object(v)) {
@@ -366,7 +367,7 @@ static void answer_whole(cll_request *req, struct oai *o, const cll__gen *g) {
   json_object_set_new(c, "choices", json_pack("[o]", choice));
   json_object_set_new(c, "usage", usage_object(o));
   o->answering = true;
-  respond_json(req, 200, c); /* the filter passes it on and frees o */
+  cll__oai_respond_json(req, 200, c); /* the filter passes it on and frees o */
 }
 
 /* Ollama's completion chunks carry a zero usage when it was asked for. */
@@ -452,7 +453,7 @@ static void oai_event(cll__gen *g, void *state, const struct cll__ev *ev) {
     cll_stream_end(req); /* the filter frees o */
     return;
   case CLL__EV_ERROR:
-    sse_send(req, o, error_object(500, ev->s));
+    sse_send(req, o, cll__oai_error_object(500, ev->s));
     o->answering = true;
     cll_stream_end(req);
     return;
@@ -466,10 +467,10 @@ static void forward_error(cll_request *req, int status, const void *body, size_t
   json_t *v = json_loadb(body, len, 0, NULL);
   const char *msg = json_string_value(json_object_get(v, "error"));
   if (msg) {
-    oai_error(req, status, msg);
+    cll__oai_error(req, status, msg);
   } else {
     char *text = strndup(body ? body : "", len);
-    oai_error(req, status, text ? text : "");
+    cll__oai_error(req, status, text ? text : "");
     free(text);
   }
   json_decref(v);
@@ -524,7 +525,7 @@ static void forward(cll_request *req, const char *method, const char *path, json
   if (rc != 0) {
     cll_request_set_data(req, NULL);
     oai_free(o);
-    oai_error(req, 500, cll_strerror(rc));
+    cll__oai_error(req, 500, cll_strerror(rc));
   }
 }
 
@@ -557,14 +558,14 @@ static bool map_stop(cll_request *req, json_t *b, json_t *opts) {
 
 /* The sampling fields both completion endpoints share, with OpenAI's
  * defaults (temperature and top_p 1.0, overriding the model's). */
-static json_t *map_options(cll_request *req, json_t *b, const char *st, bool chat) {
-  if (!check_field(req, b, st, "max_tokens", 'i', "int") ||
-      (chat && !check_field(req, b, st, "max_completion_tokens", 'i', "int")) ||
-      !check_field(req, b, st, "seed", 'i', "int") ||
-      !check_field(req, b, st, "temperature", 'n', "float64") ||
-      !check_field(req, b, st, "top_p", 'n', "float64") ||
-      !check_field(req, b, st, "frequency_penalty", 'n', "float64") ||
-      !check_field(req, b, st, "presence_penalty", 'n', "float64"))
+json_t *cll__oai_map_options(cll_request *req, json_t *b, const char *st, bool chat) {
+  if (!cll__oai_check_field(req, b, st, "max_tokens", 'i', "int") ||
+      (chat && !cll__oai_check_field(req, b, st, "max_completion_tokens", 'i', "int")) ||
+      !cll__oai_check_field(req, b, st, "seed", 'i', "int") ||
+      !cll__oai_check_field(req, b, st, "temperature", 'n', "float64") ||
+      !cll__oai_check_field(req, b, st, "top_p", 'n', "float64") ||
+      !cll__oai_check_field(req, b, st, "frequency_penalty", 'n', "float64") ||
+      !cll__oai_check_field(req, b, st, "presence_penalty", 'n', "float64"))
     return NULL;
   json_t *opts = json_object();
   if (!map_stop(req, b, opts)) {
@@ -594,8 +595,8 @@ static json_t *map_options(cll_request *req, json_t *b, const char *st, bool cha
 }
 
 static bool stream_fields(cll_request *req, json_t *b, const char *st, struct oai *o) {
-  if (!check_field(req, b, st, "stream", 'b', "bool") ||
-      !check_field(req, b, st, "stream_options", 'o', "openai.StreamOptions"))
+  if (!cll__oai_check_field(req, b, st, "stream", 'b', "bool") ||
+      !cll__oai_check_field(req, b, st, "stream_options", 'o', "openai.StreamOptions"))
     return false;
   o->stream = json_is_true(json_object_get(b, "stream"));
   o->include_usage =
@@ -652,7 +653,7 @@ static bool map_messages(cll_request *req, json_t *msgs, json_t *out) {
           json_decref(args);
           json_decref(ntc);
           json_decref(base);
-          oai_error(req, 400, "invalid tool call arguments");
+          cll__oai_error(req, 400, "invalid tool call arguments");
           return false;
         }
         const char *id = json_string_value(json_object_get(tc, "id"));
@@ -710,7 +711,7 @@ static bool map_messages(cll_request *req, json_t *msgs, json_t *out) {
       const char *type = json_string_value(json_object_get(part, "type"));
       if (!type) {
         json_decref(base);
-        oai_error(req, 400, "invalid message format");
+        cll__oai_error(req, 400, "invalid message format");
         return false;
       }
       json_t *nm = json_deep_copy(base);
@@ -719,7 +720,7 @@ static bool map_messages(cll_request *req, json_t *msgs, json_t *out) {
         if (!t) {
           json_decref(nm);
           json_decref(base);
-          oai_error(req, 400, "invalid message format");
+          cll__oai_error(req, 400, "invalid message format");
           return false;
         }
         json_object_set_new(nm, "content", json_string(t));
@@ -730,7 +731,7 @@ static bool map_messages(cll_request *req, json_t *msgs, json_t *out) {
         if (url && (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)) {
           json_decref(nm);
           json_decref(base);
-          oai_error(req, 400, "image URLs are not currently supported, please use base64 "
+          cll__oai_error(req, 400, "image URLs are not currently supported, please use base64 "
                               "encoded data instead");
           return false;
         }
@@ -738,7 +739,7 @@ static bool map_messages(cll_request *req, json_t *msgs, json_t *out) {
         if (!data) {
           json_decref(nm);
           json_decref(base);
-          oai_error(req, 400, "invalid image input");
+          cll__oai_error(req, 400, "invalid image input");
           return false;
         }
         json_object_set_new(nm, "content", json_string(""));
@@ -752,7 +753,7 @@ static bool map_messages(cll_request *req, json_t *msgs, json_t *out) {
       } else {
         json_decref(nm);
         json_decref(base);
-        oai_error(req, 400, "invalid message format");
+        cll__oai_error(req, 400, "invalid message format");
         return false;
       }
       json_array_append_new(out, nm);
@@ -763,7 +764,7 @@ static bool map_messages(cll_request *req, json_t *msgs, json_t *out) {
 }
 
 /* reasoning_effort / reasoning.effort -> think. */
-static bool map_think(cll_request *req, json_t *b, json_t *native) {
+bool cll__oai_map_think(cll_request *req, json_t *b, json_t *native) {
   const char *effort = json_string_value(json_object_get(b, "reasoning_effort"));
   if (!effort)
     effort = json_string_value(json_object_get(json_object_get(b, "reasoning"), "effort"));
@@ -796,7 +797,7 @@ static bool map_response_format(cll_request *req, json_t *b, json_t *native) {
     return true;
   const char *rft = json_string_value(json_object_get(rf, "type"));
   if (!json_is_object(rf) || !rft) {
-    oai_error(req, 400, "response_format must be an object with a type");
+    cll__oai_error(req, 400, "response_format must be an object with a type");
     return false;
   }
   if (strcmp(rft, "text") == 0)
@@ -809,7 +810,7 @@ static bool map_response_format(cll_request *req, json_t *b, json_t *native) {
     json_t *js = json_object_get(rf, "json_schema");
     json_t *schema = json_object_get(js, "schema");
     if (js && !json_is_object(js)) {
-      oai_error(req, 400, "response_format.json_schema must be an object");
+      cll__oai_error(req, 400, "response_format.json_schema must be an object");
       return false;
     }
     if (schema)
@@ -827,34 +828,34 @@ static bool map_response_format(cll_request *req, json_t *b, json_t *native) {
 
 static void on_chat_completions(cll_request *req, void *ud) {
   const char *st = "ChatCompletionRequest";
-  json_t *b = body_object(req, st);
+  json_t *b = cll__oai_body_object(req, st);
   if (!b)
     return;
   json_t *native = NULL, *opts = NULL;
   struct oai *o = NULL;
-  if (!check_field(req, b, st, "model", 's', "string") ||
-      !check_field(req, b, st, "messages", 'a', "[]openai.Message") ||
-      !check_field(req, b, st, "response_format", 'o', "openai.ResponseFormat") ||
-      !check_field(req, b, st, "tools", 'a', "[]api.Tool"))
+  if (!cll__oai_check_field(req, b, st, "model", 's', "string") ||
+      !cll__oai_check_field(req, b, st, "messages", 'a', "[]openai.Message") ||
+      !cll__oai_check_field(req, b, st, "response_format", 'o', "openai.ResponseFormat") ||
+      !cll__oai_check_field(req, b, st, "tools", 'a', "[]api.Tool"))
     goto done;
   const char *model = json_string_value(json_object_get(b, "model"));
   o = oai_new(K_CHAT, model);
   if (!o) {
-    oai_error(req, 500, "out of memory");
+    cll__oai_error(req, 500, "out of memory");
     goto done;
   }
   if (!stream_fields(req, b, st, o))
     goto done;
   json_t *msgs = json_object_get(b, "messages");
   if (json_array_size(msgs) == 0) {
-    oai_error(req, 400, "[] is too short - 'messages'");
+    cll__oai_error(req, 400, "[] is too short - 'messages'");
     goto done;
   }
   native = json_pack("{s:s,s:[],s:b}", "model", model ? model : "", "messages", "stream",
                      o->stream);
   if (!map_messages(req, msgs, json_object_get(native, "messages")))
     goto done;
-  if (!(opts = map_options(req, b, st, true)))
+  if (!(opts = cll__oai_map_options(req, b, st, true)))
     goto done;
   json_object_set_new(native, "options", opts);
   opts = NULL;
@@ -866,7 +867,7 @@ static void on_chat_completions(cll_request *req, void *ud) {
   json_t *tc = json_object_get(b, "tool_choice");
   if (tc && !json_is_null(tc))
     json_object_set(native, "tool_choice", tc);
-  if (!map_think(req, b, native))
+  if (!cll__oai_map_think(req, b, native))
     goto done;
   json_t *lp = json_object_get(b, "logprobs");
   if (json_is_boolean(lp))
@@ -888,24 +889,24 @@ done:
 
 static void on_completions(cll_request *req, void *ud) {
   const char *st = "CompletionRequest";
-  json_t *b = body_object(req, st);
+  json_t *b = cll__oai_body_object(req, st);
   if (!b)
     return;
   json_t *native = NULL, *opts = NULL;
   struct oai *o = NULL;
-  if (!check_field(req, b, st, "model", 's', "string") ||
-      !check_field(req, b, st, "prompt", 's', "string") ||
-      !check_field(req, b, st, "suffix", 's', "string"))
+  if (!cll__oai_check_field(req, b, st, "model", 's', "string") ||
+      !cll__oai_check_field(req, b, st, "prompt", 's', "string") ||
+      !cll__oai_check_field(req, b, st, "suffix", 's', "string"))
     goto done;
   const char *model = json_string_value(json_object_get(b, "model"));
   o = oai_new(K_COMPLETION, model);
   if (!o) {
-    oai_error(req, 500, "out of memory");
+    cll__oai_error(req, 500, "out of memory");
     goto done;
   }
   if (!stream_fields(req, b, st, o))
     goto done;
-  if (!(opts = map_options(req, b, st, false)))
+  if (!(opts = cll__oai_map_options(req, b, st, false)))
     goto done;
   const char *prompt = json_string_value(json_object_get(b, "prompt"));
   const char *suffix = json_string_value(json_object_get(b, "suffix"));
@@ -993,7 +994,7 @@ static void embed_respond(cll_request *req, int status, const char *ctype, const
   }
   json_int_t n = json_integer_value(json_object_get(v, "prompt_eval_count"));
   json_t *model = json_object_get(v, "model");
-  respond_json(req, 200,
+  cll__oai_respond_json(req, 200,
                json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data, "model",
                          json_is_string(model) ? json_string_value(model) : o->model, "usage",
                          "prompt_tokens", n, "total_tokens", n));
@@ -1010,7 +1011,7 @@ static int plain_stream_write(cll_request *req, const void *data, size_t len, vo
   return 0;
 }
 static void plain_stream_end(cll_request *req, void *ud) {
-  oai_error(req, 500, "unexpected streamed answer");
+  cll__oai_error(req, 500, "unexpected streamed answer");
   oai_free(ud);
 }
 
@@ -1019,13 +1020,13 @@ static const cll_filter embed_filter = {embed_respond, plain_stream_start, plain
 
 static void on_embeddings(cll_request *req, void *ud) {
   const char *st = "EmbedRequest";
-  json_t *b = body_object(req, st);
+  json_t *b = cll__oai_body_object(req, st);
   if (!b)
     return;
   struct oai *o = NULL;
-  if (!check_field(req, b, st, "model", 's', "string") ||
-      !check_field(req, b, st, "dimensions", 'i', "int") ||
-      !check_field(req, b, st, "encoding_format", 's', "string"))
+  if (!cll__oai_check_field(req, b, st, "model", 's', "string") ||
+      !cll__oai_check_field(req, b, st, "dimensions", 'i', "int") ||
+      !cll__oai_check_field(req, b, st, "encoding_format", 's', "string"))
     goto done;
   json_t *in = json_object_get(b, "input");
   json_t *input;
@@ -1036,13 +1037,13 @@ static void on_embeddings(cll_request *req, void *ud) {
     json_t *s;
     json_array_foreach(in, i, s) {
       if (!json_is_string(s)) {
-        oai_error(req, 400, "invalid input");
+        cll__oai_error(req, 400, "invalid input");
         goto done;
       }
     }
     input = json_incref(in);
   } else {
-    oai_error(req, 400, "invalid input");
+    cll__oai_error(req, 400, "invalid input");
     goto done;
   }
   const char *enc = json_string_value(json_object_get(b, "encoding_format"));
@@ -1056,7 +1057,7 @@ static void on_embeddings(cll_request *req, void *ud) {
   o = oai_new(K_EMBED, model);
   if (!o) {
     json_decref(input);
-    oai_error(req, 500, "out of memory");
+    cll__oai_error(req, 500, "out of memory");
     goto done;
   }
   o->base64 = enc && strcmp(enc, "base64") == 0;
@@ -1143,7 +1144,7 @@ static void list_respond(cll_request *req, int status, const char *ctype, const 
     json_array_append_new(
         data, model_object(name, rfc3339_unix(json_string_value(json_object_get(m, "modified_at")))));
   }
-  respond_json(req, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
+  cll__oai_respond_json(req, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
   json_decref(v);
   oai_free(o);
 }
@@ -1157,7 +1158,7 @@ static void retrieve_respond(cll_request *req, int status, const char *ctype, co
     return;
   }
   json_t *v = json_loadb(body, len, 0, NULL);
-  respond_json(req, 200,
+  cll__oai_respond_json(req, 200,
                model_object(o->model,
                             rfc3339_unix(json_string_value(json_object_get(v, "modified_at")))));
   json_decref(v);
@@ -1172,7 +1173,7 @@ static const cll_filter retrieve_filter = {retrieve_respond, plain_stream_start,
 static void on_list(cll_request *req, void *ud) {
   struct oai *o = oai_new(K_LIST, "");
   if (!o) {
-    oai_error(req, 500, "out of memory");
+    cll__oai_error(req, 500, "out of memory");
     return;
   }
   forward(req, "GET", "/api/tags", NULL, &list_filter, o);
@@ -1196,7 +1197,7 @@ static void on_retrieve(cll_request *req, void *ud) {
   const char *model = cll_request_param(req, "model");
   struct oai *o = oai_new(K_RETRIEVE, model);
   if (!o) {
-    oai_error(req, 500, "out of memory");
+    cll__oai_error(req, 500, "out of memory");
     return;
   }
   percent_decode(o->model);
@@ -1213,6 +1214,7 @@ int cll_api_openai_register(cll_api *api) {
       {"POST", "/v1/embeddings", on_embeddings},
       {"GET", "/v1/models", on_list},
       {"GET", "/v1/models/:model", on_retrieve},
+      {"POST", "/v1/responses", cll__on_responses},
   };
   for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
     int rc = cll_server_route(api->server, routes[i].method, routes[i].path, routes[i].fn, api);

@@ -15,9 +15,8 @@ struct cll_runners_params cll_api_runners_params(const cll_config *cfg) {
   p.num_parallel = cfg->num_parallel;
   p.keep_alive_ns = cfg->keep_alive_ns;
   p.step_stats_s = cfg->debug >= 1 ? 10 : 0;
-  const char *cl = getenv("OLLAMA_CONTEXT_LENGTH");
-  if (cl && atoll(cl) > 0)
-    p.num_ctx = atoll(cl);
+  if (cfg->context_length > 0)
+    p.num_ctx = cfg->context_length;
   p.on_load = cll__mtext_load;
   p.free_aux = cll__mtext_free;
   return p;

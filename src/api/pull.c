@@ -139,6 +139,17 @@ int cll_api_pull_register(cll_api *api) {
   if (api->registry == NULL) {
     cll_registry_opts opts;
     cll_registry_opts_defaults(&opts);
+    const cll_config *cfg = api->cfg; /* the environment's say, validated in one place */
+    snprintf(opts.key_dir, sizeof(opts.key_dir), "%.1000s/.ollama", cfg->home);
+    if (cfg->pull_part_bytes > 0)
+      opts.part_min_bytes = opts.part_max_bytes = cfg->pull_part_bytes;
+    if (cfg->pull_parts > 0)
+      opts.max_parts = cfg->pull_parts;
+    if (cfg->pull_stall_ms > 0)
+      opts.stall_ms = (uint64_t)cfg->pull_stall_ms;
+    if (cfg->pull_retry_ms > 0)
+      opts.retry_base_ms = (uint64_t)cfg->pull_retry_ms;
+    opts.prune = !cfg->noprune;
     cll_err err = {0};
     int rc = cll_registry_new(api->loop, api->store, &opts, &api->registry, &err);
     if (rc != 0)

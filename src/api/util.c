@@ -57,7 +57,9 @@ void cll_api_json(cll_request *req, int status, json_t *body) {
 }
 
 void cll_api_error(cll_request *req, int status, const char *msg) {
-  cll_api_json(req, status, json_pack("{s:s}", "error", msg ? msg : ""));
+  if (msg == NULL || *msg == 0) /* a caller with no reason (an unfilled cll_err) */
+    msg = status >= 500 ? "internal server error" : status == 404 ? "not found" : "bad request";
+  cll_api_json(req, status, json_pack("{s:s}", "error", msg));
 }
 
 void cll_api_errorf(cll_request *req, int status, const char *fmt, ...) {

@@ -7,6 +7,7 @@
  * adding speed). Float formats use 512-bit registers. */
 #if defined(__x86_64__)
 
+#include "kernels/avx512_internal.h"
 #include "kernels/x86.h"
 
 static inline float hsum512_ps(__m512 v) {
@@ -40,6 +41,78 @@ static void dequant_f16_512(const void *src, float *dst, int64_t n) {
     _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))));
   for (; i < n; i++)
     dst[i] = h2f(x[i]);
+}
+
+/* BF16 is the top half of an fp32: widen and shift. */
+static inline __m512 bf16x16_ps(__m256i h) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+static void dot_bf16_f32_512(int64_t n, const void *w, const void *a, float *out) {
+  const uint16_t *x = w;
+  const float *y = a;
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                   _mm512_setzero_ps()};
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64)
+    for (int k = 0; k < 4; k++)
+      acc[k] = _mm512_fmadd_ps(bf16x16_ps(_mm256_loadu_si256((const __m256i *)(x + i + 16 * k))),
+                               _mm512_loadu_ps(y + i + 16 * k), acc[k]);
+  for (; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+    acc[0] = _mm512_fmadd_ps(bf16x16_ps(_mm256_maskz_loadu_epi16(m, x + i)),
+                             _mm512_maskz_loadu_ps(m, y + i), acc[0]);
+  }
+  *out = hsum512_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+}
+
+static void dequant_bf16_512(const void *src, float *dst, int64_t n) {
+  const uint16_t *x = src;
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+    _mm512_mask_storeu_ps(dst + i, m, bf16x16_ps(_mm256_maskz_loadu_epi16(m, x + i)));
+  }
+}
+
+/* Decode with F16 / BF16 weights: four rows per call share each load of
+ * the float activations (one load per 16 elements for four rows instead
+ * of one per row), two accumulators per row; the tail is masked. */
+static inline __attribute__((always_inline)) void
+dot4_half(const int bf, int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
+  const uint16_t *x[4];
+  for (int r = 0; r < 4; r++) x[r] = (const uint16_t *)((const char *)w + (size_t)r * w_stride);
+  const float *y = a;
+  __m512 acc[4][2];
+  for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 y0 = _mm512_loadu_ps(y + i), y1 = _mm512_loadu_ps(y + i + 16);
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) {
+      const __m256i h0 = _mm256_loadu_si256((const __m256i *)(x[r] + i));
+      const __m256i h1 = _mm256_loadu_si256((const __m256i *)(x[r] + i + 16));
+      acc[r][0] = _mm512_fmadd_ps(bf ? bf16x16_ps(h0) : _mm512_cvtph_ps(h0), y0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(bf ? bf16x16_ps(h1) : _mm512_cvtph_ps(h1), y1, acc[r][1]);
+    }
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+    const __m512 y0 = _mm512_maskz_loadu_ps(m, y + i);
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) {
+      const __m256i h0 = _mm256_maskz_loadu_epi16(m, x[r] + i);
+      acc[r][0] = _mm512_fmadd_ps(bf ? bf16x16_ps(h0) : _mm512_cvtph_ps(h0), y0, acc[r][0]);
+    }
+  }
+  for (int r = 0; r < 4; r++) out[r] = hsum512_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+}
+
+static void dot4_f16_512(int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
+  dot4_half(0, n, w, w_stride, a, out);
+}
+
+static void dot4_bf16_512(int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
+  dot4_half(1, n, w, w_stride, a, out);
 }
 
 /* ---------------------------------------------------------------- F16 rows, a few tokens
@@ -1019,14 +1092,27 @@ static void cll__gemm_q6_K_avx512(const cll_matmul_args *a) {
 
 const cll_kernels cll__kernels_avx512 = {
     .isa = "avx512",
-    .dequant_row = {CLL__X86_DEQUANT, [CLL_TYPE_F16] = dequant_f16_512},
+    .dequant_row = {CLL__X86_DEQUANT, [CLL_TYPE_F16] = dequant_f16_512,
+                    [CLL_TYPE_BF16] = dequant_bf16_512},
     .quantize_row = {CLL__X86_QUANTIZE},
     .vec_dot = {CLL__X86_VEC_DOT_K, [CLL_TYPE_F16] = dot_f16_f32_512,
+                [CLL_TYPE_BF16] = dot_bf16_f32_512,
                 [CLL_TYPE_Q4_0] = dot_q4_0_q8_0_512, [CLL_TYPE_Q8_0] = dot_q8_0_q8_0_512},
-    .pack_bytes = {[CLL_TYPE_Q4_0] = cll__pack_bytes_q4_0_avx512},
-    .pack = {[CLL_TYPE_Q4_0] = cll__pack_q4_0_avx512},
-    .matmul_packed = {[CLL_TYPE_Q4_0] = cll__matmul_q4_0_packed_avx512},
-    .vec_dot_rows = {[CLL_TYPE_Q4_0] = cll__dot4_q4_0_avx512},
+    .pack_bytes = {[CLL_TYPE_Q4_0] = cll__pack_bytes_q4_0_avx512,
+                   [CLL_TYPE_Q8_0] = cll__pack_bytes_q8_0_avx512,
+                   [CLL_TYPE_Q4_K] = cll__pack_bytes_q4_K_avx512,
+                   [CLL_TYPE_Q5_K] = cll__pack_bytes_q5_K_avx512,
+                   [CLL_TYPE_Q6_K] = cll__pack_bytes_q6_K_avx512},
+    .pack = {[CLL_TYPE_Q4_0] = cll__pack_q4_0_avx512, [CLL_TYPE_Q8_0] = cll__pack_q8_0_avx512,
+             [CLL_TYPE_Q4_K] = cll__pack_q4_K_avx512, [CLL_TYPE_Q5_K] = cll__pack_q5_K_avx512,
+             [CLL_TYPE_Q6_K] = cll__pack_q6_K_avx512},
+    .matmul_packed = {[CLL_TYPE_Q4_0] = cll__matmul_q4_0_packed_avx512,
+                      [CLL_TYPE_Q8_0] = cll__matmul_q8_0_packed_avx512,
+                      [CLL_TYPE_Q4_K] = cll__matmul_q4_K_packed_avx512,
+                      [CLL_TYPE_Q5_K] = cll__matmul_q5_K_packed_avx512,
+                      [CLL_TYPE_Q6_K] = cll__matmul_q6_K_packed_avx512},
+    .vec_dot_rows = {[CLL_TYPE_Q4_0] = cll__dot4_q4_0_avx512, [CLL_TYPE_F16] = dot4_f16_512,
+                     [CLL_TYPE_BF16] = dot4_bf16_512},
     .gemm = {[CLL_TYPE_Q4_0] = cll__gemm_q8_0_avx512, [CLL_TYPE_Q8_0] = cll__gemm_q8_0_avx512,
              [CLL_TYPE_Q4_K] = cll__gemm_q4_K_avx512, [CLL_TYPE_Q6_K] = cll__gemm_q6_K_avx512},
     .gemm_scratch_bytes = {[CLL_TYPE_Q4_0] = cll__gemm_q8_0_scratch_bytes_avx512,

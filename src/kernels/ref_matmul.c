@@ -35,6 +35,12 @@ static void rows_q4_K(int64_t n, const void *w, size_t w_stride, const void *a, 
 static void rows_q5_K(int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
   rows_generic(n, w, w_stride, a, out, CLL_TYPE_Q5_K);
 }
+static void rows_f16(int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
+  rows_generic(n, w, w_stride, a, out, CLL_TYPE_F16);
+}
+static void rows_bf16(int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
+  rows_generic(n, w, w_stride, a, out, CLL_TYPE_BF16);
+}
 static void rows_q6_K(int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
   rows_generic(n, w, w_stride, a, out, CLL_TYPE_Q6_K);
 }
@@ -124,11 +130,260 @@ static void matmul_packed_q4_0(const cll_matmul_args *a, int64_t p0, int64_t p1)
   }
 }
 
+/* ------------------------------------------------------------ Q8_0 packed
+ *
+ * Panel p, nb blocks per row:
+ *   quants: nb x 512 bytes; block i is 8 groups of 64 bytes, and byte
+ *           4j + b of group g is q + 128 for element 4g + b of row j;
+ *   scales: nb x 16 fp16 after the quants, block-major.
+ * Each panel is rounded up to 64 bytes. */
+
+static size_t p8_panel_bytes(int64_t nb) {
+  return ((size_t)nb * (CLL_PACK_ROWS * sizeof(cll_block_q8_0)) + 63) & ~(size_t)63;
+}
+
+static size_t pack_bytes_q8_0(int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / CLL_PACK_ROWS) * p8_panel_bytes(n_in / CLL_QK8_0);
+}
+
+static void pack_q8_0(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                      void *dst) {
+  const int64_t nb = n_in / CLL_QK8_0;
+  for (int64_t p = p0; p < p1; p++) {
+    uint8_t *q = (uint8_t *)dst + (size_t)p * p8_panel_bytes(nb);
+    uint16_t *d = (uint16_t *)(q + (size_t)nb * 512);
+    for (int j = 0; j < CLL_PACK_ROWS; j++) {
+      const cll_block_q8_0 *row =
+          (const cll_block_q8_0 *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
+      for (int64_t i = 0; i < nb; i++) {
+        d[i * CLL_PACK_ROWS + j] = row[i].d;
+        for (int e = 0; e < CLL_QK8_0; e++)
+          q[(size_t)i * 512 + 64 * (e / 4) + 4 * j + e % 4] = (uint8_t)(row[i].qs[e] + 128);
+      }
+    }
+  }
+}
+
+static void matmul_packed_q8_0(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  const int64_t nb = a->n_in / CLL_QK8_0;
+  void (*dot)(int64_t, const void *, const void *, float *) = cll__kernels_ref.vec_dot[CLL_TYPE_Q8_0];
+  for (int64_t p = p0; p < p1; p++) {
+    const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * p8_panel_bytes(nb);
+    const uint16_t *d = (const uint16_t *)(q + (size_t)nb * 512);
+    for (int j = 0; j < CLL_PACK_ROWS; j++)
+      for (int64_t t = 0; t < a->n_tok; t++) {
+        const cll_block_q8_0 *x = (const cll_block_q8_0 *)((const char *)a->xq + (size_t)t * a->xq_stride);
+        float s = 0.0f;
+        for (int64_t i = 0; i < nb; i++) {
+          cll_block_q8_0 b;
+          float part;
+          b.d = d[i * CLL_PACK_ROWS + j];
+          for (int e = 0; e < CLL_QK8_0; e++)
+            b.qs[e] = (int8_t)(q[(size_t)i * 512 + 64 * (e / 4) + 4 * j + e % 4] - 128);
+          dot(CLL_QK8_0, &b, &x[i], &part);
+          s += part;
+        }
+        a->y[t * a->y_stride + p * CLL_PACK_ROWS + j] = s;
+      }
+  }
+}
+
+/* ------------------------------------------------------------ Q4_K, Q5_K packed
+ *
+ * Panel p, per super-block (Q4_K 2368 bytes, Q5_K 2880):
+ *   quants: 32 groups of 64 bytes; bytes 4j..4j+3 of group 8c + g are
+ *           bytes 32c + 4g .. 32c + 4g + 3 of row j's qs;
+ *   Q5_K only, at 2048: 8 groups of 64 bytes; bytes 4j..4j+3 of group g
+ *           are qh[4g .. 4g + 3] of row j;
+ *   scales: 8 x 16 bytes, sc[s * 16 + j] (6-bit, unpacked), at 2048
+ *           (Q5_K: 2560);
+ *   mins:   4 x 32 bytes after them, mn[(s / 2) * 32 + 2j + s % 2];
+ *   d, dmin: 16 fp16 each after the mins. */
+
+struct pk_layout {
+  size_t sb, sc; /* bytes per super-block; offset of the scales */
+  int q5;
+};
+static const struct pk_layout PK4 = {2368, 2048, 0}, PK5 = {2880, 2560, 1};
+
+static size_t pk_bytes(const struct pk_layout *L, int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / CLL_PACK_ROWS) * (size_t)(n_in / CLL_QK_K) * L->sb;
+}
+
+/* The GGUF parts of a Q4_K/Q5_K row block (Q4_K's fields are a prefix of
+ * neither, so they are passed apart). */
+struct k_parts {
+  uint16_t *d, *dmin;
+  uint8_t *scales, *qs, *qh;
+};
+
+static void pk_put(const struct pk_layout *L, uint8_t *q, int j, struct k_parts b) {
+  for (int c = 0; c < 4; c++)
+    for (int g = 0; g < 8; g++) memcpy(q + (c * 8 + g) * 64 + 4 * j, b.qs + 32 * c + 4 * g, 4);
+  if (L->q5)
+    for (int g = 0; g < 8; g++) memcpy(q + 2048 + g * 64 + 4 * j, b.qh + 4 * g, 4);
+  for (int s = 0; s < 8; s++) {
+    uint8_t sc, mn;
+    cll__scale_min_k4(s, b.scales, &sc, &mn);
+    q[L->sc + (size_t)s * 16 + (size_t)j] = sc;
+    q[L->sc + 128 + (size_t)(s / 2) * 32 + 2 * (size_t)j + (size_t)(s % 2)] = mn;
+  }
+  memcpy(q + L->sc + 256 + 2 * j, b.d, 2);
+  memcpy(q + L->sc + 288 + 2 * j, b.dmin, 2);
+}
+
+/* The inverse: the 6-bit scales and mins packed again as
+ * cll__scale_min_k4 reads them. */
+static void pk_get(const struct pk_layout *L, const uint8_t *q, int j, struct k_parts b) {
+  for (int c = 0; c < 4; c++)
+    for (int g = 0; g < 8; g++) memcpy(b.qs + 32 * c + 4 * g, q + (c * 8 + g) * 64 + 4 * j, 4);
+  if (L->q5)
+    for (int g = 0; g < 8; g++) memcpy(b.qh + 4 * g, q + 2048 + g * 64 + 4 * j, 4);
+  uint8_t sc[8], mn[8];
+  for (int s = 0; s < 8; s++) {
+    sc[s] = q[L->sc + (size_t)s * 16 + (size_t)j];
+    mn[s] = q[L->sc + 128 + (size_t)(s / 2) * 32 + 2 * (size_t)j + (size_t)(s % 2)];
+  }
+  for (int s = 0; s < 4; s++) {
+    b.scales[s] = (uint8_t)((sc[s] & 63) | ((sc[s + 4] >> 4) << 6));
+    b.scales[s + 4] = (uint8_t)((mn[s] & 63) | ((mn[s + 4] >> 4) << 6));
+    b.scales[s + 8] = (uint8_t)((sc[s + 4] & 15) | ((mn[s + 4] & 15) << 4));
+  }
+  memcpy(b.d, q + L->sc + 256 + 2 * j, 2);
+  memcpy(b.dmin, q + L->sc + 288 + 2 * j, 2);
+}
+
+static struct k_parts parts_q4_K(cll_block_q4_K *b) {
+  return (struct k_parts){&b->d, &b->dmin, b->scales, b->qs, NULL};
+}
+static struct k_parts parts_q5_K(cll_block_q5_K *b) {
+  return (struct k_parts){&b->d, &b->dmin, b->scales, b->qs, b->qh};
+}
+
+static void pk_pack(const struct pk_layout *L, const void *w, size_t w_stride, int64_t n_in,
+                    int64_t p0, int64_t p1, void *dst) {
+  const int64_t nsb = n_in / CLL_QK_K;
+  const size_t bb = L->q5 ? sizeof(cll_block_q5_K) : sizeof(cll_block_q4_K);
+  for (int64_t p = p0; p < p1; p++)
+    for (int j = 0; j < CLL_PACK_ROWS; j++)
+      for (int64_t i = 0; i < nsb; i++) {
+        const char *src = (const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride + (size_t)i * bb;
+        uint8_t *q = (uint8_t *)dst + ((size_t)p * (size_t)nsb + (size_t)i) * L->sb;
+        if (L->q5) {
+          cll_block_q5_K b;
+          memcpy(&b, src, sizeof b);
+          pk_put(L, q, j, parts_q5_K(&b));
+        } else {
+          cll_block_q4_K b;
+          memcpy(&b, src, sizeof b);
+          pk_put(L, q, j, parts_q4_K(&b));
+        }
+      }
+}
+
+static void pk_matmul(const struct pk_layout *L, uint32_t type, const cll_matmul_args *a,
+                      int64_t p0, int64_t p1) {
+  const int64_t nsb = a->n_in / CLL_QK_K;
+  void (*dot)(int64_t, const void *, const void *, float *) = cll__kernels_ref.vec_dot[type];
+  for (int64_t p = p0; p < p1; p++)
+    for (int j = 0; j < CLL_PACK_ROWS; j++)
+      for (int64_t t = 0; t < a->n_tok; t++) {
+        const cll_block_q8_K *x = (const cll_block_q8_K *)((const char *)a->xq + (size_t)t * a->xq_stride);
+        float s = 0.0f;
+        for (int64_t i = 0; i < nsb; i++) {
+          const uint8_t *q = (const uint8_t *)a->wp + ((size_t)p * (size_t)nsb + (size_t)i) * L->sb;
+          float part;
+          if (L->q5) {
+            cll_block_q5_K b;
+            pk_get(L, q, j, parts_q5_K(&b));
+            dot(CLL_QK_K, &b, &x[i], &part);
+          } else {
+            cll_block_q4_K b;
+            pk_get(L, q, j, parts_q4_K(&b));
+            dot(CLL_QK_K, &b, &x[i], &part);
+          }
+          s += part;
+        }
+        a->y[t * a->y_stride + p * CLL_PACK_ROWS + j] = s;
+      }
+}
+
+static size_t pack_bytes_q4_K(int64_t n_in, int64_t n_rows) { return pk_bytes(&PK4, n_in, n_rows); }
+static size_t pack_bytes_q5_K(int64_t n_in, int64_t n_rows) { return pk_bytes(&PK5, n_in, n_rows); }
+static void pack_q4_K(const void *w, size_t ws, int64_t n_in, int64_t p0, int64_t p1, void *dst) {
+  pk_pack(&PK4, w, ws, n_in, p0, p1, dst);
+}
+static void pack_q5_K(const void *w, size_t ws, int64_t n_in, int64_t p0, int64_t p1, void *dst) {
+  pk_pack(&PK5, w, ws, n_in, p0, p1, dst);
+}
+static void matmul_packed_q4_K(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  pk_matmul(&PK4, CLL_TYPE_Q4_K, a, p0, p1);
+}
+static void matmul_packed_q5_K(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  pk_matmul(&PK5, CLL_TYPE_Q5_K, a, p0, p1);
+}
+
+/* ------------------------------------------------------------ Q6_K packed
+ *
+ * Panel p, per super-block (3392 bytes):
+ *   ql: 32 groups of 64 bytes at 0; bytes 4j..4j+3 of group v are
+ *       ql[4v .. 4v + 3] of row j;
+ *   qh: 16 groups of 64 bytes at 2048; bytes 4j..4j+3 of group v are
+ *       qh[4v .. 4v + 3] of row j;
+ *   scales: at 3072, byte (g / 2) * 32 + 2j + g % 2 = scale g of row j;
+ *   d: 16 fp16 at 3328. */
+
+#define PK6_SB 3392
+
+static size_t pack_bytes_q6_K(int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / CLL_PACK_ROWS) * (size_t)(n_in / CLL_QK_K) * PK6_SB;
+}
+
+static void pack_q6_K(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                      void *dst) {
+  const int64_t nsb = n_in / CLL_QK_K;
+  for (int64_t p = p0; p < p1; p++)
+    for (int j = 0; j < CLL_PACK_ROWS; j++)
+      for (int64_t i = 0; i < nsb; i++) {
+        const cll_block_q6_K *b =
+            (const cll_block_q6_K *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride) + i;
+        uint8_t *q = (uint8_t *)dst + ((size_t)p * (size_t)nsb + (size_t)i) * PK6_SB;
+        for (int v = 0; v < 32; v++) memcpy(q + v * 64 + 4 * j, b->ql + 4 * v, 4);
+        for (int v = 0; v < 16; v++) memcpy(q + 2048 + v * 64 + 4 * j, b->qh + 4 * v, 4);
+        for (int g = 0; g < 16; g++) q[3072 + (g / 2) * 32 + 2 * j + g % 2] = (uint8_t)b->scales[g];
+        memcpy(q + 3328 + 2 * j, &b->d, 2);
+      }
+}
+
+static void matmul_packed_q6_K(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  const int64_t nsb = a->n_in / CLL_QK_K;
+  void (*dot)(int64_t, const void *, const void *, float *) = cll__kernels_ref.vec_dot[CLL_TYPE_Q6_K];
+  for (int64_t p = p0; p < p1; p++)
+    for (int j = 0; j < CLL_PACK_ROWS; j++)
+      for (int64_t t = 0; t < a->n_tok; t++) {
+        const cll_block_q8_K *x = (const cll_block_q8_K *)((const char *)a->xq + (size_t)t * a->xq_stride);
+        float s = 0.0f;
+        for (int64_t i = 0; i < nsb; i++) {
+          const uint8_t *q = (const uint8_t *)a->wp + ((size_t)p * (size_t)nsb + (size_t)i) * PK6_SB;
+          cll_block_q6_K b;
+          float part;
+          for (int v = 0; v < 32; v++) memcpy(b.ql + 4 * v, q + v * 64 + 4 * j, 4);
+          for (int v = 0; v < 16; v++) memcpy(b.qh + 4 * v, q + 2048 + v * 64 + 4 * j, 4);
+          for (int g = 0; g < 16; g++) b.scales[g] = (int8_t)q[3072 + (g / 2) * 32 + 2 * j + g % 2];
+          memcpy(&b.d, q + 3328 + 2 * j, 2);
+          dot(CLL_QK_K, &b, &x[i], &part);
+          s += part;
+        }
+        a->y[t * a->y_stride + p * CLL_PACK_ROWS + j] = s;
+      }
+}
+
 const cll_kernels cll__kernels_generic = {
     .isa = "generic",
     .vec_dot_rows = {[CLL_TYPE_Q4_0] = rows_q4_0, [CLL_TYPE_Q8_0] = rows_q8_0,
                      [CLL_TYPE_Q4_K] = rows_q4_K, [CLL_TYPE_Q5_K] = rows_q5_K,
-                     [CLL_TYPE_Q6_K] = rows_q6_K},
+                     [CLL_TYPE_Q6_K] = rows_q6_K, [CLL_TYPE_F16] = rows_f16,
+                     [CLL_TYPE_BF16] = rows_bf16},
     .gemm = {[CLL_TYPE_Q4_0] = gemm_generic, [CLL_TYPE_Q8_0] = gemm_generic,
              [CLL_TYPE_Q4_K] = gemm_generic, [CLL_TYPE_Q5_K] = gemm_generic,
              [CLL_TYPE_Q6_K] = gemm_generic},
@@ -140,7 +395,12 @@ const cll_kernels cll__kernels_generic = {
     .matmul_few = {[CLL_TYPE_F16] = few_f16},
     .few_min_tok = {[CLL_TYPE_F16] = 1},
     .few_max_tok = {[CLL_TYPE_F16] = 255},
-    .pack_bytes = {[CLL_TYPE_Q4_0] = pack_bytes_q4_0},
-    .pack = {[CLL_TYPE_Q4_0] = pack_q4_0},
-    .matmul_packed = {[CLL_TYPE_Q4_0] = matmul_packed_q4_0},
+    .pack_bytes = {[CLL_TYPE_Q4_0] = pack_bytes_q4_0, [CLL_TYPE_Q8_0] = pack_bytes_q8_0,
+                   [CLL_TYPE_Q4_K] = pack_bytes_q4_K, [CLL_TYPE_Q5_K] = pack_bytes_q5_K,
+                   [CLL_TYPE_Q6_K] = pack_bytes_q6_K},
+    .pack = {[CLL_TYPE_Q4_0] = pack_q4_0, [CLL_TYPE_Q8_0] = pack_q8_0, [CLL_TYPE_Q4_K] = pack_q4_K,
+             [CLL_TYPE_Q5_K] = pack_q5_K, [CLL_TYPE_Q6_K] = pack_q6_K},
+    .matmul_packed = {[CLL_TYPE_Q4_0] = matmul_packed_q4_0, [CLL_TYPE_Q8_0] = matmul_packed_q8_0,
+                      [CLL_TYPE_Q4_K] = matmul_packed_q4_K, [CLL_TYPE_Q5_K] = matmul_packed_q5_K,
+                      [CLL_TYPE_Q6_K] = matmul_packed_q6_K},
 };

@@ -1,4 +1,6 @@
-/* gguf.c — GGUF v2/v3 reader and v3 writer (see include/cllama/gguf.h).
+/* gguf.c — GGUF v2/v3 reader (see include/cllama/gguf.h); the JSON dump of a
+ * value is in gguf_json.c, the v3 writer in gguf_write.c, what they share in
+ * gguf_internal.h.
  *
  * Design: the whole file is mapped read-only and parsed once by a bounds-
  * checked cursor. Every length read from the file is compared with the bytes
@@ -12,7 +14,7 @@
  *
  * Tensor types are checked against the block sizes of the ggml format, kept
  * here as file-format facts (this module does not depend on the kernels). */
-#include "cllama/gguf.h"
+#include "gguf_internal.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -26,10 +28,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define GGUF_MAGIC 0x46554747u /* "GGUF" little-endian */
-#define GGUF_DEFAULT_ALIGNMENT 32u
-#define GGUF_MAX_DEPTH 8       /* nesting of arrays of arrays */
-#define GGUF_MAX_NAME 65535u   /* longest key or tensor name we accept */
 
 /* ---------------------------------------------------------------- types */
 
@@ -71,7 +69,7 @@ static const struct type_size *type_size_of(uint32_t type) {
 
 /* Bytes of a tensor of the given shape, or 0 (with *why set) when the shape
  * does not fit the type or overflows. */
-static uint64_t tensor_bytes(uint32_t type, uint32_t n_dims, const uint64_t *ne, const char **why) {
+uint64_t cll__gguf_tensor_bytes(uint32_t type, uint32_t n_dims, const uint64_t *ne, const char **why) {
   const struct type_size *ts = type_size_of(type);
   if (ts == NULL) {
     *why = "unknown tensor type";
@@ -98,37 +96,6 @@ static uint64_t tensor_bytes(uint32_t type, uint32_t n_dims, const uint64_t *ne,
 
 /* ---------------------------------------------------------------- reader */
 
-struct kv {
-  cll_gguf_str key;
-  enum cll_gguf_vtype type;
-  const uint8_t *val;           /* borrowed: start of the value in the file */
-  /* arrays: */
-  enum cll_gguf_vtype elem_type;
-  uint64_t n;                   /* element count */
-  const uint8_t *arr;           /* first element */
-  cll_gguf_str *strs;           /* (n) for string arrays, owned */
-};
-
-struct cll_gguf {
-  const uint8_t *base; /* the file (borrowed from the caller or mapped) */
-  uint64_t size;
-  bool mapped;
-  uint32_t version;
-  uint32_t alignment;
-  uint64_t data_offset;
-  int64_t n_kv;
-  struct kv *kvs;        /* (n_kv) */
-  int64_t n_tensors;
-  cll_gguf_tensor *tensors; /* (n_tensors) */
-};
-
-struct cursor {
-  const uint8_t *base;
-  uint64_t size;
-  uint64_t pos;
-  cll_err *err;
-};
-
 static uint64_t left(const struct cursor *c) {
   return c->size - c->pos;
 }
@@ -142,7 +109,7 @@ static int need(struct cursor *c, uint64_t n, const char *what) {
   return 0;
 }
 
-static int rd_u32(struct cursor *c, uint32_t *v, const char *what) {
+int cll__gguf_rd_u32(struct cursor *c, uint32_t *v, const char *what) {
   int rc = need(c, 4, what);
   if (rc)
     return rc;
@@ -152,19 +119,19 @@ static int rd_u32(struct cursor *c, uint32_t *v, const char *what) {
   return 0;
 }
 
-static int rd_u64(struct cursor *c, uint64_t *v, const char *what) {
+int cll__gguf_rd_u64(struct cursor *c, uint64_t *v, const char *what) {
   uint32_t lo, hi;
-  int rc = rd_u32(c, &lo, what);
+  int rc = cll__gguf_rd_u32(c, &lo, what);
   if (rc == 0)
-    rc = rd_u32(c, &hi, what);
+    rc = cll__gguf_rd_u32(c, &hi, what);
   if (rc == 0)
     *v = (uint64_t)hi << 32 | lo;
   return rc;
 }
 
-static int rd_str(struct cursor *c, cll_gguf_str *s, const char *what) {
+int cll__gguf_rd_str(struct cursor *c, cll_gguf_str *s, const char *what) {
   uint64_t n;
-  int rc = rd_u64(c, &n, what);
+  int rc = cll__gguf_rd_u64(c, &n, what);
   if (rc)
     return rc;
   if (n > left(c))
@@ -179,7 +146,7 @@ static int rd_str(struct cursor *c, cll_gguf_str *s, const char *what) {
 }
 
 /* Encoded size of a fixed-size scalar type, 0 for string/array/unknown. */
-static uint32_t scalar_size(uint32_t t) {
+uint32_t cll__gguf_scalar_size(uint32_t t) {
   switch (t) {
   case CLL_GGUF_U8:
   case CLL_GGUF_I8:
@@ -207,12 +174,12 @@ static bool valid_vtype(uint32_t t) {
 
 /* Skips (and checks) one value of type t. For arrays also reports the
  * element type, count and first element. */
-static int skip_value(struct cursor *c, uint32_t t, int depth, const char *what,
+int cll__gguf_skip_value(struct cursor *c, uint32_t t, int depth, const char *what,
                       uint32_t *elem_type, uint64_t *count, uint64_t *first) {
   if (!valid_vtype(t))
     return cll_err_set(c->err, CLL_EFORMAT, "GGUF corrupt: %s has unknown value type %" PRIu32,
                        what, t);
-  uint32_t sz = scalar_size(t);
+  uint32_t sz = cll__gguf_scalar_size(t);
   if (sz != 0) {
     int rc = need(c, sz, what);
     if (rc == 0 && t == CLL_GGUF_BOOL && c->base[c->pos] > 1)
@@ -223,7 +190,7 @@ static int skip_value(struct cursor *c, uint32_t t, int depth, const char *what,
   }
   if (t == CLL_GGUF_STRING) {
     cll_gguf_str s;
-    return rd_str(c, &s, what);
+    return cll__gguf_rd_str(c, &s, what);
   }
   /* array */
   if (depth >= GGUF_MAX_DEPTH)
@@ -231,9 +198,9 @@ static int skip_value(struct cursor *c, uint32_t t, int depth, const char *what,
                        what, GGUF_MAX_DEPTH);
   uint32_t et;
   uint64_t n;
-  int rc = rd_u32(c, &et, what);
+  int rc = cll__gguf_rd_u32(c, &et, what);
   if (rc == 0)
-    rc = rd_u64(c, &n, what);
+    rc = cll__gguf_rd_u64(c, &n, what);
   if (rc)
     return rc;
   if (!valid_vtype(et))
@@ -245,7 +212,7 @@ static int skip_value(struct cursor *c, uint32_t t, int depth, const char *what,
     *count = n;
   if (first)
     *first = c->pos;
-  uint32_t esz = scalar_size(et);
+  uint32_t esz = cll__gguf_scalar_size(et);
   /* Smallest encoding of one element: strings take 8 bytes of length, arrays
    * 12 bytes of header. Checking the count against that first means a huge
    * count can never drive a long loop or an allocation. */
@@ -265,7 +232,7 @@ static int skip_value(struct cursor *c, uint32_t t, int depth, const char *what,
     return 0;
   }
   for (uint64_t i = 0; i < n; i++) {
-    rc = skip_value(c, et, depth + 1, what, NULL, NULL, NULL);
+    rc = cll__gguf_skip_value(c, et, depth + 1, what, NULL, NULL, NULL);
     if (rc)
       return rc;
   }
@@ -276,7 +243,7 @@ static bool str_eq(cll_gguf_str a, cll_gguf_str b) {
   return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
 }
 
-static bool str_eq_c(cll_gguf_str a, const char *b) {
+bool cll__gguf_str_eq_c(cll_gguf_str a, const char *b) {
   size_t n = strlen(b);
   return a.len == n && memcmp(a.ptr, b, n) == 0;
 }
@@ -290,7 +257,7 @@ static int parse_kvs(struct cll_gguf *g, struct cursor *c) {
   for (int64_t i = 0; i < g->n_kv; i++) {
     struct kv *kv = &g->kvs[i];
     snprintf(what, sizeof(what), "metadata key #%" PRId64, i);
-    int rc = rd_str(c, &kv->key, what);
+    int rc = cll__gguf_rd_str(c, &kv->key, what);
     if (rc)
       return rc;
     if (kv->key.len == 0 || kv->key.len > GGUF_MAX_NAME || memchr(kv->key.ptr, 0, kv->key.len))
@@ -302,14 +269,14 @@ static int parse_kvs(struct cll_gguf *g, struct cursor *c) {
                            STRA(kv->key));
     snprintf(what, sizeof(what), "metadata \"%.*s\"", STRA(kv->key));
     uint32_t t;
-    rc = rd_u32(c, &t, what);
+    rc = cll__gguf_rd_u32(c, &t, what);
     if (rc)
       return rc;
     kv->type = (enum cll_gguf_vtype)t;
     kv->val = c->base + c->pos;
     uint32_t et = 0;
     uint64_t n = 0, first = 0;
-    rc = skip_value(c, t, 0, what, &et, &n, &first);
+    rc = cll__gguf_skip_value(c, t, 0, what, &et, &n, &first);
     if (rc)
       return rc;
     if (t != CLL_GGUF_ARRAY)
@@ -325,7 +292,7 @@ static int parse_kvs(struct cll_gguf *g, struct cursor *c) {
                            what);
       struct cursor s = {c->base, c->size, first, c->err};
       for (uint64_t k = 0; k < n; k++)
-        if ((rc = rd_str(&s, &kv->strs[k], what)))
+        if ((rc = cll__gguf_rd_str(&s, &kv->strs[k], what)))
           return rc;
     }
   }
@@ -337,14 +304,14 @@ static int parse_tensors(struct cll_gguf *g, struct cursor *c) {
     cll_gguf_tensor *t = &g->tensors[i];
     char what[96];
     snprintf(what, sizeof(what), "tensor #%" PRId64, i);
-    int rc = rd_str(c, &t->name, what);
+    int rc = cll__gguf_rd_str(c, &t->name, what);
     if (rc)
       return rc;
     if (t->name.len == 0 || t->name.len > GGUF_MAX_NAME || memchr(t->name.ptr, 0, t->name.len))
       return cll_err_set(c->err, CLL_EFORMAT,
                          "GGUF corrupt: tensor #%" PRId64 " has an empty or invalid name", i);
     snprintf(what, sizeof(what), "tensor \"%.*s\"", STRA(t->name));
-    if ((rc = rd_u32(c, &t->n_dims, what)))
+    if ((rc = cll__gguf_rd_u32(c, &t->n_dims, what)))
       return rc;
     if (t->n_dims < 1 || t->n_dims > 4)
       return cll_err_set(c->err, CLL_EFORMAT, "GGUF corrupt: %s has %" PRIu32 " dimensions (1..4)",
@@ -352,17 +319,17 @@ static int parse_tensors(struct cll_gguf *g, struct cursor *c) {
     for (int d = 0; d < 4; d++)
       t->ne[d] = 1;
     for (uint32_t d = 0; d < t->n_dims; d++) {
-      if ((rc = rd_u64(c, &t->ne[d], what)))
+      if ((rc = cll__gguf_rd_u64(c, &t->ne[d], what)))
         return rc;
       if (t->ne[d] == 0 || t->ne[d] > (uint64_t)INT64_MAX)
         return cll_err_set(c->err, CLL_EFORMAT,
                            "GGUF corrupt: %s dimension %" PRIu32 " is %" PRIu64, what, d,
                            t->ne[d]);
     }
-    if ((rc = rd_u32(c, &t->type, what)) || (rc = rd_u64(c, &t->offset, what)))
+    if ((rc = cll__gguf_rd_u32(c, &t->type, what)) || (rc = cll__gguf_rd_u64(c, &t->offset, what)))
       return rc;
     const char *why = NULL;
-    t->n_bytes = tensor_bytes(t->type, t->n_dims, t->ne, &why);
+    t->n_bytes = cll__gguf_tensor_bytes(t->type, t->n_dims, t->ne, &why);
     if (t->n_bytes == 0)
       return cll_err_set(c->err, why && why[0] == 'u' ? CLL_EUNSUPPORTED : CLL_EFORMAT,
                          "GGUF: %s (type %" PRIu32 ", shape %" PRIu64 "x%" PRIu64 "x%" PRIu64
@@ -379,12 +346,12 @@ static int parse_tensors(struct cll_gguf *g, struct cursor *c) {
 static int parse(struct cll_gguf *g, cll_err *err) {
   struct cursor c = {g->base, g->size, 0, err};
   uint32_t magic;
-  int rc = rd_u32(&c, &magic, "the magic number");
+  int rc = cll__gguf_rd_u32(&c, &magic, "the magic number");
   if (rc)
     return rc;
   if (magic != GGUF_MAGIC)
     return cll_err_set(err, CLL_EFORMAT, "not a GGUF file (bad magic 0x%08" PRIx32 ")", magic);
-  if ((rc = rd_u32(&c, &g->version, "the version")))
+  if ((rc = cll__gguf_rd_u32(&c, &g->version, "the version")))
     return rc;
   if (g->version == 1)
     return cll_err_set(err, CLL_EUNSUPPORTED, "GGUF version 1 is not supported (only 2 and 3)");
@@ -396,8 +363,8 @@ static int parse(struct cll_gguf *g, cll_err *err) {
     return cll_err_set(err, CLL_EUNSUPPORTED, "unknown GGUF version %" PRIu32, g->version);
   }
   uint64_t n_tensors, n_kv;
-  if ((rc = rd_u64(&c, &n_tensors, "the tensor count")) ||
-      (rc = rd_u64(&c, &n_kv, "the metadata count")))
+  if ((rc = cll__gguf_rd_u64(&c, &n_tensors, "the tensor count")) ||
+      (rc = cll__gguf_rd_u64(&c, &n_kv, "the metadata count")))
     return rc;
   /* A metadata pair takes at least 8 (key length) + 1 + 4 + 1 bytes, a tensor
    * info at least 8 + 1 + 4 + 8 + 4 + 8. */
@@ -558,7 +525,7 @@ int64_t cll_gguf_n_kv(const cll_gguf *g) {
 
 int64_t cll_gguf_find_key(const cll_gguf *g, const char *key) {
   for (int64_t i = 0; i < g->n_kv; i++)
-    if (str_eq_c(g->kvs[i].key, key))
+    if (cll__gguf_str_eq_c(g->kvs[i].key, key))
       return i;
   return -1;
 }
@@ -579,9 +546,9 @@ static const struct kv *find(const cll_gguf *g, const char *key) {
 
 /* Reads an integer of vtype t at p as signed (*s) or unsigned (*u); returns
  * false for non-integer types. *neg says whether the value is negative. */
-static bool read_int(uint32_t t, const uint8_t *p, uint64_t *u, bool *neg) {
+bool cll__gguf_read_int(uint32_t t, const uint8_t *p, uint64_t *u, bool *neg) {
   uint8_t b[8] = {0};
-  uint32_t sz = scalar_size(t);
+  uint32_t sz = cll__gguf_scalar_size(t);
   if (sz == 0 || t == CLL_GGUF_F32 || t == CLL_GGUF_F64 || t == CLL_GGUF_BOOL)
     return false;
   memcpy(b, p, sz);
@@ -606,7 +573,7 @@ int cll_gguf_get_u64(const cll_gguf *g, const char *key, uint64_t *out) {
     return CLL_ENOENT;
   uint64_t v;
   bool neg;
-  if (!read_int(kv->type, kv->val, &v, &neg) || neg)
+  if (!cll__gguf_read_int(kv->type, kv->val, &v, &neg) || neg)
     return CLL_EINVAL;
   *out = v;
   return 0;
@@ -629,7 +596,7 @@ int cll_gguf_get_i64(const cll_gguf *g, const char *key, int64_t *out) {
     return CLL_ENOENT;
   uint64_t v;
   bool neg;
-  if (!read_int(kv->type, kv->val, &v, &neg))
+  if (!cll__gguf_read_int(kv->type, kv->val, &v, &neg))
     return CLL_EINVAL;
   if (!neg && v > (uint64_t)INT64_MAX)
     return CLL_EINVAL;
@@ -707,125 +674,13 @@ int cll_gguf_get_arr_data(const cll_gguf *g, const char *key, const void **data,
   const struct kv *kv = find(g, key);
   if (kv == NULL)
     return CLL_ENOENT;
-  if (kv->type != CLL_GGUF_ARRAY || scalar_size(kv->elem_type) == 0)
+  if (kv->type != CLL_GGUF_ARRAY || cll__gguf_scalar_size(kv->elem_type) == 0)
     return CLL_EINVAL;
   *data = kv->arr;
   *n = kv->n;
   if (elem_type)
     *elem_type = kv->elem_type;
   return 0;
-}
-
-/* ---------------------------------------------------------------- JSON dump */
-
-struct sbuf {
-  char *buf;
-  size_t cap, len; /* len may exceed cap: then the output was cut */
-};
-
-static void put(struct sbuf *s, const char *p, size_t n) {
-  if (s->len < s->cap) {
-    size_t k = s->cap - s->len < n ? s->cap - s->len : n;
-    memcpy(s->buf + s->len, p, k);
-  }
-  s->len += n;
-}
-
-static void putf(struct sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void putf(struct sbuf *s, const char *fmt, ...) {
-  char tmp[64];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-  va_end(ap);
-  if (n > 0)
-    put(s, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
-static void put_json_str(struct sbuf *s, const char *p, uint64_t n) {
-  put(s, "\"", 1);
-  for (uint64_t i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)p[i];
-    if (ch == '"' || ch == '\\') {
-      char e[2] = {'\\', (char)ch};
-      put(s, e, 2);
-    } else if (ch < 0x20) {
-      putf(s, "\\u%04x", ch);
-    } else {
-      put(s, (const char *)&p[i], 1);
-    }
-  }
-  put(s, "\"", 1);
-}
-
-static void put_double(struct sbuf *s, double d) {
-  if (d != d || d == 1.0 / 0.0 || d == -1.0 / 0.0)
-    put(s, "null", 4); /* JSON has no NaN/Inf */
-  else
-    putf(s, "%.9g", d);
-}
-
-/* Formats one value at cursor position (already validated by the parser). */
-static void dump_value(struct sbuf *s, struct cursor *c, uint32_t t, uint64_t max_elems) {
-  const uint8_t *p = c->base + c->pos;
-  uint64_t u;
-  bool neg;
-  if (t == CLL_GGUF_F32) {
-    float f;
-    memcpy(&f, p, 4);
-    put_double(s, f);
-    c->pos += 4;
-  } else if (t == CLL_GGUF_F64) {
-    double d;
-    memcpy(&d, p, 8);
-    put_double(s, d);
-    c->pos += 8;
-  } else if (t == CLL_GGUF_BOOL) {
-    put(s, p[0] ? "true" : "false", p[0] ? 4 : 5);
-    c->pos += 1;
-  } else if (read_int(t, p, &u, &neg)) {
-    if (neg)
-      putf(s, "%" PRId64, (int64_t)u);
-    else
-      putf(s, "%" PRIu64, u);
-    c->pos += scalar_size(t);
-  } else if (t == CLL_GGUF_STRING) {
-    cll_gguf_str str;
-    rd_str(c, &str, "");
-    put_json_str(s, str.ptr, str.len);
-  } else { /* array */
-    uint32_t et;
-    uint64_t n;
-    rd_u32(c, &et, "");
-    rd_u64(c, &n, "");
-    put(s, "[", 1);
-    for (uint64_t i = 0; i < n; i++) {
-      if (i == max_elems) {
-        put(s, ",\"...\"", 6);
-        /* skip the rest without printing */
-        for (; i < n; i++)
-          skip_value(c, et, 1, "", NULL, NULL, NULL);
-        break;
-      }
-      if (i)
-        put(s, ",", 1);
-      dump_value(s, c, et, max_elems);
-    }
-    put(s, "]", 1);
-  }
-}
-
-int cll_gguf_kv_to_json(const cll_gguf *g, int64_t i, char *buf, size_t cap, uint64_t max_elems) {
-  if (i < 0 || i >= g->n_kv || (buf == NULL && cap > 0))
-    return CLL_EINVAL;
-  const struct kv *kv = &g->kvs[i];
-  struct sbuf s = {buf, cap, 0};
-  struct cursor c = {g->base, g->size, (uint64_t)(kv->val - g->base), NULL};
-  dump_value(&s, &c, kv->type, max_elems);
-  if (s.len >= cap)
-    return CLL_ETOOBIG;
-  buf[s.len] = '\0';
-  return s.len > INT_MAX ? CLL_ETOOBIG : (int)s.len;
 }
 
 int64_t cll_gguf_n_tensors(const cll_gguf *g) {
@@ -838,317 +693,7 @@ const cll_gguf_tensor *cll_gguf_tensor_at(const cll_gguf *g, int64_t i) {
 
 const cll_gguf_tensor *cll_gguf_find_tensor(const cll_gguf *g, const char *name) {
   for (int64_t i = 0; i < g->n_tensors; i++)
-    if (str_eq_c(g->tensors[i].name, name))
+    if (cll__gguf_str_eq_c(g->tensors[i].name, name))
       return &g->tensors[i];
   return NULL;
 }
-
-/* ---------------------------------------------------------------- writer
- *
- * Metadata is serialized into a growing buffer as it is set; tensors are
- * remembered (name, shape, borrowed data pointer) and written at finish. */
-
-struct wtensor {
-  char *name;
-  uint32_t type, n_dims;
-  uint64_t ne[4];
-  const void *data;
-  uint64_t n_bytes, offset;
-};
-
-struct cll_gguf_writer {
-  char *path;
-  char *tmp_path;
-  uint8_t *kv;  /* serialized metadata pairs */
-  size_t kv_len, kv_cap;
-  uint64_t n_kv;
-  struct wtensor *t;
-  uint64_t n_t, cap_t;
-  uint32_t alignment;
-  int error; /* first failure of a setter (reported by finish) */
-};
-
-int cll_gguf_writer_new(const char *path, cll_gguf_writer **out, cll_err *err) {
-  *out = NULL;
-  struct cll_gguf_writer *w = calloc(1, sizeof(*w));
-  size_t n = strlen(path);
-  if (w == NULL || (w->path = strdup(path)) == NULL || (w->tmp_path = malloc(n + 5)) == NULL) {
-    cll_gguf_writer_free(w);
-    return cll_err_set(err, CLL_ENOMEM, "out of memory");
-  }
-  memcpy(w->tmp_path, path, n);
-  memcpy(w->tmp_path + n, ".tmp", 5);
-  w->alignment = GGUF_DEFAULT_ALIGNMENT;
-  *out = w;
-  return 0;
-}
-
-void cll_gguf_writer_free(cll_gguf_writer *w) {
-  if (w == NULL)
-    return;
-  for (uint64_t i = 0; i < w->n_t; i++)
-    free(w->t[i].name);
-  free(w->t);
-  free(w->kv);
-  free(w->path);
-  free(w->tmp_path);
-  free(w);
-}
-
-static int wput(struct cll_gguf_writer *w, const void *p, size_t n) {
-  if (w->error)
-    return w->error;
-  if (w->kv_len + n > w->kv_cap) {
-    size_t cap = w->kv_cap ? w->kv_cap : 4096;
-    while (cap < w->kv_len + n)
-      cap *= 2;
-    uint8_t *b = realloc(w->kv, cap);
-    if (b == NULL)
-      return w->error = CLL_ENOMEM;
-    w->kv = b;
-    w->kv_cap = cap;
-  }
-  memcpy(w->kv + w->kv_len, p, n);
-  w->kv_len += n;
-  return 0;
-}
-
-static int wput_u32(struct cll_gguf_writer *w, uint32_t v) {
-  uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-  return wput(w, b, 4);
-}
-
-static int wput_u64(struct cll_gguf_writer *w, uint64_t v) {
-  wput_u32(w, (uint32_t)v);
-  return wput_u32(w, (uint32_t)(v >> 32));
-}
-
-static int wput_str(struct cll_gguf_writer *w, const char *s, size_t n) {
-  wput_u64(w, n);
-  return wput(w, s, n);
-}
-
-static int wkey(struct cll_gguf_writer *w, const char *key, uint32_t type) {
-  if (w->error)
-    return w->error;
-  if (key == NULL || key[0] == '\0')
-    return w->error = CLL_EINVAL;
-  if (strcmp(key, "general.alignment") == 0 && type != CLL_GGUF_U32)
-    return w->error = CLL_EINVAL;
-  w->n_kv++;
-  wput_str(w, key, strlen(key));
-  return wput_u32(w, type);
-}
-
-int cll_gguf_writer_set_u32(cll_gguf_writer *w, const char *key, uint32_t v) {
-  if (key && strcmp(key, "general.alignment") == 0) {
-    if (v == 0 || (v & (v - 1)) || v > (1u << 20))
-      return w->error = CLL_EINVAL;
-    w->alignment = v;
-  }
-  wkey(w, key, CLL_GGUF_U32);
-  return wput_u32(w, v);
-}
-
-int cll_gguf_writer_set_i32(cll_gguf_writer *w, const char *key, int32_t v) {
-  wkey(w, key, CLL_GGUF_I32);
-  return wput_u32(w, (uint32_t)v);
-}
-
-int cll_gguf_writer_set_u64(cll_gguf_writer *w, const char *key, uint64_t v) {
-  wkey(w, key, CLL_GGUF_U64);
-  return wput_u64(w, v);
-}
-
-int cll_gguf_writer_set_f32(cll_gguf_writer *w, const char *key, float v) {
-  uint32_t u;
-  memcpy(&u, &v, 4);
-  wkey(w, key, CLL_GGUF_F32);
-  return wput_u32(w, u);
-}
-
-int cll_gguf_writer_set_bool(cll_gguf_writer *w, const char *key, bool v) {
-  uint8_t b = v ? 1 : 0;
-  wkey(w, key, CLL_GGUF_BOOL);
-  return wput(w, &b, 1);
-}
-
-int cll_gguf_writer_set_str(cll_gguf_writer *w, const char *key, const char *v) {
-  wkey(w, key, CLL_GGUF_STRING);
-  return wput_str(w, v, strlen(v));
-}
-
-int cll_gguf_writer_set_arr(cll_gguf_writer *w, const char *key, enum cll_gguf_vtype elem_type,
-                            const void *data, uint64_t n) {
-  uint32_t esz = scalar_size(elem_type);
-  if (esz == 0 || (n > 0 && data == NULL) || n > SIZE_MAX / esz)
-    return w->error = CLL_EINVAL;
-  wkey(w, key, CLL_GGUF_ARRAY);
-  wput_u32(w, elem_type);
-  wput_u64(w, n);
-  /* The host is little-endian (checked at build time below). */
-  return wput(w, data, (size_t)(n * esz));
-}
-
-int cll_gguf_writer_set_arr_str(cll_gguf_writer *w, const char *key, const char *const *v,
-                                uint64_t n) {
-  wkey(w, key, CLL_GGUF_ARRAY);
-  wput_u32(w, CLL_GGUF_STRING);
-  wput_u64(w, n);
-  for (uint64_t i = 0; i < n; i++)
-    wput_str(w, v[i], strlen(v[i]));
-  return w->error;
-}
-
-int cll_gguf_writer_copy_kv(cll_gguf_writer *w, const cll_gguf *src,
-                            bool (*skip)(const char *key, void *ctx), void *ctx) {
-  for (int64_t i = 0; i < src->n_kv; i++) {
-    const struct kv *kv = &src->kvs[i];
-    char key[GGUF_MAX_NAME + 1];
-    memcpy(key, kv->key.ptr, kv->key.len);
-    key[kv->key.len] = '\0';
-    if (skip != NULL && skip(key, ctx))
-      continue;
-    /* The value's encoding is copied byte for byte: find its end by
-     * skipping it with a cursor (it was validated at open). */
-    struct cursor c = {src->base, src->size, (uint64_t)(kv->val - src->base), NULL};
-    skip_value(&c, kv->type, 0, "", NULL, NULL, NULL);
-    if (strcmp(key, "general.alignment") == 0) {
-      uint32_t a;
-      memcpy(&a, kv->val, 4);
-      w->alignment = a;
-    }
-    wkey(w, key, kv->type);
-    wput(w, kv->val, (size_t)(c.pos - (uint64_t)(kv->val - src->base)));
-  }
-  return w->error;
-}
-
-int cll_gguf_writer_add_tensor(cll_gguf_writer *w, const char *name, uint32_t type,
-                               uint32_t n_dims, const uint64_t *ne, const void *data,
-                               uint64_t n_bytes) {
-  if (w->error)
-    return w->error;
-  if (name == NULL || name[0] == '\0' || n_dims < 1 || n_dims > 4)
-    return w->error = CLL_EINVAL;
-  struct wtensor t = {.type = type, .n_dims = n_dims, .data = data, .n_bytes = n_bytes};
-  for (int d = 0; d < 4; d++)
-    t.ne[d] = d < (int)n_dims ? ne[d] : 1;
-  for (uint32_t d = 0; d < n_dims; d++)
-    if (t.ne[d] == 0)
-      return w->error = CLL_EINVAL;
-  const char *why;
-  if (tensor_bytes(type, n_dims, t.ne, &why) != n_bytes || (n_bytes > 0 && data == NULL))
-    return w->error = CLL_EINVAL;
-  for (uint64_t i = 0; i < w->n_t; i++)
-    if (strcmp(w->t[i].name, name) == 0)
-      return w->error = CLL_EEXIST;
-  if (w->n_t == w->cap_t) {
-    uint64_t cap = w->cap_t ? w->cap_t * 2 : 64;
-    struct wtensor *nt = realloc(w->t, cap * sizeof(*nt));
-    if (nt == NULL)
-      return w->error = CLL_ENOMEM;
-    w->t = nt;
-    w->cap_t = cap;
-  }
-  if ((t.name = strdup(name)) == NULL)
-    return w->error = CLL_ENOMEM;
-  w->t[w->n_t++] = t;
-  return 0;
-}
-
-static int write_all(FILE *f, const void *p, size_t n) {
-  return fwrite(p, 1, n, f) == n ? 0 : CLL_EIO;
-}
-
-static int write_pad(FILE *f, uint64_t *pos, uint32_t align) {
-  static const uint8_t zeros[256];
-  uint64_t pad = (align - *pos % align) % align;
-  while (pad > 0) {
-    size_t k = pad > sizeof(zeros) ? sizeof(zeros) : (size_t)pad;
-    if (write_all(f, zeros, k))
-      return CLL_EIO;
-    pad -= k;
-    *pos += k;
-  }
-  return 0;
-}
-
-int cll_gguf_writer_finish(cll_gguf_writer *w, cll_err *err) {
-  if (w->error) {
-    int rc = cll_err_set(err, w->error, "GGUF writer: an earlier call failed (%s)",
-                         cll_strerror(w->error));
-    cll_gguf_writer_free(w);
-    return rc;
-  }
-  /* Tensor directory: serialized after the metadata into the same buffer. */
-  size_t kv_end = w->kv_len;
-  uint64_t off = 0;
-  for (uint64_t i = 0; i < w->n_t; i++) {
-    struct wtensor *t = &w->t[i];
-    off += (w->alignment - off % w->alignment) % w->alignment;
-    t->offset = off;
-    off += t->n_bytes;
-    wput_str(w, t->name, strlen(t->name));
-    wput_u32(w, t->n_dims);
-    for (uint32_t d = 0; d < t->n_dims; d++)
-      wput_u64(w, t->ne[d]);
-    wput_u32(w, t->type);
-    wput_u64(w, t->offset);
-  }
-  (void)kv_end;
-  if (w->error) {
-    int rc = cll_err_set(err, w->error, "GGUF writer: out of memory");
-    cll_gguf_writer_free(w);
-    return rc;
-  }
-  FILE *f = fopen(w->tmp_path, "wb");
-  if (f == NULL) {
-    int e = errno;
-    int rc = cll_err_set(err, cll_err_from_errno(e), "cannot create %s: %s", w->tmp_path,
-                         strerror(e));
-    cll_gguf_writer_free(w);
-    return rc;
-  }
-  uint8_t hdr[24];
-  uint32_t magic = GGUF_MAGIC, version = 3;
-  uint64_t nt = w->n_t, nkv = w->n_kv;
-  memcpy(hdr, &magic, 4);
-  memcpy(hdr + 4, &version, 4);
-  memcpy(hdr + 8, &nt, 8);
-  memcpy(hdr + 16, &nkv, 8);
-  int rc = write_all(f, hdr, sizeof(hdr));
-  if (rc == 0)
-    rc = write_all(f, w->kv, w->kv_len);
-  uint64_t pos = sizeof(hdr) + w->kv_len;
-  if (rc == 0)
-    rc = write_pad(f, &pos, w->alignment);
-  uint64_t data_start = pos;
-  for (uint64_t i = 0; rc == 0 && i < w->n_t; i++) {
-    struct wtensor *t = &w->t[i];
-    uint64_t rel = pos - data_start;
-    rc = write_pad(f, &rel, w->alignment);
-    pos = data_start + rel;
-    if (rc == 0 && t->n_bytes > 0)
-      rc = write_all(f, t->data, (size_t)t->n_bytes);
-    pos += t->n_bytes;
-  }
-  if (rc == 0 && fflush(f) != 0)
-    rc = CLL_EIO;
-  if (rc == 0 && fsync(fileno(f)) != 0)
-    rc = CLL_EIO;
-  if (fclose(f) != 0 && rc == 0)
-    rc = CLL_EIO;
-  if (rc == 0 && rename(w->tmp_path, w->path) != 0)
-    rc = cll_err_from_errno(errno);
-  if (rc) {
-    cll_err_set(err, rc, "cannot write %s: %s", w->path, strerror(errno));
-    unlink(w->tmp_path);
-  }
-  cll_gguf_writer_free(w);
-  return rc;
-}
-
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "gguf.c assumes a little-endian host (GGUF files are little-endian)"
-#endif

@@ -60,6 +60,11 @@ struct cll_request {
   int keep_alive;
   int is_head;
   int upgrade;           /* Upgrade/CONNECT asked: answered as plain HTTP, then closed */
+  int stream_body;       /* a streamed-body route: dispatched at the end of the head */
+  int body_open;         /* ... and its body is still being parsed */
+  int body_paused;       /* cll_request_pause_body(req, true) */
+  cll_body_fn on_body_fn;
+  void *body_ud;
   int chunked_out;       /* streaming with chunked framing */
   int status;
   cll_buf extra; /* extra response header lines */
@@ -88,6 +93,7 @@ enum conn_flags {
   CONN_READ_STOPPED = 8,
   CONN_NO_KEEPALIVE = 16, /* close once the current response is flushed */
   CONN_PENDING = 32,    /* on the server's to-process list */
+  CONN_ABANDONED = 64,  /* answered in the middle of a streamed body: parse no more */
 };
 
 struct conn {
@@ -235,6 +241,29 @@ void *cll_request_server_data(const cll_request *r) { return r->conn->srv->data;
 void cll_request_set_data(cll_request *r, void *data) { r->data = data; }
 void *cll_request_data(const cll_request *r) { return r->data; }
 bool cll_request_gone(const cll_request *r) { return r->cancelled_gone != 0; }
+
+void cll_request_read_body(cll_request *r, cll_body_fn fn, void *ud) {
+  r->on_body_fn = fn;
+  r->body_ud = ud;
+}
+
+static void conn_schedule(struct conn *c);
+static void on_conn_timer(uv_timer_t *t);
+
+void cll_request_pause_body(cll_request *r, bool pause) {
+  struct conn *c = r->conn;
+  if (!r->body_open || r->body_paused == (int)pause)
+    return;
+  r->body_paused = pause;
+  if (c->flags & CONN_CLOSING)
+    return;
+  if (pause) {
+    uv_timer_stop(&c->timer); /* the handler is working, not the peer */
+  } else {
+    uv_timer_start(&c->timer, on_conn_timer, c->srv->opts.header_timeout_ms, 0);
+    conn_schedule(c); /* parse what is buffered, resume reading */
+  }
+}
 
 bool cll_request_peer_loopback(const cll_request *r) {
   struct sockaddr_storage ss;
@@ -574,6 +603,8 @@ static void req_finish(cll_request *r) {
   log_request(r);
   if (!r->keep_alive || (c->flags & CONN_EOF))
     c->flags |= CONN_NO_KEEPALIVE;
+  if (r->body_open) /* the rest of the body is never read */
+    c->flags |= CONN_NO_KEEPALIVE | CONN_ABANDONED;
   c->req = NULL;
   req_free(r);
   if (c->flags & CONN_CLOSED) {
@@ -675,6 +706,8 @@ int cll_respond(cll_request *r, int status, const char *ctype, const void *body,
     }
     cll_buf_free(&h);
   }
+  if (rc != 0 && rc != CLL_ECANCELED)
+    r->keep_alive = 0; /* nothing was sent (out of memory): close, never leave the client waiting */
   req_finish(r);
   return rc == CLL_ECANCELED ? 0 : rc;
 }
@@ -950,6 +983,30 @@ static int on_header_value_complete(llhttp_t *p) {
   return rc;
 }
 
+/* Whether the request's method and path (from its url) name a streamed-body
+ * route. */
+static int streamed_route(cll_server *srv, cll_request *r) {
+  int any = 0;
+  for (const struct cll__route *rt = srv->routes; rt && !any; rt = rt->next)
+    any = rt->stream_body;
+  if (!any || r->head.data == NULL)
+    return 0;
+  char path[2048];
+  const char *url = r->head.data;
+  if (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0) {
+    const char *slash = strchr(strstr(url, "//") + 2, '/');
+    url = slash ? slash : "/";
+  }
+  size_t n = strcspn(url, "?");
+  if (n >= sizeof(path))
+    return 0;
+  memcpy(path, url, n);
+  path[n] = 0;
+  struct cll__match m;
+  cll__route_match(srv->routes, r->method, path, &m);
+  return m.route && m.route->stream_body;
+}
+
 static int on_headers_complete(llhttp_t *p) {
   struct conn *c = p->data;
   cll_request *r = c->req;
@@ -971,6 +1028,18 @@ static int on_headers_complete(llhttp_t *p) {
   }
   r->http_major = p->http_major;
   r->http_minor = p->http_minor;
+  if (!r->upgrade && streamed_route(c->srv, r)) {
+    /* Dispatched now (process_input), the body follows as it arrives. */
+    r->stream_body = 1;
+    r->body_open = 1;
+    const char *expect = cll_request_header(r, "Expect");
+    if (expect && r->http_major == 1 && r->http_minor >= 1 &&
+        strcasecmp(expect, "100-continue") == 0) {
+      static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      conn_write3(c, cont, sizeof(cont) - 1, NULL, 0, NULL, 0);
+    }
+    return HPE_PAUSED;
+  }
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > o->max_body_bytes) {
     c->error_status = 413;
     return HPE_USER;
@@ -990,6 +1059,18 @@ static int on_headers_complete(llhttp_t *p) {
 static int on_body(llhttp_t *p, const char *at, size_t len) {
   struct conn *c = p->data;
   cll_request *r = c->req;
+  if (r == NULL || (c->flags & CONN_ABANDONED))
+    return HPE_USER; /* answered already: the rest is not read */
+  if (r->stream_body) {
+    uv_timer_start(&c->timer, on_conn_timer, c->srv->opts.header_timeout_ms, 0);
+    c->busy++;
+    if (r->on_body_fn)
+      r->on_body_fn(r, at, len, r->body_ud);
+    c->busy--;
+    if (c->req != r || (c->flags & CONN_ABANDONED))
+      return HPE_USER;
+    return r->body_paused ? HPE_PAUSED : 0;
+  }
   /* A body may take longer than header_timeout_ms as long as it keeps
    * arriving: each piece restarts the timer. */
   uv_timer_start(&c->timer, on_conn_timer, c->srv->opts.header_timeout_ms, 0);
@@ -1006,7 +1087,18 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
 
 static int on_message_complete(llhttp_t *p) {
   struct conn *c = p->data;
-  c->req->keep_alive = c->req->upgrade ? 0 : llhttp_should_keep_alive(p);
+  cll_request *r = c->req;
+  if (r == NULL || (c->flags & CONN_ABANDONED))
+    return HPE_USER;
+  r->keep_alive = r->upgrade ? 0 : llhttp_should_keep_alive(p);
+  if (r->stream_body && r->state != REQ_PARSING) {
+    /* The end of a streamed body: the handler may answer in its callback
+     * (then c->req changes). */
+    r->body_open = 0;
+    uv_timer_stop(&c->timer); /* the handler works on what it got */
+    if (r->on_body_fn)
+      r->on_body_fn(r, NULL, 0, r->body_ud);
+  }
   return HPE_PAUSED;
 }
 
@@ -1166,14 +1258,19 @@ static void reject(struct conn *c, int status) {
   respond_plain(r, status, text);
 }
 
+/* A streamed body the handler wants now. */
+static int body_wanted(const cll_request *r) {
+  return r->body_open && !r->body_paused && r->state != REQ_PARSING;
+}
+
 /* Parses buffered input and dispatches complete requests, one at a time. */
 static void process_input(struct conn *c) {
   if (c->dispatching)
     return;
   c->dispatching = 1;
   while (!(c->flags & CONN_CLOSING) && !(c->flags & CONN_NO_KEEPALIVE) &&
-         (c->req == NULL || c->req->state == REQ_PARSING) && c->in_pos < c->in.len &&
-         (c->req != NULL || conn_output_ok(c))) {
+         (c->req == NULL || c->req->state == REQ_PARSING || body_wanted(c->req)) &&
+         c->in_pos < c->in.len && (c->req != NULL || conn_output_ok(c))) {
     const char *data = c->in.data + c->in_pos;
     size_t len = c->in.len - c->in_pos;
     llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
@@ -1198,9 +1295,17 @@ static void process_input(struct conn *c) {
       } else {
         llhttp_resume(&c->parser);
       }
+      if (c->req == NULL || c->req->state != REQ_PARSING)
+        continue; /* a streamed body paused, or its end (already dispatched) */
       uv_timer_stop(&c->timer);
+      if (c->req->stream_body) /* the head of a streamed-body request */
+        uv_timer_start(&c->timer, on_conn_timer, c->srv->opts.header_timeout_ms, 0);
       dispatch(c);
       continue;
+    }
+    if (c->flags & CONN_ABANDONED) { /* answered mid-body: read no more */
+      c->in_pos = c->in.len;
+      break;
     }
     int status = c->error_status ? c->error_status : 400;
     c->in_pos = c->in.len;
@@ -1240,7 +1345,8 @@ static void on_idle(uv_idle_t *h) {
     c->flags &= ~CONN_PENDING;
     c->busy++;
     deliver_cancels(c);
-    if (!(c->flags & CONN_CLOSING) && (c->req == NULL || c->req->state == REQ_PARSING))
+    if (!(c->flags & CONN_CLOSING) &&
+        (c->req == NULL || c->req->state == REQ_PARSING || body_wanted(c->req)))
       process_input(c);
     c->busy--;
     conn_unref_maybe_free(c);
@@ -1372,7 +1478,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     conn_close(c);
     return;
   }
-  if ((c->req && c->req->state != REQ_PARSING) || (c->req == NULL && !conn_output_ok(c))) {
+  if ((c->req && c->req->state != REQ_PARSING && !body_wanted(c->req)) ||
+      (c->req == NULL && !conn_output_ok(c))) {
     /* Pipelined input while a request is being answered or while this
      * connection's output waits: keep it, within a cap, and stop reading
      * past it (resumed once the input is consumed). */
@@ -1396,8 +1503,17 @@ static void on_connection(uv_stream_t *ls, int status) {
   if (status < 0 || srv->closing)
     return;
   struct conn *c = calloc(1, sizeof(*c));
-  if (c == NULL)
+  if (c == NULL) {
+    /* Out of memory: drop this client. Returning without uv_accept would
+     * make libuv stop accepting altogether (it waits for the accept), so
+     * the accepted descriptor it holds is closed here (Unix libuv keeps it
+     * in accepted_fd until uv_accept takes it). Found by test_chaos. */
+    if (ls->accepted_fd >= 0) {
+      close(ls->accepted_fd);
+      ls->accepted_fd = -1;
+    }
     return;
+  }
   c->srv = srv;
   uv_tcp_init(srv->loop, &c->tcp);
   uv_timer_init(srv->loop, &c->timer);
@@ -1610,6 +1726,18 @@ void *cll_server_data(const cll_server *srv) { return srv->data; }
 int cll_server_route(cll_server *srv, const char *method, const char *pattern,
                      cll_handler_fn fn, void *ud) {
   return cll__route_add(&srv->routes, method, pattern, fn, ud);
+}
+
+int cll_server_route_stream(cll_server *srv, const char *method, const char *pattern,
+                            cll_handler_fn fn, void *ud) {
+  int rc = cll__route_add(&srv->routes, method, pattern, fn, ud);
+  if (rc != 0)
+    return rc;
+  struct cll__route *last = srv->routes;
+  while (last->next)
+    last = last->next;
+  last->stream_body = true;
+  return 0;
 }
 
 void cll_server_close(cll_server *srv, void (*on_closed)(void *), void *ud) {

@@ -22,6 +22,7 @@ struct cll__route {
   size_t nseg;
   cll_handler_fn fn;
   void *ud;
+  bool stream_body;   /* the handler takes the body as it arrives */
   struct cll__route *next;
 };
 

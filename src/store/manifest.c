@@ -165,6 +165,10 @@ int cll_store_read_manifest(const cll_store *st, const cll_name *name, cll_manif
   cll_sha256_hex(m->raw, m->raw_len, m->digest);
   json_error_t jerr;
   json_t *root = json_loadb(m->raw, m->raw_len, 0, &jerr);
+  if (root == NULL && json_error_code(&jerr) == json_error_out_of_memory) {
+    cll_manifest_free(m); /* not the manifest's fault (found by test_chaos) */
+    return cll_err_set(err, CLL_ENOMEM, "manifest of %s: out of memory", display);
+  }
   if (!json_is_object(root)) {
     json_decref(root);
     cll_manifest_free(m);
@@ -334,7 +338,14 @@ static int list_cb(const cll_name *n, void *ud) {
   cll_err err = {0};
   char display[512];
   cll_name_display(n, display, sizeof(display));
-  if (cll_store_read_manifest(l->st, n, &m, &err) != 0) {
+  int rrc = cll_store_read_manifest(l->st, n, &m, &err);
+  if (rrc == CLL_EFORMAT) /* jansson reports a failed allocation as a syntax error: */
+    rrc = cll_store_read_manifest(l->st, n, &m, &err); /* a broken file fails again */
+  if (rrc == CLL_ENOMEM) { /* not the manifest's fault: the listing fails */
+    l->rc = rrc;
+    return -1;
+  }
+  if (rrc != 0) {
     fprintf(stderr, "store: skipping %s: %s\n", display, err.msg);
     return 0;
   }

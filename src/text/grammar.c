@@ -37,6 +37,8 @@
 #define MAX_DEPTH 160     /* nodes in one stack (nesting bound) */
 #define MAX_ELEMENTS 4000000u
 #define WORK_MAX 200000   /* expansions in one advance (guards nullable loops) */
+#define REC_MAX 1500      /* nested expansions (stack frames) in one advance */
+#define MAX_TOKEN_BYTES 1024 /* longer tokens are never allowed (bounds the trie walk's depth) */
 
 /* ================================================================ builder */
 
@@ -622,6 +624,49 @@ void cll_grammar_vocab_free(cll_grammar_vocab *v) {
 
 int32_t cll_grammar_vocab_n(const cll_grammar_vocab *v) { return v->n; }
 
+struct pass_ent {
+  uint32_t len;
+  int32_t tok;
+  uint8_t sub;
+};
+
+static int pass_cmp(const void *a, const void *b) {
+  const struct pass_ent *x = a, *y = b;
+  if (x->len != y->len)
+    return x->len > y->len ? -1 : 1;
+  return x->tok < y->tok ? -1 : x->tok > y->tok;
+}
+
+/* Orders a pass list longest first, so a length limit drops a prefix. */
+static bool sort_pass(int32_t *tok, uint32_t *len, uint8_t *sub, int32_t n) {
+  struct pass_ent *e = malloc(((size_t)n + 1) * sizeof(*e));
+  if (!e)
+    return false;
+  for (int32_t i = 0; i < n; i++)
+    e[i] = (struct pass_ent){len[i], tok[i], sub ? sub[i] : 0};
+  qsort(e, (size_t)n, sizeof(*e), pass_cmp);
+  for (int32_t i = 0; i < n; i++) {
+    tok[i] = e[i].tok;
+    len[i] = e[i].len;
+    if (sub)
+      sub[i] = e[i].sub;
+  }
+  free(e);
+  return true;
+}
+
+/* out |= pass_bits without the leading tokens longer than room (the list
+ * is longest first); tmp is scratch of the same size. */
+static void or_pass_within(uint64_t *out, uint64_t *tmp, const uint64_t *pass_bits,
+                           const int32_t *tok, const uint32_t *len, int32_t n, size_t words,
+                           uint32_t room) {
+  memcpy(tmp, pass_bits, words * sizeof(uint64_t));
+  for (int32_t k = 0; k < n && len[k] > room; k++)
+    tmp[tok[k] >> 6] &= ~(1ull << (tok[k] & 63));
+  for (size_t w = 0; w < words; w++)
+    out[w] |= tmp[w];
+}
+
 int cll_grammar_vocab_new_raw(const char *const *piece, const size_t *len, const uint8_t *flags,
                               int32_t n, cll_grammar_vocab **out) {
   *out = NULL;
@@ -658,12 +703,12 @@ int cll_grammar_vocab_new_raw(const char *const *piece, const size_t *len, const
       memcpy(v->bytes + o, piece[i], len[i]);
     o += len[i];
     if (len[i] > v->max_len)
-      v->max_len = len[i] > 100000 ? 100000 : (uint32_t)len[i];
+      v->max_len = len[i] > MAX_TOKEN_BYTES ? MAX_TOKEN_BYTES : (uint32_t)len[i];
     if (v->flags[i] & CLL_GV_EOG) {
       v->eog[v->n_eog++] = i;
       continue;
     }
-    if ((v->flags[i] & CLL_GV_CONTROL) || len[i] == 0 || len[i] > 100000)
+    if ((v->flags[i] & CLL_GV_CONTROL) || len[i] == 0 || len[i] > MAX_TOKEN_BYTES)
       continue;
     const uint8_t *p = (const uint8_t *)v->bytes + v->off[i];
     ea[na++] = (struct tent){p, (uint32_t)len[i], i, 0};
@@ -690,7 +735,8 @@ int cll_grammar_vocab_new_raw(const char *const *piece, const size_t *len, const
     }
   }
   v->off[n] = o;
-  if (!trie_build(&v->all, ea, na) || !trie_build(&v->exit, ee, ne))
+  if (!sort_pass(v->pass_tok, v->pass_nch, v->pass_sub, v->n_pass) ||
+      !trie_build(&v->all, ea, na) || !trie_build(&v->exit, ee, ne))
     goto nomem;
   free(ea);
   free(ee);
@@ -751,7 +797,7 @@ static const struct clsidx *vocab_cls(const cll_grammar_vocab *cv, const uint64_
   uint32_t ne = 0;
   for (int32_t i = 0; ok && i < v->n; i++) {
     uint64_t len = v->off[i + 1] - v->off[i];
-    if ((v->flags[i] & (CLL_GV_EOG | CLL_GV_CONTROL)) || len == 0 || len > 100000)
+    if ((v->flags[i] & (CLL_GV_EOG | CLL_GV_CONTROL)) || len == 0 || len > MAX_TOKEN_BYTES)
       continue;
     const uint8_t *p = (const uint8_t *)v->bytes + v->off[i];
     uint32_t r = 0;
@@ -765,7 +811,8 @@ static const struct clsidx *vocab_cls(const cll_grammar_vocab *cv, const uint64_
       ee[ne++] = (struct tent){p + r, (uint32_t)(len - r), i, r};
     }
   }
-  ok = ok && trie_build(&c->exit, ee, ne);
+  ok = ok && sort_pass(c->pass_tok, c->pass_len, NULL, c->n_pass) &&
+       trie_build(&c->exit, ee, ne);
   free(ee);
   if (!ok) {
     if (c) {
@@ -808,9 +855,11 @@ struct cll_grammar_state {
   struct gset *lvl;   /* (n_lvl) one set per trie depth */
   uint32_t n_lvl;
   uint64_t *bits;     /* (words) apply()'s mask */
+  uint64_t *tmp;      /* (words) scratch of the fast paths */
   bool active, done;
   uint32_t trig;      /* trigger bytes matched */
   uint32_t work;
+  uint32_t rec; /* expand's recursion depth now */
   bool oom;
   /* mask walk parameters */
   bool closing;   /* the budget binds: a token must leave dist <= limit */
@@ -850,9 +899,21 @@ static void add_top(cll_grammar_state *s, struct gset *out, uint32_t idx) {
     out->top[out->n++] = idx;
 }
 
+static void expand_node(cll_grammar_state *s, uint32_t idx, struct gset *out);
+
+/* Adds the terminals reachable from node idx to out. A cycle of rules that
+ * consumes nothing (a $ref loop beside a way out, a pattern like (a*)*)
+ * stops at REC_MAX nested calls or WORK_MAX expansions: what lies beyond is
+ * reachable on a shorter path anyway. */
 static void expand(cll_grammar_state *s, uint32_t idx, struct gset *out) {
-  if (idx == NIL || ++s->work > WORK_MAX)
+  if (idx == NIL || ++s->work > WORK_MAX || s->rec >= REC_MAX)
     return;
+  s->rec++;
+  expand_node(s, idx, out);
+  s->rec--;
+}
+
+static void expand_node(cll_grammar_state *s, uint32_t idx, struct gset *out) {
   const cll_grammar *g = s->g;
   struct gnode nd = s->node[idx];
   const struct cll__gel *e = &g->el[nd.pos];
@@ -966,7 +1027,8 @@ int cll_grammar_state_new(const cll_grammar *g, const cll_grammar_vocab *v,
   s->n_lvl = (v ? v->max_len : 0) + 3;
   s->lvl = malloc((size_t)s->n_lvl * sizeof(*s->lvl));
   s->bits = v ? malloc(((size_t)v->n + 63) / 64 * sizeof(uint64_t)) : NULL;
-  if (!s->lvl || (v && !s->bits)) {
+  s->tmp = v ? malloc(((size_t)v->n + 63) / 64 * sizeof(uint64_t)) : NULL;
+  if (!s->lvl || (v && (!s->bits || !s->tmp))) {
     cll_grammar_state_free(s);
     return CLL_ENOMEM;
   }
@@ -1023,6 +1085,7 @@ void cll_grammar_state_free(cll_grammar_state *s) {
   free(s->cls);
   free(s->lvl);
   free(s->bits);
+  free(s->tmp);
   free(s);
 }
 
@@ -1118,7 +1181,7 @@ bool cll_grammar_accept_token(cll_grammar_state *s, int32_t token) {
     s->cur.n = 0;
     return true;
   }
-  if ((v->flags[token] & CLL_GV_CONTROL) || len == 0)
+  if ((v->flags[token] & CLL_GV_CONTROL) || len == 0 || len > MAX_TOKEN_BYTES)
     return false;
   return cll_grammar_accept_bytes(s, p, len);
 }
@@ -1185,10 +1248,12 @@ static void string_top(cll_grammar_state *s, uint32_t idx) {
   /* Fewest bytes after the body; a body token adds at most 3 owed bytes. */
   uint64_t rest = (uint64_t)s->g->minfrom[nd.pos + 1] + nd.below;
   bool binds = s->closing && str_dist(nd.aux, min) + rest + 3 > s->limit;
+  size_t words = ((size_t)v->n + 63) / 64;
   if (!binds && room == GE_UNLIMITED) {
-    size_t words = ((size_t)v->n + 63) / 64;
     for (size_t w = 0; w < words; w++)
       s->out[w] |= v->pass_bits[w];
+  } else if (!binds) {
+    or_pass_within(s->out, s->tmp, v->pass_bits, v->pass_tok, v->pass_nch, v->n_pass, words, room);
   } else {
     for (int32_t k = 0; k < v->n_pass; k++) {
       uint32_t nch = v->pass_nch[k];
@@ -1248,10 +1313,13 @@ static bool cls_top(cll_grammar_state *s, uint32_t idx) {
   /* A token inside the class never adds to the distance. */
   uint64_t rest = (uint64_t)s->g->minfrom[nd.pos + 1] + nd.below;
   bool binds = s->closing && (cnt < min ? min - cnt : 0) + rest > s->limit;
+  size_t words = ((size_t)s->v->n + 63) / 64;
   if (!binds && room == GE_UNLIMITED) {
-    size_t words = ((size_t)s->v->n + 63) / 64;
     for (size_t w = 0; w < words; w++)
       s->out[w] |= ci->pass_bits[w];
+  } else if (!binds) {
+    or_pass_within(s->out, s->tmp, ci->pass_bits, ci->pass_tok, ci->pass_len, ci->n_pass, words,
+                   room);
   } else {
     for (int32_t k = 0; k < ci->n_pass; k++) {
       uint32_t len = ci->pass_len[k];

@@ -787,14 +787,24 @@ static uint32_t key_not_in(struct sctx *c, char **keys, size_t nk, size_t depth)
     if (used[ch >> 6] >> (ch & 63) & 1)
       continue;
     used[ch >> 6] |= 1ull << (ch & 63);
-    char *sub[256];
+    /* Past 128 bytes a key's path is not followed further (an extra key
+     * may not share that long a prefix with a declared one): bounds the
+     * recursion. */
+    if (depth >= 128)
+      continue;
+    char **sub = malloc(nk * sizeof(char *));
+    if (!sub) {
+      cll__gb_fail(b, CLL_ENOMEM, "out of memory");
+      return r;
+    }
     size_t ns = 0;
-    for (size_t j = 0; j < nk && ns < CLL_ARRAY_LEN(sub); j++)
+    for (size_t j = 0; j < nk; j++)
       if (strlen(keys[j]) > depth + 1 && (uint8_t)keys[j][depth] == ch)
         sub[ns++] = keys[j];
     cll__gseq_lit(b, &s, (const char *)&ch, 1);
     cll__gseq_ref(b, &s, key_not_in(c, sub, ns, depth + 1));
     cll__gb_alt(b, r, &s);
+    free(sub);
   }
   if (!mid) {
     /* Another ASCII character here, then any string. */

@@ -359,6 +359,25 @@ def a_big_embed_batch(srv):
         return "status %d %r" % (st, body[:100])
 
 
+def a_upload_abandoned(srv):
+    """Blob uploads cut off mid-body (close and reset): no temporary stays."""
+    for reset in (False, True):
+        s = conn(srv.port)
+        s.sendall(b"POST /api/blobs/sha256:" + b"ab" * 32 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  b"Content-Length: 100000000\r\n\r\n")
+        for _ in range(100):
+            s.sendall(b"x" * 65536)
+        if reset:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+        s.close()
+    for _ in range(100):
+        left = [n for n in os.listdir(os.path.join(srv.models, "blobs")) if "tmp" in n]
+        if not left:
+            return None
+        time.sleep(0.1)
+    return "temporaries left: %r" % left
+
+
 ATTACKS = [
     ("Upgrade: h2c + next request", a_upgrade_h2c),
     ("Upgrade: websocket + frames", a_upgrade_websocket),
@@ -380,6 +399,7 @@ ATTACKS = [
     ("2,000 connections", a_2000_connections),
     ("disconnect storm mid-stream x60", a_disconnect_storm),
     ("embed batch > OLLAMA_MAX_QUEUE", a_big_embed_batch),
+    ("blob uploads cut off mid-body", a_upload_abandoned),
 ]
 
 

@@ -1,0 +1,474 @@
+/* avx512_packed.c — Q8_0, Q4_K, Q5_K and Q6_K matrices repacked at load for the
+ * avx512 table (its pack, pack_bytes and matmul_packed slots for those
+ * types; Q4_0's live in avx512.c). Compiled with the avx512 flags.
+ *
+ * Why: at decode the in-place kernels do one row at a time, so every
+ * weight block costs its own scale conversion, shuffles and horizontal
+ * work, and on CPUs with fewer execution ports per byte of bandwidth
+ * than Zen 5 (Intel Xeons at 2 threads) they ran out of instructions
+ * before the memory bus was full (issue 16: Q4_K_M at 0.55x, Q8_0 at
+ * 0.75x of llama.cpp's best). Packed 16 rows to a panel, one 64-byte
+ * vector holds 4 consecutive quants of each of the 16 rows, so a single
+ * vpdpbusd with 4 broadcast activation bytes does 64 multiply-adds for 16
+ * rows at once and no horizontal sums are needed; the scales of 16 rows
+ * sit together and convert in one instruction. The layouts are written
+ * down, scalar, in ref_matmul.c (the twins test_matmul compares with):
+ *
+ * Q8_0, panel of 16 rows, nb blocks per row:
+ *   quants: nb x 512 bytes; block i is 8 vectors of 64 bytes, dword j of
+ *           vector g = bytes 4g..4g+3 of row j's qs, each byte + 128 (so
+ *           unsigned, for vpdpbusd; the offset leaves as 128 * sum(y));
+ *   scales: nb x 16 fp16, block-major. Panel rounded up to 64 bytes; the
+ *           packed matrix has the GGUF matrix's size (34 bytes a block).
+ *
+ * Q4_K, panel of 16 rows, per super-block (2368 bytes, 37 cache lines):
+ *   quants: 4 chunks c of 8 vectors: dword j of vector (c, g) = bytes
+ *           32c + 4g .. 32c + 4g + 3 of row j's qs (low nibbles: elements
+ *           64c + 4g.., sub-block 2c; high nibbles: 64c + 32 + 4g..,
+ *           sub-block 2c + 1), 2048 bytes;
+ *   scales: 8 x 16 bytes, sc[s * 16 + j] = 6-bit scale of sub-block s of
+ *           row j;
+ *   mins:   4 x 32 bytes, mn[p * 32 + 2j + e] = min of sub-block 2p + e;
+ *   d, dmin: 16 fp16 each.
+ *   (GGUF: 16 x 144 = 2304 bytes; 3% more.)
+ *
+ * Q5_K: as Q4_K plus the fifth bits (see its pack function below).
+ *
+ * Tokens go through in tiles (Q8_0: 8, Q4_K: 4), so the same kernels
+ * serve decode (1 token), batched decode and prefill; within a chunk of
+ * 64 tokens a panel is read from memory once and from L1/L2 after. */
+#if defined(__x86_64__)
+
+#include "kernels/avx512_internal.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+static inline int32_t ld32(const void *p) {
+  int32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+#define TOK_CHUNK 64
+
+/* Tiles of at most max_t tokens over [tc, te), as even as possible (41
+ * by 8: 7 7 7 7 7 6), so no tile is a lone token when several share. */
+#define FOR_TILES(tc, te, max_t, t0, t1)                                                     \
+  for (int64_t n_t_ = ((te) - (tc) + (max_t)-1) / (max_t), k_ = 0; k_ < n_t_; k_++)         \
+    for (int64_t t0 = (tc) + ((te) - (tc)) * k_ / n_t_, t1 = (tc) + ((te) - (tc)) * (k_ + 1) / n_t_, \
+                 once_ = 1;                                                                  \
+         once_; once_ = 0)
+
+/* ---------------------------------------------------------------- Q8_0 */
+
+#define P8_TOK 8
+
+static size_t p8_panel_bytes(int64_t nb) {
+  return ((size_t)nb * (CLL_PACK_ROWS * sizeof(sb_q8_0)) + 63) & ~(size_t)63;
+}
+
+size_t cll__pack_bytes_q8_0_avx512(int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / CLL_PACK_ROWS) * p8_panel_bytes(n_in / SB_QK);
+}
+
+void cll__pack_q8_0_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                           void *dst) {
+  const int64_t nb = n_in / SB_QK;
+  for (int64_t p = p0; p < p1; p++) {
+    uint8_t *q = (uint8_t *)dst + (size_t)p * p8_panel_bytes(nb);
+    uint16_t *d = (uint16_t *)(q + (size_t)nb * 512);
+    for (int j = 0; j < CLL_PACK_ROWS; j++) {
+      const sb_q8_0 *row = (const sb_q8_0 *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
+      for (int64_t i = 0; i < nb; i++) {
+        d[i * CLL_PACK_ROWS + j] = row[i].d;
+        for (int g = 0; g < 8; g++) { /* + 128 on 4 bytes at once: q ^ 0x80 */
+          const uint32_t v = (uint32_t)ld32(row[i].qs + 4 * g) ^ 0x80808080u;
+          memcpy(q + (size_t)i * 512 + 64 * g + 4 * j, &v, 4);
+        }
+      }
+    }
+  }
+}
+
+/* T tokens (t0..) times one Q8_0 panel; y: row 16p of token t0. */
+static inline __attribute__((always_inline)) void
+p8_tile(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *q, int64_t t0, float *y) {
+  const uint16_t *d = (const uint16_t *)(q + (size_t)nb * 512);
+  __m512 acc[P8_TOK];
+  const sb_q8_0 *yrow[P8_TOK];
+  const struct cll__q8_sum *ysum[P8_TOK];
+#pragma GCC unroll 8
+  for (int t = 0; t < T; t++) {
+    acc[t] = _mm512_setzero_ps();
+    yrow[t] = (const sb_q8_0 *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
+    ysum[t] = cll__q8_sums(yrow[t], nb);
+  }
+  for (int64_t i = 0; i < nb; i++) {
+    const uint8_t *qi = q + (size_t)i * 512;
+    __m512i w[8];
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++) w[g] = _mm512_load_si512((const void *)(qi + 64 * g));
+    const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(d + i * CLL_PACK_ROWS)));
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) {
+      const int8_t *yq = yrow[t][i].qs;
+      __m512i s0 = _mm512_set1_epi32(-128 * ysum[t][i].s), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+      for (int g = 0; g < 8; g += 2) {
+        s0 = _mm512_dpbusd_epi32(s0, w[g], _mm512_set1_epi32(ld32(yq + 4 * g)));
+        s1 = _mm512_dpbusd_epi32(s1, w[g + 1], _mm512_set1_epi32(ld32(yq + 4 * g + 4)));
+      }
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(ysum[t][i].d)),
+                               _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc[t]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * a->y_stride, acc[t]);
+}
+
+void cll__matmul_q8_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  const int64_t nb = a->n_in / SB_QK;
+  const size_t pb = p8_panel_bytes(nb);
+  for (int64_t tc = 0; tc < a->n_tok; tc += TOK_CHUNK) {
+    const int64_t te = a->n_tok - tc < TOK_CHUNK ? a->n_tok : tc + TOK_CHUNK;
+    for (int64_t p = p0; p < p1; p++) {
+      const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * pb;
+      float *y = a->y + p * CLL_PACK_ROWS;
+      FOR_TILES(tc, te, P8_TOK, t0, t1) {
+        float *yt = y + t0 * a->y_stride;
+        switch (t1 - t0) {
+        case 8: p8_tile(8, a, nb, q, t0, yt); break;
+        case 7: p8_tile(7, a, nb, q, t0, yt); break;
+        case 6: p8_tile(6, a, nb, q, t0, yt); break;
+        case 5: p8_tile(5, a, nb, q, t0, yt); break;
+        case 4: p8_tile(4, a, nb, q, t0, yt); break;
+        case 3: p8_tile(3, a, nb, q, t0, yt); break;
+        case 2: p8_tile(2, a, nb, q, t0, yt); break;
+        case 1: p8_tile(1, a, nb, q, t0, yt); break;
+        default: break;
+        }
+      }
+    }
+  }
+}
+
+/* ---------------------------------------------------------------- Q4_K */
+
+#define PK4_SB 2368 /* bytes per super-block of a panel */
+#define PK5_SB 2880 /* the same for Q5_K */
+#define PK4_TOK 4
+
+static size_t pk4_panel_bytes(int64_t nsb) {
+  return (size_t)nsb * PK4_SB;
+}
+
+size_t cll__pack_bytes_q4_K_avx512(int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / CLL_PACK_ROWS) * pk4_panel_bytes(n_in / SB_QK_K);
+}
+
+void cll__pack_q4_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                           void *dst) {
+  const int64_t nsb = n_in / SB_QK_K;
+  for (int64_t p = p0; p < p1; p++) {
+    uint8_t *panel = (uint8_t *)dst + (size_t)p * pk4_panel_bytes(nsb);
+    for (int j = 0; j < CLL_PACK_ROWS; j++) {
+      const sb_q4_K *row = (const sb_q4_K *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
+      for (int64_t i = 0; i < nsb; i++) {
+        uint8_t *q = panel + (size_t)i * PK4_SB;
+        uint8_t *sc = q + 2048, *mn = sc + 128;
+        uint16_t *d = (uint16_t *)(mn + 128);
+        for (int c = 0; c < 4; c++)
+          for (int g = 0; g < 8; g++) memcpy(q + (c * 8 + g) * 64 + 4 * j, row[i].qs + 32 * c + 4 * g, 4);
+        for (int s = 0; s < 8; s++) {
+          uint8_t scale, min;
+          sb_scale_min_k4(s, row[i].scales, &scale, &min);
+          sc[s * 16 + j] = scale;
+          mn[(s / 2) * 32 + 2 * j + (s & 1)] = min;
+        }
+        d[j] = row[i].d;
+        d[16 + j] = row[i].dmin;
+      }
+    }
+  }
+}
+
+/* Bit `from` of every byte of h moved to bit 4 (other bits: garbage). */
+static inline __attribute__((always_inline)) __m512i bit_to4(__m512i h, const int from) {
+  if (from < 4) return _mm512_slli_epi16(h, (unsigned)(4 - from));
+  if (from > 4) return _mm512_srli_epi16(h, (unsigned)(from - 4));
+  return h;
+}
+
+/* Chunk c (64 elements: sub-blocks 2c, 2c + 1) of a packed super-block as
+ * unsigned quants: lo[g] / hi[g] meet activation dwords 4g and 32 + 4g.
+ * Q5_K (q5) adds the fifth bit: bits 2c / 2c + 1 of the qh vectors. */
+static inline __attribute__((always_inline)) void
+pk_unpack(const uint8_t *q, const uint8_t *qh, const int c, const int q5, __m512i lo[8],
+          __m512i hi[8]) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
+#pragma GCC unroll 8
+  for (int g = 0; g < 8; g++) {
+    const __m512i v = _mm512_load_si512((const void *)(q + (c * 8 + g) * 64));
+    lo[g] = _mm512_and_si512(v, m4);
+    hi[g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    if (q5) {
+      const __m512i h = _mm512_load_si512((const void *)(qh + g * 64));
+      /* a | (b & c) */
+      lo[g] = _mm512_ternarylogic_epi32(lo[g], bit_to4(h, 2 * c), b4, 0xF8);
+      hi[g] = _mm512_ternarylogic_epi32(hi[g], bit_to4(h, 2 * c + 1), b4, 0xF8);
+    }
+  }
+}
+
+/* T tokens (t0..) times one Q4_K (q5 = 0) or Q5_K (q5 = 1) panel; y: row
+ * 16p of token t0. sbb: bytes per super-block; the scales follow the
+ * quants (and Q5_K's qh) as in the layouts above. */
+static inline __attribute__((always_inline)) void
+pk4_tile(const int T, const int q5, const cll_matmul_args *a, int64_t nsb, const uint8_t *panel,
+         int64_t t0, float *y) {
+  const size_t sbb = q5 ? PK5_SB : PK4_SB;
+  __m512 acc[PK4_TOK];
+  const sb_q8_K *yrow[PK4_TOK];
+#pragma GCC unroll 4
+  for (int t = 0; t < T; t++) {
+    acc[t] = _mm512_setzero_ps();
+    yrow[t] = (const sb_q8_K *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
+  }
+  for (int64_t i = 0; i < nsb; i++) {
+    const uint8_t *q = panel + (size_t)i * sbb;
+    const uint8_t *qh = q + 2048, *sc = q + (q5 ? 2560 : 2048), *mn = sc + 128;
+    const uint16_t *dh = (const uint16_t *)(mn + 128);
+    __m512i si[PK4_TOK], mi[PK4_TOK];
+    /* The 8 32-element sums of each token's activations as int16 pairs
+     * (sub-blocks 2p, 2p + 1 in dword p), for the mins. */
+    int32_t bs[PK4_TOK][4];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+      si[t] = mi[t] = _mm512_setzero_si512();
+      const __m128i b0 = _mm_loadu_si128((const __m128i *)yrow[t][i].bsums);
+      const __m128i b1 = _mm_loadu_si128((const __m128i *)(yrow[t][i].bsums + 8));
+      _mm_storeu_si128((__m128i *)bs[t], _mm_hadd_epi16(b0, b1));
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+      __m512i lo[8], hi[8];
+      pk_unpack(q, qh, c, q5, lo, hi);
+      const __m512i scl = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(sc + 32 * c)));
+      const __m512i sch = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(sc + 32 * c + 16)));
+      const __m512i mnv = _mm512_cvtepu8_epi16(_mm256_load_si256((const __m256i *)(mn + 32 * c)));
+#pragma GCC unroll 4
+      for (int t = 0; t < T; t++) {
+        const int8_t *yq = yrow[t][i].qs + 64 * c;
+        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) {
+          s0 = _mm512_dpbusd_epi32(s0, lo[g], _mm512_set1_epi32(ld32(yq + 4 * g)));
+          s1 = _mm512_dpbusd_epi32(s1, hi[g], _mm512_set1_epi32(ld32(yq + 32 + 4 * g)));
+        }
+        si[t] = _mm512_add_epi32(si[t], _mm512_add_epi32(_mm512_mullo_epi32(s0, scl),
+                                                         _mm512_mullo_epi32(s1, sch)));
+        mi[t] = _mm512_dpwssd_epi32(mi[t], mnv, _mm512_set1_epi32(bs[t][c]));
+      }
+    }
+    const __m512 dx = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)dh));
+    const __m512 dmx = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(dh + 16)));
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+      const __m512 dy = _mm512_set1_ps(yrow[t][i].d);
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(si[t]), acc[t]);
+      acc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dmx, dy), _mm512_cvtepi32_ps(mi[t]), acc[t]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * a->y_stride, acc[t]);
+}
+
+static inline __attribute__((always_inline)) void
+pk_matmul(const int q5, const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  const int64_t nsb = a->n_in / SB_QK_K;
+  const size_t pb = (size_t)nsb * (q5 ? PK5_SB : PK4_SB);
+  for (int64_t tc = 0; tc < a->n_tok; tc += TOK_CHUNK) {
+    const int64_t te = a->n_tok - tc < TOK_CHUNK ? a->n_tok : tc + TOK_CHUNK;
+    for (int64_t p = p0; p < p1; p++) {
+      const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * pb;
+      float *y = a->y + p * CLL_PACK_ROWS;
+      FOR_TILES(tc, te, PK4_TOK, t0, t1) {
+        float *yt = y + t0 * a->y_stride;
+        switch (t1 - t0) {
+        case 4: pk4_tile(4, q5, a, nsb, q, t0, yt); break;
+        case 3: pk4_tile(3, q5, a, nsb, q, t0, yt); break;
+        case 2: pk4_tile(2, q5, a, nsb, q, t0, yt); break;
+        case 1: pk4_tile(1, q5, a, nsb, q, t0, yt); break;
+        default: break;
+        }
+      }
+    }
+  }
+}
+
+void cll__matmul_q4_K_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  pk_matmul(0, a, p0, p1);
+}
+
+void cll__matmul_q5_K_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  pk_matmul(1, a, p0, p1);
+}
+
+/* ---------------------------------------------------------------- Q5_K
+ *
+ * As Q4_K, with the fifth bits between the quants and the scales: 8
+ * vectors at 2048, dword j of vector g = qh[4g..4g+3] of row j (bit 2c of
+ * a byte: the element of chunk c's low nibble, bit 2c + 1: its high
+ * nibble); scales at 2560, mins at 2688, d at 2816, dmin at 2848. 2880
+ * bytes a super-block (GGUF: 2816). */
+
+size_t cll__pack_bytes_q5_K_avx512(int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / CLL_PACK_ROWS) * (size_t)(n_in / SB_QK_K) * PK5_SB;
+}
+
+void cll__pack_q5_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                           void *dst) {
+  const int64_t nsb = n_in / SB_QK_K;
+  for (int64_t p = p0; p < p1; p++)
+    for (int j = 0; j < CLL_PACK_ROWS; j++) {
+      const sb_q5_K *row = (const sb_q5_K *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
+      for (int64_t i = 0; i < nsb; i++) {
+        uint8_t *q = (uint8_t *)dst + ((size_t)p * (size_t)nsb + (size_t)i) * PK5_SB;
+        for (int c = 0; c < 4; c++)
+          for (int g = 0; g < 8; g++) memcpy(q + (c * 8 + g) * 64 + 4 * j, row[i].qs + 32 * c + 4 * g, 4);
+        for (int g = 0; g < 8; g++) memcpy(q + 2048 + g * 64 + 4 * j, row[i].qh + 4 * g, 4);
+        for (int s = 0; s < 8; s++) {
+          uint8_t scale, min;
+          sb_scale_min_k4(s, row[i].scales, &scale, &min);
+          q[2560 + s * 16 + j] = scale;
+          q[2688 + (s / 2) * 32 + 2 * j + (s & 1)] = min;
+        }
+        memcpy(q + 2816 + 2 * j, &row[i].d, 2);
+        memcpy(q + 2848 + 2 * j, &row[i].dmin, 2);
+      }
+    }
+}
+
+/* ---------------------------------------------------------------- Q6_K
+ *
+ * Panel of 16 rows, per super-block (3392 bytes; GGUF: 3360):
+ *   ql: 32 vectors at 0: vector 16h + 8k + g, dword j = ql[64h + 32k + 4g
+ *       .. + 3] of row j (half h, k = 0: elements 128h + l (low nibbles)
+ *       and 128h + 64 + l (high), k = 1: 128h + 32 + l and 128h + 96 + l,
+ *       l = 4g..4g+3);
+ *   qh: 16 vectors at 2048: vector 8h + g, dword j = qh[32h + 4g .. + 3]
+ *       of row j (bits 2e, 2e + 1: the top of element 128h + 32e + l);
+ *   scales: 8 x 32 int8 at 3072, sc[m * 32 + 2j + e] = scale 2m + e (one
+ *       per 16 elements) of row j, so a sign-extension gives int16 pairs;
+ *   d: 16 fp16 at 3328.
+ * The quants are unsigned (0..63); the format's -32 leaves as 32 times
+ * the scales dotted with the activation's 16-element sums (vpdpwssd). */
+
+#define PK6_SB 3392
+
+size_t cll__pack_bytes_q6_K_avx512(int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / CLL_PACK_ROWS) * (size_t)(n_in / SB_QK_K) * PK6_SB;
+}
+
+void cll__pack_q6_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                           void *dst) {
+  const int64_t nsb = n_in / SB_QK_K;
+  for (int64_t p = p0; p < p1; p++)
+    for (int j = 0; j < CLL_PACK_ROWS; j++) {
+      const sb_q6_K *row = (const sb_q6_K *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
+      for (int64_t i = 0; i < nsb; i++) {
+        uint8_t *q = (uint8_t *)dst + ((size_t)p * (size_t)nsb + (size_t)i) * PK6_SB;
+        for (int v = 0; v < 32; v++) memcpy(q + v * 64 + 4 * j, row[i].ql + 4 * v, 4);
+        for (int v = 0; v < 16; v++) memcpy(q + 2048 + v * 64 + 4 * j, row[i].qh + 4 * v, 4);
+        for (int g = 0; g < 16; g++) q[3072 + (g / 2) * 32 + 2 * j + (g & 1)] = (uint8_t)row[i].scales[g];
+        memcpy(q + 3328 + 2 * j, &row[i].d, 2);
+      }
+    }
+}
+
+/* T tokens (t0..) times one Q6_K panel; y: row 16p of token t0. */
+static inline __attribute__((always_inline)) void
+pk6_tile(const int T, const cll_matmul_args *a, int64_t nsb, const uint8_t *panel, int64_t t0,
+         float *y) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+  __m512 acc[PK4_TOK];
+  const sb_q8_K *yrow[PK4_TOK];
+#pragma GCC unroll 4
+  for (int t = 0; t < T; t++) {
+    acc[t] = _mm512_setzero_ps();
+    yrow[t] = (const sb_q8_K *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
+  }
+  for (int64_t i = 0; i < nsb; i++) {
+    const uint8_t *q = panel + (size_t)i * PK6_SB;
+    const uint8_t *sc = q + 3072;
+    __m512i si[PK4_TOK], ci[PK4_TOK];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) si[t] = ci[t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+    for (int e8 = 0; e8 < 8; e8++) { /* 32 elements: half e8 / 4, group e8 % 4 */
+      const int h = e8 / 4, e = e8 % 4, k = e & 1, nib = e >> 1;
+      __m512i qv[8];
+#pragma GCC unroll 8
+      for (int g = 0; g < 8; g++) {
+        const __m512i l = _mm512_load_si512((const void *)(q + (16 * h + 8 * k + g) * 64));
+        const __m512i hb = _mm512_load_si512((const void *)(q + 2048 + (8 * h + g) * 64));
+        const __m512i top = _mm512_and_si512(bit_to4(hb, 2 * e), m30); /* bits 2e, 2e+1 -> 4, 5 */
+        const __m512i low = nib ? _mm512_srli_epi16(l, 4) : l;
+        qv[g] = _mm512_ternarylogic_epi32(low, m4, top, 0xEA); /* (a & b) | c */
+      }
+      /* Scales 2m, 2m + 1 (m = 4h + e) of the 16 rows: int16 pairs. */
+      const __m512i sp = _mm512_cvtepi8_epi16(_mm256_load_si256((const __m256i *)(sc + 32 * (4 * h + e))));
+      const __m512i s_lo = _mm512_srai_epi32(_mm512_slli_epi32(sp, 16), 16);
+      const __m512i s_hi = _mm512_srai_epi32(sp, 16);
+#pragma GCC unroll 4
+      for (int t = 0; t < T; t++) {
+        const int8_t *yq = yrow[t][i].qs + 32 * e8;
+        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) {
+          s0 = _mm512_dpbusd_epi32(s0, qv[g], _mm512_set1_epi32(ld32(yq + 4 * g)));
+          s1 = _mm512_dpbusd_epi32(s1, qv[g + 4], _mm512_set1_epi32(ld32(yq + 16 + 4 * g)));
+        }
+        si[t] = _mm512_add_epi32(si[t], _mm512_add_epi32(_mm512_mullo_epi32(s0, s_lo),
+                                                         _mm512_mullo_epi32(s1, s_hi)));
+        ci[t] = _mm512_dpwssd_epi32(ci[t], sp, _mm512_set1_epi32(ld32(yrow[t][i].bsums + 2 * e8)));
+      }
+    }
+    const __m512 dx = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(q + 3328)));
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+      const __m512i tot = _mm512_sub_epi32(si[t], _mm512_slli_epi32(ci[t], 5));
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(yrow[t][i].d)),
+                               _mm512_cvtepi32_ps(tot), acc[t]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * a->y_stride, acc[t]);
+}
+
+void cll__matmul_q6_K_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  const int64_t nsb = a->n_in / SB_QK_K;
+  const size_t pb = (size_t)nsb * PK6_SB;
+  for (int64_t tc = 0; tc < a->n_tok; tc += TOK_CHUNK) {
+    const int64_t te = a->n_tok - tc < TOK_CHUNK ? a->n_tok : tc + TOK_CHUNK;
+    for (int64_t p = p0; p < p1; p++) {
+      const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * pb;
+      float *y = a->y + p * CLL_PACK_ROWS;
+      FOR_TILES(tc, te, PK4_TOK, t0, t1) {
+        float *yt = y + t0 * a->y_stride;
+        switch (t1 - t0) {
+        case 4: pk6_tile(4, a, nsb, q, t0, yt); break;
+        case 3: pk6_tile(3, a, nsb, q, t0, yt); break;
+        case 2: pk6_tile(2, a, nsb, q, t0, yt); break;
+        case 1: pk6_tile(1, a, nsb, q, t0, yt); break;
+        default: break;
+        }
+      }
+    }
+  }
+}
+
+#else
+typedef int cll__avx512_packed_unused; /* ISO C: a translation unit is not empty */
+#endif
