@@ -1081,3 +1081,33 @@ Test(api_think, anthropic_thinking_blocks) {
   free(raw);
   free(prompt);
 }
+
+/* Where the model thinks, the format applies after the thinking block: the
+ * thoughts are the model's own (the same as unconstrained), not JSON. */
+Test(api_think, format_waits_for_the_thoughts_to_close) {
+  NEED_SHARED();
+  const char *msgs = "\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}]";
+  char f[1024];
+  snprintf(f, sizeof(f), "\"think\":true,%s", msgs);
+  char *prompt = rendered(f);
+  char *raw = raw_of(prompt);
+  const char *want = raw;
+  while (*want == ' ' || *want == '\n')
+    want++;
+  char body[2048];
+  snprintf(body, sizeof(body), "{\"model\":\"thinker\",\"stream\":false,\"format\":\"json\",%s}", f);
+  json_t *v = post_json("/api/chat", body, 200);
+  cr_expect_str_eq(jstr(json_object_get(v, "message"), "thinking"), want);
+  json_decref(v);
+  /* think unset: the prompt opens no block, so the format applies at once. */
+  snprintf(body, sizeof(body),
+           "{\"model\":\"thinker\",\"stream\":false,\"format\":\"json\",\"options\":"
+           "{\"num_predict\":200},%s}", msgs);
+  v = post_json("/api/chat", body, 200);
+  json_t *obj = jparse(jstr(json_object_get(v, "message"), "content"));
+  cr_expect(json_is_object(obj), "content is a JSON object");
+  json_decref(obj);
+  json_decref(v);
+  free(raw);
+  free(prompt);
+}
