@@ -3,7 +3,7 @@
 # server on the same GGUF, drawn on one plot (issue 17).
 #
 #   make bench && bench/compare-servers.sh [LEVELS=1,4,8,16] [REPEAT=2] | tee compare.out
-#   (MODEL=FILE.gguf for another model, THREADS=N, LLAMA_SERVER=PATH)
+#   (MODEL=FILE.gguf for another model, THREADS=N, REQUESTS=N per connection, LLAMA_SERVER=PATH)
 #
 # 1. Makes (once, cached in bench/out/) the random-weight TinyLlama-1.1B-shape
 #    Q4_0 model that bench/concurrency.sh uses (bench/mkmodel, real LLaMA
@@ -74,14 +74,15 @@ for _ in $(seq 600); do
   sleep 0.1
 done
 
-common=(--model tinyllama-q4 --api openai-completions --requests 4 --prompt-words 120
+REQUESTS=${REQUESTS:-4}
+common=(--model tinyllama-q4 --api openai-completions --requests "$REQUESTS" --prompt-words 120
         --num-predict 64 --temperature 0.8 --no-probe)
 # Warm up both (load, page the weights in).
 "$LG" --url "http://127.0.0.1:$cport" "${common[@]}" --levels 1 --requests 1 --num-predict 4 >/dev/null
 "$LG" --url "http://127.0.0.1:$lport" "${common[@]}" --levels 1 --requests 1 --num-predict 4 >/dev/null
 
 echo "== $model: cllama (pid $cpid) vs llama.cpp llama-server (pid $lpid), $THREADS threads each"
-echo "== /v1/completions streamed, ~128-token prompts, 64 new tokens, 4 requests per connection"
+echo "== /v1/completions streamed, ~128-token prompts, 64 new tokens, $REQUESTS requests per connection"
 IFS=, read -r -a levels <<<"$LEVELS"
 for run in $(seq "$REPEAT"); do
   for lv in "${levels[@]}"; do
