@@ -131,7 +131,7 @@ for run in range(1, repeat + 1):
 EOF
 
 cat >"$tmp/plot.gp" <<EOF
-set terminal png size 1100,440
+set terminal png size 1100,440 noenhanced
 set output 'bench/out/compare-servers.png'
 set multiplot layout 1,2 title "$(basename "$model"): cllama vs llama.cpp, 128-token prompts, 64 new tokens (median of $REPEAT runs)"
 set logscale x 2

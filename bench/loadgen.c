@@ -1026,7 +1026,7 @@ static void write_plot(const char *png, json_t *levels, bool rates) {
   if (f == NULL)
     return;
   fprintf(f,
-          "set terminal png size 1000,420\nset output '%s'\nset multiplot layout 1,2\n"
+          "set terminal png size 1000,420 noenhanced\nset output '%s'\nset multiplot layout 1,2\n"
           "set logscale x 2\nset xlabel '%s'\nset grid\n"
           "set title 'output tokens/s'\n"
           "plot '%s' using 2:3 with linespoints title 'tokens/s'\n"
