@@ -3,7 +3,8 @@
 # server on the same GGUF, drawn on one plot (issue 17).
 #
 #   make bench && bench/compare-servers.sh [LEVELS=1,4,8,16] [REPEAT=2] | tee compare.out
-#   (MODEL=FILE.gguf for another model, THREADS=N, REQUESTS=N per connection, LLAMA_SERVER=PATH)
+#   (MODEL=FILE.gguf for another model, THREADS=N, REQUESTS=N per connection, LLAMA_SERVER=PATH,
+#   LLAMA_ARGS="extra llama-server flags", default --poll 0)
 #
 # 1. Makes (once, cached in bench/out/) the random-weight TinyLlama-1.1B-shape
 #    Q4_0 model that bench/concurrency.sh uses (bench/mkmodel, real LLaMA
@@ -30,6 +31,9 @@ MK=build/release/bench/mkmodel
 LG=build/release/bench/loadgen
 LLAMA_SERVER=${LLAMA_SERVER:-/work/ext/llama.cpp/build/bin/llama-server}
 THREADS=${THREADS:-2}
+# llama.cpp's threads busy-wait for work by default (--poll 50); on a machine
+# shared with other jobs that starves them, so they sleep here as ours do.
+LLAMA_ARGS=${LLAMA_ARGS:---poll 0}
 [ -x "$BIN" ] && [ -x "$MK" ] && [ -x "$LG" ] || { echo "run 'make bench' first" >&2; exit 1; }
 [ -x "$LLAMA_SERVER" ] || { echo "SKIP: no llama-server at $LLAMA_SERVER (set LLAMA_SERVER)" >&2; exit 1; }
 VOCAB="$SHARED/models/tiny-llama-rand-q4_0.gguf"
@@ -66,7 +70,7 @@ OLLAMA_HOST=127.0.0.1:$cport "$BIN" create tinyllama-q4 -f "$tmp/Modelfile" >/de
 # llama.cpp: 16 slots of 512 cells each (a 128-token prompt and 64 new tokens fit)
 lport=$(free_port)
 "$LLAMA_SERVER" -m "$model" --host 127.0.0.1 --port "$lport" -np 16 -c 8192 -t "$THREADS" \
-  -tb "$THREADS" --no-webui >"$tmp/llama.log" 2>&1 &
+  -tb "$THREADS" --no-webui $LLAMA_ARGS >"$tmp/llama.log" 2>&1 &
 lpid=$!
 for _ in $(seq 600); do
   curl -sf "http://127.0.0.1:$lport/health" >/dev/null 2>&1 && break
@@ -81,7 +85,7 @@ common=(--model tinyllama-q4 --api openai-completions --requests "$REQUESTS" --p
 "$LG" --url "http://127.0.0.1:$cport" "${common[@]}" --levels 1 --requests 1 --num-predict 4 >/dev/null
 "$LG" --url "http://127.0.0.1:$lport" "${common[@]}" --levels 1 --requests 1 --num-predict 4 >/dev/null
 
-echo "== $model: cllama (pid $cpid) vs llama.cpp llama-server (pid $lpid), $THREADS threads each"
+echo "== $model: cllama (pid $cpid) vs llama.cpp llama-server $LLAMA_ARGS (pid $lpid), $THREADS threads each"
 echo "== /v1/completions streamed, ~128-token prompts, 64 new tokens, $REQUESTS requests per connection"
 IFS=, read -r -a levels <<<"$LEVELS"
 for run in $(seq "$REPEAT"); do
