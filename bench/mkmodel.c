@@ -32,16 +32,25 @@ struct shape {
   float rope_base, eps;
   int tied, qkv_bias;
   int bos, eos;
+  /* qwen3 / qwen3moe: per-head q/k norms; experts (0: a dense FFN) */
+  int qk_norm;
+  int64_t n_expert, n_expert_used, n_ff_exp;
 };
 
 static const struct shape shapes[] = {
     {"tinyllama-1.1b", "llama", "llama", 2048, 22, 32, 4, 5632, 32000, 2048, 10000.0f, 1e-5f, 0,
-     0, 1, 2},
+     0, 1, 2, 0, 0, 0, 0},
     {"llama-3.2-1b", "llama", "gpt2", 2048, 16, 32, 8, 8192, 128256, 8192, 500000.0f, 1e-5f, 1, 0,
-     128000, 128009},
+     128000, 128009, 0, 0, 0, 0},
     {"qwen2.5-0.5b", "qwen2", "gpt2", 896, 24, 14, 2, 4864, 151936, 32768, 1000000.0f, 1e-6f, 1, 1,
-     151643, 151645},
-    {"tiny", "llama", "llama", 256, 4, 8, 4, 768, 32000, 2048, 10000.0f, 1e-5f, 0, 0, 1, 2},
+     151643, 151645, 0, 0, 0, 0},
+    {"tiny", "llama", "llama", 256, 4, 8, 4, 768, 32000, 2048, 10000.0f, 1e-5f, 0, 0, 1, 2, 0, 0, 0, 0},
+    /* A scaled-down Qwen3-MoE (8 of 128 experts per token) and the dense
+     * Qwen3 with the same active size (n_ff = 8 x 384): bench/moe. */
+    {"qwen3moe-bench", "qwen3moe", "gpt2", 1024, 8, 16, 4, 3072, 32000, 4096, 1000000.0f, 1e-6f,
+     1, 0, 151643, 151645, 1, 128, 8, 384},
+    {"qwen3-bench-dense", "qwen3", "gpt2", 1024, 8, 16, 4, 3072, 32000, 4096, 1000000.0f, 1e-6f,
+     1, 0, 151643, 151645, 1, 0, 0, 0},
 };
 
 /* ---- randomness: xorshift64* and Box-Muller */
@@ -102,6 +111,14 @@ static int add(cll_gguf_writer *w, const char *name, int64_t n_in, int64_t n_out
   const struct blob *b = make_blob(n_in, n_out, type, sd);
   uint64_t ne[2] = {(uint64_t)n_in, (uint64_t)n_out};
   return cll_gguf_writer_add_tensor(w, name, type, n_out > 1 ? 2 : 1, ne, b->data, b->bytes);
+}
+
+/* A 3-D tensor [n_in, n_out, n_exp]: one blob of n_out * n_exp rows. */
+static int add3(cll_gguf_writer *w, const char *name, int64_t n_in, int64_t n_out, int64_t n_exp,
+                uint32_t type, float sd) {
+  const struct blob *b = make_blob(n_in, n_out * n_exp, type, sd);
+  uint64_t ne[3] = {(uint64_t)n_in, (uint64_t)n_out, (uint64_t)n_exp};
+  return cll_gguf_writer_add_tensor(w, name, type, 3, ne, b->data, b->bytes);
 }
 
 /* ---- types and recipes */
@@ -337,6 +354,11 @@ int main(int argc, char **argv) {
   cll_gguf_writer_set_u32(w, K("rope.dimension_count"), (uint32_t)(s->n_embd / s->n_head));
   cll_gguf_writer_set_f32(w, K("rope.freq_base"), s->rope_base);
   cll_gguf_writer_set_f32(w, K("attention.layer_norm_rms_epsilon"), s->eps);
+  if (s->n_expert > 0) {
+    cll_gguf_writer_set_u32(w, K("expert_count"), (uint32_t)s->n_expert);
+    cll_gguf_writer_set_u32(w, K("expert_used_count"), (uint32_t)s->n_expert_used);
+    cll_gguf_writer_set_u32(w, K("expert_feed_forward_length"), (uint32_t)s->n_ff_exp);
+  }
   if (vocab_from ? copy_vocab(w, vocab_from, s->n_vocab) != 0 : write_vocab(w, s) != 0) {
     if (!vocab_from)
       fprintf(stderr, "mkmodel: out of memory writing the vocabulary\n");
@@ -355,6 +377,11 @@ int main(int argc, char **argv) {
     add(w, "output.weight", E, V, fit(r->output, E), sd);
   for (int64_t il = 0; il < s->n_layer; il++) {
     uint32_t vt = use_more_bits(il, s->n_layer) ? r->more : r->base;
+#define T3(suffix, n_in, n_out, n_exp, type, sdev)                                                 \
+  do {                                                                                             \
+    snprintf(name, sizeof(name), "blk.%lld.%s", (long long)il, suffix);                            \
+    add3(w, name, n_in, n_out, n_exp, type, sdev);                                                 \
+  } while (0)
 #define T(suffix, n_in, n_out, type, sdev)                                                         \
   do {                                                                                             \
     snprintf(name, sizeof(name), "blk.%lld.%s", (long long)il, suffix);                            \
@@ -370,11 +397,25 @@ int main(int argc, char **argv) {
       T("attn_v.bias", KD, 1, CLL_TYPE_F32, sd);
     }
     T("attn_output.weight", QD, E, fit(r->base, QD), sd);
+    if (s->qk_norm) {
+      T("attn_q_norm.weight", D, 1, CLL_TYPE_F32, 0);
+      T("attn_k_norm.weight", D, 1, CLL_TYPE_F32, 0);
+    }
     T("ffn_norm.weight", E, 1, CLL_TYPE_F32, 0);
-    T("ffn_gate.weight", E, F, fit(r->base, E), sd);
-    T("ffn_up.weight", E, F, fit(r->base, E), sd);
-    T("ffn_down.weight", F, E, fit(vt, F), sd);
+    if (s->n_expert > 0) {
+      /* router, then the experts as 3-D tensors [n_in, n_out, n_expert] */
+      const int64_t X = s->n_expert, FE = s->n_ff_exp;
+      T("ffn_gate_inp.weight", E, X, CLL_TYPE_F32, sd);
+      T3("ffn_gate_exps.weight", E, FE, X, fit(r->base, E), sd);
+      T3("ffn_up_exps.weight", E, FE, X, fit(r->base, E), sd);
+      T3("ffn_down_exps.weight", FE, E, X, fit(vt, FE), sd);
+    } else {
+      T("ffn_gate.weight", E, F, fit(r->base, E), sd);
+      T("ffn_up.weight", E, F, fit(r->base, E), sd);
+      T("ffn_down.weight", F, E, fit(vt, F), sd);
+    }
 #undef T
+#undef T3
   }
   if (cll_gguf_writer_finish(w, &err) != 0) {
     fprintf(stderr, "mkmodel: %s\n", err.msg);

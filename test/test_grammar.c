@@ -77,6 +77,11 @@ Test(grammar, objects_required_optional) {
   NO(g, "{\"b\":\"x\",\"d\":1}");
   NO(g, "{\"b\":1}");
   cll_grammar_free(g);
+  g = compile_str("{\"type\":\"object\"}"); /* nothing declared: any object */
+  YES(g, "{}");
+  YES(g, "{\"x\":[1,{\"y\":null}]}");
+  NO(g, "[]");
+  cll_grammar_free(g);
   g = compile_str("{\"properties\":{\"a\":{\"type\":\"integer\"}},\"additionalProperties\":"
                   "{\"type\":\"string\"}}");
   YES(g, "{\"a\":1,\"ab\":\"x\",\"zz\":\"y\"}");

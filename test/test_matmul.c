@@ -80,6 +80,22 @@ static int check_one(const cll_kernels *k, uint32_t t, int path, int64_t n_tok) 
   cll_matmul(k, &a);
   cll__matmul_force_path(0);
   int bad = 0;
+  /* The path asked for is the one that ran, where the table has it. */
+  const unsigned ran = cll__matmul_paths_ran();
+  int want_path = 0;
+  if (path == 1)
+    want_path = 1;
+  else if (path == 2 && k->dequant_row[t] != NULL)
+    want_path = 2;
+  else if (path == 3 && k->gemm[t] != NULL)
+    want_path = 3;
+  else if (path == 4 && wp != NULL)
+    want_path = CLL__MATMUL_PACKED;
+  if (want_path && !(ran & (1u << want_path))) {
+    fprintf(stderr, "%s %s n_tok %lld: path %d asked, paths 0x%x ran\n", k->isa, ti->name,
+            (long long)n_tok, want_path, ran);
+    bad++;
+  }
   for (int64_t tk = 0; tk < n_tok; tk++)
     for (int64_t r = 0; r < ys; r++) {
       const float got = y[tk * ys + r];

@@ -20,7 +20,8 @@
  *   type (object, array, string, number, integer, boolean, null, a list of
  *   them), properties, required, additionalProperties (false, true or a
  *   schema; default: only the declared properties are generated, which
- *   every validator accepts), items (schema or false), prefixItems,
+ *   every validator accepts; an object schema without "properties" is any
+ *   object), items (schema or false), prefixItems,
  *   minItems/maxItems, enum, const, anyOf/oneOf, $ref to "#", "#/$defs/..",
  *   "#/definitions/.." or any local JSON pointer (recursion allowed), $defs,
  *   pattern (a regex subset: literals, classes, ., \d \w \s, * + ? {m,n},

@@ -5,7 +5,8 @@
  * DESIGN. The same shape as openai.c: check the request, build the native
  * chat request (system prompt first, each message's content blocks turned
  * into native messages, max_tokens -> num_predict, stop_sequences -> stop,
- * think dropped quietly since the native chat cannot think), run it with
+ * thinking {type: enabled} -> think where the model can think, dropped
+ * quietly where it cannot, as Ollama's anthropic route does), run it with
  * cll_request_forward(), and turn the native answer into one "message"
  * object or the SSE events message_start, content_block_start/delta/stop,
  * message_delta and message_stop (`event: <type>\ndata: <json>\n\n`). Errors
@@ -16,6 +17,7 @@
  * Threads: loop thread only. Nothing blocks. */
 #include "cllama/api.h"
 #include "gen_core.h"
+#include "openai.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -28,7 +30,6 @@ struct anth {
   char *model;                /* as the client named it */
   int64_t est_input_tokens;   /* message_start's guess before the real count */
   bool msg_started, done;
-  bool answering;             /* the writer is answering: the filter passes it on */
   char open_type[16];         /* the open content block ("thinking", "text"), or "" */
   struct cll__sink sink;      /* where the native generation sends its events */
   int index;                  /* current content block */
@@ -72,23 +73,9 @@ static json_t *error_object(int status, const char *msg) {
 
 /* Answers with v (stolen) as application/json and a trailing newline. */
 static void respond_json(cll_request *req, int status, json_t *v) {
-  char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
-  json_decref(v);
-  if (!text) {
-    static const char oom[] =
-        "{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"out of memory\"}}\n";
-    cll_respond(req, 500, "application/json", oom, sizeof(oom) - 1);
-    return;
-  }
-  size_t n = strlen(text);
-  char *t = realloc(text, n + 2);
-  if (t) {
-    text = t;
-    text[n++] = '\n';
-    text[n] = 0;
-  }
-  cll_respond(req, status, "application/json", text, n);
-  free(text);
+  cll__respond_json_nl(req, status, v,
+                       "{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":"
+                       "\"out of memory\"}}\n");
 }
 
 static void anth_error(cll_request *req, int status, const char *msg) {
@@ -364,7 +351,7 @@ static void answer_whole(cll_request *req, struct anth *a, const cll__gen *g) {
   json_object_set_new(msg, "usage", json_pack("{s:I,s:I}", "input_tokens",
                                               (json_int_t)a->input_tokens, "output_tokens",
                                               (json_int_t)a->output_tokens));
-  a->answering = true;
+  a->sink.answering = true;
   respond_json(req, 200, msg); /* the filter passes it on and frees a */
 }
 
@@ -433,7 +420,7 @@ static void anth_event(cll__gen *g, void *state, const struct cll__ev *ev) {
                         "input_tokens", (json_int_t)a->input_tokens, "output_tokens",
                         (json_int_t)a->output_tokens));
     sse_event(req, a, "message_stop", json_pack("{s:s}", "type", "message_stop"));
-    a->answering = true;
+    a->sink.answering = true;
     cll_stream_end(req); /* the filter frees a */
     return;
   }
@@ -441,7 +428,7 @@ static void anth_event(cll__gen *g, void *state, const struct cll__ev *ev) {
     json_t *e = error_object(500, ev->s);
     json_object_del(e, "request_id");
     sse_event(req, a, "error", e);
-    a->answering = true;
+    a->sink.answering = true;
     cll_stream_end(req);
     return;
   }
@@ -450,41 +437,21 @@ static void anth_event(cll__gen *g, void *state, const struct cll__ev *ev) {
 
 static const struct cll__writer anth_writer = {anth_event};
 
-/* The generation answers through anth_writer; what reaches the filter is
- * the writer's own output (passed on) or a native answer made before any
- * generation: an error, or an empty answer. */
-static void f_respond(cll_request *req, int status, const char *ctype, const void *body,
-                      size_t len, void *ud) {
-  struct anth *a = ud;
-  if (a->answering) {
-    cll_respond(req, status, ctype, body, len);
-  } else if (status != 200) {
-    json_t *v = json_loadb(body, len, 0, NULL);
-    const char *msg = json_string_value(json_object_get(v, "error"));
-    char *raw = msg ? NULL : strndup(body ? body : "", len);
-    anth_error(req, status, msg ? msg : raw);
-    free(raw);
-    json_decref(v);
-  } else {
-    answer_whole(req, a, NULL);
+/* A native answer before any generation: an error, or an empty answer. */
+static void native_answer(cll_request *req, int status, const void *body, size_t len, void *ud) {
+  if (status == 200) {
+    answer_whole(req, ud, NULL);
+    return;
   }
-  anth_free(a);
+  json_t *v = json_loadb(body, len, 0, NULL);
+  const char *msg = json_string_value(json_object_get(v, "error"));
+  char *raw = msg ? NULL : strndup(body ? body : "", len);
+  anth_error(req, status, msg ? msg : raw);
+  free(raw);
+  json_decref(v);
 }
 
-static int f_stream_start(cll_request *req, int status, const char *ctype, void *ud) {
-  return cll_stream_start(req, status, ctype);
-}
-
-static int f_stream_write(cll_request *req, const void *data, size_t len, void *ud) {
-  return cll_stream_write(req, data, len);
-}
-
-static void f_stream_end(cll_request *req, void *ud) {
-  cll_stream_end(req);
-  anth_free(ud);
-}
-
-static const cll_filter filter = {f_respond, f_stream_start, f_stream_write, f_stream_end};
+static void free_state(void *ud) { anth_free(ud); }
 
 /* ---------------------------------------------------------------- handler */
 
@@ -628,6 +595,13 @@ static void on_messages(cll_request *req, void *ud) {
     }
     json_object_set_new(native, "tools", nt);
   }
+  /* thinking: enabled -> think (quietly none for a model that cannot). */
+  json_t *th = json_object_get(b, "thinking");
+  const char *tht = json_string_value(json_object_get(th, "type"));
+  if (tht && !strcmp(tht, "enabled"))
+    json_object_set_new(native, "_think_if_capable", json_true());
+  else if (tht && !strcmp(tht, "disabled"))
+    json_object_set_new(native, "think", json_false());
   /* tool_choice: auto, any (some call), tool (that one), none. */
   json_t *tc = json_object_get(b, "tool_choice");
   if (json_is_object(tc)) {
@@ -655,14 +629,11 @@ static void on_messages(cll_request *req, void *ud) {
   json_decref(b);
   char *text = json_dumps(native, JSON_COMPACT);
   json_decref(native);
-  a->sink.w = &anth_writer;
-  a->sink.state = a;
-  cll__gen_sink_attach(req, &a->sink);
-  int rc = text ? cll_request_forward(req, "POST", "/api/chat", text, strlen(text), &filter, a)
-                : CLL_ENOMEM;
+  a->sink = (struct cll__sink){.w = &anth_writer, .state = a, .native_answer = native_answer,
+                               .free_state = free_state};
+  int rc = cll__gen_forward(req, "/api/chat", text, &a->sink);
   free(text);
   if (rc != 0) {
-    cll_request_set_data(req, NULL);
     anth_free(a);
     anth_error(req, 500, cll_strerror(rc));
   }

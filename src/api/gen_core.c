@@ -104,6 +104,8 @@ void cll__gen_fail(cll__gen *g, int status, const char *msg) {
   if (!g->answered) {
     g->answered = true;
     if (g->stream_started) {
+      char clean[1024];
+      msg = cll__api_scrub(g->req, msg, clean, sizeof(clean));
       struct cll__ev ev = {.kind = CLL__EV_ERROR, .s = msg, .n = strlen(msg)};
       g->w->event(g, g->wstate, &ev);
     } else {
@@ -333,8 +335,49 @@ static void ndjson_event(cll__gen *g, void *state, const struct cll__ev *ev) {
 
 static const struct cll__writer ndjson_writer = {ndjson_event};
 
+/* The filter of every translated generation: the writer's own output is
+ * the client's answer as it is; a native answer made before generation
+ * goes to the sink's native_answer. */
+static void sink_respond(cll_request *req, int status, const char *ctype, const void *body,
+                         size_t len, void *ud) {
+  struct cll__sink *k = ud;
+  if (k->answering)
+    cll_respond(req, status, ctype, body, len);
+  else
+    k->native_answer(req, status, body, len, k->state);
+  k->free_state(k->state);
+}
+
+static int sink_stream_start(cll_request *req, int status, const char *ctype, void *ud) {
+  return cll_stream_start(req, status, ctype);
+}
+
+static int sink_stream_write(cll_request *req, const void *data, size_t len, void *ud) {
+  return cll_stream_write(req, data, len);
+}
+
+static void sink_stream_end(cll_request *req, void *ud) {
+  struct cll__sink *k = ud;
+  cll_stream_end(req);
+  k->free_state(k->state);
+}
+
+static const cll_filter sink_filter = {sink_respond, sink_stream_start, sink_stream_write,
+                                       sink_stream_end};
+
 void cll__gen_sink_attach(cll_request *req, struct cll__sink *sink) {
   cll_request_set_data(req, sink);
+}
+
+int cll__gen_forward(cll_request *req, const char *path, const char *body,
+                     struct cll__sink *sink) {
+  if (!body)
+    return CLL_ENOMEM;
+  cll_request_set_data(req, sink);
+  int rc = cll_request_forward(req, "POST", path, body, strlen(body), &sink_filter, sink);
+  if (rc != 0)
+    cll_request_set_data(req, NULL);
+  return rc;
 }
 
 /* Sends one event to the writer; a client gone cancels the sequence. */

@@ -55,10 +55,7 @@ struct cll__writer {
   void (*event)(cll__gen *g, void *state, const struct cll__ev *ev);
 };
 
-/* What a translating handler puts on the request (cll_request_set_data)
- * before cll_request_forward: the native handler then sends its events
- * there. The struct must live until DONE or ERROR, or the filter's
- * terminal callback. */
+/* A translating handler's writer and what it needs around it. */
 struct cll__sink {
   const struct cll__writer *w;
   void *state;
@@ -67,7 +64,20 @@ struct cll__sink {
    * g->prompt_truncated); on_prompt answers g->req (loop thread) and g is
    * freed after it returns. Nothing is generated. (/api/tokenize's count) */
   void (*on_prompt)(cll__gen *g, void *state);
+  /* An answer the native handler made before any generation (an error, a
+   * load idiom): shape it (req is the client's) without freeing state. */
+  void (*native_answer)(cll_request *req, int status, const void *body, size_t len,
+                        void *state);
+  void (*free_state)(void *state); /* after the request is answered */
+  bool answering; /* set by the writer before it answers: passed on as is */
 };
+/* Runs the native generation route `path` on req with body (JSON text,
+ * copied): events go to sink's writer, other answers to native_answer, and
+ * free_state runs once the request is answered. On failure (returned) the
+ * caller still owns req and sink. The sink must live until free_state. */
+int cll__gen_forward(cll_request *req, const char *path, const char *body,
+                     struct cll__sink *sink);
+/* Only attaches sink (the caller forwards with a filter of its own). */
 void cll__gen_sink_attach(cll_request *req, struct cll__sink *sink);
 
 /* Builds g->prompt (new, malloc) from the request on a work item. */

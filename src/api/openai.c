@@ -45,7 +45,6 @@ struct oai {
   char *line;         /* native NDJSON not yet ended by '\n' (n_line bytes) */
   size_t n_line, cap_line;
   bool sse_started, role_sent, saw_tool_calls;
-  bool answering;     /* the writer is answering: the filter passes it on */
   struct cll__sink sink; /* where the native generation sends its events */
   char *error;        /* a native {"error"} line inside a stream */
   /* Non-stream: the answer gathered over the native objects. */
@@ -82,13 +81,11 @@ json_t *cll__oai_error_object(int status, const char *msg) {
 
 /* Answers with a JSON value (stolen), Content-Type application/json and a
  * trailing newline, as Go's json.Encoder writes it. */
-void cll__oai_respond_json(cll_request *req, int status, json_t *v) {
+void cll__respond_json_nl(cll_request *req, int status, json_t *v, const char *oom) {
   char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
   json_decref(v);
   if (!text) {
-    static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"api_error\","
-                              "\"param\":null,\"code\":null}}\n";
-    cll_respond(req, 500, "application/json", oom, sizeof(oom) - 1);
+    cll_respond(req, 500, "application/json", oom, strlen(oom));
     return;
   }
   size_t n = strlen(text);
@@ -100,6 +97,12 @@ void cll__oai_respond_json(cll_request *req, int status, json_t *v) {
   }
   cll_respond(req, status, "application/json", text, n);
   free(text);
+}
+
+void cll__oai_respond_json(cll_request *req, int status, json_t *v) {
+  cll__respond_json_nl(req, status, v,
+                       "{\"error\":{\"message\":\"out of memory\",\"type\":\"api_error\","
+                       "\"param\":null,\"code\":null}}\n");
 }
 
 void cll__oai_error(cll_request *req, int status, const char *msg) {
@@ -366,7 +369,7 @@ static void answer_whole(cll_request *req, struct oai *o, const cll__gen *g) {
     json_object_set_new(choice, "logprobs", lp);
   json_object_set_new(c, "choices", json_pack("[o]", choice));
   json_object_set_new(c, "usage", usage_object(o));
-  o->answering = true;
+  o->sink.answering = true;
   cll__oai_respond_json(req, 200, c); /* the filter passes it on and frees o */
 }
 
@@ -449,12 +452,12 @@ static void oai_event(cll__gen *g, void *state, const struct cll__ev *ev) {
       sse_send(req, o, c);
     }
     cll_stream_write(req, "data: [DONE]\n\n", 14);
-    o->answering = true;
+    o->sink.answering = true;
     cll_stream_end(req); /* the filter frees o */
     return;
   case CLL__EV_ERROR:
     sse_send(req, o, cll__oai_error_object(500, ev->s));
-    o->answering = true;
+    o->sink.answering = true;
     cll_stream_end(req);
     return;
   }
@@ -478,36 +481,32 @@ static void forward_error(cll_request *req, int status, const void *body, size_t
 
 /* ---------------------------------------------------------------- filters */
 
-/* The generation answers through oai_writer; what reaches the filter is
- * then either the writer's own output (passed on) or a native answer made
- * before any generation: an error, or a load idiom (an empty answer). */
-static void gen_respond(cll_request *req, int status, const char *ctype, const void *body,
-                        size_t len, void *ud) {
-  struct oai *o = ud;
-  if (o->answering)
-    cll_respond(req, status, ctype, body, len);
-  else if (status != 200)
+/* A native answer before any generation: an error, or a load idiom (an
+ * empty answer). */
+static void gen_native_answer(cll_request *req, int status, const void *body, size_t len,
+                              void *ud) {
+  if (status != 200)
     forward_error(req, status, body, len);
   else
-    answer_whole(req, o, NULL); /* re-enters this filter no more: req is the real one */
-  oai_free(o);
+    answer_whole(req, ud, NULL);
 }
 
-static int gen_stream_start(cll_request *req, int status, const char *ctype, void *ud) {
-  return cll_stream_start(req, status, ctype);
-}
+static void oai_free_state(void *ud) { oai_free(ud); }
 
-static int gen_stream_write(cll_request *req, const void *data, size_t len, void *ud) {
-  return cll_stream_write(req, data, len);
+/* Runs the native generation route with body (stolen), answering through
+ * oai_writer; answers 500 if it cannot. */
+static void forward_gen(cll_request *req, const char *path, json_t *body, struct oai *o) {
+  char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  json_decref(body);
+  o->sink = (struct cll__sink){.w = &oai_writer, .state = o, .native_answer = gen_native_answer,
+                               .free_state = oai_free_state};
+  int rc = cll__gen_forward(req, path, text, &o->sink);
+  free(text);
+  if (rc != 0) {
+    oai_free(o);
+    cll__oai_error(req, 500, cll_strerror(rc));
+  }
 }
-
-static void gen_stream_end(cll_request *req, void *ud) {
-  cll_stream_end(req);
-  oai_free(ud);
-}
-
-static const cll_filter gen_filter = {gen_respond, gen_stream_start, gen_stream_write,
-                                      gen_stream_end};
 
 /* Runs the native route with body (stolen) through filter; answers 500 if
  * it cannot. */
@@ -515,15 +514,9 @@ static void forward(cll_request *req, const char *method, const char *path, json
                     const cll_filter *f, struct oai *o) {
   char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
-  if (f == &gen_filter) {
-    o->sink.w = &oai_writer;
-    o->sink.state = o;
-    cll__gen_sink_attach(req, &o->sink);
-  }
   int rc = cll_request_forward(req, method, path, text, text ? strlen(text) : 0, f, o);
   free(text);
   if (rc != 0) {
-    cll_request_set_data(req, NULL);
     oai_free(o);
     cll__oai_error(req, 500, cll_strerror(rc));
   }
@@ -876,7 +869,7 @@ static void on_chat_completions(cll_request *req, void *ud) {
   if (json_is_integer(tlp))
     json_object_set(native, "top_logprobs", tlp);
   json_decref(b);
-  forward(req, "POST", "/api/chat", native, &gen_filter, o);
+  forward_gen(req, "/api/chat", native, o);
   return;
 done:
   json_decref(b);
@@ -923,7 +916,7 @@ static void on_completions(cll_request *req, void *ud) {
     json_object_set(native, "top_logprobs", lp);
   }
   json_decref(b);
-  forward(req, "POST", "/api/generate", native, &gen_filter, o);
+  forward_gen(req, "/api/generate", native, o);
   return;
 done:
   json_decref(b);

@@ -13,7 +13,10 @@
 
 /* {"error":{"message","type","param":null,"code":null}}. New. */
 json_t *cll__oai_error_object(int status, const char *msg);
-/* Answers with v (stolen) as JSON and a trailing newline. */
+/* Answers with v (stolen) as application/json and a trailing newline, as
+ * Go's json.Encoder writes it; oom is the body when v cannot be encoded. */
+void cll__respond_json_nl(cll_request *req, int status, json_t *v, const char *oom);
+/* The same with OpenAI's out-of-memory error. */
 void cll__oai_respond_json(cll_request *req, int status, json_t *v);
 void cll__oai_error(cll_request *req, int status, const char *msg);
 /* The body as a JSON object (new), or NULL after answering 400; st names

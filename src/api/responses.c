@@ -34,7 +34,7 @@ struct resp {
   int64_t created;
   json_t *req_echo;    /* fields echoed in the response object (tools, text, ...) */
   int64_t seq;         /* sequence_number of the next event */
-  bool started, answering;
+  bool started;
   int open;            /* the item being streamed: 0 none, 1 reasoning, 2 message */
   int out_index;       /* output_index of the next item */
   int64_t in_tokens, out_tokens;
@@ -50,15 +50,16 @@ static void resp_free(struct resp *r) {
 }
 
 static void rand_hex(char *out, size_t n_hex) {
-  static const char hex[] = "0123456789abcdef";
   unsigned char b[32];
   size_t nb = (n_hex + 1) / 2 > sizeof(b) ? sizeof(b) : (n_hex + 1) / 2;
   if (uv_random(NULL, NULL, b, nb, 0, NULL) != 0)
     for (size_t i = 0; i < nb; i++)
       b[i] = (unsigned char)rand();
-  for (size_t i = 0; i < n_hex && i / 2 < nb; i++)
-    out[i] = hex[(b[i / 2] >> (i % 2 ? 0 : 4)) & 15];
-  out[n_hex] = 0;
+  char all[2 * sizeof(b) + 1];
+  cll_hex_encode(b, nb, all);
+  size_t n = n_hex < 2 * nb ? n_hex : 2 * nb;
+  memcpy(out, all, n);
+  out[n] = 0;
 }
 
 /* -------------------------------------------------------------- output */
@@ -220,7 +221,7 @@ static void resp_event(cll__gen *g, void *state, const struct cll__ev *ev) {
       r->in_tokens = ev->stats->prompt_n;
       r->out_tokens = ev->stats->eval_n;
     }
-    r->answering = true;
+    r->sink.answering = true;
     if (!r->stream) {
       cll__oai_respond_json(req, 200, response_object(r, g, "completed"));
       return; /* the filter passes it on and frees r */
@@ -234,7 +235,7 @@ static void resp_event(cll__gen *g, void *state, const struct cll__ev *ev) {
     cll_stream_end(req);
     return;
   case CLL__EV_ERROR:
-    r->answering = true;
+    r->sink.answering = true;
     sse(req, r, "error", json_pack("{s:s,s:s}", "code", "server_error", "message", ev->s));
     cll_stream_end(req);
     return;
@@ -243,36 +244,15 @@ static void resp_event(cll__gen *g, void *state, const struct cll__ev *ev) {
 
 static const struct cll__writer resp_writer = {resp_event};
 
-/* -------------------------------------------------------------- filter */
-
-static void f_respond(cll_request *req, int status, const char *ctype, const void *body,
-                      size_t len, void *ud) {
-  struct resp *r = ud;
-  if (r->answering) {
-    cll_respond(req, status, ctype, body, len);
-  } else {
-    json_t *v = json_loadb(body, len, 0, NULL);
-    const char *msg = json_string_value(json_object_get(v, "error"));
-    cll__oai_error(req, status == 200 ? 500 : status, msg ? msg : "no answer");
-    json_decref(v);
-  }
-  resp_free(r);
+/* A native answer before any generation: an error. */
+static void native_answer(cll_request *req, int status, const void *body, size_t len, void *ud) {
+  json_t *v = json_loadb(body, len, 0, NULL);
+  const char *msg = json_string_value(json_object_get(v, "error"));
+  cll__oai_error(req, status == 200 ? 500 : status, msg ? msg : "no answer");
+  json_decref(v);
 }
 
-static int f_stream_start(cll_request *req, int status, const char *ctype, void *ud) {
-  return cll_stream_start(req, status, ctype);
-}
-
-static int f_stream_write(cll_request *req, const void *data, size_t len, void *ud) {
-  return cll_stream_write(req, data, len);
-}
-
-static void f_stream_end(cll_request *req, void *ud) {
-  cll_stream_end(req);
-  resp_free(ud);
-}
-
-static const cll_filter filter = {f_respond, f_stream_start, f_stream_write, f_stream_end};
+static void free_state(void *ud) { resp_free(ud); }
 
 /* -------------------------------------------------------------- request */
 
@@ -507,16 +487,11 @@ void cll__on_responses(cll_request *req, void *ud) {
   char *text = json_dumps(native, JSON_COMPACT);
   json_decref(native);
   native = NULL;
-  r->sink.w = &resp_writer;
-  r->sink.state = r;
-  int rc = CLL_ENOMEM;
-  if (text) {
-    cll__gen_sink_attach(req, &r->sink);
-    rc = cll_request_forward(req, "POST", "/api/chat", text, strlen(text), &filter, r);
-  }
+  r->sink = (struct cll__sink){.w = &resp_writer, .state = r, .native_answer = native_answer,
+                               .free_state = free_state};
+  int rc = cll__gen_forward(req, "/api/chat", text, &r->sink);
   free(text);
   if (rc != 0) {
-    cll_request_set_data(req, NULL);
     resp_free(r);
     cll__oai_error(req, 500, cll_strerror(rc));
   }

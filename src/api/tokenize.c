@@ -201,7 +201,7 @@ static int pass_write(cll_request *req, const void *data, size_t len, void *ud) 
 }
 static void pass_end(cll_request *req, void *ud) { cll_stream_end(req); }
 static const cll_filter pass_filter = {pass_respond, pass_start, pass_write, pass_end};
-static struct cll__sink count_sink = {&count_writer, NULL, on_count_prompt};
+static struct cll__sink count_sink = {.w = &count_writer, .on_prompt = on_count_prompt};
 
 static void count_chat(cll_request *req, json_t *body) {
   json_object_set_new(body, "stream", json_false());

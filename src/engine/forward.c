@@ -188,6 +188,8 @@ static void moe_matmul(cll_ctx *c, const struct prepared *pr, const struct cll__
       .wtype = w->type,
       .w = w->data,
       .w_stride = w->row_bytes,
+      .wp = w->packed,
+      .wp_rows = w->packed_rows,
       .n_in = w->n_in,
       .r0 = r0,
       .r1 = r1,
@@ -762,8 +764,15 @@ static void moe_ffn(struct worker *w, cll_ctx *c, const struct cll__layer *L, in
     for (int64_t e = X; e > 0; e--)
       cnt[e] = cnt[e - 1];
     cnt[0] = 0;
+    /* the experts with tokens, after the starts; their count last */
+    int32_t *act = cnt + X + 1, n_act = 0;
+    for (int64_t e = 0; e < X; e++)
+      if (cnt[e + 1] > cnt[e])
+        act[n_act++] = (int32_t)e;
+    act[X] = n_act;
   }
   op_end(w, 1);
+  const int32_t *act = c->moe_start + X + 1, n_act = act[X];
 
   /* Gather each slot's input row, prepared for the experts' type. */
   const struct cll__weight *g0[2] = {&L->exp_gate[0], &L->exp_up[0]};
@@ -779,11 +788,9 @@ static void moe_ffn(struct worker *w, cll_ctx *c, const struct cll__layer *L, in
 
   /* gate and up of every expert with tokens: chunks of (expert, rows) */
   const int32_t rc_ = row_chunks(FE, nth) > 4 ? 4 : row_chunks(FE, nth);
-  n = (int32_t)X * rc_;
+  n = n_act * rc_;
   FOR_CHUNKS(w, n, i) {
-    int64_t e = i / rc_, s0 = c->moe_start[e], ns = c->moe_start[e + 1] - s0;
-    if (ns == 0)
-      continue;
+    int64_t e = act[i / rc_], s0 = c->moe_start[e], ns = c->moe_start[e + 1] - s0;
     chunk_range(FE, i % rc_, rc_, ROW_ALIGN, &a0, &a1);
     moe_matmul(c, &pr, &L->exp_gate[e], c->moe_x, E, s0, ns, c->moe_g, FE, a0, a1, ith);
     moe_matmul(c, &pr, &L->exp_up[e], c->moe_x, E, s0, ns, c->moe_u, FE, a0, a1, ith);
@@ -801,11 +808,9 @@ static void moe_ffn(struct worker *w, cll_ctx *c, const struct cll__layer *L, in
   op_end(w, n);
   prepare(c, &pr, d0, 1, c->moe_g, FE, S, 0, 0, c->xq);
   const int32_t rd = row_chunks(E, nth) > 4 ? 4 : row_chunks(E, nth);
-  n = (int32_t)X * rd;
+  n = n_act * rd;
   FOR_CHUNKS(w, n, i) {
-    int64_t e = i / rd, s0 = c->moe_start[e], ns = c->moe_start[e + 1] - s0;
-    if (ns == 0)
-      continue;
+    int64_t e = act[i / rd], s0 = c->moe_start[e], ns = c->moe_start[e + 1] - s0;
     chunk_range(E, i % rd, rd, ROW_ALIGN, &a0, &a1);
     moe_matmul(c, &pr, &L->exp_down[e], c->moe_g, FE, s0, ns, c->moe_x, E, a0, a1, ith);
   }
@@ -1244,7 +1249,7 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
     c->moe_sel = calloc(B * K, sizeof(int32_t));
     c->moe_w = xalloc(B * K * f);
     c->moe_logits = xalloc(B * X * f);
-    c->moe_start = calloc(X + 1, sizeof(int32_t));
+    c->moe_start = calloc(2 * X + 2, sizeof(int32_t)); /* starts, then the active experts */
     c->moe_slot = calloc(B * K, sizeof(int32_t));
     c->moe_tok = calloc(B * K, sizeof(int32_t));
     c->moe_x = xalloc(B * K * (size_t)I->n_embd * f);

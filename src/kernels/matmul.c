@@ -103,6 +103,13 @@ int cll__matmul_gemm_min_tok(void) {
   return gemm_min_tok;
 }
 
+/* Bits 1 << path of the calling thread's last cll_matmul (tests). */
+static _Thread_local unsigned paths_ran;
+
+unsigned cll__matmul_paths_ran(void) {
+  return paths_ran;
+}
+
 void cll__matmul_force_path(int path) {
   pthread_once(&blis_once, blis_init);
   forced_path = path;
@@ -239,6 +246,7 @@ static void matmul_rows(const cll_kernels *k, const cll_matmul_args *a, int64_t 
 
 void cll_matmul(const cll_kernels *k, const cll_matmul_args *a) {
   pthread_once(&blis_once, blis_init);
+  paths_ran = 0;
   if (a->r1 <= a->r0 || a->n_tok <= 0) return;
   /* Packed weights: whole panels from wp, the rows before the first and
    * after the last whole panel of [r0, r1) in place. */
@@ -248,6 +256,7 @@ void cll_matmul(const cll_kernels *k, const cll_matmul_args *a) {
     if (lo < hi) {
       matmul_rows(k, a, a->r0, lo);
       k->matmul_packed[a->wtype](a, lo / CLL_PACK_ROWS, hi / CLL_PACK_ROWS);
+      paths_ran |= 1u << CLL__MATMUL_PACKED;
       matmul_rows(k, a, hi, a->r1);
       return;
     }
@@ -260,7 +269,9 @@ static void matmul_rows(const cll_kernels *k, const cll_matmul_args *all, int64_
   cll_matmul_args sub = *all, *a = &sub;
   sub.r0 = r0;
   sub.r1 = r1;
-  switch (choose_path(k, a)) {
+  const int path = choose_path(k, a);
+  paths_ran |= 1u << path;
+  switch (path) {
   case 4: k->matmul_few[a->wtype](a); break;
   case 3: k->gemm[a->wtype](a); break;
   case 2: matmul_gemm(k, a); break;

@@ -15,6 +15,11 @@ int cll__matmul_gemm_min_tok(void);
  * one path where it applies (1 fused dot, 2 BLIS, 3 int8 GEMM; 0 = choose
  * by size). cll_matmul_scratch_bytes then sizes for every path. */
 void cll__matmul_force_path(int path);
+/* Tests: the paths the calling thread's last cll_matmul took, as bits
+ * 1 << path (1 fused dot, 2 BLIS, 3 int8 GEMM, 4 few-token kernel, 5 packed
+ * panels), so a test can tell which kernel really ran. */
+#define CLL__MATMUL_PACKED 5
+unsigned cll__matmul_paths_ran(void);
 /* dispatch.c, for cll_kernels_init: makes the named table the chosen one
  * (NULL or "": keep the automatic choice); CLL_EINVAL / CLL_EUNSUPPORTED
  * as cll_kernels_init. */

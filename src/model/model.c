@@ -436,7 +436,7 @@ static int pack_weights(struct loader *L) {
    * cll_kernels_init in main. */
   if (!cll_kernels_repack())
     return 0;
-  const int64_t n_w = m->info.n_layer * 7 + 1;
+  const int64_t n_w = m->info.n_layer * (7 + 1 + 3 * m->n_expert) + 1;
   struct pack_job *jobs = calloc((size_t)n_w, sizeof(*jobs));
   if (jobs == NULL)
     return cll_err_set(L->err, CLL_ENOMEM, "out of memory");
@@ -447,6 +447,12 @@ static int pack_weights(struct loader *L) {
     struct cll__weight *ws[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
     for (size_t i = 0; i < CLL_ARRAY_LEN(ws); i++)
       add_job(K, ws[i], jobs, &n, &total);
+    add_job(K, &l->router, jobs, &n, &total);
+    for (int64_t e = 0; e < m->n_expert; e++) { /* experts: each its own matrix */
+      add_job(K, &l->exp_gate[e], jobs, &n, &total);
+      add_job(K, &l->exp_up[e], jobs, &n, &total);
+      add_job(K, &l->exp_down[e], jobs, &n, &total);
+    }
   }
   add_job(K, &m->output, jobs, &n, &total);
   int rc = 0;
