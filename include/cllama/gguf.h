@@ -65,7 +65,6 @@ int cll_gguf_open_memory(const void *buf, size_t len, cll_gguf **out, cll_err *e
 void cll_gguf_close(cll_gguf *g);
 
 uint32_t cll_gguf_version(const cll_gguf *g);
-uint64_t cll_gguf_file_size(const cll_gguf *g);
 uint32_t cll_gguf_alignment(const cll_gguf *g);
 
 /* ---- metadata */

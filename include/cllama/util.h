@@ -48,8 +48,6 @@ int cll_json_escape(cll_buf *b, const char *s, size_t n);
 
 /* The value of one hex digit (0-9, a-f, A-F), or -1. */
 int cll_hex_digit(int c);
-/* Decodes 2*n hex digits into n bytes; 0, or CLL_EINVAL on a non-digit. */
-int cll_hex_decode(const char *hex, size_t n_bytes, unsigned char *out);
 /* Writes n bytes as 2*n lowercase hex digits and a NUL into out. */
 void cll_hex_encode(const void *bytes, size_t n_bytes, char *out);
 

@@ -50,15 +50,16 @@ static void resp_free(struct resp *r) {
 }
 
 static void rand_hex(char *out, size_t n_hex) {
-  static const char hex[] = "0123456789abcdef";
   unsigned char b[32];
   size_t nb = (n_hex + 1) / 2 > sizeof(b) ? sizeof(b) : (n_hex + 1) / 2;
   if (uv_random(NULL, NULL, b, nb, 0, NULL) != 0)
     for (size_t i = 0; i < nb; i++)
       b[i] = (unsigned char)rand();
-  for (size_t i = 0; i < n_hex && i / 2 < nb; i++)
-    out[i] = hex[(b[i / 2] >> (i % 2 ? 0 : 4)) & 15];
-  out[n_hex] = 0;
+  char all[2 * sizeof(b) + 1];
+  cll_hex_encode(b, nb, all);
+  size_t n = n_hex < 2 * nb ? n_hex : 2 * nb;
+  memcpy(out, all, n);
+  out[n] = 0;
 }
 
 /* -------------------------------------------------------------- output */

@@ -513,9 +513,6 @@ void cll_gguf_close(cll_gguf *g) {
 uint32_t cll_gguf_version(const cll_gguf *g) {
   return g->version;
 }
-uint64_t cll_gguf_file_size(const cll_gguf *g) {
-  return g->size;
-}
 uint32_t cll_gguf_alignment(const cll_gguf *g) {
   return g->alignment;
 }

@@ -9,6 +9,7 @@
  * quotes, backslashes and control characters become their escapes) or in
  * "raw" mode for our own number syntax. */
 #include "grammar_internal.h"
+#include "cllama/util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -263,15 +264,6 @@ static void cc_emit(struct rx *r, struct cclass *k, struct cll__gseq *s) {
 
 static uint32_t rx_alt(struct rx *r, int depth);
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
 
 /* An escape after '\' as a code point, or a class (returns false). */
 static bool rx_escape(struct rx *r, uint32_t *cp, struct cclass *k) {
@@ -312,7 +304,7 @@ static bool rx_escape(struct rx *r, uint32_t *cp, struct cclass *k) {
     int n = e == 'x' ? 2 : 4;
     uint32_t v = 0;
     for (int i = 0; i < n; i++) {
-      int h = r->p < r->end ? hexval(*r->p) : -1;
+      int h = r->p < r->end ? cll_hex_digit(*r->p) : -1;
       if (h < 0) {
         rx_fail(r, "a malformed \\x or \\u escape");
         return true;

@@ -11,17 +11,6 @@ int cll_hex_digit(int c) {
   return -1;
 }
 
-int cll_hex_decode(const char *hex, size_t n_bytes, unsigned char *out) {
-  for (size_t i = 0; i < n_bytes; i++) {
-    int hi = cll_hex_digit((unsigned char)hex[2 * i]);
-    int lo = hi < 0 ? -1 : cll_hex_digit((unsigned char)hex[2 * i + 1]);
-    if (lo < 0)
-      return CLL_EINVAL;
-    out[i] = (unsigned char)(hi << 4 | lo);
-  }
-  return 0;
-}
-
 void cll_hex_encode(const void *bytes, size_t n_bytes, char *out) {
   static const char digits[] = "0123456789abcdef";
   const unsigned char *b = bytes;
