@@ -85,7 +85,7 @@ static __attribute__((unused)) void sha256_file(const char *path, char hex[65]) 
  * file (symlinked, never copied) and optional template/system/params layers. */
 static __attribute__((unused)) void add_model(const char *name, const char *gguf, const char *tmpl, const char *sys,
                       const char *params) {
-  char src[1200], hex[65], link[800];
+  char src[4200], hex[65], link[800];
   if (gguf[0] == '/') /* an absolute path (generated models) */
     snprintf(src, sizeof(src), "%s", gguf);
   else

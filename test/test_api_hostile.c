@@ -137,3 +137,41 @@ Test(api_hostile, bogus_kernels_refused_at_start) {
   snprintf(cmd, sizeof(cmd), "grep -q CLLAMA_KERNELS '%s/bogus.log'", H.dir);
   cr_expect_eq(system(cmd), 0, "the refusal does not name the variable");
 }
+
+Test(api_hostile, errors_name_no_server_path) {
+  NEED_SHARED();
+  /* A model whose weights blob is missing: every endpoint's error names the
+   * blob relative to the store, never the absolute path. */
+  const char *cfg = "{\"model_format\":\"gguf\",\"model_family\":\"llama\"}";
+  char ch[65];
+  put_blob(cfg, strlen(cfg), ch);
+  char man[2048];
+  int n = snprintf(man, sizeof(man),
+                   "{\"schemaVersion\":2,\"mediaType\":\"application/"
+                   "vnd.docker.distribution.manifest.v2+json\",\"config\":{\"mediaType\":"
+                   "\"application/vnd.docker.container.image.v1+json\",\"digest\":\"sha256:%s\","
+                   "\"size\":%zu},\"layers\":[{\"mediaType\":\"application/"
+                   "vnd.ollama.image.model\",\"digest\":\"sha256:%064d\",\"size\":1000}]}",
+                   ch, strlen(cfg), 7);
+  char dir[900], path[1000];
+  snprintf(dir, sizeof(dir), "%s/manifests/registry.ollama.ai/library/broken", H.models);
+  char cmd[1000];
+  snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", dir);
+  cr_assert_eq(system(cmd), 0);
+  snprintf(path, sizeof(path), "%s/latest", dir);
+  write_file(path, man, (size_t)n);
+  const char *reqs[][2] = {
+      {"/api/generate", "{\"model\":\"broken\",\"prompt\":\"x\",\"stream\":false}"},
+      {"/api/generate", "{\"model\":\"broken\",\"prompt\":\"x\",\"stream\":true}"},
+      {"/api/chat", "{\"model\":\"broken\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}"},
+      {"/api/embed", "{\"model\":\"broken\",\"input\":\"x\"}"},
+      {"/v1/chat/completions",
+       "{\"model\":\"broken\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}"},
+  };
+  for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+    struct resp r = http("POST", reqs[i][0], reqs[i][1]);
+    cr_expect_geq(r.status, 400, "%s: %ld %s", reqs[i][0], r.status, r.body);
+    cr_expect(strstr(r.body, H.dir) == NULL, "%s names a server path: %s", reqs[i][0], r.body);
+    free(r.body);
+  }
+}

@@ -78,6 +78,8 @@ int cll_api_status(int code);
 /* Answers {"error": msg} with this status (Content-Type application/json;
  * charset=utf-8) and ends the request. */
 void cll_api_error(cll_request *req, int status, const char *msg);
+/* msg without the model store's absolute path (into out when changed). */
+const char *cll__api_scrub(cll_request *req, const char *msg, char *out, size_t cap);
 void cll_api_errorf(cll_request *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

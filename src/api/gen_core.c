@@ -104,6 +104,8 @@ void cll__gen_fail(cll__gen *g, int status, const char *msg) {
   if (!g->answered) {
     g->answered = true;
     if (g->stream_started) {
+      char clean[1024];
+      msg = cll__api_scrub(g->req, msg, clean, sizeof(clean));
       struct cll__ev ev = {.kind = CLL__EV_ERROR, .s = msg, .n = strlen(msg)};
       g->w->event(g, g->wstate, &ev);
     } else {

@@ -56,9 +56,34 @@ void cll_api_json(cll_request *req, int status, json_t *body) {
   free(text);
 }
 
+/* msg without the model store's absolute path ("<root>/blobs/x" becomes
+ * "blobs/x"): error answers never reveal where the server keeps its files.
+ * Returns msg itself when there is nothing to remove, else out. */
+const char *cll__api_scrub(cll_request *req, const char *msg, char *out, size_t cap) {
+  const cll_api *api = cll_request_server_data(req);
+  const char *root = api && api->store ? cll_store_root(api->store) : NULL;
+  size_t rl = root ? strlen(root) : 0;
+  if (rl < 2 || msg == NULL || strstr(msg, root) == NULL)
+    return msg;
+  size_t o = 0;
+  for (const char *p = msg; *p && o + 1 < cap;) {
+    if (strncmp(p, root, rl) == 0) {
+      p += rl;
+      if (*p == '/')
+        p++;
+      continue;
+    }
+    out[o++] = *p++;
+  }
+  out[o] = 0;
+  return out;
+}
+
 void cll_api_error(cll_request *req, int status, const char *msg) {
   if (msg == NULL || *msg == 0) /* a caller with no reason (an unfilled cll_err) */
     msg = status >= 500 ? "internal server error" : status == 404 ? "not found" : "bad request";
+  char clean[1024];
+  msg = cll__api_scrub(req, msg, clean, sizeof(clean));
   cll_api_json(req, status, json_pack("{s:s}", "error", msg));
 }
 
