@@ -321,6 +321,8 @@ static int add_item(struct emb *e, const char *text) {
   memset(&it[e->n_items], 0, sizeof(*it));
   it[e->n_items].e = e;
   it[e->n_items].text = strdup(text);
+  if (it[e->n_items].text == NULL) /* found by test_chaos */
+    return CLL_ENOMEM;
   e->n_items++;
   return 0;
 }
