@@ -257,8 +257,10 @@ static void submit_more(struct emb *e) {
     cll_err err = {0};
     struct cll__metrics_seq *mw = cll__metrics_seq_wrap(&d);
     int rc = cll_sched_submit(cll_runner_sched(e->runner), &d, &it->seq, &err);
-    if (rc == CLL_EFULL && e->n_done < i)
+    if (rc == CLL_EFULL && e->n_done < i) {
+      cll__metrics_seq_unwrap(mw, &d); /* not submitted: its wrapper leaked (make check) */
       return; /* some of ours are in flight: go on when one finishes */
+    }
     if (rc != 0) {
       cll__metrics_seq_unwrap(mw, &d);
       /* Nothing of this one runs: count it as done with the error. */
