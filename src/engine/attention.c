@@ -106,7 +106,7 @@ static inline __attribute__((always_inline)) void swiglu_vw(float *gate, const f
   VWSTORE(gate, g);
 }
 
-WIDE_CLONES void cll__swiglu(float *restrict gate, const float *restrict up, int64_t n) {
+WIDE_CLONES static void swiglu(float *restrict gate, const float *restrict up, int64_t n) {
   int64_t i = 0;
   for (; i + VW <= n; i += VW)
     swiglu_vw(gate + i, up + i);
@@ -118,6 +118,13 @@ WIDE_CLONES void cll__swiglu(float *restrict gate, const float *restrict up, int
     swiglu_vw(gp, upp);
     memcpy(gate + i, gp, bytes);
   }
+}
+
+/* The entry point for forward.c: a multiversioned function is called
+ * through its resolver only from its own file (clang does not make one
+ * symbol of the clones that another file can link to). */
+void cll__swiglu(float *restrict gate, const float *restrict up, int64_t n) {
+  swiglu(gate, up, n);
 }
 
 /* row[j] = e^((row[j] - max) * scale) for j < n; returns the sum. */
