@@ -98,7 +98,7 @@ BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .DELETE_ON_ERROR:
 .PHONY: all build-all deps deps-optional print-pkgs js-deps bench-deps serve serve-run test test-run \
-        test-neon check tsan fuzz bench bench-run clean format format-check
+        test-neon check tsan fuzz bench bench-run bench-static clean format format-check
 .DEFAULT_GOAL := all
 
 all: $(BIN)
@@ -235,6 +235,17 @@ check:
 
 tsan:
 	@$(MAKE) --no-print-directory MODE=tsan test
+
+# bench/model, bench/kernels and the kernel checks (test/kernels_standalone.c)
+# linked statically (Debian ships libblis.a and libgomp.a), for a machine
+# without the packages: build/$(MODE)/static/{model,kernels,kernels_check}.
+STATIC_LIBS := -lblis -lgomp -lm -lpthread
+bench-static: $(BUILD)/bench/model.o $(BUILD)/bench/kernels.o $(LIB)
+	@mkdir -p $(BUILD)/static
+	$(CC) -static -o $(BUILD)/static/model $(BUILD)/bench/model.o $(LIB) $(STATIC_LIBS)
+	$(CC) -static -o $(BUILD)/static/kernels $(BUILD)/bench/kernels.o $(LIB) $(STATIC_LIBS)
+	$(CC) -static $(STD) $(OPT) $(INC) -o $(BUILD)/static/kernels_check \
+	  test/kernels_standalone.c $(LIB) $(STATIC_LIBS)
 
 bench: deps
 	@$(MAKE) --no-print-directory bench-run

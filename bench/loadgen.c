@@ -205,6 +205,8 @@ struct client {
   int64_t eval_count, prompt_eval_count;
   double *itl; /* this request's gaps (ms) */
   int n_itl, cap_itl;
+  int served;         /* responses completed on this connection */
+  size_t resp_bytes;  /* bytes of the current response so far */
 };
 
 static uint64_t now_ns(void) { return uv_hrtime(); }
@@ -295,6 +297,7 @@ static void make_prompt(char *out, size_t cap, int n_words, int seq) {
 /* ------------------------------------------------------------ requests */
 
 static void client_send_next(struct client *c);
+static struct client *client_new(struct run *r, bool probe, int requests);
 static void client_close(struct client *c);
 static void level_maybe_done(struct run *r);
 
@@ -435,6 +438,7 @@ static void write_request(struct client *c, const char *method, const char *path
   c->saw_final = false;
   c->eval_count = c->prompt_eval_count = 0;
   c->n_itl = 0;
+  c->resp_bytes = 0;
   c->line_len = 0;
   c->reply_len = 0;
   c->busy = true;
@@ -492,7 +496,9 @@ static void on_line(struct client *c, const char *line, size_t len) {
   }
   json_t *err = json_object_get(j, "error");
   if (err) {
-    record_error(c->run, json_is_string(err) ? json_string_value(err) : "error");
+    const char *em = json_is_string(err) ? json_string_value(err)
+                     : json_string_value(json_object_get(err, "message"));
+    record_error(c->run, em ? em : "error");
     c->failed = true;
     json_decref(j);
     return;
@@ -582,6 +588,7 @@ static int on_message_complete(llhttp_t *p) {
   struct run *r = c->run;
   uint64_t t = now_ns();
   c->busy = false;
+  c->served++;
   if (c->is_probe) {
     if (r->probing)
       samples_add(&r->res->probe, (double)(t - c->t_send_ns) / 1e6);
@@ -649,6 +656,17 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   struct client *c = s->data;
   if (n < 0) {
+    if (c->busy && !c->is_probe && c->served > 0 && c->resp_bytes == 0 && c->requests_left > 0) {
+      /* The server closed a kept-alive connection as the next request went
+       * out (llama.cpp's server does after a stream, though it offers
+       * keep-alive): that request was never answered; send it again on a
+       * new connection, as HTTP clients do. */
+      client_new(c->run, false, c->requests_left);
+      c->busy = false;
+      c->requests_left = 0;
+      client_close(c);
+      return;
+    }
     if (c->busy && !c->is_probe)
       record_error(c->run, n == UV_EOF ? "connection closed mid-response" : uv_strerror((int)n));
     c->busy = false;
@@ -657,6 +675,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   }
   if (n == 0)
     return;
+  c->resp_bytes += (size_t)n;
   enum llhttp_errno e = llhttp_execute(&c->parser, buf->base, (size_t)n);
   if (e != HPE_OK) {
     record_error(c->run, llhttp_errno_name(e));
@@ -1007,7 +1026,7 @@ static void write_plot(const char *png, json_t *levels, bool rates) {
   if (f == NULL)
     return;
   fprintf(f,
-          "set terminal png size 1000,420\nset output '%s'\nset multiplot layout 1,2\n"
+          "set terminal png size 1000,420 noenhanced\nset output '%s'\nset multiplot layout 1,2\n"
           "set logscale x 2\nset xlabel '%s'\nset grid\n"
           "set title 'output tokens/s'\n"
           "plot '%s' using 2:3 with linespoints title 'tokens/s'\n"

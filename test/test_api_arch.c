@@ -26,15 +26,17 @@ static const char *gemma3_tmpl(void) {
  * from there. */
 static void add_generated(const char *name, const char *gguf_abs, const char *tmpl,
                           const char *params) {
-  char models[1100], rel[2048] = "";
+  char models[1100], rel[512] = "";
   snprintf(models, sizeof(models), "%s/models", shared_dir());
   char *abs = realpath(models, NULL);
   cr_assert_not_null(abs);
+  size_t n = 0;
   for (const char *p = abs; *p; p++)
-    if (*p == '/')
-      strcat(rel, "../");
+    if (*p == '/' && n + 3 < sizeof(rel))
+      n += (size_t)snprintf(rel + n, sizeof(rel) - n, "../");
   free(abs);
-  strcat(rel, gguf_abs + 1);
+  cr_assert_lt(n + strlen(gguf_abs), sizeof(rel));
+  snprintf(rel + n, sizeof(rel) - n, "%s", gguf_abs + 1);
   add_model(name, rel, tmpl, NULL, params);
 }
 

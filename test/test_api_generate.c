@@ -1051,3 +1051,63 @@ Test(api_tools, responses_api_text_stream_tools_and_format) {
   json_decref(obj);
   json_decref(v);
 }
+
+Test(api_think, anthropic_thinking_blocks) {
+  NEED_SHARED();
+  const char *msgs = "\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}]";
+  char f[1024];
+  snprintf(f, sizeof(f), "\"think\":true,%s", msgs);
+  char *prompt = rendered(f);
+  char *raw = raw_of(prompt);
+  const char *want = raw;
+  while (*want == ' ' || *want == '\n')
+    want++;
+  json_t *v = post_json("/v1/messages",
+                        "{\"model\":\"thinker\",\"max_tokens\":16,\"temperature\":0,\"thinking\":"
+                        "{\"type\":\"enabled\",\"budget_tokens\":1024},\"messages\":[{\"role\":"
+                        "\"user\",\"content\":\"Once upon a time\"}]}",
+                        200);
+  json_t *b0 = json_array_get(json_object_get(v, "content"), 0);
+  cr_expect_str_eq(jstr(b0, "type"), "thinking");
+  cr_expect_str_eq(jstr(b0, "thinking"), want);
+  json_decref(v);
+  /* A model that cannot think: dropped quietly, as Ollama's route does. */
+  v = post_json("/v1/messages",
+                "{\"model\":\"plain\",\"max_tokens\":4,\"thinking\":{\"type\":\"enabled\","
+                "\"budget_tokens\":1024},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                200);
+  cr_expect_str_eq(jstr(json_array_get(json_object_get(v, "content"), 0), "type"), "text");
+  json_decref(v);
+  free(raw);
+  free(prompt);
+}
+
+/* Where the model thinks, the format applies after the thinking block: the
+ * thoughts are the model's own (the same as unconstrained), not JSON. */
+Test(api_think, format_waits_for_the_thoughts_to_close) {
+  NEED_SHARED();
+  const char *msgs = "\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}]";
+  char f[1024];
+  snprintf(f, sizeof(f), "\"think\":true,%s", msgs);
+  char *prompt = rendered(f);
+  char *raw = raw_of(prompt);
+  const char *want = raw;
+  while (*want == ' ' || *want == '\n')
+    want++;
+  char body[2048];
+  snprintf(body, sizeof(body), "{\"model\":\"thinker\",\"stream\":false,\"format\":\"json\",%s}", f);
+  json_t *v = post_json("/api/chat", body, 200);
+  cr_expect_str_eq(jstr(json_object_get(v, "message"), "thinking"), want);
+  json_decref(v);
+  /* think unset: the prompt opens no block, so the format applies at once. */
+  snprintf(body, sizeof(body),
+           "{\"model\":\"thinker\",\"stream\":false,\"format\":\"json\",\"options\":"
+           "{\"num_predict\":200},%s}", msgs);
+  v = post_json("/api/chat", body, 200);
+  json_t *obj = jparse(jstr(json_object_get(v, "message"), "content"));
+  cr_expect(json_is_object(obj), "content is a JSON object");
+  json_decref(obj);
+  json_decref(v);
+  free(raw);
+  free(prompt);
+}

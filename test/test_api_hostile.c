@@ -175,3 +175,47 @@ Test(api_hostile, errors_name_no_server_path) {
     free(r.body);
   }
 }
+
+struct bgc {
+  char body[1024];
+};
+static void *create_bg(void *arg) {
+  struct bgc *b = arg;
+  struct resp r = http("POST", "/api/create", b->body);
+  free(r.body);
+  return NULL;
+}
+
+Test(api_hostile, sigterm_while_a_create_copies_exits_promptly) {
+  NEED_SHARED();
+  /* A 1 GiB file that starts like a GGUF (sparse: no disk used): the
+   * create copies it into the store; SIGTERM stops the copy, the process
+   * exits, and the temporary is gone. */
+  char path[600];
+  snprintf(path, sizeof(path), "%s/huge.gguf", H.dir);
+  FILE *f = fopen(path, "wb");
+  cr_assert(f);
+  fwrite("GGUF\x03\0\0\0", 1, 8, f);
+  fclose(f);
+  cr_assert_eq(truncate(path, 1L << 30), 0);
+  struct bgc b;
+  snprintf(b.body, sizeof(b.body), "{\"model\":\"huge\",\"from\":\"%s\",\"stream\":false}", path);
+  pthread_t t;
+  pthread_create(&t, NULL, create_bg, &b);
+  usleep(300 * 1000);
+  kill(H.pid, SIGTERM);
+  int st = 0;
+  pid_t got = 0;
+  for (int i = 0; i < 1500 && got == 0; i++) { /* 15 s */
+    got = waitpid(H.pid, &st, WNOHANG);
+    if (got == 0)
+      usleep(10000);
+  }
+  cr_expect_eq(got, H.pid, "the server did not exit after SIGTERM during a create");
+  if (got == H.pid)
+    H.pid = 0;
+  pthread_join(t, NULL);
+  char cmd[800];
+  snprintf(cmd, sizeof(cmd), "ls -a '%s/blobs' | grep -q tmp", H.models);
+  cr_expect_neq(system(cmd), 0, "the create's temporary was left in the store");
+}

@@ -350,3 +350,33 @@ Test(arch, gemma3_rings_equal_full_layout) {
   cll_model_release(m);
   unlink(path);
 }
+
+/* LongRoPE picks its factors by a sequence's context, not the pool's: a
+ * pool of 1024 cells for 4 sequences of 256 uses the short factors (the
+ * reference for a 256-token context), one sequence of 1024 the long ones. */
+Test(arch, phi3_longrope_follows_the_sequence_context) {
+  char path[256];
+  cll_model *m = make_model("phi3", path, sizeof(path));
+  const char *names[2] = {"p1.ctx256", "p1"};
+  const int64_t seq_ctx[2] = {256, 1024};
+  for (int k = 0; k < 2; k++) {
+    struct ref r;
+    load_ref("phi3", names[k], &r);
+    struct cll_ctx_params p = cll_ctx_params_defaults();
+    p.n_ctx = 1024;
+    p.n_ctx_seq = seq_ctx[k];
+    p.n_seq_max = 4;
+    p.n_batch_max = 64;
+    p.kv_type = CLL_KV_F32;
+    p.n_threads = 2;
+    cll_ctx *c;
+    cll_err err = {0};
+    cr_assert_eq(cll_ctx_new(m, &p, &c, &err), 0, "%s", err.msg);
+    double d = max_abs_diff(feed(c, r.prompt, r.n_prompt, 2, 0), r.logits, r.n_vocab);
+    cr_expect_lt(d, 1e-4, "%s: max abs diff %g", names[k], d);
+    cll_ctx_free(c);
+    free(r.logits);
+  }
+  cll_model_release(m);
+  unlink(path);
+}

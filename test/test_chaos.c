@@ -240,6 +240,20 @@ Test(chaos, tags_and_show) {
     sweep(&cases[i]);
 }
 
+/* Store writes (issue 13): a create from a model (pins, layers, manifest)
+ * and an embed batch (one queue place, inputs submitted as others finish). */
+Test(chaos, create_and_embed) {
+  NEED_SHARED();
+  static const struct path_case cases[] = {
+      {"POST", "/api/create", "{\"model\":\"chaos\",\"from\":\"stories\",\"system\":\"s\"}", 200,
+       "\"success\""},
+      {"POST", "/api/embed", "{\"model\":\"stories\",\"input\":[\"a\",\"b\",\"c\"]}", 200,
+       "\"embeddings\""},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+    sweep(&cases[i]);
+}
+
 Test(chaos, generate_with_model_load) {
   NEED_SHARED();
   /* keep_alive 0: every run loads the model again, so the load's

@@ -47,16 +47,22 @@ static double cosine(json_t *a, json_t *b) {
 }
 
 /* 16 inputs in one request give what 16 single requests give (1e-6), each
- * L2-normalised and equal in direction to llama.cpp's (the ref's inputs). */
+ * L2-normalised and equal in direction to llama.cpp's (the ref's inputs).
+ * Together they are more than one step's 512 tokens: the scheduler must
+ * keep each input whole (a split one would attend to half of itself). */
 Test(encoder_api, batch_of_16_equals_singles) {
   json_t *ref = load_ref("bert-tiny");
   json_t *inputs = json_array();
   for (int i = 0; i < 16; i++) {
     json_t *src = json_object_get(ref, "inputs");
     json_array_append(inputs, json_array_get(src, (size_t)i % json_array_size(src)));
-    if (i >= 5) { /* more distinct texts */
-      char t[64];
-      snprintf(t, sizeof(t), "the quick fox %d jumps over %d dogs", i, i * 7);
+    if (i >= 5) { /* more distinct texts, about 100 tokens each: 16 of them
+                   * take several steps of 512 tokens, each input whole */
+      char t[1024];
+      int n = 0;
+      for (int k = 0; k < 8; k++)
+        n += snprintf(t + n, sizeof(t) - (size_t)n, "the quick fox %d jumps over %d dogs. ", i,
+                      i * 7 + k);
       json_array_set_new(inputs, (size_t)i, json_string(t));
     }
   }

@@ -142,3 +142,30 @@ Test(outparse, thinking_then_tool_call) {
         "get_weather{\"q\":\"}\"};");
   json_decref(tools);
 }
+
+/* ------------------------------------------------------- template cache */
+
+#include "api/tmpl.h"
+
+/* A template is parsed once and shared: the same text gives the same
+ * parsed object (and its capabilities) to every request. */
+Test(tmpl_cache, one_parse_per_template_text) {
+  const char *text = "{{ range .Messages }}{{ .Content }}{{ if .Thinking }}<think>{{ .Thinking }}"
+                     "</think>{{ end }}{{ if .ToolCalls }}<tool_call>{{ end }}{{ end }}{{ .Tools }}";
+  char *copy = strdup(text);
+  cll__tmpl *a = NULL, *b = NULL;
+  cll_err e = {0};
+  cr_assert_eq(cll__tmpl_get(text, &a, &e), 0, "%s", e.msg);
+  cr_assert_eq(cll__tmpl_get(copy, &b, &e), 0, "%s", e.msg);
+  cr_expect_eq(cll__tmpl_t(a), cll__tmpl_t(b), "parsed once, shared");
+  const struct cll__tmpl_caps *c = cll__tmpl_caps(a);
+  cr_expect(c->thinking && c->tools);
+  cr_expect_str_eq(c->think_open, "<think>");
+  cr_expect_str_eq(c->think_close, "</think>");
+  cr_expect_str_eq(c->tool_tag, "<tool_call>");
+  cll__tmpl_put(a);
+  cll__tmpl_put(b);
+  free(copy);
+  cr_expect_neq(cll__tmpl_get("{{ if }}", &a, &e), 0);
+  cr_expect(strncmp(e.msg, "template error", 14) == 0, "%s", e.msg);
+}

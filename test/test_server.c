@@ -684,16 +684,18 @@ static void expect_still_serving(void) {
 
 Test(server, upgrade_then_more_bytes_answered_and_closed) {
   /* Used to SIGSEGV: the paused-upgrade branch ran with no request. */
-  const char *attacks[] = {
+  static const char h2c[] =
       "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
       "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"
-      "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+  static const char ws[] =
       "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
       "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-      "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58 garbage garbage",
+      "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58 garbage garbage";
+  static const char connect[] =
       "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
-      "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 tls bytes",
-  };
+      "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 tls bytes";
+  const char *attacks[] = {h2c, ws, connect};
   for (size_t i = 0; i < sizeof(attacks) / sizeof(attacks[0]); i++) {
     int fd = tcp_connect(S.port);
     cr_assert_geq(fd, 0);

@@ -71,6 +71,7 @@ struct cll_ctx_params {
   enum cll_kv_type kv_type;
   int32_t n_threads;    /* compute threads; 0 = one per core */
   bool embeddings;      /* also keep the final hidden states (for embed) */
+  int64_t n_ctx_seq;    /* longest sequence (0: n_ctx); picks Phi-3's LongRoPE factors */
 };
 struct cll_ctx_params cll_ctx_params_defaults(void);
 

@@ -5,7 +5,8 @@
  * DESIGN. The same shape as openai.c: check the request, build the native
  * chat request (system prompt first, each message's content blocks turned
  * into native messages, max_tokens -> num_predict, stop_sequences -> stop,
- * think dropped quietly since the native chat cannot think), run it with
+ * thinking {type: enabled} -> think where the model can think, dropped
+ * quietly where it cannot, as Ollama's anthropic route does), run it with
  * cll_request_forward(), and turn the native answer into one "message"
  * object or the SSE events message_start, content_block_start/delta/stop,
  * message_delta and message_stop (`event: <type>\ndata: <json>\n\n`). Errors
@@ -594,6 +595,13 @@ static void on_messages(cll_request *req, void *ud) {
     }
     json_object_set_new(native, "tools", nt);
   }
+  /* thinking: enabled -> think (quietly none for a model that cannot). */
+  json_t *th = json_object_get(b, "thinking");
+  const char *tht = json_string_value(json_object_get(th, "type"));
+  if (tht && !strcmp(tht, "enabled"))
+    json_object_set_new(native, "_think_if_capable", json_true());
+  else if (tht && !strcmp(tht, "disabled"))
+    json_object_set_new(native, "think", json_false());
   /* tool_choice: auto, any (some call), tool (that one), none. */
   json_t *tc = json_object_get(b, "tool_choice");
   if (json_is_object(tc)) {

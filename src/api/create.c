@@ -424,8 +424,12 @@ static void create_work(struct create *c) {
                           "model_family", archs, "model_families", archs, "model_type", psize,
                           "file_type", ftn ? ftn : "unknown", "architecture", "amd64", "os",
                           "linux");
-  char *cfg_text = json_dumps(cfg, JSON_COMPACT);
+  char *cfg_text = cfg ? json_dumps(cfg, JSON_COMPACT) : NULL;
   json_decref(cfg);
+  if (cfg_text == NULL) {
+    c->rc = cll_err_set(&c->err, CLL_ENOMEM, "out of memory");
+    return;
+  }
   struct layer_spec cfg_l;
   char chex[65];
   cll_sha256_hex(cfg_text, strlen(cfg_text), chex);
@@ -446,21 +450,32 @@ static void create_work(struct create *c) {
 
   /* 5. The manifest. */
   json_t *ls = json_array();
-  for (size_t i = 0; i < nl; i++) {
+  bool oom = ls == NULL;
+  for (size_t i = 0; i < nl && !oom; i++) {
     char d2[80];
     snprintf(d2, sizeof(d2), "sha256:%s", layers[i].digest);
     json_t *l = json_pack("{s:s,s:s,s:I}", "mediaType", layers[i].media, "digest", d2, "size",
                           (json_int_t)layers[i].size);
-    if (layers[i].from[0])
-      json_object_set_new(l, "from", json_string(layers[i].from));
-    json_array_append_new(ls, l);
+    if (l && layers[i].from[0] && json_object_set_new(l, "from", json_string(layers[i].from)))
+      oom = true;
+    if (json_array_append_new(ls, l) != 0)
+      oom = true;
+  }
+  if (oom) { /* never a manifest that lacks a layer */
+    json_decref(ls);
+    c->rc = cll_err_set(&c->err, CLL_ENOMEM, "out of memory");
+    return;
   }
   json_t *man = json_pack("{s:i,s:s,s:{s:s,s:s,s:I},s:o}", "schemaVersion", 2, "mediaType",
                           "application/vnd.docker.distribution.manifest.v2+json", "config",
                           "mediaType", "application/vnd.docker.container.image.v1+json",
                           "digest", dg, "size", (json_int_t)cfg_l.size, "layers", ls);
-  char *mt = json_dumps(man, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  char *mt = man ? json_dumps(man, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
   json_decref(man);
+  if (mt == NULL) {
+    c->rc = cll_err_set(&c->err, CLL_ENOMEM, "out of memory");
+    return;
+  }
   status(c, "writing manifest");
   c->rc = cll_store_write_manifest(st, &c->name, mt, strlen(mt), &c->err);
   free(mt);
@@ -485,14 +500,17 @@ static void on_create_done(uv_work_t *w, int st) {
     json_t *s;
     json_array_foreach(c->statuses, i, s) {
       char *t = json_dumps(s, JSON_COMPACT);
-      cll_stream_write(c->req, t, strlen(t));
-      cll_stream_write(c->req, "\n", 1);
+      if (t) {
+        cll_stream_write(c->req, t, strlen(t));
+        cll_stream_write(c->req, "\n", 1);
+      }
       free(t);
     }
     if (c->rc != 0) {
       json_t *e = json_pack("{s:s}", "error", c->err.msg);
-      char *t = json_dumps(e, JSON_COMPACT);
-      cll_stream_write(c->req, t, strlen(t));
+      char *t = e ? json_dumps(e, JSON_COMPACT) : NULL;
+      static const char oom[] = "{\"error\":\"out of memory\"}";
+      cll_stream_write(c->req, t ? t : oom, t ? strlen(t) : sizeof(oom) - 1);
       cll_stream_write(c->req, "\n", 1);
       free(t);
       json_decref(e);
@@ -578,9 +596,14 @@ static void on_create(cll_request *req, void *ud) {
   if (!body)
     return;
   struct create *c = calloc(1, sizeof(*c));
+  if (c == NULL || (c->statuses = json_array()) == NULL) {
+    free(c);
+    json_decref(body);
+    cll_api_error(req, 500, "out of memory");
+    return;
+  }
   c->api = api;
   c->req = req;
-  c->statuses = json_array();
   int s = cll_api_stream_flag(req, body);
   if (s < 0) {
     json_decref(body);
@@ -629,6 +652,10 @@ static void on_create(cll_request *req, void *ud) {
         return;
       }
       c->gguf_path = strdup(from);
+      if (c->gguf_path == NULL) {
+        fail(req, c, body, 500, "out of memory");
+        return;
+      }
     } else {
       int rc = cll__model_resolve(api->store, from, &c->from_ref, &err);
       c->have_from_ref = true;
@@ -648,6 +675,10 @@ static void on_create(cll_request *req, void *ud) {
   if ((v = json_object_get(body, "template")) && json_is_string(v)) {
     c->set_template = true;
     c->template_text = strdup(json_string_value(v));
+    if (c->template_text == NULL) {
+      fail(req, c, body, 500, "out of memory");
+      return;
+    }
     if (cll__template_check(c->template_text, &err) != 0) {
       fail(req, c, body, 400, err.msg);
       return;
@@ -656,15 +687,27 @@ static void on_create(cll_request *req, void *ud) {
   if ((v = json_object_get(body, "system")) && json_is_string(v)) {
     c->set_system = true;
     c->system_text = strdup(json_string_value(v));
+    if (c->system_text == NULL) {
+      fail(req, c, body, 500, "out of memory");
+      return;
+    }
   }
   if ((v = json_object_get(body, "license")) && (json_is_string(v) || json_is_array(v))) {
     c->set_license = true;
     c->license_text = license_of(v);
+    if (c->license_text == NULL) {
+      fail(req, c, body, 500, "out of memory");
+      return;
+    }
   }
   /* params: the inherited ones, then the request's on top. */
   c->params = c->have_from_ref && json_is_object(c->from_ref.params)
                   ? json_deep_copy(c->from_ref.params)
                   : json_object();
+  if (c->params == NULL) {
+    fail(req, c, body, 500, "out of memory");
+    return;
+  }
   json_t *p = json_object_get(body, "parameters");
   if (json_is_object(p)) {
     struct cll__gen_opts o;
@@ -675,10 +718,16 @@ static void on_create(cll_request *req, void *ud) {
       fail(req, c, body, 400, err.msg);
       return;
     }
-    json_object_update(c->params, p);
+    if (json_object_update(c->params, p) != 0) {
+      fail(req, c, body, 500, "out of memory");
+      return;
+    }
   }
   if ((v = json_object_get(body, "messages")) && json_is_array(v))
-    c->messages = json_deep_copy(v);
+    if ((c->messages = json_deep_copy(v)) == NULL) {
+      fail(req, c, body, 500, "out of memory");
+      return;
+    }
   if ((v = json_object_get(body, "quantize")) && json_is_string(v))
     snprintf(c->quantize, sizeof(c->quantize), "%s", json_string_value(v));
   json_decref(body);

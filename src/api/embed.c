@@ -257,8 +257,10 @@ static void submit_more(struct emb *e) {
     cll_err err = {0};
     struct cll__metrics_seq *mw = cll__metrics_seq_wrap(&d);
     int rc = cll_sched_submit(cll_runner_sched(e->runner), &d, &it->seq, &err);
-    if (rc == CLL_EFULL && e->n_done < i)
+    if (rc == CLL_EFULL && e->n_done < i) {
+      cll__metrics_seq_unwrap(mw, &d); /* not submitted: its wrapper leaked (make check) */
       return; /* some of ours are in flight: go on when one finishes */
+    }
     if (rc != 0) {
       cll__metrics_seq_unwrap(mw, &d);
       /* Nothing of this one runs: count it as done with the error. */
@@ -319,6 +321,8 @@ static int add_item(struct emb *e, const char *text) {
   memset(&it[e->n_items], 0, sizeof(*it));
   it[e->n_items].e = e;
   it[e->n_items].text = strdup(text);
+  if (it[e->n_items].text == NULL) /* found by test_chaos */
+    return CLL_ENOMEM;
   e->n_items++;
   return 0;
 }

@@ -381,6 +381,10 @@ static bool check_caps(cll__gen *g, const char *model, const char *tmpl_override
                           "\"medium\", \"low\", \"max\"");
     return false;
   }
+  /* The Anthropic route asks for thoughts only where the model has them. */
+  if (!g->think_set && caps->thinking &&
+      json_is_true(json_object_get(g->body, "_think_if_capable")))
+    g->think_set = g->think = true;
   if (g->think && !caps->thinking) {
     char msg[700];
     snprintf(msg, sizeof(msg), "\"%s\" does not support thinking", model);

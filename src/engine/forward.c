@@ -1303,12 +1303,14 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
   }
   /* theta_i = pos * base^(-2i/n_rot), divided by the model's frequency
    * factors when it has them (Llama 3). */
-  /* LongRoPE (phi3 128k): the long factors when the context is longer
-   * than the original one, else the short ones (llama.cpp's choice), and
+  /* LongRoPE (phi3 128k): the long factors when a sequence's context is
+   * longer than the original one, else the short ones (llama.cpp's choice,
+   * by its per-sequence context), and
    * cos/sin scaled by the attention factor. */
   const float *ff = m->rope_freqs.data;
   if (ff == NULL && m->rope_long.data != NULL)
-    ff = p->n_ctx > m->rope_orig_ctx ? m->rope_long.data : m->rope_short.data;
+    ff = (p->n_ctx_seq > 0 ? p->n_ctx_seq : p->n_ctx) > m->rope_orig_ctx ? m->rope_long.data
+                                                                           : m->rope_short.data;
   c->rope_mscale = m->rope_attn_factor > 0 ? m->rope_attn_factor : 1.0f;
   for (int64_t i = 0; i < half; i++) {
     c->inv_freq[i] = pow((double)I->rope_freq_base, -2.0 * (double)i / (double)m->n_rot);

@@ -361,6 +361,7 @@ static void on_load_work(uv_work_t *w) {
   }
   struct cll_ctx_params cp = cll_ctx_params_defaults();
   cp.n_ctx = n_ctx * r->n_parallel;
+  cp.n_ctx_seq = n_ctx;
   cp.n_seq_max = 2 * r->n_parallel;
   cp.n_batch_max = n_batch;
   cp.n_threads = rs->p.n_threads;
