@@ -236,15 +236,17 @@ check:
 tsan:
 	@$(MAKE) --no-print-directory MODE=tsan test
 
-# bench/model, bench/kernels and the kernel checks (test/kernels_standalone.c)
-# linked statically (Debian ships libblis.a and libgomp.a), for a machine
-# without the packages: build/$(MODE)/static/{model,kernels,kernels_check}.
+# bench/model, bench/kernels, bench/mkmodel and the kernel checks
+# (test/kernels_standalone.c) linked statically (Debian ships libblis.a and
+# libgomp.a) and stripped, for a machine without the packages:
+# build/$(MODE)/static/{model,kernels,mkmodel,kernels_check}.
 STATIC_LIBS := -lblis -lgomp -lm -lpthread
-bench-static: $(BUILD)/bench/model.o $(BUILD)/bench/kernels.o $(LIB)
+bench-static: $(BUILD)/bench/model.o $(BUILD)/bench/kernels.o $(BUILD)/bench/mkmodel.o $(LIB)
 	@mkdir -p $(BUILD)/static
-	$(CC) -static -o $(BUILD)/static/model $(BUILD)/bench/model.o $(LIB) $(STATIC_LIBS)
-	$(CC) -static -o $(BUILD)/static/kernels $(BUILD)/bench/kernels.o $(LIB) $(STATIC_LIBS)
-	$(CC) -static $(STD) $(OPT) $(INC) -o $(BUILD)/static/kernels_check \
+	$(CC) -static -s -o $(BUILD)/static/model $(BUILD)/bench/model.o $(LIB) $(STATIC_LIBS)
+	$(CC) -static -s -o $(BUILD)/static/kernels $(BUILD)/bench/kernels.o $(LIB) $(STATIC_LIBS)
+	$(CC) -static -s -o $(BUILD)/static/mkmodel $(BUILD)/bench/mkmodel.o $(LIB) $(STATIC_LIBS)
+	$(CC) -static -s $(STD) $(OPT) $(INC) -o $(BUILD)/static/kernels_check \
 	  test/kernels_standalone.c $(LIB) $(STATIC_LIBS)
 
 bench: deps

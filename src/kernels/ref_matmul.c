@@ -323,61 +323,6 @@ static void matmul_packed_q5_K(const cll_matmul_args *a, int64_t p0, int64_t p1)
   pk_matmul(&PK5, CLL_TYPE_Q5_K, a, p0, p1);
 }
 
-/* ------------------------------------------------------------ Q6_K packed
- *
- * Panel p, per super-block (3392 bytes):
- *   ql: 32 groups of 64 bytes at 0; bytes 4j..4j+3 of group v are
- *       ql[4v .. 4v + 3] of row j;
- *   qh: 16 groups of 64 bytes at 2048; bytes 4j..4j+3 of group v are
- *       qh[4v .. 4v + 3] of row j;
- *   scales: at 3072, byte (g / 2) * 32 + 2j + g % 2 = scale g of row j;
- *   d: 16 fp16 at 3328. */
-
-#define PK6_SB 3392
-
-static size_t pack_bytes_q6_K(int64_t n_in, int64_t n_rows) {
-  return (size_t)(n_rows / CLL_PACK_ROWS) * (size_t)(n_in / CLL_QK_K) * PK6_SB;
-}
-
-static void pack_q6_K(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
-                      void *dst) {
-  const int64_t nsb = n_in / CLL_QK_K;
-  for (int64_t p = p0; p < p1; p++)
-    for (int j = 0; j < CLL_PACK_ROWS; j++)
-      for (int64_t i = 0; i < nsb; i++) {
-        const cll_block_q6_K *b =
-            (const cll_block_q6_K *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride) + i;
-        uint8_t *q = (uint8_t *)dst + ((size_t)p * (size_t)nsb + (size_t)i) * PK6_SB;
-        for (int v = 0; v < 32; v++) memcpy(q + v * 64 + 4 * j, b->ql + 4 * v, 4);
-        for (int v = 0; v < 16; v++) memcpy(q + 2048 + v * 64 + 4 * j, b->qh + 4 * v, 4);
-        for (int g = 0; g < 16; g++) q[3072 + (g / 2) * 32 + 2 * j + g % 2] = (uint8_t)b->scales[g];
-        memcpy(q + 3328 + 2 * j, &b->d, 2);
-      }
-}
-
-static void matmul_packed_q6_K(const cll_matmul_args *a, int64_t p0, int64_t p1) {
-  const int64_t nsb = a->n_in / CLL_QK_K;
-  void (*dot)(int64_t, const void *, const void *, float *) = cll__kernels_ref.vec_dot[CLL_TYPE_Q6_K];
-  for (int64_t p = p0; p < p1; p++)
-    for (int j = 0; j < CLL_PACK_ROWS; j++)
-      for (int64_t t = 0; t < a->n_tok; t++) {
-        const cll_block_q8_K *x = (const cll_block_q8_K *)((const char *)a->xq + (size_t)t * a->xq_stride);
-        float s = 0.0f;
-        for (int64_t i = 0; i < nsb; i++) {
-          const uint8_t *q = (const uint8_t *)a->wp + ((size_t)p * (size_t)nsb + (size_t)i) * PK6_SB;
-          cll_block_q6_K b;
-          float part;
-          for (int v = 0; v < 32; v++) memcpy(b.ql + 4 * v, q + v * 64 + 4 * j, 4);
-          for (int v = 0; v < 16; v++) memcpy(b.qh + 4 * v, q + 2048 + v * 64 + 4 * j, 4);
-          for (int g = 0; g < 16; g++) b.scales[g] = (int8_t)q[3072 + (g / 2) * 32 + 2 * j + g % 2];
-          memcpy(&b.d, q + 3328 + 2 * j, 2);
-          dot(CLL_QK_K, &b, &x[i], &part);
-          s += part;
-        }
-        a->y[t * a->y_stride + p * CLL_PACK_ROWS + j] = s;
-      }
-}
-
 const cll_kernels cll__kernels_generic = {
     .isa = "generic",
     .vec_dot_rows = {[CLL_TYPE_Q4_0] = rows_q4_0, [CLL_TYPE_Q8_0] = rows_q8_0,
@@ -396,11 +341,9 @@ const cll_kernels cll__kernels_generic = {
     .few_min_tok = {[CLL_TYPE_F16] = 1},
     .few_max_tok = {[CLL_TYPE_F16] = 255},
     .pack_bytes = {[CLL_TYPE_Q4_0] = pack_bytes_q4_0, [CLL_TYPE_Q8_0] = pack_bytes_q8_0,
-                   [CLL_TYPE_Q4_K] = pack_bytes_q4_K, [CLL_TYPE_Q5_K] = pack_bytes_q5_K,
-                   [CLL_TYPE_Q6_K] = pack_bytes_q6_K},
+                   [CLL_TYPE_Q4_K] = pack_bytes_q4_K, [CLL_TYPE_Q5_K] = pack_bytes_q5_K},
     .pack = {[CLL_TYPE_Q4_0] = pack_q4_0, [CLL_TYPE_Q8_0] = pack_q8_0, [CLL_TYPE_Q4_K] = pack_q4_K,
-             [CLL_TYPE_Q5_K] = pack_q5_K, [CLL_TYPE_Q6_K] = pack_q6_K},
+             [CLL_TYPE_Q5_K] = pack_q5_K},
     .matmul_packed = {[CLL_TYPE_Q4_0] = matmul_packed_q4_0, [CLL_TYPE_Q8_0] = matmul_packed_q8_0,
-                      [CLL_TYPE_Q4_K] = matmul_packed_q4_K, [CLL_TYPE_Q5_K] = matmul_packed_q5_K,
-                      [CLL_TYPE_Q6_K] = matmul_packed_q6_K},
+                      [CLL_TYPE_Q4_K] = matmul_packed_q4_K, [CLL_TYPE_Q5_K] = matmul_packed_q5_K},
 };
