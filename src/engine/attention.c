@@ -39,7 +39,10 @@ static v4f vload(const float *p) {
 typedef float vwf __attribute__((vector_size(VW * 4)));
 typedef int32_t vwi __attribute__((vector_size(VW * 4)));
 
-#if defined(__x86_64__) && (defined(__clang__) ? __clang_major__ >= 14 : __GNUC__ >= 8)
+/* Not under ThreadSanitizer: the clones' ifunc resolver runs during
+ * relocation, before the TSan runtime is up, and crashes the program. */
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__) &&                   \
+    (defined(__clang__) ? __clang_major__ >= 14 : __GNUC__ >= 8)
 #define WIDE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define WIDE_CLONES
