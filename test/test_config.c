@@ -9,7 +9,7 @@ static const char *const vars[] = {
     "OLLAMA_HOST",  "OLLAMA_MODELS",       "OLLAMA_ORIGINS",   "OLLAMA_KEEP_ALIVE",
     "OLLAMA_NUM_PARALLEL", "OLLAMA_MAX_QUEUE", "OLLAMA_MAX_LOADED_MODELS", "OLLAMA_DEBUG",
     "CLLAMA_STREAM_DEFAULT", "CLLAMA_PORT_FILE", "CLLAMA_REPACK", "OLLAMA_CONTEXT_LENGTH",
-    "OLLAMA_NOPRUNE", "CLLAMA_CREATE_PATHS", "CLLAMA_PULL_PART_BYTES", "CLLAMA_PULL_PARTS",
+    "OLLAMA_NOPRUNE", "CLLAMA_CREATE_PATHS", "CLLAMA_PULL_PART_BYTES", "CLLAMA_PUSH_PART_BYTES", "CLLAMA_PULL_PARTS",
     "CLLAMA_PULL_STALL_MS", "CLLAMA_PULL_RETRY_MS",
 };
 
@@ -68,7 +68,7 @@ Test(config, invalid_values_are_rejected_with_the_variable_name) {
       {"OLLAMA_MAX_LOADED_MODELS", "1.5"}, {"OLLAMA_DEBUG", "loud"},
       {"CLLAMA_STREAM_DEFAULT", "maybe"},  {"OLLAMA_ORIGINS", "http://*.a.*"},
       {"CLLAMA_REPACK", "off"},            {"OLLAMA_CONTEXT_LENGTH", "4k"},
-      {"OLLAMA_NOPRUNE", "maybe"},         {"CLLAMA_PULL_PART_BYTES", "0"},
+      {"OLLAMA_NOPRUNE", "maybe"},         {"CLLAMA_PULL_PART_BYTES", "0"}, {"CLLAMA_PUSH_PART_BYTES", "-5"},
       {"CLLAMA_PULL_PARTS", "-2"},         {"CLLAMA_PULL_STALL_MS", "1s"},
       {"CLLAMA_PULL_RETRY_MS", "x"},
   };
@@ -133,10 +133,12 @@ Test(config, module_variables) {
   cr_expect(!c.create_paths_set);
   cr_expect_str_eq(c.home, "/home/tester");
   cr_expect_eq(c.pull_part_bytes, 0);
+  cr_expect_eq(c.push_part_bytes, 0);
   setenv("OLLAMA_CONTEXT_LENGTH", "8192", 1);
   setenv("OLLAMA_NOPRUNE", "true", 1);
   setenv("CLLAMA_CREATE_PATHS", "", 1); /* set empty: never */
   setenv("CLLAMA_PULL_PART_BYTES", "1000000", 1);
+  setenv("CLLAMA_PUSH_PART_BYTES", "2000000", 1);
   setenv("CLLAMA_PULL_PARTS", "4", 1);
   setenv("CLLAMA_PULL_STALL_MS", "1000", 1);
   setenv("CLLAMA_PULL_RETRY_MS", "50", 1);
@@ -146,6 +148,7 @@ Test(config, module_variables) {
   cr_expect(c.create_paths_set);
   cr_expect_str_eq(c.create_paths, "");
   cr_expect_eq(c.pull_part_bytes, 1000000);
+  cr_expect_eq(c.push_part_bytes, 2000000);
   cr_expect_eq(c.pull_parts, 4);
   cr_expect_eq(c.pull_stall_ms, 1000);
   cr_expect_eq(c.pull_retry_ms, 50);

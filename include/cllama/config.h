@@ -40,6 +40,7 @@ typedef struct cll_config {
   bool create_paths_set;   /* CLLAMA_CREATE_PATHS is set (set empty: creating from a path is refused) */
   char create_paths[4096]; /* CLLAMA_CREATE_PATHS: ':'-separated directories creates may read */
   int64_t pull_part_bytes; /* CLLAMA_PULL_PART_BYTES: fixed part size (0 = Ollama's sizing) */
+  int64_t push_part_bytes; /* CLLAMA_PUSH_PART_BYTES: push part size (0 = 100 MB) */
   int pull_parts;          /* CLLAMA_PULL_PARTS: parts at once (0 = 16) */
   int pull_stall_ms;       /* CLLAMA_PULL_STALL_MS: restart a silent part after (0 = 30 s) */
   int pull_retry_ms;       /* CLLAMA_PULL_RETRY_MS: first retry back-off (0 = 1 s) */

@@ -38,6 +38,7 @@ typedef struct cll_registry_opts {
   uint64_t retry_base_ms;    /* first back-off; doubles each attempt (1 s) */
   uint64_t progress_ms;      /* progress event period (60 ms) */
   size_t write_buffer_bytes; /* per part; a part whose writes lag is paused (1 MiB) */
+  int64_t push_part_bytes;   /* a pushed blob is uploaded in parts of this size (100 MB) */
   bool prune;                /* remove layers a replaced manifest no longer uses (true) */
   char key_dir[1024];        /* where id_ed25519 lives ("$HOME/.ollama") */
   char user_agent[128];      /* "ollama/<version> (amd64 linux) Go/go1.24.0"-like */

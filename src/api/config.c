@@ -299,6 +299,13 @@ int cll_config_from_env(cll_config *cfg, cll_err *err) {
                          v);
     cfg->pull_part_bytes = n;
   }
+  if ((v = env("CLLAMA_PUSH_PART_BYTES", buf, sizeof(buf)))) {
+    long n;
+    if (parse_int(v, 1, LONG_MAX, &n) != 0)
+      return cll_err_set(err, CLL_EINVAL, "CLLAMA_PUSH_PART_BYTES=\"%s\": expected a positive integer",
+                         v);
+    cfg->push_part_bytes = n;
+  }
   if ((v = env("OLLAMA_NOPRUNE", buf, sizeof(buf)))) {
     int b = parse_bool(v);
     if (b < 0)
@@ -347,7 +354,9 @@ void cll_config_print_help(FILE *out) {
           "                            no \"stream\" field (default false; true = Ollama's default)\n"
           "  CLLAMA_PORT_FILE          write the bound port to this file once listening\n"
           "  CLLAMA_REPACK             repack Q4_0 weights at load for the AVX-512 kernels\n"
-          "                            (default true; false computes on them in place)\n");
+          "                            (default true; false computes on them in place)\n"
+          "  CLLAMA_PUSH_PART_BYTES    upload a pushed blob in parts of this many bytes\n"
+          "                            (default 100000000)\n");
 }
 
 void cll_config_log(const cll_config *cfg, FILE *out) {

@@ -358,6 +358,7 @@ void cll_registry_opts_defaults(cll_registry_opts *o) {
   o->part_min_bytes = 100 * 1000 * 1000;
   o->part_max_bytes = 1000 * 1000 * 1000;
   o->max_parts = 16;
+  o->push_part_bytes = 100 * 1000 * 1000;
   o->stall_ms = 30000;
   o->max_retries = 6;
   o->retry_base_ms = 1000;

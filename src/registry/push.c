@@ -542,10 +542,7 @@ int cll_registry_push(uv_loop_t *loop, cll_store *st, const cll_registry_opts *o
   p->insecure = insecure;
   p->fn = fn;
   p->arg = arg;
-  p->part_bytes = 100 * 1000 * 1000;
-  const char *v = getenv("CLLAMA_PUSH_PART_BYTES");
-  if (v && atoll(v) > 0)
-    p->part_bytes = atoll(v);
+  p->part_bytes = p->opts.push_part_bytes > 0 ? p->opts.push_part_bytes : 100 * 1000 * 1000;
   atomic_init(&p->cancelled, false);
   curl_global_init(CURL_GLOBAL_DEFAULT);
   if (uv_mutex_init(&p->mu) != 0) {
