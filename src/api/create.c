@@ -758,7 +758,8 @@ struct blob_up {
   size_t len, wlen, cap, wcap;
   bool working, ended, gone, answered;
   bool commit_now; /* set on the loop before the work item that commits is queued */
-  int rc;
+  int rc;      /* loop thread only */
+  int work_rc; /* the work item's result, read by the loop in on_upload_done */
   int status;
   char msg[600];
   cll_err err;
@@ -774,15 +775,20 @@ static void blob_up_free(struct blob_up *b) {
 }
 
 static void on_upload_work(uv_work_t *w) {
+  /* Queued only while b->rc is 0. b->rc is read on the loop while this
+   * runs (on_upload_body), so the result goes to work_rc and the loop takes
+   * it in on_upload_done. */
   struct blob_up *b = w->data;
-  if (b->rc == 0 && b->wlen > 0)
-    b->rc = cll_blob_writer_write(b->w, b->wbuf, b->wlen, &b->err);
+  int rc = 0;
+  if (b->wlen > 0)
+    rc = cll_blob_writer_write(b->w, b->wbuf, b->wlen, &b->err);
   b->wlen = 0;
-  if (b->rc == 0 && b->commit_now) {
+  if (rc == 0 && b->commit_now) {
     cll_blob_writer *wr = b->w;
     b->w = NULL;
-    b->rc = cll_blob_writer_commit(wr, b->hex, NULL, NULL, false, &b->err);
+    rc = cll_blob_writer_commit(wr, b->hex, NULL, NULL, false, &b->err);
   }
+  b->work_rc = rc;
 }
 
 static void upload_step(struct blob_up *b);
@@ -790,6 +796,8 @@ static void upload_step(struct blob_up *b);
 static void on_upload_done(uv_work_t *w, int st) {
   struct blob_up *b = w->data;
   b->working = false;
+  if (b->rc == 0)
+    b->rc = b->work_rc;
   upload_step(b);
 }
 

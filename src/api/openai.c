@@ -1,6 +1,9 @@
-/* openai.c — the OpenAI-compatible endpoints (OLLAMA_API.md §1.13):
- * POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings,
- * GET /v1/models, GET /v1/models/:model.
+/* openai.c — the OpenAI-compatible endpoints (OLLAMA_API.md §1.13) and
+ * their routes: POST /v1/chat/completions and POST /v1/completions here
+ * (request translation, the per-request state, the chunk and SSE writers);
+ * POST /v1/embeddings, GET /v1/models, GET /v1/models/:model in
+ * openai_models.c; the shared error shape and option mapping in
+ * openai_common.c; POST /v1/responses in responses.c.
  *
  * DESIGN. As Ollama's middleware does, each endpoint is a translation
  * layer over a native one, so model resolution, validation, scheduling and
@@ -32,30 +35,9 @@
 #include <string.h>
 #include <time.h>
 
-enum oai_kind { K_CHAT, K_COMPLETION, K_EMBED, K_LIST, K_RETRIEVE };
+/* ---------------------------------------------------------------- request state */
 
-struct oai {
-  int kind;
-  bool stream;        /* the client asked for SSE */
-  bool include_usage; /* stream_options.include_usage */
-  bool base64;        /* embeddings: encoding_format "base64" */
-  char id[32];        /* "chatcmpl-N" / "cmpl-N" */
-  int64_t created;    /* unix seconds, the same in every chunk */
-  char *model;        /* the model as the client named it */
-  char *line;         /* native NDJSON not yet ended by '\n' (n_line bytes) */
-  size_t n_line, cap_line;
-  bool sse_started, role_sent, saw_tool_calls;
-  struct cll__sink sink; /* where the native generation sends its events */
-  char *error;        /* a native {"error"} line inside a stream */
-  /* Non-stream: the answer gathered over the native objects. */
-  json_t *text;       /* string: content / response */
-  json_t *reasoning;  /* string: thinking */
-  json_t *tool_calls; /* array of OpenAI tool calls */
-  char done_reason[32];
-  int64_t prompt_tokens, completion_tokens;
-};
-
-static void oai_free(struct oai *o) {
+void cll__oai_free(struct oai *o) {
   if (!o)
     return;
   free(o->model);
@@ -67,136 +49,9 @@ static void oai_free(struct oai *o) {
   free(o);
 }
 
-/* ---------------------------------------------------------------- errors */
-
-/* {"error":{"message","type","param":null,"code":null}} with the type
- * Ollama's openai.NewError gives each status. */
-json_t *cll__oai_error_object(int status, const char *msg) {
-  const char *type = status == 400   ? "invalid_request_error"
-                     : status == 404 ? "not_found_error"
-                                     : "api_error";
-  return json_pack("{s:{s:s,s:s,s:n,s:n}}", "error", "message", msg ? msg : "", "type", type,
-                   "param", "code");
-}
-
-/* Answers with a JSON value (stolen), Content-Type application/json and a
- * trailing newline, as Go's json.Encoder writes it. */
-void cll__respond_json_nl(cll_request *req, int status, json_t *v, const char *oom) {
-  char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
-  json_decref(v);
-  if (!text) {
-    cll_respond(req, 500, "application/json", oom, strlen(oom));
-    return;
-  }
-  size_t n = strlen(text);
-  char *withnl = realloc(text, n + 2);
-  if (withnl) {
-    text = withnl;
-    text[n++] = '\n';
-    text[n] = 0;
-  }
-  cll_respond(req, status, "application/json", text, n);
-  free(text);
-}
-
-void cll__oai_respond_json(cll_request *req, int status, json_t *v) {
-  cll__respond_json_nl(req, status, v,
-                       "{\"error\":{\"message\":\"out of memory\",\"type\":\"api_error\","
-                       "\"param\":null,\"code\":null}}\n");
-}
-
-void cll__oai_error(cll_request *req, int status, const char *msg) {
-  cll__oai_respond_json(req, status, cll__oai_error_object(status, msg));
-}
-
-static void oai_errorf(cll_request *req, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void oai_errorf(cll_request *req, int status, const char *fmt, ...) {
-  char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
-  va_end(ap);
-  cll__oai_error(req, status, msg);
-}
-
-/* Go's name for the type a JSON value decodes to into an `any`. */
-static const char *go_any_type(const json_t *v) {
-  if (!v || json_is_null(v))
-    return "<nil>";
-  if (json_is_string(v))
-    return "string";
-  if (json_is_number(v))
-    return "float64";
-  if (json_is_boolean(v))
-    return "bool";
-  if (json_is_array(v))
-    return "[]interface {}";
-  return "map[string]interface {}";
-}
-
-/* The JSON kind as Go's decoder names it in "cannot unmarshal X into". */
-static const char *json_kind(const json_t *v) {
-  if (json_is_string(v))
-    return "string";
-  if (json_is_number(v))
-    return "number";
-  if (json_is_boolean(v))
-    return "bool";
-  if (json_is_array(v))
-    return "array";
-  return "object";
-}
-
-/* Checks the type of an optional field ('s' string, 'n' number, 'i'
- * integer, 'b' bool, 'o' object, 'a' array); null counts as absent. On a
- * mismatch answers 400 with Go's decoder message and returns false. */
-bool cll__oai_check_field(cll_request *req, json_t *obj, const char *st, const char *key, char t,
-                        const char *gotype) {
-  json_t *v = json_object_get(obj, key);
-  if (!v || json_is_null(v))
-    return true;
-  bool ok = t == 's'   ? json_is_string(v)
-            : t == 'n' ? json_is_number(v)
-            : t == 'i' ? json_is_integer(v)
-            : t == 'b' ? json_is_boolean(v)
-            : t == 'o' ? json_is_object(v)
-                       : json_is_array(v);
-  if (!ok)
-    oai_errorf(req, 400, "json: cannot unmarshal %s into Go struct field %s.%s of type %s",
-               json_kind(v), st, key, gotype);
-  return ok;
-}
-
-/* The body as a JSON object, or answers 400 in OpenAI's shape. New. */
-json_t *cll__oai_body_object(cll_request *req, const char *st) {
-  size_t len;
-  const char *body = cll_request_body(req, &len);
-  size_t i = 0;
-  while (i < len && isspace((unsigned char)body[i]))
-    i++;
-  if (i == len) {
-    cll__oai_error(req, 400, "EOF"); /* Go's decoder on an empty body */
-    return NULL;
-  }
-  json_error_t jerr;
-  json_t *v = json_loadb(body, len, 0, &jerr);
-  if (!v) {
-    cll__oai_error(req, 400, jerr.text);
-    return NULL;
-  }
-  if (!json_is_object(v)) {
-    oai_errorf(req, 400, "json: cannot unmarshal %s into Go value of type openai.%s",
-               json_kind(v), st);
-    json_decref(v);
-    return NULL;
-  }
-  return v;
-}
-
 /* ---------------------------------------------------------------- output */
 
-static struct oai *oai_new(int kind, const char *model) {
+struct oai *cll__oai_new(int kind, const char *model) {
   struct oai *o = calloc(1, sizeof(*o));
   if (!o)
     return NULL;
@@ -207,7 +62,7 @@ static struct oai *oai_new(int kind, const char *model) {
   o->reasoning = json_string("");
   o->tool_calls = json_array();
   if (!o->model || !o->text || !o->reasoning || !o->tool_calls) {
-    oai_free(o);
+    cll__oai_free(o);
     return NULL;
   }
   /* Ollama: rand.Intn(999). */
@@ -466,7 +321,7 @@ static void oai_event(cll__gen *g, void *state, const struct cll__ev *ev) {
 static const struct cll__writer oai_writer = {oai_event};
 
 /* The native error body {"error": msg} (or plain text) as OpenAI's. */
-static void forward_error(cll_request *req, int status, const void *body, size_t len) {
+void cll__oai_forward_error(cll_request *req, int status, const void *body, size_t len) {
   json_t *v = json_loadb(body, len, 0, NULL);
   const char *msg = json_string_value(json_object_get(v, "error"));
   if (msg) {
@@ -486,12 +341,12 @@ static void forward_error(cll_request *req, int status, const void *body, size_t
 static void gen_native_answer(cll_request *req, int status, const void *body, size_t len,
                               void *ud) {
   if (status != 200)
-    forward_error(req, status, body, len);
+    cll__oai_forward_error(req, status, body, len);
   else
     answer_whole(req, ud, NULL);
 }
 
-static void oai_free_state(void *ud) { oai_free(ud); }
+static void oai_free_state(void *ud) { cll__oai_free(ud); }
 
 /* Runs the native generation route with body (stolen), answering through
  * oai_writer; answers 500 if it cannot. */
@@ -503,89 +358,26 @@ static void forward_gen(cll_request *req, const char *path, json_t *body, struct
   int rc = cll__gen_forward(req, path, text, &o->sink);
   free(text);
   if (rc != 0) {
-    oai_free(o);
+    cll__oai_free(o);
     cll__oai_error(req, 500, cll_strerror(rc));
   }
 }
 
 /* Runs the native route with body (stolen) through filter; answers 500 if
  * it cannot. */
-static void forward(cll_request *req, const char *method, const char *path, json_t *body,
-                    const cll_filter *f, struct oai *o) {
+void cll__oai_forward(cll_request *req, const char *method, const char *path, json_t *body,
+                      const cll_filter *f, struct oai *o) {
   char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
   int rc = cll_request_forward(req, method, path, text, text ? strlen(text) : 0, f, o);
   free(text);
   if (rc != 0) {
-    oai_free(o);
+    cll__oai_free(o);
     cll__oai_error(req, 500, cll_strerror(rc));
   }
 }
 
 /* ---------------------------------------------------------------- options */
-
-/* stop: a string or an array of strings -> options.stop. */
-static bool map_stop(cll_request *req, json_t *b, json_t *opts) {
-  json_t *stop = json_object_get(b, "stop");
-  if (!stop || json_is_null(stop))
-    return true;
-  if (json_is_string(stop)) {
-    json_object_set_new(opts, "stop", json_pack("[O]", stop));
-    return true;
-  }
-  if (json_is_array(stop)) {
-    size_t i;
-    json_t *s;
-    json_array_foreach(stop, i, s) {
-      if (!json_is_string(s)) {
-        oai_errorf(req, 400, "invalid type for 'stop' field: %s", go_any_type(s));
-        return false;
-      }
-    }
-    json_object_set(opts, "stop", stop);
-    return true;
-  }
-  oai_errorf(req, 400, "invalid type for 'stop' field: %s", go_any_type(stop));
-  return false;
-}
-
-/* The sampling fields both completion endpoints share, with OpenAI's
- * defaults (temperature and top_p 1.0, overriding the model's). */
-json_t *cll__oai_map_options(cll_request *req, json_t *b, const char *st, bool chat) {
-  if (!cll__oai_check_field(req, b, st, "max_tokens", 'i', "int") ||
-      (chat && !cll__oai_check_field(req, b, st, "max_completion_tokens", 'i', "int")) ||
-      !cll__oai_check_field(req, b, st, "seed", 'i', "int") ||
-      !cll__oai_check_field(req, b, st, "temperature", 'n', "float64") ||
-      !cll__oai_check_field(req, b, st, "top_p", 'n', "float64") ||
-      !cll__oai_check_field(req, b, st, "frequency_penalty", 'n', "float64") ||
-      !cll__oai_check_field(req, b, st, "presence_penalty", 'n', "float64"))
-    return NULL;
-  json_t *opts = json_object();
-  if (!map_stop(req, b, opts)) {
-    json_decref(opts);
-    return NULL;
-  }
-  json_t *v;
-  if ((v = json_object_get(b, "max_tokens")) && json_is_integer(v))
-    json_object_set(opts, "num_predict", v);
-  else if (chat && (v = json_object_get(b, "max_completion_tokens")) && json_is_integer(v))
-    json_object_set(opts, "num_predict", v);
-  v = json_object_get(b, "temperature");
-  json_object_set_new(opts, "temperature", json_real(json_is_number(v) ? json_number_value(v) : 1.0));
-  if ((v = json_object_get(b, "seed")) && json_is_integer(v))
-    json_object_set(opts, "seed", v);
-  if ((v = json_object_get(b, "frequency_penalty")) && json_is_number(v))
-    json_object_set_new(opts, "frequency_penalty", json_real(json_number_value(v)));
-  if ((v = json_object_get(b, "presence_penalty")) && json_is_number(v))
-    json_object_set_new(opts, "presence_penalty", json_real(json_number_value(v)));
-  v = json_object_get(b, "top_p");
-  double top_p = json_is_number(v) ? json_number_value(v) : 0;
-  /* Completions treat 0 as absent; chat only a missing field. */
-  if (!json_is_number(v) || (!chat && top_p == 0))
-    top_p = 1.0;
-  json_object_set_new(opts, "top_p", json_real(top_p));
-  return opts;
-}
 
 static bool stream_fields(cll_request *req, json_t *b, const char *st, struct oai *o) {
   if (!cll__oai_check_field(req, b, st, "stream", 'b', "bool") ||
@@ -619,14 +411,14 @@ static bool map_messages(cll_request *req, json_t *msgs, json_t *out) {
   json_t *m;
   json_array_foreach(msgs, i, m) {
     if (!json_is_object(m)) {
-      oai_errorf(req, 400, "json: cannot unmarshal %s into Go struct field "
-                           "ChatCompletionRequest.messages of type openai.Message", json_kind(m));
+      cll__oai_errorf(req, 400, "json: cannot unmarshal %s into Go struct field "
+                           "ChatCompletionRequest.messages of type openai.Message", cll__oai_json_kind(m));
       return false;
     }
     json_t *role = json_object_get(m, "role");
     if (role && !json_is_string(role)) {
-      oai_errorf(req, 400, "json: cannot unmarshal %s into Go struct field "
-                           "Message.messages.role of type string", json_kind(role));
+      cll__oai_errorf(req, 400, "json: cannot unmarshal %s into Go struct field "
+                           "Message.messages.role of type string", cll__oai_json_kind(role));
       return false;
     }
     const char *r = role ? json_string_value(role) : "";
@@ -694,7 +486,7 @@ static bool map_messages(cll_request *req, json_t *msgs, json_t *out) {
         continue;
       }
       json_decref(base);
-      oai_errorf(req, 400, "invalid message content type: %s", go_any_type(content));
+      cll__oai_errorf(req, 400, "invalid message content type: %s", cll__oai_go_any_type(content));
       return false;
     }
     /* Parts: each becomes a message of its own with the same role. */
@@ -756,31 +548,6 @@ static bool map_messages(cll_request *req, json_t *msgs, json_t *out) {
   return true;
 }
 
-/* reasoning_effort / reasoning.effort -> think. */
-bool cll__oai_map_think(cll_request *req, json_t *b, json_t *native) {
-  const char *effort = json_string_value(json_object_get(b, "reasoning_effort"));
-  if (!effort)
-    effort = json_string_value(json_object_get(json_object_get(b, "reasoning"), "effort"));
-  if (!effort)
-    return true;
-  if (strcmp(effort, "none") == 0)
-    json_object_set_new(native, "think", json_false());
-  else if (strcmp(effort, "minimal") == 0)
-    json_object_set_new(native, "think", json_string("low"));
-  else if (!strcmp(effort, "low") || !strcmp(effort, "medium") || !strcmp(effort, "high") ||
-           !strcmp(effort, "max"))
-    json_object_set_new(native, "think", json_string(effort));
-  else if (!strcmp(effort, "xhigh") || !strcmp(effort, "ultra"))
-    json_object_set_new(native, "think", json_string("max"));
-  else {
-    oai_errorf(req, 400, "invalid reasoning value: '%s' (must be \"none\", \"minimal\", "
-                         "\"low\", \"medium\", \"high\", \"xhigh\", \"max\" or \"ultra\")",
-               effort);
-    return false;
-  }
-  return true;
-}
-
 /* response_format -> the native format: json_object is "json", json_schema
  * its schema (strict or not, the grammar enforces it exactly; no schema is
  * any JSON object), text is none. Anything else answers 400. */
@@ -812,7 +579,7 @@ static bool map_response_format(cll_request *req, json_t *b, json_t *native) {
       json_object_set_new(native, "format", json_string("json"));
     return true;
   }
-  oai_errorf(req, 400,
+  cll__oai_errorf(req, 400,
              "Invalid value for 'response_format.type' = %.200s. Supported values: ['text', "
              "'json_object', 'json_schema'].",
              rft);
@@ -832,7 +599,7 @@ static void on_chat_completions(cll_request *req, void *ud) {
       !cll__oai_check_field(req, b, st, "tools", 'a', "[]api.Tool"))
     goto done;
   const char *model = json_string_value(json_object_get(b, "model"));
-  o = oai_new(K_CHAT, model);
+  o = cll__oai_new(K_CHAT, model);
   if (!o) {
     cll__oai_error(req, 500, "out of memory");
     goto done;
@@ -875,7 +642,7 @@ done:
   json_decref(b);
   json_decref(native);
   json_decref(opts);
-  oai_free(o);
+  cll__oai_free(o);
 }
 
 /* ---------------------------------------------------------------- completions */
@@ -892,7 +659,7 @@ static void on_completions(cll_request *req, void *ud) {
       !cll__oai_check_field(req, b, st, "suffix", 's', "string"))
     goto done;
   const char *model = json_string_value(json_object_get(b, "model"));
-  o = oai_new(K_COMPLETION, model);
+  o = cll__oai_new(K_COMPLETION, model);
   if (!o) {
     cll__oai_error(req, 500, "out of memory");
     goto done;
@@ -922,279 +689,7 @@ done:
   json_decref(b);
   json_decref(native);
   json_decref(opts);
-  oai_free(o);
-}
-
-/* ---------------------------------------------------------------- embeddings */
-
-static const char b64chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* The vector as little-endian float32 bytes in base64. New string. */
-static json_t *embedding_base64(json_t *vec) {
-  size_t n = json_array_size(vec), nbytes = n * 4;
-  unsigned char *raw = malloc(nbytes + 1);
-  char *out = malloc((nbytes + 2) / 3 * 4 + 1);
-  if (!raw || !out) {
-    free(raw);
-    free(out);
-    return json_string("");
-  }
-  for (size_t i = 0; i < n; i++) {
-    float f = (float)json_number_value(json_array_get(vec, i));
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    raw[4 * i] = (unsigned char)u;
-    raw[4 * i + 1] = (unsigned char)(u >> 8);
-    raw[4 * i + 2] = (unsigned char)(u >> 16);
-    raw[4 * i + 3] = (unsigned char)(u >> 24);
-  }
-  size_t o = 0;
-  for (size_t i = 0; i < nbytes; i += 3) {
-    uint32_t w = (uint32_t)raw[i] << 16;
-    if (i + 1 < nbytes)
-      w |= (uint32_t)raw[i + 1] << 8;
-    if (i + 2 < nbytes)
-      w |= raw[i + 2];
-    out[o++] = b64chars[(w >> 18) & 63];
-    out[o++] = b64chars[(w >> 12) & 63];
-    out[o++] = i + 1 < nbytes ? b64chars[(w >> 6) & 63] : '=';
-    out[o++] = i + 2 < nbytes ? b64chars[w & 63] : '=';
-  }
-  out[o] = 0;
-  json_t *s = json_string(out);
-  free(raw);
-  free(out);
-  return s;
-}
-
-static void embed_respond(cll_request *req, int status, const char *ctype, const void *body,
-                          size_t len, void *ud) {
-  struct oai *o = ud;
-  if (status != 200) {
-    forward_error(req, status, body, len);
-    oai_free(o);
-    return;
-  }
-  json_t *v = json_loadb(body, len, 0, NULL);
-  json_t *data = json_array();
-  size_t i;
-  json_t *e;
-  json_array_foreach(json_object_get(v, "embeddings"), i, e) {
-    json_array_append_new(data, json_pack("{s:s,s:o,s:i}", "object", "embedding", "embedding",
-                                          o->base64 ? embedding_base64(e) : json_incref(e),
-                                          "index", (int)i));
-  }
-  json_int_t n = json_integer_value(json_object_get(v, "prompt_eval_count"));
-  json_t *model = json_object_get(v, "model");
-  cll__oai_respond_json(req, 200,
-               json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data, "model",
-                         json_is_string(model) ? json_string_value(model) : o->model, "usage",
-                         "prompt_tokens", n, "total_tokens", n));
-  json_decref(v);
-  oai_free(o);
-}
-
-/* The native embed answer is never streamed; these only keep the filter
- * complete. */
-static int plain_stream_start(cll_request *req, int status, const char *ctype, void *ud) {
-  return 0;
-}
-static int plain_stream_write(cll_request *req, const void *data, size_t len, void *ud) {
-  return 0;
-}
-static void plain_stream_end(cll_request *req, void *ud) {
-  cll__oai_error(req, 500, "unexpected streamed answer");
-  oai_free(ud);
-}
-
-static const cll_filter embed_filter = {embed_respond, plain_stream_start, plain_stream_write,
-                                        plain_stream_end};
-
-static void on_embeddings(cll_request *req, void *ud) {
-  const char *st = "EmbedRequest";
-  json_t *b = cll__oai_body_object(req, st);
-  if (!b)
-    return;
-  struct oai *o = NULL;
-  if (!cll__oai_check_field(req, b, st, "model", 's', "string") ||
-      !cll__oai_check_field(req, b, st, "dimensions", 'i', "int") ||
-      !cll__oai_check_field(req, b, st, "encoding_format", 's', "string"))
-    goto done;
-  json_t *in = json_object_get(b, "input");
-  json_t *input;
-  if (json_is_string(in)) {
-    input = json_pack("[O]", in); /* "" is [""] */
-  } else if (json_is_array(in) && json_array_size(in) > 0) {
-    size_t i;
-    json_t *s;
-    json_array_foreach(in, i, s) {
-      if (!json_is_string(s)) {
-        cll__oai_error(req, 400, "invalid input");
-        goto done;
-      }
-    }
-    input = json_incref(in);
-  } else {
-    cll__oai_error(req, 400, "invalid input");
-    goto done;
-  }
-  const char *enc = json_string_value(json_object_get(b, "encoding_format"));
-  if (enc && *enc && strcmp(enc, "float") != 0 && strcmp(enc, "base64") != 0) {
-    json_decref(input);
-    oai_errorf(req, 400, "Invalid value for 'encoding_format' = %s. Supported values: "
-                         "['float', 'base64'].", enc);
-    goto done;
-  }
-  const char *model = json_string_value(json_object_get(b, "model"));
-  o = oai_new(K_EMBED, model);
-  if (!o) {
-    json_decref(input);
-    cll__oai_error(req, 500, "out of memory");
-    goto done;
-  }
-  o->base64 = enc && strcmp(enc, "base64") == 0;
-  json_t *native = json_pack("{s:s,s:o}", "model", model ? model : "", "input", input);
-  json_t *dim = json_object_get(b, "dimensions");
-  if (json_is_integer(dim))
-    json_object_set(native, "dimensions", dim);
-  json_decref(b);
-  forward(req, "POST", "/api/embed", native, &embed_filter, o);
-  return;
-done:
-  json_decref(b);
-  oai_free(o);
-}
-
-/* ---------------------------------------------------------------- models */
-
-/* Seconds since the epoch of an RFC 3339 time ("2024-05-01T10:00:00.5Z" or
- * with a +hh:mm offset); 0 when it does not parse. */
-static int64_t rfc3339_unix(const char *s) {
-  struct tm tm = {0};
-  const char *p = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
-  if (!p)
-    return 0;
-  int64_t t = (int64_t)timegm(&tm);
-  if (*p == '.')
-    for (p++; isdigit((unsigned char)*p); p++) {
-    }
-  if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1])) {
-    int hh = 0, mm = 0;
-    if (sscanf(p + 1, "%2d:%2d", &hh, &mm) == 2)
-      t -= (*p == '+' ? 1 : -1) * (int64_t)(hh * 3600 + mm * 60);
-  }
-  return t;
-}
-
-/* The namespace of a model name ("library" for "llama3:8b", "ns" for
- * "host/ns/m:t" and "ns/m"), as owned_by. Writes into buf. */
-static const char *name_namespace(const char *name, char *buf, size_t size) {
-  const char *parts[3] = {0};
-  size_t lens[3] = {0}, n = 0;
-  const char *p = name;
-  while (n < 3) {
-    const char *slash = strchr(p, '/');
-    parts[n] = p;
-    lens[n] = slash ? (size_t)(slash - p) : strlen(p);
-    n++;
-    if (!slash)
-      break;
-    p = slash + 1;
-  }
-  if (n == 1) {
-    snprintf(buf, size, "library");
-    return buf;
-  }
-  size_t k = n == 2 ? 0 : 1;
-  snprintf(buf, size, "%.*s", (int)lens[k], parts[k]);
-  return buf;
-}
-
-static json_t *model_object(const char *id, int64_t created) {
-  char ns[256];
-  return json_pack("{s:s,s:s,s:I,s:s}", "id", id, "object", "model", "created",
-                   (json_int_t)created, "owned_by", name_namespace(id, ns, sizeof(ns)));
-}
-
-static void list_respond(cll_request *req, int status, const char *ctype, const void *body,
-                         size_t len, void *ud) {
-  struct oai *o = ud;
-  if (status != 200) {
-    forward_error(req, status, body, len);
-    oai_free(o);
-    return;
-  }
-  json_t *v = json_loadb(body, len, 0, NULL);
-  json_t *models = json_object_get(v, "models");
-  json_t *data = json_array_size(models) ? json_array() : json_null();
-  size_t i;
-  json_t *m;
-  json_array_foreach(models, i, m) {
-    const char *name = json_string_value(json_object_get(m, "name"));
-    if (!name)
-      continue;
-    json_array_append_new(
-        data, model_object(name, rfc3339_unix(json_string_value(json_object_get(m, "modified_at")))));
-  }
-  cll__oai_respond_json(req, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
-  json_decref(v);
-  oai_free(o);
-}
-
-static void retrieve_respond(cll_request *req, int status, const char *ctype, const void *body,
-                             size_t len, void *ud) {
-  struct oai *o = ud;
-  if (status != 200) {
-    forward_error(req, status, body, len);
-    oai_free(o);
-    return;
-  }
-  json_t *v = json_loadb(body, len, 0, NULL);
-  cll__oai_respond_json(req, 200,
-               model_object(o->model,
-                            rfc3339_unix(json_string_value(json_object_get(v, "modified_at")))));
-  json_decref(v);
-  oai_free(o);
-}
-
-static const cll_filter list_filter = {list_respond, plain_stream_start, plain_stream_write,
-                                       plain_stream_end};
-static const cll_filter retrieve_filter = {retrieve_respond, plain_stream_start,
-                                           plain_stream_write, plain_stream_end};
-
-static void on_list(cll_request *req, void *ud) {
-  struct oai *o = oai_new(K_LIST, "");
-  if (!o) {
-    cll__oai_error(req, 500, "out of memory");
-    return;
-  }
-  forward(req, "GET", "/api/tags", NULL, &list_filter, o);
-}
-
-/* Decodes %XX escapes in place (a client may send "llama3%3A8b"). */
-static void percent_decode(char *s) {
-  char *o = s;
-  for (const char *p = s; *p; p++) {
-    if (p[0] == '%' && cll_hex_digit(p[1]) >= 0 && cll_hex_digit(p[2]) >= 0) {
-      *o++ = (char)(cll_hex_digit(p[1]) * 16 + cll_hex_digit(p[2]));
-      p += 2;
-    } else {
-      *o++ = *p;
-    }
-  }
-  *o = 0;
-}
-
-static void on_retrieve(cll_request *req, void *ud) {
-  const char *model = cll_request_param(req, "model");
-  struct oai *o = oai_new(K_RETRIEVE, model);
-  if (!o) {
-    cll__oai_error(req, 500, "out of memory");
-    return;
-  }
-  percent_decode(o->model);
-  forward(req, "POST", "/api/show", json_pack("{s:s}", "model", o->model), &retrieve_filter, o);
+  cll__oai_free(o);
 }
 
 int cll_api_openai_register(cll_api *api) {
@@ -1204,9 +699,9 @@ int cll_api_openai_register(cll_api *api) {
   } routes[] = {
       {"POST", "/v1/chat/completions", on_chat_completions},
       {"POST", "/v1/completions", on_completions},
-      {"POST", "/v1/embeddings", on_embeddings},
-      {"GET", "/v1/models", on_list},
-      {"GET", "/v1/models/:model", on_retrieve},
+      {"POST", "/v1/embeddings", cll__oai_on_embeddings},
+      {"GET", "/v1/models", cll__oai_on_list},
+      {"GET", "/v1/models/:model", cll__oai_on_retrieve},
       {"POST", "/v1/responses", cll__on_responses},
   };
   for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {

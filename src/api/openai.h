@@ -1,12 +1,15 @@
-/* openai.h — what the OpenAI-compatible endpoints share (openai.c and
- * responses.c): OpenAI's error shape, request body checks, and the mapping
- * of sampling fields and reasoning effort onto a native request.
+/* openai.h — what the OpenAI-compatible endpoints share (openai.c,
+ * openai_common.c, openai_models.c and responses.c): OpenAI's error shape,
+ * request body checks, the mapping of sampling fields and reasoning effort
+ * onto a native request, and the per-request state of openai.c's
+ * translations.
  *
  * Threads: loop thread only. */
 #ifndef CLLAMA_API_OPENAI_H
 #define CLLAMA_API_OPENAI_H
 
 #include "cllama/api.h"
+#include "gen_core.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -30,6 +33,54 @@ bool cll__oai_check_field(cll_request *req, json_t *obj, const char *st, const c
 json_t *cll__oai_map_options(cll_request *req, json_t *b, const char *st, bool chat);
 /* reasoning_effort / reasoning.effort -> native think; false after a 400. */
 bool cll__oai_map_think(cll_request *req, json_t *b, json_t *native);
+
+/* cll__oai_error with a printf format. */
+void cll__oai_errorf(cll_request *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Go's name for the type a JSON value decodes to into an `any`. */
+const char *cll__oai_go_any_type(const json_t *v);
+/* The JSON kind as Go's decoder names it in "cannot unmarshal X into". */
+const char *cll__oai_json_kind(const json_t *v);
+
+/* ---- openai.c: the state of one translated request (chat, completion,
+ * embeddings, models), freed by the filter's terminal callback. */
+enum oai_kind { K_CHAT, K_COMPLETION, K_EMBED, K_LIST, K_RETRIEVE };
+
+struct oai {
+  int kind;
+  bool stream;        /* the client asked for SSE */
+  bool include_usage; /* stream_options.include_usage */
+  bool base64;        /* embeddings: encoding_format "base64" */
+  char id[32];        /* "chatcmpl-N" / "cmpl-N" */
+  int64_t created;    /* unix seconds, the same in every chunk */
+  char *model;        /* the model as the client named it */
+  char *line;         /* native NDJSON not yet ended by '\n' (n_line bytes) */
+  size_t n_line, cap_line;
+  bool sse_started, role_sent, saw_tool_calls;
+  struct cll__sink sink; /* where the native generation sends its events */
+  char *error;        /* a native {"error"} line inside a stream */
+  /* Non-stream: the answer gathered over the native objects. */
+  json_t *text;       /* string: content / response */
+  json_t *reasoning;  /* string: thinking */
+  json_t *tool_calls; /* array of OpenAI tool calls */
+  char done_reason[32];
+  int64_t prompt_tokens, completion_tokens;
+};
+/* New, with a fresh id and created time; NULL when out of memory. */
+struct oai *cll__oai_new(int kind, const char *model);
+void cll__oai_free(struct oai *o);
+/* The native error body {"error": msg} (or plain text) as OpenAI's. */
+void cll__oai_forward_error(cll_request *req, int status, const void *body, size_t len);
+/* Runs the native route with body (stolen) through filter f with state o;
+ * frees o and answers 500 if it cannot. */
+void cll__oai_forward(cll_request *req, const char *method, const char *path, json_t *body,
+                      const cll_filter *f, struct oai *o);
+
+/* openai_models.c: POST /v1/embeddings, GET /v1/models,
+ * GET /v1/models/:model. */
+void cll__oai_on_embeddings(cll_request *req, void *ud);
+void cll__oai_on_list(cll_request *req, void *ud);
+void cll__oai_on_retrieve(cll_request *req, void *ud);
 
 /* POST /v1/responses (responses.c). */
 void cll__on_responses(cll_request *req, void *ud);

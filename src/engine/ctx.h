@@ -1,5 +1,6 @@
-/* ctx.h — internal: the layout of a cll_ctx, shared by forward.c (compute)
- * and kv.c (the KV cell pool). Not a public header.
+/* ctx.h — internal: the layout of a cll_ctx, shared by forward.c (the
+ * pass), attention.c (attention, vector math), context.c (allocation) and
+ * kv.c (the KV cell pool). Not a public header.
  *
  * Three lifetimes, as in llama2.c: the model (read-only, shared), the
  * context's buffers (sized once in cll_ctx_new for n_batch_max tokens and
@@ -157,5 +158,20 @@ int cll__kv_place(cll_ctx *c, const struct cll_batch *b, cll_err *err);
 /* forward.c: rotates n_heads heads of head_dim floats at x by pos_delta
  * with layer il's frequencies. */
 void cll__rope(const cll_ctx *c, int il, float *x, int64_t n_heads, double pos_delta);
+/* forward.c: fills the GeGLU table once (gemma models; cll_ctx_new). */
+void cll__gelu_init(void);
+
+/* context.c: n bytes aligned to 64 (a cache line); free() releases them. */
+void *cll__xalloc(size_t n);
+
+/* attention.c: gate[i] = silu(gate[i]) * up[i] for i < n (SwiGLU). */
+void cll__swiglu(float *restrict gate, const float *restrict up, int64_t n);
+/* attention.c: writes the keys and values of batch rows [t0, t1) (c->k,
+ * c->v) into their cells of layer il. */
+void cll__store_kv(const cll_ctx *c, int il, int64_t t0, int64_t t1);
+/* attention.c: the output of the query heads of KV head kvh for the
+ * tokens of unit u, into c->att. */
+void cll__attend(cll_ctx *c, int il, const struct cll__attn_unit *u, int64_t kvh,
+                 struct cll__tscratch *ts);
 
 #endif

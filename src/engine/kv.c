@@ -11,7 +11,7 @@
  *
  * Placement keeps each sequence's cells consecutive where it can, because
  * attention reads a run of consecutive cells as a strided matrix and must
- * gather scattered ones (forward.c). The pool is cut into blocks of
+ * gather scattered ones (attention.c). The pool is cut into blocks of
  * CLL__KV_BLOCK cells. A sequence's next position goes to the cell after
  * its previous one when that cell is free and in the same block (or starts
  * a wholly free block); otherwise it claims a wholly free block, preferably

@@ -83,7 +83,7 @@ class Server:
                 self.p.wait()
         else:
             rc = self.p.poll()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        (os.environ.get("CLLAMA_HOSTILE_KEEP") or shutil.rmtree(self.tmp, ignore_errors=True))
         return rc
 
 
