@@ -1,5 +1,6 @@
 /* grammar.c — the byte-level pushdown automaton behind constrained decoding
- * (see include/cllama/grammar.h), the per-vocabulary token index and masks.
+ * (see include/cllama/grammar.h) and its masks; the builder is in
+ * grammar_build.c and the per-vocabulary token index in grammar_vocab.c.
  *
  * DESIGN. A grammar is a flat array of elements; each rule alternative is a
  * run of elements ended by END. A stack is a persistent list of nodes in the
@@ -32,206 +33,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NIL UINT32_MAX
 #define MAX_TOPS 64       /* stacks in one state (ambiguity bound) */
 #define MAX_DEPTH 160     /* nodes in one stack (nesting bound) */
-#define MAX_ELEMENTS 4000000u
 #define WORK_MAX 200000   /* expansions in one advance (guards nullable loops) */
 #define REC_MAX 1500      /* nested expansions (stack frames) in one advance */
-#define MAX_TOKEN_BYTES 1024 /* longer tokens are never allowed (bounds the trie walk's depth) */
-
-/* ================================================================ builder */
-
-void cll__gb_init(struct cll__gb *b, cll_err *err) {
-  memset(b, 0, sizeof(*b));
-  b->err = err;
-  for (size_t i = 0; i < CLL_ARRAY_LEN(b->cache); i++)
-    b->cache[i] = UINT32_MAX;
-}
-
-void cll__gseq_free(struct cll__gseq *s) {
-  free(s->el);
-  s->el = NULL;
-  s->n = s->cap = 0;
-}
-
-void cll__gb_free(struct cll__gb *b) {
-  for (uint32_t i = 0; i < b->n_rule; i++)
-    free(b->rule[i].alt);
-  free(b->rule);
-  for (uint32_t i = 0; i < b->n_alts; i++)
-    cll__gseq_free(&b->alts[i]);
-  free(b->alts);
-  free(b->set);
-  memset(b, 0, sizeof(*b));
-}
-
-int cll__gb_fail(struct cll__gb *b, int code, const char *fmt, ...) {
-  if (b->rc)
-    return b->rc;
-  b->rc = code;
-  if (b->err) {
-    b->err->code = code;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(b->err->msg, sizeof(b->err->msg), fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
-
-static bool grow(void **p, uint32_t *cap, uint32_t need, size_t elsz) {
-  if (need <= *cap)
-    return true;
-  uint32_t c = *cap ? *cap : 8;
-  while (c < need)
-    c *= 2;
-  void *q = realloc(*p, (size_t)c * elsz);
-  if (!q)
-    return false;
-  *p = q;
-  *cap = c;
-  return true;
-}
-
-uint32_t cll__gb_rule(struct cll__gb *b) {
-  if (b->rc)
-    return 0;
-  if (!grow((void **)&b->rule, &b->cap_rule, b->n_rule + 1, sizeof(*b->rule))) {
-    cll__gb_fail(b, CLL_ENOMEM, "out of memory");
-    return 0;
-  }
-  memset(&b->rule[b->n_rule], 0, sizeof(b->rule[0]));
-  return b->n_rule++;
-}
-
-void cll__gb_alt(struct cll__gb *b, uint32_t r, struct cll__gseq *s) {
-  if (b->rc || r >= b->n_rule) {
-    cll__gseq_free(s);
-    return;
-  }
-  struct cll__grule *ru = &b->rule[r];
-  if (!grow((void **)&b->alts, &b->cap_alts, b->n_alts + 1, sizeof(*b->alts)) ||
-      !grow((void **)&ru->alt, &ru->cap_alt, ru->n_alt + 1, sizeof(uint32_t))) {
-    cll__gseq_free(s);
-    cll__gb_fail(b, CLL_ENOMEM, "out of memory");
-    return;
-  }
-  b->alts[b->n_alts] = *s;
-  ru->alt[ru->n_alt++] = b->n_alts++;
-  b->n_el += s->n + 1;
-  memset(s, 0, sizeof(*s));
-  if (b->n_el > MAX_ELEMENTS)
-    cll__gb_fail(b, CLL_ETOOBIG, "the schema is too large to compile");
-}
-
-void cll__gseq_push(struct cll__gb *b, struct cll__gseq *s, uint8_t kind, uint32_t a, uint32_t c) {
-  if (b->rc)
-    return;
-  if (!grow((void **)&s->el, &s->cap, s->n + 1, sizeof(*s->el))) {
-    cll__gb_fail(b, CLL_ENOMEM, "out of memory");
-    return;
-  }
-  s->el[s->n++] = (struct cll__gel){kind, a, c, 0};
-}
-
-void cll__gseq_cls(struct cll__gb *b, struct cll__gseq *s, uint32_t set, uint32_t min,
-                   uint32_t max) {
-  cll__gseq_push(b, s, GE_CLS, min, max);
-  if (!b->rc)
-    s->el[s->n - 1].c = set;
-}
-
-void cll__gseq_set(struct cll__gb *b, struct cll__gseq *s, const uint64_t set[4]) {
-  if (b->rc)
-    return;
-  uint32_t i = 0;
-  for (; i < b->n_set; i++)
-    if (memcmp(b->set[i], set, 32) == 0)
-      break;
-  if (i == b->n_set) {
-    if (!grow((void **)&b->set, &b->cap_set, b->n_set + 1, sizeof(*b->set))) {
-      cll__gb_fail(b, CLL_ENOMEM, "out of memory");
-      return;
-    }
-    memcpy(b->set[b->n_set++], set, 32);
-  }
-  cll__gseq_push(b, s, GE_CHR, i, 0);
-}
-
-void cll__gseq_range(struct cll__gb *b, struct cll__gseq *s, uint8_t lo, uint8_t hi) {
-  uint64_t set[4] = {0};
-  for (unsigned c = lo; c <= hi; c++)
-    set[c >> 6] |= 1ull << (c & 63);
-  cll__gseq_set(b, s, set);
-}
-
-void cll__gseq_lit(struct cll__gb *b, struct cll__gseq *s, const char *lit, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    cll__gseq_range(b, s, (uint8_t)lit[i], (uint8_t)lit[i]);
-}
-
-void cll__gseq_ref(struct cll__gb *b, struct cll__gseq *s, uint32_t rule) {
-  cll__gseq_push(b, s, GE_REF, rule, 0);
-}
-
-uint32_t cll__gb_lit_rule(struct cll__gb *b, const char *lit, size_t n) {
-  uint32_t r = cll__gb_rule(b);
-  struct cll__gseq s = {0};
-  cll__gseq_lit(b, &s, lit, n);
-  cll__gb_alt(b, r, &s);
-  return r;
-}
-
-uint32_t cll__gb_repeat(struct cll__gb *b, uint32_t unit, uint32_t min, uint32_t max) {
-  if (max != GE_UNLIMITED && (max < min || max > 100000)) {
-    cll__gb_fail(b, CLL_EUNSUPPORTED, "repetition bound %u is too large", max);
-    return 0;
-  }
-  /* tail: "" | unit tail (unbounded), or a chain of max-min optional units */
-  uint32_t tail = cll__gb_rule(b);
-  struct cll__gseq s = {0};
-  cll__gb_alt(b, tail, &s); /* "" */
-  if (max == GE_UNLIMITED) {
-    cll__gseq_ref(b, &s, unit);
-    cll__gseq_ref(b, &s, tail);
-    cll__gb_alt(b, tail, &s);
-  } else {
-    for (uint32_t k = min; k < max; k++) {
-      uint32_t t = cll__gb_rule(b);
-      cll__gb_alt(b, t, &s);
-      cll__gseq_ref(b, &s, unit);
-      cll__gseq_ref(b, &s, tail);
-      cll__gb_alt(b, t, &s);
-      tail = t;
-    }
-  }
-  uint32_t r = cll__gb_rule(b);
-  for (uint32_t k = 0; k < min; k++)
-    cll__gseq_ref(b, &s, unit);
-  cll__gseq_ref(b, &s, tail);
-  cll__gb_alt(b, r, &s);
-  return r;
-}
 
 /* ================================================================ grammar */
-
-struct cll_grammar {
-  struct cll__gel *el; /* (n_el) every alternative, each ended by END */
-  uint32_t n_el;
-  uint32_t *alt;       /* alternative start positions, rule by rule */
-  uint32_t *rule_alt0; /* (n_rule) first index into alt */
-  uint32_t *rule_nalt; /* (n_rule) */
-  uint32_t n_rule;
-  uint64_t (*set)[4];  /* (n_set) byte sets */
-  uint32_t n_set;
-  uint32_t *minfrom;   /* (n_el) fewest bytes from this element to its END */
-  uint32_t *rule_min;  /* (n_rule) fewest bytes of the rule */
-  uint32_t root;
-  char *trigger;       /* NULL: active from the start */
-  size_t trigger_len;
-  uint32_t *trig_fail; /* (trigger_len) KMP failure function */
-};
 
 #define INF_LEN 0x3fffffffu
 
@@ -399,9 +206,8 @@ int cll_grammar_compile_any(const json_t *const *schemas, size_t n,
  * 0 ready; 1..3 continuation bytes owed; 4 after a backslash; 5..8 \u hex
  * digits (4..1 owed); 9: after E0 (A0..BF then 1); 10: after ED (80..9F
  * then 1); 11: after F0 (90..BF then 2); 12: after F4 (80..8F then 2). */
-#define STR_FAIL UINT32_MAX
 
-static uint32_t str_step(uint32_t aux, uint8_t c, uint32_t max) {
+uint32_t cll__str_step(uint32_t aux, uint8_t c, uint32_t max) {
   uint32_t sub = aux & 15, cnt = aux >> 4;
   switch (sub) {
   case 0: {
@@ -460,375 +266,6 @@ static uint32_t str_dist(uint32_t aux, uint32_t min) {
   static const uint8_t owed[16] = {0, 1, 2, 3, 1, 4, 3, 2, 1, 2, 2, 3, 3, 0, 0, 0};
   uint32_t cnt = aux >> 4;
   return owed[aux & 15] + (cnt < min ? min - cnt : 0);
-}
-
-/* ================================================================ vocab */
-
-struct tnode {
-  uint32_t child0, nchild; /* children are contiguous */
-  uint32_t tok0, ntok;     /* entries ending here: trie.tok[tok0..tok0+ntok) */
-  uint8_t byte;
-};
-
-struct trie {
-  struct tnode *n;
-  uint32_t nn, cap;
-  int32_t *tok;  /* (ntok) token ids in sorted order */
-  uint32_t *pay; /* (ntok) payload (characters before the quote, exit tries) */
-  uint32_t ntok;
-};
-
-struct cll_grammar_vocab {
-  int32_t n;
-  uint8_t *flags; /* (n) CLL_GV_* */
-  char *bytes;    /* all pieces */
-  uint64_t *off;  /* (n+1) */
-  uint32_t max_len;
-  int32_t *eog;   /* end-of-generation ids */
-  int32_t n_eog;
-  struct trie all; /* every normal token */
-  /* String fast path (body in sub-state 0): */
-  uint64_t *pass_bits; /* tokens that stay inside the body */
-  int32_t *pass_tok;   /* (n_pass) the same as a list */
-  uint32_t *pass_nch;  /* (n_pass) characters each adds */
-  uint8_t *pass_sub;   /* (n_pass) sub-state after it */
-  int32_t n_pass;
-  struct trie exit;    /* tails from the closing quote; pay = characters before it */
-  /* Counted byte classes (CLS elements) seen so far, built on first use by
-   * a state that needs one and kept: the only part that changes after
-   * construction, under mu. */
-  pthread_mutex_t mu;
-  struct clsidx *cls;
-};
-
-/* The fast path of one byte set: tokens made only of its bytes, and the
- * tails of tokens that leave it after at least one byte. */
-struct clsidx {
-  uint64_t set[4];
-  uint64_t *pass_bits;
-  int32_t *pass_tok;  /* (n_pass) */
-  uint32_t *pass_len; /* (n_pass) */
-  int32_t n_pass;
-  struct trie exit;   /* pay = bytes inside the set before the tail */
-  struct clsidx *next;
-};
-
-struct tent {
-  const uint8_t *p;
-  uint32_t len;
-  int32_t tok;
-  uint32_t pay;
-};
-
-static int tent_cmp(const void *a, const void *b) {
-  const struct tent *x = a, *y = b;
-  uint32_t n = x->len < y->len ? x->len : y->len;
-  int c = memcmp(x->p, y->p, n);
-  if (c)
-    return c;
-  if (x->len != y->len)
-    return x->len < y->len ? -1 : 1;
-  return x->tok < y->tok ? -1 : x->tok > y->tok;
-}
-
-static bool trie_node(struct trie *t, uint32_t *idx) {
-  if (!grow((void **)&t->n, &t->cap, t->nn + 1, sizeof(*t->n)))
-    return false;
-  memset(&t->n[t->nn], 0, sizeof(t->n[0]));
-  *idx = t->nn++;
-  return true;
-}
-
-/* Entries e[lo..hi) share their first d bytes; node ni gets them. */
-static bool trie_fill(struct trie *t, const struct tent *e, uint32_t lo, uint32_t hi, uint32_t d,
-                      uint32_t ni) {
-  uint32_t k = lo;
-  while (k < hi && e[k].len == d)
-    k++;
-  t->n[ni].tok0 = lo;
-  t->n[ni].ntok = k - lo;
-  uint32_t groups = 0;
-  for (uint32_t i = k; i < hi; i++)
-    if (i == k || e[i].p[d] != e[i - 1].p[d])
-      groups++;
-  if (groups == 0)
-    return true;
-  uint32_t c0 = t->nn;
-  for (uint32_t gi = 0; gi < groups; gi++) {
-    uint32_t x;
-    if (!trie_node(t, &x))
-      return false;
-  }
-  t->n[ni].child0 = c0;
-  t->n[ni].nchild = groups;
-  uint32_t gi = 0;
-  for (uint32_t i = k; i < hi;) {
-    uint32_t j = i + 1;
-    while (j < hi && e[j].p[d] == e[i].p[d])
-      j++;
-    t->n[c0 + gi].byte = e[i].p[d];
-    if (!trie_fill(t, e, i, j, d + 1, c0 + gi))
-      return false;
-    gi++;
-    i = j;
-  }
-  return true;
-}
-
-static bool trie_build(struct trie *t, struct tent *e, uint32_t n) {
-  memset(t, 0, sizeof(*t));
-  qsort(e, n, sizeof(*e), tent_cmp);
-  t->tok = malloc(((size_t)n + 1) * sizeof(int32_t));
-  t->pay = malloc(((size_t)n + 1) * sizeof(uint32_t));
-  if (!t->tok || !t->pay)
-    return false;
-  for (uint32_t i = 0; i < n; i++) {
-    t->tok[i] = e[i].tok;
-    t->pay[i] = e[i].pay;
-  }
-  t->ntok = n;
-  uint32_t root;
-  return trie_node(t, &root) && trie_fill(t, e, 0, n, 0, root);
-}
-
-static void trie_free(struct trie *t) {
-  free(t->n);
-  free(t->tok);
-  free(t->pay);
-}
-
-void cll_grammar_vocab_free(cll_grammar_vocab *v) {
-  if (!v)
-    return;
-  free(v->flags);
-  free(v->bytes);
-  free(v->off);
-  free(v->eog);
-  trie_free(&v->all);
-  trie_free(&v->exit);
-  for (struct clsidx *c = v->cls, *nx; c; c = nx) {
-    nx = c->next;
-    free(c->pass_bits);
-    free(c->pass_tok);
-    free(c->pass_len);
-    trie_free(&c->exit);
-    free(c);
-  }
-  pthread_mutex_destroy(&v->mu);
-  free(v->pass_bits);
-  free(v->pass_tok);
-  free(v->pass_nch);
-  free(v->pass_sub);
-  free(v);
-}
-
-int32_t cll_grammar_vocab_n(const cll_grammar_vocab *v) { return v->n; }
-
-struct pass_ent {
-  uint32_t len;
-  int32_t tok;
-  uint8_t sub;
-};
-
-static int pass_cmp(const void *a, const void *b) {
-  const struct pass_ent *x = a, *y = b;
-  if (x->len != y->len)
-    return x->len > y->len ? -1 : 1;
-  return x->tok < y->tok ? -1 : x->tok > y->tok;
-}
-
-/* Orders a pass list longest first, so a length limit drops a prefix. */
-static bool sort_pass(int32_t *tok, uint32_t *len, uint8_t *sub, int32_t n) {
-  struct pass_ent *e = malloc(((size_t)n + 1) * sizeof(*e));
-  if (!e)
-    return false;
-  for (int32_t i = 0; i < n; i++)
-    e[i] = (struct pass_ent){len[i], tok[i], sub ? sub[i] : 0};
-  qsort(e, (size_t)n, sizeof(*e), pass_cmp);
-  for (int32_t i = 0; i < n; i++) {
-    tok[i] = e[i].tok;
-    len[i] = e[i].len;
-    if (sub)
-      sub[i] = e[i].sub;
-  }
-  free(e);
-  return true;
-}
-
-/* out |= pass_bits without the leading tokens longer than room (the list
- * is longest first); tmp is scratch of the same size. */
-static void or_pass_within(uint64_t *out, uint64_t *tmp, const uint64_t *pass_bits,
-                           const int32_t *tok, const uint32_t *len, int32_t n, size_t words,
-                           uint32_t room) {
-  memcpy(tmp, pass_bits, words * sizeof(uint64_t));
-  for (int32_t k = 0; k < n && len[k] > room; k++)
-    tmp[tok[k] >> 6] &= ~(1ull << (tok[k] & 63));
-  for (size_t w = 0; w < words; w++)
-    out[w] |= tmp[w];
-}
-
-int cll_grammar_vocab_new_raw(const char *const *piece, const size_t *len, const uint8_t *flags,
-                              int32_t n, cll_grammar_vocab **out) {
-  *out = NULL;
-  if (n <= 0)
-    return CLL_EINVAL;
-  cll_grammar_vocab *v = calloc(1, sizeof(*v));
-  if (!v)
-    return CLL_ENOMEM;
-  v->n = n;
-  pthread_mutex_init(&v->mu, NULL);
-  uint64_t total = 0;
-  for (int32_t i = 0; i < n; i++)
-    total += len[i];
-  size_t words = ((size_t)n + 63) / 64;
-  v->flags = calloc((size_t)n, 1);
-  v->bytes = malloc(total + 1);
-  v->off = malloc(((size_t)n + 1) * sizeof(uint64_t));
-  v->eog = malloc((size_t)n * sizeof(int32_t));
-  v->pass_bits = calloc(words, sizeof(uint64_t));
-  v->pass_tok = malloc((size_t)n * sizeof(int32_t));
-  v->pass_nch = malloc((size_t)n * sizeof(uint32_t));
-  v->pass_sub = malloc((size_t)n);
-  struct tent *ea = malloc((size_t)n * sizeof(*ea));
-  struct tent *ee = malloc((size_t)n * sizeof(*ee));
-  if (!v->flags || !v->bytes || !v->off || !v->eog || !v->pass_bits || !v->pass_tok ||
-      !v->pass_nch || !v->pass_sub || !ea || !ee)
-    goto nomem;
-  uint64_t o = 0;
-  uint32_t na = 0, ne = 0;
-  for (int32_t i = 0; i < n; i++) {
-    v->flags[i] = flags ? flags[i] : 0;
-    v->off[i] = o;
-    if (len[i])
-      memcpy(v->bytes + o, piece[i], len[i]);
-    o += len[i];
-    if (len[i] > v->max_len)
-      v->max_len = len[i] > MAX_TOKEN_BYTES ? MAX_TOKEN_BYTES : (uint32_t)len[i];
-    if (v->flags[i] & CLL_GV_EOG) {
-      v->eog[v->n_eog++] = i;
-      continue;
-    }
-    if ((v->flags[i] & CLL_GV_CONTROL) || len[i] == 0 || len[i] > MAX_TOKEN_BYTES)
-      continue;
-    const uint8_t *p = (const uint8_t *)v->bytes + v->off[i];
-    ea[na++] = (struct tent){p, (uint32_t)len[i], i, 0};
-    /* The string body from sub-state 0 over this token. */
-    uint32_t aux = 0;
-    size_t k = 0;
-    for (; k < len[i]; k++) {
-      if ((aux & 15) == 0 && p[k] == '"')
-        break;
-      aux = str_step(aux, p[k], GE_UNLIMITED);
-      if (aux == STR_FAIL)
-        break;
-    }
-    if (aux == STR_FAIL)
-      continue;
-    if (k == len[i]) {
-      v->pass_bits[i >> 6] |= 1ull << (i & 63);
-      v->pass_tok[v->n_pass] = i;
-      v->pass_nch[v->n_pass] = aux >> 4;
-      v->pass_sub[v->n_pass] = (uint8_t)(aux & 15);
-      v->n_pass++;
-    } else {
-      ee[ne++] = (struct tent){p + k, (uint32_t)(len[i] - k), i, aux >> 4};
-    }
-  }
-  v->off[n] = o;
-  if (!sort_pass(v->pass_tok, v->pass_nch, v->pass_sub, v->n_pass) ||
-      !trie_build(&v->all, ea, na) || !trie_build(&v->exit, ee, ne))
-    goto nomem;
-  free(ea);
-  free(ee);
-  *out = v;
-  return 0;
-nomem:
-  free(ea);
-  free(ee);
-  cll_grammar_vocab_free(v);
-  return CLL_ENOMEM;
-}
-
-int cll_grammar_vocab_new(const cll_tokenizer *t, cll_grammar_vocab **out) {
-  int32_t n = cll_tok_n_vocab(t);
-  if (n <= 0)
-    return CLL_EINVAL;
-  const char **piece = malloc((size_t)n * sizeof(char *));
-  size_t *len = malloc((size_t)n * sizeof(size_t));
-  uint8_t *flags = malloc((size_t)n);
-  int rc = CLL_ENOMEM;
-  if (piece && len && flags) {
-    for (int32_t i = 0; i < n; i++) {
-      flags[i] = 0;
-      if (cll_tok_is_eog(t, i))
-        flags[i] = CLL_GV_EOG;
-      else if (cll_tok_is_control(t, i))
-        flags[i] = CLL_GV_CONTROL;
-      piece[i] = cll_tok_piece(t, i, false, &len[i]);
-    }
-    rc = cll_grammar_vocab_new_raw(piece, len, flags, n, out);
-  }
-  free(piece);
-  free(len);
-  free(flags);
-  return rc;
-}
-
-/* The class index of set (built now if no state asked for it before). */
-static const struct clsidx *vocab_cls(const cll_grammar_vocab *cv, const uint64_t set[4]) {
-  cll_grammar_vocab *v = (cll_grammar_vocab *)cv;
-  pthread_mutex_lock(&v->mu);
-  struct clsidx *c = v->cls;
-  while (c && memcmp(c->set, set, 32) != 0)
-    c = c->next;
-  if (c) {
-    pthread_mutex_unlock(&v->mu);
-    return c;
-  }
-  c = calloc(1, sizeof(*c));
-  struct tent *ee = malloc(((size_t)v->n + 1) * sizeof(*ee));
-  if (c) {
-    memcpy(c->set, set, 32);
-    c->pass_bits = calloc(((size_t)v->n + 63) / 64, sizeof(uint64_t));
-    c->pass_tok = malloc((size_t)v->n * sizeof(int32_t));
-    c->pass_len = malloc((size_t)v->n * sizeof(uint32_t));
-  }
-  bool ok = c && ee && c->pass_bits && c->pass_tok && c->pass_len;
-  uint32_t ne = 0;
-  for (int32_t i = 0; ok && i < v->n; i++) {
-    uint64_t len = v->off[i + 1] - v->off[i];
-    if ((v->flags[i] & (CLL_GV_EOG | CLL_GV_CONTROL)) || len == 0 || len > MAX_TOKEN_BYTES)
-      continue;
-    const uint8_t *p = (const uint8_t *)v->bytes + v->off[i];
-    uint32_t r = 0;
-    while (r < len && set[p[r] >> 6] >> (p[r] & 63) & 1)
-      r++;
-    if (r == len) {
-      c->pass_bits[i >> 6] |= 1ull << (i & 63);
-      c->pass_tok[c->n_pass] = i;
-      c->pass_len[c->n_pass++] = r;
-    } else if (r > 0) {
-      ee[ne++] = (struct tent){p + r, (uint32_t)(len - r), i, r};
-    }
-  }
-  ok = ok && sort_pass(c->pass_tok, c->pass_len, NULL, c->n_pass) &&
-       trie_build(&c->exit, ee, ne);
-  free(ee);
-  if (!ok) {
-    if (c) {
-      free(c->pass_bits);
-      free(c->pass_tok);
-      free(c->pass_len);
-      trie_free(&c->exit);
-      free(c);
-    }
-    pthread_mutex_unlock(&v->mu);
-    return NULL;
-  }
-  c->next = v->cls;
-  v->cls = c;
-  pthread_mutex_unlock(&v->mu);
-  return c;
 }
 
 /* ================================================================ state */
@@ -971,7 +408,7 @@ static bool advance(cll_grammar_state *s, const struct gset *in, uint8_t c, stru
       if (nd.aux < e->b && g->set[e->c][c >> 6] >> (c & 63) & 1)
         expand(s, new_node(s, nd.pos, nd.aux + 1, nd.parent), out);
     } else {
-      uint32_t aux = str_step(nd.aux, c, e->b);
+      uint32_t aux = cll__str_step(nd.aux, c, e->b);
       if (aux != STR_FAIL)
         expand(s, new_node(s, nd.pos, aux, nd.parent), out);
     }
@@ -1041,7 +478,7 @@ int cll_grammar_state_new(const cll_grammar *g, const cll_grammar_vocab *v,
     /* Build the class tables here, off the step, not on a first mask. */
     for (uint32_t p = 0; p < g->n_el; p++)
       if (g->el[p].kind == GE_CLS && !s->cls[g->el[p].c])
-        s->cls[g->el[p].c] = vocab_cls(v, g->set[g->el[p].c]);
+        s->cls[g->el[p].c] = cll__vocab_cls(v, g->set[g->el[p].c]);
   }
   s->active = g->trigger == NULL;
   state_reset(s);
@@ -1196,6 +633,18 @@ int64_t cll_grammar_distance(const cll_grammar_state *s) {
 }
 
 /* ---------------------------------------------------------------- masks */
+
+/* out |= pass_bits without the leading tokens longer than room (the list
+ * is longest first); tmp is scratch of the same size. */
+static void or_pass_within(uint64_t *out, uint64_t *tmp, const uint64_t *pass_bits,
+                           const int32_t *tok, const uint32_t *len, int32_t n, size_t words,
+                           uint32_t room) {
+  memcpy(tmp, pass_bits, words * sizeof(uint64_t));
+  for (int32_t k = 0; k < n && len[k] > room; k++)
+    tmp[tok[k] >> 6] &= ~(1ull << (tok[k] & 63));
+  for (size_t w = 0; w < words; w++)
+    out[w] |= tmp[w];
+}
 
 static inline void bit_set(uint64_t *b, int32_t i) { b[i >> 6] |= 1ull << (i & 63); }
 

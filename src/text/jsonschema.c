@@ -1,6 +1,6 @@
 /* jsonschema.c — JSON schemas (and the regexes of `pattern` and `format`)
  * compiled to grammar rules (see include/cllama/grammar.h for what is
- * supported). Every keyword is either enforced, a known annotation, or an
+ * supported); the regex compiler is in jsonschema_regex.c. Every keyword is either enforced, a known annotation, or an
  * error naming it: nothing is dropped silently.
  *
  * Schemas compile to one rule per schema object, memoised by address, so a
@@ -8,7 +8,7 @@
  * (what is matched is the decoded string, the grammar sees the JSON text:
  * quotes, backslashes and control characters become their escapes) or in
  * "raw" mode for our own number syntax. */
-#include "grammar_internal.h"
+#include "jsonschema_internal.h"
 #include "cllama/util.h"
 
 #include <math.h>
@@ -16,22 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { C_WS = 0, C_ANY = 1, C_UTF8 = 2, C_STRING = 3 };
-
-struct memo {
-  const json_t *s;
-  uint32_t rule;
-};
-
-struct sctx {
-  struct cll__gb *b;
-  const json_t *root;
-  struct memo *memo;
-  uint32_t n_memo, cap_memo;
-  int depth;
-};
-
-static int fail(struct sctx *c, int code, const char *fmt, const char *arg) {
+int cll__schema_fail(struct sctx *c, int code, const char *fmt, const char *arg) {
   return cll__gb_fail(c->b, code, fmt, arg);
 }
 
@@ -60,7 +45,7 @@ uint32_t cll__schema_ws(struct cll__gb *b) {
 }
 
 /* One multi-byte UTF-8 character (well-formed: no overlongs, surrogates). */
-static uint32_t utf8_multi(struct cll__gb *b) {
+uint32_t cll__schema_utf8(struct cll__gb *b) {
   if (b->cache[C_UTF8] != UINT32_MAX)
     return b->cache[C_UTF8];
   static const uint8_t seqs[][4][2] = {
@@ -93,485 +78,6 @@ static uint32_t str_rule(struct cll__gb *b, uint32_t min, uint32_t max) {
   cll__gb_alt(b, r, &s);
   return r;
 }
-
-/* ================================================================ regex */
-
-struct rx {
-  struct sctx *c;
-  const char *p, *end;
-  bool str; /* string mode: emit the JSON-escaped form of each character */
-};
-
-struct cclass {
-  uint64_t ascii[2]; /* code points 0..127 */
-  uint32_t lit[32];  /* non-ASCII single code points */
-  int n_lit;
-  bool neg, multi; /* multi: every non-ASCII character (., negated class) */
-};
-
-static int rx_fail(struct rx *r, const char *why) {
-  char msg[400];
-  snprintf(msg, sizeof(msg), "unsupported JSON schema pattern: %s in \"%.*s\"", why,
-           (int)(r->end - r->p > 200 ? 200 : r->end - r->p), r->p);
-  return cll__gb_fail(r->c->b, CLL_EUNSUPPORTED, "%s", msg);
-}
-
-static void cc_add(struct cclass *k, uint32_t lo, uint32_t hi) {
-  for (uint32_t c = lo; c <= hi && c < 128; c++)
-    k->ascii[c >> 6] |= 1ull << (c & 63);
-}
-
-static bool cc_has(const struct cclass *k, uint32_t c) { return k->ascii[c >> 6] >> (c & 63) & 1; }
-
-static void cc_escape(struct cclass *k, char e) {
-  switch (e) {
-  case 'd':
-    cc_add(k, '0', '9');
-    break;
-  case 'w':
-    cc_add(k, '0', '9');
-    cc_add(k, 'a', 'z');
-    cc_add(k, 'A', 'Z');
-    cc_add(k, '_', '_');
-    break;
-  case 's':
-    cc_add(k, ' ', ' ');
-    cc_add(k, '\t', '\r');
-    break;
-  }
-}
-
-/* Decodes one UTF-8 code point at *p (advancing it). */
-static uint32_t utf8_next(const char **p, const char *end) {
-  const uint8_t *s = (const uint8_t *)*p;
-  uint32_t c = s[0];
-  int n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-  if ((const char *)s + n > end)
-    n = 1;
-  if (n == 2)
-    c = (c & 0x1F) << 6 | (s[1] & 0x3F);
-  else if (n == 3)
-    c = (c & 0x0F) << 12 | (uint32_t)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
-  else if (n == 4)
-    c = (c & 0x07) << 18 | (uint32_t)(s[1] & 0x3F) << 12 | (uint32_t)(s[2] & 0x3F) << 6 |
-        (s[3] & 0x3F);
-  *p += n;
-  return c;
-}
-
-static size_t utf8_put(uint32_t c, char *o) {
-  if (c < 0x80) {
-    o[0] = (char)c;
-    return 1;
-  }
-  if (c < 0x800) {
-    o[0] = (char)(0xC0 | c >> 6);
-    o[1] = (char)(0x80 | (c & 0x3F));
-    return 2;
-  }
-  if (c < 0x10000) {
-    o[0] = (char)(0xE0 | c >> 12);
-    o[1] = (char)(0x80 | (c >> 6 & 0x3F));
-    o[2] = (char)(0x80 | (c & 0x3F));
-    return 3;
-  }
-  o[0] = (char)(0xF0 | c >> 18);
-  o[1] = (char)(0x80 | (c >> 12 & 0x3F));
-  o[2] = (char)(0x80 | (c >> 6 & 0x3F));
-  o[3] = (char)(0x80 | (c & 0x3F));
-  return 4;
-}
-
-/* The JSON text of one character inside a string. */
-static size_t json_char(uint32_t c, char *o) {
-  switch (c) {
-  case '"':
-    return (size_t)snprintf(o, 8, "\\\"");
-  case '\\':
-    return (size_t)snprintf(o, 8, "\\\\");
-  case '\n':
-    return (size_t)snprintf(o, 8, "\\n");
-  case '\t':
-    return (size_t)snprintf(o, 8, "\\t");
-  case '\r':
-    return (size_t)snprintf(o, 8, "\\r");
-  case '\b':
-    return (size_t)snprintf(o, 8, "\\b");
-  case '\f':
-    return (size_t)snprintf(o, 8, "\\f");
-  default:
-    if (c < 0x20)
-      return (size_t)snprintf(o, 8, "\\u%04x", (unsigned)c);
-    return utf8_put(c, o);
-  }
-}
-
-/* Appends class k to s: inline when it is one byte set, else as a rule. */
-static void cc_emit(struct rx *r, struct cclass *k, struct cll__gseq *s) {
-  struct cll__gb *b = r->c->b;
-  if (k->neg) {
-    k->ascii[0] = ~k->ascii[0];
-    k->ascii[1] = ~k->ascii[1];
-    k->multi = true;
-    if (k->n_lit)
-      rx_fail(r, "a negated class with non-ASCII characters");
-  }
-  uint64_t plain[4] = {0};
-  bool extra = k->multi || k->n_lit > 0;
-  for (uint32_t c = 0; c < 128; c++) {
-    if (!cc_has(k, c))
-      continue;
-    if (r->str && (c < 0x20 || c == '"' || c == '\\')) {
-      extra = true;
-      continue;
-    }
-    plain[c >> 6] |= 1ull << (c & 63);
-  }
-  bool any_plain = plain[0] || plain[1];
-  if (!extra) {
-    if (!any_plain)
-      rx_fail(r, "an empty character class");
-    cll__gseq_set(b, s, plain);
-    return;
-  }
-  uint32_t rule = cll__gb_rule(b);
-  struct cll__gseq t = {0};
-  if (any_plain) {
-    cll__gseq_set(b, &t, plain);
-    cll__gb_alt(b, rule, &t);
-  }
-  char tmp[8];
-  if (r->str) {
-    /* Escaped forms; of the control characters only \n \t \r. */
-    static const uint32_t esc[] = {'"', '\\', '\n', '\t', '\r'};
-    for (size_t i = 0; i < CLL_ARRAY_LEN(esc); i++) {
-      if (!cc_has(k, esc[i]))
-        continue;
-      cll__gseq_lit(b, &t, tmp, json_char(esc[i], tmp));
-      cll__gb_alt(b, rule, &t);
-    }
-  }
-  for (int i = 0; i < k->n_lit; i++) {
-    cll__gseq_lit(b, &t, tmp, utf8_put(k->lit[i], tmp));
-    cll__gb_alt(b, rule, &t);
-  }
-  if (k->multi && r->str) {
-    cll__gseq_ref(b, &t, utf8_multi(b));
-    cll__gb_alt(b, rule, &t);
-  }
-  cll__gseq_ref(b, s, rule);
-}
-
-static uint32_t rx_alt(struct rx *r, int depth);
-
-
-/* An escape after '\' as a code point, or a class (returns false). */
-static bool rx_escape(struct rx *r, uint32_t *cp, struct cclass *k) {
-  if (r->p >= r->end) {
-    rx_fail(r, "a trailing backslash");
-    return true;
-  }
-  char e = *r->p++;
-  switch (e) {
-  case 'd':
-  case 'w':
-  case 's':
-    cc_escape(k, e);
-    return false;
-  case 'D':
-  case 'W':
-  case 'S':
-    cc_escape(k, (char)(e + 32));
-    k->neg = true;
-    return false;
-  case 'n':
-    *cp = '\n';
-    return true;
-  case 't':
-    *cp = '\t';
-    return true;
-  case 'r':
-    *cp = '\r';
-    return true;
-  case 'f':
-    *cp = '\f';
-    return true;
-  case 'v':
-    *cp = '\v';
-    return true;
-  case 'x':
-  case 'u': {
-    int n = e == 'x' ? 2 : 4;
-    uint32_t v = 0;
-    for (int i = 0; i < n; i++) {
-      int h = r->p < r->end ? cll_hex_digit(*r->p) : -1;
-      if (h < 0) {
-        rx_fail(r, "a malformed \\x or \\u escape");
-        return true;
-      }
-      v = v * 16 + (uint32_t)h;
-      r->p++;
-    }
-    *cp = v;
-    return true;
-  }
-  default:
-    if ((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z') || (e >= '0' && e <= '9')) {
-      char w[40];
-      snprintf(w, sizeof(w), "the escape \\%c", e);
-      rx_fail(r, w);
-      return true;
-    }
-    r->p--;
-    *cp = utf8_next(&r->p, r->end);
-    return true;
-  }
-}
-
-static void rx_class(struct rx *r, struct cclass *k) {
-  if (r->p < r->end && *r->p == '^') {
-    k->neg = true;
-    r->p++;
-  }
-  bool first = true;
-  while (r->p < r->end && (*r->p != ']' || first)) {
-    first = false;
-    uint32_t lo;
-    struct cclass sub = {0};
-    if (*r->p == '\\') {
-      r->p++;
-      if (!rx_escape(r, &lo, &sub)) {
-        if (sub.neg)
-          rx_fail(r, "a negated escape inside a class");
-        k->ascii[0] |= sub.ascii[0];
-        k->ascii[1] |= sub.ascii[1];
-        continue;
-      }
-    } else {
-      lo = utf8_next(&r->p, r->end);
-    }
-    uint32_t hi = lo;
-    if (r->p + 1 < r->end && *r->p == '-' && r->p[1] != ']') {
-      r->p++;
-      if (*r->p == '\\') {
-        r->p++;
-        if (!rx_escape(r, &hi, &sub))
-          rx_fail(r, "a class escape as a range end");
-      } else {
-        hi = utf8_next(&r->p, r->end);
-      }
-    }
-    if (hi < lo)
-      rx_fail(r, "a reversed range");
-    else if (hi >= 128 && lo != hi)
-      rx_fail(r, "a non-ASCII range");
-    else if (lo >= 128) {
-      if (k->n_lit < (int)CLL_ARRAY_LEN(k->lit))
-        k->lit[k->n_lit++] = lo;
-      else
-        rx_fail(r, "too many non-ASCII characters in a class");
-    } else {
-      cc_add(k, lo, hi);
-    }
-  }
-  if (r->p >= r->end)
-    rx_fail(r, "an unclosed class");
-  else
-    r->p++;
-}
-
-/* Parses a quantifier at r->p; returns false when there is none. */
-static bool rx_quant(struct rx *r, uint32_t *mn, uint32_t *mx) {
-  if (r->p >= r->end)
-    return false;
-  char q = *r->p;
-  if (q == '*' || q == '+' || q == '?') {
-    r->p++;
-    *mn = q == '+' ? 1 : 0;
-    *mx = q == '?' ? 1 : GE_UNLIMITED;
-  } else if (q == '{') {
-    const char *p = r->p + 1;
-    char *e;
-    unsigned long a = strtoul(p, &e, 10);
-    if (e == p)
-      return false;
-    unsigned long z = a;
-    if (*e == ',') {
-      p = e + 1;
-      if (*p == '}') {
-        z = GE_UNLIMITED;
-        e = (char *)p;
-      } else {
-        z = strtoul(p, &e, 10);
-        if (e == p)
-          return false;
-      }
-    }
-    if (*e != '}')
-      return false;
-    if (a > 10000 || (z != GE_UNLIMITED && (z > 10000 || z < a))) {
-      rx_fail(r, "a repetition bound over 10000 or reversed");
-      return false;
-    }
-    r->p = e + 1;
-    *mn = (uint32_t)a;
-    *mx = (uint32_t)z;
-  } else {
-    return false;
-  }
-  if (r->p < r->end && (*r->p == '?' || *r->p == '+'))
-    r->p++; /* lazy/possessive: the same language */
-  return true;
-}
-
-static void rx_concat(struct rx *r, struct cll__gseq *s, int depth) {
-  struct cll__gb *b = r->c->b;
-  while (r->p < r->end && *r->p != '|' && *r->p != ')' && !b->rc) {
-    struct cll__gseq atom = {0};
-    char ch = *r->p;
-    if (ch == '(') {
-      r->p++;
-      if (r->p < r->end && *r->p == '?') {
-        if (r->p + 1 < r->end && r->p[1] == ':')
-          r->p += 2;
-        else if (r->p + 2 < r->end && (r->p[1] == 'P' || r->p[1] == '<') &&
-                 r->p[1 + (r->p[1] == 'P')] == '<' && r->p[2 + (r->p[1] == 'P')] != '=' &&
-                 r->p[2 + (r->p[1] == 'P')] != '!') {
-          const char *gt = memchr(r->p, '>', (size_t)(r->end - r->p));
-          if (!gt) {
-            rx_fail(r, "an unclosed group name");
-            break;
-          }
-          r->p = gt + 1;
-        } else {
-          rx_fail(r, "a lookaround or inline flag");
-          break;
-        }
-      }
-      uint32_t g = rx_alt(r, depth + 1);
-      if (r->p >= r->end || *r->p != ')') {
-        rx_fail(r, "an unclosed group");
-        break;
-      }
-      r->p++;
-      cll__gseq_ref(b, &atom, g);
-    } else if (ch == '[') {
-      r->p++;
-      struct cclass k = {0};
-      rx_class(r, &k);
-      cc_emit(r, &k, &atom);
-    } else if (ch == '.') {
-      r->p++;
-      struct cclass k = {0};
-      cc_add(&k, 0, 127);
-      k.ascii[0] &= ~(1ull << '\n');
-      k.multi = true;
-      cc_emit(r, &k, &atom);
-    } else if (ch == '^' || ch == '$') {
-      rx_fail(r, "an anchor inside the pattern");
-      break;
-    } else if (ch == '*' || ch == '+' || ch == '?' ) {
-      rx_fail(r, "a quantifier with nothing to repeat");
-      break;
-    } else {
-      uint32_t cp;
-      struct cclass k = {0};
-      bool lit = true;
-      if (ch == '\\') {
-        r->p++;
-        lit = rx_escape(r, &cp, &k);
-      } else {
-        cp = utf8_next(&r->p, r->end);
-      }
-      if (lit) {
-        char tmp[8];
-        size_t n = r->str ? json_char(cp, tmp) : utf8_put(cp, tmp);
-        cll__gseq_lit(b, &atom, tmp, n);
-      } else {
-        cc_emit(r, &k, &atom);
-      }
-    }
-    uint32_t mn, mx;
-    bool quant = rx_quant(r, &mn, &mx);
-    if (quant && atom.n == 1 && atom.el[0].kind == GE_CHR) {
-      cll__gseq_cls(b, s, atom.el[0].a, mn, mx); /* one byte set repeated: counted */
-      cll__gseq_free(&atom);
-    } else if (quant) {
-      uint32_t unit = cll__gb_rule(b);
-      cll__gb_alt(b, unit, &atom);
-      cll__gseq_ref(b, s, cll__gb_repeat(b, unit, mn, mx));
-    } else {
-      for (uint32_t i = 0; i < atom.n; i++)
-        cll__gseq_push(b, s, atom.el[i].kind, atom.el[i].a, atom.el[i].b);
-      cll__gseq_free(&atom);
-    }
-  }
-}
-
-static uint32_t rx_alt(struct rx *r, int depth) {
-  struct cll__gb *b = r->c->b;
-  uint32_t rule = cll__gb_rule(b);
-  if (depth > 64) {
-    rx_fail(r, "groups nested too deeply");
-    return rule;
-  }
-  for (;;) {
-    struct cll__gseq s = {0};
-    rx_concat(r, &s, depth);
-    cll__gb_alt(b, rule, &s);
-    if (r->p < r->end && *r->p == '|' && !b->rc) {
-      r->p++;
-      continue;
-    }
-    break;
-  }
-  return rule;
-}
-
-/* A rule for what the pattern matches (JSON-escaped in string mode, with
- * the search semantics of JSON Schema: unanchored ends may have anything). */
-static uint32_t regex_rule(struct sctx *c, const char *pat, size_t n, bool str) {
-  struct cll__gb *b = c->b;
-  struct rx r = {c, pat, pat + n, str};
-  bool bol = n > 0 && pat[0] == '^';
-  if (bol)
-    r.p++;
-  bool eol = false;
-  if (r.end > r.p && r.end[-1] == '$') {
-    size_t bs = 0;
-    for (const char *q = r.end - 2; q >= r.p && *q == '\\'; q--)
-      bs++;
-    if (bs % 2 == 0) {
-      eol = true;
-      r.end--;
-    }
-  }
-  uint32_t body = rx_alt(&r, 0);
-  if (r.p < r.end && !b->rc)
-    rx_fail(&r, "an unbalanced ')'");
-  uint32_t rule = cll__gb_rule(b);
-  struct cll__gseq s = {0};
-  if (!bol && str)
-    cll__gseq_push(b, &s, GE_STR, 0, GE_UNLIMITED);
-  cll__gseq_ref(b, &s, body);
-  if (!eol && str)
-    cll__gseq_push(b, &s, GE_STR, 0, GE_UNLIMITED);
-  cll__gb_alt(b, rule, &s);
-  return rule;
-}
-
-static uint32_t regex_str(struct sctx *c, const char *pat) {
-  struct cll__gb *b = c->b;
-  uint32_t body = regex_rule(c, pat, strlen(pat), true);
-  uint32_t r = cll__gb_rule(b);
-  struct cll__gseq s = {0};
-  cll__gseq_lit(b, &s, "\"", 1);
-  cll__gseq_ref(b, &s, body);
-  cll__gseq_lit(b, &s, "\"", 1);
-  cll__gb_alt(b, r, &s);
-  return r;
-}
-
 /* ================================================================ numbers */
 
 #define NUM_RX "-?(?:0|[1-9][0-9]{0,15})(?:\\.[0-9]{1,16})?(?:[eE][+-]?[0-9]{1,2})?"
@@ -737,7 +243,7 @@ static uint32_t any_value(struct sctx *c) {
   cll__gseq_ref(b, &s, ws);
   cll__gseq_lit(b, &s, "]", 1);
   cll__gb_alt(b, arr, &s);
-  uint32_t parts[] = {obj, arr, str, regex_rule(c, NUM_RX, strlen(NUM_RX), false),
+  uint32_t parts[] = {obj, arr, str, cll__regex_rule(c, NUM_RX, strlen(NUM_RX), false),
                       cll__gb_lit_rule(b, "true", 4), cll__gb_lit_rule(b, "false", 5),
                       cll__gb_lit_rule(b, "null", 4)};
   for (size_t i = 0; i < CLL_ARRAY_LEN(parts); i++) {
@@ -829,11 +335,11 @@ static int compile_object(struct sctx *c, const json_t *s, uint32_t *out) {
   const json_t *req = json_object_get(s, "required");
   const json_t *addl = json_object_get(s, "additionalProperties");
   if (props && !json_is_object(props))
-    return fail(c, CLL_EINVAL, "invalid JSON schema: %s must be an object", "properties");
+    return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be an object", "properties");
   if (req && !json_is_array(req))
-    return fail(c, CLL_EINVAL, "invalid JSON schema: %s must be an array", "required");
+    return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be an array", "required");
   if (addl && !json_is_boolean(addl) && !json_is_object(addl))
-    return fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a boolean or a schema",
+    return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a boolean or a schema",
                 "additionalProperties");
   size_t np = json_object_size(props), nr = json_array_size(req);
   size_t cap = np + nr + 1;
@@ -843,7 +349,7 @@ static int compile_object(struct sctx *c, const json_t *s, uint32_t *out) {
   size_t n = 0;
   int rc = 0;
   if (!keys || !val || !must) {
-    rc = fail(c, CLL_ENOMEM, "%s", "out of memory");
+    rc = cll__schema_fail(c, CLL_ENOMEM, "%s", "out of memory");
     goto done;
   }
   const char *k;
@@ -853,7 +359,7 @@ static int compile_object(struct sctx *c, const json_t *s, uint32_t *out) {
     keys[n] = ks ? json_dumps(ks, JSON_ENCODE_ANY) : NULL;
     json_decref(ks);
     if (!keys[n]) {
-      rc = fail(c, CLL_EINVAL, "invalid JSON schema: property name %s is not valid UTF-8", "");
+      rc = cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: property name %s is not valid UTF-8", "");
       goto done;
     }
     if ((rc = compile(c, v, &val[n])) != 0)
@@ -867,7 +373,7 @@ static int compile_object(struct sctx *c, const json_t *s, uint32_t *out) {
   for (size_t i = 0; i < nr; i++) {
     const json_t *rn = json_array_get(req, i);
     if (!json_is_string(rn)) {
-      rc = fail(c, CLL_EINVAL, "invalid JSON schema: %s must hold strings", "required");
+      rc = cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must hold strings", "required");
       goto done;
     }
     if (json_object_get(props, json_string_value(rn)))
@@ -876,14 +382,14 @@ static int compile_object(struct sctx *c, const json_t *s, uint32_t *out) {
     keys[n] = ks ? json_dumps(ks, JSON_ENCODE_ANY) : NULL;
     json_decref(ks);
     if (!keys[n]) {
-      rc = fail(c, CLL_ENOMEM, "%s", "out of memory");
+      rc = cll__schema_fail(c, CLL_ENOMEM, "%s", "out of memory");
       goto done;
     }
     if (json_is_object(addl)) {
       if ((rc = compile(c, addl, &val[n])) != 0)
         goto done;
     } else if (json_is_false(addl)) {
-      rc = fail(c, CLL_EINVAL,
+      rc = cll__schema_fail(c, CLL_EINVAL,
                 "invalid JSON schema: required property \"%s\" is not allowed by "
                 "additionalProperties false",
                 json_string_value(rn));
@@ -987,11 +493,11 @@ static bool get_count(struct sctx *c, const json_t *s, const char *key, uint32_t
     return true;
   double d = json_number_value(x);
   if (!json_is_number(x) || d < 0 || d != floor(d)) {
-    fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a non-negative integer", key);
+    cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a non-negative integer", key);
     return false;
   }
   if (d > 10000) {
-    fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema: %s over 10000", key);
+    cll__schema_fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema: %s over 10000", key);
     return false;
   }
   *v = (uint32_t)d;
@@ -1003,10 +509,10 @@ static int compile_array(struct sctx *c, const json_t *s, uint32_t *out) {
   const json_t *items = json_object_get(s, "items");
   const json_t *prefix = json_object_get(s, "prefixItems");
   if (items && !json_is_object(items) && !json_is_boolean(items))
-    return fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema: %s must be a schema or a boolean",
+    return cll__schema_fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema: %s must be a schema or a boolean",
                 "items");
   if (prefix && !json_is_array(prefix))
-    return fail(c, CLL_EINVAL, "invalid JSON schema: %s must be an array", "prefixItems");
+    return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be an array", "prefixItems");
   uint32_t mn = 0, mx = GE_UNLIMITED;
   if (!get_count(c, s, "minItems", &mn) || !get_count(c, s, "maxItems", &mx))
     return b->rc;
@@ -1014,7 +520,7 @@ static int compile_array(struct sctx *c, const json_t *s, uint32_t *out) {
   if (json_is_false(items) && mx > np)
     mx = np;
   if (mx != GE_UNLIMITED && mn > mx)
-    return fail(c, CLL_EINVAL, "invalid JSON schema: %s is greater than maxItems", "minItems");
+    return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s is greater than maxItems", "minItems");
   uint32_t item = 0;
   if (json_is_object(items)) {
     int rc = compile(c, items, &item);
@@ -1102,29 +608,29 @@ static int compile_string(struct sctx *c, const json_t *s, uint32_t *out) {
   bool lengths = json_object_get(s, "minLength") || json_object_get(s, "maxLength");
   if (pat || fmt) {
     if (pat && fmt)
-      return fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema: %s together with format",
+      return cll__schema_fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema: %s together with format",
                   "pattern");
     if (lengths)
-      return fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema: %s together with pattern or "
+      return cll__schema_fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema: %s together with pattern or "
                   "format", json_object_get(s, "minLength") ? "minLength" : "maxLength");
     if (pat) {
       if (!json_is_string(pat))
-        return fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a string", "pattern");
-      *out = regex_str(c, json_string_value(pat));
+        return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a string", "pattern");
+      *out = cll__regex_str(c, json_string_value(pat));
       return c->b->rc;
     }
     if (!json_is_string(fmt))
-      return fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a string", "format");
+      return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a string", "format");
     for (size_t i = 0; i < CLL_ARRAY_LEN(formats); i++)
       if (strcmp(formats[i].name, json_string_value(fmt)) == 0) {
-        *out = regex_str(c, formats[i].rx);
+        *out = cll__regex_str(c, formats[i].rx);
         return c->b->rc;
       }
-    return fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema format: \"%s\"",
+    return cll__schema_fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema format: \"%s\"",
                 json_string_value(fmt));
   }
   if (mx != GE_UNLIMITED && mn > mx)
-    return fail(c, CLL_EINVAL, "invalid JSON schema: %s is greater than maxLength", "minLength");
+    return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s is greater than maxLength", "minLength");
   *out = str_rule(c->b, mn, mx);
   return c->b->rc;
 }
@@ -1144,7 +650,7 @@ static bool bound(struct sctx *c, const json_t *s, const char *key, bool upper, 
     return true;
   }
   if (!json_is_number(x)) {
-    fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a number", key);
+    cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a number", key);
     return false;
   }
   double d = json_number_value(x);
@@ -1174,10 +680,10 @@ static int compile_integer(struct sctx *c, const json_t *s, uint32_t *out) {
       return c->b->rc;
   }
   if (lo > hi)
-    return fail(c, CLL_EINVAL, "invalid JSON schema: %s allows no integer",
+    return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s allows no integer",
                 "minimum/maximum");
   if (!any)
-    *out = regex_rule(c, INT_RX, strlen(INT_RX), false);
+    *out = cll__regex_rule(c, INT_RX, strlen(INT_RX), false);
   else
     *out = int_range(c->b, lo, hi);
   return c->b->rc;
@@ -1234,9 +740,9 @@ static int type_rule(struct sctx *c, const json_t *s, const char *t, uint32_t *o
                                      "exclusiveMaximum"};
     for (size_t i = 0; i < CLL_ARRAY_LEN(nk); i++)
       if (json_object_get(s, nk[i]))
-        return fail(c, CLL_EUNSUPPORTED,
+        return cll__schema_fail(c, CLL_EUNSUPPORTED,
                     "unsupported JSON schema keyword: %s (only integers can have bounds)", nk[i]);
-    *out = regex_rule(c, NUM_RX, strlen(NUM_RX), false);
+    *out = cll__regex_rule(c, NUM_RX, strlen(NUM_RX), false);
     return b->rc;
   }
   if (strcmp(t, "boolean") == 0) {
@@ -1252,7 +758,7 @@ static int type_rule(struct sctx *c, const json_t *s, const char *t, uint32_t *o
     *out = cll__gb_lit_rule(b, "null", 4);
     return b->rc;
   }
-  return fail(c, CLL_EINVAL, "invalid JSON schema: unknown type \"%s\"", t);
+  return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: unknown type \"%s\"", t);
 }
 
 static int compile_body(struct sctx *c, const json_t *s, uint32_t r) {
@@ -1266,10 +772,10 @@ static int compile_body(struct sctx *c, const json_t *s, uint32_t r) {
     if (in_list(k, annotations, CLL_ARRAY_LEN(annotations)))
       continue;
     if (!in_list(k, keywords, CLL_ARRAY_LEN(keywords)))
-      return fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema keyword: %s", k);
+      return cll__schema_fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema keyword: %s", k);
     if (strcmp(k, "uniqueItems") == 0) {
       if (json_is_true(v))
-        return fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema keyword: %s", k);
+        return cll__schema_fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema keyword: %s", k);
       continue;
     }
     if (strcmp(k, "$ref") && strcmp(k, "anyOf") && strcmp(k, "oneOf") && strcmp(k, "enum") &&
@@ -1290,14 +796,14 @@ static int compile_body(struct sctx *c, const json_t *s, uint32_t r) {
   const json_t *cn = json_object_get(s, "const");
   int n_comb = !!ref + !!any + !!one + !!en + !!cn;
   if (n_comb > 1 || (n_comb && n_constraint && !en && !cn))
-    return fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema: %s combined with other keywords",
+    return cll__schema_fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema: %s combined with other keywords",
                 ref ? "$ref" : any ? "anyOf" : one ? "oneOf" : en ? "enum" : "const");
   if (ref) {
     if (!json_is_string(ref))
-      return fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a string", "$ref");
+      return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a string", "$ref");
     const json_t *t = resolve_ref(c->root, json_string_value(ref));
     if (!t)
-      return fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema $ref: \"%s\" (only local "
+      return cll__schema_fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema $ref: \"%s\" (only local "
                   "references like #/$defs/name)", json_string_value(ref));
     uint32_t tr = 0;
     int rc = compile(c, t, &tr);
@@ -1310,7 +816,7 @@ static int compile_body(struct sctx *c, const json_t *s, uint32_t r) {
   if (any || one) {
     const json_t *l = any ? any : one;
     if (!json_is_array(l) || json_array_size(l) == 0)
-      return fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a non-empty array",
+      return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a non-empty array",
                   any ? "anyOf" : "oneOf");
     for (size_t i = 0; i < json_array_size(l); i++) {
       uint32_t ar = 0;
@@ -1324,7 +830,7 @@ static int compile_body(struct sctx *c, const json_t *s, uint32_t r) {
   }
   if (en || cn) {
     if (en && (!json_is_array(en) || json_array_size(en) == 0))
-      return fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a non-empty array", "enum");
+      return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a non-empty array", "enum");
     size_t n = en ? json_array_size(en) : 1;
     for (size_t i = 0; i < n; i++) {
       cll__gseq_ref(b, &q, literal_rule(c, en ? json_array_get(en, i) : cn));
@@ -1340,13 +846,13 @@ static int compile_body(struct sctx *c, const json_t *s, uint32_t r) {
   } else if (json_is_array(type)) {
     for (size_t i = 0; i < json_array_size(type) && nt < CLL_ARRAY_LEN(types); i++) {
       if (!json_is_string(json_array_get(type, i)))
-        return fail(c, CLL_EINVAL, "invalid JSON schema: %s must hold strings", "type");
+        return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must hold strings", "type");
       types[nt++] = json_string_value(json_array_get(type, i));
     }
     if (nt == 0)
-      return fail(c, CLL_EINVAL, "invalid JSON schema: %s is empty", "type");
+      return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s is empty", "type");
   } else if (type) {
-    return fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a string or an array", "type");
+    return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a string or an array", "type");
   } else if (json_object_get(s, "properties") || json_object_get(s, "required") ||
              json_object_get(s, "additionalProperties")) {
     types[nt++] = "object";
@@ -1384,7 +890,7 @@ static int compile(struct sctx *c, const json_t *s, uint32_t *out) {
     return b->rc;
   }
   if (!json_is_object(s))
-    return fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema: %s (a schema must be an object "
+    return cll__schema_fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema: %s (a schema must be an object "
                 "or true)", json_is_false(s) ? "false" : "a non-object");
   for (uint32_t i = 0; i < c->n_memo; i++)
     if (c->memo[i].s == s) {
@@ -1392,14 +898,14 @@ static int compile(struct sctx *c, const json_t *s, uint32_t *out) {
       return 0;
     }
   if (++c->depth > 200)
-    return fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema: %s", "nested too deeply");
+    return cll__schema_fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema: %s", "nested too deeply");
   uint32_t r = cll__gb_rule(b);
   void *m = c->memo;
   if (c->n_memo == c->cap_memo) {
     uint32_t cap = c->cap_memo ? c->cap_memo * 2 : 32;
     m = realloc(c->memo, cap * sizeof(*c->memo));
     if (!m)
-      return fail(c, CLL_ENOMEM, "%s", "out of memory");
+      return cll__schema_fail(c, CLL_ENOMEM, "%s", "out of memory");
     c->memo = m;
     c->cap_memo = cap;
   }
