@@ -1,82 +1,30 @@
 /* push.c — POST /api/push (OLLAMA_API.md §1.12): validates the request and
  * streams the push's progress (src/registry/push.c) as Ollama's
  * ProgressResponse lines, or answers once at the end with stream false. */
-#include "cllama/api.h"
+#include "progress.h"
 #include "cllama/push.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 struct push_req {
-  cll_request *req;
+  cll__progress pg; /* the answer: NDJSON lines or one object */
   cll_push *p;
-  bool stream, started, finished;
 };
-
-static json_t *event_json(const cll_pull_event *ev) {
-  if (ev->error)
-    return json_pack("{s:s}", "error", ev->error);
-  json_t *o = json_pack("{s:s}", "status", ev->status ? ev->status : "");
-  if (ev->digest)
-    json_object_set_new(o, "digest", json_string(ev->digest));
-  if (ev->total)
-    json_object_set_new(o, "total", json_integer(ev->total));
-  if (ev->completed)
-    json_object_set_new(o, "completed", json_integer(ev->completed));
-  return o;
-}
-
-static void write_line(struct push_req *pr, json_t *o) {
-  char *s = json_dumps(o, JSON_COMPACT);
-  if (s) {
-    size_t n = strlen(s);
-    s[n] = '\n';
-    cll_stream_write(pr->req, s, n + 1);
-    free(s);
-  }
-}
 
 static void on_push_event(const cll_pull_event *ev, void *arg) {
   struct push_req *pr = arg;
-  if (!ev->done) {
-    if (pr->stream) {
-      if (!pr->started) {
-        cll_stream_start(pr->req, 200, "application/x-ndjson");
-        pr->started = true;
-      }
-      json_t *o = event_json(ev);
-      write_line(pr, o);
-      json_decref(o);
-    }
-    return;
-  }
-  pr->finished = true;
-  json_t *o = event_json(ev);
-  if (pr->started) {
-    write_line(pr, o);
-    json_decref(o);
-    cll_stream_end(pr->req);
-  } else {
-    cll_api_json(pr->req, ev->error ? 500 : 200, o);
-  }
-  free(pr);
+  if (cll__progress_event(&pr->pg, ev))
+    free(pr); /* the last event: the registry forgets us after this call */
 }
 
 static void on_push_cancel(cll_request *req, int reason, void *ud) {
   struct push_req *pr = ud;
-  if (pr->finished)
+  if (pr->pg.finished)
     return;
-  pr->finished = true;
+  pr->pg.finished = true;
   cll_registry_push_cancel(pr->p);
-  const char *msg = reason == CLL_CANCEL_SHUTDOWN ? "server is shutting down" : "request canceled";
-  if (pr->started) {
-    json_t *o = json_pack("{s:s}", "error", msg);
-    write_line(pr, o);
-    json_decref(o);
-    cll_stream_end(req);
-  } else {
-    cll_api_error(req, reason == CLL_CANCEL_SHUTDOWN ? 503 : 499, msg);
-  }
+  cll__progress_cancel(&pr->pg, reason);
   free(pr);
 }
 
@@ -113,8 +61,8 @@ static void on_push(cll_request *req, void *ud) {
     cll_api_error(req, 500, "out of memory");
     goto out;
   }
-  pr->req = req;
-  pr->stream = stream == 1;
+  pr->pg.req = req;
+  pr->pg.stream = stream == 1;
   cll_registry_opts opts;
   cll_registry_opts_defaults(&opts);
   if (api->cfg->push_part_bytes > 0) /* CLLAMA_PUSH_PART_BYTES, validated in cll_config */
