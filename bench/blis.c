@@ -45,8 +45,10 @@ static double sgemm_gflops(int64_t m, int64_t n, int64_t k, int threads) {
     free(a), free(b), free(c);
     return 0.0;
   }
-  for (int64_t i = 0; i < m * k; i++) a[i] = (float)((i * 7) % 13) * 0.01f;
-  for (int64_t i = 0; i < k * n; i++) b[i] = (float)((i * 5) % 11) * 0.01f;
+  for (int64_t i = 0; i < m * k; i++)
+    a[i] = (float)((i * 7) % 13) * 0.01f;
+  for (int64_t i = 0; i < k * n; i++)
+    b[i] = (float)((i * 5) % 11) * 0.01f;
   rntm_t rntm = BLIS_RNTM_INITIALIZER;
   bli_rntm_set_num_threads(threads, &rntm);
   float one = 1.0f, zero = 0.0f;
@@ -55,11 +57,12 @@ static double sgemm_gflops(int64_t m, int64_t n, int64_t k, int threads) {
     const double t0 = threads == 1 ? cpu_s() : now_s();
     /* B is used transposed from a row-major n x k array, as matmul.c does
      * with its dequantized weight tile. */
-    bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, k, &one, a, k, 1, b, 1, k, &zero, c,
-                 n, 1, NULL, &rntm);
+    bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, k, &one, a, k, 1, b, 1, k, &zero, c, n,
+                 1, NULL, &rntm);
     const double dt = (threads == 1 ? cpu_s() : now_s()) - t0;
     spent += dt;
-    if (dt < best) best = dt;
+    if (dt < best)
+      best = dt;
   }
   free(a), free(b), free(c);
   return 2.0 * (double)m * (double)n * (double)k / best * 1e-9;
@@ -79,9 +82,10 @@ static void kernels_init_from_env(void) {
 static int run_one(const char *label, int threads) {
   /* "auto": BLIS left to detect the CPU itself; otherwise initialise BLIS
    * the way cllama does (which honours BLIS_ARCH_TYPE when it is set). */
-  if (strcmp(label, "auto") != 0) kernels_init_from_env();
-  const char *arch = strcmp(label, "auto") == 0 ? bli_arch_string(bli_arch_query_id())
-                                                : cll__matmul_blis_arch();
+  if (strcmp(label, "auto") != 0)
+    kernels_init_from_env();
+  const char *arch =
+      strcmp(label, "auto") == 0 ? bli_arch_string(bli_arch_query_id()) : cll__matmul_blis_arch();
   const char *env = getenv("BLIS_ARCH_TYPE");
   printf("%-9s BLIS_ARCH_TYPE=%-4s BLIS runs %-8s", label, env ? env : "-", arch);
   fflush(stdout);
@@ -98,9 +102,11 @@ static int run_one(const char *label, int threads) {
 int main(int argc, char **argv) {
   int threads = 1;
   for (int i = 1; i < argc; i++)
-    if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
+    if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+      threads = atoi(argv[++i]);
   if (argc >= 3 && strcmp(argv[1], "--child") == 0) {
-    if (argc >= 5) threads = atoi(argv[4]);
+    if (argc >= 5)
+      threads = atoi(argv[4]);
     return run_one(argv[2], threads);
   }
   printf("BLIS %s, sgemm GFLOP/s, %d thread(s); columns: 2048^3, then M x 5632 x 2048 for "
@@ -125,7 +131,8 @@ int main(int argc, char **argv) {
       _exit(127);
     }
     int st = 0;
-    if (pid > 0) waitpid(pid, &st, 0);
+    if (pid > 0)
+      waitpid(pid, &st, 0);
   }
   return 0;
 }

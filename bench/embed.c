@@ -35,9 +35,10 @@ static int cmp_d(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static const char *const words[] = {"the", "quick", "brown", "fox", "jumps", "over", "lazy",
-                                    "dog", "search", "query", "document", "about", "cats",
-                                    "and", "dogs", "machine", "learning", "river", "city", "music"};
+static const char *const words[] = {"the",      "quick",    "brown", "fox",    "jumps",
+                                    "over",     "lazy",     "dog",   "search", "query",
+                                    "document", "about",    "cats",  "and",    "dogs",
+                                    "machine",  "learning", "river", "city",   "music"};
 
 /* Input i: about 100 tokens of words (the made-up vocabulary has each of
  * these words as one token). */
@@ -172,8 +173,7 @@ int main(int argc, char **argv) {
     qsort(a, (size_t)reps, sizeof(double), cmp_d);
     qsort(b, (size_t)reps, sizeof(double), cmp_d);
     double ta = a[reps / 2], tb = b[reps / 2];
-    printf("%6d %14.1f %14.1f %8.2f\n", n, n / ta, tb > 0 ? n / tb : 0.0,
-           tb > 0 ? tb / ta : 0.0);
+    printf("%6d %14.1f %14.1f %8.2f\n", n, n / ta, tb > 0 ? n / tb : 0.0, tb > 0 ? tb / ta : 0.0);
   }
   cll_ctx_free(c);
   cll_tokenizer_free(t);

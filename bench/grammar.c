@@ -71,8 +71,8 @@ static void report(const char *what, double *v, int n) {
   for (int i = 0; i < n; i++)
     sum += v[i];
   qsort(v, (size_t)n, sizeof(double), cmp_d);
-  printf("  %-10s %4d steps  mean %7.1f us  median %7.1f us  p90 %7.1f us  max %7.1f us\n", what,
-         n, sum / n * 1e6, v[n / 2] * 1e6, v[(n * 9) / 10] * 1e6, v[n - 1] * 1e6);
+  printf("  %-10s %4d steps  mean %7.1f us  median %7.1f us  p90 %7.1f us  max %7.1f us\n", what, n,
+         sum / n * 1e6, v[n / 2] * 1e6, v[(n * 9) / 10] * 1e6, v[n - 1] * 1e6);
 }
 
 static int bench_masks(const char *vocab_path) {
@@ -88,8 +88,8 @@ static int bench_masks(const char *vocab_path) {
   if (cll_grammar_vocab_new(t, &gv) != 0)
     return 1;
   double t_vocab = now_s() - t0;
-  printf("vocabulary: %s, %d tokens; index built in %.1f ms (once per loaded model)\n",
-         vocab_path, cll_tok_n_vocab(t), t_vocab * 1e3);
+  printf("vocabulary: %s, %d tokens; index built in %.1f ms (once per loaded model)\n", vocab_path,
+         cll_tok_n_vocab(t), t_vocab * 1e3);
   const char *formats[2] = {SCHEMA, "\"json\""};
   const char *names[2] = {"nested schema", "format \"json\""};
   for (int f = 0; f < 2; f++) {
@@ -179,8 +179,7 @@ static int bench_masks(const char *vocab_path) {
 
 /* tg tokens decoded with (g != NULL) or without the grammar; tokens/s. */
 static double decode_run(cll_ctx *c, const struct cll_model_info *I, cll_sampler *smp,
-                         const cll_grammar *g, const cll_grammar_vocab *gv, int tg,
-                         int *n_values) {
+                         const cll_grammar *g, const cll_grammar_vocab *gv, int tg, int *n_values) {
   cll_err err = {0};
   cll_kv_seq_trim(c, 0, 0);
   cll_sampler_reset(smp);

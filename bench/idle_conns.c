@@ -115,7 +115,7 @@ int main(int argc, char **argv) {
   double p50 = lat[samples / 2], p99 = lat[(samples * 99) / 100], max = lat[samples - 1];
   /* The idle connections are still served. */
   int alive = 0, checked = 0;
-  for (int i = 0; i < n; i += n / 50 > 0 ? n / 50 : 1, checked++)
+  for (int i = 0; i<n; i += n / 50> 0 ? n / 50 : 1, checked++)
     alive += get_root(fds[i]) == 0;
   printf("idle_conns: %d idle keep-alive connections opened in %.0f ms; GET / on a new "
          "connection while they are held: p50 %.3f ms, p99 %.3f ms, max %.3f ms (%d samples); "

@@ -61,7 +61,7 @@ typedef struct job {
   int id, n;      /* this thread's index, thread count */
   const void *in; /* shared read-only input */
   size_t bytes;
-  double sum;     /* keeps the compiler from dropping the work */
+  double sum; /* keeps the compiler from dropping the work */
   void *ctx;
 } job;
 
@@ -75,12 +75,15 @@ static void *job_main(void *p) {
 static double run_threads(int n, void (*fn)(job *), const void *in, size_t bytes, void *ctx) {
   job jobs[8];
   pthread_t th[8];
-  for (int i = 0; i < n; i++) jobs[i] = (job){fn, i, n, in, bytes, 0.0, ctx};
+  for (int i = 0; i < n; i++)
+    jobs[i] = (job){fn, i, n, in, bytes, 0.0, ctx};
   /* One thread: its CPU time (see cpu_s); several: wall time. */
   const double t0 = n == 1 ? cpu_s() : now_s();
-  for (int i = 1; i < n; i++) pthread_create(&th[i], NULL, job_main, &jobs[i]);
+  for (int i = 1; i < n; i++)
+    pthread_create(&th[i], NULL, job_main, &jobs[i]);
   fn(&jobs[0]);
-  for (int i = 1; i < n; i++) pthread_join(th[i], NULL);
+  for (int i = 1; i < n; i++)
+    pthread_join(th[i], NULL);
   return (n == 1 ? cpu_s() : now_s()) - t0;
 }
 
@@ -104,7 +107,8 @@ static double bandwidth_gbs(const void *buf, size_t bytes, int threads) {
   double best = 1e30;
   for (int rep = 0; rep < 3; rep++) {
     const double dt = run_threads(threads, read_slice, buf, bytes, NULL);
-    if (dt < best) best = dt;
+    if (dt < best)
+      best = dt;
   }
   return (double)bytes / best * 1e-9;
 }
@@ -137,7 +141,8 @@ static void fill_rows(const cll_kernels *ref, uint32_t t, void *dst, int64_t n_i
   float *x = malloc((size_t)n_in * sizeof(float));
   const int64_t distinct = rows < 64 ? rows : 64;
   for (int64_t r = 0; r < distinct; r++) {
-    for (int64_t i = 0; i < n_in; i++) x[i] = frand();
+    for (int64_t i = 0; i < n_in; i++)
+      x[i] = frand();
     ref->quantize_row[t](x, (char *)dst + (size_t)r * rb, n_in);
   }
   for (int64_t r = distinct; r < rows; r++)
@@ -145,8 +150,8 @@ static void fill_rows(const cll_kernels *ref, uint32_t t, void *dst, int64_t n_i
   free(x);
 }
 
-static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0, CLL_TYPE_Q4_K,
-                                 CLL_TYPE_Q5_K, CLL_TYPE_Q6_K, CLL_TYPE_F16, CLL_TYPE_BF16};
+static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0, CLL_TYPE_Q4_K, CLL_TYPE_Q5_K,
+                                 CLL_TYPE_Q6_K, CLL_TYPE_F16,  CLL_TYPE_BF16};
 #define N_TYPES (sizeof types / sizeof types[0])
 
 /* ---------------------------------------------------------------- matmul */
@@ -180,7 +185,8 @@ static double matmul_gflops(const cll_kernels *k, uint32_t t, const void *w, con
     cll_matmul(k, &a);
     const double dt = cpu_s() - t0;
     spent += dt;
-    if (dt < best) best = dt;
+    if (dt < best)
+      best = dt;
   }
   return 2.0 * (double)n_out * (double)n_in * (double)n_tok / best * 1e-9;
 }
@@ -193,27 +199,49 @@ static int bench_attn(void) {
   uint16_t *K = malloc((size_t)N_CTX * KV_DIM * 2), *V = malloc((size_t)D * N_CTX * 2);
   float *q = malloc(sizeof(float) * MAX_T * D), *sc = malloc(sizeof(float) * MAX_T * N_CTX),
         *o = malloc(sizeof(float) * MAX_T * D);
-  for (int64_t i = 0; i < (int64_t)N_CTX * KV_DIM; i++) K[i] = cll_fp32_to_fp16(frand());
-  for (int64_t i = 0; i < (int64_t)D * N_CTX; i++) V[i] = cll_fp32_to_fp16(frand());
-  for (int i = 0; i < MAX_T * D; i++) q[i] = frand();
-  for (int64_t i = 0; i < (int64_t)MAX_T * N_CTX; i++) sc[i] = frand();
+  for (int64_t i = 0; i < (int64_t)N_CTX * KV_DIM; i++)
+    K[i] = cll_fp32_to_fp16(frand());
+  for (int64_t i = 0; i < (int64_t)D * N_CTX; i++)
+    V[i] = cll_fp32_to_fp16(frand());
+  for (int i = 0; i < MAX_T * D; i++)
+    q[i] = frand();
+  for (int64_t i = 0; i < (int64_t)MAX_T * N_CTX; i++)
+    sc[i] = frand();
   const size_t sb = cll_matmul_scratch_bytes(N_CTX, MAX_T);
   void *scr = malloc(sb + 64);
   printf("decode attention, F16 cache, table %s, 1 thread: scores + P.V for one KV head, "
          "us (GFLOP/s)\n",
          k->isa);
-  printf("%-10s %-20s %-20s %-20s\n", "positions", "4 query rows", "8 query rows",
-         "16 query rows");
+  printf("%-10s %-20s %-20s %-20s\n", "positions", "4 query rows", "8 query rows", "16 query rows");
   const int npos[] = {160, 1000, 4000};
   for (size_t pi = 0; pi < sizeof npos / sizeof npos[0]; pi++) {
     printf("%-10d", npos[pi]);
     for (int T = 4; T <= MAX_T; T *= 2) {
-      cll_matmul_args s = {.wtype = CLL_TYPE_F16, .w = K, .w_stride = KV_DIM * 2, .n_in = D,
-                           .r0 = 0, .r1 = npos[pi], .x = q, .x_stride = D, .n_tok = T,
-                           .y = sc, .y_stride = N_CTX, .scratch = scr, .scratch_bytes = sb};
-      cll_matmul_args pv = {.wtype = CLL_TYPE_F16, .w = V, .w_stride = (size_t)N_CTX * 2,
-                            .n_in = npos[pi], .r0 = 0, .r1 = D, .x = sc, .x_stride = N_CTX,
-                            .n_tok = T, .y = o, .y_stride = D, .scratch = scr,
+      cll_matmul_args s = {.wtype = CLL_TYPE_F16,
+                           .w = K,
+                           .w_stride = KV_DIM * 2,
+                           .n_in = D,
+                           .r0 = 0,
+                           .r1 = npos[pi],
+                           .x = q,
+                           .x_stride = D,
+                           .n_tok = T,
+                           .y = sc,
+                           .y_stride = N_CTX,
+                           .scratch = scr,
+                           .scratch_bytes = sb};
+      cll_matmul_args pv = {.wtype = CLL_TYPE_F16,
+                            .w = V,
+                            .w_stride = (size_t)N_CTX * 2,
+                            .n_in = npos[pi],
+                            .r0 = 0,
+                            .r1 = D,
+                            .x = sc,
+                            .x_stride = N_CTX,
+                            .n_tok = T,
+                            .y = o,
+                            .y_stride = D,
+                            .scratch = scr,
                             .scratch_bytes = sb};
       double best = 1e30;
       const int iters = 200000 / npos[pi];
@@ -224,7 +252,8 @@ static int bench_attn(void) {
           cll_matmul(k, &pv);
         }
         const double dt = (cpu_s() - t0) / iters;
-        if (dt < best) best = dt;
+        if (dt < best)
+          best = dt;
       }
       printf(" %8.2f (%5.1f)     ", best * 1e6, 4.0 * npos[pi] * D * T / best * 1e-9);
     }
@@ -250,14 +279,18 @@ int main(int argc, char **argv) {
   const char *only_type = NULL;
   int64_t only_tok = 0;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--quick") == 0) quick = 1;
-    else if (strcmp(argv[i], "--matmul") == 0) matmul_only = 1;
-    else if (strcmp(argv[i], "--type") == 0 && i + 1 < argc) only_type = argv[++i];
-    else if (strcmp(argv[i], "--tok") == 0 && i + 1 < argc) only_tok = atoll(argv[++i]);
-    else if (strcmp(argv[i], "--attn") == 0) return bench_attn();
+    if (strcmp(argv[i], "--quick") == 0)
+      quick = 1;
+    else if (strcmp(argv[i], "--matmul") == 0)
+      matmul_only = 1;
+    else if (strcmp(argv[i], "--type") == 0 && i + 1 < argc)
+      only_type = argv[++i];
+    else if (strcmp(argv[i], "--tok") == 0 && i + 1 < argc)
+      only_tok = atoll(argv[++i]);
+    else if (strcmp(argv[i], "--attn") == 0)
+      return bench_attn();
     else {
-      fprintf(stderr, "usage: %s [--quick] [--matmul] [--type Q4_0] [--tok N] [--attn]\n",
-              argv[0]);
+      fprintf(stderr, "usage: %s [--quick] [--matmul] [--type Q4_0] [--tok N] [--attn]\n", argv[0]);
       return 2;
     }
   }
@@ -265,12 +298,15 @@ int main(int argc, char **argv) {
   const cll_kernels *ref = cll_kernels_by_name("ref");
   const char *isas[] = {"ref", "avx2", "avx512", "neon"};
 
-  if (matmul_only) goto matmul;
+  if (matmul_only)
+    goto matmul;
   /* 1. bandwidth */
   const size_t bw_bytes = (size_t)(quick ? 128 : 512) << 20;
   uint64_t *buf = malloc(bw_bytes);
-  if (!buf) return 1;
-  for (size_t i = 0; i < bw_bytes / 8; i++) buf[i] = i * 2654435761u;
+  if (!buf)
+    return 1;
+  for (size_t i = 0; i < bw_bytes / 8; i++)
+    buf[i] = i * 2654435761u;
   const double bw1 = bandwidth_gbs(buf, bw_bytes, 1), bw2 = bandwidth_gbs(buf, bw_bytes, 2);
   free(buf);
   printf("kernels: default table %s, BLIS config %s\n", cll_kernels_get()->isa,
@@ -282,7 +318,8 @@ int main(int argc, char **argv) {
   const int64_t n_in = 2048;
   const size_t target = (size_t)(quick ? 96 : 256) << 20;
   float *xf = malloc((size_t)n_in * sizeof(float));
-  for (int64_t i = 0; i < n_in; i++) xf[i] = frand();
+  for (int64_t i = 0; i < n_in; i++)
+    xf[i] = frand();
   static uint8_t act[2048 * 4 + 1024];
   printf("vec_dot, one token, rows of %lld, GB/s of weights read (%% of the bandwidth above)\n",
          (long long)n_in);
@@ -290,15 +327,18 @@ int main(int argc, char **argv) {
   for (size_t ti = 0; ti < N_TYPES; ti++) {
     const uint32_t t = types[ti];
     const struct cll_type_info *info = cll_type_info(t);
-    if (only_type && strcmp(only_type, info->name) != 0) continue;
+    if (only_type && strcmp(only_type, info->name) != 0)
+      continue;
     const size_t rb = cll_row_bytes(t, n_in);
     const int64_t rows = (int64_t)(target / rb) & ~(int64_t)1;
     void *w = malloc((size_t)rows * rb);
-    if (!w) return 1;
+    if (!w)
+      return 1;
     fill_rows(ref, t, w, n_in, rows);
     for (size_t ii = 0; ii < sizeof isas / sizeof isas[0]; ii++) {
       const cll_kernels *k = cll_kernels_by_name(isas[ii]);
-      if (!k) continue;
+      if (!k)
+        continue;
       if (info->act_type == CLL_TYPE_F32)
         memcpy(act, xf, (size_t)n_in * sizeof(float));
       else
@@ -309,7 +349,8 @@ int main(int argc, char **argv) {
         double best = 1e30;
         for (int rep = 0; rep < 2; rep++) {
           const double dt = run_threads(th, dot_slice, w, 0, &c);
-          if (dt < best) best = dt;
+          if (dt < best)
+            best = dt;
         }
         g[th - 1] = (double)rows * (double)rb / best * 1e-9;
       }
@@ -333,7 +374,8 @@ matmul:;
   cll__matmul_force_path(1); /* size the scratch for every path */
   const size_t scratch_bytes = cll_matmul_scratch_bytes(n_in2, max_tok);
   void *scratch = malloc(scratch_bytes);
-  for (int64_t i = 0; i < max_tok * n_in2; i++) x[i] = frand();
+  for (int64_t i = 0; i < max_tok * n_in2; i++)
+    x[i] = frand();
   const cll_kernels *k = cll_kernels_get();
   printf("\ncll_matmul %lldx%lld, table %s, 1 thread, GFLOP/s: fused dot / BLIS / int8 GEMM"
          " / packed at load\n",
@@ -344,7 +386,8 @@ matmul:;
   printf("\n");
   for (size_t ti = 0; ti < N_TYPES; ti++) {
     const uint32_t t = types[ti];
-    if (only_type && strcmp(only_type, cll_type_info(t)->name) != 0) continue;
+    if (only_type && strcmp(only_type, cll_type_info(t)->name) != 0)
+      continue;
     const size_t rb = cll_row_bytes(t, n_in2);
     void *w = malloc((size_t)n_out * rb);
     fill_rows(ref, t, w, n_in2, n_out);
@@ -355,13 +398,16 @@ matmul:;
     }
     printf("%-6s", cll_type_info(t)->name);
     for (size_t i = 0; i < n_toks; i++) {
-      if (only_tok && toks[i] != only_tok) continue;
+      if (only_tok && toks[i] != only_tok)
+        continue;
       double g[4] = {0, 0, 0, 0};
       for (int path = 1; path <= 3; path++) {
         /* The dot path at many tokens is slow and known: skip it unless
          * asked for, to keep the run short. Int8 where the table has it. */
-        if (path == 1 && toks[i] > 64 && !only_tok) continue;
-        if (path == 3 && k->gemm[t] == NULL) continue;
+        if (path == 1 && toks[i] > 64 && !only_tok)
+          continue;
+        if (path == 3 && k->gemm[t] == NULL)
+          continue;
         cll__matmul_force_path(path);
         g[path - 1] =
             matmul_gflops(k, t, w, NULL, n_out, n_in2, toks[i], x, xq, y, scratch, scratch_bytes);

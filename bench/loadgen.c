@@ -63,8 +63,7 @@
 #define MAX_MIX 8
 
 enum api { API_OLLAMA, API_OAI_CHAT, API_OAI_COMP, API_LLAMACPP };
-static const char *const api_names[] = {"ollama", "openai-chat", "openai-completions",
-                                        "llamacpp"};
+static const char *const api_names[] = {"ollama", "openai-chat", "openai-completions", "llamacpp"};
 enum dataset { DS_RANDOM, DS_SHARED_PREFIX, DS_FILE };
 
 struct opts {
@@ -146,7 +145,7 @@ struct reqrec {
 
 struct level_result {
   int concurrency;
-  double rate;       /* requests/s for a rate sweep point; 0 for concurrency */
+  double rate; /* requests/s for a rate sweep point; 0 for concurrency */
   struct reqrec *recs;
   size_t n_recs, cap_recs;
   int requests_done;
@@ -190,11 +189,11 @@ struct client {
   bool connected;
   bool busy;
   int requests_left;
-  int turn;           /* 0 or 1 within a conversation */
-  char *request_buf;  /* the request being written (owned) */
-  char *line;         /* partial NDJSON line */
+  int turn;          /* 0 or 1 within a conversation */
+  char *request_buf; /* the request being written (owned) */
+  char *line;        /* partial NDJSON line */
   size_t line_len, line_cap;
-  char *reply;        /* assistant text of the current turn (for --turns 2) */
+  char *reply; /* assistant text of the current turn (for --turns 2) */
   size_t reply_len, reply_cap;
   char *first_prompt; /* the first turn's prompt (for --turns 2) */
   uint64_t t_send_ns, t_first_ns, t_last_ns;
@@ -205,11 +204,13 @@ struct client {
   int64_t eval_count, prompt_eval_count;
   double *itl; /* this request's gaps (ms) */
   int n_itl, cap_itl;
-  int served;         /* responses completed on this connection */
-  size_t resp_bytes;  /* bytes of the current response so far */
+  int served;        /* responses completed on this connection */
+  size_t resp_bytes; /* bytes of the current response so far */
 };
 
-static uint64_t now_ns(void) { return uv_hrtime(); }
+static uint64_t now_ns(void) {
+  return uv_hrtime();
+}
 
 static long read_rss_kb(int pid) {
   if (pid <= 0)
@@ -248,14 +249,14 @@ static int append(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
 /* ------------------------------------------------------------ prompts */
 
 static const char *const words[] = {
-    "the",    "little", "cat",    "sat",   "on",     "a",      "warm",   "mat",
-    "while",  "rain",   "fell",   "over",  "quiet",  "town",   "and",    "every",
-    "child",  "looked", "out",    "of",    "window", "to",     "see",    "bright",
-    "green",  "trees",  "moving", "in",    "wind",   "near",   "old",    "river",
-    "where",  "boats",  "slowly", "came",  "home",   "after",  "long",   "day",
-    "people", "walked", "along",  "road",  "talking", "about", "their",  "work",
-    "friends", "family", "food",  "music", "books",  "stories", "dreams", "plans",
-    "for",    "next",   "summer", "when",  "sun",    "would",  "shine",  "again"};
+    "the",     "little", "cat",    "sat",   "on",      "a",       "warm",   "mat",
+    "while",   "rain",   "fell",   "over",  "quiet",   "town",    "and",    "every",
+    "child",   "looked", "out",    "of",    "window",  "to",      "see",    "bright",
+    "green",   "trees",  "moving", "in",    "wind",    "near",    "old",    "river",
+    "where",   "boats",  "slowly", "came",  "home",    "after",   "long",   "day",
+    "people",  "walked", "along",  "road",  "talking", "about",   "their",  "work",
+    "friends", "family", "food",   "music", "books",   "stories", "dreams", "plans",
+    "for",     "next",   "summer", "when",  "sun",     "would",   "shine",  "again"};
 
 /* The prompt of request seq. random: its own words. shared-prefix: the
  * same prefix_words words for every request, then its own. file: line
@@ -285,12 +286,14 @@ static void make_prompt(char *out, size_t cap, int n_words, int seq) {
     cap -= len;
   }
   uint32_t s = 2463534242u ^ (uint32_t)(seq * 2654435761u);
-  len = (size_t)snprintf(out, cap, "%sRequest %d:", o && o->dataset == DS_SHARED_PREFIX ? " " : "", seq);
+  len = (size_t)snprintf(out, cap, "%sRequest %d:", o && o->dataset == DS_SHARED_PREFIX ? " " : "",
+                         seq);
   for (int i = 0; i < n_words && len + 16 < cap; i++) {
     s ^= s << 13;
     s ^= s >> 17;
     s ^= s << 5;
-    len += (size_t)snprintf(out + len, cap - len, " %s", words[s % (sizeof(words) / sizeof(words[0]))]);
+    len += (size_t)snprintf(out + len, cap - len, " %s",
+                            words[s % (sizeof(words) / sizeof(words[0]))]);
   }
 }
 
@@ -379,10 +382,10 @@ static char *build_body(struct client *c, int seq) {
     } else {
       json_array_append_new(msgs,
                             json_pack("{s:s,s:s}", "role", "user", "content", c->first_prompt));
-      json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "assistant", "content",
-                                            c->reply ? c->reply : ""));
-      json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "user", "content",
-                                            "Tell me more about that."));
+      json_array_append_new(
+          msgs, json_pack("{s:s,s:s}", "role", "assistant", "content", c->reply ? c->reply : ""));
+      json_array_append_new(
+          msgs, json_pack("{s:s,s:s}", "role", "user", "content", "Tell me more about that."));
     }
     json_object_set_new(req, "messages", msgs);
   } else {
@@ -497,7 +500,7 @@ static void on_line(struct client *c, const char *line, size_t len) {
   json_t *err = json_object_get(j, "error");
   if (err) {
     const char *em = json_is_string(err) ? json_string_value(err)
-                     : json_string_value(json_object_get(err, "message"));
+                                         : json_string_value(json_object_get(err, "message"));
     record_error(c->run, em ? em : "error");
     c->failed = true;
     json_decref(j);
@@ -870,7 +873,9 @@ static void stats_free(struct stats *st) {
   free(st->e2el.v);
 }
 
-static json_t *num_or_null(double v) { return isnan(v) ? json_null() : json_real(v); }
+static json_t *num_or_null(double v) {
+  return isnan(v) ? json_null() : json_real(v);
+}
 
 /* One load point in the layout of vLLM's benchmark_serving results
  * (seconds for the per-request arrays, ms for the summaries), plus this
@@ -890,7 +895,8 @@ static json_t *level_json(const struct opts *o, struct level_result *l) {
   json_object_set_new(v, "num_prompts", json_integer((json_int_t)(l->n_recs + (size_t)l->errors)));
   json_object_set_new(v, "request_rate", l->rate > 0 ? json_real(l->rate) : json_string("inf"));
   json_object_set_new(v, "burstiness", json_real(1.0));
-  json_object_set_new(v, "max_concurrency", l->rate > 0 ? json_null() : json_integer(l->concurrency));
+  json_object_set_new(v, "max_concurrency",
+                      l->rate > 0 ? json_null() : json_integer(l->concurrency));
   json_object_set_new(v, "duration", json_real(l->wall_s));
   json_object_set_new(v, "completed", json_integer((json_int_t)l->n_recs));
   json_object_set_new(v, "total_input_tokens", json_integer(st.in_tokens));
@@ -953,14 +959,15 @@ static json_t *level_json(const struct opts *o, struct level_result *l) {
 }
 
 static void print_header(const struct opts *o) {
-  printf("%6s %5s %4s | %7s %7s %7s %7s | %6s %6s %6s %6s | %6s %6s %6s %6s | %7s %7s | %6s %8s %8s %7s | %7s %7s %7s\n",
-         o->n_rates ? "rate" : "conc", "reqs", "err", "ttft", "ttft50", "ttft90", "ttft99",
-         "itl", "itl50", "itl90", "itl99", "tpot", "tpot50", "tpot90", "tpot99", "e2e50",
-         "e2e99", "req/s", "out_tok/s", "tot_tok/s", "good/s", o->turns > 1 ? "turn2_50" : "-",
-         "probe50", "rss_MiB");
-  printf("%6s %5s %4s | %7s %7s %7s %7s | %6s %6s %6s %6s | %6s %6s %6s %6s | %7s %7s | %6s %8s %8s %7s | %7s %7s %7s\n",
-         "", "", "", "mean ms", "", "", "", "mean", "", "", "", "mean", "", "", "", "ms", "",
-         "", "", "", "", "", "ms", "");
+  printf("%6s %5s %4s | %7s %7s %7s %7s | %6s %6s %6s %6s | %6s %6s %6s %6s | %7s %7s | %6s %8s "
+         "%8s %7s | %7s %7s %7s\n",
+         o->n_rates ? "rate" : "conc", "reqs", "err", "ttft", "ttft50", "ttft90", "ttft99", "itl",
+         "itl50", "itl90", "itl99", "tpot", "tpot50", "tpot90", "tpot99", "e2e50", "e2e99", "req/s",
+         "out_tok/s", "tot_tok/s", "good/s", o->turns > 1 ? "turn2_50" : "-", "probe50", "rss_MiB");
+  printf("%6s %5s %4s | %7s %7s %7s %7s | %6s %6s %6s %6s | %6s %6s %6s %6s | %7s %7s | %6s %8s "
+         "%8s %7s | %7s %7s %7s\n",
+         "", "", "", "mean ms", "", "", "", "mean", "", "", "", "mean", "", "", "", "ms", "", "",
+         "", "", "", "", "ms", "");
 }
 
 static void print_level(const struct opts *o, struct level_result *l) {
@@ -971,7 +978,8 @@ static void print_level(const struct opts *o, struct level_result *l) {
     snprintf(load, sizeof(load), "%.2f", l->rate);
   else
     snprintf(load, sizeof(load), "%d", l->concurrency);
-  printf("%6s %5zu %4d | %7.1f %7.1f %7.1f %7.1f | %6.1f %6.1f %6.1f %6.1f | %6.1f %6.1f %6.1f %6.1f | %7.0f %7.0f | %6.2f %8.1f %8.1f %7.2f | %7.1f %7.2f %7.1f\n",
+  printf("%6s %5zu %4d | %7.1f %7.1f %7.1f %7.1f | %6.1f %6.1f %6.1f %6.1f | %6.1f %6.1f %6.1f "
+         "%6.1f | %7.0f %7.0f | %6.2f %8.1f %8.1f %7.2f | %7.1f %7.2f %7.1f\n",
          load, l->n_recs, l->errors, mean_of(&st.ttft), percentile(&st.ttft, 50),
          percentile(&st.ttft, 90), percentile(&st.ttft, 99), mean_of(&st.itl),
          percentile(&st.itl, 50), percentile(&st.itl, 90), percentile(&st.itl, 99),
@@ -1003,8 +1011,9 @@ static void write_dat(const char *dat, json_t *levels) {
       fprintf(f, "\n\n");
     prev_run = run;
     json_t *rate = json_object_get(l, "request_rate");
-    double load = json_is_number(rate) ? json_number_value(rate)
-                                       : (double)json_integer_value(json_object_get(l, "concurrency"));
+    double load = json_is_number(rate)
+                      ? json_number_value(rate)
+                      : (double)json_integer_value(json_object_get(l, "concurrency"));
     fprintf(f, "%lld %g %.3f %.3f %.3f %.3f %.3f %.4f %.3f\n", run, load,
             json_number_value(json_object_get(l, "output_throughput")),
             json_number_value(json_object_get(l, "median_ttft_ms")),
@@ -1135,9 +1144,16 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
-  struct opts o = {.port = 11434, .chat = true, .requests = 2, .num_predict = 64,
-                   .turns = 1, .temperature = 0.8, .repeat = 1, .probe = true,
-                   .num_prompts = 32, .prefix_words = -1};
+  struct opts o = {.port = 11434,
+                   .chat = true,
+                   .requests = 2,
+                   .num_predict = 64,
+                   .turns = 1,
+                   .temperature = 0.8,
+                   .repeat = 1,
+                   .probe = true,
+                   .num_prompts = 32,
+                   .prefix_words = -1};
   const char *prompts_path = NULL;
   g_opts = &o;
   strcpy(o.host, "127.0.0.1");
@@ -1269,10 +1285,10 @@ int main(int argc, char **argv) {
    * level is helped by a prompt cached from an earlier one. */
   int next_seq = (int)(uv_hrtime() / 1000 % 1000000) * 1000;
   static const char *const ds_names[] = {"random", "shared-prefix", "file"};
-  printf("loadgen: %s:%d model=%s api=%s%s dataset=%s %s num_predict=%d turns=%d\n", o.host,
-         o.port, o.model, api_names[o.api],
-         o.api == API_OLLAMA ? (o.chat ? " (chat)" : " (generate)") : "", ds_names[o.dataset],
-         o.n_rates ? "poisson arrivals" : "closed loop", o.num_predict, o.turns);
+  printf("loadgen: %s:%d model=%s api=%s%s dataset=%s %s num_predict=%d turns=%d\n", o.host, o.port,
+         o.model, api_names[o.api], o.api == API_OLLAMA ? (o.chat ? " (chat)" : " (generate)") : "",
+         ds_names[o.dataset], o.n_rates ? "poisson arrivals" : "closed loop", o.num_predict,
+         o.turns);
   if (o.n_rates)
     printf("%d requests per rate\n", o.num_prompts);
   else
@@ -1284,9 +1300,14 @@ int main(int argc, char **argv) {
     int n_points = o.n_rates ? o.n_rates : o.n_levels;
     for (int li = 0; li < n_points; li++) {
       struct level_result res = {.concurrency = o.n_rates ? 0 : o.levels[li],
-                                 .rate = o.n_rates ? o.rates[li] : 0, .rss_kb_after = -1};
-      struct run r = {.o = &o, .loop = loop, .res = &res, .probing = o.probe,
-                      .request_seq = next_seq, .rng = 2463534242u + (uint32_t)li};
+                                 .rate = o.n_rates ? o.rates[li] : 0,
+                                 .rss_kb_after = -1};
+      struct run r = {.o = &o,
+                      .loop = loop,
+                      .res = &res,
+                      .probing = o.probe,
+                      .request_seq = next_seq,
+                      .rng = 2463534242u + (uint32_t)li};
       r.t0_ns = now_ns();
       uv_timer_init(loop, &r.probe_timer);
       r.probe_timer.data = &r;

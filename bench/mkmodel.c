@@ -38,19 +38,20 @@ struct shape {
 };
 
 static const struct shape shapes[] = {
-    {"tinyllama-1.1b", "llama", "llama", 2048, 22, 32, 4, 5632, 32000, 2048, 10000.0f, 1e-5f, 0,
-     0, 1, 2, 0, 0, 0, 0},
-    {"llama-3.2-1b", "llama", "gpt2", 2048, 16, 32, 8, 8192, 128256, 8192, 500000.0f, 1e-5f, 1, 0,
-     128000, 128009, 0, 0, 0, 0},
-    {"qwen2.5-0.5b", "qwen2", "gpt2", 896, 24, 14, 2, 4864, 151936, 32768, 1000000.0f, 1e-6f, 1, 1,
-     151643, 151645, 0, 0, 0, 0},
-    {"tiny", "llama", "llama", 256, 4, 8, 4, 768, 32000, 2048, 10000.0f, 1e-5f, 0, 0, 1, 2, 0, 0, 0, 0},
+    {"tinyllama-1.1b", "llama", "llama", 2048, 22, 32, 4, 5632, 32000, 2048,
+     10000.0f,         1e-5f,   0,       0,    1,  2,  0, 0,    0,     0},
+    {"llama-3.2-1b", "llama", "gpt2", 2048, 16,     32,     8, 8192, 128256, 8192,
+     500000.0f,      1e-5f,   1,      0,    128000, 128009, 0, 0,    0,      0},
+    {"qwen2.5-0.5b", "qwen2", "gpt2", 896, 24,     14,     2, 4864, 151936, 32768,
+     1000000.0f,     1e-6f,   1,      1,   151643, 151645, 0, 0,    0,      0},
+    {"tiny",   "llama", "llama", 256, 4, 8, 4, 768, 32000, 2048,
+     10000.0f, 1e-5f,   0,       0,   1, 2, 0, 0,   0,     0},
     /* A scaled-down Qwen3-MoE (8 of 128 experts per token) and the dense
      * Qwen3 with the same active size (n_ff = 8 x 384): bench/moe. */
-    {"qwen3moe-bench", "qwen3moe", "gpt2", 1024, 8, 16, 4, 3072, 32000, 4096, 1000000.0f, 1e-6f,
-     1, 0, 151643, 151645, 1, 128, 8, 384},
-    {"qwen3-bench-dense", "qwen3", "gpt2", 1024, 8, 16, 4, 3072, 32000, 4096, 1000000.0f, 1e-6f,
-     1, 0, 151643, 151645, 1, 0, 0, 0},
+    {"qwen3moe-bench", "qwen3moe", "gpt2", 1024, 8,      16,     4, 3072, 32000, 4096,
+     1000000.0f,       1e-6f,      1,      0,    151643, 151645, 1, 128,  8,     384},
+    {"qwen3-bench-dense", "qwen3", "gpt2", 1024, 8,      16,     4, 3072, 32000, 4096,
+     1000000.0f,          1e-6f,   1,      0,    151643, 151645, 1, 0,    0,     0},
 };
 
 /* ---- randomness: xorshift64* and Box-Muller */
@@ -124,9 +125,9 @@ static int add3(cll_gguf_writer *w, const char *name, int64_t n_in, int64_t n_ou
 /* ---- types and recipes */
 struct recipe {
   const char *name;
-  uint32_t base;     /* most matrices */
-  uint32_t output;   /* output.weight */
-  uint32_t more;     /* attn_v / ffn_down of the "more bits" layers */
+  uint32_t base;      /* most matrices */
+  uint32_t output;    /* output.weight */
+  uint32_t more;      /* attn_v / ffn_down of the "more bits" layers */
   uint32_t file_type; /* general.file_type (llama.cpp's LLAMA_FTYPE numbering) */
 };
 
@@ -184,8 +185,8 @@ static void byte_char(int b, char *out) {
 
 static void word(int64_t i, char *out) {
   /* A pronounceable made-up word, unique per i. */
-  static const char *syl[] = {"ka", "lo", "mi", "ne", "ru", "ta", "shi", "po", "ve", "da",
-                              "gi", "fo", "ze", "bu", "ha", "yo"};
+  static const char *syl[] = {"ka", "lo", "mi", "ne", "ru", "ta", "shi", "po",
+                              "ve", "da", "gi", "fo", "ze", "bu", "ha",  "yo"};
   out[0] = 0;
   do {
     strcat(out, syl[i % 16]);
@@ -241,8 +242,8 @@ static int write_vocab(cll_gguf_writer *w, const struct shape *s) {
   }
   int rc = cll_gguf_writer_set_str(w, "tokenizer.ggml.model", spm ? "llama" : "gpt2");
   if (!spm)
-    cll_gguf_writer_set_str(w, "tokenizer.ggml.pre", strcmp(s->arch, "qwen2") == 0 ? "qwen2"
-                                                                                    : "llama-bpe");
+    cll_gguf_writer_set_str(w, "tokenizer.ggml.pre",
+                            strcmp(s->arch, "qwen2") == 0 ? "qwen2" : "llama-bpe");
   cll_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tok, (uint64_t)V);
   if (spm)
     cll_gguf_writer_set_arr(w, "tokenizer.ggml.scores", CLL_GGUF_F32, scores, (uint64_t)V);
@@ -365,8 +366,8 @@ int main(int argc, char **argv) {
     cll_gguf_writer_free(w);
     return 1;
   }
-  const int64_t E = s->n_embd, D = s->n_embd / s->n_head, QD = s->n_head * D,
-                KD = s->n_head_kv * D, F = s->n_ff, V = s->n_vocab;
+  const int64_t E = s->n_embd, D = s->n_embd / s->n_head, QD = s->n_head * D, KD = s->n_head_kv * D,
+                F = s->n_ff, V = s->n_vocab;
   const float sd = 0.02f;
   uint32_t emb_type = r->base == CLL_TYPE_F32 || r->base == CLL_TYPE_F16 || r->base == CLL_TYPE_BF16
                           ? r->base

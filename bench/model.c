@@ -125,8 +125,10 @@ static int bench_batch(cll_model *m, int n, int n_threads, enum cll_kv_type kv, 
     return 1;
   }
   const int cap = p.n_batch_max;
-  int32_t *tok = malloc((size_t)cap * sizeof(int32_t)), *pos = malloc((size_t)cap * sizeof(int32_t)),
-          *seq = malloc((size_t)cap * sizeof(int32_t)), *len = calloc((size_t)n + 1, sizeof(int32_t));
+  int32_t *tok = malloc((size_t)cap * sizeof(int32_t)),
+          *pos = malloc((size_t)cap * sizeof(int32_t)),
+          *seq = malloc((size_t)cap * sizeof(int32_t)),
+          *len = calloc((size_t)n + 1, sizeof(int32_t));
   uint8_t *want = malloc((size_t)cap);
   int rc = 0;
   /* Prompts: one batch per sequence. */
@@ -234,9 +236,8 @@ int main(int argc, char **argv) {
   double t_load = now_s() - t0;
   const struct cll_model_info *I = cll_model_info(m);
   double bpt = bytes_per_token(m);
-  printf("model: %s  arch %s  %.3f B params  %.1f MiB weights  %.1f MiB read per token\n",
-         I->name, I->arch, (double)I->n_params / 1e9, (double)I->weight_bytes / 1048576.0,
-         bpt / 1048576.0);
+  printf("model: %s  arch %s  %.3f B params  %.1f MiB weights  %.1f MiB read per token\n", I->name,
+         I->arch, (double)I->n_params / 1e9, (double)I->weight_bytes / 1048576.0, bpt / 1048576.0);
   printf("load: %.1f ms (warm page cache)\n", t_load * 1e3);
 
   struct cll_ctx_params p = cll_ctx_params_defaults();

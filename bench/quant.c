@@ -51,14 +51,17 @@ static void bench_dot(const cll_kernels *k, uint32_t t, const cll_kernels *ref) 
     return;
   }
   uint64_t s = 1;
-  for (int i = 0; i < N_IN; i++) x[i] = frand(&s);
+  for (int i = 0; i < N_IN; i++)
+    x[i] = frand(&s);
   /* Weights: quantized from floats where a quantizer exists, else the
    * row of another type's bytes is as good as any (timing only). */
   if (ref->quantize_row[t]) {
     ref->quantize_row[t](x, w, N_IN);
-    for (int64_t r = 1; r < rows; r++) memcpy(w + r * rb, w, rb);
+    for (int64_t r = 1; r < rows; r++)
+      memcpy(w + r * rb, w, rb);
   } else {
-    for (size_t i = 0; i < rb * (size_t)rows; i++) w[i] = (uint8_t)(i * 131u >> 3);
+    for (size_t i = 0; i < rb * (size_t)rows; i++)
+      w[i] = (uint8_t)(i * 131u >> 3);
     /* Give the scale fields a sane half value (random bits may be NaN). */
     size_t off[2] = {SIZE_MAX, SIZE_MAX};
     if (t == CLL_TYPE_Q2_K) {
@@ -70,7 +73,8 @@ static void bench_dot(const cll_kernels *k, uint32_t t, const cll_kernels *ref) 
     uint16_t h = cll_fp32_to_fp16(0.01f);
     for (size_t b = 0; b < rb * (size_t)rows / ti->block_bytes; b++)
       for (int f = 0; f < 2; f++)
-        if (off[f] != SIZE_MAX) memcpy(w + b * ti->block_bytes + off[f], &h, 2);
+        if (off[f] != SIZE_MAX)
+          memcpy(w + b * ti->block_bytes + off[f], &h, 2);
   }
   ref->quantize_row[ti->act_type](x, xq, N_IN);
   float acc = 0, out;
@@ -82,7 +86,8 @@ static void bench_dot(const cll_kernels *k, uint32_t t, const cll_kernels *ref) 
       acc += out;
     }
     double dt = now_s() - t0;
-    if (dt < best) best = dt;
+    if (dt < best)
+      best = dt;
   }
   printf("%-7s %-5s vec_dot %7.2f GB/s %8.1f ns/row (checksum %g)\n", k->isa, ti->name,
          (double)rb * rows / best / 1e9, best / rows * 1e9, acc);
@@ -98,7 +103,8 @@ static void bench_quantize(uint32_t t, const cll_kernels *ref) {
     return;
   }
   uint64_t s = 7;
-  for (int i = 0; i < N; i++) x[i] = frand(&s);
+  for (int i = 0; i < N; i++)
+    x[i] = frand(&s);
   double t0 = now_s();
   ref->quantize_row[t](x, q, N);
   double dt = now_s() - t0;
@@ -111,20 +117,24 @@ int main(int argc, char **argv) {
   const char *only_type = argc > 2 ? argv[2] : NULL;
   const char *isas[] = {"ref", "avx2", "avx512", "neon"};
   const cll_kernels *ref = cll_kernels_by_name("ref");
-  printf("default table: %s; rows of %d elements, %d MB of weights\n", cll_kernels_get()->isa,
-         N_IN, MATRIX_BYTES >> 20);
+  printf("default table: %s; rows of %d elements, %d MB of weights\n", cll_kernels_get()->isa, N_IN,
+         MATRIX_BYTES >> 20);
   for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
     const cll_kernels *k = cll_kernels_by_name(isas[i]);
-    if (!k || (only_isa && strcmp(only_isa, isas[i]) != 0)) continue;
+    if (!k || (only_isa && strcmp(only_isa, isas[i]) != 0))
+      continue;
     for (size_t j = 0; j < sizeof types / sizeof types[0]; j++) {
-      if (only_type && strcmp(only_type, cll_type_info(types[j])->name) != 0) continue;
+      if (only_type && strcmp(only_type, cll_type_info(types[j])->name) != 0)
+        continue;
       bench_dot(k, types[j], ref);
     }
   }
   if (only_isa == NULL || strcmp(only_isa, "ref") == 0) {
     for (size_t j = 0; j < sizeof types / sizeof types[0]; j++) {
-      if (only_type && strcmp(only_type, cll_type_info(types[j])->name) != 0) continue;
-      if (ref->quantize_row[types[j]]) bench_quantize(types[j], ref);
+      if (only_type && strcmp(only_type, cll_type_info(types[j])->name) != 0)
+        continue;
+      if (ref->quantize_row[types[j]])
+        bench_quantize(types[j], ref);
     }
   }
   return 0;

@@ -45,12 +45,12 @@ static __attribute__((unused)) bool have_shared(void) {
   return access(p, R_OK) == 0;
 }
 
-#define NEED_SHARED()                                                                       \
-  do {                                                                                      \
-    if (!have_shared()) {                                                                   \
-      fprintf(stderr, "SKIP: CLLAMA_SHARED not found\n");                                   \
-      cr_skip("CLLAMA_SHARED not found");                                                  \
-    }                                                                                       \
+#define NEED_SHARED()                                                                              \
+  do {                                                                                             \
+    if (!have_shared()) {                                                                          \
+      fprintf(stderr, "SKIP: CLLAMA_SHARED not found\n");                                          \
+      cr_skip("CLLAMA_SHARED not found");                                                          \
+    }                                                                                              \
   } while (0)
 
 static __attribute__((unused)) void sha256_file(const char *path, char hex[65]);
@@ -83,8 +83,8 @@ static __attribute__((unused)) void sha256_file(const char *path, char hex[65]) 
 
 /* Adds model `name` (library namespace, tag latest) made of a shared GGUF
  * file (symlinked, never copied) and optional template/system/params layers. */
-static __attribute__((unused)) void add_model(const char *name, const char *gguf, const char *tmpl, const char *sys,
-                      const char *params) {
+static __attribute__((unused)) void add_model(const char *name, const char *gguf, const char *tmpl,
+                                              const char *sys, const char *params) {
   char src[4200], hex[65], link[800];
   if (gguf[0] == '/') /* an absolute path (generated models) */
     snprintf(src, sizeof(src), "%s", gguf);
@@ -230,7 +230,8 @@ static __attribute__((unused)) size_t on_body(char *p, size_t sz, size_t n, void
   return k;
 }
 
-static __attribute__((unused)) CURL *mk_easy(const char *method, const char *path, const char *body, struct resp *r) {
+static __attribute__((unused)) CURL *mk_easy(const char *method, const char *path, const char *body,
+                                             struct resp *r) {
   char url[512];
   snprintf(url, sizeof(url), "%s%s", H.base, path);
   CURL *c = curl_easy_init();
@@ -249,7 +250,8 @@ static __attribute__((unused)) CURL *mk_easy(const char *method, const char *pat
   return c;
 }
 
-static __attribute__((unused)) struct resp http(const char *method, const char *path, const char *body) {
+static __attribute__((unused)) struct resp http(const char *method, const char *path,
+                                                const char *body) {
   struct resp r = {0};
   CURL *c = mk_easy(method, path, body, &r);
   r.curl_rc = (int)curl_easy_perform(c);
@@ -277,7 +279,8 @@ static __attribute__((unused)) const char *jstr(json_t *o, const char *k) {
 }
 
 /* POSTs body to path; asserts the status and returns the parsed reply. */
-static __attribute__((unused)) json_t *post_json(const char *path, const char *body, long want_status) {
+static __attribute__((unused)) json_t *post_json(const char *path, const char *body,
+                                                 long want_status) {
   struct resp r = http("POST", path, body);
   cr_assert_eq(r.status, want_status, "%s %s -> %ld %s", path, body, r.status, r.body);
   json_t *v = jparse(r.body);
@@ -286,7 +289,8 @@ static __attribute__((unused)) json_t *post_json(const char *path, const char *b
 }
 
 /* Concatenates response/message.content over NDJSON lines; returns the last object. */
-static __attribute__((unused)) json_t *ndjson_collect(const char *body, char *text, size_t cap, int *n_lines) {
+static __attribute__((unused)) json_t *ndjson_collect(const char *body, char *text, size_t cap,
+                                                      int *n_lines) {
   json_t *last = NULL;
   size_t used = 0;
   *n_lines = 0;

@@ -48,7 +48,9 @@ static inline int send_all(int fd, const void *p, size_t n) {
   return 0;
 }
 
-static inline int send_str(int fd, const char *s) { return send_all(fd, s, strlen(s)); }
+static inline int send_str(int fd, const char *s) {
+  return send_all(fd, s, strlen(s));
+}
 
 /* One connection's buffered reader. */
 struct reader {

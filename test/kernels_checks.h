@@ -17,14 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KC_EXPECT(fails, cond, ...)                                                          \
-  do {                                                                                       \
-    if (!(cond)) {                                                                           \
-      (fails)++;                                                                             \
-      fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond);                      \
-      fprintf(stderr, __VA_ARGS__);                                                          \
-      fputc('\n', stderr);                                                                   \
-    }                                                                                        \
+#define KC_EXPECT(fails, cond, ...)                                                                \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      (fails)++;                                                                                   \
+      fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond);                            \
+      fprintf(stderr, __VA_ARGS__);                                                                \
+      fputc('\n', stderr);                                                                         \
+    }                                                                                              \
   } while (0)
 
 /* Deterministic xorshift generator, so failures reproduce. */
@@ -39,7 +39,9 @@ static inline uint32_t kc_u32(kc_rng *r) {
   return (uint32_t)(r->s >> 16);
 }
 
-static inline float kc_unif(kc_rng *r) { return (float)(kc_u32(r) >> 8) / 16777216.0f; }
+static inline float kc_unif(kc_rng *r) {
+  return (float)(kc_u32(r) >> 8) / 16777216.0f;
+}
 
 static inline float kc_gauss(kc_rng *r) {
   float u = kc_unif(r) + 1e-7f, v = kc_unif(r);
@@ -61,12 +63,25 @@ static inline int check_fp16(void) {
     float v;
     uint16_t h;
   } cases[] = {
-      {0.0f, 0x0000},        {-0.0f, 0x8000},     {1.0f, 0x3C00},       {-2.0f, 0xC000},
-      {65504.0f, 0x7BFF},    {65519.0f, 0x7BFF},  {65520.0f, 0x7C00},   {1e9f, 0x7C00},
-      {0x1p-24f, 0x0001},    {0x1p-25f, 0x0000},  {0x1.8p-25f, 0x0001}, {0x1.8p-24f, 0x0002},
-      {0x1p-14f, 0x0400},    {0.1f, 0x2E66},      {1.0009765625f, 0x3C01},
-      {1.00048828125f, 0x3C00}, /* tie -> even */ {1.00146484375f, 0x3C02}, /* tie -> even */
-      {INFINITY, 0x7C00},    {-INFINITY, 0xFC00},
+      {0.0f, 0x0000},
+      {-0.0f, 0x8000},
+      {1.0f, 0x3C00},
+      {-2.0f, 0xC000},
+      {65504.0f, 0x7BFF},
+      {65519.0f, 0x7BFF},
+      {65520.0f, 0x7C00},
+      {1e9f, 0x7C00},
+      {0x1p-24f, 0x0001},
+      {0x1p-25f, 0x0000},
+      {0x1.8p-25f, 0x0001},
+      {0x1.8p-24f, 0x0002},
+      {0x1p-14f, 0x0400},
+      {0.1f, 0x2E66},
+      {1.0009765625f, 0x3C01},
+      {1.00048828125f, 0x3C00},
+      /* tie -> even */ {1.00146484375f, 0x3C02}, /* tie -> even */
+      {INFINITY, 0x7C00},
+      {-INFINITY, 0xFC00},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     uint16_t h = cll_fp32_to_fp16(cases[i].v);
@@ -75,7 +90,8 @@ static inline int check_fp16(void) {
   KC_EXPECT(f, (cll_fp32_to_fp16(NAN) & 0x7FFF) > 0x7C00, "NaN stays NaN");
   /* Every finite half converts to float and back exactly. */
   for (uint32_t h = 0; h < 0x10000; h++) {
-    if ((h & 0x7C00) == 0x7C00) continue;
+    if ((h & 0x7C00) == 0x7C00)
+      continue;
     float v = cll_fp16_to_fp32((uint16_t)h);
     if (cll_fp32_to_fp16(v) != h) {
       KC_EXPECT(f, 0, "fp16 round trip of %04x via %a", h, v);
@@ -86,7 +102,8 @@ static inline int check_fp16(void) {
   KC_EXPECT(f, cll_fp16_to_fp32(0xFC00) == -INFINITY, "-inf");
   /* bf16: exact round trips and round-to-nearest-even. */
   for (uint32_t h = 0; h < 0x10000; h += 7) {
-    if ((h & 0x7F80) == 0x7F80) continue;
+    if ((h & 0x7F80) == 0x7F80)
+      continue;
     KC_EXPECT(f, cll_fp32_to_bf16(cll_bf16_to_fp32((uint16_t)h)) == h, "bf16 %04x", h);
   }
   KC_EXPECT(f, cll_fp32_to_bf16(1.0f) == 0x3F80, "bf16 1");
@@ -117,9 +134,11 @@ static inline int check_type_info(void) {
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
     const struct cll_type_info *ti = cll_type_info(want[i].t);
     KC_EXPECT(f, ti != NULL, "type %u known", want[i].t);
-    if (!ti) continue;
-    KC_EXPECT(f, ti->block_elems == want[i].elems && ti->block_bytes == want[i].bytes &&
-                     strcmp(ti->name, want[i].name) == 0,
+    if (!ti)
+      continue;
+    KC_EXPECT(f,
+              ti->block_elems == want[i].elems && ti->block_bytes == want[i].bytes &&
+                  strcmp(ti->name, want[i].name) == 0,
               "type %s: %u elems %u bytes", ti->name, ti->block_elems, ti->block_bytes);
     KC_EXPECT(f, cll_row_bytes(want[i].t, 4 * want[i].elems) == 4 * want[i].bytes, "row bytes");
     if (want[i].elems > 1)
@@ -137,7 +156,8 @@ static inline int check_type_info(void) {
   const cll_kernels *ref = cll_kernels_by_name("ref");
   for (size_t i = 0; i < 4; i++) {
     const cll_kernels *t = cll_kernels_by_name(isas[i]);
-    if (!t) continue;
+    if (!t)
+      continue;
     KC_EXPECT(f, strcmp(t->isa, isas[i]) == 0, "isa name %s", t->isa);
     for (int ty = 0; ty < CLL_TYPE_COUNT; ty++) {
       KC_EXPECT(f, !ref->dequant_row[ty] == !t->dequant_row[ty], "%s dequant %d", isas[i], ty);
@@ -156,7 +176,8 @@ static inline void kc_random_blocks(uint32_t t, void *dst, int64_t n, kc_rng *r)
   const struct cll_type_info *ti = cll_type_info(t);
   size_t bytes = cll_row_bytes(t, n);
   uint8_t *p = dst;
-  for (size_t i = 0; i < bytes; i++) p[i] = (uint8_t)kc_u32(r);
+  for (size_t i = 0; i < bytes; i++)
+    p[i] = (uint8_t)kc_u32(r);
   int64_t nb = n / ti->block_elems;
   for (int64_t b = 0; b < nb; b++) {
     uint8_t *blk = p + b * ti->block_bytes;
@@ -168,11 +189,19 @@ static inline void kc_random_blocks(uint32_t t, void *dst, int64_t n, kc_rng *r)
       memcpy(blk, &v, 4);
       break;
     }
-    case CLL_TYPE_F16: h1 = cll_fp32_to_fp16(kc_gauss(r)); memcpy(blk, &h1, 2); break;
-    case CLL_TYPE_BF16: h1 = cll_fp32_to_bf16(kc_gauss(r)); memcpy(blk, &h1, 2); break;
+    case CLL_TYPE_F16:
+      h1 = cll_fp32_to_fp16(kc_gauss(r));
+      memcpy(blk, &h1, 2);
+      break;
+    case CLL_TYPE_BF16:
+      h1 = cll_fp32_to_bf16(kc_gauss(r));
+      memcpy(blk, &h1, 2);
+      break;
     case CLL_TYPE_Q4_0:
     case CLL_TYPE_Q5_0:
-    case CLL_TYPE_Q8_0: memcpy(blk, &h1, 2); break;
+    case CLL_TYPE_Q8_0:
+      memcpy(blk, &h1, 2);
+      break;
     case CLL_TYPE_Q4_1:
     case CLL_TYPE_Q5_1:
     case CLL_TYPE_Q8_1:
@@ -185,20 +214,26 @@ static inline void kc_random_blocks(uint32_t t, void *dst, int64_t n, kc_rng *r)
       memcpy(blk + 80, &h1, 2);
       memcpy(blk + 82, &h2, 2);
       break;
-    case CLL_TYPE_Q3_K: memcpy(blk + 108, &h1, 2); break;
-    case CLL_TYPE_Q6_K: memcpy(blk + 208, &h1, 2); break;
+    case CLL_TYPE_Q3_K:
+      memcpy(blk + 108, &h1, 2);
+      break;
+    case CLL_TYPE_Q6_K:
+      memcpy(blk + 208, &h1, 2);
+      break;
     case CLL_TYPE_Q8_K: {
       float d = 0.01f * kc_unif(r);
       memcpy(blk, &d, 4);
       cll_block_q8_K *q = (cll_block_q8_K *)(void *)blk;
       for (int j = 0; j < 16; j++) {
         int s = 0;
-        for (int l = 0; l < 16; l++) s += q->qs[16 * j + l];
+        for (int l = 0; l < 16; l++)
+          s += q->qs[16 * j + l];
         q->bsums[j] = (int16_t)s;
       }
       break;
     }
-    default: break;
+    default:
+      break;
     }
   }
 }
@@ -207,7 +242,8 @@ static inline void kc_random_blocks(uint32_t t, void *dst, int64_t n, kc_rng *r)
 static inline void kc_random_floats(float *x, int64_t n, float scale, kc_rng *r) {
   for (int64_t i = 0; i < n; i++) {
     x[i] = scale * kc_gauss(r);
-    if (kc_u32(r) % 97 == 0) x[i] *= 6;
+    if (kc_u32(r) % 97 == 0)
+      x[i] *= 6;
   }
 }
 
@@ -225,20 +261,31 @@ static inline double kc_rel_rms(const float *a, const float *b, int64_t n) {
 /* quantize -> dequantize relative RMS error bound per quantizable type. */
 static inline double kc_roundtrip_bound(uint32_t t) {
   switch (t) {
-  case CLL_TYPE_F32: return 0;
-  case CLL_TYPE_F16: return 5e-4;
-  case CLL_TYPE_BF16: return 4e-3;
+  case CLL_TYPE_F32:
+    return 0;
+  case CLL_TYPE_F16:
+    return 5e-4;
+  case CLL_TYPE_BF16:
+    return 4e-3;
   case CLL_TYPE_Q8_0:
-  case CLL_TYPE_Q8_1: return 0.01;
-  case CLL_TYPE_Q8_K: return 0.025; /* one scale per 256 values */
-  case CLL_TYPE_Q6_K: return 0.035;
-  case CLL_TYPE_Q5_0: return 0.07;
+  case CLL_TYPE_Q8_1:
+    return 0.01;
+  case CLL_TYPE_Q8_K:
+    return 0.025; /* one scale per 256 values */
+  case CLL_TYPE_Q6_K:
+    return 0.035;
+  case CLL_TYPE_Q5_0:
+    return 0.07;
   case CLL_TYPE_Q5_1:
-  case CLL_TYPE_Q5_K: return 0.06;
-  case CLL_TYPE_Q4_0: return 0.14;
+  case CLL_TYPE_Q5_K:
+    return 0.06;
+  case CLL_TYPE_Q4_0:
+    return 0.14;
   case CLL_TYPE_Q4_1:
-  case CLL_TYPE_Q4_K: return 0.12;
-  default: return 1;
+  case CLL_TYPE_Q4_K:
+    return 0.12;
+  default:
+    return 1;
   }
 }
 
@@ -251,12 +298,13 @@ static inline int check_roundtrip_table(const cll_kernels *k, int verbose) {
   kc_random_floats(x, N, 0.02f, &r);
   for (size_t i = 0; i < KC_N_TYPES; i++) {
     uint32_t t = kc_all_types[i];
-    if (!k->quantize_row[t]) continue;
+    if (!k->quantize_row[t])
+      continue;
     k->quantize_row[t](x, q, N);
     k->dequant_row[t](q, y, N);
     double e = kc_rel_rms(y, x, N);
-    if (verbose) printf("  %-6s %-5s quantize->dequant rel RMS %.5f\n", k->isa,
-                        cll_type_info(t)->name, e);
+    if (verbose)
+      printf("  %-6s %-5s quantize->dequant rel RMS %.5f\n", k->isa, cll_type_info(t)->name, e);
     KC_EXPECT(f, e <= kc_roundtrip_bound(t), "%s %s rel RMS %g > %g", k->isa,
               cll_type_info(t)->name, e, kc_roundtrip_bound(t));
     /* Zeros stay zeros (no NaN from a zero scale). */
@@ -265,7 +313,8 @@ static inline int check_roundtrip_table(const cll_kernels *k, int verbose) {
     k->quantize_row[t](z, q, 512);
     k->dequant_row[t](q, y, 512);
     int bad = 0;
-    for (int j = 0; j < 512; j++) bad += y[j] != 0;
+    for (int j = 0; j < 512; j++)
+      bad += y[j] != 0;
     KC_EXPECT(f, bad == 0, "%s %s: zero row gives %d non-zeros", k->isa, cll_type_info(t)->name,
               bad);
   }
@@ -278,8 +327,10 @@ static inline double kc_dot_tol(uint32_t t) {
   switch (t) {
   case CLL_TYPE_F32:
   case CLL_TYPE_F16:
-  case CLL_TYPE_BF16: return 1e-5; /* float lanes over up to 16384 terms */
-  default: return 2e-5;
+  case CLL_TYPE_BF16:
+    return 1e-5; /* float lanes over up to 16384 terms */
+  default:
+    return 2e-5;
   }
 }
 
@@ -294,10 +345,12 @@ static inline int check_vec_dot_vs_dequant(const cll_kernels *k) {
   kc_rng r = {12345};
   for (size_t i = 0; i < KC_N_TYPES; i++) {
     uint32_t t = kc_all_types[i];
-    if (!k->vec_dot[t]) continue;
+    if (!k->vec_dot[t])
+      continue;
     uint32_t at = cll_type_info(t)->act_type;
     for (int mode = 0; mode < 2; mode++) {
-      if (mode == 0 && !k->quantize_row[t]) continue;
+      if (mode == 0 && !k->quantize_row[t])
+        continue;
       if (mode == 0) {
         kc_random_floats(x, N, 0.05f, &r);
         k->quantize_row[t](x, wq, N);
@@ -377,10 +430,11 @@ static inline int check_table_vs_ref(const cll_kernels *k) {
         ref->dequant_row[t](w, y0, n);
         ref->dequant_row[at](a0, y1, n);
         double mag = 0;
-        for (int64_t j = 0; j < n; j++) mag += fabs((double)y0[j] * y1[j]);
+        for (int64_t j = 0; j < n; j++)
+          mag += fabs((double)y0[j] * y1[j]);
         double tol = kc_dot_tol(t) * mag + 1e-30;
-        KC_EXPECT(f, fabs((double)d0 - d1) <= tol, "%s vec_dot %s n=%lld: %.9g vs ref %.9g",
-                  k->isa, ti->name, (long long)n, d1, d0);
+        KC_EXPECT(f, fabs((double)d0 - d1) <= tol, "%s vec_dot %s n=%lld: %.9g vs ref %.9g", k->isa,
+                  ti->name, (long long)n, d1, d0);
       }
     }
   }
@@ -402,7 +456,8 @@ enum { KS_ROWS = 45, KS_R0 = 3, KS_R1 = 42, KS_MAXTOK = 13 };
 
 static inline size_t ks_xq_stride(uint32_t at, int64_t n) {
   size_t row = cll_row_bytes(at, n);
-  if (at == CLL_TYPE_Q8_0) row = cll__q8_sums_offset(n / CLL_QK8_0) + (size_t)(n / CLL_QK8_0) * sizeof(struct cll__q8_sum);
+  if (at == CLL_TYPE_Q8_0)
+    row = cll__q8_sums_offset(n / CLL_QK8_0) + (size_t)(n / CLL_QK8_0) * sizeof(struct cll__q8_sum);
   return (row + 63) & ~(size_t)63;
 }
 
@@ -414,7 +469,8 @@ static inline void ks_acts(uint32_t t, int64_t n, int T, float *x, uint8_t *xq, 
   const uint32_t at = cll_type_info(t)->act_type;
   kc_random_floats(x, n * T, 1.0f, r);
   *xs = at == CLL_TYPE_F32 ? 0 : ks_xq_stride(at, n);
-  if (at == CLL_TYPE_F32) return;
+  if (at == CLL_TYPE_F32)
+    return;
   for (int k = 0; k < T; k++) {
     uint8_t *row = xq + (size_t)k * *xs;
     ref->quantize_row[at](x + k * n, row, n);
@@ -424,7 +480,8 @@ static inline void ks_acts(uint32_t t, int64_t n, int T, float *x, uint8_t *xq, 
       struct cll__q8_sum *sum = (struct cll__q8_sum *)(row + cll__q8_sums_offset(nb));
       for (int64_t i = 0; i < nb; i++) {
         int32_t acc = 0;
-        for (int j = 0; j < CLL_QK8_0; j++) acc += b[i].qs[j];
+        for (int j = 0; j < CLL_QK8_0; j++)
+          acc += b[i].qs[j];
         sum[i] = (struct cll__q8_sum){cll_fp16_to_fp32(b[i].d), acc};
       }
     }
@@ -443,8 +500,8 @@ static inline int ks_compare(const char *what, const cll_kernels *k, uint32_t t,
       const float got = y[tk * (KS_ROWS + 3) + row];
       const float w = want[tk * (KS_ROWS + 3) + row];
       const int inside = row >= r0 && row < r1;
-      const int ok = inside ? fabs((double)got - w) <= 3e-5 * mag[tk * KS_ROWS + row] + 1e-6
-                            : got == 12345.0f;
+      const int ok =
+          inside ? fabs((double)got - w) <= 3e-5 * mag[tk * KS_ROWS + row] + 1e-6 : got == 12345.0f;
       if (!ok && bad++ < 3)
         fprintf(stderr, "%s %s %s n=%lld T=%d row %lld: %.7g, want %.7g%s\n", k->isa, what,
                 cll_type_info(t)->name, (long long)n, T, (long long)row, got, w,
@@ -461,13 +518,16 @@ static inline int check_slots_one(const cll_kernels *k, uint32_t t, int64_t n, i
   const int64_t ys = KS_ROWS + 3;
   uint8_t *w = malloc(rb * KS_ROWS);
   float *x = malloc(sizeof(float) * (size_t)(n * T));
-  uint8_t *xq = malloc(ks_xq_stride(CLL_TYPE_Q8_0, n) * (size_t)T + ks_xq_stride(CLL_TYPE_Q8_K, n) * (size_t)T);
-  float *y = malloc(sizeof(float) * (size_t)(ys * T)), *want = malloc(sizeof(float) * (size_t)(ys * T));
+  uint8_t *xq = malloc(ks_xq_stride(CLL_TYPE_Q8_0, n) * (size_t)T +
+                       ks_xq_stride(CLL_TYPE_Q8_K, n) * (size_t)T);
+  float *y = malloc(sizeof(float) * (size_t)(ys * T)),
+        *want = malloc(sizeof(float) * (size_t)(ys * T));
   float *mag = malloc(sizeof(float) * KS_ROWS * (size_t)T);
   float *wf = malloc(sizeof(float) * (size_t)n), *af = malloc(sizeof(float) * (size_t)n);
   int f = 0;
   size_t xs = 0;
-  for (int64_t row = 0; row < KS_ROWS; row++) kc_random_blocks(t, w + row * rb, n, r);
+  for (int64_t row = 0; row < KS_ROWS; row++)
+    kc_random_blocks(t, w + row * rb, n, r);
   ks_acts(t, n, T, x, xq, &xs, r);
   const int float_act = ti->act_type == CLL_TYPE_F32;
   const uint8_t *act = float_act ? (const uint8_t *)x : xq;
@@ -481,32 +541,45 @@ static inline int check_slots_one(const cll_kernels *k, uint32_t t, int64_t n, i
       else
         ref->dequant_row[ti->act_type](xq + (size_t)tk * xs, af, n);
       double m = 0;
-      for (int64_t i = 0; i < n; i++) m += fabs((double)wf[i] * af[i]);
+      for (int64_t i = 0; i < n; i++)
+        m += fabs((double)wf[i] * af[i]);
       mag[tk * KS_ROWS + row] = (float)m;
     }
   }
-  cll_matmul_args a = {.wtype = t, .w = w, .w_stride = rb, .n_in = n, .r0 = KS_R0, .r1 = KS_R1,
-                       .x = x, .x_stride = n, .xq = xq, .xq_stride = xs, .n_tok = T, .y_stride = ys};
-#define KS_RESET(buf)                                                                        \
-  for (int64_t i_ = 0; i_ < ys * T; i_++) (buf)[i_] = 12345.0f
+  cll_matmul_args a = {.wtype = t,
+                       .w = w,
+                       .w_stride = rb,
+                       .n_in = n,
+                       .r0 = KS_R0,
+                       .r1 = KS_R1,
+                       .x = x,
+                       .x_stride = n,
+                       .xq = xq,
+                       .xq_stride = xs,
+                       .n_tok = T,
+                       .y_stride = ys};
+#define KS_RESET(buf)                                                                              \
+  for (int64_t i_ = 0; i_ < ys * T; i_++)                                                          \
+  (buf)[i_] = 12345.0f
   /* The expected values: the twin, or (for the twins) plain vec_dot. */
-#define KS_WANT(twin_call, r0_, r1_)                                                        \
-  do {                                                                                      \
-    KS_RESET(want);                                                                         \
-    if (self) {                                                                             \
-      for (int tk = 0; tk < T; tk++)                                                        \
-        for (int64_t row = (r0_); row < (r1_); row++)                                       \
-          ref->vec_dot[t](n, w + row * rb, act + (size_t)tk * as, &want[tk * ys + row]);     \
-    } else {                                                                                \
-      a.y = want;                                                                           \
-      twin_call;                                                                            \
-    }                                                                                       \
+#define KS_WANT(twin_call, r0_, r1_)                                                               \
+  do {                                                                                             \
+    KS_RESET(want);                                                                                \
+    if (self) {                                                                                    \
+      for (int tk = 0; tk < T; tk++)                                                               \
+        for (int64_t row = (r0_); row < (r1_); row++)                                              \
+          ref->vec_dot[t](n, w + row * rb, act + (size_t)tk * as, &want[tk * ys + row]);           \
+    } else {                                                                                       \
+      a.y = want;                                                                                  \
+      twin_call;                                                                                   \
+    }                                                                                              \
   } while (0)
   if (k->vec_dot_rows[t]) {
-    KS_WANT(for (int tk = 0; tk < T; tk++) for (int64_t row = KS_R0; row + CLL_DOT_ROWS <= KS_R1;
-                                                   row += CLL_DOT_ROWS)
-                g->vec_dot_rows[t](n, w + row * rb, rb, act + (size_t)tk * as, &want[tk * ys + row]),
-            KS_R0, KS_R0 + (KS_R1 - KS_R0) / CLL_DOT_ROWS * CLL_DOT_ROWS);
+    KS_WANT(
+        for (int tk = 0; tk < T; tk++) for (int64_t row = KS_R0; row + CLL_DOT_ROWS <= KS_R1;
+                                            row += CLL_DOT_ROWS)
+            g->vec_dot_rows[t](n, w + row * rb, rb, act + (size_t)tk * as, &want[tk * ys + row]),
+        KS_R0, KS_R0 + (KS_R1 - KS_R0) / CLL_DOT_ROWS * CLL_DOT_ROWS);
     KS_RESET(y);
     for (int tk = 0; tk < T; tk++)
       for (int64_t row = KS_R0; row + CLL_DOT_ROWS <= KS_R1; row += CLL_DOT_ROWS)
@@ -540,7 +613,8 @@ static inline int check_slots_one(const cll_kernels *k, uint32_t t, int64_t n, i
     const size_t pb = k->pack_bytes[t](n, KS_ROWS);
     KC_EXPECT(f, self || (g->pack[t] && g->pack_bytes[t](n, KS_ROWS) == pb),
               "%s pack %s: no twin of the same size", k->isa, ti->name);
-    uint8_t *p1 = aligned_alloc(64, (pb + 63) & ~(size_t)63), *p2 = aligned_alloc(64, (pb + 63) & ~(size_t)63);
+    uint8_t *p1 = aligned_alloc(64, (pb + 63) & ~(size_t)63),
+            *p2 = aligned_alloc(64, (pb + 63) & ~(size_t)63);
     memset(p1, 0, pb);
     memset(p2, 0, pb);
     k->pack[t](w, rb, n, 0, 1, p1); /* in two parts, as threads would */
@@ -575,13 +649,18 @@ static inline int check_slots_vs_generic(const cll_kernels *k, int *n_slots) {
   int f = 0;
   *n_slots = 0;
   for (uint32_t t = 0; t < CLL_TYPE_COUNT; t++) {
-    if (!k->vec_dot_rows[t] && !k->gemm[t] && !k->matmul_few[t] && !k->pack[t]) continue;
+    if (!k->vec_dot_rows[t] && !k->gemm[t] && !k->matmul_few[t] && !k->pack[t])
+      continue;
     (*n_slots)++;
     const struct cll_type_info *ti = cll_type_info(t);
     /* Odd block counts: 37 blocks of 32 (not a multiple of 8), 5 super-
      * blocks of 256; float rows of odd length. */
-    const int64_t lens[2] = {ti->block_elems == 1 ? 1001 : ti->block_elems == 32 ? 37 * 32 : 5 * 256,
-                             ti->block_elems == 1 ? 64 : ti->block_elems == 32 ? 3 * 32 : 256};
+    const int64_t lens[2] = {ti->block_elems == 1    ? 1001
+                             : ti->block_elems == 32 ? 37 * 32
+                                                     : 5 * 256,
+                             ti->block_elems == 1    ? 64
+                             : ti->block_elems == 32 ? 3 * 32
+                                                     : 256};
     for (int li = 0; li < 2; li++)
       for (size_t j = 0; j < sizeof toks / sizeof toks[0]; j++)
         f += check_slots_one(k, t, lens[li], toks[j], &r);
@@ -597,7 +676,8 @@ static inline int check_all_tables_vs_ref(int *n_tables) {
   *n_tables = 0;
   for (size_t i = 0; i < 3; i++) {
     const cll_kernels *k = cll_kernels_by_name(isas[i]);
-    if (!k) continue;
+    if (!k)
+      continue;
     (*n_tables)++;
     int slots = 0;
     int fi = check_table_vs_ref(k) + check_roundtrip_table(k, 0) + check_vec_dot_vs_dequant(k) +

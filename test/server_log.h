@@ -14,7 +14,7 @@
 
 /* Lines that mean a sanitizer found something. */
 static const char *const server_log_reports[] = {
-    "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+    "ERROR: AddressSanitizer",  "ERROR: LeakSanitizer",   "runtime error:",
     "WARNING: ThreadSanitizer", "ERROR: ThreadSanitizer", "SUMMARY: UndefinedBehaviorSanitizer",
 };
 

@@ -57,15 +57,14 @@ static void teardown(void) {
 }
 
 Test(api_arch, gemma3_chat_uses_its_template, .init = setup, .fini = teardown) {
-  json_t *chat = post_json(
-      "/api/chat",
-      "{\"model\":\"gemma3-tiny\",\"stream\":false,\"messages\":["
-      "{\"role\":\"system\",\"content\":\"kalo\"},"
-      "{\"role\":\"user\",\"content\":\"mine ruta\"},"
-      "{\"role\":\"assistant\",\"content\":\"shipo\"},"
-      "{\"role\":\"user\",\"content\":\"veda gifo\"}],"
-      "\"options\":{\"temperature\":0,\"num_predict\":12}}",
-      200);
+  json_t *chat = post_json("/api/chat",
+                           "{\"model\":\"gemma3-tiny\",\"stream\":false,\"messages\":["
+                           "{\"role\":\"system\",\"content\":\"kalo\"},"
+                           "{\"role\":\"user\",\"content\":\"mine ruta\"},"
+                           "{\"role\":\"assistant\",\"content\":\"shipo\"},"
+                           "{\"role\":\"user\",\"content\":\"veda gifo\"}],"
+                           "\"options\":{\"temperature\":0,\"num_predict\":12}}",
+                           200);
   json_t *msg = json_object_get(chat, "message");
   cr_assert_str_eq(jstr(msg, "role"), "assistant");
   /* The template by hand (as Ollama renders it: the system prompt goes
@@ -116,7 +115,8 @@ Test(api_arch, gemma3_long_context_keeps_only_the_window, .init = setup, .fini =
   cr_assert_lt(ring, n_ctx);
   /* F16 K and V rows of 64 values; 2 sequence ids (1 parallel + 1 cached) */
   const unsigned long long row = 64 * 2;
-  cr_expect_eq(kv, 2 * row * (1ull * (unsigned long long)n_ctx + 6ull * 2 * (unsigned long long)ring));
+  cr_expect_eq(kv,
+               2 * row * (1ull * (unsigned long long)n_ctx + 6ull * 2 * (unsigned long long)ring));
   printf("gemma3-tiny, n_ctx %lld: KV %llu bytes, rings of %lld rows (all layers full: %llu)\n",
          n_ctx, kv, ring, 2 * row * 7 * (unsigned long long)n_ctx);
   /* /api/ps counts that KV in the model's size */

@@ -8,8 +8,7 @@ static void setup(void) {
   if (!have_shared())
     return;
   make_store();
-  add_model("llama2", "stories260K-f32.gguf",
-            "{{- range .Messages }}{{ .Content }}{{ end }}", NULL,
+  add_model("llama2", "stories260K-f32.gguf", "{{- range .Messages }}{{ .Content }}{{ end }}", NULL,
             "{\"temperature\":0,\"num_predict\":24}");
   /* A template with tools and Qwen-style calls, for the agent frameworks. */
   add_model("agent", "stories260K-f32.gguf",
@@ -20,7 +19,9 @@ static void setup(void) {
             NULL, NULL);
   start_server(NULL);
 }
-static void teardown(void) { stop_server(); }
+static void teardown(void) {
+  stop_server();
+}
 
 TestSuite(api_clients, .init = setup, .fini = teardown, .timeout = 240);
 
@@ -38,8 +39,9 @@ Test(api_clients, seed_python_example) {
   }
   char root[600], cmd[1500];
   repo_root(root, sizeof(root));
-  snprintf(cmd, sizeof(cmd), "OLLAMA_URL=%s SEED_MODEL=llama2 python3 '%s/test/seed_example.py' "
-                             "> '%s/py.out' 2>&1",
+  snprintf(cmd, sizeof(cmd),
+           "OLLAMA_URL=%s SEED_MODEL=llama2 python3 '%s/test/seed_example.py' "
+           "> '%s/py.out' 2>&1",
            H.base, root, H.dir);
   int rc = system(cmd);
   if (rc != 0) {
@@ -53,8 +55,9 @@ Test(api_clients, ollama_js_client) {
   NEED_SHARED();
   char root[600], cmd[1500];
   repo_root(root, sizeof(root));
-  snprintf(cmd, sizeof(cmd), "test -d '%s/test/js/node_modules/ollama' && node --version "
-                             ">/dev/null 2>&1",
+  snprintf(cmd, sizeof(cmd),
+           "test -d '%s/test/js/node_modules/ollama' && node --version "
+           ">/dev/null 2>&1",
            root);
   if (system(cmd) != 0) {
     fprintf(stderr, "SKIP: node or test/js/node_modules missing (npm install --prefix test/js)\n");
@@ -76,8 +79,9 @@ static void run_node(const char *dir, const char *pkg, const char *script, const
   NEED_SHARED();
   char root[600], cmd[2000];
   repo_root(root, sizeof(root));
-  snprintf(cmd, sizeof(cmd), "test -d '%s/test/%s/node_modules/%s' && node --version >/dev/null 2>&1",
-           root, dir, pkg);
+  snprintf(cmd, sizeof(cmd),
+           "test -d '%s/test/%s/node_modules/%s' && node --version >/dev/null 2>&1", root, dir,
+           pkg);
   if (system(cmd) != 0) {
     fprintf(stderr, "SKIP: node or test/%s/node_modules missing (npm install --prefix test/%s)\n",
             dir, dir);
@@ -95,7 +99,9 @@ static void run_node(const char *dir, const char *pkg, const char *script, const
 
 /* LangChain withStructuredOutput and bindTools, AI SDK generateObject and
  * tools with toolChoice (test/js-agents/agents_test.mjs). */
-Test(api_clients, langchain_and_ai_sdk) { run_node("js-agents", "@langchain/ollama", "agents_test.mjs", "agent"); }
+Test(api_clients, langchain_and_ai_sdk) {
+  run_node("js-agents", "@langchain/ollama", "agents_test.mjs", "agent");
+}
 
 /* openai: tools with tool_choice, response_format json_schema, and
  * responses.create streamed and not (test/js-openai/agents_test.mjs). */

@@ -18,7 +18,9 @@ static void setup(void) {
   make_store();
   start_server(NULL);
 }
-static void teardown(void) { stop_server(); }
+static void teardown(void) {
+  stop_server();
+}
 
 TestSuite(api_create, .init = setup, .fini = teardown, .timeout = 120);
 
@@ -45,8 +47,8 @@ static void copy_shared(const char *file, const char *dst) {
 
 static struct resp create_from(const char *model, const char *path, const char *extra) {
   char body[2048];
-  snprintf(body, sizeof(body), "{\"model\":\"%s\",\"from\":\"%s\",\"stream\":false%s}", model,
-           path, extra ? extra : "");
+  snprintf(body, sizeof(body), "{\"model\":\"%s\",\"from\":\"%s\",\"stream\":false%s}", model, path,
+           extra ? extra : "");
   return http("POST", "/api/create", body);
 }
 
@@ -200,7 +202,8 @@ Test(api_create, concurrent_quantizes_do_not_share_a_temporary) {
     free(r.body);
   }
   char cmd[800];
-  snprintf(cmd, sizeof(cmd), "cd '%s/blobs' && for f in sha256-*; do "
+  snprintf(cmd, sizeof(cmd),
+           "cd '%s/blobs' && for f in sha256-*; do "
            "[ \"sha256-$(sha256sum \"$f\" | cut -c1-64)\" = \"$f\" ] || exit 1; done",
            H.models);
   cr_expect_eq(system(cmd), 0, "a blob does not match its digest");

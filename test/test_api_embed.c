@@ -11,7 +11,9 @@ static void setup(void) {
   add_model("stories", "stories260K-f32.gguf", NULL, NULL, NULL);
   start_server(NULL);
 }
-static void teardown(void) { stop_server(); }
+static void teardown(void) {
+  stop_server();
+}
 
 TestSuite(api_embed, .init = setup, .fini = teardown, .timeout = 120);
 
@@ -25,8 +27,8 @@ static double norm_of(json_t *a) {
 
 Test(api_embed, dimension_and_norm) {
   NEED_SHARED();
-  json_t *v = post_json("/api/embed",
-                        "{\"model\":\"stories\",\"input\":[\"Once upon a time\",\"The cat\"]}", 200);
+  json_t *v = post_json(
+      "/api/embed", "{\"model\":\"stories\",\"input\":[\"Once upon a time\",\"The cat\"]}", 200);
   json_t *e = json_object_get(v, "embeddings");
   cr_assert_eq(json_array_size(e), 2);
   for (size_t i = 0; i < 2; i++) {
@@ -37,7 +39,8 @@ Test(api_embed, dimension_and_norm) {
   cr_expect_gt(json_integer_value(json_object_get(v, "total_duration")), 0);
   json_decref(v);
   /* The same input alone gives the same vector (batched or not). */
-  json_t *w = post_json("/api/embed", "{\"model\":\"stories\",\"input\":\"Once upon a time\"}", 200);
+  json_t *w =
+      post_json("/api/embed", "{\"model\":\"stories\",\"input\":\"Once upon a time\"}", 200);
   json_t *a = json_array_get(json_object_get(w, "embeddings"), 0);
   cr_expect_eq(json_array_size(a), 64);
   json_decref(w);
@@ -51,8 +54,8 @@ Test(api_embed, dimension_and_norm) {
 
 Test(api_embed, legacy_embeddings) {
   NEED_SHARED();
-  json_t *v = post_json("/api/embeddings", "{\"model\":\"stories\",\"prompt\":\"Once upon a time\"}",
-                        200);
+  json_t *v =
+      post_json("/api/embeddings", "{\"model\":\"stories\",\"prompt\":\"Once upon a time\"}", 200);
   json_t *e = json_object_get(v, "embedding");
   cr_expect_eq(json_array_size(e), 64);
   cr_expect_gt(fabs(norm_of(e) - 1.0), 1e-3); /* not normalised */
@@ -88,7 +91,8 @@ Test(api_embed, errors_and_load_only) {
   cr_expect(strstr(jstr(v, "error"), "context length") != NULL, "%s", jstr(v, "error"));
   json_decref(v);
   /* With truncate (the default) the same input is embedded. */
-  memmove(strstr(body, "\"truncate\":false,"), strstr(body, "\"input\""), strlen(strstr(body, "\"input\"")) + 1);
+  memmove(strstr(body, "\"truncate\":false,"), strstr(body, "\"input\""),
+          strlen(strstr(body, "\"input\"")) + 1);
   v = post_json("/api/embed", body, 200);
   cr_expect_eq(json_array_size(json_array_get(json_object_get(v, "embeddings"), 0)), 64);
   json_decref(v);

@@ -12,7 +12,9 @@ static void setup(void) {
   add_model("stories", "stories260K-f32.gguf", NULL, NULL, NULL);
   start_server(NULL);
 }
-static void teardown(void) { stop_server(); }
+static void teardown(void) {
+  stop_server();
+}
 
 TestSuite(api_generate, .init = setup, .fini = teardown, .timeout = 120);
 
@@ -99,7 +101,8 @@ Test(api_generate, same_seed_same_text) {
   }
   free(prev);
   cr_expect_gt(other_seed_differs, 0, "seeds 1235..1237 all gave seed 1234's text: \"%s\"", a);
-  cr_expect_gt(no_seed_differs, 0, "without a seed every answer was the same: a fixed seed is used");
+  cr_expect_gt(no_seed_differs, 0,
+               "without a seed every answer was the same: a fixed seed is used");
   free(a);
   free(b);
 }
@@ -228,9 +231,10 @@ Test(api_generate, stalled_reader_does_not_stop_the_others) {
   const char *body = "{\"model\":\"stories\",\"prompt\":\"Once\",\"stream\":true,"
                      "\"options\":{\"num_predict\":100000}}";
   char req[512];
-  int n = snprintf(req, sizeof(req),
-                   "POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %zu\r\n\r\n%s",
-                   strlen(body), body);
+  int n =
+      snprintf(req, sizeof(req),
+               "POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %zu\r\n\r\n%s",
+               strlen(body), body);
   cr_assert_eq(write(fd, req, (size_t)n), n);
   usleep(200000);
   /* The loop keeps answering while the engine works (how fast is a
@@ -267,8 +271,7 @@ Test(api_generate, errors_as_ollama) {
   expect_error("/api/generate", "{\"model\":\"nope\",\"prompt\":\"x\"}", 404,
                "model 'nope' not found");
   expect_error("/api/chat", "{\"messages\":[]}", 400, "model is required");
-  expect_error("/api/chat", "{\"model\":\"nope\",\"messages\":[]}", 404,
-               "model 'nope' not found");
+  expect_error("/api/chat", "{\"model\":\"nope\",\"messages\":[]}", 404, "model 'nope' not found");
   expect_error("/api/generate", "{\"model\":\"bad name!\",\"prompt\":\"x\"}", 400,
                "invalid model name");
   expect_error("/api/generate",
@@ -289,8 +292,8 @@ Test(api_generate, errors_as_ollama) {
   expect_error("/api/generate", "{\"model\":\"stories\",\"prompt\":\"x\",\"think\":\"lots\"}", 400,
                "invalid think value: \"lots\" (must be \"high\", \"medium\", \"low\", \"max\", "
                "true, or false)");
-  expect_error("/api/generate", "{\"model\":\"stories\",\"prompt\":\"x\",\"top_logprobs\":21}",
-               400, "top_logprobs must be between 0 and 20");
+  expect_error("/api/generate", "{\"model\":\"stories\",\"prompt\":\"x\",\"top_logprobs\":21}", 400,
+               "top_logprobs must be between 0 and 20");
   /* Unknown options are ignored. */
   json_t *v = post_json("/api/generate",
                         "{\"model\":\"stories\",\"prompt\":\"Once\",\"options\":{\"mirostat\":1,"
@@ -505,7 +508,8 @@ static const char *THINKER =
     "{{- if .ToolCalls }}<tool_call>{{ range .ToolCalls }}{\"name\":\"{{ .Function.Name }}\","
     "\"arguments\":{{ .Function.Arguments }}}{{ end }}</tool_call>{{ end }}"
     "{{- if .ToolName }}[{{ .ToolName }}]{{ end }}\n{{ end }}"
-    "<|assistant|>{{ if and .IsThinkSet .Think }}<think>{{ else if .IsThinkSet }}<nothink>{{ end }}";
+    "<|assistant|>{{ if and .IsThinkSet .Think }}<think>{{ else if .IsThinkSet }}<nothink>{{ end "
+    "}}";
 
 static void setup_think(void) {
   if (!have_shared())
@@ -534,8 +538,7 @@ static bool has_cap(json_t *show, const char *cap) {
 /* The prompt the server renders for a chat body (via _debug_render_only). */
 static char *rendered(const char *fields) {
   char body[4096];
-  snprintf(body, sizeof(body),
-           "{\"model\":\"thinker\",\"_debug_render_only\":true,%s}", fields);
+  snprintf(body, sizeof(body), "{\"model\":\"thinker\",\"_debug_render_only\":true,%s}", fields);
   json_t *v = post_json("/api/chat", body, 200);
   const char *r = jstr(json_object_get(v, "_debug_info"), "rendered_template");
   cr_assert(r, "no rendered_template for %s", body);
@@ -570,8 +573,9 @@ Test(api_think, capabilities_follow_the_template) {
   expect_error("/api/chat",
                "{\"model\":\"thinker\",\"think\":\"lots\",\"messages\":[{\"role\":\"user\","
                "\"content\":\"hi\"}]}",
-               400, "invalid think value: \"lots\" (must be \"high\", \"medium\", \"low\", "
-                    "\"max\", true, or false)");
+               400,
+               "invalid think value: \"lots\" (must be \"high\", \"medium\", \"low\", "
+               "\"max\", true, or false)");
 }
 
 Test(api_think, think_values_reach_the_template) {
@@ -601,7 +605,8 @@ Test(api_think, history_tools_and_results_are_rendered) {
       "\"content\":\"\",\"thinking\":\"need it\",\"tool_calls\":[{\"function\":{\"name\":"
       "\"get_weather\",\"arguments\":{\"city\":\"Paris\"}}}]},{\"role\":\"tool\",\"content\":"
       "\"sunny\",\"tool_name\":\"get_weather\"}]");
-  cr_expect(strstr(s, "Tools: [{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"") != NULL,
+  cr_expect(strstr(s, "Tools: [{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"") !=
+                NULL,
             "%s", s);
   cr_expect(strstr(s, "<|assistant|><think>need it</think><tool_call>{\"name\":\"get_weather\","
                       "\"arguments\":{\"city\":\"Paris\"}}</tool_call>") != NULL,
@@ -686,8 +691,9 @@ Test(api_think, images_are_checked_never_ignored) {
                "{\"model\":\"thinker\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\","
                "\"images\":[\"aGVsbG8=\"]}]}",
                400, "\"thinker\" does not support images");
-  expect_error("/api/generate", "{\"model\":\"thinker\",\"prompt\":\"hi\",\"images\":[\"aGVsbG8=\"]}",
-               400, "\"thinker\" does not support images");
+  expect_error("/api/generate",
+               "{\"model\":\"thinker\",\"prompt\":\"hi\",\"images\":[\"aGVsbG8=\"]}", 400,
+               "\"thinker\" does not support images");
 }
 
 /* ---------------------------------------------------------------- logprobs */
@@ -776,9 +782,8 @@ Test(api_logprobs, equal_log_softmax_of_the_logits_in_every_api) {
                 "\"top_logprobs\":5,\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a "
                 "time\"}]}",
                 200);
-  json_t *content =
-      json_object_get(json_object_get(json_array_get(json_object_get(v, "choices"), 0), "logprobs"),
-                      "content");
+  json_t *content = json_object_get(
+      json_object_get(json_array_get(json_object_get(v, "choices"), 0), "logprobs"), "content");
   cr_assert_eq(json_array_size(content), 2);
   check_entry(json_array_get(content, 0), want);
   json_decref(v);
@@ -857,11 +862,13 @@ Test(api_tools, tool_choice_makes_a_valid_call_on_api_chat) {
       json_decref(v);
     }
     /* A named function: that one. */
-    char *b = chat_body(models[m], "{\"type\":\"function\",\"function\":{\"name\":\"add\"}}", false, 7);
+    char *b =
+        chat_body(models[m], "{\"type\":\"function\",\"function\":{\"name\":\"add\"}}", false, 7);
     json_t *v = post_json("/api/chat", b, 200);
     free(b);
     json_t *fn = json_object_get(
-        json_array_get(json_object_get(json_object_get(v, "message"), "tool_calls"), 0), "function");
+        json_array_get(json_object_get(json_object_get(v, "message"), "tool_calls"), 0),
+        "function");
     cr_expect_str_eq(jstr(fn, "name"), "add");
     expect_valid_call("add", json_object_get(fn, "arguments"));
     json_decref(v);
@@ -897,11 +904,12 @@ Test(api_tools, tool_choice_on_openai_and_anthropic) {
   json_decref(args);
   json_decref(v);
   /* Streamed: the call arrives as a tool_calls delta, then finish_reason. */
-  snprintf(body, sizeof(body),
-           "{\"model\":\"qwenish\",\"stream\":true,\"seed\":4,\"tools\":%s,\"tool_choice\":"
-           "{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}},\"messages\":[{\"role\":"
-           "\"user\",\"content\":\"Weather?\"}]}",
-           TOOLS);
+  snprintf(
+      body, sizeof(body),
+      "{\"model\":\"qwenish\",\"stream\":true,\"seed\":4,\"tools\":%s,\"tool_choice\":"
+      "{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}},\"messages\":[{\"role\":"
+      "\"user\",\"content\":\"Weather?\"}]}",
+      TOOLS);
   struct resp r = http("POST", "/v1/chat/completions", body);
   cr_assert_eq(r.status, 200);
   int n_calls = 0;
@@ -977,7 +985,8 @@ Test(api_tools, responses_api_text_stream_tools_and_format) {
   cr_expect_str_eq(jstr(part, "type"), "output_text");
   char *text = strdup(jstr(part, "text"));
   cr_expect_gt(strlen(text), 0);
-  cr_expect_eq(json_integer_value(json_object_get(json_object_get(v, "usage"), "output_tokens")), 12);
+  cr_expect_eq(json_integer_value(json_object_get(json_object_get(v, "usage"), "output_tokens")),
+               12);
   json_decref(v);
   /* Streamed: created first, completed last, deltas joining to the text. */
   snprintf(body, sizeof(body), "%s,\"stream\":true}", base);
@@ -1006,7 +1015,8 @@ Test(api_tools, responses_api_text_stream_tools_and_format) {
   free(text);
   /* Stateless: previous_response_id is refused, saying why. */
   v = post_json("/v1/responses",
-                "{\"model\":\"llamaish\",\"input\":\"hi\",\"previous_response_id\":\"resp_1\"}", 400);
+                "{\"model\":\"llamaish\",\"input\":\"hi\",\"previous_response_id\":\"resp_1\"}",
+                400);
   cr_expect(strstr(jstr(json_object_get(v, "error"), "message"), "not store") != NULL);
   json_decref(v);
   /* Tools (flat function tools) with tool_choice: a function_call item. */
@@ -1095,14 +1105,16 @@ Test(api_think, format_waits_for_the_thoughts_to_close) {
   while (*want == ' ' || *want == '\n')
     want++;
   char body[2048];
-  snprintf(body, sizeof(body), "{\"model\":\"thinker\",\"stream\":false,\"format\":\"json\",%s}", f);
+  snprintf(body, sizeof(body), "{\"model\":\"thinker\",\"stream\":false,\"format\":\"json\",%s}",
+           f);
   json_t *v = post_json("/api/chat", body, 200);
   cr_expect_str_eq(jstr(json_object_get(v, "message"), "thinking"), want);
   json_decref(v);
   /* think unset: the prompt opens no block, so the format applies at once. */
   snprintf(body, sizeof(body),
            "{\"model\":\"thinker\",\"stream\":false,\"format\":\"json\",\"options\":"
-           "{\"num_predict\":200},%s}", msgs);
+           "{\"num_predict\":200},%s}",
+           msgs);
   v = post_json("/api/chat", body, 200);
   json_t *obj = jparse(jstr(json_object_get(v, "message"), "content"));
   cr_expect(json_is_object(obj), "content is a JSON object");

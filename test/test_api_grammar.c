@@ -14,7 +14,9 @@ static void setup(void) {
   const char *env[] = {"OLLAMA_NUM_PARALLEL=4", NULL};
   start_server(env);
 }
-static void teardown(void) { stop_server(); }
+static void teardown(void) {
+  stop_server();
+}
 
 TestSuite(api_grammar, .init = setup, .fini = teardown, .timeout = 300);
 

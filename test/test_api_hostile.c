@@ -17,7 +17,9 @@ static void setup(void) {
   const char *env[] = {"OLLAMA_MAX_QUEUE=2", NULL};
   start_server(env);
 }
-static void teardown(void) { stop_server(); }
+static void teardown(void) {
+  stop_server();
+}
 
 TestSuite(api_hostile, .init = setup, .fini = teardown, .timeout = 120);
 
@@ -44,8 +46,7 @@ Test(api_hostile, embed_batch_takes_one_queue_place) {
   char body[4096];
   int n = snprintf(body, sizeof(body), "{\"model\":\"stories\",\"input\":[");
   for (int i = 0; i < 40; i++)
-    n += snprintf(body + n, sizeof(body) - (size_t)n, "%s\"Once upon a time %d\"", i ? "," : "",
-                  i);
+    n += snprintf(body + n, sizeof(body) - (size_t)n, "%s\"Once upon a time %d\"", i ? "," : "", i);
   snprintf(body + n, sizeof(body) - (size_t)n, "]}");
   struct resp r = http("POST", "/api/embed", body);
   cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
@@ -67,9 +68,10 @@ Test(api_hostile, embed_batch_takes_one_queue_place) {
 static char *many_messages(int n) {
   size_t cap = (size_t)n * 64 + 256;
   char *b = malloc(cap);
-  size_t k = (size_t)snprintf(b, cap, "{\"model\":\"stories\",\"stream\":false,"
-                                      "\"options\":{\"num_ctx\":256,\"num_predict\":2},"
-                                      "\"messages\":[");
+  size_t k = (size_t)snprintf(b, cap,
+                              "{\"model\":\"stories\",\"stream\":false,"
+                              "\"options\":{\"num_ctx\":256,\"num_predict\":2},"
+                              "\"messages\":[");
   for (int i = 0; i < n; i++)
     k += (size_t)snprintf(b + k, cap - k, "%s{\"role\":\"%s\",\"content\":\"m%d\"}", i ? "," : "",
                           i % 2 ? "assistant" : "user", i);

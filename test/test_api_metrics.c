@@ -129,8 +129,7 @@ Test(api_metrics, scraped_during_16_streams, .init = setup, .fini = stop_server,
   const char *gen200 = "cllama_http_requests_total{method=\"POST\",endpoint=\"/api/generate\","
                        "code=\"200\"}";
   cr_expect_eq(val(m2, gen200) - val_or0(m0, gen200), N_STREAMS);
-  cr_expect_eq(val(m2, "cllama_tokens_generated_total") -
-                   val(m0, "cllama_tokens_generated_total"),
+  cr_expect_eq(val(m2, "cllama_tokens_generated_total") - val(m0, "cllama_tokens_generated_total"),
                (double)eval_total);
   cr_expect_eq(val(m2, "cllama_time_to_first_token_seconds_count") -
                    val(m0, "cllama_time_to_first_token_seconds_count"),
@@ -147,8 +146,8 @@ Test(api_metrics, scraped_during_16_streams, .init = setup, .fini = stop_server,
   cr_expect_eq(val(m2, "cllama_queue_depth"), 0);
   /* The scrapes themselves are counted, by endpoint and status. */
   cr_expect_geq(val(m2, "cllama_http_requests_total{method=\"GET\",endpoint=\"/metrics\","
-                       "code=\"200\"}"),
-               2);
+                        "code=\"200\"}"),
+                2);
   json_decref(m0);
   json_decref(mid);
   json_decref(m2);
@@ -157,8 +156,8 @@ Test(api_metrics, scraped_during_16_streams, .init = setup, .fini = stop_server,
   struct resp r = http("GET", "/no/such/path/12345", NULL);
   free(r.body);
   json_t *m3 = scrape();
-  cr_expect_geq(val(m3, "cllama_http_requests_total{method=\"GET\",endpoint=\"other\",code=\"404\"}"),
-               1);
+  cr_expect_geq(
+      val(m3, "cllama_http_requests_total{method=\"GET\",endpoint=\"other\",code=\"404\"}"), 1);
   json_decref(m3);
 }
 
@@ -198,7 +197,8 @@ Test(api_metrics, ready_and_tags, .init = setup, .fini = stop_server, .timeout =
   json_decref(v);
 
   /* /api/show merges options (Ollama's /show after /set parameter). */
-  v = post_json("/api/show", "{\"model\":\"rand\",\"options\":{\"num_predict\":4,\"top_k\":3}}", 200);
+  v = post_json("/api/show", "{\"model\":\"rand\",\"options\":{\"num_predict\":4,\"top_k\":3}}",
+                200);
   cr_expect(strstr(jstr(v, "parameters"), "num_predict                    4"), "%s",
             jstr(v, "parameters"));
   cr_expect(strstr(jstr(v, "modelfile"), "PARAMETER top_k 3"), "%s", jstr(v, "modelfile"));
@@ -215,8 +215,10 @@ Test(api_metrics, ready_and_tags, .init = setup, .fini = stop_server, .timeout =
 static void tok_setup(void) {
   NEED_SHARED();
   make_store();
-  add_model("stories", "stories260K-f32.gguf", "{{ if .System }}[S] {{ .System }} {{ end }}"
-            "{{ range .Messages }}<{{ .Role }}> {{ .Content }} {{ end }}", NULL, NULL);
+  add_model("stories", "stories260K-f32.gguf",
+            "{{ if .System }}[S] {{ .System }} {{ end }}"
+            "{{ range .Messages }}<{{ .Role }}> {{ .Content }} {{ end }}",
+            NULL, NULL);
   start_server(NULL);
 }
 

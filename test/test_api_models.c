@@ -9,7 +9,9 @@ static void setup(void) {
   add_model("stories", "stories260K-f32.gguf", NULL, NULL, NULL);
   start_server(NULL);
 }
-static void teardown(void) { stop_server(); }
+static void teardown(void) {
+  stop_server();
+}
 
 TestSuite(api_models, .init = setup, .fini = teardown, .timeout = 120);
 
@@ -68,9 +70,9 @@ Test(api_models, create_from_gguf_then_tags_chat_show) {
   cr_expect(json_object_get(v, "modified_at") != NULL);
   json_decref(v);
   v = post_json("/api/show", "{\"model\":\"mine\",\"verbose\":true}", 200);
-  cr_expect_eq(json_array_size(json_object_get(json_object_get(v, "model_info"),
-                                               "tokenizer.ggml.tokens")),
-               512);
+  cr_expect_eq(
+      json_array_size(json_object_get(json_object_get(v, "model_info"), "tokenizer.ggml.tokens")),
+      512);
   cr_expect_gt(json_array_size(json_object_get(v, "tensors")), 10);
   json_decref(v);
 
@@ -91,8 +93,8 @@ Test(api_models, create_quantized_and_streamed_statuses) {
   NEED_SHARED();
   char path[1200], body[4096];
   shared_model_path("stories260K-f32.gguf", path, sizeof(path));
-  snprintf(body, sizeof(body), "{\"model\":\"q8\",\"from\":\"%s\",\"quantize\":\"q8_0\",\"stream\":true}",
-           path);
+  snprintf(body, sizeof(body),
+           "{\"model\":\"q8\",\"from\":\"%s\",\"quantize\":\"q8_0\",\"stream\":true}", path);
   struct resp r = http("POST", "/api/create", body);
   cr_assert_eq(r.status, 200);
   cr_expect(strstr(r.body, "{\"status\":\"quantizing F32 model to Q8_0\"}") != NULL, "%s", r.body);
@@ -125,7 +127,8 @@ Test(api_models, blobs_and_create_from_files) {
   r = http("HEAD", url, NULL);
   cr_expect_eq(r.status, 200);
   free(r.body);
-  r = http("POST", "/api/blobs/sha256:0000000000000000000000000000000000000000000000000000000000000000",
+  r = http("POST",
+           "/api/blobs/sha256:0000000000000000000000000000000000000000000000000000000000000000",
            data);
   cr_expect_eq(r.status, 400);
   cr_expect(strstr(r.body, "digest mismatch") != NULL, "%s", r.body);
@@ -143,8 +146,9 @@ Test(api_models, blobs_and_create_from_files) {
   v = post_json("/api/create", "{\"model\":\"x\",\"stream\":false}", 400);
   cr_expect_str_eq(jstr(v, "error"), "neither 'from' or 'files' was specified");
   json_decref(v);
-  v = post_json("/api/create", "{\"model\":\"x\",\"from\":\"stories\",\"template\":\"{{ .Prompt \","
-                               "\"stream\":false}",
+  v = post_json("/api/create",
+                "{\"model\":\"x\",\"from\":\"stories\",\"template\":\"{{ .Prompt \","
+                "\"stream\":false}",
                 400);
   cr_expect(strncmp(jstr(v, "error"), "template error", 14) == 0, "%s", jstr(v, "error"));
   json_decref(v);
@@ -173,19 +177,21 @@ Test(api_models, cli_create_from_modelfile) {
   snprintf(cmd, sizeof(cmd), "OLLAMA_HOST=127.0.0.1:%d '%s' create fromcli -f '%s' >/dev/null",
            H.port, getenv("CLLAMA_BIN"), mfpath);
   cr_assert_eq(system(cmd), 0);
-  json_t *v = post_json("/api/generate", "{\"model\":\"fromcli\",\"prompt\":\"Once upon a time\"}",
-                        200);
+  json_t *v =
+      post_json("/api/generate", "{\"model\":\"fromcli\",\"prompt\":\"Once upon a time\"}", 200);
   cr_expect_str_eq(jstr(v, "response"), ref_greedy_text());
   json_decref(v);
   v = post_json("/api/show", "{\"model\":\"fromcli\"}", 200);
   cr_expect_eq(json_array_size(json_object_get(v, "messages")), 1);
   json_decref(v);
-  snprintf(cmd, sizeof(cmd), "OLLAMA_HOST=127.0.0.1:%d '%s' cp fromcli other >/dev/null && "
-                             "OLLAMA_HOST=127.0.0.1:%d '%s' rm other >/dev/null",
+  snprintf(cmd, sizeof(cmd),
+           "OLLAMA_HOST=127.0.0.1:%d '%s' cp fromcli other >/dev/null && "
+           "OLLAMA_HOST=127.0.0.1:%d '%s' rm other >/dev/null",
            H.port, getenv("CLLAMA_BIN"), H.port, getenv("CLLAMA_BIN"));
   cr_expect_eq(system(cmd), 0);
-  snprintf(cmd, sizeof(cmd), "OLLAMA_HOST=127.0.0.1:%d '%s' run fromcli 'Once upon a time' > '%s/out'",
-           H.port, getenv("CLLAMA_BIN"), H.dir);
+  snprintf(cmd, sizeof(cmd),
+           "OLLAMA_HOST=127.0.0.1:%d '%s' run fromcli 'Once upon a time' > '%s/out'", H.port,
+           getenv("CLLAMA_BIN"), H.dir);
   cr_expect_eq(system(cmd), 0);
   char out[4096] = {0};
   snprintf(cmd, sizeof(cmd), "%s/out", H.dir);
@@ -252,9 +258,9 @@ Test(api_lru, max_loaded_models_evicts_the_idle_one) {
   NEED_SHARED();
   json_t *v = post_json("/api/generate", "{\"model\":\"stories\"}", 200);
   json_decref(v);
-  v = post_json("/api/generate",
-                "{\"model\":\"q8\",\"prompt\":\"Once upon a time\",\"options\":{\"num_predict\":4}}",
-                200);
+  v = post_json(
+      "/api/generate",
+      "{\"model\":\"q8\",\"prompt\":\"Once upon a time\",\"options\":{\"num_predict\":4}}", 200);
   cr_expect_gt(strlen(jstr(v, "response")), 0);
   json_decref(v);
   struct resp r = http("GET", "/api/ps", NULL);

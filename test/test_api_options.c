@@ -63,8 +63,8 @@ Test(api_options, go_durations) {
   static const struct {
     const char *s;
     int64_t ns;
-  } ok[] = {{"5m", 300000000000LL}, {"1h30m", 5400000000000LL}, {"0", 0},
-            {"-1m", -60000000000LL}, {"1.5s", 1500000000LL},   {"300ms", 300000000LL}};
+  } ok[] = {{"5m", 300000000000LL},  {"1h30m", 5400000000000LL}, {"0", 0},
+            {"-1m", -60000000000LL}, {"1.5s", 1500000000LL},     {"300ms", 300000000LL}};
   for (size_t i = 0; i < CLL_ARRAY_LEN(ok); i++) {
     int64_t ns = 1;
     cll_err e;

@@ -88,8 +88,8 @@ static char *push(const char *name) {
   return r.body;
 }
 
-Test(api_push, chunked_and_monolithic_with_a_fault_then_pull_back, .init = setup,
-     .fini = teardown, .timeout = 180) {
+Test(api_push, chunked_and_monolithic_with_a_fault_then_pull_back, .init = setup, .fini = teardown,
+     .timeout = 180) {
   char name[300], body[800];
   snprintf(name, sizeof(name), "127.0.0.1:%d/test/stories:v1", fx_port);
   snprintf(body, sizeof(body), "{\"source\":\"stories\",\"destination\":\"%s\"}", name);
@@ -121,10 +121,10 @@ Test(api_push, chunked_and_monolithic_with_a_fault_then_pull_back, .init = setup
   int64_t parts = (sb.st_size + 262143) / 262144;
   cr_expect_eq(stat_of(s, "faults_hit"), 1);
   cr_expect_eq(stat_of(s, "patches"), parts + 1, "%s", json_dumps(s, 0)); /* one retried */
-  cr_expect_eq(stat_of(s, "posts"), 4);         /* config, model, template, params */
-  cr_expect_eq(stat_of(s, "puts"), 4);          /* 3 monolithic, 1 completing the chunked one */
+  cr_expect_eq(stat_of(s, "posts"), 4); /* config, model, template, params */
+  cr_expect_eq(stat_of(s, "puts"), 4);  /* 3 monolithic, 1 completing the chunked one */
   cr_expect_eq(stat_of(s, "manifest_puts"), 1);
-  cr_expect_gt(stat_of(s, "token_gets"), 0);    /* Bearer auth was asked and given */
+  cr_expect_gt(stat_of(s, "token_gets"), 0); /* Bearer auth was asked and given */
   /* The manifest is the last thing pushed. */
   json_t *reqs = json_object_get(s, "requests");
   size_t n = json_array_size(reqs);

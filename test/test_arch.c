@@ -323,8 +323,7 @@ Test(arch, gemma3_rings_equal_full_layout) {
       memcpy(got[s], cll_ctx_logits(ring, s), sizeof(got[s]));
     cr_assert_eq(cll_forward(full, &b, &err), 0, "%s", err.msg);
     for (int s = 0; s < 3; s++)
-      cr_expect_lt(max_abs_diff(got[s], cll_ctx_logits(full, s), V), 1e-5, "p0 %d seq %d", p0,
-                   s);
+      cr_expect_lt(max_abs_diff(got[s], cll_ctx_logits(full, s), V), 1e-5, "p0 %d seq %d", p0, s);
   }
   /* seq 1 takes seq 0's first 30 positions (rings: copied) and continues */
   cr_assert_eq(cll_kv_seq_copy(ring, 0, 1, 30), 0);

@@ -64,10 +64,18 @@ char *__wrap_strndup(const char *s, size_t n);
 int __wrap_posix_memalign(void **p, size_t a, size_t n);
 void *__wrap_aligned_alloc(size_t a, size_t n);
 
-void *__wrap_malloc(size_t n) { return chaos_fail_now() ? NULL : __real_malloc(n); }
-void *__wrap_calloc(size_t k, size_t n) { return chaos_fail_now() ? NULL : __real_calloc(k, n); }
-void *__wrap_realloc(void *p, size_t n) { return chaos_fail_now() ? NULL : __real_realloc(p, n); }
-char *__wrap_strdup(const char *s) { return chaos_fail_now() ? NULL : __real_strdup(s); }
+void *__wrap_malloc(size_t n) {
+  return chaos_fail_now() ? NULL : __real_malloc(n);
+}
+void *__wrap_calloc(size_t k, size_t n) {
+  return chaos_fail_now() ? NULL : __real_calloc(k, n);
+}
+void *__wrap_realloc(void *p, size_t n) {
+  return chaos_fail_now() ? NULL : __real_realloc(p, n);
+}
+char *__wrap_strdup(const char *s) {
+  return chaos_fail_now() ? NULL : __real_strdup(s);
+}
 char *__wrap_strndup(const char *s, size_t n) {
   return chaos_fail_now() ? NULL : __real_strndup(s, n);
 }
@@ -78,7 +86,9 @@ void *__wrap_aligned_alloc(size_t a, size_t n) {
   return chaos_fail_now() ? NULL : __real_aligned_alloc(a, n);
 }
 
-static void *json_alloc(size_t n) { return __wrap_malloc(n); }
+static void *json_alloc(size_t n) {
+  return __wrap_malloc(n);
+}
 
 /* Counts from zero; fail_at 0 never fails (LONG_MAX: count only). */
 static void chaos_arm(long fail_at) {
@@ -109,8 +119,7 @@ static void chaos_setup(void) {
   if (!have_shared())
     return;
   make_store();
-  add_model("stories", "stories260K-f32.gguf", NULL, NULL,
-            "{\"temperature\":0,\"num_predict\":3}");
+  add_model("stories", "stories260K-f32.gguf", NULL, NULL, "{\"temperature\":0,\"num_predict\":3}");
   char portfile[400];
   snprintf(portfile, sizeof(portfile), "%s/port", H.dir);
   setenv("OLLAMA_HOST", "127.0.0.1:0", 1);
@@ -161,7 +170,9 @@ struct path_case {
   const char *ok_has; /* the body without failures contains this */
 };
 
-static const char *err_excerpt(const struct resp *r) { return r->body ? r->body : "(no body)"; }
+static const char *err_excerpt(const struct resp *r) {
+  return r->body ? r->body : "(no body)";
+}
 
 /* Runs c once with allocation n failing (0: none); checks the answer. */
 static void run_once(const struct path_case *c, long n, int *n_ok, int *n_err) {
@@ -212,7 +223,8 @@ static void sweep(const struct path_case *c) {
   int n_ok = 0, n_err = 0, runs = 0;
   for (long n = 1; n <= total; n = n < 40 ? n + 1 : n + n / 4, runs++)
     run_once(c, n, &n_ok, &n_err);
-  fprintf(stderr, "chaos: %s %s: %ld allocations, %d runs with one failing: %d answered, %d errors\n",
+  fprintf(stderr,
+          "chaos: %s %s: %ld allocations, %d runs with one failing: %d answered, %d errors\n",
           c->method, c->path, total, runs, n_ok, n_err);
   cr_expect_gt(n_err, 0, "%s %s: no failed allocation was ever noticed", c->method, c->path);
 }
@@ -224,7 +236,8 @@ Test(chaos, bad_json_and_validation) {
   static const struct path_case cases[] = {
       {"POST", "/api/generate", "{\"model\":", 400, "\"error\""},
       {"POST", "/api/generate", "{\"model\":\"\",\"prompt\":\"x\"}", 404, "\"error\""},
-      {"POST", "/api/chat", "{\"model\":\"stories\",\"messages\":[{\"role\":7}]}", 400, "\"error\""},
+      {"POST", "/api/chat", "{\"model\":\"stories\",\"messages\":[{\"role\":7}]}", 400,
+       "\"error\""},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
     sweep(&cases[i]);
@@ -294,7 +307,7 @@ Test(chaos, model_load) {
     cr_expect(err.msg[0] != 0, "allocation %ld: error %d (%s) without a message", n, rc,
               cll_strerror(rc));
   }
-  fprintf(stderr, "chaos: model load: %ld allocations, %d runs with one failing, %d errors\n", total,
-          runs, n_err);
+  fprintf(stderr, "chaos: model load: %ld allocations, %d runs with one failing, %d errors\n",
+          total, runs, n_err);
   cr_expect_gt(n_err, 0);
 }

@@ -15,7 +15,10 @@ Test(cli_haproxy, second_turns_reach_the_instance_with_the_prefix, .timeout = 18
   const char *bin = getenv("CLLAMA_BIN");
   cr_assert(bin, "CLLAMA_BIN not set");
   char cmd[2048];
-  snprintf(cmd, sizeof(cmd), "CLLAMA_BIN='%s' MODEL=\"${CLLAMA_SHARED:-../shared}/models/tiny-llama-rand-q4_0.gguf\" bash bench/haproxy.sh --check 2>&1", bin);
+  snprintf(cmd, sizeof(cmd),
+           "CLLAMA_BIN='%s' MODEL=\"${CLLAMA_SHARED:-../shared}/models/tiny-llama-rand-q4_0.gguf\" "
+           "bash bench/haproxy.sh --check 2>&1",
+           bin);
   FILE *p = popen(cmd, "r");
   cr_assert(p);
   char out[16384];

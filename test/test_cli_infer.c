@@ -45,7 +45,8 @@ static void ids_csv(json_t *arr, char *buf, size_t cap) {
   json_t *v;
   buf[0] = '\0';
   json_array_foreach(arr, i, v) {
-    o += (size_t)snprintf(buf + o, cap - o, "%s%lld", i ? "," : "", (long long)json_integer_value(v));
+    o += (size_t)snprintf(buf + o, cap - o, "%s%lld", i ? "," : "",
+                          (long long)json_integer_value(v));
   }
 }
 
@@ -79,12 +80,11 @@ Test(cli_infer, prompt_text_gives_reference_ids_and_greedy_text, .timeout = 300)
       char want[8192], line[8300];
       ids_csv(json_object_get(j, "prompt_tokens"), want, sizeof(want));
       snprintf(line, sizeof(line), "prompt tokens: %s\n", want);
-      cr_expect_not_null(strstr(out, line), "%s p%d: want \"%s\" in:\n%s", models[m], p, line,
-                         out);
+      cr_expect_not_null(strstr(out, line), "%s p%d: want \"%s\" in:\n%s", models[m], p, line, out);
       if (stories) {
         const char *text = json_string_value(json_object_get(j, "greedy_text"));
-        cr_expect_not_null(strstr(out, text), "%s p%d: greedy text \"%s\" not in:\n%s",
-                           models[m], p, text, out);
+        cr_expect_not_null(strstr(out, text), "%s p%d: greedy text \"%s\" not in:\n%s", models[m],
+                           p, text, out);
       }
       free(out);
       json_decref(j);

@@ -229,8 +229,9 @@ Test(cli_repl, one_shot_flags_ps_stop, .init = setup, .fini = stop_server, .time
   struct resp ps = http("GET", "/api/ps", NULL);
   cr_expect(strstr(ps.body, "\"models\":[]"), "--help loaded the model: %s", ps.body);
   free(ps.body);
-  static const char *cmds[] = {"serve", "list", "pull", "push", "show", "ps", "rm", "cp", "create",
-                               "stop", "run", "quantize", "tokenize", "detokenize", "infer"};
+  static const char *cmds[] = {"serve", "list",     "pull",     "push",       "show",
+                               "ps",    "rm",       "cp",       "create",     "stop",
+                               "run",   "quantize", "tokenize", "detokenize", "infer"};
   for (size_t i = 0; i < sizeof(cmds) / sizeof(*cmds); i++) {
     out = run_cli(&st, (const char *[]){cmds[i], "--help", NULL});
     cr_expect_eq(st, 0, "%s --help: exit %d\n%s", cmds[i], st, out);

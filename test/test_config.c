@@ -6,11 +6,25 @@
 #include <string.h>
 
 static const char *const vars[] = {
-    "OLLAMA_HOST",  "OLLAMA_MODELS",       "OLLAMA_ORIGINS",   "OLLAMA_KEEP_ALIVE",
-    "OLLAMA_NUM_PARALLEL", "OLLAMA_MAX_QUEUE", "OLLAMA_MAX_LOADED_MODELS", "OLLAMA_DEBUG",
-    "CLLAMA_STREAM_DEFAULT", "CLLAMA_PORT_FILE", "CLLAMA_REPACK", "OLLAMA_CONTEXT_LENGTH",
-    "OLLAMA_NOPRUNE", "CLLAMA_CREATE_PATHS", "CLLAMA_PULL_PART_BYTES", "CLLAMA_PUSH_PART_BYTES", "CLLAMA_PULL_PARTS",
-    "CLLAMA_PULL_STALL_MS", "CLLAMA_PULL_RETRY_MS",
+    "OLLAMA_HOST",
+    "OLLAMA_MODELS",
+    "OLLAMA_ORIGINS",
+    "OLLAMA_KEEP_ALIVE",
+    "OLLAMA_NUM_PARALLEL",
+    "OLLAMA_MAX_QUEUE",
+    "OLLAMA_MAX_LOADED_MODELS",
+    "OLLAMA_DEBUG",
+    "CLLAMA_STREAM_DEFAULT",
+    "CLLAMA_PORT_FILE",
+    "CLLAMA_REPACK",
+    "OLLAMA_CONTEXT_LENGTH",
+    "OLLAMA_NOPRUNE",
+    "CLLAMA_CREATE_PATHS",
+    "CLLAMA_PULL_PART_BYTES",
+    "CLLAMA_PUSH_PART_BYTES",
+    "CLLAMA_PULL_PARTS",
+    "CLLAMA_PULL_STALL_MS",
+    "CLLAMA_PULL_RETRY_MS",
 };
 
 static void clear_env(void) {
@@ -42,10 +56,14 @@ Test(config, host_forms) {
     const char *v, *host;
     int port;
   } cases[] = {
-      {"0.0.0.0", "0.0.0.0", 11434},          {"127.0.0.1:0", "127.0.0.1", 0},
-      {":8080", "0.0.0.0", 8080},             {"http://example.com", "example.com", 80},
-      {"https://example.com", "example.com", 443}, {"[::1]:1234", "::1", 1234},
-      {" \"localhost:9\" ", "localhost", 9}, {"http://10.0.0.1:5/path", "10.0.0.1", 5},
+      {"0.0.0.0", "0.0.0.0", 11434},
+      {"127.0.0.1:0", "127.0.0.1", 0},
+      {":8080", "0.0.0.0", 8080},
+      {"http://example.com", "example.com", 80},
+      {"https://example.com", "example.com", 443},
+      {"[::1]:1234", "::1", 1234},
+      {" \"localhost:9\" ", "localhost", 9},
+      {"http://10.0.0.1:5/path", "10.0.0.1", 5},
   };
   for (size_t i = 0; i < CLL_ARRAY_LEN(cases); i++) {
     setenv("OLLAMA_HOST", cases[i].v, 1);
@@ -61,15 +79,25 @@ Test(config, invalid_values_are_rejected_with_the_variable_name) {
   struct {
     const char *var, *value;
   } bad[] = {
-      {"OLLAMA_HOST", "127.0.0.1:99999"},  {"OLLAMA_HOST", "ftp://x"},
-      {"OLLAMA_HOST", "h:port"},           {"OLLAMA_KEEP_ALIVE", "soon"},
-      {"OLLAMA_KEEP_ALIVE", "5x"},         {"OLLAMA_NUM_PARALLEL", "-1"},
-      {"OLLAMA_NUM_PARALLEL", "two"},      {"OLLAMA_MAX_QUEUE", "-1"},
-      {"OLLAMA_MAX_LOADED_MODELS", "1.5"}, {"OLLAMA_DEBUG", "loud"},
-      {"CLLAMA_STREAM_DEFAULT", "maybe"},  {"OLLAMA_ORIGINS", "http://*.a.*"},
-      {"CLLAMA_REPACK", "off"},            {"OLLAMA_CONTEXT_LENGTH", "4k"},
-      {"OLLAMA_NOPRUNE", "maybe"},         {"CLLAMA_PULL_PART_BYTES", "0"}, {"CLLAMA_PUSH_PART_BYTES", "-5"},
-      {"CLLAMA_PULL_PARTS", "-2"},         {"CLLAMA_PULL_STALL_MS", "1s"},
+      {"OLLAMA_HOST", "127.0.0.1:99999"},
+      {"OLLAMA_HOST", "ftp://x"},
+      {"OLLAMA_HOST", "h:port"},
+      {"OLLAMA_KEEP_ALIVE", "soon"},
+      {"OLLAMA_KEEP_ALIVE", "5x"},
+      {"OLLAMA_NUM_PARALLEL", "-1"},
+      {"OLLAMA_NUM_PARALLEL", "two"},
+      {"OLLAMA_MAX_QUEUE", "-1"},
+      {"OLLAMA_MAX_LOADED_MODELS", "1.5"},
+      {"OLLAMA_DEBUG", "loud"},
+      {"CLLAMA_STREAM_DEFAULT", "maybe"},
+      {"OLLAMA_ORIGINS", "http://*.a.*"},
+      {"CLLAMA_REPACK", "off"},
+      {"OLLAMA_CONTEXT_LENGTH", "4k"},
+      {"OLLAMA_NOPRUNE", "maybe"},
+      {"CLLAMA_PULL_PART_BYTES", "0"},
+      {"CLLAMA_PUSH_PART_BYTES", "-5"},
+      {"CLLAMA_PULL_PARTS", "-2"},
+      {"CLLAMA_PULL_STALL_MS", "1s"},
       {"CLLAMA_PULL_RETRY_MS", "x"},
   };
   for (size_t i = 0; i < CLL_ARRAY_LEN(bad); i++) {

@@ -102,9 +102,9 @@ static void tokenize(const struct run *r, const char *in, cll_tok_buf *ids) {
     snprintf(buf + k, sizeof(buf) - (size_t)k, "%s", tab + 1);
     in = buf;
   }
-  cr_assert_eq(cll_tokenize_append(r->t, in, strlen(in), CLL_TOK_ADD_SPECIAL |
-                                                             CLL_TOK_PARSE_SPECIAL, ids),
-               0);
+  cr_assert_eq(
+      cll_tokenize_append(r->t, in, strlen(in), CLL_TOK_ADD_SPECIAL | CLL_TOK_PARSE_SPECIAL, ids),
+      0);
 }
 
 /* Runs inputs [i0, i1) of the ref in one batch; out[i] gets the pooled
@@ -173,8 +173,8 @@ static void check(const char *name, const char *path, double min_cos, double max
     bool same = got.n == json_array_size(want);
     for (size_t k = 0; same && k < got.n; k++)
       same = got.ids[k] == json_integer_value(json_array_get(want, k));
-    cr_expect(same, "%s: input %zu tokenizes differently from llama.cpp (%zu vs %zu ids)", name,
-              i, got.n, json_array_size(want));
+    cr_expect(same, "%s: input %zu tokenizes differently from llama.cpp (%zu vs %zu ids)", name, i,
+              got.n, json_array_size(want));
     cll_tok_buf_free(&got);
   }
   float *out[64] = {0};

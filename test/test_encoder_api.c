@@ -22,7 +22,9 @@ static void setup(void) {
   add_model("reranker", p, NULL, NULL, NULL);
   start_server(NULL);
 }
-static void teardown(void) { stop_server(); }
+static void teardown(void) {
+  stop_server();
+}
 
 TestSuite(encoder_api, .init = setup, .fini = teardown, .timeout = 120);
 
@@ -81,7 +83,8 @@ Test(encoder_api, batch_of_16_equals_singles) {
     cr_assert_eq(json_array_size(b), 256);
     double ss = 0;
     for (size_t k = 0; k < 256; k++) {
-      double x = json_number_value(json_array_get(a, k)), y = json_number_value(json_array_get(b, k));
+      double x = json_number_value(json_array_get(a, k)),
+             y = json_number_value(json_array_get(b, k));
       cr_assert(fabs(x - y) <= 1e-6, "input %zu dim %zu: %.9f vs %.9f", i, k, x, y);
       ss += x * x;
     }
@@ -131,8 +134,8 @@ Test(encoder_api, truncate_both_ways) {
 }
 
 Test(encoder_api, openai_embeddings) {
-  json_t *v = post_json("/v1/embeddings", "{\"model\":\"minilm\",\"input\":[\"hello world\",\"sky\"]}",
-                        200);
+  json_t *v = post_json("/v1/embeddings",
+                        "{\"model\":\"minilm\",\"input\":[\"hello world\",\"sky\"]}", 200);
   json_t *data = json_object_get(v, "data");
   cr_assert_eq(json_array_size(data), 2);
   json_t *e = post_json("/api/embed", "{\"model\":\"minilm\",\"input\":\"hello world\"}", 200);
@@ -213,7 +216,8 @@ Test(encoder_api, rerank_matches_llama_cpp) {
   body = json_dumps(req, 0);
   v = post_json("/v1/rerank", body, 200);
   cr_assert_str_eq(jstr(v, "object"), "list");
-  cr_assert_gt(json_integer_value(json_object_get(json_object_get(v, "usage"), "prompt_tokens")), 0);
+  cr_assert_gt(json_integer_value(json_object_get(json_object_get(v, "usage"), "prompt_tokens")),
+               0);
   cr_assert_eq(json_array_size(json_object_get(v, "results")), 1);
   free(body);
   json_decref(v);
@@ -223,8 +227,8 @@ Test(encoder_api, rerank_matches_llama_cpp) {
 }
 
 Test(encoder_api, rerank_errors) {
-  struct resp r = http("POST", "/api/rerank",
-                       "{\"model\":\"minilm\",\"query\":\"q\",\"documents\":[\"d\"]}");
+  struct resp r =
+      http("POST", "/api/rerank", "{\"model\":\"minilm\",\"query\":\"q\",\"documents\":[\"d\"]}");
   cr_assert_eq(r.status, 400, "%ld %s", r.status, r.body);
   cr_assert(strstr(r.body, "does not support rerank"), "%s", r.body);
   free(r.body);

@@ -57,8 +57,8 @@ Test(grammar, json_mode) {
   NO(g, "1");
   NO(g, "{\"a\":01}");
   NO(g, "{\"a\": \"\x01\"}");
-  NO(g, "{\"a\": \"\xc3\"}");  /* truncated UTF-8 */
-  NO(g, "{\"a\":   1}");       /* three blanks: bounded whitespace */
+  NO(g, "{\"a\": \"\xc3\"}"); /* truncated UTF-8 */
+  NO(g, "{\"a\":   1}");      /* three blanks: bounded whitespace */
   NO(g, "{} ");
   cll_grammar_free(g);
 }
@@ -203,8 +203,9 @@ Test(grammar, strings_patterns_formats) {
 /* Rules that loop without consuming anything, and very long keys, compile
  * and run in bounded time and stack. */
 Test(grammar, degenerate_schemas) {
-  cll_grammar *g = compile_str("{\"$defs\":{\"a\":{\"anyOf\":[{\"$ref\":\"#/$defs/b\"},{\"type\":"
-                               "\"null\"}]},\"b\":{\"$ref\":\"#/$defs/a\"}},\"$ref\":\"#/$defs/a\"}");
+  cll_grammar *g =
+      compile_str("{\"$defs\":{\"a\":{\"anyOf\":[{\"$ref\":\"#/$defs/b\"},{\"type\":"
+                  "\"null\"}]},\"b\":{\"$ref\":\"#/$defs/a\"}},\"$ref\":\"#/$defs/a\"}");
   YES(g, "null");
   NO(g, "1");
   cll_grammar_free(g);
@@ -216,8 +217,10 @@ Test(grammar, degenerate_schemas) {
   char key[3000], sc[7000];
   memset(key, 'k', sizeof(key) - 1);
   key[sizeof(key) - 1] = 0;
-  snprintf(sc, sizeof(sc), "{\"properties\":{\"%s\":{\"type\":\"null\"}},\"additionalProperties\":"
-           "{\"type\":\"integer\"}}", key);
+  snprintf(sc, sizeof(sc),
+           "{\"properties\":{\"%s\":{\"type\":\"null\"}},\"additionalProperties\":"
+           "{\"type\":\"integer\"}}",
+           key);
   g = compile_str(sc);
   YES(g, "{\"kk\":1}");
   char doc[7000];
@@ -239,8 +242,7 @@ Test(grammar, errors_name_the_keyword) {
   cr_expect(strstr(err.msg, "minimum"), "%s", err.msg);
   cr_expect_eq(compile_err("{\"type\":\"string\",\"format\":\"uri\"}", &err), CLL_EUNSUPPORTED);
   cr_expect(strstr(err.msg, "uri"), "%s", err.msg);
-  cr_expect_eq(compile_err("{\"type\":\"string\",\"pattern\":\"(?=a)b\"}", &err),
-               CLL_EUNSUPPORTED);
+  cr_expect_eq(compile_err("{\"type\":\"string\",\"pattern\":\"(?=a)b\"}", &err), CLL_EUNSUPPORTED);
   cr_expect(strstr(err.msg, "pattern"), "%s", err.msg);
   cr_expect_eq(compile_err("{\"$ref\":\"http://x/y.json\"}", &err), CLL_EUNSUPPORTED);
   cr_expect_eq(compile_err("{\"$ref\":\"#\"}", &err), CLL_EINVAL); /* no finite value */
@@ -327,12 +329,30 @@ static void make_vocab(struct vocab *v) {
     vadd(v, &b, 1, 0);
   }
   static const char *words[] = {
-      "{\"", "\":", "\": ", "\",", "\", \"", "\"}", "\"]", "},", "}]", "[{", ", ", ",\n  ",
-      "\n", "  ", "   ", "true", "false", "null", "name", "age", "items", "kids", "\"v\"",
-      "\"v\":", " {", "{\n", "\n}", "\\\"", "\\n", "\\u00", "e9", "AB", "-1", "12", "123",
-      "2024", "-02-", "28", "T16", ":30:", "00Z", "@ex", "ample", ".com", "caf", "\xc3",
-      "\xa9\"", "\xc3\xa9", "\xe2\x82", "\xac", "\xe2\x82\xac\"", "hello", " world", "\"hi\"",
-      "0.", "5e", "+3", "]}", "\"}}", "x\":", "\"red\"", "gr", "een", "\"a\":[", "],\"b\":", "ef\"", "ghx\"", "abmn\",", "AB-12", "Z9\"",
+      "{\"",      "\":",      "\": ",
+      "\",",      "\", \"",   "\"}",
+      "\"]",      "},",       "}]",
+      "[{",       ", ",       ",\n  ",
+      "\n",       "  ",       "   ",
+      "true",     "false",    "null",
+      "name",     "age",      "items",
+      "kids",     "\"v\"",    "\"v\":",
+      " {",       "{\n",      "\n}",
+      "\\\"",     "\\n",      "\\u00",
+      "e9",       "AB",       "-1",
+      "12",       "123",      "2024",
+      "-02-",     "28",       "T16",
+      ":30:",     "00Z",      "@ex",
+      "ample",    ".com",     "caf",
+      "\xc3",     "\xa9\"",   "\xc3\xa9",
+      "\xe2\x82", "\xac",     "\xe2\x82\xac\"",
+      "hello",    " world",   "\"hi\"",
+      "0.",       "5e",       "+3",
+      "]}",       "\"}}",     "x\":",
+      "\"red\"",  "gr",       "een",
+      "\"a\":[",  "],\"b\":", "ef\"",
+      "ghx\"",    "abmn\",",  "AB-12",
+      "Z9\"",
   };
   for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
     vadd(v, words[i], strlen(words[i]), 0);
@@ -426,13 +446,16 @@ static void walks(const char *schema, int n_walks, int32_t budget) {
   free_vocab(&v);
 }
 
-Test(grammar, masks_match_brute_force_json) { walks("\"json\"", 20, 60); }
+Test(grammar, masks_match_brute_force_json) {
+  walks("\"json\"", 20, 60);
+}
 
 Test(grammar, masks_match_brute_force_schema) {
   walks("{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":6},"
         "\"age\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":130},\"tags\":{\"type\":"
         "\"array\",\"items\":{\"enum\":[\"red\",\"green\"]},\"maxItems\":3},\"when\":{\"format\":"
-        "\"date\"},\"mail\":{\"format\":\"email\"},\"code\":{\"pattern\":\"^[a-z]{2,}[0-9]*$\"},\"kids\":{\"type\":\"array\",\"items\":{\"$ref\":\"#\"},\"maxItems\":2}},"
+        "\"date\"},\"mail\":{\"format\":\"email\"},\"code\":{\"pattern\":\"^[a-z]{2,}[0-9]*$\"},"
+        "\"kids\":{\"type\":\"array\",\"items\":{\"$ref\":\"#\"},\"maxItems\":2}},"
         "\"required\":[\"name\",\"age\",\"when\",\"mail\",\"code\"]}",
         20, 80);
 }
@@ -466,8 +489,9 @@ Test(grammar, real_vocab_masks) {
                                "\"m\":{\"format\":\"email\"}},\"required\":[\"a\",\"b\",\"m\"]}");
   cll_grammar_state *s = NULL;
   cr_assert_eq(cll_grammar_state_new(g, gv, &s), 0);
-  const char *steps[] = {"{", "\"a\"", ": \"", "h\xc3", "\xa9llo", "\", \"b\": [", "1", ".5",
-                         ", 2", "], \"m\": \"", "ada", ".lo", "@", "exam", "ple.c", "om\""};
+  const char *steps[] = {"{", "\"a\"", ": \"",  "h\xc3",        "\xa9llo", "\", \"b\": [",
+                         "1", ".5",    ", 2",   "], \"m\": \"", "ada",     ".lo",
+                         "@", "exam",  "ple.c", "om\""};
   for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
     check_mask(s, gv);
     cr_assert(cll_grammar_accept_bytes(s, steps[i], strlen(steps[i])), "%s", steps[i]);

@@ -38,8 +38,8 @@ static void put_blob(cll_store *st, const char *data, char out[80]) {
   cr_assert_eq(cll_store_write_blob(st, out, data, strlen(data), NULL), 0);
 }
 
-static void put_manifest(cll_store *st, const char *name, const char *weights_digest,
-                         size_t wsize, time_t mtime) {
+static void put_manifest(cll_store *st, const char *name, const char *weights_digest, size_t wsize,
+                         time_t mtime) {
   char m[2048];
   snprintf(m, sizeof(m),
            "{\"schemaVersion\":2,\"mediaType\":\"application/"
@@ -287,7 +287,8 @@ Test(api, delete_and_blob_gc) {
   snprintf(blob, sizeof(blob), "%s/blobs/sha256-%s", T.models, T.w1 + 7);
   struct stat sb;
   /* The deprecated "name" field, and case-insensitive matching. */
-  cr_assert_eq(curl_req(T.curl, "DELETE", url("/api/delete"), "{\"name\":\"TINY:1B\"}", NULL, &r), 0);
+  cr_assert_eq(curl_req(T.curl, "DELETE", url("/api/delete"), "{\"name\":\"TINY:1B\"}", NULL, &r),
+               0);
   cr_expect_eq(r.status, 200);
   cr_expect_eq(r.len, 0);
   cresp_free(&r);
@@ -299,7 +300,8 @@ Test(api, delete_and_blob_gc) {
   /* The config blob is still used by team/Other:v2. */
   snprintf(blob, sizeof(blob), "%s/blobs/sha256-%s", T.models, T.cfg + 7);
   cr_expect_eq(stat(blob, &sb), 0);
-  expect_error("DELETE", "/api/delete", "{\"model\":\"tiny:1b\"}", 404, "model 'tiny:1b' not found");
+  expect_error("DELETE", "/api/delete", "{\"model\":\"tiny:1b\"}", 404,
+               "model 'tiny:1b' not found");
   expect_error("DELETE", "/api/delete", "{\"model\":\"\"}", 400, "model is required");
   expect_error("DELETE", "/api/delete", "{}", 400, "model is required");
   expect_error("DELETE", "/api/delete", "{\"model\":\"a b\"}", 400, "name \"a b\" is invalid");
@@ -485,8 +487,8 @@ Test(api, empty_store_lists_empty_array) {
 
 static int run_cli(const char *const *env_extra, const char *arg, char *out, size_t size) {
   char cmd[1024];
-  size_t off = (size_t)snprintf(cmd, sizeof(cmd), "env OLLAMA_MODELS=/tmp/cllama-none-%d ",
-                                (int)getpid());
+  size_t off =
+      (size_t)snprintf(cmd, sizeof(cmd), "env OLLAMA_MODELS=/tmp/cllama-none-%d ", (int)getpid());
   for (size_t i = 0; env_extra && env_extra[i]; i++)
     off += (size_t)snprintf(cmd + off, sizeof(cmd) - off, "'%s' ", env_extra[i]);
   snprintf(cmd + off, sizeof(cmd) - off, "%s serve %s 2>&1", bin(), arg);
@@ -500,9 +502,10 @@ static int run_cli(const char *const *env_extra, const char *arg, char *out, siz
 Test(cli, serve_help_lists_every_variable) {
   char out[8192];
   cr_expect_eq(run_cli(NULL, "--help", out, sizeof(out)), 0);
-  const char *vars[] = {"OLLAMA_HOST", "OLLAMA_MODELS", "OLLAMA_ORIGINS", "OLLAMA_KEEP_ALIVE",
-                        "OLLAMA_NUM_PARALLEL", "OLLAMA_MAX_QUEUE", "OLLAMA_MAX_LOADED_MODELS",
-                        "OLLAMA_DEBUG", "CLLAMA_STREAM_DEFAULT"};
+  const char *vars[] = {
+      "OLLAMA_HOST",          "OLLAMA_MODELS",    "OLLAMA_ORIGINS",           "OLLAMA_KEEP_ALIVE",
+      "OLLAMA_NUM_PARALLEL",  "OLLAMA_MAX_QUEUE", "OLLAMA_MAX_LOADED_MODELS", "OLLAMA_DEBUG",
+      "CLLAMA_STREAM_DEFAULT"};
   for (size_t i = 0; i < CLL_ARRAY_LEN(vars); i++)
     cr_expect_not_null(strstr(out, vars[i]), "%s missing from --help", vars[i]);
 }

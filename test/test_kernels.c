@@ -5,9 +5,13 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-Test(kernels, fp16_bf16_conversions) { cr_assert_eq(check_fp16(), 0); }
+Test(kernels, fp16_bf16_conversions) {
+  cr_assert_eq(check_fp16(), 0);
+}
 
-Test(kernels, type_table_and_dispatch) { cr_assert_eq(check_type_info(), 0); }
+Test(kernels, type_table_and_dispatch) {
+  cr_assert_eq(check_type_info(), 0);
+}
 
 Test(kernels, ref_quantize_dequantize_error) {
   cr_assert_eq(check_roundtrip_table(cll_kernels_by_name("ref"), 1), 0);
@@ -26,7 +30,8 @@ Test(kernels, generic_twins_match_plain_vec_dot) {
 Test(kernels, simd_tables_match_ref) {
   int n = 0;
   cr_assert_eq(check_all_tables_vs_ref(&n), 0);
-  if (n == 0) printf("kernels: no SIMD table on this CPU/build: only ref checked\n");
+  if (n == 0)
+    printf("kernels: no SIMD table on this CPU/build: only ref checked\n");
 }
 
 /* Criterion runs each test in its own process, so no table is chosen yet. */

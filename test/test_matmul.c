@@ -43,11 +43,13 @@ static int check_one(const cll_kernels *k, uint32_t t, int path, int64_t n_tok) 
   float *y = malloc(sizeof(float) * (N_OUT + 5) * MAX_TOK);
   float *row = malloc(sizeof(float) * N_IN);
   for (int r = 0; r < N_OUT; r++) {
-    for (int i = 0; i < N_IN; i++) row[i] = frand() * (1.0f + (float)(r % 5));
+    for (int i = 0; i < N_IN; i++)
+      row[i] = frand() * (1.0f + (float)(r % 5));
     ref->quantize_row[t](row, w + (size_t)r * rb, N_IN);
     ref->dequant_row[t](w + (size_t)r * rb, wf + (size_t)r * N_IN, N_IN);
   }
-  for (int i = 0; i < N_IN * MAX_TOK; i++) x[i] = frand();
+  for (int i = 0; i < N_IN * MAX_TOK; i++)
+    x[i] = frand();
   size_t xq_stride = 0;
   const size_t xq_bytes = cll_matmul_xq_bytes(t, N_IN, n_tok, &xq_stride);
   void *xq = xq_bytes ? malloc(xq_bytes) : NULL;
@@ -71,11 +73,24 @@ static int check_one(const cll_kernels *k, uint32_t t, int path, int64_t n_tok) 
   const size_t sb = cll_matmul_scratch_bytes(N_IN, MAX_TOK);
   void *scratch = sb ? malloc(sb) : NULL;
   const int64_t ys = N_OUT + 5;
-  for (int i = 0; i < ys * MAX_TOK; i++) y[i] = 12345.0f;
-  cll_matmul_args a = {.wtype = t, .w = w, .w_stride = rb, .n_in = N_IN, .r0 = R0, .r1 = R1,
-                       .x = x, .x_stride = N_IN, .xq = xq, .xq_stride = xq_stride,
-                       .n_tok = n_tok, .y = y, .y_stride = ys, .scratch = scratch,
-                       .scratch_bytes = sb, .wp = wp,
+  for (int i = 0; i < ys * MAX_TOK; i++)
+    y[i] = 12345.0f;
+  cll_matmul_args a = {.wtype = t,
+                       .w = w,
+                       .w_stride = rb,
+                       .n_in = N_IN,
+                       .r0 = R0,
+                       .r1 = R1,
+                       .x = x,
+                       .x_stride = N_IN,
+                       .xq = xq,
+                       .xq_stride = xq_stride,
+                       .n_tok = n_tok,
+                       .y = y,
+                       .y_stride = ys,
+                       .scratch = scratch,
+                       .scratch_bytes = sb,
+                       .wp = wp,
                        .wp_rows = wp ? N_OUT / CLL_PACK_ROWS * CLL_PACK_ROWS : 0};
   cll_matmul(k, &a);
   cll__matmul_force_path(0);
@@ -100,7 +115,8 @@ static int check_one(const cll_kernels *k, uint32_t t, int path, int64_t n_tok) 
     for (int64_t r = 0; r < ys; r++) {
       const float got = y[tk * ys + r];
       if (r < R0 || r >= R1) {
-        if (got != 12345.0f) bad++;
+        if (got != 12345.0f)
+          bad++;
         continue;
       }
       double want = 0, mag = 0;
@@ -120,14 +136,15 @@ static int check_one(const cll_kernels *k, uint32_t t, int path, int64_t n_tok) 
 }
 
 Test(matmul, every_table_path_and_size) {
-  static const uint32_t types[] = {CLL_TYPE_F32,  CLL_TYPE_F16,  CLL_TYPE_BF16, CLL_TYPE_Q4_0, CLL_TYPE_Q8_0,
-                                   CLL_TYPE_Q4_K, CLL_TYPE_Q5_K, CLL_TYPE_Q6_K};
+  static const uint32_t types[] = {CLL_TYPE_F32,  CLL_TYPE_F16,  CLL_TYPE_BF16, CLL_TYPE_Q4_0,
+                                   CLL_TYPE_Q8_0, CLL_TYPE_Q4_K, CLL_TYPE_Q5_K, CLL_TYPE_Q6_K};
   static const int64_t toks[] = {1, 2, 3, 8, 13, 37, 70};
   static const char *isas[] = {"ref", "avx2", "avx512", "neon"};
   int bad = 0, runs = 0;
   for (size_t ii = 0; ii < sizeof isas / sizeof isas[0]; ii++) {
     const cll_kernels *k = cll_kernels_by_name(isas[ii]);
-    if (!k) continue;
+    if (!k)
+      continue;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
       for (int path = 1; path <= 4; path++)
         for (size_t j = 0; j < sizeof toks / sizeof toks[0]; j++) {

@@ -53,10 +53,11 @@ Test(modelfile, errors) {
 Test(modelfile, escapes_and_refusals) {
   json_t *r = NULL;
   cll_err e = {0};
-  cr_assert_eq(cll_modelfile_parse("FROM x\nPARAMETER stop \"\\n\\nUser:\\t\\\"q\\\" \\\\ \\u003c\"\n"
-                                   "SYSTEM \"C:\\models\\x\"\n",
-                                   ".", &r, &e),
-               0, "%s", e.msg);
+  cr_assert_eq(
+      cll_modelfile_parse("FROM x\nPARAMETER stop \"\\n\\nUser:\\t\\\"q\\\" \\\\ \\u003c\"\n"
+                          "SYSTEM \"C:\\models\\x\"\n",
+                          ".", &r, &e),
+      0, "%s", e.msg);
   json_t *stop = json_object_get(json_object_get(r, "parameters"), "stop");
   cr_expect_str_eq(json_string_value(json_array_get(stop, 0)), "\n\nUser:\t\"q\" \\ <");
   cr_expect_str_eq(json_string_value(json_object_get(r, "system")), "C:\\models\\x");
@@ -150,11 +151,12 @@ Test(modelfile, show_create_show_round_trip, .init = rt_setup, .fini = stop_serv
   fclose(f);
   free(abs);
   const char *bin = getenv("CLLAMA_BIN");
-  snprintf(cmd, sizeof(cmd),
-           "cd '%s' && export OLLAMA_HOST=127.0.0.1:%d && '%s' create rt1 -f Modelfile.in >/dev/null"
-           " && '%s' show rt1 --modelfile > m1 && '%s' create rt2 -f m1 >/dev/null && "
-           "'%s' show rt2 --modelfile > m2 && cat m1",
-           H.dir, H.port, bin, bin, bin, bin);
+  snprintf(
+      cmd, sizeof(cmd),
+      "cd '%s' && export OLLAMA_HOST=127.0.0.1:%d && '%s' create rt1 -f Modelfile.in >/dev/null"
+      " && '%s' show rt1 --modelfile > m1 && '%s' create rt2 -f m1 >/dev/null && "
+      "'%s' show rt2 --modelfile > m2 && cat m1",
+      H.dir, H.port, bin, bin, bin, bin);
   char *m1 = sh_out(cmd);
   snprintf(cmd, sizeof(cmd), "cat '%s/m2'", H.dir);
   char *m2 = sh_out(cmd);

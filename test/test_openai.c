@@ -15,7 +15,9 @@ static void setup(void) {
   add_model("stories", "stories260K-f32.gguf", NULL, NULL, NULL);
   start_server(NULL);
 }
-static void teardown(void) { stop_server(); }
+static void teardown(void) {
+  stop_server();
+}
 
 TestSuite(openai, .init = setup, .fini = teardown, .timeout = 120);
 
@@ -99,9 +101,8 @@ Test(openai, chat_non_stream_shape_and_usage) {
 Test(openai, chat_stream_gives_the_same_text_and_ends_with_done) {
   NEED_SHARED();
   json_t *nv = post_json("/v1/chat/completions", chat_body(""), 200);
-  const char *want = jstr(json_object_get(json_array_get(json_object_get(nv, "choices"), 0),
-                                          "message"),
-                          "content");
+  const char *want = jstr(
+      json_object_get(json_array_get(json_object_get(nv, "choices"), 0), "message"), "content");
   struct resp r = http("POST", "/v1/chat/completions",
                        chat_body(",\"stream\":true,\"stream_options\":{\"include_usage\":true}"));
   cr_assert_eq(r.status, 200, "%s", r.body);
@@ -170,8 +171,7 @@ Test(openai, chat_matches_native_chat) {
                         "\"num_predict\":16}}",
                         200);
   cr_expect_str_eq(
-      jstr(json_object_get(json_array_get(json_object_get(o, "choices"), 0), "message"),
-           "content"),
+      jstr(json_object_get(json_array_get(json_object_get(o, "choices"), 0), "message"), "content"),
       jstr(json_object_get(n, "message"), "content"));
   json_decref(o);
   json_decref(n);
@@ -214,10 +214,11 @@ Test(openai, chat_client_going_away_mid_stream) {
   NEED_SHARED();
   struct resp r = {0};
   r.abort_after = 400;
-  CURL *c = mk_easy("POST", "/v1/chat/completions",
-                    "{\"model\":\"stories\",\"messages\":[{\"role\":\"user\",\"content\":\"Once\"}],"
-                    "\"stream\":true,\"max_tokens\":2000}",
-                    &r);
+  CURL *c =
+      mk_easy("POST", "/v1/chat/completions",
+              "{\"model\":\"stories\",\"messages\":[{\"role\":\"user\",\"content\":\"Once\"}],"
+              "\"stream\":true,\"max_tokens\":2000}",
+              &r);
   curl_easy_perform(c);
   curl_easy_cleanup(c);
   free(r.body);
@@ -238,8 +239,8 @@ Test(openai, completions_match_native_generate_and_stream) {
   json_t *ch = json_array_get(json_object_get(v, "choices"), 0);
   cr_expect_str_eq(jstr(ch, "finish_reason"), "length");
   cr_expect_eq(json_integer_value(json_object_get(ch, "index")), 0);
-  cr_expect_eq(json_integer_value(json_object_get(json_object_get(v, "usage"), "completion_tokens")),
-               12);
+  cr_expect_eq(
+      json_integer_value(json_object_get(json_object_get(v, "usage"), "completion_tokens")), 12);
   json_t *n = post_json("/api/generate",
                         "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"stream\":false,"
                         "\"options\":{\"temperature\":0,\"num_predict\":12}}",
@@ -284,8 +285,9 @@ Test(openai, completions_match_native_generate_and_stream) {
 
 Test(openai, embeddings_dimension_usage_base64) {
   NEED_SHARED();
-  json_t *v = post_json("/v1/embeddings",
-                        "{\"model\":\"stories\",\"input\":[\"Once upon a time\",\"The cat\"]}", 200);
+  json_t *v =
+      post_json("/v1/embeddings",
+                "{\"model\":\"stories\",\"input\":[\"Once upon a time\",\"The cat\"]}", 200);
   cr_expect_str_eq(jstr(v, "object"), "list");
   cr_expect_str_eq(jstr(v, "model"), "stories");
   json_t *data = json_object_get(v, "data");
@@ -320,8 +322,8 @@ Test(openai, embeddings_dimension_usage_base64) {
   }
   json_t *fv = json_object_get(json_array_get(data, 0), "embedding");
   for (size_t i = 0; i < 64; i++) {
-    uint32_t bits = raw[4 * i] | raw[4 * i + 1] << 8 | raw[4 * i + 2] << 16 |
-                    (uint32_t)raw[4 * i + 3] << 24;
+    uint32_t bits =
+        raw[4 * i] | raw[4 * i + 1] << 8 | raw[4 * i + 2] << 16 | (uint32_t)raw[4 * i + 3] << 24;
     float f;
     memcpy(&f, &bits, 4);
     cr_expect_float_eq(f, json_number_value(json_array_get(fv, i)), 1e-5, "component %zu", i);
@@ -330,9 +332,9 @@ Test(openai, embeddings_dimension_usage_base64) {
   /* dimensions */
   json_t *d = post_json("/v1/embeddings",
                         "{\"model\":\"stories\",\"input\":\"x y\",\"dimensions\":16}", 200);
-  cr_expect_eq(json_array_size(json_object_get(json_array_get(json_object_get(d, "data"), 0),
-                                               "embedding")),
-               16);
+  cr_expect_eq(
+      json_array_size(json_object_get(json_array_get(json_object_get(d, "data"), 0), "embedding")),
+      16);
   json_decref(d);
   json_decref(v);
 }
@@ -396,9 +398,9 @@ Test(openai, models_list_and_retrieve) {
 
 Test(openai, errors_have_the_openai_shape) {
   NEED_SHARED();
-  json_t *v = post_json("/v1/chat/completions",
-                        "{\"model\":\"nope\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
-                        404);
+  json_t *v =
+      post_json("/v1/chat/completions",
+                "{\"model\":\"nope\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", 404);
   cr_expect_str_eq(expect_error(v, "not_found_error"), "model 'nope' not found");
   json_decref(v);
   v = post_json("/v1/completions", "{\"model\":\"nope\",\"prompt\":\"x\"}", 404);
@@ -487,8 +489,9 @@ Test(openai, openai_js_client) {
   const char *b = getenv("CLLAMA_BUILD");
   char root[600], cmd[1500];
   snprintf(root, sizeof(root), "%s/../..", b ? b : ".");
-  snprintf(cmd, sizeof(cmd), "test -d '%s/test/js-openai/node_modules/openai' && node --version "
-                             ">/dev/null 2>&1",
+  snprintf(cmd, sizeof(cmd),
+           "test -d '%s/test/js-openai/node_modules/openai' && node --version "
+           ">/dev/null 2>&1",
            root);
   if (system(cmd) != 0) {
     fprintf(stderr, "SKIP: node or test/js-openai/node_modules missing "
@@ -602,7 +605,8 @@ Test(openai, anthropic_errors) {
   cr_expect_str_eq(jstr(e, "message"), "model 'nope' not found");
   json_decref(v);
   v = post_json("/v1/messages",
-                "{\"model\":\"stories\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", 400);
+                "{\"model\":\"stories\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+                400);
   cr_expect_str_eq(jstr(json_object_get(v, "error"), "message"),
                    "max_tokens is required and must be positive");
   cr_expect_str_eq(jstr(json_object_get(v, "error"), "type"), "invalid_request_error");
@@ -625,8 +629,9 @@ Test(openai, anthropic_js_client) {
   const char *b = getenv("CLLAMA_BUILD");
   char root[600], cmd[1500];
   snprintf(root, sizeof(root), "%s/../..", b ? b : ".");
-  snprintf(cmd, sizeof(cmd), "test -d '%s/test/js-openai/node_modules/@anthropic-ai/sdk' && "
-                             "node --version >/dev/null 2>&1",
+  snprintf(cmd, sizeof(cmd),
+           "test -d '%s/test/js-openai/node_modules/@anthropic-ai/sdk' && "
+           "node --version >/dev/null 2>&1",
            root);
   if (system(cmd) != 0) {
     fprintf(stderr, "SKIP: node or test/js-openai/node_modules missing "
@@ -634,8 +639,8 @@ Test(openai, anthropic_js_client) {
     cr_skip("node or test/js-openai/node_modules missing");
   }
   snprintf(cmd, sizeof(cmd),
-           "cd '%s/test/js-openai' && node anthropic_test.mjs %s stories > '%s/js.out' 2>&1",
-           root, H.base, H.dir);
+           "cd '%s/test/js-openai' && node anthropic_test.mjs %s stories > '%s/js.out' 2>&1", root,
+           H.base, H.dir);
   int rc = system(cmd);
   if (rc != 0) {
     snprintf(cmd, sizeof(cmd), "cat '%s/js.out' >&2", H.dir);

@@ -75,16 +75,19 @@ Test(outparse, llama3_bare_json) {
   struct cll__outp_cfg c = {.tool_tag = "{", .tools = tools};
   check(&c, "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris {x}\"}}", "", "",
         "get_weather{\"city\":\"Paris {x}\"};");
-  check(&c, "  {\"name\":\"add\",\"parameters\":{\"a\":1}}; {\"name\":\"add\",\"parameters\":{\"a\":2}}",
-        "", "", "add{\"a\":1};add{\"a\":2};");
+  check(
+      &c,
+      "  {\"name\":\"add\",\"parameters\":{\"a\":1}}; {\"name\":\"add\",\"parameters\":{\"a\":2}}",
+      "", "", "add{\"a\":1};add{\"a\":2};");
   /* Arguments as a JSON string, and the "arguments" spelling. */
   check(&c, "{\"name\":\"add\",\"arguments\":\"{\\\"a\\\":3}\"}", "", "", "add{\"a\":3};");
   /* Text first: no call (bare JSON calls only start the answer). */
-  check(&c, "Sure: {\"name\":\"add\",\"parameters\":{}}", "Sure: {\"name\":\"add\",\"parameters\":{}}",
-        "", "");
+  check(&c, "Sure: {\"name\":\"add\",\"parameters\":{}}",
+        "Sure: {\"name\":\"add\",\"parameters\":{}}", "", "");
   /* JSON that is not a call, and an unknown tool, are text. */
   check(&c, "{\"a\": 1} ok", "{\"a\": 1} ok", "", "");
-  check(&c, "{\"name\":\"nope\",\"parameters\":{}}", "{\"name\":\"nope\",\"parameters\":{}}", "", "");
+  check(&c, "{\"name\":\"nope\",\"parameters\":{}}", "{\"name\":\"nope\",\"parameters\":{}}", "",
+        "");
   /* Never closed: text at the end. */
   check(&c, "{\"name\":\"add\",", "{\"name\":\"add\",", "", "");
   json_decref(tools);
@@ -93,9 +96,13 @@ Test(outparse, llama3_bare_json) {
 Test(outparse, qwen_tool_call_tags) {
   json_t *tools = tools_of("get_weather");
   struct cll__outp_cfg c = {.tool_tag = "<tool_call>", .tools = tools};
-  check(&c, "Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"<b>\"}}\n</tool_call>",
+  check(&c,
+        "Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": "
+        "\"<b>\"}}\n</tool_call>",
         "Let me check.\n", "", "get_weather{\"city\":\"<b>\"};");
-  check(&c, "<tool_call>{\"name\":\"get_weather\",\"arguments\":{\"c\":1}}</tool_call>\n<tool_call>{\"name\":\"get_weather\",\"arguments\":{\"c\":2}}</tool_call>",
+  check(&c,
+        "<tool_call>{\"name\":\"get_weather\",\"arguments\":{\"c\":1}}</"
+        "tool_call>\n<tool_call>{\"name\":\"get_weather\",\"arguments\":{\"c\":2}}</tool_call>",
         "", "", "get_weather{\"c\":1};get_weather{\"c\":2};");
   /* A '<' that is no tag stays text; a tag without a call is text. */
   check(&c, "a < b <tool", "a < b <tool", "", "");
@@ -106,7 +113,9 @@ Test(outparse, qwen_tool_call_tags) {
 Test(outparse, mistral_tool_calls) {
   json_t *tools = tools_of("add,mul");
   struct cll__outp_cfg c = {.tool_tag = "[TOOL_CALLS]", .tools = tools};
-  check(&c, "[TOOL_CALLS] [{\"name\": \"add\", \"arguments\": {\"a\": 1}}, {\"name\": \"mul\", \"arguments\": {\"b\": [2]}}]",
+  check(&c,
+        "[TOOL_CALLS] [{\"name\": \"add\", \"arguments\": {\"a\": 1}}, {\"name\": \"mul\", "
+        "\"arguments\": {\"b\": [2]}}]",
         "", "", "add{\"a\":1};mul{\"b\":[2]};");
   check(&c, "ok [TOOL_CALLS]mul[ARGS]{\"b\": 3}", "ok ", "", "mul{\"b\":3};");
   check(&c, "[TOOL_CALLS] [1, 2]", "[TOOL_CALLS] [1, 2]", "", "");
@@ -132,12 +141,16 @@ Test(outparse, thinking) {
 
 Test(outparse, thinking_then_tool_call) {
   json_t *tools = tools_of("get_weather");
-  struct cll__outp_cfg c = {.think_open = "<think>", .think_close = "</think>",
-                            .tool_tag = "<tool_call>", .tools = tools};
-  check(&c, "<think>need weather</think>\n<tool_call>{\"name\":\"get_weather\",\"arguments\":{}}</tool_call>",
-        "", "need weather", "get_weather{};");
-  struct cll__outp_cfg b = {.think_open = "<think>", .think_close = "</think>", .tool_tag = "{",
+  struct cll__outp_cfg c = {.think_open = "<think>",
+                            .think_close = "</think>",
+                            .tool_tag = "<tool_call>",
                             .tools = tools};
+  check(&c,
+        "<think>need "
+        "weather</think>\n<tool_call>{\"name\":\"get_weather\",\"arguments\":{}}</tool_call>",
+        "", "need weather", "get_weather{};");
+  struct cll__outp_cfg b = {
+      .think_open = "<think>", .think_close = "</think>", .tool_tag = "{", .tools = tools};
   check(&b, "<think>x</think> {\"name\":\"get_weather\",\"parameters\":{\"q\":\"}\"}}", "", "x",
         "get_weather{\"q\":\"}\"};");
   json_decref(tools);
@@ -150,8 +163,9 @@ Test(outparse, thinking_then_tool_call) {
 /* A template is parsed once and shared: the same text gives the same
  * parsed object (and its capabilities) to every request. */
 Test(tmpl_cache, one_parse_per_template_text) {
-  const char *text = "{{ range .Messages }}{{ .Content }}{{ if .Thinking }}<think>{{ .Thinking }}"
-                     "</think>{{ end }}{{ if .ToolCalls }}<tool_call>{{ end }}{{ end }}{{ .Tools }}";
+  const char *text =
+      "{{ range .Messages }}{{ .Content }}{{ if .Thinking }}<think>{{ .Thinking }}"
+      "</think>{{ end }}{{ if .ToolCalls }}<tool_call>{{ end }}{{ end }}{{ .Tools }}";
   char *copy = strdup(text);
   cll__tmpl *a = NULL, *b = NULL;
   cll_err e = {0};

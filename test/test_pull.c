@@ -31,15 +31,15 @@
 
 #include "server_log.h"
 
-#define SMALL_MODEL "stories260K-f32.gguf"      /* 1.2 MB */
-#define BIG_MODEL "tiny-llama-rand-q4_0.gguf"   /* 13.8 MB */
-#define BIG_PART_BYTES "1000000"                /* 14 parts */
+#define SMALL_MODEL "stories260K-f32.gguf"    /* 1.2 MB */
+#define BIG_MODEL "tiny-llama-rand-q4_0.gguf" /* 13.8 MB */
+#define BIG_PART_BYTES "1000000"              /* 14 parts */
 
 static struct {
-  char dir[256];      /* per-test scratch directory */
+  char dir[256]; /* per-test scratch directory */
   char shared[1024];
   char fixture_py[1024];
-  char python[512];   /* $PYTHON, else /usr/bin/python3 (no pyenv shim), else python3 */
+  char python[512]; /* $PYTHON, else /usr/bin/python3 (no pyenv shim), else python3 */
   pid_t fx_pid, srv_pid;
   int reg_port, blob_port, srv_port;
   char model_digest[65]; /* the model layer of the packaged model */
@@ -105,12 +105,13 @@ static void setup(void) {
   snprintf(T.fixture_py, sizeof(T.fixture_py), "test/registry_fixture.py");
   if (access(T.fixture_py, R_OK) != 0) {
     const char *b = getenv("CLLAMA_BUILD"); /* <repo>/build/<mode> */
-    snprintf(T.fixture_py, sizeof(T.fixture_py), "%s/../../test/registry_fixture.py",
-             b ? b : ".");
+    snprintf(T.fixture_py, sizeof(T.fixture_py), "%s/../../test/registry_fixture.py", b ? b : ".");
   }
   const char *py = getenv("PYTHON");
   snprintf(T.python, sizeof(T.python), "%s",
-           py && *py ? py : access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3");
+           py && *py                               ? py
+           : access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3"
+                                                   : "python3");
   snprintf(T.dir, sizeof(T.dir), "/tmp/cllama-test-pull-XXXXXX");
   cr_assert_not_null(mkdtemp(T.dir));
 }
@@ -157,8 +158,8 @@ static void fixture_start(const char *auth) {
     char root[512], log[512];
     snprintf(root, sizeof(root), "%s/registry", T.dir);
     snprintf(log, sizeof(log), "%s/fixture.log", T.dir);
-    execlp(T.python, T.python, T.fixture_py, "serve", "--root", root, "--auth", auth,
-           "--log", log, (char *)NULL);
+    execlp(T.python, T.python, T.fixture_py, "serve", "--root", root, "--auth", auth, "--log", log,
+           (char *)NULL);
     _exit(127);
   }
   close(fds[1]);
@@ -173,8 +174,7 @@ static void fixture_start(const char *auth) {
   }
   line[n] = '\0';
   close(fds[0]);
-  cr_assert_eq(sscanf(line, "PORTS %d %d", &T.reg_port, &T.blob_port), 2, "fixture said: %s",
-               line);
+  cr_assert_eq(sscanf(line, "PORTS %d %d", &T.reg_port, &T.blob_port), 2, "fixture said: %s", line);
 }
 
 /* Starts `cllama serve` on port 0 with the store in <dir>/models. */
@@ -246,8 +246,8 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg) {
 }
 
 /* A blocking request; returns the status, fills *out (caller frees). */
-static long http(const char *method, int port, const char *path, const char *body,
-                 struct buf *out, long timeout_ms) {
+static long http(const char *method, int port, const char *path, const char *body, struct buf *out,
+                 long timeout_ms) {
   CURL *c = curl_easy_init();
   char url[512];
   snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
@@ -462,8 +462,7 @@ Test(pull, not_found_and_insecure_errors) {
   /* An explicit http:// name needs insecure. */
   struct buf d = {0};
   char body[300];
-  snprintf(body, sizeof(body), "{\"model\":\"http://127.0.0.1:%d/library/stories\"}",
-           T.reg_port);
+  snprintf(body, sizeof(body), "{\"model\":\"http://127.0.0.1:%d/library/stories\"}", T.reg_port);
   cr_expect_eq(http("POST", T.srv_port, "/api/pull", body, &d, 5000), 500);
   cr_expect_str_eq(d.data, "{\"error\":\"insecure protocol http\"}");
   free(d.data);
@@ -516,8 +515,8 @@ Test(pull, dropped_connections_resume_without_refetching) {
   cr_expect_str_eq(b.data, "{\"status\":\"success\"}");
   free(b.data);
   int64_t served = fx_bytes();
-  cr_expect(served >= T.model_size && served <= T.model_size + 1000,
-            "served %lld for %lld bytes", (long long)served, (long long)T.model_size);
+  cr_expect(served >= T.model_size && served <= T.model_size + 1000, "served %lld for %lld bytes",
+            (long long)served, (long long)T.model_size);
   cr_expect(in_tags("library/big:latest"));
 }
 
@@ -600,8 +599,10 @@ Test(pull, two_clients_share_one_download) {
   CURL *e[2];
   struct buf b[2] = {{0}, {0}};
   char body[300], url[200];
-  snprintf(body, sizeof(body), "{\"model\":\"127.0.0.1:%d/library/big\",\"insecure\":true,"
-                               "\"stream\":true}", T.reg_port);
+  snprintf(body, sizeof(body),
+           "{\"model\":\"127.0.0.1:%d/library/big\",\"insecure\":true,"
+           "\"stream\":true}",
+           T.reg_port);
   snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/pull", T.srv_port);
   for (int i = 0; i < 2; i++) {
     e[i] = curl_easy_init();
@@ -618,7 +619,8 @@ Test(pull, two_clients_share_one_download) {
     curl_multi_poll(m, NULL, 0, 100, NULL);
   }
   for (int i = 0; i < 2; i++) {
-    cr_expect(b[i].data && strstr(b[i].data, "\"completed\":") != NULL, "client %d saw no progress", i);
+    cr_expect(b[i].data && strstr(b[i].data, "\"completed\":") != NULL, "client %d saw no progress",
+              i);
     cr_expect_str_eq(b[i].data ? last_line(&b[i]) : "", "{\"status\":\"success\"}");
     curl_multi_remove_handle(m, e[i]);
     curl_easy_cleanup(e[i]);
@@ -668,7 +670,8 @@ Test(pull, auth_signed_token) {
     const char *url = json_string_value(json_object_get(j, "token_request"));
     const char *auth = json_string_value(json_object_get(j, "authorization"));
     if (url && auth) {
-      cr_expect(strstr(url, "?nonce=") && strstr(url, "&scope=repository%3Alibrary%2Fstories%3Apull&service=fixture&ts="),
+      cr_expect(strstr(url, "?nonce=") &&
+                    strstr(url, "&scope=repository%3Alibrary%2Fstories%3Apull&service=fixture&ts="),
                 "%s", url);
       const char *colon = strchr(auth, ':');
       cr_assert_not_null(colon);
@@ -708,8 +711,8 @@ Test(pull, auth_anonymous_bearer) {
   json_decref(s);
   /* The standard flow sends no signature to a foreign realm. */
   char cmd[600];
-  snprintf(cmd, sizeof(cmd), "grep -q '\"anon_token_request\".*\"authorization\": \"\"' '%s/fixture.log'",
-           T.dir);
+  snprintf(cmd, sizeof(cmd),
+           "grep -q '\"anon_token_request\".*\"authorization\": \"\"' '%s/fixture.log'", T.dir);
   cr_expect_eq(system(cmd), 0);
   cr_expect(in_tags("library/stories:latest"));
 }

@@ -23,14 +23,16 @@ static const char *shared_dir(void) {
 static bool have_shared(void) {
   char p[1024];
   snprintf(p, sizeof p, "%s/models/stories260K-f32.gguf", shared_dir());
-  if (access(p, R_OK) == 0) return true;
+  if (access(p, R_OK) == 0)
+    return true;
   printf("SKIP: CLLAMA_SHARED not found\n");
   return false;
 }
 
-#define NEED_SHARED()                                                                          \
-  do {                                                                                         \
-    if (!have_shared()) cr_skip("CLLAMA_SHARED not found");                                    \
+#define NEED_SHARED()                                                                              \
+  do {                                                                                             \
+    if (!have_shared())                                                                            \
+      cr_skip("CLLAMA_SHARED not found");                                                          \
   } while (0)
 
 static cll_gguf *open_model(const char *file) {
@@ -123,15 +125,22 @@ static double tensor_rel_rms(const cll_gguf_tensor *q, const cll_gguf_tensor *s)
 
 static double type_bound(uint32_t t) {
   switch (t) {
-  case CLL_TYPE_F32: return 0;
-  case CLL_TYPE_F16: return 1e-3;
-  case CLL_TYPE_BF16: return 5e-3;
-  case CLL_TYPE_Q8_0: return 0.01;
-  case CLL_TYPE_Q6_K: return 0.03;
+  case CLL_TYPE_F32:
+    return 0;
+  case CLL_TYPE_F16:
+    return 1e-3;
+  case CLL_TYPE_BF16:
+    return 5e-3;
+  case CLL_TYPE_Q8_0:
+    return 0.01;
+  case CLL_TYPE_Q6_K:
+    return 0.03;
   case CLL_TYPE_Q5_0:
   case CLL_TYPE_Q5_1:
-  case CLL_TYPE_Q5_K: return 0.06;
-  default: return 0.13;
+  case CLL_TYPE_Q5_K:
+    return 0.06;
+  default:
+    return 0.13;
   }
 }
 
@@ -152,7 +161,8 @@ static void quantize_and_check(const char *src_file, const char *ftype_name, cll
   uint32_t ft = 0;
   cr_assert_eq(cll_gguf_get_u32(q, "general.file_type", &ft), 0);
   cr_assert_eq(ft, (uint32_t)p.ftype);
-  cr_assert_eq(cll_gguf_n_kv(q), cll_gguf_n_kv(src) + (cll_gguf_find_key(src, "general.file_type") < 0) +
+  cr_assert_eq(cll_gguf_n_kv(q), cll_gguf_n_kv(src) +
+                                     (cll_gguf_find_key(src, "general.file_type") < 0) +
                                      (cll_gguf_find_key(src, "general.quantization_version") < 0));
   int64_t n = cll_gguf_n_tensors(src);
   cr_assert_eq(cll_gguf_n_tensors(q), n);
@@ -197,8 +207,8 @@ Test(quantize, stories_q8_0_matches_llama_cpp_bytes) {
 
 Test(quantize, every_target_within_bounds) {
   NEED_SHARED();
-  const char *targets[] = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K",
-                           "Q6_K", "Q4_K_M", "Q5_K_M", "F16", "BF16"};
+  const char *targets[] = {"Q4_0", "Q4_1",   "Q5_0",   "Q5_1", "Q4_K", "Q5_K",
+                           "Q6_K", "Q4_K_M", "Q5_K_M", "F16",  "BF16"};
   for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
     char path[256];
     cll_gguf *q = NULL;
@@ -224,11 +234,14 @@ Test(quantize, k_m_recipe_on_f16_source) {
     char name[256];
     snprintf(name, sizeof name, "%.*s", (int)ours->name.len, ours->name.ptr);
     const cll_gguf_tensor *theirs = cll_gguf_find_tensor(ref, name);
-    if (ours->type == CLL_TYPE_F32 || theirs->type != ours->type) continue;
+    if (ours->type == CLL_TYPE_F32 || theirs->type != ours->type)
+      continue;
     double e_ours = tensor_rel_rms(ours, s), e_theirs = tensor_rel_rms(theirs, s);
     cr_expect(e_ours <= 1.05 * e_theirs, "%s (%s): rel RMS %.5f vs llama.cpp %.5f", name,
               tname(ours->type), e_ours, e_theirs);
-    if (i < 8) printf("%-28s %-5s rel RMS ours %.5f llama.cpp %.5f\n", name, tname(ours->type), e_ours, e_theirs);
+    if (i < 8)
+      printf("%-28s %-5s rel RMS ours %.5f llama.cpp %.5f\n", name, tname(ours->type), e_ours,
+             e_theirs);
   }
   cll_gguf_close(src);
   cll_gguf_close(ref);

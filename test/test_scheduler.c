@@ -66,8 +66,12 @@ static int f_forward(void *c, const struct cll_batch *b, cll_err *err) {
   }
   return 0;
 }
-static const float *f_logits(void *c, int32_t k) { return ((struct fake *)c)->logits[k]; }
-static const float *f_hidden(void *c, int32_t k) { return ((struct fake *)c)->hidden[k]; }
+static const float *f_logits(void *c, int32_t k) {
+  return ((struct fake *)c)->logits[k];
+}
+static const float *f_hidden(void *c, int32_t k) {
+  return ((struct fake *)c)->hidden[k];
+}
 static void f_trim(void *c, int32_t s, int32_t p0) {
   struct fake *f = c;
   if (f->len[s] > p0)
@@ -85,8 +89,8 @@ static void f_shift(void *c, int32_t s, int32_t p0, int32_t nd) {
   memmove(f->kv[s] + p0, f->kv[s] + p0 + nd, (size_t)(f->len[s] - p0 - nd) * sizeof(int32_t));
   f->len[s] -= nd;
 }
-static const struct cll_sched_backend fake_be = {f_forward, f_logits, f_hidden,
-                                                  f_trim,    f_copy,   f_shift, NULL};
+static const struct cll_sched_backend fake_be = {f_forward, f_logits, f_hidden, f_trim,
+                                                 f_copy,    f_shift,  NULL};
 
 /* One request's record. */
 struct req {
@@ -96,9 +100,9 @@ struct req {
   int done;
   struct cll_seq_stats st;
   cll_seq *seq;
-  int stop_at;      /* STOP after this many tokens (0: never) */
-  int pause_at;     /* PAUSE after this many tokens */
-  int cancel_at;    /* cancel after this many tokens */
+  int stop_at;   /* STOP after this many tokens (0: never) */
+  int pause_at;  /* PAUSE after this many tokens */
+  int cancel_at; /* cancel after this many tokens */
   float embd[EMBD];
   int n_embd;
 };
@@ -150,7 +154,9 @@ static cll_sched *mk(int n_parallel, int n_ctx, int n_batch) {
   return s;
 }
 
-static void closed(void *ud) { *(int *)ud = 1; }
+static void closed(void *ud) {
+  *(int *)ud = 1;
+}
 
 static void finish_all(cll_sched *s) {
   int c = 0;

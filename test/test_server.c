@@ -64,7 +64,9 @@ struct slow {
   uv_timer_t t;
   cll_request *req;
 };
-static void on_slow_closed(uv_handle_t *h) { free(h->data); }
+static void on_slow_closed(uv_handle_t *h) {
+  free(h->data);
+}
 static void on_slow(uv_timer_t *t) {
   struct slow *s = t->data;
   cll_respond(s->req, 200, "text/plain", "slow", 4);
@@ -193,7 +195,9 @@ struct upload {
   size_t bytes;
   unsigned long sum;
 };
-static void on_upload_closed(uv_handle_t *h) { free(h->data); }
+static void on_upload_closed(uv_handle_t *h) {
+  free(h->data);
+}
 static void on_upload_tick(uv_timer_t *t) {
   struct upload *u = t->data;
   cll_request_pause_body(u->req, false);
@@ -223,8 +227,12 @@ static void h_upload(cll_request *req, void *ud) {
 
 /* ------------------------------------------------------------- the loop */
 
-static void on_closed(void *ud) { uv_close((uv_handle_t *)&S.stop, NULL); }
-static void on_stop(uv_async_t *a) { cll_server_close(S.srv, on_closed, NULL); }
+static void on_closed(void *ud) {
+  uv_close((uv_handle_t *)&S.stop, NULL);
+}
+static void on_stop(uv_async_t *a) {
+  cll_server_close(S.srv, on_closed, NULL);
+}
 
 static void *loop_main(void *arg) {
   uv_run(&S.loop, UV_RUN_DEFAULT);
@@ -383,7 +391,8 @@ Test(server, chunked_request_body) {
 
 Test(server, expect_100_continue) {
   int fd = tcp_connect(S.port);
-  send_str(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+  send_str(fd,
+           "POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
   struct reader rd = {.fd = fd};
   char line[256];
   cr_assert_eq(reader_line(&rd, line, sizeof(line)), 0);
@@ -692,9 +701,8 @@ Test(server, upgrade_then_more_bytes_answered_and_closed) {
       "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
       "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
       "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58 garbage garbage";
-  static const char connect[] =
-      "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
-      "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 tls bytes";
+  static const char connect[] = "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
+                                "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 tls bytes";
   const char *attacks[] = {h2c, ws, connect};
   for (size_t i = 0; i < sizeof(attacks) / sizeof(attacks[0]); i++) {
     int fd = tcp_connect(S.port);
@@ -845,7 +853,8 @@ Test(server_long, reset_mid_head_frees_the_descriptor, .init = start_server_long
 
 /* ------------------------------------------------------ bearer tokens */
 
-static const char *const test_keys[] = {"first-key-0123456789abcdef", "second-key-fedcba9876543210"};
+static const char *const test_keys[] = {"first-key-0123456789abcdef",
+                                        "second-key-fedcba9876543210"};
 
 static void start_server_keys(void) {
   suite_keys = test_keys;
@@ -861,8 +870,8 @@ static long get_with(const char *path, const char *auth, struct cresp *r) {
   return r->status;
 }
 
-Test(server_auth, bearer_keys_401_and_open_paths, .init = start_server_keys,
-     .fini = stop_server, .timeout = 30) {
+Test(server_auth, bearer_keys_401_and_open_paths, .init = start_server_keys, .fini = stop_server,
+     .timeout = 30) {
   struct cresp r;
   const char *wrong[] = {NULL,
                          "Authorization: Bearer nope",
@@ -1014,8 +1023,7 @@ Test(server_tls, tls_with_bearer_keys, .init = start_server_tls_keys, .fini = st
      .timeout = 60) {
   CURL *h = curl_easy_init();
   struct cresp r;
-  cr_assert_eq(tls_get(h, "/hello", "Authorization: Bearer wrong-key-0000000000000", &r),
-               CURLE_OK);
+  cr_assert_eq(tls_get(h, "/hello", "Authorization: Bearer wrong-key-0000000000000", &r), CURLE_OK);
   cr_expect_eq(r.status, 401);
   cresp_free(&r);
   cr_assert_eq(tls_get(h, "/hello", "Authorization: Bearer first-key-0123456789abcdef", &r),
@@ -1041,7 +1049,8 @@ Test(server, streamed_body_beyond_the_cap_with_pauses) {
   snprintf(want, sizeof(want), "%zu %lu", n, sum);
   int fd = tcp_connect(S.port);
   char head[160];
-  snprintf(head, sizeof(head), "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", n);
+  snprintf(head, sizeof(head), "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
+           n);
   send_str(fd, head);
   cr_assert_eq(send_all(fd, body, n), 0);
   send_str(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");

@@ -19,8 +19,7 @@ Test(names, parse_defaults_and_display) {
   static const struct name_case cases[] = {
       {"llama3.2", "registry.ollama.ai", "library", "llama3.2", "latest", "llama3.2:latest"},
       {"llama3.2:1b", "registry.ollama.ai", "library", "llama3.2", "1b", "llama3.2:1b"},
-      {"apple/OpenELM", "registry.ollama.ai", "apple", "OpenELM", "latest",
-       "apple/OpenELM:latest"},
+      {"apple/OpenELM", "registry.ollama.ai", "apple", "OpenELM", "latest", "apple/OpenELM:latest"},
       {"myhost/mynamespace/lips:code", "myhost", "mynamespace", "lips", "code",
        "myhost/mynamespace/lips:code"},
       {"localhost:5000/ns/m:t", "localhost:5000", "ns", "m", "t", "localhost:5000/ns/m:t"},
@@ -44,9 +43,26 @@ Test(names, parse_defaults_and_display) {
 
 Test(names, invalid_names_rejected) {
   static const char *const bad[] = {
-      "", ":", "a:", "/a", "a/", "a//b", "../x", "..", "x/../y", "a/b/c/d/e",
-      "ns.with.dot/m", "-lead", "m:.tag", "m:ta/g", "a b", "m:tag:x", "a\\b",
-      "ftp://h/n/m", "mod\xc3\xa9l", "a/b/c:d:e",
+      "",
+      ":",
+      "a:",
+      "/a",
+      "a/",
+      "a//b",
+      "../x",
+      "..",
+      "x/../y",
+      "a/b/c/d/e",
+      "ns.with.dot/m",
+      "-lead",
+      "m:.tag",
+      "m:ta/g",
+      "a b",
+      "m:tag:x",
+      "a\\b",
+      "ftp://h/n/m",
+      "mod\xc3\xa9l",
+      "a/b/c:d:e",
   };
   for (size_t i = 0; i < CLL_ARRAY_LEN(bad); i++) {
     cll_name n;

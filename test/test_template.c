@@ -227,9 +227,11 @@ Test(template, vars_like_ollama) {
       {"{{ .Prompt }}", {"prompt", "response"}, {"system", "messages"}},
       {"{{ .System }} {{ .Prompt }}", {"prompt", "response", "system"}, {"tools"}},
       {"{{ with .Tools }}{{ . }}{{ end }} {{ .System }} {{ .Prompt }}",
-       {"prompt", "response", "system", "tools"}, {"messages"}},
+       {"prompt", "response", "system", "tools"},
+       {"messages"}},
       {"{{ range .Messages }}{{ .Role }} {{ .Content }}{{ end }}",
-       {"content", "messages", "role"}, {"response"}},
+       {"content", "messages", "role"},
+       {"response"}},
       {"{{ range $.Messages }}{{ end }}", {"messages", "$"}, {"response"}},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -316,7 +318,8 @@ Test(template, execute_with_messages_like_ollama) {
   const char *asst[] = {
       "[INST] {{ .Prompt }}[/INST] ",
       "[INST] {{ .Prompt }}[/INST] {{ .Response }}",
-      ("\n{{- range $i, $m := .Messages }}\n{{- if eq .Role \"user\" }}[INST] {{ .Content }}[/INST] "
+      ("\n{{- range $i, $m := .Messages }}\n{{- if eq .Role \"user\" }}[INST] {{ .Content "
+       "}}[/INST] "
        "{{ else if eq .Role \"assistant\" }}{{ .Content }}{{ end }}\n{{- end }}"),
   };
   for (int i = 0; i < 3; i++) {
@@ -336,11 +339,12 @@ Test(template, execute_with_messages_like_ollama) {
   };
   for (int i = 0; i < 2; i++) {
     char *s = render_msgs(chatml[i], m4, 4);
-    cr_expect_str_eq(s,
-                     "<|im_start|>system\nYou are a helpful assistant!<|im_end|>\n<|im_start|>user\n"
-                     "Hello friend!<|im_end|>\n<|im_start|>assistant\nHello human!<|im_end|>\n"
-                     "<|im_start|>user\nWhat is your name?<|im_end|>\n<|im_start|>assistant\n",
-                     "chatml variant %d", i);
+    cr_expect_str_eq(
+        s,
+        "<|im_start|>system\nYou are a helpful assistant!<|im_end|>\n<|im_start|>user\n"
+        "Hello friend!<|im_end|>\n<|im_start|>assistant\nHello human!<|im_end|>\n"
+        "<|im_start|>user\nWhat is your name?<|im_end|>\n<|im_start|>assistant\n",
+        "chatml variant %d", i);
     free(s);
   }
 }
@@ -417,9 +421,10 @@ Test(template, tools_print_as_go_json_and_range) {
   free(s);
   cll_template_free(t);
 
-  t = parse_ok("{{- range .Messages }}{{ end }}{{ range .Tools }}{{ .Function.Parameters.Properties "
-               "}}|{{ toTypeScriptType (index .Function.Parameters.Properties \"unit\") }}|{{ "
-               "json .Function.Name }}{{ end }}");
+  t = parse_ok(
+      "{{- range .Messages }}{{ end }}{{ range .Tools }}{{ .Function.Parameters.Properties "
+      "}}|{{ toTypeScriptType (index .Function.Parameters.Properties \"unit\") }}|{{ "
+      "json .Function.Name }}{{ end }}");
   s = render(t, &v);
   cr_expect_str_eq(s, "{\"location\":{\"type\":\"string\",\"description\":\"City name\"},"
                       "\"unit\":{\"type\":\"string\",\"enum\":[\"c\",\"f\"]}}|string|"
@@ -429,7 +434,8 @@ Test(template, tools_print_as_go_json_and_range) {
 
   /* No tools: .Tools is empty and prints as null. */
   struct cll_tmpl_values v0 = {.messages = m, .n_messages = 1};
-  t = parse_ok("{{ range .Messages }}{{ end }}{{ if .Tools }}yes{{ else }}no{{ end }} {{ .Tools }}");
+  t = parse_ok(
+      "{{ range .Messages }}{{ end }}{{ if .Tools }}yes{{ else }}no{{ end }} {{ .Tools }}");
   s = render(t, &v0);
   cr_expect_str_eq(s, "no null");
   free(s);
@@ -497,7 +503,8 @@ Test(template, language_corners_2) {
   expect_render("{{ if and (eq (index .Messages 0).Role \"system\") true }}ok{{ end }}", "ok");
   expect_render("{{ (index .Messages 1) }}", "{user U1  [] []  }");
   /* Cases found by comparing with Go's text/template (go1.19) on fuzz inputs. */
-  expect_render("{{ .5 }} {{ 1e6 }} {{ 123456.0 }} {{ 1234567.0 }}", "0.5 1e+06 123456 1.234567e+06");
+  expect_render("{{ .5 }} {{ 1e6 }} {{ 123456.0 }} {{ 1234567.0 }}",
+                "0.5 1e+06 123456 1.234567e+06");
   expect_render("{{ printf \"%q|%q|%s|%d\" \"a\\x01<\" 65 .Missing .Missing }}",
                 "\"a\\x01<\"|'A'|%!s(<nil>)|%!d(<nil>)");
   expect_render("{{ printf \"%s\" 1 2 .Missing }}", "%!s(int=1)%!(EXTRA int=2, <nil>)");

@@ -788,7 +788,7 @@ Test(tokenizer, wordpiece_specials_and_normalizer) {
   cr_assert_eq(cll_tokenize_append(v.t, "hello world", 11, CLL_TOK_ADD_SPECIAL, &b), 0);
   cr_assert_eq(a.n, b.n);
   cr_assert_eq(memcmp(a.ids, b.ids, a.n * sizeof(int32_t)), 0);
-  cr_assert_eq(a.ids[0], cll_tok_bos(v.t)); /* [CLS] */
+  cr_assert_eq(a.ids[0], cll_tok_bos(v.t));       /* [CLS] */
   cr_assert_eq(a.ids[a.n - 1], cll_tok_sep(v.t)); /* [SEP] */
   cll_tok_buf u = {0};
   cr_assert_eq(cll_tokenize_append(v.t, "\xF0\x9F\x98\x80", 4, 0, &u), 0); /* an emoji */

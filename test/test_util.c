@@ -78,10 +78,12 @@ Test(json_escape, go_rules) {
       {"nul\0x", 5, "\"nul\\u0000x\""},
       {"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9, "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\""},
       {"\xe2\x80\xa8\xe2\x80\xa9", 6, "\"\\u2028\\u2029\""},
-      {"a\xff" "b", 3, "\"a\\ufffdb\""},
-      {"\xc0\xaf", 2, "\"\\ufffd\\ufffd\""},         /* overlong */
+      {"a\xff"
+       "b",
+       3, "\"a\\ufffdb\""},
+      {"\xc0\xaf", 2, "\"\\ufffd\\ufffd\""},            /* overlong */
       {"\xed\xa0\x80", 3, "\"\\ufffd\\ufffd\\ufffd\""}, /* surrogate */
-      {"\xe2\x82", 2, "\"\\ufffd\\ufffd\""},         /* cut */
+      {"\xe2\x82", 2, "\"\\ufffd\\ufffd\""},            /* cut */
       {"", 0, "\"\""},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -27,7 +27,7 @@ typedef struct cll_api {
   cll_store *store;
   const cll_config *cfg;
   struct cll_registry *registry; /* pulls; created by cll_api_pull_register */
-  cll_runners *runners; /* loaded models (generation endpoints) */
+  cll_runners *runners;          /* loaded models (generation endpoints) */
 } cll_api;
 
 /* The cll_api a request's server was registered with (borrowed). */
@@ -51,7 +51,8 @@ int cll_api_rerank_register(cll_api *api);   /* /api/rerank, /v1/rerank */
 int cll_api_ps_register(cll_api *api);       /* /api/ps */
 int cll_api_show_register(cll_api *api);     /* /api/show */
 int cll_api_create_register(cll_api *api);   /* /api/create, /api/blobs/:digest */
-int cll_api_openai_register(cll_api *api);   /* /v1/chat/completions, completions, embeddings, models */
+int cll_api_openai_register(
+    cll_api *api); /* /v1/chat/completions, completions, embeddings, models */
 int cll_api_anthropic_register(cll_api *api); /* /v1/messages (Anthropic Messages API) */
 int cll_api_metrics_register(cll_api *api);   /* /metrics, /api/ready (src/api/metrics.c) */
 int cll_api_tokenize_register(cll_api *api);  /* /api/tokenize, /api/detokenize */

@@ -18,10 +18,10 @@ struct cll_cli_command {
 int cll_cli_serve(int argc, char **argv);
 int cll_cli_list(int argc, char **argv);
 int cll_cli_pull(int argc, char **argv);
-int cll_cli_push(int argc, char **argv);   /* src/cli/pull.c */
+int cll_cli_push(int argc, char **argv); /* src/cli/pull.c */
 int cll_cli_version(int argc, char **argv);
-int cll_cli_run(int argc, char **argv);    /* src/cli/run.c */
-int cll_cli_stop(int argc, char **argv);   /* src/cli/client.c */
+int cll_cli_run(int argc, char **argv);  /* src/cli/run.c */
+int cll_cli_stop(int argc, char **argv); /* src/cli/client.c */
 int cll_cli_show(int argc, char **argv);
 int cll_cli_ps(int argc, char **argv);
 int cll_cli_rm(int argc, char **argv);

@@ -11,25 +11,25 @@
 #include <stddef.h>
 
 /* X(name, value, message). Values are stable: they may be logged. */
-#define CLL_ERRNO_MAP(X)                                                       \
-  X(CLL_EINVAL, -1, "invalid argument")                                        \
-  X(CLL_ENOMEM, -2, "out of memory")                                           \
-  X(CLL_EIO, -3, "input/output error")                                         \
-  X(CLL_ENOENT, -4, "not found")                                               \
-  X(CLL_EFORMAT, -5, "malformed file")                                         \
-  X(CLL_EUNSUPPORTED, -6, "not supported")                                     \
-  X(CLL_ERANGE, -7, "value out of range")                                      \
-  X(CLL_EEXIST, -8, "already exists")                                          \
-  X(CLL_EBUSY, -9, "busy")                                                     \
-  X(CLL_ECANCELED, -10, "cancelled")                                           \
-  X(CLL_ETIMEDOUT, -11, "timed out")                                           \
-  X(CLL_ENOSPC, -12, "no space left on device")                                \
-  X(CLL_EACCES, -13, "permission denied")                                      \
-  X(CLL_EPROTO, -14, "protocol error")                                         \
-  X(CLL_ETOOBIG, -15, "too large")                                             \
-  X(CLL_EDIGEST, -16, "digest mismatch")                                       \
-  X(CLL_EFULL, -17, "queue full")                                              \
-  X(CLL_ENET, -18, "network error")                                            \
+#define CLL_ERRNO_MAP(X)                                                                           \
+  X(CLL_EINVAL, -1, "invalid argument")                                                            \
+  X(CLL_ENOMEM, -2, "out of memory")                                                               \
+  X(CLL_EIO, -3, "input/output error")                                                             \
+  X(CLL_ENOENT, -4, "not found")                                                                   \
+  X(CLL_EFORMAT, -5, "malformed file")                                                             \
+  X(CLL_EUNSUPPORTED, -6, "not supported")                                                         \
+  X(CLL_ERANGE, -7, "value out of range")                                                          \
+  X(CLL_EEXIST, -8, "already exists")                                                              \
+  X(CLL_EBUSY, -9, "busy")                                                                         \
+  X(CLL_ECANCELED, -10, "cancelled")                                                               \
+  X(CLL_ETIMEDOUT, -11, "timed out")                                                               \
+  X(CLL_ENOSPC, -12, "no space left on device")                                                    \
+  X(CLL_EACCES, -13, "permission denied")                                                          \
+  X(CLL_EPROTO, -14, "protocol error")                                                             \
+  X(CLL_ETOOBIG, -15, "too large")                                                                 \
+  X(CLL_EDIGEST, -16, "digest mismatch")                                                           \
+  X(CLL_EFULL, -17, "queue full")                                                                  \
+  X(CLL_ENET, -18, "network error")                                                                \
   X(CLL_EPARSE, -19, "parse error")
 
 enum cll_errno {
@@ -50,8 +50,7 @@ typedef struct cll_err {
 
 /* Sets err->code and formats err->msg (printf-style); err may be NULL.
  * Returns code, so callers can write `return cll_err_set(err, CLL_EINVAL, ...)`. */
-int cll_err_set(cll_err *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int cll_err_set(cll_err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Maps a positive errno value from the C library to a CLL_E* code. */
 int cll_err_from_errno(int errnum);

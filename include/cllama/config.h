@@ -21,23 +21,24 @@
 #define CLL_CONFIG_MAX_ORIGINS 64
 
 typedef struct cll_config {
-  char host[256];          /* OLLAMA_HOST bind address, e.g. "127.0.0.1" */
-  int port;                /* OLLAMA_HOST port (11434; 0 = any free port) */
-  char models[4096];       /* OLLAMA_MODELS store root (~/.ollama/models) */
-  char origins_raw[4096];  /* OLLAMA_ORIGINS as given */
+  char host[256];                              /* OLLAMA_HOST bind address, e.g. "127.0.0.1" */
+  int port;                                    /* OLLAMA_HOST port (11434; 0 = any free port) */
+  char models[4096];                           /* OLLAMA_MODELS store root (~/.ollama/models) */
+  char origins_raw[4096];                      /* OLLAMA_ORIGINS as given */
   const char *origins[CLL_CONFIG_MAX_ORIGINS]; /* split, trimmed; point into origins_raw */
   int n_origins;
-  int64_t keep_alive_ns;   /* OLLAMA_KEEP_ALIVE: 5m; negative = forever; 0 = unload at once */
-  int num_parallel;        /* OLLAMA_NUM_PARALLEL: 0 = auto from memory (1..16) */
-  int max_queue;           /* OLLAMA_MAX_QUEUE: 512 */
-  int max_loaded_models;   /* OLLAMA_MAX_LOADED_MODELS: 0 = auto (3) */
-  int debug;               /* OLLAMA_DEBUG: 0 info, 1 debug, 2 trace */
-  bool stream_default;     /* CLLAMA_STREAM_DEFAULT: false (true = Ollama's default) */
-  char port_file[4096];    /* CLLAMA_PORT_FILE: write the bound port here ("" = no) */
-  int context_length;      /* OLLAMA_CONTEXT_LENGTH: default num_ctx (0 = the runners' own) */
-  bool noprune;            /* OLLAMA_NOPRUNE: keep layers a replaced manifest no longer uses */
-  char home[4096];         /* HOME ("." when unset): $HOME/.ollama keys, "~" in Modelfiles */
-  bool create_paths_set;   /* CLLAMA_CREATE_PATHS is set (set empty: creating from a path is refused) */
+  int64_t keep_alive_ns; /* OLLAMA_KEEP_ALIVE: 5m; negative = forever; 0 = unload at once */
+  int num_parallel;      /* OLLAMA_NUM_PARALLEL: 0 = auto from memory (1..16) */
+  int max_queue;         /* OLLAMA_MAX_QUEUE: 512 */
+  int max_loaded_models; /* OLLAMA_MAX_LOADED_MODELS: 0 = auto (3) */
+  int debug;             /* OLLAMA_DEBUG: 0 info, 1 debug, 2 trace */
+  bool stream_default;   /* CLLAMA_STREAM_DEFAULT: false (true = Ollama's default) */
+  char port_file[4096];  /* CLLAMA_PORT_FILE: write the bound port here ("" = no) */
+  int context_length;    /* OLLAMA_CONTEXT_LENGTH: default num_ctx (0 = the runners' own) */
+  bool noprune;          /* OLLAMA_NOPRUNE: keep layers a replaced manifest no longer uses */
+  char home[4096];       /* HOME ("." when unset): $HOME/.ollama keys, "~" in Modelfiles */
+  bool create_paths_set; /* CLLAMA_CREATE_PATHS is set (set empty: creating from a path is refused)
+                          */
   char create_paths[4096]; /* CLLAMA_CREATE_PATHS: ':'-separated directories creates may read */
   int64_t pull_part_bytes; /* CLLAMA_PULL_PART_BYTES: fixed part size (0 = Ollama's sizing) */
   int64_t push_part_bytes; /* CLLAMA_PUSH_PART_BYTES: push part size (0 = 100 MB) */

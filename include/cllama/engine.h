@@ -28,10 +28,10 @@ typedef struct cll_ctx cll_ctx;
 
 /* Hyper-parameters read from GGUF metadata (transparent, read-only). */
 struct cll_model_info {
-  char arch[32];         /* "llama", "qwen2", ... */
-  char name[128];        /* general.name, may be empty */
+  char arch[32];  /* "llama", "qwen2", ... */
+  char name[128]; /* general.name, may be empty */
   int64_t n_vocab;
-  int64_t n_ctx_train;   /* <arch>.context_length */
+  int64_t n_ctx_train; /* <arch>.context_length */
   int64_t n_embd;
   int64_t n_layer;
   int64_t n_head;
@@ -40,16 +40,16 @@ struct cll_model_info {
   int64_t head_dim;
   float rms_eps;
   float rope_freq_base;
-  float rope_freq_scale;  /* 1 / linear scaling factor */
-  int rope_neox;          /* 1: NEOX pairs (x[i], x[i+d/2]); 0: adjacent pairs */
-  uint32_t file_type;     /* general.file_type, for /api/show quantization_level */
-  uint64_t n_params;      /* sum of tensor elements */
-  uint64_t weight_bytes;  /* bytes of tensor data */
-  int pooling;            /* embeddings: 0 none/mean, 1 mean, 2 cls, 3 last, 4 rank
-                             (GGUF pooling_type) */
-  bool encoder;           /* bidirectional encoder (bert family): embeddings only, no
-                             KV cache; a batch holds whole sequences */
-  int64_t n_cls_out;      /* rank pooling: scores per input (classifier outputs) */
+  float rope_freq_scale; /* 1 / linear scaling factor */
+  int rope_neox;         /* 1: NEOX pairs (x[i], x[i+d/2]); 0: adjacent pairs */
+  uint32_t file_type;    /* general.file_type, for /api/show quantization_level */
+  uint64_t n_params;     /* sum of tensor elements */
+  uint64_t weight_bytes; /* bytes of tensor data */
+  int pooling;           /* embeddings: 0 none/mean, 1 mean, 2 cls, 3 last, 4 rank
+                            (GGUF pooling_type) */
+  bool encoder;          /* bidirectional encoder (bert family): embeddings only, no
+                            KV cache; a batch holds whole sequences */
+  int64_t n_cls_out;     /* rank pooling: scores per input (classifier outputs) */
 };
 
 /* Loads path (mmap, checks every tensor's type and shape against the
@@ -65,13 +65,13 @@ const cll_gguf *cll_model_gguf(const cll_model *m);              /* borrowed */
 enum cll_kv_type { CLL_KV_F16 = 0, CLL_KV_F32 = 1 };
 
 struct cll_ctx_params {
-  int64_t n_ctx;        /* KV cells in the pool, shared by all sequences */
-  int32_t n_seq_max;    /* sequence ids are 0..n_seq_max-1 */
-  int32_t n_batch_max;  /* most tokens in one cll_forward */
+  int64_t n_ctx;       /* KV cells in the pool, shared by all sequences */
+  int32_t n_seq_max;   /* sequence ids are 0..n_seq_max-1 */
+  int32_t n_batch_max; /* most tokens in one cll_forward */
   enum cll_kv_type kv_type;
-  int32_t n_threads;    /* compute threads; 0 = one per core */
-  bool embeddings;      /* also keep the final hidden states (for embed) */
-  int64_t n_ctx_seq;    /* longest sequence (0: n_ctx); picks Phi-3's LongRoPE factors */
+  int32_t n_threads; /* compute threads; 0 = one per core */
+  bool embeddings;   /* also keep the final hidden states (for embed) */
+  int64_t n_ctx_seq; /* longest sequence (0: n_ctx); picks Phi-3's LongRoPE factors */
 };
 struct cll_ctx_params cll_ctx_params_defaults(void);
 

@@ -46,12 +46,12 @@ typedef struct cll_gguf_str {
  * matrix with ne = [n_in, n_out] is n_out rows of n_in elements. */
 typedef struct cll_gguf_tensor {
   cll_gguf_str name;
-  uint32_t type;     /* enum cll_type (kernels.h): ggml type ids */
-  uint32_t n_dims;   /* 1..4 */
-  uint64_t ne[4];    /* elements per dimension, unused ones = 1 */
-  uint64_t offset;   /* from the start of the data section */
-  uint64_t n_bytes;  /* exact size of the data */
-  const void *data;  /* borrowed: points into the read-only mapping */
+  uint32_t type;    /* enum cll_type (kernels.h): ggml type ids */
+  uint32_t n_dims;  /* 1..4 */
+  uint64_t ne[4];   /* elements per dimension, unused ones = 1 */
+  uint64_t offset;  /* from the start of the data section */
+  uint64_t n_bytes; /* exact size of the data */
+  const void *data; /* borrowed: points into the read-only mapping */
 } cll_gguf_tensor;
 
 typedef struct cll_gguf cll_gguf;
@@ -127,9 +127,8 @@ int cll_gguf_writer_copy_kv(cll_gguf_writer *w, const cll_gguf *src,
                             bool (*skip)(const char *key, void *ctx), void *ctx);
 /* Declares a tensor; data is copied later by add order. n_bytes must match
  * the type and shape. */
-int cll_gguf_writer_add_tensor(cll_gguf_writer *w, const char *name, uint32_t type,
-                               uint32_t n_dims, const uint64_t *ne, const void *data,
-                               uint64_t n_bytes);
+int cll_gguf_writer_add_tensor(cll_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                               const uint64_t *ne, const void *data, uint64_t n_bytes);
 /* Writes header, metadata, tensor directory and aligned data, fsyncs, renames
  * into place and frees w (also on failure). */
 int cll_gguf_writer_finish(cll_gguf_writer *w, cll_err *err);

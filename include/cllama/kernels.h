@@ -4,8 +4,8 @@
  * scalar reference kernels (src/kernels/ref.c: the specification and test
  * oracle), per-ISA SIMD versions (avx2.c, avx512.c, neon.c) chosen once at
  * start-up from CPUID (dispatch.c, the only place an instruction set is
- * chosen; cll_kernels_init can force one), and the matrix-product entry point that the engine's threads
- * call on their slice of rows (matmul.c, the only file that includes BLIS).
+ * chosen; cll_kernels_init can force one), and the matrix-product entry point that the engine's
+ * threads call on their slice of rows (matmul.c, the only file that includes BLIS).
  *
  * Kernels never allocate, log or fail: callers pass correctly sized buffers
  * (sizes from cll_row_bytes) and scratch. Everything here may be called from
@@ -77,8 +77,8 @@ typedef struct cll_kernels {
    * rows are w, w + w_stride, ... into dst (the start of the packed form),
    * so threads can share the work. */
   size_t (*pack_bytes[CLL_TYPE_COUNT])(int64_t n_in, int64_t n_rows);
-  void (*pack[CLL_TYPE_COUNT])(const void *w, size_t w_stride, int64_t n_in, int64_t p0,
-                               int64_t p1, void *dst);
+  void (*pack[CLL_TYPE_COUNT])(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                               void *dst);
   /* Y for the rows of panels [p0, p1) of a->wp and every token (a->xq
    * prepared as for vec_dot); needs no scratch. Set with pack. */
   void (*matmul_packed[CLL_TYPE_COUNT])(const struct cll_matmul_args *a, int64_t p0, int64_t p1);

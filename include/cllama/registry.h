@@ -77,8 +77,8 @@ typedef struct cll_pull_waiter cll_pull_waiter;
  * the waiter is freed and fn never runs again. fn must not call
  * cll_registry_pull_cancel. Returns 0 and sets *out (borrowed, valid until
  * the done event or cancel), or an error (then fn never runs). */
-int cll_registry_pull(cll_registry *reg, const cll_name *name, bool insecure,
-                      cll_pull_event_fn fn, void *arg, cll_pull_waiter **out, cll_err *err);
+int cll_registry_pull(cll_registry *reg, const cll_name *name, bool insecure, cll_pull_event_fn fn,
+                      void *arg, cll_pull_waiter **out, cll_err *err);
 
 /* Detaches a waiter (its client has gone): fn never runs again. When no
  * waiter is left the pull stops. */
@@ -94,8 +94,8 @@ int cll_registry_active(const cll_registry *reg);
  * public, directory 0755) when missing, and signs data with it. Writes the
  * Ollama Authorization value "<ssh public key base64>:<signature base64>"
  * into out. */
-int cll_registry_sign(const char *key_dir, const void *data, size_t len, char *out,
-                      size_t size, cll_err *err);
+int cll_registry_sign(const char *key_dir, const void *data, size_t len, char *out, size_t size,
+                      cll_err *err);
 
 /* Builds the string Ollama signs for a token request:
  * "GET,<url>,<base64 of hex sha256 of the empty body>". */

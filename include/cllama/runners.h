@@ -58,13 +58,13 @@ int cll_runners_new(uv_loop_t *loop, const struct cll_runners_params *p, cll_run
 void cll_runners_close(cll_runners *rs, void (*cb)(void *ud), void *ud);
 
 struct cll_load_req {
-  const char *path;       /* GGUF file (the model blob); the key of a runner */
-  const char *name;       /* display name for /api/ps ("llama3.2:latest") */
-  const char *digest;     /* manifest digest for /api/ps (may be "") */
-  int64_t num_ctx;        /* wanted per-sequence context; 0 = default */
-  int64_t keep_alive_ns;  /* used when keep_alive_set */
+  const char *path;      /* GGUF file (the model blob); the key of a runner */
+  const char *name;      /* display name for /api/ps ("llama3.2:latest") */
+  const char *digest;    /* manifest digest for /api/ps (may be "") */
+  int64_t num_ctx;       /* wanted per-sequence context; 0 = default */
+  int64_t keep_alive_ns; /* used when keep_alive_set */
   bool keep_alive_set;
-  bool embedding;         /* embedding model: one sequence at a time, as Ollama */
+  bool embedding; /* embedding model: one sequence at a time, as Ollama */
 };
 
 /* status 0: r is usable (one use counted). Otherwise r is NULL and err says

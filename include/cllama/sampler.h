@@ -112,8 +112,7 @@ void cll_stop_free(cll_stop *m); /* NULL is a no-op */
  * the remaining text before the stop string (never the stop string itself),
  * and generation should stop; later calls emit nothing. *emit is borrowed
  * and valid until the next call on m. */
-bool cll_stop_feed(cll_stop *m, const char *piece, size_t len, const char **emit,
-                   size_t *emit_len);
+bool cll_stop_feed(cll_stop *m, const char *piece, size_t len, const char **emit, size_t *emit_len);
 
 /* Generation ended without a match (EOS, length): releases the held-back
  * tail. *emit borrowed as for cll_stop_feed. */

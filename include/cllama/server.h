@@ -31,19 +31,21 @@ typedef struct cll_request cll_request;
 
 /* Options for cll_server_new(); start from cll_server_opts_defaults(). */
 typedef struct cll_server_opts {
-  const char *host;         /* bind address, e.g. "127.0.0.1" or "::" (borrowed until new returns) */
-  int port;                 /* 0 = any free port; read it back with cll_server_port() */
-  size_t max_head_bytes;    /* request line + headers; larger -> 431 (default 64 KiB) */
-  size_t max_headers;       /* header count; more -> 431 (default 128) */
-  size_t max_body_bytes;    /* request body; larger -> 413 (default 64 MiB) */
-  size_t max_queued_bytes;  /* output queued on one connection; more -> the client is dropped (default 64 MiB) */
+  const char *host;        /* bind address, e.g. "127.0.0.1" or "::" (borrowed until new returns) */
+  int port;                /* 0 = any free port; read it back with cll_server_port() */
+  size_t max_head_bytes;   /* request line + headers; larger -> 431 (default 64 KiB) */
+  size_t max_headers;      /* header count; more -> 431 (default 128) */
+  size_t max_body_bytes;   /* request body; larger -> 413 (default 64 MiB) */
+  size_t max_queued_bytes; /* output queued on one connection; more -> the client is dropped
+                              (default 64 MiB) */
   size_t max_total_queued_bytes; /* output queued on all connections together; above it no
-                                   * connection with output waiting starts its next request
-                                   * (default 256 MiB) */
-  size_t high_water_bytes;  /* cll_stream_writable() is false at or above this (default 256 KiB) */
-  size_t low_water_bytes;   /* the drain callback runs when queued output falls to this (default 64 KiB) */
+                                  * connection with output waiting starts its next request
+                                  * (default 256 MiB) */
+  size_t high_water_bytes; /* cll_stream_writable() is false at or above this (default 256 KiB) */
+  size_t low_water_bytes;  /* the drain callback runs when queued output falls to this (default 64
+                              KiB) */
   uint64_t header_timeout_ms; /* a started request must be complete within this (default 30 s) */
-  uint64_t idle_timeout_ms;   /* an idle keep-alive connection is closed after this (default 5 min) */
+  uint64_t idle_timeout_ms; /* an idle keep-alive connection is closed after this (default 5 min) */
   int backlog;              /* listen() backlog (default 4096) */
   /* CORS: extra allowed origins (OLLAMA_ORIGINS), patterns with at most
    * one '*'; copied by cll_server_new(). The fixed Ollama defaults are
@@ -73,8 +75,7 @@ void cll_server_opts_defaults(cll_server_opts *opts);
 /* Creates a server on loop, binds and listens. On success *out is new and
  * must be released with cll_server_close(). Fills err on failure (e.g. the
  * address is in use). */
-int cll_server_new(uv_loop_t *loop, const cll_server_opts *opts, cll_server **out,
-                   cll_err *err);
+int cll_server_new(uv_loop_t *loop, const cll_server_opts *opts, cll_server **out, cll_err *err);
 
 /* The port actually bound (useful with opts.port = 0). */
 int cll_server_port(const cll_server *srv);
@@ -89,8 +90,8 @@ typedef void (*cll_handler_fn)(cll_request *req, void *ud);
 /* Called (loop thread) once for every answered request, after its response
  * ended: method, path (not decoded, without the query), status and the
  * time from its first byte. Used by GET /metrics. NULL fn: none. */
-typedef void (*cll_request_observer_fn)(void *ud, const char *method, const char *path,
-                                        int status, uint64_t duration_ns);
+typedef void (*cll_request_observer_fn)(void *ud, const char *method, const char *path, int status,
+                                        uint64_t duration_ns);
 void cll_server_set_observer(cll_server *srv, cll_request_observer_fn fn, void *ud);
 
 /* Registers a route. method is "GET", "POST", "HEAD", "DELETE", ...; HEAD is
@@ -99,8 +100,8 @@ void cll_server_set_observer(cll_server *srv, cll_request_observer_fn fn, void *
  * segments may be ":name" parameters (e.g. "/api/blobs/:digest"); both
  * strings are copied. A path that matches a pattern under another method
  * gets 405; no pattern at all, 404. Register before clients connect. */
-int cll_server_route(cll_server *srv, const char *method, const char *pattern,
-                     cll_handler_fn fn, void *ud);
+int cll_server_route(cll_server *srv, const char *method, const char *pattern, cll_handler_fn fn,
+                     void *ud);
 
 /* Like cll_server_route(), for uploads of any size: the handler runs as
  * soon as the request head is complete, before the body, and takes the body
@@ -225,8 +226,8 @@ typedef struct cll_filter {
  * once per request. Returns 0 once the inner handler has been called (req
  * then belongs to it and the filter), or CLL_ENOENT when no route matches,
  * CLL_ENOMEM, CLL_EINVAL: req is then still the caller's to answer. */
-int cll_request_forward(cll_request *req, const char *method, const char *path,
-                        const void *body, size_t len, const cll_filter *filter, void *ud);
+int cll_request_forward(cll_request *req, const char *method, const char *path, const void *body,
+                        size_t len, const cll_filter *filter, void *ud);
 
 /* Standard reason phrase for a status code ("OK", "Not Found", ...). */
 const char *cll_http_reason(int status);

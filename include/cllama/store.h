@@ -10,10 +10,10 @@
  * the root.
  *
  * Threads: a cll_store is immutable after open except for its pin set
- * (under a lock); any thread may call any function. Blocking: the functions do plain file I/O. Manifests and config
- * blobs are small (a few KiB), so listing and reading them on the loop
- * thread is acceptable; anything that touches a large blob (hashing,
- * writing) must run off the loop (uv_queue_work). */
+ * (under a lock); any thread may call any function. Blocking: the functions do plain file I/O.
+ * Manifests and config blobs are small (a few KiB), so listing and reading them on the loop thread
+ * is acceptable; anything that touches a large blob (hashing, writing) must run off the loop
+ * (uv_queue_work). */
 #ifndef CLLAMA_STORE_H
 #define CLLAMA_STORE_H
 
@@ -34,11 +34,11 @@
 
 /* A fully qualified model name; every part is non-empty and valid. */
 typedef struct cll_name {
-  char scheme[8];                      /* "https" (default) or "http" */
-  char host[CLL_NAME_HOST_MAX + 1];    /* e.g. "registry.ollama.ai" */
-  char ns[CLL_NAME_PART_MAX + 1];      /* e.g. "library" */
-  char model[CLL_NAME_PART_MAX + 1];   /* e.g. "llama3.2" */
-  char tag[CLL_NAME_PART_MAX + 1];     /* e.g. "latest" */
+  char scheme[8];                    /* "https" (default) or "http" */
+  char host[CLL_NAME_HOST_MAX + 1];  /* e.g. "registry.ollama.ai" */
+  char ns[CLL_NAME_PART_MAX + 1];    /* e.g. "library" */
+  char model[CLL_NAME_PART_MAX + 1]; /* e.g. "llama3.2" */
+  char tag[CLL_NAME_PART_MAX + 1];   /* e.g. "latest" */
 } cll_name;
 
 /* Parses "[scheme://][host/][namespace/]model[:tag]" (Ollama's grammar,
@@ -76,8 +76,7 @@ const char *cll_store_root(const cll_store *st); /* borrowed */
  * for a bad digest. */
 int cll_store_manifest_path(const cll_store *st, const cll_name *n, char *buf, size_t size);
 int cll_store_blob_path(const cll_store *st, const char *digest, char *buf, size_t size);
-int cll_store_blob_partial_path(const cll_store *st, const char *digest, char *buf,
-                                size_t size);
+int cll_store_blob_partial_path(const cll_store *st, const char *digest, char *buf, size_t size);
 
 /* Finds the stored model whose name equals want case-insensitively and
  * writes its on-disk spelling into found (may alias want). 0 or CLL_ENOENT. */
@@ -96,18 +95,18 @@ int cll_store_resolve(const cll_store *st, const cll_name *want, cll_name *found
 #define CLL_MEDIA_LICENSE "application/vnd.ollama.image.license"
 
 typedef struct cll_layer {
-  char *media_type;  /* new, owned by the manifest */
-  char digest[65];   /* lowercase hex, no "sha256:" prefix */
-  int64_t size;      /* bytes, as the manifest says */
-  char *from;        /* optional origin ("" when absent), owned */
+  char *media_type; /* new, owned by the manifest */
+  char digest[65];  /* lowercase hex, no "sha256:" prefix */
+  int64_t size;     /* bytes, as the manifest says */
+  char *from;       /* optional origin ("" when absent), owned */
 } cll_layer;
 
 /* The model config blob's fields that /api/tags and /api/show report
  * (types/model ConfigV2). Empty strings when absent. */
 typedef struct cll_model_config {
-  char format[32];             /* model_format, e.g. "gguf" */
-  char family[64];             /* model_family */
-  char **families;             /* model_families, n_families entries, owned */
+  char format[32]; /* model_format, e.g. "gguf" */
+  char family[64]; /* model_family */
+  char **families; /* model_families, n_families entries, owned */
   size_t n_families;
   char parameter_size[32];     /* model_type, e.g. "3.2B" */
   char quantization_level[32]; /* file_type, e.g. "Q4_K_M" */
@@ -116,15 +115,15 @@ typedef struct cll_model_config {
 } cll_model_config;
 
 typedef struct cll_manifest {
-  cll_name name;         /* its on-disk spelling */
-  char digest[65];       /* sha256 of the manifest file bytes (the model digest) */
-  int64_t mtime_ns;      /* manifest file mtime, ns since the epoch */
-  int64_t size;          /* config size + every layer size, from the manifest */
-  cll_layer config;      /* the config blob reference */
-  cll_layer *layers;     /* n_layers, in manifest order, owned */
+  cll_name name;     /* its on-disk spelling */
+  char digest[65];   /* sha256 of the manifest file bytes (the model digest) */
+  int64_t mtime_ns;  /* manifest file mtime, ns since the epoch */
+  int64_t size;      /* config size + every layer size, from the manifest */
+  cll_layer config;  /* the config blob reference */
+  cll_layer *layers; /* n_layers, in manifest order, owned */
   size_t n_layers;
-  cll_model_config cfg;  /* read from the config blob when present */
-  char *raw;             /* the manifest bytes, NUL-terminated, owned */
+  cll_model_config cfg; /* read from the config blob when present */
+  char *raw;            /* the manifest bytes, NUL-terminated, owned */
   size_t raw_len;
 } cll_manifest;
 
@@ -155,13 +154,12 @@ int cll_store_write_manifest(const cll_store *st, const cll_name *name, const vo
 /* Writes a small blob atomically after checking that its SHA-256 matches
  * digest (CLL_EDIGEST otherwise). For large blobs, write to
  * cll_store_blob_partial_path() and call cll_store_blob_commit(). */
-int cll_store_write_blob(const cll_store *st, const char *digest, const void *data,
-                         size_t len, cll_err *err);
+int cll_store_write_blob(const cll_store *st, const char *digest, const void *data, size_t len,
+                         cll_err *err);
 
 /* Renames a finished "-partial" file to its final blob name. The caller has
  * verified the hash while writing; this checks the size when size >= 0. */
-int cll_store_blob_commit(const cll_store *st, const char *digest, int64_t size,
-                          cll_err *err);
+int cll_store_blob_commit(const cll_store *st, const char *digest, int64_t size, cll_err *err);
 
 /* A new blob of any size: a temporary file this process creates with
  * O_EXCL in blobs/ (never a name that may be a link to a file outside the
@@ -176,8 +174,8 @@ typedef struct cll_blob_writer cll_blob_writer;
 int cll_blob_writer_open(const cll_store *st, cll_blob_writer **out, cll_err *err);
 int cll_blob_writer_write(cll_blob_writer *w, const void *data, size_t len, cll_err *err);
 const char *cll_blob_writer_path(const cll_blob_writer *w); /* to check contents before commit */
-int cll_blob_writer_commit(cll_blob_writer *w, const char *want_hex, char hex[65],
-                           int64_t *size, bool pin, cll_err *err);
+int cll_blob_writer_commit(cll_blob_writer *w, const char *want_hex, char hex[65], int64_t *size,
+                           bool pin, cll_err *err);
 void cll_blob_writer_abort(cll_blob_writer *w);
 
 /* Pins (counted): a blob an in-flight create or pull will name in a
@@ -201,8 +199,7 @@ bool cll_store_blob_exists(const cll_store *st, const char *digest, int64_t size
 
 /* Copies src's manifest byte for byte to dst (so the digest is the same).
  * CLL_ENOENT when src does not exist. */
-int cll_store_copy(const cll_store *st, const cll_name *src, const cll_name *dst,
-                   cll_err *err);
+int cll_store_copy(const cll_store *st, const cll_name *src, const cll_name *dst, cll_err *err);
 
 /* Removes name's manifest, prunes empty directories, and deletes the blobs
  * no remaining manifest references. CLL_ENOENT when there is no such model. */

@@ -72,9 +72,9 @@ void cll_template_think_tags(const cll_template *t, char *open, size_t open_cap,
 /* ---------------------------------------------------------------- data */
 
 struct cll_tmpl_tool_call {
-  const char *id;                /* may be NULL */
-  int index;                     /* function.index */
-  const char *name;              /* function.name */
+  const char *id;                 /* may be NULL */
+  int index;                      /* function.index */
+  const char *name;               /* function.name */
   const struct json_t *arguments; /* JSON object (borrowed), or NULL for {} */
 };
 
@@ -82,7 +82,7 @@ struct cll_tmpl_message {
   const char *role;    /* lower-case: system, user, assistant, tool */
   const char *content; /* NULL = "" */
   const char *thinking;
-  size_t n_images;     /* .Images has this many (empty) entries */
+  size_t n_images; /* .Images has this many (empty) entries */
   const struct cll_tmpl_tool_call *tool_calls;
   size_t n_tool_calls;
   const char *tool_name;
@@ -132,10 +132,10 @@ typedef int (*cll_token_count_fn)(void *ud, const char *text, size_t len);
 
 /* Options of cll_chat_prompt. Fill with cll_chat_prompt_opts_defaults. */
 struct cll_chat_prompt_opts {
-  bool truncate;           /* drop the oldest messages until the prompt fits */
-  int num_ctx;             /* context length the prompt must fit in */
-  int image_tokens;        /* tokens counted per image when truncating (0: none;
-                              Ollama counts 768 for models with a projector) */
+  bool truncate;            /* drop the oldest messages until the prompt fits */
+  int num_ctx;              /* context length the prompt must fit in */
+  int image_tokens;         /* tokens counted per image when truncating (0: none;
+                               Ollama counts 768 for models with a projector) */
   cll_token_count_fn count; /* required when truncate */
   void *count_ud;
 };
@@ -158,10 +158,10 @@ int cll_chat_prompt(const cll_template *t, const struct cll_tmpl_values *v,
 /* What /api/generate renders from (not raw mode: a raw prompt is sent as
  * given). All strings borrowed; NULL reads as "". */
 struct cll_generate_input {
-  const char *prompt;       /* request prompt */
-  const char *suffix;       /* request suffix (fill-in-the-middle) */
-  const char *system;       /* request system; overrides model_system */
-  const char *model_system; /* the model's SYSTEM layer */
+  const char *prompt;                            /* request prompt */
+  const char *suffix;                            /* request suffix (fill-in-the-middle) */
+  const char *system;                            /* request system; overrides model_system */
+  const char *model_system;                      /* the model's SYSTEM layer */
   const struct cll_tmpl_message *model_messages; /* MESSAGE layer, added when !has_context */
   size_t n_model_messages;
   bool has_context;         /* the request carried `context` ... */

@@ -26,14 +26,14 @@
 
 struct anth {
   bool stream;
-  char id[40];                /* "msg_" + 24 hex digits */
-  char *model;                /* as the client named it */
-  int64_t est_input_tokens;   /* message_start's guess before the real count */
+  char id[40];              /* "msg_" + 24 hex digits */
+  char *model;              /* as the client named it */
+  int64_t est_input_tokens; /* message_start's guess before the real count */
   bool msg_started, done;
-  char open_type[16];         /* the open content block ("thinking", "text"), or "" */
-  struct cll__sink sink;      /* where the native generation sends its events */
-  int index;                  /* current content block */
-  size_t n_tools;             /* tool_use blocks sent or gathered */
+  char open_type[16];    /* the open content block ("thinking", "text"), or "" */
+  struct cll__sink sink; /* where the native generation sends its events */
+  int index;             /* current content block */
+  size_t n_tools;        /* tool_use blocks sent or gathered */
   char done_reason[32];
   int64_t input_tokens, output_tokens;
 };
@@ -58,11 +58,11 @@ static void random_hex(char *out, size_t n_bytes) {
 /* ---------------------------------------------------------------- errors */
 
 static json_t *error_object(int status, const char *msg) {
-  const char *type = status == 400   ? "invalid_request_error"
-                     : status == 401 ? "authentication_error"
-                     : status == 403 ? "permission_error"
-                     : status == 404 ? "not_found_error"
-                     : status == 429 ? "rate_limit_error"
+  const char *type = status == 400                    ? "invalid_request_error"
+                     : status == 401                  ? "authentication_error"
+                     : status == 403                  ? "permission_error"
+                     : status == 404                  ? "not_found_error"
+                     : status == 429                  ? "rate_limit_error"
                      : status == 503 || status == 529 ? "overloaded_error"
                                                       : "api_error";
   char rid[40] = "req_";
@@ -160,8 +160,10 @@ static bool convert_message(cll_request *req, json_t *m, json_t *out) {
   }
   if (!json_is_array(content)) {
     char msg[200];
-    snprintf(msg, sizeof(msg), "json: cannot unmarshal %s into Go value of type "
-                               "[]anthropic.ContentBlock", content ? json_kind(content) : "null");
+    snprintf(msg, sizeof(msg),
+             "json: cannot unmarshal %s into Go value of type "
+             "[]anthropic.ContentBlock",
+             content ? json_kind(content) : "null");
     anth_error(req, 400, msg);
     return false;
   }
@@ -190,8 +192,10 @@ static bool convert_message(cll_request *req, json_t *m, json_t *out) {
       }
       if (!st || strcmp(st, "base64") != 0) {
         char msg[200];
-        snprintf(msg, sizeof(msg), "invalid image source type: %s. Only base64 images are "
-                                   "supported.", st ? st : "");
+        snprintf(msg, sizeof(msg),
+                 "invalid image source type: %s. Only base64 images are "
+                 "supported.",
+                 st ? st : "");
         anth_error(req, 400, msg);
         ok = false;
         break;
@@ -212,11 +216,11 @@ static bool convert_message(cll_request *req, json_t *m, json_t *out) {
         break;
       }
       json_t *input = json_object_get(b, "input");
-      json_array_append_new(
-          tool_calls, json_pack("{s:s,s:{s:i,s:s,s:o}}", "id", id ? id : "", "function", "index",
-                                (int)json_array_size(tool_calls), "name", name ? name : "",
-                                "arguments",
-                                json_is_object(input) ? json_incref(input) : json_object()));
+      json_array_append_new(tool_calls,
+                            json_pack("{s:s,s:{s:i,s:s,s:o}}", "id", id ? id : "", "function",
+                                      "index", (int)json_array_size(tool_calls), "name",
+                                      name ? name : "", "arguments",
+                                      json_is_object(input) ? json_incref(input) : json_object()));
     } else if (!strcmp(type, "tool_result") || !strcmp(type, "web_search_tool_result")) {
       char *rt = tool_result_text(json_object_get(b, "content"));
       const char *tid = json_string_value(json_object_get(b, "tool_use_id"));
@@ -335,8 +339,8 @@ static void block_close(cll_request *req, struct anth *a) {
 static void answer_whole(cll_request *req, struct anth *a, const cll__gen *g) {
   json_t *content = json_array();
   if (g && g->thinking.len)
-    json_array_append_new(content, json_pack("{s:s,s:s}", "type", "thinking", "thinking",
-                                             g->thinking.data));
+    json_array_append_new(content,
+                          json_pack("{s:s,s:s}", "type", "thinking", "thinking", g->thinking.data));
   if (g && g->text.len)
     json_array_append_new(content, json_pack("{s:s,s:s}", "type", "text", "text", g->text.data));
   size_t i;
@@ -348,9 +352,9 @@ static void answer_whole(cll_request *req, struct anth *a, const cll__gen *g) {
   const char *sr = stop_reason(a->done_reason, g && json_array_size(g->calls) > 0);
   if (sr)
     json_object_set_new(msg, "stop_reason", json_string(sr));
-  json_object_set_new(msg, "usage", json_pack("{s:I,s:I}", "input_tokens",
-                                              (json_int_t)a->input_tokens, "output_tokens",
-                                              (json_int_t)a->output_tokens));
+  json_object_set_new(msg, "usage",
+                      json_pack("{s:I,s:I}", "input_tokens", (json_int_t)a->input_tokens,
+                                "output_tokens", (json_int_t)a->output_tokens));
   a->sink.answering = true;
   respond_json(req, 200, msg); /* the filter passes it on and frees a */
 }
@@ -451,7 +455,9 @@ static void native_answer(cll_request *req, int status, const void *body, size_t
   json_decref(v);
 }
 
-static void free_state(void *ud) { anth_free(ud); }
+static void free_state(void *ud) {
+  anth_free(ud);
+}
 
 /* ---------------------------------------------------------------- handler */
 
@@ -459,13 +465,17 @@ static bool check(cll_request *req, json_t *b, const char *key, char t, const ch
   json_t *v = json_object_get(b, key);
   if (!v || json_is_null(v))
     return true;
-  bool ok = t == 's' ? json_is_string(v) : t == 'i' ? json_is_integer(v)
-            : t == 'n' ? json_is_number(v) : t == 'b' ? json_is_boolean(v)
-                                                      : json_is_array(v);
+  bool ok = t == 's'   ? json_is_string(v)
+            : t == 'i' ? json_is_integer(v)
+            : t == 'n' ? json_is_number(v)
+            : t == 'b' ? json_is_boolean(v)
+                       : json_is_array(v);
   if (!ok) {
     char msg[300];
-    snprintf(msg, sizeof(msg), "json: cannot unmarshal %s into Go struct field "
-                               "MessagesRequest.%s of type %s", json_kind(v), key, gotype);
+    snprintf(msg, sizeof(msg),
+             "json: cannot unmarshal %s into Go struct field "
+             "MessagesRequest.%s of type %s",
+             json_kind(v), key, gotype);
     anth_error(req, 400, msg);
   }
   return ok;
@@ -484,8 +494,10 @@ static void on_messages(cll_request *req, void *ud) {
   json_error_t jerr;
   json_t *b = json_loadb(body, len, 0, &jerr);
   if (!b || !json_is_object(b)) {
-    anth_error(req, 400, b ? "json: cannot unmarshal into Go value of type "
-                             "anthropic.MessagesRequest" : jerr.text);
+    anth_error(req, 400,
+               b ? "json: cannot unmarshal into Go value of type "
+                   "anthropic.MessagesRequest"
+                 : jerr.text);
     json_decref(b);
     return;
   }
@@ -547,8 +559,9 @@ static void on_messages(cll_request *req, void *ud) {
   json_t *m;
   json_array_foreach(msgs, i, m) {
     if (!json_is_object(m)) {
-      anth_error(req, 400, "json: cannot unmarshal into Go struct field MessagesRequest.messages "
-                           "of type anthropic.MessageParam");
+      anth_error(req, 400,
+                 "json: cannot unmarshal into Go struct field MessagesRequest.messages "
+                 "of type anthropic.MessageParam");
       goto done;
     }
     if (!convert_message(req, m, out))
@@ -587,10 +600,10 @@ static void on_messages(cll_request *req, void *ud) {
       const char *name = json_string_value(json_object_get(t, "name"));
       const char *desc = json_string_value(json_object_get(t, "description"));
       json_t *schema = json_object_get(t, "input_schema");
-      json_array_append_new(nt, json_pack("{s:s,s:{s:s,s:s,s:o}}", "type", "function",
-                                          "function", "name", name ? name : "", "description",
-                                          desc ? desc : "", "parameters",
-                                          schema ? json_incref(schema) : json_object()));
+      json_array_append_new(nt,
+                            json_pack("{s:s,s:{s:s,s:s,s:o}}", "type", "function", "function",
+                                      "name", name ? name : "", "description", desc ? desc : "",
+                                      "parameters", schema ? json_incref(schema) : json_object()));
       est += (name ? strlen(name) : 0) + (desc ? strlen(desc) : 0);
     }
     json_object_set_new(native, "tools", nt);
@@ -615,8 +628,9 @@ static void on_messages(cll_request *req, void *ud) {
     } else if (type && strcmp(type, "none") == 0) {
       json_object_set_new(native, "tool_choice", json_string("none"));
     } else if (!type || strcmp(type, "auto") != 0) {
-      anth_error(req, 400, "tool_choice.type must be one of \"auto\", \"any\", \"tool\" "
-                           "(with a name) or \"none\"");
+      anth_error(req, 400,
+                 "tool_choice.type must be one of \"auto\", \"any\", \"tool\" "
+                 "(with a name) or \"none\"");
       goto done;
     }
   } else if (tc && !json_is_null(tc)) {
@@ -629,8 +643,8 @@ static void on_messages(cll_request *req, void *ud) {
   json_decref(b);
   char *text = json_dumps(native, JSON_COMPACT);
   json_decref(native);
-  a->sink = (struct cll__sink){.w = &anth_writer, .state = a, .native_answer = native_answer,
-                               .free_state = free_state};
+  a->sink = (struct cll__sink){
+      .w = &anth_writer, .state = a, .native_answer = native_answer, .free_state = free_state};
   int rc = cll__gen_forward(req, "/api/chat", text, &a->sink);
   free(text);
   if (rc != 0) {

@@ -107,8 +107,8 @@ int cll_config_parse_duration(const char *s, int64_t *ns) {
     static const struct {
       const char *unit;
       double ns;
-    } units[] = {{"ns", 1},         {"us", 1e3},   {"\xc2\xb5s", 1e3}, {"ms", 1e6},
-                 {"s", 1e9},        {"m", 60e9},   {"h", 3600e9}};
+    } units[] = {{"ns", 1},  {"us", 1e3}, {"\xc2\xb5s", 1e3}, {"ms", 1e6},
+                 {"s", 1e9}, {"m", 60e9}, {"h", 3600e9}};
     size_t best = 0, best_len = 0;
     for (size_t i = 0; i < CLL_ARRAY_LEN(units); i++) {
       size_t l = strlen(units[i].unit);
@@ -140,8 +140,8 @@ static int parse_host(cll_config *cfg, const char *v, cll_err *err) {
     else if (strncasecmp(s, "https://", 8) == 0)
       port = 443;
     else
-      return cll_err_set(err, CLL_EINVAL,
-                         "OLLAMA_HOST=\"%s\": scheme must be http:// or https://", v);
+      return cll_err_set(err, CLL_EINVAL, "OLLAMA_HOST=\"%s\": scheme must be http:// or https://",
+                         v);
     s = sep + 3;
   }
   char hp[512];
@@ -190,8 +190,8 @@ static int int_var(const char *name, long min, long max, int *out, cll_err *err)
     return 0;
   long n;
   if (parse_int(v, min, max, &n) != 0)
-    return cll_err_set(err, CLL_EINVAL, "%s=\"%s\": expected an integer from %ld to %ld", name,
-                       v, min, max);
+    return cll_err_set(err, CLL_EINVAL, "%s=\"%s\": expected an integer from %ld to %ld", name, v,
+                       min, max);
   *out = (int)n;
   return 0;
 }
@@ -255,8 +255,8 @@ int cll_config_from_env(cll_config *cfg, cll_err *err) {
         return cll_err_set(err, CLL_EINVAL, "OLLAMA_ORIGINS: more than %d origins",
                            CLL_CONFIG_MAX_ORIGINS);
       if (strchr(tok, '*') != strrchr(tok, '*'))
-        return cll_err_set(err, CLL_EINVAL,
-                           "OLLAMA_ORIGINS: \"%s\" has more than one '*' wildcard", tok);
+        return cll_err_set(err, CLL_EINVAL, "OLLAMA_ORIGINS: \"%s\" has more than one '*' wildcard",
+                           tok);
       cfg->origins[cfg->n_origins++] = tok;
     }
   }
@@ -295,15 +295,15 @@ int cll_config_from_env(cll_config *cfg, cll_err *err) {
   if ((v = env("CLLAMA_PULL_PART_BYTES", buf, sizeof(buf)))) {
     long n;
     if (parse_int(v, 1, LONG_MAX, &n) != 0)
-      return cll_err_set(err, CLL_EINVAL, "CLLAMA_PULL_PART_BYTES=\"%s\": expected a positive integer",
-                         v);
+      return cll_err_set(err, CLL_EINVAL,
+                         "CLLAMA_PULL_PART_BYTES=\"%s\": expected a positive integer", v);
     cfg->pull_part_bytes = n;
   }
   if ((v = env("CLLAMA_PUSH_PART_BYTES", buf, sizeof(buf)))) {
     long n;
     if (parse_int(v, 1, LONG_MAX, &n) != 0)
-      return cll_err_set(err, CLL_EINVAL, "CLLAMA_PUSH_PART_BYTES=\"%s\": expected a positive integer",
-                         v);
+      return cll_err_set(err, CLL_EINVAL,
+                         "CLLAMA_PUSH_PART_BYTES=\"%s\": expected a positive integer", v);
     cfg->push_part_bytes = n;
   }
   if ((v = env("OLLAMA_NOPRUNE", buf, sizeof(buf)))) {
@@ -337,26 +337,28 @@ int cll_config_from_env(cll_config *cfg, cll_err *err) {
 }
 
 void cll_config_print_help(FILE *out) {
-  fprintf(out,
-          "Environment variables:\n"
-          "  OLLAMA_HOST               [scheme://]host[:port] to listen on (default 127.0.0.1:11434;\n"
-          "                            port 0 picks a free port)\n"
-          "  OLLAMA_MODELS             model store directory (default ~/.ollama/models)\n"
-          "  OLLAMA_ORIGINS            extra allowed CORS origins, comma separated ('*' wildcards)\n"
-          "  OLLAMA_KEEP_ALIVE         how long a model stays loaded after use (default 5m;\n"
-          "                            Go duration or seconds; negative = forever, 0 = unload at once)\n"
-          "  OLLAMA_NUM_PARALLEL       parallel requests per loaded model (default 0 = auto:\n"
-          "                            as many as half the free memory holds, 1..16)\n"
-          "  OLLAMA_MAX_QUEUE          pending requests before 503 (default 512)\n"
-          "  OLLAMA_MAX_LOADED_MODELS  models kept loaded at once (default 0 = auto, 3)\n"
-          "  OLLAMA_DEBUG              log level: 0 info, 1 debug, 2 trace (default 0)\n"
-          "  CLLAMA_STREAM_DEFAULT     stream /api/generate and /api/chat when the request has\n"
-          "                            no \"stream\" field (default false; true = Ollama's default)\n"
-          "  CLLAMA_PORT_FILE          write the bound port to this file once listening\n"
-          "  CLLAMA_REPACK             repack Q4_0 weights at load for the AVX-512 kernels\n"
-          "                            (default true; false computes on them in place)\n"
-          "  CLLAMA_PUSH_PART_BYTES    upload a pushed blob in parts of this many bytes\n"
-          "                            (default 100000000)\n");
+  fprintf(
+      out,
+      "Environment variables:\n"
+      "  OLLAMA_HOST               [scheme://]host[:port] to listen on (default 127.0.0.1:11434;\n"
+      "                            port 0 picks a free port)\n"
+      "  OLLAMA_MODELS             model store directory (default ~/.ollama/models)\n"
+      "  OLLAMA_ORIGINS            extra allowed CORS origins, comma separated ('*' wildcards)\n"
+      "  OLLAMA_KEEP_ALIVE         how long a model stays loaded after use (default 5m;\n"
+      "                            Go duration or seconds; negative = forever, 0 = unload at "
+      "once)\n"
+      "  OLLAMA_NUM_PARALLEL       parallel requests per loaded model (default 0 = auto:\n"
+      "                            as many as half the free memory holds, 1..16)\n"
+      "  OLLAMA_MAX_QUEUE          pending requests before 503 (default 512)\n"
+      "  OLLAMA_MAX_LOADED_MODELS  models kept loaded at once (default 0 = auto, 3)\n"
+      "  OLLAMA_DEBUG              log level: 0 info, 1 debug, 2 trace (default 0)\n"
+      "  CLLAMA_STREAM_DEFAULT     stream /api/generate and /api/chat when the request has\n"
+      "                            no \"stream\" field (default false; true = Ollama's default)\n"
+      "  CLLAMA_PORT_FILE          write the bound port to this file once listening\n"
+      "  CLLAMA_REPACK             repack Q4_0 weights at load for the AVX-512 kernels\n"
+      "                            (default true; false computes on them in place)\n"
+      "  CLLAMA_PUSH_PART_BYTES    upload a pushed blob in parts of this many bytes\n"
+      "                            (default 100000000)\n");
 }
 
 void cll_config_log(const cll_config *cfg, FILE *out) {
@@ -364,7 +366,7 @@ void cll_config_log(const cll_config *cfg, FILE *out) {
           "server config: OLLAMA_HOST=%s:%d OLLAMA_MODELS=%s OLLAMA_ORIGINS=%s "
           "OLLAMA_KEEP_ALIVE=%lldms OLLAMA_NUM_PARALLEL=%d OLLAMA_MAX_QUEUE=%d "
           "OLLAMA_MAX_LOADED_MODELS=%d OLLAMA_DEBUG=%d CLLAMA_STREAM_DEFAULT=%s\n",
-          cfg->host, cfg->port, cfg->models, cfg->n_origins ? "(set)" : "", 
+          cfg->host, cfg->port, cfg->models, cfg->n_origins ? "(set)" : "",
           (long long)(cfg->keep_alive_ns / 1000000), cfg->num_parallel, cfg->max_queue,
           cfg->max_loaded_models, cfg->debug, cfg->stream_default ? "true" : "false");
 }

@@ -44,8 +44,8 @@ struct create {
   char *from_model_path; /* GGUF blob of the `from` model, or NULL */
   struct cll__model_ref from_ref;
   bool have_from_ref;
-  char *gguf_path;       /* a GGUF file to copy in (absolute path), or NULL */
-  char gguf_digest[65];  /* an uploaded blob (files), or "" */
+  char *gguf_path;      /* a GGUF file to copy in (absolute path), or NULL */
+  char gguf_digest[65]; /* an uploaded blob (files), or "" */
   char *template_text, *system_text, *license_text;
   bool set_template, set_system, set_license;
   json_t *params;   /* merged params, or NULL */
@@ -130,8 +130,8 @@ static int store_file_blob(struct create *c, const char *path, char hex[65], int
   int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {
     c->status_code = 400;
-    return cll_err_set(&c->err, CLL_EINVAL, errno == ENOENT ? "file does not exist"
-                                                             : "cannot open the file: %s",
+    return cll_err_set(&c->err, CLL_EINVAL,
+                       errno == ENOENT ? "file does not exist" : "cannot open the file: %s",
                        strerror(errno));
   }
   struct stat sb;
@@ -326,8 +326,9 @@ static void create_work(struct create *c) {
       cll_gguf_close(g);
       c->rc = CLL_EINVAL;
       c->status_code = 400;
-      cll_err_set(&c->err, CLL_EINVAL, "quantization is only supported for F16, BF16 and F32 "
-                                       "models");
+      cll_err_set(&c->err, CLL_EINVAL,
+                  "quantization is only supported for F16, BF16 and F32 "
+                  "models");
       return;
     }
     const char *from_name = cll_quantize_ftype_name((enum cll_ftype)ftype);
@@ -390,12 +391,15 @@ static void create_work(struct create *c) {
   nl++;
 
   /* 4. The other layers: given ones replace the inherited ones. */
-  const char *tmpl = c->set_template ? c->template_text
-                     : c->have_from_ref ? c->from_ref.template_text : NULL;
-  const char *sys = c->set_system ? c->system_text : c->have_from_ref ? c->from_ref.system_text
-                                                                      : NULL;
-  const char *lic = c->set_license ? c->license_text : c->have_from_ref ? c->from_ref.license
-                                                                         : NULL;
+  const char *tmpl = c->set_template    ? c->template_text
+                     : c->have_from_ref ? c->from_ref.template_text
+                                        : NULL;
+  const char *sys = c->set_system      ? c->system_text
+                    : c->have_from_ref ? c->from_ref.system_text
+                                       : NULL;
+  const char *lic = c->set_license     ? c->license_text
+                    : c->have_from_ref ? c->from_ref.license
+                                       : NULL;
   json_t *msgs = c->messages ? c->messages : c->have_from_ref ? c->from_ref.messages : NULL;
   if (!tmpl && !c->have_from_ref && c->gguf_path == NULL && 0)
     tmpl = NULL;
@@ -420,10 +424,9 @@ static void create_work(struct create *c) {
   if (lic && *lic && put_small(c, lic, strlen(lic), &layers[nl++], CLL_MEDIA_LICENSE))
     return;
 
-  json_t *cfg = json_pack("{s:s,s:s,s:[s],s:s,s:s,s:s,s:s}", "model_format", "gguf",
-                          "model_family", archs, "model_families", archs, "model_type", psize,
-                          "file_type", ftn ? ftn : "unknown", "architecture", "amd64", "os",
-                          "linux");
+  json_t *cfg = json_pack("{s:s,s:s,s:[s],s:s,s:s,s:s,s:s}", "model_format", "gguf", "model_family",
+                          archs, "model_families", archs, "model_type", psize, "file_type",
+                          ftn ? ftn : "unknown", "architecture", "amd64", "os", "linux");
   char *cfg_text = cfg ? json_dumps(cfg, JSON_COMPACT) : NULL;
   json_decref(cfg);
   if (cfg_text == NULL) {
@@ -468,8 +471,8 @@ static void create_work(struct create *c) {
   }
   json_t *man = json_pack("{s:i,s:s,s:{s:s,s:s,s:I},s:o}", "schemaVersion", 2, "mediaType",
                           "application/vnd.docker.distribution.manifest.v2+json", "config",
-                          "mediaType", "application/vnd.docker.container.image.v1+json",
-                          "digest", dg, "size", (json_int_t)cfg_l.size, "layers", ls);
+                          "mediaType", "application/vnd.docker.container.image.v1+json", "digest",
+                          dg, "size", (json_int_t)cfg_l.size, "layers", ls);
   char *mt = man ? json_dumps(man, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
   json_decref(man);
   if (mt == NULL) {
@@ -549,8 +552,9 @@ static int path_allowed(cll_request *req, const char *path, char *msg, size_t ca
   if (roots == NULL) {
     if (cll_request_peer_loopback(req))
       return 0;
-    snprintf(msg, cap, "creating from a server path is only allowed from this machine "
-                       "(see CLLAMA_CREATE_PATHS)");
+    snprintf(msg, cap,
+             "creating from a server path is only allowed from this machine "
+             "(see CLLAMA_CREATE_PATHS)");
     return 403;
   }
   char real[PATH_MAX];
@@ -567,8 +571,8 @@ static int path_allowed(cll_request *req, const char *path, char *msg, size_t ca
       memcpy(dir, p, n);
       dir[n] = 0;
       size_t rl;
-      if (realpath(dir, rdir) != NULL && (rl = strlen(rdir)) > 0 &&
-          strncmp(real, rdir, rl) == 0 && (real[rl] == '/' || rdir[rl - 1] == '/'))
+      if (realpath(dir, rdir) != NULL && (rl = strlen(rdir)) > 0 && strncmp(real, rdir, rl) == 0 &&
+          (real[rl] == '/' || rdir[rl - 1] == '/'))
         return 0;
     }
     p += n + (e ? 1 : 0);
@@ -662,8 +666,8 @@ static void on_create(cll_request *req, void *ud) {
       if (rc != 0) {
         char msg[600];
         snprintf(msg, sizeof(msg), "model '%s' not found", from);
-        fail(req, c, body, rc == CLL_EINVAL ? 400 : 404, rc == CLL_EINVAL ? "invalid model name"
-                                                                           : msg);
+        fail(req, c, body, rc == CLL_EINVAL ? 400 : 404,
+             rc == CLL_EINVAL ? "invalid model name" : msg);
         return;
       }
     }
@@ -754,12 +758,12 @@ struct blob_up {
   cll_request *req;
   char hex[65];
   cll_blob_writer *w;
-  char *buf, *wbuf;      /* filling / being written */
+  char *buf, *wbuf; /* filling / being written */
   size_t len, wlen, cap, wcap;
   bool working, ended, gone, answered;
   bool commit_now; /* set on the loop before the work item that commits is queued */
-  int rc;      /* loop thread only */
-  int work_rc; /* the work item's result, read by the loop in on_upload_done */
+  int rc;          /* loop thread only */
+  int work_rc;     /* the work item's result, read by the loop in on_upload_done */
   int status;
   char msg[600];
   cll_err err;

@@ -200,8 +200,8 @@ static void on_prep_work(uv_work_t *w) {
   e->prep_rc = 0;
   for (size_t i = 0; i < e->n_items && e->prep_rc == 0; i++) {
     struct emb_item *it = &e->items[i];
-    e->prep_rc = cll__tokenize(t, it->text, strlen(it->text), true, true, &it->toks,
-                               &it->n_toks, &e->err);
+    e->prep_rc =
+        cll__tokenize(t, it->text, strlen(it->text), true, true, &it->toks, &it->n_toks, &e->err);
     if (e->prep_rc == 0 && it->n_toks == 0)
       e->prep_rc = cll_err_set(&e->err, CLL_EINVAL, "the input is empty after tokenization");
     if (e->prep_rc == 0)
@@ -259,7 +259,7 @@ static void submit_more(struct emb *e) {
     int rc = cll_sched_submit(cll_runner_sched(e->runner), &d, &it->seq, &err);
     if (rc == CLL_EFULL && e->n_done < i) {
       cll__metrics_seq_unwrap(mw, &d); /* not submitted: its wrapper leaked (make check) */
-      return; /* some of ours are in flight: go on when one finishes */
+      return;                          /* some of ours are in flight: go on when one finishes */
     }
     if (rc != 0) {
       cll__metrics_seq_unwrap(mw, &d);
@@ -288,7 +288,10 @@ static void on_acquired(void *ud, cll_runner *r, int status, const cll_err *err)
   e->acq = NULL;
   e->t_loaded = uv_hrtime();
   if (status != 0) {
-    emb_error(e, status == CLL_EFULL ? 503 : status == CLL_ECANCELED ? 499 : 500,
+    emb_error(e,
+              status == CLL_EFULL       ? 503
+              : status == CLL_ECANCELED ? 499
+                                        : 500,
               err && err->msg[0] ? err->msg : cll_strerror(status));
     return;
   }
@@ -384,9 +387,10 @@ static void handle(cll_request *req, cll_api *api, bool legacy) {
     }
   } else if (in && !json_is_null(in)) {
     json_decref(body);
-    emb_error(e, 400, legacy ? "json: cannot unmarshal into Go struct field "
-                               "EmbeddingRequest.prompt of type string"
-                             : "invalid input type");
+    emb_error(e, 400,
+              legacy ? "json: cannot unmarshal into Go struct field "
+                       "EmbeddingRequest.prompt of type string"
+                     : "invalid input type");
     return;
   }
   if (rc == 0)
@@ -433,8 +437,12 @@ static void handle(cll_request *req, cll_api *api, bool legacy) {
     emb_error(e, rc == CLL_EFULL ? 503 : 500, err.msg);
 }
 
-static void on_embed(cll_request *req, void *ud) { handle(req, ud, false); }
-static void on_embeddings(cll_request *req, void *ud) { handle(req, ud, true); }
+static void on_embed(cll_request *req, void *ud) {
+  handle(req, ud, false);
+}
+static void on_embeddings(cll_request *req, void *ud) {
+  handle(req, ud, true);
+}
 
 int cll_api_embed_register(cll_api *api) {
   int rc = cll_server_route(api->server, "POST", "/api/embed", on_embed, api);

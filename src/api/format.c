@@ -30,8 +30,8 @@ bool cll__gen_format(cll__gen *g, const json_t *fmt, const struct cll_grammar_op
     char q[300], msg[400];
     go_quote(raw ? raw : "", q, sizeof(q));
     free(raw);
-    snprintf(msg, sizeof(msg), "invalid format: %s; expected \"json\" or a valid JSON Schema object",
-             q);
+    snprintf(msg, sizeof(msg),
+             "invalid format: %s; expected \"json\" or a valid JSON Schema object", q);
     cll__gen_fail(g, 400, msg);
     return false;
   }

@@ -16,19 +16,19 @@
 /* Options as Ollama's api.Options; the *_set flags say which ones a layer or
  * the request gave explicitly. */
 struct cll__gen_opts {
-  int64_t num_ctx;        /* 0: the server default */
-  int64_t num_predict;    /* -1: unbounded */
+  int64_t num_ctx;     /* 0: the server default */
+  int64_t num_predict; /* -1: unbounded */
   int64_t num_keep;
-  int64_t seed;           /* -1: random */
+  int64_t seed; /* -1: random */
   double temperature, top_p, min_p, typical_p;
   int64_t top_k;
   int64_t repeat_last_n;
   double repeat_penalty, presence_penalty, frequency_penalty;
   int64_t num_batch, num_gpu, main_gpu, num_thread;
   bool use_mmap;
-  char **stop;            /* owned, n_stop strings */
+  char **stop; /* owned, n_stop strings */
   size_t n_stop;
-  char *system;           /* the seed's options.system (owned, may be NULL) */
+  char *system; /* the seed's options.system (owned, may be NULL) */
 };
 
 void cll__gen_opts_defaults(struct cll__gen_opts *o);

@@ -140,8 +140,8 @@ bool cll__gen_common(cll__gen *g, const char *model) {
     g->truncate = json_is_true(v);
   if ((v = json_object_get(b, "shift")) && json_is_boolean(v))
     g->shift = json_is_true(v);
-  if (cll__keep_alive_parse(json_object_get(b, "keep_alive"), &g->keep_alive_ns,
-                            &g->keep_alive_set, &err) != 0) {
+  if (cll__keep_alive_parse(json_object_get(b, "keep_alive"), &g->keep_alive_ns, &g->keep_alive_set,
+                            &err) != 0) {
     cll__gen_fail(g, 400, err.msg);
     return false;
   }
@@ -188,8 +188,8 @@ static void add_json(cll_buf *b, const json_t *v) {
 }
 
 /* The message (chat) or response fields (generate) of one object. */
-static void add_text_field(cll__gen *g, cll_buf *b, const char *s, size_t n,
-                           const char *th, size_t nth, const json_t *calls) {
+static void add_text_field(cll__gen *g, cll_buf *b, const char *s, size_t n, const char *th,
+                           size_t nth, const json_t *calls) {
   bool chat = g->kind == CLL__GEN_CHAT;
   cll_buf_puts(b, chat ? "\"message\":{\"role\":\"assistant\",\"content\":" : "\"response\":");
   cll_json_escape(b, s, n);
@@ -242,8 +242,8 @@ static void ndjson_final(cll__gen *g, const struct cll__ev *ev) {
   if (g->stream)
     add_text_field(g, &b, "", 0, NULL, 0, NULL);
   else
-    add_text_field(g, &b, g->text.data ? g->text.data : "", g->text.len, g->thinking.data, g->thinking.len,
-                   g->calls);
+    add_text_field(g, &b, g->text.data ? g->text.data : "", g->text.len, g->thinking.data,
+                   g->thinking.len, g->calls);
   if (ev->logprobs) {
     cll_buf_puts(&b, ",\"logprobs\":");
     add_json(&b, ev->logprobs);
@@ -369,8 +369,7 @@ void cll__gen_sink_attach(cll_request *req, struct cll__sink *sink) {
   cll_request_set_data(req, sink);
 }
 
-int cll__gen_forward(cll_request *req, const char *path, const char *body,
-                     struct cll__sink *sink) {
+int cll__gen_forward(cll_request *req, const char *path, const char *body, struct cll__sink *sink) {
   if (!body)
     return CLL_ENOMEM;
   cll_request_set_data(req, sink);
@@ -562,8 +561,10 @@ static void on_seq_done(void *ud, cll_seq *s, int reason, const struct cll_seq_s
   g->seq = NULL;
   g->phase = P_DONE;
   if (reason == CLL_DONE_ERROR) {
-    cll__gen_fail(g, 500, err && err->msg[0] ? err->msg : "an error was encountered while "
-                                                         "running the model");
+    cll__gen_fail(g, 500,
+                  err && err->msg[0] ? err->msg
+                                     : "an error was encountered while "
+                                       "running the model");
     return;
   }
   if (reason == CLL_DONE_CANCEL || g->gone) {
@@ -582,8 +583,9 @@ static void on_seq_done(void *ud, cll_seq *s, int reason, const struct cll_seq_s
     emit(g, out, out_len);
   }
   if (st->truncated)
-    fprintf(stderr, "level=WARN source=api msg=\"prompt truncated to fit num_ctx\" model=%s "
-                    "prompt_eval_count=%d\n",
+    fprintf(stderr,
+            "level=WARN source=api msg=\"prompt truncated to fit num_ctx\" model=%s "
+            "prompt_eval_count=%d\n",
             g->ref.display, st->prompt_n);
   answer_final(g, reason == CLL_DONE_LENGTH ? "length" : "stop", st);
   gen_free(g);

@@ -30,22 +30,22 @@ typedef struct cll__gen cll__gen;
  * request attaches its writer with cll__gen_sink_attach before forwarding;
  * without one the answer is Ollama's. */
 enum cll__ev_kind {
-  CLL__EV_TEXT = 0, /* s[0..n): answer text */
-  CLL__EV_THINKING, /* s[0..n): thoughts */
+  CLL__EV_TEXT = 0,  /* s[0..n): answer text */
+  CLL__EV_THINKING,  /* s[0..n): thoughts */
   CLL__EV_TOOL_CALL, /* call: {"id","function":{"index","name","arguments"}} */
-  CLL__EV_DONE,     /* the end; the writer answers (g->text etc. hold it all) */
-  CLL__EV_ERROR,    /* s: message, after the stream started; the writer ends it */
+  CLL__EV_DONE,      /* the end; the writer answers (g->text etc. hold it all) */
+  CLL__EV_ERROR,     /* s: message, after the stream started; the writer ends it */
 };
 
 struct cll__ev {
   int kind;
   const char *s;
   size_t n;
-  json_t *call;            /* TOOL_CALL (borrowed) */
-  const char *done_reason; /* DONE: "stop" / "length" */
+  json_t *call;                      /* TOOL_CALL (borrowed) */
+  const char *done_reason;           /* DONE: "stop" / "length" */
   const struct cll_seq_stats *stats; /* DONE */
-  const json_t *logprobs;  /* TEXT/THINKING/DONE: entries of the tokens since the last
-                              event ({"token","logprob","bytes","top_logprobs"}), or NULL */
+  const json_t *logprobs;            /* TEXT/THINKING/DONE: entries of the tokens since the last
+                                        event ({"token","logprob","bytes","top_logprobs"}), or NULL */
 };
 
 struct cll__writer {
@@ -66,17 +66,15 @@ struct cll__sink {
   void (*on_prompt)(cll__gen *g, void *state);
   /* An answer the native handler made before any generation (an error, a
    * load idiom): shape it (req is the client's) without freeing state. */
-  void (*native_answer)(cll_request *req, int status, const void *body, size_t len,
-                        void *state);
+  void (*native_answer)(cll_request *req, int status, const void *body, size_t len, void *state);
   void (*free_state)(void *state); /* after the request is answered */
-  bool answering; /* set by the writer before it answers: passed on as is */
+  bool answering;                  /* set by the writer before it answers: passed on as is */
 };
 /* Runs the native generation route `path` on req with body (JSON text,
  * copied): events go to sink's writer, other answers to native_answer, and
  * free_state runs once the request is answered. On failure (returned) the
  * caller still owns req and sink. The sink must live until free_state. */
-int cll__gen_forward(cll_request *req, const char *path, const char *body,
-                     struct cll__sink *sink);
+int cll__gen_forward(cll_request *req, const char *path, const char *body, struct cll__sink *sink);
 /* Only attaches sink (the caller forwards with a filter of its own). */
 void cll__gen_sink_attach(cll_request *req, struct cll__sink *sink);
 
@@ -94,23 +92,23 @@ struct cll__gen {
   int64_t keep_alive_ns;
   bool keep_alive_set;
   bool truncate, shift;
-  bool want_context; /* generate, not raw: the final object carries "context" */
-  bool debug_render; /* _debug_render_only: answer the rendered prompt, run nothing */
-  char *rendered;    /* the rendered prompt (debug_render only), new */
-  size_t n_images;   /* images of the request (for _debug_info) */
+  bool want_context;           /* generate, not raw: the final object carries "context" */
+  bool debug_render;           /* _debug_render_only: answer the rendered prompt, run nothing */
+  char *rendered;              /* the rendered prompt (debug_render only), new */
+  size_t n_images;             /* images of the request (for _debug_info) */
   const struct cll__writer *w; /* where events go (never NULL) */
   void *wstate;
   void (*on_prompt)(cll__gen *g, void *state); /* the sink's, or NULL */
-  cll__tmpl *tmpl;   /* the model's (or request's) template, a reference */
+  cll__tmpl *tmpl;             /* the model's (or request's) template, a reference */
   struct cll__outp_cfg outcfg; /* how output splits (tags point into tmpl) */
-  json_t *tools;     /* the request's tools (borrowed from body) */
-  bool think_set, think; /* the request's think */
+  json_t *tools;               /* the request's tools (borrowed from body) */
+  bool think_set, think;       /* the request's think */
   const char *think_level;
   cll__outp *outp;
-  json_t *calls;     /* tool calls found (native shape), in order */
+  json_t *calls;    /* tool calls found (native shape), in order */
   cll_buf thinking; /* all thoughts */
-  bool logprobs;     /* logprobs: each token's log-probability is returned */
-  int top_logprobs;  /* with this many alternatives (0..20) */
+  bool logprobs;    /* logprobs: each token's log-probability is returned */
+  int top_logprobs; /* with this many alternatives (0..20) */
   /* The last sampled token's log-probabilities: written by the sampler
    * callback inside the step, read by on_token right after it. */
   float lp_token;
@@ -118,13 +116,13 @@ struct cll__gen {
   int lp_n_top;
   json_t *lp_pending; /* entries not yet sent with a piece of text */
   json_t *lp_all;     /* every entry (non-stream answers) */
-  json_t *body;      /* the request, owned */
+  json_t *body;       /* the request, owned */
   cll__gen_prepare_fn prepare;
-  void *pdata;               /* prepare's own data, freed with pfree */
+  void *pdata; /* prepare's own data, freed with pfree */
   void (*pfree)(void *pdata);
-  int32_t *prompt;           /* (n_prompt) new, built by prepare */
+  int32_t *prompt; /* (n_prompt) new, built by prepare */
   int32_t n_prompt;
-  bool prompt_truncated;     /* prepare dropped history to fit */
+  bool prompt_truncated; /* prepare dropped history to fit */
 
   cll_acquire *acq;
   cll_runner *runner;

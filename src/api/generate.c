@@ -22,8 +22,8 @@ struct gen_in {
   bool raw, has_template;
   int32_t *context; /* (n_context) deprecated "context" tokens */
   int32_t n_context;
-  json_t *msgs;     /* chat: system?, stored messages, request messages (new) */
-  int64_t n_ctx;    /* for history truncation */
+  json_t *msgs;  /* chat: system?, stored messages, request messages (new) */
+  int64_t n_ctx; /* for history truncation */
 };
 
 static int grammar_after_thoughts(cll__gen *g, cll_err *err);
@@ -108,16 +108,21 @@ static int prepare(cll__gen *g, const cll__mtext *t, cll_err *err) {
     rc = cll_tmpl_messages_from_json(in->msgs, &msgs, &n, err);
     if (rc != 0)
       return rc;
-    struct cll_tmpl_values v = {.messages = msgs, .n_messages = n,
+    struct cll_tmpl_values v = {.messages = msgs,
+                                .n_messages = n,
                                 .tools = json_array_size(g->tools) ? g->tools : NULL,
-                                .think = think, .think_level = level, .is_think_set = set};
+                                .think = think,
+                                .think_level = level,
+                                .is_think_set = set};
     size_t first = 0;
     rc = cll_chat_prompt(tm, &v, &o, &text, NULL, &first, err);
     free(msgs);
     if (rc == 0 && first > 0) {
       g->prompt_truncated = true;
-      fprintf(stderr, "level=WARN source=api msg=\"dropped the oldest chat messages to fit "
-                      "num_ctx\" num_ctx=%lld dropped=%zu\n", (long long)in->n_ctx, first);
+      fprintf(stderr,
+              "level=WARN source=api msg=\"dropped the oldest chat messages to fit "
+              "num_ctx\" num_ctx=%lld dropped=%zu\n",
+              (long long)in->n_ctx, first);
     }
   } else {
     struct cll_tmpl_message *stored = NULL;
@@ -127,13 +132,19 @@ static int prepare(cll__gen *g, const cll__mtext *t, cll_err *err) {
       if (rc != 0)
         return rc;
     }
-    struct cll_generate_input gi = {
-        .prompt = in->prompt, .suffix = in->suffix, .system = in->system,
-        .model_system = g->opts.system ? g->opts.system : g->ref.system_text,
-        .model_messages = stored, .n_model_messages = n_stored,
-        .has_context = in->n_context > 0, .n_images = g->n_images,
-        .template_override = in->has_template,
-        .think = think, .think_level = level, .is_think_set = set};
+    struct cll_generate_input gi = {.prompt = in->prompt,
+                                    .suffix = in->suffix,
+                                    .system = in->system,
+                                    .model_system =
+                                        g->opts.system ? g->opts.system : g->ref.system_text,
+                                    .model_messages = stored,
+                                    .n_model_messages = n_stored,
+                                    .has_context = in->n_context > 0,
+                                    .n_images = g->n_images,
+                                    .template_override = in->has_template,
+                                    .think = think,
+                                    .think_level = level,
+                                    .is_think_set = set};
     rc = cll_generate_prompt(tm, &gi, &o, &text, NULL, err);
     free(stored);
   }
@@ -193,8 +204,9 @@ static bool check_images(cll__gen *g, json_t *imgs) {
   if (!imgs || json_is_null(imgs))
     return true;
   if (!json_is_array(imgs)) {
-    cll__gen_fail(g, 400, "json: cannot unmarshal into Go struct field images of type "
-                          "[]api.ImageData");
+    cll__gen_fail(g, 400,
+                  "json: cannot unmarshal into Go struct field images of type "
+                  "[]api.ImageData");
     return false;
   }
   size_t i;
@@ -287,8 +299,9 @@ static bool check_tool_choice(cll__gen *g, const struct cll__tmpl_caps *caps) {
   }
   if (!mode || (strcmp(mode, "auto") && strcmp(mode, "none") && strcmp(mode, "required") &&
                 strcmp(mode, "function"))) {
-    cll__gen_fail(g, 400, "invalid tool_choice: must be \"auto\", \"none\", \"required\" or "
-                          "{\"type\": \"function\", \"function\": {\"name\": ...}}");
+    cll__gen_fail(g, 400,
+                  "invalid tool_choice: must be \"auto\", \"none\", \"required\" or "
+                  "{\"type\": \"function\", \"function\": {\"name\": ...}}");
     return false;
   }
   if (strcmp(mode, "auto") == 0)
@@ -304,8 +317,9 @@ static bool check_tool_choice(cll__gen *g, const struct cll__tmpl_caps *caps) {
     return false;
   }
   if (g->grammar) {
-    cll__gen_fail(g, 400, "tool_choice \"required\" or a named function cannot be combined "
-                          "with format");
+    cll__gen_fail(g, 400,
+                  "tool_choice \"required\" or a named function cannot be combined "
+                  "with format");
     return false;
   }
   const char *tag = caps->tool_tag[0] ? caps->tool_tag : "{";
@@ -377,8 +391,9 @@ static bool check_caps(cll__gen *g, const char *model, const char *tmpl_override
     g->think_set = true;
     g->think = json_is_true(think);
   } else if (think && !json_is_null(think)) {
-    cll__gen_fail(g, 400, "invalid think value: must be a boolean or one of \"high\", "
-                          "\"medium\", \"low\", \"max\"");
+    cll__gen_fail(g, 400,
+                  "invalid think value: must be a boolean or one of \"high\", "
+                  "\"medium\", \"low\", \"max\"");
     return false;
   }
   /* The Anthropic route asks for thoughts only where the model has them. */
@@ -393,8 +408,9 @@ static bool check_caps(cll__gen *g, const char *model, const char *tmpl_override
   }
   json_t *tools = json_object_get(g->body, "tools");
   if (tools && !json_is_null(tools) && !json_is_array(tools)) {
-    cll__gen_fail(g, 400, "json: cannot unmarshal into Go struct field ChatRequest.tools of "
-                          "type api.Tools");
+    cll__gen_fail(g, 400,
+                  "json: cannot unmarshal into Go struct field ChatRequest.tools of "
+                  "type api.Tools");
     return false;
   }
   if (json_array_size(tools) > 0) {
@@ -428,8 +444,9 @@ static bool check_caps(cll__gen *g, const char *model, const char *tmpl_override
   json_t *lp = json_object_get(g->body, "logprobs");
   if ((lp && !json_is_null(lp) && !json_is_boolean(lp)) ||
       (top && !json_is_null(top) && !json_is_integer(top))) {
-    cll__gen_fail(g, 400, "json: cannot unmarshal logprobs: logprobs must be a bool and "
-                          "top_logprobs an integer");
+    cll__gen_fail(g, 400,
+                  "json: cannot unmarshal logprobs: logprobs must be a bool and "
+                  "top_logprobs an integer");
     return false;
   }
   g->logprobs = json_is_true(lp);
@@ -474,8 +491,9 @@ static void on_generate(cll_request *req, void *ud) {
   json_t *ctx_v = json_object_get(body, "context");
   if (ctx_v && !json_is_null(ctx_v) && !json_is_array(ctx_v)) {
     json_decref(body);
-    cll_api_error(req, 400, "json: cannot unmarshal into Go struct field GenerateRequest.context "
-                            "of type []int");
+    cll_api_error(req, 400,
+                  "json: cannot unmarshal into Go struct field GenerateRequest.context "
+                  "of type []int");
     return;
   }
   size_t n_ctx_toks = json_is_array(ctx_v) ? json_array_size(ctx_v) : 0;
@@ -533,8 +551,9 @@ static void on_generate(cll_request *req, void *ud) {
     for (size_t i = 0; i < n_ctx_toks; i++) {
       json_t *x = json_array_get(ctx_v, i);
       if (!json_is_integer(x)) {
-        cll__gen_fail(g, 400, "json: cannot unmarshal into Go struct field "
-                              "GenerateRequest.context of type int");
+        cll__gen_fail(g, 400,
+                      "json: cannot unmarshal into Go struct field "
+                      "GenerateRequest.context of type int");
         return;
       }
       in->context[i] = (int32_t)json_integer_value(x);
@@ -583,8 +602,9 @@ static void on_chat(cll_request *req, void *ud) {
   json_t *msgs = json_object_get(body, "messages");
   if (msgs && !json_is_null(msgs) && !json_is_array(msgs)) {
     json_decref(body);
-    cll_api_error(req, 400, "json: cannot unmarshal into Go struct field ChatRequest.messages "
-                            "of type []api.Message");
+    cll_api_error(req, 400,
+                  "json: cannot unmarshal into Go struct field ChatRequest.messages "
+                  "of type []api.Message");
     return;
   }
   size_t i;
@@ -594,8 +614,9 @@ static void on_chat(cll_request *req, void *ud) {
     if (!json_is_object(m) || (role && !json_is_string(role)) ||
         (content && !json_is_null(content) && !json_is_string(content))) {
       json_decref(body);
-      cll_api_error(req, 400, "json: cannot unmarshal into Go struct field "
-                              "ChatRequest.messages of type api.Message");
+      cll_api_error(req, 400,
+                    "json: cannot unmarshal into Go struct field "
+                    "ChatRequest.messages of type api.Message");
       return;
     }
   }

@@ -67,7 +67,7 @@ struct req_count {
 
 #define N_TTFT 14
 static const double ttft_le[N_TTFT] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                       1,     2.5,  5,     10,   30,  60,  120};
+                                       1,     2.5,  5,     10,   30,  60,   120};
 #define N_ITL 14
 static const double itl_le[N_ITL] = {0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03,
                                      0.05,  0.075,  0.1,   0.2,  0.5,   1,    2.5};
@@ -259,8 +259,8 @@ static void head(cll_buf *b, const char *name, const char *type, const char *hel
   addf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void histo_text(cll_buf *b, const char *name, const struct histo *h,
-                       const double *le, int n) {
+static void histo_text(cll_buf *b, const char *name, const struct histo *h, const double *le,
+                       int n) {
   uint64_t cum = 0;
   for (int i = 0; i < n; i++) {
     cum += h->bucket[i];

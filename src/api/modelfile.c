@@ -96,8 +96,7 @@ static char *read_arg(const char **p, int *line, cll_err *err) {
 }
 
 int cll_modelfile_parse(const char *text, const char *base_dir, json_t **out, cll_err *err) {
-  json_t *req = json_object(), *params = json_object(), *msgs = json_array(),
-         *lic = json_array();
+  json_t *req = json_object(), *params = json_object(), *msgs = json_array(), *lic = json_array();
   const char *p = text;
   int line = 1, rc = 0;
   bool have_from = false;

@@ -28,10 +28,10 @@ struct job {
   cll_request *req;
   cll_api *api;
   enum job_kind kind;
-  cll_name a, b;      /* copy: source, destination; delete: a */
-  char given[512];    /* the name as the client wrote it, for messages */
-  int status;         /* answer */
-  char *json;         /* new JSON text, or NULL for an empty body */
+  cll_name a, b;         /* copy: source, destination; delete: a */
+  char given[512];       /* the name as the client wrote it, for messages */
+  int status;            /* answer */
+  char *json;            /* new JSON text, or NULL for an empty body */
   char model_path[4200]; /* delete: the deleted model's GGUF, to unload it ("" if unknown) */
 };
 
@@ -85,10 +85,10 @@ static json_t *details_json(const cll_manifest *m) {
     for (size_t i = 0; i < m->cfg.n_families; i++)
       json_array_append_new(fams, json_string(m->cfg.families[i]));
   }
-  json_t *d = json_pack("{s:s,s:s,s:s,s:o,s:s,s:s}", "parent_model", model ? model->from : "",
-                        "format", m->cfg.format, "family", m->cfg.family, "families", fams,
-                        "parameter_size", m->cfg.parameter_size, "quantization_level",
-                        m->cfg.quantization_level);
+  json_t *d =
+      json_pack("{s:s,s:s,s:s,s:o,s:s,s:s}", "parent_model", model ? model->from : "", "format",
+                m->cfg.format, "family", m->cfg.family, "families", fams, "parameter_size",
+                m->cfg.parameter_size, "quantization_level", m->cfg.quantization_level);
   if (d && m->cfg.context_length > 0)
     json_object_set_new(d, "context_length", json_integer(m->cfg.context_length));
   if (d && m->cfg.embedding_length > 0)
@@ -162,9 +162,9 @@ static void tags_work(struct job *j) {
     char name[512], when[64];
     cll_name_display(&m->name, name, sizeof(name));
     cll_api_time_rfc3339(m->mtime_ns, when, sizeof(when));
-    json_t *entry = json_pack("{s:s,s:s,s:s,s:I,s:s,s:o}", "name", name, "model", name,
-                              "modified_at", when, "size", (json_int_t)m->size, "digest",
-                              m->digest, "details", details_json(m));
+    json_t *entry =
+        json_pack("{s:s,s:s,s:s,s:I,s:s,s:o}", "name", name, "model", name, "modified_at", when,
+                  "size", (json_int_t)m->size, "digest", m->digest, "details", details_json(m));
     if (!entry || json_array_append_new(models, entry) != 0) {
       json_decref(models); /* out of memory: an error, never a shorter list */
       models = NULL;
@@ -308,8 +308,7 @@ static void on_job_done(uv_work_t *w, int status) {
   if (status != 0 || (j->status != 200 && j->json == NULL)) {
     cll_api_error(j->req, 500, status != 0 ? "store work cancelled" : "out of memory");
   } else if (j->json) {
-    cll_respond(j->req, j->status, "application/json; charset=utf-8", j->json,
-                strlen(j->json));
+    cll_respond(j->req, j->status, "application/json; charset=utf-8", j->json, strlen(j->json));
   } else {
     cll_respond(j->req, j->status, NULL, NULL, 0);
   }
@@ -322,10 +321,14 @@ int cll_api_models_register(cll_api *api) {
     const char *method, *path;
     cll_handler_fn fn;
   } routes[] = {
-      {"GET", "/", on_root},          {"HEAD", "/", on_root},
-      {"GET", "/api/version", on_version}, {"HEAD", "/api/version", on_version},
-      {"GET", "/api/tags", on_tags},  {"HEAD", "/api/tags", on_tags},
-      {"POST", "/api/copy", on_copy}, {"DELETE", "/api/delete", on_delete},
+      {"GET", "/", on_root},
+      {"HEAD", "/", on_root},
+      {"GET", "/api/version", on_version},
+      {"HEAD", "/api/version", on_version},
+      {"GET", "/api/tags", on_tags},
+      {"HEAD", "/api/tags", on_tags},
+      {"POST", "/api/copy", on_copy},
+      {"DELETE", "/api/delete", on_delete},
   };
   for (size_t i = 0; i < CLL_ARRAY_LEN(routes); i++) {
     int rc = cll_server_route(api->server, routes[i].method, routes[i].path, routes[i].fn, api);

@@ -173,8 +173,8 @@ static json_t *logprobs_openai(const struct oai *o, const json_t *entries, size_
     }
     json_array_append_new(tops, top);
   }
-  return json_pack("{s:o,s:o,s:o,s:o}", "tokens", toks, "token_logprobs", lps, "top_logprobs",
-                   tops, "text_offset", offs);
+  return json_pack("{s:o,s:o,s:o,s:o}", "tokens", toks, "token_logprobs", lps, "top_logprobs", tops,
+                   "text_offset", offs);
 }
 
 /* One chat.completion.chunk with this delta (stolen) and finish reason. */
@@ -213,11 +213,11 @@ static void answer_whole(cll_request *req, struct oai *o, const cll__gen *g) {
     }
     if (g && json_array_size(g->calls))
       json_object_set_new(msg, "tool_calls", tool_calls_openai(g->calls));
-    choice = json_pack("{s:i,s:o,s:s}", "index", 0, "message", msg, "finish_reason",
-                       finish_reason(o));
+    choice =
+        json_pack("{s:i,s:o,s:s}", "index", 0, "message", msg, "finish_reason", finish_reason(o));
   } else {
-    choice = json_pack("{s:s,s:i,s:s}", "text", text, "index", 0, "finish_reason",
-                       finish_reason(o));
+    choice =
+        json_pack("{s:s,s:i,s:s}", "text", text, "index", 0, "finish_reason", finish_reason(o));
   }
   json_t *lp = g ? logprobs_openai(o, g->lp_all, 0) : NULL;
   if (lp)
@@ -231,8 +231,9 @@ static void answer_whole(cll_request *req, struct oai *o, const cll__gen *g) {
 /* Ollama's completion chunks carry a zero usage when it was asked for. */
 static void completion_usage0(const struct oai *o, json_t *c) {
   if (o->include_usage)
-    json_object_set_new(c, "usage", json_pack("{s:i,s:i,s:i}", "prompt_tokens", 0,
-                                              "completion_tokens", 0, "total_tokens", 0));
+    json_object_set_new(
+        c, "usage",
+        json_pack("{s:i,s:i,s:i}", "prompt_tokens", 0, "completion_tokens", 0, "total_tokens", 0));
 }
 
 /* The OpenAI writer: generation events as chat.completion.chunk /
@@ -254,8 +255,8 @@ static void oai_event(cll__gen *g, void *state, const struct cll__ev *ev) {
       if (ev->kind != CLL__EV_TEXT)
         return;
       json_t *c = chunk_head(o, "text_completion");
-      json_t *choice = json_pack("{s:s%,s:i,s:n}", "text", ev->s, ev->n, "index", 0,
-                                 "finish_reason");
+      json_t *choice =
+          json_pack("{s:s%,s:i,s:n}", "text", ev->s, ev->n, "index", 0, "finish_reason");
       json_t *lp = logprobs_openai(o, ev->logprobs, 0);
       if (lp)
         json_object_set_new(choice, "logprobs", lp);
@@ -295,8 +296,9 @@ static void oai_event(cll__gen *g, void *state, const struct cll__ev *ev) {
       chat_chunk(req, o, json_object(), finish_reason(o), ev->logprobs);
     } else {
       json_t *c = chunk_head(o, "text_completion");
-      json_object_set_new(c, "choices", json_pack("[{s:s,s:i,s:s}]", "text", "", "index", 0,
-                                                  "finish_reason", finish_reason(o)));
+      json_object_set_new(
+          c, "choices",
+          json_pack("[{s:s,s:i,s:s}]", "text", "", "index", 0, "finish_reason", finish_reason(o)));
       completion_usage0(o, c);
       sse_send(req, o, c);
     }
@@ -346,14 +348,18 @@ static void gen_native_answer(cll_request *req, int status, const void *body, si
     answer_whole(req, ud, NULL);
 }
 
-static void oai_free_state(void *ud) { cll__oai_free(ud); }
+static void oai_free_state(void *ud) {
+  cll__oai_free(ud);
+}
 
 /* Runs the native generation route with body (stolen), answering through
  * oai_writer; answers 500 if it cannot. */
 static void forward_gen(cll_request *req, const char *path, json_t *body, struct oai *o) {
   char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
-  o->sink = (struct cll__sink){.w = &oai_writer, .state = o, .native_answer = gen_native_answer,
+  o->sink = (struct cll__sink){.w = &oai_writer,
+                               .state = o,
+                               .native_answer = gen_native_answer,
                                .free_state = oai_free_state};
   int rc = cll__gen_forward(req, path, text, &o->sink);
   free(text);
@@ -411,14 +417,18 @@ static bool map_messages(cll_request *req, json_t *msgs, json_t *out) {
   json_t *m;
   json_array_foreach(msgs, i, m) {
     if (!json_is_object(m)) {
-      cll__oai_errorf(req, 400, "json: cannot unmarshal %s into Go struct field "
-                           "ChatCompletionRequest.messages of type openai.Message", cll__oai_json_kind(m));
+      cll__oai_errorf(req, 400,
+                      "json: cannot unmarshal %s into Go struct field "
+                      "ChatCompletionRequest.messages of type openai.Message",
+                      cll__oai_json_kind(m));
       return false;
     }
     json_t *role = json_object_get(m, "role");
     if (role && !json_is_string(role)) {
-      cll__oai_errorf(req, 400, "json: cannot unmarshal %s into Go struct field "
-                           "Message.messages.role of type string", cll__oai_json_kind(role));
+      cll__oai_errorf(req, 400,
+                      "json: cannot unmarshal %s into Go struct field "
+                      "Message.messages.role of type string",
+                      cll__oai_json_kind(role));
       return false;
     }
     const char *r = role ? json_string_value(role) : "";
@@ -516,8 +526,9 @@ static bool map_messages(cll_request *req, json_t *msgs, json_t *out) {
         if (url && (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)) {
           json_decref(nm);
           json_decref(base);
-          cll__oai_error(req, 400, "image URLs are not currently supported, please use base64 "
-                              "encoded data instead");
+          cll__oai_error(req, 400,
+                         "image URLs are not currently supported, please use base64 "
+                         "encoded data instead");
           return false;
         }
         const char *data = url ? image_data(url) : NULL;
@@ -580,9 +591,9 @@ static bool map_response_format(cll_request *req, json_t *b, json_t *native) {
     return true;
   }
   cll__oai_errorf(req, 400,
-             "Invalid value for 'response_format.type' = %.200s. Supported values: ['text', "
-             "'json_object', 'json_schema'].",
-             rft);
+                  "Invalid value for 'response_format.type' = %.200s. Supported values: ['text', "
+                  "'json_object', 'json_schema'].",
+                  rft);
   return false;
 }
 
@@ -611,8 +622,8 @@ static void on_chat_completions(cll_request *req, void *ud) {
     cll__oai_error(req, 400, "[] is too short - 'messages'");
     goto done;
   }
-  native = json_pack("{s:s,s:[],s:b}", "model", model ? model : "", "messages", "stream",
-                     o->stream);
+  native =
+      json_pack("{s:s,s:[],s:b}", "model", model ? model : "", "messages", "stream", o->stream);
   if (!map_messages(req, msgs, json_object_get(native, "messages")))
     goto done;
   if (!(opts = cll__oai_map_options(req, b, st, true)))

@@ -58,7 +58,7 @@ struct oai {
   size_t n_line, cap_line;
   bool sse_started, role_sent, saw_tool_calls;
   struct cll__sink sink; /* where the native generation sends its events */
-  char *error;        /* a native {"error"} line inside a stream */
+  char *error;           /* a native {"error"} line inside a stream */
   /* Non-stream: the answer gathered over the native objects. */
   json_t *text;       /* string: content / response */
   json_t *reasoning;  /* string: thinking */

@@ -97,7 +97,7 @@ const char *cll__oai_json_kind(const json_t *v) {
  * integer, 'b' bool, 'o' object, 'a' array); null counts as absent. On a
  * mismatch answers 400 with Go's decoder message and returns false. */
 bool cll__oai_check_field(cll_request *req, json_t *obj, const char *st, const char *key, char t,
-                        const char *gotype) {
+                          const char *gotype) {
   json_t *v = json_object_get(obj, key);
   if (!v || json_is_null(v))
     return true;
@@ -109,7 +109,7 @@ bool cll__oai_check_field(cll_request *req, json_t *obj, const char *st, const c
                        : json_is_array(v);
   if (!ok)
     cll__oai_errorf(req, 400, "json: cannot unmarshal %s into Go struct field %s.%s of type %s",
-               cll__oai_json_kind(v), st, key, gotype);
+                    cll__oai_json_kind(v), st, key, gotype);
   return ok;
 }
 
@@ -132,7 +132,7 @@ json_t *cll__oai_body_object(cll_request *req, const char *st) {
   }
   if (!json_is_object(v)) {
     cll__oai_errorf(req, 400, "json: cannot unmarshal %s into Go value of type openai.%s",
-               cll__oai_json_kind(v), st);
+                    cll__oai_json_kind(v), st);
     json_decref(v);
     return NULL;
   }
@@ -188,7 +188,8 @@ json_t *cll__oai_map_options(cll_request *req, json_t *b, const char *st, bool c
   else if (chat && (v = json_object_get(b, "max_completion_tokens")) && json_is_integer(v))
     json_object_set(opts, "num_predict", v);
   v = json_object_get(b, "temperature");
-  json_object_set_new(opts, "temperature", json_real(json_is_number(v) ? json_number_value(v) : 1.0));
+  json_object_set_new(opts, "temperature",
+                      json_real(json_is_number(v) ? json_number_value(v) : 1.0));
   if ((v = json_object_get(b, "seed")) && json_is_integer(v))
     json_object_set(opts, "seed", v);
   if ((v = json_object_get(b, "frequency_penalty")) && json_is_number(v))
@@ -221,11 +222,11 @@ bool cll__oai_map_think(cll_request *req, json_t *b, json_t *native) {
   else if (!strcmp(effort, "xhigh") || !strcmp(effort, "ultra"))
     json_object_set_new(native, "think", json_string("max"));
   else {
-    cll__oai_errorf(req, 400, "invalid reasoning value: '%s' (must be \"none\", \"minimal\", "
-                         "\"low\", \"medium\", \"high\", \"xhigh\", \"max\" or \"ultra\")",
-               effort);
+    cll__oai_errorf(req, 400,
+                    "invalid reasoning value: '%s' (must be \"none\", \"minimal\", "
+                    "\"low\", \"medium\", \"high\", \"xhigh\", \"max\" or \"ultra\")",
+                    effort);
     return false;
   }
   return true;
 }
-

@@ -17,8 +17,7 @@
 
 /* ---------------------------------------------------------------- embeddings */
 
-static const char b64chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* The vector as little-endian float32 bytes in base64. New string. */
 static json_t *embedding_base64(json_t *vec) {
@@ -72,15 +71,16 @@ static void embed_respond(cll_request *req, int status, const char *ctype, const
   json_t *e;
   json_array_foreach(json_object_get(v, "embeddings"), i, e) {
     json_array_append_new(data, json_pack("{s:s,s:o,s:i}", "object", "embedding", "embedding",
-                                          o->base64 ? embedding_base64(e) : json_incref(e),
-                                          "index", (int)i));
+                                          o->base64 ? embedding_base64(e) : json_incref(e), "index",
+                                          (int)i));
   }
   json_int_t n = json_integer_value(json_object_get(v, "prompt_eval_count"));
   json_t *model = json_object_get(v, "model");
   cll__oai_respond_json(req, 200,
-               json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data, "model",
-                         json_is_string(model) ? json_string_value(model) : o->model, "usage",
-                         "prompt_tokens", n, "total_tokens", n));
+                        json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data,
+                                  "model",
+                                  json_is_string(model) ? json_string_value(model) : o->model,
+                                  "usage", "prompt_tokens", n, "total_tokens", n));
   json_decref(v);
   cll__oai_free(o);
 }
@@ -132,8 +132,10 @@ void cll__oai_on_embeddings(cll_request *req, void *ud) {
   const char *enc = json_string_value(json_object_get(b, "encoding_format"));
   if (enc && *enc && strcmp(enc, "float") != 0 && strcmp(enc, "base64") != 0) {
     json_decref(input);
-    cll__oai_errorf(req, 400, "Invalid value for 'encoding_format' = %s. Supported values: "
-                         "['float', 'base64'].", enc);
+    cll__oai_errorf(req, 400,
+                    "Invalid value for 'encoding_format' = %s. Supported values: "
+                    "['float', 'base64'].",
+                    enc);
     goto done;
   }
   const char *model = json_string_value(json_object_get(b, "model"));
@@ -203,8 +205,8 @@ static const char *name_namespace(const char *name, char *buf, size_t size) {
 
 static json_t *model_object(const char *id, int64_t created) {
   char ns[256];
-  return json_pack("{s:s,s:s,s:I,s:s}", "id", id, "object", "model", "created",
-                   (json_int_t)created, "owned_by", name_namespace(id, ns, sizeof(ns)));
+  return json_pack("{s:s,s:s,s:I,s:s}", "id", id, "object", "model", "created", (json_int_t)created,
+                   "owned_by", name_namespace(id, ns, sizeof(ns)));
 }
 
 static void list_respond(cll_request *req, int status, const char *ctype, const void *body,
@@ -225,7 +227,8 @@ static void list_respond(cll_request *req, int status, const char *ctype, const 
     if (!name)
       continue;
     json_array_append_new(
-        data, model_object(name, rfc3339_unix(json_string_value(json_object_get(m, "modified_at")))));
+        data,
+        model_object(name, rfc3339_unix(json_string_value(json_object_get(m, "modified_at")))));
   }
   cll__oai_respond_json(req, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
   json_decref(v);
@@ -241,17 +244,17 @@ static void retrieve_respond(cll_request *req, int status, const char *ctype, co
     return;
   }
   json_t *v = json_loadb(body, len, 0, NULL);
-  cll__oai_respond_json(req, 200,
-               model_object(o->model,
-                            rfc3339_unix(json_string_value(json_object_get(v, "modified_at")))));
+  cll__oai_respond_json(
+      req, 200,
+      model_object(o->model, rfc3339_unix(json_string_value(json_object_get(v, "modified_at")))));
   json_decref(v);
   cll__oai_free(o);
 }
 
 static const cll_filter list_filter = {list_respond, plain_stream_start, plain_stream_write,
                                        plain_stream_end};
-static const cll_filter retrieve_filter = {retrieve_respond, plain_stream_start,
-                                           plain_stream_write, plain_stream_end};
+static const cll_filter retrieve_filter = {retrieve_respond, plain_stream_start, plain_stream_write,
+                                           plain_stream_end};
 
 void cll__oai_on_list(cll_request *req, void *ud) {
   struct oai *o = cll__oai_new(K_LIST, "");
@@ -284,6 +287,6 @@ void cll__oai_on_retrieve(cll_request *req, void *ud) {
     return;
   }
   percent_decode(o->model);
-  cll__oai_forward(req, "POST", "/api/show", json_pack("{s:s}", "model", o->model), &retrieve_filter, o);
+  cll__oai_forward(req, "POST", "/api/show", json_pack("{s:s}", "model", o->model),
+                   &retrieve_filter, o);
 }
-

@@ -79,9 +79,12 @@ int cll__gen_opts_apply(struct cll__gen_opts *o, json_t *layer, cll_err *err) {
   if (!layer || json_is_null(layer))
     return 0;
   if (!json_is_object(layer))
-    return cll_err_set(err, CLL_EINVAL, "json: cannot unmarshal %s into Go struct field "
-                                        "GenerateRequest.options of type map[string]interface {}",
-                       json_is_array(layer) ? "array" : json_is_string(layer) ? "string" : "number");
+    return cll_err_set(err, CLL_EINVAL,
+                       "json: cannot unmarshal %s into Go struct field "
+                       "GenerateRequest.options of type map[string]interface {}",
+                       json_is_array(layer)    ? "array"
+                       : json_is_string(layer) ? "string"
+                                               : "number");
   const char *k;
   json_t *v;
   json_object_foreach(layer, k, v) {
@@ -100,8 +103,8 @@ int cll__gen_opts_apply(struct cll__gen_opts *o, json_t *layer, cll_err *err) {
     case T_INT:
       if (!json_is_number(v))
         return cll_err_set(err, CLL_EINVAL, "option \"%s\" must be of type integer", k);
-      *(int64_t *)base = json_is_integer(v) ? (int64_t)json_integer_value(v)
-                                            : (int64_t)json_real_value(v);
+      *(int64_t *)base =
+          json_is_integer(v) ? (int64_t)json_integer_value(v) : (int64_t)json_real_value(v);
       break;
     case T_FLOAT:
       if (!json_is_number(v))
@@ -182,8 +185,8 @@ int cll__go_duration(const char *s, int64_t *ns, cll_err *err) {
     else if (ul == 1 && *u == 'h')
       mult = 3600e9;
     else
-      return cll_err_set(err, CLL_EINVAL, "time: unknown unit \"%.*s\" in duration \"%s\"",
-                         (int)ul, u, orig);
+      return cll_err_set(err, CLL_EINVAL, "time: unknown unit \"%.*s\" in duration \"%s\"", (int)ul,
+                         u, orig);
     total += x * mult;
   }
   if (total > 9.2e18)
@@ -211,9 +214,12 @@ int cll__keep_alive_parse(json_t *v, int64_t *ns, bool *set, cll_err *err) {
     *set = true;
     return 0;
   }
-  return cll_err_set(err, CLL_EINVAL, "json: cannot unmarshal %s into Go struct field "
-                                      ".keep_alive of type string",
-                     json_is_boolean(v) ? "bool" : json_is_array(v) ? "array" : "object");
+  return cll_err_set(err, CLL_EINVAL,
+                     "json: cannot unmarshal %s into Go struct field "
+                     ".keep_alive of type string",
+                     json_is_boolean(v) ? "bool"
+                     : json_is_array(v) ? "array"
+                                        : "object");
 }
 
 /* ---------------------------------------------------------------- Modelfile */

@@ -32,21 +32,23 @@ enum state {
 
 struct cll__outp {
   char *think_open, *think_close, *tag, *close_tag;
-  bool bare;          /* tag "{": bare JSON at the start of the answer */
+  bool bare; /* tag "{": bare JSON at the start of the answer */
   const json_t *tools;
   int state;
-  char *buf;          /* (n) pending bytes */
+  char *buf; /* (n) pending bytes */
   size_t n, cap;
   /* JSON scan of buf[json_at..scan) */
   size_t json_at, scan;
   int depth;
   bool in_str, esc;
-  bool think_lead;    /* blanks at the start of the thoughts are trimmed */
-  char *name;         /* Mistral's `name[ARGS]{..}`: the name before the JSON */
+  bool think_lead; /* blanks at the start of the thoughts are trimmed */
+  char *name;      /* Mistral's `name[ARGS]{..}`: the name before the JSON */
   int n_calls;
 };
 
-static char *dup_or_null(const char *s) { return s && *s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s) {
+  return s && *s ? strdup(s) : NULL;
+}
 
 int cll__outp_new(const struct cll__outp_cfg *cfg, cll__outp **out) {
   cll__outp *p = calloc(1, sizeof(*p));
@@ -71,7 +73,8 @@ int cll__outp_new(const struct cll__outp_cfg *cfg, cll__outp **out) {
       memcpy(p->close_tag + 2, p->tag + 1, k);
     }
   }
-  if ((think && (!p->think_open || !p->think_close)) || (cfg->tool_tag && *cfg->tool_tag && !p->tag)) {
+  if ((think && (!p->think_open || !p->think_close)) ||
+      (cfg->tool_tag && *cfg->tool_tag && !p->tag)) {
     cll__outp_free(p);
     return CLL_ENOMEM;
   }
@@ -93,7 +96,9 @@ void cll__outp_free(cll__outp *p) {
   free(p);
 }
 
-int cll__outp_n_calls(const cll__outp *p) { return p->n_calls; }
+int cll__outp_n_calls(const cll__outp *p) {
+  return p->n_calls;
+}
 
 static void consume(cll__outp *p, size_t k) {
   memmove(p->buf, p->buf + k, p->n - k);
@@ -496,4 +501,6 @@ void cll__outp_feed(cll__outp *p, const char *s, size_t n, cll__out_fn fn, void 
   run(p, false, fn, ud);
 }
 
-void cll__outp_finish(cll__outp *p, cll__out_fn fn, void *ud) { run(p, true, fn, ud); }
+void cll__outp_finish(cll__outp *p, cll__out_fn fn, void *ud) {
+  run(p, true, fn, ud);
+}

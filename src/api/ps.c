@@ -69,11 +69,11 @@ static void on_ps(cll_request *req, void *ud) {
   for (int i = 0; i < n; i++) {
     char exp[64];
     expires_str(info[i].expires_at_ns, exp, sizeof(exp));
-    json_t *m = json_pack("{s:s,s:s,s:I,s:s,s:o,s:s,s:I,s:I}", "name", info[i].name, "model",
-                          info[i].name, "size", (json_int_t)info[i].size_bytes, "digest",
-                          info[i].digest, "details", details_of(api, info[i].name),
-                          "expires_at", exp, "size_vram", (json_int_t)0, "context_length",
-                          (json_int_t)info[i].context_length);
+    json_t *m =
+        json_pack("{s:s,s:s,s:I,s:s,s:o,s:s,s:I,s:I}", "name", info[i].name, "model", info[i].name,
+                  "size", (json_int_t)info[i].size_bytes, "digest", info[i].digest, "details",
+                  details_of(api, info[i].name), "expires_at", exp, "size_vram", (json_int_t)0,
+                  "context_length", (json_int_t)info[i].context_length);
     if (m)
       json_array_append_new(arr, m);
     if (api->cfg->debug > 0)

@@ -69,8 +69,8 @@ static void on_pull(cll_request *req, void *ud) {
   cll_err err = {0};
   /* pr->w is set before the first event; pr may be freed by the time the
    * call returns (a pull that ends at once), so it is not touched after. */
-  int rc = cll_registry_pull(api->registry, &name, json_is_true(ins), on_pull_event, pr, &pr->w,
-                             &err);
+  int rc =
+      cll_registry_pull(api->registry, &name, json_is_true(ins), on_pull_event, pr, &pr->w, &err);
   if (rc != 0) {
     cll_request_on_cancel(req, NULL, NULL);
     free(pr);

@@ -68,8 +68,8 @@ static void on_push(cll_request *req, void *ud) {
   if (api->cfg->push_part_bytes > 0) /* CLLAMA_PUSH_PART_BYTES, validated in cll_config */
     opts.push_part_bytes = api->cfg->push_part_bytes;
   cll_err err = {0};
-  int rc = cll_registry_push(api->loop, api->store, &opts, &found, json_is_true(ins),
-                             on_push_event, pr, &pr->p, &err);
+  int rc = cll_registry_push(api->loop, api->store, &opts, &found, json_is_true(ins), on_push_event,
+                             pr, &pr->p, &err);
   if (rc != 0) {
     free(pr);
     cll_api_error(req, cll_api_status(rc), err.msg);

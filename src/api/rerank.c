@@ -119,9 +119,9 @@ static void answer(struct rr *r) {
   free(order);
   json_t *body;
   if (r->v1)
-    body = json_pack("{s:s,s:s,s:{s:i,s:i},s:o}", "model", r->model_req, "object", "list",
-                     "usage", "prompt_tokens", r->prompt_tokens, "total_tokens",
-                     r->prompt_tokens, "results", results);
+    body = json_pack("{s:s,s:s,s:{s:i,s:i},s:o}", "model", r->model_req, "object", "list", "usage",
+                     "prompt_tokens", r->prompt_tokens, "total_tokens", r->prompt_tokens, "results",
+                     results);
   else
     body = json_pack("{s:s,s:o}", "model", r->model_req, "results", results);
   cll_api_json(r->req, 200, body);
@@ -258,7 +258,10 @@ static void on_acquired(void *ud, cll_runner *run, int status, const cll_err *er
   struct rr *r = ud;
   r->acq = NULL;
   if (status != 0) {
-    rr_error(r, status == CLL_EFULL ? 503 : status == CLL_ECANCELED ? 499 : 500,
+    rr_error(r,
+             status == CLL_EFULL       ? 503
+             : status == CLL_ECANCELED ? 499
+                                       : 500,
              err && err->msg[0] ? err->msg : cll_strerror(status));
     return;
   }
@@ -304,8 +307,8 @@ static void handle(cll_request *req, cll_api *api, bool v1) {
     bad = "query must be a string";
   else if (!json_is_array(docs) || json_array_size(docs) == 0)
     bad = "documents must be a non-empty array of strings";
-  else if (top_n && !json_is_null(top_n) && (!json_is_integer(top_n) ||
-                                             json_integer_value(top_n) < 0))
+  else if (top_n && !json_is_null(top_n) &&
+           (!json_is_integer(top_n) || json_integer_value(top_n) < 0))
     bad = "top_n must be a non-negative integer";
   else if (ret && !json_is_null(ret) && !json_is_boolean(ret))
     bad = "return_documents must be a boolean";
@@ -390,8 +393,12 @@ static void handle(cll_request *req, cll_api *api, bool v1) {
     rr_error(r, rc == CLL_EFULL ? 503 : 500, err.msg);
 }
 
-static void on_rerank(cll_request *req, void *ud) { handle(req, ud, false); }
-static void on_v1_rerank(cll_request *req, void *ud) { handle(req, ud, true); }
+static void on_rerank(cll_request *req, void *ud) {
+  handle(req, ud, false);
+}
+static void on_v1_rerank(cll_request *req, void *ud) {
+  handle(req, ud, true);
+}
 
 int cll_api_rerank_register(cll_api *api) {
   int rc = cll_server_route(api->server, "POST", "/api/rerank", on_rerank, api);

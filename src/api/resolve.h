@@ -8,16 +8,16 @@
 #include <jansson.h>
 
 struct cll__model_ref {
-  cll_name name;           /* on-disk spelling */
-  char display[512];       /* "llama3.2:latest" */
-  char full[512];          /* "registry.ollama.ai/library/llama3.2:latest" */
-  cll_manifest *man;       /* owned */
-  char model_path[4096];   /* the GGUF blob */
-  char *template_text;     /* owned, NULL when the model has none */
-  char *system_text;       /* owned or NULL */
-  char *license;           /* owned or NULL (layers joined with "\n") */
-  json_t *params;          /* owned or NULL: the params layer */
-  json_t *messages;        /* owned or NULL: the messages layer */
+  cll_name name;         /* on-disk spelling */
+  char display[512];     /* "llama3.2:latest" */
+  char full[512];        /* "registry.ollama.ai/library/llama3.2:latest" */
+  cll_manifest *man;     /* owned */
+  char model_path[4096]; /* the GGUF blob */
+  char *template_text;   /* owned, NULL when the model has none */
+  char *system_text;     /* owned or NULL */
+  char *license;         /* owned or NULL (layers joined with "\n") */
+  json_t *params;        /* owned or NULL: the params layer */
+  json_t *messages;      /* owned or NULL: the messages layer */
 };
 
 /* 0, CLL_EINVAL ("invalid model name"), CLL_ENOENT ("model 'x' not found"),

@@ -27,16 +27,16 @@
 
 struct resp {
   bool stream;
-  char id[40];         /* resp_<hex> */
-  char msg_id[40];     /* msg_<hex>: the message item */
-  char rs_id[40];      /* rs_<hex>: the reasoning item */
+  char id[40];     /* resp_<hex> */
+  char msg_id[40]; /* msg_<hex>: the message item */
+  char rs_id[40];  /* rs_<hex>: the reasoning item */
   char *model;
   int64_t created;
-  json_t *req_echo;    /* fields echoed in the response object (tools, text, ...) */
-  int64_t seq;         /* sequence_number of the next event */
+  json_t *req_echo; /* fields echoed in the response object (tools, text, ...) */
+  int64_t seq;      /* sequence_number of the next event */
   bool started;
-  int open;            /* the item being streamed: 0 none, 1 reasoning, 2 message */
-  int out_index;       /* output_index of the next item */
+  int open;      /* the item being streamed: 0 none, 1 reasoning, 2 message */
+  int out_index; /* output_index of the next item */
   int64_t in_tokens, out_tokens;
   struct cll__sink sink; /* where the native generation sends its events */
 };
@@ -81,8 +81,8 @@ static void sse(cll_request *req, struct resp *r, const char *type, json_t *data
 
 static json_t *message_item(const struct resp *r, const char *text, const char *status) {
   return json_pack("{s:s,s:s,s:s,s:s,s:[{s:s,s:s,s:[]}]}", "type", "message", "id", r->msg_id,
-                   "status", status, "role", "assistant", "content", "type", "output_text",
-                   "text", text, "annotations");
+                   "status", status, "role", "assistant", "content", "type", "output_text", "text",
+                   text, "annotations");
 }
 
 static json_t *reasoning_item(const struct resp *r, const char *text) {
@@ -133,7 +133,8 @@ static void start(cll_request *req, struct resp *r, cll__gen *g) {
   r->started = true;
   g->stream_started = true;
   cll_stream_start(req, 200, "text/event-stream");
-  sse(req, r, "response.created", json_pack("{s:o}", "response", response_object(r, NULL, "in_progress")));
+  sse(req, r, "response.created",
+      json_pack("{s:o}", "response", response_object(r, NULL, "in_progress")));
   sse(req, r, "response.in_progress",
       json_pack("{s:o}", "response", response_object(r, NULL, "in_progress")));
 }
@@ -144,8 +145,8 @@ static void close_item(cll_request *req, struct resp *r, const cll__gen *g) {
   if (r->open == 1) {
     const char *t = g->thinking.data ? g->thinking.data : "";
     sse(req, r, "response.reasoning_text.done",
-        json_pack("{s:s,s:i,s:i,s:s}", "item_id", r->rs_id, "output_index", idx, "content_index",
-                  0, "text", t));
+        json_pack("{s:s,s:i,s:i,s:s}", "item_id", r->rs_id, "output_index", idx, "content_index", 0,
+                  "text", t));
     sse(req, r, "response.output_item.done",
         json_pack("{s:i,s:o}", "output_index", idx, "item", reasoning_item(r, t)));
   } else if (r->open == 2) {
@@ -192,10 +193,12 @@ static void resp_event(cll__gen *g, void *state, const struct cll__ev *ev) {
       return;
     start(req, r, g);
     open_item(req, r, g, ev->kind == CLL__EV_THINKING ? 1 : 2);
-    sse(req, r, ev->kind == CLL__EV_THINKING ? "response.reasoning_text.delta"
-                                             : "response.output_text.delta",
-        json_pack("{s:s,s:i,s:i,s:s%}", "item_id", ev->kind == CLL__EV_THINKING ? r->rs_id : r->msg_id,
-                  "output_index", r->out_index - 1, "content_index", 0, "delta", ev->s, ev->n));
+    sse(req, r,
+        ev->kind == CLL__EV_THINKING ? "response.reasoning_text.delta"
+                                     : "response.output_text.delta",
+        json_pack("{s:s,s:i,s:i,s:s%}", "item_id",
+                  ev->kind == CLL__EV_THINKING ? r->rs_id : r->msg_id, "output_index",
+                  r->out_index - 1, "content_index", 0, "delta", ev->s, ev->n));
     return;
   case CLL__EV_TOOL_CALL: {
     if (!r->stream)
@@ -208,12 +211,14 @@ static void resp_event(cll__gen *g, void *state, const struct cll__ev *ev) {
     const char *item_id = json_string_value(json_object_get(done, "id"));
     const char *args = json_string_value(json_object_get(done, "arguments"));
     json_object_set_new(added, "arguments", json_string(""));
-    sse(req, r, "response.output_item.added", json_pack("{s:i,s:o}", "output_index", idx, "item", added));
+    sse(req, r, "response.output_item.added",
+        json_pack("{s:i,s:o}", "output_index", idx, "item", added));
     sse(req, r, "response.function_call_arguments.delta",
         json_pack("{s:s,s:i,s:s}", "item_id", item_id, "output_index", idx, "delta", args));
     sse(req, r, "response.function_call_arguments.done",
         json_pack("{s:s,s:i,s:s}", "item_id", item_id, "output_index", idx, "arguments", args));
-    sse(req, r, "response.output_item.done", json_pack("{s:i,s:o}", "output_index", idx, "item", done));
+    sse(req, r, "response.output_item.done",
+        json_pack("{s:i,s:o}", "output_index", idx, "item", done));
     return;
   }
   case CLL__EV_DONE:
@@ -252,7 +257,9 @@ static void native_answer(cll_request *req, int status, const void *body, size_t
   json_decref(v);
 }
 
-static void free_state(void *ud) { resp_free(ud); }
+static void free_state(void *ud) {
+  resp_free(ud);
+}
 
 /* -------------------------------------------------------------- request */
 
@@ -272,8 +279,9 @@ static char *content_text(cll_request *req, json_t *c) {
   json_array_foreach(c, i, p) {
     const char *type = json_string_value(json_object_get(p, "type"));
     const char *text = json_string_value(json_object_get(p, "text"));
-    if (type && (!strcmp(type, "input_text") || !strcmp(type, "output_text") ||
-                 !strcmp(type, "text")) && text) {
+    if (type &&
+        (!strcmp(type, "input_text") || !strcmp(type, "output_text") || !strcmp(type, "text")) &&
+        text) {
       cll_buf_puts(&b, text);
     } else if (type && !strcmp(type, "input_image")) {
       cll_buf_free(&b);
@@ -323,8 +331,8 @@ static bool map_input(cll_request *req, json_t *input, json_t *out) {
           !strcmp(json_string_value(json_object_get(last, "role")), "assistant"))
         json_array_append_new(json_object_get(last, "tool_calls"), call);
       else
-        json_array_append_new(out, json_pack("{s:s,s:s,s:[o]}", "role", "assistant", "content",
-                                             "", "tool_calls", call));
+        json_array_append_new(out, json_pack("{s:s,s:s,s:[o]}", "role", "assistant", "content", "",
+                                             "tool_calls", call));
       continue;
     }
     if (type && !strcmp(type, "function_call_output")) {
@@ -345,7 +353,8 @@ static bool map_input(cll_request *req, json_t *input, json_t *out) {
           json_array_foreach(json_object_get(prev, "tool_calls"), j, c) {
             const char *id = json_string_value(json_object_get(c, "id"));
             if (id && !strcmp(id, cid))
-              json_object_set(m, "tool_name", json_object_get(json_object_get(c, "function"), "name"));
+              json_object_set(m, "tool_name",
+                              json_object_get(json_object_get(c, "function"), "name"));
           }
         }
       }
@@ -365,9 +374,9 @@ static bool map_input(cll_request *req, json_t *input, json_t *out) {
     char *text = content_text(req, json_object_get(it, "content"));
     if (!text)
       return false;
-    json_array_append_new(out, json_pack("{s:s,s:s}", "role",
-                                         !strcmp(role, "developer") ? "system" : role, "content",
-                                         text));
+    json_array_append_new(out,
+                          json_pack("{s:s,s:s}", "role",
+                                    !strcmp(role, "developer") ? "system" : role, "content", text));
     free(text);
   }
   return true;
@@ -388,8 +397,9 @@ void cll__on_responses(cll_request *req, void *ud) {
       !cll__oai_check_field(req, b, st, "max_output_tokens", 'i', "int"))
     goto done;
   if (json_is_string(json_object_get(b, "previous_response_id"))) {
-    cll__oai_error(req, 400, "previous_response_id is not supported: cllama does not store "
-                             "responses; send the whole conversation in input");
+    cll__oai_error(req, 400,
+                   "previous_response_id is not supported: cllama does not store "
+                   "responses; send the whole conversation in input");
     goto done;
   }
   const char *model = json_string_value(json_object_get(b, "model"));
@@ -471,24 +481,25 @@ void cll__on_responses(cll_request *req, void *ud) {
     }
     json_object_set(native, "format", schema);
   } else if (ft && strcmp(ft, "text") != 0) {
-    cll__oai_error(req, 400, "text.format.type must be \"text\", \"json_object\" or \"json_schema\"");
+    cll__oai_error(req, 400,
+                   "text.format.type must be \"text\", \"json_object\" or \"json_schema\"");
     goto done;
   }
   if (!cll__oai_map_think(req, b, native))
     goto done;
   json_t *text_cfg = json_object_get(b, "text");
-  r->req_echo = json_pack("{s:o,s:o,s:O}", "tools",
-                          json_array_size(tools) ? json_incref(tools) : json_array(), "text",
-                          json_is_object(text_cfg) ? json_incref(text_cfg)
-                                                   : json_pack("{s:{s:s}}", "format", "type", "text"),
-                          "instructions", instr ? json_object_get(b, "instructions") : json_null());
+  r->req_echo = json_pack(
+      "{s:o,s:o,s:O}", "tools", json_array_size(tools) ? json_incref(tools) : json_array(), "text",
+      json_is_object(text_cfg) ? json_incref(text_cfg)
+                               : json_pack("{s:{s:s}}", "format", "type", "text"),
+      "instructions", instr ? json_object_get(b, "instructions") : json_null());
   json_decref(b);
   b = NULL;
   char *text = json_dumps(native, JSON_COMPACT);
   json_decref(native);
   native = NULL;
-  r->sink = (struct cll__sink){.w = &resp_writer, .state = r, .native_answer = native_answer,
-                               .free_state = free_state};
+  r->sink = (struct cll__sink){
+      .w = &resp_writer, .state = r, .native_answer = native_answer, .free_state = free_state};
   int rc = cll__gen_forward(req, "/api/chat", text, &r->sink);
   free(text);
   if (rc != 0) {

@@ -133,8 +133,8 @@ static void add_message(cll_buf *b, const char *role, const char *c) {
   char line[64];
   snprintf(line, sizeof(line), "MESSAGE %s", role);
   size_t n = strlen(c);
-  bool bare = n > 0 && c[0] != '"' && c[0] != ' ' && c[0] != '\t' && c[n - 1] != ' ' &&
-              c[n - 1] != '\t';
+  bool bare =
+      n > 0 && c[0] != '"' && c[0] != ' ' && c[0] != '\t' && c[n - 1] != ' ' && c[n - 1] != '\t';
   for (const char *p = c; bare && *p; p++)
     bare = (unsigned char)*p >= 0x20;
   if (bare) {

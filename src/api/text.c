@@ -10,15 +10,17 @@
 
 struct cll__mtext {
   cll_tokenizer *tok;
-  pthread_mutex_t gmu;         /* guards the lazy build of gvocab */
-  cll_grammar_vocab *gvocab;   /* constrained decoding's token index, NULL until asked */
+  pthread_mutex_t gmu;       /* guards the lazy build of gvocab */
+  cll_grammar_vocab *gvocab; /* constrained decoding's token index, NULL until asked */
 };
 
 struct cll__detok {
   cll_detok *d;
 };
 
-const cll_tokenizer *cll__mtext_tokenizer(const cll__mtext *t) { return t->tok; }
+const cll_tokenizer *cll__mtext_tokenizer(const cll__mtext *t) {
+  return t->tok;
+}
 
 int cll__mtext_load(void *ud, cll_model *m, void **aux, cll_err *err) {
   struct cll__mtext *t = calloc(1, sizeof(*t));
@@ -44,7 +46,9 @@ void cll__mtext_free(void *aux) {
   free(t);
 }
 
-const cll_tokenizer *cll__mtext_tok(const cll__mtext *t) { return t->tok; }
+const cll_tokenizer *cll__mtext_tok(const cll__mtext *t) {
+  return t->tok;
+}
 
 int cll__mtext_grammar_vocab(const cll__mtext *ct, const cll_grammar_vocab **out) {
   cll__mtext *t = (cll__mtext *)ct; /* the lazily built index is the only mutable part */
@@ -60,7 +64,8 @@ int cll__mtext_grammar_vocab(const cll__mtext *ct, const cll_grammar_vocab **out
 int cll__tokenize(const cll__mtext *t, const char *text, size_t len, bool add_special,
                   bool parse_special, int32_t **out, int32_t *n_out, cll_err *err) {
   cll_tok_buf b = {0};
-  unsigned flags = (add_special ? CLL_TOK_ADD_SPECIAL : 0) | (parse_special ? CLL_TOK_PARSE_SPECIAL : 0);
+  unsigned flags =
+      (add_special ? CLL_TOK_ADD_SPECIAL : 0) | (parse_special ? CLL_TOK_PARSE_SPECIAL : 0);
   int rc = cll_tokenize_append(t->tok, text, len, flags, &b);
   if (rc != 0) {
     cll_tok_buf_free(&b);
@@ -75,10 +80,11 @@ int cll__tokenize(const cll__mtext *t, const char *text, size_t len, bool add_sp
   return *out ? 0 : cll_err_set(err, CLL_ENOMEM, "out of memory");
 }
 
-bool cll__is_eog(const cll__mtext *t, int32_t tok) { return cll_tok_is_eog(t->tok, tok); }
+bool cll__is_eog(const cll__mtext *t, int32_t tok) {
+  return cll_tok_is_eog(t->tok, tok);
+}
 
-int cll__detokenize(const cll__mtext *t, const int32_t *toks, int32_t n, char **out,
-                    size_t *len) {
+int cll__detokenize(const cll__mtext *t, const int32_t *toks, int32_t n, char **out, size_t *len) {
   size_t need = 0;
   cll_detokenize(t->tok, toks, (size_t)n, 0, NULL, 0, &need);
   char *buf = malloc(need + 1);

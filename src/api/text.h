@@ -41,8 +41,7 @@ const cll_tokenizer *cll__mtext_tokenizer(const cll__mtext *t);
 /* True for end-of-generation tokens (EOS, EOT, ...). */
 bool cll__is_eog(const cll__mtext *t, int32_t tok);
 /* The whole text of tokens (special tokens rendered); *out is new. */
-int cll__detokenize(const cll__mtext *t, const int32_t *toks, int32_t n, char **out,
-                    size_t *len);
+int cll__detokenize(const cll__mtext *t, const int32_t *toks, int32_t n, char **out, size_t *len);
 
 typedef struct cll__detok cll__detok;
 int cll__detok_new(const cll__mtext *t, cll__detok **out);

@@ -29,8 +29,8 @@ struct cll__tmpl {
   size_t len;
   cll_template *t;
   struct cll__tmpl_caps caps;
-  int refs;       /* requests holding it, plus one while it is cached */
-  uint64_t used;  /* cache clock at the last get */
+  int refs;      /* requests holding it, plus one while it is cached */
+  uint64_t used; /* cache clock at the last get */
 };
 
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -150,9 +150,13 @@ void cll__tmpl_put(cll__tmpl *t) {
     entry_free(t);
 }
 
-const cll_template *cll__tmpl_t(const cll__tmpl *t) { return t->t; }
+const cll_template *cll__tmpl_t(const cll__tmpl *t) {
+  return t->t;
+}
 
-const struct cll__tmpl_caps *cll__tmpl_caps(const cll__tmpl *t) { return &t->caps; }
+const struct cll__tmpl_caps *cll__tmpl_caps(const cll__tmpl *t) {
+  return &t->caps;
+}
 
 int cll__template_check(const char *text, cll_err *err) {
   cll__tmpl *t = NULL;

@@ -30,7 +30,7 @@ const cll_template *cll__tmpl_t(const cll__tmpl *t);
  * be inferred), and the tags of its tool calls and thoughts. */
 struct cll__tmpl_caps {
   bool tools, insert, thinking;
-  char tool_tag[64];                  /* e.g. "<tool_call>", "[TOOL_CALLS]", "{" */
+  char tool_tag[64];                    /* e.g. "<tool_call>", "[TOOL_CALLS]", "{" */
   char think_open[32], think_close[32]; /* e.g. "<think>", "</think>" */
 };
 const struct cll__tmpl_caps *cll__tmpl_caps(const cll__tmpl *t);

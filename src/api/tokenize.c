@@ -99,8 +99,8 @@ static void on_tok_work(uv_work_t *w) {
     return;
   }
   int32_t *toks = NULL, n = 0;
-  t->rc = cll__tokenize(mt, t->content, strlen(t->content), t->add_special, t->parse_special,
-                        &toks, &n, &t->err);
+  t->rc = cll__tokenize(mt, t->content, strlen(t->content), t->add_special, t->parse_special, &toks,
+                        &n, &t->err);
   if (t->rc != 0)
     return;
   json_t *arr = json_array();
@@ -199,7 +199,9 @@ static int pass_start(cll_request *req, int status, const char *ctype, void *ud)
 static int pass_write(cll_request *req, const void *data, size_t len, void *ud) {
   return cll_stream_write(req, data, len);
 }
-static void pass_end(cll_request *req, void *ud) { cll_stream_end(req); }
+static void pass_end(cll_request *req, void *ud) {
+  cll_stream_end(req);
+}
 static const cll_filter pass_filter = {pass_respond, pass_start, pass_write, pass_end};
 static struct cll__sink count_sink = {.w = &count_writer, .on_prompt = on_count_prompt};
 
@@ -331,8 +333,12 @@ static void handle(cll_request *req, void *ud, bool detok) {
   }
 }
 
-static void on_tokenize(cll_request *req, void *ud) { handle(req, ud, false); }
-static void on_detokenize(cll_request *req, void *ud) { handle(req, ud, true); }
+static void on_tokenize(cll_request *req, void *ud) {
+  handle(req, ud, false);
+}
+static void on_detokenize(cll_request *req, void *ud) {
+  handle(req, ud, true);
+}
 
 int cll_api_tokenize_register(cll_api *api) {
   int rc = cll_server_route(api->server, "POST", "/api/tokenize", on_tokenize, api);

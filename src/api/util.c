@@ -9,8 +9,9 @@
 #include <string.h>
 #include <time.h>
 
-
-cll_api *cll_api_from(const cll_request *req) { return cll_request_server_data(req); }
+cll_api *cll_api_from(const cll_request *req) {
+  return cll_request_server_data(req);
+}
 
 int cll_api_status(int code) {
   switch (code) {
@@ -127,9 +128,10 @@ const char *cll_api_opt_string(cll_request *req, json_t *obj, const char *key, b
     return NULL;
   if (!json_is_string(v)) {
     cll_api_errorf(req, 400, "json: cannot unmarshal %s into field \"%s\" of type string",
-                   json_is_number(v) ? "number" : json_is_boolean(v) ? "bool"
-                   : json_is_array(v)                              ? "array"
-                                                                   : "object",
+                   json_is_number(v)    ? "number"
+                   : json_is_boolean(v) ? "bool"
+                   : json_is_array(v)   ? "array"
+                                        : "object",
                    key);
     *failed = true;
     return NULL;

@@ -100,7 +100,8 @@ static long request(const char *method, const char *path, json_t *body, json_t *
   struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
   char auth[600];
   const char *key = getenv("OLLAMA_API_KEY"); /* a server with CLLAMA_API_KEYS wants it */
-  if (key && *key && snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key) < (int)sizeof(auth))
+  if (key && *key &&
+      snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key) < (int)sizeof(auth))
     hd = curl_slist_append(hd, auth);
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
@@ -124,8 +125,9 @@ static long request(const char *method, const char *path, json_t *body, json_t *
     return CLL__CLI_CANCELLED;
   }
   if (rc != CURLE_OK) {
-    snprintf(errbuf, errsize, "could not connect to the server at %s: %s (is `cllama serve` "
-                              "running?)",
+    snprintf(errbuf, errsize,
+             "could not connect to the server at %s: %s (is `cllama serve` "
+             "running?)",
              base, curl_easy_strerror(rc));
     free(c.body);
     return 0;
@@ -153,7 +155,9 @@ long cll__cli_request(const char *method, const char *path, json_t *body, json_t
 
 /* ---------------------------------------------------------------- helpers */
 
-static bool is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
+static bool is_help(const char *a) {
+  return !strcmp(a, "--help") || !strcmp(a, "-h");
+}
 
 /* Prints usage to stdout (asked for: exit 0) or stderr (misuse: exit 2). */
 static int usage_rc(bool asked, const char *text) {
@@ -436,8 +440,8 @@ int cll_cli_ps(int argc, char **argv) {
     const char *dg = json_string_value(json_object_get(m, "digest"));
     cll__cli_human_time(json_string_value(json_object_get(m, "expires_at")), "Never", until,
                         sizeof(until));
-    printf("%-30s %-14.12s %-10s %-10s %-8lld %s\n",
-           json_string_value(json_object_get(m, "name")), dg ? dg : "", size, "100% CPU",
+    printf("%-30s %-14.12s %-10s %-10s %-8lld %s\n", json_string_value(json_object_get(m, "name")),
+           dg ? dg : "", size, "100% CPU",
            (long long)json_integer_value(json_object_get(m, "context_length")), until);
   }
   json_decref(r);

@@ -268,8 +268,9 @@ int cll_cli_infer(int argc, char **argv) {
     printf("\n");
   }
   free(out_tok);
-  fprintf(stderr, "prompt: %d tokens in %.3f s (%.1f tok/s); generated: %d tokens in %.3f s "
-                  "(%.2f tok/s, %d decode steps)\n",
+  fprintf(stderr,
+          "prompt: %d tokens in %.3f s (%.1f tok/s); generated: %d tokens in %.3f s "
+          "(%.2f tok/s, %d decode steps)\n",
           n_prompt, tp, n_prompt / tp, n_predict, tg, n_predict > 1 ? (n_predict - 1) / tg : 0.0,
           n_predict > 0 ? n_predict - 1 : 0);
   status = 0;

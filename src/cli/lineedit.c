@@ -48,7 +48,9 @@ static void buf_delete(struct buf *b, size_t from, size_t to) {
     b->pos = from;
 }
 
-static bool cont_byte(char c) { return ((unsigned char)c & 0xC0) == 0x80; }
+static bool cont_byte(char c) {
+  return ((unsigned char)c & 0xC0) == 0x80;
+}
 
 static size_t prev_char(const struct buf *b, size_t i) {
   if (i == 0)
@@ -87,7 +89,9 @@ static void out(const char *s, size_t n) {
   }
 }
 
-static void outs(const char *s) { out(s, strlen(s)); }
+static void outs(const char *s) {
+  out(s, strlen(s));
+}
 
 /* Redraws the line: prompt, text (or the dimmed placeholder), cursor. */
 static void refresh(const char *prompt, const char *placeholder, const struct buf *b) {
@@ -311,7 +315,9 @@ int cll__lineedit_read(struct cll__lineedit *le, const char *prompt, const char 
     } else if ((unsigned char)c >= 0x20 || c == '\t') {
       buf_insert(&b, &c, 1);
       if (((unsigned char)c & 0xC0) == 0xC0) { /* the rest of a UTF-8 sequence */
-        int more = ((unsigned char)c & 0xF0) == 0xF0 ? 3 : ((unsigned char)c & 0xE0) == 0xE0 ? 2 : 1;
+        int more = ((unsigned char)c & 0xF0) == 0xF0   ? 3
+                   : ((unsigned char)c & 0xE0) == 0xE0 ? 2
+                                                       : 1;
         for (int k = 0; k < more && read_byte(&c); k++)
           buf_insert(&b, &c, 1);
       }

@@ -90,7 +90,8 @@ int cll_cli_list(int argc, char **argv) {
   char auth[600];
   struct curl_slist *hd = NULL;
   const char *key = getenv("OLLAMA_API_KEY"); /* a server with CLLAMA_API_KEYS wants it */
-  if (key && *key && snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key) < (int)sizeof(auth))
+  if (key && *key &&
+      snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key) < (int)sizeof(auth))
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd = curl_slist_append(NULL, auth));
   CURLcode rc = curl_easy_perform(h);
   curl_slist_free_all(hd);

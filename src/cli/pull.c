@@ -23,10 +23,10 @@ struct line {
   char status[96];
   char digest[80]; /* "" for a plain status line */
   long long total, completed;
-  double rate;     /* bytes/s, smoothed */
-  double t_last;   /* when completed last changed */
+  double rate;   /* bytes/s, smoothed */
+  double t_last; /* when completed last changed */
   long long c_last;
-  bool printed;    /* non-tty: already written */
+  bool printed; /* non-tty: already written */
 };
 
 struct ui {
@@ -297,7 +297,8 @@ static int progress_request(const char *path, const char *name, bool insecure) {
   h = curl_slist_append(h, "Accept: application/x-ndjson");
   char auth[600];
   const char *key = getenv("OLLAMA_API_KEY"); /* a server with CLLAMA_API_KEYS wants it */
-  if (key && *key && snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key) < (int)sizeof(auth))
+  if (key && *key &&
+      snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key) < (int)sizeof(auth))
     h = curl_slist_append(h, auth);
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -321,8 +322,9 @@ static int progress_request(const char *path, const char *name, bool insecure) {
   draw(&ui, true);
   curl_global_cleanup();
   if (rc != CURLE_OK) {
-    fprintf(stderr, "Error: could not connect to the server at %s: %s (is `cllama serve` running?)\n",
-            url, curl_easy_strerror(rc));
+    fprintf(stderr,
+            "Error: could not connect to the server at %s: %s (is `cllama serve` running?)\n", url,
+            curl_easy_strerror(rc));
     return 1;
   }
   if (ui.error[0]) {

@@ -23,8 +23,8 @@ static const char *type_name(uint32_t t) {
 static void on_progress(void *ctx, int64_t i, int64_t n, const char *name, uint32_t from,
                         uint32_t to) {
   (void)ctx;
-  printf("[%4lld/%4lld] %-40s %-5s -> %s\n", (long long)i + 1, (long long)n, name,
-         type_name(from), type_name(to));
+  printf("[%4lld/%4lld] %-40s %-5s -> %s\n", (long long)i + 1, (long long)n, name, type_name(from),
+         type_name(to));
   fflush(stdout);
 }
 
@@ -57,13 +57,15 @@ int cll_cli_quantize(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  if (!quiet) p.progress = on_progress;
+  if (!quiet)
+    p.progress = on_progress;
   cll_err err = {0};
   int rc = cll_quantize_file(pos[0], pos[1], &p, &err);
   if (rc) {
     fprintf(stderr, "cllama quantize: %s\n", err.msg[0] ? err.msg : cll_strerror(rc));
     return 1;
   }
-  if (!quiet) printf("wrote %s\n", pos[1]);
+  if (!quiet)
+    printf("wrote %s\n", pos[1]);
   return 0;
 }

@@ -241,7 +241,9 @@ static void add_common(struct session *s, json_t *req) {
 
 /* ---------------------------------------------------------------- model */
 
-static bool is_not_found(const char *err) { return strstr(err, "not found") != NULL; }
+static bool is_not_found(const char *err) {
+  return strstr(err, "not found") != NULL;
+}
 
 /* Loads the model (POST /api/generate without a prompt); pulls it first
  * when the server does not have it. */
@@ -428,8 +430,8 @@ static void cmd_set(struct session *s, char *line) {
     printf("Set '%s' mode.\n", argv[0]);
   } else if (!strcmp(argv[0], "think")) {
     json_decref(s->think);
-    if (n > 1 && (!strcmp(argv[1], "high") || !strcmp(argv[1], "medium") ||
-                  !strcmp(argv[1], "low"))) {
+    if (n > 1 &&
+        (!strcmp(argv[1], "high") || !strcmp(argv[1], "medium") || !strcmp(argv[1], "low"))) {
       s->think = json_string(argv[1]);
       printf("Set 'think' mode to '%s'.\n", argv[1]);
     } else if (n > 1) {
@@ -478,8 +480,7 @@ static void cmd_show(struct session *s, char *line) {
     free(copy);
     return;
   }
-  static const char *known[] = {"info", "license", "modelfile", "parameters", "system",
-                                "template"};
+  static const char *known[] = {"info", "license", "modelfile", "parameters", "system", "template"};
   bool ok = false;
   for (size_t i = 0; i < sizeof(known) / sizeof(*known); i++)
     ok = ok || !strcmp(argv[1], known[i]);
@@ -696,8 +697,8 @@ static int interactive(struct session *s) {
         } else {
           json_array_clear(s->messages);
           if (s->system)
-            json_array_append_new(s->messages, json_pack("{s:s,s:s}", "role", "system",
-                                                         "content", s->system));
+            json_array_append_new(s->messages,
+                                  json_pack("{s:s,s:s}", "role", "system", "content", s->system));
         }
       }
       free(copy);
@@ -813,8 +814,10 @@ int cll_cli_run(int argc, char **argv) {
       else if (!strcmp(v, "high") || !strcmp(v, "medium") || !strcmp(v, "low"))
         s.think = json_string(v);
       else {
-        fprintf(stderr, "Error: invalid value \"%s\" for --think: use true, false, high, medium "
-                        "or low\n", v);
+        fprintf(stderr,
+                "Error: invalid value \"%s\" for --think: use true, false, high, medium "
+                "or low\n",
+                v);
         rc = 2;
         break;
       }

@@ -156,8 +156,8 @@ int cll_cli_serve(int argc, char **argv) {
   }
   struct cll_runners_params rp = cll_api_runners_params(&cfg);
   cll_runners_new(&s.loop, &rp, &s.runners);
-  cll_api api = {.loop = &s.loop, .server = s.server, .store = store, .cfg = &cfg,
-                 .runners = s.runners};
+  cll_api api = {
+      .loop = &s.loop, .server = s.server, .store = store, .cfg = &cfg, .runners = s.runners};
   s.api = &api;
   rc = cll_api_register_all(&api);
   if (rc != 0) {
@@ -179,8 +179,8 @@ int cll_cli_serve(int argc, char **argv) {
   int port = cll_server_port(s.server);
   if (cfg.port_file[0] && write_port_file(cfg.port_file, port) != 0)
     fprintf(stderr, "cllama serve: cannot write CLLAMA_PORT_FILE %s\n", cfg.port_file);
-  fprintf(stderr, "cllama %s listening on %s:%d (models in %s)\n", CLLAMA_VERSION, cfg.host,
-          port, cfg.models);
+  fprintf(stderr, "cllama %s listening on %s:%d (models in %s)\n", CLLAMA_VERSION, cfg.host, port,
+          cfg.models);
 
   uv_run(&s.loop, UV_RUN_DEFAULT);
   rc = uv_loop_close(&s.loop);

@@ -41,7 +41,7 @@ typedef int32_t vwi __attribute__((vector_size(VW * 4)));
 
 /* Not under ThreadSanitizer: the clones' ifunc resolver runs during
  * relocation, before the TSan runtime is up, and crashes the program. */
-#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__) &&                   \
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__) &&                                        \
     (defined(__clang__) ? __clang_major__ >= 14 : __GNUC__ >= 8)
 #define WIDE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
@@ -234,8 +234,8 @@ void cll__attend(cll_ctx *c, int il, const struct cll__attn_unit *u, int64_t kvh
     for (int32_t k = 0; k < n_runs; k++) {
       int32_t j = ts->runs[k], len = ts->runs[k + 1] - j;
       for (int64_t d = 0; d < D; d++)
-        memcpy(ts->vg + (size_t)(d * n_ctx + j - j0) * e,
-               vl + (size_t)(d * L->rows + cells[j]) * e, (size_t)len * e);
+        memcpy(ts->vg + (size_t)(d * n_ctx + j - j0) * e, vl + (size_t)(d * L->rows + cells[j]) * e,
+               (size_t)len * e);
     }
     vw = ts->vg;
     v_stride = (size_t)n_ctx * e;
@@ -341,9 +341,11 @@ static void store_rows(const cll_ctx *c, uint8_t *kl, uint8_t *vl, int64_t n_ctx
     int64_t i = 0;
     for (; i + 4 <= KD; i += 4) {
       v4u h = vhalf(vload(k + i));
-      for (int l = 0; l < 4; l++) kh[i + l] = (uint16_t)h[l];
+      for (int l = 0; l < 4; l++)
+        kh[i + l] = (uint16_t)h[l];
     }
-    for (; i < KD; i++) kh[i] = cll_fp32_to_fp16(k[i]);
+    for (; i < KD; i++)
+      kh[i] = cll_fp32_to_fp16(k[i]);
   }
   /* V four dimensions at a time: each token's four values converted
    * together, then written to the four rows. */
@@ -352,7 +354,8 @@ static void store_rows(const cll_ctx *c, uint8_t *kl, uint8_t *vl, int64_t n_ctx
   for (; d + 4 <= KD; d += 4)
     for (int64_t t = t0; t < t1; t++) {
       v4u h = vhalf(vload(c->v + t * KD + d));
-      for (int l = 0; l < 4; l++) vh[(d + l) * n_ctx + row_of[t - base]] = (uint16_t)h[l];
+      for (int l = 0; l < 4; l++)
+        vh[(d + l) * n_ctx + row_of[t - base]] = (uint16_t)h[l];
     }
   for (; d < KD; d++)
     for (int64_t t = t0; t < t1; t++)
@@ -377,4 +380,3 @@ void cll__store_kv(const cll_ctx *c, int il, int64_t t0, int64_t t1) {
   }
   store_rows(c, kl, vl, n_ctx, KD, row_of, 0, t0, t1);
 }
-

@@ -59,8 +59,8 @@ static size_t max_xq(const cll_model *m, int64_t n_tok) {
       s_ = cll_matmul_xq_bytes(L->exp_up[0].type, L->exp_up[0].n_in, n_tok * m->n_expert_used,
                                &stride);
       best = s_ > best ? s_ : best;
-      s_ = cll_matmul_xq_bytes(L->exp_down[0].type, L->exp_down[0].n_in,
-                               n_tok * m->n_expert_used, &stride);
+      s_ = cll_matmul_xq_bytes(L->exp_down[0].type, L->exp_down[0].n_in, n_tok * m->n_expert_used,
+                               &stride);
       best = s_ > best ? s_ : best;
     }
   }
@@ -129,8 +129,8 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
     c->moe_x = cll__xalloc(B * K * (size_t)I->n_embd * f);
     c->moe_g = cll__xalloc(B * K * (size_t)m->n_ff_exp * f);
     c->moe_u = cll__xalloc(B * K * (size_t)m->n_ff_exp * f);
-    moe_ok = c->moe_sel && c->moe_w && c->moe_logits && c->moe_start && c->moe_slot &&
-             c->moe_tok && c->moe_x && c->moe_g && c->moe_u;
+    moe_ok = c->moe_sel && c->moe_w && c->moe_logits && c->moe_start && c->moe_slot && c->moe_tok &&
+             c->moe_x && c->moe_g && c->moe_u;
   }
   c->cell_of = calloc(B, sizeof(int32_t));
   c->out_rows = calloc(B, sizeof(int32_t));
@@ -184,15 +184,15 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
   const float *ff = m->rope_freqs.data;
   if (ff == NULL && m->rope_long.data != NULL)
     ff = (p->n_ctx_seq > 0 ? p->n_ctx_seq : p->n_ctx) > m->rope_orig_ctx ? m->rope_long.data
-                                                                           : m->rope_short.data;
+                                                                         : m->rope_short.data;
   c->rope_mscale = m->rope_attn_factor > 0 ? m->rope_attn_factor : 1.0f;
   for (int64_t i = 0; i < half; i++) {
     c->inv_freq[i] = pow((double)I->rope_freq_base, -2.0 * (double)i / (double)m->n_rot);
     if (ff != NULL)
       c->inv_freq[i] /= (double)ff[i];
-    c->inv_freq_swa[i] = m->n_swa > 0 ? pow((double)m->swa_freq_base,
-                                            -2.0 * (double)i / (double)m->n_rot)
-                                      : c->inv_freq[i];
+    c->inv_freq_swa[i] = m->n_swa > 0
+                             ? pow((double)m->swa_freq_base, -2.0 * (double)i / (double)m->n_rot)
+                             : c->inv_freq[i];
   }
   *out = c;
   return 0;

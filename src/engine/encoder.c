@@ -52,9 +52,9 @@ struct cll__enc_ctx {
   double *inv_freq; /* (head_dim/2) */
   void *xq[2];      /* quantized activations, xq_bytes each */
   size_t xq_bytes;
-  void **mm;      /* (n_threads) cll_matmul scratch, mm_bytes each */
+  void **mm; /* (n_threads) cll_matmul scratch, mm_bytes each */
   size_t mm_bytes;
-  float **scores; /* (n_threads) (QCH, B) */
+  float **scores;         /* (n_threads) (QCH, B) */
   struct enc_unit *units; /* (B * n_head / QCH + n_seq * n_head) */
   int32_t n_units;
   int32_t *out_rows; /* (B) */
@@ -200,10 +200,21 @@ static void mm(cll_ctx *c, int slot, const struct cll__weight *w, const float *x
   size_t xq_stride = 0;
   cll_matmul_xq_bytes(w->type, w->n_in, n_tok, &xq_stride);
   cll_matmul_args a = {
-      .wtype = w->type, .w = w->data, .w_stride = w->row_bytes, .n_in = w->n_in,
-      .r0 = r0, .r1 = r1, .x = x, .x_stride = x_stride,
-      .xq = slot >= 0 ? e->xq[slot] : NULL, .xq_stride = xq_stride, .n_tok = n_tok,
-      .y = y, .y_stride = y_stride, .scratch = e->mm[ith], .scratch_bytes = e->mm_bytes,
+      .wtype = w->type,
+      .w = w->data,
+      .w_stride = w->row_bytes,
+      .n_in = w->n_in,
+      .r0 = r0,
+      .r1 = r1,
+      .x = x,
+      .x_stride = x_stride,
+      .xq = slot >= 0 ? e->xq[slot] : NULL,
+      .xq_stride = xq_stride,
+      .n_tok = n_tok,
+      .y = y,
+      .y_stride = y_stride,
+      .scratch = e->mm[ith],
+      .scratch_bytes = e->mm_bytes,
   };
   cll_matmul(c->K, &a);
 }
@@ -323,18 +334,16 @@ static void enc_worker(void *arg, int ith, int nth) {
   /* x = LN0(tok_embd[t] + type_embd[0] + pos_embd[p]) */
   for (int64_t t = t0; t < t1; t++) {
     float *x = e->x + t * E, *tmp = e->tmp + t * E;
-    c->K->dequant_row[m->tok_embd.type]((const uint8_t *)m->tok_embd.data +
-                                            (size_t)b->tokens[t] * m->tok_embd.row_bytes,
-                                        x, E);
+    c->K->dequant_row[m->tok_embd.type](
+        (const uint8_t *)m->tok_embd.data + (size_t)b->tokens[t] * m->tok_embd.row_bytes, x, E);
     if (em->type_embd.data != NULL) {
       c->K->dequant_row[em->type_embd.type](em->type_embd.data, tmp, E);
       for (int64_t i = 0; i < E; i++)
         x[i] += tmp[i];
     }
     if (em->pos_embd.data != NULL) {
-      c->K->dequant_row[em->pos_embd.type]((const uint8_t *)em->pos_embd.data +
-                                               (size_t)b->pos[t] * em->pos_embd.row_bytes,
-                                           tmp, E);
+      c->K->dequant_row[em->pos_embd.type](
+          (const uint8_t *)em->pos_embd.data + (size_t)b->pos[t] * em->pos_embd.row_bytes, tmp, E);
       for (int64_t i = 0; i < E; i++)
         x[i] += tmp[i];
     }
@@ -462,8 +471,8 @@ int cll__encode(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
   const struct cll_model_info *I = &c->m->info;
   if (b == NULL || b->n_tokens <= 0 || b->n_tokens > c->p.n_batch_max || b->tokens == NULL ||
       b->pos == NULL || b->seq == NULL)
-    return cll_err_set(err, CLL_EINVAL, "batch of %d tokens (1..%d allowed)",
-                       b ? b->n_tokens : 0, c->p.n_batch_max);
+    return cll_err_set(err, CLL_EINVAL, "batch of %d tokens (1..%d allowed)", b ? b->n_tokens : 0,
+                       c->p.n_batch_max);
   /* Whole sequences, each one's tokens consecutive at positions 0..n-1. */
   int32_t n_out = 0, n_units = 0;
   uint64_t seen[(CLL__MAX_SEQ + 63) / 64] = {0};
@@ -477,8 +486,9 @@ int cll__encode(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
     seen[s / 64] |= 1ull << (s % 64);
     for (; j < b->n_tokens && b->seq[j] == s; j++) {
       if (b->pos[j] != j - i)
-        return cll_err_set(err, CLL_EINVAL, "an encoder batch needs whole sequences "
-                                            "(positions 0..n-1 in order)");
+        return cll_err_set(err, CLL_EINVAL,
+                           "an encoder batch needs whole sequences "
+                           "(positions 0..n-1 in order)");
       if (b->tokens[j] < 0 || b->tokens[j] >= I->n_vocab)
         return cll_err_set(err, CLL_EINVAL, "token %d is not in the vocabulary (%lld tokens)",
                            b->tokens[j], (long long)I->n_vocab);
@@ -486,9 +496,10 @@ int cll__encode(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
         e->out_rows[n_out++] = j;
     }
     if (c->m->enc->pos_embd.data != NULL && j - i > c->m->enc->pos_embd.n_out)
-      return cll_err_set(err, CLL_EINVAL, "sequence of %d tokens is longer than the model's "
-                                          "%lld positions", j - i,
-                         (long long)c->m->enc->pos_embd.n_out);
+      return cll_err_set(err, CLL_EINVAL,
+                         "sequence of %d tokens is longer than the model's "
+                         "%lld positions",
+                         j - i, (long long)c->m->enc->pos_embd.n_out);
     for (int64_t h = 0; h < I->n_head; h++)
       for (int32_t q0 = 0; q0 < j - i; q0 += QCH)
         e->units[n_units++] = (struct enc_unit){i, j - i, q0, (int32_t)h};
@@ -550,8 +561,8 @@ static size_t max_xq(const cll_model *m, int64_t n_tok) {
     }
   for (int64_t il = 0; il < m->info.n_layer; il++) {
     const struct cll__enc_layer *L = &em->layers[il];
-    const struct cll__weight *lw[] = {&L->wqkv, &L->wq, &L->wk, &L->wv, &L->wo,
-                                      &L->up,   &L->gate, &L->down};
+    const struct cll__weight *lw[] = {&L->wqkv, &L->wq, &L->wk,   &L->wv,
+                                      &L->wo,   &L->up, &L->gate, &L->down};
     for (size_t i = 0; i < CLL_ARRAY_LEN(lw); i++)
       if (lw[i]->data) {
         size_t s = cll_matmul_xq_bytes(lw[i]->type, lw[i]->n_in, n_tok, &stride);
@@ -566,8 +577,10 @@ int cll__enc_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out
   const struct cll_model_info *I = &m->info;
   if (p->n_seq_max < 1 || p->n_seq_max > CLL__MAX_SEQ || p->n_batch_max < 1 ||
       p->n_batch_max > (1 << 16))
-    return cll_err_set(err, CLL_EINVAL, "bad context parameters (n_seq_max %d (<= %d), "
-                       "n_batch_max %d)", p->n_seq_max, CLL__MAX_SEQ, p->n_batch_max);
+    return cll_err_set(err, CLL_EINVAL,
+                       "bad context parameters (n_seq_max %d (<= %d), "
+                       "n_batch_max %d)",
+                       p->n_seq_max, CLL__MAX_SEQ, p->n_batch_max);
   cll_ctx *c = calloc(1, sizeof(*c));
   if (c == NULL)
     return cll_err_set(err, CLL_ENOMEM, "out of memory");
@@ -604,9 +617,9 @@ int cll__enc_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out
   e->scores = calloc((size_t)c->p.n_threads, sizeof(*e->scores));
   int64_t n_in_max = I->n_ff > I->n_embd ? I->n_ff : I->n_embd;
   e->mm_bytes = cll_matmul_scratch_bytes(n_in_max, p->n_batch_max > QCH ? p->n_batch_max : QCH);
-  bool ok = e->x && e->tmp && e->qkv && e->att && e->up && (e->gate || !m->enc->swiglu) &&
-            e->out && e->head && e->rope_cs && e->inv_freq && e->units && e->out_rows &&
-            e->xq[0] && e->xq[1] && e->mm && e->scores;
+  bool ok = e->x && e->tmp && e->qkv && e->att && e->up && (e->gate || !m->enc->swiglu) && e->out &&
+            e->head && e->rope_cs && e->inv_freq && e->units && e->out_rows && e->xq[0] &&
+            e->xq[1] && e->mm && e->scores;
   for (int i = 0; ok && i < c->p.n_threads; i++)
     ok = (e->mm[i] = xalloc(e->mm_bytes)) != NULL && (e->scores[i] = xalloc(QCH * B * f)) != NULL;
   if (!ok) {

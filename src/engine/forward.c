@@ -324,8 +324,7 @@ static void geglu(float *restrict gate, const float *restrict up, int64_t n) {
 
 /* x[t] += rmsnorm(xn[t]) * norm for the T rows (gemma's post norms): one
  * operation over token chunks. */
-static void post_norm_add(struct worker *w, cll_ctx *c, const struct cll__weight *norm,
-                          int64_t T) {
+static void post_norm_add(struct worker *w, cll_ctx *c, const struct cll__weight *norm, int64_t T) {
   const int64_t E = c->m->info.n_embd;
   int32_t n = tok_chunks(T, w->nth);
   int64_t a0, a1;
@@ -672,8 +671,8 @@ static void forward_worker(void *arg, int ith, int nth) {
   FOR_CHUNKS(w, n, i) {
     chunk_range(n_out, i, n, 1, &a0, &a1);
     for (int64_t k = a0; k < a1; k++)
-      rmsnorm(c->xn + k * E, c->x + (compacted ? k : (int64_t)c->out_rows[k]) * E,
-              m->out_norm.data, E, I->rms_eps);
+      rmsnorm(c->xn + k * E, c->x + (compacted ? k : (int64_t)c->out_rows[k]) * E, m->out_norm.data,
+              E, I->rms_eps);
     prepare(c, &pr, ow, 1, c->xn, E, n_out, a0, a1, c->xq);
   }
   op_end(w, n);
@@ -708,8 +707,8 @@ int cll_forward(cll_ctx *c, const struct cll_batch *b, cll_err *err) {
   const struct cll_model_info *I = &c->m->info;
   if (b == NULL || b->n_tokens <= 0 || b->n_tokens > c->p.n_batch_max || b->tokens == NULL ||
       b->pos == NULL || b->seq == NULL)
-    return cll_err_set(err, CLL_EINVAL, "batch of %d tokens (1..%d allowed)",
-                       b ? b->n_tokens : 0, c->p.n_batch_max);
+    return cll_err_set(err, CLL_EINVAL, "batch of %d tokens (1..%d allowed)", b ? b->n_tokens : 0,
+                       c->p.n_batch_max);
   int32_t n_out = 0;
   for (int32_t i = 0; i < b->n_tokens; i++) {
     if (b->tokens[i] < 0 || b->tokens[i] >= I->n_vocab)
@@ -782,4 +781,3 @@ const float *cll_ctx_hidden(const cll_ctx *c, int32_t k) {
     return NULL;
   return c->xn + (size_t)k * (size_t)c->m->info.n_embd;
 }
-

@@ -31,9 +31,9 @@ struct cll_runner {
   char *path, *name, *digest;
   int state;
   bool embedding;
-  int32_t n_batch; /* tokens per step (encoders: at least n_ctx) */
-  int64_t want_ctx;  /* num_ctx asked by the request that loaded it */
-  int64_t n_ctx;     /* per-sequence context, after clamping */
+  int32_t n_batch;  /* tokens per step (encoders: at least n_ctx) */
+  int64_t want_ctx; /* num_ctx asked by the request that loaded it */
+  int64_t n_ctx;    /* per-sequence context, after clamping */
   int n_parallel;
   cll_model *model;
   cll_ctx *ctx;
@@ -69,7 +69,7 @@ struct cll_runners {
   bool loading;      /* one load at a time */
   uv_timer_t kick;
   bool kick_pending, closing;
-  int n_open;        /* runners still to free during close */
+  int n_open; /* runners still to free during close */
   void (*close_cb)(void *);
   void *close_ud;
   uint64_t clock;
@@ -94,7 +94,9 @@ static int64_t wall_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static char *dup_or_empty(const char *s) { return strdup(s ? s : ""); }
+static char *dup_or_empty(const char *s) {
+  return strdup(s ? s : "");
+}
 
 static void on_kick(uv_timer_t *t) {
   cll_runners *rs = t->data;
@@ -195,14 +197,24 @@ void cll_acquire_cancel(cll_acquire *a) {
   kick(a->rs);
 }
 
-int cll_runners_waiting(const cll_runners *rs) { return rs->n_waiting; }
+int cll_runners_waiting(const cll_runners *rs) {
+  return rs->n_waiting;
+}
 
 /* ---------------------------------------------------------------- runner */
 
-cll_model *cll_runner_model(const cll_runner *r) { return r->model; }
-cll_sched *cll_runner_sched(const cll_runner *r) { return r->sched; }
-void *cll_runner_aux(const cll_runner *r) { return r->aux; }
-int64_t cll_runner_n_ctx(const cll_runner *r) { return r->n_ctx; }
+cll_model *cll_runner_model(const cll_runner *r) {
+  return r->model;
+}
+cll_sched *cll_runner_sched(const cll_runner *r) {
+  return r->sched;
+}
+void *cll_runner_aux(const cll_runner *r) {
+  return r->aux;
+}
+int64_t cll_runner_n_ctx(const cll_runner *r) {
+  return r->n_ctx;
+}
 
 void cll_runner_set_keep_alive(cll_runner *r, int64_t keep_alive_ns) {
   r->keep_alive_ns = keep_alive_ns;
@@ -343,8 +355,9 @@ static void on_load_work(uv_work_t *w) {
   if (n_ctx < 4)
     n_ctx = 4;
   r->n_ctx = n_ctx;
-  r->n_parallel = r->embedding ? 1 : rs->p.num_parallel > 0 ? rs->p.num_parallel
-                                                             : auto_parallel(mi, n_ctx);
+  r->n_parallel = r->embedding             ? 1
+                  : rs->p.num_parallel > 0 ? rs->p.num_parallel
+                                           : auto_parallel(mi, n_ctx);
   /* Encoders (bert family) keep no KV: many inputs share one forward pass,
    * each whole in one step, so a step may need the model's full context. */
   int32_t n_batch = rs->p.n_batch;
@@ -398,8 +411,8 @@ static void on_load_done(uv_work_t *w, int status) {
     sp.shared_waiting = &rs->n_waiting;
     sp.name = r->name;
     sp.stats_interval_s = rs->p.step_stats_s;
-    r->load_status = cll_sched_new(rs->loop, &sp, cll_sched_backend_engine(), r->ctx,
-                                   &r->sched, &r->load_err);
+    r->load_status =
+        cll_sched_new(rs->loop, &sp, cll_sched_backend_engine(), r->ctx, &r->sched, &r->load_err);
   } else if (r->load_status == 0) {
     r->load_status = cll_err_set(&r->load_err, CLL_ECANCELED, "server is shutting down");
   }
@@ -417,8 +430,9 @@ static void on_load_done(uv_work_t *w, int status) {
   }
   r->state = R_READY;
   r->expires_at_ns = wall_ns() + (r->keep_alive_ns < 0 ? 0 : r->keep_alive_ns);
-  fprintf(stderr, "level=INFO source=runners msg=\"model loaded\" model=%s n_ctx=%lld "
-                  "parallel=%d kv_bytes=%zu swa_ring=%lld\n",
+  fprintf(stderr,
+          "level=INFO source=runners msg=\"model loaded\" model=%s n_ctx=%lld "
+          "parallel=%d kv_bytes=%zu swa_ring=%lld\n",
           r->name, (long long)r->n_ctx, r->n_parallel, cll_ctx_kv_bytes(r->ctx),
           (long long)cll_ctx_kv_ring(r->ctx));
   process_queue(rs);

@@ -42,12 +42,12 @@ struct cand {
 struct cll_sampler {
   struct cll_sampler_params p;
   int32_t n_vocab;
-  uint64_t rng[4];     /* xoshiro256** state */
-  int32_t *ring;       /* (repeat_last_n) recent tokens, oldest at ring_head when full */
-  int32_t ring_len;    /* tokens in the ring, <= repeat_last_n */
-  int32_t ring_head;   /* next slot to write */
-  int32_t *counts;     /* (n_vocab) occurrences of each token in the ring */
-  struct cand *cand;   /* (n_vocab) candidate scratch */
+  uint64_t rng[4];   /* xoshiro256** state */
+  int32_t *ring;     /* (repeat_last_n) recent tokens, oldest at ring_head when full */
+  int32_t ring_len;  /* tokens in the ring, <= repeat_last_n */
+  int32_t ring_head; /* next slot to write */
+  int32_t *counts;   /* (n_vocab) occurrences of each token in the ring */
+  struct cand *cand; /* (n_vocab) candidate scratch */
 };
 
 /* ------------------------------------------------------------------ RNG */
@@ -406,7 +406,8 @@ int cll_logprobs(const float *logits, int32_t n_vocab, int32_t token, int k,
     sum += mx == -INFINITY ? 1.0 : exp((double)clean(logits[i]) - mx);
   double lse = mx == -INFINITY ? log(sum) : mx + log(sum);
   if (token_logprob != NULL)
-    *token_logprob = token >= 0 && token < n_vocab ? (float)(clean(logits[token]) - lse) : -INFINITY;
+    *token_logprob =
+        token >= 0 && token < n_vocab ? (float)(clean(logits[token]) - lse) : -INFINITY;
   if (k > n_vocab)
     k = n_vocab;
   /* Best k by a small heap kept in a stack array (k <= 20). */
@@ -449,10 +450,10 @@ struct cll_stop {
   size_t *lens;
   size_t n;
   size_t max_len;
-  char *buf;      /* (cap) held text, then scratch for the emitted part */
-  size_t len;     /* bytes held */
+  char *buf;  /* (cap) held text, then scratch for the emitted part */
+  size_t len; /* bytes held */
   size_t cap;
-  char *out;      /* (out_cap) the emitted text of the last call */
+  char *out; /* (out_cap) the emitted text of the last call */
   size_t out_cap;
   bool done;
 };

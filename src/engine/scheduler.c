@@ -228,8 +228,7 @@ static int32_t lru_cached(cll_sched *s) {
   int32_t best = -1;
   for (int32_t i = 0; i < s->p.n_slots; i++) {
     struct slot *sl = &s->slots[i];
-    if (sl->state == SLOT_CACHED && !sl->pinned &&
-        (best < 0 || sl->lru < s->slots[best].lru))
+    if (sl->state == SLOT_CACHED && !sl->pinned && (best < 0 || sl->lru < s->slots[best].lru))
       best = i;
   }
   return best;
@@ -347,8 +346,9 @@ int cll_sched_submit(cll_sched *s, const struct cll_seq_desc *d, cll_seq **out, 
       skip = erased * block;
     }
     q->st.truncated = true;
-    fprintf(stderr, "level=WARN source=scheduler msg=\"truncating input prompt\" model=%s "
-                    "limit=%d prompt=%d keep=%d new=%d\n",
+    fprintf(stderr,
+            "level=WARN source=scheduler msg=\"truncating input prompt\" model=%s "
+            "limit=%d prompt=%d keep=%d new=%d\n",
             s->name, n_ctx, n, n_keep, n - skip);
   } else {
     keep = n;
@@ -455,8 +455,9 @@ static bool admit_one(cll_sched *s, cll_seq *q) {
   q->st.prompt_reused = best_len;
   q->st.queue_ns = uv_hrtime() - q->t_submit;
   if (best_len > 0)
-    fprintf(stderr, "level=INFO source=scheduler msg=\"prompt prefix reused\" model=%s "
-                    "reused=%d prompt=%d\n",
+    fprintf(stderr,
+            "level=INFO source=scheduler msg=\"prompt prefix reused\" model=%s "
+            "reused=%d prompt=%d\n",
             s->name, best_len, q->n_prompt);
   return true;
 }
@@ -681,9 +682,9 @@ static void step_stats(cll_sched *s, uint64_t now) {
           "level=DEBUG source=scheduler msg=\"steps\" model=%s steps=%lld "
           "decode_tokens=%lld prompt_tokens=%lld tokens_per_step=%.1f step_ms=%.2f "
           "forward_ms=%.2f sample_ms=%.2f queue_ms=%.3f loop_ms=%.3f idle_pct=%.1f\n",
-          s->name, (long long)s->st.steps, (long long)s->st.decode_tok,
-          (long long)s->st.prompt_tok, (double)(s->st.decode_tok + s->st.prompt_tok) / n,
-          (double)span * ms / n, (double)s->st.fwd_ns * ms / n, (double)s->st.sample_ns * ms / n,
+          s->name, (long long)s->st.steps, (long long)s->st.decode_tok, (long long)s->st.prompt_tok,
+          (double)(s->st.decode_tok + s->st.prompt_tok) / n, (double)span * ms / n,
+          (double)s->st.fwd_ns * ms / n, (double)s->st.sample_ns * ms / n,
           (double)s->st.queue_ns * ms / n, (double)s->st.loop_ns * ms / n,
           100.0 * (double)s->st.idle_ns / (double)span);
   memset(&s->st, 0, sizeof(s->st));
@@ -721,8 +722,9 @@ static void step_done_seq(cll_sched *s, cll_seq *q, uint64_t now) {
   if (q->step_token < 0) {
     cll_err e;
     if (q->step_token == STEP_NO_TOKEN)
-      cll_err_set(&e, CLL_EIO, "no token of the vocabulary can continue the output the format "
-                               "requires");
+      cll_err_set(&e, CLL_EIO,
+                  "no token of the vocabulary can continue the output the format "
+                  "requires");
     else
       cll_err_set(&e, CLL_EIO, "the model produced no logits");
     finish(q, CLL_DONE_ERROR, &e);

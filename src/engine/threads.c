@@ -40,12 +40,12 @@ struct cll__team {
 
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  atomic_uint run_gen;  /* bumped by the driver to start a run */
-  atomic_int n_done;    /* workers finished with the current run */
+  atomic_uint run_gen; /* bumped by the driver to start a run */
+  atomic_int n_done;   /* workers finished with the current run */
   atomic_bool stop;
-  cll__team_fn fn;      /* written before run_gen is bumped (release) */
+  cll__team_fn fn; /* written before run_gen is bumped (release) */
   void *arg;
-  int active;           /* threads 0..active-1 run fn this time; the rest skip */
+  int active; /* threads 0..active-1 run fn this time; the rest skip */
 
   _Alignas(64) atomic_int bar_count;
   _Alignas(64) atomic_uint bar_gen;
@@ -102,8 +102,7 @@ int cll__cpu_count(void) {
     char path[128];
     snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/topology/core_id", cpu);
     int core = read_int_file(path);
-    snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/topology/physical_package_id",
-             cpu);
+    snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/topology/physical_package_id", cpu);
     int pkg = read_int_file(path);
     if (core < 0 || pkg < 0)
       return logical;

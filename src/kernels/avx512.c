@@ -22,9 +22,9 @@ static void dot_f16_f32_512(int64_t n, const void *w, const void *a, float *out)
   int64_t i = 0;
   for (; i + 64 <= n; i += 64)
     for (int k = 0; k < 4; k++)
-      acc[k] = _mm512_fmadd_ps(
-          _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i + 16 * k))),
-          _mm512_loadu_ps(y + i + 16 * k), acc[k]);
+      acc[k] =
+          _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i + 16 * k))),
+                          _mm512_loadu_ps(y + i + 16 * k), acc[k]);
   for (; i + 16 <= n; i += 16)
     acc[0] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))),
                              _mm512_loadu_ps(y + i), acc[0]);
@@ -80,10 +80,12 @@ static void dequant_bf16_512(const void *src, float *dst, int64_t n) {
 static inline __attribute__((always_inline)) void
 dot4_half(const int bf, int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
   const uint16_t *x[4];
-  for (int r = 0; r < 4; r++) x[r] = (const uint16_t *)((const char *)w + (size_t)r * w_stride);
+  for (int r = 0; r < 4; r++)
+    x[r] = (const uint16_t *)((const char *)w + (size_t)r * w_stride);
   const float *y = a;
   __m512 acc[4][2];
-  for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int r = 0; r < 4; r++)
+    acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
     const __m512 y0 = _mm512_loadu_ps(y + i), y1 = _mm512_loadu_ps(y + i + 16);
@@ -104,7 +106,8 @@ dot4_half(const int bf, int64_t n, const void *w, size_t w_stride, const void *a
       acc[r][0] = _mm512_fmadd_ps(bf ? bf16x16_ps(h0) : _mm512_cvtph_ps(h0), y0, acc[r][0]);
     }
   }
-  for (int r = 0; r < 4; r++) out[r] = hsum512_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+  for (int r = 0; r < 4; r++)
+    out[r] = hsum512_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
 }
 
 static void dot4_f16_512(int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
@@ -167,8 +170,10 @@ static void f16_small_pairs(const cll_matmul_args *a) {
       for (int p = 0; p < F16S_ROWS / 2; p++) {
         /* Rows past the end repeat the last one (results not stored). */
         const int64_t j0 = 2 * p < nr ? 2 * p : nr - 1, j1 = 2 * p + 1 < nr ? 2 * p + 1 : nr - 1;
-        const uint16_t *w0 = (const uint16_t *)((const char *)a->w + (size_t)(r + j0) * a->w_stride) + i0;
-        const uint16_t *w1 = (const uint16_t *)((const char *)a->w + (size_t)(r + j1) * a->w_stride) + i0;
+        const uint16_t *w0 =
+            (const uint16_t *)((const char *)a->w + (size_t)(r + j0) * a->w_stride) + i0;
+        const uint16_t *w1 =
+            (const uint16_t *)((const char *)a->w + (size_t)(r + j1) * a->w_stride) + i0;
         for (int64_t i = 0; i < n16; i += 16) {
           const __mmask16 m = i + 16 <= n ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
           const __m512 f0 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w0 + i));
@@ -179,16 +184,18 @@ static void f16_small_pairs(const cll_matmul_args *a) {
       }
       __m512 acc[2][F16S_ROWS / 2];
       for (int e = 0; e < 2; e++)
-        for (int p = 0; p < F16S_ROWS / 2; p++) acc[e][p] = _mm512_setzero_ps();
+        for (int p = 0; p < F16S_ROWS / 2; p++)
+          acc[e][p] = _mm512_setzero_ps();
       for (int64_t i = 0; i < n16; i += 16) {
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int k = 0; k < 16; k++) {
           const __m512 qv = _mm512_load_ps(qt + (i + P2_ORDER[k]) * 16);
-          #pragma GCC unroll 4
+#pragma GCC unroll 4
           for (int p = 0; p < F16S_ROWS / 2; p++) {
             double pair;
             memcpy(&pair, &kp[p][2 * i + 2 * k], sizeof pair);
-            acc[k & 1][p] = _mm512_fmadd_ps(_mm512_castpd_ps(_mm512_set1_pd(pair)), qv, acc[k & 1][p]);
+            acc[k & 1][p] =
+                _mm512_fmadd_ps(_mm512_castpd_ps(_mm512_set1_pd(pair)), qv, acc[k & 1][p]);
           }
         }
       }
@@ -236,20 +243,23 @@ static void cll__matmul_f16_small_avx512(const cll_matmul_args *a) {
       const int64_t nr = a->r1 - r < F16S_ROWS ? a->r1 - r : F16S_ROWS;
       for (int64_t j = 0; j < F16S_ROWS; j++) {
         /* Rows past the end repeat the last one (results not stored). */
-        const uint16_t *w =
-            (const uint16_t *)((const char *)a->w + (size_t)(r + (j < nr ? j : nr - 1)) * a->w_stride) + i0;
+        const uint16_t *w = (const uint16_t *)((const char *)a->w +
+                                               (size_t)(r + (j < nr ? j : nr - 1)) * a->w_stride) +
+                            i0;
         int64_t i = 0;
         for (; i < n16; i += 16)
           _mm512_store_ps(&kf[j][i], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + i))));
-        for (; i < n; i++) kf[j][i] = h2f(w[i]);
+        for (; i < n; i++)
+          kf[j][i] = h2f(w[i]);
       }
       /* acc[j]: row r + j for every token; one load of qt[i] serves the
        * eight rows. */
       __m512 acc[F16S_ROWS];
-      for (int j = 0; j < F16S_ROWS; j++) acc[j] = _mm512_setzero_ps();
+      for (int j = 0; j < F16S_ROWS; j++)
+        acc[j] = _mm512_setzero_ps();
       for (int64_t i = 0; i < n; i++) {
         const __m512 qv = _mm512_load_ps(qt + i * 16);
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int j = 0; j < F16S_ROWS; j++)
           acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(kf[j][i]), qv, acc[j]);
       }
@@ -257,12 +267,14 @@ static void cll__matmul_f16_small_avx512(const cll_matmul_args *a) {
         __m512 s = acc[j];
         if (i0 > 0) { /* later chunks add to what the earlier ones wrote */
           float prev[16];
-          for (int64_t t = 0; t < T; t++) prev[t] = a->y[t * a->y_stride + r + j];
+          for (int64_t t = 0; t < T; t++)
+            prev[t] = a->y[t * a->y_stride + r + j];
           s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(tm, prev));
         }
         float out[16];
         _mm512_storeu_ps(out, s);
-        for (int64_t t = 0; t < T; t++) a->y[t * a->y_stride + r + j] = out[t];
+        for (int64_t t = 0; t < T; t++)
+          a->y[t * a->y_stride + r + j] = out[t];
       }
     }
   }
@@ -282,11 +294,11 @@ static void cll__matmul_f16_small_avx512(const cll_matmul_args *a) {
  * faster than a dword gather. */
 #define SCALES8(x, y)                                                                              \
   _mm512_castps256_ps512(_mm256_mul_ps(                                                            \
-      _mm256_cvtph_ps(_mm_setr_epi16((short)(x)[0].d, (short)(x)[1].d, (short)(x)[2].d,             \
-                                     (short)(x)[3].d, (short)(x)[4].d, (short)(x)[5].d,             \
-                                     (short)(x)[6].d, (short)(x)[7].d)),                            \
-      _mm256_cvtph_ps(_mm_setr_epi16((short)(y)[0].d, (short)(y)[1].d, (short)(y)[2].d,             \
-                                     (short)(y)[3].d, (short)(y)[4].d, (short)(y)[5].d,             \
+      _mm256_cvtph_ps(_mm_setr_epi16((short)(x)[0].d, (short)(x)[1].d, (short)(x)[2].d,            \
+                                     (short)(x)[3].d, (short)(x)[4].d, (short)(x)[5].d,            \
+                                     (short)(x)[6].d, (short)(x)[7].d)),                           \
+      _mm256_cvtph_ps(_mm_setr_epi16((short)(y)[0].d, (short)(y)[1].d, (short)(y)[2].d,            \
+                                     (short)(y)[3].d, (short)(y)[4].d, (short)(y)[5].d,            \
                                      (short)(y)[6].d, (short)(y)[7].d))))
 
 static void dot_q4_0_q8_0_512(int64_t n, const void *w, const void *a, float *out) {
@@ -310,9 +322,9 @@ static void dot_q4_0_q8_0_512(int64_t n, const void *w, const void *a, float *ou
       const __m512i lo = _mm512_castsi256_si512(_mm256_and_si256(q, m4));
       const __m512i hi = _mm512_castsi256_si512(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
       const __m512i qq = _mm512_permutex2var_epi64(lo, perm, hi);
-      const __m512i yy = _mm512_inserti64x4(
-          _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y0[0].qs)),
-          _mm256_loadu_si256((const __m256i *)y0[1].qs), 1);
+      const __m512i yy =
+          _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y0[0].qs)),
+                             _mm256_loadu_si256((const __m256i *)y0[1].qs), 1);
       const __m512i s = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), qq, yy),
                                          _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, yy));
       const __m512i sel = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(2 * k)),
@@ -325,7 +337,8 @@ static void dot_q4_0_q8_0_512(int64_t n, const void *w, const void *a, float *ou
     }
   }
   float tail = 0.0f;
-  if (i < nb) dot_q4_0_q8_0((nb - i) * SB_QK, x + i, y + i, &tail);
+  if (i < nb)
+    dot_q4_0_q8_0((nb - i) * SB_QK, x + i, y + i, &tail);
   *out = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + tail;
 }
 
@@ -335,22 +348,25 @@ static void dot_q4_0_q8_0_512(int64_t n, const void *w, const void *a, float *ou
  * once for the four rows, which halves the vector work per weight block
  * of the single-row kernel. Blocks past the last multiple of 8 go through
  * the single-row kernel. */
-static void cll__dot4_q4_0_avx512(int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
+static void cll__dot4_q4_0_avx512(int64_t n, const void *w, size_t w_stride, const void *a,
+                                  float *out) {
   const sb_q8_0 *y = a;
   const sb_q4_0 *x[4];
-  for (int r = 0; r < 4; r++) x[r] = (const sb_q4_0 *)((const char *)w + (size_t)r * w_stride);
+  for (int r = 0; r < 4; r++)
+    x[r] = (const sb_q4_0 *)((const char *)w + (size_t)r * w_stride);
   const int64_t nb = n / SB_QK;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512i eight = _mm512_set1_epi8(8);
   const __m512i shv = _mm512_setr_epi64(0, 0, 0x0004000400040004LL, 0x0004000400040004LL, 0, 0,
                                         0x0004000400040004LL, 0x0004000400040004LL);
   __m512 acc[4][2];
-  for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int r = 0; r < 4; r++)
+    acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 8 <= nb; i += 8) {
-    const __m256 dy = _mm256_cvtph_ps(_mm_setr_epi16(
-        (short)y[i].d, (short)y[i + 1].d, (short)y[i + 2].d, (short)y[i + 3].d, (short)y[i + 4].d,
-        (short)y[i + 5].d, (short)y[i + 6].d, (short)y[i + 7].d));
+    const __m256 dy = _mm256_cvtph_ps(
+        _mm_setr_epi16((short)y[i].d, (short)y[i + 1].d, (short)y[i + 2].d, (short)y[i + 3].d,
+                       (short)y[i + 4].d, (short)y[i + 5].d, (short)y[i + 6].d, (short)y[i + 7].d));
     __m512 dd[4];
     for (int r = 0; r < 4; r++) {
       const sb_q4_0 *xr = x[r] + i;
@@ -363,9 +379,9 @@ static void cll__dot4_q4_0_avx512(int64_t n, const void *w, size_t w_stride, con
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) {
       const sb_q8_0 *y0 = y + i + 2 * k;
-      const __m512i yy = _mm512_inserti64x4(
-          _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y0[0].qs)),
-          _mm256_loadu_si256((const __m256i *)y0[1].qs), 1);
+      const __m512i yy =
+          _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y0[0].qs)),
+                             _mm256_loadu_si256((const __m256i *)y0[1].qs), 1);
       const __m512i o = _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, yy);
       const __m512i sel = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(2 * k)),
                                              _mm256_set1_epi32(2 * k + 1), 1);
@@ -384,7 +400,8 @@ static void cll__dot4_q4_0_avx512(int64_t n, const void *w, size_t w_stride, con
   }
   for (int r = 0; r < 4; r++) {
     float tail = 0.0f;
-    if (i < nb) dot_q4_0_q8_0((nb - i) * SB_QK, x[r] + i, y + i, &tail);
+    if (i < nb)
+      dot_q4_0_q8_0((nb - i) * SB_QK, x[r] + i, y + i, &tail);
     out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1])) + tail;
   }
 }
@@ -406,9 +423,9 @@ static void dot_q8_0_q8_0_512(int64_t n, const void *w, const void *a, float *ou
           _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x0[0].qs)),
                              _mm256_loadu_si256((const __m256i *)x0[1].qs), 1),
           bias);
-      const __m512i yy = _mm512_inserti64x4(
-          _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y0[0].qs)),
-          _mm256_loadu_si256((const __m256i *)y0[1].qs), 1);
+      const __m512i yy =
+          _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y0[0].qs)),
+                             _mm256_loadu_si256((const __m256i *)y0[1].qs), 1);
       const __m512i s = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), xx, yy),
                                          _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, yy));
       const __m512i sel = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(2 * k)),
@@ -421,7 +438,8 @@ static void dot_q8_0_q8_0_512(int64_t n, const void *w, const void *a, float *ou
     }
   }
   float tail = 0.0f;
-  if (i < nb) dot_q8_0_q8_0((nb - i) * SB_QK, x + i, y + i, &tail);
+  if (i < nb)
+    dot_q8_0_q8_0((nb - i) * SB_QK, x + i, y + i, &tail);
   *out = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + tail;
 }
 
@@ -459,12 +477,12 @@ static inline int32_t load_i32(const void *p) {
  * afterwards dword j of half h of z[g] is dword g of half h of input z[j]. */
 static inline void transpose8x8_halves(__m512i z[8]) {
   __m512i t[8], u[8];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int k = 0; k < 4; k++) {
     t[2 * k] = _mm512_unpacklo_epi32(z[2 * k], z[2 * k + 1]);
     t[2 * k + 1] = _mm512_unpackhi_epi32(z[2 * k], z[2 * k + 1]);
   }
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int k = 0; k < 2; k++) {
     u[4 * k + 0] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);     /* dword 0 (4) */
     u[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);     /* dword 1 (5) */
@@ -473,7 +491,7 @@ static inline void transpose8x8_halves(__m512i z[8]) {
   }
   const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
   const __m512i hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int g = 0; g < 4; g++) {
     z[g] = _mm512_permutex2var_epi64(u[g], lo, u[4 + g]);
     z[g + 4] = _mm512_permutex2var_epi64(u[g], hi, u[4 + g]);
@@ -501,12 +519,13 @@ static void gemm_pack(const cll_matmul_args *a, int64_t r, int64_t nr, int64_t n
       for (int j = 0; j < GEMM_ROWS; j++)
         _mm_prefetch(row[j] + (size_t)(i + 16) * bb, _MM_HINT_T0);
     __m512i z[8];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
       const char *b0 = row[k] + (size_t)i * bb, *b1 = row[k + 8] + (size_t)i * bb;
       if (is_q4) {
         const __m512i v = _mm512_inserti64x4(
-            _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(b0 + 2)))),
+            _mm512_castsi256_si512(
+                _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(b0 + 2)))),
             _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(b1 + 2))), 1);
         z[k] = _mm512_and_si512(_mm512_srlv_epi64(v, shift), m4);
       } else {
@@ -519,22 +538,25 @@ static void gemm_pack(const cll_matmul_args *a, int64_t r, int64_t nr, int64_t n
     transpose8x8_halves(z);
     /* z[g] = [rows 0..7 dword g | rows 8..15 dword g]: lane j is row j. */
     uint8_t *dst = q + i * (GEMM_ROWS * SB_QK);
-    #pragma GCC unroll 8
-    for (int g = 0; g < 8; g++) _mm512_storeu_si512(dst + 64 * g, z[g]);
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++)
+      _mm512_storeu_si512(dst + 64 * g, z[g]);
     /* The 16 fp16 scales (scalar loads: faster than a gather here). */
     uint16_t h[GEMM_ROWS];
 #pragma GCC unroll 16
-    for (int j = 0; j < GEMM_ROWS; j++) memcpy(&h[j], row[j] + (size_t)i * bb, 2);
+    for (int j = 0; j < GEMM_ROWS; j++)
+      memcpy(&h[j], row[j] + (size_t)i * bb, 2);
     _mm512_storeu_ps(d + i * GEMM_ROWS, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h)));
   }
 }
 
 /* The T token rows t0.. of a tile: zeroed accumulators, each token's Q8_0
  * blocks and its per-block scales and sums (cll__q8_sums). */
-static inline __attribute__((always_inline)) void
-tile_tokens(const int T, const cll_matmul_args *a, int64_t nb, int64_t t0, __m512 *acc,
-            const sb_q8_0 **yrow, const struct cll__q8_sum **ysum) {
-  #pragma GCC unroll 8
+static inline __attribute__((always_inline)) void tile_tokens(const int T, const cll_matmul_args *a,
+                                                              int64_t nb, int64_t t0, __m512 *acc,
+                                                              const sb_q8_0 **yrow,
+                                                              const struct cll__q8_sum **ysum) {
+#pragma GCC unroll 8
   for (int t = 0; t < T; t++) {
     acc[t] = _mm512_setzero_ps();
     yrow[t] = (const sb_q8_0 *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
@@ -544,9 +566,10 @@ tile_tokens(const int T, const cll_matmul_args *a, int64_t nb, int64_t t0, __m51
 
 /* T tokens (t0..t0+T) times one packed panel; writes rows [r, r + nr).
  * off: the weights' unsigned offset (Q4_0 8, Q8_0 128). */
-static inline __attribute__((always_inline)) void
-gemm_tile(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *q, const float *d,
-          int32_t off, int64_t t0, int64_t r, __mmask16 mask) {
+static inline __attribute__((always_inline)) void gemm_tile(const int T, const cll_matmul_args *a,
+                                                            int64_t nb, const uint8_t *q,
+                                                            const float *d, int32_t off, int64_t t0,
+                                                            int64_t r, __mmask16 mask) {
   __m512 acc[GEMM_TOK];
   const sb_q8_0 *yrow[GEMM_TOK];
   const struct cll__q8_sum *ysum[GEMM_TOK];
@@ -554,21 +577,22 @@ gemm_tile(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *q, c
   for (int64_t i = 0; i < nb; i++) {
     const uint8_t *qi = q + i * (GEMM_ROWS * SB_QK);
     __m512i w[8];
-    #pragma GCC unroll 8
-    for (int g = 0; g < 8; g++) w[g] = _mm512_loadu_si512(qi + 64 * g);
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++)
+      w[g] = _mm512_loadu_si512(qi + 64 * g);
     const __m512 dx = _mm512_loadu_ps(d + i * GEMM_ROWS);
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++) {
       const int8_t *yq = yrow[t][i].qs;
       __m512i s = _mm512_set1_epi32(-off * ysum[t][i].s);
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int g = 0; g < 8; g++)
         s = _mm512_dpbusd_epi32(s, w[g], _mm512_set1_epi32(load_i32(yq + 4 * g)));
       acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(ysum[t][i].d)),
                                _mm512_cvtepi32_ps(s), acc[t]);
     }
   }
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int t = 0; t < T; t++)
     _mm512_mask_storeu_ps(a->y + (t0 + t) * a->y_stride + r, mask, acc[t]);
 }
@@ -587,16 +611,32 @@ static void cll__gemm_q8_0_avx512(const cll_matmul_args *a) {
       const __mmask16 mask = (__mmask16)((1u << nr) - 1u);
       gemm_pack(a, r, nr, nb, q, d);
       int64_t t0 = tc;
-      for (; t0 + GEMM_TOK <= te; t0 += GEMM_TOK) gemm_tile(GEMM_TOK, a, nb, q, d, off, t0, r, mask);
+      for (; t0 + GEMM_TOK <= te; t0 += GEMM_TOK)
+        gemm_tile(GEMM_TOK, a, nb, q, d, off, t0, r, mask);
       switch (te - t0) {
-      case 7: gemm_tile(7, a, nb, q, d, off, t0, r, mask); break;
-      case 6: gemm_tile(6, a, nb, q, d, off, t0, r, mask); break;
-      case 5: gemm_tile(5, a, nb, q, d, off, t0, r, mask); break;
-      case 4: gemm_tile(4, a, nb, q, d, off, t0, r, mask); break;
-      case 3: gemm_tile(3, a, nb, q, d, off, t0, r, mask); break;
-      case 2: gemm_tile(2, a, nb, q, d, off, t0, r, mask); break;
-      case 1: gemm_tile(1, a, nb, q, d, off, t0, r, mask); break;
-      default: break;
+      case 7:
+        gemm_tile(7, a, nb, q, d, off, t0, r, mask);
+        break;
+      case 6:
+        gemm_tile(6, a, nb, q, d, off, t0, r, mask);
+        break;
+      case 5:
+        gemm_tile(5, a, nb, q, d, off, t0, r, mask);
+        break;
+      case 4:
+        gemm_tile(4, a, nb, q, d, off, t0, r, mask);
+        break;
+      case 3:
+        gemm_tile(3, a, nb, q, d, off, t0, r, mask);
+        break;
+      case 2:
+        gemm_tile(2, a, nb, q, d, off, t0, r, mask);
+        break;
+      case 1:
+        gemm_tile(1, a, nb, q, d, off, t0, r, mask);
+        break;
+      default:
+        break;
       }
     }
   }
@@ -620,7 +660,7 @@ static void cll__gemm_q8_0_avx512(const cll_matmul_args *a) {
  * The packed matrix is the same size as the GGUF one (18 bytes a block). */
 
 #define P4_ROWS CLL_PACK_ROWS
-#define P4_TOK 8 /* tokens per tile (8 accumulators + 8 weight vectors) */
+#define P4_TOK 8         /* tokens per tile (8 accumulators + 8 weight vectors) */
 #define P4_PREFETCH 2048 /* bytes ahead the first tile of a panel prefetches */
 
 static size_t p4_panel_bytes(int64_t nb) {
@@ -631,14 +671,15 @@ static size_t cll__pack_bytes_q4_0_avx512(int64_t n_in, int64_t n_rows) {
   return (size_t)(n_rows / P4_ROWS) * p4_panel_bytes(n_in / SB_QK);
 }
 
-static void cll__pack_q4_0_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
-                           void *dst) {
+static void cll__pack_q4_0_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0,
+                                  int64_t p1, void *dst) {
   const int64_t nb = n_in / SB_QK;
   for (int64_t p = p0; p < p1; p++) {
     uint8_t *q = (uint8_t *)dst + (size_t)p * p4_panel_bytes(nb);
     uint16_t *d = (uint16_t *)(q + (size_t)nb * 256);
     for (int j = 0; j < P4_ROWS; j++) {
-      const sb_q4_0 *row = (const sb_q4_0 *)((const char *)w + (size_t)(p * P4_ROWS + j) * w_stride);
+      const sb_q4_0 *row =
+          (const sb_q4_0 *)((const char *)w + (size_t)(p * P4_ROWS + j) * w_stride);
       for (int64_t i = 0; i < nb; i++) {
         d[i * P4_ROWS + j] = row[i].d;
         for (int g = 0; g < 4; g++)
@@ -650,9 +691,10 @@ static void cll__pack_q4_0_avx512(const void *w, size_t w_stride, int64_t n_in, 
 
 /* T tokens (t0..t0+T) times one packed panel (quants q, scales d); y
  * points at row 16p of token t0. */
-static inline __attribute__((always_inline)) void
-p4_tile(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *q, const uint16_t *d,
-        int64_t t0, float *y, int pf) {
+static inline __attribute__((always_inline)) void p4_tile(const int T, const cll_matmul_args *a,
+                                                          int64_t nb, const uint8_t *q,
+                                                          const uint16_t *d, int64_t t0, float *y,
+                                                          int pf) {
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   __m512 acc[P4_TOK];
   const sb_q8_0 *yrow[P4_TOK];
@@ -667,20 +709,20 @@ p4_tile(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *q, con
       _mm_prefetch((const char *)qi + P4_PREFETCH + 192, _MM_HINT_T0);
     }
     __m512i w[8];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int g = 0; g < 4; g++) {
       const __m512i v = _mm512_loadu_si512((const void *)(qi + 64 * g));
       w[g] = _mm512_and_si512(v, m4);
       w[g + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
     }
     const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(d + i * P4_ROWS)));
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++) {
       const int8_t *yq = yrow[t][i].qs;
       /* Two chains, so one token's eight vpdpbusd are not one long
        * dependency chain at decode. */
       __m512i s0 = _mm512_set1_epi32(-8 * ysum[t][i].s), s1 = _mm512_setzero_si512();
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int g = 0; g < 8; g += 2) {
         s0 = _mm512_dpbusd_epi32(s0, w[g], _mm512_set1_epi32(load_i32(yq + 4 * g)));
         s1 = _mm512_dpbusd_epi32(s1, w[g + 1], _mm512_set1_epi32(load_i32(yq + 4 * g + 4)));
@@ -689,8 +731,9 @@ p4_tile(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *q, con
                                _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc[t]);
     }
   }
-  #pragma GCC unroll 8
-  for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * a->y_stride, acc[t]);
+#pragma GCC unroll 8
+  for (int t = 0; t < T; t++)
+    _mm512_storeu_ps(y + t * a->y_stride, acc[t]);
 }
 
 /* T (1..4) tokens times two adjacent packed panels (32 rows): each
@@ -701,16 +744,17 @@ p4_tile(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *q, con
  * the single panel queued on. q: the first panel; pb: bytes per panel;
  * y: row 16p of token t0; pf: fetch the panels ahead (their first tile). */
 #define P4_TOK2 4
-static inline __attribute__((always_inline)) void
-p4_tile2(const int T, const cll_matmul_args *a, int64_t nb, size_t pb, const uint8_t *q,
-         int64_t t0, float *y, int pf) {
+static inline __attribute__((always_inline)) void p4_tile2(const int T, const cll_matmul_args *a,
+                                                           int64_t nb, size_t pb, const uint8_t *q,
+                                                           int64_t t0, float *y, int pf) {
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const uint8_t *q1 = q + pb;
-  const uint16_t *d0 = (const uint16_t *)(q + (size_t)nb * 256), *d1 = (const uint16_t *)(q1 + (size_t)nb * 256);
+  const uint16_t *d0 = (const uint16_t *)(q + (size_t)nb * 256),
+                 *d1 = (const uint16_t *)(q1 + (size_t)nb * 256);
   __m512 acc0[P4_TOK2], acc1[P4_TOK2];
   const sb_q8_0 *yrow[P4_TOK2];
   const struct cll__q8_sum *ysum[P4_TOK2];
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
   for (int t = 0; t < T; t++) {
     acc0[t] = acc1[t] = _mm512_setzero_ps();
     yrow[t] = (const sb_q8_0 *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
@@ -729,7 +773,7 @@ p4_tile2(const int T, const cll_matmul_args *a, int64_t nb, size_t pb, const uin
       _mm_prefetch((const char *)qb + P4_PREFETCH + 192, _MM_HINT_T0);
     }
     __m512i wa[8], wb[8];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int g = 0; g < 4; g++) {
       const __m512i va = _mm512_loadu_si512((const void *)(qa + 64 * g));
       const __m512i vb = _mm512_loadu_si512((const void *)(qb + 64 * g));
@@ -740,12 +784,12 @@ p4_tile2(const int T, const cll_matmul_args *a, int64_t nb, size_t pb, const uin
     }
     const __m512 dxa = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(d0 + i * P4_ROWS)));
     const __m512 dxb = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(d1 + i * P4_ROWS)));
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int t = 0; t < T; t++) {
       const int8_t *yq = yrow[t][i].qs;
       const __m512i off = _mm512_set1_epi32(-8 * ysum[t][i].s);
       __m512i sa = off, sb = off;
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int g = 0; g < 8; g++) {
         const __m512i yv = _mm512_set1_epi32(load_i32(yq + 4 * g));
         sa = _mm512_dpbusd_epi32(sa, wa[g], yv);
@@ -756,7 +800,7 @@ p4_tile2(const int T, const cll_matmul_args *a, int64_t nb, size_t pb, const uin
       acc1[t] = _mm512_fmadd_ps(_mm512_mul_ps(dxb, yd), _mm512_cvtepi32_ps(sb), acc1[t]);
     }
   }
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
   for (int t = 0; t < T; t++) {
     _mm512_storeu_ps(y + t * a->y_stride, acc0[t]);
     _mm512_storeu_ps(y + t * a->y_stride + P4_ROWS, acc1[t]);
@@ -770,23 +814,49 @@ static void p4_tile_any(int pair, int64_t T, const cll_matmul_args *a, int64_t n
   const uint16_t *d = (const uint16_t *)(q + (size_t)nb * 256);
   if (pair)
     switch (T) {
-    case 4: p4_tile2(4, a, nb, pb, q, t0, y, pf); break;
-    case 3: p4_tile2(3, a, nb, pb, q, t0, y, pf); break;
-    case 2: p4_tile2(2, a, nb, pb, q, t0, y, pf); break;
-    case 1: p4_tile2(1, a, nb, pb, q, t0, y, pf); break;
-    default: break;
+    case 4:
+      p4_tile2(4, a, nb, pb, q, t0, y, pf);
+      break;
+    case 3:
+      p4_tile2(3, a, nb, pb, q, t0, y, pf);
+      break;
+    case 2:
+      p4_tile2(2, a, nb, pb, q, t0, y, pf);
+      break;
+    case 1:
+      p4_tile2(1, a, nb, pb, q, t0, y, pf);
+      break;
+    default:
+      break;
     }
   else
     switch (T) {
-    case 8: p4_tile(8, a, nb, q, d, t0, y, pf); break;
-    case 7: p4_tile(7, a, nb, q, d, t0, y, pf); break;
-    case 6: p4_tile(6, a, nb, q, d, t0, y, pf); break;
-    case 5: p4_tile(5, a, nb, q, d, t0, y, pf); break;
-    case 4: p4_tile(4, a, nb, q, d, t0, y, pf); break;
-    case 3: p4_tile(3, a, nb, q, d, t0, y, pf); break;
-    case 2: p4_tile(2, a, nb, q, d, t0, y, pf); break;
-    case 1: p4_tile(1, a, nb, q, d, t0, y, pf); break;
-    default: break;
+    case 8:
+      p4_tile(8, a, nb, q, d, t0, y, pf);
+      break;
+    case 7:
+      p4_tile(7, a, nb, q, d, t0, y, pf);
+      break;
+    case 6:
+      p4_tile(6, a, nb, q, d, t0, y, pf);
+      break;
+    case 5:
+      p4_tile(5, a, nb, q, d, t0, y, pf);
+      break;
+    case 4:
+      p4_tile(4, a, nb, q, d, t0, y, pf);
+      break;
+    case 3:
+      p4_tile(3, a, nb, q, d, t0, y, pf);
+      break;
+    case 2:
+      p4_tile(2, a, nb, q, d, t0, y, pf);
+      break;
+    case 1:
+      p4_tile(1, a, nb, q, d, t0, y, pf);
+      break;
+    default:
+      break;
     }
 }
 
@@ -876,7 +946,8 @@ static void gemm_pack_q4_K(const cll_matmul_args *a, int64_t r, int64_t nr, int6
       }
       transpose8x8_halves(z);
 #pragma GCC unroll 8
-      for (int g = 0; g < 8; g++) _mm512_storeu_si512(q + (sb * 8 + g) * 64, z[g]);
+      for (int g = 0; g < 8; g++)
+        _mm512_storeu_si512(q + (sb * 8 + g) * 64, z[g]);
     }
   }
 }
@@ -899,12 +970,14 @@ gemm_tile_q4_K(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t 
     const __m512 dx = _mm512_loadu_ps(d), dmx = _mm512_loadu_ps(d + GEMM_ROWS);
     __m512i si[GEMM_TOK], mi[GEMM_TOK];
 #pragma GCC unroll 8
-    for (int t = 0; t < T; t++) si[t] = mi[t] = _mm512_setzero_si512();
+    for (int t = 0; t < T; t++)
+      si[t] = mi[t] = _mm512_setzero_si512();
 #pragma GCC unroll 1
     for (int sb = 0; sb < 8; sb++) {
       __m512i w[8];
 #pragma GCC unroll 8
-      for (int g = 0; g < 8; g++) w[g] = _mm512_loadu_si512(q + (sb * 8 + g) * 64);
+      for (int g = 0; g < 8; g++)
+        w[g] = _mm512_loadu_si512(q + (sb * 8 + g) * 64);
       const __m512i scv = _mm512_loadu_si512(sc + sb * GEMM_ROWS);
       const __m512i mnv = _mm512_loadu_si512(mn + sb * GEMM_ROWS);
 #pragma GCC unroll 8
@@ -915,8 +988,8 @@ gemm_tile_q4_K(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t 
         for (int g = 0; g < 8; g++)
           s = _mm512_dpbusd_epi32(s, w[g], _mm512_set1_epi32(load_i32(yq + 4 * g)));
         si[t] = _mm512_add_epi32(si[t], _mm512_mullo_epi32(s, scv));
-        mi[t] = _mm512_dpwssd_epi32(mi[t], mnv,
-                                    _mm512_set1_epi32(load_i32(yrow[t][i].bsums + 2 * sb)));
+        mi[t] =
+            _mm512_dpwssd_epi32(mi[t], mnv, _mm512_set1_epi32(load_i32(yrow[t][i].bsums + 2 * sb)));
       }
     }
 #pragma GCC unroll 8
@@ -941,12 +1014,20 @@ static void cll__gemm_q4_K_avx512(const cll_matmul_args *a) {
       const __mmask16 mask = (__mmask16)((1u << nr) - 1u);
       gemm_pack_q4_K(a, r, nr, nb, panel);
       int64_t t0 = tc;
-      for (; t0 + 4 <= te; t0 += 4) gemm_tile_q4_K(4, a, nb, panel, t0, r, mask);
+      for (; t0 + 4 <= te; t0 += 4)
+        gemm_tile_q4_K(4, a, nb, panel, t0, r, mask);
       switch (te - t0) {
-      case 3: gemm_tile_q4_K(3, a, nb, panel, t0, r, mask); break;
-      case 2: gemm_tile_q4_K(2, a, nb, panel, t0, r, mask); break;
-      case 1: gemm_tile_q4_K(1, a, nb, panel, t0, r, mask); break;
-      default: break;
+      case 3:
+        gemm_tile_q4_K(3, a, nb, panel, t0, r, mask);
+        break;
+      case 2:
+        gemm_tile_q4_K(2, a, nb, panel, t0, r, mask);
+        break;
+      case 1:
+        gemm_tile_q4_K(1, a, nb, panel, t0, r, mask);
+        break;
+      default:
+        break;
       }
     }
   }
@@ -984,7 +1065,8 @@ static void gemm_pack_q6_K(const cll_matmul_args *a, int64_t r, int64_t nr, int6
       _mm_prefetch((const char *)(x + 2) + 64, _MM_HINT_T0);
       _mm_prefetch((const char *)(x + 2) + 128, _MM_HINT_T0);
       _mm_prefetch((const char *)(x + 2) + 192, _MM_HINT_T0);
-      for (int g = 0; g < 16; g++) sc[g * GEMM_ROWS + j] = x->scales[g];
+      for (int g = 0; g < 16; g++)
+        sc[g * GEMM_ROWS + j] = x->scales[g];
       for (int p = 0; p < 8; p++)
         sp[p * GEMM_ROWS + j] = (int32_t)((uint32_t)(uint16_t)x->scales[2 * p] |
                                           ((uint32_t)(uint16_t)x->scales[2 * p + 1] << 16));
@@ -996,7 +1078,8 @@ static void gemm_pack_q6_K(const cll_matmul_args *a, int64_t r, int64_t nr, int6
         __m256i v[4];
         q6_unpack_half(x->ql + 64 * h, x->qh + 32 * h, v);
 #pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) _mm256_storeu_si256((__m256i *)tmp[j][k], v[k]);
+        for (int k = 0; k < 4; k++)
+          _mm256_storeu_si256((__m256i *)tmp[j][k], v[k]);
       }
 #pragma GCC unroll 1
       for (int k = 0; k < 4; k++) {
@@ -1009,7 +1092,8 @@ static void gemm_pack_q6_K(const cll_matmul_args *a, int64_t r, int64_t nr, int6
         transpose8x8_halves(z);
         const int G = 4 * h + k;
 #pragma GCC unroll 8
-        for (int g = 0; g < 8; g++) _mm512_storeu_si512(q + (G * 8 + g) * 64, z[g]);
+        for (int g = 0; g < 8; g++)
+          _mm512_storeu_si512(q + (G * 8 + g) * 64, z[g]);
       }
     }
   }
@@ -1032,12 +1116,14 @@ gemm_tile_q6_K(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t 
     const float *d = (const float *)(sp + 8 * GEMM_ROWS);
     __m512i si[GEMM_TOK], mi[GEMM_TOK];
 #pragma GCC unroll 8
-    for (int t = 0; t < T; t++) si[t] = mi[t] = _mm512_setzero_si512();
+    for (int t = 0; t < T; t++)
+      si[t] = mi[t] = _mm512_setzero_si512();
 #pragma GCC unroll 1
     for (int G = 0; G < 8; G++) {
       __m512i w[8];
 #pragma GCC unroll 8
-      for (int g = 0; g < 8; g++) w[g] = _mm512_loadu_si512(q + (G * 8 + g) * 64);
+      for (int g = 0; g < 8; g++)
+        w[g] = _mm512_loadu_si512(q + (G * 8 + g) * 64);
       const __m512i sc0 = _mm512_loadu_si512(sc + (2 * G) * GEMM_ROWS);
       const __m512i sc1 = _mm512_loadu_si512(sc + (2 * G + 1) * GEMM_ROWS);
       const __m512i spv = _mm512_loadu_si512(sp + G * GEMM_ROWS);
@@ -1050,10 +1136,10 @@ gemm_tile_q6_K(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t 
           s0 = _mm512_dpbusd_epi32(s0, w[g], _mm512_set1_epi32(load_i32(yq + 4 * g)));
           s1 = _mm512_dpbusd_epi32(s1, w[g + 4], _mm512_set1_epi32(load_i32(yq + 16 + 4 * g)));
         }
-        si[t] = _mm512_add_epi32(si[t], _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0),
-                                                         _mm512_mullo_epi32(s1, sc1)));
-        mi[t] = _mm512_dpwssd_epi32(mi[t], spv,
-                                    _mm512_set1_epi32(load_i32(yrow[t][i].bsums + 2 * G)));
+        si[t] = _mm512_add_epi32(
+            si[t], _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1)));
+        mi[t] =
+            _mm512_dpwssd_epi32(mi[t], spv, _mm512_set1_epi32(load_i32(yrow[t][i].bsums + 2 * G)));
       }
     }
     const __m512 dx = _mm512_loadu_ps(d);
@@ -1079,12 +1165,20 @@ static void cll__gemm_q6_K_avx512(const cll_matmul_args *a) {
       const __mmask16 mask = (__mmask16)((1u << nr) - 1u);
       gemm_pack_q6_K(a, r, nr, nb, panel);
       int64_t t0 = tc;
-      for (; t0 + 4 <= te; t0 += 4) gemm_tile_q6_K(4, a, nb, panel, t0, r, mask);
+      for (; t0 + 4 <= te; t0 += 4)
+        gemm_tile_q6_K(4, a, nb, panel, t0, r, mask);
       switch (te - t0) {
-      case 3: gemm_tile_q6_K(3, a, nb, panel, t0, r, mask); break;
-      case 2: gemm_tile_q6_K(2, a, nb, panel, t0, r, mask); break;
-      case 1: gemm_tile_q6_K(1, a, nb, panel, t0, r, mask); break;
-      default: break;
+      case 3:
+        gemm_tile_q6_K(3, a, nb, panel, t0, r, mask);
+        break;
+      case 2:
+        gemm_tile_q6_K(2, a, nb, panel, t0, r, mask);
+        break;
+      case 1:
+        gemm_tile_q6_K(1, a, nb, panel, t0, r, mask);
+        break;
+      default:
+        break;
       }
     }
   }
@@ -1092,26 +1186,31 @@ static void cll__gemm_q6_K_avx512(const cll_matmul_args *a) {
 
 const cll_kernels cll__kernels_avx512 = {
     .isa = "avx512",
-    .dequant_row = {CLL__X86_DEQUANT, [CLL_TYPE_F16] = dequant_f16_512,
-                    [CLL_TYPE_BF16] = dequant_bf16_512},
+    .dequant_row =
+        {CLL__X86_DEQUANT, [CLL_TYPE_F16] = dequant_f16_512, [CLL_TYPE_BF16] = dequant_bf16_512},
     .quantize_row = {CLL__X86_QUANTIZE},
-    .vec_dot = {CLL__X86_VEC_DOT_K, [CLL_TYPE_F16] = dot_f16_f32_512,
-                [CLL_TYPE_BF16] = dot_bf16_f32_512,
-                [CLL_TYPE_Q4_0] = dot_q4_0_q8_0_512, [CLL_TYPE_Q8_0] = dot_q8_0_q8_0_512},
+    .vec_dot =
+        {CLL__X86_VEC_DOT_K, [CLL_TYPE_F16] = dot_f16_f32_512, [CLL_TYPE_BF16] = dot_bf16_f32_512,
+         [CLL_TYPE_Q4_0] = dot_q4_0_q8_0_512, [CLL_TYPE_Q8_0] = dot_q8_0_q8_0_512},
     .pack_bytes = {[CLL_TYPE_Q4_0] = cll__pack_bytes_q4_0_avx512,
                    [CLL_TYPE_Q8_0] = cll__pack_bytes_q8_0_avx512,
                    [CLL_TYPE_Q4_K] = cll__pack_bytes_q4_K_avx512,
                    [CLL_TYPE_Q5_K] = cll__pack_bytes_q5_K_avx512},
-    .pack = {[CLL_TYPE_Q4_0] = cll__pack_q4_0_avx512, [CLL_TYPE_Q8_0] = cll__pack_q8_0_avx512,
-             [CLL_TYPE_Q4_K] = cll__pack_q4_K_avx512, [CLL_TYPE_Q5_K] = cll__pack_q5_K_avx512},
+    .pack = {[CLL_TYPE_Q4_0] = cll__pack_q4_0_avx512,
+             [CLL_TYPE_Q8_0] = cll__pack_q8_0_avx512,
+             [CLL_TYPE_Q4_K] = cll__pack_q4_K_avx512,
+             [CLL_TYPE_Q5_K] = cll__pack_q5_K_avx512},
     .matmul_packed = {[CLL_TYPE_Q4_0] = cll__matmul_q4_0_packed_avx512,
                       [CLL_TYPE_Q8_0] = cll__matmul_q8_0_packed_avx512,
                       [CLL_TYPE_Q4_K] = cll__matmul_q4_K_packed_avx512,
                       [CLL_TYPE_Q5_K] = cll__matmul_q5_K_packed_avx512},
-    .vec_dot_rows = {[CLL_TYPE_Q4_0] = cll__dot4_q4_0_avx512, [CLL_TYPE_F16] = dot4_f16_512,
+    .vec_dot_rows = {[CLL_TYPE_Q4_0] = cll__dot4_q4_0_avx512,
+                     [CLL_TYPE_F16] = dot4_f16_512,
                      [CLL_TYPE_BF16] = dot4_bf16_512},
-    .gemm = {[CLL_TYPE_Q4_0] = cll__gemm_q8_0_avx512, [CLL_TYPE_Q8_0] = cll__gemm_q8_0_avx512,
-             [CLL_TYPE_Q4_K] = cll__gemm_q4_K_avx512, [CLL_TYPE_Q6_K] = cll__gemm_q6_K_avx512},
+    .gemm = {[CLL_TYPE_Q4_0] = cll__gemm_q8_0_avx512,
+             [CLL_TYPE_Q8_0] = cll__gemm_q8_0_avx512,
+             [CLL_TYPE_Q4_K] = cll__gemm_q4_K_avx512,
+             [CLL_TYPE_Q6_K] = cll__gemm_q6_K_avx512},
     .gemm_scratch_bytes = {[CLL_TYPE_Q4_0] = cll__gemm_q8_0_scratch_bytes_avx512,
                            [CLL_TYPE_Q8_0] = cll__gemm_q8_0_scratch_bytes_avx512,
                            [CLL_TYPE_Q4_K] = cll__gemm_q4_K_scratch_bytes_avx512,
@@ -1120,8 +1219,8 @@ const cll_kernels cll__kernels_avx512 = {
      * one thread): Q4_0/Q8_0 from 2 (81 vs 49 GFLOP/s; 1: 63 vs 70); the
      * K-quant panels cost more to pack: Q4_K from 4 (86 vs 60; 2: 47 vs
      * 60), Q6_K from 8 (4: 60 vs 66; 16: 146 vs 56). */
-    .gemm_min_tok = {[CLL_TYPE_Q4_0] = 2, [CLL_TYPE_Q8_0] = 2, [CLL_TYPE_Q4_K] = 4,
-                     [CLL_TYPE_Q6_K] = 8},
+    .gemm_min_tok =
+        {[CLL_TYPE_Q4_0] = 2, [CLL_TYPE_Q8_0] = 2, [CLL_TYPE_Q4_K] = 4, [CLL_TYPE_Q6_K] = 8},
     /* F16 rows against a few tokens (attention of a GQA group): tokens in
      * the lanes, no horizontal sums (bench/kernels: F16 n_tok=4, 8, 16). */
     .matmul_few = {[CLL_TYPE_F16] = cll__matmul_f16_small_avx512},

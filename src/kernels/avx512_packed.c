@@ -54,10 +54,10 @@ static inline int32_t ld32(const void *p) {
 
 /* Tiles of at most max_t tokens over [tc, te), as even as possible (41
  * by 8: 7 7 7 7 7 6), so no tile is a lone token when several share. */
-#define FOR_TILES(tc, te, max_t, t0, t1)                                                     \
-  for (int64_t n_t_ = ((te) - (tc) + (max_t)-1) / (max_t), k_ = 0; k_ < n_t_; k_++)         \
-    for (int64_t t0 = (tc) + ((te) - (tc)) * k_ / n_t_, t1 = (tc) + ((te) - (tc)) * (k_ + 1) / n_t_, \
-                 once_ = 1;                                                                  \
+#define FOR_TILES(tc, te, max_t, t0, t1)                                                           \
+  for (int64_t n_t_ = ((te) - (tc) + (max_t)-1) / (max_t), k_ = 0; k_ < n_t_; k_++)                \
+    for (int64_t t0 = (tc) + ((te) - (tc)) * k_ / n_t_,                                            \
+                 t1 = (tc) + ((te) - (tc)) * (k_ + 1) / n_t_, once_ = 1;                           \
          once_; once_ = 0)
 
 /* ---------------------------------------------------------------- Q8_0 */
@@ -79,7 +79,8 @@ void cll__pack_q8_0_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t
     uint8_t *q = (uint8_t *)dst + (size_t)p * p8_panel_bytes(nb);
     uint16_t *d = (uint16_t *)(q + (size_t)nb * 512);
     for (int j = 0; j < CLL_PACK_ROWS; j++) {
-      const sb_q8_0 *row = (const sb_q8_0 *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
+      const sb_q8_0 *row =
+          (const sb_q8_0 *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
       for (int64_t i = 0; i < nb; i++) {
         d[i * CLL_PACK_ROWS + j] = row[i].d;
         for (int g = 0; g < 8; g++) { /* + 128 on 4 bytes at once: q ^ 0x80 */
@@ -108,7 +109,8 @@ p8_tile(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *q, int
     const uint8_t *qi = q + (size_t)i * 512;
     __m512i w[8];
 #pragma GCC unroll 8
-    for (int g = 0; g < 8; g++) w[g] = _mm512_load_si512((const void *)(qi + 64 * g));
+    for (int g = 0; g < 8; g++)
+      w[g] = _mm512_load_si512((const void *)(qi + 64 * g));
     const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(d + i * CLL_PACK_ROWS)));
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) {
@@ -124,7 +126,8 @@ p8_tile(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *q, int
     }
   }
 #pragma GCC unroll 8
-  for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * a->y_stride, acc[t]);
+  for (int t = 0; t < T; t++)
+    _mm512_storeu_ps(y + t * a->y_stride, acc[t]);
 }
 
 void cll__matmul_q8_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1) {
@@ -138,15 +141,32 @@ void cll__matmul_q8_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_
       FOR_TILES(tc, te, P8_TOK, t0, t1) {
         float *yt = y + t0 * a->y_stride;
         switch (t1 - t0) {
-        case 8: p8_tile(8, a, nb, q, t0, yt); break;
-        case 7: p8_tile(7, a, nb, q, t0, yt); break;
-        case 6: p8_tile(6, a, nb, q, t0, yt); break;
-        case 5: p8_tile(5, a, nb, q, t0, yt); break;
-        case 4: p8_tile(4, a, nb, q, t0, yt); break;
-        case 3: p8_tile(3, a, nb, q, t0, yt); break;
-        case 2: p8_tile(2, a, nb, q, t0, yt); break;
-        case 1: p8_tile(1, a, nb, q, t0, yt); break;
-        default: break;
+        case 8:
+          p8_tile(8, a, nb, q, t0, yt);
+          break;
+        case 7:
+          p8_tile(7, a, nb, q, t0, yt);
+          break;
+        case 6:
+          p8_tile(6, a, nb, q, t0, yt);
+          break;
+        case 5:
+          p8_tile(5, a, nb, q, t0, yt);
+          break;
+        case 4:
+          p8_tile(4, a, nb, q, t0, yt);
+          break;
+        case 3:
+          p8_tile(3, a, nb, q, t0, yt);
+          break;
+        case 2:
+          p8_tile(2, a, nb, q, t0, yt);
+          break;
+        case 1:
+          p8_tile(1, a, nb, q, t0, yt);
+          break;
+        default:
+          break;
         }
       }
     }
@@ -173,13 +193,15 @@ void cll__pack_q4_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t
   for (int64_t p = p0; p < p1; p++) {
     uint8_t *panel = (uint8_t *)dst + (size_t)p * pk4_panel_bytes(nsb);
     for (int j = 0; j < CLL_PACK_ROWS; j++) {
-      const sb_q4_K *row = (const sb_q4_K *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
+      const sb_q4_K *row =
+          (const sb_q4_K *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
       for (int64_t i = 0; i < nsb; i++) {
         uint8_t *q = panel + (size_t)i * PK4_SB;
         uint8_t *sc = q + 2048, *mn = sc + 128;
         uint16_t *d = (uint16_t *)(mn + 128);
         for (int c = 0; c < 4; c++)
-          for (int g = 0; g < 8; g++) memcpy(q + (c * 8 + g) * 64 + 4 * j, row[i].qs + 32 * c + 4 * g, 4);
+          for (int g = 0; g < 8; g++)
+            memcpy(q + (c * 8 + g) * 64 + 4 * j, row[i].qs + 32 * c + 4 * g, 4);
         for (int s = 0; s < 8; s++) {
           uint8_t scale, min;
           sb_scale_min_k4(s, row[i].scales, &scale, &min);
@@ -195,17 +217,19 @@ void cll__pack_q4_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t
 
 /* Bit `from` of every byte of h moved to bit 4 (other bits: garbage). */
 static inline __attribute__((always_inline)) __m512i bit_to4(__m512i h, const int from) {
-  if (from < 4) return _mm512_slli_epi16(h, (unsigned)(4 - from));
-  if (from > 4) return _mm512_srli_epi16(h, (unsigned)(from - 4));
+  if (from < 4)
+    return _mm512_slli_epi16(h, (unsigned)(4 - from));
+  if (from > 4)
+    return _mm512_srli_epi16(h, (unsigned)(from - 4));
   return h;
 }
 
 /* Chunk c (64 elements: sub-blocks 2c, 2c + 1) of a packed super-block as
  * unsigned quants: lo[g] / hi[g] meet activation dwords 4g and 32 + 4g.
  * Q5_K (q5) adds the fifth bit: bits 2c / 2c + 1 of the qh vectors. */
-static inline __attribute__((always_inline)) void
-pk_unpack(const uint8_t *q, const uint8_t *qh, const int c, const int q5, __m512i lo[8],
-          __m512i hi[8]) {
+static inline __attribute__((always_inline)) void pk_unpack(const uint8_t *q, const uint8_t *qh,
+                                                            const int c, const int q5,
+                                                            __m512i lo[8], __m512i hi[8]) {
   const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
 #pragma GCC unroll 8
   for (int g = 0; g < 8; g++) {
@@ -224,9 +248,10 @@ pk_unpack(const uint8_t *q, const uint8_t *qh, const int c, const int q5, __m512
 /* T tokens (t0..) times one Q4_K (q5 = 0) or Q5_K (q5 = 1) panel; y: row
  * 16p of token t0. sbb: bytes per super-block; the scales follow the
  * quants (and Q5_K's qh) as in the layouts above. */
-static inline __attribute__((always_inline)) void
-pk4_tile(const int T, const int q5, const cll_matmul_args *a, int64_t nsb, const uint8_t *panel,
-         int64_t t0, float *y) {
+static inline __attribute__((always_inline)) void pk4_tile(const int T, const int q5,
+                                                           const cll_matmul_args *a, int64_t nsb,
+                                                           const uint8_t *panel, int64_t t0,
+                                                           float *y) {
   const size_t sbb = q5 ? PK5_SB : PK4_SB;
   __m512 acc[PK4_TOK];
   const sb_q8_K *yrow[PK4_TOK];
@@ -266,8 +291,8 @@ pk4_tile(const int T, const int q5, const cll_matmul_args *a, int64_t nsb, const
           s0 = _mm512_dpbusd_epi32(s0, lo[g], _mm512_set1_epi32(ld32(yq + 4 * g)));
           s1 = _mm512_dpbusd_epi32(s1, hi[g], _mm512_set1_epi32(ld32(yq + 32 + 4 * g)));
         }
-        si[t] = _mm512_add_epi32(si[t], _mm512_add_epi32(_mm512_mullo_epi32(s0, scl),
-                                                         _mm512_mullo_epi32(s1, sch)));
+        si[t] = _mm512_add_epi32(
+            si[t], _mm512_add_epi32(_mm512_mullo_epi32(s0, scl), _mm512_mullo_epi32(s1, sch)));
         mi[t] = _mm512_dpwssd_epi32(mi[t], mnv, _mm512_set1_epi32(bs[t][c]));
       }
     }
@@ -281,11 +306,12 @@ pk4_tile(const int T, const int q5, const cll_matmul_args *a, int64_t nsb, const
     }
   }
 #pragma GCC unroll 4
-  for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * a->y_stride, acc[t]);
+  for (int t = 0; t < T; t++)
+    _mm512_storeu_ps(y + t * a->y_stride, acc[t]);
 }
 
-static inline __attribute__((always_inline)) void
-pk_matmul(const int q5, const cll_matmul_args *a, int64_t p0, int64_t p1) {
+static inline __attribute__((always_inline)) void pk_matmul(const int q5, const cll_matmul_args *a,
+                                                            int64_t p0, int64_t p1) {
   const int64_t nsb = a->n_in / SB_QK_K;
   const size_t pb = (size_t)nsb * (q5 ? PK5_SB : PK4_SB);
   for (int64_t tc = 0; tc < a->n_tok; tc += TOK_CHUNK) {
@@ -296,11 +322,20 @@ pk_matmul(const int q5, const cll_matmul_args *a, int64_t p0, int64_t p1) {
       FOR_TILES(tc, te, PK4_TOK, t0, t1) {
         float *yt = y + t0 * a->y_stride;
         switch (t1 - t0) {
-        case 4: pk4_tile(4, q5, a, nsb, q, t0, yt); break;
-        case 3: pk4_tile(3, q5, a, nsb, q, t0, yt); break;
-        case 2: pk4_tile(2, q5, a, nsb, q, t0, yt); break;
-        case 1: pk4_tile(1, q5, a, nsb, q, t0, yt); break;
-        default: break;
+        case 4:
+          pk4_tile(4, q5, a, nsb, q, t0, yt);
+          break;
+        case 3:
+          pk4_tile(3, q5, a, nsb, q, t0, yt);
+          break;
+        case 2:
+          pk4_tile(2, q5, a, nsb, q, t0, yt);
+          break;
+        case 1:
+          pk4_tile(1, q5, a, nsb, q, t0, yt);
+          break;
+        default:
+          break;
         }
       }
     }
@@ -332,12 +367,15 @@ void cll__pack_q5_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t
   const int64_t nsb = n_in / SB_QK_K;
   for (int64_t p = p0; p < p1; p++)
     for (int j = 0; j < CLL_PACK_ROWS; j++) {
-      const sb_q5_K *row = (const sb_q5_K *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
+      const sb_q5_K *row =
+          (const sb_q5_K *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
       for (int64_t i = 0; i < nsb; i++) {
         uint8_t *q = (uint8_t *)dst + ((size_t)p * (size_t)nsb + (size_t)i) * PK5_SB;
         for (int c = 0; c < 4; c++)
-          for (int g = 0; g < 8; g++) memcpy(q + (c * 8 + g) * 64 + 4 * j, row[i].qs + 32 * c + 4 * g, 4);
-        for (int g = 0; g < 8; g++) memcpy(q + 2048 + g * 64 + 4 * j, row[i].qh + 4 * g, 4);
+          for (int g = 0; g < 8; g++)
+            memcpy(q + (c * 8 + g) * 64 + 4 * j, row[i].qs + 32 * c + 4 * g, 4);
+        for (int g = 0; g < 8; g++)
+          memcpy(q + 2048 + g * 64 + 4 * j, row[i].qh + 4 * g, 4);
         for (int s = 0; s < 8; s++) {
           uint8_t scale, min;
           sb_scale_min_k4(s, row[i].scales, &scale, &min);

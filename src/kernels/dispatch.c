@@ -52,7 +52,8 @@ static bool cpu_has(int isa) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
-  if (isa == ISA_AVX2) return avx2;
+  if (isa == ISA_AVX2)
+    return avx2;
   /* avx512.c is built with VNNI and BF16 enabled; it must guard any use of
    * the BF16 instructions itself, so only the common subset is required. */
   if (isa == ISA_AVX512)
@@ -85,24 +86,32 @@ const char *cll__kernels_blis_arch_type(void) {
 
 static const cll_kernels *isa_table(int isa) {
   switch (isa) {
-  case ISA_REF: return &cll__kernels_ref;
+  case ISA_REF:
+    return &cll__kernels_ref;
 #if defined(__x86_64__)
-  case ISA_AVX2: return &cll__kernels_avx2;
-  case ISA_AVX512: return &cll__kernels_avx512;
+  case ISA_AVX2:
+    return &cll__kernels_avx2;
+  case ISA_AVX512:
+    return &cll__kernels_avx512;
 #endif
 #if defined(__aarch64__)
-  case ISA_NEON: return &cll__kernels_neon;
+  case ISA_NEON:
+    return &cll__kernels_neon;
 #endif
-  default: return NULL;
+  default:
+    return NULL;
   }
 }
 
 static void fill(cll_kernels *dst, const cll_kernels *src, const cll_kernels *ref) {
   *dst = *src;
   for (int t = 0; t < CLL_TYPE_COUNT; t++) {
-    if (!dst->dequant_row[t]) dst->dequant_row[t] = ref->dequant_row[t];
-    if (!dst->quantize_row[t]) dst->quantize_row[t] = ref->quantize_row[t];
-    if (!dst->vec_dot[t]) dst->vec_dot[t] = ref->vec_dot[t];
+    if (!dst->dequant_row[t])
+      dst->dequant_row[t] = ref->dequant_row[t];
+    if (!dst->quantize_row[t])
+      dst->quantize_row[t] = ref->quantize_row[t];
+    if (!dst->vec_dot[t])
+      dst->vec_dot[t] = ref->vec_dot[t];
   }
 }
 
@@ -111,7 +120,8 @@ static char available[64];
 static void init(void) {
   for (int i = 0; i < ISA_N; i++) {
     const cll_kernels *src = isa_table(i);
-    if (src == NULL || (i != ISA_REF && !cpu_has(i))) continue;
+    if (src == NULL || (i != ISA_REF && !cpu_has(i)))
+      continue;
     fill(&tables[i], src, &cll__kernels_ref);
     tables[i].isa = isa_names[i];
     have[i] = true;
@@ -120,23 +130,27 @@ static void init(void) {
   }
   chosen = ISA_REF;
   for (int i = ISA_AVX2; i < ISA_N; i++)
-    if (have[i]) chosen = i; /* enum order = preference order */
+    if (have[i])
+      chosen = i; /* enum order = preference order */
 }
 
 int cll__kernels_select(const char *isa, cll_err *err) {
   pthread_once(&once, init);
-  if (isa == NULL || isa[0] == '\0') return 0;
+  if (isa == NULL || isa[0] == '\0')
+    return 0;
   int forced = -1;
   for (int i = 0; i < ISA_N; i++)
-    if (strcmp(isa, isa_names[i]) == 0) forced = i;
+    if (strcmp(isa, isa_names[i]) == 0)
+      forced = i;
   if (forced < 0)
     return cll_err_set(err, CLL_EINVAL,
                        "CLLAMA_KERNELS=\"%s\": expected one of ref, avx2, avx512, neon "
                        "(this CPU: %s)",
                        isa, available);
   if (!have[forced])
-    return cll_err_set(err, CLL_EUNSUPPORTED, "CLLAMA_KERNELS=\"%s\": this %s lacks it (available: %s)",
-                       isa, isa_table(forced) == NULL ? "build" : "CPU", available);
+    return cll_err_set(err, CLL_EUNSUPPORTED,
+                       "CLLAMA_KERNELS=\"%s\": this %s lacks it (available: %s)", isa,
+                       isa_table(forced) == NULL ? "build" : "CPU", available);
   chosen = forced;
   return 0;
 }
@@ -154,7 +168,8 @@ const cll_kernels *cll_kernels_get(void) {
 const cll_kernels *cll_kernels_by_name(const char *isa) {
   pthread_once(&once, init);
   for (int i = 0; isa && i < ISA_N; i++)
-    if (strcmp(isa, isa_names[i]) == 0) return have[i] ? &tables[i] : NULL;
+    if (strcmp(isa, isa_names[i]) == 0)
+      return have[i] ? &tables[i] : NULL;
   return NULL;
 }
 
@@ -165,7 +180,8 @@ size_t cll__kernels_gemm_scratch_max(int64_t n_in) {
     for (int t = 0; have[i] && t < CLL_TYPE_COUNT; t++)
       if (tables[i].gemm[t] != NULL && tables[i].gemm_scratch_bytes[t] != NULL) {
         const size_t b = tables[i].gemm_scratch_bytes[t](n_in);
-        if (b > need) need = b;
+        if (b > need)
+          need = b;
       }
   return need;
 }

@@ -29,9 +29,9 @@
  * BLIS_ARCH_SKX = 0, BLIS_ARCH_HASWELL = 3, BLIS_ARCH_ZEN3 = 6; a name such
  * as "zen3" parses as 0), once, at its initialisation. cll_kernels_init
  * (main thread, before any other) therefore sets it from CPUID
- * (dispatch.c) before the first BLIS call, unless the user set it. skx is the fastest configuration for the prefill shapes here
- * (bench/blis). The internal symbol for the chosen configuration lets the
- * benchmarks print what BLIS really runs. */
+ * (dispatch.c) before the first BLIS call, unless the user set it. skx is the fastest configuration
+ * for the prefill shapes here (bench/blis). The internal symbol for the chosen configuration lets
+ * the benchmarks print what BLIS really runs. */
 #include "cllama/kernels.h"
 #include "kernels/matmul_internal.h"
 #include "kernels/simd.h"
@@ -73,18 +73,25 @@ static bool no_repack;
 
 int cll_kernels_init(const cll_kernels_config *cfg, cll_err *err) {
   static bool done;
-  if (done) return cll_err_set(err, CLL_EBUSY, "the kernels are already set up");
+  if (done)
+    return cll_err_set(err, CLL_EBUSY, "the kernels are already set up");
   const cll_kernels_config none = {0};
-  if (cfg == NULL) cfg = &none;
+  if (cfg == NULL)
+    cfg = &none;
   int rc = cll__kernels_select(cfg->isa, err);
-  if (rc != 0) return rc;
+  if (rc != 0)
+    return rc;
   done = true;
   no_repack = cfg->no_repack;
-  if (cfg->gemm_min_tok > 0) gemm_min_tok = cfg->gemm_min_tok;
-  if (cfg->int8_min_tok > 0) int8_min_tok = cfg->int8_min_tok;
-  if (cfg->gemm_tile_rows > 0) tile_rows = cfg->gemm_tile_rows;
+  if (cfg->gemm_min_tok > 0)
+    gemm_min_tok = cfg->gemm_min_tok;
+  if (cfg->int8_min_tok > 0)
+    int8_min_tok = cfg->int8_min_tok;
+  if (cfg->gemm_tile_rows > 0)
+    tile_rows = cfg->gemm_tile_rows;
   const char *arch = cll__kernels_blis_arch_type();
-  if (arch != NULL) setenv("BLIS_ARCH_TYPE", arch, 0); /* 0: the user's value wins */
+  if (arch != NULL)
+    setenv("BLIS_ARCH_TYPE", arch, 0); /* 0: the user's value wins */
   pthread_once(&blis_once, blis_init);
   return 0;
 }
@@ -122,12 +129,14 @@ static size_t blis_scratch_bytes(int64_t n_in) {
 size_t cll_matmul_scratch_bytes(int64_t n_in, int64_t max_tok) {
   pthread_once(&blis_once, blis_init);
   size_t need = 0;
-  if (max_tok >= gemm_min_tok || forced_path) need = blis_scratch_bytes(n_in);
+  if (max_tok >= gemm_min_tok || forced_path)
+    need = blis_scratch_bytes(n_in);
   /* The int8 GEMMs' panels depend on the row length only; every table's
    * (a caller may use any). */
   if (max_tok >= 2 || forced_path) {
     const size_t i8 = cll__kernels_gemm_scratch_max(n_in);
-    if (i8 > need) need = i8;
+    if (i8 > need)
+      need = i8;
   }
   return need;
 }
@@ -135,21 +144,24 @@ size_t cll_matmul_scratch_bytes(int64_t n_in, int64_t max_tok) {
 size_t cll_matmul_xq_bytes(uint32_t wtype, int64_t n_in, int64_t n_tok, size_t *xq_stride) {
   const struct cll_type_info *ti = cll_type_info(wtype);
   size_t row = 0;
-  if (ti != NULL && ti->act_type != CLL_TYPE_F32) row = cll_row_bytes(ti->act_type, n_in);
+  if (ti != NULL && ti->act_type != CLL_TYPE_F32)
+    row = cll_row_bytes(ti->act_type, n_in);
   /* Q8_0 rows carry their per-block scales and sums (simd.h). */
   if (ti != NULL && ti->act_type == CLL_TYPE_Q8_0 && row > 0)
     row = cll__q8_sums_offset(n_in / CLL_QK8_0) +
           (size_t)(n_in / CLL_QK8_0) * sizeof(struct cll__q8_sum);
   /* Keep rows 64-byte aligned so each token's blocks start on a cache line. */
   row = (row + 63) & ~(size_t)63;
-  if (xq_stride != NULL) *xq_stride = row;
+  if (xq_stride != NULL)
+    *xq_stride = row;
   return row * (size_t)(n_tok > 0 ? n_tok : 0);
 }
 
 void cll_matmul_prepare(const cll_kernels *k, uint32_t wtype, const float *x, int64_t x_stride,
                         int64_t n_in, int64_t t0, int64_t t1, void *xq, size_t xq_stride) {
   const struct cll_type_info *ti = cll_type_info(wtype);
-  if (ti == NULL || ti->act_type == CLL_TYPE_F32) return;
+  if (ti == NULL || ti->act_type == CLL_TYPE_F32)
+    return;
   void (*quantize)(const float *, void *, int64_t) = k->quantize_row[ti->act_type];
   for (int64_t t = t0; t < t1; t++) {
     char *row = (char *)xq + (size_t)t * xq_stride;
@@ -160,7 +172,8 @@ void cll_matmul_prepare(const cll_kernels *k, uint32_t wtype, const float *x, in
       struct cll__q8_sum *sum = (struct cll__q8_sum *)(row + cll__q8_sums_offset(nb));
       for (int64_t i = 0; i < nb; i++) {
         int32_t acc = 0;
-        for (int j = 0; j < CLL_QK8_0; j++) acc += b[i].qs[j];
+        for (int j = 0; j < CLL_QK8_0; j++)
+          acc += b[i].qs[j];
         sum[i] = (struct cll__q8_sum){cll__fp16_to_fp32(b[i].d), acc};
       }
     }
@@ -183,7 +196,8 @@ static void matmul_dot(const cll_kernels *k, const cll_matmul_args *a) {
     for (; r + CLL_DOT_ROWS <= a->r1; r += CLL_DOT_ROWS, w += CLL_DOT_ROWS * a->w_stride)
       for (int64_t t = 0; t < a->n_tok; t++) {
         k->vec_dot_rows[a->wtype](a->n_in, w, a->w_stride, act + (size_t)t * act_stride, o);
-        for (int j = 0; j < CLL_DOT_ROWS; j++) a->y[t * a->y_stride + r + j] = o[j];
+        for (int j = 0; j < CLL_DOT_ROWS; j++)
+          a->y[t * a->y_stride + r + j] = o[j];
       }
   }
   for (; r < a->r1; r++, w += a->w_stride)
@@ -221,11 +235,15 @@ static int choose_path(const cll_kernels *k, const cll_matmul_args *a) {
                        a->scratch_bytes >= k->gemm_scratch_bytes[a->wtype](a->n_in);
   const bool blis_ok = have_scratch && a->scratch_bytes >= blis_scratch_bytes(a->n_in) &&
                        k->dequant_row[a->wtype] != NULL;
-  if (forced_path == 3 && int8_ok) return 3;
-  if (forced_path == 2 && blis_ok) return 2;
-  if (forced_path != 0) return 1;
+  if (forced_path == 3 && int8_ok)
+    return 3;
+  if (forced_path == 2 && blis_ok)
+    return 2;
+  if (forced_path != 0)
+    return 1;
   const int64_t i8_min = int8_min_tok > 0 ? int8_min_tok : k->gemm_min_tok[a->wtype];
-  if (int8_ok && a->n_tok >= i8_min) return 3;
+  if (int8_ok && a->n_tok >= i8_min)
+    return 3;
   if (k->matmul_few[a->wtype] != NULL && a->n_tok >= k->few_min_tok[a->wtype] &&
       a->n_tok <= k->few_max_tok[a->wtype])
     return 4;
@@ -237,7 +255,8 @@ static int choose_path(const cll_kernels *k, const cll_matmul_args *a) {
    * whose reference kernel accumulates in double: their logits then do not
    * depend on how many tokens share a batch, which the engine's tests
    * check to 1e-5 (BLIS's float sums differ by ~6e-5 there). */
-  if (blis_ok && a->n_tok >= min_tok && a->wtype != CLL_TYPE_F32) return 2;
+  if (blis_ok && a->n_tok >= min_tok && a->wtype != CLL_TYPE_F32)
+    return 2;
   return 1;
 }
 
@@ -247,7 +266,8 @@ static void matmul_rows(const cll_kernels *k, const cll_matmul_args *a, int64_t 
 void cll_matmul(const cll_kernels *k, const cll_matmul_args *a) {
   pthread_once(&blis_once, blis_init);
   paths_ran = 0;
-  if (a->r1 <= a->r0 || a->n_tok <= 0) return;
+  if (a->r1 <= a->r0 || a->n_tok <= 0)
+    return;
   /* Packed weights: whole panels from wp, the rows before the first and
    * after the last whole panel of [r0, r1) in place. */
   if (a->wp != NULL && k->matmul_packed[a->wtype] != NULL && forced_path == 0) {
@@ -265,16 +285,25 @@ void cll_matmul(const cll_kernels *k, const cll_matmul_args *a) {
 }
 
 static void matmul_rows(const cll_kernels *k, const cll_matmul_args *all, int64_t r0, int64_t r1) {
-  if (r1 <= r0) return;
+  if (r1 <= r0)
+    return;
   cll_matmul_args sub = *all, *a = &sub;
   sub.r0 = r0;
   sub.r1 = r1;
   const int path = choose_path(k, a);
   paths_ran |= 1u << path;
   switch (path) {
-  case 4: k->matmul_few[a->wtype](a); break;
-  case 3: k->gemm[a->wtype](a); break;
-  case 2: matmul_gemm(k, a); break;
-  default: matmul_dot(k, a); break;
+  case 4:
+    k->matmul_few[a->wtype](a);
+    break;
+  case 3:
+    k->gemm[a->wtype](a);
+    break;
+  case 2:
+    matmul_gemm(k, a);
+    break;
+  default:
+    matmul_dot(k, a);
+    break;
   }
 }

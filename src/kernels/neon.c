@@ -54,7 +54,8 @@ static void dot_f16_f32_neon(int64_t n, const void *w, const void *a, float *out
     s3 = vfmaq_f32(s3, vcvt_high_f32_f16(f1), vld1q_f32(y + i + 12));
   }
   float s = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
-  for (; i < n; i++) s += cll_fp16_to_fp32(x[i]) * y[i]; /* the same scalar tail as ref */
+  for (; i < n; i++)
+    s += cll_fp16_to_fp32(x[i]) * y[i]; /* the same scalar tail as ref */
   *out = s;
 }
 
@@ -66,7 +67,8 @@ static void dequant_f16_neon(const void *src, float *dst, int64_t n) {
     vst1q_f32(dst + i, vcvt_f32_f16(vget_low_f16(f)));
     vst1q_f32(dst + i + 4, vcvt_high_f32_f16(f));
   }
-  for (; i < n; i++) dst[i] = cll_fp16_to_fp32(x[i]);
+  for (; i < n; i++)
+    dst[i] = cll_fp16_to_fp32(x[i]);
 }
 
 /* ------------------------------------------------------------ Q8_0, Q4_0 */
@@ -75,8 +77,8 @@ static void dot_q8_0_q8_0_neon(int64_t n, const void *w, const void *a, float *o
   const cll_block_q8_0 *x = w, *y = a;
   float s = 0;
   for (int64_t b = 0; b < n / CLL_QK8_0; b++) {
-    int32_t sumi = dot32(vld1q_s8(x[b].qs), vld1q_s8(x[b].qs + 16), vld1q_s8(y[b].qs),
-                         vld1q_s8(y[b].qs + 16));
+    int32_t sumi =
+        dot32(vld1q_s8(x[b].qs), vld1q_s8(x[b].qs + 16), vld1q_s8(y[b].qs), vld1q_s8(y[b].qs + 16));
     s += (float)sumi * (FP16(x[b].d) * FP16(y[b].d));
   }
   *out = s;
@@ -90,7 +92,7 @@ static void dot_q4_0_q8_0_neon(int64_t n, const void *w, const void *a, float *o
   float s = 0;
   for (int64_t b = 0; b < n / CLL_QK4_0; b++) {
     uint8x16_t v = vld1q_u8(x[b].qs);
-    int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, m4)), s8); /* elements 0..15 */
+    int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, m4)), s8);  /* elements 0..15 */
     int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), s8); /* 16..31 */
     int32_t sumi = dot32(lo, hi, vld1q_s8(y[b].qs), vld1q_s8(y[b].qs + 16));
     s += (float)sumi * (FP16(x[b].d) * FP16(y[b].d));
@@ -175,7 +177,8 @@ static void quantize_q8_K_neon(const float *x, void *dst, int64_t n) {
     for (int j = 0; j < CLL_QK_K; j += 16) {
       int16x8_t h[2];
       for (int k = 0; k < 2; k++) {
-        int32x4_t i0 = vminq_s32(lim, vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x + j + 8 * k), iscale)));
+        int32x4_t i0 =
+            vminq_s32(lim, vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x + j + 8 * k), iscale)));
         int32x4_t i1 =
             vminq_s32(lim, vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x + j + 8 * k + 4), iscale)));
         h[k] = vcombine_s16(vmovn_s32(i0), vmovn_s32(i1));
@@ -205,7 +208,8 @@ static void dot_q4_K_q8_K_neon(int64_t n, const void *w, const void *a, float *o
   float s = 0;
   for (int64_t b = 0; b < n / CLL_QK_K; b++) {
     uint8_t sc[8], m[8];
-    for (int j = 0; j < 8; j++) cll__scale_min_k4(j, x[b].scales, &sc[j], &m[j]);
+    for (int j = 0; j < 8; j++)
+      cll__scale_min_k4(j, x[b].scales, &sc[j], &m[j]);
     int32_t summ = mins_dot(y[b].bsums, m);
     int32_t sumi = 0;
     const uint8_t *q4 = x[b].qs;
@@ -214,9 +218,9 @@ static void dot_q4_K_q8_K_neon(int64_t n, const void *w, const void *a, float *o
       uint8x16_t v0 = vld1q_u8(q4), v1 = vld1q_u8(q4 + 16);
       int32_t plo = dot32(vreinterpretq_s8_u8(vandq_u8(v0, m4)),
                           vreinterpretq_s8_u8(vandq_u8(v1, m4)), vld1q_s8(q8), vld1q_s8(q8 + 16));
-      int32_t phi = dot32(vreinterpretq_s8_u8(vshrq_n_u8(v0, 4)),
-                          vreinterpretq_s8_u8(vshrq_n_u8(v1, 4)), vld1q_s8(q8 + 32),
-                          vld1q_s8(q8 + 48));
+      int32_t phi =
+          dot32(vreinterpretq_s8_u8(vshrq_n_u8(v0, 4)), vreinterpretq_s8_u8(vshrq_n_u8(v1, 4)),
+                vld1q_s8(q8 + 32), vld1q_s8(q8 + 48));
       sumi += plo * sc[2 * c] + phi * sc[2 * c + 1];
     }
     s += y[b].d * (FP16(x[b].d) * (float)sumi - FP16(x[b].dmin) * (float)summ);
@@ -231,7 +235,8 @@ static void dot_q5_K_q8_K_neon(int64_t n, const void *w, const void *a, float *o
   float s = 0;
   for (int64_t b = 0; b < n / CLL_QK_K; b++) {
     uint8_t sc[8], m[8];
-    for (int j = 0; j < 8; j++) cll__scale_min_k4(j, x[b].scales, &sc[j], &m[j]);
+    for (int j = 0; j < 8; j++)
+      cll__scale_min_k4(j, x[b].scales, &sc[j], &m[j]);
     int32_t summ = mins_dot(y[b].bsums, m);
     int32_t sumi = 0;
     const uint8_t *q5 = x[b].qs;

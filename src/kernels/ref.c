@@ -22,9 +22,15 @@
 
 #define FP16(x) cll__fp16_to_fp32(x)
 
-static int imin(int a, int b) { return a < b ? a : b; }
-static int imax(int a, int b) { return a > b ? a : b; }
-static int iclamp(int v, int lo, int hi) { return imin(imax(v, lo), hi); }
+static int imin(int a, int b) {
+  return a < b ? a : b;
+}
+static int imax(int a, int b) {
+  return a > b ? a : b;
+}
+static int iclamp(int v, int lo, int hi) {
+  return imin(imax(v, lo), hi);
+}
 /* Round to nearest, ties to even, for |x| < 2^22: adding 1.5 * 2^23 leaves
  * the rounded integer in the low mantissa bits (no libm call, which matters
  * in the K-quant fitting loops). */
@@ -38,13 +44,15 @@ static int nearest(float x) {
 /* sum(a[i] * b[i]) of n small integers (exact). */
 static int dot_i8(const int8_t *a, const int8_t *b, int n) {
   int s = 0;
-  for (int i = 0; i < n; i++) s += a[i] * b[i];
+  for (int i = 0; i < n; i++)
+    s += a[i] * b[i];
   return s;
 }
 
 static int sum_i8(const int8_t *a, int n) {
   int s = 0;
-  for (int i = 0; i < n; i++) s += a[i];
+  for (int i = 0; i < n; i++)
+    s += a[i];
   return s;
 }
 
@@ -60,38 +68,44 @@ static void quantize_f32(const float *src, void *dst, int64_t n) {
 
 static void dequant_f16(const void *src, float *dst, int64_t n) {
   const uint16_t *s = src;
-  for (int64_t i = 0; i < n; i++) dst[i] = FP16(s[i]);
+  for (int64_t i = 0; i < n; i++)
+    dst[i] = FP16(s[i]);
 }
 
 static void quantize_f16(const float *src, void *dst, int64_t n) {
   uint16_t *d = dst;
-  for (int64_t i = 0; i < n; i++) d[i] = cll_fp32_to_fp16(src[i]);
+  for (int64_t i = 0; i < n; i++)
+    d[i] = cll_fp32_to_fp16(src[i]);
 }
 
 static void dequant_bf16(const void *src, float *dst, int64_t n) {
   const uint16_t *s = src;
-  for (int64_t i = 0; i < n; i++) dst[i] = cll__bf16_to_fp32(s[i]);
+  for (int64_t i = 0; i < n; i++)
+    dst[i] = cll__bf16_to_fp32(s[i]);
 }
 
 static void quantize_bf16(const float *src, void *dst, int64_t n) {
   uint16_t *d = dst;
-  for (int64_t i = 0; i < n; i++) d[i] = cll_fp32_to_bf16(src[i]);
+  for (int64_t i = 0; i < n; i++)
+    d[i] = cll_fp32_to_bf16(src[i]);
 }
 
 /* Float dot products accumulate in double (the oracle should be the most
  * accurate path), in 8 lanes so the additions do not wait on each other;
  * the tail goes into lane 0. */
-#define FLOAT_DOT(name, wtype, conv)                                                        \
-  static void name(int64_t n, const void *w, const void *a, float *out) {                 \
-    const wtype *x = w;                                                                    \
-    const float *y = a;                                                                    \
-    double acc[8] = {0};                                                                   \
-    int64_t i = 0;                                                                         \
-    for (; i + 8 <= n; i += 8)                                                             \
-      for (int j = 0; j < 8; j++) acc[j] += (double)conv(x[i + j]) * y[i + j];             \
-    for (; i < n; i++) acc[0] += (double)conv(x[i]) * y[i];                                \
-    *out = (float)(((acc[0] + acc[1]) + (acc[2] + acc[3])) +                                \
-                   ((acc[4] + acc[5]) + (acc[6] + acc[7])));                               \
+#define FLOAT_DOT(name, wtype, conv)                                                               \
+  static void name(int64_t n, const void *w, const void *a, float *out) {                          \
+    const wtype *x = w;                                                                            \
+    const float *y = a;                                                                            \
+    double acc[8] = {0};                                                                           \
+    int64_t i = 0;                                                                                 \
+    for (; i + 8 <= n; i += 8)                                                                     \
+      for (int j = 0; j < 8; j++)                                                                  \
+        acc[j] += (double)conv(x[i + j]) * y[i + j];                                               \
+    for (; i < n; i++)                                                                             \
+      acc[0] += (double)conv(x[i]) * y[i];                                                         \
+    *out = (float)(((acc[0] + acc[1]) + (acc[2] + acc[3])) +                                       \
+                   ((acc[4] + acc[5]) + (acc[6] + acc[7])));                                       \
   }
 
 #define CONV_F32(v) (v)
@@ -106,11 +120,13 @@ static void quantize_q8_0(const float *x, void *dst, int64_t n) {
   cll_block_q8_0 *y = dst;
   for (int64_t b = 0; b < n / CLL_QK8_0; b++, x += CLL_QK8_0) {
     float amax = 0;
-    for (int j = 0; j < CLL_QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
+    for (int j = 0; j < CLL_QK8_0; j++)
+      amax = fmaxf(amax, fabsf(x[j]));
     float d = amax / 127.0f;
     float id = d != 0 ? 1.0f / d : 0.0f;
     y[b].d = cll_fp32_to_fp16(d);
-    for (int j = 0; j < CLL_QK8_0; j++) y[b].qs[j] = (int8_t)roundf(x[j] * id);
+    for (int j = 0; j < CLL_QK8_0; j++)
+      y[b].qs[j] = (int8_t)roundf(x[j] * id);
   }
 }
 
@@ -118,7 +134,8 @@ static void dequant_q8_0(const void *src, float *y, int64_t n) {
   const cll_block_q8_0 *x = src;
   for (int64_t b = 0; b < n / CLL_QK8_0; b++) {
     float d = FP16(x[b].d);
-    for (int j = 0; j < CLL_QK8_0; j++) *y++ = d * x[b].qs[j];
+    for (int j = 0; j < CLL_QK8_0; j++)
+      *y++ = d * x[b].qs[j];
   }
 }
 
@@ -127,7 +144,8 @@ static void dot_q8_0_q8_0(int64_t n, const void *w, const void *a, float *out) {
   float s = 0;
   for (int64_t b = 0; b < n / CLL_QK8_0; b++) {
     int sumi = 0;
-    for (int j = 0; j < CLL_QK8_0; j++) sumi += x[b].qs[j] * y[b].qs[j];
+    for (int j = 0; j < CLL_QK8_0; j++)
+      sumi += x[b].qs[j] * y[b].qs[j];
     s += (float)sumi * (FP16(x[b].d) * FP16(y[b].d));
   }
   *out = s;
@@ -137,7 +155,8 @@ static void quantize_q8_1(const float *x, void *dst, int64_t n) {
   cll_block_q8_1 *y = dst;
   for (int64_t b = 0; b < n / CLL_QK8_1; b++, x += CLL_QK8_1) {
     float amax = 0;
-    for (int j = 0; j < CLL_QK8_1; j++) amax = fmaxf(amax, fabsf(x[j]));
+    for (int j = 0; j < CLL_QK8_1; j++)
+      amax = fmaxf(amax, fabsf(x[j]));
     float d = amax / 127.0f;
     float id = d != 0 ? 1.0f / d : 0.0f;
     int sum = 0;
@@ -154,7 +173,8 @@ static void dequant_q8_1(const void *src, float *y, int64_t n) {
   const cll_block_q8_1 *x = src;
   for (int64_t b = 0; b < n / CLL_QK8_1; b++) {
     float d = FP16(x[b].d);
-    for (int j = 0; j < CLL_QK8_1; j++) *y++ = d * x[b].qs[j];
+    for (int j = 0; j < CLL_QK8_1; j++)
+      *y++ = d * x[b].qs[j];
   }
 }
 
@@ -263,7 +283,8 @@ static uint32_t load_u32(const uint8_t *p) {
 }
 
 static void store_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+  for (int i = 0; i < 4; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
 }
 
 /* The 5-bit values (0..31) of a Q5 block, element order: low nibbles as
@@ -300,7 +321,8 @@ static void quantize_q5_0(const float *x, void *dst, int64_t n) {
     float id = d != 0 ? 1.0f / d : 0.0f;
     y[b].d = cll_fp32_to_fp16(d);
     int q[32];
-    for (int j = 0; j < CLL_QK5_0; j++) q[j] = imin(31, (int8_t)(x[j] * id + 16.5f));
+    for (int j = 0; j < CLL_QK5_0; j++)
+      q[j] = imin(31, (int8_t)(x[j] * id + 16.5f));
     q5_pack(q, y[b].qh, y[b].qs);
   }
 }
@@ -311,7 +333,8 @@ static void dequant_q5_0(const void *src, float *y, int64_t n) {
     float d = FP16(x[b].d);
     int8_t q[32];
     q5_unpack(x[b].qh, x[b].qs, q);
-    for (int j = 0; j < CLL_QK5_0; j++) *y++ = d * (q[j] - 16);
+    for (int j = 0; j < CLL_QK5_0; j++)
+      *y++ = d * (q[j] - 16);
   }
 }
 
@@ -322,7 +345,8 @@ static void dot_q5_0_q8_0(int64_t n, const void *w, const void *a, float *out) {
   for (int64_t b = 0; b < n / CLL_QK5_0; b++) {
     int8_t q[32];
     q5_unpack(x[b].qh, x[b].qs, q);
-    for (int j = 0; j < CLL_QK5_0; j++) q[j] = (int8_t)(q[j] - 16);
+    for (int j = 0; j < CLL_QK5_0; j++)
+      q[j] = (int8_t)(q[j] - 16);
     s += (float)dot_i8(q, y[b].qs, 32) * (FP16(x[b].d) * FP16(y[b].d));
   }
   *out = s;
@@ -341,7 +365,8 @@ static void quantize_q5_1(const float *x, void *dst, int64_t n) {
     y[b].d = cll_fp32_to_fp16(d);
     y[b].m = cll_fp32_to_fp16(min);
     int q[32];
-    for (int j = 0; j < CLL_QK5_1; j++) q[j] = imin(31, (uint8_t)((x[j] - min) * id + 0.5f));
+    for (int j = 0; j < CLL_QK5_1; j++)
+      q[j] = imin(31, (uint8_t)((x[j] - min) * id + 0.5f));
     q5_pack(q, y[b].qh, y[b].qs);
   }
 }
@@ -352,7 +377,8 @@ static void dequant_q5_1(const void *src, float *y, int64_t n) {
     float d = FP16(x[b].d), m = FP16(x[b].m);
     int8_t q[32];
     q5_unpack(x[b].qh, x[b].qs, q);
-    for (int j = 0; j < CLL_QK5_1; j++) *y++ = d * q[j] + m;
+    for (int j = 0; j < CLL_QK5_1; j++)
+      *y++ = d * q[j] + m;
   }
 }
 
@@ -388,10 +414,12 @@ static void quantize_q8_K(const float *x, void *dst, int64_t n) {
     }
     /* Signed scale: the largest-magnitude value maps to -127. */
     float iscale = -127.0f / max;
-    for (int j = 0; j < CLL_QK_K; j++) y[b].qs[j] = (int8_t)imin(127, nearest(iscale * x[j]));
+    for (int j = 0; j < CLL_QK_K; j++)
+      y[b].qs[j] = (int8_t)imin(127, nearest(iscale * x[j]));
     for (int j = 0; j < CLL_QK_K / 16; j++) {
       int sum = 0;
-      for (int l = 0; l < 16; l++) sum += y[b].qs[16 * j + l];
+      for (int l = 0; l < 16; l++)
+        sum += y[b].qs[16 * j + l];
       y[b].bsums[j] = (int16_t)sum;
     }
     y[b].d = 1.0f / iscale;
@@ -401,7 +429,8 @@ static void quantize_q8_K(const float *x, void *dst, int64_t n) {
 static void dequant_q8_K(const void *src, float *y, int64_t n) {
   const cll_block_q8_K *x = src;
   for (int64_t b = 0; b < n / CLL_QK_K; b++)
-    for (int j = 0; j < CLL_QK_K; j++) *y++ = x[b].d * x[b].qs[j];
+    for (int j = 0; j < CLL_QK_K; j++)
+      *y++ = x[b].d * x[b].qs[j];
 }
 
 /* ------------------------------------------------------------ Q2_K */
@@ -411,7 +440,8 @@ static void dequant_q8_K(const void *src, float *y, int64_t n) {
 static void unpack_2bit(const uint8_t *qs, int8_t q[CLL_QK_K]) {
   for (int h = 0; h < 2; h++)
     for (int k = 0; k < 4; k++)
-      for (int l = 0; l < 32; l++) q[128 * h + 32 * k + l] = (int8_t)((qs[32 * h + l] >> (2 * k)) & 3);
+      for (int l = 0; l < 32; l++)
+        q[128 * h + 32 * k + l] = (int8_t)((qs[32 * h + l] >> (2 * k)) & 3);
 }
 
 static void dequant_q2_K(const void *src, float *y, int64_t n) {
@@ -422,7 +452,8 @@ static void dequant_q2_K(const void *src, float *y, int64_t n) {
     unpack_2bit(x[b].qs, q);
     for (int j = 0; j < 16; j++) {
       float dl = d * (x[b].scales[j] & 0xF), ml = dmin * (x[b].scales[j] >> 4);
-      for (int l = 0; l < 16; l++) *y++ = dl * q[16 * j + l] - ml;
+      for (int l = 0; l < 16; l++)
+        *y++ = dl * q[16 * j + l] - ml;
     }
   }
 }
@@ -452,7 +483,8 @@ static void dot_q2_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
 static void unpack_q3_K(const cll_block_q3_K *x, int8_t q[CLL_QK_K]) {
   unpack_2bit(x->qs, q);
   for (int k = 0; k < 8; k++)
-    for (int l = 0; l < 32; l++) q[32 * k + l] = (int8_t)(q[32 * k + l] - (((x->hmask[l] >> k) & 1) ? 0 : 4));
+    for (int l = 0; l < 32; l++)
+      q[32 * k + l] = (int8_t)(q[32 * k + l] - (((x->hmask[l] >> k) & 1) ? 0 : 4));
 }
 
 static void dequant_q3_K(const void *src, float *y, int64_t n) {
@@ -463,7 +495,8 @@ static void dequant_q3_K(const void *src, float *y, int64_t n) {
     cll__q3_K_scales(x[b].scales, sc);
     unpack_q3_K(&x[b], q);
     for (int j = 0; j < 16; j++)
-      for (int l = 0; l < 16; l++) *y++ = d * sc[j] * q[16 * j + l];
+      for (int l = 0; l < 16; l++)
+        *y++ = d * sc[j] * q[16 * j + l];
   }
 }
 
@@ -476,7 +509,8 @@ static void dot_q3_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
     cll__q3_K_scales(x[b].scales, sc);
     unpack_q3_K(&x[b], q);
     int sumi = 0;
-    for (int j = 0; j < 16; j++) sumi += sc[j] * dot_i8(q + 16 * j, y[b].qs + 16 * j, 16);
+    for (int j = 0; j < 16; j++)
+      sumi += sc[j] * dot_i8(q + 16 * j, y[b].qs + 16 * j, 16);
     s += y[b].d * FP16(x[b].d) * (float)sumi;
   }
   *out = s;
@@ -488,14 +522,14 @@ static void dot_q3_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
  * minimizing sum w[i] * error[i]^2: tries a few step sizes around
  * (max - min) / nmax and, for each rounding, solves the weighted least
  * squares scale and offset; keeps the best. */
-static void fit_affine(const float *x, const float *w, int n, int nmax, float *scale,
-                       float *min) {
+static void fit_affine(const float *x, const float *w, int n, int nmax, float *scale, float *min) {
   float lo = x[0], hi = x[0];
   for (int i = 1; i < n; i++) {
     lo = fminf(lo, x[i]);
     hi = fmaxf(hi, x[i]);
   }
-  if (lo > 0) lo = 0; /* the format cannot add a positive offset */
+  if (lo > 0)
+    lo = 0; /* the format cannot add a positive offset */
   if (hi <= lo) {
     *scale = 0;
     *min = -lo;
@@ -517,14 +551,16 @@ static void fit_affine(const float *x, const float *w, int n, int nmax, float *s
       swqx += (double)w[i] * q * x[i];
     }
     double det = sw * swqq - swq * swq;
-    if (det <= 0) continue;
+    if (det <= 0)
+      continue;
     double sc = (sw * swqx - swq * swx) / det;
     double bb = (swx - sc * swq) / sw;
     if (bb > 0) { /* offset must be <= 0: refit the scale alone */
       bb = 0;
       sc = swqq > 0 ? swqx / swqq : 0;
     }
-    if (sc <= 0) continue;
+    if (sc <= 0)
+      continue;
     double err = 0;
     float is = (float)(1.0 / sc);
     for (int i = 0; i < n; i++) {
@@ -553,7 +589,8 @@ static float fit_symmetric(const float *x, const float *w, int n, int nmax) {
       max = x[i];
     }
   }
-  if (amax == 0) return 0;
+  if (amax == 0)
+    return 0;
   float best_err = INFINITY, best_s = max / -nmax;
   for (int step = -8; step <= 8; step++) {
     float iscale = -(nmax + 0.1f * step) / max;
@@ -563,7 +600,8 @@ static float fit_symmetric(const float *x, const float *w, int n, int nmax) {
       swqq += (double)w[i] * q * q;
       swqx += (double)w[i] * q * x[i];
     }
-    if (swqq <= 0) continue;
+    if (swqq <= 0)
+      continue;
     float sc = (float)(swqx / swqq), is = 1.0f / sc;
     double err = 0;
     for (int i = 0; i < n; i++) {
@@ -584,19 +622,21 @@ static float fit_symmetric(const float *x, const float *w, int n, int nmax) {
  * rms(block) + |x|; a zero block gets equal weights. */
 static void k_weights(const float *x, float *w) {
   double ss = 0;
-  for (int i = 0; i < CLL_QK_K; i++) ss += (double)x[i] * x[i];
+  for (int i = 0; i < CLL_QK_K; i++)
+    ss += (double)x[i] * x[i];
   float rms = (float)sqrt(ss / CLL_QK_K);
-  for (int i = 0; i < CLL_QK_K; i++) w[i] = rms + fabsf(x[i]);
+  for (int i = 0; i < CLL_QK_K; i++)
+    w[i] = rms + fabsf(x[i]);
   if (rms == 0)
-    for (int i = 0; i < CLL_QK_K; i++) w[i] = 1;
+    for (int i = 0; i < CLL_QK_K; i++)
+      w[i] = 1;
 }
 
 /* Quantizes the 8 sub-block scales and mins of a Q4_K/Q5_K block to 6 bits
  * under the super-block d and dmin, packs them into 12 bytes, and returns
  * the effective per-sub-block scale and min. */
 static void pack_k4_scales(const float scales[8], const float mins[8], uint16_t *d16,
-                           uint16_t *dmin16, uint8_t packed[12], float eff_d[8],
-                           float eff_m[8]) {
+                           uint16_t *dmin16, uint8_t packed[12], float eff_d[8], float eff_m[8]) {
   float max_s = 0, max_m = 0;
   for (int j = 0; j < 8; j++) {
     max_s = fmaxf(max_s, scales[j]);
@@ -631,7 +671,8 @@ static void quantize_k4_levels(const float *x, int nmax, uint16_t *d16, uint16_t
                                uint8_t packed[12], uint8_t L[CLL_QK_K]) {
   float scales[8], mins[8], eff_d[8], eff_m[8], w[CLL_QK_K];
   k_weights(x, w);
-  for (int j = 0; j < 8; j++) fit_affine(x + 32 * j, w + 32 * j, 32, nmax, &scales[j], &mins[j]);
+  for (int j = 0; j < 8; j++)
+    fit_affine(x + 32 * j, w + 32 * j, 32, nmax, &scales[j], &mins[j]);
   pack_k4_scales(scales, mins, d16, dmin16, packed, eff_d, eff_m);
   for (int j = 0; j < 8; j++) {
     for (int l = 0; l < 32; l++) {
@@ -674,7 +715,8 @@ static void dequant_q4_K(const void *src, float *y, int64_t n) {
       uint8_t sc, m;
       cll__scale_min_k4(j, x[b].scales, &sc, &m);
       float dl = d * sc, ml = dmin * m;
-      for (int l = 0; l < 32; l++) *y++ = dl * q[32 * j + l] - ml;
+      for (int l = 0; l < 32; l++)
+        *y++ = dl * q[32 * j + l] - ml;
     }
   }
 }
@@ -745,7 +787,8 @@ static void dequant_q5_K(const void *src, float *y, int64_t n) {
       uint8_t sc, m;
       cll__scale_min_k4(j, x[b].scales, &sc, &m);
       float dl = d * sc, ml = dmin * m;
-      for (int l = 0; l < 32; l++) *y++ = dl * q[32 * j + l] - ml;
+      for (int l = 0; l < 32; l++)
+        *y++ = dl * q[32 * j + l] - ml;
     }
   }
 }
@@ -792,7 +835,8 @@ static void quantize_q6_K(const float *x, void *dst, int64_t n) {
       }
     }
     memset(&y[b], 0, sizeof y[b]);
-    if (amax == 0) continue;
+    if (amax == 0)
+      continue;
     float iscale = -128.0f / max;
     y[b].d = cll_fp32_to_fp16(1.0f / iscale);
     float d = FP16(y[b].d);
@@ -826,7 +870,8 @@ static void dequant_q6_K(const void *src, float *y, int64_t n) {
     unpack_q6_K(&x[b], q);
     for (int j = 0; j < 16; j++) {
       float dl = d * x[b].scales[j];
-      for (int l = 0; l < 16; l++) *y++ = dl * q[16 * j + l];
+      for (int l = 0; l < 16; l++)
+        *y++ = dl * q[16 * j + l];
     }
   }
 }
@@ -839,7 +884,8 @@ static void dot_q6_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
     int8_t q[CLL_QK_K];
     unpack_q6_K(&x[b], q);
     int sumi = 0;
-    for (int j = 0; j < 16; j++) sumi += x[b].scales[j] * dot_i8(q + 16 * j, y[b].qs + 16 * j, 16);
+    for (int j = 0; j < 16; j++)
+      sumi += x[b].scales[j] * dot_i8(q + 16 * j, y[b].qs + 16 * j, 16);
     s += y[b].d * FP16(x[b].d) * (float)sumi;
   }
   *out = s;

@@ -96,7 +96,8 @@ static void pack_q4_0(const void *w, size_t w_stride, int64_t n_in, int64_t p0, 
           (const cll_block_q4_0 *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
       for (int64_t i = 0; i < nb; i++) {
         d[i * CLL_PACK_ROWS + j] = row[i].d;
-        for (int g = 0; g < 4; g++) memcpy(q + (size_t)i * 256 + 64 * g + 4 * j, row[i].qs + 4 * g, 4);
+        for (int g = 0; g < 4; g++)
+          memcpy(q + (size_t)i * 256 + 64 * g + 4 * j, row[i].qs + 4 * g, 4);
       }
     }
   }
@@ -106,17 +107,20 @@ static void pack_q4_0(const void *w, size_t w_stride, int64_t n_in, int64_t p0, 
 static void unpack_q4_0(const uint8_t *q, int64_t nb, int64_t i, int j, cll_block_q4_0 *b) {
   const uint16_t *d = (const uint16_t *)(q + (size_t)nb * 256);
   b->d = d[i * CLL_PACK_ROWS + j];
-  for (int g = 0; g < 4; g++) memcpy(b->qs + 4 * g, q + (size_t)i * 256 + 64 * g + 4 * j, 4);
+  for (int g = 0; g < 4; g++)
+    memcpy(b->qs + 4 * g, q + (size_t)i * 256 + 64 * g + 4 * j, 4);
 }
 
 static void matmul_packed_q4_0(const cll_matmul_args *a, int64_t p0, int64_t p1) {
   const int64_t nb = a->n_in / CLL_QK4_0;
-  void (*dot)(int64_t, const void *, const void *, float *) = cll__kernels_ref.vec_dot[CLL_TYPE_Q4_0];
+  void (*dot)(int64_t, const void *, const void *, float *) =
+      cll__kernels_ref.vec_dot[CLL_TYPE_Q4_0];
   for (int64_t p = p0; p < p1; p++) {
     const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * p4_panel_bytes(nb);
     for (int j = 0; j < CLL_PACK_ROWS; j++)
       for (int64_t t = 0; t < a->n_tok; t++) {
-        const cll_block_q8_0 *x = (const cll_block_q8_0 *)((const char *)a->xq + (size_t)t * a->xq_stride);
+        const cll_block_q8_0 *x =
+            (const cll_block_q8_0 *)((const char *)a->xq + (size_t)t * a->xq_stride);
         float s = 0.0f;
         for (int64_t i = 0; i < nb; i++) {
           cll_block_q4_0 b;
@@ -166,13 +170,15 @@ static void pack_q8_0(const void *w, size_t w_stride, int64_t n_in, int64_t p0, 
 
 static void matmul_packed_q8_0(const cll_matmul_args *a, int64_t p0, int64_t p1) {
   const int64_t nb = a->n_in / CLL_QK8_0;
-  void (*dot)(int64_t, const void *, const void *, float *) = cll__kernels_ref.vec_dot[CLL_TYPE_Q8_0];
+  void (*dot)(int64_t, const void *, const void *, float *) =
+      cll__kernels_ref.vec_dot[CLL_TYPE_Q8_0];
   for (int64_t p = p0; p < p1; p++) {
     const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * p8_panel_bytes(nb);
     const uint16_t *d = (const uint16_t *)(q + (size_t)nb * 512);
     for (int j = 0; j < CLL_PACK_ROWS; j++)
       for (int64_t t = 0; t < a->n_tok; t++) {
-        const cll_block_q8_0 *x = (const cll_block_q8_0 *)((const char *)a->xq + (size_t)t * a->xq_stride);
+        const cll_block_q8_0 *x =
+            (const cll_block_q8_0 *)((const char *)a->xq + (size_t)t * a->xq_stride);
         float s = 0.0f;
         for (int64_t i = 0; i < nb; i++) {
           cll_block_q8_0 b;
@@ -219,9 +225,11 @@ struct k_parts {
 
 static void pk_put(const struct pk_layout *L, uint8_t *q, int j, struct k_parts b) {
   for (int c = 0; c < 4; c++)
-    for (int g = 0; g < 8; g++) memcpy(q + (c * 8 + g) * 64 + 4 * j, b.qs + 32 * c + 4 * g, 4);
+    for (int g = 0; g < 8; g++)
+      memcpy(q + (c * 8 + g) * 64 + 4 * j, b.qs + 32 * c + 4 * g, 4);
   if (L->q5)
-    for (int g = 0; g < 8; g++) memcpy(q + 2048 + g * 64 + 4 * j, b.qh + 4 * g, 4);
+    for (int g = 0; g < 8; g++)
+      memcpy(q + 2048 + g * 64 + 4 * j, b.qh + 4 * g, 4);
   for (int s = 0; s < 8; s++) {
     uint8_t sc, mn;
     cll__scale_min_k4(s, b.scales, &sc, &mn);
@@ -236,9 +244,11 @@ static void pk_put(const struct pk_layout *L, uint8_t *q, int j, struct k_parts 
  * cll__scale_min_k4 reads them. */
 static void pk_get(const struct pk_layout *L, const uint8_t *q, int j, struct k_parts b) {
   for (int c = 0; c < 4; c++)
-    for (int g = 0; g < 8; g++) memcpy(b.qs + 32 * c + 4 * g, q + (c * 8 + g) * 64 + 4 * j, 4);
+    for (int g = 0; g < 8; g++)
+      memcpy(b.qs + 32 * c + 4 * g, q + (c * 8 + g) * 64 + 4 * j, 4);
   if (L->q5)
-    for (int g = 0; g < 8; g++) memcpy(b.qh + 4 * g, q + 2048 + g * 64 + 4 * j, 4);
+    for (int g = 0; g < 8; g++)
+      memcpy(b.qh + 4 * g, q + 2048 + g * 64 + 4 * j, 4);
   uint8_t sc[8], mn[8];
   for (int s = 0; s < 8; s++) {
     sc[s] = q[L->sc + (size_t)s * 16 + (size_t)j];
@@ -267,7 +277,8 @@ static void pk_pack(const struct pk_layout *L, const void *w, size_t w_stride, i
   for (int64_t p = p0; p < p1; p++)
     for (int j = 0; j < CLL_PACK_ROWS; j++)
       for (int64_t i = 0; i < nsb; i++) {
-        const char *src = (const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride + (size_t)i * bb;
+        const char *src =
+            (const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride + (size_t)i * bb;
         uint8_t *q = (uint8_t *)dst + ((size_t)p * (size_t)nsb + (size_t)i) * L->sb;
         if (L->q5) {
           cll_block_q5_K b;
@@ -288,7 +299,8 @@ static void pk_matmul(const struct pk_layout *L, uint32_t type, const cll_matmul
   for (int64_t p = p0; p < p1; p++)
     for (int j = 0; j < CLL_PACK_ROWS; j++)
       for (int64_t t = 0; t < a->n_tok; t++) {
-        const cll_block_q8_K *x = (const cll_block_q8_K *)((const char *)a->xq + (size_t)t * a->xq_stride);
+        const cll_block_q8_K *x =
+            (const cll_block_q8_K *)((const char *)a->xq + (size_t)t * a->xq_stride);
         float s = 0.0f;
         for (int64_t i = 0; i < nsb; i++) {
           const uint8_t *q = (const uint8_t *)a->wp + ((size_t)p * (size_t)nsb + (size_t)i) * L->sb;
@@ -308,8 +320,12 @@ static void pk_matmul(const struct pk_layout *L, uint32_t type, const cll_matmul
       }
 }
 
-static size_t pack_bytes_q4_K(int64_t n_in, int64_t n_rows) { return pk_bytes(&PK4, n_in, n_rows); }
-static size_t pack_bytes_q5_K(int64_t n_in, int64_t n_rows) { return pk_bytes(&PK5, n_in, n_rows); }
+static size_t pack_bytes_q4_K(int64_t n_in, int64_t n_rows) {
+  return pk_bytes(&PK4, n_in, n_rows);
+}
+static size_t pack_bytes_q5_K(int64_t n_in, int64_t n_rows) {
+  return pk_bytes(&PK5, n_in, n_rows);
+}
 static void pack_q4_K(const void *w, size_t ws, int64_t n_in, int64_t p0, int64_t p1, void *dst) {
   pk_pack(&PK4, w, ws, n_in, p0, p1, dst);
 }
@@ -325,25 +341,41 @@ static void matmul_packed_q5_K(const cll_matmul_args *a, int64_t p0, int64_t p1)
 
 const cll_kernels cll__kernels_generic = {
     .isa = "generic",
-    .vec_dot_rows = {[CLL_TYPE_Q4_0] = rows_q4_0, [CLL_TYPE_Q8_0] = rows_q8_0,
-                     [CLL_TYPE_Q4_K] = rows_q4_K, [CLL_TYPE_Q5_K] = rows_q5_K,
-                     [CLL_TYPE_Q6_K] = rows_q6_K, [CLL_TYPE_F16] = rows_f16,
+    .vec_dot_rows = {[CLL_TYPE_Q4_0] = rows_q4_0,
+                     [CLL_TYPE_Q8_0] = rows_q8_0,
+                     [CLL_TYPE_Q4_K] = rows_q4_K,
+                     [CLL_TYPE_Q5_K] = rows_q5_K,
+                     [CLL_TYPE_Q6_K] = rows_q6_K,
+                     [CLL_TYPE_F16] = rows_f16,
                      [CLL_TYPE_BF16] = rows_bf16},
-    .gemm = {[CLL_TYPE_Q4_0] = gemm_generic, [CLL_TYPE_Q8_0] = gemm_generic,
-             [CLL_TYPE_Q4_K] = gemm_generic, [CLL_TYPE_Q5_K] = gemm_generic,
+    .gemm = {[CLL_TYPE_Q4_0] = gemm_generic,
+             [CLL_TYPE_Q8_0] = gemm_generic,
+             [CLL_TYPE_Q4_K] = gemm_generic,
+             [CLL_TYPE_Q5_K] = gemm_generic,
              [CLL_TYPE_Q6_K] = gemm_generic},
-    .gemm_scratch_bytes = {[CLL_TYPE_Q4_0] = gemm_scratch_none, [CLL_TYPE_Q8_0] = gemm_scratch_none,
-                           [CLL_TYPE_Q4_K] = gemm_scratch_none, [CLL_TYPE_Q5_K] = gemm_scratch_none,
+    .gemm_scratch_bytes = {[CLL_TYPE_Q4_0] = gemm_scratch_none,
+                           [CLL_TYPE_Q8_0] = gemm_scratch_none,
+                           [CLL_TYPE_Q4_K] = gemm_scratch_none,
+                           [CLL_TYPE_Q5_K] = gemm_scratch_none,
                            [CLL_TYPE_Q6_K] = gemm_scratch_none},
-    .gemm_min_tok = {[CLL_TYPE_Q4_0] = 2, [CLL_TYPE_Q8_0] = 2, [CLL_TYPE_Q4_K] = 2,
-                     [CLL_TYPE_Q5_K] = 2, [CLL_TYPE_Q6_K] = 2},
+    .gemm_min_tok = {[CLL_TYPE_Q4_0] = 2,
+                     [CLL_TYPE_Q8_0] = 2,
+                     [CLL_TYPE_Q4_K] = 2,
+                     [CLL_TYPE_Q5_K] = 2,
+                     [CLL_TYPE_Q6_K] = 2},
     .matmul_few = {[CLL_TYPE_F16] = few_f16},
     .few_min_tok = {[CLL_TYPE_F16] = 1},
     .few_max_tok = {[CLL_TYPE_F16] = 255},
-    .pack_bytes = {[CLL_TYPE_Q4_0] = pack_bytes_q4_0, [CLL_TYPE_Q8_0] = pack_bytes_q8_0,
-                   [CLL_TYPE_Q4_K] = pack_bytes_q4_K, [CLL_TYPE_Q5_K] = pack_bytes_q5_K},
-    .pack = {[CLL_TYPE_Q4_0] = pack_q4_0, [CLL_TYPE_Q8_0] = pack_q8_0, [CLL_TYPE_Q4_K] = pack_q4_K,
+    .pack_bytes = {[CLL_TYPE_Q4_0] = pack_bytes_q4_0,
+                   [CLL_TYPE_Q8_0] = pack_bytes_q8_0,
+                   [CLL_TYPE_Q4_K] = pack_bytes_q4_K,
+                   [CLL_TYPE_Q5_K] = pack_bytes_q5_K},
+    .pack = {[CLL_TYPE_Q4_0] = pack_q4_0,
+             [CLL_TYPE_Q8_0] = pack_q8_0,
+             [CLL_TYPE_Q4_K] = pack_q4_K,
              [CLL_TYPE_Q5_K] = pack_q5_K},
-    .matmul_packed = {[CLL_TYPE_Q4_0] = matmul_packed_q4_0, [CLL_TYPE_Q8_0] = matmul_packed_q8_0,
-                      [CLL_TYPE_Q4_K] = matmul_packed_q4_K, [CLL_TYPE_Q5_K] = matmul_packed_q5_K},
+    .matmul_packed = {[CLL_TYPE_Q4_0] = matmul_packed_q4_0,
+                      [CLL_TYPE_Q8_0] = matmul_packed_q8_0,
+                      [CLL_TYPE_Q4_K] = matmul_packed_q4_K,
+                      [CLL_TYPE_Q5_K] = matmul_packed_q5_K},
 };

@@ -8,8 +8,8 @@
 
 #include "kernels/quant.h"
 
-#define SB_QK CLL_QK8_0   /* elements per Q4_0 / Q8_0 block */
-#define SB_QK_K CLL_QK_K  /* elements per K-quant super-block */
+#define SB_QK CLL_QK8_0  /* elements per Q4_0 / Q8_0 block */
+#define SB_QK_K CLL_QK_K /* elements per K-quant super-block */
 
 typedef cll_block_q4_0 sb_q4_0;
 typedef cll_block_q8_0 sb_q8_0;
@@ -35,6 +35,5 @@ static inline size_t cll__q8_sums_offset(int64_t nb) {
 static inline const struct cll__q8_sum *cll__q8_sums(const void *xq_row, int64_t nb) {
   return (const struct cll__q8_sum *)((const char *)xq_row + cll__q8_sums_offset(nb));
 }
-
 
 #endif

@@ -83,11 +83,11 @@ static inline __m256 load8_i8_ps(const void *p) {
 static inline void store32_i8_scaled(__m256i q, __m256 d, float *dst) {
   const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
   _mm256_storeu_ps(dst + 0, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo))));
-  _mm256_storeu_ps(dst + 8, _mm256_mul_ps(
-                                d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)))));
+  _mm256_storeu_ps(
+      dst + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)))));
   _mm256_storeu_ps(dst + 16, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi))));
-  _mm256_storeu_ps(dst + 24, _mm256_mul_ps(
-                                 d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)))));
+  _mm256_storeu_ps(
+      dst + 24, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)))));
 }
 
 /* 32 unsigned bytes q -> d*q - m for 32 floats at dst. */
@@ -262,9 +262,9 @@ static inline void k4_scales_vec(const uint8_t *s, __m256i *sc, __m256i *mins) {
   uint32_t u[3], o[4];
   memcpy(u, s, 12);
   const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
-  o[0] = u[0] & m6;                                   /* scales 0..3 */
-  o[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);     /* scales 4..7 */
-  o[2] = u[1] & m6;                                   /* mins 0..3 */
+  o[0] = u[0] & m6;                                      /* scales 0..3 */
+  o[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);        /* scales 4..7 */
+  o[2] = u[1] & m6;                                      /* mins 0..3 */
   o[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4); /* mins 4..7 */
   const __m128i v = _mm_loadu_si128((const __m128i *)o);
   *sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(v));
@@ -328,8 +328,9 @@ static void dot_q5_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
       const __m256i bl = _mm256_set1_epi8((char)(1 << (2 * c)));
       const __m256i bh = _mm256_set1_epi8((char)(2 << (2 * c)));
       const __m256i b = _mm256_loadu_si256((const __m256i *)q);
-      const __m256i lo = _mm256_or_si256(
-          _mm256_and_si256(b, m4), _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bl), bl), b4));
+      const __m256i lo =
+          _mm256_or_si256(_mm256_and_si256(b, m4),
+                          _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bl), bl), b4));
       const __m256i hi =
           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4),
                           _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bh), bh), b4));
@@ -441,8 +442,9 @@ static void dequant_q5_K(const void *src, float *dst, int64_t n) {
       const __m256i bl = _mm256_set1_epi8((char)(1 << (2 * c)));
       const __m256i bh = _mm256_set1_epi8((char)(2 << (2 * c)));
       const __m256i b = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
-      const __m256i lo = _mm256_or_si256(
-          _mm256_and_si256(b, m4), _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bl), bl), b4));
+      const __m256i lo =
+          _mm256_or_si256(_mm256_and_si256(b, m4),
+                          _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bl), bl), b4));
       const __m256i hi =
           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4),
                           _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bh), bh), b4));
@@ -469,11 +471,13 @@ static void dequant_q6_K(const void *src, float *dst, int64_t n) {
         const __m256 d0 = _mm256_set1_ps(d * x[i].scales[g]);
         const __m256 d1 = _mm256_set1_ps(d * x[i].scales[g + 1]);
         _mm256_storeu_ps(dst + 0, _mm256_mul_ps(d0, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo))));
-        _mm256_storeu_ps(dst + 8, _mm256_mul_ps(d0, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
-                                                        _mm_srli_si128(lo, 8)))));
+        _mm256_storeu_ps(
+            dst + 8,
+            _mm256_mul_ps(d0, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)))));
         _mm256_storeu_ps(dst + 16, _mm256_mul_ps(d1, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi))));
-        _mm256_storeu_ps(dst + 24, _mm256_mul_ps(d1, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
-                                                         _mm_srli_si128(hi, 8)))));
+        _mm256_storeu_ps(
+            dst + 24,
+            _mm256_mul_ps(d1, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)))));
       }
     }
   }
@@ -481,8 +485,8 @@ static void dequant_q6_K(const void *src, float *dst, int64_t n) {
 
 /* The table entries every x86 file shares; each file adds its F16 ones. */
 #define CLL__X86_DEQUANT                                                                           \
-  [CLL_TYPE_Q4_0] = dequant_q4_0, [CLL_TYPE_Q8_0] = dequant_q8_0,    \
-  [CLL_TYPE_Q4_K] = dequant_q4_K, [CLL_TYPE_Q5_K] = dequant_q5_K, [CLL_TYPE_Q6_K] = dequant_q6_K
+  [CLL_TYPE_Q4_0] = dequant_q4_0, [CLL_TYPE_Q8_0] = dequant_q8_0, [CLL_TYPE_Q4_K] = dequant_q4_K,  \
+  [CLL_TYPE_Q5_K] = dequant_q5_K, [CLL_TYPE_Q6_K] = dequant_q6_K
 #define CLL__X86_QUANTIZE [CLL_TYPE_Q8_0] = quantize_row_q8_0, [CLL_TYPE_Q8_K] = quantize_row_q8_K
 #define CLL__X86_VEC_DOT_K                                                                         \
   [CLL_TYPE_Q4_K] = dot_q4_K_q8_K, [CLL_TYPE_Q5_K] = dot_q5_K_q8_K, [CLL_TYPE_Q6_K] = dot_q6_K_q8_K

@@ -105,8 +105,9 @@ static int load_hparams(struct eloader *L) {
   if ((rc = get_int(L, "attention.head_count_kv", false, I->n_head, &I->n_head_kv)))
     return rc;
   if (I->n_head_kv != I->n_head || I->n_embd % I->n_head != 0)
-    return cll_err_set(L->err, CLL_EUNSUPPORTED, "encoder with %" PRId64 " heads, %" PRId64
-                       " KV heads and %" PRId64 " dimensions is not supported",
+    return cll_err_set(L->err, CLL_EUNSUPPORTED,
+                       "encoder with %" PRId64 " heads, %" PRId64 " KV heads and %" PRId64
+                       " dimensions is not supported",
                        I->n_head, I->n_head_kv, I->n_embd);
   I->head_dim = I->n_embd / I->n_head;
   m->n_rot = I->head_dim;
@@ -155,8 +156,9 @@ static int load_weights(struct eloader *L) {
       (rc = get_weight(L, "cls.output.bias", I->n_cls_out, 0, false, &e->cls_out_b)))
     return rc;
   if (I->pooling == 4 && e->cls.data == NULL && e->cls_out.data == NULL)
-    return cll_err_set(L->err, CLL_EFORMAT, "a rank-pooling model needs a classification head "
-                                            "(cls.weight or cls.output.weight)");
+    return cll_err_set(L->err, CLL_EFORMAT,
+                       "a rank-pooling model needs a classification head "
+                       "(cls.weight or cls.output.weight)");
   if (e->pos_embd.data != NULL && e->pos_embd.n_out < I->n_ctx_train)
     I->n_ctx_train = e->pos_embd.n_out; /* positions beyond the table have no embedding */
   e->layers = calloc((size_t)I->n_layer, sizeof(*e->layers));

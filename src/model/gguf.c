@@ -28,7 +28,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 /* ---------------------------------------------------------------- types */
 
 struct type_size {
@@ -69,7 +68,8 @@ static const struct type_size *type_size_of(uint32_t type) {
 
 /* Bytes of a tensor of the given shape, or 0 (with *why set) when the shape
  * does not fit the type or overflows. */
-uint64_t cll__gguf_tensor_bytes(uint32_t type, uint32_t n_dims, const uint64_t *ne, const char **why) {
+uint64_t cll__gguf_tensor_bytes(uint32_t type, uint32_t n_dims, const uint64_t *ne,
+                                const char **why) {
   const struct type_size *ts = type_size_of(type);
   if (ts == NULL) {
     *why = "unknown tensor type";
@@ -175,7 +175,7 @@ static bool valid_vtype(uint32_t t) {
 /* Skips (and checks) one value of type t. For arrays also reports the
  * element type, count and first element. */
 int cll__gguf_skip_value(struct cursor *c, uint32_t t, int depth, const char *what,
-                      uint32_t *elem_type, uint64_t *count, uint64_t *first) {
+                         uint32_t *elem_type, uint64_t *count, uint64_t *first) {
   if (!valid_vtype(t))
     return cll_err_set(c->err, CLL_EFORMAT, "GGUF corrupt: %s has unknown value type %" PRIu32,
                        what, t);
@@ -183,8 +183,8 @@ int cll__gguf_skip_value(struct cursor *c, uint32_t t, int depth, const char *wh
   if (sz != 0) {
     int rc = need(c, sz, what);
     if (rc == 0 && t == CLL_GGUF_BOOL && c->base[c->pos] > 1)
-      return cll_err_set(c->err, CLL_EFORMAT, "GGUF corrupt: %s: bool value %u is not 0 or 1",
-                         what, c->base[c->pos]);
+      return cll_err_set(c->err, CLL_EFORMAT, "GGUF corrupt: %s: bool value %u is not 0 or 1", what,
+                         c->base[c->pos]);
     c->pos += rc == 0 ? sz : 0;
     return rc;
   }
@@ -194,8 +194,8 @@ int cll__gguf_skip_value(struct cursor *c, uint32_t t, int depth, const char *wh
   }
   /* array */
   if (depth >= GGUF_MAX_DEPTH)
-    return cll_err_set(c->err, CLL_EFORMAT, "GGUF corrupt: %s: arrays nested deeper than %d",
-                       what, GGUF_MAX_DEPTH);
+    return cll_err_set(c->err, CLL_EFORMAT, "GGUF corrupt: %s: arrays nested deeper than %d", what,
+                       GGUF_MAX_DEPTH);
   uint32_t et;
   uint64_t n;
   int rc = cll__gguf_rd_u32(c, &et, what);
@@ -219,8 +219,8 @@ int cll__gguf_skip_value(struct cursor *c, uint32_t t, int depth, const char *wh
   uint64_t min = esz ? esz : (et == CLL_GGUF_STRING ? 8 : 12);
   if (n > left(c) / min)
     return cll_err_set(c->err, CLL_EFORMAT,
-                       "GGUF corrupt: %s: array of %" PRIu64 " elements does not fit in the %" PRIu64
-                       " bytes left",
+                       "GGUF corrupt: %s: array of %" PRIu64
+                       " elements does not fit in the %" PRIu64 " bytes left",
                        what, n, left(c));
   if (esz != 0) {
     if (et == CLL_GGUF_BOOL)
@@ -261,8 +261,9 @@ static int parse_kvs(struct cll_gguf *g, struct cursor *c) {
     if (rc)
       return rc;
     if (kv->key.len == 0 || kv->key.len > GGUF_MAX_NAME || memchr(kv->key.ptr, 0, kv->key.len))
-      return cll_err_set(c->err, CLL_EFORMAT, "GGUF corrupt: metadata key #%" PRId64
-                         " is empty, too long or contains NUL", i);
+      return cll_err_set(
+          c->err, CLL_EFORMAT,
+          "GGUF corrupt: metadata key #%" PRId64 " is empty, too long or contains NUL", i);
     for (int64_t j = 0; j < i; j++)
       if (str_eq(g->kvs[j].key, kv->key))
         return cll_err_set(c->err, CLL_EFORMAT, "GGUF corrupt: duplicate metadata key \"" STRF "\"",
@@ -323,8 +324,7 @@ static int parse_tensors(struct cll_gguf *g, struct cursor *c) {
         return rc;
       if (t->ne[d] == 0 || t->ne[d] > (uint64_t)INT64_MAX)
         return cll_err_set(c->err, CLL_EFORMAT,
-                           "GGUF corrupt: %s dimension %" PRIu32 " is %" PRIu64, what, d,
-                           t->ne[d]);
+                           "GGUF corrupt: %s dimension %" PRIu32 " is %" PRIu64, what, d, t->ne[d]);
     }
     if ((rc = cll__gguf_rd_u32(c, &t->type, what)) || (rc = cll__gguf_rd_u64(c, &t->offset, what)))
       return rc;
@@ -395,8 +395,7 @@ static int parse(struct cll_gguf *g, cll_err *err) {
     memcpy(&a, g->kvs[ai].val, 4);
     if (a == 0 || (a & (a - 1)) != 0 || a > (1u << 20))
       return cll_err_set(err, CLL_EFORMAT,
-                         "GGUF corrupt: general.alignment %" PRIu32 " is not a power of two",
-                         a);
+                         "GGUF corrupt: general.alignment %" PRIu32 " is not a power of two", a);
     g->alignment = a;
   }
   if ((rc = parse_tensors(g, &c)))
@@ -419,8 +418,9 @@ static int parse(struct cll_gguf *g, cll_err *err) {
                          STRA(t->name), t->offset, g->alignment);
     if (t->offset > data_size || t->n_bytes > data_size - t->offset)
       return cll_err_set(err, CLL_EFORMAT,
-                         "GGUF truncated: tensor \"" STRF "\" (%" PRIu64 " bytes at data offset %"
-                         PRIu64 ") runs past the end of the file (%" PRIu64 " bytes of data)",
+                         "GGUF truncated: tensor \"" STRF "\" (%" PRIu64
+                         " bytes at data offset %" PRIu64
+                         ") runs past the end of the file (%" PRIu64 " bytes of data)",
                          STRA(t->name), t->n_bytes, t->offset, data_size);
     t->data = g->base + data + t->offset;
   }
@@ -533,7 +533,7 @@ cll_gguf_str cll_gguf_key_name(const cll_gguf *g, int64_t i) {
 }
 
 enum cll_gguf_vtype cll_gguf_kv_type(const cll_gguf *g, int64_t i) {
-  return i >= 0 && i < g->n_kv ? g->kvs[i].type : (enum cll_gguf_vtype)-1;
+  return i >= 0 && i < g->n_kv ? g->kvs[i].type : (enum cll_gguf_vtype) - 1;
 }
 
 static const struct kv *find(const cll_gguf *g, const char *key) {

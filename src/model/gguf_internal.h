@@ -11,18 +11,18 @@
 
 #define GGUF_MAGIC 0x46554747u /* "GGUF" little-endian */
 #define GGUF_DEFAULT_ALIGNMENT 32u
-#define GGUF_MAX_DEPTH 8       /* nesting of arrays of arrays */
-#define GGUF_MAX_NAME 65535u   /* longest key or tensor name we accept */
+#define GGUF_MAX_DEPTH 8     /* nesting of arrays of arrays */
+#define GGUF_MAX_NAME 65535u /* longest key or tensor name we accept */
 
 struct kv {
   cll_gguf_str key;
   enum cll_gguf_vtype type;
-  const uint8_t *val;           /* borrowed: start of the value in the file */
+  const uint8_t *val; /* borrowed: start of the value in the file */
   /* arrays: */
   enum cll_gguf_vtype elem_type;
-  uint64_t n;                   /* element count */
-  const uint8_t *arr;           /* first element */
-  cll_gguf_str *strs;           /* (n) for string arrays, owned */
+  uint64_t n;         /* element count */
+  const uint8_t *arr; /* first element */
+  cll_gguf_str *strs; /* (n) for string arrays, owned */
 };
 
 struct cll_gguf {
@@ -33,7 +33,7 @@ struct cll_gguf {
   uint32_t alignment;
   uint64_t data_offset;
   int64_t n_kv;
-  struct kv *kvs;        /* (n_kv) */
+  struct kv *kvs; /* (n_kv) */
   int64_t n_tensors;
   cll_gguf_tensor *tensors; /* (n_tensors) */
 };

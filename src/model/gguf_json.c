@@ -81,4 +81,3 @@ int cll_gguf_kv_to_json(const cll_gguf *g, int64_t i, char *buf, size_t cap, uin
   cll_buf_free(&s);
   return rc;
 }
-

@@ -26,7 +26,7 @@ struct wtensor {
 struct cll_gguf_writer {
   char *path;
   char *tmp_path;
-  uint8_t *kv;  /* serialized metadata pairs */
+  uint8_t *kv; /* serialized metadata pairs */
   size_t kv_len, kv_cap;
   uint64_t n_kv;
   struct wtensor *t;
@@ -191,9 +191,8 @@ int cll_gguf_writer_copy_kv(cll_gguf_writer *w, const cll_gguf *src,
   return w->error;
 }
 
-int cll_gguf_writer_add_tensor(cll_gguf_writer *w, const char *name, uint32_t type,
-                               uint32_t n_dims, const uint64_t *ne, const void *data,
-                               uint64_t n_bytes) {
+int cll_gguf_writer_add_tensor(cll_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                               const uint64_t *ne, const void *data, uint64_t n_bytes) {
   if (w->error)
     return w->error;
   if (name == NULL || name[0] == '\0' || n_dims < 1 || n_dims > 4)
@@ -272,8 +271,8 @@ int cll_gguf_writer_finish(cll_gguf_writer *w, cll_err *err) {
   FILE *f = fopen(w->tmp_path, "wb");
   if (f == NULL) {
     int e = errno;
-    int rc = cll_err_set(err, cll_err_from_errno(e), "cannot create %s: %s", w->tmp_path,
-                         strerror(e));
+    int rc =
+        cll_err_set(err, cll_err_from_errno(e), "cannot create %s: %s", w->tmp_path, strerror(e));
     cll_gguf_writer_free(w);
     return rc;
   }

@@ -27,12 +27,22 @@ static const struct cll__arch arch_table[] = {
     {.name = "qwen3moe", .rope_neox = true, .qk_norm = true, .tied_output = true, .moe = true},
     /* Gemma 2: every other layer local (window 4096 unless the file says),
      * attention and final logit soft-capping. */
-    {.name = "gemma2", .rope_neox = true, .tied_output = true, .gemma = true, .swa_period = 2,
-     .swa_default = 4096, .attn_softcap = 50.0f, .final_softcap = 30.0f},
+    {.name = "gemma2",
+     .rope_neox = true,
+     .tied_output = true,
+     .gemma = true,
+     .swa_period = 2,
+     .swa_default = 4096,
+     .attn_softcap = 50.0f,
+     .final_softcap = 30.0f},
     /* Gemma 3: five local layers to one global when the file has a
      * sliding window; local layers rotate with base rope.freq_base_swa
      * (10000) and no scaling. */
-    {.name = "gemma3", .rope_neox = true, .qk_norm = true, .tied_output = true, .gemma = true,
+    {.name = "gemma3",
+     .rope_neox = true,
+     .qk_norm = true,
+     .tied_output = true,
+     .gemma = true,
      .swa_period = 6},
     /* Phi-3 / Phi-4: fused QKV and gate/up; LongRoPE factors when present.
      * Its sliding_window key is ignored, as llama.cpp does. */
@@ -71,8 +81,8 @@ static int get_int(struct loader *L, const char *suffix, bool required, int64_t 
   if (rc)
     return cll_err_set(L->err, CLL_EFORMAT, "model metadata %s is not an integer", k);
   if (*out <= 0 || *out > (1 << 24))
-    return cll_err_set(L->err, CLL_EFORMAT, "model metadata %s = %" PRId64 " is out of range",
-                       k, *out);
+    return cll_err_set(L->err, CLL_EFORMAT, "model metadata %s = %" PRId64 " is out of range", k,
+                       *out);
   return 0;
 }
 
@@ -101,8 +111,7 @@ static int get_weight(struct loader *L, const char *name, int64_t n_in, int64_t 
   }
   bool vec = n_out == 0;
   uint32_t want_dims = vec ? 1 : 2;
-  if (t->n_dims != want_dims || t->ne[0] != (uint64_t)n_in ||
-      (!vec && t->ne[1] != (uint64_t)n_out))
+  if (t->n_dims != want_dims || t->ne[0] != (uint64_t)n_in || (!vec && t->ne[1] != (uint64_t)n_out))
     return cll_err_set(L->err, CLL_EFORMAT,
                        "tensor %s has shape [%" PRIu64 ", %" PRIu64 "], expected [%" PRId64
                        ", %" PRId64 "]",
@@ -195,13 +204,14 @@ static int load_hparams(struct loader *L) {
   if ((rc = get_int(L, "attention.value_length", false, I->head_dim, &v)))
     return rc;
   if (v != I->head_dim)
-    return cll_err_set(L->err, CLL_EUNSUPPORTED, "value_length %" PRId64
-                       " differs from key_length %" PRId64, v, I->head_dim);
+    return cll_err_set(L->err, CLL_EUNSUPPORTED,
+                       "value_length %" PRId64 " differs from key_length %" PRId64, v, I->head_dim);
   if ((rc = get_int(L, "rope.dimension_count", false, I->head_dim, &m->n_rot)))
     return rc;
   if (m->n_rot > I->head_dim || m->n_rot % 2 != 0)
-    return cll_err_set(L->err, CLL_EFORMAT, "rope.dimension_count %" PRId64
-                       " does not fit head_dim %" PRId64, m->n_rot, I->head_dim);
+    return cll_err_set(L->err, CLL_EFORMAT,
+                       "rope.dimension_count %" PRId64 " does not fit head_dim %" PRId64, m->n_rot,
+                       I->head_dim);
   if ((rc = get_float(L, "attention.layer_norm_rms_epsilon", 1e-5f, &I->rms_eps)) ||
       (rc = get_float(L, "rope.freq_base", 10000.0f, &I->rope_freq_base)))
     return rc;
@@ -254,10 +264,15 @@ static int get_experts(struct loader *L, const char *name, int64_t n_in, int64_t
                        name, t->ne[0], t->ne[1], t->ne[2], n_in, n_out, n_exp);
   const struct cll_type_info *ti = cll_type_info(t->type);
   if (ti == NULL || cll_kernels_get()->vec_dot[t->type] == NULL)
-    return cll_err_set(L->err, CLL_EUNSUPPORTED, "tensor %s has type %s (%" PRIu32 "), which "
-                       "cllama cannot compute with", name, ti ? ti->name : "unknown", t->type);
-  struct cll__weight all = {.data = t->data, .type = t->type, .n_in = n_in,
-                            .n_out = n_out * n_exp, .row_bytes = cll_row_bytes(t->type, n_in)};
+    return cll_err_set(L->err, CLL_EUNSUPPORTED,
+                       "tensor %s has type %s (%" PRIu32 "), which "
+                       "cllama cannot compute with",
+                       name, ti ? ti->name : "unknown", t->type);
+  struct cll__weight all = {.data = t->data,
+                            .type = t->type,
+                            .n_in = n_in,
+                            .n_out = n_out * n_exp,
+                            .row_bytes = cll_row_bytes(t->type, n_in)};
   for (int64_t e = 0; e < n_exp; e++)
     view_rows(&all, e * n_out, n_out, &views[e]);
   return 0;
@@ -280,8 +295,10 @@ static int load_weights(struct loader *L) {
       (rc = get_weight(L, "output.weight", E, V, !m->arch->tied_output, &m->output)))
     return rc;
   if (cll_kernels_get()->dequant_row[m->tok_embd.type] == NULL)
-    return cll_err_set(L->err, CLL_EUNSUPPORTED, "token_embd.weight has type %s, which cllama "
-                       "cannot look rows up in", cll_type_info(m->tok_embd.type)->name);
+    return cll_err_set(L->err, CLL_EUNSUPPORTED,
+                       "token_embd.weight has type %s, which cllama "
+                       "cannot look rows up in",
+                       cll_type_info(m->tok_embd.type)->name);
   if (m->output.data == NULL)
     m->output = m->tok_embd;
   if (m->arch->moe) {
@@ -300,8 +317,9 @@ static int load_weights(struct loader *L) {
   } while (0)
 #define W(field, suffix, n_in, n_out, req) W_(l->field, suffix, n_in, n_out, req)
     W(attn_norm, "attn_norm.weight", E, 0, true);
-    if (m->arch->fused && cll_gguf_find_tensor(m->gguf, (snprintf(n, sizeof(n), "blk.%" PRId64
-                                                                ".attn_qkv.weight", il), n))) {
+    if (m->arch->fused &&
+        cll_gguf_find_tensor(m->gguf,
+                             (snprintf(n, sizeof(n), "blk.%" PRId64 ".attn_qkv.weight", il), n))) {
       /* q, k and v are consecutive row ranges of one matrix */
       struct cll__weight qkv;
       W_(qkv, "attn_qkv.weight", E, QD + 2 * KD, true);
@@ -460,8 +478,7 @@ static int pack_weights(struct loader *L) {
     goto done;
   void *mem = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) {
-    rc = cll_err_set(L->err, CLL_ENOMEM, "out of memory repacking %zu MiB of weights",
-                     total >> 20);
+    rc = cll_err_set(L->err, CLL_ENOMEM, "out of memory repacking %zu MiB of weights", total >> 20);
     goto done;
   }
 #ifdef MADV_HUGEPAGE
@@ -488,7 +505,8 @@ static int pack_weights(struct loader *L) {
     if (w->data == m->tok_embd.data)
       continue; /* tied output: token_embd rows are still read in place */
     uintptr_t a = ((uintptr_t)w->data + page - 1) & ~(uintptr_t)(page - 1);
-    uintptr_t b = ((uintptr_t)w->data + (size_t)w->packed_rows * w->row_bytes) & ~(uintptr_t)(page - 1);
+    uintptr_t b =
+        ((uintptr_t)w->data + (size_t)w->packed_rows * w->row_bytes) & ~(uintptr_t)(page - 1);
     if (b > a)
       madvise((void *)a, b - a, MADV_DONTNEED);
   }

@@ -24,13 +24,13 @@ static const struct {
   enum cll_ftype ftype;
   bool pure;
 } ftype_names[] = {
-    {"F32", CLL_FTYPE_ALL_F32, false},  {"F16", CLL_FTYPE_F16, false},
-    {"BF16", CLL_FTYPE_BF16, false},    {"Q8_0", CLL_FTYPE_Q8_0, false},
-    {"Q4_0", CLL_FTYPE_Q4_0, false},    {"Q4_1", CLL_FTYPE_Q4_1, false},
-    {"Q5_0", CLL_FTYPE_Q5_0, false},    {"Q5_1", CLL_FTYPE_Q5_1, false},
+    {"F32", CLL_FTYPE_ALL_F32, false},   {"F16", CLL_FTYPE_F16, false},
+    {"BF16", CLL_FTYPE_BF16, false},     {"Q8_0", CLL_FTYPE_Q8_0, false},
+    {"Q4_0", CLL_FTYPE_Q4_0, false},     {"Q4_1", CLL_FTYPE_Q4_1, false},
+    {"Q5_0", CLL_FTYPE_Q5_0, false},     {"Q5_1", CLL_FTYPE_Q5_1, false},
     {"Q4_K_S", CLL_FTYPE_Q4_K_S, false}, {"Q4_K_M", CLL_FTYPE_Q4_K_M, false},
     {"Q5_K_S", CLL_FTYPE_Q5_K_S, false}, {"Q5_K_M", CLL_FTYPE_Q5_K_M, false},
-    {"Q6_K", CLL_FTYPE_Q6_K, false},    {"Q4_K", CLL_FTYPE_Q4_K_S, true},
+    {"Q6_K", CLL_FTYPE_Q6_K, false},     {"Q4_K", CLL_FTYPE_Q4_K_S, true},
     {"Q5_K", CLL_FTYPE_Q5_K_S, true},
 };
 
@@ -47,7 +47,8 @@ int cll_quantize_parse(const char *name, enum cll_ftype *ftype, bool *pure) {
 
 const char *cll_quantize_ftype_name(enum cll_ftype ftype) {
   for (size_t i = 0; i < CLL_ARRAY_LEN(ftype_names); i++)
-    if (ftype_names[i].ftype == ftype && !ftype_names[i].pure) return ftype_names[i].name;
+    if (ftype_names[i].ftype == ftype && !ftype_names[i].pure)
+      return ftype_names[i].name;
   return NULL;
 }
 
@@ -58,19 +59,30 @@ cll_quantize_params cll_quantize_defaults(void) {
 /* The type most tensors get. */
 static uint32_t base_type(enum cll_ftype f) {
   switch (f) {
-  case CLL_FTYPE_ALL_F32: return CLL_TYPE_F32;
-  case CLL_FTYPE_F16: return CLL_TYPE_F16;
-  case CLL_FTYPE_BF16: return CLL_TYPE_BF16;
-  case CLL_FTYPE_Q4_0: return CLL_TYPE_Q4_0;
-  case CLL_FTYPE_Q4_1: return CLL_TYPE_Q4_1;
-  case CLL_FTYPE_Q5_0: return CLL_TYPE_Q5_0;
-  case CLL_FTYPE_Q5_1: return CLL_TYPE_Q5_1;
-  case CLL_FTYPE_Q8_0: return CLL_TYPE_Q8_0;
+  case CLL_FTYPE_ALL_F32:
+    return CLL_TYPE_F32;
+  case CLL_FTYPE_F16:
+    return CLL_TYPE_F16;
+  case CLL_FTYPE_BF16:
+    return CLL_TYPE_BF16;
+  case CLL_FTYPE_Q4_0:
+    return CLL_TYPE_Q4_0;
+  case CLL_FTYPE_Q4_1:
+    return CLL_TYPE_Q4_1;
+  case CLL_FTYPE_Q5_0:
+    return CLL_TYPE_Q5_0;
+  case CLL_FTYPE_Q5_1:
+    return CLL_TYPE_Q5_1;
+  case CLL_FTYPE_Q8_0:
+    return CLL_TYPE_Q8_0;
   case CLL_FTYPE_Q4_K_S:
-  case CLL_FTYPE_Q4_K_M: return CLL_TYPE_Q4_K;
+  case CLL_FTYPE_Q4_K_M:
+    return CLL_TYPE_Q4_K;
   case CLL_FTYPE_Q5_K_S:
-  case CLL_FTYPE_Q5_K_M: return CLL_TYPE_Q5_K;
-  case CLL_FTYPE_Q6_K: return CLL_TYPE_Q6_K;
+  case CLL_FTYPE_Q5_K_M:
+    return CLL_TYPE_Q5_K;
+  case CLL_FTYPE_Q6_K:
+    return CLL_TYPE_Q6_K;
   }
   return 0;
 }
@@ -86,7 +98,8 @@ static bool name_is(cll_gguf_str s, const char *want) {
 static bool name_has(cll_gguf_str s, const char *part) {
   size_t n = strlen(part);
   for (uint64_t i = 0; i + n <= s.len; i++)
-    if (memcmp(s.ptr + i, part, n) == 0) return true;
+    if (memcmp(s.ptr + i, part, n) == 0)
+      return true;
   return false;
 }
 
@@ -118,7 +131,8 @@ static bool divides(uint32_t type, uint64_t ne0) {
 
 int cll_quantize_plan(const cll_gguf *src, enum cll_ftype ftype, bool pure, uint32_t *types) {
   uint32_t base = base_type(ftype);
-  if (base == 0 && ftype != CLL_FTYPE_ALL_F32) return CLL_EINVAL;
+  if (base == 0 && ftype != CLL_FTYPE_ALL_F32)
+    return CLL_EINVAL;
   int64_t n = cll_gguf_n_tensors(src);
   bool quantized = !is_float(base);
   bool has_output = cll_gguf_find_tensor(src, "output.weight") != NULL;
@@ -133,36 +147,53 @@ int cll_quantize_plan(const cll_gguf *src, enum cll_ftype ftype, bool pure, uint
   for (int64_t i = 0; i < n; i++) {
     const cll_gguf_tensor *t = cll_gguf_tensor_at(src, i);
     types[i] = t->type;
-    if (!quantizable(t)) continue;
+    if (!quantizable(t))
+      continue;
     uint32_t type = base;
     if (quantized) {
       if (name_is(t->name, "output.weight") ||
           (!has_output && name_is(t->name, "token_embd.weight"))) {
         /* The output projection is the most sensitive matrix. */
-        if (!divides(type, t->ne[0])) type = CLL_TYPE_Q8_0;
-        else if (type != CLL_TYPE_Q8_0) type = CLL_TYPE_Q6_K;
+        if (!divides(type, t->ne[0]))
+          type = CLL_TYPE_Q8_0;
+        else if (type != CLL_TYPE_Q8_0)
+          type = CLL_TYPE_Q6_K;
       } else if (name_has(t->name, "attn_v.weight")) {
-        if (k_m && use_more_bits(i_attn_v, n_attn_v)) type = CLL_TYPE_Q6_K;
-        else if (k4_s && i_attn_v < 4) type = CLL_TYPE_Q5_K;
+        if (k_m && use_more_bits(i_attn_v, n_attn_v))
+          type = CLL_TYPE_Q6_K;
+        else if (k4_s && i_attn_v < 4)
+          type = CLL_TYPE_Q5_K;
         i_attn_v++;
       } else if (name_has(t->name, "ffn_down")) {
-        if (k_m && use_more_bits(i_ffn_down, n_ffn_down)) type = CLL_TYPE_Q6_K;
-        else if (k4_s && i_ffn_down < n_ffn_down / 8) type = CLL_TYPE_Q5_K;
+        if (k_m && use_more_bits(i_ffn_down, n_ffn_down))
+          type = CLL_TYPE_Q6_K;
+        else if (k4_s && i_ffn_down < n_ffn_down / 8)
+          type = CLL_TYPE_Q5_K;
         i_ffn_down++;
       } else if (name_has(t->name, "attn_qkv.weight")) {
-        if (!pure && ftype == CLL_FTYPE_Q4_K_M) type = CLL_TYPE_Q5_K;
-        else if (!pure && ftype == CLL_FTYPE_Q5_K_M) type = CLL_TYPE_Q6_K;
+        if (!pure && ftype == CLL_FTYPE_Q4_K_M)
+          type = CLL_TYPE_Q5_K;
+        else if (!pure && ftype == CLL_FTYPE_Q5_K_M)
+          type = CLL_TYPE_Q6_K;
       }
     }
     /* Rows that do not divide into the chosen blocks. */
     if (!divides(type, t->ne[0])) {
       switch (type) {
-      case CLL_TYPE_Q4_K: type = CLL_TYPE_Q5_0; break;
-      case CLL_TYPE_Q5_K: type = CLL_TYPE_Q5_1; break;
-      case CLL_TYPE_Q6_K: type = CLL_TYPE_Q8_0; break;
-      default: break;
+      case CLL_TYPE_Q4_K:
+        type = CLL_TYPE_Q5_0;
+        break;
+      case CLL_TYPE_Q5_K:
+        type = CLL_TYPE_Q5_1;
+        break;
+      case CLL_TYPE_Q6_K:
+        type = CLL_TYPE_Q8_0;
+        break;
+      default:
+        break;
       }
-      if (!divides(type, t->ne[0])) type = t->type;
+      if (!divides(type, t->ne[0]))
+        type = t->type;
     }
     types[i] = type;
   }
@@ -203,35 +234,49 @@ static int convert_tensor(const cll_gguf_tensor *t, uint32_t dst_type, uint8_t *
   enum { MAX_THREADS = 64 };
   const cll_kernels *k = cll_kernels_by_name("ref");
   int64_t rows = (int64_t)(t->ne[1] * t->ne[2] * t->ne[3]);
-  if (n_threads > MAX_THREADS) n_threads = MAX_THREADS;
-  if (n_threads > rows) n_threads = (int)rows;
-  if (n_threads < 1) n_threads = 1;
+  if (n_threads > MAX_THREADS)
+    n_threads = MAX_THREADS;
+  if (n_threads > rows)
+    n_threads = (int)rows;
+  if (n_threads < 1)
+    n_threads = 1;
   struct job jobs[MAX_THREADS];
   pthread_t tids[MAX_THREADS];
   bool started[MAX_THREADS] = {false};
   for (int i = 0; i < n_threads; i++) {
-    jobs[i] = (struct job){k, t->data, dst, t->type, dst_type, (int64_t)t->ne[0],
-                           rows * i / n_threads, rows * (i + 1) / n_threads, 0};
-    if (i > 0) started[i] = pthread_create(&tids[i], NULL, convert_rows, &jobs[i]) == 0;
-    if (i > 0 && !started[i]) convert_rows(&jobs[i]); /* no thread: do it here */
+    jobs[i] = (struct job){k,
+                           t->data,
+                           dst,
+                           t->type,
+                           dst_type,
+                           (int64_t)t->ne[0],
+                           rows * i / n_threads,
+                           rows * (i + 1) / n_threads,
+                           0};
+    if (i > 0)
+      started[i] = pthread_create(&tids[i], NULL, convert_rows, &jobs[i]) == 0;
+    if (i > 0 && !started[i])
+      convert_rows(&jobs[i]); /* no thread: do it here */
   }
   convert_rows(&jobs[0]);
   int rc = 0;
   for (int i = 0; i < n_threads; i++) {
-    if (started[i]) pthread_join(tids[i], NULL);
-    if (jobs[i].rc) rc = jobs[i].rc;
+    if (started[i])
+      pthread_join(tids[i], NULL);
+    if (jobs[i].rc)
+      rc = jobs[i].rc;
   }
   return rc;
 }
 
 static bool skip_ftype_keys(const char *key, void *ctx) {
   (void)ctx;
-  return strcmp(key, "general.file_type") == 0 ||
-         strcmp(key, "general.quantization_version") == 0;
+  return strcmp(key, "general.file_type") == 0 || strcmp(key, "general.quantization_version") == 0;
 }
 
 static int tensor_name(const cll_gguf_tensor *t, char *buf, size_t cap) {
-  if (t->name.len >= cap) return CLL_EFORMAT;
+  if (t->name.len >= cap)
+    return CLL_EFORMAT;
   memcpy(buf, t->name.ptr, t->name.len);
   buf[t->name.len] = '\0';
   return 0;
@@ -245,7 +290,8 @@ int cll_quantize_file(const char *in_path, const char *out_path, const cll_quant
   uint8_t **bufs = NULL;
   int64_t n = 0;
   int rc = cll_gguf_open(in_path, &src, err);
-  if (rc) return rc;
+  if (rc)
+    return rc;
   n = cll_gguf_n_tensors(src);
   types = calloc((size_t)n + 1, sizeof *types);
   bufs = calloc((size_t)n + 1, sizeof *bufs);
@@ -257,7 +303,8 @@ int cll_quantize_file(const char *in_path, const char *out_path, const cll_quant
     cll_err_set(err, rc, "unknown target file type %d", (int)p->ftype);
     goto err;
   }
-  if ((rc = cll_gguf_writer_new(out_path, &w, err))) goto err;
+  if ((rc = cll_gguf_writer_new(out_path, &w, err)))
+    goto err;
   cll_gguf_writer_copy_kv(w, src, skip_ftype_keys, NULL);
   cll_gguf_writer_set_u32(w, "general.quantization_version", 2);
   cll_gguf_writer_set_u32(w, "general.file_type", (uint32_t)p->ftype);
@@ -289,13 +336,15 @@ int cll_quantize_file(const char *in_path, const char *out_path, const cll_quant
       cll_err_set(err, rc, "adding tensor %s to %s: %s", name, out_path, cll_strerror(rc));
       goto err;
     }
-    if (p->progress) p->progress(p->progress_ctx, i, n, name, t->type, types[i]);
+    if (p->progress)
+      p->progress(p->progress_ctx, i, n, name, t->type, types[i]);
   }
   rc = cll_gguf_writer_finish(w, err); /* frees w */
   w = NULL;
 err:
   cll_gguf_writer_free(w);
-  for (int64_t i = 0; bufs && i < n; i++) free(bufs[i]);
+  for (int64_t i = 0; bufs && i < n; i++)
+    free(bufs[i]);
   free(bufs);
   free(types);
   cll_gguf_close(src);

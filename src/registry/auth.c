@@ -92,8 +92,7 @@ static size_t append(char *out, size_t size, size_t at, const char *s) {
   return at;
 }
 
-int cll__reg_token_url(const struct cll__challenge *c, bool ollama_params, char *out,
-                       size_t size) {
+int cll__reg_token_url(const struct cll__challenge *c, bool ollama_params, char *out, size_t size) {
   /* Keys in Go's url.Values.Encode order (sorted): nonce, scope, service, ts. */
   size_t at = append(out, size, 0, c->realm);
   char sep = strchr(c->realm, '?') ? '&' : '?';
@@ -327,8 +326,7 @@ static int create_key(const char *key_dir, unsigned char seed[32], unsigned char
       continue;
     *p = '\0';
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-      return cll_err_set(err, cll_err_from_errno(errno), "create %s: %s", dir,
-                         strerror(errno));
+      return cll_err_set(err, cll_err_from_errno(errno), "create %s: %s", dir, strerror(errno));
     *p = c;
     if (c == '\0')
       break;
@@ -347,8 +345,7 @@ static int create_key(const char *key_dir, unsigned char seed[32], unsigned char
 }
 
 /* Reads the unencrypted ed25519 key from an openssh-key-v1 file. */
-static int load_key(const char *path, unsigned char seed[32], unsigned char pk[32],
-                    cll_err *err) {
+static int load_key(const char *path, unsigned char seed[32], unsigned char pk[32], cll_err *err) {
   FILE *f = fopen(path, "rb");
   if (f == NULL)
     return cll_err_from_errno(errno);
@@ -366,25 +363,25 @@ static int load_key(const char *path, unsigned char seed[32], unsigned char pk[3
   struct rbuf r = {raw, n > 0 ? (size_t)n : 0, 15};
   const unsigned char *s;
   uint32_t sl, nkeys, c1, c2;
-  if (n < 15 || memcmp(raw, "openssh-key-v1", 15) != 0 || get_str(&r, &s, &sl) != 0 ||
-      sl != 4 || memcmp(s, "none", 4) != 0 || get_str(&r, &s, &sl) != 0 ||
-      get_str(&r, &s, &sl) != 0 || get_u32(&r, &nkeys) != 0 || nkeys != 1 ||
-      get_str(&r, &s, &sl) != 0 || get_str(&r, &s, &sl) != 0)
+  if (n < 15 || memcmp(raw, "openssh-key-v1", 15) != 0 || get_str(&r, &s, &sl) != 0 || sl != 4 ||
+      memcmp(s, "none", 4) != 0 || get_str(&r, &s, &sl) != 0 || get_str(&r, &s, &sl) != 0 ||
+      get_u32(&r, &nkeys) != 0 || nkeys != 1 || get_str(&r, &s, &sl) != 0 ||
+      get_str(&r, &s, &sl) != 0)
     return cll_err_set(err, CLL_EFORMAT, "%s: unsupported or encrypted key", path);
   struct rbuf p = {s, sl, 0};
   const unsigned char *type, *pub, *sk;
   uint32_t tl, pl, kl;
-  if (get_u32(&p, &c1) != 0 || get_u32(&p, &c2) != 0 || c1 != c2 ||
-      get_str(&p, &type, &tl) != 0 || tl != 11 || memcmp(type, "ssh-ed25519", 11) != 0 ||
-      get_str(&p, &pub, &pl) != 0 || pl != 32 || get_str(&p, &sk, &kl) != 0 || kl != 64)
+  if (get_u32(&p, &c1) != 0 || get_u32(&p, &c2) != 0 || c1 != c2 || get_str(&p, &type, &tl) != 0 ||
+      tl != 11 || memcmp(type, "ssh-ed25519", 11) != 0 || get_str(&p, &pub, &pl) != 0 || pl != 32 ||
+      get_str(&p, &sk, &kl) != 0 || kl != 64)
     return cll_err_set(err, CLL_EFORMAT, "%s: not an ed25519 key", path);
   memcpy(seed, sk, 32);
   memcpy(pk, pub, 32);
   return 0;
 }
 
-int cll_registry_sign(const char *key_dir, const void *data, size_t len, char *out,
-                      size_t size, cll_err *err) {
+int cll_registry_sign(const char *key_dir, const void *data, size_t len, char *out, size_t size,
+                      cll_err *err) {
   unsigned char seed[32], pk[32];
   char path[1100];
   snprintf(path, sizeof(path), "%s/id_ed25519", key_dir);

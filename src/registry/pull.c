@@ -70,8 +70,8 @@ struct job {
   uv_timer_t progress;
   uv_work_t work;
   bool work_pending, dead;
-  bool pinned;      /* layers pinned in the store (cll_store_pin) until the job ends */
-  int removed;      /* layers deleted by the manifest write */
+  bool pinned; /* layers pinned in the store (cll_store_pin) until the job ends */
+  int removed; /* layers deleted by the manifest write */
   int rc;
   cll_err err;
 };
@@ -94,8 +94,8 @@ static void job_layer_progress(struct job *j, int64_t completed) {
   char status[32], digest[80];
   snprintf(status, sizeof(status), "pulling %.12s", l->digest);
   snprintf(digest, sizeof(digest), "sha256:%s", l->digest);
-  cll_pull_event ev = {.status = status, .digest = digest, .total = l->size,
-                       .completed = completed};
+  cll_pull_event ev = {
+      .status = status, .digest = digest, .total = l->size, .completed = completed};
   job_emit(j, &ev);
 }
 
@@ -293,8 +293,7 @@ static void on_manifest(struct hreq *r, void *arg) {
     return;
   }
   if (r->status >= 400 || r->status < 200) {
-    job_fail(j, CLL_ENET, "pull model manifest: %ld: %.300s", r->status,
-             r->body ? r->body : "");
+    job_fail(j, CLL_ENET, "pull model manifest: %ld: %.300s", r->status, r->body ? r->body : "");
     cll__hreq_free(r);
     return;
   }
@@ -426,8 +425,8 @@ int cll_registry_active(const cll_registry *reg) {
   return reg ? reg->n_jobs : 0;
 }
 
-int cll_registry_pull(cll_registry *reg, const cll_name *name, bool insecure,
-                      cll_pull_event_fn fn, void *arg, cll_pull_waiter **out, cll_err *err) {
+int cll_registry_pull(cll_registry *reg, const cll_name *name, bool insecure, cll_pull_event_fn fn,
+                      void *arg, cll_pull_waiter **out, cll_err *err) {
   if (reg == NULL || name == NULL || fn == NULL || reg->closing)
     return cll_err_set(err, CLL_EINVAL, "invalid argument");
   struct cll_pull_waiter *w = calloc(1, sizeof(*w));
@@ -452,7 +451,9 @@ int cll_registry_pull(cll_registry *reg, const cll_name *name, bool insecure,
       char status[32], digest[80];
       snprintf(status, sizeof(status), "pulling %.12s", l->digest);
       snprintf(digest, sizeof(digest), "sha256:%s", l->digest);
-      cll_pull_event p = {.status = status, .digest = digest, .total = l->size,
+      cll_pull_event p = {.status = status,
+                          .digest = digest,
+                          .total = l->size,
                           .completed = cll__blob_completed(j->blob)};
       fn(&p, arg);
     }
@@ -490,4 +491,3 @@ void cll_registry_pull_cancel(cll_pull_waiter *w) {
   if (j->waiters == NULL)
     job_destroy(j);
 }
-

@@ -4,9 +4,6 @@
  * settlement. Part of the pull (pull_internal.h). */
 #include "pull_internal.h"
 
-
-
-
 static void blob_check(struct blob *b);
 static void blob_begin(struct blob *b);
 static void fair_forget(struct part *p);
@@ -111,8 +108,7 @@ static void on_state_written(uv_fs_t *req) {
   b->pending_io--;
   p->state_writing = false;
   if (r < 0)
-    blob_fail(b, errcode_from_uv((int)r), "write %s-%d: %s", pname(b), p->n,
-              uv_strerror((int)r));
+    blob_fail(b, errcode_from_uv((int)r), "write %s-%d: %s", pname(b), p->n, uv_strerror((int)r));
   else if (p->state_dirty)
     part_save_state(p);
   blob_check(b);
@@ -124,8 +120,8 @@ static void on_part_written(uv_fs_t *req);
 
 static void part_submit(struct part *p) {
   struct blob *b = p->b;
-  uv_buf_t buf = uv_buf_init(p->inflight + p->inflight_done,
-                             (unsigned)(p->inflight_len - p->inflight_done));
+  uv_buf_t buf =
+      uv_buf_init(p->inflight + p->inflight_done, (unsigned)(p->inflight_len - p->inflight_done));
   int64_t off = p->start + p->written;
   p->wreq.data = p;
   p->writing = true;
@@ -176,7 +172,7 @@ static void on_part_written(uv_fs_t *req) {
     part_flush(p);
   if (p->paused && p->running && b->state == B_RUN) {
     p->paused = false;
-    if (!p->fair_paused) /* else the next iteration resumes it */
+    if (!p->fair_paused)                        /* else the next iteration resumes it */
       cll_curl_uv_unpause(b->reg->cu, p->easy); /* may deliver data right away */
   }
   blob_check(b);
@@ -315,8 +311,8 @@ static void on_part_done(CURL *easy, CURLcode result, void *arg) {
   uint64_t delay = b->reg->opts.retry_base_ms << (p->attempts - 1 < 10 ? p->attempts - 1 : 10);
   if (delay > 30000)
     delay = 30000;
-  fprintf(stderr, "pull: %.12s part %d attempt %d failed (%s); retrying in %llu ms\n",
-          b->digest, p->n, p->attempts, why, (unsigned long long)delay);
+  fprintf(stderr, "pull: %.12s part %d attempt %d failed (%s); retrying in %llu ms\n", b->digest,
+          p->n, p->attempts, why, (unsigned long long)delay);
   p->retry_at_ms = now_ms(b->reg) + delay;
 }
 
@@ -514,8 +510,7 @@ static void prepare_work(uv_work_t *w) {
         p->size = json_integer_value(json_object_get(j, "Size"));
         p->written = json_integer_value(json_object_get(j, "Completed"));
         p->received = p->written;
-        if (j == NULL || p->start != next || p->size <= 0 || p->written < 0 ||
-            p->written > p->size)
+        if (j == NULL || p->start != next || p->size <= 0 || p->written < 0 || p->written > p->size)
           ok = false;
         next = p->start + p->size;
         json_decref(j);
@@ -549,8 +544,8 @@ static void prepare_work(uv_work_t *w) {
   unlink(b->partial);
   int fd = open(b->partial, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) {
-    b->rc = cll_err_set(&b->err, cll_err_from_errno(errno), "open %s: %s", pname(b),
-                        strerror(errno));
+    b->rc =
+        cll_err_set(&b->err, cll_err_from_errno(errno), "open %s: %s", pname(b), strerror(errno));
     return;
   }
   /* Reserve the space now, so a disk that is too small fails at once. */
@@ -595,8 +590,8 @@ static void prepare_work(uv_work_t *w) {
           close(parts[k].state_fd);
       free(parts);
       close(fd);
-      b->rc = cll_err_set(&b->err, cll_err_from_errno(e), "write %s-%d: %s", pname(b), i,
-                          strerror(e));
+      b->rc =
+          cll_err_set(&b->err, cll_err_from_errno(e), "write %s-%d: %s", pname(b), i, strerror(e));
       return;
     }
   }
@@ -680,8 +675,8 @@ static void on_head(struct hreq *r, void *arg) {
     return;
   }
   if (cl >= 0 && b->size >= 0 && cl != b->size) {
-    blob_fail(b, CLL_EPROTO, "blob %.12s: registry says %lld bytes, manifest %lld",
-              b->digest, (long long)cl, (long long)b->size);
+    blob_fail(b, CLL_EPROTO, "blob %.12s: registry says %lld bytes, manifest %lld", b->digest,
+              (long long)cl, (long long)b->size);
     return;
   }
   b->need_head = false;
@@ -923,7 +918,7 @@ static void blob_settle(struct blob *b) {
 }
 
 struct blob *cll__blob_get(cll_registry *reg, const char *digest, int64_t size,
-                             const char *base_url, const char *repo, const char *token) {
+                           const char *base_url, const char *repo, const char *token) {
   for (struct blob *b = reg->blobs; b; b = b->next)
     if (strcmp(b->digest, digest) == 0)
       return b;
@@ -980,4 +975,3 @@ void cll__blob_detach(struct blob *b, struct job *j) {
   if (b->n_waiters == 0)
     cll__blob_stop(b);
 }
-

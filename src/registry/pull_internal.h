@@ -71,12 +71,12 @@ struct hreq {
   cll_registry *reg;
   CURL *easy;
   struct curl_slist *hdrs;
-  char *url;        /* the request URL */
-  bool head;        /* HEAD instead of GET */
-  bool follow;      /* follow redirects (any host) */
-  bool keep_body;   /* keep up to MANIFEST_MAX_BYTES; else stop at the first body byte */
+  char *url;      /* the request URL */
+  bool head;      /* HEAD instead of GET */
+  bool follow;    /* follow redirects (any host) */
+  bool keep_body; /* keep up to MANIFEST_MAX_BYTES; else stop at the first body byte */
   const char *accept;
-  char *token;      /* Bearer token, owned; may come from the caller */
+  char *token; /* Bearer token, owned; may come from the caller */
   int phase;
   bool auth_tried, body_cut, work_pending, cancelled;
   char *body;
@@ -98,8 +98,8 @@ struct hreq {
 };
 
 /* A request to url with token (may be NULL); done runs on the loop. */
-struct hreq *cll__hreq_new(cll_registry *reg, const char *url, const char *token,
-                           hreq_done_fn done, void *arg);
+struct hreq *cll__hreq_new(cll_registry *reg, const char *url, const char *token, hreq_done_fn done,
+                           void *arg);
 int cll__hreq_send(struct hreq *r);
 void cll__hreq_cancel(struct hreq *r); /* done is not called */
 void cll__hreq_free(struct hreq *r);
@@ -117,8 +117,8 @@ struct part {
   CURL *easy;
   struct curl_slist *hdrs;
   bool running, paused, status_ok, bad, complete;
-  bool fair_paused;    /* paused for fairness, resumed on the next iteration */
-  size_t turn_bytes;   /* bytes taken since the last fairness pause */
+  bool fair_paused;  /* paused for fairness, resumed on the next iteration */
+  size_t turn_bytes; /* bytes taken since the last fairness pause */
   long bad_status;
   int attempts;
   int64_t attempt_bytes;

@@ -259,8 +259,7 @@ static int get_token(cll_push *p, const char *url) {
   curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_cleanup(e);
   curl_slist_free_all(hd);
-  json_t *j = rc == CURLE_OK && status == 200 ? json_loads(p->resp ? p->resp : "", 0, NULL)
-                                               : NULL;
+  json_t *j = rc == CURLE_OK && status == 200 ? json_loads(p->resp ? p->resp : "", 0, NULL) : NULL;
   const char *tok = json_string_value(json_object_get(j, "token"));
   if (!tok || !*tok)
     tok = json_string_value(json_object_get(j, "access_token"));
@@ -461,8 +460,8 @@ static int push_blob(cll_push *p, const cll_layer *l) {
       p->body_file = NULL;
       rc = request(p, "PUT", url, NULL, 0, 0, NULL, NULL, &st);
       if (rc == 0 && st != 201 && st != 200 && st != 204)
-        rc = cll_err_set(&p->err, CLL_EIO, "completing the upload of %s: HTTP %ld %s", digest,
-                         st, reg_message(p, msg, sizeof(msg)));
+        rc = cll_err_set(&p->err, CLL_EIO, "completing the upload of %s: HTTP %ld %s", digest, st,
+                         reg_message(p, msg, sizeof(msg)));
     }
   }
   fclose(f);

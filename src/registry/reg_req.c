@@ -222,8 +222,7 @@ static void on_hreq_done(CURL *easy, CURLcode result, void *arg) {
     return;
   }
   if (r->phase == PHASE_TOKEN) {
-    json_t *j = r->status == 200 ? json_loadb(r->body ? r->body : "", r->body_len, 0, NULL)
-                                 : NULL;
+    json_t *j = r->status == 200 ? json_loadb(r->body ? r->body : "", r->body_len, 0, NULL) : NULL;
     const char *tok = json_string_value(json_object_get(j, "token"));
     if (tok == NULL || !*tok)
       tok = json_string_value(json_object_get(j, "access_token"));
@@ -255,8 +254,8 @@ static void on_hreq_done(CURL *easy, CURLcode result, void *arg) {
   hreq_finish(r, 0);
 }
 
-struct hreq *cll__hreq_new(cll_registry *reg, const char *url, const char *token,
-                             hreq_done_fn done, void *arg) {
+struct hreq *cll__hreq_new(cll_registry *reg, const char *url, const char *token, hreq_done_fn done,
+                           void *arg) {
   struct hreq *r = calloc(1, sizeof(*r));
   if (r == NULL)
     return NULL;
@@ -271,4 +270,3 @@ struct hreq *cll__hreq_new(cll_registry *reg, const char *url, const char *token
   }
   return r;
 }
-

@@ -20,8 +20,7 @@ int cll__reg_parse_challenge(const char *header, struct cll__challenge *c);
 /* The token request URL: realm?service=..&scope=.. (one scope per
  * space-separated scope); with ollama_params also nonce and ts, keys in the
  * sorted order Go's url.Values.Encode gives them, as Ollama signs it. */
-int cll__reg_token_url(const struct cll__challenge *c, bool ollama_params, char *out,
-                       size_t size);
+int cll__reg_token_url(const struct cll__challenge *c, bool ollama_params, char *out, size_t size);
 
 /* The "host[:port]" part of a URL. */
 void cll__reg_url_host(const char *url, char *out, size_t size);

@@ -194,10 +194,10 @@ static void dispatch(struct conn *c) {
       r->cors_origin = origin;
       if (strcmp(r->method, "OPTIONS") == 0) {
         cll_buf_printf(&r->extra,
-                        "Access-Control-Allow-Methods: %s\r\n"
-                        "Access-Control-Allow-Headers: %s\r\n"
-                        "Access-Control-Max-Age: 43200\r\n",
-                        cll__cors_allow_methods, cll__cors_allow_headers);
+                       "Access-Control-Allow-Methods: %s\r\n"
+                       "Access-Control-Allow-Headers: %s\r\n"
+                       "Access-Control-Max-Age: 43200\r\n",
+                       cll__cors_allow_methods, cll__cors_allow_headers);
         cll__respond_plain(r, 204, NULL);
         return;
       }

@@ -25,10 +25,10 @@ const char cll__cors_allow_headers[] =
 const char cll__cors_allow_methods[] = "GET,POST,PUT,PATCH,DELETE,HEAD,OPTIONS";
 
 static const char *const default_origins[] = {
-    "http://localhost",   "https://localhost",   "http://localhost:*",   "https://localhost:*",
-    "http://127.0.0.1",   "https://127.0.0.1",   "http://127.0.0.1:*",   "https://127.0.0.1:*",
-    "http://0.0.0.0",     "https://0.0.0.0",     "http://0.0.0.0:*",     "https://0.0.0.0:*",
-    "app://*",            "file://*",            "tauri://*",            "vscode-webview://*",
+    "http://localhost", "https://localhost", "http://localhost:*", "https://localhost:*",
+    "http://127.0.0.1", "https://127.0.0.1", "http://127.0.0.1:*", "https://127.0.0.1:*",
+    "http://0.0.0.0",   "https://0.0.0.0",   "http://0.0.0.0:*",   "https://0.0.0.0:*",
+    "app://*",          "file://*",          "tauri://*",          "vscode-webview://*",
     "vscode-file://*",
 };
 
@@ -122,8 +122,7 @@ static int pattern_match(const char *pat, const char *s) {
   if (star == NULL)
     return strcmp(pat, s) == 0;
   size_t pre = (size_t)(star - pat), suf = strlen(star + 1), len = strlen(s);
-  return len >= pre + suf && memcmp(s, pat, pre) == 0 &&
-         memcmp(s + len - suf, star + 1, suf) == 0;
+  return len >= pre + suf && memcmp(s, pat, pre) == 0 && memcmp(s + len - suf, star + 1, suf) == 0;
 }
 
 int cll__cors_origin_allowed(const struct cll__cors *c, const char *origin) {

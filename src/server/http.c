@@ -59,37 +59,64 @@ void cll_server_opts_defaults(cll_server_opts *o) {
 
 const char *cll_http_reason(int status) {
   switch (status) {
-  case 100: return "Continue";
-  case 200: return "OK";
-  case 201: return "Created";
-  case 204: return "No Content";
-  case 301: return "Moved Permanently";
-  case 304: return "Not Modified";
-  case 307: return "Temporary Redirect";
-  case 400: return "Bad Request";
-  case 401: return "Unauthorized";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 408: return "Request Timeout";
-  case 409: return "Conflict";
-  case 411: return "Length Required";
-  case 413: return "Request Entity Too Large";
-  case 415: return "Unsupported Media Type";
-  case 417: return "Expectation Failed";
-  case 422: return "Unprocessable Entity";
-  case 429: return "Too Many Requests";
-  case 431: return "Request Header Fields Too Large";
-  case 499: return "Client Closed Request";
-  case 500: return "Internal Server Error";
-  case 501: return "Not Implemented";
-  case 502: return "Bad Gateway";
-  case 503: return "Service Unavailable";
-  case 505: return "HTTP Version Not Supported";
-  default: return "Unknown";
+  case 100:
+    return "Continue";
+  case 200:
+    return "OK";
+  case 201:
+    return "Created";
+  case 204:
+    return "No Content";
+  case 301:
+    return "Moved Permanently";
+  case 304:
+    return "Not Modified";
+  case 307:
+    return "Temporary Redirect";
+  case 400:
+    return "Bad Request";
+  case 401:
+    return "Unauthorized";
+  case 403:
+    return "Forbidden";
+  case 404:
+    return "Not Found";
+  case 405:
+    return "Method Not Allowed";
+  case 408:
+    return "Request Timeout";
+  case 409:
+    return "Conflict";
+  case 411:
+    return "Length Required";
+  case 413:
+    return "Request Entity Too Large";
+  case 415:
+    return "Unsupported Media Type";
+  case 417:
+    return "Expectation Failed";
+  case 422:
+    return "Unprocessable Entity";
+  case 429:
+    return "Too Many Requests";
+  case 431:
+    return "Request Header Fields Too Large";
+  case 499:
+    return "Client Closed Request";
+  case 500:
+    return "Internal Server Error";
+  case 501:
+    return "Not Implemented";
+  case 502:
+    return "Bad Gateway";
+  case 503:
+    return "Service Unavailable";
+  case 505:
+    return "HTTP Version Not Supported";
+  default:
+    return "Unknown";
   }
 }
-
 
 /* ---------------------------------------------------------------- server */
 
@@ -143,8 +170,7 @@ static void free_early(cll_server *srv) {
   free(srv);
 }
 
-int cll_server_new(uv_loop_t *loop, const cll_server_opts *opts, cll_server **out,
-                   cll_err *err) {
+int cll_server_new(uv_loop_t *loop, const cll_server_opts *opts, cll_server **out, cll_err *err) {
   *out = NULL;
   cll_server *srv = calloc(1, sizeof(*srv));
   if (srv == NULL)
@@ -200,8 +226,8 @@ int cll_server_new(uv_loop_t *loop, const cll_server_opts *opts, cll_server **ou
     SSL_CTX_set_mode(srv->tls, SSL_MODE_RELEASE_BUFFERS);
   }
   int loopback = cll__addr_is_loopback(opts->host);
-  if (cll__cors_init(&srv->cors, opts->origins, opts->n_origins,
-                     opts->host_check && loopback) != 0) {
+  if (cll__cors_init(&srv->cors, opts->origins, opts->n_origins, opts->host_check && loopback) !=
+      0) {
     free_early(srv);
     return cll_err_set(err, CLL_ENOMEM, "out of memory");
   }
@@ -230,8 +256,8 @@ int cll_server_new(uv_loop_t *loop, const cll_server_opts *opts, cll_server **ou
   if (rc == 0)
     rc = uv_listen((uv_stream_t *)&srv->listener, opts->backlog, cll__on_connection);
   if (rc != 0) {
-    cll_err_set(err, rc == UV_EADDRINUSE ? CLL_EBUSY : CLL_EIO, "listen on %s:%d: %s",
-                opts->host, opts->port, uv_strerror(rc));
+    cll_err_set(err, rc == UV_EADDRINUSE ? CLL_EBUSY : CLL_EIO, "listen on %s:%d: %s", opts->host,
+                opts->port, uv_strerror(rc));
     srv->closing = 1;
     uv_close((uv_handle_t *)&srv->listener, on_server_handle_closed);
     uv_close((uv_handle_t *)&srv->idle, on_server_handle_closed);
@@ -248,16 +274,22 @@ int cll_server_new(uv_loop_t *loop, const cll_server_opts *opts, cll_server **ou
   return 0;
 }
 
-int cll_server_port(const cll_server *srv) { return srv->port; }
-void cll_server_set_data(cll_server *srv, void *data) { srv->data = data; }
+int cll_server_port(const cll_server *srv) {
+  return srv->port;
+}
+void cll_server_set_data(cll_server *srv, void *data) {
+  srv->data = data;
+}
 void cll_server_set_observer(cll_server *srv, cll_request_observer_fn fn, void *ud) {
   srv->observer = fn;
   srv->observer_ud = ud;
 }
-void *cll_server_data(const cll_server *srv) { return srv->data; }
+void *cll_server_data(const cll_server *srv) {
+  return srv->data;
+}
 
-int cll_server_route(cll_server *srv, const char *method, const char *pattern,
-                     cll_handler_fn fn, void *ud) {
+int cll_server_route(cll_server *srv, const char *method, const char *pattern, cll_handler_fn fn,
+                     void *ud) {
   return cll__route_add(&srv->routes, method, pattern, fn, ud);
 }
 

@@ -10,19 +10,18 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-
 /* ------------------------------------------------------------------ router */
 
 #define CLL__MAX_PARAMS 8
 
 struct cll__route {
   char method[16];
-  char *pattern;      /* copy of the pattern, segments NUL-separated after parsing */
-  const char **segs;  /* nseg pointers into pattern; ":name" marks a parameter */
+  char *pattern;     /* copy of the pattern, segments NUL-separated after parsing */
+  const char **segs; /* nseg pointers into pattern; ":name" marks a parameter */
   size_t nseg;
   cll_handler_fn fn;
   void *ud;
-  bool stream_body;   /* the handler takes the body as it arrives */
+  bool stream_body; /* the handler takes the body as it arrives */
   struct cll__route *next;
 };
 
@@ -30,8 +29,8 @@ struct cll__match {
   const struct cll__route *route; /* NULL: see path_known */
   int path_known;                 /* some route has this path under another method */
   size_t nparams;
-  const char *param_names[CLL__MAX_PARAMS];  /* borrowed from the route */
-  size_t param_off[CLL__MAX_PARAMS];         /* offset/length in the path */
+  const char *param_names[CLL__MAX_PARAMS]; /* borrowed from the route */
+  size_t param_off[CLL__MAX_PARAMS];        /* offset/length in the path */
   size_t param_len[CLL__MAX_PARAMS];
 };
 
@@ -46,7 +45,7 @@ void cll__route_match(const struct cll__route *list, const char *method, const c
 struct cll__cors {
   char **origins; /* copies of the allowed patterns (defaults + OLLAMA_ORIGINS) */
   size_t n_origins;
-  int allow_all;  /* "*" is in the list */
+  int allow_all; /* "*" is in the list */
   /* Host check (DNS-rebinding guard). */
   int host_check;
   char hostname[256];

@@ -14,7 +14,9 @@
 
 /* ------------------------------------------------------------ llhttp glue */
 
-static cll_request *cur_req(llhttp_t *p) { return ((struct conn *)p->data)->req; }
+static cll_request *cur_req(llhttp_t *p) {
+  return ((struct conn *)p->data)->req;
+}
 
 static int head_append(llhttp_t *p, const char *at, size_t len) {
   struct conn *c = p->data;
@@ -230,7 +232,6 @@ static int on_message_complete(llhttp_t *p) {
   }
   return HPE_PAUSED;
 }
-
 
 void cll__parser_settings(llhttp_settings_t *s) {
   llhttp_settings_init(s);

@@ -36,19 +36,32 @@ static const char *req_hdr_value(const cll_request *r, size_t i) {
   return r->head.data + r->hdrs[i].value_off;
 }
 
-const char *cll_request_method(const cll_request *r) { return r->method; }
-const char *cll_request_path(const cll_request *r) { return r->path; }
-const char *cll_request_query(const cll_request *r) { return r->query; }
-void *cll_request_server_data(const cll_request *r) { return r->conn->srv->data; }
-void cll_request_set_data(cll_request *r, void *data) { r->data = data; }
-void *cll_request_data(const cll_request *r) { return r->data; }
-bool cll_request_gone(const cll_request *r) { return r->cancelled_gone != 0; }
+const char *cll_request_method(const cll_request *r) {
+  return r->method;
+}
+const char *cll_request_path(const cll_request *r) {
+  return r->path;
+}
+const char *cll_request_query(const cll_request *r) {
+  return r->query;
+}
+void *cll_request_server_data(const cll_request *r) {
+  return r->conn->srv->data;
+}
+void cll_request_set_data(cll_request *r, void *data) {
+  r->data = data;
+}
+void *cll_request_data(const cll_request *r) {
+  return r->data;
+}
+bool cll_request_gone(const cll_request *r) {
+  return r->cancelled_gone != 0;
+}
 
 void cll_request_read_body(cll_request *r, cll_body_fn fn, void *ud) {
   r->on_body_fn = fn;
   r->body_ud = ud;
 }
-
 
 void cll_request_pause_body(cll_request *r, bool pause) {
   struct conn *c = r->conn;
@@ -164,12 +177,13 @@ void cll_request_on_cancel(cll_request *r, cll_cancel_fn fn, void *ud) {
   r->cancel_ud = ud;
 }
 
-size_t cll_stream_queued_bytes(const cll_request *r) { return r->conn->queued; }
+size_t cll_stream_queued_bytes(const cll_request *r) {
+  return r->conn->queued;
+}
 
 bool cll_stream_writable(const cll_request *r) {
   return r->conn->queued < r->conn->srv->opts.high_water_bytes;
 }
-
 
 /* Records the reason now (so writes after a disconnect are dropped at
  * once) and runs the handler's callback later from the idle handle, so a

@@ -22,7 +22,6 @@ struct wreq {
   char data[];
 };
 
-
 /* Whether c may start its next request: its output has drained below the
  * high-water mark and all connections together are under the global
  * budget (a connection with nothing queued may always go on). A peer that
@@ -70,7 +69,7 @@ static void on_write(uv_write_t *w, int status) {
 
 /* Queues len bytes from up to three pieces as one uv_write. */
 int cll__conn_send(struct conn *c, const void *a, size_t na, const void *b, size_t nb,
-                     const void *d, size_t nd);
+                   const void *d, size_t nd);
 
 /* Sends what TLS has to send (records, alerts) from the write BIO. */
 int cll__tls_flush(struct conn *c) {
@@ -92,7 +91,7 @@ int cll__tls_flush(struct conn *c) {
 }
 
 int cll__conn_write3(struct conn *c, const void *a, size_t na, const void *b, size_t nb,
-                       const void *d, size_t nd) {
+                     const void *d, size_t nd) {
   if (c->flags & (CONN_CLOSING | CONN_CLOSED))
     return CLL_ECANCELED;
   size_t len = na + nb + nd;
@@ -122,7 +121,7 @@ int cll__conn_write3(struct conn *c, const void *a, size_t na, const void *b, si
 
 /* Queues bytes for the socket as one uv_write. */
 int cll__conn_send(struct conn *c, const void *a, size_t na, const void *b, size_t nb,
-                     const void *d, size_t nd) {
+                   const void *d, size_t nd) {
   if (c->flags & (CONN_CLOSING | CONN_CLOSED))
     return CLL_ECANCELED;
   size_t len = na + nb + nd;
@@ -170,12 +169,11 @@ static int build_head(cll_request *r, cll_buf *h, int status, const char *ctype,
   struct conn *c = r->conn;
   int minor = r->http_major == 1 ? r->http_minor : 1;
   int rc = cll_buf_printf(h, "HTTP/1.%d %d %s\r\nDate: %s\r\n", minor, status,
-                           cll_http_reason(status), http_date(c->srv));
+                          cll_http_reason(status), http_date(c->srv));
   if (ctype && rc == 0)
     rc = cll_buf_printf(h, "Content-Type: %s\r\n", ctype);
   if (r->cors_origin && rc == 0)
-    rc = cll_buf_printf(h, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n",
-                         r->cors_origin);
+    rc = cll_buf_printf(h, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n", r->cors_origin);
   if (r->extra.len && rc == 0)
     rc = cll_buf_append(h, r->extra.data, r->extra.len);
   if (rc == 0) {
@@ -203,8 +201,7 @@ static void log_request(cll_request *r) {
   if (!srv->opts.log_requests)
     return;
   double ms = (double)(cll__now_ns() - r->t_start_ns) / 1e6;
-  fprintf(stderr, "http: %s %s %d %.3fms\n", r->method, r->path ? r->path : "?", r->status,
-          ms);
+  fprintf(stderr, "http: %s %s %d %.3fms\n", r->method, r->path ? r->path : "?", r->status, ms);
 }
 
 /* The request is answered: free it and go on with the connection. */

@@ -76,11 +76,13 @@ void cll_store_close(cll_store *st) {
   free(st);
 }
 
-const char *cll_store_root(const cll_store *st) { return st->root; }
+const char *cll_store_root(const cll_store *st) {
+  return st->root;
+}
 
 int cll_store_manifest_path(const cll_store *st, const cll_name *n, char *buf, size_t size) {
-  int r = snprintf(buf, size, "%s/manifests/%s/%s/%s/%s", st->root, n->host, n->ns, n->model,
-                   n->tag);
+  int r =
+      snprintf(buf, size, "%s/manifests/%s/%s/%s/%s", st->root, n->host, n->ns, n->model, n->tag);
   return r < 0 || (size_t)r >= size ? CLL_ETOOBIG : 0;
 }
 
@@ -97,8 +99,7 @@ int cll_store_blob_path(const cll_store *st, const char *digest, char *buf, size
   return blob_path(st, digest, "", buf, size);
 }
 
-int cll_store_blob_partial_path(const cll_store *st, const char *digest, char *buf,
-                                size_t size) {
+int cll_store_blob_partial_path(const cll_store *st, const char *digest, char *buf, size_t size) {
   return blob_path(st, digest, "-partial", buf, size);
 }
 
@@ -131,8 +132,7 @@ int cll__write_atomic(const char *path, const void *data, size_t len, cll_err *e
       int e = errno;
       close(fd);
       unlink(tmp);
-      return cll_err_set(err, cll_err_from_errno(e), "write to the model store: %s",
-                         strerror(e));
+      return cll_err_set(err, cll_err_from_errno(e), "write to the model store: %s", strerror(e));
     }
     p += w;
     left -= (size_t)w;
@@ -145,8 +145,7 @@ int cll__write_atomic(const char *path, const void *data, size_t len, cll_err *e
   if (rename(tmp, path) != 0) {
     int e = errno;
     unlink(tmp);
-    return cll_err_set(err, cll_err_from_errno(e), "rename into the model store: %s",
-                       strerror(e));
+    return cll_err_set(err, cll_err_from_errno(e), "rename into the model store: %s", strerror(e));
   }
   return 0;
 }
@@ -158,8 +157,8 @@ int cll_store_write_blob(const cll_store *st, const char *digest, const void *da
     return cll_err_set(err, CLL_EINVAL, "invalid digest \"%s\"", digest);
   cll_sha256_hex(data, len, got);
   if (strcmp(hex, got) != 0)
-    return cll_err_set(err, CLL_EDIGEST, "digest mismatch: expected sha256:%s, got sha256:%s",
-                       hex, got);
+    return cll_err_set(err, CLL_EDIGEST, "digest mismatch: expected sha256:%s, got sha256:%s", hex,
+                       got);
   int rc = cll_store_blob_path(st, digest, path, sizeof(path));
   if (rc != 0)
     return cll_err_set(err, rc, "blob path too long");
@@ -174,8 +173,7 @@ int cll_store_blob_commit(const cll_store *st, const char *digest, int64_t size,
   struct stat sb;
   if (lstat(from, &sb) != 0) {
     int e = errno;
-    return cll_err_set(err, cll_err_from_errno(e), "%s: %s", cll__store_rel(st, from),
-                       strerror(e));
+    return cll_err_set(err, cll_err_from_errno(e), "%s: %s", cll__store_rel(st, from), strerror(e));
   }
   if (!S_ISREG(sb.st_mode) || sb.st_nlink != 1) {
     /* Never a link to a file outside the store. */
@@ -184,8 +182,8 @@ int cll_store_blob_commit(const cll_store *st, const char *digest, int64_t size,
                        cll__store_rel(st, from));
   }
   if (size >= 0 && sb.st_size != size)
-    return cll_err_set(err, CLL_EDIGEST, "%s: size %lld, expected %lld",
-                       cll__store_rel(st, from), (long long)sb.st_size, (long long)size);
+    return cll_err_set(err, CLL_EDIGEST, "%s: size %lld, expected %lld", cll__store_rel(st, from),
+                       (long long)sb.st_size, (long long)size);
   if (rename(from, to) != 0) {
     int e = errno;
     return cll_err_set(err, cll_err_from_errno(e), "rename %s: %s", cll__store_rel(st, from),

@@ -158,8 +158,8 @@ int cll_store_read_manifest(const cll_store *st, const cll_name *name, cll_manif
     free(m);
     if (rc == CLL_ENOENT)
       return cll_err_set(err, CLL_ENOENT, "model '%s' not found", display);
-    return cll_err_set(err, rc == CLL_ETOOBIG ? CLL_EFORMAT : rc, "manifest of %s: %s",
-                       display, cll_strerror(rc));
+    return cll_err_set(err, rc == CLL_ETOOBIG ? CLL_EFORMAT : rc, "manifest of %s: %s", display,
+                       cll_strerror(rc));
   }
   m->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
   cll_sha256_hex(m->raw, m->raw_len, m->digest);
@@ -207,7 +207,9 @@ int cll_store_read_manifest(const cll_store *st, const cll_name *name, cll_manif
 
 typedef int (*walk_fn)(const cll_name *n, void *ud); /* non-zero stops the walk */
 
-static int is_dot(const char *s) { return s[0] == '.'; }
+static int is_dot(const char *s) {
+  return s[0] == '.';
+}
 
 /* Calls fn for every valid manifest name exactly four levels down. */
 static int walk(const cll_store *st, walk_fn fn, void *ud) {
@@ -413,8 +415,7 @@ int cll_store_write_manifest(const cll_store *st, const cll_name *name, const vo
   return cll__write_atomic(path, bytes, len, err);
 }
 
-int cll_store_copy(const cll_store *st, const cll_name *src, const cll_name *dst,
-                   cll_err *err) {
+int cll_store_copy(const cll_store *st, const cll_name *src, const cll_name *dst, cll_err *err) {
   cll_manifest *m;
   int rc = cll_store_read_manifest(st, src, &m, err);
   if (rc != 0)
@@ -432,7 +433,7 @@ struct refs_ctx {
   size_t n, cap;
   char **unparsed; /* raw bytes of manifests that do not parse */
   size_t n_unparsed;
-  int corrupt;     /* out of memory, or an unreadable manifest: keep every blob */
+  int corrupt; /* out of memory, or an unreadable manifest: keep every blob */
 };
 
 static int refs_add(struct refs_ctx *r, const char *hex) {

@@ -12,7 +12,9 @@
 #include <string.h>
 #include <strings.h>
 
-static int is_word(int ch) { return isalnum(ch) || ch == '_'; }
+static int is_word(int ch) {
+  return isalnum(ch) || ch == '_';
+}
 
 /* first [A-Za-z0-9_], then [A-Za-z0-9_] + extra characters. */
 static int part_valid(const char *s, size_t len, size_t max, const char *extra) {
@@ -99,8 +101,7 @@ int cll_name_parse(const char *s, cll_name *out) {
     snprintf(out->host, sizeof(out->host), "%s", CLL_NAME_DEFAULT_HOST);
   }
   /* ".." is made of allowed characters; refuse it explicitly as a part. */
-  if (strcmp(out->model, "..") == 0 || strcmp(out->tag, "..") == 0 ||
-      strcmp(out->host, "..") == 0)
+  if (strcmp(out->model, "..") == 0 || strcmp(out->tag, "..") == 0 || strcmp(out->host, "..") == 0)
     return CLL_EINVAL;
   return 0;
 }

@@ -59,7 +59,9 @@ int cll_blob_writer_open(const cll_store *st, cll_blob_writer **out, cll_err *er
   return 0;
 }
 
-const char *cll_blob_writer_path(const cll_blob_writer *w) { return w->tmp; }
+const char *cll_blob_writer_path(const cll_blob_writer *w) {
+  return w->tmp;
+}
 
 int cll_blob_writer_write(cll_blob_writer *w, const void *data, size_t len, cll_err *err) {
   EVP_DigestUpdate(w->md, data, len);
@@ -70,8 +72,7 @@ int cll_blob_writer_write(cll_blob_writer *w, const void *data, size_t len, cll_
       continue;
     if (n <= 0) {
       int e = n < 0 ? errno : ENOSPC;
-      return cll_err_set(err, cll_err_from_errno(e), "write to the model store: %s",
-                         strerror(e));
+      return cll_err_set(err, cll_err_from_errno(e), "write to the model store: %s", strerror(e));
     }
     p += n;
     len -= (size_t)n;
@@ -94,8 +95,8 @@ void cll_blob_writer_abort(cll_blob_writer *w) {
 static int pin_locked(cll_store *st, const char *hex);
 static int pin_find(const cll_store *st, const char *hex);
 
-int cll_blob_writer_commit(cll_blob_writer *w, const char *want_hex, char hex[65],
-                           int64_t *size, bool pin, cll_err *err) {
+int cll_blob_writer_commit(cll_blob_writer *w, const char *want_hex, char hex[65], int64_t *size,
+                           bool pin, cll_err *err) {
   unsigned char d[32];
   unsigned int dl = 0;
   char got[65];
@@ -105,8 +106,7 @@ int cll_blob_writer_commit(cll_blob_writer *w, const char *want_hex, char hex[65
   if (want_hex && strcmp(want_hex, got) != 0) {
     cll_blob_writer_abort(w);
     return cll_err_set(err, CLL_EDIGEST,
-                       "digest mismatch, expected \"sha256:%s\", got \"sha256:%s\"", want_hex,
-                       got);
+                       "digest mismatch, expected \"sha256:%s\", got \"sha256:%s\"", want_hex, got);
   }
   if (hex)
     memcpy(hex, got, 65);
@@ -134,8 +134,7 @@ int cll_blob_writer_commit(cll_blob_writer *w, const char *want_hex, char hex[65
   } else if (rename(w->tmp, path) != 0) {
     int e = errno;
     unlink(w->tmp);
-    rc = cll_err_set(err, cll_err_from_errno(e), "rename into the model store: %s",
-                     strerror(e));
+    rc = cll_err_set(err, cll_err_from_errno(e), "rename into the model store: %s", strerror(e));
     if (pin) {
       int i = pin_find(st, got);
       if (i >= 0 && --st->pins[i].count == 0)
@@ -230,8 +229,8 @@ int cll_store_clean(const cll_store *st, int *removed) {
     if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0)))
       continue;
     bool drop = false;
-    if (strncmp(nm, CLL__TMP_PREFIX, strlen(CLL__TMP_PREFIX)) == 0 ||
-        strstr(nm, ".tmp-") != NULL || strncmp(nm, "quantize-", 9) == 0) {
+    if (strncmp(nm, CLL__TMP_PREFIX, strlen(CLL__TMP_PREFIX)) == 0 || strstr(nm, ".tmp-") != NULL ||
+        strncmp(nm, "quantize-", 9) == 0) {
       drop = true; /* a temporary of a crashed run */
     } else if (strncmp(nm, "sha256-", 7) == 0 && strlen(nm) > 7 + 64) {
       /* "-partial" or "-partial-N": resumable only when ours and plain. */

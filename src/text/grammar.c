@@ -33,10 +33,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_TOPS 64       /* stacks in one state (ambiguity bound) */
-#define MAX_DEPTH 160     /* nodes in one stack (nesting bound) */
-#define WORK_MAX 200000   /* expansions in one advance (guards nullable loops) */
-#define REC_MAX 1500      /* nested expansions (stack frames) in one advance */
+#define MAX_TOPS 64     /* stacks in one state (ambiguity bound) */
+#define MAX_DEPTH 160   /* nodes in one stack (nesting bound) */
+#define WORK_MAX 200000 /* expansions in one advance (guards nullable loops) */
+#define REC_MAX 1500    /* nested expansions (stack frames) in one advance */
 
 /* ================================================================ grammar */
 
@@ -76,7 +76,9 @@ void cll_grammar_free(cll_grammar *g) {
   free(g);
 }
 
-void cll_grammar_opts_defaults(struct cll_grammar_opts *o) { memset(o, 0, sizeof(*o)); }
+void cll_grammar_opts_defaults(struct cll_grammar_opts *o) {
+  memset(o, 0, sizeof(*o));
+}
 
 int cll__grammar_finish(struct cll__gb *b, uint32_t value, const struct cll_grammar_opts *o,
                         cll_grammar **out) {
@@ -147,12 +149,12 @@ int cll__grammar_finish(struct cll__gb *b, uint32_t value, const struct cll_gram
     }
   }
   for (uint32_t p = g->n_el; p-- > 0;)
-    g->minfrom[p] =
-        g->el[p].kind == GE_END ? 0 : sat_add(el_min(g, &g->el[p]), g->minfrom[p + 1]);
+    g->minfrom[p] = g->el[p].kind == GE_END ? 0 : sat_add(el_min(g, &g->el[p]), g->minfrom[p + 1]);
   if (g->rule_min[root] >= INF_LEN) {
     cll_grammar_free(g);
-    return cll__gb_fail(b, CLL_EINVAL, "the schema has no finite value (a $ref cycle with "
-                                       "no way out)");
+    return cll__gb_fail(b, CLL_EINVAL,
+                        "the schema has no finite value (a $ref cycle with "
+                        "no way out)");
   }
   if (o && o->trigger && o->trigger[0]) {
     g->trigger_len = strlen(o->trigger);
@@ -286,15 +288,15 @@ struct cll_grammar_state {
   const cll_grammar_vocab *v;
   struct gnode *node; /* arena: [0, n_live) hold cur's stacks, beyond is scratch */
   uint32_t n_node, cap_node, n_live;
-  uint32_t *remap;    /* (cap_node) compaction scratch */
+  uint32_t *remap; /* (cap_node) compaction scratch */
   uint32_t cap_remap;
   struct gset cur;
-  struct gset *lvl;   /* (n_lvl) one set per trie depth */
+  struct gset *lvl; /* (n_lvl) one set per trie depth */
   uint32_t n_lvl;
-  uint64_t *bits;     /* (words) apply()'s mask */
-  uint64_t *tmp;      /* (words) scratch of the fast paths */
+  uint64_t *bits; /* (words) apply()'s mask */
+  uint64_t *tmp;  /* (words) scratch of the fast paths */
   bool active, done;
-  uint32_t trig;      /* trigger bytes matched */
+  uint32_t trig; /* trigger bytes matched */
   uint32_t work;
   uint32_t rec; /* expand's recursion depth now */
   bool oom;
@@ -623,9 +625,15 @@ bool cll_grammar_accept_token(cll_grammar_state *s, int32_t token) {
   return cll_grammar_accept_bytes(s, p, len);
 }
 
-bool cll_grammar_active(const cll_grammar_state *s) { return s->active; }
-bool cll_grammar_accepting(const cll_grammar_state *s) { return s->active && s->cur.accept; }
-bool cll_grammar_done(const cll_grammar_state *s) { return s->active && s->done; }
+bool cll_grammar_active(const cll_grammar_state *s) {
+  return s->active;
+}
+bool cll_grammar_accepting(const cll_grammar_state *s) {
+  return s->active && s->cur.accept;
+}
+bool cll_grammar_done(const cll_grammar_state *s) {
+  return s->active && s->done;
+}
 
 int64_t cll_grammar_distance(const cll_grammar_state *s) {
   uint64_t d = set_dist(s, &s->cur);
@@ -646,7 +654,9 @@ static void or_pass_within(uint64_t *out, uint64_t *tmp, const uint64_t *pass_bi
     out[w] |= tmp[w];
 }
 
-static inline void bit_set(uint64_t *b, int32_t i) { b[i >> 6] |= 1ull << (i & 63); }
+static inline void bit_set(uint64_t *b, int32_t i) {
+  b[i >> 6] |= 1ull << (i & 63);
+}
 
 /* Allows the entries ending at trie node tn, whose bytes led to set st.
  * Exit-trie entries (exit_aux != NIL) also need the string body's count
@@ -746,7 +756,7 @@ static bool cls_top(cll_grammar_state *s, uint32_t idx) {
   uint64_t first[4] = {0};
   for (uint32_t i = 0; i < ex->n; i++) {
     const struct cll__gel *x = &s->g->el[s->node[ex->top[i]].pos];
-    const uint64_t *set = x->kind == GE_CHR ? s->g->set[x->a]
+    const uint64_t *set = x->kind == GE_CHR   ? s->g->set[x->a]
                           : x->kind == GE_CLS ? s->g->set[x->c]
                                               : NULL;
     for (int w = 0; w < 4; w++)

@@ -183,4 +183,3 @@ uint32_t cll__gb_repeat(struct cll__gb *b, uint32_t unit, uint32_t min, uint32_t
   cll__gb_alt(b, r, &s);
   return r;
 }
-

@@ -47,7 +47,7 @@ struct cll__gb {
   uint32_t n_alts, cap_alts;
   uint64_t (*set)[4]; /* 256-bit byte sets */
   uint32_t n_set, cap_set;
-  uint64_t n_el; /* elements so far (bounded) */
+  uint64_t n_el;     /* elements so far (bounded) */
   uint32_t cache[4]; /* jsonschema.c's shared rules (ws, any value...), UINT32_MAX: none yet */
   int rc;
   cll_err *err;
@@ -102,12 +102,12 @@ struct cll_grammar {
   uint32_t *rule_alt0; /* (n_rule) first index into alt */
   uint32_t *rule_nalt; /* (n_rule) */
   uint32_t n_rule;
-  uint64_t (*set)[4];  /* (n_set) byte sets */
+  uint64_t (*set)[4]; /* (n_set) byte sets */
   uint32_t n_set;
-  uint32_t *minfrom;   /* (n_el) fewest bytes from this element to its END */
-  uint32_t *rule_min;  /* (n_rule) fewest bytes of the rule */
+  uint32_t *minfrom;  /* (n_el) fewest bytes from this element to its END */
+  uint32_t *rule_min; /* (n_rule) fewest bytes of the rule */
   uint32_t root;
-  char *trigger;       /* NULL: active from the start */
+  char *trigger; /* NULL: active from the start */
   size_t trigger_len;
   uint32_t *trig_fail; /* (trigger_len) KMP failure function */
 };
@@ -132,7 +132,7 @@ struct cll_grammar_vocab {
   char *bytes;    /* all pieces */
   uint64_t *off;  /* (n+1) */
   uint32_t max_len;
-  int32_t *eog;   /* end-of-generation ids */
+  int32_t *eog; /* end-of-generation ids */
   int32_t n_eog;
   struct trie all; /* every normal token */
   /* String fast path (body in sub-state 0): */
@@ -141,7 +141,7 @@ struct cll_grammar_vocab {
   uint32_t *pass_nch;  /* (n_pass) characters each adds */
   uint8_t *pass_sub;   /* (n_pass) sub-state after it */
   int32_t n_pass;
-  struct trie exit;    /* tails from the closing quote; pay = characters before it */
+  struct trie exit; /* tails from the closing quote; pay = characters before it */
   /* Counted byte classes (CLS elements) seen so far, built on first use by
    * a state that needs one and kept: the only part that changes after
    * construction, under mu. */
@@ -157,7 +157,7 @@ struct clsidx {
   int32_t *pass_tok;  /* (n_pass) */
   uint32_t *pass_len; /* (n_pass) */
   int32_t n_pass;
-  struct trie exit;   /* pay = bytes inside the set before the tail */
+  struct trie exit; /* pay = bytes inside the set before the tail */
   struct clsidx *next;
 };
 

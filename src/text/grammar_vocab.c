@@ -122,7 +122,9 @@ void cll_grammar_vocab_free(cll_grammar_vocab *v) {
   free(v);
 }
 
-int32_t cll_grammar_vocab_n(const cll_grammar_vocab *v) { return v->n; }
+int32_t cll_grammar_vocab_n(const cll_grammar_vocab *v) {
+  return v->n;
+}
 
 struct pass_ent {
   uint32_t len;
@@ -299,8 +301,7 @@ const struct clsidx *cll__vocab_cls(const cll_grammar_vocab *cv, const uint64_t 
       ee[ne++] = (struct tent){p + r, (uint32_t)(len - r), i, r};
     }
   }
-  ok = ok && sort_pass(c->pass_tok, c->pass_len, NULL, c->n_pass) &&
-       trie_build(&c->exit, ee, ne);
+  ok = ok && sort_pass(c->pass_tok, c->pass_len, NULL, c->n_pass) && trie_build(&c->exit, ee, ne);
   free(ee);
   if (!ok) {
     if (c) {

@@ -1,7 +1,7 @@
 /* jsonschema.c — JSON schemas (and the regexes of `pattern` and `format`)
  * compiled to grammar rules (see include/cllama/grammar.h for what is
- * supported); the regex compiler is in jsonschema_regex.c. Every keyword is either enforced, a known annotation, or an
- * error naming it: nothing is dropped silently.
+ * supported); the regex compiler is in jsonschema_regex.c. Every keyword is either enforced, a
+ * known annotation, or an error naming it: nothing is dropped silently.
  *
  * Schemas compile to one rule per schema object, memoised by address, so a
  * $ref cycle becomes a recursive rule. Regexes compile in "string" mode
@@ -157,14 +157,32 @@ static uint32_t int_range(struct cll__gb *b, long long lo, long long hi) {
 /* ================================================================ schemas */
 
 static const char *const annotations[] = {
-    "title", "description", "default", "examples", "$schema", "$id", "$comment",
-    "deprecated", "readOnly", "writeOnly", "$defs", "definitions", "$anchor", "nullable",
+    "title",      "description", "default",   "examples", "$schema",     "$id",     "$comment",
+    "deprecated", "readOnly",    "writeOnly", "$defs",    "definitions", "$anchor", "nullable",
 };
 
 static const char *const keywords[] = {
-    "type", "properties", "required", "additionalProperties", "items", "prefixItems",
-    "minItems", "maxItems", "enum", "const", "anyOf", "oneOf", "$ref", "pattern", "format",
-    "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "prefixItems",
+    "minItems",
+    "maxItems",
+    "enum",
+    "const",
+    "anyOf",
+    "oneOf",
+    "$ref",
+    "pattern",
+    "format",
+    "minLength",
+    "maxLength",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
     "uniqueItems",
 };
 
@@ -243,8 +261,12 @@ static uint32_t any_value(struct sctx *c) {
   cll__gseq_ref(b, &s, ws);
   cll__gseq_lit(b, &s, "]", 1);
   cll__gb_alt(b, arr, &s);
-  uint32_t parts[] = {obj, arr, str, cll__regex_rule(c, NUM_RX, strlen(NUM_RX), false),
-                      cll__gb_lit_rule(b, "true", 4), cll__gb_lit_rule(b, "false", 5),
+  uint32_t parts[] = {obj,
+                      arr,
+                      str,
+                      cll__regex_rule(c, NUM_RX, strlen(NUM_RX), false),
+                      cll__gb_lit_rule(b, "true", 4),
+                      cll__gb_lit_rule(b, "false", 5),
                       cll__gb_lit_rule(b, "null", 4)};
   for (size_t i = 0; i < CLL_ARRAY_LEN(parts); i++) {
     cll__gseq_ref(b, &s, parts[i]);
@@ -335,12 +357,13 @@ static int compile_object(struct sctx *c, const json_t *s, uint32_t *out) {
   const json_t *req = json_object_get(s, "required");
   const json_t *addl = json_object_get(s, "additionalProperties");
   if (props && !json_is_object(props))
-    return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be an object", "properties");
+    return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be an object",
+                            "properties");
   if (req && !json_is_array(req))
     return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be an array", "required");
   if (addl && !json_is_boolean(addl) && !json_is_object(addl))
     return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a boolean or a schema",
-                "additionalProperties");
+                            "additionalProperties");
   size_t np = json_object_size(props), nr = json_array_size(req);
   size_t cap = np + nr + 1;
   char **keys = calloc(cap, sizeof(char *));
@@ -359,7 +382,8 @@ static int compile_object(struct sctx *c, const json_t *s, uint32_t *out) {
     keys[n] = ks ? json_dumps(ks, JSON_ENCODE_ANY) : NULL;
     json_decref(ks);
     if (!keys[n]) {
-      rc = cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: property name %s is not valid UTF-8", "");
+      rc = cll__schema_fail(c, CLL_EINVAL,
+                            "invalid JSON schema: property name %s is not valid UTF-8", "");
       goto done;
     }
     if ((rc = compile(c, v, &val[n])) != 0)
@@ -390,9 +414,9 @@ static int compile_object(struct sctx *c, const json_t *s, uint32_t *out) {
         goto done;
     } else if (json_is_false(addl)) {
       rc = cll__schema_fail(c, CLL_EINVAL,
-                "invalid JSON schema: required property \"%s\" is not allowed by "
-                "additionalProperties false",
-                json_string_value(rn));
+                            "invalid JSON schema: required property \"%s\" is not allowed by "
+                            "additionalProperties false",
+                            json_string_value(rn));
       goto done;
     } else {
       val[n] = any_value(c);
@@ -509,10 +533,11 @@ static int compile_array(struct sctx *c, const json_t *s, uint32_t *out) {
   const json_t *items = json_object_get(s, "items");
   const json_t *prefix = json_object_get(s, "prefixItems");
   if (items && !json_is_object(items) && !json_is_boolean(items))
-    return cll__schema_fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema: %s must be a schema or a boolean",
-                "items");
+    return cll__schema_fail(c, CLL_EUNSUPPORTED,
+                            "unsupported JSON schema: %s must be a schema or a boolean", "items");
   if (prefix && !json_is_array(prefix))
-    return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be an array", "prefixItems");
+    return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be an array",
+                            "prefixItems");
   uint32_t mn = 0, mx = GE_UNLIMITED;
   if (!get_count(c, s, "minItems", &mn) || !get_count(c, s, "maxItems", &mx))
     return b->rc;
@@ -520,7 +545,8 @@ static int compile_array(struct sctx *c, const json_t *s, uint32_t *out) {
   if (json_is_false(items) && mx > np)
     mx = np;
   if (mx != GE_UNLIMITED && mn > mx)
-    return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s is greater than maxItems", "minItems");
+    return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s is greater than maxItems",
+                            "minItems");
   uint32_t item = 0;
   if (json_is_object(items)) {
     int rc = compile(c, items, &item);
@@ -588,7 +614,7 @@ static const struct {
   "[1-9][0-9]{3}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-" \
   "9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
 #define TIME_RX                                                                                    \
-  "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-" \
+  "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-"  \
   "5][0-9])"
     {"date", "^" DATE_RX "$"},
     {"time", "^" TIME_RX "$"},
@@ -608,14 +634,17 @@ static int compile_string(struct sctx *c, const json_t *s, uint32_t *out) {
   bool lengths = json_object_get(s, "minLength") || json_object_get(s, "maxLength");
   if (pat || fmt) {
     if (pat && fmt)
-      return cll__schema_fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema: %s together with format",
-                  "pattern");
+      return cll__schema_fail(c, CLL_EUNSUPPORTED,
+                              "unsupported JSON schema: %s together with format", "pattern");
     if (lengths)
-      return cll__schema_fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema: %s together with pattern or "
-                  "format", json_object_get(s, "minLength") ? "minLength" : "maxLength");
+      return cll__schema_fail(c, CLL_EUNSUPPORTED,
+                              "unsupported JSON schema: %s together with pattern or "
+                              "format",
+                              json_object_get(s, "minLength") ? "minLength" : "maxLength");
     if (pat) {
       if (!json_is_string(pat))
-        return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a string", "pattern");
+        return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a string",
+                                "pattern");
       *out = cll__regex_str(c, json_string_value(pat));
       return c->b->rc;
     }
@@ -627,10 +656,11 @@ static int compile_string(struct sctx *c, const json_t *s, uint32_t *out) {
         return c->b->rc;
       }
     return cll__schema_fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema format: \"%s\"",
-                json_string_value(fmt));
+                            json_string_value(fmt));
   }
   if (mx != GE_UNLIMITED && mn > mx)
-    return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s is greater than maxLength", "minLength");
+    return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s is greater than maxLength",
+                            "minLength");
   *out = str_rule(c->b, mn, mx);
   return c->b->rc;
 }
@@ -672,8 +702,9 @@ static int compile_integer(struct sctx *c, const json_t *s, uint32_t *out) {
   long long lo = -INT_LIMIT, hi = INT_LIMIT;
   bool any = false;
   /* minimum first so a draft-4 boolean exclusiveMinimum adjusts it */
-  static const char *const lk[] = {"minimum", "exclusiveMinimum"},
-                           *const hk[] = {"maximum", "exclusiveMaximum"};
+  static const char *const lk[] = {"minimum", "exclusiveMinimum"}, *const hk[] = {
+                                                                       "maximum",
+                                                                       "exclusiveMaximum"};
   for (int i = 0; i < 2; i++) {
     any |= json_object_get(s, lk[i]) || json_object_get(s, hk[i]);
     if (!bound(c, s, lk[i], false, &lo) || !bound(c, s, hk[i], true, &hi))
@@ -681,7 +712,7 @@ static int compile_integer(struct sctx *c, const json_t *s, uint32_t *out) {
   }
   if (lo > hi)
     return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s allows no integer",
-                "minimum/maximum");
+                            "minimum/maximum");
   if (!any)
     *out = cll__regex_rule(c, INT_RX, strlen(INT_RX), false);
   else
@@ -736,12 +767,12 @@ static int type_rule(struct sctx *c, const json_t *s, const char *t, uint32_t *o
   if (strcmp(t, "integer") == 0)
     return compile_integer(c, s, out);
   if (strcmp(t, "number") == 0) {
-    static const char *const nk[] = {"minimum", "maximum", "exclusiveMinimum",
-                                     "exclusiveMaximum"};
+    static const char *const nk[] = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"};
     for (size_t i = 0; i < CLL_ARRAY_LEN(nk); i++)
       if (json_object_get(s, nk[i]))
-        return cll__schema_fail(c, CLL_EUNSUPPORTED,
-                    "unsupported JSON schema keyword: %s (only integers can have bounds)", nk[i]);
+        return cll__schema_fail(
+            c, CLL_EUNSUPPORTED,
+            "unsupported JSON schema keyword: %s (only integers can have bounds)", nk[i]);
     *out = cll__regex_rule(c, NUM_RX, strlen(NUM_RX), false);
     return b->rc;
   }
@@ -796,15 +827,22 @@ static int compile_body(struct sctx *c, const json_t *s, uint32_t r) {
   const json_t *cn = json_object_get(s, "const");
   int n_comb = !!ref + !!any + !!one + !!en + !!cn;
   if (n_comb > 1 || (n_comb && n_constraint && !en && !cn))
-    return cll__schema_fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema: %s combined with other keywords",
-                ref ? "$ref" : any ? "anyOf" : one ? "oneOf" : en ? "enum" : "const");
+    return cll__schema_fail(c, CLL_EUNSUPPORTED,
+                            "unsupported JSON schema: %s combined with other keywords",
+                            ref   ? "$ref"
+                            : any ? "anyOf"
+                            : one ? "oneOf"
+                            : en  ? "enum"
+                                  : "const");
   if (ref) {
     if (!json_is_string(ref))
       return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a string", "$ref");
     const json_t *t = resolve_ref(c->root, json_string_value(ref));
     if (!t)
-      return cll__schema_fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema $ref: \"%s\" (only local "
-                  "references like #/$defs/name)", json_string_value(ref));
+      return cll__schema_fail(c, CLL_EUNSUPPORTED,
+                              "unsupported JSON schema $ref: \"%s\" (only local "
+                              "references like #/$defs/name)",
+                              json_string_value(ref));
     uint32_t tr = 0;
     int rc = compile(c, t, &tr);
     if (rc)
@@ -817,7 +855,7 @@ static int compile_body(struct sctx *c, const json_t *s, uint32_t r) {
     const json_t *l = any ? any : one;
     if (!json_is_array(l) || json_array_size(l) == 0)
       return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a non-empty array",
-                  any ? "anyOf" : "oneOf");
+                              any ? "anyOf" : "oneOf");
     for (size_t i = 0; i < json_array_size(l); i++) {
       uint32_t ar = 0;
       int rc = compile(c, json_array_get(l, i), &ar);
@@ -830,7 +868,8 @@ static int compile_body(struct sctx *c, const json_t *s, uint32_t r) {
   }
   if (en || cn) {
     if (en && (!json_is_array(en) || json_array_size(en) == 0))
-      return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a non-empty array", "enum");
+      return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a non-empty array",
+                              "enum");
     size_t n = en ? json_array_size(en) : 1;
     for (size_t i = 0; i < n; i++) {
       cll__gseq_ref(b, &q, literal_rule(c, en ? json_array_get(en, i) : cn));
@@ -852,7 +891,8 @@ static int compile_body(struct sctx *c, const json_t *s, uint32_t r) {
     if (nt == 0)
       return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s is empty", "type");
   } else if (type) {
-    return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a string or an array", "type");
+    return cll__schema_fail(c, CLL_EINVAL, "invalid JSON schema: %s must be a string or an array",
+                            "type");
   } else if (json_object_get(s, "properties") || json_object_get(s, "required") ||
              json_object_get(s, "additionalProperties")) {
     types[nt++] = "object";
@@ -890,15 +930,18 @@ static int compile(struct sctx *c, const json_t *s, uint32_t *out) {
     return b->rc;
   }
   if (!json_is_object(s))
-    return cll__schema_fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema: %s (a schema must be an object "
-                "or true)", json_is_false(s) ? "false" : "a non-object");
+    return cll__schema_fail(c, CLL_EUNSUPPORTED,
+                            "unsupported JSON schema: %s (a schema must be an object "
+                            "or true)",
+                            json_is_false(s) ? "false" : "a non-object");
   for (uint32_t i = 0; i < c->n_memo; i++)
     if (c->memo[i].s == s) {
       *out = c->memo[i].rule;
       return 0;
     }
   if (++c->depth > 200)
-    return cll__schema_fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema: %s", "nested too deeply");
+    return cll__schema_fail(c, CLL_EUNSUPPORTED, "unsupported JSON schema: %s",
+                            "nested too deeply");
   uint32_t r = cll__gb_rule(b);
   void *m = c->memo;
   if (c->n_memo == c->cap_memo) {

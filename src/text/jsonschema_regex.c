@@ -37,7 +37,9 @@ static void cc_add(struct cclass *k, uint32_t lo, uint32_t hi) {
     k->ascii[c >> 6] |= 1ull << (c & 63);
 }
 
-static bool cc_has(const struct cclass *k, uint32_t c) { return k->ascii[c >> 6] >> (c & 63) & 1; }
+static bool cc_has(const struct cclass *k, uint32_t c) {
+  return k->ascii[c >> 6] >> (c & 63) & 1;
+}
 
 static void cc_escape(struct cclass *k, char e) {
   switch (e) {
@@ -179,7 +181,6 @@ static void cc_emit(struct rx *r, struct cclass *k, struct cll__gseq *s) {
 }
 
 static uint32_t rx_alt(struct rx *r, int depth);
-
 
 /* An escape after '\' as a code point, or a class (returns false). */
 static bool rx_escape(struct rx *r, uint32_t *cp, struct cclass *k) {
@@ -386,7 +387,7 @@ static void rx_concat(struct rx *r, struct cll__gseq *s, int depth) {
     } else if (ch == '^' || ch == '$') {
       rx_fail(r, "an anchor inside the pattern");
       break;
-    } else if (ch == '*' || ch == '+' || ch == '?' ) {
+    } else if (ch == '*' || ch == '+' || ch == '?') {
       rx_fail(r, "a quantifier with nothing to repeat");
       break;
     } else {
@@ -487,4 +488,3 @@ uint32_t cll__regex_str(struct sctx *c, const char *pat) {
   cll__gb_alt(b, r, &s);
   return r;
 }
-

@@ -111,7 +111,8 @@ int cll_template_execute(const cll_template *t, const struct cll_tmpl_values *v,
       buf_add(&mb, json_string_value(c), json_string_length(c));
       buf_puts(&mb, "\n\n");
       buf_puts(&mb, str_or_empty(m->content));
-      if (mb.err || json_object_set_new(last, "content", json_stringn(mb.data ? mb.data : "", mb.len))) {
+      if (mb.err ||
+          json_object_set_new(last, "content", json_stringn(mb.data ? mb.data : "", mb.len))) {
         free(mb.data);
         rc = cll_err_set(err, CLL_ENOMEM, "out of memory");
         break;
@@ -133,8 +134,7 @@ int cll_template_execute(const cll_template *t, const struct cll_tmpl_values *v,
   if (t->uses_messages) {
     json_t *tools = v->tools != NULL ? json_incref((json_t *)v->tools) : json_null();
     if (json_object_set_new(root, "System", json_stringn(sys.data ? sys.data : "", sys.len)) ||
-        json_object_set_new(root, "Messages", msgs) ||
-        json_object_set_new(root, "Tools", tools) ||
+        json_object_set_new(root, "Messages", msgs) || json_object_set_new(root, "Tools", tools) ||
         json_object_set_new(root, "Response", json_string("")) || set_think(root, v)) {
       free(sys.data);
       json_decref(root);
@@ -351,9 +351,8 @@ int cll_generate_prompt(const cll_template *t, const struct cll_generate_input *
   char *body = NULL;
   size_t body_len = 0;
   int rc;
-  struct cll_tmpl_values v = {.think = in->think,
-                              .think_level = in->think_level,
-                              .is_think_set = in->is_think_set};
+  struct cll_tmpl_values v = {
+      .think = in->think, .think_level = in->think_level, .is_think_set = in->is_think_set};
   if (nonempty(in->suffix)) {
     v.prompt = in->prompt;
     v.suffix = in->suffix;
@@ -484,9 +483,9 @@ int cll_tmpl_messages_from_json(const struct json_t *messages, struct cll_tmpl_m
       json_t *id = json_object_get(c, "id"), *name = json_object_get(fn, "name");
       json_t *index = json_object_get(fn, "index"), *args = json_object_get(fn, "arguments");
       if (args != NULL && !json_is_null(args) && !json_is_object(args)) {
-        rc = cll_err_set(err, CLL_EINVAL,
-                         "messages[%zu].tool_calls[%zu].function.arguments must be an object", i,
-                         k);
+        rc =
+            cll_err_set(err, CLL_EINVAL,
+                        "messages[%zu].tool_calls[%zu].function.arguments must be an object", i, k);
         break;
       }
       calls[ci] = (struct cll_tmpl_tool_call){

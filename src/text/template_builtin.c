@@ -24,7 +24,8 @@
 
 /* Pending system messages are collected in $sys (joined with a blank line,
  * as Ollama's formats do) and emitted before the next user turn. */
-#define SYS_COLLECT "{{- if eq .Role \"system\" }}{{ $sys = print $sys (and $sys \"\\n\\n\") .Content }}\n"
+#define SYS_COLLECT                                                                                \
+  "{{- if eq .Role \"system\" }}{{ $sys = print $sys (and $sys \"\\n\\n\") .Content }}\n"
 
 static const struct builtin {
   const char *name;
@@ -32,12 +33,13 @@ static const struct builtin {
   const char *stop[5];
 } BUILTINS[] = {
     {"alfred",
-     "{{- range .Messages }}<start_{{ .Role }}>{{ .Content }}<end_message>{{ end }}<start_assistant>",
+     "{{- range .Messages }}<start_{{ .Role }}>{{ .Content }}<end_message>{{ end "
+     "}}<start_assistant>",
      {"<start_system>", "<end_message>", "<start_user>", "<start_assistant>"}},
     {"alpaca",
      "{{- $sys := \"\" }}\n"
-     "{{- range .Messages }}\n" SYS_COLLECT
-     "{{- else if eq .Role \"user\" }}{{ with $sys }}{{ . }}{{ \"\\n\\n\" }}{{ end }}{{ $sys = \"\" "
+     "{{- range .Messages }}\n" SYS_COLLECT "{{- else if eq .Role \"user\" }}{{ with $sys }}{{ . "
+     "}}{{ \"\\n\\n\" }}{{ end }}{{ $sys = \"\" "
      "}}### Instruction:{{ \"\\n\" }}{{ .Content }}{{ \"\\n\\n\" }}\n"
      "{{- else if eq .Role \"assistant\" }}### Response:{{ \"\\n\" }}{{ .Content }}{{ \"\\n\\n\" "
      "}}\n"
@@ -56,7 +58,8 @@ static const struct builtin {
      {"System:", "User:", "Assistant:", "<|begin_of_text|>"}},
     {"codellama-70b-instruct",
      "{{- range .Messages }}Source:{{ if eq .Role \"system\" }} system{{ else if eq .Role \"user\" "
-     "}} user{{ else if eq .Role \"assistant\" }} assistant{{ end }}{{ \"\\n\\n \" }}{{ .Content }} "
+     "}} user{{ else if eq .Role \"assistant\" }} assistant{{ end }}{{ \"\\n\\n \" }}{{ .Content "
+     "}} "
      "<step> {{ end }}Source: assistant{{ \"\\nDestination: user\\n\\n \" }}",
      {"Source:", "Destination:", "<step>"}},
     {"command-r",
@@ -106,7 +109,8 @@ static const struct builtin {
      {"System:", "Question:", "Answer:"}},
     {"llama2-chat",
      "{{- $sys := \"\" }}[INST] {{ range .Messages }}\n" SYS_COLLECT
-     "{{- else if eq .Role \"user\" }}<<SYS>>{{ with $sys }}{{ \"\\n\" }}{{ . }}{{ \"\\n\" }}{{ end "
+     "{{- else if eq .Role \"user\" }}<<SYS>>{{ with $sys }}{{ \"\\n\" }}{{ . }}{{ \"\\n\" }}{{ "
+     "end "
      "}}{{ $sys = \"\" }}<</SYS>>{{ \"\\n\\n\" }}{{ .Content }} [/INST]\n"
      "{{- else if eq .Role \"assistant\" }} {{ .Content }}</s><s>[INST] {{ end }}\n"
      "{{- end }}",
@@ -118,7 +122,8 @@ static const struct builtin {
     {"magicoder",
      "{{- $sys := \"\" }}\n"
      "{{- range .Messages }}\n" SYS_COLLECT "{{- else }}\n"
-     "{{- if eq .Role \"user\" }}{{ with $sys }}{{ . }}{{ \"\\n\\n\" }}{{ end }}{{ $sys = \"\" }}@@ "
+     "{{- if eq .Role \"user\" }}{{ with $sys }}{{ . }}{{ \"\\n\\n\" }}{{ end }}{{ $sys = \"\" "
+     "}}@@ "
      "Instruction\n"
      "{{- else if eq .Role \"assistant\" }}@@ Response\n"
      "{{- end }}{{ \"\\n\" }}{{ .Content }}{{ \"\\n\\n\" }}\n"
@@ -152,8 +157,8 @@ static const struct builtin {
      {"### System:", "### User:", "### Assistant"}},
     {"starcoder2-instruct",
      "{{- $sys := \"\" }}\n"
-     "{{- range .Messages }}\n" SYS_COLLECT
-     "{{- else if eq .Role \"user\" }}{{ with $sys }}{{ . }}{{ \"\\n\\n\" }}{{ end }}{{ $sys = \"\" "
+     "{{- range .Messages }}\n" SYS_COLLECT "{{- else if eq .Role \"user\" }}{{ with $sys }}{{ . "
+     "}}{{ \"\\n\\n\" }}{{ end }}{{ $sys = \"\" "
      "}}### Instruction{{ \"\\n\" }}{{ .Content }}{{ \"\\n\\n\" }}\n"
      "{{- else if eq .Role \"assistant\" }}### Response{{ \"\\n\" }}{{ .Content }}<|endoftext|>{{ "
      "\"\\n\\n\" }}\n"
@@ -162,8 +167,8 @@ static const struct builtin {
      {"### Instruction", "### Response", "<|endoftext|>"}},
     {"vicuna",
      "{{- $sys := \"\" }}\n"
-     "{{- range .Messages }}\n" SYS_COLLECT
-     "{{- else if eq .Role \"user\" }}{{ with $sys }}{{ . }}{{ \"\\n\\n\" }}{{ end }}{{ $sys = \"\" "
+     "{{- range .Messages }}\n" SYS_COLLECT "{{- else if eq .Role \"user\" }}{{ with $sys }}{{ . "
+     "}}{{ \"\\n\\n\" }}{{ end }}{{ $sys = \"\" "
      "}}USER: {{ .Content }}{{ \"\\n\" }}\n"
      "{{- else if eq .Role \"assistant\" }}ASSISTANT: {{ .Content }}</s>{{ \"\\n\" }}\n"
      "{{- end }}\n"

@@ -83,7 +83,8 @@ static int get_field(struct exec *x, const struct val *recv, const char *name, s
   if (cll__tpl_GT[g].shape == SH_STRUCT) {
     for (int i = 0; i < cll__tpl_GT[g].nf; i++)
       if (strcmp(cll__tpl_GT[g].f[i].go, name) == 0) {
-        *out = cll__tpl_field_val(&cll__tpl_GT[g].f[i], json_object_get(recv->j, cll__tpl_GT[g].f[i].key));
+        *out = cll__tpl_field_val(&cll__tpl_GT[g].f[i],
+                                  json_object_get(recv->j, cll__tpl_GT[g].f[i].key));
         return 0;
       }
     return xerr(x, "can't evaluate field %s in type %s", name, cll__tpl_GT[g].name);
@@ -175,7 +176,8 @@ static int eval_cmd(struct exec *x, const struct cmd *c, const struct val *dot,
   return eval_arg(x, first, dot, out);
 }
 
-static int eval_pipe(struct exec *x, const struct pipe *pp, const struct val *dot, struct val *out) {
+static int eval_pipe(struct exec *x, const struct pipe *pp, const struct val *dot,
+                     struct val *out) {
   if (++x->depth > MAX_DEPTH) {
     x->depth--;
     return xerr(x, "nesting too deep");
@@ -348,7 +350,8 @@ static int fn_slice(struct exec *x, const struct val *item, const struct val *id
       return -1;
   if (n < 2)
     ix[1] = (int64_t)len;
-  if (ix[0] < 0 || ix[0] > ix[1] || ix[1] > (int64_t)len || (n == 3 && (ix[2] < ix[1] || ix[2] > (int64_t)len)))
+  if (ix[0] < 0 || ix[0] > ix[1] || ix[1] > (int64_t)len ||
+      (n == 3 && (ix[2] < ix[1] || ix[2] > (int64_t)len)))
     return xerr(x, "error calling slice: index out of range");
   if (item->k == K_STR) {
     *out = cll__tpl_v_str(item->s + ix[0], (size_t)(ix[1] - ix[0]));
@@ -743,23 +746,27 @@ static int exec_range(struct exec *x, const struct node *nd, const struct val *d
   const struct pipe *pp = nd->pipe;
   int r = R_OK;
   size_t count = 0;
-  /* Sets the loop variables for one element: $e or $k, $e. */
-  #define LOOPVARS(keyv, elemv)                                                     \
-    do {                                                                           \
-      if (pp->ndecl == 1) {                                                        \
-        if (pp->assign) {                                                          \
-          struct var *w = find_var(x, pp->decl[0]);                                \
-          if (w) w->v = (elemv);                                                   \
-        } else if (push(x, pp->decl[0], (elemv)) < 0) return -1;                   \
-      } else if (pp->ndecl == 2) {                                                 \
-        if (pp->assign) {                                                          \
-          struct var *w0 = find_var(x, pp->decl[0]), *w1 = find_var(x, pp->decl[1]); \
-          if (w0) w0->v = (keyv);                                                  \
-          if (w1) w1->v = (elemv);                                                 \
-        } else if (push(x, pp->decl[0], (keyv)) < 0 || push(x, pp->decl[1], (elemv)) < 0) \
-          return -1;                                                               \
-      }                                                                            \
-    } while (0)
+/* Sets the loop variables for one element: $e or $k, $e. */
+#define LOOPVARS(keyv, elemv)                                                                      \
+  do {                                                                                             \
+    if (pp->ndecl == 1) {                                                                          \
+      if (pp->assign) {                                                                            \
+        struct var *w = find_var(x, pp->decl[0]);                                                  \
+        if (w)                                                                                     \
+          w->v = (elemv);                                                                          \
+      } else if (push(x, pp->decl[0], (elemv)) < 0)                                                \
+        return -1;                                                                                 \
+    } else if (pp->ndecl == 2) {                                                                   \
+      if (pp->assign) {                                                                            \
+        struct var *w0 = find_var(x, pp->decl[0]), *w1 = find_var(x, pp->decl[1]);                 \
+        if (w0)                                                                                    \
+          w0->v = (keyv);                                                                          \
+        if (w1)                                                                                    \
+          w1->v = (elemv);                                                                         \
+      } else if (push(x, pp->decl[0], (keyv)) < 0 || push(x, pp->decl[1], (elemv)) < 0)            \
+        return -1;                                                                                 \
+    }                                                                                              \
+  } while (0)
   if (v.k == K_INT) {
     if (pp->ndecl == 2)
       return xerr(x, "can't use %lld to iterate over more than one variable", (long long)v.i);
@@ -860,7 +867,7 @@ static int exec_range(struct exec *x, const struct node *nd, const struct val *d
   } else {
     return xerr(x, "range can't iterate over %s", cll__tpl_type_name(&v));
   }
-  #undef LOOPVARS
+#undef LOOPVARS
   x->nvars = mark;
   if (count == 0 && nd->has_else) {
     r = exec_list(x, nd->else_list, nd->nelse, dot);

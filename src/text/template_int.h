@@ -116,7 +116,7 @@ struct node {
   int line;
   const char *text; /* N_TEXT */
   size_t len;
-  struct pipe *pipe;              /* action / control */
+  struct pipe *pipe;               /* action / control */
   struct node **list, **else_list; /* control bodies */
   int nlist, nelse;
   bool has_else;
@@ -135,8 +135,8 @@ struct cll_template {
 };
 
 enum tok_kind {
-  T_END,  /* }} or -}} */
-  T_EOF,  /* input ended inside an action */
+  T_END, /* }} or -}} */
+  T_EOF, /* input ended inside an action */
   T_ERR,
   T_FIELD, /* .Name */
   T_VAR,   /* $ or $name */
@@ -197,18 +197,18 @@ struct think_walk {
 
 enum gtype {
   G_NONE,
-  G_STR,     /* element type of string lists */
-  G_ANY,     /* decoded JSON (Go any): maps print as map[..], marshal with sorted keys */
-  G_ROOT,    /* map[string]any: the template's data */
-  G_MSGS,    /* []*templateMessage */
+  G_STR,  /* element type of string lists */
+  G_ANY,  /* decoded JSON (Go any): maps print as map[..], marshal with sorted keys */
+  G_ROOT, /* map[string]any: the template's data */
+  G_MSGS, /* []*templateMessage */
   G_MSG,
-  G_IMAGES,  /* []ImageData */
-  G_TCALLS,  /* []templateToolCall */
+  G_IMAGES, /* []ImageData */
+  G_TCALLS, /* []templateToolCall */
   G_TCALL,
   G_TCFUNC,
-  G_ARGS,    /* templateArgs: map[string]any, prints as JSON */
-  G_TOOLS,   /* templateTools, prints as JSON */
-  G_TOOL,    /* prints as JSON */
+  G_ARGS,  /* templateArgs: map[string]any, prints as JSON */
+  G_TOOLS, /* templateTools, prints as JSON */
+  G_TOOL,  /* prints as JSON */
   G_TFUNC,
   G_TPARAMS,
   G_PROPS,   /* templateProperties: map[string]ToolProperty, prints as JSON, sorted */
@@ -261,8 +261,8 @@ struct exec {
   cll_buf out;
   struct var *vars;
   int nvars, capvars;
-  struct arena a;  /* strings made while executing */
-  json_t **refs;   /* json nodes made while executing (decref at the end) */
+  struct arena a; /* strings made while executing */
+  json_t **refs;  /* json nodes made while executing (decref at the end) */
   int nrefs, caprefs;
   cll_err *err;
   bool failed;

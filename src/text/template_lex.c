@@ -198,9 +198,10 @@ struct tok cll__tpl_lex(struct parser *p) {
     /* As Go's lexer: a word must end at a terminator. */
     bool trim;
     char c2 = p->pos < p->len ? p->src[p->pos] : ' ';
-    if (!cll__tpl_is_space(c2) && !strchr(".,|:()", c2) && cll__tpl_at_right_delim(p, p->pos, &trim) == 0) {
+    if (!cll__tpl_is_space(c2) && !strchr(".,|:()", c2) &&
+        cll__tpl_at_right_delim(p, p->pos, &trim) == 0) {
       cll__tpl_perr(p, "bad character '%c' after \"%.*s\"", isprint((unsigned char)c2) ? c2 : '?',
-           (int)(n > 40 ? 40 : n), s);
+                    (int)(n > 40 ? 40 : n), s);
       t.kind = T_ERR;
     }
   }
@@ -257,17 +258,39 @@ long cll__tpl_unquote(const char *s, size_t n, char *out) {
       return -1;
     char c = s[i];
     switch (c) {
-    case 'a': out[o++] = '\a'; break;
-    case 'b': out[o++] = '\b'; break;
-    case 'f': out[o++] = '\f'; break;
-    case 'n': out[o++] = '\n'; break;
-    case 'r': out[o++] = '\r'; break;
-    case 't': out[o++] = '\t'; break;
-    case 'v': out[o++] = '\v'; break;
-    case '\\': out[o++] = '\\'; break;
-    case '"': out[o++] = '"'; break;
-    case '\'': out[o++] = '\''; break;
-    case 'x': case 'u': case 'U': {
+    case 'a':
+      out[o++] = '\a';
+      break;
+    case 'b':
+      out[o++] = '\b';
+      break;
+    case 'f':
+      out[o++] = '\f';
+      break;
+    case 'n':
+      out[o++] = '\n';
+      break;
+    case 'r':
+      out[o++] = '\r';
+      break;
+    case 't':
+      out[o++] = '\t';
+      break;
+    case 'v':
+      out[o++] = '\v';
+      break;
+    case '\\':
+      out[o++] = '\\';
+      break;
+    case '"':
+      out[o++] = '"';
+      break;
+    case '\'':
+      out[o++] = '\'';
+      break;
+    case 'x':
+    case 'u':
+    case 'U': {
       size_t digits = c == 'x' ? 2 : c == 'u' ? 4 : 8;
       uint32_t v = 0;
       for (size_t k = 1; k <= digits; k++) {

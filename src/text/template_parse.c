@@ -189,11 +189,11 @@ static bool parse_operand(struct parser *p, struct arg *a, bool first_in_cmd) {
     for (size_t i = 0; i < CLL_ARRAY_LEN(UNSUPPORTED_FUNCS); i++)
       if (t.n == strlen(UNSUPPORTED_FUNCS[i]) && memcmp(t.p, UNSUPPORTED_FUNCS[i], t.n) == 0) {
         cll__tpl_perr(p, "function \"%s\" is not supported by cllama's template subset",
-             UNSUPPORTED_FUNCS[i]);
+                      UNSUPPORTED_FUNCS[i]);
         return false;
       }
-    static const char *const kw[] = {"if", "else", "end", "range", "with", "break",
-                                     "continue", "define", "template", "block"};
+    static const char *const kw[] = {"if",    "else",     "end",    "range",    "with",
+                                     "break", "continue", "define", "template", "block"};
     for (size_t i = 0; i < CLL_ARRAY_LEN(kw); i++)
       if (cll__tpl_tok_is(&t, kw[i])) {
         cll__tpl_perr(p, "unexpected keyword \"%s\" in operand", kw[i]);
@@ -389,7 +389,7 @@ static struct pipe *parse_pipe(struct parser *p, const char *context, bool is_ra
     if (in_paren) {
       if (e.kind != T_RPAREN) {
         cll__tpl_perr(p, e.kind == T_END ? "unclosed left paren" : "unexpected \"%s\" in %s",
-             cll__tpl_tok_name(&e), context);
+                      cll__tpl_tok_name(&e), context);
         return NULL;
       }
       break;
@@ -457,7 +457,8 @@ static struct node *parse_control(struct parser *p, enum node_kind kind, const c
     nd->has_else = true;
     /* {{else if ...}} / {{else with ...}}: a nested control that shares our end. */
     struct tok t = cll__tpl_peek(p);
-    if ((kind == N_IF && cll__tpl_tok_is(&t, "if")) || (kind == N_WITH && cll__tpl_tok_is(&t, "with"))) {
+    if ((kind == N_IF && cll__tpl_tok_is(&t, "if")) ||
+        (kind == N_WITH && cll__tpl_tok_is(&t, "with"))) {
       cll__tpl_lex(p);
       struct node *inner = parse_control(p, kind, context);
       if (inner == NULL)
@@ -475,9 +476,10 @@ static struct node *parse_control(struct parser *p, enum node_kind kind, const c
       if (!parse_list(p, &nd->else_list, &nd->nelse, &term))
         return NULL;
       if (term != TERM_END) {
-        cll__tpl_perr(p, term == TERM_EOF ? "unexpected EOF: missing {{end}} for %s"
-                                 : "expected end; found {{else}} in %s",
-             context);
+        cll__tpl_perr(p,
+                      term == TERM_EOF ? "unexpected EOF: missing {{end}} for %s"
+                                       : "expected end; found {{else}} in %s",
+                      context);
         return NULL;
       }
     }
@@ -510,7 +512,8 @@ static bool parse_list(struct parser *p, struct node ***list, int *n, enum term 
         ts++;
       p->rtrim = false;
     }
-    bool ltrim = lb != NULL && (size_t)(p->src + p->len - lb) >= 4 && lb[2] == '-' && cll__tpl_is_space(lb[3]);
+    bool ltrim = lb != NULL && (size_t)(p->src + p->len - lb) >= 4 && lb[2] == '-' &&
+                 cll__tpl_is_space(lb[3]);
     if (ltrim)
       while (te > ts && cll__tpl_is_space(te[-1]))
         te--;
@@ -596,7 +599,7 @@ static bool parse_list(struct parser *p, struct node ***list, int *n, enum term 
         struct tok e = cll__tpl_lex(p);
         if (e.kind != T_END) {
           cll__tpl_perr(p, "unexpected \"%.*s\" in %s", (int)(e.n > 20 ? 20 : e.n), e.p,
-               brk ? "break" : "continue");
+                        brk ? "break" : "continue");
           return false;
         }
         p->rtrim = e.trim;
@@ -605,7 +608,8 @@ static bool parse_list(struct parser *p, struct node ***list, int *n, enum term 
           nd->kind = brk ? N_BREAK : N_CONTINUE;
           nd->line = p->line;
         }
-      } else if (cll__tpl_tok_is(&t, "define") || cll__tpl_tok_is(&t, "template") || cll__tpl_tok_is(&t, "block")) {
+      } else if (cll__tpl_tok_is(&t, "define") || cll__tpl_tok_is(&t, "template") ||
+                 cll__tpl_tok_is(&t, "block")) {
         cll__tpl_perr(p, "{{%.*s}} is not supported by cllama's template subset", (int)t.n, t.p);
         return false;
       }
@@ -916,8 +920,8 @@ static void copy_trimmed(char *dst, size_t cap, const char *s, size_t n) {
   snprintf(dst, cap, "%.*s", (int)(n < cap ? n : cap - 1), s);
 }
 
-static void think_pipe(struct think_walk *w, const struct pipe *pp, struct node *const *list,
-                       int n, const struct node *range) {
+static void think_pipe(struct think_walk *w, const struct pipe *pp, struct node *const *list, int n,
+                       const struct node *range) {
   for (int i = 0; i < pp->ncmds; i++)
     for (int j = 0; j < pp->cmds[i].nargs; j++) {
       const struct arg *a = &pp->cmds[i].args[j];

@@ -11,16 +11,19 @@
  * fields (Go name, JSON key in our data, type). */
 
 const struct field cll__tpl_F_ROOT[] = {
-    {"System", "System", 0, S_STR},     {"Messages", "Messages", G_MSGS, 0},
-    {"Tools", "Tools", G_TOOLS, 0},     {"Prompt", "Prompt", 0, S_STR},
-    {"Suffix", "Suffix", 0, S_STR},     {"Response", "Response", 0, S_STR},
-    {"Think", "Think", 0, S_BOOL},      {"ThinkLevel", "ThinkLevel", 0, S_STR},
+    {"System", "System", 0, S_STR},          {"Messages", "Messages", G_MSGS, 0},
+    {"Tools", "Tools", G_TOOLS, 0},          {"Prompt", "Prompt", 0, S_STR},
+    {"Suffix", "Suffix", 0, S_STR},          {"Response", "Response", 0, S_STR},
+    {"Think", "Think", 0, S_BOOL},           {"ThinkLevel", "ThinkLevel", 0, S_STR},
     {"IsThinkSet", "IsThinkSet", 0, S_BOOL},
 };
 static const struct field F_MSG[] = {
-    {"Role", "role", 0, S_STR},           {"Content", "content", 0, S_STR},
-    {"Thinking", "thinking", 0, S_STR},   {"Images", "images", G_IMAGES, 0},
-    {"ToolCalls", "tool_calls", G_TCALLS, 0}, {"ToolName", "tool_name", 0, S_STR},
+    {"Role", "role", 0, S_STR},
+    {"Content", "content", 0, S_STR},
+    {"Thinking", "thinking", 0, S_STR},
+    {"Images", "images", G_IMAGES, 0},
+    {"ToolCalls", "tool_calls", G_TCALLS, 0},
+    {"ToolName", "tool_name", 0, S_STR},
     {"ToolCallID", "tool_call_id", 0, S_STR},
 };
 static const struct field F_TCALL[] = {
@@ -43,14 +46,16 @@ static const struct field F_TFUNC[] = {
     {"Parameters", "parameters", G_TPARAMS, 0},
 };
 static const struct field F_TPARAMS[] = {
-    {"Type", "type", 0, S_STR},         {"Defs", "$defs", G_ANY, 0},
-    {"Items", "items", G_ANY, 0},       {"Required", "required", G_STRLIST, 0},
+    {"Type", "type", 0, S_STR},
+    {"Defs", "$defs", G_ANY, 0},
+    {"Items", "items", G_ANY, 0},
+    {"Required", "required", G_STRLIST, 0},
     {"Properties", "properties", G_PROPS, 0},
 };
 static const struct field F_PROP[] = {
-    {"AnyOf", "anyOf", G_PROPLIST, 0},  {"Type", "type", G_PTYPE, 0},
-    {"Items", "items", G_ANY, 0},       {"Description", "description", 0, S_STR},
-    {"Enum", "enum", G_ANYLIST, 0},     {"Properties", "properties", G_PROPMAP, 0},
+    {"AnyOf", "anyOf", G_PROPLIST, 0},      {"Type", "type", G_PTYPE, 0},
+    {"Items", "items", G_ANY, 0},           {"Description", "description", 0, S_STR},
+    {"Enum", "enum", G_ANYLIST, 0},         {"Properties", "properties", G_PROPMAP, 0},
     {"Required", "required", G_STRLIST, 0},
 };
 
@@ -58,18 +63,22 @@ const struct gtinfo cll__tpl_GT[] = {
     [G_NONE] = {"invalid", SH_SCALAR, NULL, 0, 0, false},
     [G_STR] = {"string", SH_SCALAR, NULL, 0, 0, false},
     [G_ANY] = {"interface {}", SH_SCALAR, NULL, 0, G_ANY, false},
-    [G_ROOT] = {"map[string]interface {}", SH_MAP, cll__tpl_F_ROOT, CLL_ARRAY_LEN(cll__tpl_F_ROOT), G_ANY, false},
+    [G_ROOT] = {"map[string]interface {}", SH_MAP, cll__tpl_F_ROOT, CLL_ARRAY_LEN(cll__tpl_F_ROOT),
+                G_ANY, false},
     [G_MSGS] = {"[]*template.templateMessage", SH_LIST, NULL, 0, G_MSG, false},
     [G_MSG] = {"*template.templateMessage", SH_STRUCT, F_MSG, CLL_ARRAY_LEN(F_MSG), 0, false},
     [G_IMAGES] = {"[]api.ImageData", SH_LIST, NULL, 0, G_STR, false},
     [G_TCALLS] = {"[]template.templateToolCall", SH_LIST, NULL, 0, G_TCALL, false},
     [G_TCALL] = {"template.templateToolCall", SH_STRUCT, F_TCALL, CLL_ARRAY_LEN(F_TCALL), 0, false},
-    [G_TCFUNC] = {"template.templateToolCallFunction", SH_STRUCT, F_TCFUNC, CLL_ARRAY_LEN(F_TCFUNC), 0, false},
+    [G_TCFUNC] = {"template.templateToolCallFunction", SH_STRUCT, F_TCFUNC, CLL_ARRAY_LEN(F_TCFUNC),
+                  0, false},
     [G_ARGS] = {"template.templateArgs", SH_MAP, NULL, 0, G_ANY, true},
     [G_TOOLS] = {"template.templateTools", SH_LIST, NULL, 0, G_TOOL, true},
     [G_TOOL] = {"template.templateTool", SH_STRUCT, F_TOOL, CLL_ARRAY_LEN(F_TOOL), 0, true},
-    [G_TFUNC] = {"template.templateToolFunction", SH_STRUCT, F_TFUNC, CLL_ARRAY_LEN(F_TFUNC), 0, true},
-    [G_TPARAMS] = {"template.templateToolFunctionParameters", SH_STRUCT, F_TPARAMS, CLL_ARRAY_LEN(F_TPARAMS), 0, true},
+    [G_TFUNC] = {"template.templateToolFunction", SH_STRUCT, F_TFUNC, CLL_ARRAY_LEN(F_TFUNC), 0,
+                 true},
+    [G_TPARAMS] = {"template.templateToolFunctionParameters", SH_STRUCT, F_TPARAMS,
+                   CLL_ARRAY_LEN(F_TPARAMS), 0, true},
     [G_PROPS] = {"template.templateProperties", SH_MAP, NULL, 0, G_PROP, true},
     [G_PROPMAP] = {"*api.ToolPropertiesMap", SH_MAP, NULL, 0, G_PROP, true},
     [G_PROP] = {"api.ToolProperty", SH_STRUCT, F_PROP, CLL_ARRAY_LEN(F_PROP), 0, true},
@@ -98,7 +107,8 @@ struct val cll__tpl_v_j(unsigned char g, json_t *j) {
 /* The value of node j seen as Go type g (j may be NULL: the zero value). */
 struct val cll__tpl_make_val(unsigned char g, json_t *j) {
   if (g == G_STR)
-    return json_is_string(j) ? cll__tpl_v_str(json_string_value(j), json_string_length(j)) : cll__tpl_v_str("", 0);
+    return json_is_string(j) ? cll__tpl_v_str(json_string_value(j), json_string_length(j))
+                             : cll__tpl_v_str("", 0);
   if (g == G_ANY) {
     if (j == NULL || json_is_null(j))
       return cll__tpl_v_nil();
@@ -118,10 +128,12 @@ struct val cll__tpl_make_val(unsigned char g, json_t *j) {
 struct val cll__tpl_field_val(const struct field *f, json_t *j) {
   switch (f->s) {
   case S_STR:
-    return json_is_string(j) ? cll__tpl_v_str(json_string_value(j), json_string_length(j)) : cll__tpl_v_str("", 0);
+    return json_is_string(j) ? cll__tpl_v_str(json_string_value(j), json_string_length(j))
+                             : cll__tpl_v_str("", 0);
   case S_INT:
     return cll__tpl_v_int(json_is_integer(j) ? json_integer_value(j)
-                 : json_is_real(j) ? (int64_t)json_real_value(j) : 0);
+                          : json_is_real(j)  ? (int64_t)json_real_value(j)
+                                             : 0);
   case S_BOOL:
     return cll__tpl_v_bool(json_is_true(j));
   default:
@@ -130,10 +142,12 @@ struct val cll__tpl_field_val(const struct field *f, json_t *j) {
 }
 
 bool cll__tpl_is_list(const struct val *v) {
-  return v->k == K_J && (cll__tpl_GT[v->g].shape == SH_LIST || (v->g == G_ANY && json_is_array(v->j)));
+  return v->k == K_J &&
+         (cll__tpl_GT[v->g].shape == SH_LIST || (v->g == G_ANY && json_is_array(v->j)));
 }
 bool cll__tpl_is_map(const struct val *v) {
-  return v->k == K_J && (cll__tpl_GT[v->g].shape == SH_MAP || (v->g == G_ANY && json_is_object(v->j)));
+  return v->k == K_J &&
+         (cll__tpl_GT[v->g].shape == SH_MAP || (v->g == G_ANY && json_is_object(v->j)));
 }
 
 /* Element count of a list/map value (a PropertyType string counts 1). */
@@ -311,15 +325,33 @@ void cll__tpl_put_go_quoted(cll_buf *b, const char *s, size_t n) {
     unsigned char c = (unsigned char)s[i];
     if (c < 0x80) {
       switch (c) {
-      case '"': buf_puts(b, "\\\""); break;
-      case '\\': buf_puts(b, "\\\\"); break;
-      case '\a': buf_puts(b, "\\a"); break;
-      case '\b': buf_puts(b, "\\b"); break;
-      case '\f': buf_puts(b, "\\f"); break;
-      case '\n': buf_puts(b, "\\n"); break;
-      case '\r': buf_puts(b, "\\r"); break;
-      case '\t': buf_puts(b, "\\t"); break;
-      case '\v': buf_puts(b, "\\v"); break;
+      case '"':
+        buf_puts(b, "\\\"");
+        break;
+      case '\\':
+        buf_puts(b, "\\\\");
+        break;
+      case '\a':
+        buf_puts(b, "\\a");
+        break;
+      case '\b':
+        buf_puts(b, "\\b");
+        break;
+      case '\f':
+        buf_puts(b, "\\f");
+        break;
+      case '\n':
+        buf_puts(b, "\\n");
+        break;
+      case '\r':
+        buf_puts(b, "\\r");
+        break;
+      case '\t':
+        buf_puts(b, "\\t");
+        break;
+      case '\v':
+        buf_puts(b, "\\v");
+        break;
       default:
         if (c < 0x20 || c == 0x7f)
           buf_printf(b, "\\x%02x", c);
@@ -437,8 +469,8 @@ static void marshal_struct(cll_buf *b, unsigned char g, json_t *j, int depth) {
     } else if (g == G_TOOL) {
       omitempty = strcmp(name, "items") == 0;
     } else if (g == G_TPARAMS) {
-      omitempty = strcmp(name, "$defs") == 0 || strcmp(name, "items") == 0 ||
-                  strcmp(name, "required") == 0;
+      omitempty =
+          strcmp(name, "$defs") == 0 || strcmp(name, "items") == 0 || strcmp(name, "required") == 0;
     } else if (g == G_PROP) {
       omitempty = true;
     }
@@ -651,7 +683,8 @@ void cll__tpl_print_val(cll_buf *b, const struct val *v, int depth) {
     for (int i = 0; i < cll__tpl_GT[g].nf; i++) {
       if (i)
         buf_putc(b, ' ');
-      struct val fv = cll__tpl_field_val(&cll__tpl_GT[g].f[i], json_object_get(v->j, cll__tpl_GT[g].f[i].key));
+      struct val fv =
+          cll__tpl_field_val(&cll__tpl_GT[g].f[i], json_object_get(v->j, cll__tpl_GT[g].f[i].key));
       cll__tpl_print_val(b, &fv, depth + 1);
     }
     buf_putc(b, '}');

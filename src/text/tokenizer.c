@@ -77,7 +77,8 @@ static struct bigram heap_pop(struct enc *e) {
 
 /* Merges the symbol list of one word (syms[0..n) linked in order). The
  * priority of a pair comes from try_pair, which the two algorithms define. */
-void cll__tok_merge_loop(struct enc *e, const char *w, size_t first, size_t n, try_pair_fn try_pair) {
+void cll__tok_merge_loop(struct enc *e, const char *w, size_t first, size_t n,
+                         try_pair_fn try_pair) {
   struct sym *s = e->syms;
   e->heap_n = 0;
   for (size_t i = first + 1; i < first + n; i++)
@@ -119,8 +120,9 @@ const char *cll__tok_sanitize(struct enc *e, const char *text, size_t *len) {
   memcpy(e->clean, text, i);
   size_t o = i;
   while (i < n) {
-    int l =
-        (unsigned char)text[i] < 0x80 ? 1 : cll__tok_utf8_valid((const unsigned char *)text + i, n - i);
+    int l = (unsigned char)text[i] < 0x80
+                ? 1
+                : cll__tok_utf8_valid((const unsigned char *)text + i, n - i);
     if (l <= 0) {
       memcpy(e->clean + o, "\xEF\xBF\xBD", 3);
       o += 3;

@@ -78,7 +78,6 @@ static void bpe_word(struct enc *e, const char *w, size_t n) {
 /* Makes text valid UTF-8 the way llama.cpp reads it: each byte that does not
  * start a valid character becomes U+FFFD. Returns text itself when valid. */
 
-
 static bool push_cut(struct enc *e, size_t **cuts, size_t *cap, size_t *n, size_t a, size_t l) {
   if (!cll__tok_reserve((void **)cuts, cap, *n + 2, sizeof(size_t))) {
     e->rc = CLL_ENOMEM;

@@ -26,7 +26,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-
 #define MAX_PATTERNS 8
 #define NO_ID (-1)
 
@@ -125,7 +124,7 @@ struct cll_tokenizer {
   size_t n_repl;
   double ugm_unk_score; /* lowest NORMAL score minus 10 */
   bool has_user_defined;
-  bool spm_split_words; /* SPM: no token has U+2581 after another character */
+  bool spm_split_words;                 /* SPM: no token has U+2581 after another character */
   int32_t bos, eos, eot, eom, unk, pad; /* -1 when absent */
 };
 
@@ -196,7 +195,7 @@ struct enc {
   size_t *cuts, *cuts2; /* pre-tokenizer piece boundaries (start, len) pairs */
   size_t cuts_cap, cuts2_cap;
   pcre2_match_data *md;
-  void *ugm;  /* (ugm_cap) UGM lattice scratch (tokenizer_ugm.c) */
+  void *ugm; /* (ugm_cap) UGM lattice scratch (tokenizer_ugm.c) */
   size_t ugm_cap;
   int rc;
 };
@@ -209,7 +208,8 @@ void cll__tok_emit(struct enc *e, int32_t id);
  * (pushing candidates with cll__tok_heap_push). */
 typedef void (*try_pair_fn)(struct enc *e, const char *w, int32_t l, int32_t r);
 void cll__tok_heap_push(struct enc *e, struct bigram bg);
-void cll__tok_merge_loop(struct enc *e, const char *w, size_t first, size_t n, try_pair_fn try_pair);
+void cll__tok_merge_loop(struct enc *e, const char *w, size_t first, size_t n,
+                         try_pair_fn try_pair);
 /* Text made valid UTF-8 the way llama.cpp reads it (bad bytes -> U+FFFD);
  * text itself when already valid, else e->clean. */
 const char *cll__tok_sanitize(struct enc *e, const char *text, size_t *len);

@@ -50,8 +50,7 @@ int cll__tok_ugm_init(cll_tokenizer *t, const cll_gguf *g, cll_err *err) {
   if (n == 0)
     return 0;
   uint32_t xcda_bytes;
-  if (n < 4 || (memcpy(&xcda_bytes, data, 4), (uint64_t)xcda_bytes + 4 >= n) ||
-      xcda_bytes % 4 != 0)
+  if (n < 4 || (memcpy(&xcda_bytes, data, 4), (uint64_t)xcda_bytes + 4 >= n) || xcda_bytes % 4 != 0)
     return cll_err_set(err, CLL_EFORMAT, "tokenizer.ggml.precompiled_charsmap is malformed");
   t->charsmap = malloc((size_t)n);
   if (t->charsmap == NULL)

@@ -149,7 +149,8 @@ static int intern(cll_tokenizer *t, const char *s, size_t n, int32_t *id_out) {
   return add_str(t, s, n, id_out);
 }
 
-bool cll__tok_merge_find(const cll_tokenizer *t, int32_t l, int32_t r, int32_t *rank, int32_t *res) {
+bool cll__tok_merge_find(const cll_tokenizer *t, int32_t l, int32_t r, int32_t *rank,
+                         int32_t *res) {
   uint64_t key = (uint64_t)(uint32_t)l << 32 | (uint32_t)r;
   uint64_t i = hash_u64(key) & t->mmask;
   for (;;) {

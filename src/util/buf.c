@@ -44,9 +44,13 @@ int cll_buf_append(cll_buf *b, const void *p, size_t n) {
   return 0;
 }
 
-int cll_buf_puts(cll_buf *b, const char *s) { return cll_buf_append(b, s, strlen(s)); }
+int cll_buf_puts(cll_buf *b, const char *s) {
+  return cll_buf_append(b, s, strlen(s));
+}
 
-int cll_buf_putc(cll_buf *b, char c) { return cll_buf_append(b, &c, 1); }
+int cll_buf_putc(cll_buf *b, char c) {
+  return cll_buf_append(b, &c, 1);
+}
 
 int cll_buf_printf(cll_buf *b, const char *fmt, ...) {
   if (b->err)
@@ -117,13 +121,27 @@ int cll_json_escape(cll_buf *b, const char *s, size_t n) {
     if (c < 0x80) {
       i++;
       switch (c) {
-      case '"': *o++ = '\\', *o++ = '"'; break;
-      case '\\': *o++ = '\\', *o++ = '\\'; break;
-      case '\n': *o++ = '\\', *o++ = 'n'; break;
-      case '\r': *o++ = '\\', *o++ = 'r'; break;
-      case '\t': *o++ = '\\', *o++ = 't'; break;
-      case '\b': *o++ = '\\', *o++ = 'b'; break;
-      case '\f': *o++ = '\\', *o++ = 'f'; break;
+      case '"':
+        *o++ = '\\', *o++ = '"';
+        break;
+      case '\\':
+        *o++ = '\\', *o++ = '\\';
+        break;
+      case '\n':
+        *o++ = '\\', *o++ = 'n';
+        break;
+      case '\r':
+        *o++ = '\\', *o++ = 'r';
+        break;
+      case '\t':
+        *o++ = '\\', *o++ = 't';
+        break;
+      case '\b':
+        *o++ = '\\', *o++ = 'b';
+        break;
+      case '\f':
+        *o++ = '\\', *o++ = 'f';
+        break;
       default:
         if (c < 0x20 || c == '<' || c == '>' || c == '&') { /* Go's encoder escapes these */
           *o++ = '\\', *o++ = 'u', *o++ = '0', *o++ = '0';

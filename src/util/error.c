@@ -7,8 +7,8 @@
 
 const char *cll_strerror(int code) {
   switch (code) {
-#define CLL__ERR_CASE(name, value, msg)                                        \
-  case name:                                                                   \
+#define CLL__ERR_CASE(name, value, msg)                                                            \
+  case name:                                                                                       \
     return msg;
     CLL_ERRNO_MAP(CLL__ERR_CASE)
 #undef CLL__ERR_CASE

@@ -48,7 +48,8 @@ size_t cll_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
     }
     v = (v << 6) | (s[i] & 0x3F);
   }
-  if ((len == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) || (len == 4 && (v < 0x10000 || v > 0x10FFFF))) {
+  if ((len == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) ||
+      (len == 4 && (v < 0x10000 || v > 0x10FFFF))) {
     *cp = 0xFFFD;
     return 1;
   }

@@ -32,8 +32,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       {.role = "tool", .content = "{\"t\":1}", .tool_name = "f"},
       {.role = "user", .content = "again"},
   };
-  struct cll_tmpl_values v = {.messages = m, .n_messages = 5, .tools = tools,
-                              .think = true, .think_level = "high", .is_think_set = true};
+  struct cll_tmpl_values v = {.messages = m,
+                              .n_messages = 5,
+                              .tools = tools,
+                              .think = true,
+                              .think_level = "high",
+                              .is_think_set = true};
   char *out = NULL;
   if (cll_template_execute(t, &v, &out, NULL, &err) == 0)
     free(out);

@@ -82,15 +82,15 @@ static int mkarch_blk(struct mkarch_w *m, int il, const char *suffix, int64_t ne
 
 static void mkarch_vocab(struct mkarch_w *m, int gemma) {
   static const char *syl[] = {"ka", "lo", "mi", "ne", "ru", "ta", "shi", "po",
-                              "ve", "da", "gi", "fo", "ze", "bu", "ha", "yo"};
+                              "ve", "da", "gi", "fo", "ze", "bu", "ha",  "yo"};
   const int V = MKARCH_VOCAB;
   char **tok = calloc(V, sizeof(char *));
   float *scores = malloc(V * sizeof(float));
   int32_t *types = malloc(V * sizeof(int32_t));
   /* gemma: <pad> <eos> <bos> <unk> <start_of_turn> <end_of_turn>;
    * others: <unk> <s> </s> */
-  static const char *g_spec[] = {"<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>",
-                                 "<end_of_turn>"};
+  static const char *g_spec[] = {"<pad>", "<eos>",           "<bos>",
+                                 "<unk>", "<start_of_turn>", "<end_of_turn>"};
   static const char *l_spec[] = {"<unk>", "<s>", "</s>"};
   int n_spec = gemma ? 6 : 3;
   for (int i = 0; i < V; i++) {
@@ -185,7 +185,9 @@ static inline int mkarch_write(const char *arch, const char *path) {
   }
   cll_gguf_writer_set_f32(w, mkarch_key(m, "attention.layer_norm_rms_epsilon"), 1e-6f);
   cll_gguf_writer_set_f32(w, mkarch_key(m, "rope.freq_base"),
-                          gemma ? 1000000.0f : is_phi3 ? 10000.0f : 1000000.0f);
+                          gemma     ? 1000000.0f
+                          : is_phi3 ? 10000.0f
+                                    : 1000000.0f);
   if (strcmp(arch, "gemma2") == 0) {
     cll_gguf_writer_set_u32(w, mkarch_key(m, "attention.sliding_window"), 6);
     cll_gguf_writer_set_f32(w, mkarch_key(m, "attn_logit_softcapping"), 5.0f);

@@ -43,10 +43,10 @@ static float nrand(double sd) {
 
 struct spec {
   const char *name, *arch;
-  bool ugm;       /* t5 vocabulary, else WordPiece */
-  bool nomic;     /* rotary, fused qkv, SwiGLU, no biases */
-  bool rank;      /* classification head, pooling rank */
-  int pooling;    /* GGUF pooling_type */
+  bool ugm;    /* t5 vocabulary, else WordPiece */
+  bool nomic;  /* rotary, fused qkv, SwiGLU, no biases */
+  bool rank;   /* classification head, pooling rank */
+  int pooling; /* GGUF pooling_type */
   int64_t n_embd, n_layer, n_head, n_ff, n_ctx, n_types;
   int64_t n_vocab_pad; /* pad the vocabulary to this size (bench shapes) */
 };
@@ -66,10 +66,11 @@ static const struct spec bench_specs[] = {
 };
 
 static const char *const words[] = {
-    "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "hello", "world",
-    "embedding", "model", "search", "query", "document", "about", "cats", "and", "dogs", "is",
-    "a", "of", "to", "in", "what", "how", "why", "sky", "blue", "paris", "capital", "france",
-    "machine", "learning", "rain", "sun", "river", "city", "music", "book", "read", "run",
+    "the",   "quick",     "brown", "fox",     "jumps",  "over",     "lazy",     "dog",  "hello",
+    "world", "embedding", "model", "search",  "query",  "document", "about",    "cats", "and",
+    "dogs",  "is",        "a",     "of",      "to",     "in",       "what",     "how",  "why",
+    "sky",   "blue",      "paris", "capital", "france", "machine",  "learning", "rain", "sun",
+    "river", "city",      "music", "book",    "read",   "run",
 };
 static const char *const pieces[] = {"ing", "ed", "s", "er", "ly", "tion", "es", "re", "un", "th"};
 static const char punct[] = ".,!?;:'\"()-";
@@ -169,15 +170,15 @@ static uint8_t *charsmap(uint64_t *n) {
   enum { N = 500 };
   uint32_t e[N] = {0};
   const uint32_t B = 0x100u << 10, LEAF = 1u << 8, VAL = 1u << 31;
-  e[0] = B;                      /* root */
-  e[0x100 ^ 0xEF] = B | 0xEF;    /* EF BC A1 */
-  e[0xEF ^ 0xBC] = B | 0xBC;     /* 0x1EF ^ 0x100 = 0xEF, ^ 0xBC */
+  e[0] = B;                   /* root */
+  e[0x100 ^ 0xEF] = B | 0xEF; /* EF BC A1 */
+  e[0xEF ^ 0xBC] = B | 0xBC;  /* 0x1EF ^ 0x100 = 0xEF, ^ 0xBC */
   e[0x153 ^ 0xA1] = B | LEAF | 0xA1;
   e[(0x153 ^ 0xA1) ^ 0x100] = VAL | 0; /* "a" */
-  e[0x100 ^ 0xC2] = B | 0xC2;    /* C2 A0 */
+  e[0x100 ^ 0xC2] = B | 0xC2;          /* C2 A0 */
   e[0xC2 ^ 0xA0] = B | LEAF | 0xA0;
   e[(0xC2 ^ 0xA0) ^ 0x100] = VAL | 2; /* " " */
-  static const char repl[] = "a\0 "; /* "a\0 \0" with the terminator */
+  static const char repl[] = "a\0 ";  /* "a\0 \0" with the terminator */
   *n = 4 + sizeof(e) + sizeof(repl);
   uint8_t *blob = malloc(*n);
   uint32_t len = sizeof(e);
@@ -291,7 +292,8 @@ static int write_model(const struct spec *s, const char *dir) {
   for (int64_t il = 0; il < s->n_layer; il++) {
     char n[96];
 #define T(suffix, n_in, n_out, sd, mean)                                                           \
-  (snprintf(n, sizeof(n), "blk.%lld.%s", (long long)il, suffix), tensor(&o, n, n_in, n_out, sd, mean))
+  (snprintf(n, sizeof(n), "blk.%lld.%s", (long long)il, suffix),                                   \
+   tensor(&o, n, n_in, n_out, sd, mean))
     if (s->nomic) {
       T("attn_qkv.weight", E, 3 * E, wsd, 0);
     } else {
