@@ -791,12 +791,11 @@ static void on_step_done(uv_work_t *w, int status) {
 
 /* ---------------------------------------------------------------- pump */
 
-static void on_close_kick(uv_handle_t *h) {
-  cll_sched *s = h->data;
-  void (*cb)(void *) = s->close_cb;
-  void *ud = s->close_ud;
-  for (int32_t i = 0; i < s->p.n_slots; i++)
-    free(s->slots[i].tok);
+/* Frees s and what it owns; works on a half-built one (from calloc). */
+static void sched_free(cll_sched *s) {
+  if (s->slots)
+    for (int32_t i = 0; i < s->p.n_slots; i++)
+      free(s->slots[i].tok);
   free(s->slots);
   free(s->ops);
   free(s->step_ops);
@@ -806,6 +805,13 @@ static void on_close_kick(uv_handle_t *h) {
   free(s->b_want);
   free(s->step_seqs);
   free(s);
+}
+
+static void on_close_kick(uv_handle_t *h) {
+  cll_sched *s = h->data;
+  void (*cb)(void *) = s->close_cb;
+  void *ud = s->close_ud;
+  sched_free(s);
   if (cb)
     cb(ud);
 }
@@ -951,16 +957,7 @@ int cll_sched_new(uv_loop_t *loop, const struct cll_sched_params *p,
   *out = s;
   return 0;
 err:
-  if (s->slots)
-    for (int32_t i = 0; i < p->n_slots; i++)
-      free(s->slots[i].tok);
-  free(s->slots);
-  free(s->b_tok);
-  free(s->b_pos);
-  free(s->b_seq);
-  free(s->b_want);
-  free(s->step_seqs);
-  free(s);
+  sched_free(s);
   return cll_err_set(err, CLL_ENOMEM, "out of memory");
 }
 
