@@ -461,9 +461,9 @@ static void on_load_done(uv_work_t *w, int status) {
   r->expires_at_ns = wall_ns() + (r->keep_alive_ns < 0 ? 0 : r->keep_alive_ns);
   fprintf(stderr,
           "level=INFO source=runners msg=\"model loaded\" model=%s n_ctx=%lld "
-          "parallel=%d threads=%d kv_bytes=%zu swa_ring=%lld\n",
-          r->name, (long long)r->n_ctx, r->n_parallel, cll_ctx_n_threads(r->ctx),
-          cll_ctx_kv_bytes(r->ctx), (long long)cll_ctx_kv_ring(r->ctx));
+          "parallel=%d kv_bytes=%zu swa_ring=%lld threads=%d\n",
+          r->name, (long long)r->n_ctx, r->n_parallel, cll_ctx_kv_bytes(r->ctx),
+          (long long)cll_ctx_kv_ring(r->ctx), cll_ctx_n_threads(r->ctx));
   process_queue(rs);
 }
 
