@@ -338,6 +338,20 @@ static void post_norm_add(struct worker *w, cll_ctx *c, const struct cll__weight
   op_end(w, n);
 }
 
+/* The T rows of x prepared for the weights ws (prepare), over token
+ * chunks, then pr set up for them in every thread. */
+static void prepare_all(struct worker *w, struct prepared *pr, const struct cll__weight *const *ws,
+                        int n_w, const float *x, int64_t x_stride, int64_t T) {
+  int64_t a0, a1;
+  int32_t n = tok_chunks(T, w->nth);
+  FOR_CHUNKS(w, n, i) {
+    chunk_range(T, i, n, 1, &a0, &a1);
+    prepare(w->c, pr, ws, n_w, x, x_stride, T, a0, a1, w->c->xq);
+  }
+  op_end(w, n);
+  prepare(w->c, pr, ws, n_w, x, x_stride, T, 0, 0, w->c->xq);
+}
+
 /* x += W in for the T token rows (in: n_in floats a row; gemma: x +=
  * rmsnorm(W in) * post): in is quantized over token chunks, then the
  * product runs over row chunks with the residual add. */
@@ -348,14 +362,8 @@ static void proj_add(struct worker *w, struct prepared *pr, const struct cll__we
   const bool gemma = c->m->arch->gemma;
   const struct cll__weight *ws[1] = {W};
   int64_t a0, a1;
-  int32_t n = tok_chunks(T, w->nth);
-  FOR_CHUNKS(w, n, i) {
-    chunk_range(T, i, n, 1, &a0, &a1);
-    prepare(c, pr, ws, 1, in, n_in, T, a0, a1, c->xq);
-  }
-  op_end(w, n);
-  prepare(c, pr, ws, 1, in, n_in, T, 0, 0, c->xq);
-  n = row_chunks(E, w->nth);
+  prepare_all(w, pr, ws, 1, in, n_in, T);
+  int32_t n = row_chunks(E, w->nth);
   FOR_CHUNKS(w, n, i) {
     chunk_range(E, i, n, ROW_ALIGN, &a0, &a1);
     matmul(c, pr, W, in, n_in, T, c->xn, E, a0, a1, w->ith);
@@ -469,13 +477,7 @@ static void moe_ffn(struct worker *w, cll_ctx *c, const struct cll__layer *L, in
   op_end(w, n);
 
   const struct cll__weight *d0[1] = {&L->exp_down[0]};
-  n = tok_chunks(S, nth);
-  FOR_CHUNKS(w, n, i) {
-    chunk_range(S, i, n, 1, &a0, &a1);
-    prepare(c, &pr, d0, 1, c->moe_g, FE, S, a0, a1, c->xq);
-  }
-  op_end(w, n);
-  prepare(c, &pr, d0, 1, c->moe_g, FE, S, 0, 0, c->xq);
+  prepare_all(w, &pr, d0, 1, c->moe_g, FE, S);
   const int32_t rd = row_chunks(E, nth) > 4 ? 4 : row_chunks(E, nth);
   n = n_act * rd;
   FOR_CHUNKS(w, n, i) {

@@ -184,26 +184,41 @@ static inline __m256i k4_scale_bcast(__m256i sc, int j) {
   return _mm256_shuffle_epi8(sc, idx);
 }
 
-static void dot_q4_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
-  const sb_q4_K *x = w;
+/* Q4_K (q5 = 0) or Q5_K (q5 = 1, the fifth bit from qh) weights times
+ * Q8_K activations. */
+static inline __attribute__((always_inline)) void
+dot_k45_q8_K(const int q5, int64_t n, const void *w, const void *a, float *out) {
+  const sb_q4_K *x4 = w;
+  const sb_q5_K *x5 = w;
   const sb_q8_K *y = a;
   const int64_t nb = n / SB_QK_K;
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
   __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; i++) {
+    const uint8_t *scales = q5 ? x5[i].scales : x4[i].scales;
+    const uint16_t xd = q5 ? x5[i].d : x4[i].d, xdmin = q5 ? x5[i].dmin : x4[i].dmin;
     __m256i sc, mins;
-    k4_scales_vec(x[i].scales, &sc, &mins);
-    const float d = y[i].d * h2f(x[i].d), dmin = y[i].d * h2f(x[i].dmin);
+    k4_scales_vec(scales, &sc, &mins);
+    const float d = y[i].d * h2f(xd), dmin = y[i].d * h2f(xdmin);
     const __m256i md = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), mins);
     accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(md), accm);
+    const __m256i qh = q5 ? _mm256_loadu_si256((const __m256i *)x5[i].qh) : _mm256_setzero_si256();
     __m256i sumi = _mm256_setzero_si256();
-    const uint8_t *q = x[i].qs;
+    const uint8_t *q = q5 ? x5[i].qs : x4[i].qs;
     const int8_t *yq = y[i].qs;
 #pragma GCC unroll 4
     for (int c = 0; c < 4; c++, q += 32, yq += 64) {
       const __m256i b = _mm256_loadu_si256((const __m256i *)q);
-      const __m256i lo = _mm256_and_si256(b, m4);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+      __m256i lo = _mm256_and_si256(b, m4);
+      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+      if (q5) {
+        const __m256i bl = _mm256_set1_epi8((char)(1 << (2 * c)));
+        const __m256i bh = _mm256_set1_epi8((char)(2 << (2 * c)));
+        lo = _mm256_or_si256(lo,
+                             _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bl), bl), b4));
+        hi = _mm256_or_si256(hi,
+                             _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bh), bh), b4));
+      }
       const __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)yq));
       const __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(yq + 32)));
       sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, k4_scale_bcast(sc, 2 * c)));
@@ -214,41 +229,12 @@ static void dot_q4_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
   *out = hsum_ps(_mm256_sub_ps(acc, accm));
 }
 
+static void dot_q4_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
+  dot_k45_q8_K(0, n, w, a, out);
+}
+
 static void dot_q5_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
-  const sb_q5_K *x = w;
-  const sb_q8_K *y = a;
-  const int64_t nb = n / SB_QK_K;
-  const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
-  __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
-  for (int64_t i = 0; i < nb; i++) {
-    __m256i sc, mins;
-    k4_scales_vec(x[i].scales, &sc, &mins);
-    const float d = y[i].d * h2f(x[i].d), dmin = y[i].d * h2f(x[i].dmin);
-    const __m256i md = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), mins);
-    accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(md), accm);
-    const __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
-    __m256i sumi = _mm256_setzero_si256();
-    const uint8_t *q = x[i].qs;
-    const int8_t *yq = y[i].qs;
-#pragma GCC unroll 4
-    for (int c = 0; c < 4; c++, q += 32, yq += 64) {
-      const __m256i bl = _mm256_set1_epi8((char)(1 << (2 * c)));
-      const __m256i bh = _mm256_set1_epi8((char)(2 << (2 * c)));
-      const __m256i b = _mm256_loadu_si256((const __m256i *)q);
-      const __m256i lo =
-          _mm256_or_si256(_mm256_and_si256(b, m4),
-                          _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bl), bl), b4));
-      const __m256i hi =
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4),
-                          _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bh), bh), b4));
-      const __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)yq));
-      const __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(yq + 32)));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, k4_scale_bcast(sc, 2 * c)));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, k4_scale_bcast(sc, 2 * c + 1)));
-    }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-  }
-  *out = hsum_ps(_mm256_sub_ps(acc, accm));
+  dot_k45_q8_K(1, n, w, a, out);
 }
 
 static void dot_q6_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
