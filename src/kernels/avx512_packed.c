@@ -191,6 +191,7 @@ static inline __attribute__((always_inline)) void pq_tile(const int T, const int
 static inline __attribute__((always_inline)) void p4_tile2(const int T, const cll_matmul_args *a,
                                                            int64_t nb, size_t pb, const uint8_t *q,
                                                            int64_t t0, float *y, int pf) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
   const uint8_t *q1 = q + pb;
   const uint16_t *d0 = (const uint16_t *)(q + (size_t)nb * 256),
                  *d1 = (const uint16_t *)(q1 + (size_t)nb * 256);
@@ -210,8 +211,15 @@ static inline __attribute__((always_inline)) void p4_tile2(const int T, const cl
       prefetch_block(qb);
     }
     __m512i wa[8], wb[8];
-    pq_weights(1, qa, wa);
-    pq_weights(1, qb, wb);
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++) {
+      const __m512i va = _mm512_loadu_si512((const void *)(qa + 64 * g));
+      const __m512i vb = _mm512_loadu_si512((const void *)(qb + 64 * g));
+      wa[g] = _mm512_and_si512(va, m4);
+      wa[g + 4] = _mm512_and_si512(_mm512_srli_epi16(va, 4), m4);
+      wb[g] = _mm512_and_si512(vb, m4);
+      wb[g + 4] = _mm512_and_si512(_mm512_srli_epi16(vb, 4), m4);
+    }
     const __m512 dxa =
         _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(d0 + i * CLL_PACK_ROWS)));
     const __m512 dxb =
