@@ -3,6 +3,8 @@
  * (template, system, params, messages, license), read from the store. */
 #include "resolve.h"
 
+#include "cllama/util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,29 +75,22 @@ int cll__model_resolve(const cll_store *st, const char *name, struct cll__model_
     free(msgs);
   }
   /* Licenses can repeat: joined with "\n" as /api/show does. */
-  size_t cap = 0, used = 0;
+  cll_buf lic = {0};
+  bool any = false;
   for (size_t i = 0; i < out->man->n_layers; i++) {
     if (strcmp(out->man->layers[i].media_type, CLL_MEDIA_LICENSE) != 0)
       continue;
     char *t = read_layer(st, &out->man->layers[i]);
     if (!t)
       continue;
-    size_t tl2 = strlen(t);
-    if (used + tl2 + 2 > cap) {
-      cap = (used + tl2 + 2) * 2;
-      char *nl = realloc(out->license, cap);
-      if (!nl) {
-        free(t);
-        break;
-      }
-      out->license = nl;
-    }
-    if (used)
-      out->license[used++] = '\n';
-    memcpy(out->license + used, t, tl2 + 1);
-    used += tl2;
+    if (any)
+      cll_buf_putc(&lic, '\n');
+    cll_buf_puts(&lic, t);
+    any = true;
     free(t);
   }
+  if (any)
+    out->license = cll_buf_steal(&lic); /* NULL when out of memory */
   return 0;
 }
 

@@ -564,7 +564,14 @@ int cll_cli_create(int argc, char **argv) {
   char *fcopy = strdup(file);
   json_t *req = NULL;
   cll_err e = {0};
-  int rc = cll_modelfile_parse(text, dirname(fcopy), &req, &e);
+  cll_config cfg; /* "~" in FROM is the configuration's home */
+  if (cll_config_from_env(&cfg, &e) != 0) {
+    free(fcopy);
+    free(text);
+    fprintf(stderr, "Error: %s\n", e.msg);
+    return 1;
+  }
+  int rc = cll_modelfile_parse(text, dirname(fcopy), cfg.home, &req, &e);
   free(fcopy);
   free(text);
   if (rc != 0) {
