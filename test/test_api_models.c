@@ -115,6 +115,35 @@ Test(api_models, create_quantized_and_streamed_statuses) {
   json_decref(v);
 }
 
+/* /api/show takes the deprecated "name" when "model" is absent or empty. */
+Test(api_models, show_model_or_name) {
+  NEED_SHARED();
+  json_t *v = post_json("/api/show", "{\"name\":\"stories\"}", 200);
+  cr_expect(json_object_get(v, "details") != NULL);
+  json_decref(v);
+  v = post_json("/api/show", "{\"model\":\"\",\"name\":\"stories\"}", 200);
+  json_decref(v);
+  v = post_json("/api/show", "{}", 400);
+  cr_expect_str_eq(jstr(v, "error"), "model is required");
+  json_decref(v);
+  v = post_json("/api/show", "{\"model\":\"\",\"name\":3}", 400);
+  cr_expect(strstr(jstr(v, "error"), "\"name\" of type string") != NULL, "%s", jstr(v, "error"));
+  json_decref(v);
+  v = post_json("/api/show", "{\"model\":\"nope\"}", 404);
+  cr_expect_str_eq(jstr(v, "error"), "model 'nope:latest' not found");
+  json_decref(v);
+  /* /api/tokenize answers a name that does not resolve the same way. */
+  v = post_json("/api/tokenize", "{\"model\":\"nope\",\"content\":\"x\"}", 404);
+  cr_expect_str_eq(jstr(v, "error"), "model 'nope:latest' not found");
+  json_decref(v);
+  v = post_json("/api/tokenize", "{\"model\":\"Bad Name!\",\"content\":\"x\"}", 400);
+  cr_expect_str_eq(jstr(v, "error"), "invalid model name");
+  json_decref(v);
+  v = post_json("/api/show", "{\"model\":\"Bad Name!\"}", 400);
+  cr_expect_str_eq(jstr(v, "error"), "invalid model name");
+  json_decref(v);
+}
+
 static int count_entries(const char *dir, const char *sub) {
   char p[1200];
   snprintf(p, sizeof(p), "%s/%s", dir, sub);

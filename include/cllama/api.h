@@ -99,6 +99,17 @@ json_t *cll_api_body_object(cll_request *req);
  * and sets *failed when it has another type. Borrowed from obj. */
 const char *cll_api_opt_string(cll_request *req, json_t *obj, const char *key, bool *failed);
 
+/* How a handler that names a model starts: the body as cll_api_body_object
+ * and its "model" string, or when that is absent or empty the alias key's
+ * (Ollama's deprecated "name"; NULL: none). *model is borrowed from the
+ * body, NULL when absent or null. Returns the body (new), or NULL when it
+ * has answered: no body, not an object, or the name not a string.
+ * missing_status says what an absent or empty name is: 0 the caller's to
+ * check, 400 "model is required", 404 "model '' not found" (Ollama's
+ * answer where it looks the empty name up). */
+json_t *cll_api_body_model(cll_request *req, const char *alias, int missing_status,
+                           const char **model);
+
 /* The "stream" field: absent or null -> cfg->stream_default; true/false as
  * given; another type answers 400 and returns -1. */
 int cll_api_stream_flag(cll_request *req, json_t *obj);

@@ -3,6 +3,7 @@
  * (template, system, params, messages, license), read from the store. */
 #include "resolve.h"
 
+#include "cllama/api.h"
 #include "cllama/util.h"
 
 #include <stdio.h>
@@ -92,6 +93,16 @@ int cll__model_resolve(const cll_store *st, const char *name, struct cll__model_
   if (any)
     out->license = cll_buf_steal(&lic); /* NULL when out of memory */
   return 0;
+}
+
+void cll__model_resolve_answer(cll_request *req, int rc, const struct cll__model_ref *ref,
+                               const cll_err *err) {
+  if (rc == CLL_EINVAL)
+    cll_api_error(req, 400, "invalid model name");
+  else if (rc == CLL_ENOENT)
+    cll_api_errorf(req, 404, "model '%s' not found", ref->display);
+  else
+    cll_api_error(req, 500, err->msg);
 }
 
 void cll__model_ref_free(struct cll__model_ref *r) {
