@@ -2,7 +2,9 @@
 #include "cllama/config.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 static const char *const vars[] = {
@@ -25,6 +27,11 @@ static const char *const vars[] = {
     "CLLAMA_PULL_PARTS",
     "CLLAMA_PULL_STALL_MS",
     "CLLAMA_PULL_RETRY_MS",
+    "CLLAMA_API_KEYS",
+    "CLLAMA_TLS_CERT",
+    "CLLAMA_TLS_KEY",
+    "OLLAMA_API_KEY",
+    "SSL_CERT_FILE",
 };
 
 static void clear_env(void) {
@@ -183,4 +190,123 @@ Test(config, module_variables) {
   setenv("CLLAMA_CREATE_PATHS", "/a:/b", 1);
   cr_assert_eq(cll_config_from_env(&c, &err), 0, "%s", err.msg);
   cr_expect_str_eq(c.create_paths, "/a:/b");
+}
+
+/* CLLAMA_API_KEYS: split on commas and spaces; every key 16+ characters; a
+ * list with no key in it is an error rather than an open server. */
+Test(config, api_keys) {
+  cll_config c;
+  cll_err err = {0};
+  cr_assert_eq(cll_config_from_env(&c, &err), 0, "%s", err.msg);
+  cr_expect_eq(c.n_api_keys, 0);
+  setenv("CLLAMA_API_KEYS", " key-aaaaaaaaaaaaaaaa, key-bbbbbbbbbbbbbbbb key-cccccccccccccccc,", 1);
+  cr_assert_eq(cll_config_from_env(&c, &err), 0, "%s", err.msg);
+  cr_assert_eq(c.n_api_keys, 3);
+  cr_expect_str_eq(c.api_keys[0], "key-aaaaaaaaaaaaaaaa");
+  cr_expect_str_eq(c.api_keys[1], "key-bbbbbbbbbbbbbbbb");
+  cr_expect_str_eq(c.api_keys[2], "key-cccccccccccccccc");
+  const char *bad[] = {"short-key", "key-aaaaaaaaaaaaaaaa,short", " , ,"};
+  for (size_t i = 0; i < CLL_ARRAY_LEN(bad); i++) {
+    setenv("CLLAMA_API_KEYS", bad[i], 1);
+    cr_expect_eq(cll_config_from_env(&c, &err), CLL_EINVAL, "\"%s\" accepted", bad[i]);
+    cr_expect_not_null(strstr(err.msg, "CLLAMA_API_KEYS"), "message \"%s\"", err.msg);
+  }
+  char many[2048] = "";
+  for (int i = 0; i < CLL_CONFIG_MAX_API_KEYS + 1; i++)
+    snprintf(many + strlen(many), sizeof(many) - strlen(many), "key-%016d,", i);
+  setenv("CLLAMA_API_KEYS", many, 1);
+  cr_expect_eq(cll_config_from_env(&c, &err), CLL_EINVAL, "65 keys accepted");
+  char huge[5000];
+  memset(huge, 'k', sizeof(huge) - 1);
+  huge[sizeof(huge) - 1] = '\0';
+  setenv("CLLAMA_API_KEYS", huge, 1);
+  cr_expect_eq(cll_config_from_env(&c, &err), CLL_EINVAL, "a key list longer than 4 KiB accepted");
+}
+
+/* CLLAMA_TLS_CERT and CLLAMA_TLS_KEY: both or neither, and readable. */
+Test(config, tls_files) {
+  char dir[] = "/tmp/cll-test-config-XXXXXX";
+  cr_assert_not_null(mkdtemp(dir));
+  char cert[256], key[256], missing[256];
+  snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+  snprintf(key, sizeof(key), "%s/key.pem", dir);
+  snprintf(missing, sizeof(missing), "%s/absent.pem", dir);
+  FILE *f = fopen(cert, "w");
+  cr_assert_not_null(f);
+  fputs("-----BEGIN CERTIFICATE-----\n", f);
+  fclose(f);
+  cr_assert_not_null(f = fopen(key, "w"));
+  fputs("-----BEGIN PRIVATE KEY-----\n", f);
+  fclose(f);
+  cll_config c;
+  cll_err err = {0};
+  cr_assert_eq(cll_config_from_env(&c, &err), 0, "%s", err.msg);
+  cr_expect_str_eq(c.tls_cert, "");
+  cr_expect_str_eq(c.tls_key, "");
+  setenv("CLLAMA_TLS_CERT", cert, 1);
+  setenv("CLLAMA_TLS_KEY", key, 1);
+  cr_assert_eq(cll_config_from_env(&c, &err), 0, "%s", err.msg);
+  cr_expect_str_eq(c.tls_cert, cert);
+  cr_expect_str_eq(c.tls_key, key);
+  struct {
+    const char *cert, *key, *named; /* NULL = unset */
+  } bad[] = {
+      {cert, NULL, "CLLAMA_TLS_KEY"},    /* a certificate without its key */
+      {NULL, key, "CLLAMA_TLS_CERT"},    /* a key without a certificate */
+      {missing, key, "CLLAMA_TLS_CERT"}, /* unreadable */
+      {cert, missing, "CLLAMA_TLS_KEY"},
+      {cert, dir, "CLLAMA_TLS_KEY"}, /* a directory: opens, but is no file to read */
+  };
+  for (size_t i = 0; i < CLL_ARRAY_LEN(bad); i++) {
+    unsetenv("CLLAMA_TLS_CERT");
+    unsetenv("CLLAMA_TLS_KEY");
+    if (bad[i].cert)
+      setenv("CLLAMA_TLS_CERT", bad[i].cert, 1);
+    if (bad[i].key)
+      setenv("CLLAMA_TLS_KEY", bad[i].key, 1);
+    cr_expect_eq(cll_config_from_env(&c, &err), CLL_EINVAL, "case %zu accepted", i);
+    cr_expect_not_null(strstr(err.msg, bad[i].named), "case %zu: message \"%s\"", i, err.msg);
+  }
+  remove(cert);
+  remove(key);
+  rmdir(dir);
+}
+
+/* The client commands' side: OLLAMA_HOST as a URL (scheme kept, the
+ * wildcard address reached on loopback), OLLAMA_API_KEY and HOME; a
+ * server-only variable that is invalid does not stop a client. */
+Test(config, client) {
+  cll_client_config cc;
+  cll_err err = {0};
+  cr_assert_eq(cll_config_client_from_env(&cc, &err), 0, "%s", err.msg);
+  cr_expect_str_eq(cc.base_url, "http://127.0.0.1:11434");
+  cr_expect_str_eq(cc.api_key, "");
+  cr_expect_str_eq(cc.home, "/home/tester");
+  struct {
+    const char *host, *url;
+  } cases[] = {
+      {"0.0.0.0:8080", "http://127.0.0.1:8080"},          {"[::]:9", "http://[::1]:9"},
+      {"https://example.com", "https://example.com:443"}, {"[::1]:1234", "http://[::1]:1234"},
+      {"http://10.0.0.1:5/path", "http://10.0.0.1:5"},
+  };
+  for (size_t i = 0; i < CLL_ARRAY_LEN(cases); i++) {
+    setenv("OLLAMA_HOST", cases[i].host, 1);
+    cr_assert_eq(cll_config_client_from_env(&cc, &err), 0, "%s: %s", cases[i].host, err.msg);
+    cr_expect_str_eq(cc.base_url, cases[i].url, "%s", cases[i].host);
+  }
+  setenv("OLLAMA_API_KEY", " \"secret-key-0123456789\" ", 1);
+  setenv("OLLAMA_KEEP_ALIVE", "soon", 1); /* the server's business */
+  cr_assert_eq(cll_config_client_from_env(&cc, &err), 0, "%s", err.msg);
+  cr_expect_str_eq(cc.api_key, "secret-key-0123456789");
+  cr_expect_str_eq(cc.ca_file, "");
+  setenv("SSL_CERT_FILE", "/etc/ssl/test-ca.pem", 1);
+  cr_assert_eq(cll_config_client_from_env(&cc, &err), 0, "%s", err.msg);
+  cr_expect_str_eq(cc.ca_file, "/etc/ssl/test-ca.pem");
+  unsetenv("OLLAMA_KEEP_ALIVE");
+  unsetenv("HOME");
+  cr_assert_eq(cll_config_client_from_env(&cc, &err), 0, "%s", err.msg);
+  cr_expect_str_eq(cc.home, "");
+  setenv("OLLAMA_HOST", "ftp://x", 1);
+  cr_expect_eq(cll_config_client_from_env(&cc, &err), CLL_EINVAL);
+  cr_expect_not_null(strstr(err.msg, "OLLAMA_HOST"), "message \"%s\"", err.msg);
 }

@@ -19,6 +19,7 @@
 #include <stdio.h>
 
 #define CLL_CONFIG_MAX_ORIGINS 64
+#define CLL_CONFIG_MAX_API_KEYS 64
 
 typedef struct cll_config {
   char host[256];                              /* OLLAMA_HOST bind address, e.g. "127.0.0.1" */
@@ -45,7 +46,24 @@ typedef struct cll_config {
   int pull_parts;          /* CLLAMA_PULL_PARTS: parts at once (0 = 16) */
   int pull_stall_ms;       /* CLLAMA_PULL_STALL_MS: restart a silent part after (0 = 30 s) */
   int pull_retry_ms;       /* CLLAMA_PULL_RETRY_MS: first retry back-off (0 = 1 s) */
+  char api_keys_raw[4096]; /* CLLAMA_API_KEYS as given, split in place */
+  const char *api_keys[CLL_CONFIG_MAX_API_KEYS]; /* each 16+ chars; point into api_keys_raw */
+  int n_api_keys;                                /* 0 = no access control */
+  char tls_cert[4096]; /* CLLAMA_TLS_CERT: readable PEM chain ("" = plain HTTP) */
+  char tls_key[4096];  /* CLLAMA_TLS_KEY: readable PEM key; set exactly when tls_cert is */
 } cll_config;
+
+/* What the client commands (run, list, pull, show, ...) read: where the
+ * server is and how to authenticate. Separate from cll_config so that a
+ * client never fails on a server-only variable. */
+typedef struct cll_client_config {
+  char base_url[400]; /* from OLLAMA_HOST: "http://127.0.0.1:11434" (scheme kept; 0.0.0.0 and
+                         :: become the loopback address) */
+  char api_key[512];  /* OLLAMA_API_KEY, sent as "Authorization: Bearer" ("" = none) */
+  char home[4096];    /* HOME ("" when unset): the REPL's ~/.ollama/history */
+  char ca_file[4096]; /* SSL_CERT_FILE: CA bundle for an https:// OLLAMA_HOST, as Go's clients
+                         read it ("" = the system store) */
+} cll_client_config;
 
 /* Fills cfg with the defaults (no environment read). */
 void cll_config_defaults(cll_config *cfg);
@@ -53,6 +71,11 @@ void cll_config_defaults(cll_config *cfg);
 /* Defaults, then every variable that is set. Returns 0, or CLL_EINVAL with
  * err naming the variable, the value and what is expected. */
 int cll_config_from_env(cll_config *cfg, cll_err *err);
+
+/* The client commands' variables (OLLAMA_HOST, OLLAMA_API_KEY, HOME,
+ * SSL_CERT_FILE).
+ * Returns 0, or CLL_EINVAL with err naming the variable. */
+int cll_config_client_from_env(cll_client_config *cc, cll_err *err);
 
 /* The kernels' variables (CLLAMA_KERNELS, CLLAMA_REPACK and the benchmark
  * thresholds CLLAMA_GEMM_MIN_TOK, CLLAMA_INT8_MIN_TOK,

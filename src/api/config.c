@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #define DEFAULT_PORT 11434
 
@@ -129,17 +130,21 @@ int cll_config_parse_duration(const char *s, int64_t *ns) {
   return 0;
 }
 
-/* OLLAMA_HOST: "[scheme://]host[:port][/path]". */
-static int parse_host(cll_config *cfg, const char *v, cll_err *err) {
+/* OLLAMA_HOST: "[scheme://]host[:port][/path]". Fills host (size bytes),
+ * *port and, when https is not NULL, whether the scheme was https://. */
+static int parse_host(const char *v, char *out, size_t size, int *out_port, bool *https,
+                      cll_err *err) {
   const char *s = v;
   int port = DEFAULT_PORT;
+  bool tls = false;
   const char *sep = strstr(s, "://");
   if (sep) {
     if (strncasecmp(s, "http://", 7) == 0)
       port = 80;
-    else if (strncasecmp(s, "https://", 8) == 0)
+    else if (strncasecmp(s, "https://", 8) == 0) {
       port = 443;
-    else
+      tls = true;
+    } else
       return cll_err_set(err, CLL_EINVAL, "OLLAMA_HOST=\"%s\": scheme must be http:// or https://",
                          v);
     s = sep + 3;
@@ -176,10 +181,12 @@ static int parse_host(cll_config *cfg, const char *v, cll_err *err) {
   }
   if (host[0] == '\0')
     host = "0.0.0.0"; /* ":11434" means every interface, as in Go */
-  if (strlen(host) >= sizeof(cfg->host))
+  if (strlen(host) >= size)
     return cll_err_set(err, CLL_EINVAL, "OLLAMA_HOST=\"%s\": host too long", v);
-  memcpy(cfg->host, host, strlen(host) + 1); /* length checked above */
-  cfg->port = port;
+  memcpy(out, host, strlen(host) + 1); /* length checked above */
+  *out_port = port;
+  if (https)
+    *https = tls;
   return 0;
 }
 
@@ -227,12 +234,77 @@ int cll_config_kernels_from_env(cll_kernels_config *kc, cll_err *err) {
   return 0;
 }
 
+/* CLLAMA_API_KEYS: bearer keys separated by commas or spaces, 16+
+ * characters each. Set to nothing but separators is an error: a server
+ * meant to be locked must not start open. */
+static int api_keys(cll_config *cfg, cll_err *err) {
+  const char *raw = getenv("CLLAMA_API_KEYS");
+  if (raw == NULL)
+    return 0;
+  if (strlen(raw) >= sizeof(cfg->api_keys_raw))
+    return cll_err_set(err, CLL_EINVAL, "CLLAMA_API_KEYS: too long (at most %zu bytes)",
+                       sizeof(cfg->api_keys_raw) - 1);
+  clean(raw, cfg->api_keys_raw, sizeof(cfg->api_keys_raw));
+  if (cfg->api_keys_raw[0] == '\0')
+    return 0; /* set empty: unset, as for every variable */
+  char *save = NULL;
+  for (char *k = strtok_r(cfg->api_keys_raw, ", \t\n", &save); k;
+       k = strtok_r(NULL, ", \t\n", &save)) {
+    if (cfg->n_api_keys == CLL_CONFIG_MAX_API_KEYS)
+      return cll_err_set(err, CLL_EINVAL, "CLLAMA_API_KEYS: at most %d keys",
+                         CLL_CONFIG_MAX_API_KEYS);
+    if (strlen(k) < 16)
+      return cll_err_set(err, CLL_EINVAL,
+                         "CLLAMA_API_KEYS: each key needs at least 16 characters (key %d has %zu)",
+                         cfg->n_api_keys + 1, strlen(k));
+    cfg->api_keys[cfg->n_api_keys++] = k;
+  }
+  if (cfg->n_api_keys == 0)
+    return cll_err_set(err, CLL_EINVAL, "CLLAMA_API_KEYS: no key in \"%s\"", raw);
+  return 0;
+}
+
+/* One of CLLAMA_TLS_CERT / CLLAMA_TLS_KEY: a readable file, or "". */
+static int tls_file(const char *name, char *out, size_t size, cll_err *err) {
+  char buf[4096];
+  const char *v = env(name, buf, sizeof(buf));
+  if (v == NULL)
+    return 0;
+  if (strlen(v) >= size - 1)
+    return cll_err_set(err, CLL_EINVAL, "%s: path too long", name);
+  FILE *f = fopen(v, "r");
+  if (f == NULL)
+    return cll_err_set(err, CLL_EINVAL, "%s=\"%s\": cannot read it: %s", name, v, strerror(errno));
+  struct stat st;
+  int regular = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
+  fclose(f);
+  if (!regular)
+    return cll_err_set(err, CLL_EINVAL, "%s=\"%s\": not a regular file", name, v);
+  snprintf(out, size, "%s", v);
+  return 0;
+}
+
+/* CLLAMA_TLS_CERT and CLLAMA_TLS_KEY: both or neither. Whether the PEM
+ * inside is valid is checked by the server when it loads them. */
+static int tls_files(cll_config *cfg, cll_err *err) {
+  int rc;
+  if ((rc = tls_file("CLLAMA_TLS_CERT", cfg->tls_cert, sizeof(cfg->tls_cert), err)) != 0 ||
+      (rc = tls_file("CLLAMA_TLS_KEY", cfg->tls_key, sizeof(cfg->tls_key), err)) != 0)
+    return rc;
+  if (cfg->tls_cert[0] && !cfg->tls_key[0])
+    return cll_err_set(err, CLL_EINVAL, "CLLAMA_TLS_CERT is set but CLLAMA_TLS_KEY is not");
+  if (cfg->tls_key[0] && !cfg->tls_cert[0])
+    return cll_err_set(err, CLL_EINVAL, "CLLAMA_TLS_KEY is set but CLLAMA_TLS_CERT is not");
+  return 0;
+}
+
 int cll_config_from_env(cll_config *cfg, cll_err *err) {
   cll_config_defaults(cfg);
   char buf[4096];
   const char *v;
   int rc;
-  if ((v = env("OLLAMA_HOST", buf, sizeof(buf))) && (rc = parse_host(cfg, v, err)) != 0)
+  if ((v = env("OLLAMA_HOST", buf, sizeof(buf))) &&
+      (rc = parse_host(v, cfg->host, sizeof(cfg->host), &cfg->port, NULL, err)) != 0)
     return rc;
   if ((v = env("OLLAMA_MODELS", buf, sizeof(buf)))) {
     if (strlen(v) >= sizeof(cfg->models) - 128)
@@ -333,6 +405,8 @@ int cll_config_from_env(cll_config *cfg, cll_err *err) {
     return rc;
   if ((v = env("CLLAMA_PORT_FILE", buf, sizeof(buf))))
     snprintf(cfg->port_file, sizeof(cfg->port_file), "%s", v);
+  if ((rc = api_keys(cfg, err)) != 0 || (rc = tls_files(cfg, err)) != 0)
+    return rc;
   return 0;
 }
 
@@ -358,7 +432,16 @@ void cll_config_print_help(FILE *out) {
       "  CLLAMA_REPACK             repack Q4_0 weights at load for the AVX-512 kernels\n"
       "                            (default true; false computes on them in place)\n"
       "  CLLAMA_PUSH_PART_BYTES    upload a pushed blob in parts of this many bytes\n"
-      "                            (default 100000000)\n");
+      "                            (default 100000000)\n"
+      "  CLLAMA_API_KEYS           bearer keys (16+ characters, comma separated): every\n"
+      "                            request but / and /api/version then needs one\n"
+      "  CLLAMA_TLS_CERT           PEM certificate chain: serve HTTPS only (with CLLAMA_TLS_KEY)\n"
+      "  CLLAMA_TLS_KEY            PEM private key of CLLAMA_TLS_CERT\n"
+      "\n"
+      "Client commands (run, list, pull, ...) read:\n"
+      "  OLLAMA_HOST               the server to talk to ([http[s]://]host[:port])\n"
+      "  OLLAMA_API_KEY            bearer key sent with every request (for CLLAMA_API_KEYS)\n"
+      "  SSL_CERT_FILE             CA certificates for an https:// OLLAMA_HOST\n");
 }
 
 void cll_config_log(const cll_config *cfg, FILE *out) {
@@ -369,4 +452,33 @@ void cll_config_log(const cll_config *cfg, FILE *out) {
           cfg->host, cfg->port, cfg->models, cfg->n_origins ? "(set)" : "",
           (long long)(cfg->keep_alive_ns / 1000000), cfg->num_parallel, cfg->max_queue,
           cfg->max_loaded_models, cfg->debug, cfg->stream_default ? "true" : "false");
+}
+
+int cll_config_client_from_env(cll_client_config *cc, cll_err *err) {
+  memset(cc, 0, sizeof(*cc));
+  char buf[4096], host[256] = "127.0.0.1";
+  int port = DEFAULT_PORT, rc;
+  bool https = false;
+  const char *v = env("OLLAMA_HOST", buf, sizeof(buf));
+  if (v && (rc = parse_host(v, host, sizeof(host), &port, &https, err)) != 0)
+    return rc;
+  /* A server bound to every interface is reached on the loopback one. */
+  const char *h = host;
+  if (strcmp(h, "0.0.0.0") == 0)
+    h = "127.0.0.1";
+  else if (strcmp(h, "::") == 0)
+    h = "::1";
+  snprintf(cc->base_url, sizeof(cc->base_url), strchr(h, ':') ? "%s://[%s]:%d" : "%s://%s:%d",
+           https ? "https" : "http", h, port);
+  if ((v = env("OLLAMA_API_KEY", buf, sizeof(buf)))) {
+    if (strlen(v) >= sizeof(cc->api_key))
+      return cll_err_set(err, CLL_EINVAL, "OLLAMA_API_KEY: too long");
+    snprintf(cc->api_key, sizeof(cc->api_key), "%s", v);
+  }
+  const char *home = getenv("HOME");
+  if (home && strlen(home) < sizeof(cc->home))
+    snprintf(cc->home, sizeof(cc->home), "%s", home);
+  if ((v = env("SSL_CERT_FILE", buf, sizeof(buf))))
+    snprintf(cc->ca_file, sizeof(cc->ca_file), "%s", v);
+  return 0;
 }

@@ -18,20 +18,46 @@
 
 /* ---------------------------------------------------------------- http */
 
-static int base_url(char *buf, size_t size) {
-  cll_config cfg;
-  cll_err err = {0};
-  if (cll_config_from_env(&cfg, &err) != 0) {
-    fprintf(stderr, "Error: %s\n", err.msg);
-    return -1;
+const cll_client_config *cll__cli_config(char *errbuf, size_t errsize) {
+  static cll_client_config cc; /* main thread; read once */
+  static cll_err err;
+  static int state; /* 0 unread, 1 valid, -1 invalid */
+  if (state == 0)
+    state = cll_config_client_from_env(&cc, &err) == 0 ? 1 : -1;
+  if (state > 0)
+    return &cc;
+  snprintf(errbuf, errsize, "%s", err.msg);
+  return NULL;
+}
+
+CURL *cll__cli_easy(const char *path, struct curl_slist *hd, struct curl_slist **hd_out,
+                    char *errbuf, size_t errsize) {
+  const cll_client_config *cc = cll__cli_config(errbuf, errsize);
+  *hd_out = NULL;
+  CURL *h = cc ? curl_easy_init() : NULL;
+  if (h == NULL) {
+    if (cc)
+      snprintf(errbuf, errsize, "cannot start a request (out of memory)");
+    curl_slist_free_all(hd);
+    return NULL;
   }
-  const char *host = cfg.host;
-  if (!strcmp(host, "0.0.0.0") || !*host)
-    host = "127.0.0.1";
-  else if (!strcmp(host, "::"))
-    host = "::1";
-  snprintf(buf, size, strchr(host, ':') ? "http://[%s]:%d" : "http://%s:%d", host, cfg.port);
-  return 0;
+  char url[1024], auth[600];
+  if (snprintf(url, sizeof(url), "%s%s", cc->base_url, path) >= (int)sizeof(url)) {
+    snprintf(errbuf, errsize, "request path too long");
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hd);
+    return NULL;
+  }
+  curl_easy_setopt(h, CURLOPT_URL, url); /* curl copies it */
+  if (cc->ca_file[0])
+    curl_easy_setopt(h, CURLOPT_CAINFO, cc->ca_file);
+  /* A server with CLLAMA_API_KEYS wants the key (api_key fits: 512 bytes). */
+  if (cc->api_key[0] &&
+      snprintf(auth, sizeof(auth), "Authorization: Bearer %s", cc->api_key) < (int)sizeof(auth))
+    hd = curl_slist_append(hd, auth);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+  *hd_out = hd;
+  return h;
 }
 
 struct call {
@@ -88,26 +114,18 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud) {
  * reached, with a message printed). *reply gets a non-streamed JSON body. */
 static long request(const char *method, const char *path, json_t *body, json_t **reply,
                     void (*on_line)(void *, json_t *), void *ud, char *errbuf, size_t errsize) {
-  char url[600], base[400];
-  if (base_url(base, sizeof(base)) != 0)
+  struct curl_slist *hd = NULL;
+  CURL *h = cll__cli_easy(path, curl_slist_append(NULL, "Content-Type: application/json"), &hd,
+                          errbuf, errsize);
+  if (h == NULL)
     return 0;
-  snprintf(url, sizeof(url), "%s%s", base, path);
   char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
   struct call c = {0};
   c.on_line = on_line;
   c.ud = ud;
-  CURL *h = curl_easy_init();
-  struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
-  char auth[600];
-  const char *key = getenv("OLLAMA_API_KEY"); /* a server with CLLAMA_API_KEYS wants it */
-  if (key && *key &&
-      snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key) < (int)sizeof(auth))
-    hd = curl_slist_append(hd, auth);
-  curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
   if (text)
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &c);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -128,7 +146,7 @@ static long request(const char *method, const char *path, json_t *body, json_t *
     snprintf(errbuf, errsize,
              "could not connect to the server at %s: %s (is `cllama serve` "
              "running?)",
-             base, curl_easy_strerror(rc));
+             cll__cli_config(errbuf, errsize)->base_url, curl_easy_strerror(rc));
     free(c.body);
     return 0;
   }
@@ -289,6 +307,20 @@ void cll__cli_human_time(const char *rfc3339, const char *zero_value, char *buf,
 
 /* ---------------------------------------------------------------- show */
 
+/* A "  Title" block of `cllama show`: each non-empty line of text indented,
+ * at most max_lines of them (0 = all); nothing when text is empty. */
+static void print_block(FILE *out, const char *title, const char *text, int max_lines) {
+  if (text == NULL || *text == '\0')
+    return;
+  fprintf(out, "\n  %s\n", title);
+  char *copy = strdup(text), *save = NULL;
+  int n = 0;
+  for (char *l = copy ? strtok_r(copy, "\n", &save) : NULL; l && (max_lines == 0 || n < max_lines);
+       l = strtok_r(NULL, "\n", &save), n++)
+    fprintf(out, "    %s\n", l);
+  free(copy);
+}
+
 void cll__cli_print_show_info(FILE *out, json_t *r) {
   json_t *info = json_object_get(r, "model_info"), *d = json_object_get(r, "details");
   const char *arch = json_string_value(json_object_get(info, "general.architecture"));
@@ -310,31 +342,9 @@ void cll__cli_print_show_info(FILE *out, json_t *r) {
   json_t *c;
   json_array_foreach(json_object_get(r, "capabilities"), i, c)
       fprintf(out, "    %s\n", json_string_value(c));
-  const char *params = json_string_value(json_object_get(r, "parameters"));
-  if (params && *params) {
-    fprintf(out, "\n  Parameters\n");
-    char *copy = strdup(params);
-    for (char *l = strtok(copy, "\n"); l; l = strtok(NULL, "\n"))
-      fprintf(out, "    %s\n", l);
-    free(copy);
-  }
-  const char *sys = json_string_value(json_object_get(r, "system"));
-  if (sys && *sys) {
-    fprintf(out, "\n  System\n");
-    char *copy = strdup(sys);
-    for (char *l = strtok(copy, "\n"); l; l = strtok(NULL, "\n"))
-      fprintf(out, "    %s\n", l);
-    free(copy);
-  }
-  const char *lic = json_string_value(json_object_get(r, "license"));
-  if (lic && *lic) {
-    fprintf(out, "\n  License\n");
-    char *copy = strdup(lic);
-    int n = 0;
-    for (char *l = strtok(copy, "\n"); l && n < 2; l = strtok(NULL, "\n"), n++)
-      fprintf(out, "    %s\n", l);
-    free(copy);
-  }
+  print_block(out, "Parameters", json_string_value(json_object_get(r, "parameters")), 0);
+  print_block(out, "System", json_string_value(json_object_get(r, "system")), 0);
+  print_block(out, "License", json_string_value(json_object_get(r, "license")), 2);
   fprintf(out, "\n");
 }
 

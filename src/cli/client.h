@@ -1,15 +1,33 @@
-/* client.h — what the client commands in src/cli/ share: one blocking HTTP
- * request to the server at OLLAMA_HOST (client.c), the pull progress display
+/* client.h — what the client commands in src/cli/ share: the client
+ * configuration and a curl handle aimed at the server (every request goes
+ * through cll__cli_easy), one blocking HTTP request to the server at
+ * OLLAMA_HOST (client.c), the pull progress display
  * (pull.c), the interactive line editor (lineedit.c) and the display helpers.
  * Main thread only. */
 #ifndef CLLAMA_CLI_CLIENT_H
 #define CLLAMA_CLI_CLIENT_H
 
+#include "cllama/config.h"
+
+#include <curl/curl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+
+/* The client configuration (OLLAMA_HOST, OLLAMA_API_KEY, HOME), read from
+ * the environment once; borrowed. NULL, with the reason in errbuf, when a
+ * variable is invalid. */
+const cll_client_config *cll__cli_config(char *errbuf, size_t errsize);
+
+/* A new curl handle for a request to path ("/api/tags") on the server:
+ * URL set, and the headers hd (taken; may be NULL) plus Authorization when
+ * OLLAMA_API_KEY is set, as CURLOPT_HTTPHEADER. *hd_out gets the list to
+ * free after curl_easy_cleanup. NULL (hd freed, reason in errbuf) when the
+ * configuration is invalid or curl fails. */
+CURL *cll__cli_easy(const char *path, struct curl_slist *hd, struct curl_slist **hd_out,
+                    char *errbuf, size_t errsize);
 
 /* Set (from a SIGINT handler) to stop the request in flight: the request
  * returns CLL__CLI_CANCELLED. Cleared by the caller. */

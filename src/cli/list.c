@@ -2,7 +2,7 @@
  * Asks GET /api/tags at OLLAMA_HOST and prints NAME, ID (the first 12
  * digits of the digest), SIZE and MODIFIED. */
 #include "cllama/cli.h"
-#include "cllama/config.h"
+#include "client.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -66,33 +66,19 @@ int cll_cli_list(int argc, char **argv) {
             "Usage: cllama list\n\nList the models of the server at OLLAMA_HOST.\n");
     return argc == 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
   }
-  cll_config cfg;
-  cll_err err = {0};
-  if (cll_config_from_env(&cfg, &err) != 0) {
-    fprintf(stderr, "cllama list: %s\n", err.msg);
+  char err[1024];
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  struct curl_slist *hd = NULL;
+  CURL *h = cll__cli_easy("/api/tags", NULL, &hd, err, sizeof(err));
+  if (h == NULL) {
+    fprintf(stderr, "cllama list: %s\n", err);
+    curl_global_cleanup();
     return 1;
   }
-  const char *host = cfg.host;
-  if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0)
-    host = "127.0.0.1";
-  char url[512];
-  if (strchr(host, ':'))
-    snprintf(url, sizeof(url), "http://[%s]:%d/api/tags", host, cfg.port);
-  else
-    snprintf(url, sizeof(url), "http://%s:%d/api/tags", host, cfg.port);
-  curl_global_init(CURL_GLOBAL_DEFAULT);
-  CURL *h = curl_easy_init();
   struct body b = {0};
-  curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
   curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
-  char auth[600];
-  struct curl_slist *hd = NULL;
-  const char *key = getenv("OLLAMA_API_KEY"); /* a server with CLLAMA_API_KEYS wants it */
-  if (key && *key &&
-      snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key) < (int)sizeof(auth))
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd = curl_slist_append(NULL, auth));
   CURLcode rc = curl_easy_perform(h);
   curl_slist_free_all(hd);
   long status = 0;
@@ -100,8 +86,8 @@ int cll_cli_list(int argc, char **argv) {
   curl_easy_cleanup(h);
   curl_global_cleanup();
   if (rc != CURLE_OK) {
-    fprintf(stderr, "cllama list: could not connect to a running server at %s: %s\n", url,
-            curl_easy_strerror(rc));
+    fprintf(stderr, "cllama list: could not connect to a running server at %s: %s\n",
+            cll__cli_config(err, sizeof(err))->base_url, curl_easy_strerror(rc));
     free(b.data);
     return 1;
   }

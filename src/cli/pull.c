@@ -5,7 +5,6 @@
  * lines in between. On a terminal the block is redrawn in place;
  * otherwise each line is printed once, when it is final. */
 #include "cllama/cli.h"
-#include "cllama/config.h"
 #include "client.h"
 
 #include <curl/curl.h>
@@ -270,20 +269,6 @@ int cll_cli_push(int argc, char **argv) {
 }
 
 static int progress_request(const char *path, const char *name, bool insecure) {
-  cll_config cfg;
-  cll_err err = {0};
-  if (cll_config_from_env(&cfg, &err) != 0) {
-    fprintf(stderr, "Error: %s\n", err.msg);
-    return 1;
-  }
-  const char *host = cfg.host;
-  if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "") == 0)
-    host = "127.0.0.1";
-  else if (strcmp(host, "::") == 0)
-    host = "::1";
-  char url[400];
-  snprintf(url, sizeof(url), strchr(host, ':') ? "http://[%s]:%d%s" : "http://%s:%d%s", host,
-           cfg.port, path);
   json_t *req = json_pack("{s:s,s:b,s:b}", "model", name, "insecure", insecure, "stream", 1);
   char *body = json_dumps(req, JSON_COMPACT);
   json_decref(req);
@@ -292,17 +277,17 @@ static int progress_request(const char *path, const char *name, bool insecure) {
   memset(&ui, 0, sizeof(ui));
   ui.tty = isatty(STDOUT_FILENO);
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  CURL *c = curl_easy_init();
   struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
   h = curl_slist_append(h, "Accept: application/x-ndjson");
-  char auth[600];
-  const char *key = getenv("OLLAMA_API_KEY"); /* a server with CLLAMA_API_KEYS wants it */
-  if (key && *key &&
-      snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key) < (int)sizeof(auth))
-    h = curl_slist_append(h, auth);
-  curl_easy_setopt(c, CURLOPT_URL, url);
+  char err[1024];
+  CURL *c = cll__cli_easy(path, h, &h, err, sizeof(err));
+  if (c == NULL) {
+    fprintf(stderr, "Error: %s\n", err);
+    curl_global_cleanup();
+    free(body);
+    return 1;
+  }
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &ui);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -323,8 +308,8 @@ static int progress_request(const char *path, const char *name, bool insecure) {
   curl_global_cleanup();
   if (rc != CURLE_OK) {
     fprintf(stderr,
-            "Error: could not connect to the server at %s: %s (is `cllama serve` running?)\n", url,
-            curl_easy_strerror(rc));
+            "Error: could not connect to the server at %s: %s (is `cllama serve` running?)\n",
+            cll__cli_config(err, sizeof(err))->base_url, curl_easy_strerror(rc));
     return 1;
   }
   if (ui.error[0]) {

@@ -628,12 +628,15 @@ static void chat_turn(struct session *s, const char *text) {
 
 static int interactive(struct session *s) {
   struct cll__lineedit le = {0};
-  const char *home = getenv("HOME");
-  if (home && *home) {
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/.ollama", home);
+  char err[1024];
+  const cll_client_config *cc = cll__cli_config(err, sizeof(err));
+  const char *home = cc ? cc->home : "";
+  char path[sizeof(le.hist_path)];
+  /* No history file when HOME is unset, or too long for the editor's path. */
+  if (*home && snprintf(path, sizeof(path), "%s/.ollama/history", home) < (int)sizeof(path)) {
+    path[strlen(path) - strlen("/history")] = '\0';
     if (access(path, W_OK) == 0) {
-      snprintf(path, sizeof(path), "%s/.ollama/history", home);
+      strcat(path, "/history");
       cll__lineedit_load(&le, path);
     }
   }

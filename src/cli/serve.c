@@ -116,36 +116,12 @@ int cll_cli_serve(int argc, char **argv) {
   opts.origins = cfg.origins;
   opts.n_origins = (size_t)cfg.n_origins;
   opts.log_requests = cfg.debug > 0;
-  /* Optional access control and TLS (README "Access control"). */
-  static char keybuf[4096];
-  static const char *keys[64];
-  const char *kv = getenv("CLLAMA_API_KEYS");
-  if (kv && *kv) {
-    if (strlen(kv) >= sizeof(keybuf)) {
-      fprintf(stderr, "cllama serve: CLLAMA_API_KEYS: too long\n");
-      return 1;
-    }
-    snprintf(keybuf, sizeof(keybuf), "%s", kv);
-    for (char *save = NULL, *k = strtok_r(keybuf, ", \t\n", &save); k;
-         k = strtok_r(NULL, ", \t\n", &save)) {
-      if (opts.n_api_keys == sizeof(keys) / sizeof(keys[0])) {
-        fprintf(stderr, "cllama serve: CLLAMA_API_KEYS: at most 64 keys\n");
-        return 1;
-      }
-      if (strlen(k) < 16) {
-        fprintf(stderr, "cllama serve: CLLAMA_API_KEYS: each key needs at least 16 characters\n");
-        return 1;
-      }
-      keys[opts.n_api_keys++] = k;
-    }
-    opts.api_keys = keys;
-  }
-  opts.tls_cert_file = getenv("CLLAMA_TLS_CERT");
-  opts.tls_key_file = getenv("CLLAMA_TLS_KEY");
-  if (opts.tls_cert_file && !*opts.tls_cert_file)
-    opts.tls_cert_file = NULL;
-  if (opts.tls_key_file && !*opts.tls_key_file)
-    opts.tls_key_file = NULL;
+  /* Optional access control and TLS (README "Access control"), validated
+   * by cll_config_from_env. */
+  opts.api_keys = cfg.api_keys;
+  opts.n_api_keys = (size_t)cfg.n_api_keys;
+  opts.tls_cert_file = cfg.tls_cert[0] ? cfg.tls_cert : NULL;
+  opts.tls_key_file = cfg.tls_key[0] ? cfg.tls_key : NULL;
   int rc = cll_server_new(&s.loop, &opts, &s.server, &err);
   if (rc != 0) {
     fprintf(stderr, "cllama serve: %s\n", err.msg);
