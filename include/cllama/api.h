@@ -60,7 +60,7 @@ int cll_api_push_register(cll_api *api);      /* /api/push (src/api/push.c) */
 
 /* Parses a Modelfile into the body of a POST /api/create request (without
  * "model"). Relative FROM paths are resolved against base_dir, a leading
- * "~" against home (cll_config's home; NULL: "~" is not expanded). *out is
+ * "~" against home (the client configuration's HOME; NULL: "~" is not expanded). *out is
  * new. CLL_EPARSE/CLL_EINVAL/CLL_ENOENT with err naming the line. Any
  * thread; reads no environment. */
 int cll_modelfile_parse(const char *text, const char *base_dir, const char *home, json_t **out,
