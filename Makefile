@@ -85,7 +85,7 @@ CLI_SRC  := src/main.c $(sort $(wildcard src/cli/*.c))
 LLHTTP_C := $(wildcard $(LLHTTP_SRC)/*.c)
 TEST_SRC := $(sort $(wildcard test/test_*.c))
 FUZZ_SRC := $(sort $(wildcard test/fuzz/fuzz_*.c))
-BENCH_SRC:= $(sort $(wildcard bench/*.c))
+BENCH_SRC:= $(filter-out bench/loadgen_%.c,$(sort $(wildcard bench/*.c)))
 
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -182,7 +182,13 @@ $(REPLAY_BIN): $(BUILD)/replay/%: $(BUILD)/test/fuzz/%.o $(BUILD)/test/fuzz/repl
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/test/fuzz/replay.o $(LIB) $(DEPS_LIBS)
 
 $(BENCH_BIN): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(DEPS_LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(BENCH_OBJ_EXTRA) $(LIB) $(DEPS_LIBS)
+
+# bench/loadgen is one program in several files: bench/loadgen.c (command
+# line, the sweep) and bench/loadgen_*.c (connections, report).
+LOADGEN_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard bench/loadgen_*.c)))
+$(BUILD)/bench/loadgen: BENCH_OBJ_EXTRA = $(LOADGEN_OBJ)
+$(BUILD)/bench/loadgen: $(LOADGEN_OBJ)
 
 # The tiny architecture models' generator (test/models/make-refs.sh uses it).
 MKARCH := $(BUILD)/test/models/mkarch

@@ -21,7 +21,9 @@ Standard library only. Two subcommands:
       port (bearer: the standard anonymous OCI flow).
 
 Control (on either port):
-  GET  /_stats   {"blob_bytes":N,"blob_gets":N,"manifest_gets":N,"token_gets":N,...}
+  GET  /_stats   {"blob_bytes":N,"blob_gets":N,"manifest_gets":N,"token_gets":N,
+                  "stalls":N (stall faults fired),"stalling":N (still sleeping),
+                  "ranges":[[blob, first, last], ...] (each blob GET),...}
   POST /_reset   zero the counters and clear faults
   POST /_fault   JSON body, replaces the fault set; keys (all optional):
       close_after: N   close the connection after N body bytes of a blob GET
@@ -59,7 +61,7 @@ def reset():
     with LOCK:
         STATS.clear()
         STATS.update(blob_bytes=0, blob_gets=0, blob_heads=0, manifest_gets=0,
-                     token_gets=0, unauthorized=0, ranges=[])
+                     token_gets=0, unauthorized=0, ranges=[], stalls=0, stalling=0)
         FAULTS.clear()
 
 
@@ -251,7 +253,7 @@ class BlobHandler(Handler):
                 self.end_headers()
                 return
         with LOCK:
-            STATS["ranges"].append([start, end])
+            STATS["ranges"].append([m.group(1), start, end])
         n = end - start + 1
         self.send_response(206 if rng else 200)
         if rng:
@@ -262,7 +264,8 @@ class BlobHandler(Handler):
         close_after = FAULTS.get("close_after")
         close_now = close_after is not None and fault_take("close_after")
         stall_after = FAULTS.get("stall_after")
-        stall_now = stall_after is not None and fault_take("stall_after")
+        # Only a response longer than stall_after can stall after it.
+        stall_now = stall_after is not None and n > int(stall_after) and fault_take("stall_after")
         flip_at = FAULTS.get("flip_at")
         rate = FAULTS.get("rate")
         sent = 0
@@ -295,7 +298,12 @@ class BlobHandler(Handler):
                     if close_now:
                         self.close_connection = True
                         return
-                    time.sleep(float(FAULTS.get("stall_s", 60)))
+                    bump("stalls")
+                    bump("stalling")  # until the stall ends: a client that
+                    try:              # restarts does not wait for this
+                        time.sleep(float(FAULTS.get("stall_s", 60)))
+                    finally:
+                        bump("stalling", -1)
                     self.close_connection = True
                     return
                 data = bytearray(f.read(min(chunk, n - sent)))
