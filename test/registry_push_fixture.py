@@ -31,11 +31,29 @@ Control:
                                         (the body is discarded)
       put_status: S, put_count: N       the same for blob PUTs
       patch_close: N                    close the connection of the first N
-                                        PATCHes before answering
+                                        PATCHes (after patch_close_skip: K
+                                        good ones) before answering
+      patch_hang: N                     hold the first N PATCHes unanswered
+                                        until the client goes away (counted
+                                        in patch_aborted)
+      redirect: true                    answer a PATCH that carries Ollama's
+                                        "X-Redirect-Uploads: 1" with 307:
+                                        Location is this fixture's storage (a
+                                        second port, another host for the
+                                        client), Docker-Upload-Location the
+                                        next PATCH's URL
+      storage_status: S, storage_count: N  the first N storage PUTs get S
+The storage takes PUT /storage/<uid>/<offset> (the part's bytes, which must
+continue the upload) and refuses one that carries an Authorization header
+(403, counted in storage_auth). A commit PUT checks the etag Ollama sends
+(md5 of the parts' md5s, "-<parts>") against the parts it saw.
 """
 
 import hashlib
 import http.server
+import select
+import socket
+import urllib.parse
 import json
 import os
 import re
@@ -49,6 +67,8 @@ STATS = {}
 FAULTS = {}
 ARGS = None
 PORT = [0]
+STORAGE_PORT = [0]
+PARTS = {}  # upload uid -> md5 digests of its parts, in order
 TOKEN = "tok-push-5b1e"
 BLOB = re.compile(r"^/v2/([^/]+)/([^/]+)/blobs/(sha256:[0-9a-f]{64})$")
 UPLOADS = re.compile(r"^/v2/([^/]+)/([^/]+)/blobs/uploads/([0-9a-f-]*)$")
@@ -59,8 +79,11 @@ def reset():
     with LOCK:
         STATS.clear()
         STATS.update(heads=0, gets=0, posts=0, patches=0, puts=0, manifest_puts=0,
-                     upload_bytes=0, faults_hit=0, token_gets=0, unauthorized=0, requests=[])
+                     upload_bytes=0, faults_hit=0, token_gets=0, unauthorized=0, requests=[],
+                     redirects=0, storage_puts=0, storage_auth=0, etag_ok=0, etag_bad=0,
+                     commits_without_etag=0, patch_hangs=0, patch_aborted=0)
         FAULTS.clear()
+        PARTS.clear()
 
 
 def fault(kind):
@@ -147,7 +170,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with LOCK:
                 FAULTS.clear()
                 FAULTS.update(f)
-                for kind in ("patch", "put"):
+                for kind in ("patch", "put", "storage"):
                     if kind + "_status" in f and kind + "_count" not in f:
                         FAULTS[kind + "_count"] = 1
             return self.reply(200, {})
@@ -217,18 +240,38 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.command == "PATCH":
             with LOCK:
                 STATS["patches"] += 1
-                close = FAULTS.get("patch_close", 0)
+                close = 0
+                if FAULTS.get("patch_close_skip", 0) > 0:
+                    FAULTS["patch_close_skip"] -= 1
+                else:
+                    close = FAULTS.get("patch_close", 0)
                 if close > 0:
                     FAULTS["patch_close"] = close - 1
                     STATS["faults_hit"] += 1
+                hang = FAULTS.get("patch_hang", 0)
+                if hang > 0:
+                    FAULTS["patch_hang"] = hang - 1
+                    STATS["patch_hangs"] += 1
+                redirect = FAULTS.get("redirect") and self.headers.get("X-Redirect-Uploads") == "1"
             data = self.body()
             if close > 0:
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
+            if hang > 0:
+                return self.hang()
             st = fault("patch")
             if st:
                 return self.error(st, "UNKNOWN", "injected fault")
+            if redirect:
+                with LOCK:
+                    STATS["redirects"] += 1
+                cr = self.headers.get("Content-Range", "")
+                mm = re.match(r"^(\d+)-(\d+)$", cr)
+                off = int(mm.group(1)) if mm else -1
+                return self.reply(307, b"", {
+                    "Location": "http://127.0.0.1:%d/storage/%s/%d?sig=s3cr3t" % (STORAGE_PORT[0], uid, off),
+                    "Docker-Upload-Location": base + uid})
             have = os.path.getsize(up)
             cr = self.headers.get("Content-Range", "")
             mm = re.match(r"^(\d+)-(\d+)$", cr)
@@ -239,6 +282,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 f.write(data)
             with LOCK:
                 STATS["upload_bytes"] += len(data)
+                PARTS.setdefault(uid, []).append(hashlib.md5(data).digest())
             size = os.path.getsize(up)
             return self.reply(202, b"", {"Location": base + uid, "Range": "0-%d" % (size - 1)})
         if self.command == "PUT":
@@ -259,6 +303,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with open(up, "rb") as f:
                 for chunk in iter(lambda: f.read(1 << 20), b""):
                     h.update(chunk)
+            etag = urllib.parse.parse_qs(query).get("etag", [None])[0]
+            with LOCK:
+                parts = PARTS.pop(uid, [])
+                want = "%s-%d" % (hashlib.md5(b"".join(parts)).hexdigest(), len(parts))
+                if parts and etag is None:
+                    STATS["commits_without_etag"] += 1
+                elif parts and etag != want:
+                    STATS["etag_bad"] += 1
+                elif parts:
+                    STATS["etag_ok"] += 1
+            if parts and etag is not None and etag != want:
+                os.unlink(up)
+                return self.error(400, "ETAG_INVALID", "etag %s does not match the parts (%s)" % (etag, want))
             if h.hexdigest() != mm.group(1):
                 os.unlink(up)
                 return self.error(400, "DIGEST_INVALID", "provided digest did not match uploaded content")
@@ -268,6 +325,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                          "Docker-Content-Digest": "sha256:" + mm.group(1)})
         self.body()
         self.error(405, "UNSUPPORTED", "method not allowed")
+
+    def hang(self):
+        """Holds a request unanswered until its client closes the connection."""
+        while True:
+            r, _, _ = select.select([self.connection], [], [], 0.2)
+            if r and not self.connection.recv(1, socket.MSG_PEEK):
+                break
+        with LOCK:
+            STATS["patch_aborted"] += 1
+        self.close_connection = True
 
     def manifest(self, ns, model, tag):
         p = os.path.join(ARGS.root, "manifests", ns, model, tag)
@@ -299,6 +366,39 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
 
 
+class Storage(http.server.BaseHTTPRequestHandler):
+    """Object storage a redirected part goes to: PUT /storage/<uid>/<offset>."""
+    protocol_version = "HTTP/1.1"
+    reply = Handler.reply
+    error = Handler.error
+    body = Handler.body
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def do_PUT(self):
+        data = self.body()
+        mm = re.match(r"^/storage/([0-9a-f-]+)/(\d+)\?sig=s3cr3t$", self.path)
+        with LOCK:
+            STATS["requests"].append(["PUT", "storage"])
+            STATS["storage_puts"] += 1
+            if self.headers.get("Authorization") is not None:
+                STATS["storage_auth"] += 1
+                return self.error(403, "ACCESS_DENIED", "the registry's credentials were sent to the storage")
+        st = fault("storage")
+        if st:
+            return self.error(st, "UNKNOWN", "injected storage fault")
+        up = upload_path(mm.group(1)) if mm else ""
+        if not mm or not os.path.exists(up) or os.path.getsize(up) != int(mm.group(2)):
+            return self.error(400, "BAD_PART", "part does not continue the upload")
+        with open(up, "ab") as f:
+            f.write(data)
+        with LOCK:
+            STATS["upload_bytes"] += len(data)
+            PARTS.setdefault(mm.group(1), []).append(hashlib.md5(data).digest())
+        self.reply(200, b"", {"ETag": '"%s"' % hashlib.md5(data).hexdigest()})
+
+
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -318,6 +418,9 @@ def main():
     reset()
     srv = Server(("127.0.0.1", 0), Handler)
     PORT[0] = srv.server_address[1]
+    storage = Server(("127.0.0.1", 0), Storage)
+    STORAGE_PORT[0] = storage.server_address[1]
+    threading.Thread(target=storage.serve_forever, daemon=True).start()
     print("PORT %d" % PORT[0], flush=True)
     srv.serve_forever()
 

@@ -220,3 +220,180 @@ Test(api_push, a_registry_that_keeps_failing_gets_no_manifest, .init = setup, .f
   cr_expect_eq(r.status, 404, "%s", r.body);
   free(r.body);
 }
+
+/* ------------------------------------------------ faults, redirects, cancel */
+
+/* Copies stories to the fixture's name ns/model:v1 (written into name). */
+static void copy_to(const char *ns_model, char *name, size_t size) {
+  char body[800];
+  snprintf(name, size, "127.0.0.1:%d/%s:v1", fx_port, ns_model);
+  snprintf(body, sizeof(body), "{\"source\":\"stories\",\"destination\":\"%s\"}", name);
+  struct resp r = http("POST", "/api/copy", body);
+  cr_assert_eq(r.status, 200, "%s", r.body);
+  free(r.body);
+}
+
+static void set_faults(const char *json) {
+  json_decref(fixture_json("POST", "/_fault", json));
+}
+
+/* Waits until the fixture's counter key reaches want (the test's timeout
+ * bounds it). */
+static void wait_stat(const char *key, json_int_t want) {
+  for (;;) {
+    json_t *s = fixture_json("GET", "/_stats", NULL);
+    json_int_t v = stat_of(s, key);
+    json_decref(s);
+    if (v >= want)
+      return;
+    usleep(20000);
+  }
+}
+
+/* Sends a streamed push on a raw connection and returns it unread. */
+static int open_push(const char *name) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)H.port);
+  a.sin_addr.s_addr = htonl(0x7f000001);
+  cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  char body[600], req[1000];
+  snprintf(body, sizeof(body), "{\"model\":\"%s\",\"insecure\":true,\"stream\":true}", name);
+  int n = snprintf(req, sizeof(req),
+                   "POST /api/push HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %zu\r\n\r\n%s",
+                   strlen(body), body);
+  cr_assert_eq(write(fd, req, (size_t)n), n);
+  return fd;
+}
+
+static int64_t model_size(char hex[65]) {
+  char gguf[1200];
+  snprintf(gguf, sizeof(gguf), "%s/models/stories260K-f32.gguf", shared_dir());
+  sha256_file(gguf, hex);
+  struct stat sb;
+  cr_assert_eq(stat(gguf, &sb), 0);
+  return sb.st_size;
+}
+
+/* Every progress line of the model layer stays within its total, and the
+ * last one says all of it went up. */
+static void expect_layer_progress(const char *out, const char *hex, int64_t size) {
+  char key[120];
+  snprintf(key, sizeof(key), "\"digest\":\"sha256:%s\"", hex);
+  int64_t last = -1;
+  for (const char *s = strstr(out, key); s; s = strstr(s + 1, key)) {
+    const char *c = strstr(s, "\"completed\":");
+    const char *eol = strchr(s, '\n');
+    int64_t v = c && (!eol || c < eol) ? strtoll(c + 12, NULL, 10) : 0;
+    cr_expect_leq(v, size, "%s", out);
+    last = v;
+  }
+  cr_expect_eq(last, size, "%s", out);
+}
+
+/* Pushes name, which must succeed with whole progress for the model layer
+ * (hex, size); returns the fixture's stats. */
+static json_t *push_ok(const char *name, const char *hex, int64_t size) {
+  char *out = push(name);
+  cr_expect(strstr(out, "{\"status\":\"success\"}\n"), "%s", out);
+  cr_expect_null(strstr(out, "\"error\""), "%s", out);
+  expect_layer_progress(out, hex, size);
+  free(out);
+  return fixture_json("GET", "/_stats", NULL);
+}
+
+Test(api_push, a_dropped_and_a_failed_patch_mid_blob_are_sent_again, .init = setup,
+     .fini = teardown, .timeout = 180) {
+  char name[300], hex[65];
+  copy_to("test/faulty", name, sizeof(name));
+  int64_t size = model_size(hex);
+  int64_t parts = (size + 262143) / 262144;
+  cr_assert_gt(parts, 2, "the model must span several parts");
+  /* Part 0: its first PATCH gets a 500. Part 1 (mid-blob): its first
+   * PATCH's connection is dropped after the body went up. */
+  set_faults("{\"patch_status\":500,\"patch_count\":1,\"patch_close\":1,\"patch_close_skip\":2}");
+  json_t *s = push_ok(name, hex, size);
+  cr_expect_eq(stat_of(s, "faults_hit"), 2, "%s", json_dumps(s, 0));
+  cr_expect_eq(stat_of(s, "patches"), parts + 2);
+  /* The commit carries Ollama's etag: the md5 of the parts' md5s. */
+  cr_expect_eq(stat_of(s, "etag_ok"), 1, "%s", json_dumps(s, 0));
+  cr_expect_eq(stat_of(s, "commits_without_etag"), 0);
+  cr_expect_eq(stat_of(s, "manifest_puts"), 1);
+  json_decref(s);
+  char path[800];
+  snprintf(path, sizeof(path), "%s/blobs/sha256-%s", fx_root, hex);
+  struct stat sb;
+  cr_expect(stat(path, &sb) == 0 && sb.st_size == size, "the registry's copy is not whole");
+}
+
+Test(api_push, redirected_parts_go_to_the_storage_without_the_token, .init = setup,
+     .fini = teardown, .timeout = 180) {
+  char name[300], hex[65];
+  copy_to("test/redirected", name, sizeof(name));
+  int64_t size = model_size(hex);
+  int64_t parts = (size + 262143) / 262144;
+  /* Every PATCH with X-Redirect-Uploads gets a 307 to the storage (another
+   * port: another host); its first PUT fails once with a 500. */
+  set_faults("{\"redirect\":true,\"storage_status\":500,\"storage_count\":1}");
+  json_t *s = push_ok(name, hex, size);
+  cr_expect_eq(stat_of(s, "redirects"), parts, "%s", json_dumps(s, 0));
+  cr_expect_eq(stat_of(s, "patches"), parts);
+  cr_expect_eq(stat_of(s, "storage_puts"), parts + 1); /* one sent again */
+  cr_expect_eq(stat_of(s, "storage_auth"), 0);         /* never the registry's token */
+  cr_expect_eq(stat_of(s, "etag_ok"), 1);
+  cr_expect_eq(stat_of(s, "manifest_puts"), 1);
+  json_decref(s);
+  /* Round trip: what went through the storage pulls back whole. */
+  char body[800];
+  snprintf(body, sizeof(body), "{\"model\":\"%s\"}", name);
+  struct resp r = http("DELETE", "/api/delete", body);
+  cr_expect_eq(r.status, 200, "%s", r.body);
+  free(r.body);
+  snprintf(body, sizeof(body), "{\"model\":\"%s\",\"insecure\":true,\"stream\":false}", name);
+  json_t *v = post_json("/api/pull", body, 200);
+  cr_expect_str_eq(jstr(v, "status"), "success");
+  json_decref(v);
+}
+
+Test(api_push, a_client_that_leaves_mid_upload_stops_the_push, .init = setup, .fini = teardown,
+     .timeout = 180) {
+  char name[300];
+  copy_to("test/leaving", name, sizeof(name));
+  set_faults("{\"patch_hang\":1}"); /* the first PATCH is never answered */
+  int fd = open_push(name);
+  wait_stat("patch_hangs", 1);
+  close(fd);
+  /* The push aborts its transfer in flight: the registry sees it go. */
+  wait_stat("patch_aborted", 1);
+  json_t *s = fixture_json("GET", "/_stats", NULL);
+  cr_expect_eq(stat_of(s, "manifest_puts"), 0);
+  json_decref(s);
+  /* Nothing is left held: the same push from scratch goes through. */
+  json_decref(fixture_json("POST", "/_reset", "{}"));
+  char *out = push(name);
+  cr_expect(strstr(out, "{\"status\":\"success\"}\n"), "%s", out);
+  free(out);
+}
+
+Test(api_push, a_server_shutdown_mid_upload_ends_the_push, .init = setup, .fini = teardown,
+     .timeout = 180) {
+  char name[300];
+  copy_to("test/shutdown", name, sizeof(name));
+  set_faults("{\"patch_hang\":1}");
+  int fd = open_push(name);
+  wait_stat("patch_hangs", 1);
+  /* The server exits 0 with nothing leaked (stop_server checks both); the
+   * client's stream ends with the reason. */
+  stop_server();
+  char out[16384];
+  size_t got = 0;
+  ssize_t k;
+  while (got < sizeof(out) - 1 && (k = read(fd, out + got, sizeof(out) - 1 - got)) > 0)
+    got += (size_t)k;
+  out[got] = 0;
+  close(fd);
+  cr_expect(strstr(out, "\"status\":\"pushing "), "%s", out);
+  cr_expect(strstr(out, "{\"error\":\"server is shutting down\"}"), "%s", out);
+  wait_stat("patch_aborted", 1);
+}

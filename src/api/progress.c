@@ -1,6 +1,8 @@
-/* progress.c — Ollama's ProgressResponse stream for /api/pull and
- * /api/push (OLLAMA_API.md §1.11, §1.12): each registry event becomes an
- * NDJSON line, or with "stream": false the last one becomes the answer. */
+/* progress.c — what /api/pull and /api/push share (OLLAMA_API.md §1.11,
+ * §1.12): the request's common fields, and Ollama's ProgressResponse
+ * stream: each registry event becomes an NDJSON line, or with "stream":
+ * false the last one becomes the answer; a client that leaves stops the
+ * transfer. */
 #include "progress.h"
 
 #include <stdlib.h>
@@ -65,4 +67,66 @@ void cll__progress_cancel(cll__progress *p, int reason) {
   } else {
     cll_api_error(p->req, reason == CLL_CANCEL_SHUTDOWN ? 503 : 499, msg);
   }
+}
+
+int cll__progress_parse(cll_request *req, json_t *body, const char **model, cll_name *name,
+                        bool *insecure, bool *stream) {
+  bool failed = false;
+  *model = cll_api_opt_string(req, body, "model", &failed);
+  if (!failed && (*model == NULL || !**model))
+    *model = cll_api_opt_string(req, body, "name", &failed);
+  if (failed)
+    return -1;
+  if (*model == NULL || !**model || cll_name_parse(*model, name) != 0) {
+    cll_api_error(req, 400, "invalid model name");
+    return -1;
+  }
+  json_t *ins = json_object_get(body, "insecure");
+  if (ins && !json_is_boolean(ins) && !json_is_null(ins)) {
+    cll_api_error(req, 400, "json: cannot unmarshal into field \"insecure\" of type bool");
+    return -1;
+  }
+  int s = cll_api_stream_flag(req, body);
+  if (s < 0)
+    return -1;
+  *insecure = json_is_true(ins);
+  *stream = s == 1;
+  return 0;
+}
+
+cll__progress_job *cll__progress_job_new(cll_request *req, bool stream,
+                                         void (*stop)(cll__progress_job *j)) {
+  cll__progress_job *j = calloc(1, sizeof(*j));
+  if (j == NULL) {
+    cll_api_error(req, 500, "out of memory");
+    return NULL;
+  }
+  j->pg.req = req;
+  j->pg.stream = stream;
+  j->stop = stop;
+  cll_request_on_cancel(req, cll__progress_job_cancel, j);
+  return j;
+}
+
+void cll__progress_job_event(const cll_pull_event *ev, void *arg) {
+  cll__progress_job *j = arg;
+  if (cll__progress_event(&j->pg, ev))
+    free(j); /* the last event: the registry forgets us after this call */
+}
+
+void cll__progress_job_cancel(cll_request *req, int reason, void *ud) {
+  cll__progress_job *j = ud;
+  if (j->pg.finished)
+    return;
+  j->pg.finished = true;
+  j->stop(j);
+  cll__progress_cancel(&j->pg, reason);
+  free(j);
+}
+
+void cll__progress_job_failed(cll__progress_job *j, int rc, const cll_err *err) {
+  cll_request *req = j->pg.req;
+  cll_request_on_cancel(req, NULL, NULL);
+  free(j);
+  cll_api_error(req, cll_api_status(rc), err->msg[0] ? err->msg : cll_strerror(rc));
 }

@@ -25,4 +25,32 @@ bool cll__progress_event(cll__progress *p, const cll_pull_event *ev);
  * caller has set p->finished and stopped the transfer. */
 void cll__progress_cancel(cll__progress *p, int reason);
 
+/* What /api/pull and /api/push share of a request: model (or name) parsed
+ * into *name (model is borrowed from body), insecure, stream. Returns 0,
+ * or -1 once the error is answered. */
+int cll__progress_parse(cll_request *req, json_t *body, const char **model, cll_name *name,
+                        bool *insecure, bool *stream);
+
+/* A progress answer tied to one registry transfer (a pull's waiter, a
+ * push): job_event is the transfer's cll_pull_event_fn (it frees the job
+ * with the last event) and job_cancel the request's cancel callback (it
+ * stops the transfer with stop(j) and frees the job). */
+typedef struct cll__progress_job {
+  cll__progress pg;
+  union { /* the transfer; set by the registry before its first event */
+    struct cll_pull_waiter *waiter;
+    struct cll_push *push;
+  } h;
+  void (*stop)(struct cll__progress_job *j); /* detaches from the transfer: no event after */
+} cll__progress_job;
+
+/* New job answering req, registered as req's cancel callback; NULL (500
+ * answered) when out of memory. */
+cll__progress_job *cll__progress_job_new(cll_request *req, bool stream,
+                                         void (*stop)(cll__progress_job *j));
+void cll__progress_job_event(const cll_pull_event *ev, void *arg);
+void cll__progress_job_cancel(cll_request *req, int reason, void *ud);
+/* The transfer did not start (rc, err): answers the error, frees the job. */
+void cll__progress_job_failed(cll__progress_job *j, int rc, const cll_err *err);
+
 #endif

@@ -2,8 +2,8 @@
  * hands the name to the registry module and turns its progress events into
  * NDJSON lines (or, with "stream": false, one final object).
  *
- * The registry object is created when the route is registered and closed by
- * cll_api_pull_close() at shutdown. A client that goes away detaches from
+ * The registry object (pulls and pushes) is created when the route is
+ * registered and closed by cll_api_pull_close() at shutdown. A client that goes away detaches from
  * its pull; the download stops when no client waits for it. */
 #include "progress.h"
 #include "cllama/registry.h"
@@ -11,25 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct pull_req {
-  cll__progress pg; /* the answer: NDJSON lines or one object */
-  cll_pull_waiter *w;
-};
-
-static void on_pull_event(const cll_pull_event *ev, void *arg) {
-  struct pull_req *pr = arg;
-  if (cll__progress_event(&pr->pg, ev))
-    free(pr); /* the last event: the registry forgets us after this call */
-}
-
-static void on_pull_cancel(cll_request *req, int reason, void *ud) {
-  struct pull_req *pr = ud;
-  if (pr->pg.finished)
-    return;
-  pr->pg.finished = true;
-  cll_registry_pull_cancel(pr->w);
-  cll__progress_cancel(&pr->pg, reason);
-  free(pr);
+static void stop_pull(cll__progress_job *j) {
+  cll_registry_pull_cancel(j->h.waiter);
 }
 
 static void on_pull(cll_request *req, void *ud) {
@@ -37,46 +20,21 @@ static void on_pull(cll_request *req, void *ud) {
   json_t *body = cll_api_body_object(req);
   if (body == NULL)
     return;
-  bool failed = false;
-  const char *model = cll_api_opt_string(req, body, "model", &failed);
-  if (failed)
-    goto out;
-  if (model == NULL || !*model)
-    model = cll_api_opt_string(req, body, "name", &failed);
-  if (failed)
-    goto out;
+  const char *model;
   cll_name name;
-  if (model == NULL || !*model || cll_name_parse(model, &name) != 0) {
-    cll_api_error(req, 400, "invalid model name");
+  bool insecure, stream;
+  if (cll__progress_parse(req, body, &model, &name, &insecure, &stream) != 0)
     goto out;
-  }
-  json_t *ins = json_object_get(body, "insecure");
-  if (ins && !json_is_boolean(ins) && !json_is_null(ins)) {
-    cll_api_error(req, 400, "json: cannot unmarshal into field \"insecure\" of type bool");
+  cll__progress_job *j = cll__progress_job_new(req, stream, stop_pull);
+  if (j == NULL)
     goto out;
-  }
-  int stream = cll_api_stream_flag(req, body);
-  if (stream < 0)
-    goto out;
-  struct pull_req *pr = calloc(1, sizeof(*pr));
-  if (pr == NULL) {
-    cll_api_error(req, 500, "out of memory");
-    goto out;
-  }
-  pr->pg.req = req;
-  pr->pg.stream = stream == 1;
-  cll_request_on_cancel(req, on_pull_cancel, pr);
   cll_err err = {0};
-  /* pr->w is set before the first event; pr may be freed by the time the
-   * call returns (a pull that ends at once), so it is not touched after. */
-  int rc =
-      cll_registry_pull(api->registry, &name, json_is_true(ins), on_pull_event, pr, &pr->w, &err);
-  if (rc != 0) {
-    cll_request_on_cancel(req, NULL, NULL);
-    free(pr);
-    cll_api_error(req, cll_api_status(rc), err.msg[0] ? err.msg : cll_strerror(rc));
-    goto out;
-  }
+  /* j->h is set before the first event; j may be freed by the time
+   * the call returns (a pull that ends at once), so it is not touched after. */
+  int rc = cll_registry_pull(api->registry, &name, insecure, cll__progress_job_event, j,
+                             &j->h.waiter, &err);
+  if (rc != 0)
+    cll__progress_job_failed(j, rc, &err);
 out:
   json_decref(body);
 }
@@ -95,6 +53,8 @@ int cll_api_pull_register(cll_api *api) {
       opts.stall_ms = (uint64_t)cfg->pull_stall_ms;
     if (cfg->pull_retry_ms > 0)
       opts.retry_base_ms = (uint64_t)cfg->pull_retry_ms;
+    if (cfg->push_part_bytes > 0) /* CLLAMA_PUSH_PART_BYTES */
+      opts.push_part_bytes = cfg->push_part_bytes;
     opts.prune = !cfg->noprune;
     cll_err err = {0};
     int rc = cll_registry_new(api->loop, api->store, &opts, &api->registry, &err);

@@ -403,7 +403,7 @@ static void on_turn_closed(uv_handle_t *h) {
 
 void cll__reg_maybe_free(cll_registry *reg) {
   if (reg->closing && reg->n_jobs == 0 && reg->n_blobs == 0 && reg->n_work == 0 &&
-      reg->cu != NULL) {
+      reg->n_pushes == 0 && reg->cu != NULL) {
     cll_curl_uv_close(reg->cu);
     reg->cu = NULL;
     uv_close((uv_handle_t *)&reg->turn, on_turn_closed);
@@ -417,6 +417,7 @@ void cll_registry_close(cll_registry *reg) {
   reg->n_jobs++; /* hold the registry while jobs end */
   while (reg->jobs)
     job_fail(reg->jobs, CLL_ECANCELED, "server is shutting down");
+  cll__push_close_all(reg);
   reg->n_jobs--;
   cll__reg_maybe_free(reg);
 }

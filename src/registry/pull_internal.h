@@ -2,7 +2,8 @@
  * src/registry): reg_req.c (one authenticated registry request: the 401
  * challenge, a token, one retry), pull_blob.c (the download of one blob:
  * prepare, find the host, ranged parts, hash, commit) and pull.c (jobs:
- * one pull of one name with its waiters, and the registry object). */
+ * one pull of one name with its waiters, and the registry object); push.c
+ * (uploads) runs on the same registry object and requests. */
 #ifndef CLLAMA_PULL_INTERNAL_H
 #define CLLAMA_PULL_INTERNAL_H
 
@@ -43,6 +44,8 @@ struct cll_registry {
   uv_prepare_t turn;
   struct part **fair; /* parts paused for fairness */
   int n_fair, cap_fair;
+  struct cll_push *pushes; /* pushes running (push.c) */
+  int n_pushes;            /* pushes not yet freed */
   bool closing;
 };
 
@@ -82,6 +85,22 @@ struct hreq {
   char *body;
   size_t body_len, body_cap;
   char *location, *www_auth;
+  char *upload_location; /* Docker-Upload-Location (an upload's next URL) */
+  /* A request with a method and a body (the push): method NULL is GET, or
+   * HEAD with head. The body is send_mem (send_len bytes, borrowed), or
+   * send_size bytes from send_read (CURLOPT_READFUNCTION with send_arg,
+   * which may pause; on_send runs before each attempt to rewind it), or
+   * empty. extra: more header lines (borrowed, NULL-terminated). progress
+   * is a CURLOPT_XFERINFOFUNCTION with send_arg. */
+  const char *method;
+  const char *const *extra;
+  const char *send_mem;
+  size_t send_len;
+  curl_read_callback send_read;
+  void (*on_send)(struct hreq *r);
+  curl_xferinfo_callback progress;
+  void *send_arg;
+  int64_t send_size;
   long status;
   CURLcode result;
   int64_t content_length;
@@ -177,5 +196,7 @@ int64_t cll__blob_completed(const struct blob *b);
 void cll__job_on_blob(struct job *j, int rc, const cll_err *err);
 /* Frees the registry once it is closing and nothing is left. */
 void cll__reg_maybe_free(cll_registry *reg);
+/* Ends every push with "server is shutting down" (push.c). */
+void cll__push_close_all(cll_registry *reg);
 
 #endif

@@ -1,8 +1,9 @@
-/* reg_req.c — one small registry request (manifest GET, blob HEAD, the GET
- * that finds the blob host) with the 401 handling: parse the Bearer
+/* reg_req.c — one registry request with the 401 handling: parse the Bearer
  * challenge, get a token (Ollama's signed flow when the realm is on the
- * registry host, the anonymous OCI flow otherwise) and retry once. Part of
- * the pull (pull_internal.h). */
+ * registry host, the anonymous OCI flow otherwise) and send it again once.
+ * The pull's requests (manifest GET, blob HEAD, the GET that finds the blob
+ * host) and every request of a push (upload POST, PATCHed parts streamed
+ * from a read callback, PUTs, the manifest) go through it (pull_internal.h). */
 #include "pull_internal.h"
 
 void cll__hreq_free(struct hreq *r) {
@@ -18,6 +19,7 @@ void cll__hreq_free(struct hreq *r) {
   free(r->body);
   free(r->location);
   free(r->www_auth);
+  free(r->upload_location);
   free(r);
 }
 
@@ -40,7 +42,8 @@ static size_t on_hreq_header(char *buf, size_t size, size_t n, void *arg) {
   if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) { /* a new response (redirects) */
     free(r->location);
     free(r->www_auth);
-    r->location = r->www_auth = NULL;
+    free(r->upload_location);
+    r->location = r->www_auth = r->upload_location = NULL;
     return len;
   }
   const char *colon = memchr(buf, ':', len);
@@ -58,6 +61,8 @@ static size_t on_hreq_header(char *buf, size_t size, size_t n, void *arg) {
     dst = &r->location;
   else if (klen == 16 && strncasecmp(buf, "WWW-Authenticate", 16) == 0)
     dst = &r->www_auth;
+  else if (klen == 22 && strncasecmp(buf, "Docker-Upload-Location", 22) == 0)
+    dst = &r->upload_location;
   if (dst) {
     free(*dst);
     *dst = strndup(v, vlen);
@@ -104,9 +109,11 @@ int cll__hreq_send(struct hreq *r) {
   r->body_cut = false;
   free(r->location);
   free(r->www_auth);
-  r->location = r->www_auth = NULL;
+  free(r->upload_location);
+  r->location = r->www_auth = r->upload_location = NULL;
   char h[2600];
   CURL *e = r->easy;
+  long timeout_ms = 120000;
   if (r->phase == PHASE_MAIN) {
     curl_easy_setopt(e, CURLOPT_URL, r->url);
     if (r->head)
@@ -119,6 +126,31 @@ int cll__hreq_send(struct hreq *r) {
     if (r->token) {
       snprintf(h, sizeof(h), "Authorization: Bearer %s", r->token);
       r->hdrs = curl_slist_append(r->hdrs, h);
+    }
+    for (const char *const *x = r->extra; x && *x; x++)
+      r->hdrs = curl_slist_append(r->hdrs, *x);
+    if (r->send_read) {
+      if (r->on_send)
+        r->on_send(r);
+      curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+      curl_easy_setopt(e, CURLOPT_READFUNCTION, r->send_read);
+      curl_easy_setopt(e, CURLOPT_READDATA, r->send_arg);
+      curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->send_size);
+      timeout_ms = 0; /* a part may be large and the link slow: fail only on a stall */
+      curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+      curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 60L);
+    } else if (r->method && !r->head) {
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->send_len);
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->send_mem ? r->send_mem : "");
+    }
+    if (r->method && !r->head) {
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
+      r->hdrs = curl_slist_append(r->hdrs, "Expect:"); /* no 100-continue round trip */
+    }
+    if (r->progress) {
+      curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, r->progress);
+      curl_easy_setopt(e, CURLOPT_XFERINFODATA, r->send_arg);
+      curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
     }
   } else {
     curl_easy_setopt(e, CURLOPT_URL, r->token_url);
@@ -135,7 +167,7 @@ int cll__hreq_send(struct hreq *r) {
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 30000L);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 120000L);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
