@@ -137,11 +137,12 @@ void cll__emb_start(struct cll__emb *e, json_t *body) {
   lr.name = e->ref.display;
   lr.digest = e->ref.man->digest;
   lr.num_ctx = e->opts.num_ctx;
+  lr.num_thread = e->opts.num_thread;
   lr.keep_alive_ns = e->keep_alive_ns;
   lr.keep_alive_set = e->keep_alive_set;
   rc = cll_runners_acquire(e->api->runners, &lr, on_acquired, e, &e->acq, &err);
   if (rc != 0)
-    cll__emb_fail(e, rc == CLL_EFULL ? 503 : 500, err.msg);
+    cll__emb_fail(e, rc == CLL_EFULL ? 503 : rc == CLL_EINVAL ? 400 : 500, err.msg);
 }
 
 void cll__emb_seq_desc(const struct cll__emb *e, struct cll__emb_item *it, struct cll_seq_desc *d) {
