@@ -116,11 +116,17 @@ Test(api_models, create_quantized_and_streamed_statuses) {
   json_decref(v);
 }
 
+#define PARAMS_260K 292800 /* stories260K-f32: the elements of its tensors */
+
 /* /api/show takes the deprecated "name" when "model" is absent or empty. */
 Test(api_models, show_model_or_name) {
   NEED_SHARED();
   json_t *v = post_json("/api/show", "{\"name\":\"stories\"}", 200);
   cr_expect(json_object_get(v, "details") != NULL);
+  /* Every tensor's elements counted (stories260K). */
+  cr_expect_eq(json_integer_value(
+                   json_object_get(json_object_get(v, "model_info"), "general.parameter_count")),
+               PARAMS_260K);
   json_decref(v);
   v = post_json("/api/show", "{\"model\":\"\",\"name\":\"stories\"}", 200);
   json_decref(v);

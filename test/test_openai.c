@@ -396,6 +396,8 @@ Test(openai, models_list_and_retrieve) {
 
 /* ---------------------------------------------------------------- errors */
 
+#define MSGS "{\"model\":\"stories\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]"
+
 Test(openai, errors_have_the_openai_shape) {
   NEED_SHARED();
   json_t *v =
@@ -473,6 +475,24 @@ Test(openai, errors_have_the_openai_shape) {
   cr_expect_str_eq(expect_error(v, "invalid_request_error"),
                    "invalid type for 'stop' field: float64");
   json_decref(v);
+  /* Each field of the wrong JSON type names the Go type it wants. */
+  static const char *const typed[][3] = {
+      {"/v1/chat/completions", "{\"model\":3,\"messages\":[]}", "string"},
+      {"/v1/chat/completions", "{\"model\":\"stories\",\"messages\":\"x\"}", "[]openai.Message"},
+      {"/v1/chat/completions", MSGS ",\"response_format\":\"json\"}", "openai.ResponseFormat"},
+      {"/v1/chat/completions", MSGS ",\"tools\":{}}", "[]api.Tool"},
+      {"/v1/chat/completions", MSGS ",\"stream\":\"yes\"}", "bool"},
+      {"/v1/chat/completions", MSGS ",\"stream_options\":1}", "openai.StreamOptions"},
+      {"/v1/completions", "{\"model\":\"stories\",\"prompt\":[\"x\"]}", "string"},
+      {"/v1/completions", "{\"model\":\"stories\",\"prompt\":\"x\",\"suffix\":1}", "string"},
+      {"/v1/completions", "{\"model\":\"stories\",\"prompt\":\"x\",\"stream\":1}", "bool"},
+  };
+  for (size_t i = 0; i < sizeof(typed) / sizeof(typed[0]); i++) {
+    v = post_json(typed[i][0], typed[i][1], 400);
+    const char *msg = expect_error(v, "invalid_request_error");
+    cr_expect(strstr(msg, typed[i][2]) != NULL, "%s %s: %s", typed[i][0], typed[i][1], msg);
+    json_decref(v);
+  }
   /* Wrong method on a /v1 route: the router's 405. */
   r = http("GET", "/v1/chat/completions", NULL);
   cr_expect_eq(r.status, 405);

@@ -12,6 +12,7 @@
 #include "cllama/api.h"
 #include "cllama/gguf.h"
 #include "cllama/quantize.h"
+#include "capabilities.h"
 #include "gen_core.h"
 #include "tmpl.h"
 #include "resolve.h"
@@ -370,14 +371,7 @@ static void create_work(struct create *c) {
   /* 3. The config blob from the GGUF header. */
   cll_gguf_str arch = {"", 0};
   cll_gguf_get_str(g, "general.architecture", &arch);
-  uint64_t n_params = 0;
-  for (int64_t t = 0; t < cll_gguf_n_tensors(g); t++) {
-    const cll_gguf_tensor *ti = cll_gguf_tensor_at(g, t);
-    uint64_t e = 1;
-    for (uint32_t d = 0; d < ti->n_dims; d++)
-      e *= ti->ne[d];
-    n_params += e;
-  }
+  uint64_t n_params = cll__gguf_n_params(g);
   char psize[32], archs[64];
   human_params(n_params, psize, sizeof(psize));
   snprintf(archs, sizeof(archs), "%.*s", (int)arch.len, arch.ptr);

@@ -54,8 +54,6 @@ struct oai {
   char id[32];        /* "chatcmpl-N" / "cmpl-N" */
   int64_t created;    /* unix seconds, the same in every chunk */
   char *model;        /* the model as the client named it */
-  char *line;         /* native NDJSON not yet ended by '\n' (n_line bytes) */
-  size_t n_line, cap_line;
   bool sse_started, role_sent, saw_tool_calls;
   struct cll__sink sink; /* where the native generation sends its events */
   char *error;           /* a native {"error"} line inside a stream */

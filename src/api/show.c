@@ -171,6 +171,18 @@ json_t *cll__capabilities(const cll_gguf *g, const char *template_text) {
   return caps;
 }
 
+uint64_t cll__gguf_n_params(const cll_gguf *g) {
+  uint64_t n = 0;
+  for (int64_t t = 0; t < cll_gguf_n_tensors(g); t++) {
+    const cll_gguf_tensor *ti = cll_gguf_tensor_at(g, t);
+    uint64_t e = 1;
+    for (uint32_t d = 0; d < ti->n_dims; d++)
+      e *= ti->ne[d];
+    n += e;
+  }
+  return n;
+}
+
 void cll__gguf_lengths(const cll_gguf *g, int64_t *context_length, int64_t *embedding_length) {
   *context_length = *embedding_length = 0;
   cll_gguf_str arch = {0};
@@ -274,14 +286,7 @@ static void on_show_work(uv_work_t *w) {
     json_object_set_new(info, key, v ? v : json_null());
   }
   free(buf);
-  uint64_t n_params = 0;
-  for (int64_t t = 0; t < cll_gguf_n_tensors(g); t++) {
-    const cll_gguf_tensor *ti = cll_gguf_tensor_at(g, t);
-    uint64_t e = 1;
-    for (uint32_t d = 0; d < ti->n_dims; d++)
-      e *= ti->ne[d];
-    n_params += e;
-  }
+  uint64_t n_params = cll__gguf_n_params(g);
   json_object_set_new(info, "general.parameter_count", json_integer((json_int_t)n_params));
   json_object_set_new(o, "model_info", info);
 
