@@ -37,6 +37,18 @@ cll_api *cll_api_from(const cll_request *req);
  * server's data pointer to api. */
 int cll_api_register_all(cll_api *api);
 
+/* One endpoint of a family, for its cll_api_<family>_register: a stream
+ * route gets its body piece by piece (cll_server_route_stream). */
+struct cll_api_route {
+  const char *method, *path;
+  cll_handler_fn fn;
+  bool stream;
+};
+/* Registers the n routes of table, each with api as its ud. 0 or the
+ * first error. */
+int cll_api_routes(cll_api *api, const struct cll_api_route *table, size_t n);
+#define CLL_API_ROUTES(api, table) cll_api_routes((api), (table), CLL_ARRAY_LEN(table))
+
 /* One per endpoint family. */
 int cll_api_models_register(cll_api *api); /* /, /api/version, tags, copy, delete */
 int cll_api_pull_register(cll_api *api);   /* /api/pull (creates api->registry) */

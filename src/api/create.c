@@ -915,10 +915,10 @@ static void on_blob(cll_request *req, void *ud) {
 }
 
 int cll_api_create_register(cll_api *api) {
-  int rc = cll_server_route(api->server, "POST", "/api/create", on_create, api);
-  if (rc == 0)
-    rc = cll_server_route(api->server, "HEAD", "/api/blobs/:digest", on_blob, api);
-  if (rc == 0)
-    rc = cll_server_route_stream(api->server, "POST", "/api/blobs/:digest", on_blob, api);
-  return rc;
+  static const struct cll_api_route routes[] = {
+      {"POST", "/api/create", on_create, false},
+      {"HEAD", "/api/blobs/:digest", on_blob, false},
+      {"POST", "/api/blobs/:digest", on_blob, true}, /* streamed to disk */
+  };
+  return CLL_API_ROUTES(api, routes);
 }

@@ -314,8 +314,9 @@ static void on_embeddings(cll_request *req, void *ud) {
 }
 
 int cll_api_embed_register(cll_api *api) {
-  int rc = cll_server_route(api->server, "POST", "/api/embed", on_embed, api);
-  if (rc == 0)
-    rc = cll_server_route(api->server, "POST", "/api/embeddings", on_embeddings, api);
-  return rc;
+  static const struct cll_api_route routes[] = {
+      {"POST", "/api/embed", on_embed, false},
+      {"POST", "/api/embeddings", on_embeddings, false},
+  };
+  return CLL_API_ROUTES(api, routes);
 }

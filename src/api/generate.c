@@ -653,8 +653,9 @@ static void on_chat(cll_request *req, void *ud) {
 }
 
 int cll_api_generate_register(cll_api *api) {
-  int rc = cll_server_route(api->server, "POST", "/api/generate", on_generate, api);
-  if (rc == 0)
-    rc = cll_server_route(api->server, "POST", "/api/chat", on_chat, api);
-  return rc;
+  static const struct cll_api_route routes[] = {
+      {"POST", "/api/generate", on_generate, false},
+      {"POST", "/api/chat", on_chat, false},
+  };
+  return CLL_API_ROUTES(api, routes);
 }

@@ -724,21 +724,13 @@ done:
 }
 
 int cll_api_openai_register(cll_api *api) {
-  static const struct {
-    const char *method, *path;
-    cll_handler_fn fn;
-  } routes[] = {
-      {"POST", "/v1/chat/completions", on_chat_completions},
-      {"POST", "/v1/completions", on_completions},
-      {"POST", "/v1/embeddings", cll__oai_on_embeddings},
-      {"GET", "/v1/models", cll__oai_on_list},
-      {"GET", "/v1/models/:model", cll__oai_on_retrieve},
-      {"POST", "/v1/responses", cll__on_responses},
+  static const struct cll_api_route routes[] = {
+      {"POST", "/v1/chat/completions", on_chat_completions, false},
+      {"POST", "/v1/completions", on_completions, false},
+      {"POST", "/v1/embeddings", cll__oai_on_embeddings, false},
+      {"GET", "/v1/models", cll__oai_on_list, false},
+      {"GET", "/v1/models/:model", cll__oai_on_retrieve, false},
+      {"POST", "/v1/responses", cll__on_responses, false},
   };
-  for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-    int rc = cll_server_route(api->server, routes[i].method, routes[i].path, routes[i].fn, api);
-    if (rc != 0)
-      return rc;
-  }
-  return 0;
+  return CLL_API_ROUTES(api, routes);
 }

@@ -275,6 +275,15 @@ static void text_out(cll__out_fn fn, void *ud, int kind, const char *s, size_t n
     fn(ud, kind, s, n, NULL, NULL);
 }
 
+/* The pending text holds no whole tag: hands it out as kind, all but a
+ * tail that may still become the tag (all of it at the end of output). */
+static void emit_before_partial(cll__outp *p, const char *tag, int kind, bool at_end,
+                                cll__out_fn fn, void *ud) {
+  size_t hold = at_end ? 0 : partial_suffix(p->pend.data, p->pend.len, tag);
+  text_out(fn, ud, kind, p->pend.data, p->pend.len - hold);
+  consume(p, p->pend.len - hold);
+}
+
 /* Runs the state machine over the buffer; at_end: no more input comes. */
 static void run(cll__outp *p, bool at_end, cll__out_fn fn, void *ud) {
   for (;;) {
@@ -314,9 +323,7 @@ static void run(cll__outp *p, bool at_end, cll__out_fn fn, void *ud) {
         p->state = S_TRIM;
         continue;
       }
-      size_t hold = at_end ? 0 : partial_suffix(p->pend.data, p->pend.len, p->think_close);
-      text_out(fn, ud, CLL__OUT_THINKING, p->pend.data, p->pend.len - hold);
-      consume(p, p->pend.len - hold);
+      emit_before_partial(p, p->think_close, CLL__OUT_THINKING, at_end, fn, ud);
       return;
     }
     case S_TRIM: {
@@ -340,7 +347,7 @@ static void run(cll__outp *p, bool at_end, cll__out_fn fn, void *ud) {
           return;
         if (p->n_calls == 0)
           text_out(fn, ud, CLL__OUT_TEXT, p->pend.data, p->pend.len);
-        p->pend.len = 0;
+        cll_buf_reset(&p->pend);
         return;
       }
       if (p->pend.data[b] == '{' || p->pend.data[b] == '[') {
@@ -359,7 +366,7 @@ static void run(cll__outp *p, bool at_end, cll__out_fn fn, void *ud) {
     case S_TEXT: {
       if (!p->tag) {
         text_out(fn, ud, CLL__OUT_TEXT, p->pend.data, p->pend.len);
-        p->pend.len = 0;
+        cll_buf_reset(&p->pend);
         return;
       }
       const char *at = find(p->pend.data, p->pend.len, p->tag);
@@ -370,9 +377,7 @@ static void run(cll__outp *p, bool at_end, cll__out_fn fn, void *ud) {
         p->state = S_AFTER_TAG;
         continue;
       }
-      size_t hold = at_end ? 0 : partial_suffix(p->pend.data, p->pend.len, p->tag);
-      text_out(fn, ud, CLL__OUT_TEXT, p->pend.data, p->pend.len - hold);
-      consume(p, p->pend.len - hold);
+      emit_before_partial(p, p->tag, CLL__OUT_TEXT, at_end, fn, ud);
       return;
     }
     case S_AFTER_TAG: {
@@ -382,7 +387,7 @@ static void run(cll__outp *p, bool at_end, cll__out_fn fn, void *ud) {
         if (!at_end)
           return;
         text_out(fn, ud, CLL__OUT_TEXT, p->pend.data, p->pend.len);
-        p->pend.len = 0;
+        cll_buf_reset(&p->pend);
         return;
       }
       if (p->pend.data[b] == '{' || p->pend.data[b] == '[') {
@@ -422,7 +427,7 @@ static void run(cll__outp *p, bool at_end, cll__out_fn fn, void *ud) {
         if (!at_end)
           return;
         text_out(fn, ud, CLL__OUT_TEXT, p->pend.data, p->pend.len); /* never closed */
-        p->pend.len = 0;
+        cll_buf_reset(&p->pend);
         return;
       }
       bool ok = emit_calls(p, end, fn, ud);
@@ -464,7 +469,7 @@ static void run(cll__outp *p, bool at_end, cll__out_fn fn, void *ud) {
       size_t b = blanks(p->pend.data, p->pend.len);
       if (b == p->pend.len) {
         if (at_end)
-          p->pend.len = 0; /* trailing blanks after the last call */
+          cll_buf_reset(&p->pend); /* trailing blanks after the last call */
         return;
       }
       const char *rest = p->pend.data + b;

@@ -283,8 +283,9 @@ static void on_v1_rerank(cll_request *req, void *ud) {
 }
 
 int cll_api_rerank_register(cll_api *api) {
-  int rc = cll_server_route(api->server, "POST", "/api/rerank", on_rerank, api);
-  if (rc == 0)
-    rc = cll_server_route(api->server, "POST", "/v1/rerank", on_v1_rerank, api);
-  return rc;
+  static const struct cll_api_route routes[] = {
+      {"POST", "/api/rerank", on_rerank, false},
+      {"POST", "/v1/rerank", on_v1_rerank, false},
+  };
+  return CLL_API_ROUTES(api, routes);
 }

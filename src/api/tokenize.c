@@ -327,8 +327,9 @@ static void on_detokenize(cll_request *req, void *ud) {
 }
 
 int cll_api_tokenize_register(cll_api *api) {
-  int rc = cll_server_route(api->server, "POST", "/api/tokenize", on_tokenize, api);
-  if (rc == 0)
-    rc = cll_server_route(api->server, "POST", "/api/detokenize", on_detokenize, api);
-  return rc;
+  static const struct cll_api_route routes[] = {
+      {"POST", "/api/tokenize", on_tokenize, false},
+      {"POST", "/api/detokenize", on_detokenize, false},
+  };
+  return CLL_API_ROUTES(api, routes);
 }
