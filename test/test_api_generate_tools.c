@@ -495,6 +495,13 @@ Test(api_tools, tool_choice_on_openai_and_anthropic) {
 
 /* ------------------------------------------------------------ /v1/responses */
 
+/* Whether id is prefix and 24 random lowercase hex digits. */
+static bool random_id(const char *id, const char *prefix) {
+  size_t n = strlen(prefix);
+  return strncmp(id, prefix, n) == 0 && strlen(id) == n + 24 &&
+         strspn(id + n, "0123456789abcdef") == 24;
+}
+
 Test(api_tools, responses_api_text_stream_tools_and_format) {
   NEED_SHARED();
   const char *base = "{\"model\":\"llamaish\",\"input\":\"Once upon a time\",\"temperature\":0,"
@@ -505,6 +512,7 @@ Test(api_tools, responses_api_text_stream_tools_and_format) {
   cr_expect_str_eq(jstr(v, "object"), "response");
   cr_expect_str_eq(jstr(v, "status"), "completed");
   cr_expect(strncmp(jstr(v, "id"), "resp_", 5) == 0);
+  cr_expect(random_id(jstr(v, "id"), "resp_"), "%s", jstr(v, "id"));
   json_t *item = json_array_get(json_object_get(v, "output"), 0);
   cr_expect_str_eq(jstr(item, "type"), "message");
   json_t *part = json_array_get(json_object_get(item, "content"), 0);

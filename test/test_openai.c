@@ -531,6 +531,13 @@ Test(openai, openai_js_client) {
 
 /* ---------------------------------------------------------------- anthropic */
 
+/* Whether id is prefix and 24 random lowercase hex digits. */
+static bool random_id(const char *id, const char *prefix) {
+  size_t n = strlen(prefix);
+  return strncmp(id, prefix, n) == 0 && strlen(id) == n + 24 &&
+         strspn(id + n, "0123456789abcdef") == 24;
+}
+
 /* Parses "event: T\ndata: {json}\n\n" events into [{"event":T,"data":{...}}]. */
 static json_t *anthropic_events(const char *body) {
   json_t *out = json_array();
@@ -568,6 +575,7 @@ Test(openai, anthropic_messages_json_and_stream) {
   json_t *v = jparse(r.body);
   free(r.body);
   cr_expect(strncmp(jstr(v, "id"), "msg_", 4) == 0);
+  cr_expect(random_id(jstr(v, "id"), "msg_"), "%s", jstr(v, "id"));
   cr_expect_str_eq(jstr(v, "type"), "message");
   cr_expect_str_eq(jstr(v, "role"), "assistant");
   cr_expect_str_eq(jstr(v, "model"), "stories");
@@ -673,6 +681,7 @@ Test(openai, anthropic_errors) {
                         404);
   cr_expect_str_eq(jstr(v, "type"), "error");
   cr_expect(strncmp(jstr(v, "request_id"), "req_", 4) == 0);
+  cr_expect(random_id(jstr(v, "request_id"), "req_"), "%s", jstr(v, "request_id"));
   json_t *e = json_object_get(v, "error");
   cr_expect_str_eq(jstr(e, "type"), "not_found_error");
   cr_expect_str_eq(jstr(e, "message"), "model 'nope' not found");

@@ -45,16 +45,6 @@ static void anth_free(struct anth *a) {
   free(a);
 }
 
-static void random_hex(char *out, size_t n_bytes) {
-  unsigned char b[32];
-  if (n_bytes > sizeof(b))
-    n_bytes = sizeof(b);
-  if (uv_random(NULL, NULL, b, n_bytes, 0, NULL) != 0)
-    for (size_t i = 0; i < n_bytes; i++)
-      b[i] = (unsigned char)rand();
-  cll_hex_encode(b, n_bytes, out);
-}
-
 /* ---------------------------------------------------------------- errors */
 
 static json_t *error_object(int status, const char *msg) {
@@ -66,7 +56,7 @@ static json_t *error_object(int status, const char *msg) {
                      : status == 503 || status == 529 ? "overloaded_error"
                                                       : "api_error";
   char rid[40] = "req_";
-  random_hex(rid + 4, 12);
+  cll__random_hex(rid + 4, 12);
   return json_pack("{s:s,s:{s:s,s:s},s:s}", "type", "error", "error", "type", type, "message",
                    msg ? msg : "", "request_id", rid);
 }
@@ -527,7 +517,7 @@ static void on_messages(cll_request *req, void *ud) {
     goto done;
   }
   memcpy(a->id, "msg_", 4);
-  random_hex(a->id + 4, 12);
+  cll__random_hex(a->id + 4, 12);
   a->stream = json_is_true(json_object_get(b, "stream"));
 
   native = json_pack("{s:s,s:[],s:b}", "model", model, "messages", "stream", a->stream);

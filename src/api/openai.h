@@ -25,6 +25,9 @@ void cll__oai_error(cll_request *req, int status, const char *msg);
 /* The body as a JSON object (new), or NULL after answering 400; st names
  * the Go struct in decoder messages. */
 json_t *cll__oai_body_object(cll_request *req, const char *st);
+/* n_bytes (at most 32) random bytes as 2 * n_bytes lowercase hex digits
+ * and a NUL into out: the random part of "msg_…", "resp_…" and "req_…" ids. */
+void cll__random_hex(char *out, size_t n_bytes);
 /* Type of an optional field ('s','n','i','b','o','a'); false after a 400. */
 bool cll__oai_check_field(cll_request *req, json_t *obj, const char *st, const char *key, char t,
                           const char *gotype);
