@@ -553,6 +553,20 @@ Test(api_tools, responses_api_text_stream_tools_and_format) {
                 400);
   cr_expect(strstr(jstr(json_object_get(v, "error"), "message"), "not store") != NULL);
   json_decref(v);
+  /* A field of the wrong JSON type names the Go type it wants. */
+  static const char *const typed[][2] = {
+      {"{\"model\":\"llamaish\",\"input\":\"hi\",\"instructions\":1}", "string"},
+      {"{\"model\":\"llamaish\",\"input\":\"hi\",\"stream\":\"y\"}", "bool"},
+      {"{\"model\":\"llamaish\",\"input\":\"hi\",\"tools\":{}}", "[]openai.ResponsesTool"},
+      {"{\"model\":\"llamaish\",\"input\":\"hi\",\"text\":\"x\"}", "openai.ResponsesText"},
+      {"{\"model\":\"llamaish\",\"input\":\"hi\",\"max_output_tokens\":\"x\"}", "int"},
+  };
+  for (size_t k = 0; k < sizeof(typed) / sizeof(typed[0]); k++) {
+    v = post_json("/v1/responses", typed[k][0], 400);
+    const char *msg = jstr(json_object_get(v, "error"), "message");
+    cr_expect(strstr(msg, typed[k][1]) != NULL, "%s: %s", typed[k][0], msg);
+    json_decref(v);
+  }
   /* Tools (flat function tools) with tool_choice: a function_call item. */
   json_t *tools = jparse(TOOLS), *flat = json_array();
   size_t i;

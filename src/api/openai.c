@@ -417,7 +417,7 @@ static bool map_messages(cll_request *req, json_t *msgs, json_t *out) {
   json_array_foreach(msgs, i, m) {
     if (!json_is_object(m)) {
       cll__oai_errorf(req, 400,
-                      "json: cannot unmarshal %s into Go struct field "
+                      "json: cannot unmarshal %s into Go struct cll__oai_field "
                       "ChatCompletionRequest.messages of type openai.Message",
                       cll__oai_json_kind(m));
       return false;
@@ -425,7 +425,7 @@ static bool map_messages(cll_request *req, json_t *msgs, json_t *out) {
     json_t *role = json_object_get(m, "role");
     if (role && !json_is_string(role)) {
       cll__oai_errorf(req, 400,
-                      "json: cannot unmarshal %s into Go struct field "
+                      "json: cannot unmarshal %s into Go struct cll__oai_field "
                       "Message.messages.role of type string",
                       cll__oai_json_kind(role));
       return false;
@@ -596,27 +596,19 @@ static bool map_response_format(cll_request *req, json_t *b, json_t *native) {
   return false;
 }
 
-/* A field a request must give with the right JSON type when it gives it. */
-struct field {
-  const char *key;
-  char type;           /* as cll__oai_check_field */
-  const char *go_type; /* for the message */
-};
-
 /* How the chat and completion endpoints start: the body (*body, new), its
  * fields of the right types (fields ends with a NULL key), then the
  * answer's state (new) for the request's model (*model, borrowed from the
  * body) with the stream fields read. NULL when it has answered (nothing to
  * free then). st names the Go struct in type errors. */
-static struct oai *begin(cll_request *req, const char *st, const struct field *fields, int kind,
-                         json_t **body, const char **model) {
+static struct oai *begin(cll_request *req, const char *st, const struct cll__oai_field *fields,
+                         int kind, json_t **body, const char **model) {
   json_t *b = cll__oai_body_object(req, st);
   if (!b)
     return NULL;
   struct oai *o = NULL;
-  for (const struct field *f = fields; f->key; f++)
-    if (!cll__oai_check_field(req, b, st, f->key, f->type, f->go_type))
-      goto fail;
+  if (!cll__oai_check_fields(req, b, st, fields))
+    goto fail;
   *model = json_string_value(json_object_get(b, "model"));
   o = cll__oai_new(kind, *model);
   if (!o) {
@@ -634,11 +626,11 @@ fail:
 }
 
 static void on_chat_completions(cll_request *req, void *ud) {
-  static const struct field fields[] = {{"model", 's', "string"},
-                                        {"messages", 'a', "[]openai.Message"},
-                                        {"response_format", 'o', "openai.ResponseFormat"},
-                                        {"tools", 'a', "[]api.Tool"},
-                                        {NULL, 0, NULL}};
+  static const struct cll__oai_field fields[] = {{"model", 's', "string"},
+                                                 {"messages", 'a', "[]openai.Message"},
+                                                 {"response_format", 'o', "openai.ResponseFormat"},
+                                                 {"tools", 'a', "[]api.Tool"},
+                                                 {NULL, 0, NULL}};
   const char *st = "ChatCompletionRequest";
   json_t *b, *native = NULL, *opts = NULL;
   const char *model;
@@ -687,10 +679,10 @@ done:
 /* ---------------------------------------------------------------- completions */
 
 static void on_completions(cll_request *req, void *ud) {
-  static const struct field fields[] = {{"model", 's', "string"},
-                                        {"prompt", 's', "string"},
-                                        {"suffix", 's', "string"},
-                                        {NULL, 0, NULL}};
+  static const struct cll__oai_field fields[] = {{"model", 's', "string"},
+                                                 {"prompt", 's', "string"},
+                                                 {"suffix", 's', "string"},
+                                                 {NULL, 0, NULL}};
   const char *st = "CompletionRequest";
   json_t *b, *native = NULL, *opts = NULL;
   const char *model;

@@ -31,6 +31,15 @@ void cll__random_hex(char *out, size_t n_bytes);
 /* Type of an optional field ('s','n','i','b','o','a'); false after a 400. */
 bool cll__oai_check_field(cll_request *req, json_t *obj, const char *st, const char *key, char t,
                           const char *gotype);
+/* A field a request may give, of one JSON type. */
+struct cll__oai_field {
+  const char *key;
+  char type;           /* as cll__oai_check_field */
+  const char *go_type; /* for the message */
+};
+/* cll__oai_check_field over fields (ending with a NULL key), in order. */
+bool cll__oai_check_fields(cll_request *req, json_t *obj, const char *st,
+                           const struct cll__oai_field *fields);
 /* stop, temperature, top_p, seed, penalties, max_tokens -> native options
  * (new), or NULL after a 400. */
 json_t *cll__oai_map_options(cll_request *req, json_t *b, const char *st, bool chat);

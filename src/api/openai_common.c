@@ -126,6 +126,14 @@ bool cll__oai_check_field(cll_request *req, json_t *obj, const char *st, const c
   return ok;
 }
 
+bool cll__oai_check_fields(cll_request *req, json_t *obj, const char *st,
+                           const struct cll__oai_field *fields) {
+  for (const struct cll__oai_field *f = fields; f->key; f++)
+    if (!cll__oai_check_field(req, obj, st, f->key, f->type, f->go_type))
+      return false;
+  return true;
+}
+
 /* The body as a JSON object, or answers 400 in OpenAI's shape. New. */
 json_t *cll__oai_body_object(cll_request *req, const char *st) {
   size_t len;

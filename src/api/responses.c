@@ -376,12 +376,14 @@ void cll__on_responses(cll_request *req, void *ud) {
     return;
   json_t *native = NULL, *opts = NULL;
   struct resp *r = NULL;
-  if (!cll__oai_check_field(req, b, st, "model", 's', "string") ||
-      !cll__oai_check_field(req, b, st, "instructions", 's', "string") ||
-      !cll__oai_check_field(req, b, st, "stream", 'b', "bool") ||
-      !cll__oai_check_field(req, b, st, "tools", 'a', "[]openai.ResponsesTool") ||
-      !cll__oai_check_field(req, b, st, "text", 'o', "openai.ResponsesText") ||
-      !cll__oai_check_field(req, b, st, "max_output_tokens", 'i', "int"))
+  static const struct cll__oai_field fields[] = {{"model", 's', "string"},
+                                                 {"instructions", 's', "string"},
+                                                 {"stream", 'b', "bool"},
+                                                 {"tools", 'a', "[]openai.ResponsesTool"},
+                                                 {"text", 'o', "openai.ResponsesText"},
+                                                 {"max_output_tokens", 'i', "int"},
+                                                 {NULL, 0, NULL}};
+  if (!cll__oai_check_fields(req, b, st, fields))
     goto done;
   if (json_is_string(json_object_get(b, "previous_response_id"))) {
     cll__oai_error(req, 400,
