@@ -208,6 +208,49 @@ Test(api_metrics, ready_and_tags, .init = setup, .fini = stop_server, .timeout =
   free(r.body);
 }
 
+/* cllama_kv_cells_used of the loaded model, read from the exposition
+ * text (no parser needed for one gauge); -1 when absent. */
+static long kv_cells_used(void) {
+  struct resp r = http("GET", "/metrics", NULL);
+  cr_assert_eq(r.status, 200);
+  long v = -1;
+  for (char *l = r.body; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+    if (strncmp(l, "cllama_kv_cells_used{", 21) == 0) {
+      const char *sp = strchr(l, '}');
+      if (sp)
+        v = strtol(sp + 1, NULL, 10);
+    }
+  free(r.body);
+  return v;
+}
+
+/* Two sequences sharing a prompt: the second copies the first's cached
+ * prefix (the KV pool shares those cells), so the gauge grows by the cells
+ * the second one adds, not by the whole prompt again (issue 17). */
+Test(api_metrics, kv_cells_count_a_shared_prefix_once, .init = setup, .fini = stop_server,
+     .timeout = 120) {
+  char prompt[2048] = "", body[2300];
+  for (int i = 0; i < 120; i++)
+    strcat(prompt, i % 2 ? "blue " : "sky ");
+  snprintf(body, sizeof(body),
+           "{\"model\":\"rand\",\"prompt\":\"%s\",\"raw\":true,\"options\":"
+           "{\"num_predict\":1,\"temperature\":0}}",
+           prompt);
+  json_t *v = post_json("/api/generate", body, 200);
+  const long n_prompt = (long)json_integer_value(json_object_get(v, "prompt_eval_count"));
+  json_decref(v);
+  const long first = kv_cells_used();
+  cr_assert_geq(n_prompt, 100);
+  cr_expect_geq(first, n_prompt, "one sequence of %ld prompt tokens holds %ld cells", n_prompt,
+                first);
+  v = post_json("/api/generate", body, 200);
+  json_decref(v);
+  const long both = kv_cells_used();
+  cr_expect_leq(both - first, 4, "the shared prefix of %ld tokens counted again: %ld then %ld",
+                n_prompt, first, both);
+  cr_expect_gt(both, first - 1);
+}
+
 /* ---------------------------------------------------------------- tokenize
  * /api/tokenize against llama.cpp's own tokenization of the reference
  * prompt (ids and pieces, in ../shared/ref), detokenize back, and a chat

@@ -2,6 +2,8 @@
  * `cllama create` through HTTP, with the shared stories260K model. */
 #include "api_harness.h"
 
+#include <sched.h>
+
 static void setup(void) {
   if (!have_shared())
     return;
@@ -267,4 +269,92 @@ Test(api_lru, max_loaded_models_evicts_the_idle_one) {
   cr_expect(strstr(r.body, "q8:latest") != NULL, "%s", r.body);
   cr_expect(strstr(r.body, "stories:latest") == NULL, "%s", r.body);
   free(r.body);
+}
+
+/* ---------------------------------------------------------------- num_thread */
+
+/* The /api/ps entry of model name (new reference), or NULL. */
+static json_t *ps_entry(const char *name) {
+  struct resp r = http("GET", "/api/ps", NULL);
+  json_t *ps = jparse(r.body);
+  free(r.body);
+  json_t *found = NULL, *m;
+  size_t i;
+  json_array_foreach(json_object_get(ps, "models"), i, m) {
+    if (strcmp(json_string_value(json_object_get(m, "name")), name) == 0)
+      found = json_incref(m);
+  }
+  json_decref(ps);
+  return found;
+}
+
+/* Threads of the server process (its compute team's workers among them). */
+static int server_threads(void) {
+  char path[64], line[256];
+  snprintf(path, sizeof(path), "/proc/%d/status", (int)H.pid);
+  FILE *f = fopen(path, "r");
+  int n = -1;
+  while (f && fgets(line, sizeof(line), f))
+    if (sscanf(line, "Threads: %d", &n) == 1)
+      break;
+  if (f)
+    fclose(f);
+  return n;
+}
+
+static void gen_with_threads(const char *model, const char *opts, long status) {
+  char body[512];
+  snprintf(body, sizeof(body),
+           "{\"model\":\"%s\",\"prompt\":\"Once\",\"options\":{\"num_predict\":2%s}}", model, opts);
+  json_t *v = post_json("/api/generate", body, status);
+  if (status != 200)
+    cr_expect(strstr(jstr(v, "error"), "num_thread") != NULL, "%s", jstr(v, "error"));
+  json_decref(v);
+}
+
+Test(api_models, num_thread_sets_the_runners_team_and_reloads) {
+  NEED_SHARED();
+  cpu_set_t set;
+  cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+  const int n_cpu = CPU_COUNT(&set);
+  /* Bad values are a 400 naming the option, before anything loads. */
+  gen_with_threads("stories", ",\"num_thread\":-1", 400);
+  char big[64];
+  snprintf(big, sizeof(big), ",\"num_thread\":%d", n_cpu + 1);
+  gen_with_threads("stories", big, 400);
+  json_t *m = ps_entry("stories:latest");
+  cr_expect_null(m, "a rejected request loaded the model");
+  json_decref(m);
+
+  gen_with_threads("stories", ",\"num_thread\":1", 200);
+  m = ps_entry("stories:latest");
+  cr_assert(m);
+  cr_expect_eq(json_integer_value(json_object_get(m, "num_thread")), 1);
+  json_decref(m);
+  const int threads_1 = server_threads();
+  if (n_cpu >= 2) {
+    /* Another num_thread reloads the runner with a team of that size:
+     * one more compute thread in the process. */
+    gen_with_threads("stories", ",\"num_thread\":2", 200);
+    m = ps_entry("stories:latest");
+    cr_assert(m);
+    cr_expect_eq(json_integer_value(json_object_get(m, "num_thread")), 2);
+    json_decref(m);
+    cr_expect_eq(server_threads(), threads_1 + 1);
+  }
+
+  /* PARAMETER num_thread of a model is its runner's default. */
+  add_model("one-thread", "stories260K-f32.gguf", NULL, NULL, "{\"num_thread\":1}");
+  gen_with_threads("one-thread", "", 200);
+  m = ps_entry("one-thread:latest");
+  cr_assert(m);
+  cr_expect_eq(json_integer_value(json_object_get(m, "num_thread")), 1);
+  json_decref(m);
+  /* ... and a create with an impossible one is refused. */
+  json_t *v = post_json("/api/create",
+                        "{\"model\":\"bad-threads\",\"from\":\"stories\",\"parameters\":"
+                        "{\"num_thread\":-2}}",
+                        400);
+  cr_expect(strstr(jstr(v, "error"), "num_thread") != NULL, "%s", jstr(v, "error"));
+  json_decref(v);
 }

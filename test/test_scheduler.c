@@ -90,7 +90,7 @@ static void f_shift(void *c, int32_t s, int32_t p0, int32_t nd) {
   f->len[s] -= nd;
 }
 static const struct cll_sched_backend fake_be = {f_forward, f_logits, f_hidden, f_trim,
-                                                 f_copy,    f_shift,  NULL};
+                                                 f_copy,    f_shift,  NULL,     NULL};
 
 /* One request's record. */
 struct req {

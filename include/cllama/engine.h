@@ -118,6 +118,11 @@ int64_t cll_kv_free_cells(const cll_ctx *c);
 int32_t cll_kv_seq_reusable(const cll_ctx *c, int32_t seq, int32_t n);
 /* Bytes of K and V storage of the context (all layers, all cells). */
 size_t cll_ctx_kv_bytes(const cll_ctx *c);
+/* KV cells that hold some sequence's position: a cell several sequences
+ * share (a prefix given by cll_kv_seq_copy) counts once. */
+int64_t cll_kv_cells_used(const cll_ctx *c);
+/* Threads in c's compute team (what n_threads resolved to). */
+int cll_ctx_n_threads(const cll_ctx *c);
 /* Rows of each sequence's ring in sliding-window layers (window plus one
  * batch), or 0 when every layer keeps n_ctx cells. */
 int64_t cll_ctx_kv_ring(const cll_ctx *c);

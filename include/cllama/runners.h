@@ -62,10 +62,19 @@ struct cll_load_req {
   const char *name;      /* display name for /api/ps ("llama3.2:latest") */
   const char *digest;    /* manifest digest for /api/ps (may be "") */
   int64_t num_ctx;       /* wanted per-sequence context; 0 = default */
+  int64_t num_thread;    /* compute threads (Ollama's option); 0 = default, see below */
   int64_t keep_alive_ns; /* used when keep_alive_set */
   bool keep_alive_set;
   bool embedding; /* embedding model: one sequence at a time, as Ollama */
 };
+
+/* num_thread is a load-time option, as in Ollama: a runner computes with
+ * the team it was loaded with, and a request whose num_thread (0: the
+ * params' n_threads, else one thread per physical core) differs from
+ * that of the loaded runner reloads it once it is idle. */
+/* 0 when n is a num_thread a runner can be loaded with (0, or 1 up to the
+ * CPUs this process may run on); else CLL_EINVAL and err says why. */
+int cll_runners_check_num_thread(int64_t n, cll_err *err);
 
 /* status 0: r is usable (one use counted). Otherwise r is NULL and err says
  * why (CLL_ECANCELED after cll_acquire_cancel, the load error...). */
@@ -73,7 +82,8 @@ typedef void (*cll_acquire_cb)(void *ud, cll_runner *r, int status, const cll_er
 
 /* Queues a request for a model. Returns 0 (cb will run exactly once; *out
  * can cancel it until then) or CLL_EFULL when the queue is full, with err
- * holding Ollama's message; cb never runs then. Strings are copied. */
+ * holding Ollama's message, or CLL_EINVAL for a bad num_thread; cb never
+ * runs then. Strings are copied. */
 int cll_runners_acquire(cll_runners *rs, const struct cll_load_req *req, cll_acquire_cb cb,
                         void *ud, cll_acquire **out, cll_err *err);
 /* The client went away while waiting: cb runs with CLL_ECANCELED. */
@@ -99,6 +109,7 @@ struct cll_runner_info {
   int64_t expires_at_ns;            /* wall clock, ns since the epoch; INT64_MAX = never */
   int64_t context_length;
   int n_parallel;
+  int n_threads; /* the runner's compute team (0 while loading) */
   bool loading;
   struct cll_sched_info sched;
 };

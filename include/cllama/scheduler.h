@@ -119,6 +119,10 @@ struct cll_sched_backend {
   /* The longest prefix (<= n) of seq's KV a new prompt may reuse (NULL: n).
    * Sliding-window rings may hold too little of an old prefix. */
   int32_t (*kv_reusable)(void *ctx, int32_t seq, int32_t n);
+  /* KV cells in use, a cell that several sequences share counted once
+   * (NULL: the scheduler's own count, every sequence's cells). Called on
+   * the loop thread between steps. */
+  int64_t (*kv_cells_used)(void *ctx);
 };
 /* The backend over a cll_ctx (pass the cll_ctx as backend_ctx). */
 const struct cll_sched_backend *cll_sched_backend_engine(void);
@@ -168,13 +172,14 @@ void cll_seq_cancel(cll_seq *q);
 void cll_seq_resume(cll_seq *q);
 
 struct cll_sched_info {
-  int32_t n_active;      /* sequences holding a slot */
-  int32_t n_waiting;     /* sequences waiting for a slot */
-  int32_t n_cached;      /* finished sequences' KV kept for reuse */
-  uint64_t n_steps;      /* steps run so far */
-  int64_t kv_cells_used; /* KV cells held by sequences (a shared prefix counted per holder) */
-  int64_t kv_cells;      /* KV cells in the pool */
-  bool idle;             /* no sequence, no step in flight */
+  int32_t n_active;  /* sequences holding a slot */
+  int32_t n_waiting; /* sequences waiting for a slot */
+  int32_t n_cached;  /* finished sequences' KV kept for reuse */
+  uint64_t n_steps;  /* steps run so far */
+  int64_t
+      kv_cells_used; /* KV cells held by sequences (a shared prefix once), as of the last step */
+  int64_t kv_cells;  /* KV cells in the pool */
+  bool idle;         /* no sequence, no step in flight */
 };
 void cll_sched_info(const cll_sched *s, struct cll_sched_info *out);
 

@@ -717,6 +717,8 @@ static void on_create(cll_request *req, void *ud) {
     struct cll__gen_opts o;
     cll__gen_opts_defaults(&o);
     int rc = cll__gen_opts_apply(&o, p, &err);
+    if (rc == 0)
+      rc = cll_runners_check_num_thread(o.num_thread, &err);
     cll__gen_opts_free(&o);
     if (rc != 0) {
       fail(req, c, body, 400, err.msg);

@@ -430,11 +430,12 @@ static void handle(cll_request *req, cll_api *api, bool legacy) {
   lr.name = e->ref.display;
   lr.digest = e->ref.man->digest;
   lr.num_ctx = e->opts.num_ctx;
+  lr.num_thread = e->opts.num_thread;
   lr.keep_alive_ns = e->keep_alive_ns;
   lr.keep_alive_set = e->keep_alive_set;
   rc = cll_runners_acquire(api->runners, &lr, on_acquired, e, &e->acq, &err);
   if (rc != 0)
-    emb_error(e, rc == CLL_EFULL ? 503 : 500, err.msg);
+    emb_error(e, rc == CLL_EFULL ? 503 : rc == CLL_EINVAL ? 400 : 500, err.msg);
 }
 
 static void on_embed(cll_request *req, void *ud) {

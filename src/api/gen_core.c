@@ -743,6 +743,7 @@ void cll__gen_start(cll__gen *g) {
   lr.name = g->ref.display;
   lr.digest = g->ref.man ? g->ref.man->digest : "";
   lr.num_ctx = g->opts.num_ctx;
+  lr.num_thread = g->opts.num_thread;
   lr.keep_alive_ns = g->keep_alive_ns;
   lr.keep_alive_set = g->keep_alive_set;
   cll_err err = {0};

@@ -74,6 +74,8 @@ static void on_ps(cll_request *req, void *ud) {
                   "size", (json_int_t)info[i].size_bytes, "digest", info[i].digest, "details",
                   details_of(api, info[i].name), "expires_at", exp, "size_vram", (json_int_t)0,
                   "context_length", (json_int_t)info[i].context_length);
+    if (m && info[i].n_threads > 0) /* cllama: the runner's compute threads */
+      json_object_set_new(m, "num_thread", json_integer(info[i].n_threads));
     if (m)
       json_array_append_new(arr, m);
     if (api->cfg->debug > 0)

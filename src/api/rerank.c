@@ -386,11 +386,12 @@ static void handle(cll_request *req, cll_api *api, bool v1) {
   lr.name = r->ref.display;
   lr.digest = r->ref.man->digest;
   lr.num_ctx = r->opts.num_ctx;
+  lr.num_thread = r->opts.num_thread;
   lr.keep_alive_ns = r->keep_alive_ns;
   lr.keep_alive_set = r->keep_alive_set;
   rc = cll_runners_acquire(api->runners, &lr, on_acquired, r, &r->acq, &err);
   if (rc != 0)
-    rr_error(r, rc == CLL_EFULL ? 503 : 500, err.msg);
+    rr_error(r, rc == CLL_EFULL ? 503 : rc == CLL_EINVAL ? 400 : 500, err.msg);
 }
 
 static void on_rerank(cll_request *req, void *ud) {

@@ -198,6 +198,10 @@ int cll_ctx_new(cll_model *m, const struct cll_ctx_params *p, cll_ctx **out, cll
   return 0;
 }
 
+int cll_ctx_n_threads(const cll_ctx *c) {
+  return c->p.n_threads;
+}
+
 void cll_ctx_free(cll_ctx *c) {
   if (c == NULL)
     return;

@@ -338,6 +338,44 @@ static void post_norm_add(struct worker *w, cll_ctx *c, const struct cll__weight
   op_end(w, n);
 }
 
+/* The T rows of x prepared for the weights ws (prepare), over token
+ * chunks, then pr set up for them in every thread. */
+static void prepare_all(struct worker *w, struct prepared *pr, const struct cll__weight *const *ws,
+                        int n_w, const float *x, int64_t x_stride, int64_t T) {
+  int64_t a0, a1;
+  int32_t n = tok_chunks(T, w->nth);
+  FOR_CHUNKS(w, n, i) {
+    chunk_range(T, i, n, 1, &a0, &a1);
+    prepare(w->c, pr, ws, n_w, x, x_stride, T, a0, a1, w->c->xq);
+  }
+  op_end(w, n);
+  prepare(w->c, pr, ws, n_w, x, x_stride, T, 0, 0, w->c->xq);
+}
+
+/* x += W in for the T token rows (in: n_in floats a row; gemma: x +=
+ * rmsnorm(W in) * post): in is quantized over token chunks, then the
+ * product runs over row chunks with the residual add. */
+static void proj_add(struct worker *w, struct prepared *pr, const struct cll__weight *W,
+                     const float *in, int64_t n_in, int64_t T, const struct cll__weight *post) {
+  cll_ctx *c = w->c;
+  const int64_t E = c->m->info.n_embd;
+  const bool gemma = c->m->arch->gemma;
+  const struct cll__weight *ws[1] = {W};
+  int64_t a0, a1;
+  prepare_all(w, pr, ws, 1, in, n_in, T);
+  int32_t n = row_chunks(E, w->nth);
+  FOR_CHUNKS(w, n, i) {
+    chunk_range(E, i, n, ROW_ALIGN, &a0, &a1);
+    matmul(c, pr, W, in, n_in, T, c->xn, E, a0, a1, w->ith);
+    if (!gemma)
+      for (int64_t t = 0; t < T; t++)
+        add_to(c->x + t * E + a0, c->xn + t * E + a0, a1 - a0);
+  }
+  op_end(w, n);
+  if (gemma)
+    post_norm_add(w, c, post, T);
+}
+
 /* The mixture-of-experts FFN of layer L for T tokens whose normalized
  * input is in xn (already prepared for the router in xq):
  *   p = softmax(Wr xn); the n_used largest, their weights p / sum(p);
@@ -439,13 +477,7 @@ static void moe_ffn(struct worker *w, cll_ctx *c, const struct cll__layer *L, in
   op_end(w, n);
 
   const struct cll__weight *d0[1] = {&L->exp_down[0]};
-  n = tok_chunks(S, nth);
-  FOR_CHUNKS(w, n, i) {
-    chunk_range(S, i, n, 1, &a0, &a1);
-    prepare(c, &pr, d0, 1, c->moe_g, FE, S, a0, a1, c->xq);
-  }
-  op_end(w, n);
-  prepare(c, &pr, d0, 1, c->moe_g, FE, S, 0, 0, c->xq);
+  prepare_all(w, &pr, d0, 1, c->moe_g, FE, S);
   const int32_t rd = row_chunks(E, nth) > 4 ? 4 : row_chunks(E, nth);
   n = n_act * rd;
   FOR_CHUNKS(w, n, i) {
@@ -509,9 +541,7 @@ static void forward_worker(void *arg, int ith, int nth) {
   for (int il = 0; il < I->n_layer; il++) {
     const struct cll__layer *L = &m->layers[il];
     const struct cll__weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
-    const struct cll__weight *wo[1] = {&L->wo};
     const struct cll__weight *gu[2] = {&L->w_gate, &L->w_up};
-    const struct cll__weight *dn[1] = {&L->w_down};
 
     /* xn = rmsnorm(x), quantized for Wq/Wk/Wv */
     n = tok_chunks(T, nth);
@@ -591,24 +621,7 @@ static void forward_worker(void *arg, int ith, int nth) {
 
     /* x += Wo att (gemma: x += rmsnorm(Wo att) * attn_post_norm) */
     const bool gemma = m->arch->gemma;
-    n = tok_chunks(T, nth);
-    FOR_CHUNKS(w, n, i) {
-      chunk_range(T, i, n, 1, &a0, &a1);
-      prepare(c, &pr, wo, 1, c->att, QD, T, a0, a1, c->xq);
-    }
-    op_end(w, n);
-    prepare(c, &pr, wo, 1, c->att, QD, T, 0, 0, c->xq);
-    n = row_chunks(E, nth);
-    FOR_CHUNKS(w, n, i) {
-      chunk_range(E, i, n, ROW_ALIGN, &a0, &a1);
-      matmul(c, &pr, &L->wo, c->att, QD, T, c->xn, E, a0, a1, ith);
-      if (!gemma)
-        for (int64_t t = 0; t < T; t++)
-          add_to(c->x + t * E + a0, c->xn + t * E + a0, a1 - a0);
-    }
-    op_end(w, n);
-    if (gemma)
-      post_norm_add(w, c, &L->attn_post_norm, T);
+    proj_add(w, &pr, &L->wo, c->att, QD, T, &L->attn_post_norm);
 
     /* feed-forward: xn = rmsnorm(x); gate = act(Wgate xn) * (Wup xn) */
     n = tok_chunks(T, nth);
@@ -643,24 +656,7 @@ static void forward_worker(void *arg, int ith, int nth) {
     op_end(w, n);
 
     /* x += Wdown gate (gemma: x += rmsnorm(Wdown gate) * ffn_post_norm) */
-    n = tok_chunks(T, nth);
-    FOR_CHUNKS(w, n, i) {
-      chunk_range(T, i, n, 1, &a0, &a1);
-      prepare(c, &pr, dn, 1, c->gate, F, T, a0, a1, c->xq);
-    }
-    op_end(w, n);
-    prepare(c, &pr, dn, 1, c->gate, F, T, 0, 0, c->xq);
-    n = row_chunks(E, nth);
-    FOR_CHUNKS(w, n, i) {
-      chunk_range(E, i, n, ROW_ALIGN, &a0, &a1);
-      matmul(c, &pr, &L->w_down, c->gate, F, T, c->xn, E, a0, a1, ith);
-      if (!gemma)
-        for (int64_t t = 0; t < T; t++)
-          add_to(c->x + t * E + a0, c->xn + t * E + a0, a1 - a0);
-    }
-    op_end(w, n);
-    if (gemma)
-      post_norm_add(w, c, &L->ffn_post_norm, T);
+    proj_add(w, &pr, &L->w_down, c->gate, F, T, &L->ffn_post_norm);
   }
 
   /* Output: only the wanted rows, normalized into xn (kept for

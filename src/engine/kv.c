@@ -107,6 +107,10 @@ size_t cll_ctx_kv_bytes(const cll_ctx *c) {
   return c->kv_bytes;
 }
 
+int64_t cll_kv_cells_used(const cll_ctx *c) {
+  return c->p.n_ctx - c->n_free;
+}
+
 int64_t cll_ctx_kv_ring(const cll_ctx *c) {
   return c->ring;
 }

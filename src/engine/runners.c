@@ -9,13 +9,15 @@
  * its model whose context is large enough; otherwise, one load at a time,
  * the model is loaded, first evicting the least recently used idle runner
  * when OLLAMA_MAX_LOADED_MODELS are loaded, or unloading an idle runner of
- * the same model whose context is too small (Ollama's reload on num_ctx).
+ * the same model whose context is too small or whose compute team is not
+ * the num_thread asked for (Ollama's reload on changed load-time options).
  *
  * Default parallelism (OLLAMA_NUM_PARALLEL unset): as many sequences as
  * there is memory for, counting a full num_ctx of f16 KV per sequence
  * against half of the memory available at load time minus the weights,
  * between 1 and 16. Embedding models run one sequence at a time. */
 #include "cllama/runners.h"
+#include "threads.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +37,7 @@ struct cll_runner {
   int64_t want_ctx; /* num_ctx asked by the request that loaded it */
   int64_t n_ctx;    /* per-sequence context, after clamping */
   int n_parallel;
+  int want_threads; /* compute threads asked for, resolved (want_threads()) */
   cll_model *model;
   cll_ctx *ctx;
   cll_sched *sched;
@@ -73,6 +76,7 @@ struct cll_runners {
   void (*close_cb)(void *);
   void *close_ud;
   uint64_t clock;
+  int default_threads; /* num_thread 0: p.n_threads, else one per physical core */
 };
 
 static void process_queue(cll_runners *rs);
@@ -125,6 +129,7 @@ int cll_runners_new(uv_loop_t *loop, const struct cll_runners_params *p, cll_run
     rs->p.num_ctx = 4096;
   if (rs->p.n_batch <= 0)
     rs->p.n_batch = 512;
+  rs->default_threads = rs->p.n_threads > 0 ? rs->p.n_threads : cll__cpu_count();
   uv_timer_init(loop, &rs->kick);
   rs->kick.data = rs;
   *out = rs;
@@ -158,11 +163,35 @@ static void acquire_done(cll_acquire *a, cll_runner *r, int status, const cll_er
   cb(ud, r, status, err);
 }
 
+int cll_runners_check_num_thread(int64_t n, cll_err *err) {
+  if (n < 0)
+    return cll_err_set(err, CLL_EINVAL,
+                       "invalid num_thread %lld: use a positive thread count, or 0 for one "
+                       "thread per physical core",
+                       (long long)n);
+  int max = cll__cpu_logical();
+  if (n > max)
+    return cll_err_set(err, CLL_EINVAL,
+                       "invalid num_thread %lld: this server may run on %d CPUs, so at most %d "
+                       "threads",
+                       (long long)n, max, max);
+  return 0;
+}
+
+/* The compute threads a request asks for: its num_thread, else the
+ * default. */
+static int want_threads(const cll_runners *rs, const struct cll_load_req *req) {
+  return req->num_thread > 0 ? (int)req->num_thread : rs->default_threads;
+}
+
 int cll_runners_acquire(cll_runners *rs, const struct cll_load_req *req, cll_acquire_cb cb,
                         void *ud, cll_acquire **out, cll_err *err) {
   *out = NULL;
   if (rs->closing)
     return cll_err_set(err, CLL_ECANCELED, "server is shutting down");
+  int rc = cll_runners_check_num_thread(req->num_thread, err);
+  if (rc != 0)
+    return rc;
   if (rs->n_waiting >= rs->p.max_queue)
     return cll_err_set(err, CLL_EFULL,
                        "server busy, please try again.  maximum pending requests exceeded");
@@ -377,7 +406,7 @@ static void on_load_work(uv_work_t *w) {
   cp.n_ctx_seq = n_ctx;
   cp.n_seq_max = 2 * r->n_parallel;
   cp.n_batch_max = n_batch;
-  cp.n_threads = rs->p.n_threads;
+  cp.n_threads = r->want_threads;
   cp.embeddings = true;
   r->load_status = cll_ctx_new(r->model, &cp, &r->ctx, &r->load_err);
   if (r->load_status == 0) /* weights and K/V as allocated (sliding-window rings included) */
@@ -432,9 +461,9 @@ static void on_load_done(uv_work_t *w, int status) {
   r->expires_at_ns = wall_ns() + (r->keep_alive_ns < 0 ? 0 : r->keep_alive_ns);
   fprintf(stderr,
           "level=INFO source=runners msg=\"model loaded\" model=%s n_ctx=%lld "
-          "parallel=%d kv_bytes=%zu swa_ring=%lld\n",
+          "parallel=%d kv_bytes=%zu swa_ring=%lld threads=%d\n",
           r->name, (long long)r->n_ctx, r->n_parallel, cll_ctx_kv_bytes(r->ctx),
-          (long long)cll_ctx_kv_ring(r->ctx));
+          (long long)cll_ctx_kv_ring(r->ctx), cll_ctx_n_threads(r->ctx));
   process_queue(rs);
 }
 
@@ -448,6 +477,7 @@ static cll_runner *start_load(cll_runners *rs, const cll_acquire *a) {
   r->digest = strdup(a->digest);
   r->embedding = a->req.embedding;
   r->want_ctx = a->req.num_ctx;
+  r->want_threads = want_threads(rs, &a->req);
   r->keep_alive_ns = a->req.keep_alive_set ? a->req.keep_alive_ns : rs->p.keep_alive_ns;
   r->state = R_LOADING;
   uv_timer_init(rs->loop, &r->timer);
@@ -468,6 +498,8 @@ static cll_runner *start_load(cll_runners *rs, const cll_acquire *a) {
 /* ---------------------------------------------------------------- queue */
 
 static bool fits(const cll_runner *r, const cll_acquire *a) {
+  if (want_threads(r->rs, &a->req) != r->want_threads)
+    return false;
   int64_t want = a->req.num_ctx > 0 ? a->req.num_ctx : r->rs->p.num_ctx;
   if (want <= r->n_ctx)
     return true;
@@ -519,7 +551,8 @@ static void process_queue(cll_runners *rs) {
     if (rs->loading || (r && r->state != R_READY))
       continue; /* wait for the load or unload in flight */
     if (r) {
-      /* Loaded with a smaller context: reload once idle. */
+      /* Loaded with a smaller context or another num_thread: reload once
+       * idle. */
       if (r->refs == 0)
         unload(r);
       continue;
@@ -554,6 +587,7 @@ int cll_runners_list(cll_runners *rs, struct cll_runner_info *out, int max) {
       i->size_bytes = r->size_bytes;
       i->context_length = r->n_ctx;
       i->n_parallel = r->n_parallel;
+      i->n_threads = r->ctx && r->state == R_READY ? cll_ctx_n_threads(r->ctx) : 0;
       i->loading = r->state == R_LOADING;
       if (r->refs > 0 || r->state == R_LOADING)
         i->expires_at_ns = r->keep_alive_ns < 0 ? INT64_MAX : wall_ns() + r->keep_alive_ns;

@@ -26,8 +26,12 @@ static int32_t be_reusable(void *c, int32_t seq, int32_t n) {
   return cll_kv_seq_reusable(c, seq, n);
 }
 
+static int64_t be_cells_used(void *c) {
+  return cll_kv_cells_used(c);
+}
+
 static const struct cll_sched_backend engine_backend = {
-    be_forward, be_logits, be_hidden, be_trim, be_copy, be_shift, be_reusable,
+    be_forward, be_logits, be_hidden, be_trim, be_copy, be_shift, be_reusable, be_cells_used,
 };
 
 const struct cll_sched_backend *cll_sched_backend_engine(void) {

@@ -93,6 +93,7 @@ struct cll_sched {
   struct slot *slots; /* (n_slots) */
   uint64_t lru_clock;
   int64_t cells_used; /* sum of slot lengths (conservative: ignores sharing) */
+  int64_t cells_phys; /* the backend's count of cells in use after the last step */
 
   struct kv_op *ops; /* pending KV operations, applied at the start of the next step */
   int32_t n_ops, cap_ops;
@@ -750,6 +751,8 @@ static void on_step_done(uv_work_t *w, int status) {
   /* step_running stays set until the sequences are handled, so a callback
    * that closes the scheduler defers the close to the pump below. */
   s->n_steps++;
+  if (s->be->kv_cells_used) /* the step is over: the context is ours to read */
+    s->cells_phys = s->be->kv_cells_used(s->bctx);
   uint64_t now = uv_hrtime();
   step_stats(s, now);
   if (status == 0 && s->step_status == 0) {
@@ -791,12 +794,11 @@ static void on_step_done(uv_work_t *w, int status) {
 
 /* ---------------------------------------------------------------- pump */
 
-static void on_close_kick(uv_handle_t *h) {
-  cll_sched *s = h->data;
-  void (*cb)(void *) = s->close_cb;
-  void *ud = s->close_ud;
-  for (int32_t i = 0; i < s->p.n_slots; i++)
-    free(s->slots[i].tok);
+/* Frees s and what it owns; works on a half-built one (from calloc). */
+static void sched_free(cll_sched *s) {
+  if (s->slots)
+    for (int32_t i = 0; i < s->p.n_slots; i++)
+      free(s->slots[i].tok);
   free(s->slots);
   free(s->ops);
   free(s->step_ops);
@@ -806,6 +808,13 @@ static void on_close_kick(uv_handle_t *h) {
   free(s->b_want);
   free(s->step_seqs);
   free(s);
+}
+
+static void on_close_kick(uv_handle_t *h) {
+  cll_sched *s = h->data;
+  void (*cb)(void *) = s->close_cb;
+  void *ud = s->close_ud;
+  sched_free(s);
   if (cb)
     cb(ud);
 }
@@ -951,16 +960,7 @@ int cll_sched_new(uv_loop_t *loop, const struct cll_sched_params *p,
   *out = s;
   return 0;
 err:
-  if (s->slots)
-    for (int32_t i = 0; i < p->n_slots; i++)
-      free(s->slots[i].tok);
-  free(s->slots);
-  free(s->b_tok);
-  free(s->b_pos);
-  free(s->b_seq);
-  free(s->b_want);
-  free(s->step_seqs);
-  free(s);
+  sched_free(s);
   return cll_err_set(err, CLL_ENOMEM, "out of memory");
 }
 
@@ -986,7 +986,10 @@ void cll_sched_info(const cll_sched *s, struct cll_sched_info *out) {
   for (int32_t i = 0; i < s->p.n_slots; i++)
     out->n_cached += s->slots[i].state == SLOT_CACHED;
   out->n_steps = s->n_steps;
-  out->kv_cells_used = s->cells_used;
+  /* Physical cells (a prefix shared by several slots once) where the
+   * backend counts them; cells_used, which admission plans with, counts a
+   * shared prefix per slot. */
+  out->kv_cells_used = s->be->kv_cells_used ? s->cells_phys : s->cells_used;
   out->kv_cells = s->p.n_cells;
   out->idle = s->active.n == 0 && s->waiting.n == 0 && !s->step_running;
 }

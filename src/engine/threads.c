@@ -78,22 +78,28 @@ static int read_int_file(const char *path) {
   return v;
 }
 
-/* Physical cores among the CPUs this process may use: SMT siblings share
- * the core's execution units and memory path, so one compute thread per
- * core is the default. Falls back to the logical count. */
 void cll__spin_wait(int *spins) {
   spin_wait(spins);
 }
 
+int cll__cpu_logical(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+    return CPU_COUNT(&set);
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
+/* Physical cores among the CPUs this process may use: SMT siblings share
+ * the core's execution units and memory path, so one compute thread per
+ * core is the default. Falls back to the logical count. */
 int cll__cpu_count(void) {
   cpu_set_t set;
   int logical = 0;
   if (sched_getaffinity(0, sizeof(set), &set) == 0)
     logical = CPU_COUNT(&set);
-  if (logical <= 0) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-  }
+  if (logical <= 0)
+    return cll__cpu_logical();
   int64_t seen[CPU_SETSIZE];
   int n_cores = 0;
   for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {

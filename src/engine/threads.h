@@ -28,5 +28,7 @@ void cll__team_barrier(cll__team *t);
 void cll__spin_wait(int *spins);
 /* Physical cores the process may run on (>= 1). */
 int cll__cpu_count(void);
+/* CPUs (SMT siblings counted) the process may run on (>= 1). */
+int cll__cpu_logical(void);
 
 #endif

@@ -8,7 +8,21 @@
 
 #include "kernels/x86.h"
 
-static void dot_f16_f32(int64_t n, const void *w, const void *a, float *out) {
+/* 8 F16 (bf = 0) or BF16 (bf = 1) values at p as floats; BF16 is the
+ * top half of an fp32: widen and shift. */
+static inline __attribute__((always_inline)) __m256 half8_ps(const int bf, const uint16_t *p) {
+  const __m128i h = _mm_loadu_si128((const __m128i *)p);
+  if (bf)
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  return _mm256_cvtph_ps(h);
+}
+
+static inline __attribute__((always_inline)) float half_f32(const int bf, uint16_t h) {
+  return bf ? cll__bf16_to_fp32(h) : h2f(h);
+}
+
+static inline __attribute__((always_inline)) void dot_half(const int bf, int64_t n, const void *w,
+                                                           const void *a, float *out) {
   const uint16_t *x = w;
   const float *y = a;
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
@@ -16,56 +30,39 @@ static void dot_f16_f32(int64_t n, const void *w, const void *a, float *out) {
   int64_t i = 0;
   for (; i + 32 <= n; i += 32)
     for (int k = 0; k < 4; k++)
-      acc[k] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + 8 * k))),
-                               _mm256_loadu_ps(y + i + 8 * k), acc[k]);
+      acc[k] = _mm256_fmadd_ps(half8_ps(bf, x + i + 8 * k), _mm256_loadu_ps(y + i + 8 * k), acc[k]);
   for (; i + 8 <= n; i += 8)
-    acc[0] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))),
-                             _mm256_loadu_ps(y + i), acc[0]);
+    acc[0] = _mm256_fmadd_ps(half8_ps(bf, x + i), _mm256_loadu_ps(y + i), acc[0]);
   float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
   for (; i < n; i++)
-    s += h2f(x[i]) * y[i];
+    s += half_f32(bf, x[i]) * y[i];
   *out = s;
 }
 
-static void dequant_f16(const void *src, float *dst, int64_t n) {
+static inline __attribute__((always_inline)) void dequant_half(const int bf, const void *src,
+                                                               float *dst, int64_t n) {
   const uint16_t *x = src;
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
+    _mm256_storeu_ps(dst + i, half8_ps(bf, x + i));
   for (; i < n; i++)
-    dst[i] = h2f(x[i]);
+    dst[i] = half_f32(bf, x[i]);
 }
 
-/* BF16 is the top half of an fp32: widen and shift. */
-static inline __m256 bf16x8_ps(const uint16_t *p) {
-  return _mm256_castsi256_ps(
-      _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+static void dot_f16_f32(int64_t n, const void *w, const void *a, float *out) {
+  dot_half(0, n, w, a, out);
 }
 
 static void dot_bf16_f32(int64_t n, const void *w, const void *a, float *out) {
-  const uint16_t *x = w;
-  const float *y = a;
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                   _mm256_setzero_ps()};
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32)
-    for (int k = 0; k < 4; k++)
-      acc[k] = _mm256_fmadd_ps(bf16x8_ps(x + i + 8 * k), _mm256_loadu_ps(y + i + 8 * k), acc[k]);
-  for (; i + 8 <= n; i += 8)
-    acc[0] = _mm256_fmadd_ps(bf16x8_ps(x + i), _mm256_loadu_ps(y + i), acc[0]);
-  float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-  for (; i < n; i++)
-    s += cll__bf16_to_fp32(x[i]) * y[i];
-  *out = s;
+  dot_half(1, n, w, a, out);
+}
+
+static void dequant_f16(const void *src, float *dst, int64_t n) {
+  dequant_half(0, src, dst, n);
 }
 
 static void dequant_bf16(const void *src, float *dst, int64_t n) {
-  const uint16_t *x = src;
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(dst + i, bf16x8_ps(x + i));
-  for (; i < n; i++)
-    dst[i] = cll__bf16_to_fp32(x[i]);
+  dequant_half(1, src, dst, n);
 }
 
 const cll_kernels cll__kernels_avx2 = {

@@ -1,6 +1,6 @@
-/* avx512_packed.c — Q8_0, Q4_K and Q5_K matrices repacked at load for the
- * avx512 table (its pack, pack_bytes and matmul_packed slots for those
- * types; Q4_0's live in avx512.c). Compiled with the avx512 flags.
+/* avx512_packed.c — Q4_0, Q8_0, Q4_K and Q5_K matrices repacked at load
+ * for the avx512 table (its pack, pack_bytes and matmul_packed slots).
+ * Compiled with the avx512 flags.
  *
  * Why: at decode the in-place kernels do one row at a time, so every
  * weight block costs its own scale conversion, shuffles and horizontal
@@ -41,81 +41,132 @@
 
 #include "kernels/avx512_internal.h"
 
-#include <immintrin.h>
-#include <string.h>
+/* ---------------------------------------------------------------- Q4_0 and Q8_0
+ *
+ * Q4_0, panel p (rows 16p..16p+15), nb blocks per row:
+ *   quants: nb x 256 bytes. Block i is 4 vectors of 64 bytes; dword j of
+ *           vector g holds bytes 4g..4g+3 of row j's qs, so its low
+ *           nibbles are elements 4g..4g+3 and its high nibbles elements
+ *           16+4g..16+4g+3: after (v & 15) and (v >> 4 & 15) the 8 vectors
+ *           meet the activation's dwords 0..7 in vpdpbusd, as in the GEMM
+ *           panels of avx512_gemm.c;
+ *   scales: nb x 16 fp16, row order.
+ * Panels are rounded up to 64 bytes, so every quant vector is aligned.
+ * The packed matrix is the same size as the GGUF one (18 bytes a block).
+ * Q8_0 is laid out the same way with 8 vectors a block (the layout at
+ * the top of this file). */
 
-static inline int32_t ld32(const void *p) {
-  int32_t v;
-  memcpy(&v, p, 4);
-  return v;
+#define P4_TOK 8         /* tokens per tile (8 accumulators + 8 weight vectors) */
+#define P4_TOK2 4        /* tokens per tile over two panels */
+#define P4_PREFETCH 2048 /* bytes ahead the first tile of a panel prefetches */
+
+/* Quant bytes of one block of a panel: Q4_0 (q4) 256, Q8_0 512. */
+#define PQ_BYTES(q4) ((q4) ? 256 : 512)
+
+static size_t p4_panel_bytes(int64_t nb) {
+  return ((size_t)nb * (CLL_PACK_ROWS * sizeof(sb_q4_0)) + 63) & ~(size_t)63;
 }
-
-#define TOK_CHUNK 64
-
-/* Tiles of at most max_t tokens over [tc, te), as even as possible (41
- * by 8: 7 7 7 7 7 6), so no tile is a lone token when several share. */
-#define FOR_TILES(tc, te, max_t, t0, t1)                                                           \
-  for (int64_t n_t_ = ((te) - (tc) + (max_t)-1) / (max_t), k_ = 0; k_ < n_t_; k_++)                \
-    for (int64_t t0 = (tc) + ((te) - (tc)) * k_ / n_t_,                                            \
-                 t1 = (tc) + ((te) - (tc)) * (k_ + 1) / n_t_, once_ = 1;                           \
-         once_; once_ = 0)
-
-/* ---------------------------------------------------------------- Q8_0 */
-
-#define P8_TOK 8
 
 static size_t p8_panel_bytes(int64_t nb) {
   return ((size_t)nb * (CLL_PACK_ROWS * sizeof(sb_q8_0)) + 63) & ~(size_t)63;
+}
+
+size_t cll__pack_bytes_q4_0_avx512(int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / CLL_PACK_ROWS) * p4_panel_bytes(n_in / SB_QK);
 }
 
 size_t cll__pack_bytes_q8_0_avx512(int64_t n_in, int64_t n_rows) {
   return (size_t)(n_rows / CLL_PACK_ROWS) * p8_panel_bytes(n_in / SB_QK);
 }
 
-void cll__pack_q8_0_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
-                           void *dst) {
+/* Q4_0 (q4) or Q8_0 rows into panels p0..p1: the fp16 scale and the qs
+ * bytes in dwords (Q8_0: each byte + 128, xor 0x80 on 4 bytes at once). */
+static void pack_d_qs(const int q4, const void *w, size_t w_stride, int64_t n_in, int64_t p0,
+                      int64_t p1, void *dst) {
   const int64_t nb = n_in / SB_QK;
+  const size_t bb = q4 ? sizeof(sb_q4_0) : sizeof(sb_q8_0), qb = PQ_BYTES(q4);
+  const size_t pb = q4 ? p4_panel_bytes(nb) : p8_panel_bytes(nb);
+  const uint32_t bias = q4 ? 0u : 0x80808080u;
   for (int64_t p = p0; p < p1; p++) {
-    uint8_t *q = (uint8_t *)dst + (size_t)p * p8_panel_bytes(nb);
-    uint16_t *d = (uint16_t *)(q + (size_t)nb * 512);
+    uint8_t *q = (uint8_t *)dst + (size_t)p * pb;
+    uint16_t *d = (uint16_t *)(q + (size_t)nb * qb);
     for (int j = 0; j < CLL_PACK_ROWS; j++) {
-      const sb_q8_0 *row =
-          (const sb_q8_0 *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
+      const char *row = (const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride;
       for (int64_t i = 0; i < nb; i++) {
-        d[i * CLL_PACK_ROWS + j] = row[i].d;
-        for (int g = 0; g < 8; g++) { /* + 128 on 4 bytes at once: q ^ 0x80 */
-          const uint32_t v = (uint32_t)ld32(row[i].qs + 4 * g) ^ 0x80808080u;
-          memcpy(q + (size_t)i * 512 + 64 * g + 4 * j, &v, 4);
+        const char *b = row + (size_t)i * bb; /* {uint16_t d; qs[]} */
+        memcpy(&d[i * CLL_PACK_ROWS + j], b, 2);
+        for (int g = 0; g < (int)(qb / 64); g++) {
+          const uint32_t v = (uint32_t)ld32(b + 2 + 4 * g) ^ bias;
+          memcpy(q + (size_t)i * qb + 64 * g + 4 * j, &v, 4);
         }
       }
     }
   }
 }
 
-/* T tokens (t0..) times one Q8_0 panel; y: row 16p of token t0. */
-static inline __attribute__((always_inline)) void
-p8_tile(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *q, int64_t t0, float *y) {
-  const uint16_t *d = (const uint16_t *)(q + (size_t)nb * 512);
-  __m512 acc[P8_TOK];
-  const sb_q8_0 *yrow[P8_TOK];
-  const struct cll__q8_sum *ysum[P8_TOK];
-#pragma GCC unroll 8
-  for (int t = 0; t < T; t++) {
-    acc[t] = _mm512_setzero_ps();
-    yrow[t] = (const sb_q8_0 *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
-    ysum[t] = cll__q8_sums(yrow[t], nb);
-  }
-  for (int64_t i = 0; i < nb; i++) {
-    const uint8_t *qi = q + (size_t)i * 512;
-    __m512i w[8];
+void cll__pack_q4_0_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                           void *dst) {
+  pack_d_qs(1, w, w_stride, n_in, p0, p1, dst);
+}
+
+void cll__pack_q8_0_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                           void *dst) {
+  pack_d_qs(0, w, w_stride, n_in, p0, p1, dst);
+}
+
+/* Block i of a Q4_0 (q4) or Q8_0 panel as the 8 unsigned weight vectors
+ * that meet activation dwords 0..7. */
+static inline __attribute__((always_inline)) void pq_weights(const int q4, const uint8_t *qi,
+                                                             __m512i w[8]) {
+  if (q4) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++) {
+      const __m512i v = _mm512_loadu_si512((const void *)(qi + 64 * g));
+      w[g] = _mm512_and_si512(v, m4);
+      w[g + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    }
+  } else {
 #pragma GCC unroll 8
     for (int g = 0; g < 8; g++)
       w[g] = _mm512_load_si512((const void *)(qi + 64 * g));
+  }
+}
+
+static inline __attribute__((always_inline)) void prefetch_block(const uint8_t *qi) {
+  _mm_prefetch((const char *)qi + P4_PREFETCH, _MM_HINT_T0);
+  _mm_prefetch((const char *)qi + P4_PREFETCH + 64, _MM_HINT_T0);
+  _mm_prefetch((const char *)qi + P4_PREFETCH + 128, _MM_HINT_T0);
+  _mm_prefetch((const char *)qi + P4_PREFETCH + 192, _MM_HINT_T0);
+}
+
+/* T tokens (t0..t0+T) times one Q4_0 (q4) or Q8_0 panel q; y points at
+ * row 16p of token t0; pf: the first pass over a panel streams from
+ * memory, fetch ahead (Q4_0). */
+static inline __attribute__((always_inline)) void pq_tile(const int T, const int q4,
+                                                          const cll_matmul_args *a, int64_t nb,
+                                                          const uint8_t *q, int64_t t0, float *y,
+                                                          int pf) {
+  const size_t qb = PQ_BYTES(q4);
+  const int32_t off = q4 ? 8 : 128; /* the weights' unsigned offset */
+  const uint16_t *d = (const uint16_t *)(q + (size_t)nb * qb);
+  __m512 acc[P4_TOK];
+  const sb_q8_0 *yrow[P4_TOK];
+  const struct cll__q8_sum *ysum[P4_TOK];
+  q8_tile_tokens(T, a, nb, t0, acc, yrow, ysum);
+  for (int64_t i = 0; i < nb; i++) {
+    const uint8_t *qi = q + (size_t)i * qb;
+    if (q4 && pf)
+      prefetch_block(qi);
+    __m512i w[8];
+    pq_weights(q4, qi, w);
     const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(d + i * CLL_PACK_ROWS)));
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) {
       const int8_t *yq = yrow[t][i].qs;
-      __m512i s0 = _mm512_set1_epi32(-128 * ysum[t][i].s), s1 = _mm512_setzero_si512();
+      /* Two chains, so one token's eight vpdpbusd are not one long
+       * dependency chain at decode. */
+      __m512i s0 = _mm512_set1_epi32(-off * ysum[t][i].s), s1 = _mm512_setzero_si512();
 #pragma GCC unroll 4
       for (int g = 0; g < 8; g += 2) {
         s0 = _mm512_dpbusd_epi32(s0, w[g], _mm512_set1_epi32(ld32(yq + 4 * g)));
@@ -130,6 +181,100 @@ p8_tile(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t *q, int
     _mm512_storeu_ps(y + t * a->y_stride, acc[t]);
 }
 
+/* T (1..4) tokens times two adjacent Q4_0 panels (32 rows): each
+ * broadcast of a token's 4 activation bytes feeds two vpdpbusd, and the
+ * two panels' sums are the two independent chains. With both cores busy
+ * this runs 10-20% faster than one panel by 8 tokens (bench/kernels run
+ * on both cores at once): the broadcasts, not the vpdpbusd, were what
+ * the single panel queued on. q: the first panel; pb: bytes per panel;
+ * y: row 16p of token t0; pf: fetch the panels ahead (their first tile). */
+static inline __attribute__((always_inline)) void p4_tile2(const int T, const cll_matmul_args *a,
+                                                           int64_t nb, size_t pb, const uint8_t *q,
+                                                           int64_t t0, float *y, int pf) {
+  const uint8_t *q1 = q + pb;
+  const uint16_t *d0 = (const uint16_t *)(q + (size_t)nb * 256),
+                 *d1 = (const uint16_t *)(q1 + (size_t)nb * 256);
+  __m512 acc0[P4_TOK2], acc1[P4_TOK2];
+  const sb_q8_0 *yrow[P4_TOK2];
+  const struct cll__q8_sum *ysum[P4_TOK2];
+#pragma GCC unroll 4
+  for (int t = 0; t < T; t++) {
+    acc0[t] = acc1[t] = _mm512_setzero_ps();
+    yrow[t] = (const sb_q8_0 *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
+    ysum[t] = cll__q8_sums(yrow[t], nb);
+  }
+  for (int64_t i = 0; i < nb; i++) {
+    const uint8_t *qa = q + (size_t)i * 256, *qb = q1 + (size_t)i * 256;
+    if (pf) {
+      prefetch_block(qa);
+      prefetch_block(qb);
+    }
+    __m512i wa[8], wb[8];
+    pq_weights(1, qa, wa);
+    pq_weights(1, qb, wb);
+    const __m512 dxa =
+        _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(d0 + i * CLL_PACK_ROWS)));
+    const __m512 dxb =
+        _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(d1 + i * CLL_PACK_ROWS)));
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+      const int8_t *yq = yrow[t][i].qs;
+      const __m512i off = _mm512_set1_epi32(-8 * ysum[t][i].s);
+      __m512i sa = off, sb = off;
+#pragma GCC unroll 8
+      for (int g = 0; g < 8; g++) {
+        const __m512i yv = _mm512_set1_epi32(ld32(yq + 4 * g));
+        sa = _mm512_dpbusd_epi32(sa, wa[g], yv);
+        sb = _mm512_dpbusd_epi32(sb, wb[g], yv);
+      }
+      const __m512 yd = _mm512_set1_ps(ysum[t][i].d);
+      acc0[t] = _mm512_fmadd_ps(_mm512_mul_ps(dxa, yd), _mm512_cvtepi32_ps(sa), acc0[t]);
+      acc1[t] = _mm512_fmadd_ps(_mm512_mul_ps(dxb, yd), _mm512_cvtepi32_ps(sb), acc1[t]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int t = 0; t < T; t++) {
+    _mm512_storeu_ps(y + t * a->y_stride, acc0[t]);
+    _mm512_storeu_ps(y + t * a->y_stride + CLL_PACK_ROWS, acc1[t]);
+  }
+}
+
+#define P4_TILE(T, ...) pq_tile(T, 1, __VA_ARGS__)
+#define P8_TILE(T, ...) pq_tile(T, 0, __VA_ARGS__)
+
+/* One tile of T tokens: over panels p and p + 1 (pair, T <= 4) or over
+ * panel p alone (T <= 8); q: panel p. Not inlined into the loop above:
+ * the sixteen tile copies stay out of its way. */
+static void p4_tile_any(int pair, int64_t T, const cll_matmul_args *a, int64_t nb, size_t pb,
+                        const uint8_t *q, int64_t t0, float *y, int pf) {
+  if (pair) {
+    SWITCH_TILES4(T, p4_tile2, a, nb, pb, q, t0, y, pf)
+  } else {
+    SWITCH_TILES8(T, P4_TILE, a, nb, q, t0, y, pf)
+  }
+}
+
+void cll__matmul_q4_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  const int64_t nb = a->n_in / SB_QK;
+  const size_t pb = p4_panel_bytes(nb);
+  /* Within a chunk of tokens each pair of panels (18 bytes x 32 rows a
+   * block) is read once per 4 tokens, from L1/L2 after the first tile.
+   * Panels two at a time (tiles of at most 4 tokens), the odd one alone
+   * (tiles of at most 8); the first tile prefetches the panels. */
+  for (int64_t tc = 0; tc < a->n_tok; tc += TOK_CHUNK) {
+    const int64_t te = a->n_tok - tc < TOK_CHUNK ? a->n_tok : tc + TOK_CHUNK;
+    for (int64_t p = p0; p < p1;) {
+      const int pair = p + 2 <= p1;
+      const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * pb;
+      float *y = a->y + p * CLL_PACK_ROWS;
+      FOR_TILES(tc, te, pair ? P4_TOK2 : P4_TOK, t0, t1) {
+        p4_tile_any(pair, t1 - t0, a, nb, pb, q, t0, y + t0 * a->y_stride, t0 == tc);
+      }
+      p += pair ? 2 : 1;
+    }
+  }
+}
+
 void cll__matmul_q8_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1) {
   const int64_t nb = a->n_in / SB_QK;
   const size_t pb = p8_panel_bytes(nb);
@@ -138,36 +283,9 @@ void cll__matmul_q8_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_
     for (int64_t p = p0; p < p1; p++) {
       const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * pb;
       float *y = a->y + p * CLL_PACK_ROWS;
-      FOR_TILES(tc, te, P8_TOK, t0, t1) {
+      FOR_TILES(tc, te, P4_TOK, t0, t1) {
         float *yt = y + t0 * a->y_stride;
-        switch (t1 - t0) {
-        case 8:
-          p8_tile(8, a, nb, q, t0, yt);
-          break;
-        case 7:
-          p8_tile(7, a, nb, q, t0, yt);
-          break;
-        case 6:
-          p8_tile(6, a, nb, q, t0, yt);
-          break;
-        case 5:
-          p8_tile(5, a, nb, q, t0, yt);
-          break;
-        case 4:
-          p8_tile(4, a, nb, q, t0, yt);
-          break;
-        case 3:
-          p8_tile(3, a, nb, q, t0, yt);
-          break;
-        case 2:
-          p8_tile(2, a, nb, q, t0, yt);
-          break;
-        case 1:
-          p8_tile(1, a, nb, q, t0, yt);
-          break;
-        default:
-          break;
-        }
+        SWITCH_TILES8(t1 - t0, P8_TILE, a, nb, q, t0, yt, 0)
       }
     }
   }
@@ -321,22 +439,7 @@ static inline __attribute__((always_inline)) void pk_matmul(const int q5, const 
       float *y = a->y + p * CLL_PACK_ROWS;
       FOR_TILES(tc, te, PK4_TOK, t0, t1) {
         float *yt = y + t0 * a->y_stride;
-        switch (t1 - t0) {
-        case 4:
-          pk4_tile(4, q5, a, nsb, q, t0, yt);
-          break;
-        case 3:
-          pk4_tile(3, q5, a, nsb, q, t0, yt);
-          break;
-        case 2:
-          pk4_tile(2, q5, a, nsb, q, t0, yt);
-          break;
-        case 1:
-          pk4_tile(1, q5, a, nsb, q, t0, yt);
-          break;
-        default:
-          break;
-        }
+        SWITCH_TILES4(t1 - t0, pk4_tile, q5, a, nsb, q, t0, yt)
       }
     }
   }

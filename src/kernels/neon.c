@@ -201,16 +201,23 @@ static inline int32_t mins_dot(const int16_t *bsums, const uint8_t m[8]) {
   return vaddvq_s32(p);
 }
 
+/* The 8 6-bit scales of a Q4_K/Q5_K block into sc, and its mins times the
+ * activation's sums (mins_dot). */
+static inline int32_t k4_scales_mins(const uint8_t *scales, const int16_t *bsums, uint8_t sc[8]) {
+  uint8_t m[8];
+  for (int j = 0; j < 8; j++)
+    cll__scale_min_k4(j, scales, &sc[j], &m[j]);
+  return mins_dot(bsums, m);
+}
+
 static void dot_q4_K_q8_K_neon(int64_t n, const void *w, const void *a, float *out) {
   const cll_block_q4_K *x = w;
   const cll_block_q8_K *y = a;
   const uint8x16_t m4 = vdupq_n_u8(0x0F);
   float s = 0;
   for (int64_t b = 0; b < n / CLL_QK_K; b++) {
-    uint8_t sc[8], m[8];
-    for (int j = 0; j < 8; j++)
-      cll__scale_min_k4(j, x[b].scales, &sc[j], &m[j]);
-    int32_t summ = mins_dot(y[b].bsums, m);
+    uint8_t sc[8];
+    const int32_t summ = k4_scales_mins(x[b].scales, y[b].bsums, sc);
     int32_t sumi = 0;
     const uint8_t *q4 = x[b].qs;
     const int8_t *q8 = y[b].qs;
@@ -234,10 +241,8 @@ static void dot_q5_K_q8_K_neon(int64_t n, const void *w, const void *a, float *o
   const uint8x16_t m4 = vdupq_n_u8(0x0F), one = vdupq_n_u8(1), two = vdupq_n_u8(2);
   float s = 0;
   for (int64_t b = 0; b < n / CLL_QK_K; b++) {
-    uint8_t sc[8], m[8];
-    for (int j = 0; j < 8; j++)
-      cll__scale_min_k4(j, x[b].scales, &sc[j], &m[j]);
-    int32_t summ = mins_dot(y[b].bsums, m);
+    uint8_t sc[8];
+    const int32_t summ = k4_scales_mins(x[b].scales, y[b].bsums, sc);
     int32_t sumi = 0;
     const uint8_t *q5 = x[b].qs;
     const int8_t *q8 = y[b].qs;

@@ -67,131 +67,108 @@ static void few_f16(const cll_matmul_args *a) {
                                              a->x + t * a->x_stride, &a->y[t * a->y_stride + r]);
 }
 
-/* ------------------------------------------------------------ Q4_0 packed
+/* ------------------------------------------------------------ Q4_0 and Q8_0 packed
  *
  * Panel p holds rows 16p..16p+15 (CLL_PACK_ROWS) of nb blocks each:
- *   quants: nb x 256 bytes; block i is 4 groups of 64 bytes, and bytes
- *           4j..4j+3 of group g are bytes 4g..4g+3 of row j's qs (low
- *           nibbles: elements 4g..4g+3; high: 16+4g..16+4g+3);
+ *   quants: block i is 4 (Q4_0) or 8 (Q8_0) groups of 64 bytes, and bytes
+ *           4j..4j+3 of group g are bytes 4g..4g+3 of row j's qs (Q4_0:
+ *           low nibbles elements 4g..4g+3, high 16+4g..16+4g+3; Q8_0:
+ *           elements 4g..4g+3, each q + 128);
  *   scales: nb x 16 fp16 after the quants, block-major (d[i * 16 + j]).
  * Each panel is rounded up to 64 bytes. The packed matrix is no larger
- * than the GGUF one. */
+ * than the GGUF one. q4: Q4_0, else Q8_0; both blocks are {fp16 d; qs}. */
 
-static size_t p4_panel_bytes(int64_t nb) {
-  return ((size_t)nb * (CLL_PACK_ROWS * sizeof(cll_block_q4_0)) + 63) & ~(size_t)63;
+static size_t pq_block_bytes(int q4) {
+  return q4 ? sizeof(cll_block_q4_0) : sizeof(cll_block_q8_0);
+}
+
+static size_t pq_quant_bytes(int q4) { /* per block of a panel */
+  return (pq_block_bytes(q4) - 2) * CLL_PACK_ROWS;
+}
+
+static size_t pq_panel_bytes(int q4, int64_t nb) {
+  return ((size_t)nb * (CLL_PACK_ROWS * pq_block_bytes(q4)) + 63) & ~(size_t)63;
+}
+
+/* Where byte e of row j's qs in block i lands in the panel. */
+static size_t pq_at(int q4, int64_t i, int j, int e) {
+  return (size_t)i * pq_quant_bytes(q4) + 64 * (size_t)(e / 4) + 4 * (size_t)j + (size_t)(e % 4);
+}
+
+static void pack_pq(int q4, const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                    void *dst) {
+  const int64_t nb = n_in / CLL_QK8_0;
+  const size_t bb = pq_block_bytes(q4);
+  const uint8_t bias = q4 ? 0 : 128;
+  for (int64_t p = p0; p < p1; p++) {
+    uint8_t *q = (uint8_t *)dst + (size_t)p * pq_panel_bytes(q4, nb);
+    uint8_t *d = q + (size_t)nb * pq_quant_bytes(q4);
+    for (int j = 0; j < CLL_PACK_ROWS; j++) {
+      const uint8_t *row = (const uint8_t *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride;
+      for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *b = row + (size_t)i * bb;
+        memcpy(d + 2 * (size_t)(i * CLL_PACK_ROWS + j), b, 2);
+        for (int e = 0; e < (int)bb - 2; e++)
+          q[pq_at(q4, i, j, e)] = (uint8_t)(b[2 + e] + bias);
+      }
+    }
+  }
+}
+
+/* Block i of row j of a packed panel, back in GGUF form at b. */
+static void unpack_pq(int q4, const uint8_t *q, int64_t nb, int64_t i, int j, uint8_t *b) {
+  const uint8_t *d = q + (size_t)nb * pq_quant_bytes(q4);
+  const uint8_t bias = q4 ? 0 : 128;
+  memcpy(b, d + 2 * (size_t)(i * CLL_PACK_ROWS + j), 2);
+  for (int e = 0; e < (int)pq_block_bytes(q4) - 2; e++)
+    b[2 + e] = (uint8_t)(q[pq_at(q4, i, j, e)] - bias);
+}
+
+static void matmul_packed_pq(int q4, const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  const int64_t nb = a->n_in / CLL_QK8_0;
+  void (*dot)(int64_t, const void *, const void *, float *) =
+      cll__kernels_ref.vec_dot[q4 ? CLL_TYPE_Q4_0 : CLL_TYPE_Q8_0];
+  for (int64_t p = p0; p < p1; p++) {
+    const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * pq_panel_bytes(q4, nb);
+    for (int j = 0; j < CLL_PACK_ROWS; j++)
+      for (int64_t t = 0; t < a->n_tok; t++) {
+        const cll_block_q8_0 *x =
+            (const cll_block_q8_0 *)((const char *)a->xq + (size_t)t * a->xq_stride);
+        float s = 0.0f;
+        for (int64_t i = 0; i < nb; i++) {
+          union {
+            cll_block_q4_0 q4;
+            cll_block_q8_0 q8;
+          } b;
+          float part;
+          unpack_pq(q4, q, nb, i, j, q4 ? (uint8_t *)&b.q4 : (uint8_t *)&b.q8);
+          dot(CLL_QK8_0, q4 ? (const void *)&b.q4 : (const void *)&b.q8, &x[i], &part);
+          s += part;
+        }
+        a->y[t * a->y_stride + p * CLL_PACK_ROWS + j] = s;
+      }
+  }
 }
 
 static size_t pack_bytes_q4_0(int64_t n_in, int64_t n_rows) {
-  return (size_t)(n_rows / CLL_PACK_ROWS) * p4_panel_bytes(n_in / CLL_QK4_0);
+  return (size_t)(n_rows / CLL_PACK_ROWS) * pq_panel_bytes(1, n_in / CLL_QK4_0);
 }
-
+static size_t pack_bytes_q8_0(int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / CLL_PACK_ROWS) * pq_panel_bytes(0, n_in / CLL_QK8_0);
+}
 static void pack_q4_0(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
                       void *dst) {
-  const int64_t nb = n_in / CLL_QK4_0;
-  for (int64_t p = p0; p < p1; p++) {
-    uint8_t *q = (uint8_t *)dst + (size_t)p * p4_panel_bytes(nb);
-    uint16_t *d = (uint16_t *)(q + (size_t)nb * 256);
-    for (int j = 0; j < CLL_PACK_ROWS; j++) {
-      const cll_block_q4_0 *row =
-          (const cll_block_q4_0 *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
-      for (int64_t i = 0; i < nb; i++) {
-        d[i * CLL_PACK_ROWS + j] = row[i].d;
-        for (int g = 0; g < 4; g++)
-          memcpy(q + (size_t)i * 256 + 64 * g + 4 * j, row[i].qs + 4 * g, 4);
-      }
-    }
-  }
+  pack_pq(1, w, w_stride, n_in, p0, p1, dst);
 }
-
-/* Block i of row j of a packed panel, back in GGUF form. */
-static void unpack_q4_0(const uint8_t *q, int64_t nb, int64_t i, int j, cll_block_q4_0 *b) {
-  const uint16_t *d = (const uint16_t *)(q + (size_t)nb * 256);
-  b->d = d[i * CLL_PACK_ROWS + j];
-  for (int g = 0; g < 4; g++)
-    memcpy(b->qs + 4 * g, q + (size_t)i * 256 + 64 * g + 4 * j, 4);
-}
-
-static void matmul_packed_q4_0(const cll_matmul_args *a, int64_t p0, int64_t p1) {
-  const int64_t nb = a->n_in / CLL_QK4_0;
-  void (*dot)(int64_t, const void *, const void *, float *) =
-      cll__kernels_ref.vec_dot[CLL_TYPE_Q4_0];
-  for (int64_t p = p0; p < p1; p++) {
-    const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * p4_panel_bytes(nb);
-    for (int j = 0; j < CLL_PACK_ROWS; j++)
-      for (int64_t t = 0; t < a->n_tok; t++) {
-        const cll_block_q8_0 *x =
-            (const cll_block_q8_0 *)((const char *)a->xq + (size_t)t * a->xq_stride);
-        float s = 0.0f;
-        for (int64_t i = 0; i < nb; i++) {
-          cll_block_q4_0 b;
-          float part;
-          unpack_q4_0(q, nb, i, j, &b);
-          dot(CLL_QK4_0, &b, &x[i], &part);
-          s += part;
-        }
-        a->y[t * a->y_stride + p * CLL_PACK_ROWS + j] = s;
-      }
-  }
-}
-
-/* ------------------------------------------------------------ Q8_0 packed
- *
- * Panel p, nb blocks per row:
- *   quants: nb x 512 bytes; block i is 8 groups of 64 bytes, and byte
- *           4j + b of group g is q + 128 for element 4g + b of row j;
- *   scales: nb x 16 fp16 after the quants, block-major.
- * Each panel is rounded up to 64 bytes. */
-
-static size_t p8_panel_bytes(int64_t nb) {
-  return ((size_t)nb * (CLL_PACK_ROWS * sizeof(cll_block_q8_0)) + 63) & ~(size_t)63;
-}
-
-static size_t pack_bytes_q8_0(int64_t n_in, int64_t n_rows) {
-  return (size_t)(n_rows / CLL_PACK_ROWS) * p8_panel_bytes(n_in / CLL_QK8_0);
-}
-
 static void pack_q8_0(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
                       void *dst) {
-  const int64_t nb = n_in / CLL_QK8_0;
-  for (int64_t p = p0; p < p1; p++) {
-    uint8_t *q = (uint8_t *)dst + (size_t)p * p8_panel_bytes(nb);
-    uint16_t *d = (uint16_t *)(q + (size_t)nb * 512);
-    for (int j = 0; j < CLL_PACK_ROWS; j++) {
-      const cll_block_q8_0 *row =
-          (const cll_block_q8_0 *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
-      for (int64_t i = 0; i < nb; i++) {
-        d[i * CLL_PACK_ROWS + j] = row[i].d;
-        for (int e = 0; e < CLL_QK8_0; e++)
-          q[(size_t)i * 512 + 64 * (e / 4) + 4 * j + e % 4] = (uint8_t)(row[i].qs[e] + 128);
-      }
-    }
-  }
+  pack_pq(0, w, w_stride, n_in, p0, p1, dst);
 }
-
+static void matmul_packed_q4_0(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  matmul_packed_pq(1, a, p0, p1);
+}
 static void matmul_packed_q8_0(const cll_matmul_args *a, int64_t p0, int64_t p1) {
-  const int64_t nb = a->n_in / CLL_QK8_0;
-  void (*dot)(int64_t, const void *, const void *, float *) =
-      cll__kernels_ref.vec_dot[CLL_TYPE_Q8_0];
-  for (int64_t p = p0; p < p1; p++) {
-    const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * p8_panel_bytes(nb);
-    const uint16_t *d = (const uint16_t *)(q + (size_t)nb * 512);
-    for (int j = 0; j < CLL_PACK_ROWS; j++)
-      for (int64_t t = 0; t < a->n_tok; t++) {
-        const cll_block_q8_0 *x =
-            (const cll_block_q8_0 *)((const char *)a->xq + (size_t)t * a->xq_stride);
-        float s = 0.0f;
-        for (int64_t i = 0; i < nb; i++) {
-          cll_block_q8_0 b;
-          float part;
-          b.d = d[i * CLL_PACK_ROWS + j];
-          for (int e = 0; e < CLL_QK8_0; e++)
-            b.qs[e] = (int8_t)(q[(size_t)i * 512 + 64 * (e / 4) + 4 * j + e % 4] - 128);
-          dot(CLL_QK8_0, &b, &x[i], &part);
-          s += part;
-        }
-        a->y[t * a->y_stride + p * CLL_PACK_ROWS + j] = s;
-      }
-  }
+  matmul_packed_pq(0, a, p0, p1);
 }
 
 /* ------------------------------------------------------------ Q4_K, Q5_K packed

@@ -20,94 +20,11 @@
 #ifndef CLLAMA_KERNELS_X86_H
 #define CLLAMA_KERNELS_X86_H
 
-#include "kernels/simd.h"
+#include "kernels/x86_inline.h"
 
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
-
-/* ---------------------------------------------------------------- helpers */
-
-static inline float h2f(uint16_t h) {
-  return _cvtsh_ss(h);
-}
-static inline uint16_t f2h(float f) {
-  return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
-}
-
-static inline float hsum_ps(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-static inline float hmax_ps(__m256 v) {
-  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_max_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-/* 16 bytes of packed nibbles -> 32 bytes: low nibbles first, then high
- * nibbles (the element order of Q4_0 and of a Q4_K 64-element chunk's
- * halves). */
-static inline __m256i unpack_nibbles16(const uint8_t *p) {
-  const __m128i b = _mm_loadu_si128((const __m128i *)p);
-  const __m128i m = _mm_set1_epi8(0x0F);
-  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
-}
-
-/* int32 lanes: sums of 4 products of unsigned bytes u and signed bytes s.
- * Without VNNI the pairs go through int16: callers keep |u*s| pairs below
- * 32768 (u <= 127, or u <= 63 with any s). */
-static inline __m256i dot_u8s8(__m256i u, __m256i s) {
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
-#else
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-#endif
-}
-
-/* int32 lanes: sums of 4 products of signed bytes x and y. */
-static inline __m256i dot_s8s8(__m256i x, __m256i y) {
-  return dot_u8s8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
-}
-
-/* 8 int8 values at p widened to floats. */
-static inline __m256 load8_i8_ps(const void *p) {
-  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
-}
-
-/* 32 signed bytes -> 4 x 8 floats scaled by d, stored at dst. */
-static inline void store32_i8_scaled(__m256i q, __m256 d, float *dst) {
-  const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
-  _mm256_storeu_ps(dst + 0, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo))));
-  _mm256_storeu_ps(
-      dst + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)))));
-  _mm256_storeu_ps(dst + 16, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi))));
-  _mm256_storeu_ps(
-      dst + 24, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)))));
-}
-
-/* 32 unsigned bytes q -> d*q - m for 32 floats at dst. */
-static inline void store32_u8_affine(__m256i q, __m256 d, __m256 m, float *dst) {
-  const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
-  const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
-  for (int k = 0; k < 4; k++) {
-    const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[k]));
-    _mm256_storeu_ps(dst + 8 * k, _mm256_fmsub_ps(d, v, m));
-  }
-}
-
-/* Packs 32 int32 (four vectors, element order) into 32 int8 with
- * saturation. */
-static inline __m256i pack32_epi32(__m256i a, __m256i b, __m256i c, __m256i d) {
-  const __m256i ab = _mm256_packs_epi32(a, b); /* lanes interleave by 128 */
-  const __m256i cd = _mm256_packs_epi32(c, d);
-  const __m256i q = _mm256_packs_epi16(ab, cd);
-  return _mm256_permutevar8x32_epi32(q, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-}
 
 /* ---------------------------------------------------------------- Q8_0 / Q8_K quantizers */
 
@@ -190,19 +107,29 @@ static void quantize_row_q8_K(const float *x, void *dst, int64_t n) {
 /* One block's int32 partial sums times its scale, added to acc. */
 #define Q_BLOCK_FMA(acc, p, scale) acc = _mm256_fmadd_ps((scale), _mm256_cvtepi32_ps(p), acc)
 
-static void dot_q4_0_q8_0(int64_t n, const void *w, const void *a, float *out) {
-  const sb_q4_0 *x = w;
+/* Block i of Q4_0 (q4, its q - 8) or Q8_0 weights times block i of y, as
+ * int32 partial sums. */
+static inline __attribute__((always_inline)) __m256i x_q8_0_block(const int q4, const void *w,
+                                                                  int64_t i, const sb_q8_0 *y) {
+  const __m256i yv = _mm256_loadu_si256((const __m256i *)y[i].qs);
+  if (q4)
+    return dot_s8s8(
+        _mm256_sub_epi8(unpack_nibbles16(((const sb_q4_0 *)w)[i].qs), _mm256_set1_epi8(8)), yv);
+  return dot_s8s8(_mm256_loadu_si256((const __m256i *)((const sb_q8_0 *)w)[i].qs), yv);
+}
+
+static inline __attribute__((always_inline)) void dot_x_q8_0(const int q4, int64_t n, const void *w,
+                                                             const void *a, float *out) {
   const sb_q8_0 *y = a;
   const int64_t nb = n / SB_QK;
-  const __m256i off = _mm256_set1_epi8(8);
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 8 <= nb; i += 8) {
-    const __m256 dd = SCALES8_256(x + i, y + i);
+    const __m256 dd = q4 ? SCALES8_256((const sb_q4_0 *)w + i, y + i)
+                         : SCALES8_256((const sb_q8_0 *)w + i, y + i);
 #pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
-      const __m256i q = _mm256_sub_epi8(unpack_nibbles16(x[i + k].qs), off);
-      const __m256i p = dot_s8s8(q, _mm256_loadu_si256((const __m256i *)y[i + k].qs));
+      const __m256i p = x_q8_0_block(q4, w, i + k, y);
       const __m256 dk = _mm256_permutevar8x32_ps(dd, _mm256_set1_epi32(k));
       if (k & 1)
         Q_BLOCK_FMA(acc1, p, dk);
@@ -211,38 +138,18 @@ static void dot_q4_0_q8_0(int64_t n, const void *w, const void *a, float *out) {
     }
   }
   for (; i < nb; i++) {
-    const __m256i q = _mm256_sub_epi8(unpack_nibbles16(x[i].qs), off);
-    const __m256i p = dot_s8s8(q, _mm256_loadu_si256((const __m256i *)y[i].qs));
-    Q_BLOCK_FMA(acc0, p, _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)));
+    const uint16_t dx = q4 ? ((const sb_q4_0 *)w)[i].d : ((const sb_q8_0 *)w)[i].d;
+    Q_BLOCK_FMA(acc0, x_q8_0_block(q4, w, i, y), _mm256_set1_ps(h2f(dx) * h2f(y[i].d)));
   }
   *out = hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
+static void dot_q4_0_q8_0(int64_t n, const void *w, const void *a, float *out) {
+  dot_x_q8_0(1, n, w, a, out);
+}
+
 static void dot_q8_0_q8_0(int64_t n, const void *w, const void *a, float *out) {
-  const sb_q8_0 *x = w;
-  const sb_q8_0 *y = a;
-  const int64_t nb = n / SB_QK;
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 8 <= nb; i += 8) {
-    const __m256 dd = SCALES8_256(x + i, y + i);
-#pragma GCC unroll 8
-    for (int k = 0; k < 8; k++) {
-      const __m256i p = dot_s8s8(_mm256_loadu_si256((const __m256i *)x[i + k].qs),
-                                 _mm256_loadu_si256((const __m256i *)y[i + k].qs));
-      const __m256 dk = _mm256_permutevar8x32_ps(dd, _mm256_set1_epi32(k));
-      if (k & 1)
-        Q_BLOCK_FMA(acc1, p, dk);
-      else
-        Q_BLOCK_FMA(acc0, p, dk);
-    }
-  }
-  for (; i < nb; i++) {
-    const __m256i p = dot_s8s8(_mm256_loadu_si256((const __m256i *)x[i].qs),
-                               _mm256_loadu_si256((const __m256i *)y[i].qs));
-    Q_BLOCK_FMA(acc0, p, _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)));
-  }
-  *out = hsum_ps(_mm256_add_ps(acc0, acc1));
+  dot_x_q8_0(0, n, w, a, out);
 }
 
 /* Scales and mins of a Q4_K/Q5_K block as two arrays of 8 bytes. */
@@ -277,63 +184,41 @@ static inline __m256i k4_scale_bcast(__m256i sc, int j) {
   return _mm256_shuffle_epi8(sc, idx);
 }
 
-static void dot_q4_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
-  const sb_q4_K *x = w;
-  const sb_q8_K *y = a;
-  const int64_t nb = n / SB_QK_K;
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
-  for (int64_t i = 0; i < nb; i++) {
-    __m256i sc, mins;
-    k4_scales_vec(x[i].scales, &sc, &mins);
-    const float d = y[i].d * h2f(x[i].d), dmin = y[i].d * h2f(x[i].dmin);
-    const __m256i md = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), mins);
-    accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(md), accm);
-    __m256i sumi = _mm256_setzero_si256();
-    const uint8_t *q = x[i].qs;
-    const int8_t *yq = y[i].qs;
-#pragma GCC unroll 4
-    for (int c = 0; c < 4; c++, q += 32, yq += 64) {
-      const __m256i b = _mm256_loadu_si256((const __m256i *)q);
-      const __m256i lo = _mm256_and_si256(b, m4);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
-      const __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)yq));
-      const __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(yq + 32)));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, k4_scale_bcast(sc, 2 * c)));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, k4_scale_bcast(sc, 2 * c + 1)));
-    }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-  }
-  *out = hsum_ps(_mm256_sub_ps(acc, accm));
-}
-
-static void dot_q5_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
-  const sb_q5_K *x = w;
+/* Q4_K (q5 = 0) or Q5_K (q5 = 1, the fifth bit from qh) weights times
+ * Q8_K activations. */
+static inline __attribute__((always_inline)) void
+dot_k45_q8_K(const int q5, int64_t n, const void *w, const void *a, float *out) {
+  const sb_q4_K *x4 = w;
+  const sb_q5_K *x5 = w;
   const sb_q8_K *y = a;
   const int64_t nb = n / SB_QK_K;
   const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
   __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; i++) {
+    const uint8_t *scales = q5 ? x5[i].scales : x4[i].scales;
+    const uint16_t xd = q5 ? x5[i].d : x4[i].d, xdmin = q5 ? x5[i].dmin : x4[i].dmin;
     __m256i sc, mins;
-    k4_scales_vec(x[i].scales, &sc, &mins);
-    const float d = y[i].d * h2f(x[i].d), dmin = y[i].d * h2f(x[i].dmin);
+    k4_scales_vec(scales, &sc, &mins);
+    const float d = y[i].d * h2f(xd), dmin = y[i].d * h2f(xdmin);
     const __m256i md = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), mins);
     accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(md), accm);
-    const __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
+    const __m256i qh = q5 ? _mm256_loadu_si256((const __m256i *)x5[i].qh) : _mm256_setzero_si256();
     __m256i sumi = _mm256_setzero_si256();
-    const uint8_t *q = x[i].qs;
+    const uint8_t *q = q5 ? x5[i].qs : x4[i].qs;
     const int8_t *yq = y[i].qs;
 #pragma GCC unroll 4
     for (int c = 0; c < 4; c++, q += 32, yq += 64) {
-      const __m256i bl = _mm256_set1_epi8((char)(1 << (2 * c)));
-      const __m256i bh = _mm256_set1_epi8((char)(2 << (2 * c)));
       const __m256i b = _mm256_loadu_si256((const __m256i *)q);
-      const __m256i lo =
-          _mm256_or_si256(_mm256_and_si256(b, m4),
-                          _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bl), bl), b4));
-      const __m256i hi =
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4),
-                          _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bh), bh), b4));
+      __m256i lo = _mm256_and_si256(b, m4);
+      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+      if (q5) {
+        const __m256i bl = _mm256_set1_epi8((char)(1 << (2 * c)));
+        const __m256i bh = _mm256_set1_epi8((char)(2 << (2 * c)));
+        lo = _mm256_or_si256(lo,
+                             _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bl), bl), b4));
+        hi = _mm256_or_si256(hi,
+                             _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bh), bh), b4));
+      }
       const __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)yq));
       const __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(yq + 32)));
       sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, k4_scale_bcast(sc, 2 * c)));
@@ -344,20 +229,12 @@ static void dot_q5_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
   *out = hsum_ps(_mm256_sub_ps(acc, accm));
 }
 
-/* The four 32-element groups of one 128-element half of a Q6_K block as
- * unsigned 6-bit values (0..63; the format subtracts 32). */
-static inline void q6_unpack_half(const uint8_t *ql, const uint8_t *qh, __m256i q[4]) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
-  const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-  const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-  const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
-  q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m2), 4));
-  q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4));
-  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4));
-  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4));
+static void dot_q4_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
+  dot_k45_q8_K(0, n, w, a, out);
+}
+
+static void dot_q5_K_q8_K(int64_t n, const void *w, const void *a, float *out) {
+  dot_k45_q8_K(1, n, w, a, out);
 }
 
 static void dot_q6_K_q8_K(int64_t n, const void *w, const void *a, float *out) {

@@ -18,91 +18,18 @@ bool cll__encoder_arch(const char *arch) {
   return strcmp(arch, "bert") == 0 || strcmp(arch, "nomic-bert") == 0;
 }
 
-struct eloader {
-  cll_model *m;
-  cll_err *err;
-  char key[192];
-};
-
-static const char *akey(struct eloader *L, const char *suffix) {
-  snprintf(L->key, sizeof(L->key), "%s.%s", L->m->info.arch, suffix);
-  return L->key;
-}
-
-static int get_int(struct eloader *L, const char *suffix, bool required, int64_t dflt,
-                   int64_t *out) {
-  const char *k = akey(L, suffix);
-  int rc = cll_gguf_get_i64(L->m->gguf, k, out);
-  if (rc == CLL_ENOENT && !required) {
-    *out = dflt;
-    return 0;
-  }
-  if (rc == CLL_ENOENT)
-    return cll_err_set(L->err, CLL_EFORMAT, "model metadata lacks %s", k);
-  if (rc || *out <= 0 || *out > (1 << 24))
-    return cll_err_set(L->err, CLL_EFORMAT, "model metadata %s is not a valid count", k);
-  return 0;
-}
-
-static int get_float(struct eloader *L, const char *suffix, float dflt, float *out) {
-  const char *k = akey(L, suffix);
-  int rc = cll_gguf_get_f32(L->m->gguf, k, out);
-  if (rc == CLL_ENOENT) {
-    *out = dflt;
-    return 0;
-  }
-  if (rc || !(*out > 0.0f) || *out > 1e30f)
-    return cll_err_set(L->err, CLL_EFORMAT, "model metadata %s is not a positive float", k);
-  return 0;
-}
-
-/* Tensor name as an n_out x n_in matrix (n_out = 0: a vector of n_in, F32;
- * n_out < 0: a matrix with any row count, returned in w->n_out). */
-static int get_weight(struct eloader *L, const char *name, int64_t n_in, int64_t n_out,
-                      bool required, struct cll__weight *w) {
-  memset(w, 0, sizeof(*w));
-  const cll_gguf_tensor *t = cll_gguf_find_tensor(L->m->gguf, name);
-  if (t == NULL) {
-    if (!required)
-      return 0;
-    return cll_err_set(L->err, CLL_EFORMAT, "model lacks tensor %s", name);
-  }
-  bool vec = n_out == 0;
-  if (n_out < 0 && t->n_dims == 2)
-    n_out = (int64_t)t->ne[1];
-  if (t->n_dims != (vec ? 1u : 2u) || t->ne[0] != (uint64_t)n_in ||
-      (!vec && (n_out <= 0 || n_out > (1 << 24) || t->ne[1] != (uint64_t)n_out)))
-    return cll_err_set(L->err, CLL_EFORMAT,
-                       "tensor %s has shape [%" PRIu64 ", %" PRIu64 "], expected [%" PRId64
-                       ", %" PRId64 "]",
-                       name, t->ne[0], t->n_dims > 1 ? t->ne[1] : 1, n_in, vec ? 1 : n_out);
-  const struct cll_type_info *ti = cll_type_info(t->type);
-  const cll_kernels *K = cll_kernels_get();
-  if (vec ? t->type != CLL_TYPE_F32
-          : ti == NULL || K->vec_dot[t->type] == NULL || K->dequant_row[t->type] == NULL)
-    return cll_err_set(L->err, CLL_EUNSUPPORTED, "tensor %s has type %s (%" PRIu32 "), %s", name,
-                       ti ? ti->name : "unknown", t->type,
-                       vec ? "expected F32" : "which cllama cannot compute with");
-  w->data = t->data;
-  w->type = t->type;
-  w->n_in = n_in;
-  w->n_out = vec ? 1 : n_out;
-  w->row_bytes = cll_row_bytes(t->type, n_in);
-  return 0;
-}
-
-static int load_hparams(struct eloader *L) {
+static int load_hparams(struct cll__loader *L) {
   cll_model *m = L->m;
   struct cll_model_info *I = &m->info;
   struct cll__enc_model *e = m->enc;
   int rc;
-  if ((rc = get_int(L, "embedding_length", true, 0, &I->n_embd)) ||
-      (rc = get_int(L, "block_count", true, 0, &I->n_layer)) ||
-      (rc = get_int(L, "attention.head_count", true, 0, &I->n_head)) ||
-      (rc = get_int(L, "feed_forward_length", true, 0, &I->n_ff)) ||
-      (rc = get_int(L, "context_length", false, 512, &I->n_ctx_train)))
+  if ((rc = cll__loader_int(L, "embedding_length", true, 0, &I->n_embd)) ||
+      (rc = cll__loader_int(L, "block_count", true, 0, &I->n_layer)) ||
+      (rc = cll__loader_int(L, "attention.head_count", true, 0, &I->n_head)) ||
+      (rc = cll__loader_int(L, "feed_forward_length", true, 0, &I->n_ff)) ||
+      (rc = cll__loader_int(L, "context_length", false, 512, &I->n_ctx_train)))
     return rc;
-  if ((rc = get_int(L, "attention.head_count_kv", false, I->n_head, &I->n_head_kv)))
+  if ((rc = cll__loader_int(L, "attention.head_count_kv", false, I->n_head, &I->n_head_kv)))
     return rc;
   if (I->n_head_kv != I->n_head || I->n_embd % I->n_head != 0)
     return cll_err_set(L->err, CLL_EUNSUPPORTED,
@@ -111,19 +38,21 @@ static int load_hparams(struct eloader *L) {
                        I->n_head, I->n_head_kv, I->n_embd);
   I->head_dim = I->n_embd / I->n_head;
   m->n_rot = I->head_dim;
-  if ((rc = get_float(L, "attention.layer_norm_epsilon", 1e-12f, &e->norm_eps)) ||
-      (rc = get_float(L, "rope.freq_base", 10000.0f, &I->rope_freq_base)))
+  if ((rc = cll__loader_float(L, "attention.layer_norm_epsilon", 1e-12f, &e->norm_eps)) ||
+      (rc = cll__loader_float(L, "rope.freq_base", 10000.0f, &I->rope_freq_base)))
     return rc;
   I->rms_eps = e->norm_eps;
   I->rope_freq_scale = 1.0f;
   I->rope_neox = 1; /* llama.cpp's rope type for nomic-bert is NEOX */
   int64_t pool;
-  if (cll_gguf_get_i64(m->gguf, akey(L, "pooling_type"), &pool) == 0 && pool >= 0 && pool <= 4)
+  if (cll_gguf_get_i64(m->gguf, cll__loader_key(L, "pooling_type"), &pool) == 0 && pool >= 0 &&
+      pool <= 4)
     I->pooling = (int)pool;
   enum cll_gguf_vtype et;
   uint64_t n_labels = 0;
   I->n_cls_out = 1;
-  if (cll_gguf_get_arr(m->gguf, akey(L, "classifier.output_labels"), &et, &n_labels) == 0 &&
+  if (cll_gguf_get_arr(m->gguf, cll__loader_key(L, "classifier.output_labels"), &et, &n_labels) ==
+          0 &&
       n_labels > 0 && n_labels <= (uint64_t)I->n_embd)
     I->n_cls_out = (int64_t)n_labels;
   uint32_t ft;
@@ -135,7 +64,7 @@ static int load_hparams(struct eloader *L) {
   return 0;
 }
 
-static int load_weights(struct eloader *L) {
+static int load_weights(struct cll__loader *L) {
   cll_model *m = L->m;
   struct cll_model_info *I = &m->info;
   struct cll__enc_model *e = m->enc;
@@ -145,15 +74,15 @@ static int load_weights(struct eloader *L) {
   I->n_vocab = (int64_t)te->ne[1];
   const int64_t E = I->n_embd, F = I->n_ff;
   int rc;
-  if ((rc = get_weight(L, "token_embd.weight", E, I->n_vocab, true, &m->tok_embd)) ||
-      (rc = get_weight(L, "token_types.weight", E, -1, false, &e->type_embd)) ||
-      (rc = get_weight(L, "position_embd.weight", E, -1, !e->rope, &e->pos_embd)) ||
-      (rc = get_weight(L, "token_embd_norm.weight", E, 0, true, &e->tok_norm)) ||
-      (rc = get_weight(L, "token_embd_norm.bias", E, 0, true, &e->tok_norm_b)) ||
-      (rc = get_weight(L, "cls.weight", E, E, false, &e->cls)) ||
-      (rc = get_weight(L, "cls.bias", E, 0, false, &e->cls_b)) ||
-      (rc = get_weight(L, "cls.output.weight", E, I->n_cls_out, false, &e->cls_out)) ||
-      (rc = get_weight(L, "cls.output.bias", I->n_cls_out, 0, false, &e->cls_out_b)))
+  if ((rc = cll__loader_weight(L, "token_embd.weight", E, I->n_vocab, true, &m->tok_embd)) ||
+      (rc = cll__loader_weight(L, "token_types.weight", E, -1, false, &e->type_embd)) ||
+      (rc = cll__loader_weight(L, "position_embd.weight", E, -1, !e->rope, &e->pos_embd)) ||
+      (rc = cll__loader_weight(L, "token_embd_norm.weight", E, 0, true, &e->tok_norm)) ||
+      (rc = cll__loader_weight(L, "token_embd_norm.bias", E, 0, true, &e->tok_norm_b)) ||
+      (rc = cll__loader_weight(L, "cls.weight", E, E, false, &e->cls)) ||
+      (rc = cll__loader_weight(L, "cls.bias", E, 0, false, &e->cls_b)) ||
+      (rc = cll__loader_weight(L, "cls.output.weight", E, I->n_cls_out, false, &e->cls_out)) ||
+      (rc = cll__loader_weight(L, "cls.output.bias", I->n_cls_out, 0, false, &e->cls_out_b)))
     return rc;
   if (I->pooling == 4 && e->cls.data == NULL && e->cls_out.data == NULL)
     return cll_err_set(L->err, CLL_EFORMAT,
@@ -170,7 +99,7 @@ static int load_weights(struct eloader *L) {
 #define W(field, suffix, n_in, n_out, req)                                                         \
   do {                                                                                             \
     snprintf(n, sizeof(n), "blk.%" PRId64 ".%s", il, suffix);                                      \
-    if ((rc = get_weight(L, n, n_in, n_out, req, &l->field)))                                      \
+    if ((rc = cll__loader_weight(L, n, n_in, n_out, req, &l->field)))                              \
       return rc;                                                                                   \
   } while (0)
     W(wqkv, "attn_qkv.weight", E, 3 * E, false);
@@ -221,7 +150,7 @@ int cll__encoder_load(cll_model *m, cll_err *err) {
   if (cll_gguf_get_bool(m->gguf, key, &causal) == 0 && causal)
     return cll_err_set(err, CLL_EUNSUPPORTED, "%s with causal attention is not supported",
                        m->info.arch);
-  struct eloader L = {m, err, {0}};
+  struct cll__loader L = {m, err, {0}};
   int rc = load_hparams(&L);
   if (rc == 0)
     rc = load_weights(&L);

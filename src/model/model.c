@@ -56,21 +56,15 @@ static const struct cll__arch *find_arch(const char *name) {
   return NULL;
 }
 
-struct loader {
-  cll_model *m;
-  cll_err *err;
-  char key[192];
-};
-
-/* "<arch>.<suffix>" */
-static const char *akey(struct loader *L, const char *suffix) {
+/* "<arch>.<suffix>" (in L->key; valid until the next call). */
+const char *cll__loader_key(struct cll__loader *L, const char *suffix) {
   snprintf(L->key, sizeof(L->key), "%s.%s", L->m->info.arch, suffix);
   return L->key;
 }
 
-static int get_int(struct loader *L, const char *suffix, bool required, int64_t dflt,
-                   int64_t *out) {
-  const char *k = akey(L, suffix);
+int cll__loader_int(struct cll__loader *L, const char *suffix, bool required, int64_t dflt,
+                    int64_t *out) {
+  const char *k = cll__loader_key(L, suffix);
   int rc = cll_gguf_get_i64(L->m->gguf, k, out);
   if (rc == CLL_ENOENT && !required) {
     *out = dflt;
@@ -86,8 +80,8 @@ static int get_int(struct loader *L, const char *suffix, bool required, int64_t 
   return 0;
 }
 
-static int get_float(struct loader *L, const char *suffix, float dflt, float *out) {
-  const char *k = akey(L, suffix);
+int cll__loader_float(struct cll__loader *L, const char *suffix, float dflt, float *out) {
+  const char *k = cll__loader_key(L, suffix);
   int rc = cll_gguf_get_f32(L->m->gguf, k, out);
   if (rc == CLL_ENOENT) {
     *out = dflt;
@@ -98,10 +92,8 @@ static int get_float(struct loader *L, const char *suffix, float dflt, float *ou
   return 0;
 }
 
-/* Finds tensor name and checks it is an n_out x n_in matrix (n_out = 0: a
- * vector of n_in) of a type the kernels handle (vectors: F32 only). */
-static int get_weight(struct loader *L, const char *name, int64_t n_in, int64_t n_out,
-                      bool required, struct cll__weight *w) {
+int cll__loader_weight(struct cll__loader *L, const char *name, int64_t n_in, int64_t n_out,
+                       bool required, struct cll__weight *w) {
   memset(w, 0, sizeof(*w));
   const cll_gguf_tensor *t = cll_gguf_find_tensor(L->m->gguf, name);
   if (t == NULL) {
@@ -110,14 +102,18 @@ static int get_weight(struct loader *L, const char *name, int64_t n_in, int64_t 
     return cll_err_set(L->err, CLL_EFORMAT, "model lacks tensor %s", name);
   }
   bool vec = n_out == 0;
-  uint32_t want_dims = vec ? 1 : 2;
-  if (t->n_dims != want_dims || t->ne[0] != (uint64_t)n_in || (!vec && t->ne[1] != (uint64_t)n_out))
+  if (n_out < 0 && t->n_dims == 2)
+    n_out = (int64_t)t->ne[1];
+  if (t->n_dims != (vec ? 1u : 2u) || t->ne[0] != (uint64_t)n_in ||
+      (!vec && (n_out <= 0 || n_out > (1 << 24) || t->ne[1] != (uint64_t)n_out)))
     return cll_err_set(L->err, CLL_EFORMAT,
                        "tensor %s has shape [%" PRIu64 ", %" PRIu64 "], expected [%" PRId64
                        ", %" PRId64 "]",
                        name, t->ne[0], t->n_dims > 1 ? t->ne[1] : 1, n_in, vec ? 1 : n_out);
   const struct cll_type_info *ti = cll_type_info(t->type);
-  if (vec ? t->type != CLL_TYPE_F32 : ti == NULL || cll_kernels_get()->vec_dot[t->type] == NULL)
+  const cll_kernels *K = cll_kernels_get();
+  if (vec ? t->type != CLL_TYPE_F32
+          : ti == NULL || K->vec_dot[t->type] == NULL || K->dequant_row[t->type] == NULL)
     return cll_err_set(L->err, CLL_EUNSUPPORTED, "tensor %s has type %s (%" PRIu32 "), %s", name,
                        ti ? ti->name : "unknown", t->type,
                        vec ? "expected F32" : "which cllama cannot compute with");
@@ -130,7 +126,7 @@ static int get_weight(struct loader *L, const char *name, int64_t n_in, int64_t 
 }
 
 /* What the table's flags need beyond the common keys. */
-static int load_arch_hparams(struct loader *L) {
+static int load_arch_hparams(struct cll__loader *L) {
   cll_model *m = L->m;
   const struct cll__arch *A = m->arch;
   struct cll_model_info *I = &m->info;
@@ -144,13 +140,14 @@ static int load_arch_hparams(struct loader *L) {
   if (A->gemma && ((strcmp(A->name, "gemma2") == 0 && I->n_layer == 46) ||
                    (strcmp(A->name, "gemma3") == 0 && I->n_layer == 62)))
     m->attn_scale = 1.0f / sqrtf((float)(I->n_embd / I->n_head)); /* 27B: llama.cpp's rule */
-  if ((rc = get_float(L, "attn_logit_softcapping", A->attn_softcap, &m->attn_softcap)) ||
-      (rc = get_float(L, "final_logit_softcapping", A->final_softcap, &m->final_softcap)))
+  if ((rc = cll__loader_float(L, "attn_logit_softcapping", A->attn_softcap, &m->attn_softcap)) ||
+      (rc = cll__loader_float(L, "final_logit_softcapping", A->final_softcap, &m->final_softcap)))
     return rc;
   if (A->swa_period > 0) {
     int64_t win, period;
-    if ((rc = get_int(L, "attention.sliding_window", false, A->swa_default, &win)) ||
-        (rc = get_int(L, "attention.sliding_window_pattern", false, A->swa_period, &period)))
+    if ((rc = cll__loader_int(L, "attention.sliding_window", false, A->swa_default, &win)) ||
+        (rc =
+             cll__loader_int(L, "attention.sliding_window_pattern", false, A->swa_period, &period)))
       return rc;
     m->n_swa = win;
     if (win > 0)
@@ -159,74 +156,75 @@ static int load_arch_hparams(struct loader *L) {
     /* gemma3's local layers have their own base (10000 unless the file
      * says) and no scaling; gemma2's use the global ones. */
     bool own = strcmp(A->name, "gemma3") == 0;
-    if ((rc = get_float(L, "rope.freq_base_swa", own ? 10000.0f : I->rope_freq_base,
-                        &m->swa_freq_base)))
+    if ((rc = cll__loader_float(L, "rope.freq_base_swa", own ? 10000.0f : I->rope_freq_base,
+                                &m->swa_freq_base)))
       return rc;
     m->swa_freq_scale = own ? 1.0f : I->rope_freq_scale;
   }
   if (A->fused) {
-    if ((rc = get_float(L, "rope.scaling.attn_factor", 1.0f, &m->rope_attn_factor)) ||
-        (rc = get_int(L, "rope.scaling.original_context_length", false, I->n_ctx_train,
-                      &m->rope_orig_ctx)))
+    if ((rc = cll__loader_float(L, "rope.scaling.attn_factor", 1.0f, &m->rope_attn_factor)) ||
+        (rc = cll__loader_int(L, "rope.scaling.original_context_length", false, I->n_ctx_train,
+                              &m->rope_orig_ctx)))
       return rc;
   }
   if (A->moe) {
-    if ((rc = get_int(L, "expert_count", true, 0, &m->n_expert)) ||
-        (rc = get_int(L, "expert_used_count", true, 0, &m->n_expert_used)))
+    if ((rc = cll__loader_int(L, "expert_count", true, 0, &m->n_expert)) ||
+        (rc = cll__loader_int(L, "expert_used_count", true, 0, &m->n_expert_used)))
       return rc;
     if (m->n_expert_used > m->n_expert || m->n_expert_used > 64)
       return cll_err_set(L->err, CLL_EFORMAT, "%" PRId64 " of %" PRId64 " experts used",
                          m->n_expert_used, m->n_expert);
-    if ((rc = get_int(L, "expert_feed_forward_length", false, I->n_ff / m->n_expert_used, &v)))
+    if ((rc = cll__loader_int(L, "expert_feed_forward_length", false, I->n_ff / m->n_expert_used,
+                              &v)))
       return rc;
     m->n_ff_exp = v;
   }
   return 0;
 }
 
-static int load_hparams(struct loader *L) {
+static int load_hparams(struct cll__loader *L) {
   cll_model *m = L->m;
   struct cll_model_info *I = &m->info;
   int64_t v;
   int rc;
-  if ((rc = get_int(L, "embedding_length", true, 0, &I->n_embd)) ||
-      (rc = get_int(L, "block_count", true, 0, &I->n_layer)) ||
-      (rc = get_int(L, "attention.head_count", true, 0, &I->n_head)) ||
-      (rc = get_int(L, "attention.head_count_kv", false, I->n_head, &I->n_head_kv)) ||
-      (rc = get_int(L, "feed_forward_length", true, 0, &I->n_ff)) ||
-      (rc = get_int(L, "context_length", false, 2048, &I->n_ctx_train)))
+  if ((rc = cll__loader_int(L, "embedding_length", true, 0, &I->n_embd)) ||
+      (rc = cll__loader_int(L, "block_count", true, 0, &I->n_layer)) ||
+      (rc = cll__loader_int(L, "attention.head_count", true, 0, &I->n_head)) ||
+      (rc = cll__loader_int(L, "attention.head_count_kv", false, I->n_head, &I->n_head_kv)) ||
+      (rc = cll__loader_int(L, "feed_forward_length", true, 0, &I->n_ff)) ||
+      (rc = cll__loader_int(L, "context_length", false, 2048, &I->n_ctx_train)))
     return rc;
   if (I->n_head % I->n_head_kv != 0)
     return cll_err_set(L->err, CLL_EFORMAT, "%" PRId64 " heads cannot share %" PRId64 " KV heads",
                        I->n_head, I->n_head_kv);
-  if ((rc = get_int(L, "attention.key_length", false, I->n_embd / I->n_head, &I->head_dim)))
+  if ((rc = cll__loader_int(L, "attention.key_length", false, I->n_embd / I->n_head, &I->head_dim)))
     return rc;
-  if ((rc = get_int(L, "attention.value_length", false, I->head_dim, &v)))
+  if ((rc = cll__loader_int(L, "attention.value_length", false, I->head_dim, &v)))
     return rc;
   if (v != I->head_dim)
     return cll_err_set(L->err, CLL_EUNSUPPORTED,
                        "value_length %" PRId64 " differs from key_length %" PRId64, v, I->head_dim);
-  if ((rc = get_int(L, "rope.dimension_count", false, I->head_dim, &m->n_rot)))
+  if ((rc = cll__loader_int(L, "rope.dimension_count", false, I->head_dim, &m->n_rot)))
     return rc;
   if (m->n_rot > I->head_dim || m->n_rot % 2 != 0)
     return cll_err_set(L->err, CLL_EFORMAT,
                        "rope.dimension_count %" PRId64 " does not fit head_dim %" PRId64, m->n_rot,
                        I->head_dim);
-  if ((rc = get_float(L, "attention.layer_norm_rms_epsilon", 1e-5f, &I->rms_eps)) ||
-      (rc = get_float(L, "rope.freq_base", 10000.0f, &I->rope_freq_base)))
+  if ((rc = cll__loader_float(L, "attention.layer_norm_rms_epsilon", 1e-5f, &I->rms_eps)) ||
+      (rc = cll__loader_float(L, "rope.freq_base", 10000.0f, &I->rope_freq_base)))
     return rc;
   /* Linear RoPE scaling: positions are multiplied by 1/factor. */
   float factor = 1.0f;
   cll_gguf_str st;
-  bool have_type = cll_gguf_get_str(m->gguf, akey(L, "rope.scaling.type"), &st) == 0;
+  bool have_type = cll_gguf_get_str(m->gguf, cll__loader_key(L, "rope.scaling.type"), &st) == 0;
   if (have_type && !(st.len == 6 && memcmp(st.ptr, "linear", 6) == 0) &&
       !(st.len == 4 && memcmp(st.ptr, "none", 4) == 0))
     return cll_err_set(L->err, CLL_EUNSUPPORTED, "RoPE scaling \"%.*s\" is not supported",
                        (int)(st.len > 32 ? 32 : st.len), st.ptr);
   if (!have_type || st.len == 6) {
-    if ((rc = get_float(L, "rope.scaling.factor", 1.0f, &factor)))
+    if ((rc = cll__loader_float(L, "rope.scaling.factor", 1.0f, &factor)))
       return rc;
-    if (factor == 1.0f && (rc = get_float(L, "rope.scale_linear", 1.0f, &factor)))
+    if (factor == 1.0f && (rc = cll__loader_float(L, "rope.scale_linear", 1.0f, &factor)))
       return rc;
   }
   I->rope_freq_scale = 1.0f / factor;
@@ -234,7 +232,8 @@ static int load_hparams(struct loader *L) {
   if ((rc = load_arch_hparams(L)))
     return rc;
   int64_t pool;
-  if (cll_gguf_get_i64(m->gguf, akey(L, "pooling_type"), &pool) == 0 && pool >= 0 && pool <= 3)
+  if (cll_gguf_get_i64(m->gguf, cll__loader_key(L, "pooling_type"), &pool) == 0 && pool >= 0 &&
+      pool <= 3)
     I->pooling = (int)pool;
   uint32_t ft;
   if (cll_gguf_get_u32(m->gguf, "general.file_type", &ft) == 0)
@@ -251,7 +250,7 @@ static void view_rows(const struct cll__weight *w, int64_t r0, int64_t n, struct
 
 /* A 3-D expert tensor [n_in, n_out, n_exp]: one n_out x n_in view per
  * expert (expert e's rows follow expert e-1's). */
-static int get_experts(struct loader *L, const char *name, int64_t n_in, int64_t n_out,
+static int get_experts(struct cll__loader *L, const char *name, int64_t n_in, int64_t n_out,
                        int64_t n_exp, struct cll__weight *views) {
   const cll_gguf_tensor *t = cll_gguf_find_tensor(L->m->gguf, name);
   if (t == NULL)
@@ -278,7 +277,7 @@ static int get_experts(struct loader *L, const char *name, int64_t n_in, int64_t
   return 0;
 }
 
-static int load_weights(struct loader *L) {
+static int load_weights(struct cll__loader *L) {
   cll_model *m = L->m;
   const struct cll_model_info *I = &m->info;
   const cll_gguf_tensor *te = cll_gguf_find_tensor(m->gguf, "token_embd.weight");
@@ -290,9 +289,9 @@ static int load_weights(struct loader *L) {
   int64_t E = I->n_embd, V = I->n_vocab, D = I->head_dim;
   int64_t QD = I->n_head * D, KD = I->n_head_kv * D, F = I->n_ff;
   int rc;
-  if ((rc = get_weight(L, "token_embd.weight", E, V, true, &m->tok_embd)) ||
-      (rc = get_weight(L, "output_norm.weight", E, 0, true, &m->out_norm)) ||
-      (rc = get_weight(L, "output.weight", E, V, !m->arch->tied_output, &m->output)))
+  if ((rc = cll__loader_weight(L, "token_embd.weight", E, V, true, &m->tok_embd)) ||
+      (rc = cll__loader_weight(L, "output_norm.weight", E, 0, true, &m->out_norm)) ||
+      (rc = cll__loader_weight(L, "output.weight", E, V, !m->arch->tied_output, &m->output)))
     return rc;
   if (cll_kernels_get()->dequant_row[m->tok_embd.type] == NULL)
     return cll_err_set(L->err, CLL_EUNSUPPORTED,
@@ -312,7 +311,7 @@ static int load_weights(struct loader *L) {
 #define W_(dst, suffix, n_in, n_out, req)                                                          \
   do {                                                                                             \
     snprintf(n, sizeof(n), "blk.%" PRId64 ".%s", il, suffix);                                      \
-    if ((rc = get_weight(L, n, n_in, n_out, req, &(dst))))                                         \
+    if ((rc = cll__loader_weight(L, n, n_in, n_out, req, &(dst))))                                 \
       return rc;                                                                                   \
   } while (0)
 #define W(field, suffix, n_in, n_out, req) W_(l->field, suffix, n_in, n_out, req)
@@ -378,9 +377,11 @@ static int load_weights(struct loader *L) {
   }
   /* Llama 3 stores per-dimension RoPE frequency factors; Phi-3's 128k
    * models two sets (LongRoPE), chosen by the context size. */
-  if ((rc = get_weight(L, "rope_freqs.weight", m->n_rot / 2, 0, false, &m->rope_freqs)) ||
-      (rc = get_weight(L, "rope_factors_long.weight", m->n_rot / 2, 0, false, &m->rope_long)) ||
-      (rc = get_weight(L, "rope_factors_short.weight", m->n_rot / 2, 0, false, &m->rope_short)))
+  if ((rc = cll__loader_weight(L, "rope_freqs.weight", m->n_rot / 2, 0, false, &m->rope_freqs)) ||
+      (rc = cll__loader_weight(L, "rope_factors_long.weight", m->n_rot / 2, 0, false,
+                               &m->rope_long)) ||
+      (rc = cll__loader_weight(L, "rope_factors_short.weight", m->n_rot / 2, 0, false,
+                               &m->rope_short)))
     return rc;
   if ((m->rope_long.data == NULL) != (m->rope_short.data == NULL))
     return cll_err_set(L->err, CLL_EFORMAT, "model has only one of rope_factors_long/short");
@@ -447,7 +448,7 @@ static void add_job(const cll_kernels *K, struct cll__weight *w, struct pack_job
   *total += (K->pack_bytes[w->type](w->n_in, w->n_out) + 4095) & ~(size_t)4095;
 }
 
-static int pack_weights(struct loader *L) {
+static int pack_weights(struct cll__loader *L) {
   cll_model *m = L->m;
   const cll_kernels *K = cll_kernels_get();
   /* CLLAMA_REPACK=false, validated by config.c and passed to
@@ -524,7 +525,7 @@ int cll_model_load(const char *path, cll_model **out, cll_err *err) {
   int rc = cll_gguf_open(path, &m->gguf, err);
   if (rc)
     goto fail;
-  struct loader L = {m, err, {0}};
+  struct cll__loader L = {m, err, {0}};
   cll_gguf_str s;
   if (cll_gguf_get_str(m->gguf, "general.architecture", &s) != 0) {
     rc = cll_err_set(err, CLL_EFORMAT, "%s: no general.architecture", path);

@@ -140,4 +140,26 @@ struct cll_model {
   size_t pack_len;
 };
 
+/* model.c: what model.c and encoder.c share while they build a model
+ * from its GGUF file (loader thread only). Each fills L->err with the
+ * reason and returns a negative CLL_E* code on failure. */
+struct cll__loader {
+  cll_model *m;
+  cll_err *err;
+  char key[192];
+};
+/* "<arch>.<suffix>" (borrowed: L->key, valid until the next call). */
+const char *cll__loader_key(struct cll__loader *L, const char *suffix);
+/* A positive count (at most 2^24) under "<arch>.<suffix>"; dflt when
+ * absent and not required. */
+int cll__loader_int(struct cll__loader *L, const char *suffix, bool required, int64_t dflt,
+                    int64_t *out);
+/* A positive float under "<arch>.<suffix>", dflt when absent. */
+int cll__loader_float(struct cll__loader *L, const char *suffix, float dflt, float *out);
+/* Tensor name as an n_out x n_in matrix of a type the kernels compute
+ * with (n_out = 0: a vector of n_in, F32 only; n_out < 0: any row count,
+ * returned in w->n_out); absent and not required: w->data = NULL. */
+int cll__loader_weight(struct cll__loader *L, const char *name, int64_t n_in, int64_t n_out,
+                       bool required, struct cll__weight *w);
+
 #endif
