@@ -592,6 +592,59 @@ Test(openai, anthropic_messages_json_and_stream) {
   json_decref(v);
 }
 
+static void setup_chatty(void) {
+  if (!have_shared())
+    return;
+  make_store();
+  /* Every message in the prompt (system and tool ones too). */
+  add_model("chatty", "stories260K-f32.gguf",
+            "{{ range .Messages }}{{ .Role }}: {{ .Content }}\n{{ end }}", NULL, NULL);
+  start_server(NULL);
+}
+
+TestSuite(anthropic_prompt, .init = setup_chatty, .fini = teardown, .timeout = 120);
+
+/* input_tokens of a one-token /v1/messages answer: the prompt's length. */
+static json_int_t anthropic_input_tokens(const char *rest) {
+  char body[2048];
+  snprintf(body, sizeof(body), "{\"model\":\"chatty\",\"max_tokens\":1,%s}", rest);
+  json_t *v = post_json("/v1/messages", body, 200);
+  json_int_t n = json_integer_value(json_object_get(json_object_get(v, "usage"), "input_tokens"));
+  json_decref(v);
+  return n;
+}
+
+/* A system prompt and a tool_result's content may be text blocks: their
+ * texts are joined (other blocks add nothing), the same prompt as one
+ * string. */
+Test(anthropic_prompt, text_blocks_join) {
+  NEED_SHARED();
+  const char *user = "\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}]";
+  char rest[1024];
+  json_int_t none = anthropic_input_tokens(user);
+  snprintf(rest, sizeof(rest), "\"system\":\"Lily likes big cats.\",%s", user);
+  json_int_t str = anthropic_input_tokens(rest);
+  cr_expect_gt(str, none + 2);
+  snprintf(rest, sizeof(rest),
+           "\"system\":[{\"type\":\"text\",\"text\":\"Lily likes \"},{\"type\":\"image\","
+           "\"text\":\"no\"},{\"type\":\"text\",\"text\":\"big cats.\"}],%s",
+           user);
+  cr_expect_eq(anthropic_input_tokens(rest), str);
+
+  const char *call = "\"messages\":[{\"role\":\"user\",\"content\":\"Weather?\"},{\"role\":"
+                     "\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":"
+                     "\"w\",\"input\":{}}]},{\"role\":\"user\",\"content\":[{\"type\":"
+                     "\"tool_result\",\"tool_use_id\":\"t1\",\"content\":%s}]}]";
+  snprintf(rest, sizeof(rest), call, "\"sunny and warm\"");
+  json_int_t one = anthropic_input_tokens(rest);
+  snprintf(rest, sizeof(rest), call, "\"\"");
+  cr_expect_gt(one, anthropic_input_tokens(rest) + 2);
+  snprintf(rest, sizeof(rest), call,
+           "[{\"type\":\"text\",\"text\":\"sunny \"},{\"type\":\"x\",\"text\":\"no\"},"
+           "{\"type\":\"text\",\"text\":\"and warm\"}]");
+  cr_expect_eq(anthropic_input_tokens(rest), one);
+}
+
 Test(openai, anthropic_errors) {
   NEED_SHARED();
   json_t *v = post_json("/v1/messages",

@@ -232,17 +232,10 @@ static void copy_work(struct job *j) {
 }
 
 static void on_delete(cll_request *req, void *ud) {
-  json_t *body = cll_api_body_object(req);
+  const char *s;
+  json_t *body = cll_api_body_model(req, "name", 0, &s); /* "name": deprecated spelling */
   if (body == NULL)
     return;
-  bool failed = false;
-  const char *s = cll_api_opt_string(req, body, "model", &failed);
-  if (!failed && (s == NULL || s[0] == '\0'))
-    s = cll_api_opt_string(req, body, "name", &failed); /* deprecated spelling */
-  if (failed) {
-    json_decref(body);
-    return;
-  }
   cll_name n;
   if (s == NULL || s[0] == '\0') {
     cll_api_error(req, 400, "model is required");

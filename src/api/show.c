@@ -324,22 +324,10 @@ static void on_show_done(uv_work_t *w, int status) {
 
 static void on_show(cll_request *req, void *ud) {
   cll_api *api = ud;
-  json_t *body = cll_api_body_object(req);
+  const char *model;
+  json_t *body = cll_api_body_model(req, "name", 400, &model);
   if (!body)
     return;
-  bool failed = false;
-  const char *model = cll_api_opt_string(req, body, "model", &failed);
-  if (!failed && (!model || !*model))
-    model = cll_api_opt_string(req, body, "name", &failed);
-  if (failed) {
-    json_decref(body);
-    return;
-  }
-  if (!model || !*model) {
-    json_decref(body);
-    cll_api_error(req, 400, "model is required");
-    return;
-  }
   struct show *s = calloc(1, sizeof(*s));
   if (!s) {
     json_decref(body);
@@ -384,12 +372,7 @@ static void on_show(cll_request *req, void *ud) {
   }
   json_decref(body);
   if (rc != 0) {
-    if (rc == CLL_EINVAL)
-      cll_api_error(req, 400, "invalid model name");
-    else if (rc == CLL_ENOENT)
-      cll_api_errorf(req, 404, "model '%s' not found", s->ref.display);
-    else
-      cll_api_error(req, 500, err.msg);
+    cll__model_resolve_answer(req, rc, &s->ref, &err);
     cll__model_ref_free(&s->ref);
     free(s->system_override);
     free(s);
