@@ -230,3 +230,34 @@ Test(modelfile, from_tilde_is_the_given_home) {
   remove(file);
   rmdir(home);
 }
+
+/* `cllama create` reads "~" in FROM as $HOME (the client configuration),
+ * from any directory. */
+Test(modelfile, cli_create_from_tilde_is_home, .init = rt_setup, .fini = stop_server,
+     .timeout = 120) {
+  char home[600], cmd[4096];
+  snprintf(home, sizeof(home), "%s/home", H.dir);
+  cr_assert_eq(mkdir(home, 0700), 0);
+  snprintf(cmd, sizeof(cmd), "cp '%s/models/stories260K-f32.gguf' '%s/tiny.gguf'", shared_dir(),
+           home);
+  cr_assert_eq(system(cmd), 0);
+  char mf[700];
+  snprintf(mf, sizeof(mf), "%s/Modelfile.tilde", H.dir);
+  FILE *f = fopen(mf, "w");
+  cr_assert(f);
+  fprintf(f, "FROM ~/tiny.gguf\n");
+  fclose(f);
+  const char *bin = getenv("CLLAMA_BIN");
+  snprintf(cmd, sizeof(cmd),
+           "cd / && HOME='%s' OLLAMA_HOST=127.0.0.1:%d '%s' create tilde -f '%s' >/dev/null 2>&1",
+           home, H.port, bin, mf);
+  cr_expect_eq(system(cmd), 0, "%s", cmd);
+  json_t *v = post_json("/api/show", "{\"model\":\"tilde\"}", 200);
+  json_decref(v);
+  /* Another HOME: the file is not there. */
+  snprintf(cmd, sizeof(cmd),
+           "cd / && HOME='%s' OLLAMA_HOST=127.0.0.1:%d '%s' create tilde2 -f '%s' 2>&1 | "
+           "grep -q '%s/tiny.gguf: no such file'",
+           H.dir, H.port, bin, mf, H.dir);
+  cr_expect_eq(system(cmd), 0, "%s", cmd);
+}
