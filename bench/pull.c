@@ -7,7 +7,12 @@
  * (CLLAMA_BIN, default build/release/cllama) on loopback ports with Ollama's
  * default part split, pulls the model once and, while it runs, sends
  * `GET /` every 10 ms on a keep-alive connection. Prints the pull's MB/s and
- * the GET / latency percentiles. Run from the repository root. */
+ * the GET / latency percentiles. Then deletes the model and pulls it again
+ * with one part's response stalled for a minute after its first MB: the
+ * server restarts the part after CLLAMA_PULL_STALL_MS (2 s here), and the
+ * figure is that pull's time against the first one's (what
+ * test_pull's stalled_part_is_restarted shows as behaviour). Run from the
+ * repository root. */
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -66,6 +71,23 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* method path body on 127.0.0.1:port; returns the HTTP status (0: failed). */
+static long request(int port, const char *method, const char *path, const char *body) {
+  CURL *c = curl_easy_init();
+  char url[200];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
+  long status = 0;
+  if (curl_easy_perform(c) == CURLE_OK)
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(c);
+  return status;
+}
+
 static pid_t spawn(char *const argv[], int out_fd, char *const env[]) {
   pid_t pid = fork();
   if (pid == 0) {
@@ -117,7 +139,8 @@ int main(int argc, char **argv) {
   snprintf(e_models, sizeof(e_models), "OLLAMA_MODELS=%s/models", dir);
   snprintf(e_home, sizeof(e_home), "HOME=%s/home", dir);
   snprintf(e_port, sizeof(e_port), "CLLAMA_PORT_FILE=%s/port", dir);
-  char *env[] = {e_models, e_home, e_port, "OLLAMA_HOST=127.0.0.1:0", NULL};
+  char *env[] = {e_models, e_home, e_port, "OLLAMA_HOST=127.0.0.1:0", "CLLAMA_PULL_STALL_MS=2000",
+                 NULL};
   char *srv_argv[] = {(char *)bin, "serve", NULL};
   int devnull = open("/dev/null", O_WRONLY);
   pid_t srv = spawn(srv_argv, devnull, env);
@@ -174,6 +197,23 @@ int main(int argc, char **argv) {
     printf("GET / during the pull: %zu requests, p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", cnt,
            lat[cnt / 2], lat[cnt * 99 / 100], lat[cnt - 1]);
   free(lat);
+
+  /* The same pull with one part stalled (after its first MB, for 60 s). */
+  char body[300];
+  snprintf(body, sizeof(body), "{\"model\":\"127.0.0.1:%d/library/bench\"}", reg_port);
+  double first = pull_seconds;
+  if (request(srv_port, "DELETE", "/api/delete", body) != 200 ||
+      request(reg_port, "POST", "/_fault", "{\"stall_after\":1000000,\"stall_s\":60}") != 200) {
+    fprintf(stderr, "cannot set up the stalled pull\n");
+  } else {
+    pull_done = 0;
+    pull_result[0] = '\0';
+    pthread_create(&t, NULL, pull_thread, NULL);
+    pthread_join(t, NULL);
+    printf("pull with one part stalled for 60 s (CLLAMA_PULL_STALL_MS=2000): %.2f s, %.2fx the "
+           "unstalled pull (result %s)\n",
+           pull_seconds, pull_seconds / first, pull_result);
+  }
   kill(srv, SIGTERM);
   waitpid(srv, NULL, 0);
   kill(fx, SIGKILL);

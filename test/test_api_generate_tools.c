@@ -495,6 +495,13 @@ Test(api_tools, tool_choice_on_openai_and_anthropic) {
 
 /* ------------------------------------------------------------ /v1/responses */
 
+/* Whether id is prefix and 24 random lowercase hex digits. */
+static bool random_id(const char *id, const char *prefix) {
+  size_t n = strlen(prefix);
+  return strncmp(id, prefix, n) == 0 && strlen(id) == n + 24 &&
+         strspn(id + n, "0123456789abcdef") == 24;
+}
+
 Test(api_tools, responses_api_text_stream_tools_and_format) {
   NEED_SHARED();
   const char *base = "{\"model\":\"llamaish\",\"input\":\"Once upon a time\",\"temperature\":0,"
@@ -505,6 +512,7 @@ Test(api_tools, responses_api_text_stream_tools_and_format) {
   cr_expect_str_eq(jstr(v, "object"), "response");
   cr_expect_str_eq(jstr(v, "status"), "completed");
   cr_expect(strncmp(jstr(v, "id"), "resp_", 5) == 0);
+  cr_expect(random_id(jstr(v, "id"), "resp_"), "%s", jstr(v, "id"));
   json_t *item = json_array_get(json_object_get(v, "output"), 0);
   cr_expect_str_eq(jstr(item, "type"), "message");
   json_t *part = json_array_get(json_object_get(item, "content"), 0);
@@ -545,6 +553,20 @@ Test(api_tools, responses_api_text_stream_tools_and_format) {
                 400);
   cr_expect(strstr(jstr(json_object_get(v, "error"), "message"), "not store") != NULL);
   json_decref(v);
+  /* A field of the wrong JSON type names the Go type it wants. */
+  static const char *const typed[][2] = {
+      {"{\"model\":\"llamaish\",\"input\":\"hi\",\"instructions\":1}", "string"},
+      {"{\"model\":\"llamaish\",\"input\":\"hi\",\"stream\":\"y\"}", "bool"},
+      {"{\"model\":\"llamaish\",\"input\":\"hi\",\"tools\":{}}", "[]openai.ResponsesTool"},
+      {"{\"model\":\"llamaish\",\"input\":\"hi\",\"text\":\"x\"}", "openai.ResponsesText"},
+      {"{\"model\":\"llamaish\",\"input\":\"hi\",\"max_output_tokens\":\"x\"}", "int"},
+  };
+  for (size_t k = 0; k < sizeof(typed) / sizeof(typed[0]); k++) {
+    v = post_json("/v1/responses", typed[k][0], 400);
+    const char *msg = jstr(json_object_get(v, "error"), "message");
+    cr_expect(strstr(msg, typed[k][1]) != NULL, "%s: %s", typed[k][0], msg);
+    json_decref(v);
+  }
   /* Tools (flat function tools) with tool_choice: a function_call item. */
   json_t *tools = jparse(TOOLS), *flat = json_array();
   size_t i;

@@ -2,7 +2,10 @@
  * `cllama create` through HTTP, with the shared stories260K model. */
 #include "api_harness.h"
 
+#include <dirent.h>
 #include <sched.h>
+
+#include "cllama/util.h"
 
 static void setup(void) {
   if (!have_shared())
@@ -111,6 +114,97 @@ Test(api_models, create_quantized_and_streamed_statuses) {
                 200);
   cr_expect_gt(strlen(jstr(v, "response")), 10);
   json_decref(v);
+}
+
+#define PARAMS_260K 292800 /* stories260K-f32: the elements of its tensors */
+
+/* /api/show takes the deprecated "name" when "model" is absent or empty. */
+Test(api_models, show_model_or_name) {
+  NEED_SHARED();
+  json_t *v = post_json("/api/show", "{\"name\":\"stories\"}", 200);
+  cr_expect(json_object_get(v, "details") != NULL);
+  /* Every tensor's elements counted (stories260K). */
+  cr_expect_eq(json_integer_value(
+                   json_object_get(json_object_get(v, "model_info"), "general.parameter_count")),
+               PARAMS_260K);
+  json_decref(v);
+  v = post_json("/api/show", "{\"model\":\"\",\"name\":\"stories\"}", 200);
+  json_decref(v);
+  v = post_json("/api/show", "{}", 400);
+  cr_expect_str_eq(jstr(v, "error"), "model is required");
+  json_decref(v);
+  v = post_json("/api/show", "{\"model\":\"\",\"name\":3}", 400);
+  cr_expect(strstr(jstr(v, "error"), "\"name\" of type string") != NULL, "%s", jstr(v, "error"));
+  json_decref(v);
+  v = post_json("/api/show", "{\"model\":\"nope\"}", 404);
+  cr_expect_str_eq(jstr(v, "error"), "model 'nope:latest' not found");
+  json_decref(v);
+  /* /api/tokenize answers a name that does not resolve the same way. */
+  v = post_json("/api/tokenize", "{\"model\":\"nope\",\"content\":\"x\"}", 404);
+  cr_expect_str_eq(jstr(v, "error"), "model 'nope:latest' not found");
+  json_decref(v);
+  v = post_json("/api/tokenize", "{\"model\":\"Bad Name!\",\"content\":\"x\"}", 400);
+  cr_expect_str_eq(jstr(v, "error"), "invalid model name");
+  json_decref(v);
+  v = post_json("/api/show", "{\"model\":\"Bad Name!\"}", 400);
+  cr_expect_str_eq(jstr(v, "error"), "invalid model name");
+  json_decref(v);
+}
+
+static int count_entries(const char *dir, const char *sub) {
+  char p[1200];
+  snprintf(p, sizeof(p), "%s/%s", dir, sub);
+  DIR *d = opendir(p);
+  cr_assert(d, "cannot open %s", p);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+  closedir(d);
+  return n;
+}
+
+/* A body larger than the upload buffer (4 MiB) is written in several
+ * pieces, the buffers taking turns: the stored blob is the body, byte for
+ * byte, and a wrong digest over a large body leaves nothing behind. */
+Test(api_models, large_blob_upload_spans_buffers) {
+  NEED_SHARED();
+  size_t n = (9u << 20) + 3;
+  char *data = malloc(n + 1);
+  cr_assert(data);
+  for (size_t i = 0; i < n; i++)
+    data[i] = (char)('a' + (i * 7 + i / 4099) % 26);
+  data[n] = 0;
+  char hex[65], url[200], path[800];
+  cll_sha256_hex(data, n, hex);
+  snprintf(url, sizeof(url), "/api/blobs/sha256:%s", hex);
+  struct resp r = http("POST", url, data);
+  cr_expect_eq(r.status, 201, "%ld %s", r.status, r.body);
+  free(r.body);
+  snprintf(path, sizeof(path), "%s/blobs/sha256-%s", H.models, hex);
+  FILE *f = fopen(path, "rb");
+  cr_assert(f, "no blob %s", path);
+  char *back = malloc(n + 1);
+  cr_assert(back);
+  size_t got = fread(back, 1, n + 1, f);
+  fclose(f);
+  cr_expect_eq(got, n);
+  cr_expect(memcmp(back, data, n) == 0, "the stored blob differs from the body");
+  free(back);
+  /* The same size with one byte changed: a digest mismatch, no blob, no
+   * temporary. */
+  int before = count_entries(H.models, "blobs");
+  char bad[65];
+  data[n / 2] ^= 1;
+  cll_sha256_hex(data, n, bad);
+  data[n / 2] ^= 1;
+  snprintf(url, sizeof(url), "/api/blobs/sha256:%s", bad);
+  r = http("POST", url, data);
+  cr_expect_eq(r.status, 400, "%ld %s", r.status, r.body);
+  cr_expect(strstr(r.body, "digest mismatch") != NULL, "%s", r.body);
+  free(r.body);
+  cr_expect_eq(count_entries(H.models, "blobs"), before, "a temporary or blob was left");
+  free(data);
 }
 
 Test(api_models, blobs_and_create_from_files) {

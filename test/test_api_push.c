@@ -34,6 +34,11 @@ static void start_fixture(void) {
   fclose(f);
 }
 
+/* The part size of a chunked upload: not a multiple of the server's read
+ * buffer (256 KiB), so a part is read in several pieces, the last short. */
+#define PART_BYTES 400000
+static const char *part_env = "CLLAMA_PUSH_PART_BYTES=400000";
+
 static void setup(void) {
   NEED_SHARED();
   make_store();
@@ -44,8 +49,7 @@ static void setup(void) {
    * realm is on the registry's host) is made in the test's directory. */
   static char home[400];
   snprintf(home, sizeof(home), "HOME=%s", H.dir);
-  start_server((const char *const[]){"CLLAMA_PUSH_PART_BYTES=262144", "CLLAMA_PULL_RETRY_MS=10",
-                                     home, NULL});
+  start_server((const char *const[]){part_env, "CLLAMA_PULL_RETRY_MS=10", home, NULL});
 }
 
 static void teardown(void) {
@@ -118,7 +122,7 @@ Test(api_push, chunked_and_monolithic_with_a_fault_then_pull_back, .init = setup
   cr_expect(strstr(out, want), "no final progress for the model layer in:\n%s", out);
   free(out);
   json_t *s = fixture_json("GET", "/_stats", NULL);
-  int64_t parts = (sb.st_size + 262143) / 262144;
+  int64_t parts = (sb.st_size + PART_BYTES - 1) / PART_BYTES;
   cr_expect_eq(stat_of(s, "faults_hit"), 1);
   cr_expect_eq(stat_of(s, "patches"), parts + 1, "%s", json_dumps(s, 0)); /* one retried */
   cr_expect_eq(stat_of(s, "posts"), 4); /* config, model, template, params */
@@ -308,7 +312,7 @@ Test(api_push, a_dropped_and_a_failed_patch_mid_blob_are_sent_again, .init = set
   char name[300], hex[65];
   copy_to("test/faulty", name, sizeof(name));
   int64_t size = model_size(hex);
-  int64_t parts = (size + 262143) / 262144;
+  int64_t parts = (size + PART_BYTES - 1) / PART_BYTES;
   cr_assert_gt(parts, 2, "the model must span several parts");
   /* Part 0: its first PATCH gets a 500. Part 1 (mid-blob): its first
    * PATCH's connection is dropped after the body went up. */
@@ -332,7 +336,7 @@ Test(api_push, redirected_parts_go_to_the_storage_without_the_token, .init = set
   char name[300], hex[65];
   copy_to("test/redirected", name, sizeof(name));
   int64_t size = model_size(hex);
-  int64_t parts = (size + 262143) / 262144;
+  int64_t parts = (size + PART_BYTES - 1) / PART_BYTES;
   /* Every PATCH with X-Redirect-Uploads gets a 307 to the storage (another
    * port: another host); its first PUT fails once with a 500. */
   set_faults("{\"redirect\":true,\"storage_status\":500,\"storage_count\":1}");
@@ -396,4 +400,28 @@ Test(api_push, a_server_shutdown_mid_upload_ends_the_push, .init = setup, .fini 
   cr_expect(strstr(out, "\"status\":\"pushing "), "%s", out);
   cr_expect(strstr(out, "{\"error\":\"server is shutting down\"}"), "%s", out);
   wait_stat("patch_aborted", 1);
+}
+
+/* Parts larger than the model: every blob goes in one PUT, the model's
+ * read in several buffers. */
+static void setup_one_put(void) {
+  part_env = "CLLAMA_PUSH_PART_BYTES=100000000";
+  setup();
+  part_env = "CLLAMA_PUSH_PART_BYTES=400000";
+}
+
+Test(api_push, a_blob_under_the_part_size_goes_in_one_put, .init = setup_one_put, .fini = teardown,
+     .timeout = 180) {
+  char name[300], hex[65];
+  copy_to("test/whole", name, sizeof(name));
+  int64_t size = model_size(hex);
+  json_t *s = push_ok(name, hex, size);
+  cr_expect_eq(stat_of(s, "patches"), 0);
+  cr_expect_eq(stat_of(s, "puts"), 4); /* the registry checked every digest */
+  cr_expect_eq(stat_of(s, "manifest_puts"), 1);
+  json_decref(s);
+  char path[800];
+  snprintf(path, sizeof(path), "%s/blobs/sha256-%s", fx_root, hex);
+  struct stat sb;
+  cr_expect(stat(path, &sb) == 0 && sb.st_size == size, "the registry's copy is not whole");
 }

@@ -242,4 +242,44 @@ Test(encoder_api, rerank_errors) {
   cr_assert_eq(r.status, 400, "%ld %s", r.status, r.body);
   cr_assert(strstr(r.body, "does not support embedding"), "%s", r.body);
   free(r.body);
+  /* The request set-up rerank shares with embed (emb_req.c), with
+   * rerank's statuses: a bad option is a 400 here (a 500 on /api/embed). */
+  static const struct {
+    const char *body;
+    long status;
+    const char *error;
+  } cases[] = {
+      {"{\"query\":\"q\",\"documents\":[\"d\"]}", 400, "model is required"},
+      {"{\"model\":\"\",\"query\":\"q\",\"documents\":[\"d\"]}", 400, "model is required"},
+      {"{\"model\":7,\"query\":\"q\",\"documents\":[\"d\"]}", 400, "of type string"},
+      {"{\"model\":\"nope\",\"query\":\"q\",\"documents\":[\"d\"]}", 404,
+       "model \\\"nope\\\" not found, try pulling it first"},
+      {"{\"model\":\"Bad Name!\",\"query\":\"q\",\"documents\":[\"d\"]}", 400,
+       "invalid model name"},
+      {"{\"model\":\"reranker\",\"query\":\"q\",\"documents\":[\"d\"],\"keep_alive\":\"soon\"}",
+       400, "time: invalid duration"},
+      {"{\"model\":\"reranker\",\"query\":\"q\",\"documents\":[\"d\"],\"options\":{\"num_ctx\":"
+       "\"big\"}}",
+       400, "num_ctx"},
+      {"{\"model\":\"reranker\",\"query\":\"q\",\"documents\":[\"d\"],\"options\":\"x\"}", 400,
+       NULL},
+      {"{\"model\":\"reranker\",\"query\":\"q\",\"documents\":[\"d\"],\"top_n\":-1}", 400,
+       "top_n must be a non-negative integer"},
+      {"{\"model\":\"minilm\",\"input\":\"d\",\"options\":{\"num_ctx\":\"big\"}}", 500, "num_ctx"},
+      {"{\"model\":\"minilm\",\"input\":\"d\",\"options\":\"x\"}", 400, NULL},
+      {"{\"model\":\"minilm\",\"input\":\"d\",\"keep_alive\":\"soon\"}", 400,
+       "time: invalid duration"},
+      {"{\"model\":\"nope\",\"input\":\"d\"}", 404,
+       "model \\\"nope\\\" not found, try pulling it first"},
+      {"{\"input\":\"d\"}", 404, "model '' not found"},
+      {"{\"model\":\"Bad Name!\",\"input\":\"d\"}", 400, "invalid model name"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    const char *path = strstr(cases[i].body, "\"input\"") ? "/api/embed" : "/api/rerank";
+    r = http("POST", path, cases[i].body);
+    cr_expect_eq(r.status, cases[i].status, "%s %s: %ld %s", path, cases[i].body, r.status, r.body);
+    if (cases[i].error)
+      cr_expect(strstr(r.body, cases[i].error), "%s %s: %s", path, cases[i].body, r.body);
+    free(r.body);
+  }
 }

@@ -2,7 +2,10 @@
 #include "cllama/api.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 Test(modelfile, every_instruction) {
   const char *mf = "# a comment\n"
@@ -19,7 +22,7 @@ Test(modelfile, every_instruction) {
                    "LICENSE \"\"\"Apache\"\"\"\n";
   json_t *r = NULL;
   cll_err e = {0};
-  cr_assert_eq(cll_modelfile_parse(mf, ".", &r, &e), 0, "%s", e.msg);
+  cr_assert_eq(cll_modelfile_parse(mf, ".", NULL, &r, &e), 0, "%s", e.msg);
   cr_expect_str_eq(json_string_value(json_object_get(r, "from")), "llama3.2");
   cr_expect_str_eq(json_string_value(json_object_get(r, "template")),
                    "{{ .System }}\n{{ .Prompt }}");
@@ -40,14 +43,15 @@ Test(modelfile, every_instruction) {
 Test(modelfile, errors) {
   json_t *r = NULL;
   cll_err e = {0};
-  cr_expect_eq(cll_modelfile_parse("SYSTEM hi\n", ".", &r, &e), CLL_EPARSE);
+  cr_expect_eq(cll_modelfile_parse("SYSTEM hi\n", ".", NULL, &r, &e), CLL_EPARSE);
   cr_expect_str_eq(e.msg, "no FROM line");
-  cr_expect_eq(cll_modelfile_parse("FROM x\nPARAMETER foo 1\n", ".", &r, &e), CLL_EINVAL);
+  cr_expect_eq(cll_modelfile_parse("FROM x\nPARAMETER foo 1\n", ".", NULL, &r, &e), CLL_EINVAL);
   cr_expect_str_eq(e.msg, "unknown parameter 'foo'");
-  cr_expect_eq(cll_modelfile_parse("FROM x\nTEMPLATE \"\"\"open\n", ".", &r, &e), CLL_EPARSE);
-  cr_expect_eq(cll_modelfile_parse("FROM x\nPARAMETER num_ctx big\n", ".", &r, &e), CLL_EINVAL);
-  cr_expect_eq(cll_modelfile_parse("FROM ./missing.gguf\n", "/tmp", &r, &e), CLL_ENOENT);
-  cr_expect_eq(cll_modelfile_parse("FROM x\nMESSAGE robot hi\n", ".", &r, &e), CLL_EPARSE);
+  cr_expect_eq(cll_modelfile_parse("FROM x\nTEMPLATE \"\"\"open\n", ".", NULL, &r, &e), CLL_EPARSE);
+  cr_expect_eq(cll_modelfile_parse("FROM x\nPARAMETER num_ctx big\n", ".", NULL, &r, &e),
+               CLL_EINVAL);
+  cr_expect_eq(cll_modelfile_parse("FROM ./missing.gguf\n", "/tmp", NULL, &r, &e), CLL_ENOENT);
+  cr_expect_eq(cll_modelfile_parse("FROM x\nMESSAGE robot hi\n", ".", NULL, &r, &e), CLL_EPARSE);
 }
 
 Test(modelfile, escapes_and_refusals) {
@@ -56,15 +60,17 @@ Test(modelfile, escapes_and_refusals) {
   cr_assert_eq(
       cll_modelfile_parse("FROM x\nPARAMETER stop \"\\n\\nUser:\\t\\\"q\\\" \\\\ \\u003c\"\n"
                           "SYSTEM \"C:\\models\\x\"\n",
-                          ".", &r, &e),
+                          ".", NULL, &r, &e),
       0, "%s", e.msg);
   json_t *stop = json_object_get(json_object_get(r, "parameters"), "stop");
   cr_expect_str_eq(json_string_value(json_array_get(stop, 0)), "\n\nUser:\t\"q\" \\ <");
   cr_expect_str_eq(json_string_value(json_object_get(r, "system")), "C:\\models\\x");
   json_decref(r);
-  cr_expect_eq(cll_modelfile_parse("FROM x\nADAPTER ./lora.gguf\n", ".", &r, &e), CLL_EUNSUPPORTED);
+  cr_expect_eq(cll_modelfile_parse("FROM x\nADAPTER ./lora.gguf\n", ".", NULL, &r, &e),
+               CLL_EUNSUPPORTED);
   cr_expect(strstr(e.msg, "ADAPTER is not supported"), "%s", e.msg);
-  cr_expect_eq(cll_modelfile_parse("FROM x\nREQUIRES 0.9.0\n", ".", &r, &e), CLL_EUNSUPPORTED);
+  cr_expect_eq(cll_modelfile_parse("FROM x\nREQUIRES 0.9.0\n", ".", NULL, &r, &e),
+               CLL_EUNSUPPORTED);
   cr_expect(strstr(e.msg, "REQUIRES is not supported"), "%s", e.msg);
 }
 
@@ -195,4 +201,63 @@ Test(modelfile, show_create_show_round_trip, .init = rt_setup, .fini = stop_serv
   cr_expect(strstr(p, "temperature                    0.25"), "%s", p);
   json_decref(s1);
   json_decref(s2);
+}
+
+/* "~" in FROM is the home given (the server's configuration), never the
+ * environment; without one it is a plain relative path. */
+Test(modelfile, from_tilde_is_the_given_home) {
+  char home[] = "/tmp/cll_mf_home_XXXXXX";
+  cr_assert(mkdtemp(home));
+  char file[600];
+  snprintf(file, sizeof(file), "%s/m.gguf", home);
+  FILE *f = fopen(file, "wb");
+  cr_assert(f);
+  fclose(f);
+  char *want = realpath(file, NULL);
+  cr_assert(want);
+  json_t *r = NULL;
+  cll_err e = {0};
+  cr_assert_eq(cll_modelfile_parse("FROM ~/m.gguf\n", "/nonexistent", home, &r, &e), 0, "%s",
+               e.msg);
+  cr_expect_str_eq(json_string_value(json_object_get(r, "from")), want);
+  json_decref(r);
+  cr_expect_eq(cll_modelfile_parse("FROM ~/m.gguf\n", "/nonexistent", "/nonexistent/home", &r, &e),
+               CLL_ENOENT);
+  cr_expect(strstr(e.msg, "/nonexistent/home/m.gguf") != NULL, "%s", e.msg);
+  cr_expect_eq(cll_modelfile_parse("FROM ~/m.gguf\n", home, NULL, &r, &e), CLL_ENOENT);
+  cr_expect(strstr(e.msg, "/~/m.gguf") != NULL, "%s", e.msg);
+  free(want);
+  remove(file);
+  rmdir(home);
+}
+
+/* `cllama create` reads "~" in FROM as $HOME (the client configuration),
+ * from any directory. */
+Test(modelfile, cli_create_from_tilde_is_home, .init = rt_setup, .fini = stop_server,
+     .timeout = 120) {
+  char home[600], cmd[4096];
+  snprintf(home, sizeof(home), "%s/home", H.dir);
+  cr_assert_eq(mkdir(home, 0700), 0);
+  snprintf(cmd, sizeof(cmd), "cp '%s/models/stories260K-f32.gguf' '%s/tiny.gguf'", shared_dir(),
+           home);
+  cr_assert_eq(system(cmd), 0);
+  char mf[700];
+  snprintf(mf, sizeof(mf), "%s/Modelfile.tilde", H.dir);
+  FILE *f = fopen(mf, "w");
+  cr_assert(f);
+  fprintf(f, "FROM ~/tiny.gguf\n");
+  fclose(f);
+  const char *bin = getenv("CLLAMA_BIN");
+  snprintf(cmd, sizeof(cmd),
+           "cd / && HOME='%s' OLLAMA_HOST=127.0.0.1:%d '%s' create tilde -f '%s' >/dev/null 2>&1",
+           home, H.port, bin, mf);
+  cr_expect_eq(system(cmd), 0, "%s", cmd);
+  json_t *v = post_json("/api/show", "{\"model\":\"tilde\"}", 200);
+  json_decref(v);
+  /* Another HOME: the file is not there. */
+  snprintf(cmd, sizeof(cmd),
+           "cd / && HOME='%s' OLLAMA_HOST=127.0.0.1:%d '%s' create tilde2 -f '%s' 2>&1 | "
+           "grep -q '%s/tiny.gguf: no such file'",
+           H.dir, H.port, bin, mf, H.dir);
+  cr_expect_eq(system(cmd), 0, "%s", cmd);
 }

@@ -396,6 +396,8 @@ Test(openai, models_list_and_retrieve) {
 
 /* ---------------------------------------------------------------- errors */
 
+#define MSGS "{\"model\":\"stories\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]"
+
 Test(openai, errors_have_the_openai_shape) {
   NEED_SHARED();
   json_t *v =
@@ -473,6 +475,24 @@ Test(openai, errors_have_the_openai_shape) {
   cr_expect_str_eq(expect_error(v, "invalid_request_error"),
                    "invalid type for 'stop' field: float64");
   json_decref(v);
+  /* Each field of the wrong JSON type names the Go type it wants. */
+  static const char *const typed[][3] = {
+      {"/v1/chat/completions", "{\"model\":3,\"messages\":[]}", "string"},
+      {"/v1/chat/completions", "{\"model\":\"stories\",\"messages\":\"x\"}", "[]openai.Message"},
+      {"/v1/chat/completions", MSGS ",\"response_format\":\"json\"}", "openai.ResponseFormat"},
+      {"/v1/chat/completions", MSGS ",\"tools\":{}}", "[]api.Tool"},
+      {"/v1/chat/completions", MSGS ",\"stream\":\"yes\"}", "bool"},
+      {"/v1/chat/completions", MSGS ",\"stream_options\":1}", "openai.StreamOptions"},
+      {"/v1/completions", "{\"model\":\"stories\",\"prompt\":[\"x\"]}", "string"},
+      {"/v1/completions", "{\"model\":\"stories\",\"prompt\":\"x\",\"suffix\":1}", "string"},
+      {"/v1/completions", "{\"model\":\"stories\",\"prompt\":\"x\",\"stream\":1}", "bool"},
+  };
+  for (size_t i = 0; i < sizeof(typed) / sizeof(typed[0]); i++) {
+    v = post_json(typed[i][0], typed[i][1], 400);
+    const char *msg = expect_error(v, "invalid_request_error");
+    cr_expect(strstr(msg, typed[i][2]) != NULL, "%s %s: %s", typed[i][0], typed[i][1], msg);
+    json_decref(v);
+  }
   /* Wrong method on a /v1 route: the router's 405. */
   r = http("GET", "/v1/chat/completions", NULL);
   cr_expect_eq(r.status, 405);
@@ -511,6 +531,13 @@ Test(openai, openai_js_client) {
 
 /* ---------------------------------------------------------------- anthropic */
 
+/* Whether id is prefix and 24 random lowercase hex digits. */
+static bool random_id(const char *id, const char *prefix) {
+  size_t n = strlen(prefix);
+  return strncmp(id, prefix, n) == 0 && strlen(id) == n + 24 &&
+         strspn(id + n, "0123456789abcdef") == 24;
+}
+
 /* Parses "event: T\ndata: {json}\n\n" events into [{"event":T,"data":{...}}]. */
 static json_t *anthropic_events(const char *body) {
   json_t *out = json_array();
@@ -548,6 +575,7 @@ Test(openai, anthropic_messages_json_and_stream) {
   json_t *v = jparse(r.body);
   free(r.body);
   cr_expect(strncmp(jstr(v, "id"), "msg_", 4) == 0);
+  cr_expect(random_id(jstr(v, "id"), "msg_"), "%s", jstr(v, "id"));
   cr_expect_str_eq(jstr(v, "type"), "message");
   cr_expect_str_eq(jstr(v, "role"), "assistant");
   cr_expect_str_eq(jstr(v, "model"), "stories");
@@ -592,6 +620,59 @@ Test(openai, anthropic_messages_json_and_stream) {
   json_decref(v);
 }
 
+static void setup_chatty(void) {
+  if (!have_shared())
+    return;
+  make_store();
+  /* Every message in the prompt (system and tool ones too). */
+  add_model("chatty", "stories260K-f32.gguf",
+            "{{ range .Messages }}{{ .Role }}: {{ .Content }}\n{{ end }}", NULL, NULL);
+  start_server(NULL);
+}
+
+TestSuite(anthropic_prompt, .init = setup_chatty, .fini = teardown, .timeout = 120);
+
+/* input_tokens of a one-token /v1/messages answer: the prompt's length. */
+static json_int_t anthropic_input_tokens(const char *rest) {
+  char body[2048];
+  snprintf(body, sizeof(body), "{\"model\":\"chatty\",\"max_tokens\":1,%s}", rest);
+  json_t *v = post_json("/v1/messages", body, 200);
+  json_int_t n = json_integer_value(json_object_get(json_object_get(v, "usage"), "input_tokens"));
+  json_decref(v);
+  return n;
+}
+
+/* A system prompt and a tool_result's content may be text blocks: their
+ * texts are joined (other blocks add nothing), the same prompt as one
+ * string. */
+Test(anthropic_prompt, text_blocks_join) {
+  NEED_SHARED();
+  const char *user = "\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}]";
+  char rest[1024];
+  json_int_t none = anthropic_input_tokens(user);
+  snprintf(rest, sizeof(rest), "\"system\":\"Lily likes big cats.\",%s", user);
+  json_int_t str = anthropic_input_tokens(rest);
+  cr_expect_gt(str, none + 2);
+  snprintf(rest, sizeof(rest),
+           "\"system\":[{\"type\":\"text\",\"text\":\"Lily likes \"},{\"type\":\"image\","
+           "\"text\":\"no\"},{\"type\":\"text\",\"text\":\"big cats.\"}],%s",
+           user);
+  cr_expect_eq(anthropic_input_tokens(rest), str);
+
+  const char *call = "\"messages\":[{\"role\":\"user\",\"content\":\"Weather?\"},{\"role\":"
+                     "\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":"
+                     "\"w\",\"input\":{}}]},{\"role\":\"user\",\"content\":[{\"type\":"
+                     "\"tool_result\",\"tool_use_id\":\"t1\",\"content\":%s}]}]";
+  snprintf(rest, sizeof(rest), call, "\"sunny and warm\"");
+  json_int_t one = anthropic_input_tokens(rest);
+  snprintf(rest, sizeof(rest), call, "\"\"");
+  cr_expect_gt(one, anthropic_input_tokens(rest) + 2);
+  snprintf(rest, sizeof(rest), call,
+           "[{\"type\":\"text\",\"text\":\"sunny \"},{\"type\":\"x\",\"text\":\"no\"},"
+           "{\"type\":\"text\",\"text\":\"and warm\"}]");
+  cr_expect_eq(anthropic_input_tokens(rest), one);
+}
+
 Test(openai, anthropic_errors) {
   NEED_SHARED();
   json_t *v = post_json("/v1/messages",
@@ -600,6 +681,7 @@ Test(openai, anthropic_errors) {
                         404);
   cr_expect_str_eq(jstr(v, "type"), "error");
   cr_expect(strncmp(jstr(v, "request_id"), "req_", 4) == 0);
+  cr_expect(random_id(jstr(v, "request_id"), "req_"), "%s", jstr(v, "request_id"));
   json_t *e = json_object_get(v, "error");
   cr_expect_str_eq(jstr(e, "type"), "not_found_error");
   cr_expect_str_eq(jstr(e, "message"), "model 'nope' not found");

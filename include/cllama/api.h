@@ -37,6 +37,18 @@ cll_api *cll_api_from(const cll_request *req);
  * server's data pointer to api. */
 int cll_api_register_all(cll_api *api);
 
+/* One endpoint of a family, for its cll_api_<family>_register: a stream
+ * route gets its body piece by piece (cll_server_route_stream). */
+struct cll_api_route {
+  const char *method, *path;
+  cll_handler_fn fn;
+  bool stream;
+};
+/* Registers the n routes of table, each with api as its ud. 0 or the
+ * first error. */
+int cll_api_routes(cll_api *api, const struct cll_api_route *table, size_t n);
+#define CLL_API_ROUTES(api, table) cll_api_routes((api), (table), CLL_ARRAY_LEN(table))
+
 /* One per endpoint family. */
 int cll_api_models_register(cll_api *api); /* /, /api/version, tags, copy, delete */
 int cll_api_pull_register(cll_api *api);   /* /api/pull (creates api->registry) */
@@ -59,9 +71,12 @@ int cll_api_tokenize_register(cll_api *api);  /* /api/tokenize, /api/detokenize 
 int cll_api_push_register(cll_api *api);      /* /api/push (src/api/push.c) */
 
 /* Parses a Modelfile into the body of a POST /api/create request (without
- * "model"). Relative FROM paths are resolved against base_dir. *out is new.
- * CLL_EPARSE/CLL_EINVAL/CLL_ENOENT with err naming the line. Any thread. */
-int cll_modelfile_parse(const char *text, const char *base_dir, json_t **out, cll_err *err);
+ * "model"). Relative FROM paths are resolved against base_dir, a leading
+ * "~" against home (the client configuration's HOME; NULL: "~" is not expanded). *out is
+ * new. CLL_EPARSE/CLL_EINVAL/CLL_ENOENT with err naming the line. Any
+ * thread; reads no environment. */
+int cll_modelfile_parse(const char *text, const char *base_dir, const char *home, json_t **out,
+                        cll_err *err);
 
 /* The runners' parameters from the configuration (OLLAMA_NUM_PARALLEL,
  * OLLAMA_MAX_LOADED_MODELS, OLLAMA_MAX_QUEUE, OLLAMA_KEEP_ALIVE,
@@ -95,6 +110,17 @@ json_t *cll_api_body_object(cll_request *req);
 /* Reads an optional string field: NULL when absent or null; answers 400
  * and sets *failed when it has another type. Borrowed from obj. */
 const char *cll_api_opt_string(cll_request *req, json_t *obj, const char *key, bool *failed);
+
+/* How a handler that names a model starts: the body as cll_api_body_object
+ * and its "model" string, or when that is absent or empty the alias key's
+ * (Ollama's deprecated "name"; NULL: none). *model is borrowed from the
+ * body, NULL when absent or null. Returns the body (new), or NULL when it
+ * has answered: no body, not an object, or the name not a string.
+ * missing_status says what an absent or empty name is: 0 the caller's to
+ * check, 400 "model is required", 404 "model '' not found" (Ollama's
+ * answer where it looks the empty name up). */
+json_t *cll_api_body_model(cll_request *req, const char *alias, int missing_status,
+                           const char **model);
 
 /* The "stream" field: absent or null -> cfg->stream_default; true/false as
  * given; another type answers 400 and returns -1. */

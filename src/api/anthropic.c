@@ -45,16 +45,6 @@ static void anth_free(struct anth *a) {
   free(a);
 }
 
-static void random_hex(char *out, size_t n_bytes) {
-  unsigned char b[32];
-  if (n_bytes > sizeof(b))
-    n_bytes = sizeof(b);
-  if (uv_random(NULL, NULL, b, n_bytes, 0, NULL) != 0)
-    for (size_t i = 0; i < n_bytes; i++)
-      b[i] = (unsigned char)rand();
-  cll_hex_encode(b, n_bytes, out);
-}
-
 /* ---------------------------------------------------------------- errors */
 
 static json_t *error_object(int status, const char *msg) {
@@ -66,7 +56,7 @@ static json_t *error_object(int status, const char *msg) {
                      : status == 503 || status == 529 ? "overloaded_error"
                                                       : "api_error";
   char rid[40] = "req_";
-  random_hex(rid + 4, 12);
+  cll__random_hex(rid + 4, 12);
   return json_pack("{s:s,s:{s:s,s:s},s:s}", "type", "error", "error", "type", type, "message",
                    msg ? msg : "", "request_id", rid);
 }
@@ -115,34 +105,31 @@ static size_t text_len(json_t *v) {
   return n;
 }
 
-static void append_text(char **buf, size_t *len, const char *s) {
-  size_t m = strlen(s);
-  char *p = realloc(*buf, *len + m + 1);
-  if (!p)
-    return;
-  memcpy(p + *len, s, m + 1);
-  *buf = p;
-  *len += m;
-}
-
 static bool is_type(json_t *block, const char *type) {
   const char *t = json_string_value(json_object_get(block, "type"));
   return t && strcmp(t, type) == 0;
 }
 
-/* A tool_result's content: a string, or text blocks joined. New string. */
+/* Appends the text of every {"type":"text"} block of an array (a system
+ * prompt's or a tool_result's content); anything else adds nothing. */
+static void append_text_blocks(cll_buf *out, json_t *blocks) {
+  size_t i;
+  json_t *b;
+  json_array_foreach(blocks, i, b) {
+    const char *t = json_string_value(json_object_get(b, "text"));
+    if (t && is_type(b, "text"))
+      cll_buf_puts(out, t);
+  }
+}
+
+/* A tool_result's content: a string, or text blocks joined. New string
+ * (NULL when out of memory). */
 static char *tool_result_text(json_t *c) {
   if (json_is_string(c))
     return strdup(json_string_value(c));
-  char *out = strdup("");
-  size_t n = 0, i;
-  json_t *b;
-  json_array_foreach(c, i, b) {
-    const char *t = json_string_value(json_object_get(b, "text"));
-    if (t && is_type(b, "text"))
-      append_text(&out, &n, t);
-  }
-  return out;
+  cll_buf out = {0};
+  append_text_blocks(&out, c);
+  return cll_buf_steal(&out);
 }
 
 /* One Anthropic message -> native messages appended to out. Answers 400
@@ -167,8 +154,7 @@ static bool convert_message(cll_request *req, json_t *m, json_t *out) {
     anth_error(req, 400, msg);
     return false;
   }
-  char *text = strdup("");
-  size_t n_text = 0;
+  cll_buf text = {0};
   const char *thinking = NULL;
   json_t *images = json_array(), *tool_calls = json_array(), *results = json_array();
   bool ok = true;
@@ -181,7 +167,7 @@ static bool convert_message(cll_request *req, json_t *m, json_t *out) {
     if (!strcmp(type, "text")) {
       const char *t = json_string_value(json_object_get(b, "text"));
       if (t)
-        append_text(&text, &n_text, t);
+        cll_buf_puts(&text, t);
     } else if (!strcmp(type, "image")) {
       json_t *src = json_object_get(b, "source");
       const char *st = json_string_value(json_object_get(src, "type"));
@@ -235,9 +221,9 @@ static bool convert_message(cll_request *req, json_t *m, json_t *out) {
     bool user = !strcmp(role, "user");
     if (user)
       json_array_extend(out, results);
-    if (n_text || json_array_size(images) || json_array_size(tool_calls) ||
+    if (text.len || json_array_size(images) || json_array_size(tool_calls) ||
         (thinking && *thinking)) {
-      json_t *nm = json_pack("{s:s,s:s}", "role", role, "content", text ? text : "");
+      json_t *nm = json_pack("{s:s,s:s}", "role", role, "content", text.data ? text.data : "");
       if (json_array_size(images))
         json_object_set(nm, "images", images);
       if (json_array_size(tool_calls))
@@ -249,7 +235,7 @@ static bool convert_message(cll_request *req, json_t *m, json_t *out) {
     if (!user)
       json_array_extend(out, results);
   }
-  free(text);
+  cll_buf_free(&text);
   json_decref(images);
   json_decref(tool_calls);
   json_decref(results);
@@ -531,7 +517,7 @@ static void on_messages(cll_request *req, void *ud) {
     goto done;
   }
   memcpy(a->id, "msg_", 4);
-  random_hex(a->id + 4, 12);
+  cll__random_hex(a->id + 4, 12);
   a->stream = json_is_true(json_object_get(b, "stream"));
 
   native = json_pack("{s:s,s:[],s:b}", "model", model, "messages", "stream", a->stream);
@@ -542,17 +528,11 @@ static void on_messages(cll_request *req, void *ud) {
   if (json_is_string(sys) && json_string_length(sys)) {
     json_array_append_new(out, json_pack("{s:s,s:O}", "role", "system", "content", sys));
   } else if (json_is_array(sys)) {
-    char *s = strdup("");
-    size_t n = 0, i;
-    json_t *blk;
-    json_array_foreach(sys, i, blk) {
-      const char *t = json_string_value(json_object_get(blk, "text"));
-      if (t && is_type(blk, "text"))
-        append_text(&s, &n, t);
-    }
-    if (n)
-      json_array_append_new(out, json_pack("{s:s,s:s}", "role", "system", "content", s));
-    free(s);
+    cll_buf s = {0};
+    append_text_blocks(&s, sys);
+    if (s.len)
+      json_array_append_new(out, json_pack("{s:s,s:s}", "role", "system", "content", s.data));
+    cll_buf_free(&s);
   }
   est += text_len(sys);
   size_t i;

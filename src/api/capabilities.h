@@ -16,4 +16,8 @@ json_t *cll__capabilities(const cll_gguf *g, const char *template_text);
 /* {arch}.context_length and {arch}.embedding_length (0 when absent). */
 void cll__gguf_lengths(const cll_gguf *g, int64_t *context_length, int64_t *embedding_length);
 
+/* The parameter count: the elements of every tensor (general.parameter_count
+ * in /api/show, the "8B" of a created model's details). */
+uint64_t cll__gguf_n_params(const cll_gguf *g);
+
 #endif

@@ -12,6 +12,7 @@
 #include "cllama/api.h"
 #include "cllama/gguf.h"
 #include "cllama/quantize.h"
+#include "capabilities.h"
 #include "gen_core.h"
 #include "tmpl.h"
 #include "resolve.h"
@@ -370,14 +371,7 @@ static void create_work(struct create *c) {
   /* 3. The config blob from the GGUF header. */
   cll_gguf_str arch = {"", 0};
   cll_gguf_get_str(g, "general.architecture", &arch);
-  uint64_t n_params = 0;
-  for (int64_t t = 0; t < cll_gguf_n_tensors(g); t++) {
-    const cll_gguf_tensor *ti = cll_gguf_tensor_at(g, t);
-    uint64_t e = 1;
-    for (uint32_t d = 0; d < ti->n_dims; d++)
-      e *= ti->ne[d];
-    n_params += e;
-  }
+  uint64_t n_params = cll__gguf_n_params(g);
   char psize[32], archs[64];
   human_params(n_params, psize, sizeof(psize));
   snprintf(archs, sizeof(archs), "%.*s", (int)arch.len, arch.ptr);
@@ -760,8 +754,7 @@ struct blob_up {
   cll_request *req;
   char hex[65];
   cll_blob_writer *w;
-  char *buf, *wbuf; /* filling / being written */
-  size_t len, wlen, cap, wcap;
+  cll_buf fill, out; /* filling on the loop / being written by the work item */
   bool working, ended, gone, answered;
   bool commit_now; /* set on the loop before the work item that commits is queued */
   int rc;          /* loop thread only */
@@ -775,8 +768,8 @@ struct blob_up {
 static void blob_up_free(struct blob_up *b) {
   if (b->w)
     cll_blob_writer_abort(b->w);
-  free(b->buf);
-  free(b->wbuf);
+  cll_buf_free(&b->fill);
+  cll_buf_free(&b->out);
   free(b);
 }
 
@@ -786,9 +779,9 @@ static void on_upload_work(uv_work_t *w) {
    * it in on_upload_done. */
   struct blob_up *b = w->data;
   int rc = 0;
-  if (b->wlen > 0)
-    rc = cll_blob_writer_write(b->w, b->wbuf, b->wlen, &b->err);
-  b->wlen = 0;
+  if (b->out.len > 0)
+    rc = cll_blob_writer_write(b->w, b->out.data, b->out.len, &b->err);
+  cll_buf_reset(&b->out);
   if (rc == 0 && b->commit_now) {
     cll_blob_writer *wr = b->w;
     b->w = NULL;
@@ -826,19 +819,14 @@ static void upload_step(struct blob_up *b) {
     blob_up_free(b); /* aborts (removes) an unfinished temporary */
     return;
   }
-  if (b->len < UPLOAD_BUF && !b->ended) {
+  if (b->fill.len < UPLOAD_BUF && !b->ended) {
     cll_request_pause_body(b->req, false);
     return;
   }
   /* Hand the buffer to a work item; keep reading into the other one. */
-  char *t = b->wbuf;
-  size_t tc = b->wcap;
-  b->wbuf = b->buf;
-  b->wcap = b->cap;
-  b->wlen = b->len;
-  b->buf = t;
-  b->cap = tc;
-  b->len = 0;
+  cll_buf t = b->out; /* empty: the last work item reset it */
+  b->out = b->fill;
+  b->fill = t;
   b->working = true;
   b->commit_now = b->ended;
   b->work.data = b;
@@ -861,24 +849,16 @@ static void on_upload_body(cll_request *req, const char *data, size_t len, void 
     return;
   }
   /* The piece is consumed by the parser: keep all of it. */
-  if (b->len + len > b->cap) {
-    size_t cap = b->cap ? b->cap : UPLOAD_BUF;
-    while (cap < b->len + len)
-      cap *= 2;
-    char *nb = realloc(b->buf, cap);
-    if (nb == NULL) {
-      b->rc = cll_err_set(&b->err, CLL_ENOMEM, "out of memory");
-      upload_step(b);
-      return;
-    }
-    b->buf = nb;
-    b->cap = cap;
+  if (b->fill.cap == 0) /* one allocation holds a whole buffer (and the NUL) */
+    cll_buf_reserve(&b->fill, UPLOAD_BUF - 1);
+  if (cll_buf_append(&b->fill, data, len) != 0) {
+    b->rc = cll_err_set(&b->err, CLL_ENOMEM, "out of memory");
+    upload_step(b);
+    return;
   }
-  memcpy(b->buf + b->len, data, len);
-  b->len += len;
-  if (b->len >= UPLOAD_BUF) {
+  if (b->fill.len >= UPLOAD_BUF) {
     upload_step(b); /* hands the buffer to a work item unless one is running */
-    if (!b->answered && b->len >= UPLOAD_BUF)
+    if (!b->answered && b->fill.len >= UPLOAD_BUF)
       cll_request_pause_body(req, true); /* both buffers full: wait for the disk */
   }
 }
@@ -935,10 +915,10 @@ static void on_blob(cll_request *req, void *ud) {
 }
 
 int cll_api_create_register(cll_api *api) {
-  int rc = cll_server_route(api->server, "POST", "/api/create", on_create, api);
-  if (rc == 0)
-    rc = cll_server_route(api->server, "HEAD", "/api/blobs/:digest", on_blob, api);
-  if (rc == 0)
-    rc = cll_server_route_stream(api->server, "POST", "/api/blobs/:digest", on_blob, api);
-  return rc;
+  static const struct cll_api_route routes[] = {
+      {"POST", "/api/create", on_create, false},
+      {"HEAD", "/api/blobs/:digest", on_blob, false},
+      {"POST", "/api/blobs/:digest", on_blob, true}, /* streamed to disk */
+  };
+  return CLL_API_ROUTES(api, routes);
 }

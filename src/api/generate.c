@@ -473,12 +473,12 @@ static bool check_caps(cll__gen *g, const char *model, const char *tmpl_override
 /* ---------------------------------------------------------------- generate */
 
 static void on_generate(cll_request *req, void *ud) {
-  json_t *body = cll_api_body_object(req);
+  const char *model;
+  json_t *body = cll_api_body_model(req, NULL, 0, &model);
   if (!body)
     return;
   bool failed = false;
-  const char *model = cll_api_opt_string(req, body, "model", &failed);
-  const char *prompt = failed ? NULL : cll_api_opt_string(req, body, "prompt", &failed);
+  const char *prompt = cll_api_opt_string(req, body, "prompt", &failed);
   const char *system = failed ? NULL : cll_api_opt_string(req, body, "system", &failed);
   const char *tmpl = failed ? NULL : cll_api_opt_string(req, body, "template", &failed);
   const char *suffix = failed ? NULL : cll_api_opt_string(req, body, "suffix", &failed);
@@ -585,20 +585,10 @@ static json_t *chat_messages(cll__gen *g, json_t *msgs) {
 }
 
 static void on_chat(cll_request *req, void *ud) {
-  json_t *body = cll_api_body_object(req);
+  const char *model;
+  json_t *body = cll_api_body_model(req, NULL, 400, &model);
   if (!body)
     return;
-  bool failed = false;
-  const char *model = cll_api_opt_string(req, body, "model", &failed);
-  if (failed) {
-    json_decref(body);
-    return;
-  }
-  if (!model || !*model) {
-    json_decref(body);
-    cll_api_error(req, 400, "model is required");
-    return;
-  }
   json_t *msgs = json_object_get(body, "messages");
   if (msgs && !json_is_null(msgs) && !json_is_array(msgs)) {
     json_decref(body);
@@ -663,8 +653,9 @@ static void on_chat(cll_request *req, void *ud) {
 }
 
 int cll_api_generate_register(cll_api *api) {
-  int rc = cll_server_route(api->server, "POST", "/api/generate", on_generate, api);
-  if (rc == 0)
-    rc = cll_server_route(api->server, "POST", "/api/chat", on_chat, api);
-  return rc;
+  static const struct cll_api_route routes[] = {
+      {"POST", "/api/generate", on_generate, false},
+      {"POST", "/api/chat", on_chat, false},
+  };
+  return CLL_API_ROUTES(api, routes);
 }

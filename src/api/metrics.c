@@ -419,10 +419,10 @@ static void on_ready(cll_request *req, void *ud) {
 int cll_api_metrics_register(cll_api *api) {
   M.t_start_ns = uv_hrtime();
   cll_server_set_observer(api->server, on_request_done, api);
-  int rc = cll_server_route(api->server, "GET", "/metrics", on_metrics, api);
-  if (rc == 0)
-    rc = cll_server_route(api->server, "GET", "/api/ready", on_ready, api);
-  if (rc == 0)
-    rc = cll_server_route(api->server, "HEAD", "/api/ready", on_ready, api);
-  return rc;
+  static const struct cll_api_route routes[] = {
+      {"GET", "/metrics", on_metrics, false},
+      {"GET", "/api/ready", on_ready, false},
+      {"HEAD", "/api/ready", on_ready, false},
+  };
+  return CLL_API_ROUTES(api, routes);
 }

@@ -95,7 +95,8 @@ static char *read_arg(const char **p, int *line, cll_err *err) {
   return strndup(s, (size_t)(t - s));
 }
 
-int cll_modelfile_parse(const char *text, const char *base_dir, json_t **out, cll_err *err) {
+int cll_modelfile_parse(const char *text, const char *base_dir, const char *home, json_t **out,
+                        cll_err *err) {
   json_t *req = json_object(), *params = json_object(), *msgs = json_array(), *lic = json_array();
   const char *p = text;
   int line = 1, rc = 0;
@@ -159,8 +160,8 @@ int cll_modelfile_parse(const char *text, const char *base_dir, json_t **out, cl
       char path[4200];
       if (v[0] == '/')
         snprintf(path, sizeof(path), "%s", v);
-      else if (v[0] == '~' && getenv("HOME"))
-        snprintf(path, sizeof(path), "%s%s", getenv("HOME"), v + 1);
+      else if (v[0] == '~' && home)
+        snprintf(path, sizeof(path), "%s%s", home, v + 1);
       else
         snprintf(path, sizeof(path), "%s/%s", base_dir ? base_dir : ".", v);
       char *abs = pathlike ? realpath(path, NULL) : NULL;

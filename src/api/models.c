@@ -232,17 +232,10 @@ static void copy_work(struct job *j) {
 }
 
 static void on_delete(cll_request *req, void *ud) {
-  json_t *body = cll_api_body_object(req);
+  const char *s;
+  json_t *body = cll_api_body_model(req, "name", 0, &s); /* "name": deprecated spelling */
   if (body == NULL)
     return;
-  bool failed = false;
-  const char *s = cll_api_opt_string(req, body, "model", &failed);
-  if (!failed && (s == NULL || s[0] == '\0'))
-    s = cll_api_opt_string(req, body, "name", &failed); /* deprecated spelling */
-  if (failed) {
-    json_decref(body);
-    return;
-  }
   cll_name n;
   if (s == NULL || s[0] == '\0') {
     cll_api_error(req, 400, "model is required");
@@ -317,23 +310,15 @@ static void on_job_done(uv_work_t *w, int status) {
 }
 
 int cll_api_models_register(cll_api *api) {
-  static const struct {
-    const char *method, *path;
-    cll_handler_fn fn;
-  } routes[] = {
-      {"GET", "/", on_root},
-      {"HEAD", "/", on_root},
-      {"GET", "/api/version", on_version},
-      {"HEAD", "/api/version", on_version},
-      {"GET", "/api/tags", on_tags},
-      {"HEAD", "/api/tags", on_tags},
-      {"POST", "/api/copy", on_copy},
-      {"DELETE", "/api/delete", on_delete},
+  static const struct cll_api_route routes[] = {
+      {"GET", "/", on_root, false},
+      {"HEAD", "/", on_root, false},
+      {"GET", "/api/version", on_version, false},
+      {"HEAD", "/api/version", on_version, false},
+      {"GET", "/api/tags", on_tags, false},
+      {"HEAD", "/api/tags", on_tags, false},
+      {"POST", "/api/copy", on_copy, false},
+      {"DELETE", "/api/delete", on_delete, false},
   };
-  for (size_t i = 0; i < CLL_ARRAY_LEN(routes); i++) {
-    int rc = cll_server_route(api->server, routes[i].method, routes[i].path, routes[i].fn, api);
-    if (rc != 0)
-      return rc;
-  }
-  return 0;
+  return CLL_API_ROUTES(api, routes);
 }

@@ -41,7 +41,6 @@ void cll__oai_free(struct oai *o) {
   if (!o)
     return;
   free(o->model);
-  free(o->line);
   free(o->error);
   json_decref(o->text);
   json_decref(o->reasoning);
@@ -418,7 +417,7 @@ static bool map_messages(cll_request *req, json_t *msgs, json_t *out) {
   json_array_foreach(msgs, i, m) {
     if (!json_is_object(m)) {
       cll__oai_errorf(req, 400,
-                      "json: cannot unmarshal %s into Go struct field "
+                      "json: cannot unmarshal %s into Go struct cll__oai_field "
                       "ChatCompletionRequest.messages of type openai.Message",
                       cll__oai_json_kind(m));
       return false;
@@ -426,7 +425,7 @@ static bool map_messages(cll_request *req, json_t *msgs, json_t *out) {
     json_t *role = json_object_get(m, "role");
     if (role && !json_is_string(role)) {
       cll__oai_errorf(req, 400,
-                      "json: cannot unmarshal %s into Go struct field "
+                      "json: cannot unmarshal %s into Go struct cll__oai_field "
                       "Message.messages.role of type string",
                       cll__oai_json_kind(role));
       return false;
@@ -597,26 +596,47 @@ static bool map_response_format(cll_request *req, json_t *b, json_t *native) {
   return false;
 }
 
-static void on_chat_completions(cll_request *req, void *ud) {
-  const char *st = "ChatCompletionRequest";
+/* How the chat and completion endpoints start: the body (*body, new), its
+ * fields of the right types (fields ends with a NULL key), then the
+ * answer's state (new) for the request's model (*model, borrowed from the
+ * body) with the stream fields read. NULL when it has answered (nothing to
+ * free then). st names the Go struct in type errors. */
+static struct oai *begin(cll_request *req, const char *st, const struct cll__oai_field *fields,
+                         int kind, json_t **body, const char **model) {
   json_t *b = cll__oai_body_object(req, st);
   if (!b)
-    return;
-  json_t *native = NULL, *opts = NULL;
+    return NULL;
   struct oai *o = NULL;
-  if (!cll__oai_check_field(req, b, st, "model", 's', "string") ||
-      !cll__oai_check_field(req, b, st, "messages", 'a', "[]openai.Message") ||
-      !cll__oai_check_field(req, b, st, "response_format", 'o', "openai.ResponseFormat") ||
-      !cll__oai_check_field(req, b, st, "tools", 'a', "[]api.Tool"))
-    goto done;
-  const char *model = json_string_value(json_object_get(b, "model"));
-  o = cll__oai_new(K_CHAT, model);
+  if (!cll__oai_check_fields(req, b, st, fields))
+    goto fail;
+  *model = json_string_value(json_object_get(b, "model"));
+  o = cll__oai_new(kind, *model);
   if (!o) {
     cll__oai_error(req, 500, "out of memory");
-    goto done;
+    goto fail;
   }
   if (!stream_fields(req, b, st, o))
-    goto done;
+    goto fail;
+  *body = b;
+  return o;
+fail:
+  cll__oai_free(o);
+  json_decref(b);
+  return NULL;
+}
+
+static void on_chat_completions(cll_request *req, void *ud) {
+  static const struct cll__oai_field fields[] = {{"model", 's', "string"},
+                                                 {"messages", 'a', "[]openai.Message"},
+                                                 {"response_format", 'o', "openai.ResponseFormat"},
+                                                 {"tools", 'a', "[]api.Tool"},
+                                                 {NULL, 0, NULL}};
+  const char *st = "ChatCompletionRequest";
+  json_t *b, *native = NULL, *opts = NULL;
+  const char *model;
+  struct oai *o = begin(req, st, fields, K_CHAT, &b, &model);
+  if (!o)
+    return;
   json_t *msgs = json_object_get(b, "messages");
   if (json_array_size(msgs) == 0) {
     cll__oai_error(req, 400, "[] is too short - 'messages'");
@@ -659,24 +679,16 @@ done:
 /* ---------------------------------------------------------------- completions */
 
 static void on_completions(cll_request *req, void *ud) {
+  static const struct cll__oai_field fields[] = {{"model", 's', "string"},
+                                                 {"prompt", 's', "string"},
+                                                 {"suffix", 's', "string"},
+                                                 {NULL, 0, NULL}};
   const char *st = "CompletionRequest";
-  json_t *b = cll__oai_body_object(req, st);
-  if (!b)
+  json_t *b, *native = NULL, *opts = NULL;
+  const char *model;
+  struct oai *o = begin(req, st, fields, K_COMPLETION, &b, &model);
+  if (!o)
     return;
-  json_t *native = NULL, *opts = NULL;
-  struct oai *o = NULL;
-  if (!cll__oai_check_field(req, b, st, "model", 's', "string") ||
-      !cll__oai_check_field(req, b, st, "prompt", 's', "string") ||
-      !cll__oai_check_field(req, b, st, "suffix", 's', "string"))
-    goto done;
-  const char *model = json_string_value(json_object_get(b, "model"));
-  o = cll__oai_new(K_COMPLETION, model);
-  if (!o) {
-    cll__oai_error(req, 500, "out of memory");
-    goto done;
-  }
-  if (!stream_fields(req, b, st, o))
-    goto done;
   if (!(opts = cll__oai_map_options(req, b, st, false)))
     goto done;
   const char *prompt = json_string_value(json_object_get(b, "prompt"));
@@ -704,21 +716,13 @@ done:
 }
 
 int cll_api_openai_register(cll_api *api) {
-  static const struct {
-    const char *method, *path;
-    cll_handler_fn fn;
-  } routes[] = {
-      {"POST", "/v1/chat/completions", on_chat_completions},
-      {"POST", "/v1/completions", on_completions},
-      {"POST", "/v1/embeddings", cll__oai_on_embeddings},
-      {"GET", "/v1/models", cll__oai_on_list},
-      {"GET", "/v1/models/:model", cll__oai_on_retrieve},
-      {"POST", "/v1/responses", cll__on_responses},
+  static const struct cll_api_route routes[] = {
+      {"POST", "/v1/chat/completions", on_chat_completions, false},
+      {"POST", "/v1/completions", on_completions, false},
+      {"POST", "/v1/embeddings", cll__oai_on_embeddings, false},
+      {"GET", "/v1/models", cll__oai_on_list, false},
+      {"GET", "/v1/models/:model", cll__oai_on_retrieve, false},
+      {"POST", "/v1/responses", cll__on_responses, false},
   };
-  for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-    int rc = cll_server_route(api->server, routes[i].method, routes[i].path, routes[i].fn, api);
-    if (rc != 0)
-      return rc;
-  }
-  return 0;
+  return CLL_API_ROUTES(api, routes);
 }

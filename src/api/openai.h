@@ -25,9 +25,21 @@ void cll__oai_error(cll_request *req, int status, const char *msg);
 /* The body as a JSON object (new), or NULL after answering 400; st names
  * the Go struct in decoder messages. */
 json_t *cll__oai_body_object(cll_request *req, const char *st);
+/* n_bytes (at most 32) random bytes as 2 * n_bytes lowercase hex digits
+ * and a NUL into out: the random part of "msg_…", "resp_…" and "req_…" ids. */
+void cll__random_hex(char *out, size_t n_bytes);
 /* Type of an optional field ('s','n','i','b','o','a'); false after a 400. */
 bool cll__oai_check_field(cll_request *req, json_t *obj, const char *st, const char *key, char t,
                           const char *gotype);
+/* A field a request may give, of one JSON type. */
+struct cll__oai_field {
+  const char *key;
+  char type;           /* as cll__oai_check_field */
+  const char *go_type; /* for the message */
+};
+/* cll__oai_check_field over fields (ending with a NULL key), in order. */
+bool cll__oai_check_fields(cll_request *req, json_t *obj, const char *st,
+                           const struct cll__oai_field *fields);
 /* stop, temperature, top_p, seed, penalties, max_tokens -> native options
  * (new), or NULL after a 400. */
 json_t *cll__oai_map_options(cll_request *req, json_t *b, const char *st, bool chat);
@@ -54,8 +66,6 @@ struct oai {
   char id[32];        /* "chatcmpl-N" / "cmpl-N" */
   int64_t created;    /* unix seconds, the same in every chunk */
   char *model;        /* the model as the client named it */
-  char *line;         /* native NDJSON not yet ended by '\n' (n_line bytes) */
-  size_t n_line, cap_line;
   bool sse_started, role_sent, saw_tool_calls;
   struct cll__sink sink; /* where the native generation sends its events */
   char *error;           /* a native {"error"} line inside a stream */

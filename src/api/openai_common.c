@@ -7,12 +7,15 @@
 #include "cllama/api.h"
 #include "openai.h"
 
+#include "cllama/util.h"
+
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 /* ---------------------------------------------------------------- errors */
 
@@ -44,6 +47,16 @@ void cll__respond_json_nl(cll_request *req, int status, json_t *v, const char *o
   }
   cll_respond(req, status, "application/json", text, n);
   free(text);
+}
+
+void cll__random_hex(char *out, size_t n_bytes) {
+  unsigned char b[32];
+  if (n_bytes > sizeof(b))
+    n_bytes = sizeof(b);
+  if (uv_random(NULL, NULL, b, n_bytes, 0, NULL) != 0)
+    for (size_t i = 0; i < n_bytes; i++)
+      b[i] = (unsigned char)rand();
+  cll_hex_encode(b, n_bytes, out);
 }
 
 void cll__oai_respond_json(cll_request *req, int status, json_t *v) {
@@ -111,6 +124,14 @@ bool cll__oai_check_field(cll_request *req, json_t *obj, const char *st, const c
     cll__oai_errorf(req, 400, "json: cannot unmarshal %s into Go struct field %s.%s of type %s",
                     cll__oai_json_kind(v), st, key, gotype);
   return ok;
+}
+
+bool cll__oai_check_fields(cll_request *req, json_t *obj, const char *st,
+                           const struct cll__oai_field *fields) {
+  for (const struct cll__oai_field *f = fields; f->key; f++)
+    if (!cll__oai_check_field(req, obj, st, f->key, f->type, f->go_type))
+      return false;
+  return true;
 }
 
 /* The body as a JSON object, or answers 400 in OpenAI's shape. New. */

@@ -57,15 +57,22 @@ static json_t *embedding_base64(json_t *vec) {
   return s;
 }
 
-static void embed_respond(cll_request *req, int status, const char *ctype, const void *body,
-                          size_t len, void *ud) {
-  struct oai *o = ud;
+/* The native answer (body, len) of a forwarded request, in the OpenAI
+ * shape: an error as OpenAI's error object, a 200 as build makes it from
+ * the parsed body (a new object). Frees o. */
+static void answer_native(cll_request *req, int status, const void *body, size_t len, struct oai *o,
+                          json_t *(*build)(const struct oai *o, json_t *v)) {
   if (status != 200) {
     cll__oai_forward_error(req, status, body, len);
-    cll__oai_free(o);
-    return;
+  } else {
+    json_t *v = json_loadb(body, len, 0, NULL);
+    cll__oai_respond_json(req, 200, build(o, v));
+    json_decref(v);
   }
-  json_t *v = json_loadb(body, len, 0, NULL);
+  cll__oai_free(o);
+}
+
+static json_t *embed_list(const struct oai *o, json_t *v) {
   json_t *data = json_array();
   size_t i;
   json_t *e;
@@ -76,13 +83,14 @@ static void embed_respond(cll_request *req, int status, const char *ctype, const
   }
   json_int_t n = json_integer_value(json_object_get(v, "prompt_eval_count"));
   json_t *model = json_object_get(v, "model");
-  cll__oai_respond_json(req, 200,
-                        json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data,
-                                  "model",
-                                  json_is_string(model) ? json_string_value(model) : o->model,
-                                  "usage", "prompt_tokens", n, "total_tokens", n));
-  json_decref(v);
-  cll__oai_free(o);
+  return json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data, "model",
+                   json_is_string(model) ? json_string_value(model) : o->model, "usage",
+                   "prompt_tokens", n, "total_tokens", n);
+}
+
+static void embed_respond(cll_request *req, int status, const char *ctype, const void *body,
+                          size_t len, void *ud) {
+  answer_native(req, status, body, len, ud, embed_list);
 }
 
 /* The native embed answer is never streamed; these only keep the filter
@@ -209,15 +217,7 @@ static json_t *model_object(const char *id, int64_t created) {
                    "owned_by", name_namespace(id, ns, sizeof(ns)));
 }
 
-static void list_respond(cll_request *req, int status, const char *ctype, const void *body,
-                         size_t len, void *ud) {
-  struct oai *o = ud;
-  if (status != 200) {
-    cll__oai_forward_error(req, status, body, len);
-    cll__oai_free(o);
-    return;
-  }
-  json_t *v = json_loadb(body, len, 0, NULL);
+static json_t *model_list(const struct oai *o, json_t *v) {
   json_t *models = json_object_get(v, "models");
   json_t *data = json_array_size(models) ? json_array() : json_null();
   size_t i;
@@ -230,25 +230,21 @@ static void list_respond(cll_request *req, int status, const char *ctype, const 
         data,
         model_object(name, rfc3339_unix(json_string_value(json_object_get(m, "modified_at")))));
   }
-  cll__oai_respond_json(req, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
-  json_decref(v);
-  cll__oai_free(o);
+  return json_pack("{s:s,s:o}", "object", "list", "data", data);
+}
+
+static json_t *model_retrieved(const struct oai *o, json_t *v) {
+  return model_object(o->model, rfc3339_unix(json_string_value(json_object_get(v, "modified_at"))));
+}
+
+static void list_respond(cll_request *req, int status, const char *ctype, const void *body,
+                         size_t len, void *ud) {
+  answer_native(req, status, body, len, ud, model_list);
 }
 
 static void retrieve_respond(cll_request *req, int status, const char *ctype, const void *body,
                              size_t len, void *ud) {
-  struct oai *o = ud;
-  if (status != 200) {
-    cll__oai_forward_error(req, status, body, len);
-    cll__oai_free(o);
-    return;
-  }
-  json_t *v = json_loadb(body, len, 0, NULL);
-  cll__oai_respond_json(
-      req, 200,
-      model_object(o->model, rfc3339_unix(json_string_value(json_object_get(v, "modified_at")))));
-  json_decref(v);
-  cll__oai_free(o);
+  answer_native(req, status, body, len, ud, model_retrieved);
 }
 
 static const cll_filter list_filter = {list_respond, plain_stream_start, plain_stream_write,

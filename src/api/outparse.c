@@ -11,6 +11,7 @@
 #include "outparse.h"
 
 #include "cllama/common.h"
+#include "cllama/util.h"
 
 #include <ctype.h>
 #include <stdint.h>
@@ -24,8 +25,8 @@ enum state {
   S_TRIM,        /* blanks after the closing tag */
   S_START,       /* start of the answer (bare-JSON calls are only here) */
   S_TEXT,        /* answer text; looking for the tool tag */
-  S_AFTER_TAG,   /* buf starts with the tag; its JSON (or name) follows */
-  S_JSON,        /* scanning a JSON value at buf[json_at] */
+  S_AFTER_TAG,   /* pend starts with the tag; its JSON (or name) follows */
+  S_JSON,        /* scanning a JSON value at pend[json_at] */
   S_CLOSE,       /* after a call: an optional closing tag */
   S_GAP,         /* blanks between calls */
 };
@@ -35,9 +36,8 @@ struct cll__outp {
   bool bare; /* tag "{": bare JSON at the start of the answer */
   const json_t *tools;
   int state;
-  char *buf; /* (n) pending bytes */
-  size_t n, cap;
-  /* JSON scan of buf[json_at..scan) */
+  cll_buf pend; /* the pending bytes (pend.data, pend.len) */
+  /* JSON scan of pend.data[json_at..scan) */
   size_t json_at, scan;
   int depth;
   bool in_str, esc;
@@ -91,7 +91,7 @@ void cll__outp_free(cll__outp *p) {
   free(p->think_close);
   free(p->tag);
   free(p->close_tag);
-  free(p->buf);
+  cll_buf_free(&p->pend);
   free(p->name);
   free(p);
 }
@@ -101,8 +101,11 @@ int cll__outp_n_calls(const cll__outp *p) {
 }
 
 static void consume(cll__outp *p, size_t k) {
-  memmove(p->buf, p->buf + k, p->n - k);
-  p->n -= k;
+  if (k == 0)
+    return; /* pend.data may still be NULL */
+  memmove(p->pend.data, p->pend.data + k, p->pend.len - k);
+  p->pend.len -= k;
+  p->pend.data[p->pend.len] = '\0';
 }
 
 static size_t blanks(const char *s, size_t n) {
@@ -215,9 +218,9 @@ static void count_call(void *ud, int kind, const char *s, size_t n, const char *
   c->fn(c->ud, kind, s, n, name, args);
 }
 
-/* Tries buf[json_at..end) as call(s); on success they are emitted. */
+/* Tries pend[json_at..end) as call(s); on success they are emitted. */
 static bool emit_calls(cll__outp *p, size_t end, cll__out_fn fn, void *ud) {
-  json_t *v = json_loadb(p->buf + p->json_at, end - p->json_at, 0, NULL);
+  json_t *v = json_loadb(p->pend.data + p->json_at, end - p->json_at, 0, NULL);
   if (!v)
     return false;
   struct counting c = {p, fn, ud};
@@ -237,8 +240,8 @@ static bool emit_calls(cll__outp *p, size_t end, cll__out_fn fn, void *ud) {
 
 /* Advances the JSON scan; returns the end offset once balanced, else 0. */
 static size_t scan_json(cll__outp *p) {
-  for (; p->scan < p->n; p->scan++) {
-    char ch = p->buf[p->scan];
+  for (; p->scan < p->pend.len; p->scan++) {
+    char ch = p->pend.data[p->scan];
     if (p->in_str) {
       if (p->esc)
         p->esc = false;
@@ -272,14 +275,23 @@ static void text_out(cll__out_fn fn, void *ud, int kind, const char *s, size_t n
     fn(ud, kind, s, n, NULL, NULL);
 }
 
+/* The pending text holds no whole tag: hands it out as kind, all but a
+ * tail that may still become the tag (all of it at the end of output). */
+static void emit_before_partial(cll__outp *p, const char *tag, int kind, bool at_end,
+                                cll__out_fn fn, void *ud) {
+  size_t hold = at_end ? 0 : partial_suffix(p->pend.data, p->pend.len, tag);
+  text_out(fn, ud, kind, p->pend.data, p->pend.len - hold);
+  consume(p, p->pend.len - hold);
+}
+
 /* Runs the state machine over the buffer; at_end: no more input comes. */
 static void run(cll__outp *p, bool at_end, cll__out_fn fn, void *ud) {
   for (;;) {
     switch (p->state) {
     case S_THINK_START: {
-      size_t b = blanks(p->buf, p->n);
-      const char *rest = p->buf + b;
-      size_t k = p->n - b;
+      size_t b = blanks(p->pend.data, p->pend.len);
+      const char *rest = p->pend.data + b;
+      size_t k = p->pend.len - b;
       if (k == 0 && !at_end)
         return;
       size_t tl = strlen(p->think_open);
@@ -296,30 +308,28 @@ static void run(cll__outp *p, bool at_end, cll__out_fn fn, void *ud) {
     }
     case S_THINK: {
       if (p->think_lead) {
-        size_t b = blanks(p->buf, p->n);
+        size_t b = blanks(p->pend.data, p->pend.len);
         consume(p, b);
-        if (p->n == 0 && !at_end)
+        if (p->pend.len == 0 && !at_end)
           return;
         p->think_lead = false;
       }
-      const char *at = find(p->buf, p->n, p->think_close);
+      const char *at = find(p->pend.data, p->pend.len, p->think_close);
       if (at) {
-        size_t k = (size_t)(at - p->buf);
+        size_t k = (size_t)(at - p->pend.data);
         /* Thoughts have their surrounding blanks trimmed at the start. */
-        text_out(fn, ud, CLL__OUT_THINKING, p->buf, k);
+        text_out(fn, ud, CLL__OUT_THINKING, p->pend.data, k);
         consume(p, k + strlen(p->think_close));
         p->state = S_TRIM;
         continue;
       }
-      size_t hold = at_end ? 0 : partial_suffix(p->buf, p->n, p->think_close);
-      text_out(fn, ud, CLL__OUT_THINKING, p->buf, p->n - hold);
-      consume(p, p->n - hold);
+      emit_before_partial(p, p->think_close, CLL__OUT_THINKING, at_end, fn, ud);
       return;
     }
     case S_TRIM: {
-      size_t b = blanks(p->buf, p->n);
+      size_t b = blanks(p->pend.data, p->pend.len);
       consume(p, b);
-      if (p->n == 0 && !at_end)
+      if (p->pend.len == 0 && !at_end)
         return;
       p->state = S_START;
       continue;
@@ -329,18 +339,18 @@ static void run(cll__outp *p, bool at_end, cll__out_fn fn, void *ud) {
         p->state = S_TEXT;
         continue;
       }
-      size_t b = blanks(p->buf, p->n);
-      while (b < p->n && p->buf[b] == ';') /* Llama 3.x separates calls with ';' */
-        b += 1 + blanks(p->buf + b + 1, p->n - b - 1);
-      if (b == p->n) {
+      size_t b = blanks(p->pend.data, p->pend.len);
+      while (b < p->pend.len && p->pend.data[b] == ';') /* Llama 3.x separates calls with ';' */
+        b += 1 + blanks(p->pend.data + b + 1, p->pend.len - b - 1);
+      if (b == p->pend.len) {
         if (!at_end)
           return;
         if (p->n_calls == 0)
-          text_out(fn, ud, CLL__OUT_TEXT, p->buf, p->n);
-        p->n = 0;
+          text_out(fn, ud, CLL__OUT_TEXT, p->pend.data, p->pend.len);
+        cll_buf_reset(&p->pend);
         return;
       }
-      if (p->buf[b] == '{' || p->buf[b] == '[') {
+      if (p->pend.data[b] == '{' || p->pend.data[b] == '[') {
         if (p->n_calls)
           consume(p, b), b = 0; /* blanks between calls are dropped */
         json_begin(p, b);
@@ -355,51 +365,49 @@ static void run(cll__outp *p, bool at_end, cll__out_fn fn, void *ud) {
     }
     case S_TEXT: {
       if (!p->tag) {
-        text_out(fn, ud, CLL__OUT_TEXT, p->buf, p->n);
-        p->n = 0;
+        text_out(fn, ud, CLL__OUT_TEXT, p->pend.data, p->pend.len);
+        cll_buf_reset(&p->pend);
         return;
       }
-      const char *at = find(p->buf, p->n, p->tag);
+      const char *at = find(p->pend.data, p->pend.len, p->tag);
       if (at) {
-        size_t k = (size_t)(at - p->buf);
-        text_out(fn, ud, CLL__OUT_TEXT, p->buf, k);
+        size_t k = (size_t)(at - p->pend.data);
+        text_out(fn, ud, CLL__OUT_TEXT, p->pend.data, k);
         consume(p, k);
         p->state = S_AFTER_TAG;
         continue;
       }
-      size_t hold = at_end ? 0 : partial_suffix(p->buf, p->n, p->tag);
-      text_out(fn, ud, CLL__OUT_TEXT, p->buf, p->n - hold);
-      consume(p, p->n - hold);
+      emit_before_partial(p, p->tag, CLL__OUT_TEXT, at_end, fn, ud);
       return;
     }
     case S_AFTER_TAG: {
       size_t tl = strlen(p->tag);
-      size_t b = tl + blanks(p->buf + tl, p->n - tl);
-      if (b == p->n) {
+      size_t b = tl + blanks(p->pend.data + tl, p->pend.len - tl);
+      if (b == p->pend.len) {
         if (!at_end)
           return;
-        text_out(fn, ud, CLL__OUT_TEXT, p->buf, p->n);
-        p->n = 0;
+        text_out(fn, ud, CLL__OUT_TEXT, p->pend.data, p->pend.len);
+        cll_buf_reset(&p->pend);
         return;
       }
-      if (p->buf[b] == '{' || p->buf[b] == '[') {
+      if (p->pend.data[b] == '{' || p->pend.data[b] == '[') {
         json_begin(p, b);
         continue;
       }
       /* Mistral's name[ARGS]{..}: a name, then the arguments object. */
-      const char *brace = memchr(p->buf + b, '{', p->n - b);
-      const char *nl = memchr(p->buf + b, '\n', p->n - b);
-      if (!brace && !nl && p->n - b < 256 && !at_end)
+      const char *brace = memchr(p->pend.data + b, '{', p->pend.len - b);
+      const char *nl = memchr(p->pend.data + b, '\n', p->pend.len - b);
+      if (!brace && !nl && p->pend.len - b < 256 && !at_end)
         return;
       if (brace && (!nl || nl > brace)) {
-        size_t e = (size_t)(brace - p->buf);
+        size_t e = (size_t)(brace - p->pend.data);
         size_t s = b;
-        const char *args_tag = find(p->buf + s, e - s, "[ARGS]");
-        size_t ne = args_tag ? (size_t)(args_tag - p->buf) : e;
-        while (ne > s && isspace((unsigned char)p->buf[ne - 1]))
+        const char *args_tag = find(p->pend.data + s, e - s, "[ARGS]");
+        size_t ne = args_tag ? (size_t)(args_tag - p->pend.data) : e;
+        while (ne > s && isspace((unsigned char)p->pend.data[ne - 1]))
           ne--;
         free(p->name);
-        p->name = ne > s ? strndup(p->buf + s, ne - s) : NULL;
+        p->name = ne > s ? strndup(p->pend.data + s, ne - s) : NULL;
         if (p->name && tool_known(p->tools, p->name)) {
           json_begin(p, e);
           continue;
@@ -408,7 +416,7 @@ static void run(cll__outp *p, bool at_end, cll__out_fn fn, void *ud) {
         p->name = NULL;
       }
       /* Not a call after all: the tag was text. */
-      text_out(fn, ud, CLL__OUT_TEXT, p->buf, tl);
+      text_out(fn, ud, CLL__OUT_TEXT, p->pend.data, tl);
       consume(p, tl);
       p->state = S_TEXT;
       continue;
@@ -418,15 +426,15 @@ static void run(cll__outp *p, bool at_end, cll__out_fn fn, void *ud) {
       if (end == 0) {
         if (!at_end)
           return;
-        text_out(fn, ud, CLL__OUT_TEXT, p->buf, p->n); /* never closed */
-        p->n = 0;
+        text_out(fn, ud, CLL__OUT_TEXT, p->pend.data, p->pend.len); /* never closed */
+        cll_buf_reset(&p->pend);
         return;
       }
       bool ok = emit_calls(p, end, fn, ud);
       free(p->name);
       p->name = NULL;
       if (!ok) {
-        text_out(fn, ud, CLL__OUT_TEXT, p->buf, end);
+        text_out(fn, ud, CLL__OUT_TEXT, p->pend.data, end);
         consume(p, end);
         if (p->bare) {
           p->bare = false; /* bare JSON that is no call: all text from here */
@@ -441,31 +449,31 @@ static void run(cll__outp *p, bool at_end, cll__out_fn fn, void *ud) {
       continue;
     }
     case S_CLOSE: {
-      size_t b = blanks(p->buf, p->n);
+      size_t b = blanks(p->pend.data, p->pend.len);
       if (!p->close_tag) {
         p->state = S_GAP;
         continue;
       }
       size_t cl = strlen(p->close_tag);
-      if (p->n - b >= cl && memcmp(p->buf + b, p->close_tag, cl) == 0) {
+      if (p->pend.len - b >= cl && memcmp(p->pend.data + b, p->close_tag, cl) == 0) {
         consume(p, b + cl);
         p->state = S_GAP;
         continue;
       }
-      if (prefix_of(p->buf + b, p->n - b, p->close_tag) && !at_end)
+      if (prefix_of(p->pend.data + b, p->pend.len - b, p->close_tag) && !at_end)
         return;
       p->state = S_GAP;
       continue;
     }
     case S_GAP: {
-      size_t b = blanks(p->buf, p->n);
-      if (b == p->n) {
+      size_t b = blanks(p->pend.data, p->pend.len);
+      if (b == p->pend.len) {
         if (at_end)
-          p->n = 0; /* trailing blanks after the last call */
+          cll_buf_reset(&p->pend); /* trailing blanks after the last call */
         return;
       }
-      const char *rest = p->buf + b;
-      size_t k = p->n - b;
+      const char *rest = p->pend.data + b;
+      size_t k = p->pend.len - b;
       size_t tl = strlen(p->tag);
       if (k >= tl && memcmp(rest, p->tag, tl) == 0) {
         consume(p, b);
@@ -482,22 +490,15 @@ static void run(cll__outp *p, bool at_end, cll__out_fn fn, void *ud) {
 void cll__outp_feed(cll__outp *p, const char *s, size_t n, cll__out_fn fn, void *ud) {
   if (n == 0)
     return;
-  if (p->n + n + 1 > p->cap) {
-    size_t cap = p->cap ? p->cap : 256;
-    while (cap < p->n + n + 1)
-      cap *= 2;
-    char *b = realloc(p->buf, cap);
-    if (!b) {
-      /* Out of memory: pass what we hold and this piece through as text. */
-      run(p, true, fn, ud);
-      text_out(fn, ud, p->state == S_THINK ? CLL__OUT_THINKING : CLL__OUT_TEXT, s, n);
-      return;
-    }
-    p->buf = b;
-    p->cap = cap;
+  if (cll_buf_append(&p->pend, s, n) != 0) {
+    /* Out of memory: pass what we hold and this piece through as text. A
+     * failed append leaves the buffer as it was, so the error is cleared
+     * for the next piece to try again. */
+    p->pend.err = 0;
+    run(p, true, fn, ud);
+    text_out(fn, ud, p->state == S_THINK ? CLL__OUT_THINKING : CLL__OUT_TEXT, s, n);
+    return;
   }
-  memcpy(p->buf + p->n, s, n);
-  p->n += n;
   run(p, false, fn, ud);
 }
 

@@ -16,9 +16,7 @@
  * "list", "usage": {"prompt_tokens", "total_tokens"}, "results"}.
  * Errors: a model without rank pooling → 400 "<model> does not support
  * rerank"; a pair longer than the context → 400. */
-#include "cllama/api.h"
-#include "gen.h"
-#include "resolve.h"
+#include "emb_req.h"
 #include "text.h"
 
 #include <math.h>
@@ -26,144 +24,112 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct rr_item {
-  struct rr *r;
-  size_t index;
-  char *text;
-  int32_t *toks;
-  int32_t n_toks;
+/* What one document's sequence gave. */
+struct rr_score {
   float score;
   bool have_score;
-  cll_seq *seq;
-  bool done;
 };
 
 struct rr {
-  cll_api *api;
-  cll_request *req;
-  bool v1;
-  char *model_req, *query;
-  struct cll__model_ref ref;
-  struct cll__gen_opts opts;
-  int64_t keep_alive_ns;
-  bool keep_alive_set, return_documents;
+  struct cll__emb b; /* first: the shared request (emb_req.h); one item a document */
+  bool v1, return_documents;
+  char *query;
   int64_t top_n;
-  struct rr_item *items;
-  size_t n_items, n_done;
-  int32_t prompt_tokens;
-  cll_acquire *acq;
-  cll_runner *runner;
-  bool gone, failed;
-  int fail_status;
-  cll_err err;
-  uv_work_t work;
-  int prep_rc;
+  struct rr_score *scores; /* (b.n_items) new */
 };
 
-static void rr_free(struct rr *r) {
-  if (r->runner)
-    cll_runner_release(r->runner);
-  for (size_t i = 0; i < r->n_items; i++) {
-    free(r->items[i].text);
-    free(r->items[i].toks);
-  }
-  free(r->items);
-  cll__model_ref_free(&r->ref);
-  cll__gen_opts_free(&r->opts);
-  free(r->model_req);
+static void rr_destroy(struct cll__emb *b) {
+  struct rr *r = (struct rr *)b;
+  free(r->scores);
   free(r->query);
+  cll__emb_clear(b);
   free(r);
 }
 
 static void rr_error(struct rr *r, int status, const char *msg) {
-  cll_api_error(r->req, status, msg);
-  rr_free(r);
+  cll__emb_fail(&r->b, status, msg);
 }
 
-static void on_cancel(cll_request *req, int reason, void *ud) {
-  struct rr *r = ud;
-  r->gone = true;
-  if (r->acq)
-    cll_acquire_cancel(r->acq);
-  for (size_t i = 0; i < r->n_items; i++)
-    if (r->items[i].seq && !r->items[i].done)
-      cll_seq_cancel(r->items[i].seq);
+/* The score of item it. */
+static struct rr_score *score_of(struct cll__emb_item *it) {
+  struct rr *r = (struct rr *)it->owner;
+  return &r->scores[it - r->b.items];
 }
 
 static int by_score(const void *pa, const void *pb) {
-  const struct rr_item *a = *(const struct rr_item *const *)pa;
-  const struct rr_item *b = *(const struct rr_item *const *)pb;
+  const struct rr_score *a = *(const struct rr_score *const *)pa;
+  const struct rr_score *b = *(const struct rr_score *const *)pb;
   if (a->score != b->score)
     return a->score > b->score ? -1 : 1;
-  return a->index < b->index ? -1 : a->index > b->index;
+  return a < b ? -1 : a > b; /* one array: the documents' order */
 }
 
-static void answer(struct rr *r) {
-  struct rr_item **order = malloc((r->n_items ? r->n_items : 1) * sizeof(*order));
+static void answer(struct cll__emb *b) {
+  struct rr *r = (struct rr *)b;
+  struct rr_score **order = malloc((r->b.n_items ? r->b.n_items : 1) * sizeof(*order));
   if (order == NULL) {
     rr_error(r, 500, "out of memory");
     return;
   }
-  for (size_t i = 0; i < r->n_items; i++)
-    order[i] = &r->items[i];
-  qsort(order, r->n_items, sizeof(*order), by_score);
-  size_t n = r->top_n > 0 && (size_t)r->top_n < r->n_items ? (size_t)r->top_n : r->n_items;
+  for (size_t i = 0; i < r->b.n_items; i++)
+    order[i] = &r->scores[i];
+  qsort(order, r->b.n_items, sizeof(*order), by_score);
+  size_t n = r->top_n > 0 && (size_t)r->top_n < r->b.n_items ? (size_t)r->top_n : r->b.n_items;
   json_t *results = json_array();
   for (size_t i = 0; i < n; i++) {
-    json_t *o = json_pack("{s:I,s:f}", "index", (json_int_t)order[i]->index, "relevance_score",
+    size_t index = (size_t)(order[i] - r->scores);
+    json_t *o = json_pack("{s:I,s:f}", "index", (json_int_t)index, "relevance_score",
                           (double)order[i]->score);
     if (r->return_documents)
-      json_object_set_new(o, "document", json_pack("{s:s}", "text", order[i]->text));
+      json_object_set_new(o, "document", json_pack("{s:s}", "text", r->b.items[index].text));
     json_array_append_new(results, o);
   }
   free(order);
   json_t *body;
   if (r->v1)
-    body = json_pack("{s:s,s:s,s:{s:i,s:i},s:o}", "model", r->model_req, "object", "list", "usage",
-                     "prompt_tokens", r->prompt_tokens, "total_tokens", r->prompt_tokens, "results",
-                     results);
+    body = json_pack("{s:s,s:s,s:{s:i,s:i},s:o}", "model", r->b.model_req, "object", "list",
+                     "usage", "prompt_tokens", r->b.prompt_tokens, "total_tokens",
+                     r->b.prompt_tokens, "results", results);
   else
-    body = json_pack("{s:s,s:o}", "model", r->model_req, "results", results);
-  cll_api_json(r->req, 200, body);
-  rr_free(r);
+    body = json_pack("{s:s,s:o}", "model", r->b.model_req, "results", results);
+  cll_api_json(r->b.req, 200, body);
+  rr_destroy(b);
 }
 
 static void on_vec(void *ud, cll_seq *s, const float *v, int32_t n) {
-  struct rr_item *it = ud;
+  struct cll__emb_item *it = ud;
   if (n < 1)
     return;
-  it->score = v[0];
-  it->have_score = true;
-  if (!isfinite(v[0]) && !it->r->failed) {
-    it->r->failed = true;
-    it->r->fail_status = 500;
-    cll_err_set(&it->r->err, CLL_ERANGE, "the score is NaN or Inf");
+  score_of(it)->score = v[0];
+  score_of(it)->have_score = true;
+  if (!isfinite(v[0]) && !it->owner->failed) {
+    it->owner->failed = true;
+    it->owner->fail_status = 500;
+    cll_err_set(&it->owner->err, CLL_ERANGE, "the score is NaN or Inf");
   }
 }
 
 static void on_seq_done(void *ud, cll_seq *s, int reason, const struct cll_seq_stats *st,
                         const cll_err *err) {
-  struct rr_item *it = ud;
-  struct rr *r = it->r;
+  struct cll__emb_item *it = ud;
+  struct rr *r = (struct rr *)it->owner;
   it->done = true;
   it->seq = NULL;
-  r->n_done++;
-  r->prompt_tokens += st->prompt_n;
-  if ((reason != CLL_DONE_EMBED || !it->have_score) && !r->failed) {
-    r->failed = true;
-    r->fail_status = reason == CLL_DONE_CANCEL ? 499 : 500;
-    cll_err_set(&r->err, CLL_EIO, "%s",
+  r->b.n_done++;
+  r->b.prompt_tokens += st->prompt_n;
+  if ((reason != CLL_DONE_EMBED || !score_of(it)->have_score) && !r->b.failed) {
+    r->b.failed = true;
+    r->b.fail_status = reason == CLL_DONE_CANCEL ? 499 : 500;
+    cll_err_set(&r->b.err, CLL_EIO, "%s",
                 err && err->msg[0] ? err->msg : "the document was not scored");
-    for (size_t i = 0; i < r->n_items; i++)
-      if (r->items[i].seq && !r->items[i].done)
-        cll_seq_cancel(r->items[i].seq);
+    cll__emb_cancel_running(&r->b);
   }
-  if (r->n_done < r->n_items)
+  if (r->b.n_done < r->b.n_items)
     return;
-  if (r->gone || r->failed)
-    rr_error(r, r->gone ? 499 : r->fail_status, r->err.msg);
+  if (r->b.gone || r->b.failed)
+    rr_error(r, r->b.gone ? 499 : r->b.fail_status, r->b.err.msg);
   else
-    answer(r);
+    answer(&r->b);
 }
 
 /* Appends id when it exists (>= 0). */
@@ -174,21 +140,21 @@ static void put(int32_t *dst, int32_t *n, int32_t id) {
 
 static void on_prep_work(uv_work_t *w) {
   struct rr *r = w->data;
-  const cll__mtext *t = cll_runner_aux(r->runner);
+  const cll__mtext *t = cll_runner_aux(r->b.runner);
   const cll_tokenizer *tok = cll__mtext_tok(t);
   int32_t *q = NULL, nq = 0;
-  r->prep_rc = cll__tokenize(t, r->query, strlen(r->query), false, false, &q, &nq, &r->err);
+  r->b.prep_rc = cll__tokenize(t, r->query, strlen(r->query), false, false, &q, &nq, &r->b.err);
   int32_t eos = cll_tok_eos(tok) >= 0 ? cll_tok_eos(tok) : cll_tok_sep(tok);
-  for (size_t i = 0; i < r->n_items && r->prep_rc == 0; i++) {
-    struct rr_item *it = &r->items[i];
+  for (size_t i = 0; i < r->b.n_items && r->b.prep_rc == 0; i++) {
+    struct cll__emb_item *it = &r->b.items[i];
     int32_t *d = NULL, nd = 0;
-    r->prep_rc = cll__tokenize(t, it->text, strlen(it->text), false, false, &d, &nd, &r->err);
-    if (r->prep_rc != 0)
+    r->b.prep_rc = cll__tokenize(t, it->text, strlen(it->text), false, false, &d, &nd, &r->b.err);
+    if (r->b.prep_rc != 0)
       break;
     it->toks = malloc(((size_t)nq + (size_t)nd + 4) * sizeof(int32_t));
     if (it->toks == NULL) {
       free(d);
-      r->prep_rc = cll_err_set(&r->err, CLL_ENOMEM, "out of memory");
+      r->b.prep_rc = cll_err_set(&r->b.err, CLL_ENOMEM, "out of memory");
       break;
     }
     int32_t n = 0;
@@ -207,99 +173,61 @@ static void on_prep_work(uv_work_t *w) {
     it->n_toks = n;
     free(d);
     if (n == 0)
-      r->prep_rc = cll_err_set(&r->err, CLL_EINVAL, "the input is empty after tokenization");
+      r->b.prep_rc = cll_err_set(&r->b.err, CLL_EINVAL, "the input is empty after tokenization");
   }
   free(q);
 }
 
 static void on_prepared(uv_work_t *w, int status) {
   struct rr *r = w->data;
-  if (r->gone) {
+  if (r->b.gone) {
     rr_error(r, 499, "request canceled");
     return;
   }
-  if (r->prep_rc != 0) {
-    rr_error(r, 400, r->err.msg);
+  if (r->b.prep_rc != 0) {
+    rr_error(r, 400, r->b.err.msg);
     return;
   }
-  for (size_t i = 0; i < r->n_items; i++) {
-    struct rr_item *it = &r->items[i];
+  for (size_t i = 0; i < r->b.n_items; i++) {
+    struct cll__emb_item *it = &r->b.items[i];
     struct cll_seq_desc d;
-    cll_seq_desc_init(&d);
-    d.prompt = it->toks;
-    d.n_prompt = it->n_toks;
-    d.n_ctx = (int32_t)(r->opts.num_ctx > 0 ? r->opts.num_ctx : 0);
-    d.truncate = false; /* a cut pair would score something else */
-    d.embed = true;
+    cll__emb_seq_desc(&r->b, it, &d);
+    d.truncate = false;       /* a cut pair would score something else */
     d.pooling = CLL_POOL_CLS; /* the head reads the first token's state */
     d.on_embedding = on_vec;
     d.on_done = on_seq_done;
-    d.ud = it;
     cll_err err = {0};
-    int rc = cll_sched_submit(cll_runner_sched(r->runner), &d, &it->seq, &err);
+    int rc = cll_sched_submit(cll_runner_sched(r->b.runner), &d, &it->seq, &err);
     if (rc != 0) {
       it->done = true;
-      r->n_done++;
-      if (!r->failed) {
-        r->failed = true;
-        r->fail_status = rc == CLL_EFULL ? 503 : rc == CLL_ERANGE ? 400 : 500;
-        r->err = err;
+      r->b.n_done++;
+      if (!r->b.failed) {
+        r->b.failed = true;
+        r->b.fail_status = rc == CLL_EFULL ? 503 : rc == CLL_ERANGE ? 400 : 500;
+        r->b.err = err;
       }
-      for (size_t k = 0; k < i; k++)
-        if (r->items[k].seq && !r->items[k].done)
-          cll_seq_cancel(r->items[k].seq);
+      cll__emb_cancel_running(&r->b);
     }
   }
-  if (r->n_done == r->n_items)
-    rr_error(r, r->fail_status, r->err.msg);
+  if (r->b.n_done == r->b.n_items)
+    rr_error(r, r->b.fail_status, r->b.err.msg);
 }
 
-static void on_acquired(void *ud, cll_runner *run, int status, const cll_err *err) {
-  struct rr *r = ud;
-  r->acq = NULL;
-  if (status != 0) {
-    rr_error(r,
-             status == CLL_EFULL       ? 503
-             : status == CLL_ECANCELED ? 499
-                                       : 500,
-             err && err->msg[0] ? err->msg : cll_strerror(status));
-    return;
-  }
-  r->runner = run;
-  if (r->gone) {
-    rr_error(r, 499, "request canceled");
-    return;
-  }
-  if (cll_model_info(cll_runner_model(run))->pooling != 4) {
-    char msg[700];
-    snprintf(msg, sizeof(msg), "%s does not support rerank", r->ref.full);
-    rr_error(r, 400, msg);
-    return;
-  }
-  if (r->n_items == 0) {
-    answer(r);
-    return;
-  }
-  r->work.data = r;
-  if (uv_queue_work(r->api->loop, &r->work, on_prep_work, on_prepared) != 0)
-    rr_error(r, 500, "cannot queue work");
-}
+static const struct cll__emb_ops rr_ops = {
+    .what = "rerank",
+    .rank = true,
+    .bad_option_status = 400,
+    .answer = answer,
+    .destroy = rr_destroy,
+    .prep = on_prep_work,
+    .prepared = on_prepared,
+};
 
 static void handle(cll_request *req, cll_api *api, bool v1) {
-  json_t *body = cll_api_body_object(req);
+  const char *model;
+  json_t *body = cll_api_body_model(req, NULL, 400, &model);
   if (!body)
     return;
-  bool failed = false;
-  const char *model = cll_api_opt_string(req, body, "model", &failed);
-  if (failed) {
-    json_decref(body);
-    return;
-  }
-  if (!model || !*model) {
-    json_decref(body);
-    cll_api_error(req, 400, "model is required");
-    return;
-  }
   json_t *query = json_object_get(body, "query"), *docs = json_object_get(body, "documents");
   json_t *top_n = json_object_get(body, "top_n"), *ret = json_object_get(body, "return_documents");
   const char *bad = NULL;
@@ -327,71 +255,24 @@ static void handle(cll_request *req, cll_api *api, bool v1) {
     cll_api_error(req, 500, "out of memory");
     return;
   }
-  r->api = api;
-  r->req = req;
+  cll__emb_init(&r->b, &rr_ops, api, req, model);
   r->v1 = v1;
-  r->model_req = strdup(model);
   r->query = strdup(json_string_value(query));
   r->top_n = json_is_integer(top_n) ? json_integer_value(top_n) : 0;
   r->return_documents = json_is_true(ret);
-  r->items = calloc(json_array_size(docs), sizeof(*r->items));
-  cll__gen_opts_defaults(&r->opts);
-  if (!r->model_req || !r->query || !r->items) {
+  r->scores = calloc(json_array_size(docs), sizeof(*r->scores));
+  bool oom = !r->b.model_req || !r->query || !r->scores;
+  json_array_foreach(docs, i, x) {
+    if (!oom)
+      oom = cll__emb_add_item(&r->b, json_string_value(x)) != 0;
+  }
+  if (oom) {
     json_decref(body);
     rr_error(r, 500, "out of memory");
     return;
   }
-  json_array_foreach(docs, i, x) {
-    struct rr_item *it = &r->items[r->n_items++];
-    it->r = r;
-    it->index = i;
-    it->text = strdup(json_string_value(x));
-    if (!it->text) {
-      json_decref(body);
-      rr_error(r, 500, "out of memory");
-      return;
-    }
-  }
-  cll_err err = {0};
-  if (cll__keep_alive_parse(json_object_get(body, "keep_alive"), &r->keep_alive_ns,
-                            &r->keep_alive_set, &err) != 0) {
-    json_decref(body);
-    rr_error(r, 400, err.msg[0] ? err.msg : "invalid keep_alive");
-    return;
-  }
-  int rc = cll__model_resolve(api->store, r->model_req, &r->ref, &err);
-  if (rc != 0) {
-    json_decref(body);
-    if (rc == CLL_EINVAL) {
-      rr_error(r, 400, "invalid model name");
-    } else if (rc == CLL_ENOENT) {
-      char msg[600];
-      snprintf(msg, sizeof(msg), "model \"%.500s\" not found, try pulling it first", r->model_req);
-      rr_error(r, 404, msg);
-    } else {
-      rr_error(r, 500, err.msg);
-    }
-    return;
-  }
-  if (cll__gen_opts_apply(&r->opts, r->ref.params, &err) != 0 ||
-      cll__gen_opts_apply(&r->opts, json_object_get(body, "options"), &err) != 0) {
-    json_decref(body);
-    rr_error(r, 400, err.msg);
-    return;
-  }
+  cll__emb_start(&r->b, body); /* answers and frees r on an error */
   json_decref(body);
-  cll_request_on_cancel(req, on_cancel, r);
-  struct cll_load_req lr = {0};
-  lr.path = r->ref.model_path;
-  lr.name = r->ref.display;
-  lr.digest = r->ref.man->digest;
-  lr.num_ctx = r->opts.num_ctx;
-  lr.num_thread = r->opts.num_thread;
-  lr.keep_alive_ns = r->keep_alive_ns;
-  lr.keep_alive_set = r->keep_alive_set;
-  rc = cll_runners_acquire(api->runners, &lr, on_acquired, r, &r->acq, &err);
-  if (rc != 0)
-    rr_error(r, rc == CLL_EFULL ? 503 : rc == CLL_EINVAL ? 400 : 500, err.msg);
 }
 
 static void on_rerank(cll_request *req, void *ud) {
@@ -402,8 +283,9 @@ static void on_v1_rerank(cll_request *req, void *ud) {
 }
 
 int cll_api_rerank_register(cll_api *api) {
-  int rc = cll_server_route(api->server, "POST", "/api/rerank", on_rerank, api);
-  if (rc == 0)
-    rc = cll_server_route(api->server, "POST", "/v1/rerank", on_v1_rerank, api);
-  return rc;
+  static const struct cll_api_route routes[] = {
+      {"POST", "/api/rerank", on_rerank, false},
+      {"POST", "/v1/rerank", on_v1_rerank, false},
+  };
+  return CLL_API_ROUTES(api, routes);
 }

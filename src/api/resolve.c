@@ -3,6 +3,9 @@
  * (template, system, params, messages, license), read from the store. */
 #include "resolve.h"
 
+#include "cllama/api.h"
+#include "cllama/util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,30 +76,33 @@ int cll__model_resolve(const cll_store *st, const char *name, struct cll__model_
     free(msgs);
   }
   /* Licenses can repeat: joined with "\n" as /api/show does. */
-  size_t cap = 0, used = 0;
+  cll_buf lic = {0};
+  bool any = false;
   for (size_t i = 0; i < out->man->n_layers; i++) {
     if (strcmp(out->man->layers[i].media_type, CLL_MEDIA_LICENSE) != 0)
       continue;
     char *t = read_layer(st, &out->man->layers[i]);
     if (!t)
       continue;
-    size_t tl2 = strlen(t);
-    if (used + tl2 + 2 > cap) {
-      cap = (used + tl2 + 2) * 2;
-      char *nl = realloc(out->license, cap);
-      if (!nl) {
-        free(t);
-        break;
-      }
-      out->license = nl;
-    }
-    if (used)
-      out->license[used++] = '\n';
-    memcpy(out->license + used, t, tl2 + 1);
-    used += tl2;
+    if (any)
+      cll_buf_putc(&lic, '\n');
+    cll_buf_puts(&lic, t);
+    any = true;
     free(t);
   }
+  if (any)
+    out->license = cll_buf_steal(&lic); /* NULL when out of memory */
   return 0;
+}
+
+void cll__model_resolve_answer(cll_request *req, int rc, const struct cll__model_ref *ref,
+                               const cll_err *err) {
+  if (rc == CLL_EINVAL)
+    cll_api_error(req, 400, "invalid model name");
+  else if (rc == CLL_ENOENT)
+    cll_api_errorf(req, 404, "model '%s' not found", ref->display);
+  else
+    cll_api_error(req, 500, err->msg);
 }
 
 void cll__model_ref_free(struct cll__model_ref *r) {

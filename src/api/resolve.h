@@ -3,6 +3,7 @@
 #ifndef CLLAMA_API_RESOLVE_H
 #define CLLAMA_API_RESOLVE_H
 
+#include "cllama/server.h"
 #include "cllama/store.h"
 
 #include <jansson.h>
@@ -26,5 +27,11 @@ struct cll__model_ref {
 int cll__model_resolve(const cll_store *st, const char *name, struct cll__model_ref *out,
                        cll_err *err);
 void cll__model_ref_free(struct cll__model_ref *r);
+
+/* Answers a request whose model failed to resolve with rc: 400 "invalid
+ * model name", 404 "model '<ref->display>' not found" (the name as the
+ * store spells it, e.g. "x:latest"), or 500 with err's message. */
+void cll__model_resolve_answer(cll_request *req, int rc, const struct cll__model_ref *ref,
+                               const cll_err *err);
 
 #endif

@@ -49,19 +49,6 @@ static void resp_free(struct resp *r) {
   free(r);
 }
 
-static void rand_hex(char *out, size_t n_hex) {
-  unsigned char b[32];
-  size_t nb = (n_hex + 1) / 2 > sizeof(b) ? sizeof(b) : (n_hex + 1) / 2;
-  if (uv_random(NULL, NULL, b, nb, 0, NULL) != 0)
-    for (size_t i = 0; i < nb; i++)
-      b[i] = (unsigned char)rand();
-  char all[2 * sizeof(b) + 1];
-  cll_hex_encode(b, nb, all);
-  size_t n = n_hex < 2 * nb ? n_hex : 2 * nb;
-  memcpy(out, all, n);
-  out[n] = 0;
-}
-
 /* -------------------------------------------------------------- output */
 
 static void sse(cll_request *req, struct resp *r, const char *type, json_t *data) {
@@ -389,12 +376,14 @@ void cll__on_responses(cll_request *req, void *ud) {
     return;
   json_t *native = NULL, *opts = NULL;
   struct resp *r = NULL;
-  if (!cll__oai_check_field(req, b, st, "model", 's', "string") ||
-      !cll__oai_check_field(req, b, st, "instructions", 's', "string") ||
-      !cll__oai_check_field(req, b, st, "stream", 'b', "bool") ||
-      !cll__oai_check_field(req, b, st, "tools", 'a', "[]openai.ResponsesTool") ||
-      !cll__oai_check_field(req, b, st, "text", 'o', "openai.ResponsesText") ||
-      !cll__oai_check_field(req, b, st, "max_output_tokens", 'i', "int"))
+  static const struct cll__oai_field fields[] = {{"model", 's', "string"},
+                                                 {"instructions", 's', "string"},
+                                                 {"stream", 'b', "bool"},
+                                                 {"tools", 'a', "[]openai.ResponsesTool"},
+                                                 {"text", 'o', "openai.ResponsesText"},
+                                                 {"max_output_tokens", 'i', "int"},
+                                                 {NULL, 0, NULL}};
+  if (!cll__oai_check_fields(req, b, st, fields))
     goto done;
   if (json_is_string(json_object_get(b, "previous_response_id"))) {
     cll__oai_error(req, 400,
@@ -409,11 +398,11 @@ void cll__on_responses(cll_request *req, void *ud) {
     goto done;
   }
   memcpy(r->id, "resp_", 5);
-  rand_hex(r->id + 5, 24);
+  cll__random_hex(r->id + 5, 12);
   memcpy(r->msg_id, "msg_", 4);
-  rand_hex(r->msg_id + 4, 24);
+  cll__random_hex(r->msg_id + 4, 12);
   memcpy(r->rs_id, "rs_", 3);
-  rand_hex(r->rs_id + 3, 24);
+  cll__random_hex(r->rs_id + 3, 12);
   r->created = (int64_t)time(NULL);
   r->stream = json_is_true(json_object_get(b, "stream"));
   native = json_pack("{s:s,s:[],s:b}", "model", r->model, "messages", "stream", r->stream);

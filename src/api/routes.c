@@ -34,6 +34,17 @@ int cll_api_register_all(cll_api *api) {
   return rc;
 }
 
+int cll_api_routes(cll_api *api, const struct cll_api_route *table, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    const struct cll_api_route *r = &table[i];
+    int rc = r->stream ? cll_server_route_stream(api->server, r->method, r->path, r->fn, api)
+                       : cll_server_route(api->server, r->method, r->path, r->fn, api);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
 void cll_api_close_all(cll_api *api) {
   cll_api_pull_close(api);
 }

@@ -171,6 +171,18 @@ json_t *cll__capabilities(const cll_gguf *g, const char *template_text) {
   return caps;
 }
 
+uint64_t cll__gguf_n_params(const cll_gguf *g) {
+  uint64_t n = 0;
+  for (int64_t t = 0; t < cll_gguf_n_tensors(g); t++) {
+    const cll_gguf_tensor *ti = cll_gguf_tensor_at(g, t);
+    uint64_t e = 1;
+    for (uint32_t d = 0; d < ti->n_dims; d++)
+      e *= ti->ne[d];
+    n += e;
+  }
+  return n;
+}
+
 void cll__gguf_lengths(const cll_gguf *g, int64_t *context_length, int64_t *embedding_length) {
   *context_length = *embedding_length = 0;
   cll_gguf_str arch = {0};
@@ -274,14 +286,7 @@ static void on_show_work(uv_work_t *w) {
     json_object_set_new(info, key, v ? v : json_null());
   }
   free(buf);
-  uint64_t n_params = 0;
-  for (int64_t t = 0; t < cll_gguf_n_tensors(g); t++) {
-    const cll_gguf_tensor *ti = cll_gguf_tensor_at(g, t);
-    uint64_t e = 1;
-    for (uint32_t d = 0; d < ti->n_dims; d++)
-      e *= ti->ne[d];
-    n_params += e;
-  }
+  uint64_t n_params = cll__gguf_n_params(g);
   json_object_set_new(info, "general.parameter_count", json_integer((json_int_t)n_params));
   json_object_set_new(o, "model_info", info);
 
@@ -324,22 +329,10 @@ static void on_show_done(uv_work_t *w, int status) {
 
 static void on_show(cll_request *req, void *ud) {
   cll_api *api = ud;
-  json_t *body = cll_api_body_object(req);
+  const char *model;
+  json_t *body = cll_api_body_model(req, "name", 400, &model);
   if (!body)
     return;
-  bool failed = false;
-  const char *model = cll_api_opt_string(req, body, "model", &failed);
-  if (!failed && (!model || !*model))
-    model = cll_api_opt_string(req, body, "name", &failed);
-  if (failed) {
-    json_decref(body);
-    return;
-  }
-  if (!model || !*model) {
-    json_decref(body);
-    cll_api_error(req, 400, "model is required");
-    return;
-  }
   struct show *s = calloc(1, sizeof(*s));
   if (!s) {
     json_decref(body);
@@ -384,12 +377,7 @@ static void on_show(cll_request *req, void *ud) {
   }
   json_decref(body);
   if (rc != 0) {
-    if (rc == CLL_EINVAL)
-      cll_api_error(req, 400, "invalid model name");
-    else if (rc == CLL_ENOENT)
-      cll_api_errorf(req, 404, "model '%s' not found", s->ref.display);
-    else
-      cll_api_error(req, 500, err.msg);
+    cll__model_resolve_answer(req, rc, &s->ref, &err);
     cll__model_ref_free(&s->ref);
     free(s->system_override);
     free(s);

@@ -227,20 +227,10 @@ static void count_chat(cll_request *req, json_t *body) {
 
 static void handle(cll_request *req, void *ud, bool detok) {
   cll_api *api = ud;
-  json_t *body = cll_api_body_object(req);
+  const char *model;
+  json_t *body = cll_api_body_model(req, NULL, 400, &model);
   if (!body)
     return;
-  bool failed = false;
-  const char *model = cll_api_opt_string(req, body, "model", &failed);
-  if (failed) {
-    json_decref(body);
-    return;
-  }
-  if (!model || !*model) {
-    json_decref(body);
-    cll_api_error(req, 400, "model is required");
-    return;
-  }
   json_t *msgs = json_object_get(body, "messages");
   if (!detok && msgs) {
     if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
@@ -287,6 +277,7 @@ static void handle(cll_request *req, void *ud, bool detok) {
       }
     }
   } else {
+    bool failed = false;
     const char *content = cll_api_opt_string(req, body, "content", &failed);
     if (!failed && !content)
       content = cll_api_opt_string(req, body, "prompt", &failed);
@@ -313,12 +304,7 @@ static void handle(cll_request *req, void *ud, bool detok) {
   int rc = cll__model_resolve(api->store, model, &t->ref, &err);
   json_decref(body);
   if (rc != 0) {
-    if (rc == CLL_EINVAL)
-      cll_api_error(req, 400, "invalid model name");
-    else if (rc == CLL_ENOENT)
-      cll_api_errorf(req, 404, "model '%s' not found", t->ref.display);
-    else
-      cll_api_error(req, 500, err.msg);
+    cll__model_resolve_answer(req, rc, &t->ref, &err);
     tok_free(t);
     return;
   }
@@ -341,8 +327,9 @@ static void on_detokenize(cll_request *req, void *ud) {
 }
 
 int cll_api_tokenize_register(cll_api *api) {
-  int rc = cll_server_route(api->server, "POST", "/api/tokenize", on_tokenize, api);
-  if (rc == 0)
-    rc = cll_server_route(api->server, "POST", "/api/detokenize", on_detokenize, api);
-  return rc;
+  static const struct cll_api_route routes[] = {
+      {"POST", "/api/tokenize", on_tokenize, false},
+      {"POST", "/api/detokenize", on_detokenize, false},
+  };
+  return CLL_API_ROUTES(api, routes);
 }

@@ -139,6 +139,27 @@ const char *cll_api_opt_string(cll_request *req, json_t *obj, const char *key, b
   return json_string_value(v);
 }
 
+json_t *cll_api_body_model(cll_request *req, const char *alias, int missing_status,
+                           const char **model) {
+  json_t *body = cll_api_body_object(req);
+  if (!body)
+    return NULL;
+  bool failed = false;
+  *model = cll_api_opt_string(req, body, "model", &failed);
+  if (!failed && alias && (!*model || !**model))
+    *model = cll_api_opt_string(req, body, alias, &failed);
+  if (!failed && missing_status && (!*model || !**model)) {
+    cll_api_error(req, missing_status,
+                  missing_status == 404 ? "model '' not found" : "model is required");
+    failed = true;
+  }
+  if (failed) {
+    json_decref(body);
+    return NULL;
+  }
+  return body;
+}
+
 int cll_api_stream_flag(cll_request *req, json_t *obj) {
   json_t *v = json_object_get(obj, "stream");
   if (v == NULL || json_is_null(v))

@@ -574,7 +574,15 @@ int cll_cli_create(int argc, char **argv) {
   char *fcopy = strdup(file);
   json_t *req = NULL;
   cll_err e = {0};
-  int rc = cll_modelfile_parse(text, dirname(fcopy), &req, &e);
+  const cll_client_config *cc = cll__cli_config(e.msg, sizeof(e.msg));
+  if (cc == NULL) {
+    free(fcopy);
+    free(text);
+    fprintf(stderr, "Error: %s\n", e.msg);
+    return 1;
+  }
+  /* "~" in FROM is the client configuration's HOME (not expanded when unset) */
+  int rc = cll_modelfile_parse(text, dirname(fcopy), cc->home[0] ? cc->home : NULL, &req, &e);
   free(fcopy);
   free(text);
   if (rc != 0) {
