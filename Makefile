@@ -55,10 +55,11 @@ APT_PKGS := build-essential pkg-config libuv1-dev libjansson-dev \
 # Optional (`make deps-optional`, best effort, part of `make test`): clang
 # (CI's second compiler, `make fuzz`), the aarch64 cross-compiler and qemu
 # for `make test-neon`, node for the JS client tests, Prometheus' Python
-# client for test_api_metrics' parse of /metrics. Without them those
+# client for test_api_metrics' parse of /metrics, HAProxy for the
+# three-instance routing test (test_cli_haproxy). Without them those
 # checks say SKIP; npm is never installed (Debian's conflicts with other
 # node builds): `make js-deps` uses it when it is there.
-OPT_PKGS := clang gcc-aarch64-linux-gnu qemu-user nodejs python3-prometheus-client
+OPT_PKGS := clang gcc-aarch64-linux-gnu qemu-user nodejs python3-prometheus-client haproxy
 # Only for the programs in bench/ (`make bench-deps`).
 BENCH_PKGS := wrk gnuplot-nox
 

@@ -2,6 +2,7 @@
 #include "cllama/config.h"
 
 #include <criterion/criterion.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -56,6 +57,22 @@ Test(config, defaults) {
   cr_expect_eq(c.debug, 0);
   cr_expect(!c.stream_default);
   cr_expect_eq(c.n_origins, 0);
+}
+
+/* A service started without HOME (systemd, cron) keeps its store and key in
+ * the user's home from the password database, not in whatever directory it
+ * was started from. */
+Test(config, home_unset_uses_the_password_database) {
+  unsetenv("HOME");
+  struct passwd *pw = getpwuid(getuid());
+  cr_assert_not_null(pw);
+  cll_config c;
+  cll_err err = {0};
+  cr_assert_eq(cll_config_from_env(&c, &err), 0, "%s", err.msg);
+  cr_expect_str_eq(c.home, pw->pw_dir);
+  char want[4200];
+  snprintf(want, sizeof(want), "%s/.ollama/models", pw->pw_dir);
+  cr_expect_str_eq(c.models, want);
 }
 
 Test(config, host_forms) {
@@ -303,9 +320,11 @@ Test(config, client) {
   cr_assert_eq(cll_config_client_from_env(&cc, &err), 0, "%s", err.msg);
   cr_expect_str_eq(cc.ca_file, "/etc/ssl/test-ca.pem");
   unsetenv("OLLAMA_KEEP_ALIVE");
-  unsetenv("HOME");
+  unsetenv("HOME"); /* the password database's home, never the working directory */
   cr_assert_eq(cll_config_client_from_env(&cc, &err), 0, "%s", err.msg);
-  cr_expect_str_eq(cc.home, "");
+  struct passwd *pw = getpwuid(getuid());
+  cr_assert_not_null(pw);
+  cr_expect_str_eq(cc.home, pw->pw_dir);
   setenv("OLLAMA_HOST", "ftp://x", 1);
   cr_expect_eq(cll_config_client_from_env(&cc, &err), CLL_EINVAL);
   cr_expect_not_null(strstr(err.msg, "OLLAMA_HOST"), "message \"%s\"", err.msg);

@@ -37,7 +37,7 @@ typedef struct cll_config {
   char port_file[4096];  /* CLLAMA_PORT_FILE: write the bound port here ("" = no) */
   int context_length;    /* OLLAMA_CONTEXT_LENGTH: default num_ctx (0 = the runners' own) */
   bool noprune;          /* OLLAMA_NOPRUNE: keep layers a replaced manifest no longer uses */
-  char home[4096];       /* HOME ("." when unset): $HOME/.ollama keys, "~" in Modelfiles */
+  char home[4096];       /* HOME, else the passwd home, else ".": $HOME/.ollama keys, "~" in Modelfiles */
   bool create_paths_set; /* CLLAMA_CREATE_PATHS is set (set empty: creating from a path is refused)
                           */
   char create_paths[4096]; /* CLLAMA_CREATE_PATHS: ':'-separated directories creates may read */
@@ -60,7 +60,7 @@ typedef struct cll_client_config {
   char base_url[400]; /* from OLLAMA_HOST: "http://127.0.0.1:11434" (scheme kept; 0.0.0.0 and
                          :: become the loopback address) */
   char api_key[512];  /* OLLAMA_API_KEY, sent as "Authorization: Bearer" ("" = none) */
-  char home[4096];    /* HOME ("" when unset): the REPL's ~/.ollama/history */
+  char home[4096];    /* HOME, else the passwd home, else "": the REPL's ~/.ollama/history */
   char ca_file[4096]; /* SSL_CERT_FILE: CA bundle for an https:// OLLAMA_HOST, as Go's clients
                          read it ("" = the system store) */
 } cll_client_config;

@@ -10,16 +10,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define DEFAULT_PORT 11434
+
+/* $HOME, else the password database's home of this user (a service started
+ * without HOME), else NULL: never the working directory. */
+static const char *home_dir(void) {
+  const char *home = getenv("HOME");
+  if (home && *home)
+    return home;
+  struct passwd *pw = getpwuid(getuid());
+  return pw && pw->pw_dir && *pw->pw_dir ? pw->pw_dir : NULL;
+}
 
 void cll_config_defaults(cll_config *cfg) {
   memset(cfg, 0, sizeof(*cfg));
   snprintf(cfg->host, sizeof(cfg->host), "127.0.0.1");
   cfg->port = DEFAULT_PORT;
-  const char *home = getenv("HOME");
-  snprintf(cfg->home, sizeof(cfg->home), "%s", home && *home ? home : ".");
+  const char *home = home_dir();
+  snprintf(cfg->home, sizeof(cfg->home), "%s", home ? home : ".");
   snprintf(cfg->models, sizeof(cfg->models), "%.4000s/.ollama/models", cfg->home);
   cfg->keep_alive_ns = 5LL * 60 * 1000000000LL;
   cfg->num_parallel = 0; /* auto: from memory, see src/engine/runners.c */
@@ -475,7 +487,7 @@ int cll_config_client_from_env(cll_client_config *cc, cll_err *err) {
       return cll_err_set(err, CLL_EINVAL, "OLLAMA_API_KEY: too long");
     snprintf(cc->api_key, sizeof(cc->api_key), "%s", v);
   }
-  const char *home = getenv("HOME");
+  const char *home = home_dir();
   if (home && strlen(home) < sizeof(cc->home))
     snprintf(cc->home, sizeof(cc->home), "%s", home);
   if ((v = env("SSL_CERT_FILE", buf, sizeof(buf))))

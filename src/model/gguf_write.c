@@ -2,6 +2,7 @@
  * serialized as it is set, tensors are written at finish into a temporary
  * file that is renamed over the target. */
 #include "gguf_internal.h"
+#include "cllama/util.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -26,8 +27,7 @@ struct wtensor {
 struct cll_gguf_writer {
   char *path;
   char *tmp_path;
-  uint8_t *kv; /* serialized metadata pairs */
-  size_t kv_len, kv_cap;
+  cll_buf kv; /* serialized metadata pairs, then the tensor directory */
   uint64_t n_kv;
   struct wtensor *t;
   uint64_t n_t, cap_t;
@@ -56,7 +56,7 @@ void cll_gguf_writer_free(cll_gguf_writer *w) {
   for (uint64_t i = 0; i < w->n_t; i++)
     free(w->t[i].name);
   free(w->t);
-  free(w->kv);
+  cll_buf_free(&w->kv);
   free(w->path);
   free(w->tmp_path);
   free(w);
@@ -65,18 +65,8 @@ void cll_gguf_writer_free(cll_gguf_writer *w) {
 static int wput(struct cll_gguf_writer *w, const void *p, size_t n) {
   if (w->error)
     return w->error;
-  if (w->kv_len + n > w->kv_cap) {
-    size_t cap = w->kv_cap ? w->kv_cap : 4096;
-    while (cap < w->kv_len + n)
-      cap *= 2;
-    uint8_t *b = realloc(w->kv, cap);
-    if (b == NULL)
-      return w->error = CLL_ENOMEM;
-    w->kv = b;
-    w->kv_cap = cap;
-  }
-  memcpy(w->kv + w->kv_len, p, n);
-  w->kv_len += n;
+  if (cll_buf_append(&w->kv, p, n) != 0)
+    return w->error = CLL_ENOMEM;
   return 0;
 }
 
@@ -224,7 +214,7 @@ int cll_gguf_writer_add_tensor(cll_gguf_writer *w, const char *name, uint32_t ty
 }
 
 static int write_all(FILE *f, const void *p, size_t n) {
-  return fwrite(p, 1, n, f) == n ? 0 : CLL_EIO;
+  return n == 0 || fwrite(p, 1, n, f) == n ? 0 : CLL_EIO;
 }
 
 static int write_pad(FILE *f, uint64_t *pos, uint32_t align) {
@@ -248,7 +238,6 @@ int cll_gguf_writer_finish(cll_gguf_writer *w, cll_err *err) {
     return rc;
   }
   /* Tensor directory: serialized after the metadata into the same buffer. */
-  size_t kv_end = w->kv_len;
   uint64_t off = 0;
   for (uint64_t i = 0; i < w->n_t; i++) {
     struct wtensor *t = &w->t[i];
@@ -262,7 +251,6 @@ int cll_gguf_writer_finish(cll_gguf_writer *w, cll_err *err) {
     wput_u32(w, t->type);
     wput_u64(w, t->offset);
   }
-  (void)kv_end;
   if (w->error) {
     int rc = cll_err_set(err, w->error, "GGUF writer: out of memory");
     cll_gguf_writer_free(w);
@@ -285,8 +273,8 @@ int cll_gguf_writer_finish(cll_gguf_writer *w, cll_err *err) {
   memcpy(hdr + 16, &nkv, 8);
   int rc = write_all(f, hdr, sizeof(hdr));
   if (rc == 0)
-    rc = write_all(f, w->kv, w->kv_len);
-  uint64_t pos = sizeof(hdr) + w->kv_len;
+    rc = write_all(f, w->kv.data, w->kv.len);
+  uint64_t pos = sizeof(hdr) + w->kv.len;
   if (rc == 0)
     rc = write_pad(f, &pos, w->alignment);
   uint64_t data_start = pos;
