@@ -56,10 +56,12 @@ APT_PKGS := build-essential pkg-config libuv1-dev libjansson-dev \
 # (CI's second compiler, `make fuzz`), the aarch64 cross-compiler and qemu
 # for `make test-neon`, node for the JS client tests, Prometheus' Python
 # client for test_api_metrics' parse of /metrics, HAProxy for the
-# three-instance routing test (test_cli_haproxy). Without them those
+# three-instance routing test (test_cli_haproxy), clang-format for
+# `make format` / `make format-check`. Without them those
 # checks say SKIP; npm is never installed (Debian's conflicts with other
 # node builds): `make js-deps` uses it when it is there.
-OPT_PKGS := clang gcc-aarch64-linux-gnu qemu-user nodejs python3-prometheus-client haproxy
+OPT_PKGS := clang gcc-aarch64-linux-gnu qemu-user nodejs python3-prometheus-client haproxy \
+            clang-format
 # Only for the programs in bench/ (`make bench-deps`).
 BENCH_PKGS := wrk gnuplot-nox
 
@@ -307,6 +309,7 @@ format:
 
 # The formatter config checked over the tree (.ci/run format).
 format-check:
+	@command -v clang-format >/dev/null 2>&1 || { echo "format-check: clang-format missing (make deps-optional)" >&2; exit 1; }
 	clang-format --dry-run --Werror $(FORMAT_SRC)
 
 clean:
