@@ -74,14 +74,22 @@ run_theirs() {
   local bin=$1 file=$2
   shift 2
   [ -n "$bin" ] || { echo "- -"; return; }
+  # A real CSV reader: ik_llama.cpp's rows hold quoted commas ("-1,0").
   "$bin" -m "$file" -t "$THREADS" -p "$PP" -n "$TG" -r 1 -o csv "$@" 2>/dev/null |
-    awk -F, -v pp="$PP" -v tg="$TG" '
-      NR == 1 { for (i = 1; i <= NF; i++) { h = $i; gsub(/"/, "", h); col[h] = i }; next }
-      { np = $col["n_prompt"]; ng = $col["n_gen"]; ts = $col["avg_ts"]
-        gsub(/"/, "", np); gsub(/"/, "", ng); gsub(/"/, "", ts)
-        if (np + 0 == pp && ng + 0 == 0) p = ts; if (np + 0 == 0 && ng + 0 == tg) d = ts }
-      END { printf "%s %s\n", (d == "" ? "-" : sprintf("%.2f", d)), (p == "" ? "-" : sprintf("%.1f", p)) }' ||
-    echo "- -"
+    python3 -c '
+import csv, sys
+pp, tg = int(sys.argv[1]), int(sys.argv[2])
+d = p = "-"
+for row in csv.DictReader(sys.stdin):
+    try:
+        n_p, n_g, ts = int(row["n_prompt"]), int(row["n_gen"]), float(row["avg_ts"])
+    except (KeyError, ValueError):
+        continue
+    if n_p == pp and n_g == 0:
+        p = "%.1f" % ts
+    if n_p == 0 and n_g == tg:
+        d = "%.2f" % ts
+print(d, p)' "$PP" "$TG" || echo "- -"
 }
 
 ratio() { # ours, then the baselines: ours / best baseline, or "-"
