@@ -37,7 +37,7 @@ typedef struct cll_config {
   char port_file[4096];  /* CLLAMA_PORT_FILE: write the bound port here ("" = no) */
   int context_length;    /* OLLAMA_CONTEXT_LENGTH: default num_ctx (0 = the runners' own) */
   bool noprune;          /* OLLAMA_NOPRUNE: keep layers a replaced manifest no longer uses */
-  char home[4096]; /* HOME, else the passwd home, else ".": $HOME/.ollama keys, "~" in Modelfiles */
+  char home[4096];       /* HOME, else passwd's home, else ".": keys, store, "~" */
   bool create_paths_set; /* CLLAMA_CREATE_PATHS is set (set empty: creating from a path is refused)
                           */
   char create_paths[4096]; /* CLLAMA_CREATE_PATHS: ':'-separated directories creates may read */

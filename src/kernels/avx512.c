@@ -74,14 +74,15 @@ static void dequant_bf16_512(const void *src, float *dst, int64_t n) {
   }
 }
 
-/* Decode with F16 / BF16 weights: four rows per call share each load of
- * the float activations (one load per 16 elements for four rows instead
- * of one per row), two accumulators per row; the tail is masked. */
 /* Each row is prefetched 1 KiB (16 lines) ahead: the four streams per
  * core are more than the hardware prefetcher runs far enough ahead on
  * (bench/model F16, base vs 512/1024/2048 alternated: 1024 best, decode
  * +13-22% on one thread, +4-10% on two). */
 #define HALF_PREFETCH 1024
+
+/* Decode with F16 / BF16 weights: four rows per call share each load of
+ * the float activations (one load per 16 elements for four rows instead
+ * of one per row), two accumulators per row; the tail is masked. */
 static inline __attribute__((always_inline)) void
 dot4_half(const int bf, int64_t n, const void *w, size_t w_stride, const void *a, float *out) {
   const uint16_t *x[4];
