@@ -357,6 +357,17 @@ void cll__matmul_q8_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_
 #define PK4_SB 2368 /* bytes per super-block of a panel */
 #define PK5_SB 2880 /* the same for Q5_K */
 #define PK4_TOK 4
+/* The first tile over a panel (the one that streams it from memory)
+ * prefetches every line of the super-block this many ahead. A panel is
+ * one sequential stream of 37-45 lines a super-block, and the hardware
+ * prefetcher alone left a core at half the bandwidth: bench/kernels
+ * cll_matmul one token on 96 MiB, Zen 5, alternated: Q4_K 12-20 GB/s
+ * without, 23-28 one ahead, 27-33 two, 30-37 three, 30-33 four (1
+ * thread); Q5_K 12-22 without, 32-36 three ahead. Four panels at once
+ * instead (four streams, as p8_tile4_1) were slower than one. */
+#ifndef PK_PREFETCH_SB
+#define PK_PREFETCH_SB 3
+#endif
 
 static size_t pk4_panel_bytes(int64_t nsb) {
   return (size_t)nsb * PK4_SB;
@@ -430,7 +441,7 @@ static inline __attribute__((always_inline)) void pk_unpack(const uint8_t *q, co
 static inline __attribute__((always_inline)) void pk4_tile(const int T, const int q5,
                                                            const cll_matmul_args *a, int64_t nsb,
                                                            const uint8_t *panel, int64_t t0,
-                                                           float *y) {
+                                                           float *y, int pf) {
   const size_t sbb = q5 ? PK5_SB : PK4_SB;
   __m512 acc[PK4_TOK];
   const sb_q8_K *yrow[PK4_TOK];
@@ -441,6 +452,9 @@ static inline __attribute__((always_inline)) void pk4_tile(const int T, const in
   }
   for (int64_t i = 0; i < nsb; i++) {
     const uint8_t *q = panel + (size_t)i * sbb;
+    if (pf)
+      for (size_t l = 0; l < sbb; l += 64)
+        _mm_prefetch((const char *)q + PK_PREFETCH_SB * sbb + l, _MM_HINT_T0);
     const uint8_t *qh = q + 2048, *sc = q + (q5 ? 2560 : 2048), *mn = sc + 128;
     const uint16_t *dh = (const uint16_t *)(mn + 128);
     __m512i si[PK4_TOK], mi[PK4_TOK];
@@ -500,7 +514,7 @@ static inline __attribute__((always_inline)) void pk_matmul(const int q5, const 
       float *y = a->y + p * CLL_PACK_ROWS;
       FOR_TILES(tc, te, PK4_TOK, t0, t1) {
         float *yt = y + t0 * a->y_stride;
-        SWITCH_TILES4(t1 - t0, pk4_tile, q5, a, nsb, q, t0, yt)
+        SWITCH_TILES4(t1 - t0, pk4_tile, q5, a, nsb, q, t0, yt, t0 == tc)
       }
     }
   }
