@@ -94,7 +94,10 @@ static void read_slice(job *j) {
   const size_t words = j->bytes / 8, per = words / (size_t)j->n;
   const uint64_t *s = p + per * (size_t)j->id;
   uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  const size_t pf = j->ctx != NULL ? 8192 : 0; /* bytes ahead, as bench/model */
   for (size_t i = 0; i + 4 <= per; i += 4) {
+    if (pf && i % 8 == 0)
+      __builtin_prefetch((const char *)(s + i) + pf);
     a0 += s[i];
     a1 += s[i + 1];
     a2 += s[i + 2];
@@ -105,8 +108,9 @@ static void read_slice(job *j) {
 
 static double bandwidth_gbs(const void *buf, size_t bytes, int threads) {
   double best = 1e30;
-  for (int rep = 0; rep < 3; rep++) {
-    const double dt = run_threads(threads, read_slice, buf, bytes, NULL);
+  /* Plain and prefetching reads in turn (see bench/model's BW_PREFETCH). */
+  for (int rep = 0; rep < 4; rep++) {
+    const double dt = run_threads(threads, read_slice, buf, bytes, rep % 2 ? (void *)buf : NULL);
     if (dt < best)
       best = dt;
   }
