@@ -71,22 +71,44 @@ size_t cll__pack_bytes_bf16_avx512(int64_t n_in, int64_t n_rows) {
 }
 
 /* F16 (bf = 0) or BF16 rows into panels p0..p1: element k of row j goes
- * to 16-bit slot k * 16 + j (F16) or (k / 2) * 32 + 2j + k % 2 (BF16). */
+ * to 16-bit slot k * 16 + j (F16) or (k / 2) * 32 + 2j + k % 2 (BF16).
+ * Both are a transpose of the rows' dwords (element pairs): one gather
+ * collects pair i of the 16 rows, which is BF16's vector i, and F16's
+ * vectors 2i and 2i + 1 after one word permutation. Element by element
+ * (2 bytes read and written at a time) instead, packing took as long as
+ * the kernel's zeroing of the packed pages (perf: 43% each) and loading
+ * TinyLlama F16 1.2-1.9 s. */
 static void pack_half(const int bf, const void *w, size_t w_stride, int64_t n_in, int64_t p0,
                       int64_t p1, void *dst) {
   const size_t pb = bf ? bf16_panel_bytes(n_in) : f16_panel_bytes(n_in);
+  /* Row offsets in bytes for the gather (int32: rows under 128 MiB). */
+  const int gather = w_stride <= (size_t)INT32_MAX / CLL_PACK_ROWS;
+  const __m512i offs =
+      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                         _mm512_set1_epi32(gather ? (int)w_stride : 0));
+  /* Words 0, 2, .., 30 then 1, 3, .., 31: a pair vector as F16's two. */
+  const __m512i split =
+      _mm512_setr_epi32(0x00020000, 0x00060004, 0x000A0008, 0x000E000C, 0x00120010, 0x00160014,
+                        0x001A0018, 0x001E001C, 0x00030001, 0x00070005, 0x000B0009, 0x000F000D,
+                        0x00130011, 0x00170015, 0x001B0019, 0x001F001D);
   for (int64_t p = p0; p < p1; p++) {
     uint16_t *d = (uint16_t *)((char *)dst + (size_t)p * pb);
-    for (int j = 0; j < CLL_PACK_ROWS; j++) {
-      const char *row = (const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride;
-      for (int64_t k = 0; k < n_in; k++) {
-        uint16_t v;
-        memcpy(&v, row + 2 * k, 2);
+    const char *row0 = (const char *)w + (size_t)(p * CLL_PACK_ROWS) * w_stride;
+    int64_t i = 0; /* pairs done */
+    if (gather)
+      for (; 2 * i + 1 < n_in; i++) {
+        __m512i v = _mm512_i32gather_epi32(offs, (const void *)(row0 + 4 * i), 1);
+        if (!bf)
+          v = _mm512_permutexvar_epi16(split, v);
+        _mm512_storeu_si512((void *)(d + 32 * i), v);
+      }
+    for (int64_t k = 2 * i; k < n_in + (bf && (n_in & 1)); k++)
+      for (int j = 0; j < CLL_PACK_ROWS; j++) {
+        uint16_t v = 0; /* BF16: the zero after an odd row's end */
+        if (k < n_in)
+          memcpy(&v, row0 + (size_t)j * w_stride + 2 * k, 2);
         d[bf ? (k / 2) * 32 + 2 * j + (k & 1) : k * CLL_PACK_ROWS + j] = v;
       }
-      if (bf && (n_in & 1))
-        d[(n_in / 2) * 32 + 2 * j + 1] = 0;
-    }
   }
 }
 
