@@ -69,6 +69,11 @@ static int check_one(const cll_kernels *k, uint32_t t, int path, int64_t n_tok) 
     wp = aligned_alloc(64, (k->pack_bytes[t](N_IN, N_OUT) + 63) & ~(size_t)63);
     k->pack[t](w, rb, N_IN, 0, N_OUT / CLL_PACK_ROWS, wp);
   }
+  /* Packed BF16 products round the activations to bf16 (kernels.h);
+   * the rows outside whole panels are read in place, from the floats. */
+  const int round_bf16 = wp != NULL && t == CLL_TYPE_BF16;
+  const int64_t pk0 = (R0 + CLL_PACK_ROWS - 1) / CLL_PACK_ROWS * CLL_PACK_ROWS;
+  const int64_t pk1 = N_OUT / CLL_PACK_ROWS * CLL_PACK_ROWS;
   cll__matmul_force_path(path == 4 ? 0 : path);
   const size_t sb = cll_matmul_scratch_bytes(N_IN, MAX_TOK);
   void *scratch = sb ? malloc(sb) : NULL;
@@ -119,10 +124,14 @@ static int check_one(const cll_kernels *k, uint32_t t, int path, int64_t n_tok) 
           bad++;
         continue;
       }
+      const int rounded = round_bf16 && r >= pk0 && r < pk1;
       double want = 0, mag = 0;
       for (int i = 0; i < N_IN; i++) {
-        want += (double)wf[r * N_IN + i] * xf[tk * N_IN + i];
-        mag += fabs((double)wf[r * N_IN + i] * xf[tk * N_IN + i]);
+        float xi = xf[tk * N_IN + i];
+        if (rounded)
+          xi = cll_bf16_to_fp32(cll_fp32_to_bf16(xi));
+        want += (double)wf[r * N_IN + i] * xi;
+        mag += fabs((double)wf[r * N_IN + i] * xi);
       }
       if (fabs(got - want) > 2e-5 * mag + 1e-6) {
         if (bad < 3)
@@ -139,7 +148,7 @@ Test(matmul, every_table_path_and_size) {
   static const uint32_t types[] = {CLL_TYPE_F32,  CLL_TYPE_F16,  CLL_TYPE_BF16, CLL_TYPE_Q4_0,
                                    CLL_TYPE_Q8_0, CLL_TYPE_Q4_K, CLL_TYPE_Q5_K, CLL_TYPE_Q6_K};
   static const int64_t toks[] = {1, 2, 3, 8, 13, 37, 70};
-  static const char *isas[] = {"ref", "avx2", "avx512", "neon"};
+  static const char *isas[] = {"ref", "avx2", "avx512-nobf16", "avx512", "neon"};
   int bad = 0, runs = 0;
   for (size_t ii = 0; ii < sizeof isas / sizeof isas[0]; ii++) {
     const cll_kernels *k = cll_kernels_by_name(isas[ii]);
@@ -157,6 +166,112 @@ Test(matmul, every_table_path_and_size) {
   const cll_kernels *k512 = cll_kernels_by_name("avx512");
   if (k512 != NULL)
     cr_expect_neq(k512->pack[CLL_TYPE_Q4_0], NULL);
+}
+
+/* The packed F16 and BF16 kernels (avx512_half.c) on the shapes their
+ * loops split: odd n_in (BF16 pairs with a zero half; F16 any length),
+ * K-chunks of the BF16 activations (n_in above what one chunk holds at
+ * 72 tokens), 9 whole panels in the slice (decode: four at a time, then
+ * one; prefill: pairs and an odd one), a slice that starts and ends
+ * inside a panel, and token counts across tile sizes (1..16), a whole
+ * chunk (72) and more (513). Compared with the double product of the
+ * weights and the activations the kernel sees (bf16-rounded for BF16). */
+static int check_half(const cll_kernels *k, uint32_t t, int64_t n_in, int64_t n_tok) {
+  enum { ROWS = 10 * CLL_PACK_ROWS + 7, HR0 = 5, HR1 = ROWS - 2 };
+  const cll_kernels *ref = cll_kernels_by_name("ref");
+  const size_t rb = cll_row_bytes(t, n_in);
+  uint8_t *w = malloc(rb * ROWS);
+  float *wf = malloc(sizeof(float) * (size_t)(n_in * ROWS));
+  float *x = malloc(sizeof(float) * (size_t)(n_in * n_tok));
+  float *y = malloc(sizeof(float) * (size_t)(ROWS * n_tok));
+  for (int64_t i = 0; i < n_in * ROWS; i++) {
+    const float v = frand();
+    const uint16_t h = t == CLL_TYPE_BF16 ? cll_fp32_to_bf16(v) : cll_fp32_to_fp16(v);
+    memcpy(w + (i / n_in) * rb + 2 * (i % n_in), &h, 2);
+  }
+  for (int r = 0; r < ROWS; r++)
+    ref->dequant_row[t](w + (size_t)r * rb, wf + (size_t)r * n_in, n_in);
+  for (int64_t i = 0; i < n_in * n_tok; i++)
+    x[i] = frand();
+  void *wp = aligned_alloc(64, (k->pack_bytes[t](n_in, ROWS) + 63) & ~(size_t)63);
+  k->pack[t](w, rb, n_in, 0, ROWS / CLL_PACK_ROWS, wp);
+  for (int64_t i = 0; i < ROWS * n_tok; i++)
+    y[i] = 12345.0f;
+  cll_matmul_args a = {.wtype = t,
+                       .w = w,
+                       .w_stride = rb,
+                       .wp = wp,
+                       .wp_rows = ROWS / CLL_PACK_ROWS * CLL_PACK_ROWS,
+                       .n_in = n_in,
+                       .r0 = HR0,
+                       .r1 = HR1,
+                       .x = x,
+                       .x_stride = n_in,
+                       .n_tok = n_tok,
+                       .y = y,
+                       .y_stride = ROWS};
+  cll_matmul(k, &a);
+  int bad = 0;
+  if (!(cll__matmul_paths_ran() & (1u << CLL__MATMUL_PACKED))) {
+    fprintf(stderr, "%s %s: the packed path did not run\n", k->isa, cll_type_info(t)->name);
+    bad++;
+  }
+  for (int64_t tk = 0; tk < n_tok; tk++)
+    for (int64_t r = 0; r < ROWS; r++) {
+      const float got = y[tk * ROWS + r];
+      if (r < HR0 || r >= HR1) {
+        bad += got != 12345.0f;
+        continue;
+      }
+      /* Rows outside whole panels are read in place, from the floats. */
+      const int rounded = t == CLL_TYPE_BF16 && r >= CLL_PACK_ROWS && r < a.wp_rows;
+      double want = 0, mag = 0;
+      for (int64_t i = 0; i < n_in; i++) {
+        float xi = x[tk * n_in + i];
+        if (rounded)
+          xi = cll_bf16_to_fp32(cll_fp32_to_bf16(xi));
+        want += (double)wf[r * n_in + i] * xi;
+        mag += fabs((double)wf[r * n_in + i] * xi);
+      }
+      if (fabs(got - want) > 2e-5 * mag + 1e-6) {
+        if (bad < 3)
+          fprintf(stderr, "%s %s n_in %lld n_tok %lld: y[%lld][%lld] = %.7g, want %.7g\n", k->isa,
+                  cll_type_info(t)->name, (long long)n_in, (long long)n_tok, (long long)tk,
+                  (long long)r, got, want);
+        bad++;
+      }
+    }
+  free(w), free(wf), free(x), free(y), free(wp);
+  return bad;
+}
+
+Test(matmul, packed_f16_bf16_odd_sizes) {
+  static const int64_t lens[] = {1, 77, 1001, 2050};
+  static const int64_t toks[] = {1, 2, 3, 5, 8, 11, 12, 13, 16, 72, 73, 513};
+  const cll_kernels *k = cll_kernels_by_name("avx512");
+  if (k == NULL)
+    cr_skip_test("no avx512 table on this CPU");
+  /* The avx512 table packs F16 always, BF16 where the CPU has
+   * AVX512_BF16; the table for CPUs without it never packs BF16. */
+  cr_assert_neq(k->pack[CLL_TYPE_F16], NULL);
+  cr_expect_eq(cll_kernels_by_name("avx512-nobf16")->pack[CLL_TYPE_BF16], NULL);
+  cr_expect_neq(cll_kernels_by_name("avx512-nobf16")->pack[CLL_TYPE_F16], NULL);
+  int bad = 0, runs = 0;
+  for (int bf = 0; bf < 2; bf++) {
+    const uint32_t t = bf ? CLL_TYPE_BF16 : CLL_TYPE_F16;
+    if (k->pack[t] == NULL) {
+      printf("packed_f16_bf16_odd_sizes: this CPU lacks AVX512_BF16: BF16 not packed\n");
+      continue;
+    }
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
+      for (size_t ti = 0; ti < sizeof toks / sizeof toks[0]; ti++) {
+        if (lens[li] > 1001 && toks[ti] > 73)
+          continue; /* the double reference is slow; 1001 x 513 covers it */
+        bad += check_half(k, t, lens[li], toks[ti]);
+        runs++;
+      }
+  }
+  cr_expect_eq(bad, 0, "%d mismatching outputs over %d runs", bad, runs);
 }
 
 Test(matmul, scratch_and_xq_sizes) {

@@ -80,7 +80,9 @@ typedef struct cll_kernels {
   void (*pack[CLL_TYPE_COUNT])(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
                                void *dst);
   /* Y for the rows of panels [p0, p1) of a->wp and every token (a->xq
-   * prepared as for vec_dot); needs no scratch. Set with pack. */
+   * prepared as for vec_dot); needs no scratch. Set with pack. For BF16
+   * weights it may round the float activations to bf16 (nearest even),
+   * as llama.cpp does: ref_matmul.c's twin does. */
   void (*matmul_packed[CLL_TYPE_COUNT])(const struct cll_matmul_args *a, int64_t p0, int64_t p1);
 
   /* The other optional kernels of cll_matmul's paths (matmul.c), NULL
@@ -139,7 +141,9 @@ const char *cll_kernels_available(void);
 /* The table for this CPU (chosen once; thread-safe). Borrowed, static. */
 const cll_kernels *cll_kernels_get(void);
 /* A specific table by ISA name, or NULL when this CPU/build lacks it
- * (tests compare every available table against "ref"). */
+ * (tests compare every available table against "ref"). Tests may also
+ * name "avx512-nobf16": the avx512 table without the kernels that need
+ * AVX512_BF16 (what a CPU without that extension runs). */
 const cll_kernels *cll_kernels_by_name(const char *isa);
 
 /* fp16/bf16 <-> fp32 scalar conversions (exact, round-to-nearest-even). */

@@ -450,15 +450,18 @@ const cll_kernels cll__kernels_avx512 = {
     .pack_bytes = {[CLL_TYPE_Q4_0] = cll__pack_bytes_q4_0_avx512,
                    [CLL_TYPE_Q8_0] = cll__pack_bytes_q8_0_avx512,
                    [CLL_TYPE_Q4_K] = cll__pack_bytes_q4_K_avx512,
-                   [CLL_TYPE_Q5_K] = cll__pack_bytes_q5_K_avx512},
+                   [CLL_TYPE_Q5_K] = cll__pack_bytes_q5_K_avx512,
+                   [CLL_TYPE_F16] = cll__pack_bytes_f16_avx512},
     .pack = {[CLL_TYPE_Q4_0] = cll__pack_q4_0_avx512,
              [CLL_TYPE_Q8_0] = cll__pack_q8_0_avx512,
              [CLL_TYPE_Q4_K] = cll__pack_q4_K_avx512,
-             [CLL_TYPE_Q5_K] = cll__pack_q5_K_avx512},
+             [CLL_TYPE_Q5_K] = cll__pack_q5_K_avx512,
+             [CLL_TYPE_F16] = cll__pack_f16_avx512},
     .matmul_packed = {[CLL_TYPE_Q4_0] = cll__matmul_q4_0_packed_avx512,
                       [CLL_TYPE_Q8_0] = cll__matmul_q8_0_packed_avx512,
                       [CLL_TYPE_Q4_K] = cll__matmul_q4_K_packed_avx512,
-                      [CLL_TYPE_Q5_K] = cll__matmul_q5_K_packed_avx512},
+                      [CLL_TYPE_Q5_K] = cll__matmul_q5_K_packed_avx512,
+                      [CLL_TYPE_F16] = cll__matmul_f16_packed_avx512},
     .vec_dot_rows = {[CLL_TYPE_Q4_0] = cll__dot4_q4_0_avx512,
                      [CLL_TYPE_F16] = dot4_f16_512,
                      [CLL_TYPE_BF16] = dot4_bf16_512},
@@ -481,6 +484,16 @@ const cll_kernels cll__kernels_avx512 = {
     .matmul_few = {[CLL_TYPE_F16] = cll__matmul_f16_small_avx512},
     .few_min_tok = {[CLL_TYPE_F16] = 2},
     .few_max_tok = {[CLL_TYPE_F16] = 16},
+};
+
+/* BF16 matrices packed for vdpbf16ps (avx512_half.c): AVX512_BF16, which
+ * the table above does not require; dispatch.c adds these slots to it
+ * only where CPUID reports the extension. */
+const cll_kernels cll__kernels_avx512_bf16 = {
+    .isa = "avx512",
+    .pack_bytes = {[CLL_TYPE_BF16] = cll__pack_bytes_bf16_avx512},
+    .pack = {[CLL_TYPE_BF16] = cll__pack_bf16_avx512},
+    .matmul_packed = {[CLL_TYPE_BF16] = cll__matmul_bf16_packed_avx512},
 };
 
 #else

@@ -3,7 +3,8 @@
  * Q8_0 dots); it lists the int8 GEMMs of avx512_gemm.c (prefill, packed
  * per call: Q4_0/Q8_0, Q4_K, Q6_K) and the kernels of avx512_packed.c
  * (Q4_0, Q8_0, Q4_K and Q5_K matrices repacked at load: pack, pack_bytes
- * and matmul_packed slots; layouts there and, scalar, in ref_matmul.c).
+ * and matmul_packed slots; layouts there and, scalar, in ref_matmul.c)
+ * and of avx512_half.c (F16 and BF16 matrices repacked at load).
  * Also the small helpers those files share. Only for files built with
  * the avx512 flags. */
 #ifndef CLLAMA_KERNELS_AVX512_INTERNAL_H
@@ -39,6 +40,18 @@ size_t cll__pack_bytes_q5_K_avx512(int64_t n_in, int64_t n_rows);
 void cll__pack_q5_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
                            void *dst);
 void cll__matmul_q5_K_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1);
+
+/* avx512_half.c (the BF16 kernels need AVX512_BF16: dispatch.c installs
+ * them, from cll__kernels_avx512_bf16, only where CPUID has it) */
+size_t cll__pack_bytes_f16_avx512(int64_t n_in, int64_t n_rows);
+void cll__pack_f16_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                          void *dst);
+void cll__matmul_f16_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1);
+
+size_t cll__pack_bytes_bf16_avx512(int64_t n_in, int64_t n_rows);
+void cll__pack_bf16_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                           void *dst);
+void cll__matmul_bf16_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1);
 
 /* ---------------------------------------------------------------- shared helpers */
 

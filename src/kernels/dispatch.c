@@ -11,7 +11,13 @@
  * cll_kernels_init (matmul.c; main calls it with the validated
  * CLLAMA_KERNELS) can force one; a name this build or CPU lacks is refused.
  * This file is the only place that looks at the instruction set: matmul.c
- * chooses its paths by which table slots are filled. */
+ * chooses its paths by which table slots are filled.
+ *
+ * Extensions within a table: the avx512 table requires F/BW/VL/DQ + VNNI;
+ * its kernels that need AVX512_BF16 (cll__kernels_avx512_bf16) are added
+ * to it only where CPUID reports that too. The table without them stays
+ * reachable as cll_kernels_by_name("avx512-nobf16"), for the tests (it
+ * is what a CPU without AVX512_BF16 runs); it is never chosen. */
 #include "kernels/matmul_internal.h"
 #include "kernels/quant.h"
 
@@ -45,6 +51,13 @@ static bool has_f16c(void) {
 static bool has_avx512_vnni(void) {
   unsigned a, b, c, d;
   return __get_cpuid_count(7, 0, &a, &b, &c, &d) && ((c >> 11) & 1);
+}
+
+/* AVX512_BF16: CPUID 7 subleaf 1, EAX bit 5 (Zen 4/5, Cooper Lake,
+ * Sapphire Rapids and later). */
+static bool has_avx512_bf16(void) {
+  unsigned a, b, c, d;
+  return __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 5) & 1);
 }
 #endif
 
@@ -115,6 +128,23 @@ static void fill(cll_kernels *dst, const cll_kernels *src, const cll_kernels *re
   }
 }
 
+#if defined(__x86_64__)
+/* Copies the pack / pack_bytes / matmul_packed slots that ext fills into
+ * dst (an extension's kernels: they come as a set). */
+static void add_packed(cll_kernels *dst, const cll_kernels *ext) {
+  for (int t = 0; t < CLL_TYPE_COUNT; t++)
+    if (ext->pack[t] != NULL) {
+      dst->pack[t] = ext->pack[t];
+      dst->pack_bytes[t] = ext->pack_bytes[t];
+      dst->matmul_packed[t] = ext->matmul_packed[t];
+    }
+}
+#endif
+
+/* The avx512 table without its AVX512_BF16 kernels (tests). */
+static cll_kernels avx512_nobf16;
+static bool have_avx512_nobf16;
+
 static char available[64];
 
 static void init(void) {
@@ -124,6 +154,15 @@ static void init(void) {
       continue;
     fill(&tables[i], src, &cll__kernels_ref);
     tables[i].isa = isa_names[i];
+#if defined(__x86_64__)
+    if (i == ISA_AVX512) {
+      avx512_nobf16 = tables[i];
+      avx512_nobf16.isa = "avx512-nobf16";
+      have_avx512_nobf16 = true;
+      if (has_avx512_bf16())
+        add_packed(&tables[i], &cll__kernels_avx512_bf16);
+    }
+#endif
     have[i] = true;
     size_t len = strlen(available);
     snprintf(available + len, sizeof available - len, "%s%s", len ? " " : "", isa_names[i]);
@@ -167,6 +206,8 @@ const cll_kernels *cll_kernels_get(void) {
 
 const cll_kernels *cll_kernels_by_name(const char *isa) {
   pthread_once(&once, init);
+  if (isa != NULL && strcmp(isa, "avx512-nobf16") == 0)
+    return have_avx512_nobf16 ? &avx512_nobf16 : NULL;
   for (int i = 0; isa && i < ISA_N; i++)
     if (strcmp(isa, isa_names[i]) == 0)
       return have[i] ? &tables[i] : NULL;

@@ -204,6 +204,9 @@ extern const cll_kernels cll__kernels_ref;
 #if defined(__x86_64__)
 extern const cll_kernels cll__kernels_avx2;
 extern const cll_kernels cll__kernels_avx512;
+/* The avx512 table's kernels that need AVX512_BF16 (only those slots are
+ * filled): dispatch.c adds them to the avx512 table where CPUID has it. */
+extern const cll_kernels cll__kernels_avx512_bf16;
 #endif
 #if defined(__aarch64__)
 extern const cll_kernels cll__kernels_neon;

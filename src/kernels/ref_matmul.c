@@ -316,6 +316,87 @@ static void matmul_packed_q5_K(const cll_matmul_args *a, int64_t p0, int64_t p1)
   pk_matmul(&PK5, CLL_TYPE_Q5_K, a, p0, p1);
 }
 
+/* ------------------------------------------------------------ F16, BF16 packed
+ *
+ * Panel p holds rows 16p..16p+15 (CLL_PACK_ROWS) of n_in elements:
+ *   F16:  n_in groups of 16 fp16 (32 bytes); group k = element k of rows
+ *         0..15, so element k of row j is 16-bit slot k * 16 + j;
+ *   BF16: ceil(n_in / 2) groups of 16 dwords (64 bytes); dword j of group
+ *         i = elements 2i (low half) and 2i + 1 (high half) of row j, so
+ *         element k of row j is 16-bit slot (k / 2) * 32 + 2j + k % 2;
+ *         the high half of the last group is 0 when n_in is odd.
+ * The BF16 product rounds the float activations to bf16 (nearest even)
+ * first, as the vdpbf16ps kernel does (kernels.h: matmul_packed). */
+
+#define HALF_CHUNK 256 /* elements unpacked per ref vec_dot call */
+
+static size_t half_panel_bytes(int bf, int64_t n_in) {
+  return bf ? (size_t)((n_in + 1) / 2) * 64 : (size_t)n_in * 32;
+}
+
+static size_t half_slot(int bf, int64_t k, int j) {
+  return bf ? (size_t)(k / 2) * 32 + 2 * (size_t)j + (size_t)(k & 1)
+            : (size_t)k * CLL_PACK_ROWS + (size_t)j;
+}
+
+static void pack_half(int bf, const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                      void *dst) {
+  for (int64_t p = p0; p < p1; p++) {
+    uint16_t *d = (uint16_t *)((char *)dst + (size_t)p * half_panel_bytes(bf, n_in));
+    for (int j = 0; j < CLL_PACK_ROWS; j++) {
+      const uint8_t *row = (const uint8_t *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride;
+      for (int64_t k = 0; k < n_in; k++)
+        memcpy(&d[half_slot(bf, k, j)], row + 2 * k, 2);
+      if (bf && (n_in & 1))
+        d[half_slot(bf, n_in, j)] = 0;
+    }
+  }
+}
+
+static void matmul_packed_half(int bf, const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  const uint32_t t16 = bf ? CLL_TYPE_BF16 : CLL_TYPE_F16;
+  for (int64_t p = p0; p < p1; p++) {
+    const uint16_t *d =
+        (const uint16_t *)((const char *)a->wp + (size_t)p * half_panel_bytes(bf, a->n_in));
+    for (int j = 0; j < CLL_PACK_ROWS; j++)
+      for (int64_t t = 0; t < a->n_tok; t++) {
+        const float *x = a->x + t * a->x_stride;
+        double s = 0;
+        for (int64_t k0 = 0; k0 < a->n_in; k0 += HALF_CHUNK) {
+          const int64_t n = a->n_in - k0 < HALF_CHUNK ? a->n_in - k0 : HALF_CHUNK;
+          uint16_t row[HALF_CHUNK];
+          float xr[HALF_CHUNK], part;
+          for (int64_t k = 0; k < n; k++) {
+            row[k] = d[half_slot(bf, k0 + k, j)];
+            xr[k] = bf ? cll_bf16_to_fp32(cll_fp32_to_bf16(x[k0 + k])) : x[k0 + k];
+          }
+          cll__kernels_ref.vec_dot[t16](n, row, xr, &part);
+          s += part;
+        }
+        a->y[t * a->y_stride + p * CLL_PACK_ROWS + j] = (float)s;
+      }
+  }
+}
+
+static size_t pack_bytes_f16(int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / CLL_PACK_ROWS) * half_panel_bytes(0, n_in);
+}
+static size_t pack_bytes_bf16(int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / CLL_PACK_ROWS) * half_panel_bytes(1, n_in);
+}
+static void pack_f16(const void *w, size_t ws, int64_t n_in, int64_t p0, int64_t p1, void *dst) {
+  pack_half(0, w, ws, n_in, p0, p1, dst);
+}
+static void pack_bf16(const void *w, size_t ws, int64_t n_in, int64_t p0, int64_t p1, void *dst) {
+  pack_half(1, w, ws, n_in, p0, p1, dst);
+}
+static void matmul_packed_f16(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  matmul_packed_half(0, a, p0, p1);
+}
+static void matmul_packed_bf16(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  matmul_packed_half(1, a, p0, p1);
+}
+
 const cll_kernels cll__kernels_generic = {
     .isa = "generic",
     .vec_dot_rows = {[CLL_TYPE_Q4_0] = rows_q4_0,
@@ -346,13 +427,19 @@ const cll_kernels cll__kernels_generic = {
     .pack_bytes = {[CLL_TYPE_Q4_0] = pack_bytes_q4_0,
                    [CLL_TYPE_Q8_0] = pack_bytes_q8_0,
                    [CLL_TYPE_Q4_K] = pack_bytes_q4_K,
-                   [CLL_TYPE_Q5_K] = pack_bytes_q5_K},
+                   [CLL_TYPE_Q5_K] = pack_bytes_q5_K,
+                   [CLL_TYPE_F16] = pack_bytes_f16,
+                   [CLL_TYPE_BF16] = pack_bytes_bf16},
     .pack = {[CLL_TYPE_Q4_0] = pack_q4_0,
              [CLL_TYPE_Q8_0] = pack_q8_0,
              [CLL_TYPE_Q4_K] = pack_q4_K,
-             [CLL_TYPE_Q5_K] = pack_q5_K},
+             [CLL_TYPE_Q5_K] = pack_q5_K,
+             [CLL_TYPE_F16] = pack_f16,
+             [CLL_TYPE_BF16] = pack_bf16},
     .matmul_packed = {[CLL_TYPE_Q4_0] = matmul_packed_q4_0,
                       [CLL_TYPE_Q8_0] = matmul_packed_q8_0,
                       [CLL_TYPE_Q4_K] = matmul_packed_q4_K,
-                      [CLL_TYPE_Q5_K] = matmul_packed_q5_K},
+                      [CLL_TYPE_Q5_K] = matmul_packed_q5_K,
+                      [CLL_TYPE_F16] = matmul_packed_f16,
+                      [CLL_TYPE_BF16] = matmul_packed_bf16},
 };
