@@ -288,8 +288,6 @@ gemm_tile_q4_K(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t 
  * scales), the scales again as int16 pairs for the "-32" correction
  * (32 * sum of scale * 16-element sum, by vpdpwssd), and d. */
 
-#define K6_SB_BYTES (8 * 8 * 64 + 16 * 64 + 8 * 64 + 64)
-
 size_t cll__gemm_q6_K_scratch_bytes_avx512(int64_t n_in) {
   return (size_t)(n_in / SB_QK_K) * K6_SB_BYTES + 64;
 }
@@ -436,6 +434,14 @@ void cll__gemm_q4_K_avx512(const cll_matmul_args *a) {
 
 void cll__gemm_q6_K_avx512(const cll_matmul_args *a) {
   gemm_k(1, a);
+}
+
+void cll__gemm_q6_K_tiles_avx512(const cll_matmul_args *a, int64_t nb, const uint8_t *panel,
+                                 int64_t tc, int64_t te, int64_t r) {
+  int64_t t0 = tc;
+  for (; t0 + 4 <= te; t0 += 4)
+    gemm_tile_q6_K(4, a, nb, panel, t0, r, 0xFFFF);
+  SWITCH_TILES3(te - t0, gemm_tile_q6_K, a, nb, panel, t0, r, 0xFFFF)
 }
 
 #else

@@ -2,7 +2,7 @@
  * avx512 table lives in avx512.c (float formats, few-token F16, Q4_0 /
  * Q8_0 dots); it lists the int8 GEMMs of avx512_gemm.c (prefill, packed
  * per call: Q4_0/Q8_0, Q4_K, Q6_K) and the kernels of avx512_packed.c
- * (Q4_0, Q8_0, Q4_K and Q5_K matrices repacked at load: pack, pack_bytes
+ * (Q4_0, Q8_0, Q4_K, Q5_K and Q6_K matrices repacked at load: pack, pack_bytes
  * and matmul_packed slots; layouts there and, scalar, in ref_matmul.c)
  * and of avx512_half.c (F16 and BF16 matrices repacked at load).
  * Also the small helpers those files share. Only for files built with
@@ -40,6 +40,22 @@ size_t cll__pack_bytes_q5_K_avx512(int64_t n_in, int64_t n_rows);
 void cll__pack_q5_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
                            void *dst);
 void cll__matmul_q5_K_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1);
+
+/* The Q6_K GEMM's panel, per super-block: the 6-bit quants (0..63) of 16
+ * rows, 8 groups G of 8 vectors (dword j of vector (G, g) = elements 32G
+ * + 4g .. 32G + 4g + 3 of row j), then the 16 scales of each row as int32
+ * (sc[s * 16 + j]), the scales as int16 pairs (sp[p * 16 + j] = scales 2p,
+ * 2p + 1), and d as 16 floats. The packed Q6_K kernel unpacks into it for
+ * many tokens and runs the GEMM's tiles on it: tokens [tc, te) times the
+ * panel of rows r..r + 15. */
+#define K6_SB_BYTES (8 * 8 * 64 + 16 * 64 + 8 * 64 + 64)
+void cll__gemm_q6_K_tiles_avx512(const cll_matmul_args *a, int64_t nb, const uint8_t *panel,
+                                 int64_t tc, int64_t te, int64_t r);
+
+size_t cll__pack_bytes_q6_K_avx512(int64_t n_in, int64_t n_rows);
+void cll__pack_q6_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                           void *dst);
+void cll__matmul_q6_K_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1);
 
 /* avx512_half.c (the BF16 kernels need AVX512_BF16: dispatch.c installs
  * them, from cll__kernels_avx512_bf16, only where CPUID has it) */

@@ -1,4 +1,4 @@
-/* avx512_packed.c — Q4_0, Q8_0, Q4_K and Q5_K matrices repacked at load
+/* avx512_packed.c — Q4_0, Q8_0, Q4_K, Q5_K and Q6_K matrices repacked at load
  * for the avx512 table (its pack, pack_bytes and matmul_packed slots).
  * Compiled with the avx512 flags.
  *
@@ -33,6 +33,8 @@
  *   (GGUF: 16 x 144 = 2304 bytes; 3% more.)
  *
  * Q5_K: as Q4_K plus the fifth bits (see its pack function below).
+ *
+ * Q6_K: 4-bit and 2-bit parts apart, int8 scales in pairs (its section).
  *
  * Tokens go through in tiles (Q8_0: 8, Q4_K: 4), so the same kernels
  * serve decode (1 token), batched decode and prefill; within a chunk of
@@ -564,6 +566,208 @@ void cll__pack_q5_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t
         memcpy(q + 2848 + 2 * j, &row[i].dmin, 2);
       }
     }
+}
+
+/* ---------------------------------------------------------------- Q6_K
+ *
+ * Panel of 16 rows, per super-block (3392 bytes, 53 cache lines; GGUF:
+ * 16 x 210 = 3360):
+ *   ql: 4 chunks c of 8 vectors at 0: dword j of vector (c, g) = ql[32c +
+ *       4g .. 32c + 4g + 3] of row j. With n = c / 2 and e = c % 2, the
+ *       low nibbles are elements 128n + 32e + 4g.. and the high nibbles
+ *       128n + 64 + 32e + 4g..;
+ *   qh: 16 vectors at 2048: dword j of vector v = qh[4v .. 4v + 3] of row
+ *       j; for chunk c, vector 8n + g holds the top 2 bits of the low
+ *       nibbles' elements at bits 2e, 2e + 1 and of the high nibbles' at
+ *       4 + 2e, 5 + 2e;
+ *   scales: 8 x 32 bytes at 3072, sc[p * 32 + 2j + k] = int8 scale 2p + k
+ *       of row j, so one vpmovsxbw makes the int16 pairs that vpdpwssd
+ *       takes for the "- 32" correction (32 * sum of scale * 16-element
+ *       activation sum), and two shifts the int32 scales;
+ *   d: 16 fp16 at 3328; 32 zero bytes to the next line.
+ *
+ * Why: the in-place Q6_K dot ran out of instructions before the memory
+ * bus was full (TinyLlama Q6_K decode on 2 Zen 5 cores 30.5 tok/s, 26 GB/s
+ * of weights, where Q4_K_M's packed kernel streams 37 GB/s). Packed, one
+ * token: bench/kernels cll_matmul 1 thread 31-38 GB/s against 16-20 in
+ * place; bench/model tg32, 2 threads, alternated: 49.1 / 53.6 tok/s
+ * against 37.5 / 38.7. */
+
+#define PK6_SB 3392
+#define PK6_SC 3072
+#define PK6_D 3328
+
+size_t cll__pack_bytes_q6_K_avx512(int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / CLL_PACK_ROWS) * (size_t)(n_in / SB_QK_K) * PK6_SB;
+}
+
+void cll__pack_q6_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
+                           void *dst) {
+  const int64_t nsb = n_in / SB_QK_K;
+  for (int64_t p = p0; p < p1; p++)
+    for (int j = 0; j < CLL_PACK_ROWS; j++) {
+      const sb_q6_K *row =
+          (const sb_q6_K *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
+      for (int64_t i = 0; i < nsb; i++) {
+        uint8_t *q = (uint8_t *)dst + ((size_t)p * (size_t)nsb + (size_t)i) * PK6_SB;
+        for (int g = 0; g < 32; g++)
+          memcpy(q + g * 64 + 4 * j, row[i].ql + 4 * g, 4);
+        for (int g = 0; g < 16; g++)
+          memcpy(q + 2048 + g * 64 + 4 * j, row[i].qh + 4 * g, 4);
+        for (int s = 0; s < 16; s++)
+          q[PK6_SC + (s / 2) * 32 + 2 * j + (s & 1)] = (uint8_t)row[i].scales[s];
+        memcpy(q + PK6_D + 2 * j, &row[i].d, 2);
+        if (j == 0)
+          memset(q + PK6_D + 32, 0, PK6_SB - PK6_D - 32);
+      }
+    }
+}
+
+/* Half hi (0: low nibbles, 1: high) of chunk c of a packed Q6_K
+ * super-block as unsigned quants 0..63: w[g] meets activation dword g of
+ * elements 128n + 64hi + 32e... */
+static inline __attribute__((always_inline)) void pk6_unpack(const uint8_t *q, const int c,
+                                                             const int hi, __m512i w[8]) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+  const int n = c / 2, e = c % 2, bit = 4 * hi + 2 * e; /* of the two qh bits */
+#pragma GCC unroll 8
+  for (int g = 0; g < 8; g++) {
+    __m512i v = _mm512_load_si512((const void *)(q + (c * 8 + g) * 64));
+    const __m512i h = _mm512_load_si512((const void *)(q + 2048 + (8 * n + g) * 64));
+    if (hi)
+      v = _mm512_srli_epi16(v, 4);
+    /* (v & 15) | (h' & 0x30), h' = h with the two bits moved to 4, 5 */
+    w[g] = _mm512_ternarylogic_epi32(_mm512_and_si512(v, m4), bit_to4(h, bit), m30, 0xF8);
+  }
+}
+
+/* T tokens (t0..) times one Q6_K panel; y: row 16p of token t0; pf:
+ * this tile streams the panel from memory, fetch ahead. */
+static inline __attribute__((always_inline)) void pk6_tile(const int T, const cll_matmul_args *a,
+                                                           int64_t nsb, const uint8_t *panel,
+                                                           int64_t t0, float *y, int pf) {
+  __m512 acc[PK4_TOK];
+  const sb_q8_K *yrow[PK4_TOK];
+#pragma GCC unroll 4
+  for (int t = 0; t < T; t++) {
+    acc[t] = _mm512_setzero_ps();
+    yrow[t] = (const sb_q8_K *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
+  }
+  for (int64_t i = 0; i < nsb; i++) {
+    const uint8_t *q = panel + (size_t)i * PK6_SB;
+    if (pf)
+      for (size_t l = 0; l < PK6_SB; l += 64)
+        _mm_prefetch((const char *)q + PK_PREFETCH_SB * PK6_SB + l, _MM_HINT_T0);
+    __m512i si[PK4_TOK], mi[PK4_TOK];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+      si[t] = mi[t] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+#pragma GCC unroll 2
+      for (int hi = 0; hi < 2; hi++) {
+        __m512i w[8];
+        pk6_unpack(q, c, hi, w);
+        /* scales 2p (elements 0..15 of the 32) and 2p + 1 (16..31) */
+        const int pr = 4 * (c / 2) + 2 * hi + c % 2;
+        const __m512i sp =
+            _mm512_cvtepi8_epi16(_mm256_load_si256((const __m256i *)(q + PK6_SC + 32 * pr)));
+        const __m512i s_lo = _mm512_srai_epi32(_mm512_slli_epi32(sp, 16), 16);
+        const __m512i s_hi = _mm512_srai_epi32(sp, 16);
+        const int off = 128 * (c / 2) + 64 * hi + 32 * (c % 2);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+          const int8_t *yq = yrow[t][i].qs + off;
+          __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+          for (int g = 0; g < 4; g++) {
+            s0 = _mm512_dpbusd_epi32(s0, w[g], _mm512_set1_epi32(ld32(yq + 4 * g)));
+            s1 = _mm512_dpbusd_epi32(s1, w[g + 4], _mm512_set1_epi32(ld32(yq + 16 + 4 * g)));
+          }
+          si[t] = _mm512_add_epi32(
+              si[t], _mm512_add_epi32(_mm512_mullo_epi32(s0, s_lo), _mm512_mullo_epi32(s1, s_hi)));
+          mi[t] =
+              _mm512_dpwssd_epi32(mi[t], sp, _mm512_set1_epi32(ld32(yrow[t][i].bsums + 2 * pr)));
+        }
+      }
+    }
+    const __m512 dx = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(q + PK6_D)));
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+      const __m512i tot = _mm512_sub_epi32(si[t], _mm512_slli_epi32(mi[t], 5));
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(yrow[t][i].d)),
+                               _mm512_cvtepi32_ps(tot), acc[t]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int t = 0; t < T; t++)
+    _mm512_storeu_ps(y + t * a->y_stride, acc[t]);
+}
+
+/* A packed Q6_K panel (nsb super-blocks) into the GEMM's layout at dst
+ * (K6_SB_BYTES a super-block), streaming it from memory. */
+static void pk6_to_gemm(const uint8_t *panel, int64_t nsb, uint8_t *dst) {
+  for (int64_t i = 0; i < nsb; i++) {
+    const uint8_t *q = panel + (size_t)i * PK6_SB;
+    uint8_t *o = dst + (size_t)i * K6_SB_BYTES;
+    for (size_t l = 0; l < PK6_SB; l += 64)
+      _mm_prefetch((const char *)q + PK_PREFETCH_SB * PK6_SB + l, _MM_HINT_T0);
+#pragma GCC unroll 1
+    for (int c = 0; c < 4; c++)
+#pragma GCC unroll 2
+      for (int hi = 0; hi < 2; hi++) {
+        __m512i w[8];
+        pk6_unpack(q, c, hi, w);
+        const int G = 4 * (c / 2) + 2 * hi + c % 2;
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++)
+          _mm512_storeu_si512((void *)(o + (G * 8 + g) * 64), w[g]);
+      }
+    int32_t *sc = (int32_t *)(o + 8 * 8 * 64), *sp = sc + 16 * CLL_PACK_ROWS;
+#pragma GCC unroll 1
+    for (int pr = 0; pr < 8; pr++) {
+      const __m512i v =
+          _mm512_cvtepi8_epi16(_mm256_load_si256((const __m256i *)(q + PK6_SC + 32 * pr)));
+      _mm512_storeu_si512((void *)(sp + pr * 16), v);
+      _mm512_storeu_si512((void *)(sc + 2 * pr * 16),
+                          _mm512_srai_epi32(_mm512_slli_epi32(v, 16), 16));
+      _mm512_storeu_si512((void *)(sc + (2 * pr + 1) * 16), _mm512_srai_epi32(v, 16));
+    }
+    _mm512_storeu_ps((float *)(sp + 8 * CLL_PACK_ROWS),
+                     _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(q + PK6_D))));
+  }
+}
+
+/* From this many tokens in a chunk, a panel is unpacked once into the
+ * GEMM's layout (a->scratch) and every tile reads the 6-bit quants from
+ * there; below, each tile unpacks its own (7 instructions a vector, for
+ * at most 4 tokens). TinyLlama Q6_K pp512, 2 threads, alternated: tiles
+ * unpacking 202-232 tok/s, through the GEMM's layout 254-312, the GEMM
+ * on the GGUF rows before 264-272. */
+#ifndef PK6_GEMM_TOK
+#define PK6_GEMM_TOK 8
+#endif
+
+void cll__matmul_q6_K_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  const int64_t nsb = a->n_in / SB_QK_K;
+  const size_t pb = (size_t)nsb * PK6_SB;
+  const int scratch_ok = a->scratch != NULL && a->scratch_bytes >= (size_t)nsb * K6_SB_BYTES;
+  for (int64_t tc = 0; tc < a->n_tok; tc += TOK_CHUNK) {
+    const int64_t te = a->n_tok - tc < TOK_CHUNK ? a->n_tok : tc + TOK_CHUNK;
+    for (int64_t p = p0; p < p1; p++) {
+      const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * pb;
+      float *y = a->y + p * CLL_PACK_ROWS;
+      if (scratch_ok && te - tc >= PK6_GEMM_TOK) {
+        pk6_to_gemm(q, nsb, a->scratch);
+        cll__gemm_q6_K_tiles_avx512(a, nsb, a->scratch, tc, te, p * CLL_PACK_ROWS);
+        continue;
+      }
+      FOR_TILES(tc, te, PK4_TOK, t0, t1) {
+        float *yt = y + t0 * a->y_stride;
+        SWITCH_TILES4(t1 - t0, pk6_tile, a, nsb, q, t0, yt, t0 == tc)
+      }
+    }
+  }
 }
 
 #else

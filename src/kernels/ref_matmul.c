@@ -316,6 +316,74 @@ static void matmul_packed_q5_K(const cll_matmul_args *a, int64_t p0, int64_t p1)
   pk_matmul(&PK5, CLL_TYPE_Q5_K, a, p0, p1);
 }
 
+/* ------------------------------------------------------------ Q6_K packed
+ *
+ * Panel p, per super-block (3392 bytes):
+ *   ql: 32 groups of 64 bytes at 0; bytes 4j..4j+3 of group g are
+ *       ql[4g .. 4g + 3] of row j;
+ *   qh: 16 groups of 64 bytes at 2048; bytes 4j..4j+3 of group g are
+ *       qh[4g .. 4g + 3] of row j;
+ *   scales: 8 x 32 bytes at 3072, sc[(s / 2) * 32 + 2j + s % 2] = int8
+ *       scale s of row j;
+ *   d: 16 fp16 at 3328, then 32 zero bytes. */
+
+enum { PK6_SB = 3392, PK6_SC = 3072, PK6_D = 3328 };
+
+static size_t pack_bytes_q6_K(int64_t n_in, int64_t n_rows) {
+  return (size_t)(n_rows / CLL_PACK_ROWS) * (size_t)(n_in / CLL_QK_K) * PK6_SB;
+}
+
+static void pack_q6_K(const void *w, size_t ws, int64_t n_in, int64_t p0, int64_t p1, void *dst) {
+  const int64_t nsb = n_in / CLL_QK_K;
+  for (int64_t p = p0; p < p1; p++)
+    for (int64_t i = 0; i < nsb; i++) {
+      uint8_t *q = (uint8_t *)dst + ((size_t)p * (size_t)nsb + (size_t)i) * PK6_SB;
+      memset(q, 0, PK6_SB);
+      for (int j = 0; j < CLL_PACK_ROWS; j++) {
+        cll_block_q6_K b;
+        memcpy(&b, (const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * ws + (size_t)i * sizeof b,
+               sizeof b);
+        for (int e = 0; e < CLL_QK_K / 2; e++)
+          q[64 * (e / 4) + 4 * j + e % 4] = b.ql[e];
+        for (int e = 0; e < CLL_QK_K / 4; e++)
+          q[2048 + 64 * (e / 4) + 4 * j + e % 4] = b.qh[e];
+        for (int s = 0; s < CLL_QK_K / 16; s++)
+          q[PK6_SC + 32 * (s / 2) + 2 * j + s % 2] = (uint8_t)b.scales[s];
+        memcpy(q + PK6_D + 2 * j, &b.d, 2);
+      }
+    }
+}
+
+/* Super-block q of a panel, row j, back in GGUF form. */
+static void pk6_get(const uint8_t *q, int j, cll_block_q6_K *b) {
+  for (int e = 0; e < CLL_QK_K / 2; e++)
+    b->ql[e] = q[64 * (e / 4) + 4 * j + e % 4];
+  for (int e = 0; e < CLL_QK_K / 4; e++)
+    b->qh[e] = q[2048 + 64 * (e / 4) + 4 * j + e % 4];
+  for (int s = 0; s < CLL_QK_K / 16; s++)
+    b->scales[s] = (int8_t)q[PK6_SC + 32 * (s / 2) + 2 * j + s % 2];
+  memcpy(&b->d, q + PK6_D + 2 * j, 2);
+}
+
+static void matmul_packed_q6_K(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  const int64_t nsb = a->n_in / CLL_QK_K;
+  for (int64_t p = p0; p < p1; p++)
+    for (int j = 0; j < CLL_PACK_ROWS; j++)
+      for (int64_t t = 0; t < a->n_tok; t++) {
+        const cll_block_q8_K *x =
+            (const cll_block_q8_K *)((const char *)a->xq + (size_t)t * a->xq_stride);
+        float s = 0.0f;
+        for (int64_t i = 0; i < nsb; i++) {
+          cll_block_q6_K b;
+          float part;
+          pk6_get((const uint8_t *)a->wp + ((size_t)p * (size_t)nsb + (size_t)i) * PK6_SB, j, &b);
+          cll__kernels_ref.vec_dot[CLL_TYPE_Q6_K](CLL_QK_K, &b, &x[i], &part);
+          s += part;
+        }
+        a->y[t * a->y_stride + p * CLL_PACK_ROWS + j] = s;
+      }
+}
+
 /* ------------------------------------------------------------ F16, BF16 packed
  *
  * Panel p holds rows 16p..16p+15 (CLL_PACK_ROWS) of n_in elements:
@@ -428,18 +496,21 @@ const cll_kernels cll__kernels_generic = {
                    [CLL_TYPE_Q8_0] = pack_bytes_q8_0,
                    [CLL_TYPE_Q4_K] = pack_bytes_q4_K,
                    [CLL_TYPE_Q5_K] = pack_bytes_q5_K,
+                   [CLL_TYPE_Q6_K] = pack_bytes_q6_K,
                    [CLL_TYPE_F16] = pack_bytes_f16,
                    [CLL_TYPE_BF16] = pack_bytes_bf16},
     .pack = {[CLL_TYPE_Q4_0] = pack_q4_0,
              [CLL_TYPE_Q8_0] = pack_q8_0,
              [CLL_TYPE_Q4_K] = pack_q4_K,
              [CLL_TYPE_Q5_K] = pack_q5_K,
+             [CLL_TYPE_Q6_K] = pack_q6_K,
              [CLL_TYPE_F16] = pack_f16,
              [CLL_TYPE_BF16] = pack_bf16},
     .matmul_packed = {[CLL_TYPE_Q4_0] = matmul_packed_q4_0,
                       [CLL_TYPE_Q8_0] = matmul_packed_q8_0,
                       [CLL_TYPE_Q4_K] = matmul_packed_q4_K,
                       [CLL_TYPE_Q5_K] = matmul_packed_q5_K,
+                      [CLL_TYPE_Q6_K] = matmul_packed_q6_K,
                       [CLL_TYPE_F16] = matmul_packed_f16,
                       [CLL_TYPE_BF16] = matmul_packed_bf16},
 };
