@@ -60,13 +60,21 @@ for t in $TYPES; do
   fi
 done
 
-# ours: "decode: X tok/s" and "prefill: Y tok/s" of bench/model.
+# ours: "decode: X tok/s", "prefill: Y tok/s" and "roofline: Z tok/s" of
+# bench/model: Z is the decode speed at which every weight byte read per
+# token streams at the bandwidth bench/model measured just before (256
+# MiB, 8x the largest L3 seen here), so any decode's share of it says how
+# much room the memory bus leaves.
 run_ours() {
   local out
   out=$("$BUILD/bench/model" "$1" --threads "$THREADS" --tg "$TG" --pp "$PP" --reps 1 \
-    --bw-mib 64 2>&1) || { echo "- -"; return; }
-  echo "$(echo "$out" | awk '/^decode:/ {print $2}') $(echo "$out" | awk '/^prefill:/ {print $2}')" |
-    awk '{print ($1 == "" ? "-" : $1), ($2 == "" ? "-" : $2)}'
+    --bw-mib 256 2>&1) || { echo "- - -"; return; }
+  echo "$(echo "$out" | awk '/^decode:/ {print $2}') $(echo "$out" | awk '/^prefill:/ {print $2}') $(echo "$out" | awk '/^roofline:/ {print $2}')" |
+    awk '{print ($1 == "" ? "-" : $1), ($2 == "" ? "-" : $2), ($3 == "" ? "-" : $3)}'
+}
+
+share() { # decode tok/s, roofline tok/s: "X (N%)"
+  awk -v d="$1" -v r="$2" 'BEGIN { if (d == "-" || r == "-" || r + 0 == 0) print d; else printf "%s (%.0f%%)\n", d, 100 * d / r }'
 }
 
 # theirs: llama-bench's CSV, avg_ts of the tg and pp rows.
@@ -103,18 +111,21 @@ rows=()
 for r in $(seq 1 "$ROUNDS"); do
   for t in $TYPES; do
     f=$(file_of "$t")
-    read -r od op < <(run_ours "$f")
+    read -r od op roof < <(run_ours "$f")
     read -r ld lp < <(run_theirs "$LLAMA" "$f")
     read -r kd kp < <(run_theirs "$IK" "$f" -rtr 1 -fa 1)
-    rows+=("$r|$t|$od|$ld|$kd|$(ratio "$od" "$ld" "$kd")|$op|$lp|$kp|$(ratio "$op" "$lp" "$kp")")
-    echo "round $r $t: decode $od / $ld / $kd, pp $op / $lp / $kp" >&2
+    rows+=("$r|$t|$roof|$(share "$od" "$roof")|$(share "$ld" "$roof")|$(share "$kd" "$roof")|$(ratio "$od" "$ld" "$kd")|$op|$lp|$kp|$(ratio "$op" "$lp" "$kp")")
+    echo "round $r $t: decode $od / $ld / $kd (roofline $roof), pp $op / $lp / $kp" >&2
   done
 done
 echo
-echo "| round | type | decode cllama | llama.cpp | ik_llama.cpp | ratio | pp$PP cllama | llama.cpp | ik_llama.cpp | ratio |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| round | type | roofline | decode cllama | llama.cpp | ik_llama.cpp | ratio | pp$PP cllama | llama.cpp | ik_llama.cpp | ratio |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for row in "${rows[@]}"; do
   echo "| ${row//|/ | } |"
 done
 echo
-echo "(tokens/s; ratio = cllama / the best of the two in the same round; \"-\" = not run)"
+echo "(tokens/s; ratio = cllama / the best of the two in the same round; \"-\" = not run;"
+echo " roofline = bandwidth / weight bytes per token, measured by bench/model just before its"
+echo " run, and each decode's share of it: no decode can pass ~100%, so where the best"
+echo " baseline is near it a ratio >= 1.1 is out of reach on this machine)"
