@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/concurrency.sh — many concurrent streams, end to end (issue 7's figures).
 #
-#   make bench && bench/concurrency.sh [LEVELS=1,4,8,16] [REPEAT=3]
+#   make bench && [RAMP_MS=0] [REQUESTS=4] bench/concurrency.sh [LEVELS=1,4,8,16] [REPEAT=3]
 #
 # 1. Makes (once, cached in bench/out/) a random-weight TinyLlama-1.1B-shape
 #    model in Q4_0 with bench/mkmodel, carrying the real LLaMA SentencePiece
@@ -20,6 +20,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LEVELS=${1:-1,4,8,16}
 REPEAT=${2:-3}
+# RAMP_MS: start each level's connections evenly over this many ms (the
+# steady state; 0: all at once, the cold burst). REQUESTS per connection.
+RAMP_MS=${RAMP_MS:-0}
+REQUESTS=${REQUESTS:-4}
 SHARED=${CLLAMA_SHARED:-../shared}
 BIN=build/release/cllama
 MK=build/release/bench/mkmodel
@@ -52,9 +56,9 @@ url=http://127.0.0.1:$port
 # Warm up: load the model and page its weights in.
 "$LG" --url "$url" --model tinyllama-q4 --levels 1 --requests 1 --num-predict 4 >/dev/null
 
-echo "== concurrency: levels $LEVELS, 128-token prompts, 64 new tokens, $REPEAT runs"
-"$LG" --url "$url" --model tinyllama-q4 --levels "$LEVELS" --requests 4 \
-  --prompt-words 120 --num-predict 64 --repeat "$REPEAT" --server-pid "$pid" \
+echo "== concurrency: levels $LEVELS, 128-token prompts, 64 new tokens, $REQUESTS requests per connection, ramp $RAMP_MS ms, $REPEAT runs"
+"$LG" --url "$url" --model tinyllama-q4 --levels "$LEVELS" --requests "$REQUESTS" \
+  --ramp-ms "$RAMP_MS" --prompt-words 120 --num-predict 64 --repeat "$REPEAT" --server-pid "$pid" \
   --json bench/out/concurrency.json --plot bench/out/concurrency.png
 
 echo "== conversation: ~1,000-token first turn, then a second turn"

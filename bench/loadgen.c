@@ -22,7 +22,10 @@
  * openai-chat (/v1/chat/completions), openai-completions (/v1/completions;
  * both SSE, usage asked for with stream_options) or llamacpp (llama.cpp's
  * /completion, SSE). Load is a fixed-concurrency sweep (--levels: that many
- * connections each running --requests requests back to back) or a request
+ * connections each running --requests requests back to back; with
+ * --ramp-ms the connections start evenly over that time instead of all at
+ * once, so the level is measured in its steady state and not in the
+ * burst of its first prompts) or a request
  * rate sweep (--rates: --num-prompts requests per rate, Poisson arrivals,
  * each on a connection of its own). Prompts: random words, a shared prefix
  * (--dataset shared-prefix --prefix-words N) or lines of a file
@@ -39,7 +42,8 @@
  * Usage: loadgen [--url http://127.0.0.1:11434] --model NAME
  *                [--api ollama|openai-chat|openai-completions|llamacpp]
  *                [--endpoint chat|generate] [--levels 1,4,8,16 | --rates 0.5,1,2]
- *                [--requests N (per connection, default 2)] [--num-prompts N]
+ *                [--requests N (per connection, default 2)] [--ramp-ms MS]
+ *                [--num-prompts N]
  *                [--dataset random|shared-prefix|file] [--prefix-words N]
  *                [--prompts FILE] [--prompt-words 128 | --prompt-mix 64,128,256]
  *                [--num-predict 64] [--ignore-eos] [--system TEXT] [--turns 1|2]
@@ -129,7 +133,7 @@ static void usage(void) {
   fprintf(stderr,
           "usage: loadgen --model NAME [--url http://127.0.0.1:11434]\n"
           "  [--api ollama|openai-chat|openai-completions|llamacpp] [--endpoint chat|generate]\n"
-          "  [--levels 1,4,8,16 | --rates 0.5,1,2 --num-prompts N] [--requests N]\n"
+          "  [--levels 1,4,8,16 | --rates 0.5,1,2 --num-prompts N] [--requests N] [--ramp-ms MS]\n"
           "  [--dataset random|shared-prefix|file] [--prefix-words N] [--prompts FILE]\n"
           "  [--prompt-words N | --prompt-mix a,b,c] [--num-predict N] [--ignore-eos]\n"
           "  [--system TEXT] [--turns 1|2] [--temperature T] [--slo-ttft-ms MS] [--slo-itl-ms MS]\n"
@@ -218,7 +222,12 @@ int main(int argc, char **argv) {
       }
     } else if (ARG("--requests"))
       o.requests = atoi(v);
-    else if (ARG("--prompt-words")) {
+    else if (ARG("--ramp-ms")) {
+      if ((o.ramp_ms = atoi(v)) < 0) {
+        fprintf(stderr, "loadgen: bad --ramp-ms\n");
+        return 2;
+      }
+    } else if (ARG("--prompt-words")) {
       o.mix[0] = atoi(v);
       o.n_mix = 1;
     } else if (ARG("--prompt-mix")) {
@@ -311,6 +320,10 @@ int main(int argc, char **argv) {
       if (o.n_rates) {
         r.arrivals_left = o.num_prompts;
         uv_timer_start(&r.arrival_timer, lg_on_arrival, 0, 0);
+      } else if (o.ramp_ms > 0 && o.levels[li] > 1) {
+        r.ramp_left = o.levels[li];
+        r.ramp_gap_ms = (uint64_t)o.ramp_ms / (uint64_t)o.levels[li];
+        uv_timer_start(&r.arrival_timer, lg_on_ramp, 0, 0);
       } else {
         for (int k = 0; k < o.levels[li]; k++)
           lg_client_new(&r, false, o.requests);

@@ -47,6 +47,7 @@ struct opts {
   int levels[MAX_LEVELS];
   int n_levels;
   int requests;
+  int ramp_ms; /* closed loop: connections start evenly over this many ms */
   int mix[MAX_MIX];
   int n_mix;
   int num_predict;
@@ -105,6 +106,9 @@ struct run {
   /* rate sweep: arrivals still to start, and the timer that starts them */
   int arrivals_left;
   uv_timer_t arrival_timer;
+  /* closed loop with --ramp-ms: connections still to start, and the gap */
+  int ramp_left;
+  uint64_t ramp_gap_ms;
   uint32_t rng;
 };
 
@@ -150,6 +154,7 @@ struct client *lg_client_new(struct run *r, bool probe, int requests);
 void lg_on_probe_timer(uv_timer_t *t);
 /* Rate sweep: one arrival now, the next an exponential gap away. */
 void lg_on_arrival(uv_timer_t *t);
+void lg_on_ramp(uv_timer_t *t);
 
 /* ---- loadgen_report.c: samples and a finished load point */
 

@@ -598,8 +598,20 @@ void lg_on_arrival(uv_timer_t *t) {
   }
 }
 
+/* Closed loop with --ramp-ms: starts the next connection, and arms the
+ * timer for the one after. */
+void lg_on_ramp(uv_timer_t *t) {
+  struct run *r = t->data;
+  if (r->ramp_left <= 0)
+    return;
+  r->ramp_left--;
+  lg_client_new(r, false, r->o->requests);
+  if (r->ramp_left > 0)
+    uv_timer_start(&r->arrival_timer, lg_on_ramp, r->ramp_gap_ms, 0);
+}
+
 static void level_maybe_done(struct run *r) {
-  if (r->active > 0 || r->arrivals_left > 0)
+  if (r->active > 0 || r->arrivals_left > 0 || r->ramp_left > 0)
     return;
   r->res->wall_s = (double)(lg_now_ns() - r->t0_ns) / 1e9;
   r->probing = false;
