@@ -19,6 +19,9 @@
  *   build/release/bench/kernels            1-3 (about a minute)
  *   build/release/bench/kernels --quick    smaller buffers, fewer shapes
  *   build/release/bench/kernels --attn     4 only
+ *   build/release/bench/kernels --peak     the cores' compute peaks (int8
+ *                                          dot, fp32 FMA, bf16 dot), to read
+ *                                          prefill figures against
  *
  * The machine may be shared: compare ratios within one run. */
 #include "cllama/config.h"
@@ -116,6 +119,236 @@ static double bandwidth_gbs(const void *buf, size_t bytes, int threads) {
   }
   return (double)bytes / best * 1e-9;
 }
+
+/* ---------------------------------------------------------------- instruction peaks
+ *
+ * (--peak) What the cores can compute at most: 24 independent chains of
+ * one instruction, register operands only, so neither latency nor memory
+ * limits it. Prefill is compute-bound: bench/model prints its GOP/s in
+ * the weight products, to set against these. On x86 only; each measured
+ * where the CPU has it. */
+
+#if defined(__x86_64__)
+#define PEAK_CHAINS 24
+#define PEAK_ITERS 4000000L
+
+/* PEAK_CHAINS instructions a step over nch accumulators (nch divides
+ * PEAK_CHAINS; fewer where only 16 registers exist, so none spills). */
+#define PEAK_BODY(T, ZERO, OP, FIRST, nch)                                                         \
+  T acc[nch];                                                                                      \
+  for (int k = 0; k < (nch); k++)                                                                  \
+    acc[k] = ZERO;                                                                                 \
+  for (long i = 0; i < PEAK_ITERS; i++) {                                                          \
+    _Pragma("GCC unroll 24") for (int r = 0; r < PEAK_CHAINS / (nch); r++)                         \
+        _Pragma("GCC unroll 24") for (int k = 0; k < (nch); k++) acc[k] = OP;                      \
+  }                                                                                                \
+  double sink = 0;                                                                                 \
+  for (int k = 0; k < (nch); k++)                                                                  \
+    sink += (double)FIRST(acc[k]);                                                                 \
+  j->sum = sink;
+
+#include <immintrin.h>
+
+/* j->ctx: which instruction; ops per instruction are counted by the caller. */
+/* GCC 12 copies every accumulator of _mm512_dpbusd_epi32 to another
+ * register and spills it in a loop like PEAK_BODY's (a third of the rate
+ * measured); the kernels' loops are not affected (their disassembly has
+ * no such copies), so here the chains are written in asm: 12 of them
+ * (asm takes at most 30 operands), each twice per iteration, so again
+ * PEAK_CHAINS instructions a step. */
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void peak_vnni512(job *j) {
+  const __m512i w = _mm512_set1_epi8(3), x = _mm512_set1_epi8(5), z = _mm512_setzero_si512();
+  __m512i a0 = z, a1 = z, a2 = z, a3 = z, a4 = z, a5 = z, a6 = z, a7 = z, a8 = z, a9 = z, a10 = z,
+          a11 = z;
+  for (long i = 0; i < PEAK_ITERS; i++)
+    __asm__ volatile("vpdpbusd %[x], %[w], %[a0]\n\t"
+                     "vpdpbusd %[x], %[w], %[a1]\n\t"
+                     "vpdpbusd %[x], %[w], %[a2]\n\t"
+                     "vpdpbusd %[x], %[w], %[a3]\n\t"
+                     "vpdpbusd %[x], %[w], %[a4]\n\t"
+                     "vpdpbusd %[x], %[w], %[a5]\n\t"
+                     "vpdpbusd %[x], %[w], %[a6]\n\t"
+                     "vpdpbusd %[x], %[w], %[a7]\n\t"
+                     "vpdpbusd %[x], %[w], %[a8]\n\t"
+                     "vpdpbusd %[x], %[w], %[a9]\n\t"
+                     "vpdpbusd %[x], %[w], %[a10]\n\t"
+                     "vpdpbusd %[x], %[w], %[a11]\n\t"
+                     "vpdpbusd %[x], %[w], %[a0]\n\t"
+                     "vpdpbusd %[x], %[w], %[a1]\n\t"
+                     "vpdpbusd %[x], %[w], %[a2]\n\t"
+                     "vpdpbusd %[x], %[w], %[a3]\n\t"
+                     "vpdpbusd %[x], %[w], %[a4]\n\t"
+                     "vpdpbusd %[x], %[w], %[a5]\n\t"
+                     "vpdpbusd %[x], %[w], %[a6]\n\t"
+                     "vpdpbusd %[x], %[w], %[a7]\n\t"
+                     "vpdpbusd %[x], %[w], %[a8]\n\t"
+                     "vpdpbusd %[x], %[w], %[a9]\n\t"
+                     "vpdpbusd %[x], %[w], %[a10]\n\t"
+                     "vpdpbusd %[x], %[w], %[a11]\n\t"
+                     : [a0] "+v"(a0), [a1] "+v"(a1), [a2] "+v"(a2), [a3] "+v"(a3), [a4] "+v"(a4),
+                       [a5] "+v"(a5), [a6] "+v"(a6), [a7] "+v"(a7), [a8] "+v"(a8), [a9] "+v"(a9),
+                       [a10] "+v"(a10), [a11] "+v"(a11)
+                     : [w] "v"(w), [x] "v"(x));
+  j->sum =
+      (double)(_mm512_cvtsi512_si32(a0) + _mm512_cvtsi512_si32(a1) + _mm512_cvtsi512_si32(a2) +
+               _mm512_cvtsi512_si32(a3) + _mm512_cvtsi512_si32(a4) + _mm512_cvtsi512_si32(a5) +
+               _mm512_cvtsi512_si32(a6) + _mm512_cvtsi512_si32(a7) + _mm512_cvtsi512_si32(a8) +
+               _mm512_cvtsi512_si32(a9) + _mm512_cvtsi512_si32(a10) + _mm512_cvtsi512_si32(a11));
+}
+__attribute__((target("avx512f"))) static void peak_fma512(job *j) {
+  const __m512 w = _mm512_set1_ps(0.999f), x = _mm512_set1_ps(1e-3f);
+  PEAK_BODY(__m512, _mm512_setzero_ps(), _mm512_fmadd_ps(acc[k], w, x), _mm512_cvtss_f32, 24)
+}
+__attribute__((target("avx512f,avx512bf16"))) static void peak_bf16(job *j) {
+  const __m512bh w = (__m512bh)_mm512_set1_epi16(0x3f80), x = (__m512bh)_mm512_set1_epi16(0x3a83);
+  PEAK_BODY(__m512, _mm512_setzero_ps(), _mm512_dpbf16_ps(acc[k], w, x), _mm512_cvtss_f32, 24)
+}
+__attribute__((target("avx2,fma"))) static void peak_fma256(job *j) {
+  const __m256 w = _mm256_set1_ps(0.999f), x = _mm256_set1_ps(1e-3f);
+  PEAK_BODY(__m256, _mm256_setzero_ps(), _mm256_fmadd_ps(acc[k], w, x), _mm256_cvtss_f32, 12)
+}
+/* The plain-AVX2 int8 dot (vpmaddubsw, vpmaddwd, vpaddd for 32
+ * multiply-adds), in asm too: as intrinsics on constant inputs the
+ * compiler hoists the products out of the loop. 6 chains (16 registers),
+ * 4 times an iteration: PEAK_CHAINS dot steps. */
+__attribute__((target("avx2"))) static void peak_maddubs256(job *j) {
+  const __m256i w = _mm256_set1_epi8(3), x = _mm256_set1_epi8(5), one = _mm256_set1_epi16(1),
+                z = _mm256_setzero_si256();
+  __m256i a0 = z, a1 = z, a2 = z, a3 = z, a4 = z, a5 = z, t0, t1, t2, t3, t4, t5;
+  for (long i = 0; i < PEAK_ITERS; i++)
+    __asm__ volatile("vpmaddubsw %[x], %[w], %[t0]\n\t"
+                     "vpmaddwd %[one], %[t0], %[t0]\n\t"
+                     "vpaddd %[t0], %[a0], %[a0]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t1]\n\t"
+                     "vpmaddwd %[one], %[t1], %[t1]\n\t"
+                     "vpaddd %[t1], %[a1], %[a1]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t2]\n\t"
+                     "vpmaddwd %[one], %[t2], %[t2]\n\t"
+                     "vpaddd %[t2], %[a2], %[a2]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t3]\n\t"
+                     "vpmaddwd %[one], %[t3], %[t3]\n\t"
+                     "vpaddd %[t3], %[a3], %[a3]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t4]\n\t"
+                     "vpmaddwd %[one], %[t4], %[t4]\n\t"
+                     "vpaddd %[t4], %[a4], %[a4]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t5]\n\t"
+                     "vpmaddwd %[one], %[t5], %[t5]\n\t"
+                     "vpaddd %[t5], %[a5], %[a5]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t0]\n\t"
+                     "vpmaddwd %[one], %[t0], %[t0]\n\t"
+                     "vpaddd %[t0], %[a0], %[a0]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t1]\n\t"
+                     "vpmaddwd %[one], %[t1], %[t1]\n\t"
+                     "vpaddd %[t1], %[a1], %[a1]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t2]\n\t"
+                     "vpmaddwd %[one], %[t2], %[t2]\n\t"
+                     "vpaddd %[t2], %[a2], %[a2]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t3]\n\t"
+                     "vpmaddwd %[one], %[t3], %[t3]\n\t"
+                     "vpaddd %[t3], %[a3], %[a3]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t4]\n\t"
+                     "vpmaddwd %[one], %[t4], %[t4]\n\t"
+                     "vpaddd %[t4], %[a4], %[a4]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t5]\n\t"
+                     "vpmaddwd %[one], %[t5], %[t5]\n\t"
+                     "vpaddd %[t5], %[a5], %[a5]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t0]\n\t"
+                     "vpmaddwd %[one], %[t0], %[t0]\n\t"
+                     "vpaddd %[t0], %[a0], %[a0]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t1]\n\t"
+                     "vpmaddwd %[one], %[t1], %[t1]\n\t"
+                     "vpaddd %[t1], %[a1], %[a1]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t2]\n\t"
+                     "vpmaddwd %[one], %[t2], %[t2]\n\t"
+                     "vpaddd %[t2], %[a2], %[a2]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t3]\n\t"
+                     "vpmaddwd %[one], %[t3], %[t3]\n\t"
+                     "vpaddd %[t3], %[a3], %[a3]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t4]\n\t"
+                     "vpmaddwd %[one], %[t4], %[t4]\n\t"
+                     "vpaddd %[t4], %[a4], %[a4]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t5]\n\t"
+                     "vpmaddwd %[one], %[t5], %[t5]\n\t"
+                     "vpaddd %[t5], %[a5], %[a5]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t0]\n\t"
+                     "vpmaddwd %[one], %[t0], %[t0]\n\t"
+                     "vpaddd %[t0], %[a0], %[a0]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t1]\n\t"
+                     "vpmaddwd %[one], %[t1], %[t1]\n\t"
+                     "vpaddd %[t1], %[a1], %[a1]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t2]\n\t"
+                     "vpmaddwd %[one], %[t2], %[t2]\n\t"
+                     "vpaddd %[t2], %[a2], %[a2]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t3]\n\t"
+                     "vpmaddwd %[one], %[t3], %[t3]\n\t"
+                     "vpaddd %[t3], %[a3], %[a3]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t4]\n\t"
+                     "vpmaddwd %[one], %[t4], %[t4]\n\t"
+                     "vpaddd %[t4], %[a4], %[a4]\n\t"
+                     "vpmaddubsw %[x], %[w], %[t5]\n\t"
+                     "vpmaddwd %[one], %[t5], %[t5]\n\t"
+                     "vpaddd %[t5], %[a5], %[a5]\n\t"
+                     : [a0] "+v"(a0), [a1] "+v"(a1), [a2] "+v"(a2), [a3] "+v"(a3), [a4] "+v"(a4),
+                       [a5] "+v"(a5), [t0] "=&v"(t0), [t1] "=&v"(t1), [t2] "=&v"(t2),
+                       [t3] "=&v"(t3), [t4] "=&v"(t4), [t5] "=&v"(t5)
+                     : [w] "v"(w), [x] "v"(x), [one] "v"(one));
+  j->sum = (double)(_mm256_cvtsi256_si32(a0) + _mm256_cvtsi256_si32(a1) + _mm256_cvtsi256_si32(a2) +
+                    _mm256_cvtsi256_si32(a3) + _mm256_cvtsi256_si32(a4) + _mm256_cvtsi256_si32(a5));
+}
+
+static int cpuid_bit(unsigned leaf, unsigned sub, int reg, int bit) {
+  unsigned r[4] = {0, 0, 0, 0};
+  __asm__("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
+  return (r[reg] >> bit) & 1;
+}
+
+static int bench_peak(void) {
+  __builtin_cpu_init();
+  const int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+  const struct {
+    const char *name;
+    void (*fn)(job *);
+    double ops; /* per instruction: 2 x multiply-adds */
+    int have;
+  } peaks[] = {
+      {"int8 vpdpbusd zmm (VNNI)", peak_vnni512, 2.0 * 64, avx512 && cpuid_bit(7, 0, 2, 11)},
+      {"int8 vpmaddubsw+vpmaddwd ymm (AVX2)", peak_maddubs256, 2.0 * 32 / 3,
+       __builtin_cpu_supports("avx2")},
+      {"fp32 FMA zmm", peak_fma512, 2.0 * 16, avx512},
+      {"fp32 FMA ymm", peak_fma256, 2.0 * 8,
+       __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")},
+      {"bf16 vdpbf16ps zmm", peak_bf16, 2.0 * 32, avx512 && cpuid_bit(7, 1, 0, 5)},
+  };
+  printf("instruction peaks, G ops/s (1 multiply-add = 2 ops; 24 independent chains):\n");
+  printf("%-38s %10s %10s\n", "", "1 thread", "2 threads");
+  for (size_t i = 0; i < sizeof peaks / sizeof peaks[0]; i++) {
+    if (!peaks[i].have) {
+      printf("%-38s %10s\n", peaks[i].name, "(absent)");
+      continue;
+    }
+    double g[2];
+    for (int th = 1; th <= 2; th++) {
+      double best = 1e30;
+      for (int rep = 0; rep < 3; rep++) {
+        const double dt = run_threads(th, peaks[i].fn, NULL, 0, NULL);
+        if (dt < best)
+          best = dt;
+      }
+      /* instructions per chain step: PEAK_CHAINS; the AVX2 int8 entry
+       * counts its three instructions as one step */
+      g[th - 1] =
+          (double)th * PEAK_ITERS * PEAK_CHAINS * peaks[i].ops * (i == 1 ? 3 : 1) / best / 1e9;
+    }
+    printf("%-38s %10.0f %10.0f\n", peaks[i].name, g[0], g[1]);
+  }
+  return 0;
+}
+#else
+static int bench_peak(void) {
+  printf("instruction peaks: measured on x86 only\n");
+  return 0;
+}
+#endif
 
 /* ---------------------------------------------------------------- vec_dot over rows */
 
@@ -329,8 +562,11 @@ int main(int argc, char **argv) {
       only_tok = atoll(argv[++i]);
     else if (strcmp(argv[i], "--attn") == 0)
       return bench_attn();
+    else if (strcmp(argv[i], "--peak") == 0)
+      return bench_peak();
     else {
-      fprintf(stderr, "usage: %s [--quick] [--matmul] [--type Q4_0] [--tok N] [--attn]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--quick] [--matmul] [--type Q4_0] [--tok N] [--attn] [--peak]\n",
+              argv[0]);
       return 2;
     }
   }

@@ -122,6 +122,24 @@ static double bytes_per_token(const cll_model *m) {
   return b;
 }
 
+/* Multiply-adds of the weight matrices per token (every 2-D weight but
+ * the token embedding, which is a lookup unless the output is tied to
+ * it): twice this is the arithmetic of one token's matrix products, so
+ * prefill tok/s x it is what the kernels compute (attention excluded), to
+ * set against the instruction peaks bench/kernels --peak measures. */
+static double macs_per_token(const cll_model *m) {
+  const cll_gguf *g = cll_model_gguf(m);
+  const bool tied = cll_gguf_find_tensor(g, "output.weight") == NULL;
+  double n = 0;
+  for (int64_t i = 0; i < cll_gguf_n_tensors(g); i++) {
+    const cll_gguf_tensor *t = cll_gguf_tensor_at(g, i);
+    const bool emb = t->name.len == 17 && memcmp(t->name.ptr, "token_embd.weight", 17) == 0;
+    if (t->n_dims == 2 && t->ne[1] > 1 && (!emb || tied))
+      n += (double)t->ne[0] * (double)t->ne[1];
+  }
+  return n;
+}
+
 /* 5. n sequences decoding together, as the scheduler runs them. */
 enum { BATCH_PROMPT = 128, BATCH_STEPS = 16 };
 
@@ -335,7 +353,9 @@ int main(int argc, char **argv) {
       if (tps > best_pp)
         best_pp = tps;
     }
-    printf("prefill: %.1f tok/s (pp%d, one batch, %d threads)\n", best_pp, pp, n_threads);
+    printf("prefill: %.1f tok/s (pp%d, one batch, %d threads) = %.0f GOP/s in the weight "
+           "products\n",
+           best_pp, pp, n_threads, best_pp * 2.0 * macs_per_token(m) / 1e9);
   }
   free(tok);
   free(pos);
