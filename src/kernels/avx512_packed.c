@@ -183,20 +183,24 @@ static inline __attribute__((always_inline)) void pq_tile(const int T, const int
     _mm512_storeu_ps(y + t * a->y_stride, acc[t]);
 }
 
-/* T (1..4) tokens times two adjacent Q4_0 panels (32 rows): each
- * broadcast of a token's 4 activation bytes feeds two vpdpbusd, and the
- * two panels' sums are the two independent chains. With both cores busy
- * this runs 10-20% faster than one panel by 8 tokens (bench/kernels run
- * on both cores at once): the broadcasts, not the vpdpbusd, were what
- * the single panel queued on. q: the first panel; pb: bytes per panel;
- * y: row 16p of token t0; pf: fetch the panels ahead (their first tile). */
-static inline __attribute__((always_inline)) void p4_tile2(const int T, const cll_matmul_args *a,
-                                                           int64_t nb, size_t pb, const uint8_t *q,
-                                                           int64_t t0, float *y, int pf) {
-  const __m512i m4 = _mm512_set1_epi8(0x0F);
+/* T (1..4) tokens times two adjacent Q4_0 (q4) or Q8_0 panels (32 rows):
+ * each broadcast of a token's 4 activation bytes feeds two vpdpbusd, and
+ * the two panels' sums are the two independent chains. With both cores
+ * busy this runs 10-20% faster than one panel by 8 tokens (bench/kernels
+ * run on both cores at once): the broadcasts, not the vpdpbusd, were what
+ * the single panel queued on. Per block and token it takes 16 vpdpbusd
+ * and 7 other vector instructions, where one Q8_0 panel took 8 and 6.
+ * q: the first panel; pb: bytes per panel; y: row 16p of token t0; pf:
+ * fetch the panels ahead (their first tile; Q4_0). */
+static inline __attribute__((always_inline)) void pq_tile2(const int T, const int q4,
+                                                           const cll_matmul_args *a, int64_t nb,
+                                                           size_t pb, const uint8_t *q, int64_t t0,
+                                                           float *y, int pf) {
+  const size_t qb = PQ_BYTES(q4);
+  const int32_t off = q4 ? 8 : 128; /* the weights' unsigned offset */
   const uint8_t *q1 = q + pb;
-  const uint16_t *d0 = (const uint16_t *)(q + (size_t)nb * 256),
-                 *d1 = (const uint16_t *)(q1 + (size_t)nb * 256);
+  const uint16_t *d0 = (const uint16_t *)(q + (size_t)nb * qb),
+                 *d1 = (const uint16_t *)(q1 + (size_t)nb * qb);
   __m512 acc0[P4_TOK2], acc1[P4_TOK2];
   const sb_q8_0 *yrow[P4_TOK2];
   const struct cll__q8_sum *ysum[P4_TOK2];
@@ -207,21 +211,14 @@ static inline __attribute__((always_inline)) void p4_tile2(const int T, const cl
     ysum[t] = cll__q8_sums(yrow[t], nb);
   }
   for (int64_t i = 0; i < nb; i++) {
-    const uint8_t *qa = q + (size_t)i * 256, *qb = q1 + (size_t)i * 256;
-    if (pf) {
+    const uint8_t *qa = q + (size_t)i * qb, *qc = q1 + (size_t)i * qb;
+    if (q4 && pf) {
       prefetch_block(qa);
-      prefetch_block(qb);
+      prefetch_block(qc);
     }
     __m512i wa[8], wb[8];
-#pragma GCC unroll 4
-    for (int g = 0; g < 4; g++) {
-      const __m512i va = _mm512_loadu_si512((const void *)(qa + 64 * g));
-      const __m512i vb = _mm512_loadu_si512((const void *)(qb + 64 * g));
-      wa[g] = _mm512_and_si512(va, m4);
-      wa[g + 4] = _mm512_and_si512(_mm512_srli_epi16(va, 4), m4);
-      wb[g] = _mm512_and_si512(vb, m4);
-      wb[g + 4] = _mm512_and_si512(_mm512_srli_epi16(vb, 4), m4);
-    }
+    pq_weights(q4, qa, wa);
+    pq_weights(q4, qc, wb);
     const __m512 dxa =
         _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(d0 + i * CLL_PACK_ROWS)));
     const __m512 dxb =
@@ -229,8 +226,8 @@ static inline __attribute__((always_inline)) void p4_tile2(const int T, const cl
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++) {
       const int8_t *yq = yrow[t][i].qs;
-      const __m512i off = _mm512_set1_epi32(-8 * ysum[t][i].s);
-      __m512i sa = off, sb = off;
+      const __m512i o = _mm512_set1_epi32(-off * ysum[t][i].s);
+      __m512i sa = o, sb = o;
 #pragma GCC unroll 8
       for (int g = 0; g < 8; g++) {
         const __m512i yv = _mm512_set1_epi32(ld32(yq + 4 * g));
@@ -248,6 +245,9 @@ static inline __attribute__((always_inline)) void p4_tile2(const int T, const cl
     _mm512_storeu_ps(y + t * a->y_stride + CLL_PACK_ROWS, acc1[t]);
   }
 }
+
+#define P4_TILE2(T, ...) pq_tile2(T, 1, __VA_ARGS__)
+#define P8_TILE2(T, ...) pq_tile2(T, 0, __VA_ARGS__)
 
 /* One token times four adjacent Q8_0 panels (decode): four streams from
  * memory at once, each weight vector used once, straight from its load.
@@ -305,7 +305,7 @@ static void p8_tile4_1(const cll_matmul_args *a, int64_t nb, size_t pb, const ui
 static void p4_tile_any(int pair, int64_t T, const cll_matmul_args *a, int64_t nb, size_t pb,
                         const uint8_t *q, int64_t t0, float *y, int pf) {
   if (pair) {
-    SWITCH_TILES4(T, p4_tile2, a, nb, pb, q, t0, y, pf)
+    SWITCH_TILES4(T, P4_TILE2, a, nb, pb, q, t0, y, pf)
   } else {
     SWITCH_TILES8(T, P4_TILE, a, nb, q, t0, y, pf)
   }
@@ -345,11 +345,19 @@ void cll__matmul_q8_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_
         p += 4;
         continue;
       }
-      FOR_TILES(tc, te, P4_TOK, t0, t1) {
+      /* Pairs of panels as for Q4_0: bench/kernels cll_matmul 5632 x 2048,
+       * 1 thread, alternated: 64 tokens 372-417 GFLOP/s with one panel
+       * by 8 tokens, 465-483 with two by 4; 4 tokens 346-427 / 437-452. */
+      const int pair = p + 2 <= p1;
+      FOR_TILES(tc, te, pair ? P4_TOK2 : P4_TOK, t0, t1) {
         float *yt = y + t0 * a->y_stride;
-        SWITCH_TILES8(t1 - t0, P8_TILE, a, nb, q, t0, yt, 0)
+        if (pair) {
+          SWITCH_TILES4(t1 - t0, P8_TILE2, a, nb, pb, q, t0, yt, 0)
+        } else {
+          SWITCH_TILES8(t1 - t0, P8_TILE, a, nb, q, t0, yt, 0)
+        }
       }
-      p++;
+      p += pair ? 2 : 1;
     }
   }
 }
