@@ -81,7 +81,7 @@ typedef struct cll_kernels {
                                void *dst);
   /* Y for the rows of panels [p0, p1) of a->wp and every token (a->xq
    * prepared as for vec_dot); needs no scratch, but may use a->scratch
-   * where it holds the type's gemm_scratch_bytes (Q6_K on avx512 unpacks
+   * where it holds the type's gemm_scratch_bytes (Q5_K and Q6_K on avx512 unpack
    * a panel there once per chunk of many tokens). Set with pack. For BF16
    * weights it may round the float activations to bf16 (nearest even),
    * as llama.cpp does: ref_matmul.c's twin does. */

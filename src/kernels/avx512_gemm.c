@@ -172,8 +172,6 @@ void cll__gemm_q8_0_avx512(const cll_matmul_args *a) {
  * (vpmulld) and summed; the mins meet the activation's 16-element sums in
  * 8 vpdpwssd (a min times the pair of sums of its sub-block). */
 
-#define K4_SB_BYTES (8 * 8 * 64 + 8 * 64 + 8 * 64 + 2 * 64)
-
 size_t cll__gemm_q4_K_scratch_bytes_avx512(int64_t n_in) {
   return (size_t)(n_in / SB_QK_K) * K4_SB_BYTES + 64;
 }
@@ -434,6 +432,14 @@ void cll__gemm_q4_K_avx512(const cll_matmul_args *a) {
 
 void cll__gemm_q6_K_avx512(const cll_matmul_args *a) {
   gemm_k(1, a);
+}
+
+void cll__gemm_q4_K_tiles_avx512(const cll_matmul_args *a, int64_t nb, const uint8_t *panel,
+                                 int64_t tc, int64_t te, int64_t r) {
+  int64_t t0 = tc;
+  for (; t0 + 4 <= te; t0 += 4)
+    gemm_tile_q4_K(4, a, nb, panel, t0, r, 0xFFFF);
+  SWITCH_TILES3(te - t0, gemm_tile_q4_K, a, nb, panel, t0, r, 0xFFFF)
 }
 
 void cll__gemm_q6_K_tiles_avx512(const cll_matmul_args *a, int64_t nb, const uint8_t *panel,

@@ -41,6 +41,17 @@ void cll__pack_q5_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t
                            void *dst);
 void cll__matmul_q5_K_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1);
 
+/* The Q4_K GEMM's panel, per super-block: the quants (0..15; Q5_K's
+ * 0..31 fit too) of 16 rows, 8 sub-blocks s of 8 vectors (dword j of
+ * vector (s, g) = elements 32s + 4g .. 32s + 4g + 3 of row j), then each
+ * row's scale of sub-block s as an int32 (sc[s * 16 + j]), its min twice
+ * as an int16 pair (mn[s * 16 + j]), and d, dmin as 16 floats each. The
+ * packed Q4_K and Q5_K kernels unpack into it for many tokens and run the
+ * GEMM's tiles on it: tokens [tc, te) times the panel of rows r..r + 15. */
+#define K4_SB_BYTES (8 * 8 * 64 + 8 * 64 + 8 * 64 + 2 * 64)
+void cll__gemm_q4_K_tiles_avx512(const cll_matmul_args *a, int64_t nb, const uint8_t *panel,
+                                 int64_t tc, int64_t te, int64_t r);
+
 /* The Q6_K GEMM's panel, per super-block: the 6-bit quants (0..63) of 16
  * rows, 8 groups G of 8 vectors (dword j of vector (G, g) = elements 32G
  * + 4g .. 32G + 4g + 3 of row j), then the 16 scales of each row as int32

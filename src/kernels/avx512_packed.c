@@ -513,15 +513,75 @@ static inline __attribute__((always_inline)) void pk4_tile(const int T, const in
     _mm512_storeu_ps(y + t * a->y_stride, acc[t]);
 }
 
+/* A packed Q5_K (q5 = 1; Q4_K with q5 = 0) panel (nsb super-blocks) into
+ * the Q4_K GEMM's layout at dst (K4_SB_BYTES a super-block), streaming it. */
+static inline __attribute__((always_inline)) void pk_to_gemm(const int q5, const uint8_t *panel,
+                                                             int64_t nsb, uint8_t *dst) {
+  const size_t sbb = q5 ? PK5_SB : PK4_SB;
+  const __m512i lo16 = _mm512_set1_epi32(0xFFFF);
+  for (int64_t i = 0; i < nsb; i++) {
+    const uint8_t *q = panel + (size_t)i * sbb;
+    uint8_t *o = dst + (size_t)i * K4_SB_BYTES;
+    for (size_t l = 0; l < sbb; l += 64)
+      _mm_prefetch((const char *)q + PK_PREFETCH_SB * sbb + l, _MM_HINT_T0);
+    const uint8_t *qh = q + 2048, *sc = q + (q5 ? 2560 : 2048), *mn = sc + 128;
+#pragma GCC unroll 1
+    for (int c = 0; c < 4; c++) {
+      __m512i lo[8], hi[8];
+      pk_unpack(q, qh, c, q5, lo, hi);
+#pragma GCC unroll 8
+      for (int g = 0; g < 8; g++) {
+        _mm512_storeu_si512((void *)(o + (2 * c * 8 + g) * 64), lo[g]);
+        _mm512_storeu_si512((void *)(o + ((2 * c + 1) * 8 + g) * 64), hi[g]);
+      }
+    }
+    int32_t *osc = (int32_t *)(o + 8 * 8 * 64), *omn = osc + 8 * CLL_PACK_ROWS;
+    float *od = (float *)(omn + 8 * CLL_PACK_ROWS);
+#pragma GCC unroll 1
+    for (int s = 0; s < 8; s++)
+      _mm512_storeu_si512((void *)(osc + s * 16),
+                          _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(sc + 16 * s))));
+#pragma GCC unroll 1
+    for (int pr = 0; pr < 4; pr++) { /* dword j: mins 2pr (low half) and 2pr + 1 of row j */
+      const __m512i v = _mm512_cvtepu8_epi16(_mm256_load_si256((const __m256i *)(mn + 32 * pr)));
+      const __m512i e = _mm512_and_si512(v, lo16), od16 = _mm512_srli_epi32(v, 16);
+      _mm512_storeu_si512((void *)(omn + 2 * pr * 16),
+                          _mm512_or_si512(e, _mm512_slli_epi32(e, 16)));
+      _mm512_storeu_si512((void *)(omn + (2 * pr + 1) * 16),
+                          _mm512_or_si512(od16, _mm512_slli_epi32(od16, 16)));
+    }
+    const uint16_t *dh = (const uint16_t *)(mn + 128);
+    _mm512_storeu_ps(od, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)dh)));
+    _mm512_storeu_ps(od + 16, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(dh + 16))));
+  }
+}
+
+/* From this many tokens in a chunk, a Q5_K panel is unpacked once into
+ * the Q4_K GEMM's layout (a->scratch), as Q6_K's is; Q4_K's tiles unpack
+ * their own. CPU time in the kernels (perf, cpu-clock samples, TinyLlama
+ * pp512 at 2 threads on a shared machine, where wall times varied 2x):
+ * Q5_K 7.4 G -> 5.1 G through the GEMM's layout, Q4_K 4.7 G -> 5.2 G (so
+ * not for Q4_K; bench/kernels cll_matmul 64 tokens agrees: Q4_K 449-467
+ * GFLOP/s in its tiles, 305-328 through the layout). */
+#ifndef PK_GEMM_TOK
+#define PK_GEMM_TOK 8
+#endif
+
 static inline __attribute__((always_inline)) void pk_matmul(const int q5, const cll_matmul_args *a,
                                                             int64_t p0, int64_t p1) {
   const int64_t nsb = a->n_in / SB_QK_K;
   const size_t pb = (size_t)nsb * (q5 ? PK5_SB : PK4_SB);
+  const int scratch_ok = a->scratch != NULL && a->scratch_bytes >= (size_t)nsb * K4_SB_BYTES;
   for (int64_t tc = 0; tc < a->n_tok; tc += TOK_CHUNK) {
     const int64_t te = a->n_tok - tc < TOK_CHUNK ? a->n_tok : tc + TOK_CHUNK;
     for (int64_t p = p0; p < p1; p++) {
       const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * pb;
       float *y = a->y + p * CLL_PACK_ROWS;
+      if (q5 && scratch_ok && te - tc >= PK_GEMM_TOK) {
+        pk_to_gemm(q5, q, nsb, a->scratch);
+        cll__gemm_q4_K_tiles_avx512(a, nsb, a->scratch, tc, te, p * CLL_PACK_ROWS);
+        continue;
+      }
       FOR_TILES(tc, te, PK4_TOK, t0, t1) {
         float *yt = y + t0 * a->y_stride;
         SWITCH_TILES4(t1 - t0, pk4_tile, q5, a, nsb, q, t0, yt, t0 == tc)
@@ -751,7 +811,8 @@ static void pk6_to_gemm(const uint8_t *panel, int64_t nsb, uint8_t *dst) {
  * there; below, each tile unpacks its own (7 instructions a vector, for
  * at most 4 tokens). TinyLlama Q6_K pp512, 2 threads, alternated: tiles
  * unpacking 202-232 tok/s, through the GEMM's layout 254-312, the GEMM
- * on the GGUF rows before 264-272. */
+ * on the GGUF rows before 264-272; CPU time in the kernels (perf) 9.1 G
+ * against 7.1 G. */
 #ifndef PK6_GEMM_TOK
 #define PK6_GEMM_TOK 8
 #endif
