@@ -34,6 +34,15 @@
 #define XP_TOK 4        /* tokens per tile over one half of a panel */
 #define XP_PF_Q4_0 2048 /* bytes ahead a decode pass over a Q4_0 panel prefetches */
 #define XP_PF_SB 3      /* Q4_K super-blocks ahead (avx512_packed.c: 3 was best) */
+/* Q4_0 decode reads two panels at once (two streams from memory, each
+ * activation broadcast feeding both): TinyLlama Q4_0 tg32, 2 threads,
+ * alternated, 2 rounds: one panel 47.3/37.6 tok/s (avx2-novnni), 50.0/44.2
+ * (AVX-VNNI); two 52.8/49.1 and 54.6/51.8. Q8_0 stays at one panel: two
+ * gave 21.8/22.4 -> 23.8/23.0 without VNNI but 27.5/26.4 -> 24.5/22.1 with
+ * it, near the memory roofline either way. */
+#ifndef XP_DECODE_PANELS
+#define XP_DECODE_PANELS 2
+#endif
 
 #if defined(__AVXVNNI__)
 #define XP_VNNI 1
@@ -73,12 +82,16 @@ static inline __m256 xp_h8(const void *p) {
  * panel from memory (Q4_0: fetch its quants ahead). */
 static inline __attribute__((always_inline)) void xp_pq_tile(const int T, const int H, const int q4,
                                                              const cll_matmul_args *a, int64_t nb,
-                                                             const uint8_t *q, int h0, int64_t t0,
-                                                             float *y, int pf) {
+                                                             size_t pb, const uint8_t *q, int h0,
+                                                             int64_t t0, float *y, int pf) {
   const size_t qb = PQ_BYTES(q4);
-  const uint16_t *d = (const uint16_t *)(q + (size_t)nb * qb);
+  /* half u: rows 8(h0 + u).. from panel q, the ones after it from the
+   * next panel (pb bytes on): H = 4 is two panels */
+#define XP_HALF_Q(u) (q + (size_t)((h0 + (u)) / 2) * pb + 32 * (size_t)((h0 + (u)) % 2))
+#define XP_HALF_D(u)                                                                               \
+  ((const uint16_t *)(q + (size_t)((h0 + (u)) / 2) * pb + (size_t)nb * qb) + 8 * ((h0 + (u)) % 2))
   const __m256i m4 = _mm256_set1_epi8(0x0F), b80 = _mm256_set1_epi8((char)0x80);
-  __m256 acc[XP_TOK][2];
+  __m256 acc[XP_TOK][4];
   const sb_q8_0 *yrow[XP_TOK];
   const struct cll__q8_sum *ysum[XP_TOK];
 #pragma GCC unroll 8
@@ -90,12 +103,14 @@ static inline __attribute__((always_inline)) void xp_pq_tile(const int T, const 
       acc[t][h] = _mm256_setzero_ps();
   }
   for (int64_t i = 0; i < nb; i++) {
-    const uint8_t *qi = q + (size_t)i * qb;
     if (q4 && pf)
 #pragma GCC unroll 8
-      for (int l = 0; l < 4; l++)
-        _mm_prefetch((const char *)qi + XP_PF_Q4_0 + 64 * l, _MM_HINT_T0);
-    __m256i s[XP_TOK][2];
+      for (int u = 0; u < H; u += 2)
+#pragma GCC unroll 8
+        for (int l = 0; l < 4; l++)
+          _mm_prefetch((const char *)XP_HALF_Q(u) + (size_t)i * qb + XP_PF_Q4_0 + 64 * l,
+                       _MM_HINT_T0);
+    __m256i s[XP_TOK][4];
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++)
 #pragma GCC unroll 8
@@ -107,7 +122,8 @@ static inline __attribute__((always_inline)) void xp_pq_tile(const int T, const 
       for (int g = 0; g < 4; g++)
 #pragma GCC unroll 8
         for (int h = 0; h < H; h++) {
-          const __m256i v = _mm256_load_si256((const __m256i *)(qi + 64 * g + 32 * (h0 + h)));
+          const __m256i v =
+              _mm256_load_si256((const __m256i *)(XP_HALF_Q(h) + (size_t)i * qb + 64 * g));
           const __m256i lo = _mm256_and_si256(v, m4);
           const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
 #pragma GCC unroll 8
@@ -122,7 +138,8 @@ static inline __attribute__((always_inline)) void xp_pq_tile(const int T, const 
       for (int g = 0; g < 8; g++)
 #pragma GCC unroll 8
         for (int h = 0; h < H; h++) {
-          const __m256i v = _mm256_load_si256((const __m256i *)(qi + 64 * g + 32 * (h0 + h)));
+          const __m256i v =
+              _mm256_load_si256((const __m256i *)(XP_HALF_Q(h) + (size_t)i * qb + 64 * g));
 #if XP_VNNI
 #pragma GCC unroll 8
           for (int t = 0; t < T; t++)
@@ -144,7 +161,7 @@ static inline __attribute__((always_inline)) void xp_pq_tile(const int T, const 
     (void)m4, (void)b80;
 #pragma GCC unroll 8
     for (int h = 0; h < H; h++) {
-      const __m256 dx = xp_h8(d + i * CLL_PACK_ROWS + 8 * (h0 + h));
+      const __m256 dx = xp_h8(XP_HALF_D(h) + i * CLL_PACK_ROWS);
 #pragma GCC unroll 8
       for (int t = 0; t < T; t++) {
         __m256i si;
@@ -165,6 +182,8 @@ static inline __attribute__((always_inline)) void xp_pq_tile(const int T, const 
 #pragma GCC unroll 8
     for (int h = 0; h < H; h++)
       _mm256_storeu_ps(y + t * a->y_stride + 8 * h, acc[t][h]);
+#undef XP_HALF_Q
+#undef XP_HALF_D
 }
 
 #define XP_Q4_TILE(T, ...) xp_pq_tile(T, 1, 1, __VA_ARGS__)
@@ -175,9 +194,9 @@ static inline __attribute__((always_inline)) void xp_pq_tile(const int T, const 
 static void xp_pq_half(const int q4, int64_t n, const cll_matmul_args *a, int64_t nb,
                        const uint8_t *q, int h, int64_t t0, float *y, int pf) {
   if (q4) {
-    SWITCH_TILES4(n, XP_Q4_TILE, a, nb, q, h, t0, y, pf)
+    SWITCH_TILES4(n, XP_Q4_TILE, a, nb, 0, q, h, t0, y, pf)
   } else {
-    SWITCH_TILES4(n, XP_Q8_TILE, a, nb, q, h, t0, y, pf)
+    SWITCH_TILES4(n, XP_Q8_TILE, a, nb, 0, q, h, t0, y, pf)
   }
 }
 
@@ -189,8 +208,15 @@ static void xp_pq_matmul(const int q4, const cll_matmul_args *a, int64_t p0, int
     for (int64_t p = p0; p < p1; p++) {
       const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * pb;
       float *y = a->y + p * CLL_PACK_ROWS;
-      if (te - tc == 1) { /* decode: both halves in one pass */
-        xp_pq_tile(1, 2, q4, a, nb, q, 0, tc, y + tc * a->y_stride, 1);
+      /* Decode: both halves in one pass; Q4_0 two panels at a time
+       * (XP_DECODE_PANELS). */
+      if (te - tc == 1 && q4 && XP_DECODE_PANELS == 2 && p + 2 <= p1) {
+        xp_pq_tile(1, 4, q4, a, nb, pb, q, 0, tc, y + tc * a->y_stride, 1);
+        p++;
+        continue;
+      }
+      if (te - tc == 1) {
+        xp_pq_tile(1, 2, q4, a, nb, pb, q, 0, tc, y + tc * a->y_stride, 1);
         continue;
       }
 #pragma GCC unroll 8
