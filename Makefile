@@ -155,6 +155,7 @@ $(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c Makefile
 	$(CC) -std=c11 -O2 -g $(SAN) -I$(LLHTTP_INC) -DLLHTTP_STRICT_MODE=1 -w -c $< -o $@
 
 $(BUILD)/src/kernels/avx2.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_avx2))
+$(BUILD)/src/kernels/avx2_vnni.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_avx2) -mavxvnni)
 $(BUILD)/src/kernels/avx512.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_avx512))
 $(BUILD)/src/kernels/avx512_%.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_avx512))
 

@@ -683,8 +683,9 @@ static inline int check_slots_vs_generic(const cll_kernels *k, int *n_slots) {
  * returns failures, sets *n_tables. */
 static inline int check_all_tables_vs_ref(int *n_tables) {
   int f = 0;
-  /* avx512-nobf16: what a CPU without AVX512_BF16 runs (dispatch.c). */
-  const char *isas[] = {"avx2", "avx512-nobf16", "avx512", "neon"};
+  /* avx512-nobf16: what a CPU without AVX512_BF16 runs, avx2-novnni one
+   * without AVX-VNNI (dispatch.c). */
+  const char *isas[] = {"avx2-novnni", "avx2", "avx512-nobf16", "avx512", "neon"};
   *n_tables = 0;
   for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
     const cll_kernels *k = cll_kernels_by_name(isas[i]);

@@ -118,7 +118,9 @@ typedef struct cll_kernels {
  * src/api/config.c, never here). Zero/NULL fields mean the default. */
 typedef struct cll_kernels_config {
   const char *isa;    /* CLLAMA_KERNELS: "ref", "avx2", "avx512", "neon";
-                         NULL or "" = the best table this CPU has */
+                         NULL or "" = the best table this CPU has;
+                         "avx2-novnni": the avx2 table without its
+                         AVX-VNNI kernels (benchmarks) */
   bool no_repack;     /* CLLAMA_REPACK=false: compute on weights in place */
   int gemm_min_tok;   /* benchmarks: tokens from which BLIS takes over */
   int int8_min_tok;   /* benchmarks: tokens from which the int8 GEMM runs */
@@ -145,7 +147,8 @@ const cll_kernels *cll_kernels_get(void);
 /* A specific table by ISA name, or NULL when this CPU/build lacks it
  * (tests compare every available table against "ref"). Tests may also
  * name "avx512-nobf16": the avx512 table without the kernels that need
- * AVX512_BF16 (what a CPU without that extension runs). */
+ * AVX512_BF16 (what a CPU without that extension runs), and
+ * "avx2-novnni": the avx2 table without its AVX-VNNI kernels. */
 const cll_kernels *cll_kernels_by_name(const char *isa);
 
 /* fp16/bf16 <-> fp32 scalar conversions (exact, round-to-nearest-even). */

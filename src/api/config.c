@@ -223,9 +223,10 @@ int cll_config_kernels_from_env(cll_kernels_config *kc, cll_err *err) {
   memset(kc, 0, sizeof(*kc));
   if ((v = env("CLLAMA_KERNELS", buf, sizeof(buf)))) {
     if (strlen(v) >= sizeof(isa))
-      return cll_err_set(err, CLL_EINVAL,
-                         "CLLAMA_KERNELS: expected one of ref, avx2, avx512, neon (this CPU: %s)",
-                         cll_kernels_available());
+      return cll_err_set(
+          err, CLL_EINVAL,
+          "CLLAMA_KERNELS: expected one of ref, avx2, avx2-novnni, avx512, neon (this CPU: %s)",
+          cll_kernels_available());
     snprintf(isa, sizeof(isa), "%s", v);
     kc->isa = isa;
   }

@@ -1,12 +1,20 @@
 /* avx2.c — the AVX2 (+FMA, F16C) kernel table.
  *
- * The kernel bodies live in x86.h, shared with avx512.c; this file is
- * compiled with -mavx2 -mfma -mf16c (see the Makefile) and exports the
- * table. Entries left NULL are filled from the reference table by
- * dispatch.c. */
+ * The in-place kernel bodies live in x86.h, shared with avx512.c; the
+ * products with Q4_0 and Q4_K (and, with AVX-VNNI, Q8_0) matrices repacked at load (pack.c's
+ * panels, the avx512 table's layouts) in x86_packed.h, shared with
+ * avx2_vnni.c. This file is compiled with -mavx2 -mfma -mf16c (see the
+ * Makefile) and exports the table. Entries left NULL are filled from the
+ * reference table by dispatch.c.
+ *
+ * Why the packed slots: the in-place dots do one row at a time and ran
+ * out of instructions before the memory bus was full (TinyLlama Q4_0
+ * decode on 2 Zen 5 cores with this table: 32.9 tok/s, 38% of the
+ * memory roofline, prefill 42.5 tok/s). */
 #if defined(__x86_64__)
 
 #include "kernels/x86.h"
+#include "kernels/x86_packed.h"
 
 /* 8 F16 (bf = 0) or BF16 (bf = 1) values at p as floats; BF16 is the
  * top half of an fp32: widen and shift. */
@@ -70,6 +78,15 @@ const cll_kernels cll__kernels_avx2 = {
     .dequant_row = {CLL__X86_DEQUANT, [CLL_TYPE_F16] = dequant_f16, [CLL_TYPE_BF16] = dequant_bf16},
     .quantize_row = {CLL__X86_QUANTIZE},
     .vec_dot = {CLL__X86_VEC_DOT, [CLL_TYPE_F16] = dot_f16_f32, [CLL_TYPE_BF16] = dot_bf16_f32},
+    /* Not Q8_0 here: without VNNI its packed decode (vpmaddubsw on the
+     * sign-flipped bytes) ran at 18.6-23.8 tok/s on TinyLlama Q8_0 against
+     * 23.7-29.0 in place (2 threads, alternated, shared machine), so plain
+     * AVX2 keeps the in-place dots for it; the AVX-VNNI set (avx2_vnni.c)
+     * packs it. */
+    .pack_bytes = {[CLL_TYPE_Q4_0] = cll__pack_bytes_q4_0, [CLL_TYPE_Q4_K] = cll__pack_bytes_q4_K},
+    .pack = {[CLL_TYPE_Q4_0] = cll__pack_q4_0, [CLL_TYPE_Q4_K] = cll__pack_q4_K},
+    .matmul_packed =
+        {[CLL_TYPE_Q4_0] = xp_matmul_q4_0_packed, [CLL_TYPE_Q4_K] = xp_matmul_q4_K_packed},
 };
 
 #else

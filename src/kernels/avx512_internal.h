@@ -2,14 +2,15 @@
  * avx512 table lives in avx512.c (float formats, few-token F16, Q4_0 /
  * Q8_0 dots); it lists the int8 GEMMs of avx512_gemm.c (prefill, packed
  * per call: Q4_0/Q8_0, Q4_K, Q6_K) and the kernels of avx512_packed.c
- * (Q4_0, Q8_0, Q4_K, Q5_K and Q6_K matrices repacked at load: pack, pack_bytes
- * and matmul_packed slots; layouts there and, scalar, in ref_matmul.c)
+ * (the matmul_packed slots of Q4_0, Q8_0, Q4_K, Q5_K and Q6_K matrices
+ * repacked at load by pack.c; layouts there and, scalar, in ref_matmul.c)
  * and of avx512_half.c (F16 and BF16 matrices repacked at load).
  * Also the small helpers those files share. Only for files built with
  * the avx512 flags. */
 #ifndef CLLAMA_KERNELS_AVX512_INTERNAL_H
 #define CLLAMA_KERNELS_AVX512_INTERNAL_H
 
+#include "kernels/packed.h"
 #include "kernels/x86_inline.h"
 
 /* avx512_gemm.c */
@@ -21,24 +22,12 @@ size_t cll__gemm_q6_K_scratch_bytes_avx512(int64_t n_in);
 void cll__gemm_q6_K_avx512(const cll_matmul_args *a);
 
 /* avx512_packed.c */
-size_t cll__pack_bytes_q4_0_avx512(int64_t n_in, int64_t n_rows);
-void cll__pack_q4_0_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
-                           void *dst);
 void cll__matmul_q4_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1);
 
-size_t cll__pack_bytes_q8_0_avx512(int64_t n_in, int64_t n_rows);
-void cll__pack_q8_0_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
-                           void *dst);
 void cll__matmul_q8_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1);
 
-size_t cll__pack_bytes_q4_K_avx512(int64_t n_in, int64_t n_rows);
-void cll__pack_q4_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
-                           void *dst);
 void cll__matmul_q4_K_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1);
 
-size_t cll__pack_bytes_q5_K_avx512(int64_t n_in, int64_t n_rows);
-void cll__pack_q5_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
-                           void *dst);
 void cll__matmul_q5_K_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1);
 
 /* The Q4_K GEMM's panel, per super-block: the quants (0..15; Q5_K's
@@ -63,9 +52,6 @@ void cll__gemm_q4_K_tiles_avx512(const cll_matmul_args *a, int64_t nb, const uin
 void cll__gemm_q6_K_tiles_avx512(const cll_matmul_args *a, int64_t nb, const uint8_t *panel,
                                  int64_t tc, int64_t te, int64_t r);
 
-size_t cll__pack_bytes_q6_K_avx512(int64_t n_in, int64_t n_rows);
-void cll__pack_q6_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
-                           void *dst);
 void cll__matmul_q6_K_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1);
 
 /* avx512_half.c (the BF16 kernels need AVX512_BF16: dispatch.c installs
@@ -80,67 +66,8 @@ void cll__pack_bf16_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t
                            void *dst);
 void cll__matmul_bf16_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1);
 
-/* ---------------------------------------------------------------- shared helpers */
-
-/* Tokens per chunk of the int8 kernels: a chunk's activations stay in L2
- * while the weight panels pass over them. */
-#define TOK_CHUNK 64
-
-static inline int32_t ld32(const void *p) {
-  int32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
-
-/* Tiles of at most max_t tokens over [tc, te), as even as possible (41
- * by 8: 7 7 7 7 7 6), so no tile is a lone token when several share. */
-#define FOR_TILES(tc, te, max_t, t0, t1)                                                           \
-  for (int64_t n_t_ = ((te) - (tc) + (max_t)-1) / (max_t), k_ = 0; k_ < n_t_; k_++)                \
-    for (int64_t t0 = (tc) + ((te) - (tc)) * k_ / n_t_,                                            \
-                 t1 = (tc) + ((te) - (tc)) * (k_ + 1) / n_t_, once_ = 1;                           \
-         once_; once_ = 0)
-
-/* switch (n) calling F(k, ...) for the tile size n, with k a constant, so
- * the always_inline tile functions get one unrolled copy per size:
- * SWITCH_TILES8 for n in 1..8, SWITCH_TILES7 1..7 (the remainder after
- * whole tiles of 8), SWITCH_TILES4 1..4, SWITCH_TILES3 1..3. */
-#define TILE_CASE_(k, F, ...)                                                                      \
-  case k:                                                                                          \
-    F(k, __VA_ARGS__);                                                                             \
-    break;
-#define TILE_CASES_3_1_(F, ...)                                                                    \
-  TILE_CASE_(3, F, __VA_ARGS__) TILE_CASE_(2, F, __VA_ARGS__) TILE_CASE_(1, F, __VA_ARGS__)
-#define TILE_CASES_7_4_(F, ...)                                                                    \
-  TILE_CASE_(7, F, __VA_ARGS__)                                                                    \
-  TILE_CASE_(6, F, __VA_ARGS__) TILE_CASE_(5, F, __VA_ARGS__) TILE_CASE_(4, F, __VA_ARGS__)
-#define SWITCH_TILES3(n, F, ...)                                                                   \
-  switch (n) {                                                                                     \
-    TILE_CASES_3_1_(F, __VA_ARGS__)                                                                \
-  default:                                                                                         \
-    break;                                                                                         \
-  }
-#define SWITCH_TILES4(n, F, ...)                                                                   \
-  switch (n) {                                                                                     \
-    TILE_CASE_(4, F, __VA_ARGS__)                                                                  \
-    TILE_CASES_3_1_(F, __VA_ARGS__)                                                                \
-  default:                                                                                         \
-    break;                                                                                         \
-  }
-#define SWITCH_TILES7(n, F, ...)                                                                   \
-  switch (n) {                                                                                     \
-    TILE_CASES_7_4_(F, __VA_ARGS__)                                                                \
-    TILE_CASES_3_1_(F, __VA_ARGS__)                                                                \
-  default:                                                                                         \
-    break;                                                                                         \
-  }
-#define SWITCH_TILES8(n, F, ...)                                                                   \
-  switch (n) {                                                                                     \
-    TILE_CASE_(8, F, __VA_ARGS__)                                                                  \
-    TILE_CASES_7_4_(F, __VA_ARGS__)                                                                \
-    TILE_CASES_3_1_(F, __VA_ARGS__)                                                                \
-  default:                                                                                         \
-    break;                                                                                         \
-  }
+/* ---------------------------------------------------------------- shared helpers
+ * (TOK_CHUNK, ld32, FOR_TILES, SWITCH_TILES*: packed.h) */
 
 /* The T token rows t0.. of a Q8_0 tile: zeroed accumulators, each token's
  * blocks and its per-block scales and sums (cll__q8_sums). */

@@ -1,6 +1,8 @@
-/* avx512_packed.c — Q4_0, Q8_0, Q4_K, Q5_K and Q6_K matrices repacked at load
- * for the avx512 table (its pack, pack_bytes and matmul_packed slots).
- * Compiled with the avx512 flags.
+/* avx512_packed.c — products with Q4_0, Q8_0, Q4_K, Q5_K and Q6_K
+ * matrices repacked at load, for the avx512 table (its matmul_packed
+ * slots; the pack and pack_bytes slots are pack.c's, shared with the
+ * avx2 table, and the layouts are written down there). Compiled with the
+ * avx512 flags.
  *
  * Why: at decode the in-place kernels do one row at a time, so every
  * weight block costs its own scale conversion, shuffles and horizontal
@@ -12,7 +14,8 @@
  * vpdpbusd with 4 broadcast activation bytes does 64 multiply-adds for 16
  * rows at once and no horizontal sums are needed; the scales of 16 rows
  * sit together and convert in one instruction. The layouts are written
- * down, scalar, in ref_matmul.c (the twins test_matmul compares with):
+ * down in pack.c and, scalar, in ref_matmul.c (the twins test_matmul
+ * compares with); in short:
  *
  * Q8_0, panel of 16 rows, nb blocks per row:
  *   quants: nb x 512 bytes; block i is 8 vectors of 64 bytes, dword j of
@@ -32,7 +35,7 @@
  *   d, dmin: 16 fp16 each.
  *   (GGUF: 16 x 144 = 2304 bytes; 3% more.)
  *
- * Q5_K: as Q4_K plus the fifth bits (see its pack function below).
+ * Q5_K: as Q4_K plus the fifth bits (pack.c).
  *
  * Q6_K: 4-bit and 2-bit parts apart, int8 scales in pairs (its section).
  *
@@ -61,60 +64,6 @@
 #define P4_TOK 8         /* tokens per tile (8 accumulators + 8 weight vectors) */
 #define P4_TOK2 4        /* tokens per tile over two panels */
 #define P4_PREFETCH 2048 /* bytes ahead the first tile of a panel prefetches */
-
-/* Quant bytes of one block of a panel: Q4_0 (q4) 256, Q8_0 512. */
-#define PQ_BYTES(q4) ((q4) ? 256 : 512)
-
-static size_t p4_panel_bytes(int64_t nb) {
-  return ((size_t)nb * (CLL_PACK_ROWS * sizeof(sb_q4_0)) + 63) & ~(size_t)63;
-}
-
-static size_t p8_panel_bytes(int64_t nb) {
-  return ((size_t)nb * (CLL_PACK_ROWS * sizeof(sb_q8_0)) + 63) & ~(size_t)63;
-}
-
-size_t cll__pack_bytes_q4_0_avx512(int64_t n_in, int64_t n_rows) {
-  return (size_t)(n_rows / CLL_PACK_ROWS) * p4_panel_bytes(n_in / SB_QK);
-}
-
-size_t cll__pack_bytes_q8_0_avx512(int64_t n_in, int64_t n_rows) {
-  return (size_t)(n_rows / CLL_PACK_ROWS) * p8_panel_bytes(n_in / SB_QK);
-}
-
-/* Q4_0 (q4) or Q8_0 rows into panels p0..p1: the fp16 scale and the qs
- * bytes in dwords (Q8_0: each byte + 128, xor 0x80 on 4 bytes at once). */
-static void pack_d_qs(const int q4, const void *w, size_t w_stride, int64_t n_in, int64_t p0,
-                      int64_t p1, void *dst) {
-  const int64_t nb = n_in / SB_QK;
-  const size_t bb = q4 ? sizeof(sb_q4_0) : sizeof(sb_q8_0), qb = PQ_BYTES(q4);
-  const size_t pb = q4 ? p4_panel_bytes(nb) : p8_panel_bytes(nb);
-  const uint32_t bias = q4 ? 0u : 0x80808080u;
-  for (int64_t p = p0; p < p1; p++) {
-    uint8_t *q = (uint8_t *)dst + (size_t)p * pb;
-    uint16_t *d = (uint16_t *)(q + (size_t)nb * qb);
-    for (int j = 0; j < CLL_PACK_ROWS; j++) {
-      const char *row = (const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride;
-      for (int64_t i = 0; i < nb; i++) {
-        const char *b = row + (size_t)i * bb; /* {uint16_t d; qs[]} */
-        memcpy(&d[i * CLL_PACK_ROWS + j], b, 2);
-        for (int g = 0; g < (int)(qb / 64); g++) {
-          const uint32_t v = (uint32_t)ld32(b + 2 + 4 * g) ^ bias;
-          memcpy(q + (size_t)i * qb + 64 * g + 4 * j, &v, 4);
-        }
-      }
-    }
-  }
-}
-
-void cll__pack_q4_0_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
-                           void *dst) {
-  pack_d_qs(1, w, w_stride, n_in, p0, p1, dst);
-}
-
-void cll__pack_q8_0_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
-                           void *dst) {
-  pack_d_qs(0, w, w_stride, n_in, p0, p1, dst);
-}
 
 /* Block i of a Q4_0 (q4) or Q8_0 panel as the 8 unsigned weight vectors
  * that meet activation dwords 0..7. */
@@ -364,8 +313,6 @@ void cll__matmul_q8_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_
 
 /* ---------------------------------------------------------------- Q4_K */
 
-#define PK4_SB 2368 /* bytes per super-block of a panel */
-#define PK5_SB 2880 /* the same for Q5_K */
 #define PK4_TOK 4
 /* The first tile over a panel (the one that streams it from memory)
  * prefetches every line of the super-block this many ahead. A panel is
@@ -378,42 +325,6 @@ void cll__matmul_q8_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_
 #ifndef PK_PREFETCH_SB
 #define PK_PREFETCH_SB 3
 #endif
-
-static size_t pk4_panel_bytes(int64_t nsb) {
-  return (size_t)nsb * PK4_SB;
-}
-
-size_t cll__pack_bytes_q4_K_avx512(int64_t n_in, int64_t n_rows) {
-  return (size_t)(n_rows / CLL_PACK_ROWS) * pk4_panel_bytes(n_in / SB_QK_K);
-}
-
-void cll__pack_q4_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
-                           void *dst) {
-  const int64_t nsb = n_in / SB_QK_K;
-  for (int64_t p = p0; p < p1; p++) {
-    uint8_t *panel = (uint8_t *)dst + (size_t)p * pk4_panel_bytes(nsb);
-    for (int j = 0; j < CLL_PACK_ROWS; j++) {
-      const sb_q4_K *row =
-          (const sb_q4_K *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
-      for (int64_t i = 0; i < nsb; i++) {
-        uint8_t *q = panel + (size_t)i * PK4_SB;
-        uint8_t *sc = q + 2048, *mn = sc + 128;
-        uint16_t *d = (uint16_t *)(mn + 128);
-        for (int c = 0; c < 4; c++)
-          for (int g = 0; g < 8; g++)
-            memcpy(q + (c * 8 + g) * 64 + 4 * j, row[i].qs + 32 * c + 4 * g, 4);
-        for (int s = 0; s < 8; s++) {
-          uint8_t scale, min;
-          sb_scale_min_k4(s, row[i].scales, &scale, &min);
-          sc[s * 16 + j] = scale;
-          mn[(s / 2) * 32 + 2 * j + (s & 1)] = min;
-        }
-        d[j] = row[i].d;
-        d[16 + j] = row[i].dmin;
-      }
-    }
-  }
-}
 
 /* Bit `from` of every byte of h moved to bit 4 (other bits: garbage). */
 static inline __attribute__((always_inline)) __m512i bit_to4(__m512i h, const int from) {
@@ -606,36 +517,6 @@ void cll__matmul_q5_K_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_
  * nibble); scales at 2560, mins at 2688, d at 2816, dmin at 2848. 2880
  * bytes a super-block (GGUF: 2816). */
 
-size_t cll__pack_bytes_q5_K_avx512(int64_t n_in, int64_t n_rows) {
-  return (size_t)(n_rows / CLL_PACK_ROWS) * (size_t)(n_in / SB_QK_K) * PK5_SB;
-}
-
-void cll__pack_q5_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
-                           void *dst) {
-  const int64_t nsb = n_in / SB_QK_K;
-  for (int64_t p = p0; p < p1; p++)
-    for (int j = 0; j < CLL_PACK_ROWS; j++) {
-      const sb_q5_K *row =
-          (const sb_q5_K *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
-      for (int64_t i = 0; i < nsb; i++) {
-        uint8_t *q = (uint8_t *)dst + ((size_t)p * (size_t)nsb + (size_t)i) * PK5_SB;
-        for (int c = 0; c < 4; c++)
-          for (int g = 0; g < 8; g++)
-            memcpy(q + (c * 8 + g) * 64 + 4 * j, row[i].qs + 32 * c + 4 * g, 4);
-        for (int g = 0; g < 8; g++)
-          memcpy(q + 2048 + g * 64 + 4 * j, row[i].qh + 4 * g, 4);
-        for (int s = 0; s < 8; s++) {
-          uint8_t scale, min;
-          sb_scale_min_k4(s, row[i].scales, &scale, &min);
-          q[2560 + s * 16 + j] = scale;
-          q[2688 + (s / 2) * 32 + 2 * j + (s & 1)] = min;
-        }
-        memcpy(q + 2816 + 2 * j, &row[i].d, 2);
-        memcpy(q + 2848 + 2 * j, &row[i].dmin, 2);
-      }
-    }
-}
-
 /* ---------------------------------------------------------------- Q6_K
  *
  * Panel of 16 rows, per super-block (3392 bytes, 53 cache lines; GGUF:
@@ -660,36 +541,6 @@ void cll__pack_q5_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t
  * token: bench/kernels cll_matmul 1 thread 31-38 GB/s against 16-20 in
  * place; bench/model tg32, 2 threads, alternated: 49.1 / 53.6 tok/s
  * against 37.5 / 38.7. */
-
-#define PK6_SB 3392
-#define PK6_SC 3072
-#define PK6_D 3328
-
-size_t cll__pack_bytes_q6_K_avx512(int64_t n_in, int64_t n_rows) {
-  return (size_t)(n_rows / CLL_PACK_ROWS) * (size_t)(n_in / SB_QK_K) * PK6_SB;
-}
-
-void cll__pack_q6_K_avx512(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
-                           void *dst) {
-  const int64_t nsb = n_in / SB_QK_K;
-  for (int64_t p = p0; p < p1; p++)
-    for (int j = 0; j < CLL_PACK_ROWS; j++) {
-      const sb_q6_K *row =
-          (const sb_q6_K *)((const char *)w + (size_t)(p * CLL_PACK_ROWS + j) * w_stride);
-      for (int64_t i = 0; i < nsb; i++) {
-        uint8_t *q = (uint8_t *)dst + ((size_t)p * (size_t)nsb + (size_t)i) * PK6_SB;
-        for (int g = 0; g < 32; g++)
-          memcpy(q + g * 64 + 4 * j, row[i].ql + 4 * g, 4);
-        for (int g = 0; g < 16; g++)
-          memcpy(q + 2048 + g * 64 + 4 * j, row[i].qh + 4 * g, 4);
-        for (int s = 0; s < 16; s++)
-          q[PK6_SC + (s / 2) * 32 + 2 * j + (s & 1)] = (uint8_t)row[i].scales[s];
-        memcpy(q + PK6_D + 2 * j, &row[i].d, 2);
-        if (j == 0)
-          memset(q + PK6_D + 32, 0, PK6_SB - PK6_D - 32);
-      }
-    }
-}
 
 /* Half hi (0: low nibbles, 1: high) of chunk c of a packed Q6_K
  * super-block as unsigned quants 0..63: w[g] meets activation dword g of

@@ -17,7 +17,12 @@
  * its kernels that need AVX512_BF16 (cll__kernels_avx512_bf16) are added
  * to it only where CPUID reports that too. The table without them stays
  * reachable as cll_kernels_by_name("avx512-nobf16"), for the tests (it
- * is what a CPU without AVX512_BF16 runs); it is never chosen. */
+ * is what a CPU without AVX512_BF16 runs); it is never chosen. In the
+ * same way the avx2 table requires AVX2 + FMA + F16C only, and gets its
+ * packed products on AVX-VNNI (cll__kernels_avx2_vnni) where CPUID has
+ * that; the table without them is "avx2-novnni" (what Zen 2/3 and Intel
+ * before Alder Lake run), for the tests and, through CLLAMA_KERNELS, for
+ * benchmarks on a CPU that has AVX-VNNI. */
 #include "kernels/matmul_internal.h"
 #include "kernels/quant.h"
 
@@ -58,6 +63,13 @@ static bool has_avx512_vnni(void) {
 static bool has_avx512_bf16(void) {
   unsigned a, b, c, d;
   return __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 5) & 1);
+}
+
+/* AVX-VNNI (vpdpbusd on ymm without AVX-512): CPUID 7 subleaf 1, EAX
+ * bit 4. */
+static bool has_avx_vnni(void) {
+  unsigned a, b, c, d;
+  return __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 4) & 1);
 }
 #endif
 
@@ -141,9 +153,12 @@ static void add_packed(cll_kernels *dst, const cll_kernels *ext) {
 }
 #endif
 
-/* The avx512 table without its AVX512_BF16 kernels (tests). */
-static cll_kernels avx512_nobf16;
-static bool have_avx512_nobf16;
+/* The avx512 table without its AVX512_BF16 kernels (tests), the avx2
+ * table without its AVX-VNNI kernels (tests, benchmarks). */
+static cll_kernels avx512_nobf16, avx2_novnni;
+static bool have_avx512_nobf16, have_avx2_novnni;
+/* CLLAMA_KERNELS=avx2-novnni: that table instead of tables[chosen]. */
+static const cll_kernels *chosen_variant;
 
 static char available[64];
 
@@ -155,6 +170,13 @@ static void init(void) {
     fill(&tables[i], src, &cll__kernels_ref);
     tables[i].isa = isa_names[i];
 #if defined(__x86_64__)
+    if (i == ISA_AVX2) {
+      avx2_novnni = tables[i];
+      avx2_novnni.isa = "avx2-novnni";
+      have_avx2_novnni = true;
+      if (has_avx_vnni())
+        add_packed(&tables[i], &cll__kernels_avx2_vnni);
+    }
     if (i == ISA_AVX512) {
       avx512_nobf16 = tables[i];
       avx512_nobf16.isa = "avx512-nobf16";
@@ -177,14 +199,19 @@ int cll__kernels_select(const char *isa, cll_err *err) {
   pthread_once(&once, init);
   if (isa == NULL || isa[0] == '\0')
     return 0;
+  chosen_variant = NULL;
+  if (strcmp(isa, "avx2-novnni") == 0 && have_avx2_novnni) {
+    chosen_variant = &avx2_novnni;
+    return 0;
+  }
   int forced = -1;
   for (int i = 0; i < ISA_N; i++)
     if (strcmp(isa, isa_names[i]) == 0)
       forced = i;
   if (forced < 0)
     return cll_err_set(err, CLL_EINVAL,
-                       "CLLAMA_KERNELS=\"%s\": expected one of ref, avx2, avx512, neon "
-                       "(this CPU: %s)",
+                       "CLLAMA_KERNELS=\"%s\": expected one of ref, avx2, avx2-novnni, avx512, "
+                       "neon (this CPU: %s)",
                        isa, available);
   if (!have[forced])
     return cll_err_set(err, CLL_EUNSUPPORTED,
@@ -201,13 +228,15 @@ const char *cll_kernels_available(void) {
 
 const cll_kernels *cll_kernels_get(void) {
   pthread_once(&once, init);
-  return &tables[chosen];
+  return chosen_variant != NULL ? chosen_variant : &tables[chosen];
 }
 
 const cll_kernels *cll_kernels_by_name(const char *isa) {
   pthread_once(&once, init);
   if (isa != NULL && strcmp(isa, "avx512-nobf16") == 0)
     return have_avx512_nobf16 ? &avx512_nobf16 : NULL;
+  if (isa != NULL && strcmp(isa, "avx2-novnni") == 0)
+    return have_avx2_novnni ? &avx2_novnni : NULL;
   for (int i = 0; isa && i < ISA_N; i++)
     if (strcmp(isa, isa_names[i]) == 0)
       return have[i] ? &tables[i] : NULL;

@@ -207,6 +207,9 @@ extern const cll_kernels cll__kernels_avx512;
 /* The avx512 table's kernels that need AVX512_BF16 (only those slots are
  * filled): dispatch.c adds them to the avx512 table where CPUID has it. */
 extern const cll_kernels cll__kernels_avx512_bf16;
+/* The avx2 table's packed products on AVX-VNNI: dispatch.c adds them to
+ * the avx2 table where CPUID has it. */
+extern const cll_kernels cll__kernels_avx2_vnni;
 #endif
 #if defined(__aarch64__)
 extern const cll_kernels cll__kernels_neon;
