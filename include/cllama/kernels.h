@@ -80,7 +80,9 @@ typedef struct cll_kernels {
   void (*pack[CLL_TYPE_COUNT])(const void *w, size_t w_stride, int64_t n_in, int64_t p0, int64_t p1,
                                void *dst);
   /* Y for the rows of panels [p0, p1) of a->wp and every token (a->xq
-   * prepared as for vec_dot); needs no scratch. Set with pack. For BF16
+   * prepared as for vec_dot); needs no scratch, but may use a->scratch
+   * (a->scratch_bytes of it, any alignment) where there is one, so
+   * threads must not share one. Set with pack. For BF16
    * weights it may round the float activations to bf16 (nearest even),
    * as llama.cpp does: ref_matmul.c's twin does. */
   void (*matmul_packed[CLL_TYPE_COUNT])(const struct cll_matmul_args *a, int64_t p0, int64_t p1);
