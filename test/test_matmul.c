@@ -176,7 +176,8 @@ Test(matmul, every_table_path_and_size) {
  * inside a panel, and token counts across tile sizes (1..16), a whole
  * chunk (72) and more (513). Compared with the double product of the
  * weights and the activations the kernel sees (bf16-rounded for BF16). */
-static int check_half(const cll_kernels *k, uint32_t t, int64_t n_in, int64_t n_tok) {
+static int check_half(const cll_kernels *k, uint32_t t, int64_t n_in, int64_t n_tok,
+                      size_t scratch_bytes) {
   enum { ROWS = 10 * CLL_PACK_ROWS + 7, HR0 = 5, HR1 = ROWS - 2 };
   const cll_kernels *ref = cll_kernels_by_name("ref");
   const size_t rb = cll_row_bytes(t, n_in);
@@ -184,6 +185,8 @@ static int check_half(const cll_kernels *k, uint32_t t, int64_t n_in, int64_t n_
   float *wf = malloc(sizeof(float) * (size_t)(n_in * ROWS));
   float *x = malloc(sizeof(float) * (size_t)(n_in * n_tok));
   float *y = malloc(sizeof(float) * (size_t)(ROWS * n_tok));
+  /* One byte past a 64-byte boundary: the kernel aligns what it uses. */
+  char *scratch = scratch_bytes ? malloc(scratch_bytes + 1) : NULL;
   for (int64_t i = 0; i < n_in * ROWS; i++) {
     const float v = frand();
     const uint16_t h = t == CLL_TYPE_BF16 ? cll_fp32_to_bf16(v) : cll_fp32_to_fp16(v);
@@ -209,7 +212,9 @@ static int check_half(const cll_kernels *k, uint32_t t, int64_t n_in, int64_t n_
                        .x_stride = n_in,
                        .n_tok = n_tok,
                        .y = y,
-                       .y_stride = ROWS};
+                       .y_stride = ROWS,
+                       .scratch = scratch ? scratch + 1 : NULL,
+                       .scratch_bytes = scratch_bytes};
   cll_matmul(k, &a);
   int bad = 0;
   if (!(cll__matmul_paths_ran() & (1u << CLL__MATMUL_PACKED))) {
@@ -241,7 +246,7 @@ static int check_half(const cll_kernels *k, uint32_t t, int64_t n_in, int64_t n_
         bad++;
       }
     }
-  free(w), free(wf), free(x), free(y), free(wp);
+  free(w), free(wf), free(x), free(y), free(wp), free(scratch);
   return bad;
 }
 
@@ -267,8 +272,12 @@ Test(matmul, packed_f16_bf16_odd_sizes) {
       for (size_t ti = 0; ti < sizeof toks / sizeof toks[0]; ti++) {
         if (lens[li] > 1001 && toks[ti] > 73)
           continue; /* the double reference is slow; 1001 x 513 covers it */
-        bad += check_half(k, t, lens[li], toks[ti]);
-        runs++;
+        /* Without scratch (BF16: the stack buffer, K-chunks from n_in =
+         * 1001 at 72 tokens) and with a scratch just over the size from
+         * which the kernel takes it (K-chunks of 128 pairs at 72). */
+        bad += check_half(k, t, lens[li], toks[ti], 0);
+        bad += check_half(k, t, lens[li], toks[ti], 40000);
+        runs += 2;
       }
   }
   cr_expect_eq(bad, 0, "%d mismatching outputs over %d runs", bad, runs);

@@ -81,8 +81,11 @@ typedef struct cll_kernels {
                                void *dst);
   /* Y for the rows of panels [p0, p1) of a->wp and every token (a->xq
    * prepared as for vec_dot); needs no scratch, but may use a->scratch
-   * where it holds the type's gemm_scratch_bytes (Q5_K and Q6_K on avx512 unpack
-   * a panel there once per chunk of many tokens). Set with pack. For BF16
+   * (a->scratch_bytes of it, any alignment) where there is one, so
+   * threads must not share one: Q5_K and Q6_K on avx512 unpack a panel
+   * there once per chunk of many tokens (when it holds the type's
+   * gemm_scratch_bytes), BF16 rounds the activations into it. Set with
+   * pack. For BF16
    * weights it may round the float activations to bf16 (nearest even),
    * as llama.cpp does: ref_matmul.c's twin does. */
   void (*matmul_packed[CLL_TYPE_COUNT])(const struct cll_matmul_args *a, int64_t p0, int64_t p1);
