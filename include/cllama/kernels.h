@@ -81,7 +81,7 @@ typedef struct cll_kernels {
                                void *dst);
   /* Y for the rows of panels [p0, p1) of a->wp and every token (a->xq
    * prepared as for vec_dot); needs no scratch, but may use a->scratch
-   * (a->scratch_bytes of it, any alignment) where there is one, so
+   * (a->scratch_bytes of it, float-aligned at least) where there is one, so
    * threads must not share one: Q5_K and Q6_K on avx512 unpack a panel
    * there once per chunk of many tokens (when it holds the type's
    * gemm_scratch_bytes), BF16 rounds the activations into it. Set with
