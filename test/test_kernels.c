@@ -63,6 +63,22 @@ Test(kernels, init_refuses_table_this_machine_lacks) {
   cr_assert_neq(strstr(err.msg, absent), NULL, "%s", err.msg);
 }
 
+/* CLLAMA_KERNELS=avx2-novnni: the avx2 table without its AVX-VNNI
+ * kernels where the avx2 table exists, refused (as lacking) elsewhere. */
+Test(kernels, init_avx2_novnni) {
+  const cll_kernels_config c = {.isa = "avx2-novnni"};
+  cll_err err = {0};
+  const int has_avx2 = cll_kernels_by_name("avx2") != NULL;
+  const int rc = cll_kernels_init(&c, &err);
+  if (has_avx2) {
+    cr_assert_eq(rc, 0, "%s", err.msg);
+    cr_assert_str_eq(cll_kernels_get()->isa, "avx2-novnni");
+  } else {
+    cr_assert_eq(rc, CLL_EUNSUPPORTED, "%s", err.msg);
+    cr_assert_neq(strstr(err.msg, "avx2-novnni"), NULL, "%s", err.msg);
+  }
+}
+
 Test(kernels, init_default_repacks) {
   cll_err err = {0};
   cr_assert_eq(cll_kernels_init(NULL, &err), 0, "%s", err.msg);

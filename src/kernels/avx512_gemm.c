@@ -406,6 +406,17 @@ gemm_tile_q6_K(const int T, const cll_matmul_args *a, int64_t nb, const uint8_t 
       gemm_tile_q4_K(T, __VA_ARGS__);                                                              \
   } while (0)
 
+/* Tokens [tc, te) times one prepared panel (rows r.., mask), by tiles of
+ * 4 and one of the rest. */
+static inline __attribute__((always_inline)) void
+gemm_k_tiles(const int q6, const cll_matmul_args *a, int64_t nb, const uint8_t *panel, int64_t tc,
+             int64_t te, int64_t r, __mmask16 mask) {
+  int64_t t0 = tc;
+  for (; t0 + 4 <= te; t0 += 4)
+    GEMM_TILE_K(4, q6, a, nb, panel, t0, r, mask);
+  SWITCH_TILES3(te - t0, GEMM_TILE_K, q6, a, nb, panel, t0, r, mask)
+}
+
 static inline __attribute__((always_inline)) void gemm_k(const int q6, const cll_matmul_args *a) {
   const int64_t nb = a->n_in / SB_QK_K;
   uint8_t *panel = a->scratch;
@@ -418,10 +429,7 @@ static inline __attribute__((always_inline)) void gemm_k(const int q6, const cll
         gemm_pack_q6_K(a, r, nr, nb, panel);
       else
         gemm_pack_q4_K(a, r, nr, nb, panel);
-      int64_t t0 = tc;
-      for (; t0 + 4 <= te; t0 += 4)
-        GEMM_TILE_K(4, q6, a, nb, panel, t0, r, mask);
-      SWITCH_TILES3(te - t0, GEMM_TILE_K, q6, a, nb, panel, t0, r, mask)
+      gemm_k_tiles(q6, a, nb, panel, tc, te, r, mask);
     }
   }
 }
@@ -436,18 +444,12 @@ void cll__gemm_q6_K_avx512(const cll_matmul_args *a) {
 
 void cll__gemm_q4_K_tiles_avx512(const cll_matmul_args *a, int64_t nb, const uint8_t *panel,
                                  int64_t tc, int64_t te, int64_t r) {
-  int64_t t0 = tc;
-  for (; t0 + 4 <= te; t0 += 4)
-    gemm_tile_q4_K(4, a, nb, panel, t0, r, 0xFFFF);
-  SWITCH_TILES3(te - t0, gemm_tile_q4_K, a, nb, panel, t0, r, 0xFFFF)
+  gemm_k_tiles(0, a, nb, panel, tc, te, r, 0xFFFF);
 }
 
 void cll__gemm_q6_K_tiles_avx512(const cll_matmul_args *a, int64_t nb, const uint8_t *panel,
                                  int64_t tc, int64_t te, int64_t r) {
-  int64_t t0 = tc;
-  for (; t0 + 4 <= te; t0 += 4)
-    gemm_tile_q6_K(4, a, nb, panel, t0, r, 0xFFFF);
-  SWITCH_TILES3(te - t0, gemm_tile_q6_K, a, nb, panel, t0, r, 0xFFFF)
+  gemm_k_tiles(1, a, nb, panel, tc, te, r, 0xFFFF);
 }
 
 #else

@@ -322,9 +322,26 @@ void cll__matmul_q8_0_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_
  * without, 23-28 one ahead, 27-33 two, 30-37 three, 30-33 four (1
  * thread); Q5_K 12-22 without, 32-36 three ahead. Four panels at once
  * instead (four streams, as p8_tile4_1) were slower than one. */
-#ifndef PK_PREFETCH_SB
 #define PK_PREFETCH_SB 3
-#endif
+
+/* Every line of the super-block PK_PREFETCH_SB ahead of q (sbb bytes a
+ * super-block), into L1. */
+static inline __attribute__((always_inline)) void prefetch_sb_ahead(const uint8_t *q, size_t sbb) {
+  for (size_t l = 0; l < sbb; l += 64)
+    _mm_prefetch((const char *)q + PK_PREFETCH_SB * sbb + l, _MM_HINT_T0);
+}
+
+/* From this many tokens in a chunk, a Q5_K or Q6_K panel is unpacked once
+ * into its GEMM's layout (a->scratch) and the GEMM's tiles run on it;
+ * below, and always for Q4_K, each tile unpacks its own. CPU time in the
+ * kernels (perf, cpu-clock samples, TinyLlama pp512 at 2 threads on a
+ * shared machine, where wall times varied 2x): Q5_K 7.4 G -> 5.1 G and
+ * Q6_K 9.1 G -> 7.1 G through the layout, Q4_K 4.7 G -> 5.2 G (so not
+ * for Q4_K; bench/kernels cll_matmul 64 tokens agrees: Q4_K 449-467
+ * GFLOP/s in its tiles, 305-328 through the layout). Q6_K pp512 wall
+ * time, alternated: tiles 202-232 tok/s, through the layout 254-312, the
+ * GEMM on the GGUF rows before 264-272. */
+#define K_GEMM_TOK 8
 
 /* Bit `from` of every byte of h moved to bit 4 (other bits: garbage). */
 static inline __attribute__((always_inline)) __m512i bit_to4(__m512i h, const int from) {
@@ -374,8 +391,7 @@ static inline __attribute__((always_inline)) void pk4_tile(const int T, const in
   for (int64_t i = 0; i < nsb; i++) {
     const uint8_t *q = panel + (size_t)i * sbb;
     if (pf)
-      for (size_t l = 0; l < sbb; l += 64)
-        _mm_prefetch((const char *)q + PK_PREFETCH_SB * sbb + l, _MM_HINT_T0);
+      prefetch_sb_ahead(q, sbb);
     const uint8_t *qh = q + 2048, *sc = q + (q5 ? 2560 : 2048), *mn = sc + 128;
     const uint16_t *dh = (const uint16_t *)(mn + 128);
     __m512i si[PK4_TOK], mi[PK4_TOK];
@@ -424,22 +440,20 @@ static inline __attribute__((always_inline)) void pk4_tile(const int T, const in
     _mm512_storeu_ps(y + t * a->y_stride, acc[t]);
 }
 
-/* A packed Q5_K (q5 = 1; Q4_K with q5 = 0) panel (nsb super-blocks) into
- * the Q4_K GEMM's layout at dst (K4_SB_BYTES a super-block), streaming it. */
-static inline __attribute__((always_inline)) void pk_to_gemm(const int q5, const uint8_t *panel,
-                                                             int64_t nsb, uint8_t *dst) {
-  const size_t sbb = q5 ? PK5_SB : PK4_SB;
+/* A packed Q5_K panel (nsb super-blocks) into the Q4_K GEMM's layout at
+ * dst (K4_SB_BYTES a super-block), streaming it. */
+static void pk5_to_gemm(const uint8_t *panel, int64_t nsb, uint8_t *dst) {
+  const size_t sbb = PK5_SB;
   const __m512i lo16 = _mm512_set1_epi32(0xFFFF);
   for (int64_t i = 0; i < nsb; i++) {
     const uint8_t *q = panel + (size_t)i * sbb;
     uint8_t *o = dst + (size_t)i * K4_SB_BYTES;
-    for (size_t l = 0; l < sbb; l += 64)
-      _mm_prefetch((const char *)q + PK_PREFETCH_SB * sbb + l, _MM_HINT_T0);
-    const uint8_t *qh = q + 2048, *sc = q + (q5 ? 2560 : 2048), *mn = sc + 128;
+    prefetch_sb_ahead(q, PK5_SB);
+    const uint8_t *qh = q + 2048, *sc = q + 2560, *mn = sc + 128;
 #pragma GCC unroll 1
     for (int c = 0; c < 4; c++) {
       __m512i lo[8], hi[8];
-      pk_unpack(q, qh, c, q5, lo, hi);
+      pk_unpack(q, qh, c, 1, lo, hi);
 #pragma GCC unroll 8
       for (int g = 0; g < 8; g++) {
         _mm512_storeu_si512((void *)(o + (2 * c * 8 + g) * 64), lo[g]);
@@ -467,17 +481,6 @@ static inline __attribute__((always_inline)) void pk_to_gemm(const int q5, const
   }
 }
 
-/* From this many tokens in a chunk, a Q5_K panel is unpacked once into
- * the Q4_K GEMM's layout (a->scratch), as Q6_K's is; Q4_K's tiles unpack
- * their own. CPU time in the kernels (perf, cpu-clock samples, TinyLlama
- * pp512 at 2 threads on a shared machine, where wall times varied 2x):
- * Q5_K 7.4 G -> 5.1 G through the GEMM's layout, Q4_K 4.7 G -> 5.2 G (so
- * not for Q4_K; bench/kernels cll_matmul 64 tokens agrees: Q4_K 449-467
- * GFLOP/s in its tiles, 305-328 through the layout). */
-#ifndef PK_GEMM_TOK
-#define PK_GEMM_TOK 8
-#endif
-
 static inline __attribute__((always_inline)) void pk_matmul(const int q5, const cll_matmul_args *a,
                                                             int64_t p0, int64_t p1) {
   const int64_t nsb = a->n_in / SB_QK_K;
@@ -488,8 +491,8 @@ static inline __attribute__((always_inline)) void pk_matmul(const int q5, const 
     for (int64_t p = p0; p < p1; p++) {
       const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * pb;
       float *y = a->y + p * CLL_PACK_ROWS;
-      if (q5 && scratch_ok && te - tc >= PK_GEMM_TOK) {
-        pk_to_gemm(q5, q, nsb, a->scratch);
+      if (q5 && scratch_ok && te - tc >= K_GEMM_TOK) {
+        pk5_to_gemm(q, nsb, a->scratch);
         cll__gemm_q4_K_tiles_avx512(a, nsb, a->scratch, tc, te, p * CLL_PACK_ROWS);
         continue;
       }
@@ -575,8 +578,7 @@ static inline __attribute__((always_inline)) void pk6_tile(const int T, const cl
   for (int64_t i = 0; i < nsb; i++) {
     const uint8_t *q = panel + (size_t)i * PK6_SB;
     if (pf)
-      for (size_t l = 0; l < PK6_SB; l += 64)
-        _mm_prefetch((const char *)q + PK_PREFETCH_SB * PK6_SB + l, _MM_HINT_T0);
+      prefetch_sb_ahead(q, PK6_SB);
     __m512i si[PK4_TOK], mi[PK4_TOK];
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++)
@@ -629,8 +631,7 @@ static void pk6_to_gemm(const uint8_t *panel, int64_t nsb, uint8_t *dst) {
   for (int64_t i = 0; i < nsb; i++) {
     const uint8_t *q = panel + (size_t)i * PK6_SB;
     uint8_t *o = dst + (size_t)i * K6_SB_BYTES;
-    for (size_t l = 0; l < PK6_SB; l += 64)
-      _mm_prefetch((const char *)q + PK_PREFETCH_SB * PK6_SB + l, _MM_HINT_T0);
+    prefetch_sb_ahead(q, PK6_SB);
 #pragma GCC unroll 1
     for (int c = 0; c < 4; c++)
 #pragma GCC unroll 2
@@ -657,17 +658,6 @@ static void pk6_to_gemm(const uint8_t *panel, int64_t nsb, uint8_t *dst) {
   }
 }
 
-/* From this many tokens in a chunk, a panel is unpacked once into the
- * GEMM's layout (a->scratch) and every tile reads the 6-bit quants from
- * there; below, each tile unpacks its own (7 instructions a vector, for
- * at most 4 tokens). TinyLlama Q6_K pp512, 2 threads, alternated: tiles
- * unpacking 202-232 tok/s, through the GEMM's layout 254-312, the GEMM
- * on the GGUF rows before 264-272; CPU time in the kernels (perf) 9.1 G
- * against 7.1 G. */
-#ifndef PK6_GEMM_TOK
-#define PK6_GEMM_TOK 8
-#endif
-
 void cll__matmul_q6_K_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1) {
   const int64_t nsb = a->n_in / SB_QK_K;
   const size_t pb = (size_t)nsb * PK6_SB;
@@ -677,7 +667,7 @@ void cll__matmul_q6_K_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_
     for (int64_t p = p0; p < p1; p++) {
       const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * pb;
       float *y = a->y + p * CLL_PACK_ROWS;
-      if (scratch_ok && te - tc >= PK6_GEMM_TOK) {
+      if (scratch_ok && te - tc >= K_GEMM_TOK) {
         pk6_to_gemm(q, nsb, a->scratch);
         cll__gemm_q6_K_tiles_avx512(a, nsb, a->scratch, tc, te, p * CLL_PACK_ROWS);
         continue;

@@ -41,7 +41,9 @@ static const char *const isa_names[ISA_N] = {"ref", "avx2", "avx512", "neon"};
 
 static cll_kernels tables[ISA_N];
 static bool have[ISA_N];
-static int chosen = ISA_REF;
+/* The table in use: the best this CPU has, or the one CLLAMA_KERNELS
+ * names (an extension-less variant included). */
+static const cll_kernels *chosen;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -157,8 +159,6 @@ static void add_packed(cll_kernels *dst, const cll_kernels *ext) {
  * table without its AVX-VNNI kernels (tests, benchmarks). */
 static cll_kernels avx512_nobf16, avx2_novnni;
 static bool have_avx512_nobf16, have_avx2_novnni;
-/* CLLAMA_KERNELS=avx2-novnni: that table instead of tables[chosen]. */
-static const cll_kernels *chosen_variant;
 
 static char available[64];
 
@@ -189,19 +189,23 @@ static void init(void) {
     size_t len = strlen(available);
     snprintf(available + len, sizeof available - len, "%s%s", len ? " " : "", isa_names[i]);
   }
-  chosen = ISA_REF;
+  int best = ISA_REF;
   for (int i = ISA_AVX2; i < ISA_N; i++)
     if (have[i])
-      chosen = i; /* enum order = preference order */
+      best = i; /* enum order = preference order */
+  chosen = &tables[best];
 }
 
 int cll__kernels_select(const char *isa, cll_err *err) {
   pthread_once(&once, init);
   if (isa == NULL || isa[0] == '\0')
     return 0;
-  chosen_variant = NULL;
-  if (strcmp(isa, "avx2-novnni") == 0 && have_avx2_novnni) {
-    chosen_variant = &avx2_novnni;
+  if (strcmp(isa, "avx2-novnni") == 0) {
+    if (!have_avx2_novnni)
+      return cll_err_set(err, CLL_EUNSUPPORTED,
+                         "CLLAMA_KERNELS=\"%s\": this %s lacks it (available: %s)", isa,
+                         isa_table(ISA_AVX2) == NULL ? "build" : "CPU", available);
+    chosen = &avx2_novnni;
     return 0;
   }
   int forced = -1;
@@ -217,7 +221,7 @@ int cll__kernels_select(const char *isa, cll_err *err) {
     return cll_err_set(err, CLL_EUNSUPPORTED,
                        "CLLAMA_KERNELS=\"%s\": this %s lacks it (available: %s)", isa,
                        isa_table(forced) == NULL ? "build" : "CPU", available);
-  chosen = forced;
+  chosen = &tables[forced];
   return 0;
 }
 
@@ -228,7 +232,7 @@ const char *cll_kernels_available(void) {
 
 const cll_kernels *cll_kernels_get(void) {
   pthread_once(&once, init);
-  return chosen_variant != NULL ? chosen_variant : &tables[chosen];
+  return chosen;
 }
 
 const cll_kernels *cll_kernels_by_name(const char *isa) {
