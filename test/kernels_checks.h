@@ -474,17 +474,8 @@ static inline void ks_acts(uint32_t t, int64_t n, int T, float *x, uint8_t *xq, 
   for (int k = 0; k < T; k++) {
     uint8_t *row = xq + (size_t)k * *xs;
     ref->quantize_row[at](x + k * n, row, n);
-    if (at == CLL_TYPE_Q8_0) {
-      const int64_t nb = n / CLL_QK8_0;
-      const cll_block_q8_0 *b = (const cll_block_q8_0 *)row;
-      struct cll__q8_sum *sum = (struct cll__q8_sum *)(row + cll__q8_sums_offset(nb));
-      for (int64_t i = 0; i < nb; i++) {
-        int32_t acc = 0;
-        for (int j = 0; j < CLL_QK8_0; j++)
-          acc += b[i].qs[j];
-        sum[i] = (struct cll__q8_sum){cll_fp16_to_fp32(b[i].d), acc};
-      }
-    }
+    if (at == CLL_TYPE_Q8_0)
+      cll__q8_fill_sums(row, n / CLL_QK8_0);
   }
 }
 

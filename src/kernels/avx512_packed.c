@@ -99,7 +99,6 @@ static inline __attribute__((always_inline)) void pq_tile(const int T, const int
                                                           const uint8_t *q, int64_t t0, float *y,
                                                           int pf) {
   const size_t qb = PQ_BYTES(q4);
-  const int32_t off = q4 ? 8 : 128; /* the weights' unsigned offset */
   const uint16_t *d = (const uint16_t *)(q + (size_t)nb * qb);
   __m512 acc[P4_TOK];
   const sb_q8_0 *yrow[P4_TOK];
@@ -117,7 +116,8 @@ static inline __attribute__((always_inline)) void pq_tile(const int T, const int
       const int8_t *yq = yrow[t][i].qs;
       /* Two chains, so one token's eight vpdpbusd are not one long
        * dependency chain at decode. */
-      __m512i s0 = _mm512_set1_epi32(-off * ysum[t][i].s), s1 = _mm512_setzero_si512();
+      __m512i s0 = _mm512_set1_epi32(q4 ? ysum[t][i].o4 : ysum[t][i].o8),
+              s1 = _mm512_setzero_si512();
 #pragma GCC unroll 4
       for (int g = 0; g < 8; g += 2) {
         s0 = _mm512_dpbusd_epi32(s0, w[g], _mm512_set1_epi32(ld32(yq + 4 * g)));
@@ -146,7 +146,6 @@ static inline __attribute__((always_inline)) void pq_tile2(const int T, const in
                                                            size_t pb, const uint8_t *q, int64_t t0,
                                                            float *y, int pf) {
   const size_t qb = PQ_BYTES(q4);
-  const int32_t off = q4 ? 8 : 128; /* the weights' unsigned offset */
   const uint8_t *q1 = q + pb;
   const uint16_t *d0 = (const uint16_t *)(q + (size_t)nb * qb),
                  *d1 = (const uint16_t *)(q1 + (size_t)nb * qb);
@@ -175,7 +174,7 @@ static inline __attribute__((always_inline)) void pq_tile2(const int T, const in
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++) {
       const int8_t *yq = yrow[t][i].qs;
-      const __m512i o = _mm512_set1_epi32(-off * ysum[t][i].s);
+      const __m512i o = _mm512_set1_epi32(q4 ? ysum[t][i].o4 : ysum[t][i].o8);
       __m512i sa = o, sb = o;
 #pragma GCC unroll 8
       for (int g = 0; g < 8; g++) {
@@ -221,7 +220,7 @@ static void p8_tile4_1(const cll_matmul_args *a, int64_t nb, size_t pb, const ui
   }
   for (int64_t i = 0; i < nb; i++) {
     const int8_t *yq = yrow[i].qs;
-    const __m512i off = _mm512_set1_epi32(-128 * ysum[i].s);
+    const __m512i off = _mm512_set1_epi32(ysum[i].o8);
     __m512i s[4] = {off, off, off, off};
 #pragma GCC unroll 8
     for (int g = 0; g < 8; g++) {

@@ -166,17 +166,8 @@ void cll_matmul_prepare(const cll_kernels *k, uint32_t wtype, const float *x, in
   for (int64_t t = t0; t < t1; t++) {
     char *row = (char *)xq + (size_t)t * xq_stride;
     quantize(x + t * x_stride, row, n_in);
-    if (ti->act_type == CLL_TYPE_Q8_0) {
-      const int64_t nb = n_in / CLL_QK8_0;
-      const cll_block_q8_0 *b = (const cll_block_q8_0 *)row;
-      struct cll__q8_sum *sum = (struct cll__q8_sum *)(row + cll__q8_sums_offset(nb));
-      for (int64_t i = 0; i < nb; i++) {
-        int32_t acc = 0;
-        for (int j = 0; j < CLL_QK8_0; j++)
-          acc += b[i].qs[j];
-        sum[i] = (struct cll__q8_sum){cll__fp16_to_fp32(b[i].d), acc};
-      }
-    }
+    if (ti->act_type == CLL_TYPE_Q8_0)
+      cll__q8_fill_sums(row, n_in / CLL_QK8_0);
   }
 }
 
