@@ -82,6 +82,7 @@ ISA_avx2   := -mavx2 -mfma -mf16c
 ISA_avx512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq \
               -mavx512vnni -mavx512bf16
 ISA_neon   :=
+ISA_neon_dotprod := -march=armv8.2-a+dotprod
 
 LIB_SRC  := $(shell find src -name '*.c' ! -path 'src/main.c' ! -path 'src/cli/*' | sort)
 CLI_SRC  := src/main.c $(sort $(wildcard src/cli/*.c))
@@ -158,6 +159,7 @@ $(BUILD)/src/kernels/avx2.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_av
 $(BUILD)/src/kernels/avx2_vnni.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_avx2) -mavxvnni)
 $(BUILD)/src/kernels/avx512.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_avx512))
 $(BUILD)/src/kernels/avx512_%.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_avx512))
+$(BUILD)/src/kernels/neon_dotprod.o: CFLAGS_ISA = $(if $(filter aarch64,$(ARCH)),$(ISA_neon_dotprod))
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -232,13 +234,17 @@ NEON_SRC := src/kernels/types.c src/kernels/ref.c src/kernels/ref_matmul.c src/k
 test-neon:
 	@if command -v $(NEON_CC) >/dev/null 2>&1 && command -v $(QEMU_A64) >/dev/null 2>&1; then \
 	  mkdir -p $(BUILD)/neon || exit 1; \
+	  $(NEON_CC) $(STD) $(WARN) $(WERROR) -O2 $(ISA_neon_dotprod) $(INC) \
+	    -c -o $(BUILD)/neon/neon_dotprod.o src/kernels/neon_dotprod.c || exit 1; \
 	  for march in armv8-a armv8.2-a+dotprod+fp16; do \
 	    out=$(BUILD)/neon/test_kernels-$$march; \
 	    $(NEON_CC) $(STD) $(WARN) $(WERROR) -O2 -march=$$march -static $(INC) \
-	      -o $$out $(NEON_SRC) -lm -lpthread || exit 1; \
+	      -o $$out $(NEON_SRC) $(BUILD)/neon/neon_dotprod.o -lm -lpthread || exit 1; \
 	    echo "test-neon: -march=$$march under $(QEMU_A64)"; \
 	    $(QEMU_A64) $$out || exit 1; \
 	  done; \
+	  echo "test-neon: -march=armv8-a on a CPU without dotprod (qemu -cpu cortex-a53)"; \
+	  $(QEMU_A64) -cpu cortex-a53 $(BUILD)/neon/test_kernels-armv8-a || exit 1; \
 	else \
 	  echo "SKIP: test-neon: $(NEON_CC) or $(QEMU_A64) not found (apt-get install gcc-aarch64-linux-gnu qemu-user)"; \
 	fi

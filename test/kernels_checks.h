@@ -14,6 +14,12 @@
 
 #include <math.h>
 #include <stdio.h>
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1UL << 20)
+#endif
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,9 +158,9 @@ static inline int check_type_info(void) {
   KC_EXPECT(f, cll_kernels_by_name("ref") != NULL, "ref exists");
   KC_EXPECT(f, cll_kernels_by_name("nope") == NULL && cll_kernels_by_name(NULL) == NULL, "bad");
   /* Every table has every entry the reference has. */
-  const char *isas[] = {"ref", "avx2", "avx512", "neon"};
+  const char *isas[] = {"ref", "avx2", "avx512", "neon", "neon-nodot"};
   const cll_kernels *ref = cll_kernels_by_name("ref");
-  for (size_t i = 0; i < 4; i++) {
+  for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
     const cll_kernels *t = cll_kernels_by_name(isas[i]);
     if (!t)
       continue;
@@ -670,13 +676,38 @@ static inline int check_slots_vs_generic(const cll_kernels *k, int *n_slots) {
   return f;
 }
 
+/* AArch64: the neon table is the SDOT build exactly where the CPU reports
+ * dotprod (qemu's default CPU does, -cpu cortex-a53 does not: make
+ * test-neon runs both), and neon-nodot never is. Elsewhere neither
+ * exists. */
+static inline int check_neon_dispatch(void) {
+  int f = 0;
+  const cll_kernels *neon = cll_kernels_by_name("neon"), *nodot = cll_kernels_by_name("neon-nodot");
+#if defined(__aarch64__)
+  KC_EXPECT(f, neon != NULL && nodot != NULL, "neon and neon-nodot exist");
+  if (neon == NULL || nodot == NULL)
+    return f;
+  const int sdot = neon->vec_dot[CLL_TYPE_Q8_0] == cll__kernels_neon_dotprod.vec_dot[CLL_TYPE_Q8_0];
+  KC_EXPECT(f, nodot->vec_dot[CLL_TYPE_Q8_0] == cll__kernels_neon.vec_dot[CLL_TYPE_Q8_0],
+            "neon-nodot is neon.c's table");
+#if defined(__linux__)
+  const int cpu = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+  KC_EXPECT(f, sdot == cpu, "neon uses SDOT (%d) iff the CPU has dotprod (%d)", sdot, cpu);
+#endif
+  printf("kernels: neon table %s SDOT\n", sdot ? "with" : "without");
+#else
+  KC_EXPECT(f, neon == NULL && nodot == NULL, "no neon tables on this ISA");
+#endif
+  return f;
+}
+
 /* Runs check_table_vs_ref for every non-reference table this CPU has;
  * returns failures, sets *n_tables. */
 static inline int check_all_tables_vs_ref(int *n_tables) {
   int f = 0;
   /* avx512-nobf16: what a CPU without AVX512_BF16 runs, avx2-novnni one
-   * without AVX-VNNI (dispatch.c). */
-  const char *isas[] = {"avx2-novnni", "avx2", "avx512-nobf16", "avx512", "neon"};
+   * without AVX-VNNI, neon-nodot one without SDOT (dispatch.c). */
+  const char *isas[] = {"avx2-novnni", "avx2", "avx512-nobf16", "avx512", "neon-nodot", "neon"};
   *n_tables = 0;
   for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
     const cll_kernels *k = cll_kernels_by_name(isas[i]);

@@ -12,6 +12,7 @@ int main(void) {
   int twins = 0;
   f += check_slots_vs_generic(&cll__kernels_generic, &twins);
   f += check_all_tables_vs_ref(&n);
+  f += check_neon_dispatch();
   printf("kernels standalone (%s, %d SIMD table%s): %s\n", cll_kernels_get()->isa, n,
          n == 1 ? "" : "s", f ? "FAILED" : "ok");
   return f ? 1 : 0;

@@ -30,6 +30,7 @@ Test(kernels, generic_twins_match_plain_vec_dot) {
 Test(kernels, simd_tables_match_ref) {
   int n = 0;
   cr_assert_eq(check_all_tables_vs_ref(&n), 0);
+  cr_assert_eq(check_neon_dispatch(), 0);
   if (n == 0)
     printf("kernels: no SIMD table on this CPU/build: only ref checked\n");
 }
@@ -61,6 +62,20 @@ Test(kernels, init_refuses_table_this_machine_lacks) {
   cll_err err = {0};
   cr_assert_eq(cll_kernels_init(&c, &err), CLL_EUNSUPPORTED);
   cr_assert_neq(strstr(err.msg, absent), NULL, "%s", err.msg);
+}
+
+/* The extension-less variant of a table this build lacks is refused as
+ * lacking, not as an unknown name. */
+Test(kernels, init_refuses_variant_this_build_lacks) {
+#if defined(__x86_64__)
+  const char *absent = "neon-nodot";
+#else
+  const char *absent = "avx2-novnni";
+#endif
+  const cll_kernels_config c = {.isa = absent};
+  cll_err err = {0};
+  cr_assert_eq(cll_kernels_init(&c, &err), CLL_EUNSUPPORTED);
+  cr_assert_neq(strstr(err.msg, "this build lacks it"), NULL, "%s", err.msg);
 }
 
 /* CLLAMA_KERNELS=avx2-novnni: the avx2 table without its AVX-VNNI

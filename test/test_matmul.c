@@ -148,7 +148,8 @@ Test(matmul, every_table_path_and_size) {
   static const uint32_t types[] = {CLL_TYPE_F32,  CLL_TYPE_F16,  CLL_TYPE_BF16, CLL_TYPE_Q4_0,
                                    CLL_TYPE_Q8_0, CLL_TYPE_Q4_K, CLL_TYPE_Q5_K, CLL_TYPE_Q6_K};
   static const int64_t toks[] = {1, 2, 3, 8, 13, 37, 70};
-  static const char *isas[] = {"ref", "avx2-novnni", "avx2", "avx512-nobf16", "avx512", "neon"};
+  static const char *isas[] = {"ref",    "avx2-novnni", "avx2", "avx512-nobf16",
+                               "avx512", "neon-nodot",  "neon"};
   int bad = 0, runs = 0;
   for (size_t ii = 0; ii < sizeof isas / sizeof isas[0]; ii++) {
     const cll_kernels *k = cll_kernels_by_name(isas[ii]);

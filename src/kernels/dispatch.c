@@ -22,12 +22,20 @@
  * packed products on AVX-VNNI (cll__kernels_avx2_vnni) where CPUID has
  * that; the table without them is "avx2-novnni" (what Zen 2/3 and Intel
  * before Alder Lake run), for the tests and, through CLLAMA_KERNELS, for
- * benchmarks on a CPU that has AVX-VNNI. */
+ * benchmarks on a CPU that has AVX-VNNI. On AArch64 the neon table is
+ * neon.c built with SDOT (cll__kernels_neon_dotprod) where the CPU
+ * reports dotprod, else neon.c as the compiler's default target builds
+ * it; the latter stays reachable as "neon-nodot". */
 #include "kernels/matmul_internal.h"
 #include "kernels/quant.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#elif defined(__aarch64__) && defined(__APPLE__)
+#include <sys/sysctl.h>
 #endif
 #include <pthread.h>
 #include <stdbool.h>
@@ -72,6 +80,25 @@ static bool has_avx512_bf16(void) {
 static bool has_avx_vnni(void) {
   unsigned a, b, c, d;
   return __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 4) & 1);
+}
+#endif
+
+#if defined(__aarch64__)
+/* The dotprod extension (SDOT/UDOT): optional in ARMv8.2, mandatory from
+ * ARMv8.4. */
+static bool has_dotprod(void) {
+#if defined(__linux__)
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1UL << 20)
+#endif
+  return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#elif defined(__APPLE__)
+  int v = 0;
+  size_t len = sizeof v;
+  return sysctlbyname("hw.optional.arm.FEAT_DotProd", &v, &len, NULL, 0) == 0 && v != 0;
+#else
+  return false;
+#endif
 }
 #endif
 
@@ -156,9 +183,10 @@ static void add_packed(cll_kernels *dst, const cll_kernels *ext) {
 #endif
 
 /* The avx512 table without its AVX512_BF16 kernels (tests), the avx2
- * table without its AVX-VNNI kernels (tests, benchmarks). */
-static cll_kernels avx512_nobf16, avx2_novnni;
-static bool have_avx512_nobf16, have_avx2_novnni;
+ * table without its AVX-VNNI kernels (tests, benchmarks), the neon table
+ * without SDOT. */
+static cll_kernels avx512_nobf16, avx2_novnni, neon_nodot;
+static bool have_avx512_nobf16, have_avx2_novnni, have_neon_nodot;
 
 static char available[64];
 
@@ -185,6 +213,17 @@ static void init(void) {
         add_packed(&tables[i], &cll__kernels_avx512_bf16);
     }
 #endif
+#if defined(__aarch64__)
+    if (i == ISA_NEON) {
+      neon_nodot = tables[i];
+      neon_nodot.isa = "neon-nodot";
+      have_neon_nodot = true;
+      if (has_dotprod()) {
+        fill(&tables[i], &cll__kernels_neon_dotprod, &cll__kernels_ref);
+        tables[i].isa = isa_names[i];
+      }
+    }
+#endif
     have[i] = true;
     size_t len = strlen(available);
     snprintf(available + len, sizeof available - len, "%s%s", len ? " " : "", isa_names[i]);
@@ -200,12 +239,22 @@ int cll__kernels_select(const char *isa, cll_err *err) {
   pthread_once(&once, init);
   if (isa == NULL || isa[0] == '\0')
     return 0;
-  if (strcmp(isa, "avx2-novnni") == 0) {
-    if (!have_avx2_novnni)
+  /* The variants without an extension: where the base table exists. */
+  const struct {
+    const char *name;
+    int base;
+    const cll_kernels *table;
+    bool have;
+  } variants[] = {{"avx2-novnni", ISA_AVX2, &avx2_novnni, have_avx2_novnni},
+                  {"neon-nodot", ISA_NEON, &neon_nodot, have_neon_nodot}};
+  for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+    if (strcmp(isa, variants[v].name) != 0)
+      continue;
+    if (!variants[v].have)
       return cll_err_set(err, CLL_EUNSUPPORTED,
                          "CLLAMA_KERNELS=\"%s\": this %s lacks it (available: %s)", isa,
-                         isa_table(ISA_AVX2) == NULL ? "build" : "CPU", available);
-    chosen = &avx2_novnni;
+                         isa_table(variants[v].base) == NULL ? "build" : "CPU", available);
+    chosen = variants[v].table;
     return 0;
   }
   int forced = -1;
@@ -215,7 +264,7 @@ int cll__kernels_select(const char *isa, cll_err *err) {
   if (forced < 0)
     return cll_err_set(err, CLL_EINVAL,
                        "CLLAMA_KERNELS=\"%s\": expected one of ref, avx2, avx2-novnni, avx512, "
-                       "neon (this CPU: %s)",
+                       "neon, neon-nodot (this CPU: %s)",
                        isa, available);
   if (!have[forced])
     return cll_err_set(err, CLL_EUNSUPPORTED,
@@ -241,6 +290,8 @@ const cll_kernels *cll_kernels_by_name(const char *isa) {
     return have_avx512_nobf16 ? &avx512_nobf16 : NULL;
   if (isa != NULL && strcmp(isa, "avx2-novnni") == 0)
     return have_avx2_novnni ? &avx2_novnni : NULL;
+  if (isa != NULL && strcmp(isa, "neon-nodot") == 0)
+    return have_neon_nodot ? &neon_nodot : NULL;
   for (int i = 0; isa && i < ISA_N; i++)
     if (strcmp(isa, isa_names[i]) == 0)
       return have[i] ? &tables[i] : NULL;

@@ -5,7 +5,10 @@
  * instruction (SDOT) when the compiler targets it (__ARM_FEATURE_DOTPROD,
  * e.g. -march=armv8.2-a+dotprod) and widening multiplies otherwise; both
  * give the exact same integer sums, so the results only differ from ref.c
- * in the order of the float accumulation.
+ * in the order of the float accumulation. A build for plain ARMv8-A (what
+ * Debian's gcc targets by default) gets both: this file as it is, and
+ * neon_dotprod.c, the same code with SDOT, which dispatch.c chooses where
+ * the CPU reports dotprod (Apple M1 and later, Graviton 2+, Cortex-A76+).
  *
  * Loop shape: one iteration per block, integer sums per (sub-)block, scaled
  * in float exactly like ref.c. Nothing here allocates. */
@@ -306,7 +309,12 @@ static void dot_q6_K_q8_K_neon(int64_t n, const void *w, const void *a, float *o
   *out = s;
 }
 
-const cll_kernels cll__kernels_neon = {
+/* neon_dotprod.c builds this file again with SDOT, under its own name. */
+#ifndef NEON_TABLE
+#define NEON_TABLE cll__kernels_neon
+#endif
+
+const cll_kernels NEON_TABLE = {
     .isa = "neon",
     .dequant_row =
         {

@@ -213,6 +213,9 @@ extern const cll_kernels cll__kernels_avx2_vnni;
 #endif
 #if defined(__aarch64__)
 extern const cll_kernels cll__kernels_neon;
+/* neon.c built with SDOT (neon_dotprod.c): dispatch.c uses it for the neon
+ * table where the CPU has dotprod. */
+extern const cll_kernels cll__kernels_neon_dotprod;
 #endif
 
 #endif
