@@ -1,5 +1,5 @@
-/* x86_packed.h — products with the Q4_0, Q8_0 and Q4_K panels of pack.c
- * on 256-bit vectors: the matmul_packed slots of the avx2 table.
+/* x86_packed.h — products with the Q4_0, Q8_0, Q4_K and Q5_K panels of
+ * pack.c on 256-bit vectors: the matmul_packed slots of the avx2 table.
  *
  * Included by avx2.c (plain AVX2) and by avx2_vnni.c (built with
  * -mavxvnni as well; dispatch.c adds its slots to the avx2 table where
@@ -11,10 +11,10 @@
  *    Q8_0 / Q8_K quantizers never write -128) give pairs of at most
  *    3810, so the int16 results of a block's 8 groups are summed before
  *    one vpmaddwd (30480 < 32767), and Q4_K's vpmaddwd multiplies by the
- *    sub-block scale on the way. Q8_0's packed bytes are q + 128 (0..255),
- *    and 255 * 127 * 2 overflows int16: the bias comes off (xor 0x80) and
- *    the sign goes to the activation (vpsignb), |q| <= 128: pairs of at
- *    most 32512, one vpmaddwd per group.
+ *    sub-block scale on the way; Q5_K's 5-bit weights (0..31) give pairs
+ *    of 7874, so its groups go to the vpmaddwd 4 at a time (31496). Q8_0's packed bytes are q + 128
+ * (0..255), and 255 * 127 * 2 overflows int16: the bias comes off (xor 0x80) and the sign goes to
+ * the activation (vpsignb), |q| <= 128: pairs of at most 32512, one vpmaddwd per group.
  *
  * One 64-byte group of a panel is two ymm registers: rows 0-7 (bytes
  * 0-31) and rows 8-15 (32-63). With 16 ymm registers a tile is either one
@@ -239,10 +239,11 @@ __attribute__((unused)) static void xp_matmul_q8_0_packed(const cll_matmul_args 
   xp_pq_matmul(0, a, p0, p1);
 }
 
-/* ---------------------------------------------------------------- Q4_K */
+/* ---------------------------------------------------------------- Q4_K and Q5_K */
 
-/* The scale of sub-block s of rows 8h.. of a packed Q4_K super-block, as
- * xp_u4_sum's multiplier: int16 pairs (sc, sc) without VNNI, int32 with. */
+/* The scale of sub-block s of rows 8h.. of a packed Q4_K / Q5_K
+ * super-block (sc: its 8 x 16 scale bytes), as xp_u4_sum's multiplier:
+ * int16 pairs (sc, sc) without VNNI, int32 with. */
 static inline __m256i xp_k4_scale(const uint8_t *sc, int s, int h) {
   const __m128i b = _mm_loadl_epi64((const __m128i *)(sc + 16 * s + 8 * h));
 #if XP_VNNI
@@ -252,17 +253,35 @@ static inline __m256i xp_k4_scale(const uint8_t *sc, int s, int h) {
 #endif
 }
 
-/* T tokens (t0..) times H halves (h0..) of one Q4_K panel; y: row 16p +
- * 8h0 of token t0; pf: this pass streams the panel, fetch ahead. Each
- * 64-element chunk's two sub-blocks (low, high nibbles) go one after the
- * other when the tile holds more than 2 token-halves (registers), together
- * otherwise. */
-static inline __attribute__((always_inline)) void xp_k4_tile(const int T, const int H,
+/* Bit `from` of every byte of h moved to bit `to` (other bits: garbage,
+ * the caller masks). */
+static inline __m256i xp_bit_to(__m256i h, const int from, const int to) {
+  if (from < to)
+    return _mm256_slli_epi16(h, to - from);
+  if (from > to)
+    return _mm256_srli_epi16(h, from - to);
+  return h;
+}
+
+/* T tokens (t0..) times H halves (h0..) of one Q4_K (q5 = 0) or Q5_K
+ * (q5 = 1) panel; y: row 16p + 8h0 of token t0; pf: this pass streams
+ * the panel, fetch ahead. Each 64-element chunk's two sub-blocks (low,
+ * high nibbles) go one after the other when the tile holds more than 2
+ * token-halves (registers), together otherwise.
+ *
+ * Q5_K's fifth bit (bit 2c of a qh byte for chunk c's low nibbles, 2c + 1
+ * for its high ones) goes to bit 4 of the quant: 0..31. Without VNNI a
+ * vpmaddubsw pair is then up to 31 * 127 * 2 = 7874, so only 4 groups
+ * (31496) are summed in int16 before the vpmaddwd by the scale, where
+ * Q4_K sums all 8 (30480). */
+static inline __attribute__((always_inline)) void xp_k4_tile(const int T, const int H, const int q5,
                                                              const cll_matmul_args *a, int64_t nsb,
                                                              const uint8_t *panel, int h0,
                                                              int64_t t0, float *y, int pf) {
-  const int NE = T * H <= 2 ? 2 : 1; /* sub-blocks of a chunk at once */
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const int NE = T * H <= 2 ? 2 : 1;       /* sub-blocks of a chunk at once */
+  const int FOLD = q5 && !XP_VNNI ? 4 : 8; /* groups summed before the scale */
+  const size_t sbb = q5 ? PK5_SB : PK4_SB;
+  const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
   __m256 acc[XP_TOK][2];
   const sb_q8_K *yrow[XP_TOK];
 #pragma GCC unroll 8
@@ -273,11 +292,11 @@ static inline __attribute__((always_inline)) void xp_k4_tile(const int T, const 
       acc[t][h] = _mm256_setzero_ps();
   }
   for (int64_t i = 0; i < nsb; i++) {
-    const uint8_t *q = panel + (size_t)i * PK4_SB;
+    const uint8_t *q = panel + (size_t)i * sbb;
     if (pf)
-      for (int l = 0; l < PK4_SB; l += 64)
-        _mm_prefetch((const char *)q + XP_PF_SB * PK4_SB + l, _MM_HINT_T0);
-    const uint8_t *sc = q + 2048, *mn = sc + 128;
+      for (size_t l = 0; l < sbb; l += 64)
+        _mm_prefetch((const char *)q + XP_PF_SB * sbb + l, _MM_HINT_T0);
+    const uint8_t *qh = q + 2048, *sc = q + (q5 ? 2560 : 2048), *mn = sc + 128;
     const uint16_t *dh = (const uint16_t *)(mn + 128);
     __m256i si[XP_TOK][2];
 #pragma GCC unroll 8
@@ -291,22 +310,28 @@ static inline __attribute__((always_inline)) void xp_k4_tile(const int T, const 
       for (int e0 = 0; e0 < 2; e0 += NE) {
         __m256i s[XP_TOK][2][2];
 #pragma GCC unroll 8
-        for (int t = 0; t < T; t++)
+        for (int g = 0; g < 8; g++) {
+          if (g % FOLD == 0)
 #pragma GCC unroll 8
-          for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++)
 #pragma GCC unroll 8
-            for (int e = 0; e < NE; e++)
-              s[t][h][e] = _mm256_setzero_si256();
+              for (int h = 0; h < H; h++)
 #pragma GCC unroll 8
-        for (int g = 0; g < 8; g++)
+                for (int e = 0; e < NE; e++)
+                  s[t][h][e] = _mm256_setzero_si256();
 #pragma GCC unroll 8
           for (int h = 0; h < H; h++) {
             const __m256i v =
                 _mm256_load_si256((const __m256i *)(q + (c * 8 + g) * 64 + 32 * (h0 + h)));
+            __m256i vh = _mm256_setzero_si256();
+            if (q5)
+              vh = _mm256_load_si256((const __m256i *)(qh + g * 64 + 32 * (h0 + h)));
 #pragma GCC unroll 8
             for (int e = 0; e < NE; e++) {
-              const __m256i w = (e0 + e) ? _mm256_and_si256(_mm256_srli_epi16(v, 4), m4)
-                                         : _mm256_and_si256(v, m4);
+              __m256i w = (e0 + e) ? _mm256_and_si256(_mm256_srli_epi16(v, 4), m4)
+                                   : _mm256_and_si256(v, m4);
+              if (q5)
+                w = _mm256_or_si256(w, _mm256_and_si256(xp_bit_to(vh, 2 * c + e0 + e, 4), b4));
 #pragma GCC unroll 8
               for (int t = 0; t < T; t++)
                 s[t][h][e] = xp_u4_acc(
@@ -314,15 +339,17 @@ static inline __attribute__((always_inline)) void xp_k4_tile(const int T, const 
                     _mm256_set1_epi32(ld32(yrow[t][i].qs + 64 * c + 32 * (e0 + e) + 4 * g)));
             }
           }
+          if (g % FOLD == FOLD - 1)
 #pragma GCC unroll 8
-        for (int h = 0; h < H; h++)
+            for (int h = 0; h < H; h++)
 #pragma GCC unroll 8
-          for (int e = 0; e < NE; e++) {
-            const __m256i m = xp_k4_scale(sc, 2 * c + e0 + e, h0 + h);
+              for (int e = 0; e < NE; e++) {
+                const __m256i m = xp_k4_scale(sc, 2 * c + e0 + e, h0 + h);
 #pragma GCC unroll 8
-            for (int t = 0; t < T; t++)
-              si[t][h] = _mm256_add_epi32(si[t][h], xp_u4_sum(s[t][h][e], 1, m));
-          }
+                for (int t = 0; t < T; t++)
+                  si[t][h] = _mm256_add_epi32(si[t][h], xp_u4_sum(s[t][h][e], 1, m));
+              }
+        }
       }
 #pragma GCC unroll 8
     for (int h = 0; h < H; h++) {
@@ -358,41 +385,55 @@ static inline __attribute__((always_inline)) void xp_k4_tile(const int T, const 
 
 #define XP_K4_TILE(T, ...) xp_k4_tile(T, 1, __VA_ARGS__)
 
-static void xp_k4_half(int64_t n, const cll_matmul_args *a, int64_t nsb, const uint8_t *q, int h,
-                       int64_t t0, float *y, int pf) {
-  SWITCH_TILES4(n, XP_K4_TILE, a, nsb, q, h, t0, y, pf)
+static void xp_k4_half(const int q5, int64_t n, const cll_matmul_args *a, int64_t nsb,
+                       const uint8_t *q, int h, int64_t t0, float *y, int pf) {
+  if (q5) {
+    SWITCH_TILES4(n, XP_K4_TILE, 1, a, nsb, q, h, t0, y, pf)
+  } else {
+    SWITCH_TILES4(n, XP_K4_TILE, 0, a, nsb, q, h, t0, y, pf)
+  }
 }
 
-static void xp_matmul_q4_K_packed(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+static inline __attribute__((always_inline)) void
+xp_k4_matmul(const int q5, const cll_matmul_args *a, int64_t p0, int64_t p1) {
   const int64_t nsb = a->n_in / SB_QK_K;
-  const size_t pb = (size_t)nsb * PK4_SB;
+  const size_t pb = (size_t)nsb * (q5 ? PK5_SB : PK4_SB);
   for (int64_t tc = 0; tc < a->n_tok; tc += TOK_CHUNK) {
     const int64_t te = a->n_tok - tc < TOK_CHUNK ? a->n_tok : tc + TOK_CHUNK;
     for (int64_t p = p0; p < p1; p++) {
       const uint8_t *q = (const uint8_t *)a->wp + (size_t)p * pb;
       float *y = a->y + p * CLL_PACK_ROWS;
       if (te - tc == 1) {
-        xp_k4_tile(1, 2, a, nsb, q, 0, tc, y + tc * a->y_stride, 1);
+        xp_k4_tile(1, 2, q5, a, nsb, q, 0, tc, y + tc * a->y_stride, 1);
         continue;
       }
 #pragma GCC unroll 8
       for (int h = 0; h < 2; h++)
         FOR_TILES(tc, te, XP_TOK, t0, t1) {
-          xp_k4_half(t1 - t0, a, nsb, q, h, t0, y + t0 * a->y_stride + 8 * h, h == 0 && t0 == tc);
+          xp_k4_half(q5, t1 - t0, a, nsb, q, h, t0, y + t0 * a->y_stride + 8 * h,
+                     h == 0 && t0 == tc);
         }
     }
   }
 }
 
+static void xp_matmul_q4_K_packed(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  xp_k4_matmul(0, a, p0, p1);
+}
+
+static void xp_matmul_q5_K_packed(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  xp_k4_matmul(1, a, p0, p1);
+}
+
 /* The slots, for the table that includes this file. */
 #define CLL__X86_PACKED_BYTES                                                                      \
   [CLL_TYPE_Q4_0] = cll__pack_bytes_q4_0, [CLL_TYPE_Q8_0] = cll__pack_bytes_q8_0,                  \
-  [CLL_TYPE_Q4_K] = cll__pack_bytes_q4_K
+  [CLL_TYPE_Q4_K] = cll__pack_bytes_q4_K, [CLL_TYPE_Q5_K] = cll__pack_bytes_q5_K
 #define CLL__X86_PACK                                                                              \
   [CLL_TYPE_Q4_0] = cll__pack_q4_0, [CLL_TYPE_Q8_0] = cll__pack_q8_0,                              \
-  [CLL_TYPE_Q4_K] = cll__pack_q4_K
+  [CLL_TYPE_Q4_K] = cll__pack_q4_K, [CLL_TYPE_Q5_K] = cll__pack_q5_K
 #define CLL__X86_MATMUL_PACKED                                                                     \
   [CLL_TYPE_Q4_0] = xp_matmul_q4_0_packed, [CLL_TYPE_Q8_0] = xp_matmul_q8_0_packed,                \
-  [CLL_TYPE_Q4_K] = xp_matmul_q4_K_packed
+  [CLL_TYPE_Q4_K] = xp_matmul_q4_K_packed, [CLL_TYPE_Q5_K] = xp_matmul_q5_K_packed
 
 #endif
