@@ -72,6 +72,16 @@ static inline __m256i xp_u4_sum(__m256i s, const int mul, __m256i m) {
 #endif
 }
 
+/* v, kept as it is at this point: an empty asm the compiler cannot see
+ * through. GCC otherwise reassociates a tile's whole chain of int32 sums
+ * (si += one scaled sub-block sum, 16 or 32 times per super-block) into
+ * one tree at the end, and keeps every term alive until then: 140 ymm
+ * spills per Q6_K super-block in the one-token tile. */
+static inline __m256i xp_keep(__m256i v) {
+  __asm__("" : "+x"(v));
+  return v;
+}
+
 /* 8 fp16 at p as floats. */
 static inline __m256 xp_h8(const void *p) {
   return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
@@ -336,9 +346,9 @@ static inline __attribute__((always_inline)) void xp_k4_tile(const int T, const 
                 w = _mm256_or_si256(w, _mm256_and_si256(xp_bit_to(vh, 2 * c + e0 + e, 4), b4));
 #pragma GCC unroll 8
               for (int t = 0; t < T; t++)
-                s[t][h][e] = xp_u4_acc(
+                s[t][h][e] = xp_keep(xp_u4_acc(
                     s[t][h][e], w,
-                    _mm256_set1_epi32(ld32(yrow[t][i].qs + 64 * c + 32 * (e0 + e) + 4 * g)));
+                    _mm256_set1_epi32(ld32(yrow[t][i].qs + 64 * c + 32 * (e0 + e) + 4 * g))));
             }
           }
           if (g % FOLD == FOLD - 1)
@@ -349,7 +359,7 @@ static inline __attribute__((always_inline)) void xp_k4_tile(const int T, const 
                 const __m256i m = xp_k4_scale(sc, 2 * c + e0 + e, h0 + h);
 #pragma GCC unroll 8
                 for (int t = 0; t < T; t++)
-                  si[t][h] = _mm256_add_epi32(si[t][h], xp_u4_sum(s[t][h][e], 1, m));
+                  si[t][h] = xp_keep(_mm256_add_epi32(si[t][h], xp_u4_sum(s[t][h][e], 1, m)));
               }
         }
       }
@@ -523,7 +533,7 @@ static inline __attribute__((always_inline)) void xp_k6_tile(const int T, const 
               const __m256i m = xp_k6_scale(q, pr, h0 + h, g / 4);
 #pragma GCC unroll 8
               for (int t = 0; t < T; t++)
-                si[t][h] = _mm256_add_epi32(si[t][h], xp_u4_sum(s[t][h], 1, m));
+                si[t][h] = xp_keep(_mm256_add_epi32(si[t][h], xp_u4_sum(s[t][h], 1, m)));
             }
         }
       }
