@@ -84,6 +84,11 @@ const cll_kernels cll__kernels_avx2 = {
      * 23.7-29.0 in place (2 threads, alternated, shared machine), so plain
      * AVX2 keeps the in-place dots for it; the AVX-VNNI set (avx2_vnni.c)
      * packs it. */
+    /* Q5_K and Q6_K packed (Q6_K also in Q4_K_M / Q5_K_M files): TinyLlama
+     * tg32 / pp512 tok/s, 2 threads, Zen 5 shared, alternated with the
+     * in-place build, 2 rounds: Q6_K 36-37 -> 44 / 100-106 -> 143, Q5_K_M
+     * 31-33 -> 43 / 110-112 -> 137-158 (with AVX-VNNI: Q6_K 32 -> 40-42 /
+     * 102-106 -> 156-158, Q5_K_M 34-35 -> 40-45 / 109-116 -> 166-169). */
     .pack_bytes = {[CLL_TYPE_Q4_0] = cll__pack_bytes_q4_0,
                    [CLL_TYPE_Q4_K] = cll__pack_bytes_q4_K,
                    [CLL_TYPE_Q5_K] = cll__pack_bytes_q5_K,
