@@ -82,6 +82,16 @@ static inline __m256i xp_keep(__m256i v) {
   return v;
 }
 
+/* p, as a pointer the compiler cannot relate to p: loads through it are
+ * not merged with the same loads through p elsewhere in an unrolled tile.
+ * Q5_K's qh vectors serve all 4 chunks of a super-block; GCC loaded each
+ * once and kept it across the chunks (16 ymm at decode, both halves),
+ * spilling the rest, where a reload from L1 costs nothing. */
+static inline const uint8_t *xp_fresh(const uint8_t *p) {
+  __asm__("" : "+r"(p));
+  return p;
+}
+
 /* 8 fp16 at p as floats. */
 static inline __m256 xp_h8(const void *p) {
   return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
@@ -320,6 +330,7 @@ static inline __attribute__((always_inline)) void xp_k4_tile(const int T, const 
     for (int c = 0; c < 4; c++)
 #pragma GCC unroll 8
       for (int e0 = 0; e0 < 2; e0 += NE) {
+        const uint8_t *qhc = xp_fresh(qh); /* chunk c's own loads of the qh */
         __m256i s[XP_TOK][2][2];
 #pragma GCC unroll 8
         for (int g = 0; g < 8; g++) {
@@ -337,7 +348,7 @@ static inline __attribute__((always_inline)) void xp_k4_tile(const int T, const 
                 _mm256_load_si256((const __m256i *)(q + (c * 8 + g) * 64 + 32 * (h0 + h)));
             __m256i vh = _mm256_setzero_si256();
             if (q5)
-              vh = _mm256_load_si256((const __m256i *)(qh + g * 64 + 32 * (h0 + h)));
+              vh = _mm256_load_si256((const __m256i *)(qhc + g * 64 + 32 * (h0 + h)));
 #pragma GCC unroll 8
             for (int e = 0; e < NE; e++) {
               __m256i w = (e0 + e) ? _mm256_and_si256(_mm256_srli_epi16(v, 4), m4)
