@@ -86,9 +86,10 @@ const cll_kernels cll__kernels_avx2 = {
      * packs it. */
     /* Q5_K and Q6_K packed (Q6_K also in Q4_K_M / Q5_K_M files): TinyLlama
      * tg32 / pp512 tok/s, 2 threads, Zen 5 shared, alternated with the
-     * in-place build, 2 rounds: Q6_K 36-37 -> 44 / 100-106 -> 143, Q5_K_M
-     * 31-33 -> 43 / 110-112 -> 137-158 (with AVX-VNNI: Q6_K 32 -> 40-42 /
-     * 102-106 -> 156-158, Q5_K_M 34-35 -> 40-45 / 109-116 -> 166-169). */
+     * in-place build, 2 rounds: Q6_K 36-39 -> 42-47 / 104-121 -> 112-148,
+     * Q5_K_M 31-39 -> 47-53 / 108-116 -> 150-155 (with AVX-VNNI: Q6_K
+     * 35-38 -> 43-47 / 103-123 -> 175, Q5_K_M 36 -> 40-50 / 113-120 ->
+     * 163-187). */
     .pack_bytes = {[CLL_TYPE_Q4_0] = cll__pack_bytes_q4_0,
                    [CLL_TYPE_Q4_K] = cll__pack_bytes_q4_K,
                    [CLL_TYPE_Q5_K] = cll__pack_bytes_q5_K,

@@ -35,7 +35,7 @@
 
 #define XP_TOK 4        /* tokens per tile over one half of a panel */
 #define XP_PF_Q4_0 2048 /* bytes ahead a decode pass over a Q4_0 panel prefetches */
-#define XP_PF_SB 3      /* Q4_K super-blocks ahead (avx512_packed.c: 3 was best) */
+#define XP_PF_SB 3      /* K-quant super-blocks ahead (avx512_packed.c: 3 was best) */
 /* Q4_0 decode reads two panels at once (two streams from memory, each
  * activation broadcast feeding both): TinyLlama Q4_0 tg32, 2 threads,
  * alternated, 2 rounds: one panel 47.3/37.6 tok/s (avx2-novnni), 50.0/44.2
