@@ -468,12 +468,16 @@ static inline size_t ks_xq_stride(uint32_t at, int64_t n) {
 }
 
 /* T token rows of activations for weight type t: floats x (stride n) and,
- * for quantized types, xq (stride *xs). */
+ * for quantized types, xq (stride *xs). extreme: every value of token k
+ * is +1 (k even) or -1 (k odd), so every int8 activation is +-127. */
 static inline void ks_acts(uint32_t t, int64_t n, int T, float *x, uint8_t *xq, size_t *xs,
-                           kc_rng *r) {
+                           kc_rng *r, int extreme) {
   const cll_kernels *ref = cll_kernels_by_name("ref");
   const uint32_t at = cll_type_info(t)->act_type;
   kc_random_floats(x, n * T, 1.0f, r);
+  if (extreme)
+    for (int64_t i = 0; i < n * T; i++)
+      x[i] = (i / n) % 2 ? -1.0f : 1.0f;
   *xs = at == CLL_TYPE_F32 ? 0 : ks_xq_stride(at, n);
   if (at == CLL_TYPE_F32)
     return;
@@ -507,7 +511,28 @@ static inline int ks_compare(const char *what, const cll_kernels *k, uint32_t t,
   return bad;
 }
 
-static inline int check_slots_one(const cll_kernels *k, uint32_t t, int64_t n, int T, kc_rng *r) {
+/* The largest quants of a K-quant row of nb super-blocks (Q4_K 15, Q5_K
+ * 31, Q6_K 63), scales left random: with ks_acts' extreme activations
+ * this is where int16 sums in the AVX2 kernels would overflow. */
+static inline void ks_max_quants(uint32_t t, uint8_t *row, int64_t nb) {
+  for (int64_t i = 0; i < nb; i++) {
+    if (t == CLL_TYPE_Q4_K) {
+      cll_block_q4_K *b = (cll_block_q4_K *)(void *)row + i;
+      memset(b->qs, 0xFF, sizeof b->qs);
+    } else if (t == CLL_TYPE_Q5_K) {
+      cll_block_q5_K *b = (cll_block_q5_K *)(void *)row + i;
+      memset(b->qs, 0xFF, sizeof b->qs);
+      memset(b->qh, 0xFF, sizeof b->qh);
+    } else if (t == CLL_TYPE_Q6_K) {
+      cll_block_q6_K *b = (cll_block_q6_K *)(void *)row + i;
+      memset(b->ql, 0xFF, sizeof b->ql);
+      memset(b->qh, 0xFF, sizeof b->qh);
+    }
+  }
+}
+
+static inline int check_slots_one(const cll_kernels *k, uint32_t t, int64_t n, int T, kc_rng *r,
+                                  int extreme) {
   const cll_kernels *g = &cll__kernels_generic, *ref = cll_kernels_by_name("ref");
   const int self = k == g;
   const struct cll_type_info *ti = cll_type_info(t);
@@ -523,9 +548,12 @@ static inline int check_slots_one(const cll_kernels *k, uint32_t t, int64_t n, i
   float *wf = malloc(sizeof(float) * (size_t)n), *af = malloc(sizeof(float) * (size_t)n);
   int f = 0;
   size_t xs = 0;
-  for (int64_t row = 0; row < KS_ROWS; row++)
+  for (int64_t row = 0; row < KS_ROWS; row++) {
     kc_random_blocks(t, w + row * rb, n, r);
-  ks_acts(t, n, T, x, xq, &xs, r);
+    if (extreme)
+      ks_max_quants(t, w + row * rb, n / ti->block_elems);
+  }
+  ks_acts(t, n, T, x, xq, &xs, r, extreme);
   const int float_act = ti->act_type == CLL_TYPE_F32;
   const uint8_t *act = float_act ? (const uint8_t *)x : xq;
   const size_t as = float_act ? (size_t)n * sizeof(float) : xs;
@@ -671,7 +699,12 @@ static inline int check_slots_vs_generic(const cll_kernels *k, int *n_slots) {
                                                      : 256};
     for (int li = 0; li < 2; li++)
       for (size_t j = 0; j < sizeof toks / sizeof toks[0]; j++)
-        f += check_slots_one(k, t, lens[li], toks[j], &r);
+        f += check_slots_one(k, t, lens[li], toks[j], &r, 0);
+    /* The K-quants again at their largest quants and activations (int16
+     * overflow in the vpmaddubsw kernels). */
+    if (t == CLL_TYPE_Q4_K || t == CLL_TYPE_Q5_K || t == CLL_TYPE_Q6_K)
+      for (size_t j = 0; j < sizeof toks / sizeof toks[0]; j++)
+        f += check_slots_one(k, t, lens[0], toks[j], &r, 1);
   }
   return f;
 }

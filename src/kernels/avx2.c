@@ -1,11 +1,12 @@
 /* avx2.c — the AVX2 (+FMA, F16C) kernel table.
  *
  * The in-place kernel bodies live in x86.h, shared with avx512.c; the
- * products with Q4_0 and Q4_K (and, with AVX-VNNI, Q8_0) matrices repacked at load (pack.c's
- * panels, the avx512 table's layouts) in x86_packed.h, shared with
- * avx2_vnni.c. This file is compiled with -mavx2 -mfma -mf16c (see the
- * Makefile) and exports the table. Entries left NULL are filled from the
- * reference table by dispatch.c.
+ * products with Q4_0, Q4_K, Q5_K and Q6_K (and, with AVX-VNNI, Q8_0)
+ * matrices repacked at load (pack.c's panels, the avx512 table's
+ * layouts) in x86_packed.h, shared with avx2_vnni.c. This file is
+ * compiled with -mavx2 -mfma -mf16c (see the Makefile) and exports the
+ * table. Entries left NULL are filled from the reference table by
+ * dispatch.c.
  *
  * Why the packed slots: the in-place dots do one row at a time and ran
  * out of instructions before the memory bus was full (TinyLlama Q4_0
@@ -83,10 +84,24 @@ const cll_kernels cll__kernels_avx2 = {
      * 23.7-29.0 in place (2 threads, alternated, shared machine), so plain
      * AVX2 keeps the in-place dots for it; the AVX-VNNI set (avx2_vnni.c)
      * packs it. */
-    .pack_bytes = {[CLL_TYPE_Q4_0] = cll__pack_bytes_q4_0, [CLL_TYPE_Q4_K] = cll__pack_bytes_q4_K},
-    .pack = {[CLL_TYPE_Q4_0] = cll__pack_q4_0, [CLL_TYPE_Q4_K] = cll__pack_q4_K},
-    .matmul_packed =
-        {[CLL_TYPE_Q4_0] = xp_matmul_q4_0_packed, [CLL_TYPE_Q4_K] = xp_matmul_q4_K_packed},
+    /* Q5_K and Q6_K packed (Q6_K also in Q4_K_M / Q5_K_M files): TinyLlama
+     * tg32 / pp512 tok/s, 2 threads, Zen 5 shared, alternated with the
+     * in-place build, 2 rounds: Q6_K 36-39 -> 42-47 / 104-121 -> 112-148,
+     * Q5_K_M 31-39 -> 47-53 / 108-116 -> 150-155 (with AVX-VNNI: Q6_K
+     * 35-38 -> 43-47 / 103-123 -> 175, Q5_K_M 36 -> 40-50 / 113-120 ->
+     * 163-187). */
+    .pack_bytes = {[CLL_TYPE_Q4_0] = cll__pack_bytes_q4_0,
+                   [CLL_TYPE_Q4_K] = cll__pack_bytes_q4_K,
+                   [CLL_TYPE_Q5_K] = cll__pack_bytes_q5_K,
+                   [CLL_TYPE_Q6_K] = cll__pack_bytes_q6_K},
+    .pack = {[CLL_TYPE_Q4_0] = cll__pack_q4_0,
+             [CLL_TYPE_Q4_K] = cll__pack_q4_K,
+             [CLL_TYPE_Q5_K] = cll__pack_q5_K,
+             [CLL_TYPE_Q6_K] = cll__pack_q6_K},
+    .matmul_packed = {[CLL_TYPE_Q4_0] = xp_matmul_q4_0_packed,
+                      [CLL_TYPE_Q4_K] = xp_matmul_q4_K_packed,
+                      [CLL_TYPE_Q5_K] = xp_matmul_q5_K_packed,
+                      [CLL_TYPE_Q6_K] = xp_matmul_q6_K_packed},
 };
 
 #else
