@@ -285,6 +285,27 @@ static inline __m256i xp_bit_to(__m256i h, const int from, const int to) {
   return h;
 }
 
+/* The K-quant tiles' start: token rows t0..t0+T of the Q8_K activations,
+ * and zero sums for halves 0..H. */
+static inline __attribute__((always_inline)) void xp_k_tile_start(const int T, const int H,
+                                                                  const cll_matmul_args *a,
+                                                                  int64_t t0, __m256 acc[][2],
+                                                                  const sb_q8_K **yrow) {
+#pragma GCC unroll 8
+  for (int t = 0; t < T; t++) {
+    yrow[t] = (const sb_q8_K *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
+#pragma GCC unroll 8
+    for (int h = 0; h < H; h++)
+      acc[t][h] = _mm256_setzero_ps();
+  }
+}
+
+/* Every line of the super-block XP_PF_SB ahead of q (sbb bytes each). */
+static inline __attribute__((always_inline)) void xp_prefetch_sb(const uint8_t *q, size_t sbb) {
+  for (size_t l = 0; l < sbb; l += 64)
+    _mm_prefetch((const char *)q + XP_PF_SB * sbb + l, _MM_HINT_T0);
+}
+
 /* T tokens (t0..) times H halves (h0..) of one Q4_K (q5 = 0) or Q5_K
  * (q5 = 1) panel; y: row 16p + 8h0 of token t0; pf: this pass streams
  * the panel, fetch ahead. Each 64-element chunk's two sub-blocks (low,
@@ -306,18 +327,11 @@ static inline __attribute__((always_inline)) void xp_k4_tile(const int T, const 
   const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
   __m256 acc[XP_TOK][2];
   const sb_q8_K *yrow[XP_TOK];
-#pragma GCC unroll 8
-  for (int t = 0; t < T; t++) {
-    yrow[t] = (const sb_q8_K *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
-#pragma GCC unroll 8
-    for (int h = 0; h < H; h++)
-      acc[t][h] = _mm256_setzero_ps();
-  }
+  xp_k_tile_start(T, H, a, t0, acc, yrow);
   for (int64_t i = 0; i < nsb; i++) {
     const uint8_t *q = panel + (size_t)i * sbb;
     if (pf)
-      for (size_t l = 0; l < sbb; l += 64)
-        _mm_prefetch((const char *)q + XP_PF_SB * sbb + l, _MM_HINT_T0);
+      xp_prefetch_sb(q, sbb);
     const uint8_t *qh = q + 2048, *sc = q + (q5 ? 2560 : 2048), *mn = sc + 128;
     const uint16_t *dh = (const uint16_t *)(mn + 128);
     __m256i si[XP_TOK][2];
@@ -490,18 +504,11 @@ static inline __attribute__((always_inline)) void xp_k6_tile(const int T, const 
   const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
   __m256 acc[XP_TOK][2];
   const sb_q8_K *yrow[XP_TOK];
-#pragma GCC unroll 8
-  for (int t = 0; t < T; t++) {
-    yrow[t] = (const sb_q8_K *)((const char *)a->xq + (size_t)(t0 + t) * a->xq_stride);
-#pragma GCC unroll 8
-    for (int h = 0; h < H; h++)
-      acc[t][h] = _mm256_setzero_ps();
-  }
+  xp_k_tile_start(T, H, a, t0, acc, yrow);
   for (int64_t i = 0; i < nsb; i++) {
     const uint8_t *q = panel + (size_t)i * PK6_SB;
     if (pf)
-      for (int l = 0; l < PK6_SB; l += 64)
-        _mm_prefetch((const char *)q + XP_PF_SB * PK6_SB + l, _MM_HINT_T0);
+      xp_prefetch_sb(q, PK6_SB);
     __m256i si[XP_TOK][2], mi[XP_TOK][2];
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++)
