@@ -159,6 +159,18 @@ $(BUILD)/src/kernels/avx2.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_av
 $(BUILD)/src/kernels/avx2_vnni.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_avx2) -mavxvnni)
 $(BUILD)/src/kernels/avx512.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_avx512))
 $(BUILD)/src/kernels/avx512_%.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_avx512))
+# AMX tiles (amx.c): dispatch.c installs its slots only where the CPU has
+# AMX-INT8 and the kernel grants the tile state. The tests link a second
+# build of it, with the tile instructions replaced by a C model
+# (-DCLL_AMX_EMULATE), so it is tested on CPUs without AMX too.
+ISA_amx    := $(ISA_avx512) -mamx-tile -mamx-int8
+$(BUILD)/src/kernels/amx.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_amx))
+AMX_EMU_OBJ := $(BUILD)/test/amx_emu.o
+$(AMX_EMU_OBJ): src/kernels/amx.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(if $(filter x86_64,$(ARCH)),$(ISA_avx512)) -DCLL_AMX_EMULATE -c $< -o $@
+$(BUILD)/test/test_kernels $(BUILD)/test/test_matmul: TEST_OBJ_EXTRA = $(AMX_EMU_OBJ)
+$(BUILD)/test/test_kernels $(BUILD)/test/test_matmul: $(AMX_EMU_OBJ)
 $(BUILD)/src/kernels/neon_dotprod.o: CFLAGS_ISA = $(if $(filter aarch64,$(ARCH)),$(ISA_neon_dotprod))
 
 $(BUILD)/%.o: %.c

@@ -665,6 +665,30 @@ matmul:;
     }
     cll__matmul_force_path(0);
     printf("\n");
+    /* Where the table's packed product runs on AMX tiles (avx512 on an
+     * AMX CPU), the same packed matrix on the VNNI kernel, alternated
+     * with it: tokens  AMX / VNNI GFLOP/s. */
+    const cll_kernels *kv = cll_kernels_by_name("avx512-noamx");
+    if (wp != NULL && kv != NULL && kv->matmul_packed[t] != k->matmul_packed[t]) {
+      printf("%-6s", "  AMX:");
+      for (size_t i = 0; i < n_toks; i++) {
+        if ((only_tok && toks[i] != only_tok) || toks[i] < 16)
+          continue;
+        double amx = 0, vnni = 0;
+        for (int r = 0; r < 3; r++) {
+          const double ga =
+              matmul_gflops(k, t, w, wp, n_out, n_in2, toks[i], x, xq, y, scratch, scratch_bytes);
+          const double gv =
+              matmul_gflops(kv, t, w, wp, n_out, n_in2, toks[i], x, xq, y, scratch, scratch_bytes);
+          amx = ga > amx ? ga : amx;
+          vnni = gv > vnni ? gv : vnni;
+        }
+        printf("  n_tok=%-3lld AMX %6.1f / VNNI %6.1f = %.2fx", (long long)toks[i], amx, vnni,
+               amx / vnni);
+        fflush(stdout);
+      }
+      printf("\n");
+    }
     free(w);
     free(wp);
   }

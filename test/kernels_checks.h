@@ -734,13 +734,41 @@ static inline int check_neon_dispatch(void) {
   return f;
 }
 
+/* The packed Q4_0 and Q8_0 products of k where they run on AMX tiles
+ * (amx.c: whole tiles of 16 tokens, the rest on the VNNI kernels),
+ * against their twins: token counts with one and several whole tiles and
+ * a remainder (16, 17, 37, 70), rows of 37 and 3 blocks, then the largest
+ * quants. */
+static inline int check_amx_slots(const cll_kernels *k) {
+  static const int toks[] = {16, 17, 37, 70};
+  static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0};
+  kc_rng r = {777};
+  int f = 0;
+  for (size_t ti = 0; ti < 2; ti++)
+    for (size_t j = 0; j < sizeof toks / sizeof toks[0]; j++) {
+      f += check_slots_one(k, types[ti], 37 * 32, toks[j], &r, 0);
+      f += check_slots_one(k, types[ti], 3 * 32, toks[j], &r, 0);
+      f += check_slots_one(k, types[ti], 3 * 32, toks[j], &r, 1);
+    }
+  return f;
+}
+
+/* Whether the avx512 table's packed Q4_0 product is another than the
+ * avx512-noamx one's: dispatch.c gave it the AMX slots. */
+static inline int kc_avx512_has_amx(void) {
+  const cll_kernels *k = cll_kernels_by_name("avx512"), *v = cll_kernels_by_name("avx512-noamx");
+  return k != NULL && v != NULL &&
+         k->matmul_packed[CLL_TYPE_Q4_0] != v->matmul_packed[CLL_TYPE_Q4_0];
+}
+
 /* Runs check_table_vs_ref for every non-reference table this CPU has;
  * returns failures, sets *n_tables. */
 static inline int check_all_tables_vs_ref(int *n_tables) {
   int f = 0;
   /* avx512-nobf16: what a CPU without AVX512_BF16 runs, avx2-novnni one
    * without AVX-VNNI, neon-nodot one without SDOT (dispatch.c). */
-  const char *isas[] = {"avx2-novnni", "avx2", "avx512-nobf16", "avx512", "neon-nodot", "neon"};
+  const char *isas[] = {"avx2-novnni", "avx2",       "avx512-nobf16", "avx512-noamx",
+                        "avx512",      "neon-nodot", "neon"};
   *n_tables = 0;
   for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
     const cll_kernels *k = cll_kernels_by_name(isas[i]);
@@ -748,10 +776,18 @@ static inline int check_all_tables_vs_ref(int *n_tables) {
       continue;
     (*n_tables)++;
     int slots = 0;
+    /* avx512-noamx is the avx512 table on CPUs without AMX: checked once. */
+    if (strcmp(isas[i], "avx512-noamx") == 0 && !kc_avx512_has_amx()) {
+      (*n_tables)--;
+      continue;
+    }
     int fi = check_table_vs_ref(k) + check_roundtrip_table(k, 0) + check_vec_dot_vs_dequant(k) +
              check_slots_vs_generic(k, &slots);
-    printf("kernels: %s vs ref (%d types with optional slots): %s\n", isas[i], slots,
-           fi ? "FAILED" : "ok");
+    const int amx = strcmp(isas[i], "avx512") == 0 && kc_avx512_has_amx();
+    if (amx)
+      fi += check_amx_slots(k);
+    printf("kernels: %s%s vs ref (%d types with optional slots): %s\n", isas[i],
+           amx ? " (AMX tiles)" : "", slots, fi ? "FAILED" : "ok");
     f += fi;
   }
   return f;

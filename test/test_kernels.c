@@ -35,6 +35,54 @@ Test(kernels, simd_tables_match_ref) {
     printf("kernels: no SIMD table on this CPU/build: only ref checked\n");
 }
 
+#if defined(__x86_64__)
+/* amx.c built with its tile instructions replaced by a C model of them
+ * (the Makefile links it into this test as build/.../test/amx_emu.o). */
+extern const cll_kernels cll__kernels_amx_emu;
+int cll__amx_selftest_emu(void);
+#endif
+
+/* The AMX products on every CPU with AVX-512, through the model of the
+ * tiles: the avx512 table with amx.c's Q4_0 and Q8_0 slots against the
+ * twins, and amx.c's own self-test (bit-identical to the VNNI kernels).
+ * On an AMX CPU simd_tables_match_ref checks the real tiles as well. */
+Test(kernels, amx_tiles_emulated) {
+#if defined(__x86_64__)
+  const cll_kernels *k512 = cll_kernels_by_name("avx512-noamx");
+  if (k512 == NULL) {
+    printf("kernels: no AVX-512 here: the AMX model is not run\n");
+    return;
+  }
+  cll_kernels k = *k512;
+  k.isa = "avx512 (AMX modelled)";
+  for (uint32_t t = 0; t < CLL_TYPE_COUNT; t++)
+    if (cll__kernels_amx_emu.matmul_packed[t] != NULL) {
+      cr_assert_eq(cll__kernels_amx_emu.pack[t], k.pack[t], "the VNNI kernels' layout");
+      k.matmul_packed[t] = cll__kernels_amx_emu.matmul_packed[t];
+    }
+  cr_assert_eq(check_amx_slots(&k), 0);
+  cr_assert_eq(cll__amx_selftest_emu(), 1);
+  printf("kernels: avx512 table with AMX tiles (modelled): ok; this CPU %s them\n",
+         kc_avx512_has_amx() ? "runs" : "does not run");
+#endif
+}
+
+/* CLLAMA_KERNELS=avx512-noamx: the avx512 table without the AMX tiles
+ * where the avx512 table exists, refused (as lacking) elsewhere. */
+Test(kernels, init_avx512_noamx) {
+  const cll_kernels_config c = {.isa = "avx512-noamx"};
+  cll_err err = {0};
+  const int has_avx512 = cll_kernels_by_name("avx512") != NULL;
+  const int rc = cll_kernels_init(&c, &err);
+  if (has_avx512) {
+    cr_assert_eq(rc, 0, "%s", err.msg);
+    cr_assert_str_eq(cll_kernels_get()->isa, "avx512-noamx");
+  } else {
+    cr_assert_eq(rc, CLL_EUNSUPPORTED, "%s", err.msg);
+    cr_assert_neq(strstr(err.msg, "avx512-noamx"), NULL, "%s", err.msg);
+  }
+}
+
 /* Criterion runs each test in its own process, so no table is chosen yet. */
 Test(kernels, init_forces_reference) {
   const cll_kernels_config c = {.isa = "ref"};

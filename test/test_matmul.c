@@ -148,12 +148,17 @@ Test(matmul, every_table_path_and_size) {
   static const uint32_t types[] = {CLL_TYPE_F32,  CLL_TYPE_F16,  CLL_TYPE_BF16, CLL_TYPE_Q4_0,
                                    CLL_TYPE_Q8_0, CLL_TYPE_Q4_K, CLL_TYPE_Q5_K, CLL_TYPE_Q6_K};
   static const int64_t toks[] = {1, 2, 3, 8, 13, 37, 70};
-  static const char *isas[] = {"ref",    "avx2-novnni", "avx2", "avx512-nobf16",
-                               "avx512", "neon-nodot",  "neon"};
+  static const char *isas[] = {"ref",          "avx2-novnni", "avx2",       "avx512-nobf16",
+                               "avx512-noamx", "avx512",      "neon-nodot", "neon"};
   int bad = 0, runs = 0;
   for (size_t ii = 0; ii < sizeof isas / sizeof isas[0]; ii++) {
     const cll_kernels *k = cll_kernels_by_name(isas[ii]);
     if (!k)
+      continue;
+    /* avx512-noamx is the avx512 table where the CPU has no AMX. */
+    if (strcmp(isas[ii], "avx512-noamx") == 0 &&
+        k->matmul_packed[CLL_TYPE_Q4_0] ==
+            cll_kernels_by_name("avx512")->matmul_packed[CLL_TYPE_Q4_0])
       continue;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
       for (int path = 1; path <= 4; path++)
@@ -167,6 +172,33 @@ Test(matmul, every_table_path_and_size) {
   const cll_kernels *k512 = cll_kernels_by_name("avx512");
   if (k512 != NULL)
     cr_expect_neq(k512->pack[CLL_TYPE_Q4_0], NULL);
+}
+
+#if defined(__x86_64__)
+extern const cll_kernels cll__kernels_amx_emu; /* amx.c with a C model of the tiles */
+#endif
+
+/* cll_matmul on the avx512 table with amx.c's packed Q4_0 and Q8_0
+ * products, the tiles modelled in C (the real ones run in the test
+ * above where the CPU has AMX): whole tiles of 16 tokens, a remainder for
+ * the VNNI kernel, and a step with one token tile (16..31 tokens). */
+Test(matmul, amx_tiles_emulated) {
+#if defined(__x86_64__)
+  const cll_kernels *k512 = cll_kernels_by_name("avx512-noamx");
+  if (k512 == NULL)
+    return;
+  cll_kernels k = *k512;
+  k.isa = "avx512 (AMX modelled)";
+  k.matmul_packed[CLL_TYPE_Q4_0] = cll__kernels_amx_emu.matmul_packed[CLL_TYPE_Q4_0];
+  k.matmul_packed[CLL_TYPE_Q8_0] = cll__kernels_amx_emu.matmul_packed[CLL_TYPE_Q8_0];
+  static const int64_t toks[] = {16, 31, 37, 70};
+  int bad = 0;
+  for (size_t j = 0; j < sizeof toks / sizeof toks[0]; j++) {
+    bad += check_one(&k, CLL_TYPE_Q4_0, 4, toks[j]);
+    bad += check_one(&k, CLL_TYPE_Q8_0, 4, toks[j]);
+  }
+  cr_expect_eq(bad, 0, "%d mismatching outputs", bad);
+#endif
 }
 
 /* The packed F16 and BF16 kernels (avx512_half.c) on the shapes their

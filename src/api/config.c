@@ -225,7 +225,8 @@ int cll_config_kernels_from_env(cll_kernels_config *kc, cll_err *err) {
     if (strlen(v) >= sizeof(isa))
       return cll_err_set(
           err, CLL_EINVAL,
-          "CLLAMA_KERNELS: expected one of ref, avx2, avx2-novnni, avx512, neon (this CPU: %s)",
+          "CLLAMA_KERNELS: expected one of ref, avx2, avx2-novnni, avx512, avx512-noamx, neon, "
+          "neon-nodot (this CPU: %s)",
           cll_kernels_available());
     snprintf(isa, sizeof(isa), "%s", v);
     kc->isa = isa;

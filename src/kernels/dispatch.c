@@ -25,7 +25,12 @@
  * benchmarks on a CPU that has AVX-VNNI. On AArch64 the neon table is
  * neon.c built with SDOT (cll__kernels_neon_dotprod) where the CPU
  * reports dotprod, else neon.c as the compiler's default target builds
- * it; the latter stays reachable as "neon-nodot". */
+ * it; the latter stays reachable as "neon-nodot". The avx512 table's
+ * packed Q4_0 and Q8_0 products run on AMX tiles (cll__kernels_amx) where
+ * the CPU has AMX-TILE and AMX-INT8, Linux grants the tile state
+ * (ARCH_REQ_XCOMP_PERM) and the tiles pass cll__amx_selftest; the table
+ * without them is "avx512-noamx" (what any other AVX-512 CPU runs, and a
+ * way to compare on an AMX one). */
 #include "kernels/matmul_internal.h"
 #include "kernels/quant.h"
 
@@ -36,6 +41,10 @@
 #include <sys/auxv.h>
 #elif defined(__aarch64__) && defined(__APPLE__)
 #include <sys/sysctl.h>
+#endif
+#if defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 #include <pthread.h>
 #include <stdbool.h>
@@ -80,6 +89,26 @@ static bool has_avx512_bf16(void) {
 static bool has_avx_vnni(void) {
   unsigned a, b, c, d;
   return __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 4) & 1);
+}
+
+/* AMX-TILE and AMX-INT8 (CPUID 7, EDX bits 24 and 25), and on Linux the
+ * tile data state granted to this process: the kernel enables it per
+ * process on request (ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA = 18), and
+ * the first tile instruction without it is a SIGILL. The grant covers
+ * every thread of the process, those started later included. */
+static bool amx_granted(void) {
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((d >> 24) & 1) || !((d >> 25) & 1))
+    return false;
+#if defined(__linux__) && defined(__x86_64__)
+  enum { GET_XCOMP_SUPP = 0x1021, REQ_XCOMP_PERM = 0x1023, XTILEDATA = 18 };
+  unsigned long supported = 0;
+  if (syscall(SYS_arch_prctl, GET_XCOMP_SUPP, &supported) != 0 || !(supported & (1UL << XTILEDATA)))
+    return false;
+  return syscall(SYS_arch_prctl, REQ_XCOMP_PERM, XTILEDATA) == 0;
+#else
+  return false;
+#endif
 }
 #endif
 
@@ -185,8 +214,8 @@ static void add_packed(cll_kernels *dst, const cll_kernels *ext) {
 /* The avx512 table without its AVX512_BF16 kernels (tests), the avx2
  * table without its AVX-VNNI kernels (tests, benchmarks), the neon table
  * without SDOT. */
-static cll_kernels avx512_nobf16, avx2_novnni, neon_nodot;
-static bool have_avx512_nobf16, have_avx2_novnni, have_neon_nodot;
+static cll_kernels avx512_nobf16, avx512_noamx, avx2_novnni, neon_nodot;
+static bool have_avx512_nobf16, have_avx512_noamx, have_avx2_novnni, have_neon_nodot;
 
 static char available[64];
 
@@ -211,6 +240,16 @@ static void init(void) {
       have_avx512_nobf16 = true;
       if (has_avx512_bf16())
         add_packed(&tables[i], &cll__kernels_avx512_bf16);
+      avx512_noamx = tables[i];
+      avx512_noamx.isa = "avx512-noamx";
+      have_avx512_noamx = true;
+      if (amx_granted()) {
+        if (cll__amx_selftest())
+          add_packed(&tables[i], &cll__kernels_amx);
+        else
+          fprintf(stderr, "cllama: the AMX tiles disagree with the VNNI kernels in the self-test; "
+                          "using VNNI\n");
+      }
     }
 #endif
 #if defined(__aarch64__)
@@ -246,6 +285,7 @@ int cll__kernels_select(const char *isa, cll_err *err) {
     const cll_kernels *table;
     bool have;
   } variants[] = {{"avx2-novnni", ISA_AVX2, &avx2_novnni, have_avx2_novnni},
+                  {"avx512-noamx", ISA_AVX512, &avx512_noamx, have_avx512_noamx},
                   {"neon-nodot", ISA_NEON, &neon_nodot, have_neon_nodot}};
   for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
     if (strcmp(isa, variants[v].name) != 0)
@@ -264,7 +304,7 @@ int cll__kernels_select(const char *isa, cll_err *err) {
   if (forced < 0)
     return cll_err_set(err, CLL_EINVAL,
                        "CLLAMA_KERNELS=\"%s\": expected one of ref, avx2, avx2-novnni, avx512, "
-                       "neon, neon-nodot (this CPU: %s)",
+                       "avx512-noamx, neon, neon-nodot (this CPU: %s)",
                        isa, available);
   if (!have[forced])
     return cll_err_set(err, CLL_EUNSUPPORTED,
@@ -288,6 +328,8 @@ const cll_kernels *cll_kernels_by_name(const char *isa) {
   pthread_once(&once, init);
   if (isa != NULL && strcmp(isa, "avx512-nobf16") == 0)
     return have_avx512_nobf16 ? &avx512_nobf16 : NULL;
+  if (isa != NULL && strcmp(isa, "avx512-noamx") == 0)
+    return have_avx512_noamx ? &avx512_noamx : NULL;
   if (isa != NULL && strcmp(isa, "avx2-novnni") == 0)
     return have_avx2_novnni ? &avx2_novnni : NULL;
   if (isa != NULL && strcmp(isa, "neon-nodot") == 0)

@@ -210,6 +210,11 @@ extern const cll_kernels cll__kernels_avx512_bf16;
 /* The avx2 table's packed products on AVX-VNNI: dispatch.c adds them to
  * the avx2 table where CPUID has it. */
 extern const cll_kernels cll__kernels_avx2_vnni;
+/* The avx512 table's packed Q4_0 / Q8_0 products on AMX tiles (amx.c),
+ * and its check of them against the VNNI kernels (1 = identical):
+ * dispatch.c adds them where the CPU has AMX and the check passes. */
+extern const cll_kernels cll__kernels_amx;
+int cll__amx_selftest(void);
 #endif
 #if defined(__aarch64__)
 extern const cll_kernels cll__kernels_neon;

@@ -1,0 +1,360 @@
+/* amx.c — prefill products of packed Q4_0 and Q8_0 matrices on Intel AMX
+ * tiles (AMX-TILE + AMX-INT8: Sapphire Rapids and later), for the avx512
+ * table. Compiled with the avx512 flags plus -mamx-tile -mamx-int8;
+ * dispatch.c installs these matmul_packed slots (cll__kernels_amx) only
+ * where CPUID reports AMX, Linux grants the tile state
+ * (arch_prctl(ARCH_REQ_XCOMP_PERM)) and cll__amx_selftest agrees with the
+ * VNNI kernels. The table without them stays reachable as "avx512-noamx".
+ *
+ * Why: one TDPBSUD does 16 x 16 x 64 multiply-adds (on a Sapphire Rapids
+ * core 1024 a cycle, against 128 for two vpdpbusd zmm), so prompt
+ * processing is no longer bound by the int8 dot products but by the
+ * float work per block (scales, offsets) that stays on AVX-512.
+ *
+ * The weights are the avx512 table's packed panels (pack.c), read as
+ * they are: a block of a Q8_0 panel is 8 vectors of 64 bytes, dword j of
+ * vector g = bytes 4g..4g+3 of row j (+ 128, unsigned). That is exactly
+ * the B operand of a tile product: B row k holds, for each of 16 output
+ * columns, the 4 consecutive K-elements 4k..4k+3. So B = one block of 16
+ * weight rows, 8 rows x 64 bytes, loaded straight from the panel; A = one
+ * block (32 int8 quants) of 16 tokens, loaded from the Q8_0 activation
+ * rows with their own stride; C = 16 tokens x 16 weight rows of int32,
+ * sum(a * (w + 128)) for Q8_0. A Q4_0 block (4 vectors of nibbles) is
+ * unpacked into 8 such rows (v & 15, v >> 4 & 15) first: sum(a * (w + 8)).
+ * The per-block epilogue on AVX-512 is the VNNI kernel's, term for term:
+ * y += (d_w * d_a) * float(C + o), o = -8 sum(a) or -128 sum(a) from the
+ * activation row's cll__q8_sum; the integer sums are exact, so the result
+ * is bit-identical to cll__matmul_q{4,8}_0_packed_avx512 (what the
+ * self-test and the tests check).
+ *
+ * Tiles: C 0-3 (16 x 64 bytes), A 4-5 (16 x 32), B 6-7 (8 x 64); one
+ * step is two token tiles times two panels. Tokens beyond the last whole
+ * tile of 16 (and calls of fewer than 16: decode) go to the VNNI kernels.
+ *
+ * Tested without AMX hardware: the same file built with
+ * -DCLL_AMX_EMULATE replaces the six tile instructions with a C model of
+ * them (per the Intel SDM: TILELOADD, TILESTORED, TILEZERO, TDPBSUD,
+ * LDTILECFG, TILERELEASE, the shape checks included), and test_kernels
+ * and test_matmul run that build (cll__kernels_amx_emu) against the
+ * reference twins; on an AMX CPU they run the real one too. */
+#if defined(__x86_64__)
+
+#include "kernels/avx512_internal.h"
+#include "kernels/quant.h"
+
+#include <stdlib.h>
+
+/* The tile configuration LDTILECFG reads (palette 1). */
+struct amx_cfg {
+  uint8_t palette, start_row;
+  uint8_t reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+_Static_assert(sizeof(struct amx_cfg) == 64, "LDTILECFG reads 64 bytes");
+
+#ifdef CLL_AMX_EMULATE
+/* ---------------------------------------------------------------- the C model
+ * One thread's tile state. A shape the hardware would refuse (#UD) aborts. */
+static _Thread_local struct {
+  int configured;
+  uint8_t rows[8];
+  uint16_t colsb[8];
+  uint8_t t[8][16 * 64];
+} emu;
+
+static void emu_config(const struct amx_cfg *c) {
+  if (c->palette != 1 || c->start_row != 0)
+    abort();
+  for (int i = 0; i < 8; i++) {
+    if (c->rows[i] > 16 || c->colsb[i] > 64)
+      abort();
+    emu.rows[i] = c->rows[i];
+    emu.colsb[i] = c->colsb[i];
+  }
+  memset(emu.t, 0, sizeof emu.t);
+  emu.configured = 1;
+}
+static void emu_load(int t, const void *base, size_t stride) {
+  if (!emu.configured || emu.rows[t] == 0)
+    abort();
+  memset(emu.t[t], 0, sizeof emu.t[t]);
+  for (int r = 0; r < emu.rows[t]; r++)
+    memcpy(emu.t[t] + 64 * r, (const char *)base + (size_t)r * stride, emu.colsb[t]);
+}
+static void emu_store(int t, void *base, size_t stride) {
+  if (!emu.configured || emu.rows[t] == 0)
+    abort();
+  for (int r = 0; r < emu.rows[t]; r++)
+    memcpy((char *)base + (size_t)r * stride, emu.t[t] + 64 * r, emu.colsb[t]);
+}
+static void emu_zero(int t) {
+  if (!emu.configured)
+    abort();
+  memset(emu.t[t], 0, sizeof emu.t[t]);
+}
+/* C[m][n] += sum over k, i of int8 A[m][4k + i] * uint8 B[k][4n + i]. */
+static void emu_dpbsud(int c, int a, int b) {
+  if (!emu.configured || emu.rows[c] != emu.rows[a] || emu.colsb[a] != 4 * emu.rows[b] ||
+      emu.colsb[c] != emu.colsb[b] || c == a || c == b || a == b)
+    abort();
+  for (int m = 0; m < emu.rows[c]; m++)
+    for (int n = 0; n < emu.colsb[c] / 4; n++) {
+      uint32_t acc;
+      memcpy(&acc, emu.t[c] + 64 * m + 4 * n, 4);
+      for (int k = 0; k < emu.rows[b]; k++)
+        for (int i = 0; i < 4; i++)
+          acc += (uint32_t)((int32_t)(int8_t)emu.t[a][64 * m + 4 * k + i] *
+                            (int32_t)emu.t[b][64 * k + 4 * n + i]);
+      memcpy(emu.t[c] + 64 * m + 4 * n, &acc, 4);
+    }
+}
+static void emu_release(void) {
+  emu.configured = 0;
+}
+#define TILE_CONFIG(cfg) emu_config(cfg)
+#define TILE_LOAD(t, p, s) emu_load(t, p, s)
+#define TILE_STORE(t, p, s) emu_store(t, p, s)
+#define TILE_ZERO(t) emu_zero(t)
+#define TILE_DP(c, a, b) emu_dpbsud(c, a, b)
+#define TILE_RELEASE() emu_release()
+#define AMX_NAME(n) n##_emu
+#else
+#define TILE_CONFIG(cfg) _tile_loadconfig(cfg)
+#define TILE_LOAD(t, p, s) _tile_loadd(t, p, (long)(s))
+#define TILE_STORE(t, p, s) _tile_stored(t, p, (long)(s))
+#define TILE_ZERO(t) _tile_zero(t)
+#define TILE_DP(c, a, b) _tile_dpbsud(c, a, b)
+#define TILE_RELEASE() _tile_release()
+#define AMX_NAME(n) n
+#endif
+
+/* Tokens per A tile, and per chunk (its float sums, 64 tokens x 2 panels
+ * x 16 rows, 8 KiB, stay in L1 while the panels pass). */
+#define AMX_M 16
+#define AMX_CHUNK 64
+
+static void amx_configure(void) {
+  struct amx_cfg c __attribute__((aligned(64)));
+  memset(&c, 0, sizeof c);
+  c.palette = 1;
+  for (int t = 0; t < 4; t++) /* C: 16 tokens x 16 int32 */
+    c.rows[t] = AMX_M, c.colsb[t] = 64;
+  for (int t = 4; t < 6; t++) /* A: 16 tokens x 32 quants */
+    c.rows[t] = AMX_M, c.colsb[t] = SB_QK;
+  for (int t = 6; t < 8; t++) /* B: 8 rows of 4 K-elements x 16 weight rows */
+    c.rows[t] = SB_QK / 4, c.colsb[t] = 64;
+  TILE_CONFIG(&c);
+}
+
+/* acc[t][0..16) += (dw * d_a) * float(C[t] + o) for the 16 tokens of one
+ * C tile (cbuf, 16 x 16 int32), block i. */
+static inline __attribute__((always_inline)) void
+amx_epilogue(const int q4, const int32_t *cbuf, __m512 dw, const struct cll__q8_sum *const *sums,
+             int64_t i, float *acc) {
+#pragma GCC unroll 16
+  for (int t = 0; t < AMX_M; t++) {
+    const struct cll__q8_sum *s = &sums[t][i];
+    const __m512i c = _mm512_add_epi32(_mm512_load_si512((const void *)(cbuf + 16 * t)),
+                                       _mm512_set1_epi32(q4 ? s->o4 : s->o8));
+    float *at = acc + 32 * t;
+    _mm512_store_ps(at, _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(s->d)),
+                                        _mm512_cvtepi32_ps(c), _mm512_load_ps(at)));
+  }
+}
+
+/* Tokens [0, n_full) (whole tiles of 16) times panels [p0, p1). */
+static void amx_tiles(const int q4, const cll_matmul_args *a, int64_t p0, int64_t p1,
+                      int64_t n_full) {
+  const int64_t nb = a->n_in / SB_QK;
+  const size_t qb = PQ_BYTES(q4), pb = q4 ? p4_panel_bytes(nb) : p8_panel_bytes(nb);
+  int32_t cbuf[4][AMX_M * 16] __attribute__((aligned(64)));
+  uint8_t wbuf[2][512] __attribute__((aligned(64)));
+  float acc[AMX_CHUNK * 32] __attribute__((aligned(64)));
+  const struct cll__q8_sum *sums[AMX_CHUNK];
+  amx_configure();
+  for (int64_t tc = 0; tc < n_full; tc += AMX_CHUNK) {
+    const int64_t te = n_full - tc < AMX_CHUNK ? n_full : tc + AMX_CHUNK;
+    for (int64_t t = tc; t < te; t++)
+      sums[t - tc] = cll__q8_sums((const char *)a->xq + (size_t)t * a->xq_stride, nb);
+    for (int64_t p = p0; p < p1; p += 2) {
+      const int two = p + 1 < p1; /* a second panel in this step */
+      const uint8_t *q0 = (const uint8_t *)a->wp + (size_t)p * pb, *q1 = q0 + (two ? pb : 0);
+      const uint16_t *d0 = (const uint16_t *)(q0 + (size_t)nb * qb),
+                     *d1 = (const uint16_t *)(q1 + (size_t)nb * qb);
+      memset(acc, 0, sizeof(float) * 32 * (size_t)(te - tc));
+      for (int64_t i = 0; i < nb; i++) {
+        if (q4) {
+          const __m512i m4 = _mm512_set1_epi8(0x0F);
+          for (int h = 0; h < 2; h++) {
+            const uint8_t *qi = (h ? q1 : q0) + (size_t)i * qb;
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++) {
+              const __m512i v = _mm512_loadu_si512((const void *)(qi + 64 * g));
+              _mm512_store_si512((void *)(wbuf[h] + 64 * g), _mm512_and_si512(v, m4));
+              _mm512_store_si512((void *)(wbuf[h] + 64 * (g + 4)),
+                                 _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+            }
+          }
+          TILE_LOAD(6, wbuf[0], 64);
+          TILE_LOAD(7, wbuf[1], 64);
+        } else {
+          TILE_LOAD(6, q0 + (size_t)i * qb, 64);
+          TILE_LOAD(7, q1 + (size_t)i * qb, 64);
+        }
+        const __m512 dw0 =
+            _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(d0 + i * CLL_PACK_ROWS)));
+        const __m512 dw1 =
+            _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(d1 + i * CLL_PACK_ROWS)));
+        for (int64_t m = tc; m < te; m += 2 * AMX_M) {
+          const int two_m = m + AMX_M < te;
+          const char *x0 = (const char *)a->xq + (size_t)m * a->xq_stride +
+                           (size_t)i * sizeof(sb_q8_0) + offsetof(sb_q8_0, qs);
+          TILE_LOAD(4, x0, a->xq_stride);
+          TILE_ZERO(0);
+          TILE_DP(0, 4, 6);
+          TILE_ZERO(1);
+          TILE_DP(1, 4, 7);
+          if (two_m) {
+            TILE_LOAD(5, x0 + AMX_M * a->xq_stride, a->xq_stride);
+            TILE_ZERO(2);
+            TILE_DP(2, 5, 6);
+            TILE_ZERO(3);
+            TILE_DP(3, 5, 7);
+          }
+          TILE_STORE(0, cbuf[0], 64);
+          TILE_STORE(1, cbuf[1], 64);
+          if (two_m) {
+            TILE_STORE(2, cbuf[2], 64);
+            TILE_STORE(3, cbuf[3], 64);
+          }
+          float *am = acc + 32 * (m - tc);
+          amx_epilogue(q4, cbuf[0], dw0, sums + (m - tc), i, am);
+          if (two)
+            amx_epilogue(q4, cbuf[1], dw1, sums + (m - tc), i, am + 16);
+          if (two_m) {
+            amx_epilogue(q4, cbuf[2], dw0, sums + (m - tc) + AMX_M, i, am + 32 * AMX_M);
+            if (two)
+              amx_epilogue(q4, cbuf[3], dw1, sums + (m - tc) + AMX_M, i, am + 32 * AMX_M + 16);
+          }
+        }
+      }
+      for (int64_t t = tc; t < te; t++) {
+        float *y = a->y + t * a->y_stride + p * CLL_PACK_ROWS;
+        _mm512_storeu_ps(y, _mm512_load_ps(acc + 32 * (t - tc)));
+        if (two)
+          _mm512_storeu_ps(y + CLL_PACK_ROWS, _mm512_load_ps(acc + 32 * (t - tc) + 16));
+      }
+    }
+  }
+  TILE_RELEASE();
+}
+
+/* The whole tiles of 16 tokens on AMX, the rest (and decode) on the VNNI
+ * kernel. */
+static void amx_matmul(const int q4, const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  void (*vnni)(const cll_matmul_args *, int64_t, int64_t) =
+      q4 ? cll__matmul_q4_0_packed_avx512 : cll__matmul_q8_0_packed_avx512;
+  const int64_t n_full = a->n_tok / AMX_M * AMX_M;
+  if (n_full > 0 && p1 > p0)
+    amx_tiles(q4, a, p0, p1, n_full);
+  if (n_full < a->n_tok) {
+    cll_matmul_args rest = *a;
+    rest.xq = (const char *)a->xq + (size_t)n_full * a->xq_stride;
+    rest.x = a->x != NULL ? a->x + n_full * a->x_stride : NULL;
+    rest.y = a->y + n_full * a->y_stride;
+    rest.n_tok = a->n_tok - n_full;
+    vnni(&rest, p0, p1);
+  }
+}
+
+void AMX_NAME(cll__matmul_q4_0_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1);
+void AMX_NAME(cll__matmul_q4_0_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  amx_matmul(1, a, p0, p1);
+}
+
+void AMX_NAME(cll__matmul_q8_0_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1);
+void AMX_NAME(cll__matmul_q8_0_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  amx_matmul(0, a, p0, p1);
+}
+
+/* The slots dispatch.c adds to the avx512 table (the pack slots are the
+ * avx512 table's own: the layout is shared). */
+const cll_kernels AMX_NAME(cll__kernels_amx) = {
+    .isa = "avx512",
+    .pack_bytes = {[CLL_TYPE_Q4_0] = cll__pack_bytes_q4_0, [CLL_TYPE_Q8_0] = cll__pack_bytes_q8_0},
+    .pack = {[CLL_TYPE_Q4_0] = cll__pack_q4_0, [CLL_TYPE_Q8_0] = cll__pack_q8_0},
+    .matmul_packed = {[CLL_TYPE_Q4_0] = AMX_NAME(cll__matmul_q4_0_packed_amx),
+                      [CLL_TYPE_Q8_0] = AMX_NAME(cll__matmul_q8_0_packed_amx)},
+};
+
+/* ---------------------------------------------------------------- self-test
+ * Before dispatch.c installs the slots: 3 panels (a pair and an odd one)
+ * of 4 blocks, 37 tokens (two whole tiles, one of them alone in its
+ * step, and 5 for the VNNI kernel), Q4_0 and Q8_0 weights of every quant
+ * value, against the VNNI kernels bit for bit. A CPU, hypervisor or
+ * kernel whose tiles give anything else keeps the VNNI path. */
+enum { ST_PANELS = 3, ST_NB = 4, ST_TOK = 37 };
+
+int AMX_NAME(cll__amx_selftest)(void);
+int AMX_NAME(cll__amx_selftest)(void) {
+  const int64_t n_in = ST_NB * SB_QK, rows = ST_PANELS * CLL_PACK_ROWS;
+  const size_t xs = cll__q8_sums_offset(ST_NB) + ST_NB * sizeof(struct cll__q8_sum);
+  sb_q8_0 w8[ST_PANELS * CLL_PACK_ROWS * ST_NB];
+  sb_q4_0 w4[ST_PANELS * CLL_PACK_ROWS * ST_NB];
+  static uint8_t xq[ST_TOK * 256] __attribute__((aligned(64)));
+  static uint8_t p8[ST_PANELS * 4 * 34 * CLL_PACK_ROWS + 64] __attribute__((aligned(64)));
+  static uint8_t p4[ST_PANELS * 4 * 18 * CLL_PACK_ROWS + 64] __attribute__((aligned(64)));
+  static float y0[ST_TOK * ST_PANELS * CLL_PACK_ROWS], y1[ST_TOK * ST_PANELS * CLL_PACK_ROWS];
+  if (xs > 256 || cll__pack_bytes_q8_0(n_in, rows) > sizeof p8 ||
+      cll__pack_bytes_q4_0(n_in, rows) > sizeof p4)
+    return 0;
+  uint32_t r = 12345;
+  for (int64_t b = 0; b < rows * ST_NB; b++) {
+    w8[b].d = w4[b].d = (uint16_t)(0x3000 + (b % 7) * 0x100); /* 0.125 .. 0.375 */
+    for (int j = 0; j < SB_QK; j++) {
+      r = r * 1103515245u + 12345u;
+      w8[b].qs[j] = (int8_t)(r >> 16);
+      if (j < SB_QK / 2)
+        w4[b].qs[j] = (uint8_t)(r >> 8);
+    }
+  }
+  for (int t = 0; t < ST_TOK; t++) {
+    sb_q8_0 *xb = (sb_q8_0 *)(xq + (size_t)t * 256);
+    for (int b = 0; b < ST_NB; b++) {
+      xb[b].d = (uint16_t)(0x2C00 + ((t + b) % 5) * 0x200);
+      for (int j = 0; j < SB_QK; j++) {
+        r = r * 1103515245u + 12345u;
+        xb[b].qs[j] = (int8_t)(r >> 16);
+      }
+    }
+    cll__q8_fill_sums(xb, ST_NB);
+  }
+  int same = 1;
+  for (int q4 = 0; q4 < 2 && same; q4++) {
+    if (q4)
+      cll__pack_q4_0(w4, ST_NB * sizeof(sb_q4_0), n_in, 0, ST_PANELS, p4);
+    else
+      cll__pack_q8_0(w8, ST_NB * sizeof(sb_q8_0), n_in, 0, ST_PANELS, p8);
+    cll_matmul_args a = {.wtype = q4 ? CLL_TYPE_Q4_0 : CLL_TYPE_Q8_0,
+                         .wp = q4 ? (const void *)p4 : (const void *)p8,
+                         .wp_rows = rows,
+                         .n_in = n_in,
+                         .r0 = 0,
+                         .r1 = rows,
+                         .xq = xq,
+                         .xq_stride = 256,
+                         .n_tok = ST_TOK,
+                         .y_stride = rows};
+    a.y = y0;
+    (q4 ? cll__matmul_q4_0_packed_avx512 : cll__matmul_q8_0_packed_avx512)(&a, 0, ST_PANELS);
+    a.y = y1;
+    amx_matmul(q4, &a, 0, ST_PANELS);
+    same = memcmp(y0, y1, sizeof y0) == 0;
+  }
+  return same;
+}
+
+#else
+typedef int cll__amx_unused; /* ISO C: a translation unit is not empty */
+#endif
