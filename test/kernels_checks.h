@@ -734,22 +734,24 @@ static inline int check_neon_dispatch(void) {
   return f;
 }
 
-/* The packed Q4_0 and Q8_0 products of k where they run on AMX tiles
+/* The packed Q4_0, Q8_0, Q4_K and Q5_K products of k where they run on AMX tiles
  * (amx.c: whole tiles of 16 tokens, the rest on the VNNI kernels),
  * against their twins: token counts with one and several whole tiles and
  * a remainder (16, 17, 37, 70), rows of 37 and 3 blocks, then the largest
  * quants. */
 static inline int check_amx_slots(const cll_kernels *k) {
   static const int toks[] = {16, 17, 37, 70};
-  static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0};
+  static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0, CLL_TYPE_Q4_K, CLL_TYPE_Q5_K};
   kc_rng r = {777};
   int f = 0;
-  for (size_t ti = 0; ti < 2; ti++)
+  for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+    const int64_t bl = cll_type_info(types[ti])->block_elems;
     for (size_t j = 0; j < sizeof toks / sizeof toks[0]; j++) {
-      f += check_slots_one(k, types[ti], 37 * 32, toks[j], &r, 0);
-      f += check_slots_one(k, types[ti], 3 * 32, toks[j], &r, 0);
-      f += check_slots_one(k, types[ti], 3 * 32, toks[j], &r, 1);
+      f += check_slots_one(k, types[ti], (bl == 32 ? 37 : 5) * bl, toks[j], &r, 0);
+      f += check_slots_one(k, types[ti], (bl == 32 ? 3 : 1) * bl, toks[j], &r, 0);
+      f += check_slots_one(k, types[ti], (bl == 32 ? 3 : 1) * bl, toks[j], &r, 1);
     }
+  }
   return f;
 }
 

@@ -3,6 +3,7 @@
 #include "kernels_checks.h"
 
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 Test(kernels, fp16_bf16_conversions) {
@@ -62,6 +63,47 @@ Test(kernels, amx_tiles_emulated) {
     }
   cr_assert_eq(check_amx_slots(&k), 0);
   cr_assert_eq(cll__amx_selftest_emu(), 1);
+  /* Bit for bit the VNNI kernels' results (the integer sums are exact and
+   * the float steps the same), on 5 panels (pairs and an odd one) and 37
+   * tokens (two whole tiles in one step, then one, then 5 on VNNI). */
+  static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0, CLL_TYPE_Q4_K, CLL_TYPE_Q5_K};
+  kc_rng r = {99};
+  enum { ROWS = 5 * CLL_PACK_ROWS, T = 37 + 16 };
+  for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+    const uint32_t t = types[ti];
+    const int64_t n = 2 * 256;
+    const size_t rb = cll_row_bytes(t, n), pb = k.pack_bytes[t](n, ROWS);
+    uint8_t *w = malloc(rb * ROWS), *wp = aligned_alloc(64, (pb + 63) & ~(size_t)63);
+    uint8_t *xq = malloc(ks_xq_stride(cll_type_info(t)->act_type, n) * T);
+    float *x = malloc(sizeof(float) * n * T), *y0 = malloc(sizeof(float) * ROWS * T),
+          *y1 = malloc(sizeof(float) * ROWS * T);
+    size_t xs = 0;
+    for (int row = 0; row < ROWS; row++)
+      kc_random_blocks(t, w + row * rb, n, &r);
+    ks_acts(t, n, T, x, xq, &xs, &r, 0);
+    k.pack[t](w, rb, n, 0, ROWS / CLL_PACK_ROWS, wp);
+    cll_matmul_args a = {.wtype = t,
+                         .w = w,
+                         .w_stride = rb,
+                         .wp = wp,
+                         .wp_rows = ROWS,
+                         .n_in = n,
+                         .r0 = 0,
+                         .r1 = ROWS,
+                         .x = x,
+                         .x_stride = n,
+                         .xq = xq,
+                         .xq_stride = xs,
+                         .n_tok = T,
+                         .y_stride = ROWS};
+    a.y = y0;
+    k512->matmul_packed[t](&a, 0, ROWS / CLL_PACK_ROWS);
+    a.y = y1;
+    k.matmul_packed[t](&a, 0, ROWS / CLL_PACK_ROWS);
+    cr_expect_eq(memcmp(y0, y1, sizeof(float) * ROWS * T), 0, "%s: AMX (modelled) != VNNI",
+                 cll_type_info(t)->name);
+    free(w), free(wp), free(xq), free(x), free(y0), free(y1);
+  }
   printf("kernels: avx512 table with AMX tiles (modelled): ok; this CPU %s them\n",
          kc_avx512_has_amx() ? "runs" : "does not run");
 #endif

@@ -178,8 +178,8 @@ Test(matmul, every_table_path_and_size) {
 extern const cll_kernels cll__kernels_amx_emu; /* amx.c with a C model of the tiles */
 #endif
 
-/* cll_matmul on the avx512 table with amx.c's packed Q4_0 and Q8_0
- * products, the tiles modelled in C (the real ones run in the test
+/* cll_matmul on the avx512 table with amx.c's packed Q4_0, Q8_0, Q4_K
+ * and Q5_K products, the tiles modelled in C (the real ones run in the test
  * above where the CPU has AMX): whole tiles of 16 tokens, a remainder for
  * the VNNI kernel, and a step with one token tile (16..31 tokens). */
 Test(matmul, amx_tiles_emulated) {
@@ -189,14 +189,14 @@ Test(matmul, amx_tiles_emulated) {
     return;
   cll_kernels k = *k512;
   k.isa = "avx512 (AMX modelled)";
-  k.matmul_packed[CLL_TYPE_Q4_0] = cll__kernels_amx_emu.matmul_packed[CLL_TYPE_Q4_0];
-  k.matmul_packed[CLL_TYPE_Q8_0] = cll__kernels_amx_emu.matmul_packed[CLL_TYPE_Q8_0];
+  static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0, CLL_TYPE_Q4_K, CLL_TYPE_Q5_K};
+  for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+    k.matmul_packed[types[ti]] = cll__kernels_amx_emu.matmul_packed[types[ti]];
   static const int64_t toks[] = {16, 31, 37, 70};
   int bad = 0;
-  for (size_t j = 0; j < sizeof toks / sizeof toks[0]; j++) {
-    bad += check_one(&k, CLL_TYPE_Q4_0, 4, toks[j]);
-    bad += check_one(&k, CLL_TYPE_Q8_0, 4, toks[j]);
-  }
+  for (size_t j = 0; j < sizeof toks / sizeof toks[0]; j++)
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+      bad += check_one(&k, types[ti], 4, toks[j]);
   cr_expect_eq(bad, 0, "%d mismatching outputs", bad);
 #endif
 }

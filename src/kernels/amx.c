@@ -250,42 +250,219 @@ static void amx_tiles(const int q4, const cll_matmul_args *a, int64_t p0, int64_
   TILE_RELEASE();
 }
 
+/* ---------------------------------------------------------------- Q4_K, Q5_K
+ *
+ * The packed super-block (pack.c; avx512_packed.c) holds 8 sub-blocks of
+ * 32 elements: chunk c's 8 vectors give sub-block 2c in their low nibbles
+ * and 2c + 1 in their high ones (Q5_K: plus bits 2c, 2c + 1 of its qh
+ * vectors as bit 4). Unpacked, each sub-block is one B tile of unsigned
+ * quants (0..15, or 0..31), and A is the same 32 elements of 16 tokens'
+ * Q8_K rows. The sub-block's scale multiplies C into an int32 sum per
+ * token and row (vpmulld), and the super-block's epilogue is
+ * pk4_tile's: y += (d_w d_a) float(sum) - (dmin_w d_a) float(mins . bsums),
+ * the mins' dot with the activations' 32-element sums by vpdpwssd. */
+
+/* Super-block q of a packed Q4_K (q5 = 0) or Q5_K panel as 8 B tiles of
+ * 512 bytes (sub-block s at dst + 512 s). */
+static inline __attribute__((always_inline)) void amx_k_unpack(const int q5, const uint8_t *q,
+                                                               uint8_t *dst) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
+  for (int c = 0; c < 4; c++)
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++) {
+      const __m512i v = _mm512_load_si512((const void *)(q + (c * 8 + g) * 64));
+      __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+      if (q5) {
+        /* bit 2c (2c + 1) of each qh byte to bit 4: a shift by 4 - 2c
+         * (4 - 2c - 1), either way */
+        const __m512i h = _mm512_load_si512((const void *)(q + 2048 + g * 64));
+        const __m512i hl = 2 * c <= 4 ? _mm512_slli_epi16(h, (unsigned)(4 - 2 * c))
+                                      : _mm512_srli_epi16(h, (unsigned)(2 * c - 4));
+        const __m512i hh = 2 * c + 1 <= 4 ? _mm512_slli_epi16(h, (unsigned)(3 - 2 * c))
+                                          : _mm512_srli_epi16(h, (unsigned)(2 * c - 3));
+        lo = _mm512_ternarylogic_epi32(lo, hl, b4, 0xF8); /* a | (b & c) */
+        hi = _mm512_ternarylogic_epi32(hi, hh, b4, 0xF8);
+      }
+      _mm512_store_si512((void *)(dst + 512 * (2 * c) + 64 * g), lo);
+      _mm512_store_si512((void *)(dst + 512 * (2 * c + 1) + 64 * g), hi);
+    }
+}
+
+/* si[t][0..16) += C[t] * scale for the 16 tokens of one C tile. */
+static inline __attribute__((always_inline)) void amx_k_scale(const int32_t *cbuf, __m512i sc,
+                                                              int32_t *si) {
+#pragma GCC unroll 16
+  for (int t = 0; t < AMX_M; t++) {
+    int32_t *st = si + 32 * t;
+    _mm512_store_si512(
+        (void *)st,
+        _mm512_add_epi32(_mm512_load_si512((const void *)st),
+                         _mm512_mullo_epi32(_mm512_load_si512((const void *)(cbuf + 16 * t)), sc)));
+  }
+}
+
+static void amx_k_tiles(const int q5, const cll_matmul_args *a, int64_t p0, int64_t p1,
+                        int64_t n_full) {
+  const int64_t nsb = a->n_in / SB_QK_K;
+  const size_t sbb = q5 ? PK5_SB : PK4_SB, pb = (size_t)nsb * sbb;
+  const size_t scoff = q5 ? 2560 : 2048; /* the scales; mins + 128, d + 256 */
+  int32_t cbuf[4][AMX_M * 16] __attribute__((aligned(64)));
+  uint8_t wbuf[2][8 * 512] __attribute__((aligned(64)));
+  int32_t si[AMX_CHUNK * 32] __attribute__((aligned(64)));
+  float acc[AMX_CHUNK * 32] __attribute__((aligned(64)));
+  amx_configure();
+  for (int64_t tc = 0; tc < n_full; tc += AMX_CHUNK) {
+    const int64_t te = n_full - tc < AMX_CHUNK ? n_full : tc + AMX_CHUNK;
+    for (int64_t p = p0; p < p1; p += 2) {
+      const int two = p + 1 < p1;
+      const uint8_t *pan[2] = {(const uint8_t *)a->wp + (size_t)p * pb, NULL};
+      pan[1] = pan[0] + (two ? pb : 0);
+      memset(acc, 0, sizeof(float) * 32 * (size_t)(te - tc));
+      for (int64_t i = 0; i < nsb; i++) {
+        const uint8_t *q[2] = {pan[0] + (size_t)i * sbb, pan[1] + (size_t)i * sbb};
+        amx_k_unpack(q5, q[0], wbuf[0]);
+        amx_k_unpack(q5, q[1], wbuf[1]);
+        memset(si, 0, sizeof(int32_t) * 32 * (size_t)(te - tc));
+        for (int s = 0; s < 8; s++) {
+          TILE_LOAD(6, wbuf[0] + 512 * s, 64);
+          TILE_LOAD(7, wbuf[1] + 512 * s, 64);
+          const __m512i sc0 =
+              _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q[0] + scoff + 16 * s)));
+          const __m512i sc1 =
+              _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q[1] + scoff + 16 * s)));
+          for (int64_t m = tc; m < te; m += 2 * AMX_M) {
+            const int two_m = m + AMX_M < te;
+            const char *x0 = (const char *)a->xq + (size_t)m * a->xq_stride +
+                             (size_t)i * sizeof(sb_q8_K) + offsetof(sb_q8_K, qs) + 32 * (size_t)s;
+            TILE_LOAD(4, x0, a->xq_stride);
+            TILE_ZERO(0);
+            TILE_DP(0, 4, 6);
+            TILE_ZERO(1);
+            TILE_DP(1, 4, 7);
+            if (two_m) {
+              TILE_LOAD(5, x0 + AMX_M * a->xq_stride, a->xq_stride);
+              TILE_ZERO(2);
+              TILE_DP(2, 5, 6);
+              TILE_ZERO(3);
+              TILE_DP(3, 5, 7);
+            }
+            TILE_STORE(0, cbuf[0], 64);
+            TILE_STORE(1, cbuf[1], 64);
+            if (two_m) {
+              TILE_STORE(2, cbuf[2], 64);
+              TILE_STORE(3, cbuf[3], 64);
+            }
+            int32_t *sm = si + 32 * (m - tc);
+            amx_k_scale(cbuf[0], sc0, sm);
+            amx_k_scale(cbuf[1], sc1, sm + 16);
+            if (two_m) {
+              amx_k_scale(cbuf[2], sc0, sm + 32 * AMX_M);
+              amx_k_scale(cbuf[3], sc1, sm + 32 * AMX_M + 16);
+            }
+          }
+        }
+        /* The super-block's epilogue, token by token, as pk4_tile. */
+        __m512i mnv[2][4];
+        __m512 dx[2], dmx[2];
+        for (int h = 0; h < 2; h++) {
+          const uint8_t *mn = q[h] + scoff + 128;
+          for (int c = 0; c < 4; c++)
+            mnv[h][c] = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(mn + 32 * c)));
+          dx[h] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(mn + 128)));
+          dmx[h] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(mn + 160)));
+        }
+        for (int64_t t = tc; t < te; t++) {
+          const sb_q8_K *yb = (const sb_q8_K *)((const char *)a->xq + (size_t)t * a->xq_stride) + i;
+          int32_t bs[4];
+          _mm_storeu_si128((__m128i *)bs,
+                           _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yb->bsums),
+                                          _mm_loadu_si128((const __m128i *)(yb->bsums + 8))));
+          const __m512 dy = _mm512_set1_ps(yb->d);
+          for (int h = 0; h < 1 + two; h++) {
+            __m512i mi = _mm512_setzero_si512();
+            for (int c = 0; c < 4; c++)
+              mi = _mm512_dpwssd_epi32(mi, mnv[h][c], _mm512_set1_epi32(bs[c]));
+            float *at = acc + 32 * (t - tc) + 16 * h;
+            __m512 v = _mm512_fmadd_ps(
+                _mm512_mul_ps(dx[h], dy),
+                _mm512_cvtepi32_ps(_mm512_load_si512((const void *)(si + 32 * (t - tc) + 16 * h))),
+                _mm512_load_ps(at));
+            v = _mm512_fnmadd_ps(_mm512_mul_ps(dmx[h], dy), _mm512_cvtepi32_ps(mi), v);
+            _mm512_store_ps(at, v);
+          }
+        }
+      }
+      for (int64_t t = tc; t < te; t++) {
+        float *y = a->y + t * a->y_stride + p * CLL_PACK_ROWS;
+        _mm512_storeu_ps(y, _mm512_load_ps(acc + 32 * (t - tc)));
+        if (two)
+          _mm512_storeu_ps(y + CLL_PACK_ROWS, _mm512_load_ps(acc + 32 * (t - tc) + 16));
+      }
+    }
+  }
+  TILE_RELEASE();
+}
+
 /* The whole tiles of 16 tokens on AMX, the rest (and decode) on the VNNI
  * kernel. */
-static void amx_matmul(const int q4, const cll_matmul_args *a, int64_t p0, int64_t p1) {
-  void (*vnni)(const cll_matmul_args *, int64_t, int64_t) =
-      q4 ? cll__matmul_q4_0_packed_avx512 : cll__matmul_q8_0_packed_avx512;
+enum { AMX_Q8_0, AMX_Q4_0, AMX_Q4_K, AMX_Q5_K };
+static void amx_matmul(const int kind, const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  void (*const vnni[4])(const cll_matmul_args *, int64_t,
+                        int64_t) = {cll__matmul_q8_0_packed_avx512, cll__matmul_q4_0_packed_avx512,
+                                    cll__matmul_q4_K_packed_avx512, cll__matmul_q5_K_packed_avx512};
   const int64_t n_full = a->n_tok / AMX_M * AMX_M;
-  if (n_full > 0 && p1 > p0)
-    amx_tiles(q4, a, p0, p1, n_full);
+  if (n_full > 0 && p1 > p0) {
+    if (kind == AMX_Q4_K || kind == AMX_Q5_K)
+      amx_k_tiles(kind == AMX_Q5_K, a, p0, p1, n_full);
+    else
+      amx_tiles(kind == AMX_Q4_0, a, p0, p1, n_full);
+  }
   if (n_full < a->n_tok) {
     cll_matmul_args rest = *a;
     rest.xq = (const char *)a->xq + (size_t)n_full * a->xq_stride;
     rest.x = a->x != NULL ? a->x + n_full * a->x_stride : NULL;
     rest.y = a->y + n_full * a->y_stride;
     rest.n_tok = a->n_tok - n_full;
-    vnni(&rest, p0, p1);
+    vnni[kind](&rest, p0, p1);
   }
 }
 
 void AMX_NAME(cll__matmul_q4_0_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1);
 void AMX_NAME(cll__matmul_q4_0_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1) {
-  amx_matmul(1, a, p0, p1);
+  amx_matmul(AMX_Q4_0, a, p0, p1);
 }
 
 void AMX_NAME(cll__matmul_q8_0_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1);
 void AMX_NAME(cll__matmul_q8_0_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1) {
-  amx_matmul(0, a, p0, p1);
+  amx_matmul(AMX_Q8_0, a, p0, p1);
+}
+
+void AMX_NAME(cll__matmul_q4_K_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1);
+void AMX_NAME(cll__matmul_q4_K_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  amx_matmul(AMX_Q4_K, a, p0, p1);
+}
+
+void AMX_NAME(cll__matmul_q5_K_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1);
+void AMX_NAME(cll__matmul_q5_K_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  amx_matmul(AMX_Q5_K, a, p0, p1);
 }
 
 /* The slots dispatch.c adds to the avx512 table (the pack slots are the
  * avx512 table's own: the layout is shared). */
 const cll_kernels AMX_NAME(cll__kernels_amx) = {
     .isa = "avx512",
-    .pack_bytes = {[CLL_TYPE_Q4_0] = cll__pack_bytes_q4_0, [CLL_TYPE_Q8_0] = cll__pack_bytes_q8_0},
-    .pack = {[CLL_TYPE_Q4_0] = cll__pack_q4_0, [CLL_TYPE_Q8_0] = cll__pack_q8_0},
+    .pack_bytes = {[CLL_TYPE_Q4_0] = cll__pack_bytes_q4_0,
+                   [CLL_TYPE_Q8_0] = cll__pack_bytes_q8_0,
+                   [CLL_TYPE_Q4_K] = cll__pack_bytes_q4_K,
+                   [CLL_TYPE_Q5_K] = cll__pack_bytes_q5_K},
+    .pack = {[CLL_TYPE_Q4_0] = cll__pack_q4_0,
+             [CLL_TYPE_Q8_0] = cll__pack_q8_0,
+             [CLL_TYPE_Q4_K] = cll__pack_q4_K,
+             [CLL_TYPE_Q5_K] = cll__pack_q5_K},
     .matmul_packed = {[CLL_TYPE_Q4_0] = AMX_NAME(cll__matmul_q4_0_packed_amx),
-                      [CLL_TYPE_Q8_0] = AMX_NAME(cll__matmul_q8_0_packed_amx)},
+                      [CLL_TYPE_Q8_0] = AMX_NAME(cll__matmul_q8_0_packed_amx),
+                      [CLL_TYPE_Q4_K] = AMX_NAME(cll__matmul_q4_K_packed_amx),
+                      [CLL_TYPE_Q5_K] = AMX_NAME(cll__matmul_q5_K_packed_amx)},
 };
 
 /* ---------------------------------------------------------------- self-test
@@ -349,7 +526,7 @@ int AMX_NAME(cll__amx_selftest)(void) {
     a.y = y0;
     (q4 ? cll__matmul_q4_0_packed_avx512 : cll__matmul_q8_0_packed_avx512)(&a, 0, ST_PANELS);
     a.y = y1;
-    amx_matmul(q4, &a, 0, ST_PANELS);
+    amx_matmul(q4 ? AMX_Q4_0 : AMX_Q8_0, &a, 0, ST_PANELS);
     same = memcmp(y0, y1, sizeof y0) == 0;
   }
   return same;
