@@ -163,7 +163,7 @@ $(BUILD)/src/kernels/avx512_%.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(IS
 # AMX-INT8 and the kernel grants the tile state. The tests link a second
 # build of it, with the tile instructions replaced by a C model
 # (-DCLL_AMX_EMULATE), so it is tested on CPUs without AMX too.
-ISA_amx    := $(ISA_avx512) -mamx-tile -mamx-int8
+ISA_amx    := $(ISA_avx512) -mamx-tile -mamx-int8 -mamx-bf16
 $(BUILD)/src/kernels/amx.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_amx))
 AMX_EMU_OBJ := $(BUILD)/test/amx_emu.o
 $(AMX_EMU_OBJ): src/kernels/amx.c

@@ -734,22 +734,31 @@ static inline int check_neon_dispatch(void) {
   return f;
 }
 
-/* The packed Q4_0, Q8_0, Q4_K and Q5_K products of k where they run on AMX tiles
+/* The packed Q4_0, Q8_0, Q4_K, Q5_K and BF16 products of k where they run on AMX tiles
  * (amx.c: whole tiles of 16 tokens, the rest on the VNNI kernels),
  * against their twins: token counts with one and several whole tiles and
  * a remainder (16, 17, 37, 70), rows of 37 and 3 blocks, then the largest
  * quants. */
 static inline int check_amx_slots(const cll_kernels *k) {
   static const int toks[] = {16, 17, 37, 70};
-  static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0, CLL_TYPE_Q4_K, CLL_TYPE_Q5_K};
+  static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0, CLL_TYPE_Q4_K, CLL_TYPE_Q5_K,
+                                   CLL_TYPE_BF16};
   kc_rng r = {777};
   int f = 0;
   for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+    if (k->pack[types[ti]] == NULL)
+      continue;
+    /* Rows of several K-chunks and of one. BF16: 1001 (four K-chunks of
+     * 256, the last ending inside a tile step of 32) and 61 (whose last
+     * step holds 15 of its 16 pairs: past them lies the panel's end). */
     const int64_t bl = cll_type_info(types[ti])->block_elems;
+    const int64_t big = bl == 1 ? 1001 : bl == 32 ? 37 * 32 : 5 * 256;
+    const int64_t small = bl == 1 ? 61 : bl == 32 ? 3 * 32 : 256;
     for (size_t j = 0; j < sizeof toks / sizeof toks[0]; j++) {
-      f += check_slots_one(k, types[ti], (bl == 32 ? 37 : 5) * bl, toks[j], &r, 0);
-      f += check_slots_one(k, types[ti], (bl == 32 ? 3 : 1) * bl, toks[j], &r, 0);
-      f += check_slots_one(k, types[ti], (bl == 32 ? 3 : 1) * bl, toks[j], &r, 1);
+      f += check_slots_one(k, types[ti], big, toks[j], &r, 0);
+      f += check_slots_one(k, types[ti], small, toks[j], &r, 0);
+      if (bl != 1)
+        f += check_slots_one(k, types[ti], small, toks[j], &r, 1);
     }
   }
   return f;

@@ -39,8 +39,9 @@ Test(kernels, simd_tables_match_ref) {
 #if defined(__x86_64__)
 /* amx.c built with its tile instructions replaced by a C model of them
  * (the Makefile links it into this test as build/.../test/amx_emu.o). */
-extern const cll_kernels cll__kernels_amx_emu;
+extern const cll_kernels cll__kernels_amx_emu, cll__kernels_amx_bf16_emu;
 int cll__amx_selftest_emu(void);
+int cll__amx_bf16_selftest_emu(void);
 #endif
 
 /* The AMX products on every CPU with AVX-512, through the model of the
@@ -61,8 +62,14 @@ Test(kernels, amx_tiles_emulated) {
       cr_assert_eq(cll__kernels_amx_emu.pack[t], k.pack[t], "the VNNI kernels' layout");
       k.matmul_packed[t] = cll__kernels_amx_emu.matmul_packed[t];
     }
+  /* BF16 where the CPU has AVX512_BF16 (the layout's kernels need it). */
+  const int bf16 = k.pack[CLL_TYPE_BF16] == cll__kernels_amx_bf16_emu.pack[CLL_TYPE_BF16];
+  if (bf16)
+    k.matmul_packed[CLL_TYPE_BF16] = cll__kernels_amx_bf16_emu.matmul_packed[CLL_TYPE_BF16];
   cr_assert_eq(check_amx_slots(&k), 0);
   cr_assert_eq(cll__amx_selftest_emu(), 1);
+  if (bf16)
+    cr_assert_eq(cll__amx_bf16_selftest_emu(), 1);
   /* Bit for bit the VNNI kernels' results (the integer sums are exact and
    * the float steps the same), on 5 panels (pairs and an odd one) and 37
    * tokens (two whole tiles in one step, then one, then 5 on VNNI). */

@@ -175,7 +175,8 @@ Test(matmul, every_table_path_and_size) {
 }
 
 #if defined(__x86_64__)
-extern const cll_kernels cll__kernels_amx_emu; /* amx.c with a C model of the tiles */
+/* amx.c with a C model of the tiles */
+extern const cll_kernels cll__kernels_amx_emu, cll__kernels_amx_bf16_emu;
 #endif
 
 /* cll_matmul on the avx512 table with amx.c's packed Q4_0, Q8_0, Q4_K
@@ -192,11 +193,17 @@ Test(matmul, amx_tiles_emulated) {
   static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0, CLL_TYPE_Q4_K, CLL_TYPE_Q5_K};
   for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
     k.matmul_packed[types[ti]] = cll__kernels_amx_emu.matmul_packed[types[ti]];
+  const int bf16 = k.pack[CLL_TYPE_BF16] == cll__kernels_amx_bf16_emu.pack[CLL_TYPE_BF16];
+  if (bf16)
+    k.matmul_packed[CLL_TYPE_BF16] = cll__kernels_amx_bf16_emu.matmul_packed[CLL_TYPE_BF16];
   static const int64_t toks[] = {16, 31, 37, 70};
   int bad = 0;
-  for (size_t j = 0; j < sizeof toks / sizeof toks[0]; j++)
+  for (size_t j = 0; j < sizeof toks / sizeof toks[0]; j++) {
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
       bad += check_one(&k, types[ti], 4, toks[j]);
+    if (bf16)
+      bad += check_one(&k, CLL_TYPE_BF16, 4, toks[j]);
+  }
   cr_expect_eq(bad, 0, "%d mismatching outputs", bad);
 #endif
 }

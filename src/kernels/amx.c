@@ -109,6 +109,32 @@ static void emu_dpbsud(int c, int a, int b) {
       memcpy(emu.t[c] + 64 * m + 4 * n, &acc, 4);
     }
 }
+static float emu_bf16(const uint8_t *p) {
+  uint16_t h;
+  memcpy(&h, p, 2);
+  const uint32_t u = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+/* C[m][n] (fp32) += A[m].bf16[2k] B[k].bf16[2n] + A[m].bf16[2k + 1]
+ * B[k].bf16[2n + 1] over k (the hardware also flushes denormals; the
+ * tests' tolerances cover the order of the sums). */
+static void emu_dpbf16ps(int c, int a, int b) {
+  if (!emu.configured || emu.rows[c] != emu.rows[a] || emu.colsb[a] != 4 * emu.rows[b] ||
+      emu.colsb[c] != emu.colsb[b] || c == a || c == b || a == b)
+    abort();
+  for (int m = 0; m < emu.rows[c]; m++)
+    for (int n = 0; n < emu.colsb[c] / 4; n++) {
+      float acc;
+      memcpy(&acc, emu.t[c] + 64 * m + 4 * n, 4);
+      for (int k = 0; k < emu.rows[b]; k++)
+        for (int i = 0; i < 2; i++)
+          acc += emu_bf16(emu.t[a] + 64 * m + 4 * k + 2 * i) *
+                 emu_bf16(emu.t[b] + 64 * k + 4 * n + 2 * i);
+      memcpy(emu.t[c] + 64 * m + 4 * n, &acc, 4);
+    }
+}
 static void emu_release(void) {
   emu.configured = 0;
 }
@@ -117,6 +143,7 @@ static void emu_release(void) {
 #define TILE_STORE(t, p, s) emu_store(t, p, s)
 #define TILE_ZERO(t) emu_zero(t)
 #define TILE_DP(c, a, b) emu_dpbsud(c, a, b)
+#define TILE_DP_BF16(c, a, b) emu_dpbf16ps(c, a, b)
 #define TILE_RELEASE() emu_release()
 #define AMX_NAME(n) n##_emu
 #else
@@ -125,6 +152,7 @@ static void emu_release(void) {
 #define TILE_STORE(t, p, s) _tile_stored(t, p, (long)(s))
 #define TILE_ZERO(t) _tile_zero(t)
 #define TILE_DP(c, a, b) _tile_dpbsud(c, a, b)
+#define TILE_DP_BF16(c, a, b) _tile_dpbf16ps(c, a, b)
 #define TILE_RELEASE() _tile_release()
 #define AMX_NAME(n) n
 #endif
@@ -403,6 +431,147 @@ static void amx_k_tiles(const int q5, const cll_matmul_args *a, int64_t p0, int6
   TILE_RELEASE();
 }
 
+/* ---------------------------------------------------------------- BF16
+ *
+ * (AMX-BF16.) The packed BF16 panel (avx512_half.c: dword j of vector i =
+ * elements 2i, 2i + 1 of row j) is TDPBF16PS's B layout, 16 vectors = 32
+ * elements a tile; A is 16 tokens' activations rounded to bf16 (nearest
+ * even, as the VNNI kernel rounds them) and zero-padded to whole tiles.
+ * No scales: the C tiles (fp32) sum over a K-chunk of AMX_BF16_KC
+ * elements and go to y and back between chunks; within a chunk a pair
+ * of panels (16 KiB) stays in L1 while every token tile passes. The
+ * tile hardware flushes bf16 denormals to zero; vdpbf16ps keeps them. */
+#define AMX_BF16_KC 256
+#define AMX_BF16_BUF 32768 /* bytes of rounded activations on the stack */
+
+static void amx_configure_bf16(void) {
+  struct amx_cfg c __attribute__((aligned(64)));
+  memset(&c, 0, sizeof c);
+  c.palette = 1;
+  for (int t = 0; t < 8; t++) /* C, A: 16 x 64 bytes; B: 16 pairs x 16 rows */
+    c.rows[t] = 16, c.colsb[t] = 64;
+  TILE_CONFIG(&c);
+}
+
+/* Elements [e0, e0 + ne) of the float row x (n_in long) as bf16, zero
+ * from n_in on; ne a multiple of 32. */
+static void amx_round_bf16(const float *x, int64_t n_in, int64_t e0, int64_t ne, uint16_t *dst) {
+  for (int64_t e = 0; e < ne; e += 32) {
+    const int64_t have = n_in - e0 - e;
+    const __mmask16 m0 = have >= 16 ? 0xFFFF : have <= 0 ? 0 : (__mmask16)((1u << have) - 1u);
+    const __mmask16 m1 = have >= 32   ? 0xFFFF
+                         : have <= 16 ? 0
+                                      : (__mmask16)((1u << (have - 16)) - 1u);
+    const __m512 lo = _mm512_maskz_loadu_ps(m0, x + e0 + e);
+    const __m512 hi = _mm512_maskz_loadu_ps(m1, x + e0 + e + 16);
+    _mm512_storeu_si512((void *)(dst + e), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+  }
+}
+
+static void amx_bf16_tiles(const cll_matmul_args *a, int64_t p0, int64_t p1, int64_t n_full) {
+  const int64_t npair = (a->n_in + 1) / 2, npad = (a->n_in + 31) / 32 * 32;
+  const size_t pb = (size_t)npair * 64, ys = (size_t)a->y_stride * sizeof(float);
+  uint16_t stack_buf[AMX_BF16_BUF / 2] __attribute__((aligned(64)));
+  uint8_t btail[2][16 * 64] __attribute__((aligned(64)));
+  uint16_t *buf = stack_buf;
+  size_t buf_bytes = sizeof stack_buf;
+  /* The caller's scratch where it holds more tokens (fewer passes of the
+   * weights from memory). */
+  if (a->scratch != NULL && a->scratch_bytes >= 2 * AMX_BF16_BUF + 64) {
+    buf = (uint16_t *)(((uintptr_t)a->scratch + 63) & ~(uintptr_t)63);
+    buf_bytes = a->scratch_bytes - 64;
+  }
+  int64_t tchunk = (int64_t)(buf_bytes / (2 * AMX_BF16_KC)) / (2 * AMX_M) * (2 * AMX_M);
+  if (tchunk > 512)
+    tchunk = 512;
+  amx_configure_bf16();
+  for (int64_t tc = 0; tc < n_full; tc += tchunk) {
+    const int64_t te = n_full - tc < tchunk ? n_full : tc + tchunk;
+    for (int64_t e0 = 0; e0 < npad; e0 += AMX_BF16_KC) {
+      const int64_t ne = npad - e0 < AMX_BF16_KC ? npad - e0 : AMX_BF16_KC, steps = ne / 32;
+      for (int64_t t = tc; t < te; t++)
+        amx_round_bf16(a->x + t * a->x_stride, a->n_in, e0, ne, buf + (size_t)(t - tc) * ne);
+      const size_t as = (size_t)ne * 2;
+      for (int64_t p = p0; p < p1; p += 2) {
+        const int two = p + 1 < p1;
+        const uint8_t *q[2] = {(const uint8_t *)a->wp + (size_t)p * pb, NULL};
+        q[1] = q[0] + (two ? pb : 0);
+        /* The chunk's last step past the panel's end: its pairs, then
+         * zeros (the activations there are zeros too, but what lies past
+         * the panel need not be a number). */
+        const int64_t last = e0 / 2 + 16 * (steps - 1), tail = npair - last;
+        if (tail < 16)
+          for (int h = 0; h < 2; h++) {
+            memset(btail[h], 0, sizeof btail[h]);
+            memcpy(btail[h], q[h] + (size_t)last * 64, (size_t)tail * 64);
+          }
+        for (int64_t m = tc; m < te; m += 2 * AMX_M) {
+          const int two_m = m + AMX_M < te;
+          float *y0 = a->y + m * a->y_stride + p * CLL_PACK_ROWS, *y1 = y0 + AMX_M * a->y_stride;
+          if (e0 == 0) {
+            TILE_ZERO(0);
+            TILE_ZERO(1);
+            TILE_ZERO(2);
+            TILE_ZERO(3);
+          } else {
+            TILE_LOAD(0, y0, ys);
+            if (two)
+              TILE_LOAD(1, y0 + CLL_PACK_ROWS, ys);
+            if (two_m) {
+              TILE_LOAD(2, y1, ys);
+              if (two)
+                TILE_LOAD(3, y1 + CLL_PACK_ROWS, ys);
+            }
+          }
+          const uint16_t *x0 = buf + (size_t)(m - tc) * (size_t)ne;
+          for (int64_t k = 0; k < steps; k++) {
+            const int64_t i = e0 / 2 + 16 * k;
+            if (k == steps - 1 && tail < 16) {
+              TILE_LOAD(6, btail[0], 64);
+              TILE_LOAD(7, btail[1], 64);
+            } else {
+              TILE_LOAD(6, q[0] + (size_t)i * 64, 64);
+              TILE_LOAD(7, q[1] + (size_t)i * 64, 64);
+            }
+            TILE_LOAD(4, x0 + 32 * k, as);
+            TILE_DP_BF16(0, 4, 6);
+            TILE_DP_BF16(1, 4, 7);
+            if (two_m) {
+              TILE_LOAD(5, x0 + AMX_M * (size_t)ne + 32 * k, as);
+              TILE_DP_BF16(2, 5, 6);
+              TILE_DP_BF16(3, 5, 7);
+            }
+          }
+          TILE_STORE(0, y0, ys);
+          if (two)
+            TILE_STORE(1, y0 + CLL_PACK_ROWS, ys);
+          if (two_m) {
+            TILE_STORE(2, y1, ys);
+            if (two)
+              TILE_STORE(3, y1 + CLL_PACK_ROWS, ys);
+          }
+        }
+      }
+    }
+  }
+  TILE_RELEASE();
+}
+
+void AMX_NAME(cll__matmul_bf16_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1);
+void AMX_NAME(cll__matmul_bf16_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  const int64_t n_full = a->n_tok / AMX_M * AMX_M;
+  if (n_full > 0 && p1 > p0)
+    amx_bf16_tiles(a, p0, p1, n_full);
+  if (n_full < a->n_tok) {
+    cll_matmul_args rest = *a;
+    rest.xq = NULL;
+    rest.x = a->x + n_full * a->x_stride;
+    rest.y = a->y + n_full * a->y_stride;
+    rest.n_tok = a->n_tok - n_full;
+    cll__matmul_bf16_packed_avx512(&rest, p0, p1);
+  }
+}
+
 /* The whole tiles of 16 tokens on AMX, the rest (and decode) on the VNNI
  * kernel. */
 enum { AMX_Q8_0, AMX_Q4_0, AMX_Q4_K, AMX_Q5_K };
@@ -463,6 +632,15 @@ const cll_kernels AMX_NAME(cll__kernels_amx) = {
                       [CLL_TYPE_Q8_0] = AMX_NAME(cll__matmul_q8_0_packed_amx),
                       [CLL_TYPE_Q4_K] = AMX_NAME(cll__matmul_q4_K_packed_amx),
                       [CLL_TYPE_Q5_K] = AMX_NAME(cll__matmul_q5_K_packed_amx)},
+};
+
+/* The BF16 slots (AMX-BF16, and the avx512 table's BF16 layout, which
+ * needs AVX512_BF16): dispatch.c adds them where the CPU has both. */
+const cll_kernels AMX_NAME(cll__kernels_amx_bf16) = {
+    .isa = "avx512",
+    .pack_bytes = {[CLL_TYPE_BF16] = cll__pack_bytes_bf16_avx512},
+    .pack = {[CLL_TYPE_BF16] = cll__pack_bf16_avx512},
+    .matmul_packed = {[CLL_TYPE_BF16] = AMX_NAME(cll__matmul_bf16_packed_amx)},
 };
 
 /* ---------------------------------------------------------------- self-test
@@ -530,6 +708,45 @@ int AMX_NAME(cll__amx_selftest)(void) {
     same = memcmp(y0, y1, sizeof y0) == 0;
   }
   return same;
+}
+
+/* The BF16 slots' self-test: 3 panels, rows of 300 elements (two
+ * K-chunks, the second ending inside a tile step), 37 tokens, small
+ * integers (every product and sum exact in fp32, whatever the order),
+ * against the vdpbf16ps kernel bit for bit. */
+int AMX_NAME(cll__amx_bf16_selftest)(void);
+int AMX_NAME(cll__amx_bf16_selftest)(void) {
+  enum { N_IN = 300, ROWS = ST_PANELS * CLL_PACK_ROWS };
+  static uint16_t w[ROWS * N_IN];
+  static uint8_t wp[ST_PANELS * 150 * 64] __attribute__((aligned(64)));
+  static float x[ST_TOK * N_IN], y0[ST_TOK * ROWS], y1[ST_TOK * ROWS];
+  if (cll__pack_bytes_bf16_avx512(N_IN, ROWS) > sizeof wp)
+    return 0;
+  uint32_t r = 777;
+  for (int i = 0; i < ROWS * N_IN; i++) {
+    r = r * 1103515245u + 12345u;
+    w[i] = cll_fp32_to_bf16((float)((int)((r >> 16) % 9) - 4));
+  }
+  for (int i = 0; i < ST_TOK * N_IN; i++) {
+    r = r * 1103515245u + 12345u;
+    x[i] = (float)((int)((r >> 16) % 7) - 3);
+  }
+  cll__pack_bf16_avx512(w, N_IN * 2, N_IN, 0, ST_PANELS, wp);
+  cll_matmul_args a = {.wtype = CLL_TYPE_BF16,
+                       .wp = wp,
+                       .wp_rows = ROWS,
+                       .n_in = N_IN,
+                       .r0 = 0,
+                       .r1 = ROWS,
+                       .x = x,
+                       .x_stride = N_IN,
+                       .n_tok = ST_TOK,
+                       .y_stride = ROWS};
+  a.y = y0;
+  cll__matmul_bf16_packed_avx512(&a, 0, ST_PANELS);
+  a.y = y1;
+  AMX_NAME(cll__matmul_bf16_packed_amx)(&a, 0, ST_PANELS);
+  return memcmp(y0, y1, sizeof y0) == 0;
 }
 
 #else

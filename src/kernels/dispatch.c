@@ -91,14 +91,19 @@ static bool has_avx_vnni(void) {
   return __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 4) & 1);
 }
 
-/* AMX-TILE and AMX-INT8 (CPUID 7, EDX bits 24 and 25), and on Linux the
- * tile data state granted to this process: the kernel enables it per
- * process on request (ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA = 18), and
- * the first tile instruction without it is a SIGILL. The grant covers
- * every thread of the process, those started later included. */
-static bool amx_granted(void) {
+/* AMX: CPUID 7, EDX bit 24 (AMX-TILE), 25 (AMX-INT8), 22 (AMX-BF16). */
+static bool has_amx(int bit) {
   unsigned a, b, c, d;
-  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((d >> 24) & 1) || !((d >> 25) & 1))
+  return __get_cpuid_count(7, 0, &a, &b, &c, &d) && ((d >> bit) & 1);
+}
+
+/* AMX-TILE, and on Linux the tile data state granted to this process:
+ * the kernel enables it per process on request (ARCH_REQ_XCOMP_PERM,
+ * XFEATURE_XTILEDATA = 18), and the first tile instruction without it is
+ * a SIGILL. The grant covers every thread of the process, those started
+ * later included. */
+static bool amx_granted(void) {
+  if (!has_amx(24))
     return false;
 #if defined(__linux__) && defined(__x86_64__)
   enum { GET_XCOMP_SUPP = 0x1021, REQ_XCOMP_PERM = 0x1023, XTILEDATA = 18 };
@@ -244,11 +249,16 @@ static void init(void) {
       avx512_noamx.isa = "avx512-noamx";
       have_avx512_noamx = true;
       if (amx_granted()) {
-        if (cll__amx_selftest())
+        if (has_amx(25) && cll__amx_selftest())
           add_packed(&tables[i], &cll__kernels_amx);
-        else
-          fprintf(stderr, "cllama: the AMX tiles disagree with the VNNI kernels in the self-test; "
-                          "using VNNI\n");
+        else if (has_amx(25))
+          fprintf(stderr, "cllama: the AMX int8 tiles disagree with the VNNI kernels in the "
+                          "self-test; using VNNI\n");
+        if (has_amx(22) && has_avx512_bf16() && cll__amx_bf16_selftest())
+          add_packed(&tables[i], &cll__kernels_amx_bf16);
+        else if (has_amx(22) && has_avx512_bf16())
+          fprintf(stderr, "cllama: the AMX bf16 tiles disagree with the AVX512_BF16 kernels in "
+                          "the self-test; using AVX512_BF16\n");
       }
     }
 #endif

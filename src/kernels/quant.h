@@ -215,6 +215,9 @@ extern const cll_kernels cll__kernels_avx2_vnni;
  * dispatch.c adds them where the CPU has AMX and the check passes. */
 extern const cll_kernels cll__kernels_amx;
 int cll__amx_selftest(void);
+/* The same for BF16 (AMX-BF16 and AVX512_BF16). */
+extern const cll_kernels cll__kernels_amx_bf16;
+int cll__amx_bf16_selftest(void);
 #endif
 #if defined(__aarch64__)
 extern const cll_kernels cll__kernels_neon;
