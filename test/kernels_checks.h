@@ -738,7 +738,7 @@ static inline int check_neon_dispatch(void) {
  * (amx.c: whole tiles of 16 tokens, the rest on the VNNI kernels),
  * against their twins: token counts with one and several whole tiles and
  * a remainder (16, 17, 37, 70), rows of 37 and 3 blocks, then the largest
- * quants. */
+ * quants; 150 tokens. */
 static inline int check_amx_slots(const cll_kernels *k) {
   static const int toks[] = {16, 17, 37, 70};
   static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0, CLL_TYPE_Q4_K, CLL_TYPE_Q5_K,
@@ -760,6 +760,9 @@ static inline int check_amx_slots(const cll_kernels *k) {
       if (bl != 1)
         f += check_slots_one(k, types[ti], small, toks[j], &r, 1);
     }
+    /* Several chunks of tokens (int8: 64 a chunk; BF16 without scratch:
+     * 64). */
+    f += check_slots_one(k, types[ti], small, 150, &r, 0);
   }
   return f;
 }
