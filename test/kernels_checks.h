@@ -741,8 +741,8 @@ static inline int check_neon_dispatch(void) {
  * quants; 150 tokens. */
 static inline int check_amx_slots(const cll_kernels *k) {
   static const int toks[] = {16, 17, 37, 70};
-  static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0, CLL_TYPE_Q4_K, CLL_TYPE_Q5_K,
-                                   CLL_TYPE_BF16};
+  static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0, CLL_TYPE_Q4_K,
+                                   CLL_TYPE_Q5_K, CLL_TYPE_Q6_K, CLL_TYPE_BF16};
   kc_rng r = {777};
   int f = 0;
   for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {

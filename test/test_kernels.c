@@ -73,7 +73,8 @@ Test(kernels, amx_tiles_emulated) {
   /* Bit for bit the VNNI kernels' results (the integer sums are exact and
    * the float steps the same), on 5 panels (pairs and an odd one) and 37
    * tokens (two whole tiles in one step, then one, then 5 on VNNI). */
-  static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0, CLL_TYPE_Q4_K, CLL_TYPE_Q5_K};
+  static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0, CLL_TYPE_Q4_K, CLL_TYPE_Q5_K,
+                                   CLL_TYPE_Q6_K};
   kc_rng r = {99};
   enum { ROWS = 5 * CLL_PACK_ROWS, T = 37 + 16 };
   for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {

@@ -190,7 +190,8 @@ Test(matmul, amx_tiles_emulated) {
     return;
   cll_kernels k = *k512;
   k.isa = "avx512 (AMX modelled)";
-  static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0, CLL_TYPE_Q4_K, CLL_TYPE_Q5_K};
+  static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0, CLL_TYPE_Q4_K, CLL_TYPE_Q5_K,
+                                   CLL_TYPE_Q6_K};
   for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
     k.matmul_packed[types[ti]] = cll__kernels_amx_emu.matmul_packed[types[ti]];
   const int bf16 = k.pack[CLL_TYPE_BF16] == cll__kernels_amx_bf16_emu.pack[CLL_TYPE_BF16];

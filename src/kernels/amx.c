@@ -294,26 +294,15 @@ static void amx_tiles(const int q4, const cll_matmul_args *a, int64_t p0, int64_
  * 512 bytes (sub-block s at dst + 512 s). */
 static inline __attribute__((always_inline)) void amx_k_unpack(const int q5, const uint8_t *q,
                                                                uint8_t *dst) {
-  const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
-  for (int c = 0; c < 4; c++)
+  for (int c = 0; c < 4; c++) {
+    __m512i lo[8], hi[8];
+    pk_unpack(q, q + 2048, c, q5, lo, hi);
 #pragma GCC unroll 8
     for (int g = 0; g < 8; g++) {
-      const __m512i v = _mm512_load_si512((const void *)(q + (c * 8 + g) * 64));
-      __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-      if (q5) {
-        /* bit 2c (2c + 1) of each qh byte to bit 4: a shift by 4 - 2c
-         * (4 - 2c - 1), either way */
-        const __m512i h = _mm512_load_si512((const void *)(q + 2048 + g * 64));
-        const __m512i hl = 2 * c <= 4 ? _mm512_slli_epi16(h, (unsigned)(4 - 2 * c))
-                                      : _mm512_srli_epi16(h, (unsigned)(2 * c - 4));
-        const __m512i hh = 2 * c + 1 <= 4 ? _mm512_slli_epi16(h, (unsigned)(3 - 2 * c))
-                                          : _mm512_srli_epi16(h, (unsigned)(2 * c - 3));
-        lo = _mm512_ternarylogic_epi32(lo, hl, b4, 0xF8); /* a | (b & c) */
-        hi = _mm512_ternarylogic_epi32(hi, hh, b4, 0xF8);
-      }
-      _mm512_store_si512((void *)(dst + 512 * (2 * c) + 64 * g), lo);
-      _mm512_store_si512((void *)(dst + 512 * (2 * c + 1) + 64 * g), hi);
+      _mm512_store_si512((void *)(dst + 512 * (2 * c) + 64 * g), lo[g]);
+      _mm512_store_si512((void *)(dst + 512 * (2 * c + 1) + 64 * g), hi[g]);
     }
+  }
 }
 
 /* si[t][0..16) += C[t] * scale for the 16 tokens of one C tile. */
@@ -417,6 +406,132 @@ static void amx_k_tiles(const int q5, const cll_matmul_args *a, int64_t p0, int6
                 _mm512_load_ps(at));
             v = _mm512_fnmadd_ps(_mm512_mul_ps(dmx[h], dy), _mm512_cvtepi32_ps(mi), v);
             _mm512_store_ps(at, v);
+          }
+        }
+      }
+      for (int64_t t = tc; t < te; t++) {
+        float *y = a->y + t * a->y_stride + p * CLL_PACK_ROWS;
+        _mm512_storeu_ps(y, _mm512_load_ps(acc + 32 * (t - tc)));
+        if (two)
+          _mm512_storeu_ps(y + CLL_PACK_ROWS, _mm512_load_ps(acc + 32 * (t - tc) + 16));
+      }
+    }
+  }
+  TILE_RELEASE();
+}
+
+/* ---------------------------------------------------------------- Q6_K
+ *
+ * 16 sub-blocks of 16 elements with int8 scales, so one sub-block per tile
+ * step (K = 16: A is 16 tokens x 16 bytes, B 4 rows x 64): a quarter of
+ * what a TDPBSUD can do, still twice the VNNI rate. pk6_unpack gives the
+ * quants 0..63 (the -32 leaves through the activations' 16-element sums,
+ * as in pk6_tile, whose super-block epilogue this is). */
+static void amx_configure_q6(void) {
+  struct amx_cfg c __attribute__((aligned(64)));
+  memset(&c, 0, sizeof c);
+  c.palette = 1;
+  for (int t = 0; t < 4; t++)
+    c.rows[t] = AMX_M, c.colsb[t] = 64;
+  for (int t = 4; t < 6; t++)
+    c.rows[t] = AMX_M, c.colsb[t] = 16;
+  for (int t = 6; t < 8; t++)
+    c.rows[t] = 4, c.colsb[t] = 64;
+  TILE_CONFIG(&c);
+}
+
+static void amx_q6_tiles(const cll_matmul_args *a, int64_t p0, int64_t p1, int64_t n_full) {
+  const int64_t nsb = a->n_in / SB_QK_K;
+  const size_t pb = (size_t)nsb * PK6_SB;
+  int32_t cbuf[4][AMX_M * 16] __attribute__((aligned(64)));
+  uint8_t wbuf[2][16 * 256] __attribute__((aligned(64)));
+  int32_t si[AMX_CHUNK * 32] __attribute__((aligned(64)));
+  float acc[AMX_CHUNK * 32] __attribute__((aligned(64)));
+  amx_configure_q6();
+  for (int64_t tc = 0; tc < n_full; tc += AMX_CHUNK) {
+    const int64_t te = n_full - tc < AMX_CHUNK ? n_full : tc + AMX_CHUNK;
+    for (int64_t p = p0; p < p1; p += 2) {
+      const int two = p + 1 < p1;
+      const uint8_t *pan[2] = {(const uint8_t *)a->wp + (size_t)p * pb, NULL};
+      pan[1] = pan[0] + (two ? pb : 0);
+      memset(acc, 0, sizeof(float) * 32 * (size_t)(te - tc));
+      for (int64_t i = 0; i < nsb; i++) {
+        const uint8_t *q[2] = {pan[0] + (size_t)i * PK6_SB, pan[1] + (size_t)i * PK6_SB};
+        /* Group G (elements 32G..) to wbuf + 512 G: sub-blocks 2G, 2G + 1. */
+        for (int h = 0; h < 2; h++)
+          for (int c = 0; c < 4; c++)
+            for (int hi = 0; hi < 2; hi++) {
+              __m512i w[8];
+              pk6_unpack(q[h], c, hi, w);
+              const int G = 4 * (c / 2) + 2 * hi + c % 2;
+#pragma GCC unroll 8
+              for (int g = 0; g < 8; g++)
+                _mm512_store_si512((void *)(wbuf[h] + 512 * G + 64 * g), w[g]);
+            }
+        memset(si, 0, sizeof(int32_t) * 32 * (size_t)(te - tc));
+        for (int sb = 0; sb < 16; sb++) {
+          TILE_LOAD(6, wbuf[0] + 256 * sb, 64);
+          TILE_LOAD(7, wbuf[1] + 256 * sb, 64);
+          __m512i sc[2];
+          for (int h = 0; h < 2; h++) {
+            const __m512i sp = _mm512_cvtepi8_epi16(
+                _mm256_loadu_si256((const __m256i *)(q[h] + PK6_SC + 32 * (sb / 2))));
+            sc[h] = sb % 2 ? _mm512_srai_epi32(sp, 16)
+                           : _mm512_srai_epi32(_mm512_slli_epi32(sp, 16), 16);
+          }
+          for (int64_t m = tc; m < te; m += 2 * AMX_M) {
+            const int two_m = m + AMX_M < te;
+            const char *x0 = (const char *)a->xq + (size_t)m * a->xq_stride +
+                             (size_t)i * sizeof(sb_q8_K) + offsetof(sb_q8_K, qs) + 16 * (size_t)sb;
+            TILE_LOAD(4, x0, a->xq_stride);
+            TILE_ZERO(0);
+            TILE_DP(0, 4, 6);
+            TILE_ZERO(1);
+            TILE_DP(1, 4, 7);
+            if (two_m) {
+              TILE_LOAD(5, x0 + AMX_M * a->xq_stride, a->xq_stride);
+              TILE_ZERO(2);
+              TILE_DP(2, 5, 6);
+              TILE_ZERO(3);
+              TILE_DP(3, 5, 7);
+            }
+            TILE_STORE(0, cbuf[0], 64);
+            TILE_STORE(1, cbuf[1], 64);
+            if (two_m) {
+              TILE_STORE(2, cbuf[2], 64);
+              TILE_STORE(3, cbuf[3], 64);
+            }
+            int32_t *sm = si + 32 * (m - tc);
+            amx_k_scale(cbuf[0], sc[0], sm);
+            amx_k_scale(cbuf[1], sc[1], sm + 16);
+            if (two_m) {
+              amx_k_scale(cbuf[2], sc[0], sm + 32 * AMX_M);
+              amx_k_scale(cbuf[3], sc[1], sm + 32 * AMX_M + 16);
+            }
+          }
+        }
+        /* pk6_tile's epilogue: sum - 32 (scales . 16-element sums). */
+        __m512i sp[2][8];
+        __m512 dx[2];
+        for (int h = 0; h < 2; h++) {
+          for (int G = 0; G < 8; G++)
+            sp[h][G] =
+                _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(q[h] + PK6_SC + 32 * G)));
+          dx[h] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(q[h] + PK6_D)));
+        }
+        for (int64_t t = tc; t < te; t++) {
+          const sb_q8_K *yb = (const sb_q8_K *)((const char *)a->xq + (size_t)t * a->xq_stride) + i;
+          const __m512 dy = _mm512_set1_ps(yb->d);
+          for (int h = 0; h < 1 + two; h++) {
+            __m512i mi = _mm512_setzero_si512();
+            for (int G = 0; G < 8; G++)
+              mi = _mm512_dpwssd_epi32(mi, sp[h][G], _mm512_set1_epi32(ld32(yb->bsums + 2 * G)));
+            const __m512i tot =
+                _mm512_sub_epi32(_mm512_load_si512((const void *)(si + 32 * (t - tc) + 16 * h)),
+                                 _mm512_slli_epi32(mi, 5));
+            float *at = acc + 32 * (t - tc) + 16 * h;
+            _mm512_store_ps(at, _mm512_fmadd_ps(_mm512_mul_ps(dx[h], dy), _mm512_cvtepi32_ps(tot),
+                                                _mm512_load_ps(at)));
           }
         }
       }
@@ -574,14 +689,17 @@ void AMX_NAME(cll__matmul_bf16_packed_amx)(const cll_matmul_args *a, int64_t p0,
 
 /* The whole tiles of 16 tokens on AMX, the rest (and decode) on the VNNI
  * kernel. */
-enum { AMX_Q8_0, AMX_Q4_0, AMX_Q4_K, AMX_Q5_K };
+enum { AMX_Q8_0, AMX_Q4_0, AMX_Q4_K, AMX_Q5_K, AMX_Q6_K };
 static void amx_matmul(const int kind, const cll_matmul_args *a, int64_t p0, int64_t p1) {
-  void (*const vnni[4])(const cll_matmul_args *, int64_t,
+  void (*const vnni[5])(const cll_matmul_args *, int64_t,
                         int64_t) = {cll__matmul_q8_0_packed_avx512, cll__matmul_q4_0_packed_avx512,
-                                    cll__matmul_q4_K_packed_avx512, cll__matmul_q5_K_packed_avx512};
+                                    cll__matmul_q4_K_packed_avx512, cll__matmul_q5_K_packed_avx512,
+                                    cll__matmul_q6_K_packed_avx512};
   const int64_t n_full = a->n_tok / AMX_M * AMX_M;
   if (n_full > 0 && p1 > p0) {
-    if (kind == AMX_Q4_K || kind == AMX_Q5_K)
+    if (kind == AMX_Q6_K)
+      amx_q6_tiles(a, p0, p1, n_full);
+    else if (kind == AMX_Q4_K || kind == AMX_Q5_K)
       amx_k_tiles(kind == AMX_Q5_K, a, p0, p1, n_full);
     else
       amx_tiles(kind == AMX_Q4_0, a, p0, p1, n_full);
@@ -616,6 +734,11 @@ void AMX_NAME(cll__matmul_q5_K_packed_amx)(const cll_matmul_args *a, int64_t p0,
   amx_matmul(AMX_Q5_K, a, p0, p1);
 }
 
+void AMX_NAME(cll__matmul_q6_K_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1);
+void AMX_NAME(cll__matmul_q6_K_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1) {
+  amx_matmul(AMX_Q6_K, a, p0, p1);
+}
+
 /* The slots dispatch.c adds to the avx512 table (the pack slots are the
  * avx512 table's own: the layout is shared). */
 const cll_kernels AMX_NAME(cll__kernels_amx) = {
@@ -623,15 +746,18 @@ const cll_kernels AMX_NAME(cll__kernels_amx) = {
     .pack_bytes = {[CLL_TYPE_Q4_0] = cll__pack_bytes_q4_0,
                    [CLL_TYPE_Q8_0] = cll__pack_bytes_q8_0,
                    [CLL_TYPE_Q4_K] = cll__pack_bytes_q4_K,
-                   [CLL_TYPE_Q5_K] = cll__pack_bytes_q5_K},
+                   [CLL_TYPE_Q5_K] = cll__pack_bytes_q5_K,
+                   [CLL_TYPE_Q6_K] = cll__pack_bytes_q6_K},
     .pack = {[CLL_TYPE_Q4_0] = cll__pack_q4_0,
              [CLL_TYPE_Q8_0] = cll__pack_q8_0,
              [CLL_TYPE_Q4_K] = cll__pack_q4_K,
-             [CLL_TYPE_Q5_K] = cll__pack_q5_K},
+             [CLL_TYPE_Q5_K] = cll__pack_q5_K,
+             [CLL_TYPE_Q6_K] = cll__pack_q6_K},
     .matmul_packed = {[CLL_TYPE_Q4_0] = AMX_NAME(cll__matmul_q4_0_packed_amx),
                       [CLL_TYPE_Q8_0] = AMX_NAME(cll__matmul_q8_0_packed_amx),
                       [CLL_TYPE_Q4_K] = AMX_NAME(cll__matmul_q4_K_packed_amx),
-                      [CLL_TYPE_Q5_K] = AMX_NAME(cll__matmul_q5_K_packed_amx)},
+                      [CLL_TYPE_Q5_K] = AMX_NAME(cll__matmul_q5_K_packed_amx),
+                      [CLL_TYPE_Q6_K] = AMX_NAME(cll__matmul_q6_K_packed_amx)},
 };
 
 /* The BF16 slots (AMX-BF16, and the avx512 table's BF16 layout, which

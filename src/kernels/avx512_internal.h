@@ -69,6 +69,57 @@ void cll__matmul_bf16_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_
 /* ---------------------------------------------------------------- shared helpers
  * (TOK_CHUNK, ld32, FOR_TILES, SWITCH_TILES*: packed.h) */
 
+/* The packed K-quant panels' unpacking (layouts: avx512_packed.c), for
+ * avx512_packed.c and amx.c. */
+
+/* Bit `from` of every byte of h moved to bit 4 (other bits: garbage). */
+static inline __attribute__((always_inline)) __m512i bit_to4(__m512i h, const int from) {
+  if (from < 4)
+    return _mm512_slli_epi16(h, (unsigned)(4 - from));
+  if (from > 4)
+    return _mm512_srli_epi16(h, (unsigned)(from - 4));
+  return h;
+}
+
+/* Chunk c (64 elements: sub-blocks 2c, 2c + 1) of a packed super-block as
+ * unsigned quants: lo[g] / hi[g] meet activation dwords 4g and 32 + 4g.
+ * Q5_K (q5) adds the fifth bit: bits 2c / 2c + 1 of the qh vectors. */
+static inline __attribute__((always_inline)) void pk_unpack(const uint8_t *q, const uint8_t *qh,
+                                                            const int c, const int q5,
+                                                            __m512i lo[8], __m512i hi[8]) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
+#pragma GCC unroll 8
+  for (int g = 0; g < 8; g++) {
+    const __m512i v = _mm512_load_si512((const void *)(q + (c * 8 + g) * 64));
+    lo[g] = _mm512_and_si512(v, m4);
+    hi[g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    if (q5) {
+      const __m512i h = _mm512_load_si512((const void *)(qh + g * 64));
+      /* a | (b & c) */
+      lo[g] = _mm512_ternarylogic_epi32(lo[g], bit_to4(h, 2 * c), b4, 0xF8);
+      hi[g] = _mm512_ternarylogic_epi32(hi[g], bit_to4(h, 2 * c + 1), b4, 0xF8);
+    }
+  }
+}
+
+/* Half hi (0: low nibbles, 1: high) of chunk c of a packed Q6_K
+ * super-block as unsigned quants 0..63: w[g] meets activation dword g of
+ * elements 128n + 64hi + 32e... */
+static inline __attribute__((always_inline)) void pk6_unpack(const uint8_t *q, const int c,
+                                                             const int hi, __m512i w[8]) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+  const int n = c / 2, e = c % 2, bit = 4 * hi + 2 * e; /* of the two qh bits */
+#pragma GCC unroll 8
+  for (int g = 0; g < 8; g++) {
+    __m512i v = _mm512_load_si512((const void *)(q + (c * 8 + g) * 64));
+    const __m512i h = _mm512_load_si512((const void *)(q + 2048 + (8 * n + g) * 64));
+    if (hi)
+      v = _mm512_srli_epi16(v, 4);
+    /* (v & 15) | (h' & 0x30), h' = h with the two bits moved to 4, 5 */
+    w[g] = _mm512_ternarylogic_epi32(_mm512_and_si512(v, m4), bit_to4(h, bit), m30, 0xF8);
+  }
+}
+
 /* The T token rows t0.. of a Q8_0 tile: zeroed accumulators, each token's
  * blocks and its per-block scales and sums (cll__q8_sums). */
 static inline __attribute__((always_inline)) void
