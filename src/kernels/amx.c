@@ -147,8 +147,24 @@ static void emu_release(void) {
 #define TILE_RELEASE() emu_release()
 #define AMX_NAME(n) n##_emu
 #else
-#define TILE_CONFIG(cfg) _tile_loadconfig(cfg)
-#define TILE_LOAD(t, p, s) _tile_loadd(t, p, (long)(s))
+/* GCC 12's tile intrinsics do not tell the compiler which memory they
+ * read: _tile_loadd has no memory operand or clobber, and
+ * _tile_loadconfig names only the configuration's first 8 bytes. Stores
+ * into what a tile then loads (the unpacked weights, the rounded
+ * activations, the configuration) could be moved after the load or
+ * dropped as dead; a compiler barrier before each keeps them (it emits no
+ * instruction; clang's builtins need none, and it costs them nothing). */
+#define AMX_BARRIER() __asm__ volatile("" ::: "memory")
+#define TILE_CONFIG(cfg)                                                                           \
+  do {                                                                                             \
+    AMX_BARRIER();                                                                                 \
+    _tile_loadconfig(cfg);                                                                         \
+  } while (0)
+#define TILE_LOAD(t, p, s)                                                                         \
+  do {                                                                                             \
+    AMX_BARRIER();                                                                                 \
+    _tile_loadd(t, p, (long)(s));                                                                  \
+  } while (0)
 #define TILE_STORE(t, p, s) _tile_stored(t, p, (long)(s))
 #define TILE_ZERO(t) _tile_zero(t)
 #define TILE_DP(c, a, b) _tile_dpbsud(c, a, b)
