@@ -287,7 +287,10 @@ tsan: deps
 # (test/kernels_standalone.c) linked statically (Debian ships libblis.a and
 # libgomp.a) and stripped, for a machine without the packages:
 # build/$(MODE)/static/{model,kernels,mkmodel,kernels_check}.
-STATIC_LIBS := -lblis -lgomp -lm -lpthread
+# bench/model links the engine's scheduler (libuv: Debian's static one is
+# libuv_a.a), the tokenizer (ICU, C++ runtime, PCRE2) and GGUF's JSON.
+STATIC_LIBS := -l:libuv_a.a -ljansson -lpcre2-8 -licuuc -licudata -lstdc++ -lblis -lgomp -lm \
+               -lpthread -ldl
 bench-static: $(BUILD)/bench/model.o $(BUILD)/bench/kernels.o $(BUILD)/bench/mkmodel.o $(LIB)
 	@mkdir -p $(BUILD)/static
 	$(CC) -static -s -o $(BUILD)/static/model $(BUILD)/bench/model.o $(LIB) $(STATIC_LIBS)
