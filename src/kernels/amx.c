@@ -178,6 +178,9 @@ static void emu_release(void) {
 #define AMX_M 16
 #define AMX_CHUNK 64
 
+/* The weight types amx_matmul serves. */
+enum { AMX_Q8_0, AMX_Q4_0, AMX_Q4_K, AMX_Q5_K, AMX_Q6_K };
+
 static void amx_configure(void) {
   struct amx_cfg c __attribute__((aligned(64)));
   memset(&c, 0, sizeof c);
@@ -189,6 +192,43 @@ static void amx_configure(void) {
   for (int t = 6; t < 8; t++) /* B: 8 rows of 4 K-elements x 16 weight rows */
     c.rows[t] = SB_QK / 4, c.colsb[t] = 64;
   TILE_CONFIG(&c);
+}
+
+/* One step of the int8 products: tokens x0.. (A tiles 4 and, with two_m,
+ * 5: 16 tokens each, xs bytes apart) times the B tiles 6 and 7 (loaded)
+ * into C tiles 0-3 from zero, stored to cbuf (16 x 16 int32 each). */
+static inline __attribute__((always_inline)) void
+amx_step(const char *x0, size_t xs, const int two_m, int32_t cbuf[4][AMX_M * 16]) {
+  TILE_LOAD(4, x0, xs);
+  TILE_ZERO(0);
+  TILE_DP(0, 4, 6);
+  TILE_ZERO(1);
+  TILE_DP(1, 4, 7);
+  if (two_m) {
+    TILE_LOAD(5, x0 + AMX_M * xs, xs);
+    TILE_ZERO(2);
+    TILE_DP(2, 5, 6);
+    TILE_ZERO(3);
+    TILE_DP(3, 5, 7);
+  }
+  TILE_STORE(0, cbuf[0], 64);
+  TILE_STORE(1, cbuf[1], 64);
+  if (two_m) {
+    TILE_STORE(2, cbuf[2], 64);
+    TILE_STORE(3, cbuf[3], 64);
+  }
+}
+
+/* The float sums of tokens [tc, te) (32 a token: panel p, then p + 1
+ * where two) into y. */
+static void amx_write_y(const cll_matmul_args *a, const float *acc, int64_t tc, int64_t te,
+                        int64_t p, const int two) {
+  for (int64_t t = tc; t < te; t++) {
+    float *y = a->y + t * a->y_stride + p * CLL_PACK_ROWS;
+    _mm512_storeu_ps(y, _mm512_load_ps(acc + 32 * (t - tc)));
+    if (two)
+      _mm512_storeu_ps(y + CLL_PACK_ROWS, _mm512_load_ps(acc + 32 * (t - tc) + 16));
+  }
 }
 
 /* acc[t][0..16) += (dw * d_a) * float(C[t] + o) for the 16 tokens of one
@@ -254,24 +294,7 @@ static void amx_tiles(const int q4, const cll_matmul_args *a, int64_t p0, int64_
           const int two_m = m + AMX_M < te;
           const char *x0 = (const char *)a->xq + (size_t)m * a->xq_stride +
                            (size_t)i * sizeof(sb_q8_0) + offsetof(sb_q8_0, qs);
-          TILE_LOAD(4, x0, a->xq_stride);
-          TILE_ZERO(0);
-          TILE_DP(0, 4, 6);
-          TILE_ZERO(1);
-          TILE_DP(1, 4, 7);
-          if (two_m) {
-            TILE_LOAD(5, x0 + AMX_M * a->xq_stride, a->xq_stride);
-            TILE_ZERO(2);
-            TILE_DP(2, 5, 6);
-            TILE_ZERO(3);
-            TILE_DP(3, 5, 7);
-          }
-          TILE_STORE(0, cbuf[0], 64);
-          TILE_STORE(1, cbuf[1], 64);
-          if (two_m) {
-            TILE_STORE(2, cbuf[2], 64);
-            TILE_STORE(3, cbuf[3], 64);
-          }
+          amx_step(x0, a->xq_stride, two_m, cbuf);
           float *am = acc + 32 * (m - tc);
           amx_epilogue(q4, cbuf[0], dw0, sums + (m - tc), i, am);
           if (two)
@@ -283,12 +306,7 @@ static void amx_tiles(const int q4, const cll_matmul_args *a, int64_t p0, int64_
           }
         }
       }
-      for (int64_t t = tc; t < te; t++) {
-        float *y = a->y + t * a->y_stride + p * CLL_PACK_ROWS;
-        _mm512_storeu_ps(y, _mm512_load_ps(acc + 32 * (t - tc)));
-        if (two)
-          _mm512_storeu_ps(y + CLL_PACK_ROWS, _mm512_load_ps(acc + 32 * (t - tc) + 16));
-      }
+      amx_write_y(a, acc, tc, te, p, two);
     }
   }
   TILE_RELEASE();
@@ -334,108 +352,6 @@ static inline __attribute__((always_inline)) void amx_k_scale(const int32_t *cbu
   }
 }
 
-static void amx_k_tiles(const int q5, const cll_matmul_args *a, int64_t p0, int64_t p1,
-                        int64_t n_full) {
-  const int64_t nsb = a->n_in / SB_QK_K;
-  const size_t sbb = q5 ? PK5_SB : PK4_SB, pb = (size_t)nsb * sbb;
-  const size_t scoff = q5 ? 2560 : 2048; /* the scales; mins + 128, d + 256 */
-  int32_t cbuf[4][AMX_M * 16] __attribute__((aligned(64)));
-  uint8_t wbuf[2][8 * 512] __attribute__((aligned(64)));
-  int32_t si[AMX_CHUNK * 32] __attribute__((aligned(64)));
-  float acc[AMX_CHUNK * 32] __attribute__((aligned(64)));
-  amx_configure();
-  for (int64_t tc = 0; tc < n_full; tc += AMX_CHUNK) {
-    const int64_t te = n_full - tc < AMX_CHUNK ? n_full : tc + AMX_CHUNK;
-    for (int64_t p = p0; p < p1; p += 2) {
-      const int two = p + 1 < p1;
-      const uint8_t *pan[2] = {(const uint8_t *)a->wp + (size_t)p * pb, NULL};
-      pan[1] = pan[0] + (two ? pb : 0);
-      memset(acc, 0, sizeof(float) * 32 * (size_t)(te - tc));
-      for (int64_t i = 0; i < nsb; i++) {
-        const uint8_t *q[2] = {pan[0] + (size_t)i * sbb, pan[1] + (size_t)i * sbb};
-        amx_k_unpack(q5, q[0], wbuf[0]);
-        amx_k_unpack(q5, q[1], wbuf[1]);
-        memset(si, 0, sizeof(int32_t) * 32 * (size_t)(te - tc));
-        for (int s = 0; s < 8; s++) {
-          TILE_LOAD(6, wbuf[0] + 512 * s, 64);
-          TILE_LOAD(7, wbuf[1] + 512 * s, 64);
-          const __m512i sc0 =
-              _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q[0] + scoff + 16 * s)));
-          const __m512i sc1 =
-              _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q[1] + scoff + 16 * s)));
-          for (int64_t m = tc; m < te; m += 2 * AMX_M) {
-            const int two_m = m + AMX_M < te;
-            const char *x0 = (const char *)a->xq + (size_t)m * a->xq_stride +
-                             (size_t)i * sizeof(sb_q8_K) + offsetof(sb_q8_K, qs) + 32 * (size_t)s;
-            TILE_LOAD(4, x0, a->xq_stride);
-            TILE_ZERO(0);
-            TILE_DP(0, 4, 6);
-            TILE_ZERO(1);
-            TILE_DP(1, 4, 7);
-            if (two_m) {
-              TILE_LOAD(5, x0 + AMX_M * a->xq_stride, a->xq_stride);
-              TILE_ZERO(2);
-              TILE_DP(2, 5, 6);
-              TILE_ZERO(3);
-              TILE_DP(3, 5, 7);
-            }
-            TILE_STORE(0, cbuf[0], 64);
-            TILE_STORE(1, cbuf[1], 64);
-            if (two_m) {
-              TILE_STORE(2, cbuf[2], 64);
-              TILE_STORE(3, cbuf[3], 64);
-            }
-            int32_t *sm = si + 32 * (m - tc);
-            amx_k_scale(cbuf[0], sc0, sm);
-            amx_k_scale(cbuf[1], sc1, sm + 16);
-            if (two_m) {
-              amx_k_scale(cbuf[2], sc0, sm + 32 * AMX_M);
-              amx_k_scale(cbuf[3], sc1, sm + 32 * AMX_M + 16);
-            }
-          }
-        }
-        /* The super-block's epilogue, token by token, as pk4_tile. */
-        __m512i mnv[2][4];
-        __m512 dx[2], dmx[2];
-        for (int h = 0; h < 2; h++) {
-          const uint8_t *mn = q[h] + scoff + 128;
-          for (int c = 0; c < 4; c++)
-            mnv[h][c] = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(mn + 32 * c)));
-          dx[h] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(mn + 128)));
-          dmx[h] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(mn + 160)));
-        }
-        for (int64_t t = tc; t < te; t++) {
-          const sb_q8_K *yb = (const sb_q8_K *)((const char *)a->xq + (size_t)t * a->xq_stride) + i;
-          int32_t bs[4];
-          _mm_storeu_si128((__m128i *)bs,
-                           _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yb->bsums),
-                                          _mm_loadu_si128((const __m128i *)(yb->bsums + 8))));
-          const __m512 dy = _mm512_set1_ps(yb->d);
-          for (int h = 0; h < 1 + two; h++) {
-            __m512i mi = _mm512_setzero_si512();
-            for (int c = 0; c < 4; c++)
-              mi = _mm512_dpwssd_epi32(mi, mnv[h][c], _mm512_set1_epi32(bs[c]));
-            float *at = acc + 32 * (t - tc) + 16 * h;
-            __m512 v = _mm512_fmadd_ps(
-                _mm512_mul_ps(dx[h], dy),
-                _mm512_cvtepi32_ps(_mm512_load_si512((const void *)(si + 32 * (t - tc) + 16 * h))),
-                _mm512_load_ps(at));
-            v = _mm512_fnmadd_ps(_mm512_mul_ps(dmx[h], dy), _mm512_cvtepi32_ps(mi), v);
-            _mm512_store_ps(at, v);
-          }
-        }
-      }
-      for (int64_t t = tc; t < te; t++) {
-        float *y = a->y + t * a->y_stride + p * CLL_PACK_ROWS;
-        _mm512_storeu_ps(y, _mm512_load_ps(acc + 32 * (t - tc)));
-        if (two)
-          _mm512_storeu_ps(y + CLL_PACK_ROWS, _mm512_load_ps(acc + 32 * (t - tc) + 16));
-      }
-    }
-  }
-  TILE_RELEASE();
-}
-
 /* ---------------------------------------------------------------- Q6_K
  *
  * 16 sub-blocks of 16 elements with int8 scales, so one sub-block per tile
@@ -456,14 +372,86 @@ static void amx_configure_q6(void) {
   TILE_CONFIG(&c);
 }
 
-static void amx_q6_tiles(const cll_matmul_args *a, int64_t p0, int64_t p1, int64_t n_full) {
+/* Super-block q of a packed Q6_K panel as 16 B tiles of 256 bytes
+ * (sub-block s at dst + 256 s): group G (elements 32G..) from chunk c,
+ * half hi, is sub-blocks 2G and 2G + 1. */
+static inline __attribute__((always_inline)) void amx_q6_unpack(const uint8_t *q, uint8_t *dst) {
+  for (int c = 0; c < 4; c++)
+    for (int hi = 0; hi < 2; hi++) {
+      __m512i w[8];
+      pk6_unpack(q, c, hi, w);
+      const int G = 4 * (c / 2) + 2 * hi + c % 2;
+#pragma GCC unroll 8
+      for (int g = 0; g < 8; g++)
+        _mm512_store_si512((void *)(dst + 512 * G + 64 * g), w[g]);
+    }
+}
+
+/* The int32 scales of sub-block s of the 16 rows of super-block q. */
+static inline __attribute__((always_inline)) __m512i amx_ks_scale(const int kind, const uint8_t *q,
+                                                                  int s) {
+  if (kind == AMX_Q6_K) {
+    const __m512i sp =
+        _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(q + PK6_SC + 32 * (s / 2))));
+    return s % 2 ? _mm512_srai_epi32(sp, 16) : _mm512_srai_epi32(_mm512_slli_epi32(sp, 16), 16);
+  }
+  const size_t scoff = kind == AMX_Q5_K ? 2560 : 2048;
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + scoff + 16 * s)));
+}
+
+/* acc (16 rows) += the super-block q's share for the token row yb, from
+ * its int32 sum si: pk4_tile's (Q4_K, Q5_K: scaled sums minus the mins
+ * times the 32-element activation sums) or pk6_tile's (Q6_K: minus 32
+ * times the scales times the 16-element sums). */
+static inline __attribute__((always_inline)) void amx_ks_epilogue(const int kind, const uint8_t *q,
+                                                                  const sb_q8_K *yb,
+                                                                  const int32_t *si, float *acc) {
+  const __m512 dy = _mm512_set1_ps(yb->d);
+  __m512i mi = _mm512_setzero_si512();
+  __m512 v = _mm512_load_ps(acc);
+  if (kind == AMX_Q6_K) {
+    for (int G = 0; G < 8; G++)
+      mi = _mm512_dpwssd_epi32(
+          mi, _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(q + PK6_SC + 32 * G))),
+          _mm512_set1_epi32(ld32(yb->bsums + 2 * G)));
+    const __m512i tot =
+        _mm512_sub_epi32(_mm512_load_si512((const void *)si), _mm512_slli_epi32(mi, 5));
+    const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(q + PK6_D)));
+    v = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(tot), v);
+  } else {
+    const uint8_t *mn = q + (kind == AMX_Q5_K ? 2560 : 2048) + 128;
+    int32_t bs[4];
+    _mm_storeu_si128((__m128i *)bs,
+                     _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yb->bsums),
+                                    _mm_loadu_si128((const __m128i *)(yb->bsums + 8))));
+    for (int c = 0; c < 4; c++)
+      mi = _mm512_dpwssd_epi32(
+          mi, _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(mn + 32 * c))),
+          _mm512_set1_epi32(bs[c]));
+    const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(mn + 128)));
+    const __m512 dmx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(mn + 160)));
+    v = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy),
+                        _mm512_cvtepi32_ps(_mm512_load_si512((const void *)si)), v);
+    v = _mm512_fnmadd_ps(_mm512_mul_ps(dmx, dy), _mm512_cvtepi32_ps(mi), v);
+  }
+  _mm512_store_ps(acc, v);
+}
+
+/* Q4_K, Q5_K (8 sub-blocks of 32) and Q6_K (16 of 16): tokens [0, n_full)
+ * times panels [p0, p1). */
+static inline __attribute__((always_inline)) void
+amx_ks_tiles(const int kind, const cll_matmul_args *a, int64_t p0, int64_t p1, int64_t n_full) {
   const int64_t nsb = a->n_in / SB_QK_K;
-  const size_t pb = (size_t)nsb * PK6_SB;
+  const int q6 = kind == AMX_Q6_K, n_sub = q6 ? 16 : 8, sub = SB_QK_K / n_sub;
+  const size_t sbb = q6 ? PK6_SB : kind == AMX_Q5_K ? PK5_SB : PK4_SB, pb = (size_t)nsb * sbb;
   int32_t cbuf[4][AMX_M * 16] __attribute__((aligned(64)));
-  uint8_t wbuf[2][16 * 256] __attribute__((aligned(64)));
+  uint8_t wbuf[2][SB_QK_K * 16] __attribute__((aligned(64))); /* a super-block of 16 rows */
   int32_t si[AMX_CHUNK * 32] __attribute__((aligned(64)));
   float acc[AMX_CHUNK * 32] __attribute__((aligned(64)));
-  amx_configure_q6();
+  if (q6)
+    amx_configure_q6();
+  else
+    amx_configure();
   for (int64_t tc = 0; tc < n_full; tc += AMX_CHUNK) {
     const int64_t te = n_full - tc < AMX_CHUNK ? n_full : tc + AMX_CHUNK;
     for (int64_t p = p0; p < p1; p += 2) {
@@ -472,91 +460,41 @@ static void amx_q6_tiles(const cll_matmul_args *a, int64_t p0, int64_t p1, int64
       pan[1] = pan[0] + (two ? pb : 0);
       memset(acc, 0, sizeof(float) * 32 * (size_t)(te - tc));
       for (int64_t i = 0; i < nsb; i++) {
-        const uint8_t *q[2] = {pan[0] + (size_t)i * PK6_SB, pan[1] + (size_t)i * PK6_SB};
-        /* Group G (elements 32G..) to wbuf + 512 G: sub-blocks 2G, 2G + 1. */
-        for (int h = 0; h < 2; h++)
-          for (int c = 0; c < 4; c++)
-            for (int hi = 0; hi < 2; hi++) {
-              __m512i w[8];
-              pk6_unpack(q[h], c, hi, w);
-              const int G = 4 * (c / 2) + 2 * hi + c % 2;
-#pragma GCC unroll 8
-              for (int g = 0; g < 8; g++)
-                _mm512_store_si512((void *)(wbuf[h] + 512 * G + 64 * g), w[g]);
-            }
+        const uint8_t *q[2] = {pan[0] + (size_t)i * sbb, pan[1] + (size_t)i * sbb};
+        for (int h = 0; h < 2; h++) {
+          if (q6)
+            amx_q6_unpack(q[h], wbuf[h]);
+          else
+            amx_k_unpack(kind == AMX_Q5_K, q[h], wbuf[h]);
+        }
         memset(si, 0, sizeof(int32_t) * 32 * (size_t)(te - tc));
-        for (int sb = 0; sb < 16; sb++) {
-          TILE_LOAD(6, wbuf[0] + 256 * sb, 64);
-          TILE_LOAD(7, wbuf[1] + 256 * sb, 64);
-          __m512i sc[2];
-          for (int h = 0; h < 2; h++) {
-            const __m512i sp = _mm512_cvtepi8_epi16(
-                _mm256_loadu_si256((const __m256i *)(q[h] + PK6_SC + 32 * (sb / 2))));
-            sc[h] = sb % 2 ? _mm512_srai_epi32(sp, 16)
-                           : _mm512_srai_epi32(_mm512_slli_epi32(sp, 16), 16);
-          }
+        for (int s = 0; s < n_sub; s++) {
+          TILE_LOAD(6, wbuf[0] + (size_t)(sub / 4 * 64 * s), 64);
+          TILE_LOAD(7, wbuf[1] + (size_t)(sub / 4 * 64 * s), 64);
+          const __m512i sc0 = amx_ks_scale(kind, q[0], s), sc1 = amx_ks_scale(kind, q[1], s);
           for (int64_t m = tc; m < te; m += 2 * AMX_M) {
             const int two_m = m + AMX_M < te;
             const char *x0 = (const char *)a->xq + (size_t)m * a->xq_stride +
-                             (size_t)i * sizeof(sb_q8_K) + offsetof(sb_q8_K, qs) + 16 * (size_t)sb;
-            TILE_LOAD(4, x0, a->xq_stride);
-            TILE_ZERO(0);
-            TILE_DP(0, 4, 6);
-            TILE_ZERO(1);
-            TILE_DP(1, 4, 7);
-            if (two_m) {
-              TILE_LOAD(5, x0 + AMX_M * a->xq_stride, a->xq_stride);
-              TILE_ZERO(2);
-              TILE_DP(2, 5, 6);
-              TILE_ZERO(3);
-              TILE_DP(3, 5, 7);
-            }
-            TILE_STORE(0, cbuf[0], 64);
-            TILE_STORE(1, cbuf[1], 64);
-            if (two_m) {
-              TILE_STORE(2, cbuf[2], 64);
-              TILE_STORE(3, cbuf[3], 64);
-            }
+                             (size_t)i * sizeof(sb_q8_K) + offsetof(sb_q8_K, qs) +
+                             (size_t)(sub * s);
+            amx_step(x0, a->xq_stride, two_m, cbuf);
             int32_t *sm = si + 32 * (m - tc);
-            amx_k_scale(cbuf[0], sc[0], sm);
-            amx_k_scale(cbuf[1], sc[1], sm + 16);
+            amx_k_scale(cbuf[0], sc0, sm);
+            amx_k_scale(cbuf[1], sc1, sm + 16);
             if (two_m) {
-              amx_k_scale(cbuf[2], sc[0], sm + 32 * AMX_M);
-              amx_k_scale(cbuf[3], sc[1], sm + 32 * AMX_M + 16);
+              amx_k_scale(cbuf[2], sc0, sm + 32 * AMX_M);
+              amx_k_scale(cbuf[3], sc1, sm + 32 * AMX_M + 16);
             }
           }
-        }
-        /* pk6_tile's epilogue: sum - 32 (scales . 16-element sums). */
-        __m512i sp[2][8];
-        __m512 dx[2];
-        for (int h = 0; h < 2; h++) {
-          for (int G = 0; G < 8; G++)
-            sp[h][G] =
-                _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(q[h] + PK6_SC + 32 * G)));
-          dx[h] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(q[h] + PK6_D)));
         }
         for (int64_t t = tc; t < te; t++) {
           const sb_q8_K *yb = (const sb_q8_K *)((const char *)a->xq + (size_t)t * a->xq_stride) + i;
-          const __m512 dy = _mm512_set1_ps(yb->d);
-          for (int h = 0; h < 1 + two; h++) {
-            __m512i mi = _mm512_setzero_si512();
-            for (int G = 0; G < 8; G++)
-              mi = _mm512_dpwssd_epi32(mi, sp[h][G], _mm512_set1_epi32(ld32(yb->bsums + 2 * G)));
-            const __m512i tot =
-                _mm512_sub_epi32(_mm512_load_si512((const void *)(si + 32 * (t - tc) + 16 * h)),
-                                 _mm512_slli_epi32(mi, 5));
-            float *at = acc + 32 * (t - tc) + 16 * h;
-            _mm512_store_ps(at, _mm512_fmadd_ps(_mm512_mul_ps(dx[h], dy), _mm512_cvtepi32_ps(tot),
-                                                _mm512_load_ps(at)));
-          }
+          for (int h = 0; h < 1 + two; h++)
+            amx_ks_epilogue(kind, q[h], yb, si + 32 * (t - tc) + 16 * h,
+                            acc + 32 * (t - tc) + 16 * h);
         }
       }
-      for (int64_t t = tc; t < te; t++) {
-        float *y = a->y + t * a->y_stride + p * CLL_PACK_ROWS;
-        _mm512_storeu_ps(y, _mm512_load_ps(acc + 32 * (t - tc)));
-        if (two)
-          _mm512_storeu_ps(y + CLL_PACK_ROWS, _mm512_load_ps(acc + 32 * (t - tc) + 16));
-      }
+      amx_write_y(a, acc, tc, te, p, two);
     }
   }
   TILE_RELEASE();
@@ -705,7 +643,6 @@ void AMX_NAME(cll__matmul_bf16_packed_amx)(const cll_matmul_args *a, int64_t p0,
 
 /* The whole tiles of 16 tokens on AMX, the rest (and decode) on the VNNI
  * kernel. */
-enum { AMX_Q8_0, AMX_Q4_0, AMX_Q4_K, AMX_Q5_K, AMX_Q6_K };
 static void amx_matmul(const int kind, const cll_matmul_args *a, int64_t p0, int64_t p1) {
   void (*const vnni[5])(const cll_matmul_args *, int64_t,
                         int64_t) = {cll__matmul_q8_0_packed_avx512, cll__matmul_q4_0_packed_avx512,
@@ -714,9 +651,11 @@ static void amx_matmul(const int kind, const cll_matmul_args *a, int64_t p0, int
   const int64_t n_full = a->n_tok / AMX_M * AMX_M;
   if (n_full > 0 && p1 > p0) {
     if (kind == AMX_Q6_K)
-      amx_q6_tiles(a, p0, p1, n_full);
-    else if (kind == AMX_Q4_K || kind == AMX_Q5_K)
-      amx_k_tiles(kind == AMX_Q5_K, a, p0, p1, n_full);
+      amx_ks_tiles(AMX_Q6_K, a, p0, p1, n_full);
+    else if (kind == AMX_Q5_K)
+      amx_ks_tiles(AMX_Q5_K, a, p0, p1, n_full);
+    else if (kind == AMX_Q4_K)
+      amx_ks_tiles(AMX_Q4_K, a, p0, p1, n_full);
     else
       amx_tiles(kind == AMX_Q4_0, a, p0, p1, n_full);
   }
