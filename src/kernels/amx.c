@@ -1,10 +1,13 @@
-/* amx.c — prefill products of packed Q4_0 and Q8_0 matrices on Intel AMX
- * tiles (AMX-TILE + AMX-INT8: Sapphire Rapids and later), for the avx512
- * table. Compiled with the avx512 flags plus -mamx-tile -mamx-int8;
- * dispatch.c installs these matmul_packed slots (cll__kernels_amx) only
- * where CPUID reports AMX, Linux grants the tile state
- * (arch_prctl(ARCH_REQ_XCOMP_PERM)) and cll__amx_selftest agrees with the
- * VNNI kernels. The table without them stays reachable as "avx512-noamx".
+/* amx.c — prefill and batched-step products of packed Q4_0, Q8_0, Q4_K,
+ * Q5_K, Q6_K and BF16 matrices on Intel AMX tiles (Sapphire Rapids and
+ * later), for the avx512 table. Compiled with the avx512 flags plus
+ * -mamx-tile -mamx-int8 -mamx-bf16; dispatch.c installs these
+ * matmul_packed slots (cll__kernels_amx: int8, AMX-INT8;
+ * cll__kernels_amx_bf16: AMX-BF16 and AVX512_BF16) only where CPUID
+ * reports them, Linux grants the tile state (arch_prctl(
+ * ARCH_REQ_XCOMP_PERM)) and the self-tests below agree with the VNNI and
+ * AVX512_BF16 kernels. The table without them stays reachable as
+ * "avx512-noamx". Speed: not measured yet (no AMX machine so far).
  *
  * Why: one TDPBSUD does 16 x 16 x 64 multiply-adds (on a Sapphire Rapids
  * core 1024 a cycle, against 128 for two vpdpbusd zmm), so prompt
@@ -30,11 +33,12 @@
  * Tiles: C 0-3 (16 x 64 bytes), A 4-5 (16 x 32), B 6-7 (8 x 64); one
  * step is two token tiles times two panels. Tokens beyond the last whole
  * tile of 16 (and calls of fewer than 16: decode) go to the VNNI kernels.
+ * The K-quants and BF16 have sections of their own below.
  *
  * Tested without AMX hardware: the same file built with
- * -DCLL_AMX_EMULATE replaces the six tile instructions with a C model of
- * them (per the Intel SDM: TILELOADD, TILESTORED, TILEZERO, TDPBSUD,
- * LDTILECFG, TILERELEASE, the shape checks included), and test_kernels
+ * -DCLL_AMX_EMULATE replaces the tile instructions with a C model of
+ * them (per the Intel SDM: LDTILECFG, TILELOADD, TILESTORED, TILEZERO,
+ * TDPBSUD, TDPBF16PS, TILERELEASE, the shape checks included), and test_kernels
  * and test_matmul run that build (cll__kernels_amx_emu) against the
  * reference twins; on an AMX CPU they run the real one too. */
 #if defined(__x86_64__)
