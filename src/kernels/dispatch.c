@@ -26,11 +26,13 @@
  * neon.c built with SDOT (cll__kernels_neon_dotprod) where the CPU
  * reports dotprod, else neon.c as the compiler's default target builds
  * it; the latter stays reachable as "neon-nodot". The avx512 table's
- * packed Q4_0 and Q8_0 products run on AMX tiles (cll__kernels_amx) where
- * the CPU has AMX-TILE and AMX-INT8, Linux grants the tile state
- * (ARCH_REQ_XCOMP_PERM) and the tiles pass cll__amx_selftest; the table
- * without them is "avx512-noamx" (what any other AVX-512 CPU runs, and a
- * way to compare on an AMX one). */
+ * packed Q4_0, Q8_0, Q4_K, Q5_K and Q6_K products run on AMX tiles
+ * (cll__kernels_amx) where the CPU has AMX-TILE and AMX-INT8, Linux
+ * grants the tile state (ARCH_REQ_XCOMP_PERM) and the tiles pass
+ * cll__amx_selftest; its BF16 ones (cll__kernels_amx_bf16) where it also
+ * has AMX-BF16 and AVX512_BF16 and cll__amx_bf16_selftest passes. The
+ * table without them is "avx512-noamx" (what any other AVX-512 CPU runs,
+ * and a way to compare on an AMX one). */
 #include "kernels/matmul_internal.h"
 #include "kernels/quant.h"
 
