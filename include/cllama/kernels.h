@@ -123,7 +123,9 @@ typedef struct cll_kernels_config {
   const char *isa;    /* CLLAMA_KERNELS: "ref", "avx2", "avx512", "neon";
                          NULL or "" = the best table this CPU has;
                          "avx2-novnni": the avx2 table without its
-                         AVX-VNNI kernels (benchmarks) */
+                         AVX-VNNI kernels (benchmarks); "avx512-noamx":
+                         the avx512 table without its AMX tiles;
+                         "neon-nodot": the neon table without SDOT */
   bool no_repack;     /* CLLAMA_REPACK=false: compute on weights in place */
   int gemm_min_tok;   /* benchmarks: tokens from which BLIS takes over */
   int int8_min_tok;   /* benchmarks: tokens from which the int8 GEMM runs */
@@ -150,8 +152,10 @@ const cll_kernels *cll_kernels_get(void);
 /* A specific table by ISA name, or NULL when this CPU/build lacks it
  * (tests compare every available table against "ref"). Tests may also
  * name "avx512-nobf16": the avx512 table without the kernels that need
- * AVX512_BF16 (what a CPU without that extension runs), and
- * "avx2-novnni": the avx2 table without its AVX-VNNI kernels. */
+ * AVX512_BF16 (what a CPU without that extension runs),
+ * "avx512-noamx": the avx512 table without its AMX tile products (the
+ * avx512 table itself where the CPU has no AMX), "avx2-novnni": the avx2
+ * table without its AVX-VNNI kernels, and "neon-nodot". */
 const cll_kernels *cll_kernels_by_name(const char *isa);
 
 /* fp16/bf16 <-> fp32 scalar conversions (exact, round-to-nearest-even). */
