@@ -160,9 +160,9 @@ $(BUILD)/src/kernels/avx2_vnni.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(I
 $(BUILD)/src/kernels/avx512.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_avx512))
 $(BUILD)/src/kernels/avx512_%.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_avx512))
 # AMX tiles (amx.c): dispatch.c installs its slots only where the CPU has
-# AMX-INT8 and the kernel grants the tile state. The tests link a second
-# build of it, with the tile instructions replaced by a C model
-# (-DCLL_AMX_EMULATE), so it is tested on CPUs without AMX too.
+# AMX-INT8 (AMX-BF16 for BF16) and the kernel grants the tile state. The
+# tests link a second build of it, with the tile instructions replaced by a
+# C model (-DCLL_AMX_EMULATE), so it is tested on CPUs without AMX too.
 ISA_amx    := $(ISA_avx512) -mamx-tile -mamx-int8 -mamx-bf16
 $(BUILD)/src/kernels/amx.o: CFLAGS_ISA = $(if $(filter x86_64,$(ARCH)),$(ISA_amx))
 AMX_EMU_OBJ := $(BUILD)/test/amx_emu.o

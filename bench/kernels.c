@@ -526,12 +526,9 @@ int main(int argc, char **argv) {
     buf[i] = i * 2654435761u;
   const double bw1 = bandwidth_gbs(buf, bw_bytes, 1), bw2 = bandwidth_gbs(buf, bw_bytes, 2);
   free(buf);
-  const cll_kernels *noamx = cll_kernels_by_name("avx512-noamx");
-  const int has_amx =
-      strcmp(cll_kernels_get()->isa, "avx512") == 0 && noamx != NULL &&
-      cll_kernels_get()->matmul_packed[CLL_TYPE_Q4_0] != noamx->matmul_packed[CLL_TYPE_Q4_0];
   printf("kernels: default table %s%s, BLIS config %s\n", cll_kernels_get()->isa,
-         has_amx ? " (AMX tiles from 16 tokens)" : "", cll__matmul_blis_arch());
+         cll_kernels_uses_amx(cll_kernels_get()) ? " (AMX tiles from 16 tokens)" : "",
+         cll__matmul_blis_arch());
   printf("memory bandwidth (streaming read, %zu MiB): 1 thread %.1f GB/s, 2 threads %.1f GB/s\n\n",
          bw_bytes >> 20, bw1, bw2);
 

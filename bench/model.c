@@ -286,12 +286,8 @@ int main(int argc, char **argv) {
   printf("model: %s  arch %s  %.3f B params  %.1f MiB weights  %.1f MiB read per token\n", I->name,
          I->arch, (double)I->n_params / 1e9, (double)I->weight_bytes / 1048576.0, bpt / 1048576.0);
   printf("load: %.1f ms (warm page cache)\n", t_load * 1e3);
-  /* The kernel table, and whether its packed int8 products run on AMX
-   * tiles (they differ from the avx512-noamx table's only then). */
-  const cll_kernels *kt = cll_kernels_get(), *noamx = cll_kernels_by_name("avx512-noamx");
-  const int amx = strcmp(kt->isa, "avx512") == 0 && noamx != NULL &&
-                  kt->matmul_packed[CLL_TYPE_Q4_0] != noamx->matmul_packed[CLL_TYPE_Q4_0];
-  printf("kernels: %s%s\n", kt->isa, amx ? " with AMX tiles from 16 tokens" : "");
+  printf("kernels: %s%s\n", cll_kernels_get()->isa,
+         cll_kernels_uses_amx(cll_kernels_get()) ? " with AMX tiles from 16 tokens" : "");
 
   struct cll_ctx_params p = cll_ctx_params_defaults();
   p.n_ctx = pp + tg + 8;

@@ -767,12 +767,18 @@ static inline int check_amx_slots(const cll_kernels *k) {
   return f;
 }
 
-/* Whether the avx512 table's packed Q4_0 product is another than the
- * avx512-noamx one's: dispatch.c gave it the AMX slots. */
+/* Whether dispatch.c gave the avx512 table the AMX slots. */
 static inline int kc_avx512_has_amx(void) {
-  const cll_kernels *k = cll_kernels_by_name("avx512"), *v = cll_kernels_by_name("avx512-noamx");
-  return k != NULL && v != NULL &&
-         k->matmul_packed[CLL_TYPE_Q4_0] != v->matmul_packed[CLL_TYPE_Q4_0];
+  return cll_kernels_uses_amx(cll_kernels_by_name("avx512"));
+}
+
+/* k with the matmul_packed slots of ext (an extension's set, such as
+ * amx.c's) where k packs the type with the same layout: what dispatch.c's
+ * add_packed does to a table. */
+static inline void kc_overlay_packed(cll_kernels *k, const cll_kernels *ext) {
+  for (uint32_t t = 0; t < CLL_TYPE_COUNT; t++)
+    if (ext->matmul_packed[t] != NULL && k->pack[t] != NULL && k->pack[t] == ext->pack[t])
+      k->matmul_packed[t] = ext->matmul_packed[t];
 }
 
 /* Runs check_table_vs_ref for every non-reference table this CPU has;
@@ -797,7 +803,7 @@ static inline int check_all_tables_vs_ref(int *n_tables) {
     }
     int fi = check_table_vs_ref(k) + check_roundtrip_table(k, 0) + check_vec_dot_vs_dequant(k) +
              check_slots_vs_generic(k, &slots);
-    const int amx = strcmp(isas[i], "avx512") == 0 && kc_avx512_has_amx();
+    const int amx = cll_kernels_uses_amx(k);
     if (amx)
       fi += check_amx_slots(k);
     printf("kernels: %s%s vs ref (%d types with optional slots): %s\n", isas[i],

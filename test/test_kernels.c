@@ -45,9 +45,10 @@ int cll__amx_bf16_selftest_emu(void);
 #endif
 
 /* The AMX products on every CPU with AVX-512, through the model of the
- * tiles: the avx512 table with amx.c's Q4_0 and Q8_0 slots against the
- * twins, and amx.c's own self-test (bit-identical to the VNNI kernels).
- * On an AMX CPU simd_tables_match_ref checks the real tiles as well. */
+ * tiles: the avx512 table with amx.c's slots (Q4_0, Q8_0, Q4_K, Q5_K,
+ * Q6_K; BF16 where the CPU has AVX512_BF16) against the twins, amx.c's
+ * own self-tests, and bit-identity with the VNNI kernels. On an AMX CPU
+ * simd_tables_match_ref checks the real tiles as well. */
 Test(kernels, amx_tiles_emulated) {
 #if defined(__x86_64__)
   const cll_kernels *k512 = cll_kernels_by_name("avx512-noamx");
@@ -58,21 +59,21 @@ Test(kernels, amx_tiles_emulated) {
   cll_kernels k = *k512;
   k.isa = "avx512 (AMX modelled)";
   for (uint32_t t = 0; t < CLL_TYPE_COUNT; t++)
-    if (cll__kernels_amx_emu.matmul_packed[t] != NULL) {
+    if (cll__kernels_amx_emu.matmul_packed[t] != NULL)
       cr_assert_eq(cll__kernels_amx_emu.pack[t], k.pack[t], "the VNNI kernels' layout");
-      k.matmul_packed[t] = cll__kernels_amx_emu.matmul_packed[t];
-    }
+  kc_overlay_packed(&k, &cll__kernels_amx_emu);
   /* BF16 where the CPU has AVX512_BF16 (the layout's kernels need it). */
-  const int bf16 = k.pack[CLL_TYPE_BF16] == cll__kernels_amx_bf16_emu.pack[CLL_TYPE_BF16];
-  if (bf16)
-    k.matmul_packed[CLL_TYPE_BF16] = cll__kernels_amx_bf16_emu.matmul_packed[CLL_TYPE_BF16];
+  kc_overlay_packed(&k, &cll__kernels_amx_bf16_emu);
+  const int bf16 =
+      k.matmul_packed[CLL_TYPE_BF16] == cll__kernels_amx_bf16_emu.matmul_packed[CLL_TYPE_BF16];
   cr_assert_eq(check_amx_slots(&k), 0);
   cr_assert_eq(cll__amx_selftest_emu(), 1);
   if (bf16)
     cr_assert_eq(cll__amx_bf16_selftest_emu(), 1);
   /* Bit for bit the VNNI kernels' results (the integer sums are exact and
-   * the float steps the same), on 5 panels (pairs and an odd one) and 37
-   * tokens (two whole tiles in one step, then one, then 5 on VNNI). */
+   * the float steps the same), on 5 panels (pairs and an odd one) and 53
+   * tokens (three whole tiles: a step of two, a step of one; then 5 on
+   * VNNI). */
   static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0, CLL_TYPE_Q4_K, CLL_TYPE_Q5_K,
                                    CLL_TYPE_Q6_K};
   kc_rng r = {99};
@@ -117,20 +118,25 @@ Test(kernels, amx_tiles_emulated) {
 #endif
 }
 
-/* CLLAMA_KERNELS=avx512-noamx: the avx512 table without the AMX tiles
- * where the avx512 table exists, refused (as lacking) elsewhere. */
-Test(kernels, init_avx512_noamx) {
-  const cll_kernels_config c = {.isa = "avx512-noamx"};
+/* CLLAMA_KERNELS=<variant>: the table base without an extension's
+ * kernels where base exists, refused (as lacking) elsewhere. */
+static void check_variant_init(const char *variant, const char *base) {
+  const cll_kernels_config c = {.isa = variant};
   cll_err err = {0};
-  const int has_avx512 = cll_kernels_by_name("avx512") != NULL;
+  const int has_base = cll_kernels_by_name(base) != NULL;
   const int rc = cll_kernels_init(&c, &err);
-  if (has_avx512) {
+  if (has_base) {
     cr_assert_eq(rc, 0, "%s", err.msg);
-    cr_assert_str_eq(cll_kernels_get()->isa, "avx512-noamx");
+    cr_assert_str_eq(cll_kernels_get()->isa, variant);
   } else {
     cr_assert_eq(rc, CLL_EUNSUPPORTED, "%s", err.msg);
-    cr_assert_neq(strstr(err.msg, "avx512-noamx"), NULL, "%s", err.msg);
+    cr_assert_neq(strstr(err.msg, variant), NULL, "%s", err.msg);
   }
+}
+
+/* avx512-noamx: the avx512 table without the AMX tiles. */
+Test(kernels, init_avx512_noamx) {
+  check_variant_init("avx512-noamx", "avx512");
 }
 
 /* Criterion runs each test in its own process, so no table is chosen yet. */
@@ -176,20 +182,9 @@ Test(kernels, init_refuses_variant_this_build_lacks) {
   cr_assert_neq(strstr(err.msg, "this build lacks it"), NULL, "%s", err.msg);
 }
 
-/* CLLAMA_KERNELS=avx2-novnni: the avx2 table without its AVX-VNNI
- * kernels where the avx2 table exists, refused (as lacking) elsewhere. */
+/* avx2-novnni: the avx2 table without its AVX-VNNI kernels. */
 Test(kernels, init_avx2_novnni) {
-  const cll_kernels_config c = {.isa = "avx2-novnni"};
-  cll_err err = {0};
-  const int has_avx2 = cll_kernels_by_name("avx2") != NULL;
-  const int rc = cll_kernels_init(&c, &err);
-  if (has_avx2) {
-    cr_assert_eq(rc, 0, "%s", err.msg);
-    cr_assert_str_eq(cll_kernels_get()->isa, "avx2-novnni");
-  } else {
-    cr_assert_eq(rc, CLL_EUNSUPPORTED, "%s", err.msg);
-    cr_assert_neq(strstr(err.msg, "avx2-novnni"), NULL, "%s", err.msg);
-  }
+  check_variant_init("avx2-novnni", "avx2");
 }
 
 Test(kernels, init_default_repacks) {

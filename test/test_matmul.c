@@ -14,6 +14,7 @@
  * the slice must be left untouched. */
 #include "cllama/kernels.h"
 #include "kernels/matmul_internal.h"
+#include "kernels_checks.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -156,9 +157,7 @@ Test(matmul, every_table_path_and_size) {
     if (!k)
       continue;
     /* avx512-noamx is the avx512 table where the CPU has no AMX. */
-    if (strcmp(isas[ii], "avx512-noamx") == 0 &&
-        k->matmul_packed[CLL_TYPE_Q4_0] ==
-            cll_kernels_by_name("avx512")->matmul_packed[CLL_TYPE_Q4_0])
+    if (strcmp(isas[ii], "avx512-noamx") == 0 && !kc_avx512_has_amx())
       continue;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
       for (int path = 1; path <= 4; path++)
@@ -179,8 +178,9 @@ Test(matmul, every_table_path_and_size) {
 extern const cll_kernels cll__kernels_amx_emu, cll__kernels_amx_bf16_emu;
 #endif
 
-/* cll_matmul on the avx512 table with amx.c's packed Q4_0, Q8_0, Q4_K
- * and Q5_K products, the tiles modelled in C (the real ones run in the test
+/* cll_matmul on the avx512 table with amx.c's packed products (Q4_0,
+ * Q8_0, Q4_K, Q5_K, Q6_K; BF16 where the CPU has AVX512_BF16), the tiles
+ * modelled in C (the real ones run in the test
  * above where the CPU has AMX): whole tiles of 16 tokens, a remainder for
  * the VNNI kernel, and a step with one token tile (16..31 tokens). */
 Test(matmul, amx_tiles_emulated) {
@@ -190,21 +190,14 @@ Test(matmul, amx_tiles_emulated) {
     return;
   cll_kernels k = *k512;
   k.isa = "avx512 (AMX modelled)";
-  static const uint32_t types[] = {CLL_TYPE_Q4_0, CLL_TYPE_Q8_0, CLL_TYPE_Q4_K, CLL_TYPE_Q5_K,
-                                   CLL_TYPE_Q6_K};
-  for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
-    k.matmul_packed[types[ti]] = cll__kernels_amx_emu.matmul_packed[types[ti]];
-  const int bf16 = k.pack[CLL_TYPE_BF16] == cll__kernels_amx_bf16_emu.pack[CLL_TYPE_BF16];
-  if (bf16)
-    k.matmul_packed[CLL_TYPE_BF16] = cll__kernels_amx_bf16_emu.matmul_packed[CLL_TYPE_BF16];
+  kc_overlay_packed(&k, &cll__kernels_amx_emu);
+  kc_overlay_packed(&k, &cll__kernels_amx_bf16_emu); /* where the CPU has AVX512_BF16 */
   static const int64_t toks[] = {16, 31, 37, 70};
   int bad = 0;
-  for (size_t j = 0; j < sizeof toks / sizeof toks[0]; j++) {
-    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
-      bad += check_one(&k, types[ti], 4, toks[j]);
-    if (bf16)
-      bad += check_one(&k, CLL_TYPE_BF16, 4, toks[j]);
-  }
+  for (size_t j = 0; j < sizeof toks / sizeof toks[0]; j++)
+    for (uint32_t t = 0; t < CLL_TYPE_COUNT; t++)
+      if (k.matmul_packed[t] != k512->matmul_packed[t])
+        bad += check_one(&k, t, 4, toks[j]);
   cr_expect_eq(bad, 0, "%d mismatching outputs", bad);
 #endif
 }

@@ -157,6 +157,9 @@ const cll_kernels *cll_kernels_get(void);
  * avx512 table itself where the CPU has no AMX), "avx2-novnni": the avx2
  * table without its AVX-VNNI kernels, and "neon-nodot". */
 const cll_kernels *cll_kernels_by_name(const char *isa);
+/* Whether table k runs some of its packed products on AMX tiles (the
+ * avx512 table on a CPU with AMX; dispatch.c). */
+bool cll_kernels_uses_amx(const cll_kernels *k);
 
 /* fp16/bf16 <-> fp32 scalar conversions (exact, round-to-nearest-even). */
 float cll_fp16_to_fp32(uint16_t h);

@@ -185,16 +185,20 @@ static void emu_release(void) {
 /* The weight types amx_matmul serves. */
 enum { AMX_Q8_0, AMX_Q4_0, AMX_Q4_K, AMX_Q5_K, AMX_Q6_K };
 
-static void amx_configure(void) {
+/* Tiles for steps of k bytes of K per row of A: C 0-3 (16 tokens x 16
+ * fp32 or int32), A 4-5 (16 tokens x k bytes), B 6-7 (k / 4 rows of 16
+ * rows' 4 bytes). int8: k = 32 (a block), Q6_K: 16 (its sub-block),
+ * BF16: 64 (32 elements). */
+static void amx_configure(int k) {
   struct amx_cfg c __attribute__((aligned(64)));
   memset(&c, 0, sizeof c);
   c.palette = 1;
-  for (int t = 0; t < 4; t++) /* C: 16 tokens x 16 int32 */
+  for (int t = 0; t < 4; t++)
     c.rows[t] = AMX_M, c.colsb[t] = 64;
-  for (int t = 4; t < 6; t++) /* A: 16 tokens x 32 quants */
-    c.rows[t] = AMX_M, c.colsb[t] = SB_QK;
-  for (int t = 6; t < 8; t++) /* B: 8 rows of 4 K-elements x 16 weight rows */
-    c.rows[t] = SB_QK / 4, c.colsb[t] = 64;
+  for (int t = 4; t < 6; t++)
+    c.rows[t] = AMX_M, c.colsb[t] = (uint16_t)k;
+  for (int t = 6; t < 8; t++)
+    c.rows[t] = (uint8_t)(k / 4), c.colsb[t] = 64;
   TILE_CONFIG(&c);
 }
 
@@ -235,6 +239,20 @@ static void amx_write_y(const cll_matmul_args *a, const float *acc, int64_t tc, 
   }
 }
 
+/* Tokens [n_full, n_tok) (fewer than a tile, or all of a decode call)
+ * on the kernel f of the avx512 table. */
+static void vnni_rest(void (*f)(const cll_matmul_args *, int64_t, int64_t),
+                      const cll_matmul_args *a, int64_t n_full, int64_t p0, int64_t p1) {
+  if (n_full >= a->n_tok)
+    return;
+  cll_matmul_args rest = *a;
+  rest.xq = a->xq != NULL ? (const char *)a->xq + (size_t)n_full * a->xq_stride : NULL;
+  rest.x = a->x != NULL ? a->x + n_full * a->x_stride : NULL;
+  rest.y = a->y + n_full * a->y_stride;
+  rest.n_tok = a->n_tok - n_full;
+  f(&rest, p0, p1);
+}
+
 /* acc[t][0..16) += (dw * d_a) * float(C[t] + o) for the 16 tokens of one
  * C tile (cbuf, 16 x 16 int32), block i. */
 static inline __attribute__((always_inline)) void
@@ -260,7 +278,7 @@ static void amx_tiles(const int q4, const cll_matmul_args *a, int64_t p0, int64_
   uint8_t wbuf[2][512] __attribute__((aligned(64)));
   float acc[AMX_CHUNK * 32] __attribute__((aligned(64)));
   const struct cll__q8_sum *sums[AMX_CHUNK];
-  amx_configure();
+  amx_configure(SB_QK);
   for (int64_t tc = 0; tc < n_full; tc += AMX_CHUNK) {
     const int64_t te = n_full - tc < AMX_CHUNK ? n_full : tc + AMX_CHUNK;
     for (int64_t t = tc; t < te; t++)
@@ -328,21 +346,6 @@ static void amx_tiles(const int q4, const cll_matmul_args *a, int64_t p0, int64_
  * pk4_tile's: y += (d_w d_a) float(sum) - (dmin_w d_a) float(mins . bsums),
  * the mins' dot with the activations' 32-element sums by vpdpwssd. */
 
-/* Super-block q of a packed Q4_K (q5 = 0) or Q5_K panel as 8 B tiles of
- * 512 bytes (sub-block s at dst + 512 s). */
-static inline __attribute__((always_inline)) void amx_k_unpack(const int q5, const uint8_t *q,
-                                                               uint8_t *dst) {
-  for (int c = 0; c < 4; c++) {
-    __m512i lo[8], hi[8];
-    pk_unpack(q, q + 2048, c, q5, lo, hi);
-#pragma GCC unroll 8
-    for (int g = 0; g < 8; g++) {
-      _mm512_store_si512((void *)(dst + 512 * (2 * c) + 64 * g), lo[g]);
-      _mm512_store_si512((void *)(dst + 512 * (2 * c + 1) + 64 * g), hi[g]);
-    }
-  }
-}
-
 /* si[t][0..16) += C[t] * scale for the 16 tokens of one C tile. */
 static inline __attribute__((always_inline)) void amx_k_scale(const int32_t *cbuf, __m512i sc,
                                                               int32_t *si) {
@@ -363,33 +366,6 @@ static inline __attribute__((always_inline)) void amx_k_scale(const int32_t *cbu
  * what a TDPBSUD can do, still twice the VNNI rate. pk6_unpack gives the
  * quants 0..63 (the -32 leaves through the activations' 16-element sums,
  * as in pk6_tile, whose super-block epilogue this is). */
-static void amx_configure_q6(void) {
-  struct amx_cfg c __attribute__((aligned(64)));
-  memset(&c, 0, sizeof c);
-  c.palette = 1;
-  for (int t = 0; t < 4; t++)
-    c.rows[t] = AMX_M, c.colsb[t] = 64;
-  for (int t = 4; t < 6; t++)
-    c.rows[t] = AMX_M, c.colsb[t] = 16;
-  for (int t = 6; t < 8; t++)
-    c.rows[t] = 4, c.colsb[t] = 64;
-  TILE_CONFIG(&c);
-}
-
-/* Super-block q of a packed Q6_K panel as 16 B tiles of 256 bytes
- * (sub-block s at dst + 256 s): group G (elements 32G..) from chunk c,
- * half hi, is sub-blocks 2G and 2G + 1. */
-static inline __attribute__((always_inline)) void amx_q6_unpack(const uint8_t *q, uint8_t *dst) {
-  for (int c = 0; c < 4; c++)
-    for (int hi = 0; hi < 2; hi++) {
-      __m512i w[8];
-      pk6_unpack(q, c, hi, w);
-      const int G = 4 * (c / 2) + 2 * hi + c % 2;
-#pragma GCC unroll 8
-      for (int g = 0; g < 8; g++)
-        _mm512_store_si512((void *)(dst + 512 * G + 64 * g), w[g]);
-    }
-}
 
 /* The int32 scales of sub-block s of the 16 rows of super-block q. */
 static inline __attribute__((always_inline)) __m512i amx_ks_scale(const int kind, const uint8_t *q,
@@ -452,10 +428,7 @@ amx_ks_tiles(const int kind, const cll_matmul_args *a, int64_t p0, int64_t p1, i
   uint8_t wbuf[2][SB_QK_K * 16] __attribute__((aligned(64))); /* a super-block of 16 rows */
   int32_t si[AMX_CHUNK * 32] __attribute__((aligned(64)));
   float acc[AMX_CHUNK * 32] __attribute__((aligned(64)));
-  if (q6)
-    amx_configure_q6();
-  else
-    amx_configure();
+  amx_configure(q6 ? 16 : SB_QK);
   for (int64_t tc = 0; tc < n_full; tc += AMX_CHUNK) {
     const int64_t te = n_full - tc < AMX_CHUNK ? n_full : tc + AMX_CHUNK;
     for (int64_t p = p0; p < p1; p += 2) {
@@ -467,9 +440,9 @@ amx_ks_tiles(const int kind, const cll_matmul_args *a, int64_t p0, int64_t p1, i
         const uint8_t *q[2] = {pan[0] + (size_t)i * sbb, pan[1] + (size_t)i * sbb};
         for (int h = 0; h < 2; h++) {
           if (q6)
-            amx_q6_unpack(q[h], wbuf[h]);
+            pk6_unpack_sb(q[h], wbuf[h]);
           else
-            amx_k_unpack(kind == AMX_Q5_K, q[h], wbuf[h]);
+            pk_unpack_sb(q[h], kind == AMX_Q5_K, wbuf[h]);
         }
         memset(si, 0, sizeof(int32_t) * 32 * (size_t)(te - tc));
         for (int s = 0; s < n_sub; s++) {
@@ -517,30 +490,6 @@ amx_ks_tiles(const int kind, const cll_matmul_args *a, int64_t p0, int64_t p1, i
 #define AMX_BF16_KC 256
 #define AMX_BF16_BUF 32768 /* bytes of rounded activations on the stack */
 
-static void amx_configure_bf16(void) {
-  struct amx_cfg c __attribute__((aligned(64)));
-  memset(&c, 0, sizeof c);
-  c.palette = 1;
-  for (int t = 0; t < 8; t++) /* C, A: 16 x 64 bytes; B: 16 pairs x 16 rows */
-    c.rows[t] = 16, c.colsb[t] = 64;
-  TILE_CONFIG(&c);
-}
-
-/* Elements [e0, e0 + ne) of the float row x (n_in long) as bf16, zero
- * from n_in on; ne a multiple of 32. */
-static void amx_round_bf16(const float *x, int64_t n_in, int64_t e0, int64_t ne, uint16_t *dst) {
-  for (int64_t e = 0; e < ne; e += 32) {
-    const int64_t have = n_in - e0 - e;
-    const __mmask16 m0 = have >= 16 ? 0xFFFF : have <= 0 ? 0 : (__mmask16)((1u << have) - 1u);
-    const __mmask16 m1 = have >= 32   ? 0xFFFF
-                         : have <= 16 ? 0
-                                      : (__mmask16)((1u << (have - 16)) - 1u);
-    const __m512 lo = _mm512_maskz_loadu_ps(m0, x + e0 + e);
-    const __m512 hi = _mm512_maskz_loadu_ps(m1, x + e0 + e + 16);
-    _mm512_storeu_si512((void *)(dst + e), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-  }
-}
-
 static void amx_bf16_tiles(const cll_matmul_args *a, int64_t p0, int64_t p1, int64_t n_full) {
   const int64_t npair = (a->n_in + 1) / 2, npad = (a->n_in + 31) / 32 * 32;
   const size_t pb = (size_t)npair * 64, ys = (size_t)a->y_stride * sizeof(float);
@@ -557,13 +506,13 @@ static void amx_bf16_tiles(const cll_matmul_args *a, int64_t p0, int64_t p1, int
   int64_t tchunk = (int64_t)(buf_bytes / (2 * AMX_BF16_KC)) / (2 * AMX_M) * (2 * AMX_M);
   if (tchunk > 512)
     tchunk = 512;
-  amx_configure_bf16();
+  amx_configure(64);
   for (int64_t tc = 0; tc < n_full; tc += tchunk) {
     const int64_t te = n_full - tc < tchunk ? n_full : tc + tchunk;
     for (int64_t e0 = 0; e0 < npad; e0 += AMX_BF16_KC) {
       const int64_t ne = npad - e0 < AMX_BF16_KC ? npad - e0 : AMX_BF16_KC, steps = ne / 32;
       for (int64_t t = tc; t < te; t++)
-        amx_round_bf16(a->x + t * a->x_stride, a->n_in, e0, ne, buf + (size_t)(t - tc) * ne);
+        round_bf16(a->x + t * a->x_stride, a->n_in, e0, ne, buf + (size_t)(t - tc) * ne);
       const size_t as = (size_t)ne * 2;
       for (int64_t p = p0; p < p1; p += 2) {
         const int two = p + 1 < p1;
@@ -635,14 +584,7 @@ void AMX_NAME(cll__matmul_bf16_packed_amx)(const cll_matmul_args *a, int64_t p0,
   const int64_t n_full = a->n_tok / AMX_M * AMX_M;
   if (n_full > 0 && p1 > p0)
     amx_bf16_tiles(a, p0, p1, n_full);
-  if (n_full < a->n_tok) {
-    cll_matmul_args rest = *a;
-    rest.xq = NULL;
-    rest.x = a->x + n_full * a->x_stride;
-    rest.y = a->y + n_full * a->y_stride;
-    rest.n_tok = a->n_tok - n_full;
-    cll__matmul_bf16_packed_avx512(&rest, p0, p1);
-  }
+  vnni_rest(cll__matmul_bf16_packed_avx512, a, n_full, p0, p1);
 }
 
 /* The whole tiles of 16 tokens on AMX, the rest (and decode) on the VNNI
@@ -663,40 +605,22 @@ static void amx_matmul(const int kind, const cll_matmul_args *a, int64_t p0, int
     else
       amx_tiles(kind == AMX_Q4_0, a, p0, p1, n_full);
   }
-  if (n_full < a->n_tok) {
-    cll_matmul_args rest = *a;
-    rest.xq = (const char *)a->xq + (size_t)n_full * a->xq_stride;
-    rest.x = a->x != NULL ? a->x + n_full * a->x_stride : NULL;
-    rest.y = a->y + n_full * a->y_stride;
-    rest.n_tok = a->n_tok - n_full;
-    vnni[kind](&rest, p0, p1);
+  vnni_rest(vnni[kind], a, n_full, p0, p1);
+}
+
+/* The matmul_packed slot of each int8 type. */
+#define AMX_SLOT(type, kind)                                                                       \
+  void AMX_NAME(cll__matmul_##type##_packed_amx)(const cll_matmul_args *a, int64_t p0,             \
+                                                 int64_t p1);                                      \
+  void AMX_NAME(cll__matmul_##type##_packed_amx)(const cll_matmul_args *a, int64_t p0,             \
+                                                 int64_t p1) {                                     \
+    amx_matmul(kind, a, p0, p1);                                                                   \
   }
-}
-
-void AMX_NAME(cll__matmul_q4_0_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1);
-void AMX_NAME(cll__matmul_q4_0_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1) {
-  amx_matmul(AMX_Q4_0, a, p0, p1);
-}
-
-void AMX_NAME(cll__matmul_q8_0_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1);
-void AMX_NAME(cll__matmul_q8_0_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1) {
-  amx_matmul(AMX_Q8_0, a, p0, p1);
-}
-
-void AMX_NAME(cll__matmul_q4_K_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1);
-void AMX_NAME(cll__matmul_q4_K_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1) {
-  amx_matmul(AMX_Q4_K, a, p0, p1);
-}
-
-void AMX_NAME(cll__matmul_q5_K_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1);
-void AMX_NAME(cll__matmul_q5_K_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1) {
-  amx_matmul(AMX_Q5_K, a, p0, p1);
-}
-
-void AMX_NAME(cll__matmul_q6_K_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1);
-void AMX_NAME(cll__matmul_q6_K_packed_amx)(const cll_matmul_args *a, int64_t p0, int64_t p1) {
-  amx_matmul(AMX_Q6_K, a, p0, p1);
-}
+AMX_SLOT(q4_0, AMX_Q4_0)
+AMX_SLOT(q8_0, AMX_Q8_0)
+AMX_SLOT(q4_K, AMX_Q4_K)
+AMX_SLOT(q5_K, AMX_Q5_K)
+AMX_SLOT(q6_K, AMX_Q6_K)
 
 /* The slots dispatch.c adds to the avx512 table (the pack slots are the
  * avx512 table's own: the layout is shared). */

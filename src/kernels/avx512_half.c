@@ -299,21 +299,6 @@ void cll__matmul_f16_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t
   }
 }
 
-static inline __mmask16 first_n(int64_t n) {
-  return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
-}
-
-/* Elements [e0, e0 + ne) of the float row x, rounded to bf16 (nearest
- * even), into dst[0..), zero from x's end (n_in) up to a multiple of 32. */
-static void round_bf16(const float *x, int64_t n_in, int64_t e0, int64_t ne, uint16_t *dst) {
-  const int64_t have = n_in - e0 < ne ? n_in - e0 : ne;
-  for (int64_t e = 0; e < ne; e += 32) {
-    const __m512 lo = _mm512_maskz_loadu_ps(first_n(have - e), x + e0 + e);
-    const __m512 hi = _mm512_maskz_loadu_ps(first_n(have - e - 16), x + e0 + e + 16);
-    _mm512_storeu_si512((void *)(dst + e), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-  }
-}
-
 void cll__matmul_bf16_packed_avx512(const cll_matmul_args *a, int64_t p0, int64_t p1) {
   const int64_t npair = (a->n_in + 1) / 2;
   const size_t pb = bf16_panel_bytes(a->n_in);

@@ -120,6 +120,58 @@ static inline __attribute__((always_inline)) void pk6_unpack(const uint8_t *q, c
   }
 }
 
+/* The quants of a packed Q4_K (q5 = 0) or Q5_K super-block q as bytes
+ * (0..15, 0..31), sub-block s (32 elements) at dst + 512 s: dword j of
+ * vector g = elements 32s + 4g .. 32s + 4g + 3 of row j (the GEMM's
+ * panel layout and AMX's B tiles). */
+static inline __attribute__((always_inline)) void pk_unpack_sb(const uint8_t *q, const int q5,
+                                                               uint8_t *dst) {
+#pragma GCC unroll 1
+  for (int c = 0; c < 4; c++) {
+    __m512i lo[8], hi[8];
+    pk_unpack(q, q + 2048, c, q5, lo, hi);
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++) {
+      _mm512_storeu_si512((void *)(dst + (2 * c * 8 + g) * 64), lo[g]);
+      _mm512_storeu_si512((void *)(dst + ((2 * c + 1) * 8 + g) * 64), hi[g]);
+    }
+  }
+}
+
+/* The same for a packed Q6_K super-block (0..63): group G (elements
+ * 32G.., sub-blocks 2G and 2G + 1) at dst + 512 G. */
+static inline __attribute__((always_inline)) void pk6_unpack_sb(const uint8_t *q, uint8_t *dst) {
+#pragma GCC unroll 1
+  for (int c = 0; c < 4; c++)
+#pragma GCC unroll 2
+    for (int hi = 0; hi < 2; hi++) {
+      __m512i w[8];
+      pk6_unpack(q, c, hi, w);
+      const int G = 4 * (c / 2) + 2 * hi + c % 2;
+#pragma GCC unroll 8
+      for (int g = 0; g < 8; g++)
+        _mm512_storeu_si512((void *)(dst + (G * 8 + g) * 64), w[g]);
+    }
+}
+
+/* ---------------------------------------------------------------- bf16 activations
+ * (the packed BF16 kernels of avx512_half.c and amx.c) */
+
+static inline __mmask16 first_n(int64_t n) {
+  return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
+}
+
+/* Elements [e0, e0 + ne) of the float row x, rounded to bf16 (nearest
+ * even), into dst[0..), zero from x's end (n_in) up to a multiple of 32. */
+static inline void round_bf16(const float *x, int64_t n_in, int64_t e0, int64_t ne, uint16_t *dst) {
+  const int64_t have = n_in - e0 < ne ? n_in - e0 : ne;
+  for (int64_t e = 0; e < ne; e += 32) {
+    const __m512 lo = _mm512_maskz_loadu_ps(first_n(have - e), x + e0 + e);
+    const __m512 hi = _mm512_maskz_loadu_ps(first_n(have - e - 16), x + e0 + e + 16);
+    _mm512_storeu_si512((void *)(dst + e), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+  }
+}
+
 /* The T token rows t0.. of a Q8_0 tile: zeroed accumulators, each token's
  * blocks and its per-block scales and sums (cll__q8_sums). */
 static inline __attribute__((always_inline)) void

@@ -418,17 +418,8 @@ static void pk5_to_gemm(const uint8_t *panel, int64_t nsb, uint8_t *dst) {
     const uint8_t *q = panel + (size_t)i * sbb;
     uint8_t *o = dst + (size_t)i * K4_SB_BYTES;
     prefetch_sb_ahead(q, PK5_SB);
-    const uint8_t *qh = q + 2048, *sc = q + 2560, *mn = sc + 128;
-#pragma GCC unroll 1
-    for (int c = 0; c < 4; c++) {
-      __m512i lo[8], hi[8];
-      pk_unpack(q, qh, c, 1, lo, hi);
-#pragma GCC unroll 8
-      for (int g = 0; g < 8; g++) {
-        _mm512_storeu_si512((void *)(o + (2 * c * 8 + g) * 64), lo[g]);
-        _mm512_storeu_si512((void *)(o + ((2 * c + 1) * 8 + g) * 64), hi[g]);
-      }
-    }
+    const uint8_t *sc = q + 2560, *mn = sc + 128;
+    pk_unpack_sb(q, 1, o);
     int32_t *osc = (int32_t *)(o + 8 * 8 * 64), *omn = osc + 8 * CLL_PACK_ROWS;
     float *od = (float *)(omn + 8 * CLL_PACK_ROWS);
 #pragma GCC unroll 1
@@ -583,17 +574,7 @@ static void pk6_to_gemm(const uint8_t *panel, int64_t nsb, uint8_t *dst) {
     const uint8_t *q = panel + (size_t)i * PK6_SB;
     uint8_t *o = dst + (size_t)i * K6_SB_BYTES;
     prefetch_sb_ahead(q, PK6_SB);
-#pragma GCC unroll 1
-    for (int c = 0; c < 4; c++)
-#pragma GCC unroll 2
-      for (int hi = 0; hi < 2; hi++) {
-        __m512i w[8];
-        pk6_unpack(q, c, hi, w);
-        const int G = 4 * (c / 2) + 2 * hi + c % 2;
-#pragma GCC unroll 8
-        for (int g = 0; g < 8; g++)
-          _mm512_storeu_si512((void *)(o + (G * 8 + g) * 64), w[g]);
-      }
+    pk6_unpack_sb(q, o);
     int32_t *sc = (int32_t *)(o + 8 * 8 * 64), *sp = sc + 16 * CLL_PACK_ROWS;
 #pragma GCC unroll 1
     for (int pr = 0; pr < 8; pr++) {

@@ -352,6 +352,19 @@ const cll_kernels *cll_kernels_by_name(const char *isa) {
   return NULL;
 }
 
+bool cll_kernels_uses_amx(const cll_kernels *k) {
+#if defined(__x86_64__)
+  for (int t = 0; k != NULL && t < CLL_TYPE_COUNT; t++)
+    if (k->matmul_packed[t] != NULL &&
+        (k->matmul_packed[t] == cll__kernels_amx.matmul_packed[t] ||
+         k->matmul_packed[t] == cll__kernels_amx_bf16.matmul_packed[t]))
+      return true;
+#else
+  (void)k;
+#endif
+  return false;
+}
+
 size_t cll__kernels_gemm_scratch_max(int64_t n_in) {
   pthread_once(&once, init);
   size_t need = 0;
